@@ -1,0 +1,21 @@
+#!/bin/sh
+# Install the real components the tests drive (Debian packages), when missing and root.
+# Without root, the tests that need a missing component skip with a reason (never in CI).
+need=""
+command -v smtp-source >/dev/null 2>&1 || need="$need postfix"
+command -v swaks       >/dev/null 2>&1 || need="$need swaks"
+command -v dovecot     >/dev/null 2>&1 || need="$need dovecot-imapd dovecot-pop3d"
+command -v mbsync      >/dev/null 2>&1 || need="$need isync"
+command -v fetchmail   >/dev/null 2>&1 || need="$need fetchmail"
+command -v chromium    >/dev/null 2>&1 || need="$need chromium"
+command -v node        >/dev/null 2>&1 || need="$need nodejs npm"
+[ -z "$need" ] && exit 0
+if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
+  echo "system-deps: missing$need (not root or no apt-get): tests needing them will skip"
+  exit 0
+fi
+echo "system-deps: installing$need"
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -q >/dev/null && apt-get install -y -q --no-install-recommends $need >/dev/null || {
+  echo "system-deps: apt-get install failed"; exit 1; }

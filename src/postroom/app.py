@@ -1,0 +1,140 @@
+"""Composition root: builds the store, the event bus and the servers, runs them on one loop.
+
+Each listener module exposes ``async def start_server(app, host, port, *, implicit_tls)``
+returning an ``asyncio.Server`` (or an object with ``close()`` and ``wait_closed()``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import ssl
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from .config import Settings, parse_hostport
+from .events import Bus
+from .store import open_store
+from .store.base import Store
+
+__all__ = ["App", "ListenerError"]
+
+log = logging.getLogger("postroom")
+
+
+class ListenerError(RuntimeError):
+    """A listener could not start (port in use, permission denied...)."""
+
+
+class Closable(Protocol):
+    def close(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+
+
+@dataclass
+class App:
+    settings: Settings
+    store: Store = field(init=False)
+    bus: Bus = field(default_factory=Bus)
+    ssl_context: ssl.SSLContext | None = None
+    addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
+    extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (chaos, webhooks...)
+    _servers: list[Closable] = field(default_factory=list)
+    _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    async def start(self) -> None:
+        """Open the store and start every listener that is not 'off'."""
+        loop = asyncio.get_running_loop()
+        self.bus.bind(loop)
+        if self.settings.tls_enabled:
+            from .servers.tls import make_server_context
+
+            self.ssl_context = make_server_context(self.settings)
+        self.store = open_store(self.settings, self.bus)
+        await asyncio.to_thread(self.store.start)
+        try:
+            await self._start_listeners()
+        except BaseException:
+            await self.stop()
+            raise
+
+    async def _start_listeners(self) -> None:
+        s = self.settings
+        # (name, address setting, module, implicit TLS)
+        plan = [
+            ("smtp", s.smtp, "smtp", False),
+            ("smtps", s.smtps, "smtp", True),
+            ("http", s.http, "http", s.http_tls),
+            ("pop3", s.pop3, "pop3", False),
+            ("pop3s", s.pop3s, "pop3", True),
+            ("imap", s.imap, "imap", False),
+            ("imaps", s.imaps, "imap", True),
+        ]
+        for name, addr, module, implicit in plan:
+            if addr == "off":
+                continue
+            starter = _starter(module)
+            if starter is None:
+                log.debug("%s listener not available in this build", name)
+                continue
+            host, port = parse_hostport(addr, name)
+            try:
+                server = await starter(self, host, port, implicit_tls=implicit)
+            except OSError as e:
+                reason = e.strerror or str(e)
+                raise ListenerError(f"cannot listen for {name} on {host}:{port}: {reason}") from None
+            self._servers.append(server)
+            self.addresses[name] = _bound_address(server, host, port)
+
+    def spawn(self, coro: Any) -> asyncio.Task[Any]:
+        """Run a background task that is cancelled at stop."""
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.append(task)
+        return task
+
+    async def stop(self) -> None:
+        for server in reversed(self._servers):
+            server.close()
+        for task in self._tasks:
+            task.cancel()
+        for server in reversed(self._servers):
+            try:
+                await asyncio.wait_for(server.wait_closed(), 2)
+            except (TimeoutError, Exception):
+                pass
+        self._servers.clear()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+            self._tasks.clear()
+        store = getattr(self, "store", None)
+        if store is not None:
+            await asyncio.to_thread(store.close)
+
+    def banner(self) -> str:
+        parts = []
+        for name, (host, port) in self.addresses.items():
+            scheme = {"http": "https" if self.settings.http_tls else "http"}.get(name, name)
+            shown = f"[{host}]" if ":" in host else host
+            parts.append(f"{name} {scheme}://{shown}:{port}" if name == "http" else f"{name} {shown}:{port}")
+        return "postroom ready: " + ", ".join(parts) + f" (store {self.settings.db_target})"
+
+
+def _starter(module: str) -> Any:
+    import importlib
+
+    try:
+        mod = importlib.import_module(f"postroom.servers.{module}")
+    except ModuleNotFoundError as e:
+        if e.name and e.name.startswith("postroom.servers"):
+            return None
+        raise
+    return getattr(mod, "start_server", None)
+
+
+def _bound_address(server: Any, host: str, port: int) -> tuple[str, int]:
+    sockets = getattr(server, "sockets", None) or ()
+    for sock in sockets:
+        name = sock.getsockname()
+        return str(name[0]), int(name[1])
+    bound = getattr(server, "bound_port", None)
+    return host, int(bound) if bound else port

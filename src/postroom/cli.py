@@ -1,0 +1,130 @@
+"""`postroom` command line: serve (and, as they land, send, sendmail, fetch, import, export).
+
+Errors the user can fix are printed as one line on stderr with exit status 2 (bad
+setting) or 1 (runtime failure such as a port in use); never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+import signal
+import sys
+from collections.abc import Callable, Sequence
+
+from . import __version__
+from . import config as cfg
+
+__all__ = ["main"]
+
+COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+
+
+def command(name: str, help: str) -> Callable[..., Callable[[argparse.Namespace], int]]:
+    """Register a subcommand: ``@command("send", "...")`` on ``run(args)``; ``run.setup(parser)``."""
+
+    def wrap(fn: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+        setup = getattr(fn, "setup", lambda p: None)
+        COMMANDS[name] = (help, setup, fn)
+        return fn
+
+    return wrap
+
+
+def _serve_setup(p: argparse.ArgumentParser) -> None:
+    cfg.add_arguments(p)
+
+
+@command("serve", "run the mail server (SMTP, HTTP UI/API, POP3, IMAP)")
+def serve(args: argparse.Namespace) -> int:
+    settings = cfg.load(args)
+    _setup_logging(settings.log_level, settings.quiet)
+    try:
+        import uvloop
+
+        runner: Callable[..., object] = uvloop.run
+    except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
+        runner = asyncio.run
+    from .app import App
+
+    app = App(settings)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        stop = asyncio.Event()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        await app.start()
+        if not settings.quiet:
+            print(app.banner(), flush=True)
+        await stop.wait()
+        logging.getLogger("postroom").info("shutting down")
+        await app.stop()
+
+    runner(main())
+    return 0
+
+
+serve.setup = _serve_setup  # type: ignore[attr-defined]
+
+
+def _setup_logging(level: str, quiet: bool) -> None:
+    lvl = logging.ERROR if quiet else getattr(logging, level.upper(), None)
+    if not isinstance(lvl, int):
+        raise cfg.ConfigError(f"--log-level must be debug, info, warning or error, not {level!r}")
+    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+
+
+def _load_commands() -> None:
+    """Import the modules that register more subcommands (send, fetch, ...), when present."""
+    import importlib
+
+    for mod in ("postroom.outbound.cli", "postroom.fetch.cli", "postroom.checks.cli"):
+        try:
+            importlib.import_module(mod)
+        except ModuleNotFoundError as e:
+            if not (e.name and mod.startswith(e.name)):
+                raise
+
+
+def build_parser() -> argparse.ArgumentParser:
+    _load_commands()
+    parser = argparse.ArgumentParser(
+        prog="postroom",
+        description="A local mail server for building and testing software that sends or reads email.",
+    )
+    parser.add_argument("--version", action="version", version=f"postroom {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (help_, setup, fn) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_, description=help_)
+        setup(p)
+        p.set_defaults(func=fn)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "func", None):
+        parser.print_help()
+        return 2
+    from .app import ListenerError
+    from .store.base import StoreError
+
+    try:
+        return int(args.func(args))
+    except cfg.ConfigError as e:
+        print(f"postroom: {e}", file=sys.stderr)
+        return 2
+    except (ListenerError, StoreError, OSError) as e:
+        print(f"postroom: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":  # pragma: no cover
+    with contextlib.suppress(BrokenPipeError):
+        sys.exit(main())

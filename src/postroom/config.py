@@ -1,0 +1,267 @@
+"""One settings object: command-line flags > environment (POSTROOM_*) > TOML file > defaults.
+
+Every option is declared once in :data:`OPTIONS`; the CLI, the environment reader and
+the TOML reader are all generated from that table, so a new option is one line here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import tomllib
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+__all__ = ["OPTIONS", "ConfigError", "Option", "Settings", "parse_hostport"]
+
+
+class ConfigError(ValueError):
+    """A setting has a value that cannot be used; the message says which and why."""
+
+
+@dataclass(frozen=True)
+class Option:
+    name: str  # attribute of Settings; flag is --name-with-dashes; env is POSTROOM_NAME
+    type: type
+    default: Any
+    help: str
+    group: str = "general"
+    metavar: str | None = None
+
+
+def default_db() -> str:
+    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local", "share")
+    return os.path.join(base, "postroom", "postroom.db")
+
+
+OPTIONS: list[Option] = [
+    # listeners
+    Option("smtp", str, "127.0.0.1:1025", "SMTP listen address (host:port, or 'off')", "listeners", "ADDR"),
+    Option("smtps", str, "off", "implicit-TLS SMTP listen address (needs a certificate)", "listeners", "ADDR"),
+    Option("http", str, "127.0.0.1:8025", "HTTP (web UI and API) listen address", "listeners", "ADDR"),
+    Option("pop3", str, "127.0.0.1:1110", "POP3 listen address", "listeners", "ADDR"),
+    Option("pop3s", str, "off", "implicit-TLS POP3 listen address", "listeners", "ADDR"),
+    Option("imap", str, "127.0.0.1:1143", "IMAP listen address", "listeners", "ADDR"),
+    Option("imaps", str, "off", "implicit-TLS IMAP listen address", "listeners", "ADDR"),
+    # storage
+    Option("db", str, "", "database: a file path, ':memory:', or postgresql://... (default: "
+           "~/.local/share/postroom/postroom.db)", "storage", "PATH"),
+    Option("max", int, 10000, "keep at most this many messages (0: no limit); oldest are pruned",
+           "storage", "N"),
+    Option("max_age", str, "", "prune messages older than this (e.g. 12h, 7d; empty: keep)", "storage", "AGE"),
+    # mailboxes
+    Option("mailbox_key", str, "address", "what names a recipient's mailbox: address, domain or local",
+           "mailboxes", "KEY"),
+    Option("subaddress", bool, False, "file user+tag@ under user@ and tag the message 'tag'", "mailboxes"),
+    # TLS
+    Option("tls_cert", str, "", "PEM certificate for STARTTLS and implicit TLS", "tls", "FILE"),
+    Option("tls_key", str, "", "PEM private key for --tls-cert", "tls", "FILE"),
+    Option("tls_self_signed", bool, False, "generate a self-signed certificate at start", "tls"),
+    # SMTP
+    Option("smtp_auth_file", str, "", "credentials for SMTP AUTH (lines of user:password); "
+           "default accepts any", "smtp", "FILE"),
+    Option("smtp_require_auth", bool, False, "refuse mail from clients that did not AUTH", "smtp"),
+    Option("smtp_require_tls", bool, False, "refuse AUTH and mail before STARTTLS", "smtp"),
+    Option("smtp_max_size", int, 50 * 1024 * 1024, "largest message accepted, in bytes (SIZE)", "smtp", "BYTES"),
+    Option("smtp_max_recipients", int, 1000, "recipients per message", "smtp", "N"),
+    Option("smtp_max_connections", int, 500, "concurrent SMTP connections", "smtp", "N"),
+    Option("smtp_hostname", str, "postroom", "name in the SMTP greeting and Received: headers", "smtp", "NAME"),
+    # POP3 / IMAP
+    Option("auth_file", str, "", "credentials for POP3/IMAP (lines of user:password); default accepts "
+           "any password", "pop3/imap", "FILE"),
+    Option("require_tls_login", bool, False, "refuse plaintext POP3/IMAP login without TLS", "pop3/imap"),
+    # web
+    Option("ui_auth_file", str, "", "htpasswd file protecting the web UI and API", "web", "FILE"),
+    Option("webroot", str, "/", "URL path prefix of the UI and API", "web", "PATH"),
+    Option("http_tls", bool, False, "serve HTTPS with --tls-cert/--tls-key (or self-signed)", "web"),
+    # misc
+    Option("config", str, "", "TOML file with settings (keys as the long flag names, dashes or underscores)",
+           "general", "FILE"),
+    Option("log_level", str, "info", "debug, info, warning or error", "general", "LEVEL"),
+    Option("quiet", bool, False, "print nothing but errors", "general"),
+]
+
+
+@dataclass
+class Settings:
+    smtp: str = "127.0.0.1:1025"
+    smtps: str = "off"
+    http: str = "127.0.0.1:8025"
+    pop3: str = "127.0.0.1:1110"
+    pop3s: str = "off"
+    imap: str = "127.0.0.1:1143"
+    imaps: str = "off"
+    db: str = ""
+    max: int = 10000
+    max_age: str = ""
+    mailbox_key: str = "address"
+    subaddress: bool = False
+    tls_cert: str = ""
+    tls_key: str = ""
+    tls_self_signed: bool = False
+    smtp_auth_file: str = ""
+    smtp_require_auth: bool = False
+    smtp_require_tls: bool = False
+    smtp_max_size: int = 50 * 1024 * 1024
+    smtp_max_recipients: int = 1000
+    smtp_max_connections: int = 500
+    smtp_hostname: str = "postroom"
+    auth_file: str = ""
+    require_tls_login: bool = False
+    ui_auth_file: str = ""
+    webroot: str = "/"
+    http_tls: bool = False
+    config: str = ""
+    log_level: str = "info"
+    quiet: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_target(self) -> str:
+        return self.db or default_db()
+
+    @property
+    def max_age_seconds(self) -> float | None:
+        return parse_duration(self.max_age) if self.max_age else None
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first setting that cannot work."""
+        for name in ("smtp", "smtps", "http", "pop3", "pop3s", "imap", "imaps"):
+            value = getattr(self, name)
+            if value != "off":
+                parse_hostport(value, name)
+        if self.mailbox_key not in ("address", "domain", "local"):
+            raise ConfigError(f"--mailbox-key must be address, domain or local, not {self.mailbox_key!r}")
+        if self.max < 0:
+            raise ConfigError("--max must be 0 or more")
+        if self.max_age:
+            parse_duration(self.max_age)
+        if bool(self.tls_cert) != bool(self.tls_key):
+            raise ConfigError("--tls-cert and --tls-key go together")
+        for name in ("tls_cert", "tls_key", "smtp_auth_file", "auth_file", "ui_auth_file"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
+        tls = bool(self.tls_cert) or self.tls_self_signed
+        for name in ("smtps", "pop3s", "imaps"):
+            if getattr(self, name) != "off" and not tls:
+                raise ConfigError(f"--{name} needs --tls-cert/--tls-key or --tls-self-signed")
+        if self.http_tls and not tls:
+            raise ConfigError("--http-tls needs --tls-cert/--tls-key or --tls-self-signed")
+        if self.smtp_max_size <= 0 or self.smtp_max_recipients <= 0 or self.smtp_max_connections <= 0:
+            raise ConfigError("SMTP limits must be positive numbers")
+
+    @property
+    def tls_enabled(self) -> bool:
+        return bool(self.tls_cert) or self.tls_self_signed
+
+
+def parse_hostport(value: str, name: str = "address") -> tuple[str, int]:
+    """'127.0.0.1:1025', ':1025' (all interfaces), '[::1]:1025' or '1025' -> (host, port)."""
+    v = value.strip()
+    if v.isdigit():
+        host, port_s = "127.0.0.1", v
+    elif v.startswith("["):
+        host, _, rest = v[1:].partition("]")
+        port_s = rest.lstrip(":")
+    else:
+        host, sep, port_s = v.rpartition(":")
+        if not sep:
+            raise ConfigError(f"--{name}: expected host:port, got {value!r}")
+        host = host or "0.0.0.0"
+    try:
+        port = int(port_s)
+    except ValueError:
+        raise ConfigError(f"--{name}: bad port in {value!r}") from None
+    if not 0 <= port <= 65535:
+        raise ConfigError(f"--{name}: port out of range in {value!r}")
+    return host, port
+
+
+_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
+
+
+def parse_duration(text: str) -> float:
+    """'90' (seconds), '15m', '12h', '7d', '2w' -> seconds."""
+    t = text.strip().lower()
+    try:
+        if t and t[-1] in _UNITS:
+            return float(t[:-1]) * _UNITS[t[-1]]
+        return float(t)
+    except ValueError:
+        raise ConfigError(f"bad duration {text!r} (use e.g. 90s, 15m, 12h, 7d)") from None
+
+
+def _coerce(opt: Option, raw: Any, source: str) -> Any:
+    if opt.type is bool:
+        if isinstance(raw, bool):
+            return raw
+        s = str(raw).strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off", ""):
+            return False
+        raise ConfigError(f"{source}: expected true or false, got {raw!r}")
+    if opt.type is int:
+        try:
+            return int(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: expected a number, got {raw!r}") from None
+    return str(raw)
+
+
+def add_arguments(parser: argparse.ArgumentParser, options: list[Option] | None = None) -> None:
+    """Add every option as a flag (defaults are None so that we can tell what was given)."""
+    groups: dict[str, argparse._ArgumentGroup] = {}
+    for opt in options or OPTIONS:
+        g = groups.get(opt.group) or parser.add_argument_group(opt.group)
+        groups[opt.group] = g
+        flag = "--" + opt.name.replace("_", "-")
+        env = "POSTROOM_" + opt.name.upper()
+        default = f" (default: {opt.default})" if opt.default not in ("", False, None) else ""
+        helptext = f"{opt.help}{default} [env {env}]"
+        if opt.type is bool:
+            g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
+        else:
+            g.add_argument(flag, default=None, metavar=opt.metavar or opt.name.upper(), help=helptext)
+
+
+def load(args: argparse.Namespace | None = None, env: dict[str, str] | None = None) -> Settings:
+    """Build Settings from flags > environment > TOML file > defaults, and validate them."""
+    env = dict(os.environ) if env is None else env
+    values: dict[str, Any] = {}
+    given = vars(args) if args is not None else {}
+    config_path = given.get("config") or env.get("POSTROOM_CONFIG") or ""
+    if config_path:
+        values.update(_read_toml(config_path))
+    for opt in OPTIONS:
+        key = "POSTROOM_" + opt.name.upper()
+        if key in env:
+            values[opt.name] = _coerce(opt, env[key], key)
+    for opt in OPTIONS:
+        v = given.get(opt.name)
+        if v is not None:
+            values[opt.name] = _coerce(opt, v, "--" + opt.name.replace("_", "-"))
+    known = {f.name for f in fields(Settings)}
+    settings = Settings(**{k: v for k, v in values.items() if k in known})
+    settings.validate()
+    return settings
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    try:
+        data = tomllib.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise ConfigError(f"--config: no such file: {path}") from None
+    except tomllib.TOMLDecodeError as e:
+        raise ConfigError(f"--config {path}: {e}") from None
+    by_name = {o.name: o for o in OPTIONS}
+    out: dict[str, Any] = {}
+    for k, v in data.items():
+        name = k.replace("-", "_")
+        if name in by_name:
+            out[name] = _coerce(by_name[name], v, f"{path}: {k}")
+        else:
+            out.setdefault("extra", {})[name] = v  # sections for rules, webhooks, tagging...
+    return out

@@ -1,0 +1,284 @@
+"""The storage seam: what every backend (SQLite, PostgreSQL) provides.
+
+Grouped by who needs it:
+
+* ingest (SMTP, ``POST /api/v1/send``, import): :meth:`Store.deliver` -- async, returns
+  only after the message is committed (group commit), so a 250 can follow.
+* the HTTP API and tools: message listing, reading, read state, tags, deletion.
+* IMAP/POP3: per-mailbox folders, UIDs, flags, expunge, copy/move, append.
+
+Model: a *message* is stored once (raw bytes + a summary row). It is delivered to one
+or more *mailboxes* (by default one per envelope recipient, named by the lower-cased
+address). Each mailbox has *folders* ("INBOX" always exists; IMAP users may create more);
+a *delivery* places a message in one folder with its own UID and flags. UIDs grow
+strictly per folder; UIDVALIDITY is fixed per folder and changes when a name is reused.
+
+Reader methods are synchronous and thread-safe (the web and IMAP layers call them from
+worker threads via ``asyncio.to_thread``). Writes go through one writer thread.
+
+Errors (all subclasses of :class:`StoreError`)::
+
+    StoreError
+     +-- NotFound          unknown message, mailbox or folder
+     +-- AlreadyExists     folder name taken
+     +-- InvalidQuery      search text that does not parse (message names the problem)
+     +-- StoreClosed       the store is shut down
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from typing import Any, Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "Address",
+    "AlreadyExists",
+    "Entry",
+    "Envelope",
+    "FolderInfo",
+    "InvalidQuery",
+    "MailboxInfo",
+    "MessagePage",
+    "NotFound",
+    "Store",
+    "StoreClosed",
+    "StoreError",
+    "Summary",
+]
+
+INBOX = "INBOX"
+
+
+class StoreError(Exception):
+    """Base of all store errors."""
+
+
+class NotFound(StoreError):
+    """Unknown message, mailbox or folder."""
+
+
+class AlreadyExists(StoreError):
+    """A folder with that name exists."""
+
+
+class InvalidQuery(StoreError):
+    """A search query that does not parse; the message says why."""
+
+
+class StoreClosed(StoreError):
+    """The store has been closed."""
+
+
+@dataclass(frozen=True, slots=True)
+class Address:
+    name: str
+    address: str
+
+    def to_json(self) -> dict[str, str]:
+        return {"Name": self.name, "Address": self.address}
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What the SMTP transaction said, as opposed to what the headers say."""
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    peer: str = ""  # "ip:port" of the client
+    helo: str = ""
+    tls: bool = False
+    auth_user: str | None = None
+    smtputf8: bool = False
+    received_at: float = 0.0  # epoch seconds; 0 means "now" to the store
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "MailFrom": self.mail_from,
+            "RcptTo": list(self.rcpt_to),
+            "Peer": self.peer,
+            "Helo": self.helo,
+            "TLS": self.tls,
+            "AuthUser": self.auth_user or "",
+            "SMTPUTF8": self.smtputf8,
+            "Received": self.received_at,
+        }
+
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Envelope:
+        return cls(
+            mail_from=d.get("MailFrom", ""),
+            rcpt_to=tuple(d.get("RcptTo", ())),
+            peer=d.get("Peer", ""),
+            helo=d.get("Helo", ""),
+            tls=bool(d.get("TLS", False)),
+            auth_user=d.get("AuthUser") or None,
+            smtputf8=bool(d.get("SMTPUTF8", False)),
+            received_at=float(d.get("Received", 0.0)),
+        )
+
+    def dumps(self) -> str:
+        return json.dumps(self.to_json(), separators=(",", ":"))
+
+
+@dataclass(slots=True)
+class Summary:
+    """The summary row of a message (Mailpit's ``MessageSummary`` plus ours)."""
+
+    id: str
+    message_id: str = ""
+    subject: str = ""
+    from_: Address | None = None
+    to: list[Address] = field(default_factory=list)
+    cc: list[Address] = field(default_factory=list)
+    bcc: list[Address] = field(default_factory=list)
+    reply_to: list[Address] = field(default_factory=list)
+    created: float = 0.0  # when received (epoch seconds)
+    date: float | None = None  # the Date: header, when it parses
+    size: int = 0
+    attachments: int = 0
+    snippet: str = ""
+    read: bool = False
+    tags: list[str] = field(default_factory=list)
+    username: str = ""  # SMTP AUTH user
+    thread_id: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    mailboxes: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class MessagePage:
+    """One page of a listing (the shape behind Mailpit's ``MessagesSummary``)."""
+
+    total: int  # messages in the store (or in the mailbox, when filtered by mailbox)
+    unread: int  # unread among ``total``
+    messages_count: int  # messages matching the query (== total without a query)
+    messages_unread: int  # unread among the matches
+    start: int
+    messages: list[Summary]
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxInfo:
+    name: str
+    total: int
+    unread: int
+
+
+@dataclass(frozen=True, slots=True)
+class FolderInfo:
+    mailbox: str
+    name: str
+    uidvalidity: int
+    uidnext: int
+    exists: int
+    unseen: int
+    subscribed: bool = True
+    special_use: str = ""  # e.g. "\\Sent", "\\Trash" (RFC 6154)
+    highestmodseq: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A delivery as IMAP/POP3 see it: one message in one folder."""
+
+    uid: int
+    id: str  # the message's public ID
+    flags: frozenset[str]
+    size: int
+    internaldate: float
+    modseq: int = 0
+
+
+FlagMode = Literal["set", "add", "remove"]
+
+
+@runtime_checkable
+class Store(Protocol):
+    """What a storage backend provides. See the module docstring for the model."""
+
+    # -- lifecycle ---------------------------------------------------------------
+    def start(self) -> None:
+        """Open connections, apply migrations, start the writer thread."""
+
+    def close(self) -> None:
+        """Flush pending writes and close. Idempotent."""
+
+    # -- ingest --------------------------------------------------------------------
+    async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
+        """Store ``raw`` once and deliver it to each recipient's mailbox.
+
+        Returns the new message ID only once the message is durably committed.
+        """
+        ...
+
+    # -- reading (thread-safe, synchronous) -------------------------------------------
+    def list_messages(
+        self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
+    ) -> MessagePage:
+        """Newest first. ``query`` is postroom's search language (see ``search.py``)."""
+        ...
+
+    def get_summary(self, id: str) -> Summary | None: ...
+    def get_raw(self, id: str) -> bytes | None: ...
+    def get_envelope(self, id: str) -> Envelope | None: ...
+
+    def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
+        """The newest message's ID (Mailpit's ``latest``), or None."""
+        ...
+
+    def mailboxes(self) -> list[MailboxInfo]: ...
+    def stats(self) -> dict[str, Any]: ...
+    def tags(self) -> list[str]: ...
+
+    # -- changes (go through the writer; block the calling thread until committed) ------
+    def set_read(
+        self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        """Set read state of ``ids`` (or of every match when ids is None). Returns changed IDs."""
+        ...
+
+    def delete_messages(
+        self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        """Delete ``ids`` (or every match / everything when ids is None). Returns deleted IDs."""
+        ...
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> None: ...
+    def rename_tag(self, old: str, new: str) -> None: ...
+    def delete_tag(self, tag: str) -> None: ...
+
+    # -- IMAP/POP3 view: folders of a mailbox ------------------------------------------
+    def folders(self, mailbox: str) -> list[FolderInfo]: ...
+    def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None: ...
+    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo: ...
+    def delete_folder(self, mailbox: str, folder: str) -> None: ...
+    def rename_folder(self, mailbox: str, old: str, new: str) -> None: ...
+    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None: ...
+    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
+        """Every delivery of the folder, ordered by UID."""
+        ...
+
+    def update_flags(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        """Change flags; returns the entries as they are after the change."""
+        ...
+
+    def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        """Remove deliveries flagged \\Deleted (restricted to ``uids`` when given)."""
+        ...
+
+    def copy(
+        self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """Copy (or move) deliveries; returns (dest UIDVALIDITY, [(src uid, dest uid)])."""
+        ...
+
+    async def append(
+        self, mailbox: str, folder: str, raw: bytes, flags: frozenset[str] = frozenset(),
+        internaldate: float | None = None,
+    ) -> tuple[int, int]:
+        """Store a message directly in a folder (IMAP APPEND). Returns (uidvalidity, uid)."""
+        ...
