@@ -19,7 +19,9 @@ from . import config as cfg
 
 __all__ = ["main"]
 
-COMMANDS: dict[str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]] = {}
+COMMANDS: dict[
+    str, tuple[str, Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]
+] = {}
 
 
 def command(name: str, help: str) -> Callable[..., Callable[[argparse.Namespace], int]]:
@@ -74,7 +76,9 @@ def _setup_logging(level: str, quiet: bool) -> None:
     lvl = logging.ERROR if quiet else getattr(logging, level.upper(), None)
     if not isinstance(lvl, int):
         raise cfg.ConfigError(f"--log-level must be debug, info, warning or error, not {level!r}")
-    logging.basicConfig(level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr)
+    logging.basicConfig(
+        level=lvl, format="%(asctime)s %(levelname)s %(name)s: %(message)s", stream=sys.stderr
+    )
 
 
 def _load_commands() -> None:

@@ -38,46 +38,86 @@ def default_db() -> str:
 OPTIONS: list[Option] = [
     # listeners
     Option("smtp", str, "127.0.0.1:1025", "SMTP listen address (host:port, or 'off')", "listeners", "ADDR"),
-    Option("smtps", str, "off", "implicit-TLS SMTP listen address (needs a certificate)", "listeners", "ADDR"),
+    Option(
+        "smtps", str, "off", "implicit-TLS SMTP listen address (needs a certificate)", "listeners", "ADDR"
+    ),
     Option("http", str, "127.0.0.1:8025", "HTTP (web UI and API) listen address", "listeners", "ADDR"),
     Option("pop3", str, "127.0.0.1:1110", "POP3 listen address", "listeners", "ADDR"),
     Option("pop3s", str, "off", "implicit-TLS POP3 listen address", "listeners", "ADDR"),
     Option("imap", str, "127.0.0.1:1143", "IMAP listen address", "listeners", "ADDR"),
     Option("imaps", str, "off", "implicit-TLS IMAP listen address", "listeners", "ADDR"),
     # storage
-    Option("db", str, "", "database: a file path, ':memory:', or postgresql://... (default: "
-           "~/.local/share/postroom/postroom.db)", "storage", "PATH"),
-    Option("max", int, 10000, "keep at most this many messages (0: no limit); oldest are pruned",
-           "storage", "N"),
-    Option("max_age", str, "", "prune messages older than this (e.g. 12h, 7d; empty: keep)", "storage", "AGE"),
+    Option(
+        "db",
+        str,
+        "",
+        "database: a file path, ':memory:', or postgresql://... (default: "
+        "~/.local/share/postroom/postroom.db)",
+        "storage",
+        "PATH",
+    ),
+    Option(
+        "max", int, 10000, "keep at most this many messages (0: no limit); oldest are pruned", "storage", "N"
+    ),
+    Option(
+        "max_age", str, "", "prune messages older than this (e.g. 12h, 7d; empty: keep)", "storage", "AGE"
+    ),
     # mailboxes
-    Option("mailbox_key", str, "address", "what names a recipient's mailbox: address, domain or local",
-           "mailboxes", "KEY"),
+    Option(
+        "mailbox_key",
+        str,
+        "address",
+        "what names a recipient's mailbox: address, domain or local",
+        "mailboxes",
+        "KEY",
+    ),
     Option("subaddress", bool, False, "file user+tag@ under user@ and tag the message 'tag'", "mailboxes"),
     # TLS
     Option("tls_cert", str, "", "PEM certificate for STARTTLS and implicit TLS", "tls", "FILE"),
     Option("tls_key", str, "", "PEM private key for --tls-cert", "tls", "FILE"),
     Option("tls_self_signed", bool, False, "generate a self-signed certificate at start", "tls"),
     # SMTP
-    Option("smtp_auth_file", str, "", "credentials for SMTP AUTH (lines of user:password); "
-           "default accepts any", "smtp", "FILE"),
+    Option(
+        "smtp_auth_file",
+        str,
+        "",
+        "credentials for SMTP AUTH (lines of user:password); default accepts any",
+        "smtp",
+        "FILE",
+    ),
     Option("smtp_require_auth", bool, False, "refuse mail from clients that did not AUTH", "smtp"),
     Option("smtp_require_tls", bool, False, "refuse AUTH and mail before STARTTLS", "smtp"),
-    Option("smtp_max_size", int, 50 * 1024 * 1024, "largest message accepted, in bytes (SIZE)", "smtp", "BYTES"),
+    Option(
+        "smtp_max_size", int, 50 * 1024 * 1024, "largest message accepted, in bytes (SIZE)", "smtp", "BYTES"
+    ),
     Option("smtp_max_recipients", int, 1000, "recipients per message", "smtp", "N"),
     Option("smtp_max_connections", int, 500, "concurrent SMTP connections", "smtp", "N"),
-    Option("smtp_hostname", str, "postroom", "name in the SMTP greeting and Received: headers", "smtp", "NAME"),
+    Option(
+        "smtp_hostname", str, "postroom", "name in the SMTP greeting and Received: headers", "smtp", "NAME"
+    ),
     # POP3 / IMAP
-    Option("auth_file", str, "", "credentials for POP3/IMAP (lines of user:password); default accepts "
-           "any password", "pop3/imap", "FILE"),
+    Option(
+        "auth_file",
+        str,
+        "",
+        "credentials for POP3/IMAP (lines of user:password); default accepts any password",
+        "pop3/imap",
+        "FILE",
+    ),
     Option("require_tls_login", bool, False, "refuse plaintext POP3/IMAP login without TLS", "pop3/imap"),
     # web
     Option("ui_auth_file", str, "", "htpasswd file protecting the web UI and API", "web", "FILE"),
     Option("webroot", str, "/", "URL path prefix of the UI and API", "web", "PATH"),
     Option("http_tls", bool, False, "serve HTTPS with --tls-cert/--tls-key (or self-signed)", "web"),
     # misc
-    Option("config", str, "", "TOML file with settings (keys as the long flag names, dashes or underscores)",
-           "general", "FILE"),
+    Option(
+        "config",
+        str,
+        "",
+        "TOML file with settings (keys as the long flag names, dashes or underscores)",
+        "general",
+        "FILE",
+    ),
     Option("log_level", str, "info", "debug, info, warning or error", "general", "LEVEL"),
     Option("quiet", bool, False, "print nothing but errors", "general"),
 ]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .base import Store
+from .base import Store, StoreError
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -17,9 +17,7 @@ def open_store(settings: Settings, bus: Bus) -> Store:
     """Pick the backend from ``settings.db``: postgresql://... or a SQLite path/':memory:'."""
     target = settings.db_target
     if target.startswith(("postgresql://", "postgres://")):
-        from .postgres import PostgresStore
-
-        return PostgresStore(target, settings, bus)
+        raise StoreError("PostgreSQL storage is not available in this build yet; use a SQLite path")
     from .sqlite import SQLiteStore
 
     return SQLiteStore(target, settings, bus)

@@ -277,7 +277,11 @@ class Store(Protocol):
         ...
 
     async def append(
-        self, mailbox: str, folder: str, raw: bytes, flags: frozenset[str] = frozenset(),
+        self,
+        mailbox: str,
+        folder: str,
+        raw: bytes,
+        flags: frozenset[str] = frozenset(),
         internaldate: float | None = None,
     ) -> tuple[int, int]:
         """Store a message directly in a folder (IMAP APPEND). Returns (uidvalidity, uid)."""

@@ -1,0 +1,140 @@
+"""Fast header scan for the ingest path.
+
+Full MIME parsing costs milliseconds per message (see BENCHMARKS.md), so at ingest we only
+split the header block, unfold it and read the handful of fields the summary row needs.
+Everything else (body text, attachments, full-text index) is the indexer's job.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from email.header import decode_header, make_header
+from email.utils import getaddresses, parsedate_to_datetime
+
+__all__ = ["HeaderSummary", "scan_headers", "split_headers"]
+
+# Header fields the summary row needs (lower-case names).
+_WANTED = frozenset(
+    (
+        b"subject",
+        b"from",
+        b"to",
+        b"cc",
+        b"reply-to",
+        b"date",
+        b"message-id",
+        b"in-reply-to",
+        b"references",
+        b"x-tags",
+    )
+)
+_MSGID = re.compile(r"<([^<>\s]+)>")
+
+
+@dataclass(slots=True)
+class HeaderSummary:
+    subject: str = ""
+    from_: tuple[str, str] | None = None
+    to: list[tuple[str, str]] = field(default_factory=list)
+    cc: list[tuple[str, str]] = field(default_factory=list)
+    reply_to: list[tuple[str, str]] = field(default_factory=list)
+    date: float | None = None
+    message_id: str = ""
+    in_reply_to: str = ""
+    references: list[str] = field(default_factory=list)
+    tags: list[str] = field(default_factory=list)
+
+
+def split_headers(raw: bytes) -> tuple[bytes, int]:
+    """Return (header block, offset of the body). Accepts CRLF or bare LF line ends."""
+    i = raw.find(b"\r\n\r\n")
+    j = raw.find(b"\n\n")
+    if i < 0 and j < 0:
+        return raw, len(raw)
+    if i >= 0 and (j < 0 or i <= j):
+        return raw[:i], i + 4
+    return raw[:j], j + 2
+
+
+def _decode(value: bytes) -> str:
+    try:
+        text = value.decode("utf-8")  # RFC 6532 (SMTPUTF8) headers are UTF-8
+    except UnicodeDecodeError:
+        text = value.decode("latin-1")
+    if "=?" in text:
+        try:
+            return str(make_header(decode_header(text)))
+        except (ValueError, LookupError, UnicodeError):
+            return text
+    return text
+
+
+def _addresses(value: str) -> list[tuple[str, str]]:
+    out = []
+    for name, addr in getaddresses([value]):
+        if not addr and not name:
+            continue
+        if "=?" in name:
+            try:
+                name = str(make_header(decode_header(name)))
+            except (ValueError, LookupError, UnicodeError):
+                pass
+        out.append((name, addr))
+    return out
+
+
+def _msgids(value: str) -> list[str]:
+    ids = _MSGID.findall(value)
+    if not ids and value.strip():
+        ids = [value.strip().split()[0]]
+    return ids
+
+
+def scan_headers(raw: bytes) -> HeaderSummary:
+    """Read the summary fields from a raw message's header block (never raises)."""
+    block, _ = split_headers(raw)
+    fields: dict[bytes, bytes] = {}
+    name = b""
+    for line in block.split(b"\n"):
+        if line[:1] in (b" ", b"\t"):
+            if name in _WANTED:
+                fields[name] += b" " + line.strip()
+            continue
+        k, sep, v = line.partition(b":")
+        if not sep:
+            name = b""
+            continue
+        name = k.strip().lower()
+        if name in _WANTED and name not in fields:  # first occurrence wins
+            fields[name] = v.strip()
+        elif name not in _WANTED:
+            name = b"-"
+    h = HeaderSummary()
+    if b"subject" in fields:
+        h.subject = _decode(fields[b"subject"]).rstrip("\r")
+    if b"from" in fields:
+        f = _addresses(_decode(fields[b"from"]))
+        h.from_ = f[0] if f else None
+    if b"to" in fields:
+        h.to = _addresses(_decode(fields[b"to"]))
+    if b"cc" in fields:
+        h.cc = _addresses(_decode(fields[b"cc"]))
+    if b"reply-to" in fields:
+        h.reply_to = _addresses(_decode(fields[b"reply-to"]))
+    if b"date" in fields:
+        try:
+            h.date = parsedate_to_datetime(fields[b"date"].decode("latin-1")).timestamp()
+        except (ValueError, TypeError, IndexError, OverflowError):
+            h.date = None
+    if b"message-id" in fields:
+        ids = _msgids(fields[b"message-id"].decode("latin-1"))
+        h.message_id = ids[0] if ids else ""
+    if b"in-reply-to" in fields:
+        ids = _msgids(fields[b"in-reply-to"].decode("latin-1"))
+        h.in_reply_to = ids[0] if ids else ""
+    if b"references" in fields:
+        h.references = _msgids(fields[b"references"].decode("latin-1"))
+    if b"x-tags" in fields:
+        h.tags = [t.strip() for t in _decode(fields[b"x-tags"]).split(",") if t.strip()]
+    return h

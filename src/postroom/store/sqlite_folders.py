@@ -1,0 +1,362 @@
+"""IMAP/POP3 view of the SQLite store: folders of a mailbox, deliveries, flags, copy/move.
+
+Mixed into :class:`postroom.store.sqlite.SQLiteStore`; every change goes through the
+writer thread (``self.write``), reads use the per-thread reader connection.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from ..events import Event, EventType
+from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["FolderMixin"]
+
+_FOLDER_INFO_SQL = (
+    "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq, "
+    "(SELECT count(*) FROM delivery d WHERE d.folder_id = f.id), "
+    "(SELECT count(*) FROM delivery d WHERE d.folder_id = f.id AND d.seen = 0) "
+    "FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ?"
+)
+
+
+class FolderMixin:
+    # provided by SQLiteStore
+    _folder_cache: dict[tuple[str, str], list[int]]
+
+    if TYPE_CHECKING:
+
+        def _reader(self) -> sqlite3.Connection: ...
+        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
+        def _emit(self, event: Event) -> None: ...
+        def _folder(
+            self, conn: sqlite3.Connection, mailbox: str, folder: str = INBOX, special_use: str = ""
+        ) -> list[int]: ...
+        def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]: ...
+
+    def _ensure_inbox(self, mailbox: str) -> None:
+        if (mailbox, INBOX) not in self._folder_cache:
+            self.write(lambda c: self._folder(c, mailbox, INBOX))
+
+    def folders(self, mailbox: str) -> list[FolderInfo]:
+        mailbox = mailbox.lower()
+        self._ensure_inbox(mailbox)
+        rows = self._reader().execute(_FOLDER_INFO_SQL + " ORDER BY f.name != 'INBOX', f.name", (mailbox,))
+        return [_info(mailbox, r) for r in rows]
+
+    def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+        if folder == INBOX:
+            self._ensure_inbox(mailbox)
+        row = self._reader().execute(_FOLDER_INFO_SQL + " AND f.name = ?", (mailbox, folder)).fetchone()
+        return _info(mailbox, row) if row else None
+
+    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo:
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            if (mailbox, folder) in self._folder_cache:
+                raise AlreadyExists(f"folder {folder!r} exists")
+            self._folder(conn, mailbox, folder, special_use)
+
+        self.write(fn)
+        info = self.folder_info(mailbox, folder)
+        assert info is not None
+        return info
+
+    def delete_folder(self, mailbox: str, folder: str) -> None:
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+        if folder == INBOX:
+            raise StoreError("INBOX cannot be deleted")
+
+        def fn(conn: sqlite3.Connection) -> None:
+            entry = self._folder_cache.get((mailbox, folder))
+            if entry is None:
+                raise NotFound(f"no folder {folder!r}")
+            fid = entry[0]
+            mids = [r[0] for r in conn.execute("SELECT message FROM delivery WHERE folder_id = ?", (fid,))]
+            conn.execute("DELETE FROM delivery WHERE folder_id = ?", (fid,))
+            conn.execute("DELETE FROM folder WHERE id = ?", (fid,))
+            del self._folder_cache[(mailbox, folder)]
+            self._drop_orphans(conn, mids)
+
+        self.write(fn)
+
+    def rename_folder(self, mailbox: str, old: str, new: str) -> None:
+        mailbox = mailbox.lower()
+        old, new = _norm(old), _norm(new)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            entry = self._folder_cache.get((mailbox, old))
+            if entry is None:
+                raise NotFound(f"no folder {old!r}")
+            if (mailbox, new) in self._folder_cache:
+                raise AlreadyExists(f"folder {new!r} exists")
+            if old == INBOX:
+                # RFC 3501 6.3.5: renaming INBOX moves its messages to the new name and leaves INBOX empty.
+                dest = self._folder(conn, mailbox, new)
+                self._move_all(conn, entry, dest)
+                return
+            # children move with their parent (hierarchy delimiter "/")
+            renames = [
+                (name, new + name[len(old) :])
+                for (mb, name) in self._folder_cache
+                if mb == mailbox and (name == old or name.startswith(old + "/"))
+            ]
+            top = conn.execute("SELECT coalesce(max(uidvalidity), 0) FROM folder").fetchone()[0]
+            for i, (a, b) in enumerate(renames):
+                e = self._folder_cache.pop((mailbox, a))
+                # a new name must not look like the folder that used it before: new UIDVALIDITY
+                conn.execute(
+                    "UPDATE folder SET name = ?, uidvalidity = ? WHERE id = ?", (b, top + 1 + i, e[0])
+                )
+                self._folder_cache[(mailbox, b)] = e
+
+        self.write(fn)
+
+    def _move_all(self, conn: sqlite3.Connection, src: list[int], dest: list[int]) -> None:
+        rows = conn.execute(
+            "SELECT uid, message, flags, seen FROM delivery WHERE folder_id = ? ORDER BY uid", (src[0],)
+        ).fetchall()
+        for _uid, mid, flags, seen in rows:
+            conn.execute(
+                "INSERT INTO delivery(folder_id, uid, message, flags, seen) VALUES (?,?,?,?,?)",
+                (dest[0], dest[1], mid, flags, seen),
+            )
+            dest[1] += 1
+        conn.execute("DELETE FROM delivery WHERE folder_id = ?", (src[0],))
+        conn.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (dest[1], dest[0]))
+
+    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+
+        def fn(conn: sqlite3.Connection) -> None:
+            entry = self._folder_cache.get((mailbox, folder))
+            if entry is None:
+                raise NotFound(f"no folder {folder!r}")
+            conn.execute("UPDATE folder SET subscribed = ? WHERE id = ?", (int(subscribed), entry[0]))
+
+        self.write(fn)
+
+    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+        rows = (
+            self._reader()
+            .execute(
+                "SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq FROM delivery d "
+                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
+                "JOIN message m ON m.id = d.message WHERE mb.name = ? AND f.name = ? ORDER BY d.uid",
+                (mailbox, folder),
+            )
+            .fetchall()
+        )
+        return [Entry(r[0], r[1], frozenset(r[2].split()), r[3], r[4], r[5]) for r in rows]
+
+    def update_flags(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+
+        def fn(conn: sqlite3.Connection) -> list[int]:
+            entry = self._folder_cache.get((mailbox, folder))
+            if entry is None:
+                raise NotFound(f"no folder {folder!r}")
+            fid = entry[0]
+            modseq = conn.execute(
+                "UPDATE folder SET modseq = modseq + 1 WHERE id = ? RETURNING modseq", (fid,)
+            ).fetchone()[0]
+            changed_msgs: set[int] = set()
+            for chunk in _chunks(uids, 500):
+                marks = ",".join("?" * len(chunk))
+                for uid, mid, old in conn.execute(
+                    f"SELECT uid, message, flags FROM delivery WHERE folder_id = ? AND uid IN ({marks})",
+                    [fid, *chunk],
+                ).fetchall():
+                    cur = frozenset(old.split())
+                    new = flags if mode == "set" else (cur | flags if mode == "add" else cur - flags)
+                    if new == cur:
+                        continue
+                    conn.execute(
+                        "UPDATE delivery SET flags = ?, seen = ?, modseq = ? WHERE folder_id = ? AND uid = ?",
+                        (" ".join(sorted(new)), int("\\Seen" in new), modseq, fid, uid),
+                    )
+                    if ("\\Seen" in new) != ("\\Seen" in cur):
+                        changed_msgs.add(mid)
+            if changed_msgs:
+                self._sync_read(conn, sorted(changed_msgs))
+            self._emit(
+                Event(
+                    EventType.FOLDER,
+                    {"mailbox": mailbox, "folder": folder, "change": "flags", "uids": list(uids)},
+                )
+            )
+            return uids
+
+        self.write(fn)
+        wanted = set(uids)
+        return [e for e in self.folder_entries(mailbox, folder) if e.uid in wanted]
+
+    def _sync_read(self, conn: sqlite3.Connection, mids: list[int]) -> None:
+        """A message reads as read (API "Read") when every delivery of it is \\Seen."""
+        marks = ",".join("?" * len(mids))
+        rows = conn.execute(
+            f"SELECT m.id, m.pid, m.read, NOT EXISTS (SELECT 1 FROM delivery d WHERE d.message = m.id "
+            f"AND d.seen = 0) FROM message m WHERE m.id IN ({marks})",
+            mids,
+        ).fetchall()
+        for read_state in (True, False):
+            flip = [
+                (mid, pid)
+                for mid, pid, old, now in rows
+                if bool(now) == read_state and bool(old) != read_state
+            ]
+            if flip:
+                conn.executemany(
+                    "UPDATE message SET read = ? WHERE id = ?", [(int(read_state), m) for m, _ in flip]
+                )
+                self._emit(Event(EventType.UPDATE, {"ids": [p for _, p in flip], "read": read_state}))
+
+    def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+
+        def fn(conn: sqlite3.Connection) -> list[int]:
+            entry = self._folder_cache.get((mailbox, folder))
+            if entry is None:
+                raise NotFound(f"no folder {folder!r}")
+            fid = entry[0]
+            rows = conn.execute(
+                "SELECT uid, message FROM delivery WHERE folder_id = ? AND (' ' || flags || ' ') LIKE '% \\Deleted %' "
+                "ORDER BY uid",
+                (fid,),
+            ).fetchall()
+            if uids is not None:
+                allowed = set(uids)
+                rows = [r for r in rows if r[0] in allowed]
+            for chunk in _chunks([r[0] for r in rows], 500):
+                marks = ",".join("?" * len(chunk))
+                conn.execute(f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [fid, *chunk])
+            if rows:
+                self._drop_orphans(conn, [r[1] for r in rows])
+                self._emit(
+                    Event(
+                        EventType.FOLDER,
+                        {
+                            "mailbox": mailbox,
+                            "folder": folder,
+                            "change": "expunge",
+                            "uids": [r[0] for r in rows],
+                        },
+                    )
+                )
+            return [r[0] for r in rows]
+
+        return self.write(fn)  # type: ignore[no-any-return]
+
+    def _drop_orphans(self, conn: sqlite3.Connection, mids: list[int]) -> None:
+        """Messages with no delivery left are deleted from the store."""
+        orphans = []
+        for chunk in _chunks(sorted(set(mids)), 500):
+            marks = ",".join("?" * len(chunk))
+            orphans += [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT m.id FROM message m WHERE m.id IN ({marks}) AND NOT EXISTS "
+                    f"(SELECT 1 FROM delivery d WHERE d.message = m.id)",
+                    chunk,
+                )
+            ]
+        if orphans:
+            pids = self._delete_ids(conn, orphans)
+            self._emit(Event(EventType.DELETE, {"ids": pids}))
+        rest = sorted(set(mids) - set(orphans))
+        if rest:
+            self._sync_read(conn, rest)
+
+    def copy(
+        self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
+    ) -> tuple[int, list[tuple[int, int]]]:
+        mailbox = mailbox.lower()
+        folder, dest = _norm(folder), _norm(dest)
+
+        def fn(conn: sqlite3.Connection) -> tuple[int, list[tuple[int, int]]]:
+            src = self._folder_cache.get((mailbox, folder))
+            dst = self._folder_cache.get((mailbox, dest))
+            if src is None:
+                raise NotFound(f"no folder {folder!r}")
+            if dst is None:
+                raise NotFound(f"no folder {dest!r}")
+            pairs: list[tuple[int, int]] = []
+            rows = []
+            for chunk in _chunks(sorted(set(uids)), 500):
+                marks = ",".join("?" * len(chunk))
+                rows += conn.execute(
+                    f"SELECT uid, message, flags, seen FROM delivery WHERE folder_id = ? AND uid IN ({marks}) "
+                    f"ORDER BY uid",
+                    [src[0], *chunk],
+                ).fetchall()
+            for uid, mid, flags, seen in rows:
+                conn.execute(
+                    "INSERT INTO delivery(folder_id, uid, message, flags, seen) VALUES (?,?,?,?,?)",
+                    (dst[0], dst[1], mid, flags, seen),
+                )
+                pairs.append((uid, dst[1]))
+                dst[1] += 1
+            conn.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (dst[1], dst[0]))
+            if move and rows:
+                for chunk in _chunks([r[0] for r in rows], 500):
+                    marks = ",".join("?" * len(chunk))
+                    conn.execute(
+                        f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [src[0], *chunk]
+                    )
+                self._emit(
+                    Event(
+                        EventType.FOLDER,
+                        {
+                            "mailbox": mailbox,
+                            "folder": folder,
+                            "change": "expunge",
+                            "uids": [r[0] for r in rows],
+                        },
+                    )
+                )
+            if rows:
+                self._emit(Event(EventType.FOLDER, {"mailbox": mailbox, "folder": dest, "change": "exists"}))
+            uidvalidity = conn.execute("SELECT uidvalidity FROM folder WHERE id = ?", (dst[0],)).fetchone()[0]
+            return int(uidvalidity), pairs
+
+        return self.write(fn)  # type: ignore[no-any-return]
+
+
+def _norm(folder: str) -> str:
+    # RFC 3501 5.1: INBOX is case-insensitive; every other name is case-sensitive.
+    return INBOX if folder.upper() == INBOX else folder
+
+
+def _info(mailbox: str, r: Any) -> FolderInfo:
+    return FolderInfo(
+        mailbox=mailbox,
+        name=r[1],
+        uidvalidity=r[2],
+        uidnext=r[3],
+        subscribed=bool(r[4]),
+        special_use=r[5],
+        highestmodseq=r[6],
+        exists=r[7],
+        unseen=r[8],
+    )
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]

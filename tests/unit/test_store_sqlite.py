@@ -1,0 +1,184 @@
+"""Contract tests of the SQLite store (real SQLite, real writer thread)."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+
+from postroom.config import Settings
+from postroom.events import Bus, Event, EventType
+from postroom.store.base import AlreadyExists, Envelope, NotFound
+from postroom.store.sqlite import SQLiteStore
+
+MSG = (
+    b"From: Shop <shop@example.com>\r\nTo: Alice <alice@example.org>\r\nCc: carol@example.org\r\n"
+    b"Subject: =?utf-8?q?Caf=C3=A9?= order\r\nMessage-ID: <m1@example.com>\r\nX-Tags: one, two\r\n"
+    b"Date: Sat, 21 Nov 2026 10:00:00 +0000\r\n\r\nHello\r\n"
+)
+
+
+def env(*rcpts: str) -> Envelope:
+    return Envelope(mail_from="shop@example.com", rcpt_to=rcpts, peer="127.0.0.1:5000", helo="client")
+
+
+def make(tmp_path: Path, **kw: object) -> tuple[SQLiteStore, list[Event]]:
+    bus = Bus()
+    bus.bind(asyncio.get_running_loop())
+    events: list[Event] = []
+    bus.subscribe(events.append)
+    store = SQLiteStore(str(tmp_path / "s.db"), Settings(**kw), bus)  # type: ignore[arg-type]
+    store.start()
+    return store, events
+
+
+def test_deliver_files_one_copy_per_recipient_and_bcc(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, events = make(tmp_path)
+        try:
+            mid = await store.deliver(env("Alice@Example.org", "carol@example.org", "dave@example.org"), MSG)
+            s = store.get_summary(mid)
+            assert s is not None
+            assert s.subject == "Café order"
+            assert s.from_ is not None and s.from_.address == "shop@example.com"
+            assert [a.address for a in s.bcc] == ["dave@example.org"]
+            assert s.tags == ["one", "two"]
+            assert s.mailboxes == ["alice@example.org", "carol@example.org", "dave@example.org"]
+            assert store.get_raw(mid) == MSG
+            e = store.get_envelope(mid)
+            assert e is not None and e.helo == "client" and e.peer == "127.0.0.1:5000"
+            page = store.list_messages(mailbox="dave@example.org")
+            assert page.total == 1 and page.messages[0].id == mid
+            assert store.list_messages(mailbox="nobody@example.org").total == 0
+            await asyncio.sleep(0.05)
+            assert [ev.type for ev in events if ev.type == EventType.NEW] == [EventType.NEW]
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_store_survives_reopen_and_uids_grow(tmp_path: Path) -> None:
+    async def first() -> str:
+        store, _ = make(tmp_path)
+        try:
+            await store.deliver(env("a@x.org"), MSG)
+            return await store.deliver(env("a@x.org"), MSG)
+        finally:
+            store.close()
+
+    async def second(last: str) -> None:
+        store, _ = make(tmp_path)
+        try:
+            assert store.list_messages().total == 2
+            assert store.latest_id() == last
+            await store.deliver(env("a@x.org"), MSG)
+            uids = [e.uid for e in store.folder_entries("a@x.org", "INBOX")]
+            assert uids == [1, 2, 3]
+        finally:
+            store.close()
+
+    last = asyncio.run(first())
+    asyncio.run(second(last))
+
+
+def test_subaddress_and_mailbox_key(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, _ = make(tmp_path, subaddress=True, mailbox_key="address")
+        try:
+            mid = await store.deliver(env("bob+news@example.org"), MSG)
+            s = store.get_summary(mid)
+            assert s is not None and s.mailboxes == ["bob@example.org"] and "news" in s.tags
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_retention_by_count(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, events = make(tmp_path, max=3)
+        try:
+            ids = [await store.deliver(env("a@x.org"), MSG) for _ in range(5)]
+            page = store.list_messages()
+            assert page.total == 3
+            assert [m.id for m in page.messages] == ids[:1:-1]
+            await asyncio.sleep(0.05)
+            pruned = [i for ev in events if ev.type == EventType.PRUNE for i in ev.data["ids"]]
+            assert sorted(pruned) == sorted(ids[:2])
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_read_state_flags_and_folders(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, _ = make(tmp_path)
+        try:
+            a = await store.deliver(env("a@x.org", "b@x.org"), MSG)
+            await store.deliver(env("a@x.org"), MSG)
+            # \Seen on one copy does not make the message read while the other copy is unseen
+            store.update_flags("a@x.org", "INBOX", [1], frozenset({"\\Seen"}), "add")
+            s = store.get_summary(a)
+            assert s is not None and not s.read
+            store.update_flags("b@x.org", "INBOX", [1], frozenset({"\\Seen"}), "add")
+            s = store.get_summary(a)
+            assert s is not None and s.read
+            assert store.set_read([a], False) == [a]
+            assert {e.uid: e.flags for e in store.folder_entries("a@x.org", "INBOX")}[1] == frozenset()
+            info = store.create_folder("a@x.org", "Archive")
+            with pytest.raises(AlreadyExists):
+                store.create_folder("a@x.org", "Archive")
+            validity, pairs = store.copy("a@x.org", "INBOX", [1, 2], "Archive", move=True)
+            assert validity == info.uidvalidity and pairs == [(1, 1), (2, 2)]
+            assert store.folder_entries("a@x.org", "INBOX") == []
+            store.update_flags("a@x.org", "Archive", [2], frozenset({"\\Deleted"}), "add")
+            assert store.expunge("a@x.org", "Archive") == [2]
+            assert store.list_messages().total == 1  # the orphaned message went with its last copy
+            uv, uid = await store.append("a@x.org", "Archive", MSG, frozenset({"\\Seen"}))
+            assert (uv, uid) == (info.uidvalidity, 3)
+            store.rename_folder("a@x.org", "Archive", "Old")
+            renamed = store.folder_info("a@x.org", "Old")
+            assert renamed is not None and renamed.uidvalidity != info.uidvalidity and renamed.exists == 2
+            with pytest.raises(NotFound):
+                store.delete_folder("a@x.org", "Archive")
+            store.delete_folder("a@x.org", "Old")
+            assert [f.name for f in store.folders("a@x.org")] == ["INBOX"]
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_delete_and_tags(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, _ = make(tmp_path)
+        try:
+            ids = [await store.deliver(env("a@x.org"), MSG) for _ in range(3)]
+            store.set_tags(ids[:1], ["Alpha"])
+            store.rename_tag("Alpha", "Beta")
+            s = store.get_summary(ids[0])
+            assert s is not None and s.tags == ["Beta"]
+            store.delete_tag("one")
+            assert "one" not in store.tags()
+            assert store.delete_messages([ids[1]]) == [ids[1]]
+            assert store.get_raw(ids[1]) is None
+            assert sorted(store.delete_messages(None)) == sorted([ids[0], ids[2]])
+            assert store.list_messages().total == 0
+            assert store.mailboxes()[0].total == 0
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_bad_database_path_is_a_clear_error(tmp_path: Path) -> None:
+    bad = tmp_path / "file"
+    bad.write_text("not a database" * 100)
+    store = SQLiteStore(str(bad), Settings(), Bus())
+    from postroom.store.base import StoreError
+
+    with pytest.raises(StoreError, match="file is not a database"):
+        store.start()
