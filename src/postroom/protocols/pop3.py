@@ -363,14 +363,20 @@ def top_of(raw: bytes, lines: int) -> bytes:
     return head + b"\n" + b"".join(line + b"\n" for line in kept[:lines])
 
 
+def _status(line: str) -> bytes:
+    """A status line cut to RFC 2449 §4's 512 octets (at a character boundary)."""
+    data = line.encode("utf-8")
+    if len(data) > MAX_RESPONSE_LINE - 2:
+        data = data[: MAX_RESPONSE_LINE - 2].decode("utf-8", "ignore").encode("utf-8")
+    return data + CRLF
+
+
 def _ok(text: str = "") -> bytes:
-    return b"+OK" + ((b" " + text.encode("utf-8")) if text else b"") + CRLF
+    return _status("+OK " + text if text else "+OK")
 
 
 def _err(text: str, code: str | None = None) -> bytes:
-    prefix = f"[{code}] " if code else ""
-    line = ("-ERR " + prefix + text).encode("utf-8")[: MAX_RESPONSE_LINE - 2]
-    return line + CRLF
+    return _status("-ERR " + (f"[{code}] " if code else "") + text)
 
 
 def _multiline(first: bytes, lines: Sequence[str]) -> bytes:
