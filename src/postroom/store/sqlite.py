@@ -47,6 +47,7 @@ from .base import (
 )
 from .headers import scan_headers
 from .sqlite_folders import FolderMixin
+from .sqlite_search import register_functions
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -127,6 +128,7 @@ class SQLiteStore(FolderMixin):
         self._count = 0
         self._last_prune = 0.0
         self._tag_cache: dict[str, int] = {}
+        self._tag_rules: Any = None  # indexer.TagRules, built at start
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -142,6 +144,13 @@ class SQLiteStore(FolderMixin):
             conn.close()
             raise StoreError(f"cannot use database {self.path}: {e}") from None
         self._count = conn.execute("SELECT count(*) FROM message").fetchone()[0]
+        from .indexer import RuleError, TagRules
+
+        try:
+            self._tag_rules = TagRules(self.settings.extra.get("tags"))
+        except RuleError as e:
+            conn.close()
+            raise StoreError(str(e)) from None
         ready = threading.Event()
         self._writer = threading.Thread(
             target=self._write_loop, args=(conn, ready), name="postroom-writer", daemon=True
@@ -180,6 +189,7 @@ class SQLiteStore(FolderMixin):
         conn.execute("PRAGMA synchronous=FULL")
         conn.execute("PRAGMA busy_timeout=30000")
         conn.execute("PRAGMA cache_size=-16000")
+        register_functions(conn)  # header: searches run on the writer too (set_read/delete by query)
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
@@ -215,6 +225,7 @@ class SQLiteStore(FolderMixin):
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
             conn.execute("PRAGMA busy_timeout=30000")
             conn.execute("PRAGMA query_only=1")
+            register_functions(conn)
             self._local.conn = conn
             with self._readers_lock:
                 self._readers.append(conn)
@@ -901,6 +912,7 @@ class SQLiteStore(FolderMixin):
             conn.close()
 
     def _store_index(self, conn: sqlite3.Connection, *, results: list[tuple[int, Any]]) -> None:
+        done: list[int] = []
         for mid, data in results:
             if data is None:
                 conn.execute("UPDATE message SET indexed = 1 WHERE id = ?", (mid,))
@@ -914,6 +926,17 @@ class SQLiteStore(FolderMixin):
                     "INSERT INTO fts(rowid, subject, addresses, body, attachments) VALUES (?, ?, ?, ?, ?)",
                     (mid, data.subject, data.addresses, data.body, data.attachment_names),
                 )
+                done.append(mid)
+                if self._tag_rules:
+                    for t in self._tag_rules.tags_for(conn, mid):
+                        tid = self._tag_id(conn, t)
+                        conn.execute(
+                            "INSERT OR IGNORE INTO message_tag(message, tag) VALUES (?, ?)", (mid, tid)
+                        )
+        if done:
+            marks = ",".join("?" * len(done))
+            pids = [r[0] for r in conn.execute(f"SELECT pid FROM message WHERE id IN ({marks})", done)]
+            self._emit(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
 
     def wait_indexed(self, timeout: float = 30) -> bool:
         """Block until every stored message is indexed (for tests and benchmarks)."""
