@@ -897,7 +897,7 @@ class SQLiteStore(FolderMixin):
                     ).fetchall()
                     if not rows:
                         break
-                    results = []
+                    results: list[tuple[int, Any]] = []
                     for mid, data in rows:
                         try:
                             results.append((mid, extract(self._decompress(data))))
