@@ -1,0 +1,379 @@
+"""POP3 listener: binds the sans-IO core (:mod:`postroom.protocols.pop3`) to sockets and the store.
+
+One :class:`_Session` per connection: an ``asyncio.Protocol`` that feeds bytes to a
+:class:`~postroom.protocols.pop3.POP3Connection` and runs one task answering its events:
+
+* ``Authenticate`` -- check the password (any, unless ``--auth-file``), take the mailbox's
+  exclusive maildrop lock (RFC 1939 §8, ``[IN-USE]`` per RFC 2449 §8.1.1) and list the
+  mailbox's INBOX as the maildrop (every message, no cap). A login with no mailbox yet
+  gets an empty maildrop.
+* ``Retrieve`` -- read the message bytes from the store.
+* ``StartTLS`` -- ``loop.start_tls`` with the app's certificate (RFC 2595 §4).
+* ``Update`` -- QUIT: flag the DELEted messages ``\\Deleted`` and expunge exactly those
+  (RFC 1939 §6); RETRieved ones are marked ``\\Seen`` (as Dovecot does).
+
+The unique-id of a message (UIDL) is ``<uidvalidity>.<uid>`` of its INBOX delivery, which
+is unique in the maildrop and stable across sessions (RFC 1939 §7).
+
+Store reads and writes are blocking, so they run in worker threads (``asyncio.to_thread``).
+
+Errors: this module adds none. A store error while answering an event becomes
+``-ERR [SYS/TEMP]``, any other exception a logged ``-ERR [SYS/TEMP] internal server error``
+(both in :meth:`_Session._run`); the connection stays usable.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import os
+import secrets
+from typing import TYPE_CHECKING, Any
+
+from ..protocols.pop3 import (
+    IDLE_TIMEOUT,
+    NEED_DATA,
+    AuthAccepted,
+    Authenticate,
+    Config,
+    MaildropItem,
+    MessageContent,
+    POP3Connection,
+    Reject,
+    Retrieve,
+    StartTLS,
+    TLSStarted,
+    Update,
+    UpdateDone,
+    apop_matches,
+)
+from ..store.base import INBOX, Entry, NotFound, StoreError
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["POP3Listener", "load_credentials", "start_server"]
+
+log = logging.getLogger("postroom.pop3")
+
+# Pause reading from a client once this many unparsed bytes wait (a client pipelining
+# faster than we answer); resume below the low mark. Our choice: far above any sane
+# pipeline (RFC 2449 §6.6 lets clients send many commands at once).
+READ_HIGH_WATER = 256 * 1024
+READ_LOW_WATER = 64 * 1024
+
+IMPLEMENTATION = "postroom"
+LOCKS_KEY = "pop3_locks"  # app.extras: mailboxes whose maildrop a session holds
+
+
+def load_credentials(path: str) -> dict[str, str]:
+    """Read ``user:password`` lines (``#`` comments and blank lines skipped).
+
+    User names are compared without case (they are mailbox addresses); passwords as is.
+    """
+    creds: dict[str, str] = {}
+    with open(path, encoding="utf-8") as f:
+        for line in f:
+            line = line.rstrip("\r\n")
+            if not line.strip() or line.lstrip().startswith("#"):
+                continue
+            user, sep, password = line.partition(":")
+            if sep:
+                creds[user.strip().lower()] = password
+    return creds
+
+
+async def start_server(app: App, host: str, port: int, *, implicit_tls: bool) -> POP3Listener:
+    """Listen for POP3 (or POP3S when ``implicit_tls``) on ``host:port``.
+
+    Raises:
+        OSError: the address cannot be bound.
+        ValueError: implicit TLS without a certificate.
+    """
+    if implicit_tls and app.ssl_context is None:
+        raise ValueError("POP3S needs a certificate (--tls-cert/--tls-key or --tls-self-signed)")
+    loop = asyncio.get_running_loop()
+    listener = POP3Listener(app)
+    server = await loop.create_server(
+        lambda: _Session(app, listener, implicit_tls),
+        host,
+        port,
+        ssl=app.ssl_context if implicit_tls else None,
+    )
+    listener.server = server
+    return listener
+
+
+class POP3Listener:
+    """The listening socket plus its live sessions, so that stopping ends both."""
+
+    def __init__(self, app: App) -> None:
+        self.app = app
+        self.server: asyncio.Server | None = None
+        self.sessions: set[_Session] = set()
+        self.locks: set[str] = app.extras.setdefault(LOCKS_KEY, set())
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return tuple(self.server.sockets) if self.server else ()
+
+    def close(self) -> None:
+        """Stop listening and end every session (without UPDATE, as after a broken link)."""
+        if self.server is not None:
+            self.server.close()
+        for session in list(self.sessions):
+            session.stop()
+
+    async def wait_closed(self) -> None:
+        """Wait until the socket and every session are closed."""
+        if self.server is not None:
+            await self.server.wait_closed()
+        tasks = [s.task for s in list(self.sessions) if s.task is not None]
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+class _Session(asyncio.Protocol):
+    """One client connection."""
+
+    def __init__(self, app: App, listener: POP3Listener, implicit_tls: bool) -> None:
+        self.app = app
+        self.listener = listener
+        self.tls = implicit_tls
+        self.transport: asyncio.Transport | None = None
+        self.task: asyncio.Task[None] | None = None
+        self.peer = "?"
+        self.mailbox: str | None = None  # the locked maildrop's mailbox
+        self._wake = asyncio.Event()
+        self._can_write = asyncio.Event()
+        self._can_write.set()
+        self._lost = False
+        self._reading_paused = False
+        settings = app.settings
+        self.conn = POP3Connection(
+            Config(
+                hostname=IMPLEMENTATION,
+                apop_timestamp=f"<{os.getpid()}.{secrets.token_hex(8)}@postroom>"
+                if settings.auth_file
+                else None,
+                tls_active=implicit_tls,
+                stls_available=app.ssl_context is not None and not implicit_tls,
+                require_tls_login=settings.require_tls_login,
+                implementation=IMPLEMENTATION,
+            )
+        )
+
+    # -- asyncio.Protocol callbacks ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        peer = transport.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.listener.sessions.add(self)
+        self.task = asyncio.get_running_loop().create_task(self._run())
+
+    def data_received(self, data: bytes) -> None:
+        self.conn.receive_data(data)
+        if self.conn.buffered > READ_HIGH_WATER and not self._reading_paused and self.transport:
+            self.transport.pause_reading()
+            self._reading_paused = True
+        self._wake.set()
+
+    def eof_received(self) -> bool:
+        self.conn.receive_data(b"")
+        self._wake.set()
+        # Keep a half-closed plain socket open to answer what was sent (a QUIT, say);
+        # TLS transports cannot stay half-open.
+        return not self.tls
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._lost = True
+        self._wake.set()
+        self._can_write.set()
+
+    def pause_writing(self) -> None:
+        self._can_write.clear()
+
+    def resume_writing(self) -> None:
+        self._can_write.set()
+
+    def stop(self) -> None:
+        """End the session now (server shutdown)."""
+        if self.task is not None:
+            self.task.cancel()
+
+    # -- the session task ------------------------------------------------------------------------
+
+    async def _run(self) -> None:
+        try:
+            await self._flush()
+            while True:
+                self._wake.clear()
+                event = self.conn.next_event()
+                await self._flush()
+                if event is NEED_DATA:
+                    if self._lost:
+                        break
+                    if self._reading_paused and self.conn.buffered < READ_LOW_WATER and self.transport:
+                        self.transport.resume_reading()
+                        self._reading_paused = False
+                    if not await self._wait_for_data():
+                        break
+                    continue
+                if not isinstance(event, Authenticate | Retrieve | StartTLS | Update):
+                    break  # Close (PAUSED cannot happen: every event is answered below)
+                try:
+                    await self._answer(event)
+                except StoreError as e:
+                    log.warning("pop3 %s: store error: %s", self.peer, e)
+                    self.conn.abort("mail store unavailable, try again later", "SYS/TEMP")
+                except (ConnectionError, OSError) as e:
+                    log.info("pop3 %s: connection failed: %s", self.peer, e)
+                    break
+                except Exception:
+                    log.exception("pop3 %s: unexpected error", self.peer)
+                    self.conn.abort("internal server error", "SYS/TEMP")
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._release()
+            if self.transport is not None and not self.transport.is_closing():
+                self.transport.close()
+            self.listener.sessions.discard(self)
+
+    async def _wait_for_data(self) -> bool:
+        """Wait for bytes; False after RFC 1939 §3's inactivity autologout."""
+        try:
+            async with asyncio.timeout(IDLE_TIMEOUT):
+                await self._wake.wait()
+        except TimeoutError:
+            self._write(b"-ERR autologout: idle for too long\r\n")
+            return False
+        return True
+
+    def _write(self, data: bytes) -> None:
+        if data and not self._lost and self.transport is not None and not self.transport.is_closing():
+            self.transport.write(data)
+
+    async def _flush(self) -> None:
+        self._write(self.conn.data_to_send())
+        await self._can_write.wait()
+
+    def _release(self) -> None:
+        if self.mailbox is not None:
+            self.listener.locks.discard(self.mailbox)
+            self.mailbox = None
+
+    # -- events ----------------------------------------------------------------------------------
+
+    async def _answer(self, event: Authenticate | Retrieve | StartTLS | Update) -> None:
+        if isinstance(event, Authenticate):
+            await self._authenticate(event)
+        elif isinstance(event, Retrieve):
+            await self._retrieve(event)
+        elif isinstance(event, StartTLS):
+            await self._start_tls()
+        else:
+            await self._update(event)
+
+    async def _authenticate(self, event: Authenticate) -> None:
+        name = event.username.strip().lower()
+        if event.authzid and event.authzid.strip().lower() != name:
+            log.info("pop3 %s: %s may not act as another user", self.peer, name)
+            self.conn.send(Reject("authorization identity must be empty or your own", "AUTH"))
+            return
+        if not await self._password_ok(name, event):
+            log.info("pop3 %s: login failed for %s", self.peer, name)
+            self.conn.send(Reject("invalid user name or password", "AUTH"))
+            return
+        locks = self.listener.locks
+        if name in locks:
+            self.conn.send(Reject("maildrop is locked by another POP3 session", "IN-USE"))
+            return
+        locks.add(name)  # taken before any await: no other session can slip in
+        self.mailbox = name
+        try:
+            maildrop = await self._list_maildrop(name)
+        except BaseException:
+            self._release()
+            raise
+        log.info("pop3 %s: %s logged in (%d messages)", self.peer, name, len(maildrop))
+        self.conn.send(AuthAccepted(name, maildrop))
+
+    async def _password_ok(self, name: str, event: Authenticate) -> bool:
+        path = self.app.settings.auth_file
+        if not path:
+            return True  # a development tool: any password (APOP is not offered then)
+        creds = await asyncio.to_thread(load_credentials, path)
+        expected = creds.get(name)
+        if expected is None:
+            return False
+        if event.mechanism == "APOP":
+            return apop_matches(event, expected)
+        return hmac.compare_digest(expected.encode("utf-8"), event.secret.encode("utf-8"))
+
+    async def _list_maildrop(self, mailbox: str) -> list[MaildropItem]:
+        store = self.app.store
+        entries = await asyncio.to_thread(store.folder_entries, mailbox, INBOX)
+        if not entries:
+            return []  # no folder_info call: it would create a mailbox for any login
+        info = await asyncio.to_thread(store.folder_info, mailbox, INBOX)
+        validity = info.uidvalidity if info is not None else 0
+        return [MaildropItem(n, f"{validity}.{e.uid}", e.size, ref=e) for n, e in enumerate(entries, 1)]
+
+    async def _retrieve(self, event: Retrieve) -> None:
+        entry = event.item.ref
+        assert isinstance(entry, Entry)
+        raw = await asyncio.to_thread(self.app.store.get_raw, entry.id)
+        if raw is None:
+            self.conn.send(Reject(f"message {event.item.number} was removed by another client"))
+            return
+        self.conn.send(MessageContent(raw))
+
+    async def _start_tls(self) -> None:
+        context = self.app.ssl_context
+        transport = self.transport
+        assert context is not None and transport is not None  # the core offers STLS only then
+        loop = asyncio.get_running_loop()
+        try:
+            new = await loop.start_tls(transport, self, context, server_side=True)
+        except OSError as e:  # ssl.SSLError, timeouts and resets are all OSErrors
+            log.info("pop3 %s: TLS handshake failed: %s", self.peer, e)
+            raise ConnectionError("TLS handshake failed") from e
+        if new is None:
+            raise ConnectionError("connection closed during the TLS handshake")
+        self.transport = new
+        self.tls = True
+        self.conn.send(TLSStarted())
+
+    async def _update(self, event: Update) -> None:
+        mailbox = self.mailbox
+        store = self.app.store
+        kept = len(self.conn.maildrop) - len(event.deleted)
+        if mailbox is None:
+            self.conn.send(UpdateDone(kept))
+            return
+        try:
+            seen = [m.ref.uid for m in event.retrieved if isinstance(m.ref, Entry)]
+            if seen:
+                await asyncio.to_thread(
+                    store.update_flags, mailbox, INBOX, seen, frozenset({"\\Seen"}), "add"
+                )
+            gone = [m.ref.uid for m in event.deleted if isinstance(m.ref, Entry)]
+            if gone:
+                await asyncio.to_thread(
+                    store.update_flags, mailbox, INBOX, gone, frozenset({"\\Deleted"}), "add"
+                )
+                await asyncio.to_thread(store.expunge, mailbox, INBOX, gone)
+        except NotFound:
+            pass  # the mailbox was removed meanwhile: its messages are gone either way
+        except StoreError as e:
+            log.warning("pop3 %s: update of %s failed: %s", self.peer, mailbox, e)
+            self.conn.send(Reject("some deleted messages not removed", "SYS/TEMP"))
+            return
+        finally:
+            self._release()
+        log.info("pop3 %s: %s signed off, %d deleted", self.peer, mailbox, len(event.deleted))
+        self.conn.send(UpdateDone(kept))
