@@ -135,6 +135,7 @@ class Settings:
     db: str = ""
     max: int = 10000
     max_age: str = ""
+    indexer: str = "process"
     mailbox_key: str = "address"
     subaddress: bool = False
     tls_cert: str = ""
@@ -173,6 +174,8 @@ class Settings:
                 parse_hostport(value, name)
         if self.mailbox_key not in ("address", "domain", "local"):
             raise ConfigError(f"--mailbox-key must be address, domain or local, not {self.mailbox_key!r}")
+        if self.indexer not in ("process", "thread"):
+            raise ConfigError(f"--indexer must be process or thread, not {self.indexer!r}")
         if self.max < 0:
             raise ConfigError("--max must be 0 or more")
         if self.max_age:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import functools
 import json
 import logging
 import os
@@ -22,6 +21,8 @@ import queue
 import secrets
 import shutil
 import sqlite3
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -61,7 +62,6 @@ MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 ZSTD_LEVEL = 1  # ~73 us for a 21 KB message (BENCHMARKS.md); level 3 saves little more
 PAGE_LIMIT_MAX = 1000  # largest page a listing returns
 PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
-INDEX_BATCH = 200  # messages the indexer takes per round
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 _SUMMARY_COLS = (
@@ -119,6 +119,7 @@ class SQLiteStore(FolderMixin):
         self._readers_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._indexer: threading.Thread | None = None
+        self._index_proc: subprocess.Popen[bytes] | None = None
         self._index_wakeup = threading.Event()
         self._closed = False
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
@@ -157,9 +158,7 @@ class SQLiteStore(FolderMixin):
         )
         self._writer.start()
         ready.wait()
-        self._indexer = threading.Thread(target=self._index_loop, name="postroom-indexer", daemon=True)
-        self._indexer.start()
-        self._index_wakeup.set()
+        self._start_indexer()
 
     def close(self) -> None:
         if self._closed:
@@ -168,9 +167,7 @@ class SQLiteStore(FolderMixin):
         if self._writer is not None:
             self._queue.put(_STOP)
             self._writer.join(30)
-        self._index_wakeup.set()
-        if self._indexer is not None:
-            self._indexer.join(10)
+        self._stop_indexer()
         with self._readers_lock:
             for c in self._readers:
                 try:
@@ -315,7 +312,7 @@ class SQLiteStore(FolderMixin):
                 fut.set_result(res)
         if ingests:
             self._resolve_ingests(ingests)
-            self._index_wakeup.set()
+            self._wake_indexer()
         extra = self._pending()
         if extra:
             events.extend(extra)
@@ -876,67 +873,68 @@ class SQLiteStore(FolderMixin):
 
         self.write(fn)
 
-    # -- the indexer thread ------------------------------------------------------------------
-    def _index_loop(self) -> None:
-        try:
-            from .indexer import extract  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
+    # -- the indexer (own process by default, see index_worker.py) ------------------------
+    def _start_indexer(self) -> None:
+        from .index_worker import _extractor
+
+        if _extractor() is None:
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-        conn.execute("PRAGMA query_only=1")
+        if self.settings.indexer == "process":
+            self._index_proc = subprocess.Popen(
+                [sys.executable, "-m", "postroom.store.index_worker", self.path],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.DEVNULL,
+                close_fds=True,
+            )
+            assert self._index_proc.stdin is not None
+            os.set_blocking(self._index_proc.stdin.fileno(), False)
+        else:
+            self._indexer = threading.Thread(target=self._index_loop, name="postroom-indexer", daemon=True)
+            self._indexer.start()
+        self._wake_indexer()
+
+    def _wake_indexer(self) -> None:
+        proc = self._index_proc
+        if proc is not None and proc.stdin is not None:
+            try:
+                os.write(proc.stdin.fileno(), b".")
+            except (BlockingIOError, BrokenPipeError, OSError):
+                pass  # already woken (pipe full) or gone; it polls anyway
+        else:
+            self._index_wakeup.set()
+
+    def _stop_indexer(self) -> None:
+        self._index_wakeup.set()
+        if self._indexer is not None:
+            self._indexer.join(10)
+        proc = self._index_proc
+        if proc is not None:
+            if proc.stdin is not None:
+                proc.stdin.close()
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+
+    def _index_loop(self) -> None:
+        from .index_worker import _extractor, connect, index_pending
+
+        extract = _extractor()
+        assert extract is not None
+        conn = connect(self.path)
         try:
             while not self._closed:
-                self._index_wakeup.wait(5)
+                self._index_wakeup.wait(2)
                 self._index_wakeup.clear()
-                while not self._closed:
-                    rows = conn.execute(
-                        "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 "
-                        "ORDER BY m.id LIMIT ?",
-                        (INDEX_BATCH,),
-                    ).fetchall()
-                    if not rows:
-                        break
-                    results: list[tuple[int, Any]] = []
-                    for mid, data in rows:
-                        try:
-                            results.append((mid, extract(self._decompress(data))))
-                        except Exception:
-                            log.exception("indexing message %s failed", mid)
-                            results.append((mid, None))
-                    try:
-                        self.write(functools.partial(self._store_index, results=results))
-                    except StoreClosed:
-                        return
+                while not self._closed and index_pending(conn, extract):
+                    pass
+        except sqlite3.Error:
+            if not self._closed:
+                log.exception("indexer stopped")
         finally:
             conn.close()
-
-    def _store_index(self, conn: sqlite3.Connection, *, results: list[tuple[int, Any]]) -> None:
-        done: list[int] = []
-        for mid, data in results:
-            if data is None:
-                conn.execute("UPDATE message SET indexed = 1 WHERE id = ?", (mid,))
-                continue
-            cur = conn.execute(
-                "UPDATE message SET snippet = ?, attachments = ?, indexed = 1 WHERE id = ? AND indexed = 0",
-                (data.snippet, data.attachments, mid),
-            )
-            if cur.rowcount:
-                conn.execute(
-                    "INSERT INTO fts(rowid, subject, addresses, body, attachments) VALUES (?, ?, ?, ?, ?)",
-                    (mid, data.subject, data.addresses, data.body, data.attachment_names),
-                )
-                done.append(mid)
-                if self._tag_rules:
-                    for t in self._tag_rules.tags_for(conn, mid):
-                        tid = self._tag_id(conn, t)
-                        conn.execute(
-                            "INSERT OR IGNORE INTO message_tag(message, tag) VALUES (?, ?)", (mid, tid)
-                        )
-        if done:
-            marks = ",".join("?" * len(done))
-            pids = [r[0] for r in conn.execute(f"SELECT pid FROM message WHERE id IN ({marks})", done)]
-            self._emit(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
 
     def wait_indexed(self, timeout: float = 30) -> bool:
         """Block until every stored message is indexed (for tests and benchmarks)."""
@@ -945,7 +943,7 @@ class SQLiteStore(FolderMixin):
             row = self._reader().execute("SELECT count(*) FROM message WHERE indexed = 0").fetchone()
             if row[0] == 0:
                 return True
-            self._index_wakeup.set()
+            self._wake_indexer()
             time.sleep(0.02)
         return False
 
