@@ -881,18 +881,29 @@ class SQLiteStore(FolderMixin):
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
         if self.settings.indexer == "process":
+            rules = self.settings.extra.get("tags")
             self._index_proc = subprocess.Popen(
-                [sys.executable, "-m", "postroom.store.index_worker", self.path],
+                [sys.executable, "-m", "postroom.store.index_worker", self.path, json.dumps(rules or [])],
                 stdin=subprocess.PIPE,
-                stdout=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
                 close_fds=True,
             )
             assert self._index_proc.stdin is not None
             os.set_blocking(self._index_proc.stdin.fileno(), False)
+            threading.Thread(target=self._index_announcer, name="postroom-index-events", daemon=True).start()
         else:
             self._indexer = threading.Thread(target=self._index_loop, name="postroom-indexer", daemon=True)
             self._indexer.start()
         self._wake_indexer()
+
+    def _index_announcer(self) -> None:
+        """Publish the worker's "indexed" reports (one line of IDs per batch) on the bus."""
+        proc = self._index_proc
+        assert proc is not None and proc.stdout is not None
+        for line in proc.stdout:
+            pids = line.decode("ascii", "replace").split()
+            if pids:
+                self.bus.publish(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
 
     def _wake_indexer(self) -> None:
         proc = self._index_proc
@@ -928,8 +939,12 @@ class SQLiteStore(FolderMixin):
             while not self._closed:
                 self._index_wakeup.wait(2)
                 self._index_wakeup.clear()
-                while not self._closed and index_pending(conn, extract):
-                    pass
+                while not self._closed:
+                    pids = index_pending(conn, extract, self._tag_rules)
+                    if pids is None:
+                        break
+                    if pids:
+                        self.bus.publish(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
         except sqlite3.Error:
             if not self._closed:
                 log.exception("indexer stopped")
