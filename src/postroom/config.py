@@ -95,6 +95,7 @@ OPTIONS: list[Option] = [
     Option(
         "smtp_hostname", str, "postroom", "name in the SMTP greeting and Received: headers", "smtp", "NAME"
     ),
+    Option("smtp_timeout", int, 300, "seconds an idle SMTP client gets (RFC 5321 4.5.3.2.7)", "smtp", "S"),
     # POP3 / IMAP
     Option(
         "auth_file",
@@ -148,6 +149,7 @@ class Settings:
     smtp_max_recipients: int = 1000
     smtp_max_connections: int = 500
     smtp_hostname: str = "postroom"
+    smtp_timeout: int = 300
     auth_file: str = ""
     require_tls_login: bool = False
     ui_auth_file: str = ""
