@@ -1,0 +1,81 @@
+// Thin client for postroom's HTTP API (Mailpit-compatible /api/v1 plus postroom's /api/v2).
+// Every URL is relative to the page, so the UI also works when served under a webroot.
+
+export class ApiError extends Error {
+  constructor(status, message) {
+    super(message);
+    this.status = status;
+  }
+}
+
+/** Absolute URL of an API path, resolved against the page (webroot-safe). */
+export function url(path, params) {
+  const u = new URL(path.replace(/^\//, ""), document.baseURI);
+  for (const [key, value] of Object.entries(params || {})) {
+    if (value !== undefined && value !== null && value !== "") u.searchParams.set(key, value);
+  }
+  return u.toString();
+}
+
+async function request(method, path, { params, body, as = "json", signal } = {}) {
+  const init = { method, signal, headers: { Accept: as === "json" ? "application/json" : "*/*" } };
+  if (body !== undefined) {
+    init.body = JSON.stringify(body);
+    init.headers["Content-Type"] = "application/json";
+  }
+  const res = await fetch(url(path, params), init);
+  if (!res.ok) {
+    let text = "";
+    try {
+      text = (await res.text()).trim();
+    } catch {
+      // keep the status line only
+    }
+    if (text.startsWith("{")) {
+      try {
+        const data = JSON.parse(text);
+        text = data.Error || data.error || data.message || text;
+      } catch {
+        // not JSON after all
+      }
+    }
+    throw new ApiError(res.status, text || `${res.status} ${res.statusText}`);
+  }
+  if (as === "text") return res.text();
+  if (as === "none") return null;
+  const type = res.headers.get("Content-Type") || "";
+  return type.includes("json") ? res.json() : res.text();
+}
+
+const enc = encodeURIComponent;
+
+export const api = {
+  /** A page of message summaries, optionally for one mailbox, optionally a search. */
+  messages({ query, mailbox, start = 0, limit = 50, signal }) {
+    const params = { start, limit, mailbox };
+    if (query) return request("GET", "api/v1/search", { params: { ...params, query }, signal });
+    return request("GET", "api/v1/messages", { params, signal });
+  },
+  message: (id, signal) => request("GET", `api/v1/message/${enc(id)}`, { signal }),
+  headers: (id) => request("GET", `api/v1/message/${enc(id)}/headers`),
+  raw: (id) => request("GET", `api/v1/message/${enc(id)}/raw`, { as: "text" }),
+  envelope: (id) => request("GET", `api/v2/message/${enc(id)}/envelope`),
+  mailboxes: () => request("GET", "api/v2/mailboxes"),
+  tags: () => request("GET", "api/v1/tags"),
+  setRead: (ids, read) => request("PUT", "api/v1/messages", { body: { IDs: ids, Read: read }, as: "none" }),
+  markAllRead: (mailbox) =>
+    request("PUT", "api/v1/messages", { body: { Read: true }, params: { mailbox }, as: "none" }),
+  remove: (ids) => request("DELETE", "api/v1/messages", { body: { IDs: ids }, as: "none" }),
+  removeAll: () => request("DELETE", "api/v1/messages", { as: "none" }),
+  removeMailbox: (name) => request("DELETE", `api/v2/mailbox/${enc(name)}`, { as: "none" }),
+  setTags: (ids, tags) => request("PUT", "api/v1/tags", { body: { IDs: ids, Tags: tags }, as: "none" }),
+  thread: (threadId) => request("GET", `api/v2/thread/${enc(threadId)}`),
+  partUrl: (id, partId) => url(`api/v1/message/${enc(id)}/part/${enc(partId)}`),
+  thumbUrl: (id, partId) => url(`api/v1/message/${enc(id)}/part/${enc(partId)}/thumb`),
+  rawUrl: (id) => url(`api/v1/message/${enc(id)}/raw`),
+  eventsUrl() {
+    const u = new URL("api/events", document.baseURI);
+    u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
+    return u.toString();
+  },
+};

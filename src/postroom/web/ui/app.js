@@ -1,0 +1,615 @@
+// postroom web UI: the entry module. Holds the state (mailbox, search, page, selection),
+// keeps it in the URL hash, wires the sidebar, list and view together, applies live
+// events from the WebSocket, and handles keyboard shortcuts.
+
+import { api } from "./api.js";
+import { LiveEvents } from "./events.js";
+import { MessageList, pageLabel } from "./list.js";
+import { Sidebar } from "./sidebar.js";
+import { debounce, formatNumber, shortAddress } from "./util.js";
+import { MessageView } from "./view.js";
+
+const PAGE_SIZE = 50;
+const SEARCH_DELAY_MS = 250;
+const $ = (id) => document.getElementById(id);
+
+const state = {
+  mailbox: "",
+  query: "",
+  start: 0,
+  total: 0,
+  unread: 0,
+  messages: [],
+  selectedId: null,
+  message: null,
+  pending: 0, // live arrivals not shown because the list is not on its first page
+};
+
+let listAbort = null;
+let messageAbort = null;
+const sidebar = new Sidebar($("mailboxes"), (name) => navigate({ mailbox: name, query: "", start: 0, id: null }));
+const list = new MessageList($("list"), (id) => openMessage(id));
+const view = new MessageView(
+  { root: $("message"), subject: $("msg-subject"), tags: $("msg-tags"), meta: $("msg-meta"), tabs: $("tabs"), panels: $("panels") },
+  { openMessage: (id) => openMessage(id), toast },
+);
+
+// ---- URL hash <-> state -------------------------------------------------------------
+
+function readHash() {
+  const p = new URLSearchParams(location.hash.slice(1));
+  return { mailbox: p.get("mailbox") || "", query: p.get("q") || "", start: Math.max(0, Number(p.get("start")) || 0), id: p.get("id") };
+}
+
+function writeHash() {
+  const p = new URLSearchParams();
+  if (state.mailbox) p.set("mailbox", state.mailbox);
+  if (state.query) p.set("q", state.query);
+  if (state.start) p.set("start", String(state.start));
+  if (state.selectedId) p.set("id", state.selectedId);
+  const hash = p.toString();
+  if (location.hash.slice(1) !== hash) history.replaceState(null, "", hash ? `#${hash}` : location.pathname + location.search);
+}
+
+/** Change mailbox / search / page / selection and reload what changed. */
+async function navigate({ mailbox = state.mailbox, query = state.query, start = state.start, id = state.selectedId } = {}) {
+  const listChanged = mailbox !== state.mailbox || query !== state.query || start !== state.start;
+  if (mailbox !== state.mailbox) closeDrawer();
+  state.mailbox = mailbox;
+  state.query = query;
+  state.start = start;
+  if ($("search").value !== query && document.activeElement !== $("search")) $("search").value = query;
+  sidebar.setCurrent(mailbox);
+  if (listChanged) {
+    state.pending = 0;
+    await loadList();
+  }
+  if (id !== state.selectedId) {
+    if (id) await openMessage(id);
+    else closeMessage();
+  }
+  writeHash();
+}
+
+// ---- loading -------------------------------------------------------------------------
+
+async function loadList({ keepScroll = false } = {}) {
+  listAbort?.abort();
+  const abort = new AbortController();
+  listAbort = abort;
+  const scroll = $("list").scrollTop;
+  document.body.classList.add("busy");
+  try {
+    const data = await api.messages({ query: state.query, mailbox: state.mailbox, start: state.start, limit: PAGE_SIZE, signal: abort.signal });
+    if (abort.signal.aborted) return;
+    state.messages = data.messages || [];
+    state.total = data.total ?? state.messages.length;
+    if (!state.query) {
+      state.unread = data.unread ?? 0;
+      if (!state.mailbox) sidebar.setTotals(data.messages_count ?? data.total ?? 0, data.messages_unread ?? data.unread ?? 0);
+    }
+    if (state.start && state.start >= state.total && state.total) {
+      state.start = Math.max(0, Math.floor((state.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+      return loadList();
+    }
+    renderList();
+    if (keepScroll) $("list").scrollTop = scroll;
+    if (data.tags) fillTagList(data.tags);
+    setError(null);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    setError(state.query && err.status === 400 ? `Search: ${err.message}` : `Could not load messages: ${err.message}`);
+  } finally {
+    if (listAbort === abort) document.body.classList.remove("busy");
+  }
+}
+
+function renderList() {
+  list.render(state.messages, state.selectedId);
+  const title = state.query ? "Search results" : state.mailbox || "All messages";
+  $("list-title").textContent = title;
+  $("list-count").textContent = state.total ? pageLabel(state.start, state.messages.length, state.total) : "";
+  $("page-info").textContent = pageLabel(state.start, state.messages.length, state.total);
+  $("prev-page").disabled = state.start <= 0;
+  $("next-page").disabled = state.start + state.messages.length >= state.total;
+  $("pager").hidden = state.total <= PAGE_SIZE;
+  const empty = !state.messages.length;
+  $("empty").hidden = !empty;
+  $("list").hidden = empty;
+  if (empty) {
+    $("empty-title").textContent = state.query ? "Nothing matches this search" : "No messages yet";
+    $("empty-hint").textContent = state.query
+      ? "Try fewer words, or operators like from:, to:, subject:, is:unread, has:attachment."
+      : `Point your application's SMTP settings at ${location.hostname} and send something.`;
+  }
+  updateBanner();
+  updateTitle();
+}
+
+async function loadMailboxes() {
+  try {
+    const data = await api.mailboxes();
+    sidebar.setMailboxes(data.mailboxes || []);
+  } catch {
+    sidebar.setMailboxes([]); // the extension may be missing (plain Mailpit API): All still works
+  }
+}
+
+async function loadCounts() {
+  // Totals for "All" and the title come from an unfiltered one-row listing.
+  try {
+    const data = await api.messages({ start: 0, limit: 1 });
+    sidebar.setTotals(data.messages_count ?? data.total ?? 0, data.messages_unread ?? data.unread ?? 0);
+    updateTitle();
+  } catch {
+    // shown on the next list load
+  }
+}
+
+const refreshCounts = debounce(() => {
+  loadMailboxes();
+  loadCounts();
+}, 200);
+const refreshList = debounce(() => loadList({ keepScroll: true }), 300);
+
+async function openMessage(id) {
+  if (!id) return;
+  messageAbort?.abort();
+  const abort = new AbortController();
+  messageAbort = abort;
+  state.selectedId = id;
+  list.select(id);
+  writeHash();
+  document.body.classList.add("reading");
+  try {
+    const msg = await api.message(id, abort.signal);
+    if (abort.signal.aborted) return;
+    state.message = msg;
+    $("view-empty").hidden = true;
+    view.show(msg);
+    syncReadButton();
+    $("eml-btn").href = api.rawUrl(id);
+    $("eml-btn").setAttribute("download", `${(msg.Subject || id).replace(/[^\w.-]+/g, "_").slice(0, 60)}.eml`);
+    const summary = state.messages.find((m) => m.ID === id);
+    if (summary && !summary.Read) setRead([id], true, { quiet: true });
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    if (err.status === 404) {
+      toast("That message no longer exists.");
+      closeMessage();
+    } else {
+      toast(`Could not open the message: ${err.message}`);
+    }
+  }
+}
+
+function closeMessage() {
+  state.selectedId = null;
+  state.message = null;
+  view.clear();
+  list.select(null);
+  $("view-empty").hidden = false;
+  document.body.classList.remove("reading");
+  writeHash();
+}
+
+// ---- actions -------------------------------------------------------------------------
+
+function applyLocal(ids, patch) {
+  for (const id of ids) {
+    const m = state.messages.find((x) => x.ID === id);
+    if (m) {
+      Object.assign(m, patch);
+      list.update(m);
+    }
+  }
+}
+
+async function setRead(ids, read, { quiet = false } = {}) {
+  applyLocal(ids, { Read: read });
+  if (state.message && ids.includes(state.message.ID)) syncReadButton();
+  try {
+    await api.setRead(ids, read);
+    refreshCounts();
+  } catch (err) {
+    if (!quiet) toast(`Could not update: ${err.message}`);
+  }
+}
+
+function currentRead() {
+  const s = state.messages.find((m) => m.ID === state.selectedId);
+  return s ? s.Read : true;
+}
+
+function syncReadButton() {
+  const read = currentRead();
+  const btn = $("read-btn");
+  btn.querySelector("span").textContent = read ? "Mark unread" : "Mark read";
+  btn.querySelector("use").setAttribute("href", read ? "#i-mail" : "#i-mail-open");
+}
+
+function toggleRead() {
+  if (state.selectedId) setRead([state.selectedId], !currentRead());
+}
+
+async function deleteSelected() {
+  const id = state.selectedId;
+  if (!id) return;
+  const next = list.neighbour(1) || list.neighbour(-1);
+  try {
+    await api.remove([id]);
+  } catch (err) {
+    toast(`Could not delete: ${err.message}`);
+    return;
+  }
+  removeLocal([id]);
+  toast("Message deleted.");
+  if (next && next !== id) openMessage(next);
+  else closeMessage();
+}
+
+function removeLocal(ids) {
+  const before = state.messages.length;
+  list.remove(ids);
+  state.messages = list.messages;
+  state.total = Math.max(0, state.total - (before - state.messages.length));
+  if (ids.includes(state.selectedId)) closeMessage();
+  renderList();
+  refreshCounts();
+  if (!state.messages.length && state.total) refreshList();
+}
+
+async function deleteAll() {
+  const dialog = $("confirm-dialog");
+  const scoped = Boolean(state.mailbox);
+  $("confirm-title").textContent = scoped ? `Delete mailbox ${state.mailbox}?` : "Delete all messages?";
+  $("confirm-text").textContent = scoped
+    ? `Every message delivered to ${state.mailbox} will be removed. This cannot be undone.`
+    : "Every message in every mailbox will be removed. This cannot be undone.";
+  $("confirm-ok").textContent = scoped ? "Delete mailbox" : "Delete all";
+  dialog.returnValue = "";
+  dialog.showModal();
+  const answer = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
+  if (answer !== "ok") return;
+  try {
+    if (scoped) await api.removeMailbox(state.mailbox);
+    else await api.removeAll();
+  } catch (err) {
+    toast(`Could not delete: ${err.message}`);
+    return;
+  }
+  closeMessage();
+  toast(scoped ? "Mailbox deleted." : "All messages deleted.");
+  if (scoped) await navigate({ mailbox: "", start: 0, id: null });
+  else await loadList();
+  refreshCounts();
+}
+
+async function editTags() {
+  if (!state.message) return;
+  const dialog = $("tag-dialog");
+  const input = $("tag-input");
+  input.value = (state.message.Tags || []).join(", ");
+  dialog.returnValue = "";
+  dialog.showModal();
+  input.focus();
+  input.select();
+  const answer = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
+  if (answer !== "ok") return;
+  const tags = [...new Set(input.value.split(",").map((t) => t.trim()).filter(Boolean))];
+  const id = state.message.ID;
+  try {
+    await api.setTags([id], tags);
+  } catch (err) {
+    toast(`Could not save tags: ${err.message}`);
+    return;
+  }
+  state.message.Tags = tags;
+  view.renderTags(tags);
+  applyLocal([id], { Tags: tags });
+}
+
+function fillTagList(tags) {
+  const dl = $("tag-list");
+  dl.replaceChildren(...tags.map((t) => Object.assign(document.createElement("option"), { value: t })));
+}
+
+async function markAllRead() {
+  if (!state.mailbox && !state.query) {
+    try {
+      await api.markAllRead();
+    } catch (err) {
+      toast(`Could not update: ${err.message}`);
+      return;
+    }
+    applyLocal(state.messages.map((m) => m.ID), { Read: true });
+    refreshCounts();
+    return;
+  }
+  const ids = state.messages.filter((m) => !m.Read).map((m) => m.ID);
+  if (ids.length) await setRead(ids, true);
+}
+
+// ---- live events ---------------------------------------------------------------------
+
+function matchesView(summary) {
+  if (state.query) return false; // the server decides what matches a search: reload instead
+  return !state.mailbox || (summary.Mailboxes || []).includes(state.mailbox);
+}
+
+function onEvent(type, data) {
+  switch (type) {
+    case "new": {
+      refreshCounts();
+      if (!data) break;
+      notify(data);
+      if (state.query) {
+        refreshList();
+      } else if (matchesView(data)) {
+        if (state.start === 0) {
+          list.prepend(data, PAGE_SIZE);
+          state.messages = list.messages;
+          state.total += 1;
+          renderListMeta();
+        } else {
+          state.pending += 1;
+          state.total += 1;
+          updateBanner();
+        }
+      }
+      break;
+    }
+    case "update": {
+      const ids = data?.IDs || (data?.ID ? [data.ID] : []);
+      const patch = {};
+      if (data && "Read" in data) patch.Read = data.Read;
+      if (data && "Tags" in data) patch.Tags = data.Tags;
+      if (ids.length && Object.keys(patch).length) {
+        applyLocal(ids, patch);
+        if (state.message && ids.includes(state.message.ID)) {
+          if (patch.Tags) {
+            state.message.Tags = patch.Tags;
+            view.renderTags(patch.Tags);
+          }
+          syncReadButton();
+        }
+      } else {
+        refreshList();
+      }
+      refreshCounts();
+      break;
+    }
+    case "delete": {
+      const ids = data?.IDs || (data?.ID ? [data.ID] : []);
+      if (ids.length) removeLocal(ids);
+      else refreshList();
+      break;
+    }
+    case "truncate":
+      state.messages = [];
+      state.total = 0;
+      closeMessage();
+      renderList();
+      refreshCounts();
+      break;
+    case "prune":
+    case "reconnect":
+      refreshList();
+      refreshCounts();
+      break;
+    case "stats":
+      if (data && typeof data.Unread === "number") {
+        sidebar.setTotals(data.Total ?? sidebar.total, data.Unread);
+        updateTitle();
+      }
+      break;
+    default:
+      break;
+  }
+}
+
+function renderListMeta() {
+  $("list-count").textContent = pageLabel(state.start, state.messages.length, state.total);
+  $("page-info").textContent = pageLabel(state.start, state.messages.length, state.total);
+  $("pager").hidden = state.total <= PAGE_SIZE;
+  $("next-page").disabled = state.start + state.messages.length >= state.total;
+  $("empty").hidden = state.messages.length > 0;
+  $("list").hidden = state.messages.length === 0;
+}
+
+function updateBanner() {
+  const show = state.pending > 0;
+  $("list-banner").hidden = !show;
+  if (show) $("banner-btn").textContent = `${formatNumber(state.pending)} new message${state.pending === 1 ? "" : "s"} — show`;
+}
+
+function onConnState(s) {
+  const conn = $("conn");
+  conn.dataset.state = s;
+  conn.querySelector(".conn-label").textContent = s === "open" ? "live" : s === "connecting" ? "connecting…" : "offline, retrying";
+}
+
+function updateTitle() {
+  const unread = sidebar.unread;
+  document.title = unread ? `(${formatNumber(unread)}) postroom` : "postroom";
+}
+
+// ---- notifications -------------------------------------------------------------------
+
+function notify(summary) {
+  if (!("Notification" in window) || Notification.permission !== "granted" || !document.hidden) return;
+  try {
+    const n = new Notification(summary.Subject || "(no subject)", {
+      body: `From ${shortAddress(summary.From) || "unknown"}${summary.Snippet ? `\n${summary.Snippet}` : ""}`,
+      tag: `postroom-${summary.ID}`,
+      icon: "favicon.svg",
+    });
+    n.addEventListener("click", () => {
+      window.focus();
+      openMessage(summary.ID);
+      n.close();
+    });
+  } catch {
+    // some platforms only allow notifications from a service worker
+  }
+}
+
+function setupNotifyButton() {
+  const btn = $("notify-btn");
+  if (!("Notification" in window) || Notification.permission !== "default") return;
+  btn.hidden = false;
+  btn.addEventListener("click", async () => {
+    const result = await Notification.requestPermission();
+    btn.hidden = true;
+    toast(result === "granted" ? "Desktop notifications are on." : "Notifications stay off.");
+  });
+}
+
+// ---- small UI bits -------------------------------------------------------------------
+
+let toastTimer = 0;
+function toast(text) {
+  const t = $("toast");
+  t.textContent = text;
+  t.hidden = false;
+  clearTimeout(toastTimer);
+  toastTimer = setTimeout(() => {
+    t.hidden = true;
+  }, 3500);
+}
+
+function setError(text) {
+  const banner = $("list-banner");
+  if (text) {
+    banner.hidden = false;
+    banner.dataset.error = "1";
+    $("banner-btn").textContent = `${text} — retry`;
+  } else if (banner.dataset.error) {
+    delete banner.dataset.error;
+    updateBanner();
+  }
+}
+
+function openDrawer() {
+  document.body.classList.add("drawer-open");
+  $("scrim").hidden = false;
+  $("menu-btn").setAttribute("aria-expanded", "true");
+  $("sidebar").querySelector("a")?.focus();
+}
+
+function closeDrawer() {
+  document.body.classList.remove("drawer-open");
+  $("scrim").hidden = true;
+  $("menu-btn").setAttribute("aria-expanded", "false");
+}
+
+// ---- keyboard ------------------------------------------------------------------------
+
+function typing(target) {
+  return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
+}
+
+function onKey(ev) {
+  if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
+  if (document.querySelector("dialog[open]")) return;
+  if (typing(ev.target)) {
+    if (ev.key === "Escape" && ev.target.id === "search") {
+      ev.target.value = "";
+      navigate({ query: "", start: 0 });
+      ev.target.blur();
+    }
+    return;
+  }
+  const go = (delta) => {
+    const id = list.neighbour(delta);
+    if (id) openMessage(id);
+    else if (delta > 0 && !$("next-page").disabled) navigate({ start: state.start + PAGE_SIZE, id: null });
+    else if (delta < 0 && !$("prev-page").disabled) navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null });
+  };
+  const actions = {
+    j: () => go(1),
+    ArrowDown: () => go(1),
+    k: () => go(-1),
+    ArrowUp: () => go(-1),
+    "/": () => $("search").focus(),
+    r: toggleRead,
+    Delete: deleteSelected,
+    "#": deleteSelected,
+    t: editTags,
+    n: () => !$("next-page").disabled && navigate({ start: state.start + PAGE_SIZE, id: null }),
+    p: () => !$("prev-page").disabled && navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null }),
+    "?": () => $("help-dialog").showModal(),
+    Escape: () => (document.body.classList.contains("drawer-open") ? closeDrawer() : closeMessage()),
+  };
+  if (/^[1-7]$/.test(ev.key) && state.message) {
+    ev.preventDefault();
+    view.selectIndex(Number(ev.key) - 1);
+    return;
+  }
+  const action = actions[ev.key];
+  if (!action) return;
+  // Arrow keys keep their native meaning (scrolling) unless the list has focus.
+  if ((ev.key === "ArrowDown" || ev.key === "ArrowUp") && ev.target.id !== "list") return;
+  if ((ev.key === "Delete" || ev.key === "#" || ev.key === "r" || ev.key === "t") && !state.selectedId) return;
+  ev.preventDefault();
+  action();
+}
+
+// ---- start ---------------------------------------------------------------------------
+
+function wire() {
+  const search = $("search");
+  const runSearch = debounce(() => navigate({ query: search.value.trim(), start: 0 }), SEARCH_DELAY_MS);
+  search.addEventListener("input", runSearch);
+  $("search-form").addEventListener("submit", (ev) => {
+    ev.preventDefault();
+    runSearch.cancel();
+    navigate({ query: search.value.trim(), start: 0 });
+  });
+  $("prev-page").addEventListener("click", () => navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null }));
+  $("next-page").addEventListener("click", () => navigate({ start: state.start + PAGE_SIZE, id: null }));
+  $("banner-btn").addEventListener("click", () => {
+    if ($("list-banner").dataset.error) {
+      setError(null);
+      loadList();
+      return;
+    }
+    state.pending = 0;
+    updateBanner();
+    navigate({ start: 0 });
+    if (state.start === 0) loadList();
+  });
+  $("read-btn").addEventListener("click", toggleRead);
+  $("delete-btn").addEventListener("click", deleteSelected);
+  $("tag-btn").addEventListener("click", editTags);
+  $("delete-all-btn").addEventListener("click", deleteAll);
+  $("mark-all-read-btn").addEventListener("click", markAllRead);
+  $("help-btn").addEventListener("click", () => $("help-dialog").showModal());
+  $("back-btn").addEventListener("click", closeMessage);
+  $("menu-btn").addEventListener("click", () => (document.body.classList.contains("drawer-open") ? closeDrawer() : openDrawer()));
+  $("scrim").addEventListener("click", closeDrawer);
+  document.querySelector(".brand").addEventListener("click", (ev) => {
+    ev.preventDefault();
+    $("search").value = "";
+    navigate({ mailbox: "", query: "", start: 0, id: null });
+  });
+  document.addEventListener("keydown", onKey);
+  window.addEventListener("hashchange", () => navigate(readHash()));
+}
+
+async function main() {
+  wire();
+  setupNotifyButton();
+  const initial = readHash();
+  $("search").value = initial.query;
+  state.mailbox = initial.mailbox;
+  state.query = initial.query;
+  state.start = initial.start;
+  sidebar.setCurrent(state.mailbox);
+  await Promise.all([loadList(), loadMailboxes(), state.mailbox || state.query ? loadCounts() : null]);
+  if (initial.id) await openMessage(initial.id);
+  new LiveEvents(api.eventsUrl(), onEvent, onConnState).start();
+  document.body.dataset.ready = "1";
+}
+
+main();

@@ -1,0 +1,153 @@
+// The message list: one page of summaries rendered as a listbox. Rows are rebuilt only
+// for the page on screen (50 by default), so it stays fast whatever the store holds.
+
+import { el, formatListTime, formatNumber, formatSize, icon, setChildren, shortAddress } from "./util.js";
+
+/** One list row for a MessageSummary. */
+export function renderRow(msg, selected) {
+  const from = shortAddress(msg.From) || "(no sender)";
+  const to = (msg.To || []).map(shortAddress).filter(Boolean);
+  const toText = to.length > 2 ? `${to.slice(0, 2).join(", ")} +${to.length - 2}` : to.join(", ");
+  const tags = (msg.Tags || []).map((t) => el("span", { class: "tag", text: t }));
+  const time = formatListTime(msg.Created);
+  const label = [
+    msg.Read ? "" : "Unread.",
+    `From ${from}.`,
+    `Subject ${msg.Subject || "(no subject)"}.`,
+    time,
+    msg.Attachments ? `${msg.Attachments} attachment${msg.Attachments === 1 ? "" : "s"}.` : "",
+  ].filter(Boolean).join(" ");
+  return el(
+    "li",
+    {
+      class: `row${msg.Read ? "" : " unread"}${selected ? " selected" : ""}`,
+      role: "option",
+      id: `msg-${msg.ID}`,
+      "aria-selected": selected ? "true" : "false",
+      "aria-label": label,
+      dataset: { id: msg.ID },
+    },
+    el("span", { class: "unread-dot", "aria-hidden": "true" }),
+    el(
+      "div",
+      { class: "row-main" },
+      el(
+        "div",
+        { class: "row-line" },
+        el("span", { class: "row-from", text: from, title: msg.From ? msg.From.Address : "" }),
+        msg.Attachments ? el("span", { class: "row-clip", title: `${msg.Attachments} attachment(s)` }, icon("clip")) : null,
+        el("time", { class: "row-time", datetime: msg.Created, text: time }),
+      ),
+      el(
+        "div",
+        { class: "row-line" },
+        el("span", { class: "row-subject", text: msg.Subject || "(no subject)" }),
+        tags.length ? el("span", { class: "row-tags" }, tags) : null,
+      ),
+      el(
+        "div",
+        { class: "row-line row-sub" },
+        el("span", { class: "row-to", text: toText ? `to ${toText}` : "" }),
+        el("span", { class: "row-snippet", text: msg.Snippet || "" }),
+        el("span", { class: "row-size", text: formatSize(msg.Size) }),
+      ),
+    ),
+  );
+}
+
+export class MessageList {
+  /**
+   * @param {HTMLElement} root the <ul role=listbox>
+   * @param {(id: string) => void} onOpen
+   */
+  constructor(root, onOpen) {
+    this.root = root;
+    this.onOpen = onOpen;
+    this.messages = [];
+    this.selectedId = null;
+    root.addEventListener("click", (ev) => {
+      const row = ev.target.closest("li.row");
+      if (row) onOpen(row.dataset.id);
+    });
+    root.addEventListener("keydown", (ev) => {
+      if (ev.key === "Enter" && this.selectedId) {
+        ev.preventDefault();
+        onOpen(this.selectedId);
+      }
+    });
+  }
+
+  render(messages, selectedId) {
+    this.messages = messages;
+    this.selectedId = selectedId;
+    const frag = document.createDocumentFragment();
+    for (const msg of messages) frag.append(renderRow(msg, msg.ID === selectedId));
+    setChildren(this.root, frag);
+    this.syncActive();
+  }
+
+  select(id) {
+    this.selectedId = id;
+    for (const row of this.root.querySelectorAll("li.row.selected")) {
+      row.classList.remove("selected");
+      row.setAttribute("aria-selected", "false");
+    }
+    const row = id ? this.root.querySelector(`#${CSS.escape(`msg-${id}`)}`) : null;
+    if (row) {
+      row.classList.add("selected");
+      row.setAttribute("aria-selected", "true");
+      row.scrollIntoView({ block: "nearest" });
+    }
+    this.syncActive();
+  }
+
+  syncActive() {
+    const id = this.selectedId && this.messages.some((m) => m.ID === this.selectedId) ? `msg-${this.selectedId}` : null;
+    if (id) this.root.setAttribute("aria-activedescendant", id);
+    else this.root.removeAttribute("aria-activedescendant");
+  }
+
+  /** Replace one row in place (read state or tags changed). */
+  update(msg) {
+    const i = this.messages.findIndex((m) => m.ID === msg.ID);
+    if (i < 0) return;
+    this.messages[i] = msg;
+    const old = this.root.querySelector(`#${CSS.escape(`msg-${msg.ID}`)}`);
+    if (old) old.replaceWith(renderRow(msg, msg.ID === this.selectedId));
+  }
+
+  /** Insert a live arrival at the top; drop the last row if the page is full. */
+  prepend(msg, limit) {
+    if (this.messages.some((m) => m.ID === msg.ID)) return;
+    this.messages.unshift(msg);
+    const row = renderRow(msg, false);
+    row.classList.add("arrived");
+    this.root.prepend(row);
+    while (this.messages.length > limit) {
+      const gone = this.messages.pop();
+      this.root.querySelector(`#${CSS.escape(`msg-${gone.ID}`)}`)?.remove();
+    }
+  }
+
+  remove(ids) {
+    const set = new Set(ids);
+    this.messages = this.messages.filter((m) => !set.has(m.ID));
+    for (const id of ids) this.root.querySelector(`#${CSS.escape(`msg-${id}`)}`)?.remove();
+    this.syncActive();
+  }
+
+  /** The id `delta` rows away from the selection (or the first row). */
+  neighbour(delta) {
+    if (!this.messages.length) return null;
+    const i = this.messages.findIndex((m) => m.ID === this.selectedId);
+    if (i < 0) return this.messages[delta > 0 ? 0 : this.messages.length - 1].ID;
+    const j = i + delta;
+    return j >= 0 && j < this.messages.length ? this.messages[j].ID : null;
+  }
+}
+
+/** "1–50 of 100,000". */
+export function pageLabel(start, count, total) {
+  if (!total) return "0 messages";
+  return `${formatNumber(start + 1)}–${formatNumber(start + count)} of ${formatNumber(total)}`;
+}

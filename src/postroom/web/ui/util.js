@@ -1,0 +1,109 @@
+// Small DOM and formatting helpers shared by the UI modules. No framework: elements are
+// built with el(), text always goes through textContent (never innerHTML), so message
+// data can never become markup in the application page.
+
+/**
+ * Build an element: el("button", {class: "btn", onclick: fn, "aria-label": "x"}, child...).
+ * Children may be strings (text nodes), nodes, or null/false (skipped).
+ */
+export function el(tag, attrs = {}, ...children) {
+  const node = tag === "svg" || tag === "use"
+    ? document.createElementNS("http://www.w3.org/2000/svg", tag)
+    : document.createElement(tag);
+  for (const [key, value] of Object.entries(attrs || {})) {
+    if (value === null || value === undefined || value === false) continue;
+    if (key.startsWith("on") && typeof value === "function") {
+      node.addEventListener(key.slice(2), value);
+    } else if (key === "dataset") {
+      Object.assign(node.dataset, value);
+    } else if (key === "text") {
+      node.textContent = value;
+    } else {
+      node.setAttribute(key, value === true ? "" : String(value));
+    }
+  }
+  for (const child of children.flat()) {
+    if (child === null || child === undefined || child === false) continue;
+    node.append(child instanceof Node ? child : document.createTextNode(String(child)));
+  }
+  return node;
+}
+
+/** An inline SVG icon from the sprite in index.html. */
+export function icon(name, cls = "icon") {
+  const svg = el("svg", { class: cls, "aria-hidden": "true", focusable: "false" });
+  svg.append(el("use", { href: `#i-${name}` }));
+  return svg;
+}
+
+/** "Alice <alice@example.org>" or just the address when there is no name. */
+export function formatAddress(addr) {
+  if (!addr) return "";
+  const name = (addr.Name || "").trim();
+  const address = (addr.Address || "").trim();
+  if (name && address) return `${name} <${address}>`;
+  return name || address;
+}
+
+/** A short label for a sender or recipient: the name if any, else the address. */
+export function shortAddress(addr) {
+  if (!addr) return "";
+  return (addr.Name || "").trim() || (addr.Address || "").trim();
+}
+
+export function formatAddressList(list) {
+  return (list || []).map(formatAddress).filter(Boolean).join(", ");
+}
+
+const SIZE_UNITS = ["B", "KB", "MB", "GB"];
+
+/** 1536 -> "1.5 KB". */
+export function formatSize(bytes) {
+  let n = Number(bytes) || 0;
+  let unit = 0;
+  while (n >= 1024 && unit < SIZE_UNITS.length - 1) {
+    n /= 1024;
+    unit += 1;
+  }
+  return `${unit === 0 ? n : n.toFixed(n < 10 ? 1 : 0)} ${SIZE_UNITS[unit]}`;
+}
+
+const timeFmt = new Intl.DateTimeFormat(undefined, { hour: "2-digit", minute: "2-digit" });
+const dayFmt = new Intl.DateTimeFormat(undefined, { month: "short", day: "numeric" });
+const yearFmt = new Intl.DateTimeFormat(undefined, { year: "numeric", month: "short", day: "numeric" });
+const fullFmt = new Intl.DateTimeFormat(undefined, { dateStyle: "full", timeStyle: "medium" });
+
+/** Compact list time: "14:05" today, "Mar 3" this year, "Mar 3, 2023" before. */
+export function formatListTime(iso, now = new Date()) {
+  const d = new Date(iso);
+  if (Number.isNaN(d.getTime())) return "";
+  if (d.toDateString() === now.toDateString()) return timeFmt.format(d);
+  if (d.getFullYear() === now.getFullYear()) return dayFmt.format(d);
+  return yearFmt.format(d);
+}
+
+export function formatFullTime(iso) {
+  const d = new Date(iso);
+  return Number.isNaN(d.getTime()) ? String(iso || "") : fullFmt.format(d);
+}
+
+const numberFmt = new Intl.NumberFormat();
+export function formatNumber(n) {
+  return numberFmt.format(Number(n) || 0);
+}
+
+/** Call fn at most once per `ms`, trailing edge. */
+export function debounce(fn, ms) {
+  let timer = 0;
+  const wrapped = (...args) => {
+    clearTimeout(timer);
+    timer = setTimeout(() => fn(...args), ms);
+  };
+  wrapped.cancel = () => clearTimeout(timer);
+  return wrapped;
+}
+
+/** Replace all children of a node. */
+export function setChildren(node, ...children) {
+  node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
