@@ -1,0 +1,1031 @@
+"""SMTP server protocol, sans-IO (RFC 5321, with the extensions a mail catcher meets).
+
+No sockets, no asyncio, no store: bytes go in, events come out, replies go back as bytes.
+The caller (``postroom.servers.smtp``) owns the socket and drives an
+:class:`SMTPConnection` in the h11 style::
+
+    conn = SMTPConnection(config)
+    write(conn.send(conn.greeting()))
+    conn.receive_data(chunk)
+    while (event := conn.next_event()) is not NEED_DATA:
+        write(conn.send(event.reply))      # or a reply of the caller's own choosing
+
+Every event is something that needs exactly one reply: each carries the reply the core
+proposes (``event.reply``), which the caller may replace (a failed credential check, a
+hook that refuses a recipient, "queued as <id>" after a message is stored). Sending the
+reply applies the state change: a ``2xx`` to :class:`MailFrom` opens the transaction, a
+``5xx`` leaves the state as it was. Until the reply is sent :meth:`SMTPConnection.next_event`
+refuses to run, so pipelined commands (RFC 2920) wait in the buffer, in order.
+
+States are :class:`State`; which command is valid in which state is one table,
+:data:`COMMANDS`, checked in one place (:meth:`SMTPConnection._command`).
+
+Input handling, and what it tolerates:
+
+* Commands end in CRLF; a bare LF is accepted too (Postel; RFC 5321 2.3.8 allows it to
+  be refused, but many test clients send it).
+* DATA is read in bulk: the buffer is searched for the end-of-data line (``.`` alone on
+  a line ending in CRLF or LF) rather than line by line, dot-stuffing is undone with one
+  ``bytes.replace`` (RFC 5321 4.5.2) and bare LFs in the body become CRLF.
+* BDAT chunks (RFC 3030) are taken byte-exact: no unstuffing, no line-end changes.
+* Oversized messages are read to their end and thrown away, then refused with
+  ``552 5.3.4``, so the session stays in step with the client.
+
+Errors::
+
+    SMTPError                 base of this module's errors
+     +-- LocalProtocolError   the caller misused the API (asked for the next event before
+                              answering the last one): a bug in the server, never caused
+                              by a client. Everything a client does wrong becomes a
+                              :class:`CommandError` event with a 4xx/5xx reply instead.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import enum
+import os
+import re
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, Literal
+
+__all__ = [
+    "COMMANDS",
+    "COMMAND_TIMEOUT",
+    "MAX_AUTH_LINE",
+    "MAX_COMMAND_LINE",
+    "MAX_ERRORS",
+    "NEED_DATA",
+    "AuthAttempt",
+    "AuthChallenge",
+    "ChunkReceived",
+    "Command",
+    "CommandError",
+    "DataStart",
+    "Event",
+    "Hello",
+    "LocalProtocolError",
+    "MailFrom",
+    "MessageReceived",
+    "Quit",
+    "RcptTo",
+    "Reply",
+    "SMTPConfig",
+    "SMTPConnection",
+    "SMTPError",
+    "Sentinel",
+    "StartTLS",
+    "State",
+]
+
+# -- limits ------------------------------------------------------------------------------
+
+#: Longest command line we accept, CRLF included. RFC 5321 4.5.3.1.4 sets 512 octets
+#: and lets each extension raise it (RFC 1869 4.1.2); ESMTP parameters (SIZE, BODY,
+#: SMTPUTF8, RET, ENVID, AUTH=, ORCPT=) and long addresses can pass 512, so we accept
+#: 4096, twice Postfix's ``line_length_limit`` default of 2048.
+MAX_COMMAND_LINE: Final = 4096
+#: AUTH commands with an initial response and SASL response lines: RFC 4954 section 4
+#: raises the limit for them to 12288 octets.
+MAX_AUTH_LINE: Final = 12288
+#: Server timeout while waiting for the next command or the next block of data:
+#: at least 5 minutes (RFC 5321 4.5.3.2.7). Enforced by the I/O layer.
+COMMAND_TIMEOUT: Final = 300.0
+#: Errors tolerated in one session before it is closed with 421, like Postfix's
+#: ``smtpd_hard_error_limit`` default of 20: binary garbage must not keep a slot forever.
+MAX_ERRORS: Final = 20
+#: Mechanisms we speak (RFC 4616 PLAIN, draft-murchison-sasl-login LOGIN, RFC 2195 CRAM-MD5).
+AUTH_MECHANISMS: Final = ("PLAIN", "LOGIN", "CRAM-MD5")
+
+_CTL = re.compile(rb"[\x00-\x1f\x7f]")
+
+
+class SMTPError(Exception):
+    """Base of this module's errors."""
+
+
+class LocalProtocolError(SMTPError):
+    """The caller misused the API (a server bug, never a client's doing)."""
+
+
+class Sentinel(enum.Enum):
+    NEED_DATA = "need-data"
+
+
+#: Returned by :meth:`SMTPConnection.next_event` when the buffer holds no complete command.
+NEED_DATA: Final = Sentinel.NEED_DATA
+
+
+class State(enum.Enum):
+    """Where a session is. Transitions happen when the caller sends a reply."""
+
+    GREETING = "greeting"  # the 220 banner has not been sent yet
+    CONNECTED = "connected"  # banner sent; waiting for HELO/EHLO
+    READY = "ready"  # greeted; no mail transaction
+    MAIL = "mail"  # MAIL accepted
+    RCPT = "rcpt"  # at least one RCPT accepted
+    CHUNKING = "chunking"  # between BDAT chunks of one message (RFC 3030)
+    DATA = "data"  # reading the body after 354
+    BDAT = "bdat"  # reading the octets of one BDAT chunk
+    AUTH = "auth"  # in a SASL exchange, waiting for the client's response line
+    CLOSED = "closed"  # after QUIT or a 421: input is ignored
+
+
+_CMD_STATES = frozenset({State.CONNECTED, State.READY, State.MAIL, State.RCPT, State.CHUNKING})
+
+#: Command -> the states it is valid in. Anything else gets a 503 (bad sequence).
+COMMANDS: Final[dict[bytes, frozenset[State]]] = {
+    b"EHLO": _CMD_STATES,
+    b"HELO": _CMD_STATES,
+    b"MAIL": frozenset({State.READY}),
+    b"RCPT": frozenset({State.MAIL, State.RCPT}),
+    b"DATA": frozenset({State.RCPT}),
+    b"BDAT": frozenset({State.RCPT, State.CHUNKING}),
+    b"RSET": _CMD_STATES,
+    b"NOOP": _CMD_STATES,
+    b"VRFY": _CMD_STATES,
+    b"HELP": _CMD_STATES,
+    b"QUIT": _CMD_STATES,
+    b"STARTTLS": frozenset({State.CONNECTED, State.READY}),  # not inside a transaction
+    b"AUTH": frozenset({State.READY}),  # after EHLO, outside a transaction (RFC 4954 4)
+}
+#: Recognised but not offered (RFC 5321 4.2.4: 502 "command not implemented").
+_NOT_IMPLEMENTED = frozenset({b"EXPN", b"ETRN", b"TURN", b"ATRN", b"SEND", b"SOML", b"SAML"})
+
+
+# -- replies ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Reply:
+    """One SMTP reply: a code, an enhanced status code (RFC 3463) and text lines.
+
+    ``enhanced`` is empty for the greeting, for replies to HELO/EHLO (RFC 2034 3) and
+    for 3xx intermediate replies, which carry none.
+    """
+
+    code: int
+    enhanced: str
+    lines: tuple[str, ...]
+    data: bytes = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        prefix = f"{self.enhanced} " if self.enhanced else ""
+        lines = self.lines or ("",)
+        last = len(lines) - 1
+        wire = "".join(
+            f"{self.code}{'-' if i < last else ' '}{prefix}{line}\r\n" for i, line in enumerate(lines)
+        )
+        object.__setattr__(self, "data", wire.encode("utf-8"))
+
+    @classmethod
+    def of(cls, code: int, enhanced: str, *lines: str) -> Reply:
+        """Build a reply: ``Reply.of(250, "2.1.0", "Ok")``."""
+        return cls(code, enhanced, lines)
+
+    @classmethod
+    def parse(cls, text: str) -> Reply:
+        """Parse ``"550 5.7.1 no"`` (enhanced code optional).
+
+        Raises:
+            ValueError: the text does not start with a 3-digit code from 2xx to 5xx.
+        """
+        m = re.fullmatch(r"([2-5]\d\d)(?:[ -](?:([245]\.\d{1,3}\.\d{1,3})(?: |$))?(.*))?", text.strip())
+        if not m:
+            raise ValueError(f"not an SMTP reply: {text!r}")
+        return cls(int(m.group(1)), m.group(2) or "", (m.group(3) or "",))
+
+    @property
+    def positive(self) -> bool:
+        """True for 2xx and 3xx replies."""
+        return self.code < 400
+
+
+def _r(code: int, enhanced: str, text: str) -> Reply:
+    return Reply(code, enhanced, (text,))
+
+
+OK = _r(250, "2.0.0", "Ok")
+OK_MAIL = _r(250, "2.1.0", "Ok")
+OK_RCPT = _r(250, "2.1.5", "Ok")
+START_DATA = _r(354, "", "End data with <CR><LF>.<CR><LF>")
+BYE = _r(221, "2.0.0", "Bye")
+VRFY_REPLY = _r(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
+HELP_REPLY = _r(
+    214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS AUTH"
+)
+READY_TLS = _r(220, "2.0.0", "Ready to start TLS")
+AUTH_OK = _r(235, "2.7.0", "Authentication successful")
+AUTH_FAILED = _r(535, "5.7.8", "Error: authentication failed")
+AUTH_REQUIRED = _r(530, "5.7.0", "Authentication required")
+TLS_REQUIRED = _r(530, "5.7.0", "Must issue a STARTTLS command first")
+TLS_UNAVAILABLE = _r(454, "4.7.0", "TLS not available")
+AUTH_CANCELLED = _r(501, "5.7.0", "Authentication cancelled")
+AUTH_UNDECODABLE = _r(501, "5.5.2", "Cannot decode response")
+AUTH_UNKNOWN_MECH = _r(504, "5.5.4", "Unrecognized authentication type")
+ALREADY_AUTHED = _r(503, "5.5.1", "Error: already authenticated")
+UNRECOGNIZED = _r(500, "5.5.2", "Error: command not recognized")
+NOT_IMPLEMENTED = _r(502, "5.5.1", "Error: command not implemented")
+LINE_TOO_LONG = _r(500, "5.5.6", "Error: line too long")
+TOO_MANY_RECIPIENTS = _r(452, "4.5.3", "Error: too many recipients")
+TOO_BIG = _r(552, "5.3.4", "Error: message too big")
+TOO_MANY_ERRORS = _r(421, "4.7.0", "Error: too many errors")
+TIMEOUT = _r(421, "4.4.2", "Error: timeout exceeded")
+TEMP_FAILURE = _r(451, "4.3.0", "Error: queue file write error")
+UNSUPPORTED_PARAM = _r(555, "5.5.4", "Unsupported option")
+NEED_HELO = _r(503, "5.5.1", "Error: send HELO/EHLO first")
+
+
+# -- events -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Event:
+    """Something that needs exactly one reply; ``reply`` is what the core proposes."""
+
+    reply: Reply
+
+
+@dataclass(frozen=True, slots=True)
+class Hello(Event):
+    """HELO or EHLO."""
+
+    hostname: str
+    esmtp: bool
+
+
+@dataclass(frozen=True, slots=True)
+class MailFrom(Event):
+    """MAIL FROM; ``address`` is "" for the null reverse-path."""
+
+    address: str
+    size: int | None
+    body: str  # "7BIT", "8BITMIME" or "BINARYMIME"
+    smtputf8: bool
+
+
+@dataclass(frozen=True, slots=True)
+class RcptTo(Event):
+    address: str
+
+
+@dataclass(frozen=True, slots=True)
+class DataStart(Event):
+    """The DATA command; a 354 reply starts the body."""
+
+
+@dataclass(frozen=True, slots=True)
+class ChunkReceived(Event):
+    """A BDAT chunk without LAST was read (RFC 3030)."""
+
+    size: int
+
+
+@dataclass(frozen=True, slots=True)
+class MessageReceived(Event):
+    """A whole message: end of DATA, or BDAT ... LAST. The transaction is over."""
+
+    mail_from: str
+    rcpt_to: tuple[str, ...]
+    data: bytes  # unstuffed, CRLF line ends (DATA) or byte-exact (BDAT)
+    smtputf8: bool
+    body: str
+
+
+@dataclass(frozen=True, slots=True)
+class StartTLS(Event):
+    """STARTTLS; after a 220 the caller starts the handshake (RFC 3207)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthChallenge(Event):
+    """A 334 continuation in a SASL exchange (RFC 4954)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthAttempt(Event):
+    """Credentials to check. ``password`` for PLAIN/LOGIN; ``challenge`` and ``digest``
+    (lower-case hex HMAC-MD5) for CRAM-MD5. Never log ``password``."""
+
+    mechanism: str
+    username: str
+    password: str | None = field(default=None, repr=False)
+    challenge: str | None = None
+    digest: str | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True, slots=True)
+class Quit(Event):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Command(Event):
+    """RSET, NOOP, VRFY, HELP: no decision to make, but a hook may want to see them."""
+
+    verb: str
+    argument: str
+
+
+@dataclass(frozen=True, slots=True)
+class CommandError(Event):
+    """The client did something wrong; ``reply`` says what (4xx/5xx)."""
+
+
+# -- configuration ------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class SMTPConfig:
+    """What a session needs to know about the server."""
+
+    hostname: str = "postroom"
+    max_size: int = 50 * 1024 * 1024  # RFC 1870 SIZE
+    max_recipients: int = 1000  # RFC 5321 4.5.3.1.8 requires at least 100
+    tls_available: bool = False  # can STARTTLS be offered?
+    require_auth: bool = False
+    require_tls: bool = False
+    software: str = "postroom"
+    _ehlo: dict[bool, Reply] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def ehlo_reply(self, tls_active: bool) -> Reply:
+        """The EHLO reply for a session with or without TLS (cached per config)."""
+        cached = self._ehlo.get(tls_active)
+        if cached is None:
+            ext = [self.hostname, "PIPELINING", f"SIZE {self.max_size}", "8BITMIME", "SMTPUTF8"]
+            ext += ["CHUNKING", "BINARYMIME", "ENHANCEDSTATUSCODES", "DSN"]
+            if self.tls_available and not tls_active:
+                ext.append("STARTTLS")
+            if tls_active or not self.require_tls:  # RFC 3207 4.2: AUTH after STARTTLS
+                ext.append("AUTH " + " ".join(AUTH_MECHANISMS))
+            ext.append("HELP")
+            cached = Reply(250, "", tuple(ext))
+            self._ehlo[tls_active] = cached
+        return cached
+
+
+def _default_nonce() -> str:
+    return f"{int.from_bytes(os.urandom(8), 'big')}.{int(time.time())}"
+
+
+# -- the connection -----------------------------------------------------------------------
+
+
+class SMTPConnection:
+    """One SMTP session on the server side. See the module docstring for the protocol."""
+
+    _HANDLERS: ClassVar[dict[bytes, Callable[[SMTPConnection, bytes], Event]]]
+
+    def __init__(
+        self, config: SMTPConfig, *, tls: bool = False, nonce: Callable[[], str] = _default_nonce
+    ) -> None:
+        self.config = config
+        self.tls = tls  # is the session encrypted (implicit TLS or after STARTTLS)?
+        self.state = State.GREETING
+        self.helo = ""
+        self.esmtp = False
+        self.auth_user: str | None = None
+        self.mail_from = ""
+        self.rcpt_to: list[str] = []
+        self.smtputf8 = False
+        self.body = "7BIT"
+        self.errors = 0
+        self._nonce = nonce
+        self._buf = bytearray()
+        self._pos = 0  # start of unread input in _buf
+        self._pending: Event | None = None  # event waiting for its reply
+        self._after: Callable[[Reply], None] | None = None  # applied when that reply is sent
+        self._skip_line = False  # discarding the rest of an over-long line
+        # DATA
+        self._scan = 0  # where to look next for "\n." in _buf
+        self._dots = 0  # stuffed dots seen (they do not count toward the size)
+        self._too_big = False
+        # BDAT
+        self._chunks = bytearray()
+        self._bdat_left = 0
+        self._bdat_last = False
+        self._bdat_error: Reply | None = None
+        self._bdat_size = 0
+        self._bdat_resume = State.READY
+        # SASL
+        self._sasl: str = ""  # "PLAIN", "LOGIN-USER", "LOGIN-PASS", "CRAM-MD5"
+        self._sasl_user = ""
+        self._sasl_challenge = ""
+
+    # -- public API ---------------------------------------------------------------------
+
+    def greeting(self) -> Reply:
+        """The 220 banner (RFC 5321 4.2: no enhanced code before EHLO)."""
+        return Reply(220, "", (f"{self.config.hostname} ESMTP {self.config.software}",))
+
+    def receive_data(self, data: bytes) -> None:
+        """Add bytes from the client. Nothing is parsed until :meth:`next_event`."""
+        if self.state is State.CLOSED:
+            return
+        if self._pos and self.state is not State.DATA:
+            del self._buf[: self._pos]
+            self._pos = 0
+        self._buf += data
+
+    def next_event(self) -> Event | Literal[Sentinel.NEED_DATA]:
+        """The next thing that needs a reply, or :data:`NEED_DATA`.
+
+        Raises:
+            LocalProtocolError: the previous event has not been answered with :meth:`send`.
+        """
+        if self._pending is not None:
+            raise LocalProtocolError("send() a reply to the previous event first")
+        state = self.state
+        if state is State.DATA:
+            ev = self._read_data()
+        elif state is State.BDAT:
+            ev = self._read_bdat()
+        elif state is State.CLOSED:
+            return NEED_DATA
+        elif state is State.GREETING:
+            raise LocalProtocolError("send the greeting first")
+        else:
+            ev = self._read_line()
+        if ev is not NEED_DATA:
+            self._pending = ev
+        return ev
+
+    def send(self, reply: Reply) -> bytes:
+        """Reply to the pending event (or send the greeting / an unsolicited 421).
+
+        Applies the state change the reply implies and returns the bytes to write.
+        """
+        pending = self._pending
+        self._pending = None
+        after = self._after
+        self._after = None
+        if reply.code == 421:  # RFC 5321 3.8: the server closes after a 421
+            self._close()
+        elif pending is None:
+            if self.state is State.GREETING:
+                self.state = State.CONNECTED if reply.code == 220 else State.CLOSED
+        else:
+            if pending.__class__ is CommandError and reply.code >= 400:
+                self.errors += 1
+            if after is not None:
+                after(reply)
+        return reply.data
+
+    @property
+    def in_transaction(self) -> bool:
+        return self.state in (State.MAIL, State.RCPT, State.CHUNKING, State.DATA, State.BDAT)
+
+    def timeout_reply(self) -> Reply:
+        """The 421 to send when the client has been idle too long (RFC 5321 4.5.3.2.7)."""
+        return Reply(421, "4.4.2", (f"{self.config.hostname} Error: timeout exceeded",))
+
+    def ehlo_reply(self) -> Reply:
+        """The EHLO reply this session would get now."""
+        return self.config.ehlo_reply(self.tls)
+
+    # -- state changes --------------------------------------------------------------------
+
+    def _reset_transaction(self) -> None:
+        self.mail_from = ""
+        self.rcpt_to = []
+        self.smtputf8 = False
+        self.body = "7BIT"
+        self._chunks = bytearray()
+        if self.state in (State.MAIL, State.RCPT, State.CHUNKING, State.DATA, State.BDAT, State.AUTH):
+            self.state = State.READY
+
+    def _close(self) -> None:
+        self.state = State.CLOSED
+        self._buf = bytearray()
+        self._pos = 0
+
+    def _error(self, reply: Reply) -> Event:
+        if self.errors + 1 >= MAX_ERRORS:
+            return CommandError(TOO_MANY_ERRORS)
+        return CommandError(reply)
+
+    # -- reading ------------------------------------------------------------------------
+
+    def _read_line(self) -> Event | Literal[Sentinel.NEED_DATA]:
+        buf = self._buf
+        while True:
+            pos = self._pos
+            eol = buf.find(b"\n", pos)
+            if self._skip_line:
+                if eol < 0:
+                    self._pos = len(buf)
+                    return NEED_DATA
+                self._pos = eol + 1
+                self._skip_line = False
+                continue
+            if eol < 0:
+                if len(buf) - pos > MAX_COMMAND_LINE and len(buf) - pos > self._line_limit(pos):
+                    self._skip_line = True
+                    self._pos = len(buf)
+                    return self._error(LINE_TOO_LONG)
+                return NEED_DATA
+            if eol + 1 - pos > MAX_COMMAND_LINE and eol + 1 - pos > self._line_limit(pos):
+                self._pos = eol + 1
+                return self._error(LINE_TOO_LONG)
+            end = eol - 1 if eol > pos and buf[eol - 1] == 13 else eol
+            line = bytes(buf[pos:end])
+            self._pos = eol + 1
+            if self.state is State.AUTH:
+                return self._sasl_response(line)
+            return self._command(line)
+
+    def _line_limit(self, pos: int) -> int:
+        if self.state is State.AUTH or self._buf[pos : pos + 5].upper() == b"AUTH ":
+            return MAX_AUTH_LINE
+        return MAX_COMMAND_LINE
+
+    def _command(self, line: bytes) -> Event | Literal[Sentinel.NEED_DATA]:
+        sp = line.find(b" ")
+        if sp < 0:
+            verb, arg = line.upper(), b""
+        else:
+            verb, arg = line[:sp].upper(), line[sp + 1 :].strip()
+        allowed = COMMANDS.get(verb)
+        if allowed is None:
+            if verb in _NOT_IMPLEMENTED:
+                return self._error(NOT_IMPLEMENTED)
+            return self._error(UNRECOGNIZED)
+        if verb == b"BDAT":  # the chunk must be read even when the command is refused
+            return self._bdat(arg, self.state in allowed)
+        if self.state not in allowed:
+            return self._error(self._sequence_error(verb))
+        return self._HANDLERS[verb](self, arg)
+
+    def _sequence_error(self, verb: bytes) -> Reply:
+        state = self.state
+        if state is State.CONNECTED:
+            return NEED_HELO
+        if verb == b"MAIL":
+            return _r(503, "5.5.1", "Error: nested MAIL command")
+        if verb == b"RCPT":
+            return _r(503, "5.5.1", "Error: need MAIL command")
+        if verb == b"DATA":
+            if state is State.CHUNKING:
+                return _r(503, "5.5.1", "Error: DATA cannot follow BDAT")
+            if state is State.MAIL:
+                return _r(503, "5.5.1", "Error: need RCPT command")
+            return _r(503, "5.5.1", "Error: need MAIL command")
+        if verb == b"BDAT":
+            return _r(
+                503,
+                "5.5.1",
+                "Error: need RCPT command" if state is State.MAIL else "Error: need MAIL command",
+            )
+        if verb == b"AUTH" and self.auth_user is not None:
+            return ALREADY_AUTHED
+        if verb in (b"AUTH", b"STARTTLS"):
+            return _r(503, "5.5.1", "Error: not allowed during a mail transaction")
+        return _r(503, "5.5.1", "Error: bad sequence of commands")
+
+    def _read_data(self) -> Event | Literal[Sentinel.NEED_DATA]:
+        buf = self._buf
+        n = len(buf)
+        i = self._scan
+        while True:
+            i = buf.find(b"\n.", i)
+            if i < 0:
+                break
+            j = i + 2
+            if j + 1 < n:
+                c = buf[j]
+                if c == 13 and buf[j + 1] == 10:
+                    return self._end_data(i + 1, j + 2)
+                if c == 10:
+                    return self._end_data(i + 1, j + 1)
+            elif j < n:  # one byte after the dot so far
+                c = buf[j]
+                if c == 10:
+                    return self._end_data(i + 1, j + 1)
+                if c == 13:
+                    break  # "\n.\r" + ? : wait for the next byte
+            else:
+                break  # "\n." at the very end: wait
+            self._dots += 1  # a stuffed dot (RFC 5321 4.5.2)
+            i = j
+        # no end yet: resume from the last "\n." seen, or the last byte
+        self._scan = i if i >= 0 else max(self._scan, n - 1)
+        if self._too_big or n - self._pos - self._dots > self.config.max_size:
+            # throw away what we have, keep only what the end-of-data search still needs
+            self._too_big = True
+            del buf[: self._scan]
+            self._scan = self._pos = 0
+        return NEED_DATA
+
+    def _end_data(self, body_end: int, consumed: int) -> Event:
+        buf = self._buf
+        start = self._pos
+        too_big = self._too_big
+        dots = self._dots
+        self._pos = consumed
+        self._too_big = False
+        self._dots = 0
+        mail_from, rcpt_to, smtputf8, body_type = (
+            self.mail_from,
+            tuple(self.rcpt_to),
+            self.smtputf8,
+            self.body,
+        )
+        self._reset_transaction()
+        if too_big or body_end - start - dots > self.config.max_size:
+            return self._error(TOO_BIG)
+        if dots:
+            # buf[start - 1] is the LF that ended the DATA line, so the first line's dot
+            # is found by the same replace; [1:] drops that LF again.
+            data = bytes(buf[start - 1 : body_end]).replace(b"\n.", b"\n")[1:]
+        else:
+            data = bytes(buf[start:body_end])
+        if data.count(b"\n") != data.count(b"\r\n"):  # bare LFs: store CRLF (RFC 5322 2.3)
+            data = data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+        self._after = None
+        return MessageReceived(OK, mail_from, rcpt_to, data, smtputf8, body_type)
+
+    def _read_bdat(self) -> Event | Literal[Sentinel.NEED_DATA]:
+        buf = self._buf
+        pos = self._pos
+        take = min(len(buf) - pos, self._bdat_left)
+        if take:
+            if self._bdat_error is None:
+                self._chunks += buf[pos : pos + take]
+            self._pos = pos + take
+            self._bdat_left -= take
+        if self._bdat_left:
+            return NEED_DATA
+        error = self._bdat_error
+        self._bdat_error = None
+        if error is not None:
+            if error is TOO_BIG:
+                self._reset_transaction()
+            else:
+                self.state = self._bdat_resume
+            return self._error(error)
+        if self._bdat_last:
+            data = bytes(self._chunks)
+            ev = MessageReceived(OK, self.mail_from, tuple(self.rcpt_to), data, self.smtputf8, self.body)
+            self._reset_transaction()
+            return ev
+        self.state = State.CHUNKING
+        size = self._bdat_size
+        return ChunkReceived(_r(250, "2.0.0", f"{size} octets received"), size)
+
+    # -- commands -------------------------------------------------------------------------
+
+    def _hello(self, arg: bytes, esmtp: bool) -> Event:
+        if not arg or _CTL.search(arg):
+            return self._error(_r(501, "5.5.4", f"Syntax: {'EHLO' if esmtp else 'HELO'} hostname"))
+        name = arg.decode("utf-8", "replace")
+        reply = self.config.ehlo_reply(self.tls) if esmtp else Reply(250, "", (self.config.hostname,))
+
+        def after(r: Reply) -> None:
+            if r.code < 400:
+                self._reset_transaction()
+                self.state = State.READY
+                self.helo = name
+                self.esmtp = esmtp
+
+        self._after = after
+        return Hello(reply, name, esmtp)
+
+    def _ehlo(self, arg: bytes) -> Event:
+        return self._hello(arg, True)
+
+    def _helo(self, arg: bytes) -> Event:
+        return self._hello(arg, False)
+
+    def _mail(self, arg: bytes) -> Event:
+        cfg = self.config
+        if cfg.require_tls and not self.tls:
+            return self._error(TLS_REQUIRED)
+        if cfg.require_auth and self.auth_user is None:
+            return self._error(AUTH_REQUIRED)
+        if arg[:5].upper() != b"FROM:":
+            return self._error(_r(501, "5.5.4", "Syntax: MAIL FROM:<address>"))
+        parsed = _parse_path(arg[5:])
+        if parsed is None:
+            return self._error(_r(501, "5.1.7", "Bad sender address syntax"))
+        address, params = parsed
+        size: int | None = None
+        body = "7BIT"
+        utf8 = False
+        for key, value in params:
+            if key == "SIZE":
+                if value is None or not value.isdigit():
+                    return self._error(_r(501, "5.5.4", "Bad SIZE parameter"))
+                size = int(value)
+                if size > cfg.max_size:  # RFC 1870 6.1: refuse before the data is sent
+                    return self._error(_r(552, "5.3.4", "Message size exceeds fixed maximum message size"))
+            elif key == "BODY":
+                body = (value or "").upper()
+                if body not in ("7BIT", "8BITMIME", "BINARYMIME"):
+                    return self._error(_r(501, "5.5.4", "Bad BODY parameter"))
+            elif key == "SMTPUTF8":
+                if value is not None:
+                    return self._error(_r(501, "5.5.4", "SMTPUTF8 takes no value"))
+                utf8 = True
+            elif key == "RET":
+                if (value or "").upper() not in ("FULL", "HDRS"):
+                    return self._error(_r(501, "5.5.4", "Bad RET parameter"))
+            elif key in ("ENVID", "AUTH"):  # RFC 3461 4.4, RFC 4954 5: accepted, not used
+                if not value:
+                    return self._error(_r(501, "5.5.4", f"Bad {key} parameter"))
+            else:
+                return self._error(UNSUPPORTED_PARAM)
+
+        def after(r: Reply) -> None:
+            if r.code < 400:
+                self.state = State.MAIL
+                self.mail_from = address
+                self.rcpt_to = []
+                self.smtputf8 = utf8
+                self.body = body
+
+        self._after = after
+        return MailFrom(OK_MAIL, address, size, body, utf8)
+
+    def _rcpt(self, arg: bytes) -> Event:
+        if arg[:3].upper() != b"TO:":
+            return self._error(_r(501, "5.5.4", "Syntax: RCPT TO:<address>"))
+        parsed = _parse_path(arg[3:])
+        if parsed is None or not parsed[0]:
+            return self._error(_r(501, "5.1.3", "Bad recipient address syntax"))
+        address, params = parsed
+        for key, value in params:
+            if key not in ("NOTIFY", "ORCPT"):  # RFC 3461 4.1, 4.2: accepted, not used
+                return self._error(UNSUPPORTED_PARAM)
+            if not value:
+                return self._error(_r(501, "5.5.4", f"Bad {key} parameter"))
+        if len(self.rcpt_to) >= self.config.max_recipients:  # RFC 5321 4.5.3.1.10
+            return self._error(TOO_MANY_RECIPIENTS)
+
+        def after(r: Reply) -> None:
+            if r.code < 400:
+                self.state = State.RCPT
+                self.rcpt_to.append(address)
+
+        self._after = after
+        return RcptTo(OK_RCPT, address)
+
+    def _data(self, arg: bytes) -> Event:
+        if arg:
+            return self._error(_r(501, "5.5.4", "Syntax: DATA"))
+        if self.body == "BINARYMIME":  # RFC 3030 3: BINARYMIME needs BDAT
+            return self._error(_r(503, "5.5.1", "Error: BODY=BINARYMIME requires BDAT"))
+        self._after = self._after_data
+        return DataStart(START_DATA)
+
+    def _after_data(self, r: Reply) -> None:
+        if r.code == 354:
+            self.state = State.DATA
+            # keep one byte before the body: the LF that ended the DATA line, so that a
+            # first line beginning with "." is found by the same "\n." search
+            if self._pos:
+                del self._buf[: self._pos - 1]
+            else:
+                self._buf[0:0] = b"\n"
+            self._pos = 1
+            self._scan = 0
+            self._dots = 0
+            self._too_big = False
+
+    def _bdat(self, arg: bytes, allowed: bool) -> Event | Literal[Sentinel.NEED_DATA]:
+        parts = arg.split()
+        if not parts or len(parts) > 2 or not parts[0].isdigit():
+            return self._error(_r(501, "5.5.4", "Syntax: BDAT size [LAST]"))
+        if len(parts) == 2 and parts[1].upper() != b"LAST":
+            return self._error(_r(501, "5.5.4", "Syntax: BDAT size [LAST]"))
+        size = int(parts[0])
+        self._bdat_left = self._bdat_size = size
+        self._bdat_last = len(parts) == 2
+        self._bdat_resume = self.state
+        if not allowed:
+            self._bdat_error = self._sequence_error(b"BDAT")
+        elif len(self._chunks) + size > self.config.max_size:
+            self._bdat_error = TOO_BIG
+        else:
+            self._bdat_error = None
+        self.state = State.BDAT
+        return self._read_bdat()
+
+    def _rset(self, arg: bytes) -> Event:
+        self._after = self._after_rset
+        return Command(OK, "RSET", "")
+
+    def _after_rset(self, r: Reply) -> None:
+        if r.code < 400:
+            self._reset_transaction()
+
+    def _noop(self, arg: bytes) -> Event:
+        return Command(OK, "NOOP", arg.decode("utf-8", "replace"))
+
+    def _vrfy(self, arg: bytes) -> Event:
+        if not arg:
+            return self._error(_r(501, "5.5.4", "Syntax: VRFY address"))
+        return Command(VRFY_REPLY, "VRFY", arg.decode("utf-8", "replace"))
+
+    def _help(self, arg: bytes) -> Event:
+        return Command(HELP_REPLY, "HELP", arg.decode("utf-8", "replace"))
+
+    def _quit(self, arg: bytes) -> Event:
+        self._after = self._after_quit
+        return Quit(BYE)
+
+    def _after_quit(self, r: Reply) -> None:
+        self._close()
+
+    def _starttls(self, arg: bytes) -> Event:
+        if arg:
+            return self._error(_r(501, "5.5.4", "Syntax: STARTTLS"))
+        if self.tls or not self.config.tls_available:
+            return self._error(
+                TLS_UNAVAILABLE if not self.tls else _r(503, "5.5.1", "Error: TLS already active")
+            )
+        self._after = self._after_starttls
+        return StartTLS(READY_TLS)
+
+    def _after_starttls(self, r: Reply) -> None:
+        if r.code == 220:
+            # RFC 3207 4.2: forget everything learnt before TLS, and drop any input that
+            # arrived with the command (it was not protected: CVE-2011-0411)
+            self.tls = True
+            self._reset_transaction()
+            self.state = State.CONNECTED
+            self.helo = ""
+            self.esmtp = False
+            self.auth_user = None
+            self._buf = bytearray()
+            self._pos = 0
+
+    # -- AUTH (RFC 4954) ------------------------------------------------------------------
+
+    def _auth(self, arg: bytes) -> Event:
+        if self.config.require_tls and not self.tls:
+            return self._error(TLS_REQUIRED)
+        if self.auth_user is not None:
+            return self._error(ALREADY_AUTHED)
+        mech_b, _, initial = arg.partition(b" ")
+        mech = mech_b.upper().decode("ascii", "replace")
+        initial = initial.strip()
+        if mech not in AUTH_MECHANISMS:
+            return self._error(AUTH_UNKNOWN_MECH)
+        if mech == "CRAM-MD5":
+            if initial:
+                return self._error(_r(501, "5.5.4", "CRAM-MD5 takes no initial response"))
+            self._sasl_challenge = f"<{self._nonce()}@{self.config.hostname}>"
+            return self._challenge("CRAM-MD5", self._sasl_challenge)
+        if mech == "PLAIN":
+            if initial:
+                return self._plain(initial)
+            return self._challenge("PLAIN", "")
+        if initial:  # LOGIN with the user name as initial response
+            user = _b64(initial)
+            if user is None:
+                return self._error(AUTH_UNDECODABLE)
+            self._sasl_user = user
+            return self._challenge("LOGIN-PASS", "Password:")
+        return self._challenge("LOGIN-USER", "Username:")
+
+    def _challenge(self, step: str, text: str) -> Event:
+        self._sasl = step
+        encoded = base64.b64encode(text.encode()).decode() if text else ""
+        self._after = self._after_challenge
+        return AuthChallenge(Reply(334, "", (encoded,)))
+
+    def _after_challenge(self, r: Reply) -> None:
+        if r.code == 334:
+            self.state = State.AUTH
+
+    def _sasl_response(self, line: bytes) -> Event:
+        self.state = State.READY
+        step = self._sasl
+        self._sasl = ""
+        if line.strip() == b"*":  # RFC 4954 4: the client cancels
+            return self._error(AUTH_CANCELLED)
+        if step == "PLAIN":
+            return self._plain(line)
+        text = _b64(line)
+        if text is None:
+            return self._error(AUTH_UNDECODABLE)
+        if step == "LOGIN-USER":
+            self._sasl_user = text
+            return self._challenge("LOGIN-PASS", "Password:")
+        if step == "LOGIN-PASS":
+            return self._attempt(AuthAttempt(AUTH_OK, "LOGIN", self._sasl_user, password=text))
+        # CRAM-MD5: "user hexdigest" (RFC 2195 2)
+        user, _, digest = text.rpartition(" ")
+        if not user or not re.fullmatch(r"[0-9a-fA-F]{32}", digest):
+            return self._error(_r(501, "5.5.4", "Bad CRAM-MD5 response"))
+        return self._attempt(
+            AuthAttempt(AUTH_OK, "CRAM-MD5", user, challenge=self._sasl_challenge, digest=digest.lower())
+        )
+
+    def _plain(self, initial: bytes) -> Event:
+        text = _b64(initial)
+        if text is None:
+            return self._error(AUTH_UNDECODABLE)
+        parts = text.split("\0")
+        if len(parts) != 3 or not parts[1]:  # RFC 4616 2: [authzid] NUL authcid NUL passwd
+            return self._error(_r(501, "5.5.2", "Bad PLAIN response"))
+        return self._attempt(AuthAttempt(AUTH_OK, "PLAIN", parts[1], password=parts[2]))
+
+    def _attempt(self, ev: AuthAttempt) -> Event:
+        user = ev.username
+
+        def after(r: Reply) -> None:
+            if r.code < 400:
+                self.auth_user = user
+
+        self._after = after
+        return ev
+
+
+SMTPConnection._HANDLERS = {
+    b"EHLO": SMTPConnection._ehlo,
+    b"HELO": SMTPConnection._helo,
+    b"MAIL": SMTPConnection._mail,
+    b"RCPT": SMTPConnection._rcpt,
+    b"DATA": SMTPConnection._data,
+    b"RSET": SMTPConnection._rset,
+    b"NOOP": SMTPConnection._noop,
+    b"VRFY": SMTPConnection._vrfy,
+    b"HELP": SMTPConnection._help,
+    b"QUIT": SMTPConnection._quit,
+    b"STARTTLS": SMTPConnection._starttls,
+    b"AUTH": SMTPConnection._auth,
+}
+
+
+# -- helpers ------------------------------------------------------------------------------
+
+
+def _b64(data: bytes) -> str | None:
+    """Decode a SASL response; "=" is the empty response (RFC 4954 4)."""
+    if data == b"=":
+        return ""
+    try:
+        return binascii.a2b_base64(data, strict_mode=True).decode("utf-8")
+    except (binascii.Error, ValueError):
+        return None
+
+
+def _parse_path(text: bytes) -> tuple[str, list[tuple[str, str | None]]] | None:
+    """``<addr> PARAM=x ...`` -> (address, [(PARAM, value)]), or None when malformed.
+
+    Tolerates a space after the colon and a missing pair of angle brackets; strips a
+    source route (RFC 5321 4.1.1.3 says to accept and ignore it).
+    """
+    text = text.lstrip(b" ")
+    if text.startswith(b"<"):
+        end = _closing_bracket(text)
+        if end < 0:
+            return None
+        raw, rest = text[1:end], text[end + 1 :]
+        if rest and rest[:1] != b" ":
+            return None
+    else:
+        raw, _, rest = text.partition(b" ")
+        if not raw:
+            return None
+    if raw.startswith(b"@"):
+        _, colon, raw = raw.partition(b":")
+        if not colon:
+            return None
+    if _CTL.search(raw):
+        return None
+    try:
+        address = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+    params: list[tuple[str, str | None]] = []
+    if rest:
+        for item in rest.split():
+            key, eq, value = item.partition(b"=")
+            try:
+                params.append((key.decode("ascii").upper(), value.decode("utf-8") if eq else None))
+            except UnicodeDecodeError:
+                return None
+    return address, params
+
+
+def _closing_bracket(text: bytes) -> int:
+    if b'"' not in text:
+        return text.find(b">")
+    quoted = False
+    escaped = False
+    for i in range(1, len(text)):
+        c = text[i]
+        if escaped:
+            escaped = False
+        elif c == 0x5C and quoted:  # backslash
+            escaped = True
+        elif c == 0x22:
+            quoted = not quoted
+        elif c == 0x3E and not quoted:
+            return i
+    return -1

@@ -1,0 +1,510 @@
+"""The SMTP listener: binds the sans-IO core (:mod:`postroom.protocols.smtp`) to sockets.
+
+One :class:`SMTPSession` (an :class:`asyncio.Protocol`, not streams: fewer objects and
+no per-line awaits) per connection. The hot path per message is: feed the bytes to the
+core, answer the events it returns, and write every reply of a pipelined batch with one
+``transport.write``. At the end of a message the session prepends a ``Received:`` trace
+header, hands the message to ``app.store.deliver`` and replies ``250`` only once the
+store says the message is committed; meanwhile input keeps being buffered but no further
+command of that session is answered, so replies stay in order.
+
+Extension point: coroutines in ``app.extras["smtp_hooks"]`` are called as
+``await hook(stage, info)`` at each stage of :data:`HOOK_STAGES` with a
+:class:`SessionInfo`; a hook that returns a reply (a :class:`Reply` or text such as
+``"550 5.7.1 no"``) has it sent instead of the normal answer (and, at stage "message",
+instead of storing the message). With no hooks this costs one truth test per event.
+
+Errors: nothing here raises to the event loop. A failed ``deliver`` becomes
+``451 4.3.0`` (logged); an unexpected exception in a session is logged and answered with
+``451 4.3.0`` as well, or closes the connection with ``421`` when no reply is possible.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+import os
+import ssl
+import time
+from collections.abc import Awaitable, Callable, Coroutine
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..protocols.smtp import (
+    COMMAND_TIMEOUT,
+    NEED_DATA,
+    AuthAttempt,
+    DataStart,
+    Event,
+    Hello,
+    MailFrom,
+    MessageReceived,
+    RcptTo,
+    Reply,
+    SMTPConfig,
+    SMTPConnection,
+    StartTLS,
+    State,
+)
+from ..store.base import Envelope
+from .auth import Authenticator
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["HOOK_STAGES", "Hook", "SMTPListener", "SMTPSession", "SessionInfo", "start_server"]
+
+log = logging.getLogger(__name__)
+
+#: Where hooks are called: on connect (instead of the greeting), then for each command.
+HOOK_STAGES = ("connect", "helo", "auth", "mail", "rcpt", "data", "message")
+
+_STAGE_OF: dict[type[Event], str] = {
+    Hello: "helo",
+    AuthAttempt: "auth",
+    MailFrom: "mail",
+    RcptTo: "rcpt",
+    DataStart: "data",
+    MessageReceived: "message",
+}
+
+TEMP_FAILURE = Reply(451, "4.3.0", ("Error: could not store the message, try again later",))
+AUTH_FAILED = Reply(535, "5.7.8", ("Error: authentication failed",))
+TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
+
+
+@dataclass(frozen=True, slots=True)
+class SessionInfo:
+    """What a hook sees of a session."""
+
+    peer: str  # "ip:port"
+    helo: str
+    tls: bool
+    auth_user: str | None
+    mail_from: str | None  # None outside a transaction
+    rcpt_to: tuple[str, ...]  # accepted so far
+    argument: str = ""  # the HELO name, auth user, MAIL or RCPT address of this stage
+    size: int = 0  # message size at stage "message"
+
+
+Hook = Callable[[str, SessionInfo], Awaitable["Reply | str | None"]]
+
+
+async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = False) -> SMTPListener:
+    """Listen for SMTP (or SMTPS when ``implicit_tls``) on ``host:port``.
+
+    Raises:
+        OSError: the address cannot be bound.
+        ValueError: implicit TLS without ``app.ssl_context``.
+    """
+    if implicit_tls and app.ssl_context is None:
+        raise ValueError("implicit TLS needs a certificate (app.ssl_context)")
+    listener = SMTPListener(app, implicit_tls)
+    loop = asyncio.get_running_loop()
+    listener.server = await loop.create_server(
+        listener.new_session,
+        host,
+        port,
+        ssl=app.ssl_context if implicit_tls else None,
+        reuse_address=True,
+        backlog=1024,
+    )
+    listener.start_sweeper()
+    return listener
+
+
+class SMTPListener:
+    """One listening socket and the sessions it accepted. Closable like a server."""
+
+    def __init__(self, app: App, implicit_tls: bool) -> None:
+        s = app.settings
+        self.app = app
+        self.implicit_tls = implicit_tls
+        self.ssl_context: ssl.SSLContext | None = app.ssl_context
+        self.config = SMTPConfig(
+            hostname=s.smtp_hostname,
+            max_size=s.smtp_max_size,
+            max_recipients=s.smtp_max_recipients,
+            tls_available=app.ssl_context is not None,
+            require_auth=s.smtp_require_auth,
+            require_tls=s.smtp_require_tls,
+        )
+        self.authenticator = Authenticator(s.smtp_auth_file) if s.smtp_auth_file else None
+        self.max_connections = s.smtp_max_connections
+        self.timeout = float(s.smtp_timeout or COMMAND_TIMEOUT)
+        # shared by the SMTP and SMTPS listeners of one app: the limit is per server
+        self.sessions: set[SMTPSession] = app.extras.setdefault("smtp_sessions", set())
+        self.server: asyncio.Server | None = None
+        self.loop = asyncio.get_running_loop()
+        self._sweeper: asyncio.Task[None] | None = None
+
+    def new_session(self) -> SMTPSession:
+        return SMTPSession(self)
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return tuple(self.server.sockets) if self.server is not None else ()
+
+    def start_sweeper(self) -> None:
+        self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
+
+    async def _sweep(self) -> None:
+        """Close sessions idle longer than the timeout (one task, not a timer per read)."""
+        interval = min(max(self.timeout / 4, 0.05), 5.0)
+        while True:
+            await asyncio.sleep(interval)
+            now = time.monotonic()
+            for session in list(self.sessions):
+                if session.listener is self and not session.busy and now - session.last > self.timeout:
+                    session.timed_out()
+
+    def close(self) -> None:
+        """Stop listening and say goodbye to idle sessions (421, RFC 5321 3.8)."""
+        if self.server is not None:
+            self.server.close()
+        if self._sweeper is not None:
+            self._sweeper.cancel()
+        for session in list(self.sessions):
+            if session.listener is self:
+                session.shutdown()
+
+    async def wait_closed(self) -> None:
+        if self._sweeper is not None:
+            try:
+                await self._sweeper
+            except asyncio.CancelledError:
+                pass
+        if self.server is not None:
+            await self.server.wait_closed()
+
+
+_ids = itertools.count(1)
+_ID_PREFIX = os.urandom(3).hex().upper()
+_date_cache: list[Any] = [0, ""]
+_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def _rfc5322_date(now: float) -> str:
+    """RFC 5322 3.3 date in UTC, cached per second (locale-independent)."""
+    sec = int(now)
+    if _date_cache[0] != sec:
+        t = time.gmtime(sec)
+        _date_cache[0] = sec
+        _date_cache[1] = (
+            f"{_DAYS[t.tm_wday]}, {t.tm_mday:02d} {_MONTHS[t.tm_mon - 1]} {t.tm_year} "
+            f"{t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+        )
+    return str(_date_cache[1])
+
+
+class SMTPSession(asyncio.Protocol):
+    """One client connection."""
+
+    __slots__ = (
+        "busy",
+        "conn",
+        "hooks",
+        "ip",
+        "last",
+        "listener",
+        "loop",
+        "peer",
+        "task",
+        "tls_pending",
+        "transport",
+    )
+
+    def __init__(self, listener: SMTPListener) -> None:
+        self.listener = listener
+        self.transport: asyncio.Transport | None = None
+        self.conn: SMTPConnection | None = None
+        self.busy = False  # an async step (deliver, hook, TLS) is pending
+        self.hooks: list[Hook] | None = None
+        self.last = time.monotonic()
+        self.peer = ""
+        self.ip = ""
+        self.task: asyncio.Task[None] | None = None
+        self.tls_pending = False  # STARTTLS accepted, handshake not done: drop input
+        self.loop = listener.loop
+
+    # -- asyncio.Protocol ---------------------------------------------------------------
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        assert isinstance(transport, asyncio.Transport)
+        self.transport = transport
+        listener = self.listener
+        if len(listener.sessions) >= listener.max_connections:
+            transport.write(TOO_MANY_CONNECTIONS.data)
+            transport.close()
+            log.info("SMTP connection refused: %d connections open", len(listener.sessions))
+            return
+        listener.sessions.add(self)
+        peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) >= 2:
+            self.ip = str(peer[0])
+            self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in self.ip else f"{peer[0]}:{peer[1]}"
+        self.conn = conn = SMTPConnection(listener.config, tls=listener.implicit_tls)
+        self.hooks = listener.app.extras.get("smtp_hooks") or None
+        if self.hooks:
+            self._run(self._greet_with_hooks())
+        else:
+            transport.write(conn.send(conn.greeting()))
+
+    def data_received(self, data: bytes) -> None:
+        conn = self.conn
+        if conn is None or self.tls_pending:
+            return
+        self.last = time.monotonic()
+        conn.receive_data(data)
+        if not self.busy:
+            self._process()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self.listener.sessions.discard(self)
+        self.transport = None
+
+    # -- the loop -------------------------------------------------------------------------
+
+    def _process(self) -> None:
+        """Answer every complete command in the buffer; stop at the first async step."""
+        conn = self.conn
+        transport = self.transport
+        if conn is None or transport is None:
+            return
+        out: list[bytes] = []
+        hooks = self.hooks
+        try:
+            while True:
+                ev = conn.next_event()
+                if ev is NEED_DATA:
+                    break
+                cls = ev.__class__
+                if cls is MessageReceived or (hooks and cls in _STAGE_OF):
+                    self._run(self._answer_async(ev))
+                    break
+                if cls is AuthAttempt and self.listener.authenticator is not None:
+                    assert isinstance(ev, AuthAttempt)
+                    out.append(conn.send(self._check_auth(ev)))
+                    continue
+                out.append(conn.send(ev.reply))
+                if cls is StartTLS and ev.reply.code == 220:
+                    transport.write(b"".join(out))
+                    out = []
+                    # nothing the client sent in clear after STARTTLS may be read
+                    self.tls_pending = True
+                    transport.pause_reading()
+                    self._run(self._start_tls())
+                    break
+                if conn.state is State.CLOSED:
+                    transport.write(b"".join(out))
+                    out = []
+                    transport.close()
+                    break
+        except Exception:
+            log.exception("SMTP session %s failed", self.peer)
+            out.append(conn.send(Reply(421, "4.3.0", ("Error: internal server error",))))
+            transport.write(b"".join(out))
+            transport.close()
+            return
+        if out:
+            transport.write(b"".join(out) if len(out) > 1 else out[0])
+
+    def _run(self, coro: Coroutine[Any, Any, None]) -> None:
+        self.busy = True
+        self.task = self.loop.create_task(coro)
+
+    def _resume(self, data: bytes) -> None:
+        """Write the reply of an async step and carry on with buffered input."""
+        self.busy = False
+        self.task = None
+        transport = self.transport
+        conn = self.conn
+        if transport is None or conn is None or transport.is_closing():
+            return
+        transport.write(data)
+        if conn.state is State.CLOSED:
+            transport.close()
+            return
+        self.last = time.monotonic()
+        self._process()
+
+    async def _answer_async(self, ev: Event) -> None:
+        conn = self.conn
+        assert conn is not None
+        try:
+            reply = await self._hook(ev) if self.hooks else None
+            if reply is None:
+                if ev.__class__ is MessageReceived:
+                    assert isinstance(ev, MessageReceived)
+                    reply = await self._deliver(ev)
+                elif ev.__class__ is AuthAttempt and self.listener.authenticator is not None:
+                    assert isinstance(ev, AuthAttempt)
+                    reply = self._check_auth(ev)
+                else:
+                    reply = ev.reply
+        except Exception:
+            log.exception("SMTP session %s: error while answering %s", self.peer, type(ev).__name__)
+            reply = TEMP_FAILURE
+        self._resume(conn.send(reply))
+
+    # -- message --------------------------------------------------------------------------
+
+    async def _deliver(self, ev: MessageReceived) -> Reply:
+        conn = self.conn
+        assert conn is not None
+        now = time.time()
+        trace_id = f"{_ID_PREFIX}{next(_ids):08X}"
+        header = self._received(ev, conn, trace_id, now)
+        envelope = Envelope(
+            mail_from=ev.mail_from,
+            rcpt_to=ev.rcpt_to,
+            peer=self.peer,
+            helo=conn.helo,
+            tls=conn.tls,
+            auth_user=conn.auth_user,
+            smtputf8=ev.smtputf8,
+            received_at=now,
+        )
+        try:
+            msg_id = await self.listener.app.store.deliver(envelope, header + ev.data)
+        except Exception:
+            log.exception("SMTP: could not store a message from %s (trace id %s)", self.peer, trace_id)
+            return TEMP_FAILURE
+        log.debug("SMTP: stored %s from %s for %d recipient(s)", msg_id, self.peer, len(ev.rcpt_to))
+        return Reply(250, "2.0.0", (f"Ok: queued as {msg_id}",))
+
+    def _received(self, ev: MessageReceived, conn: SMTPConnection, trace_id: str, now: float) -> bytes:
+        """The trace header of RFC 5321 4.4 (protocol names from RFC 3848 and RFC 6531)."""
+        if ev.smtputf8:
+            proto = "UTF8SMTP"
+        elif conn.esmtp:
+            proto = "ESMTP"
+        else:
+            proto = "SMTP"
+        if proto != "SMTP":
+            proto += ("S" if conn.tls else "") + ("A" if conn.auth_user is not None else "")
+        ip = self.ip
+        literal = f"[IPv6:{ip}]" if ":" in ip else f"[{ip}]"
+        host = self.listener.config.hostname
+        rcpt = f"\r\n\tfor <{ev.rcpt_to[0]}>" if len(ev.rcpt_to) == 1 else ""
+        text = (
+            f"Received: from {conn.helo or 'unknown'} ({literal})\r\n"
+            f"\tby {host} (postroom) with {proto} id {trace_id}{rcpt};\r\n"
+            f"\t{_rfc5322_date(now)}\r\n"
+        )
+        return text.encode("utf-8", "replace")
+
+    # -- auth, hooks, TLS ---------------------------------------------------------------
+
+    def _check_auth(self, ev: AuthAttempt) -> Reply:
+        auth = self.listener.authenticator
+        if auth is None:
+            return ev.reply
+        if ev.mechanism == "CRAM-MD5":
+            ok = auth.check_cram_md5(ev.username, ev.challenge or "", ev.digest or "")
+        else:
+            ok = auth.check_password(ev.username, ev.password or "")
+        if ok:
+            log.debug("SMTP AUTH %s as %r from %s", ev.mechanism, ev.username, self.peer)
+            return ev.reply
+        log.info("SMTP AUTH %s failed for %r from %s", ev.mechanism, ev.username, self.peer)
+        return AUTH_FAILED
+
+    def _info(self, argument: str = "", size: int = 0) -> SessionInfo:
+        conn = self.conn
+        assert conn is not None
+        return SessionInfo(
+            peer=self.peer,
+            helo=conn.helo,
+            tls=conn.tls,
+            auth_user=conn.auth_user,
+            mail_from=conn.mail_from if conn.in_transaction else None,
+            rcpt_to=tuple(conn.rcpt_to),
+            argument=argument,
+            size=size,
+        )
+
+    async def _hook(self, ev: Event) -> Reply | None:
+        stage = _STAGE_OF.get(ev.__class__)
+        if stage is None:
+            return None
+        if isinstance(ev, Hello):
+            info = self._info(ev.hostname)
+        elif isinstance(ev, AuthAttempt):
+            info = self._info(ev.username)
+        elif isinstance(ev, MailFrom | RcptTo):
+            info = self._info(ev.address)
+        elif isinstance(ev, MessageReceived):
+            info = self._info(size=len(ev.data))
+            info = SessionInfo(
+                info.peer, info.helo, info.tls, info.auth_user, ev.mail_from, ev.rcpt_to, "", info.size
+            )
+        else:
+            info = self._info()
+        return await self._call_hooks(stage, info)
+
+    async def _call_hooks(self, stage: str, info: SessionInfo) -> Reply | None:
+        for hook in list(self.hooks or ()):
+            answer = await hook(stage, info)
+            if answer is None:
+                continue
+            if isinstance(answer, Reply):
+                return answer
+            try:
+                return Reply.parse(str(answer))
+            except ValueError:
+                log.warning("SMTP hook %r returned %r, not a reply; ignored", hook, answer)
+        return None
+
+    async def _greet_with_hooks(self) -> None:
+        conn = self.conn
+        assert conn is not None
+        try:
+            reply = await self._call_hooks("connect", self._info()) or conn.greeting()
+        except Exception:
+            log.exception("SMTP connect hook failed")
+            reply = conn.greeting()
+        self._resume(conn.send(reply))
+
+    async def _start_tls(self) -> None:
+        transport = self.transport
+        ctx = self.listener.ssl_context
+        if transport is None or ctx is None:
+            return
+        try:
+            new = await self.loop.start_tls(transport, self, ctx, server_side=True)
+        except (TimeoutError, OSError, ssl.SSLError, ConnectionError) as e:
+            log.debug("SMTP STARTTLS handshake with %s failed: %s", self.peer, e)
+            transport.close()
+            return
+        if new is None:
+            transport.close()
+            return
+        self.transport = new
+        self.tls_pending = False
+        self.busy = False
+        self.task = None
+        self.last = time.monotonic()
+        self._process()
+
+    # -- timeouts and shutdown ----------------------------------------------------------
+
+    def timed_out(self) -> None:
+        """The client said nothing for too long (RFC 5321 4.5.3.2.7): 421 and close."""
+        conn, transport = self.conn, self.transport
+        if conn is None or transport is None or transport.is_closing():
+            return
+        transport.write(conn.send(conn.timeout_reply()))
+        transport.close()
+
+    def shutdown(self) -> None:
+        """The server is stopping: 421 to an idle session, then close."""
+        conn, transport = self.conn, self.transport
+        if conn is None or transport is None or transport.is_closing():
+            return
+        if not self.busy:
+            host = self.listener.config.hostname
+            transport.write(conn.send(Reply(421, "4.3.2", (f"{host} Service shutting down",))))
+        transport.close()
