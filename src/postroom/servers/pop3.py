@@ -25,7 +25,6 @@ Errors: this module adds none. A store error while answering an event becomes
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import os
 import secrets
@@ -46,14 +45,14 @@ from ..protocols.pop3 import (
     TLSStarted,
     Update,
     UpdateDone,
-    apop_matches,
 )
 from ..store.base import INBOX, Entry, NotFound, StoreError
+from .auth import Authenticator
 
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["POP3Listener", "load_credentials", "start_server"]
+__all__ = ["POP3Listener", "start_server"]
 
 log = logging.getLogger("postroom.pop3")
 
@@ -65,23 +64,7 @@ READ_LOW_WATER = 64 * 1024
 
 IMPLEMENTATION = "postroom"
 LOCKS_KEY = "pop3_locks"  # app.extras: mailboxes whose maildrop a session holds
-
-
-def load_credentials(path: str) -> dict[str, str]:
-    """Read ``user:password`` lines (``#`` comments and blank lines skipped).
-
-    User names are compared without case (they are mailbox addresses); passwords as is.
-    """
-    creds: dict[str, str] = {}
-    with open(path, encoding="utf-8") as f:
-        for line in f:
-            line = line.rstrip("\r\n")
-            if not line.strip() or line.lstrip().startswith("#"):
-                continue
-            user, sep, password = line.partition(":")
-            if sep:
-                creds[user.strip().lower()] = password
-    return creds
+AUTH_KEY = "pop3_authenticator"  # app.extras: the --auth-file checker shared by POP3 and POP3S
 
 
 async def start_server(app: App, host: str, port: int, *, implicit_tls: bool) -> POP3Listener:
@@ -113,6 +96,11 @@ class POP3Listener:
         self.server: asyncio.Server | None = None
         self.sessions: set[_Session] = set()
         self.locks: set[str] = app.extras.setdefault(LOCKS_KEY, set())
+        self.authenticator: Authenticator | None = None
+        if app.settings.auth_file:
+            if AUTH_KEY not in app.extras:
+                app.extras[AUTH_KEY] = Authenticator(app.settings.auth_file)
+            self.authenticator = app.extras[AUTH_KEY]
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -303,16 +291,12 @@ class _Session(asyncio.Protocol):
         self.conn.send(AuthAccepted(name, maildrop))
 
     async def _password_ok(self, name: str, event: Authenticate) -> bool:
-        path = self.app.settings.auth_file
-        if not path:
+        auth = self.listener.authenticator
+        if auth is None:
             return True  # a development tool: any password (APOP is not offered then)
-        creds = await asyncio.to_thread(load_credentials, path)
-        expected = creds.get(name)
-        if expected is None:
-            return False
         if event.mechanism == "APOP":
-            return apop_matches(event, expected)
-        return hmac.compare_digest(expected.encode("utf-8"), event.secret.encode("utf-8"))
+            return await asyncio.to_thread(auth.check_apop, name, event.apop_timestamp, event.secret)
+        return await asyncio.to_thread(auth.check_password, name, event.secret)
 
     async def _list_maildrop(self, mailbox: str) -> list[MaildropItem]:
         store = self.app.store
