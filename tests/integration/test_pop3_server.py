@@ -7,10 +7,10 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import RunningServer, running_server
 
 from postroom.protocols.pop3 import apop_digest
 from postroom.store.base import INBOX, Envelope
+from tests.helpers import RunningServer, running_server
 
 ALICE = "alice@example.org"
 
@@ -285,3 +285,50 @@ def test_require_tls_login_refuses_plaintext() -> None:
             b"-ERR [AUTH] plaintext authentication is disabled"
         )
         c.close()
+
+
+def test_stls_pop3s_and_shutdown_on_uvloop() -> None:
+    """`postroom serve` runs on uvloop, whose transports and start_tls differ from asyncio's."""
+    import asyncio
+    import poplib
+    import ssl
+
+    uvloop = pytest.importorskip("uvloop")
+    from postroom.app import App
+    from postroom.config import Settings
+
+    body = b"Subject: big\r\n\r\n" + b".dot line\r\n" * 20000
+    seen: dict[str, object] = {}
+
+    def client(app: App) -> None:
+        context = ssl.create_default_context()
+        context.check_hostname = False
+        context.verify_mode = ssl.CERT_NONE
+        p = poplib.POP3(*app.addresses["pop3"], timeout=30)
+        p.stls(context)
+        p.user(ALICE)
+        p.pass_("x")
+        seen["retr"] = b"\r\n".join(p.retr(1)[1]) + b"\r\n"
+        q = poplib.POP3_SSL(*app.addresses["pop3s"], context=context, timeout=30)
+        q.user("bob@example.org")
+        q.pass_("x")
+        seen["pop3s stat"] = q.stat()
+        q.quit()
+        # ``p`` stays logged in: stopping the server must end its session.
+
+    async def main() -> None:
+        settings = Settings(
+            smtp="off", http="off", imap="off", pop3="127.0.0.1:0", pop3s="127.0.0.1:0",
+            db=":memory:", tls_self_signed=True,
+        )  # fmt: skip
+        app = App(settings)
+        await app.start()
+        try:
+            await app.store.deliver(Envelope("sender@example.org", (ALICE,)), body)
+            await asyncio.to_thread(client, app)
+        finally:
+            await asyncio.wait_for(app.stop(), 10)
+        seen["locks after stop"] = set(app.extras["pop3_locks"])
+
+    uvloop.run(main())
+    assert seen == {"retr": body, "pop3s stat": (0, 0), "locks after stop": set()}
