@@ -158,7 +158,6 @@ class Mock:
 def build_app() -> web.Application:
     mock = Mock()
     app = web.Application()
-    app["mock"] = mock
     r = app.router
 
     async def index(_: web.Request) -> web.FileResponse:
