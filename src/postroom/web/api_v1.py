@@ -1,0 +1,402 @@
+"""Mailpit-compatible API under ``/api/v1`` (see ``../shared/reference/mailpit-swagger.json``).
+
+Every route, parameter, JSON field and status code of Mailpit's API v1 is here, so
+Mailpit clients work unchanged. postroom adds a ``mailbox`` query parameter to the
+listings and ``ThreadID``/``Mailboxes`` to each message summary. Errors are plain
+text (see :mod:`postroom.web.common`). Features of other issues (HTML/link/spam checks,
+release, chaos) answer ``400 ... not enabled in this build`` until they land.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import time
+from typing import Any
+
+from aiohttp import web
+
+from .. import __version__
+from ..message import ParsedMessage, Part, parse_message
+from ..store.base import Summary
+from .common import (
+    APP_KEY,
+    MAX_LIMIT,
+    address_json,
+    bad_request,
+    in_thread,
+    int_param,
+    json_body,
+    json_response,
+    not_found,
+    ok,
+    raw_or_404,
+    resolve_id,
+    rfc3339,
+    store_of,
+    str_list,
+    summary_json,
+)
+from .send import SendError, build_message
+
+__all__ = ["add_routes", "message_json", "not_enabled"]
+
+# Mailpit's thumbnail size ("a cropped 180x120 JPEG thumbnail").
+THUMB_SIZE = (180, 120)
+# Images larger than this (pixels) are not decoded for a thumbnail (decompression bombs).
+THUMB_MAX_PIXELS = 40_000_000
+
+
+def _query_with_tz(request: web.Request, query: str | None) -> str | None:
+    tz = request.query.get("tz")
+    if query and tz:
+        return f"tz:{tz} {query}"
+    return query
+
+
+async def _page(request: web.Request, query: str | None) -> web.Response:
+    store = store_of(request)
+    start = int_param(request, "start", 0)
+    limit = int_param(request, "limit", 50, maximum=MAX_LIMIT)
+    mailbox = request.query.get("mailbox") or None
+    page = await in_thread(store.list_messages, mailbox=mailbox, query=query, start=start, limit=limit)
+    tags = await in_thread(store.tags)
+    return json_response(
+        {
+            "total": page.total,
+            "unread": page.unread,
+            "count": len(page.messages),
+            "messages_count": page.messages_count,
+            "messages_unread": page.messages_unread,
+            "start": page.start,
+            "tags": tags,
+            "messages": [summary_json(s) for s in page.messages],
+        }
+    )
+
+
+async def list_messages(request: web.Request) -> web.Response:
+    return await _page(request, None)
+
+
+async def search(request: web.Request) -> web.Response:
+    query = request.query.get("query", "").strip()
+    if not query:
+        raise bad_request("query is required (e.g. ?query=subject:hello)")
+    return await _page(request, _query_with_tz(request, query))
+
+
+async def delete_search(request: web.Request) -> web.Response:
+    query = request.query.get("query", "").strip()
+    if not query:
+        raise bad_request("query is required (e.g. ?query=subject:hello)")
+    mailbox = request.query.get("mailbox") or None
+    await in_thread(
+        store_of(request).delete_messages, None, mailbox=mailbox, query=_query_with_tz(request, query)
+    )
+    return ok()
+
+
+async def set_read(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    ids = str_list(body, "IDs")
+    read = body.get("Read", False)
+    if not isinstance(read, bool):
+        raise bad_request("Read must be true or false")
+    search_text = body.get("Search")
+    if search_text is not None and not isinstance(search_text, str):
+        raise bad_request("Search must be a string")
+    mailbox = request.query.get("mailbox") or None
+    store = store_of(request)
+    if ids:
+        await in_thread(store.set_read, ids, read)
+    elif search_text and search_text.strip():
+        await in_thread(
+            store.set_read, None, read, mailbox=mailbox, query=_query_with_tz(request, search_text)
+        )
+    else:
+        await in_thread(store.set_read, None, read, mailbox=mailbox)
+    return ok()
+
+
+async def delete_messages(request: web.Request) -> web.Response:
+    body = await json_body(request)
+    ids = str_list(body, "IDs")
+    mailbox = request.query.get("mailbox") or None
+    await in_thread(store_of(request).delete_messages, ids or None, mailbox=mailbox)
+    return ok()
+
+
+async def _parsed(request: web.Request) -> tuple[str, ParsedMessage]:
+    mid = await resolve_id(request)
+    raw = await raw_or_404(request, mid)
+    return mid, await asyncio.to_thread(parse_message, raw)
+
+
+def message_json(s: Summary, pm: ParsedMessage) -> dict[str, Any]:
+    """Mailpit's ``Message`` (plus ``ThreadID``/``Mailboxes``)."""
+    return {
+        "ID": s.id,
+        "MessageID": s.message_id,
+        "From": address_json(s.from_),
+        "To": [a.to_json() for a in s.to],
+        "Cc": [a.to_json() for a in s.cc],
+        "Bcc": [a.to_json() for a in s.bcc],
+        "ReplyTo": [a.to_json() for a in s.reply_to],
+        "ReturnPath": pm.return_path,
+        "Subject": s.subject,
+        "ListUnsubscribe": pm.list_unsubscribe(),
+        "Date": rfc3339(s.date if s.date is not None else s.created),
+        "Tags": list(s.tags),
+        "Username": s.username,
+        "Text": pm.text,
+        "HTML": pm.html,
+        "Size": s.size,
+        "Inline": [p.to_json() for p in pm.inline],
+        "Attachments": [p.to_json() for p in pm.attachments],
+        "ThreadID": s.thread_id,
+        "Mailboxes": list(s.mailboxes),
+    }
+
+
+async def get_message(request: web.Request) -> web.Response:
+    mid = await resolve_id(request)
+    store = store_of(request)
+    s = await in_thread(store.get_summary, mid)
+    raw = await in_thread(store.get_raw, mid)
+    if s is None or raw is None:
+        raise not_found(f"message {mid} not found")
+    pm = await asyncio.to_thread(parse_message, raw)
+    if not s.read:  # Mailpit: reading a message marks it read
+        await in_thread(store.set_read, [mid], True)
+        s.read = True
+    return json_response(message_json(s, pm))
+
+
+async def get_headers(request: web.Request) -> web.Response:
+    _, pm = await _parsed(request)
+    return json_response(dict(sorted(pm.headers_json().items())))
+
+
+async def get_raw(request: web.Request) -> web.Response:
+    mid = await resolve_id(request)
+    raw = await raw_or_404(request, mid)
+    headers = {}
+    if request.query.get("dl") in ("1", "true"):
+        headers["Content-Disposition"] = f'attachment; filename="{mid}.eml"'
+    return web.Response(body=raw, content_type="text/plain", charset="utf-8", headers=headers)
+
+
+def _part(pm: ParsedMessage, part_id: str, mid: str) -> Part:
+    part = pm.parts.get(part_id)
+    if part is None:
+        raise not_found(f"part {part_id} of message {mid} not found")
+    return part
+
+
+def _safe_filename(name: str) -> str:
+    return "".join(c for c in name if c.isprintable() and c not in '"\\/') or "part"
+
+
+async def get_part(request: web.Request) -> web.Response:
+    mid, pm = await _parsed(request)
+    part = _part(pm, request.match_info["PartID"], mid)
+    disposition = f'filename="{_safe_filename(part.filename)}"' if part.filename else "inline"
+    return web.Response(
+        body=part.payload,
+        content_type=part.content_type,
+        headers={
+            "Content-Disposition": disposition,
+            "Content-Security-Policy": "sandbox; default-src 'none'",
+        },
+    )
+
+
+def make_thumbnail(data: bytes, content_type: str) -> bytes:
+    """A 180x120 JPEG: the image cropped to fill, or padded when smaller; blank for non-images."""
+    from PIL import Image, ImageOps
+
+    canvas = Image.new("RGB", THUMB_SIZE, (255, 255, 255))
+    if content_type.startswith("image/"):
+        try:
+            with Image.open(io.BytesIO(data)) as img:
+                if img.width * img.height <= THUMB_MAX_PIXELS:
+                    img.load()
+                    rgb = img.convert("RGBA")
+                    if rgb.width >= THUMB_SIZE[0] and rgb.height >= THUMB_SIZE[1]:
+                        fitted = ImageOps.fit(rgb, THUMB_SIZE)
+                        canvas.paste(fitted, (0, 0), fitted)
+                    else:
+                        rgb.thumbnail(THUMB_SIZE)
+                        x, y = (THUMB_SIZE[0] - rgb.width) // 2, (THUMB_SIZE[1] - rgb.height) // 2
+                        canvas.paste(rgb, (x, y), rgb)
+        except Exception:  # not decodable: blank thumbnail, as Mailpit does
+            pass
+    out = io.BytesIO()
+    canvas.save(out, "JPEG", quality=85)
+    return out.getvalue()
+
+
+async def get_thumb(request: web.Request) -> web.Response:
+    mid, pm = await _parsed(request)
+    part = _part(pm, request.match_info["PartID"], mid)
+    jpeg = await asyncio.to_thread(make_thumbnail, part.payload, part.content_type)
+    return web.Response(body=jpeg, content_type="image/jpeg")
+
+
+def not_enabled(feature: str) -> Any:
+    async def handler(request: web.Request) -> web.Response:
+        if "ID" in request.match_info:
+            mid = await resolve_id(request)
+            await raw_or_404(request, mid)
+        raise bad_request(f"{feature} is not enabled in this build")
+
+    return handler
+
+
+async def send(request: web.Request) -> web.Response:
+    try:
+        body = await json_body(request, required=True)
+    except web.HTTPBadRequest as e:
+        return json_response({"Error": e.text}, status=400)
+    try:
+        raw, rcpts, tags, mail_from = build_message(body)
+    except SendError as e:
+        return json_response({"Error": str(e)}, status=400)
+    from ..store.base import Envelope
+
+    peer = request.transport.get_extra_info("peername") if request.transport else None
+    env = Envelope(
+        mail_from=mail_from,
+        rcpt_to=tuple(rcpts),
+        peer=f"{peer[0]}:{peer[1]}" if peer else "",
+        helo="HTTP API",
+        tls=request.secure,
+        auth_user=request.get("auth_user"),
+    )
+    mid = await store_of(request).deliver(env, raw, tags=tuple(tags))
+    return json_response({"ID": mid})
+
+
+async def get_tags(request: web.Request) -> web.Response:
+    return json_response(await in_thread(store_of(request).tags))
+
+
+async def set_tags(request: web.Request) -> web.Response:
+    body = await json_body(request, required=True)
+    ids = str_list(body, "IDs")
+    tags = str_list(body, "Tags")
+    if ids is None:
+        raise bad_request("IDs is required (an array of message IDs)")
+    if tags is None:
+        raise bad_request("Tags is required (an array of tag names; [] removes all)")
+    await in_thread(store_of(request).set_tags, ids, tags)
+    return ok()
+
+
+async def rename_tag(request: web.Request) -> web.Response:
+    body = await json_body(request, required=True)
+    name = body.get("Name")
+    if not isinstance(name, str) or not name.strip():
+        raise bad_request("Name is required (the new tag name)")
+    await in_thread(store_of(request).rename_tag, request.match_info["Tag"], name.strip())
+    return ok()
+
+
+async def delete_tag(request: web.Request) -> web.Response:
+    await in_thread(store_of(request).delete_tag, request.match_info["Tag"])
+    return ok()
+
+
+def _memory() -> int:
+    try:
+        with open("/proc/self/statm") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+    except (OSError, ValueError, IndexError):
+        import resource
+
+        return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
+
+
+async def info(request: web.Request) -> web.Response:
+    store = store_of(request)
+    stats = await in_thread(store.stats)
+    tags = await in_thread(store.tags)
+    counts: dict[str, int] = {}
+    for t in tags:
+        quoted = '"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        page = await in_thread(store.list_messages, query=f"tag:{quoted}", limit=0)
+        counts[t] = page.messages_count
+    app = request.app[APP_KEY]
+    runtime: dict[str, int] = app.extras.setdefault("runtime_stats", {})
+    started = app.extras.get("started_at", time.time())
+    return json_response(
+        {
+            "Version": __version__,
+            "LatestVersion": "",
+            "Database": str(stats.get("database", "")),
+            "DatabaseSize": int(stats.get("database_size", 0)),
+            "Messages": int(stats.get("messages", 0)),
+            "Unread": int(stats.get("unread", 0)),
+            "Tags": counts,
+            "RuntimeStats": {
+                "Memory": _memory(),
+                "Uptime": int(time.time() - started),
+                "MessagesDeleted": runtime.get("MessagesDeleted", 0),
+                "SMTPAccepted": runtime.get("SMTPAccepted", 0),
+                "SMTPAcceptedSize": runtime.get("SMTPAcceptedSize", 0),
+                "SMTPRejected": runtime.get("SMTPRejected", 0),
+                "SMTPIgnored": runtime.get("SMTPIgnored", 0),
+            },
+        }
+    )
+
+
+async def webui(request: web.Request) -> web.Response:
+    return json_response(
+        {
+            "Label": str(request.app[APP_KEY].settings.extra.get("label", "")),
+            "MessageRelay": {
+                "Enabled": False,
+                "SMTPServer": "",
+                "ReturnPath": "",
+                "AllowedRecipients": "",
+                "BlockedRecipients": "",
+                "OverrideFrom": "",
+                "PreserveMessageIDs": False,
+            },
+            "SpamAssassin": False,
+            "ChaosEnabled": False,
+            "DuplicatesIgnored": False,
+            "HideDeleteAllButton": False,
+        }
+    )
+
+
+def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
+    """Register every Mailpit v1 route under ``prefix`` (the webroot, ending in '/')."""
+    p = prefix + "api/v1"
+    r.add_get(p + "/messages", list_messages)
+    r.add_put(p + "/messages", set_read)
+    r.add_delete(p + "/messages", delete_messages)
+    r.add_get(p + "/search", search)
+    r.add_delete(p + "/search", delete_search)
+    r.add_get(p + "/message/{ID}", get_message)
+    r.add_get(p + "/message/{ID}/headers", get_headers)
+    r.add_get(p + "/message/{ID}/raw", get_raw)
+    r.add_get(p + "/message/{ID}/part/{PartID}", get_part)
+    r.add_get(p + "/message/{ID}/part/{PartID}/thumb", get_thumb)
+    r.add_get(p + "/message/{ID}/html-check", not_enabled("HTML check"))
+    r.add_get(p + "/message/{ID}/link-check", not_enabled("link check"))
+    r.add_get(p + "/message/{ID}/sa-check", not_enabled("SpamAssassin check"))
+    r.add_post(p + "/message/{ID}/release", not_enabled("message release (relay)"))
+    r.add_post(p + "/send", send)
+    r.add_get(p + "/tags", get_tags)
+    r.add_put(p + "/tags", set_tags)
+    r.add_put(p + "/tags/{Tag}", rename_tag)
+    r.add_delete(p + "/tags/{Tag}", delete_tag)
+    r.add_get(p + "/info", info)
+    r.add_get(p + "/webui", webui)
+    r.add_get(p + "/chaos", not_enabled("chaos"))
+    r.add_put(p + "/chaos", not_enabled("chaos"))

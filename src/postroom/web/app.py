@@ -1,0 +1,117 @@
+"""The aiohttp application: routes of every API, the UI, and the cross-cutting middleware.
+
+Middleware order (outermost first): error translation, security headers, optional basic
+auth. All routes live under ``settings.webroot`` (``--webroot``, default ``/``).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Awaitable, Callable
+from typing import TYPE_CHECKING, Any
+
+from aiohttp import web
+
+from ..events import Event, EventType
+from ..store.base import StoreClosed
+from . import api_v1, api_v2, events, views
+from .common import APP_KEY, MAX_BODY, PREFIX_KEY
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["create_app", "normalize_webroot"]
+
+log = logging.getLogger(__name__)
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def normalize_webroot(webroot: str) -> str:
+    """``"mail"`` / ``"/mail"`` / ``"/mail/"`` -> ``"/mail/"``; empty -> ``"/"``."""
+    parts = [p for p in webroot.strip().split("/") if p]
+    return "/" + "".join(p + "/" for p in parts)
+
+
+@web.middleware
+async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        return await handler(request)
+    except web.HTTPException:
+        raise
+    except StoreClosed:
+        return web.Response(status=503, text="server is shutting down", content_type="text/plain")
+    except Exception:
+        log.exception("%s %s failed", request.method, request.path)
+        return web.Response(status=500, text="internal server error", content_type="text/plain")
+
+
+@web.middleware
+async def _security_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
+    try:
+        resp = await handler(request)
+    except web.HTTPException as e:
+        resp = e
+        _secure(resp)
+        raise
+    _secure(resp)
+    return resp
+
+
+def _secure(resp: web.StreamResponse) -> None:
+    if resp.prepared:  # WebSocket and streamed responses have sent their headers
+        return
+    resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+    resp.headers.setdefault("Referrer-Policy", "no-referrer")
+    resp.headers.setdefault("Content-Security-Policy", "default-src 'none'; frame-ancestors 'none'")
+
+
+def _count_runtime(app: App) -> Callable[[Event], None]:
+    stats: dict[str, int] = app.extras.setdefault("runtime_stats", {})
+
+    def on_event(ev: Event) -> None:
+        if ev.type == EventType.NEW:
+            stats["SMTPAccepted"] = stats.get("SMTPAccepted", 0) + 1
+            size = getattr(ev.data.get("summary"), "size", 0)
+            stats["SMTPAcceptedSize"] = stats.get("SMTPAcceptedSize", 0) + int(size or 0)
+        elif ev.type in (EventType.DELETE, EventType.PRUNE):
+            stats["MessagesDeleted"] = stats.get("MessagesDeleted", 0) + len(ev.data.get("ids", ()))
+
+    return on_event
+
+
+def create_app(app: App) -> web.Application:
+    """Build the aiohttp application serving ``app`` (its store, bus and settings)."""
+    prefix = normalize_webroot(app.settings.webroot)
+    middlewares: list[Any] = [_errors, _security_headers]
+    if app.settings.ui_auth_file:
+        from .auth import Htpasswd, auth_middleware
+
+        middlewares.append(
+            auth_middleware(
+                Htpasswd(app.settings.ui_auth_file), frozenset({prefix + "livez", prefix + "readyz"})
+            )
+        )
+    wapp = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
+    wapp[APP_KEY] = app
+    wapp[PREFIX_KEY] = prefix
+    app.extras.setdefault("started_at", time.time())
+    unsubscribe = app.bus.subscribe(_count_runtime(app))
+
+    async def on_cleanup(_: web.Application) -> None:
+        unsubscribe()
+
+    wapp.on_cleanup.append(on_cleanup)
+    api_v1.add_routes(wapp.router, prefix)
+    api_v2.add_routes(wapp.router, prefix)
+    events.add_routes(wapp, prefix)
+    if prefix != "/":
+
+        async def to_webroot(request: web.Request) -> web.Response:
+            raise web.HTTPFound(prefix)
+
+        wapp.router.add_get("/", to_webroot)
+        wapp.router.add_get(prefix.rstrip("/"), to_webroot)
+    views.add_routes(wapp.router, prefix)
+    return wapp

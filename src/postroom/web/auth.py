@@ -1,0 +1,179 @@
+"""HTTP basic authentication from an htpasswd file (``--ui-auth-file``).
+
+Supported password formats (as Apache's ``htpasswd`` writes them):
+
+* bcrypt: ``$2y$``, ``$2a$``, ``$2b$`` (``htpasswd -B``)
+* APR1-MD5: ``$apr1$salt$hash`` (``htpasswd -m``, Apache's default)
+* SHA-1: ``{SHA}base64`` (``htpasswd -s``)
+* plain text: anything else (``htpasswd -p``). Note: DES ``crypt()`` hashes are not
+  supported and are compared as plain text, so they never match a real password.
+
+The file is re-read when its modification time changes. Successful checks are cached
+(by a SHA-256 of the credentials) so that bcrypt's deliberate slowness is paid once.
+``/livez`` and ``/readyz`` stay open for health checks. Credentials are never logged.
+
+Errors: :class:`HtpasswdError` (a ``ValueError``) for a file that cannot be read.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hashlib
+import hmac
+import os
+from collections.abc import Awaitable, Callable
+
+from aiohttp import web
+
+__all__ = ["Htpasswd", "HtpasswdError", "apr1_md5", "auth_middleware", "verify_password"]
+
+REALM = "postroom"
+# Successful credential checks remembered (bounded; cleared when the file changes).
+CACHE_SIZE = 256
+
+_ITOA64 = b"./0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+
+
+class HtpasswdError(ValueError):
+    """The htpasswd file cannot be read."""
+
+
+def _to64(value: int, n: int) -> bytes:
+    out = bytearray()
+    for _ in range(n):
+        out.append(_ITOA64[value & 0x3F])
+        value >>= 6
+    return bytes(out)
+
+
+def apr1_md5(password: bytes, salt: bytes, magic: bytes = b"$apr1$") -> bytes:
+    """The MD5-crypt hash (Poul-Henning Kamp's algorithm, with Apache's ``$apr1$`` magic)."""
+    salt = salt[:8]
+    final = hashlib.md5(password + salt + password).digest()
+    ctx = bytearray(password + magic + salt)
+    n = len(password)
+    while n > 0:
+        ctx += final[: min(16, n)]
+        n -= 16
+    i = len(password)
+    while i:
+        ctx += b"\x00" if i & 1 else password[:1]
+        i >>= 1
+    final = hashlib.md5(bytes(ctx)).digest()
+    for r in range(1000):
+        step = bytearray()
+        step += password if r & 1 else final
+        if r % 3:
+            step += salt
+        if r % 7:
+            step += password
+        step += final if r & 1 else password
+        final = hashlib.md5(bytes(step)).digest()
+    f = final
+    encoded = b"".join(
+        _to64((f[a] << 16) | (f[b] << 8) | f[c], 4)
+        for a, b, c in ((0, 6, 12), (1, 7, 13), (2, 8, 14), (3, 9, 15), (4, 10, 5))
+    ) + _to64(f[11], 2)
+    return magic + salt + b"$" + encoded
+
+
+def verify_password(password: str, stored: str) -> bool:
+    """True when ``password`` matches the htpasswd hash ``stored`` (constant-time compares)."""
+    pw = password.encode("utf-8")
+    if stored.startswith(("$2y$", "$2a$", "$2b$")):
+        import bcrypt
+
+        try:
+            return bool(bcrypt.checkpw(pw, ("$2b$" + stored[4:]).encode("ascii")))
+        except ValueError:
+            return False
+    if stored.startswith("$apr1$"):
+        salt = stored[6:].split("$", 1)[0].encode("ascii", "replace")
+        return hmac.compare_digest(apr1_md5(pw, salt), stored.encode("ascii", "replace"))
+    if stored.startswith("{SHA}"):
+        digest = base64.b64encode(hashlib.sha1(pw).digest()).decode("ascii")
+        return hmac.compare_digest(digest, stored[5:])
+    return hmac.compare_digest(pw, stored.encode("utf-8"))
+
+
+class Htpasswd:
+    """Users and hashes of an htpasswd file, reloaded when the file changes."""
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self._mtime: float | None = None
+        self._users: dict[str, str] = {}
+        self._ok: dict[bytes, None] = {}
+        self.reload()
+
+    def reload(self) -> None:
+        try:
+            st = os.stat(self.path)
+            if st.st_mtime == self._mtime:
+                return
+            with open(self.path, encoding="utf-8") as f:
+                lines = f.read().splitlines()
+        except (OSError, UnicodeDecodeError) as e:
+            raise HtpasswdError(f"cannot read {self.path}: {e}") from None
+        users: dict[str, str] = {}
+        for line in lines:
+            line = line.strip()
+            if not line or line.startswith("#"):
+                continue
+            user, sep, hashed = line.partition(":")
+            if sep:
+                users[user] = hashed
+        self._users, self._mtime, self._ok = users, st.st_mtime, {}
+
+    async def check(self, user: str, password: str) -> bool:
+        try:
+            self.reload()
+        except HtpasswdError:
+            return False  # file gone: refuse rather than open the door
+        key = hashlib.sha256(f"{user}\0{password}".encode()).digest()
+        if key in self._ok:
+            return True
+        stored = self._users.get(user)
+        if stored is None:
+            return False
+        good = await asyncio.to_thread(verify_password, password, stored)
+        if good:
+            if len(self._ok) >= CACHE_SIZE:
+                self._ok.pop(next(iter(self._ok)))
+            self._ok[key] = None
+        return good
+
+
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def auth_middleware(
+    htpasswd: Htpasswd, open_paths: frozenset[str]
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Middleware requiring valid basic credentials except on ``open_paths``."""
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.path in open_paths:
+            return await handler(request)
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() == "basic":
+            try:
+                user, sep, password = (
+                    base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
+                )
+            except (binascii.Error, UnicodeDecodeError, ValueError):
+                sep = ""
+            if sep and await htpasswd.check(user, password):
+                request["auth_user"] = user
+                return await handler(request)
+        raise web.HTTPUnauthorized(
+            text="authentication required",
+            content_type="text/plain",
+            headers={"WWW-Authenticate": f'Basic realm="{REALM}", charset="UTF-8"'},
+        )
+
+    return middleware

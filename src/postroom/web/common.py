@@ -1,0 +1,205 @@
+"""Shared pieces of the HTTP layer: JSON shapes, errors, parameters, the app's keys.
+
+Error style follows Mailpit: a failed API call answers ``400`` (or ``404`` for an
+unknown message) with a short plain-text body naming the problem; only ``POST
+/api/v1/send`` answers JSON errors (``{"Error": "..."}``), as Mailpit's spec says.
+
+Errors::
+
+    HTTPError (aiohttp.web.HTTPException subclasses, raised by handlers)
+     +-- bad_request(msg)   400 text/plain
+     +-- not_found(msg)     404 text/plain
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from aiohttp import web
+
+from ..store.base import Address, InvalidQuery, Store, Summary
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = [
+    "APP_KEY",
+    "MAX_BODY",
+    "MAX_LIMIT",
+    "PREFIX_KEY",
+    "address_json",
+    "bad_request",
+    "in_thread",
+    "int_param",
+    "json_body",
+    "json_response",
+    "not_found",
+    "ok",
+    "resolve_id",
+    "rfc3339",
+    "store_of",
+    "summary_json",
+    "text_response",
+]
+
+APP_KEY: web.AppKey[App] = web.AppKey("postroom_app")
+PREFIX_KEY: web.AppKey[str] = web.AppKey("postroom_prefix", str)  # the webroot, ending in "/"
+# Largest JSON request body (POST /api/v1/send carries base64 attachments; SMTP's
+# default size limit is 50 MiB, base64 adds a third).
+MAX_BODY = 70 * 1024 * 1024
+# Largest page the API asks the store for (the store clamps further if it wants).
+MAX_LIMIT = 10_000
+
+T = TypeVar("T")
+
+
+def store_of(request: web.Request) -> Store:
+    return request.app[APP_KEY].store
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking store call off the event loop; InvalidQuery becomes a 400."""
+    try:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+    except InvalidQuery as e:
+        raise bad_request(f"invalid search: {e}") from None
+
+
+def text_response(text: str, status: int = 200, content_type: str = "text/plain") -> web.Response:
+    return web.Response(text=text, status=status, content_type=content_type, charset="utf-8")
+
+
+def ok() -> web.Response:
+    """Mailpit's plain-text ``ok``."""
+    return text_response("ok")
+
+
+def bad_request(message: str) -> web.HTTPBadRequest:
+    return web.HTTPBadRequest(text=message, content_type="text/plain")
+
+
+def not_found(message: str = "not found") -> web.HTTPNotFound:
+    return web.HTTPNotFound(text=message, content_type="text/plain")
+
+
+def _default(o: Any) -> Any:
+    if isinstance(o, Summary):
+        return summary_json(o)
+    if isinstance(o, Address):
+        return o.to_json()
+    raise TypeError(f"not JSON serialisable: {type(o).__name__}")
+
+
+def json_response(data: Any, status: int = 200) -> web.Response:
+    body = json.dumps(data, ensure_ascii=False, default=_default, separators=(",", ":"))
+    return web.Response(text=body, status=status, content_type="application/json", charset="utf-8")
+
+
+def rfc3339(epoch: float) -> str:
+    """RFC 3339 UTC with nanoseconds, trailing zeros trimmed (Go's RFC3339Nano)."""
+    dt = datetime.fromtimestamp(epoch, UTC)
+    frac = f"{dt.microsecond:06d}000".rstrip("0")
+    return dt.strftime("%Y-%m-%dT%H:%M:%S") + (f".{frac}" if frac else "") + "Z"
+
+
+def address_json(a: Address | None) -> dict[str, str]:
+    return a.to_json() if a is not None else {"Name": "", "Address": ""}
+
+
+def summary_json(s: Summary) -> dict[str, Any]:
+    """Mailpit's ``MessageSummary`` plus postroom's ``ThreadID`` and ``Mailboxes``."""
+    return {
+        "ID": s.id,
+        "MessageID": s.message_id,
+        "Read": s.read,
+        "From": address_json(s.from_),
+        "To": [a.to_json() for a in s.to],
+        "Cc": [a.to_json() for a in s.cc],
+        "Bcc": [a.to_json() for a in s.bcc],
+        "ReplyTo": [a.to_json() for a in s.reply_to],
+        "Subject": s.subject,
+        "Created": rfc3339(s.created),
+        "Username": s.username,
+        "Tags": list(s.tags),
+        "Size": s.size,
+        "Attachments": s.attachments,
+        "Snippet": s.snippet,
+        "ThreadID": s.thread_id,
+        "Mailboxes": list(s.mailboxes),
+    }
+
+
+def int_param(request: web.Request, name: str, default: int, *, maximum: int | None = None) -> int:
+    """A non-negative integer query parameter; 400 when it is not one. Clamped to ``maximum``."""
+    raw = request.query.get(name, "").strip()
+    if raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise bad_request(f"{name} must be a whole number, not {raw!r}") from None
+    if value < 0:
+        raise bad_request(f"{name} must be 0 or more")
+    return min(value, maximum) if maximum is not None else value
+
+
+async def json_body(request: web.Request, *, required: bool = False) -> dict[str, Any]:
+    """The request's JSON object; {} for an empty optional body; 400 naming the problem."""
+    raw = await request.read()
+    if not raw.strip():
+        if required:
+            raise bad_request("request body is empty: expected a JSON object")
+        return {}
+    try:
+        data = json.loads(raw)
+    except UnicodeDecodeError:
+        raise bad_request("request body is not UTF-8 JSON") from None
+    except json.JSONDecodeError as e:
+        raise bad_request(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    if not isinstance(data, dict):
+        raise bad_request(f"expected a JSON object, got {type(data).__name__}")
+    return data
+
+
+def str_list(body: dict[str, Any], key: str) -> list[str] | None:
+    """``body[key]`` as a list of strings (None when absent or null); 400 when mistyped."""
+    value = body.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise bad_request(f"{key} must be an array of strings")
+    return value
+
+
+async def resolve_id(request: web.Request) -> str:
+    """The ``{ID}`` of the URL; ``latest`` is the newest message (matching ``?query=``/``?mailbox=``)."""
+    mid = request.match_info["ID"]
+    if mid != "latest":
+        return mid
+    store = store_of(request)
+    query = request.query.get("query") or None
+    if query and (tz := request.query.get("tz")):
+        query = f"tz:{tz} {query}"
+    mailbox = request.query.get("mailbox") or None
+    latest = await in_thread(store.latest_id, mailbox=mailbox, query=query)
+    if latest is None:
+        raise not_found("no messages" if not query else "no message matches the search")
+    return latest
+
+
+async def summary_or_404(request: web.Request, mid: str) -> Summary:
+    s = await in_thread(store_of(request).get_summary, mid)
+    if s is None:
+        raise not_found(f"message {mid} not found")
+    return s
+
+
+async def raw_or_404(request: web.Request, mid: str) -> bytes:
+    raw = await in_thread(store_of(request).get_raw, mid)
+    if raw is None:
+        raise not_found(f"message {mid} not found")
+    return raw

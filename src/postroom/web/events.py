@@ -1,0 +1,190 @@
+"""WebSocket ``/api/events``: the bus's events as Mailpit's ``{Type, Data}`` envelopes.
+
+* ``new``      Data: the MessageSummary (with ``ThreadID``/``Mailboxes``)
+* ``update``   Data: ``{"ID", "Read"}`` or ``{"ID", "Tags"}``, one per message
+* ``delete``   Data: ``{"ID"}``, one per message
+* ``prune``    Data: ``{"IDs": [...]}`` (Mailpit sends null; the IDs are our addition)
+* ``truncate`` Data: null (every message deleted)
+* ``stats``    Data: ``{"Total", "Unread", "Version"}``, at most every STATS_INTERVAL after changes
+
+``?mailbox=NAME`` limits ``new`` events to messages delivered to that mailbox (other
+events carry IDs only and are sent to everyone; unknown IDs are simply ignored).
+
+A slow client can never slow ingest: each client has a bounded queue filled by the bus
+callback with ``put_nowait``; a client whose queue overflows is disconnected (close
+code 1013, "try again later") and can reconnect and reload.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from typing import Any
+
+from aiohttp import WSCloseCode, WSMsgType, web
+
+from .. import __version__
+from ..events import Event, EventType
+from ..store.base import Summary
+from .common import APP_KEY, summary_json
+
+__all__ = ["QUEUE_SIZE", "STATS_INTERVAL", "Hub", "add_routes"]
+
+log = logging.getLogger(__name__)
+
+# Messages buffered per client before it is considered too slow and disconnected.
+QUEUE_SIZE = 2000
+# Seconds between two stats events (they are coalesced after bursts of changes).
+STATS_INTERVAL = 0.25
+# Seconds a disconnecting client gets to accept the close frame before the socket is cut.
+CLOSE_TIMEOUT = 1.0
+
+HUB_KEY: web.AppKey[Hub] = web.AppKey("postroom_ws_hub")
+
+
+class _Client:
+    def __init__(self, ws: web.WebSocketResponse, request: web.Request, mailbox: str | None) -> None:
+        self.ws = ws
+        self.request = request
+        self.mailbox = mailbox
+        self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
+        self.dropped = False
+
+    def offer(self, text: str) -> None:
+        if self.dropped:
+            return
+        try:
+            self.queue.put_nowait(text)
+        except asyncio.QueueFull:
+            self.dropped = True
+            log.info("events client too slow (%d queued); disconnecting it", QUEUE_SIZE)
+            asyncio.get_running_loop().create_task(self._drop())
+
+    async def _drop(self) -> None:
+        try:
+            await asyncio.wait_for(
+                self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"), CLOSE_TIMEOUT
+            )
+        except (TimeoutError, ConnectionError, RuntimeError):
+            pass
+        if self.request.transport is not None:
+            self.request.transport.abort()
+
+
+def _envelope(type_: str, data: Any) -> str:
+    return json.dumps({"Type": type_, "Data": data}, ensure_ascii=False, separators=(",", ":"))
+
+
+class Hub:
+    """Fans bus events out to the connected WebSocket clients."""
+
+    def __init__(self, app: web.Application) -> None:
+        self.app = app
+        self.clients: set[_Client] = set()
+        self._unsubscribe: Any = None
+        self._stats_due = False
+
+    def start(self) -> None:
+        self._unsubscribe = self.app[APP_KEY].bus.subscribe(self.on_event)
+
+    async def stop(self) -> None:
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+        for c in list(self.clients):
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(
+                    c.ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown"), CLOSE_TIMEOUT
+                )
+
+    def on_event(self, ev: Event) -> None:
+        """Bus callback (on the loop's thread): translate once, enqueue per client, never block."""
+        if not self.clients:
+            return
+        out: list[tuple[str, list[str] | None]] = []  # (text, mailboxes it concerns or None for all)
+        d = ev.data
+        if ev.type == EventType.NEW and isinstance(d.get("summary"), Summary):
+            s: Summary = d["summary"]
+            out.append((_envelope("new", summary_json(s)), list(s.mailboxes)))
+        elif ev.type == EventType.UPDATE and "read" in d:
+            out += [(_envelope("update", {"ID": i, "Read": bool(d["read"])}), None) for i in d.get("ids", [])]
+        elif ev.type == EventType.UPDATE and "tags" in d:
+            out += [(_envelope("update", {"ID": i, "Tags": list(d["tags"])}), None) for i in d.get("ids", [])]
+        elif ev.type == EventType.DELETE:
+            out += [(_envelope("delete", {"ID": i}), None) for i in d.get("ids", [])]
+        elif ev.type == EventType.PRUNE:
+            out.append((_envelope("prune", {"IDs": list(d.get("ids", []))}), None))
+        elif ev.type == EventType.TRUNCATE:
+            box = d.get("mailbox")
+            out.append((_envelope("truncate", None), [box] if box else None))
+        elif ev.type == EventType.STATS:
+            out.append((_envelope("stats", d), None))
+        if not out:
+            return
+        for c in list(self.clients):
+            for text, boxes in out:
+                if c.mailbox is None or boxes is None or c.mailbox in boxes:
+                    c.offer(text)
+        if ev.type != EventType.STATS and not self._stats_due:
+            self._stats_due = True
+            asyncio.get_running_loop().call_later(STATS_INTERVAL, self._send_stats)
+
+    def _send_stats(self) -> None:
+        self._stats_due = False
+        if self.clients:
+            asyncio.get_running_loop().create_task(self._stats())
+
+    async def _stats(self) -> None:
+        try:
+            st = await asyncio.to_thread(self.app[APP_KEY].store.stats)
+        except Exception:  # store closing: no stats
+            return
+        text = _envelope(
+            "stats",
+            {"Total": int(st.get("messages", 0)), "Unread": int(st.get("unread", 0)), "Version": __version__},
+        )
+        for c in list(self.clients):
+            c.offer(text)
+
+    async def handle(self, request: web.Request) -> web.StreamResponse:
+        ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
+        await ws.prepare(request)
+        mailbox = (request.query.get("mailbox") or "").strip().lower() or None
+        client = _Client(ws, request, mailbox)
+        self.clients.add(client)
+        sender = asyncio.get_running_loop().create_task(self._pump(client))
+        try:
+            async for msg in ws:  # clients have nothing to say; read to see pings and close
+                if msg.type == WSMsgType.ERROR:
+                    break
+        finally:
+            self.clients.discard(client)
+            sender.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await sender
+        return ws
+
+    async def _pump(self, client: _Client) -> None:
+        try:
+            while True:
+                text = await client.queue.get()
+                await client.ws.send_str(text)
+        except (ConnectionError, RuntimeError):  # closed under us
+            pass
+
+
+def add_routes(app: web.Application, prefix: str) -> None:
+    """Register ``/api/events`` and the hub's start/stop hooks."""
+    hub = Hub(app)
+    app[HUB_KEY] = hub
+
+    async def on_startup(_: web.Application) -> None:
+        hub.start()
+
+    async def on_shutdown(_: web.Application) -> None:
+        await hub.stop()
+
+    app.on_startup.append(on_startup)
+    app.on_shutdown.append(on_shutdown)
+    app.router.add_get(prefix + "api/events", hub.handle)
