@@ -332,3 +332,29 @@ def test_stls_pop3s_and_shutdown_on_uvloop() -> None:
 
     uvloop.run(main())
     assert seen == {"retr": body, "pop3s stat": (0, 0), "locks after stop": set()}
+
+
+def test_store_failures_become_err_and_session_survives(
+    server: RunningServer, client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    from postroom.store.base import StoreClosed
+
+    deliver(server, message(1))
+    client.login()
+    store = server.app.store
+
+    def broken(id: str) -> bytes:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(store, "get_raw", broken)
+    assert client.cmd("RETR 1") == b"-ERR [SYS/TEMP] internal server error\r\n"
+    assert "disk on fire" in caplog.text  # logged with its traceback
+
+    def closed(id: str) -> bytes:
+        raise StoreClosed("store is shut down")
+
+    monkeypatch.setattr(store, "get_raw", closed)
+    assert client.cmd("TOP 1 0") == b"-ERR [SYS/TEMP] mail store unavailable, try again later\r\n"
+    monkeypatch.undo()
+    assert client.cmd("RETR 1") == f"+OK {len(message(1))} octets\r\n".encode()
+    assert b"".join(client.block()) == message(1)

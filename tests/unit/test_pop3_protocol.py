@@ -565,3 +565,13 @@ def test_any_bytes_get_replies_never_exceptions(chunks: list[bytes], tls: bool) 
     assert out.startswith(GREETING[:-2])
     for line in out.split(b"\r\n")[:-1]:
         assert len(line) + 2 <= 512 or not line.startswith((b"+OK", b"-ERR"))
+
+
+def test_status_lines_stay_within_512_octets() -> None:
+    conn = connect()
+    name = "é" * 1000  # 2000 octets of UTF-8: the greeting after login must still fit
+    out, _ = feed(conn, b"AUTH PLAIN\r\n" + b64(f"\x00{name}\x00pw".encode()) + b"\r\n")
+    first, second = out.split(b"\r\n")[:2]
+    assert first == b"+ "
+    assert second.startswith(b"+OK \xc3\xa9") and len(second) + 2 <= 512
+    second.decode("utf-8")  # cut at a character boundary
