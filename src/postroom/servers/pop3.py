@@ -217,7 +217,7 @@ class _Session(asyncio.Protocol):
                 except StoreError as e:
                     log.warning("pop3 %s: store error: %s", self.peer, e)
                     self.conn.abort("mail store unavailable, try again later", "SYS/TEMP")
-                except (ConnectionError, OSError) as e:
+                except ConnectionError as e:  # the TLS handshake failed: the stream is unusable
                     log.info("pop3 %s: connection failed: %s", self.peer, e)
                     break
                 except Exception:
@@ -247,7 +247,18 @@ class _Session(asyncio.Protocol):
 
     async def _flush(self) -> None:
         self._write(self.conn.data_to_send())
-        await self._can_write.wait()
+        if self._can_write.is_set():
+            return
+        try:
+            # A client that stops reading (mid-RETR, say) is as idle as one that stops
+            # writing: the same RFC 1939 §3 autologout frees its maildrop lock.
+            async with asyncio.timeout(IDLE_TIMEOUT):
+                await self._can_write.wait()
+        except TimeoutError:
+            log.info("pop3 %s: client stopped reading, closing", self.peer)
+            self._lost = True
+            if self.transport is not None:
+                self.transport.abort()
 
     def _release(self) -> None:
         if self.mailbox is not None:
