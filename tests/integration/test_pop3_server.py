@@ -358,3 +358,31 @@ def test_store_failures_become_err_and_session_survives(
     monkeypatch.undo()
     assert client.cmd("RETR 1") == f"+OK {len(message(1))} octets\r\n".encode()
     assert b"".join(client.block()) == message(1)
+
+
+def test_stls_drops_injected_plaintext_and_survives_bad_handshakes() -> None:
+    import ssl
+
+    context = ssl.create_default_context()
+    context.check_hostname = False
+    context.verify_mode = ssl.CERT_NONE
+    with running_server(tls_self_signed=True) as server:
+        # CVE-2011-0411 style: a command pipelined after STLS must not run inside TLS.
+        c = Client(server)
+        c.send(b"STLS\r\nUSER injected@example.org\r\n")
+        assert c.line() == b"+OK begin TLS negotiation\r\n"
+        tls = context.wrap_socket(c.sock, server_hostname="localhost")
+        tls.sendall(b"PASS x\r\n")
+        reply = tls.makefile("rb").readline()
+        assert reply == b"-ERR PASS must follow USER\r\n"
+        tls.close()
+        # A client that answers STLS with garbage instead of a handshake is dropped...
+        c = Client(server)
+        assert c.cmd("STLS") == b"+OK begin TLS negotiation\r\n"
+        c.send(b"this is not a TLS ClientHello\r\n" * 4)
+        assert c.file.read() == b""  # closed, and nothing was sent in the clear
+        c.close()
+        # ...and the server goes on serving others.
+        c = Client(server)
+        assert c.login().startswith(b"+OK")
+        c.close()
