@@ -1,1 +1,88 @@
-"""postroom.servers.imap"""
+"""IMAP4rev1 server (RFC 3501) over the store: an asyncio adapter around
+:mod:`postroom.protocols.imap`.
+
+``start_server(app, host, port, implicit_tls=...)`` listens; each connection runs a
+:class:`~.session.Session`. The listener tracks its sessions so that stopping the app
+ends them too.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import TYPE_CHECKING, Any
+
+from .session import Session
+
+if TYPE_CHECKING:
+    from ...app import App
+
+__all__ = ["IMAPListener", "start_server"]
+
+log = logging.getLogger("postroom.imap")
+
+# Concurrent IMAP connections (Dovecot's default process limit for imap is 1024).
+MAX_CONNECTIONS = 1000
+# asyncio stream buffer limit; our own decoder enforces the protocol limits.
+STREAM_LIMIT = 1024 * 1024
+
+
+async def start_server(app: App, host: str, port: int, *, implicit_tls: bool) -> IMAPListener:
+    """Listen for IMAP (IMAPS when ``implicit_tls``) on ``host:port``.
+
+    Raises:
+        OSError: the address cannot be bound.
+        ValueError: implicit TLS without a certificate.
+    """
+    if implicit_tls and app.ssl_context is None:
+        raise ValueError("IMAPS needs a certificate (--tls-cert/--tls-key or --tls-self-signed)")
+    listener = IMAPListener(app, implicit_tls)
+    listener.server = await asyncio.start_server(
+        listener.handle,
+        host,
+        port,
+        ssl=app.ssl_context if implicit_tls else None,
+        limit=STREAM_LIMIT,
+    )
+    return listener
+
+
+class IMAPListener:
+    """The listening socket plus its live sessions."""
+
+    def __init__(self, app: App, implicit_tls: bool) -> None:
+        self.app = app
+        self.implicit_tls = implicit_tls
+        self.server: asyncio.Server | None = None
+        self.tasks: set[asyncio.Task[Any]] = set()
+
+    @property
+    def sockets(self) -> tuple[Any, ...]:
+        return tuple(self.server.sockets) if self.server is not None else ()
+
+    async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        if len(self.tasks) >= MAX_CONNECTIONS:
+            writer.write(b"* BYE too many connections\r\n")
+            writer.close()
+            return
+        task = asyncio.current_task()
+        assert task is not None
+        self.tasks.add(task)
+        try:
+            await Session(self.app, reader, writer, self.implicit_tls).run()
+        except Exception:
+            log.exception("imap session crashed")
+        finally:
+            self.tasks.discard(task)
+
+    def close(self) -> None:
+        if self.server is not None:
+            self.server.close()
+        for t in list(self.tasks):
+            t.cancel()
+
+    async def wait_closed(self) -> None:
+        if self.tasks:
+            await asyncio.gather(*self.tasks, return_exceptions=True)
+        if self.server is not None:
+            await self.server.wait_closed()

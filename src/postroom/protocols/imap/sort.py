@@ -1,0 +1,160 @@
+"""SORT (RFC 5256, RFC 5957 DISPLAYFROM/DISPLAYTO): criteria, base subject, sort keys.
+
+:func:`base_subject` implements RFC 5256 section 2.1 (strip ``Re:``/``Fwd:``/``[blob]``
+leaders and ``(fwd)`` trailers); :func:`sort_key` builds the comparable value for one
+criterion from a message's header fields. Ties fall back to the sequence number
+(RFC 5256 section 3: "ordered by sequence number").
+
+Errors::
+
+    ParseError (from .decoder)   unknown or empty sort criteria
+"""
+
+from __future__ import annotations
+
+import email.header
+import email.utils
+import re
+from collections.abc import Callable
+
+from .args import Args
+from .bodystructure import parse_addresses
+from .errors import ParseError
+
+__all__ = ["CRITERIA", "base_subject", "decode_words", "parse_sort", "sent_timestamp", "sort_key"]
+
+CRITERIA = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
+
+
+def parse_sort(args: Args) -> list[tuple[str, bool]]:
+    """``(REVERSE DATE SUBJECT)`` -> [("DATE", True), ("SUBJECT", False)].
+
+    Raises:
+        ParseError: empty list, unknown key, or REVERSE without a key.
+    """
+    items = args.group("sort criteria")
+    out: list[tuple[str, bool]] = []
+    reverse = False
+    for t in Args(items).tokens:
+        sub = Args([t])
+        name = sub.atom("sort key").upper()
+        if name == "REVERSE":
+            if reverse:
+                raise ParseError("REVERSE REVERSE is not a sort key")
+            reverse = True
+            continue
+        if name not in CRITERIA:
+            raise ParseError(f"unknown sort key {name[:20]}")
+        out.append((name, reverse))
+        reverse = False
+    if reverse or not out:
+        raise ParseError("invalid sort criteria")
+    return out
+
+
+def decode_words(value: str) -> str:
+    """Decode RFC 2047 encoded words; undecodable input is returned as it was."""
+    if "=?" not in value:
+        return value
+    try:
+        return str(email.header.make_header(email.header.decode_header(value)))
+    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
+        return value
+
+
+_WSP = re.compile(r"[ \t\r\n]+")
+_TRAILER = re.compile(r"(?:[ \t]*\(fwd\))+[ \t]*\Z|[ \t]+\Z", re.I)
+_BLOB = r"\[[^\[\]]*\][ \t]*"
+_REFWD = re.compile(r"\A(?:re|fwd?)[ \t]*(?:" + _BLOB + r")?:[ \t]*", re.I)
+_BLOB_RE = re.compile(r"\A" + _BLOB)
+_FWD_WRAP = re.compile(r"\A\[fwd:(.*)\]\Z", re.I | re.S)
+
+
+def base_subject(subject: str) -> str:
+    """RFC 5256 section 2.1 base subject, case-folded for comparison."""
+    s = _WSP.sub(" ", decode_words(subject)).strip()
+    while True:
+        # (2) remove subj-trailer
+        while True:
+            t = _TRAILER.sub("", s)
+            if t == s:
+                break
+            s = t
+        # (3)+(4) remove subj-leader and subj-blob repeatedly
+        while True:
+            m = _REFWD.match(s)
+            if m is not None:
+                s = s[m.end() :]
+                continue
+            b = _BLOB_RE.match(s)
+            if b is not None and s[b.end() :]:
+                s = s[b.end() :]
+                continue
+            break
+        # (6) [fwd: ...] wrapper
+        w = _FWD_WRAP.match(s)
+        if w is None:
+            break
+        s = w.group(1).strip()
+    return s.casefold()
+
+
+def sent_timestamp(date: str | None) -> float | None:
+    """The Date: header as UTC epoch seconds, or None."""
+    if not date:
+        return None
+    try:
+        t = email.utils.parsedate_tz(date)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if t is None:
+        return None
+    try:
+        return float(email.utils.mktime_tz(t))
+    except (OverflowError, ValueError):
+        return None
+
+
+def _first_address(value: str | None, display: bool) -> str:
+    if not value:
+        return ""
+    for name, _adl, mailbox, host in parse_addresses(value):
+        if mailbox is None or host is None:
+            continue  # group markers
+        if display:
+            shown = decode_words(name) if name else f"{mailbox}@{host}"
+            return shown.casefold()
+        return mailbox.casefold()
+    return ""
+
+
+def sort_key(
+    criterion: str,
+    header: Callable[[str], str | None],
+    size: int,
+    internaldate: float,
+) -> str | float | int:
+    """The comparable value of ``criterion`` for one message.
+
+    Args:
+        criterion: one of :data:`CRITERIA`.
+        header: returns the raw (unfolded) value of a header field, or None.
+        size: RFC822.SIZE.
+        internaldate: arrival time (epoch seconds).
+    """
+    if criterion == "ARRIVAL":
+        return internaldate
+    if criterion == "SIZE":
+        return size
+    if criterion == "DATE":
+        ts = sent_timestamp(header("date"))
+        return internaldate if ts is None else ts
+    if criterion == "SUBJECT":
+        return base_subject(header("subject") or "")
+    if criterion in ("FROM", "TO", "CC"):
+        return _first_address(header(criterion.lower()), False)
+    if criterion == "DISPLAYFROM":
+        return _first_address(header("from"), True)
+    if criterion == "DISPLAYTO":
+        return _first_address(header("to"), True)
+    raise ParseError(f"unknown sort key {criterion}")

@@ -1,0 +1,97 @@
+"""What an IMAP login sees: folder names mapped onto (store mailbox, store folder).
+
+A normal login is one store mailbox (the address): IMAP names are the store's folder
+names, ``INBOX`` holds the mail. The ``all`` (or ``*``) login sees every mailbox as a
+top-level folder: ``alice@example.org`` is that mailbox's INBOX and
+``alice@example.org/Work`` its ``Work`` folder. The hierarchy delimiter is ``/``.
+
+Errors: :class:`~postroom.protocols.imap.errors.No` with RFC 5530 response codes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ...protocols.imap.errors import No
+from ...store.base import INBOX, FolderInfo, Store
+
+__all__ = ["ALL_LOGINS", "DELIMITER", "Account"]
+
+DELIMITER = "/"
+ALL_LOGINS = frozenset({"all", "*"})
+
+
+@dataclass
+class Account:
+    """The folder namespace of one login (runs in worker threads: every method blocks)."""
+
+    store: Store
+    user: str  # the mailbox (lower-cased address), or "all"
+    all_view: bool = False
+
+    @classmethod
+    def for_login(cls, store: Store, login: str) -> Account:
+        name = login.strip().lower()
+        if name in ALL_LOGINS:
+            return cls(store, "all", True)
+        return cls(store, name, False)
+
+    def resolve(self, name: str) -> tuple[str, str]:
+        """IMAP name -> (mailbox, folder). Raises No [NONEXISTENT] when it cannot exist."""
+        if not self.all_view:
+            return self.user, INBOX if name.upper() == INBOX else name
+        top, sep, rest = name.partition(DELIMITER)
+        if not top or (sep and not rest):
+            raise No("no such mailbox", "NONEXISTENT")
+        return top.lower(), rest if sep else INBOX
+
+    def imap_name(self, mailbox: str, folder: str) -> str:
+        if not self.all_view:
+            return folder
+        return mailbox if folder == INBOX else f"{mailbox}{DELIMITER}{folder}"
+
+    def info(self, name: str) -> FolderInfo | None:
+        mailbox, folder = self.resolve(name)
+        if self.all_view and folder == INBOX and mailbox not in self._mailboxes():
+            return None
+        return self.store.folder_info(mailbox, folder)
+
+    def _mailboxes(self) -> set[str]:
+        return {m.name for m in self.store.mailboxes()}
+
+    def folders(self) -> list[tuple[str, FolderInfo]]:
+        """Every folder as (IMAP name, info), INBOX first."""
+        if not self.all_view:
+            return [(f.name, f) for f in self.store.folders(self.user)]
+        out: list[tuple[str, FolderInfo]] = []
+        for mb in sorted(self._mailboxes()):
+            for f in self.store.folders(mb):
+                out.append((self.imap_name(mb, f.name), f))
+        return out
+
+    def create(self, name: str, special_use: str = "") -> None:
+        mailbox, folder = self.resolve(name.rstrip(DELIMITER))
+        if folder == INBOX:
+            if self.all_view and mailbox not in self._mailboxes():
+                self.store.folder_info(mailbox, INBOX)  # creates the mailbox
+                return
+            raise No("mailbox exists", "ALREADYEXISTS")
+        self.store.create_folder(mailbox, folder, special_use)
+
+    def delete(self, name: str) -> None:
+        mailbox, folder = self.resolve(name)
+        if folder == INBOX:
+            raise No(
+                "INBOX cannot be deleted" if not self.all_view else "a mailbox's INBOX cannot be deleted",
+                "CANNOT",
+            )
+        self.store.delete_folder(mailbox, folder)
+
+    def rename(self, old: str, new: str) -> None:
+        m1, f1 = self.resolve(old)
+        m2, f2 = self.resolve(new)
+        if m1 != m2:
+            raise No("cannot move folders between mailboxes", "CANNOT")
+        if f2 == INBOX:
+            raise No("mailbox exists", "ALREADYEXISTS")
+        self.store.rename_folder(m1, f1, f2)

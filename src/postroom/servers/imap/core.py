@@ -1,0 +1,156 @@
+"""Shared state of one IMAP session and the helpers every command module uses.
+
+The command modules (:mod:`.mailboxes`, :mod:`.selected`) are mixins over
+:class:`SessionBase`; :class:`~.session.Session` combines them and owns the I/O loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ...events import Event, EventType
+from ...protocols.imap.commands import State
+from ...protocols.imap.encoder import Raw, untagged
+from ...protocols.imap.errors import No
+from ...store.base import Store
+from .account import Account
+from .messages import MessageCache
+from .tracker import Tracker
+
+if TYPE_CHECKING:
+    from ...app import App
+
+__all__ = ["FLUSH_BYTES", "SYSTEM_FLAGS", "Selected", "SessionBase"]
+
+log = logging.getLogger("postroom.imap")
+
+T = TypeVar("T")
+
+# Write to the socket once this much output is queued (keeps memory flat for FETCH 1:*).
+FLUSH_BYTES = 256 * 1024
+SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
+CACHE_KEY = "imap_message_cache"
+
+
+@dataclass
+class Selected:
+    """The selected folder (RFC 3501 section 3.3)."""
+
+    name: str  # IMAP name
+    mailbox: str
+    folder: str
+    readonly: bool
+    uidvalidity: int
+    tracker: Tracker
+    keywords: set[str] = field(default_factory=set)
+
+
+class SessionBase:
+    """State shared by the command mixins."""
+
+    app: App
+    store: Store
+    state: State
+    account: Account | None
+    selected: Selected | None
+    tls: bool
+    condstore: bool
+    saved: frozenset[int]  # SEARCHRES result, as UIDs (RFC 5182)
+    cache: MessageCache
+    out: list[bytes]
+    out_size: int
+    dirty: bool
+    wake: asyncio.Event
+    writer: asyncio.StreamWriter
+
+    def init_base(self, app: App) -> None:
+        self.app = app
+        self.store = app.store
+        self.state = State.NOT_AUTHENTICATED
+        self.account = None
+        self.selected = None
+        self.condstore = False
+        self.saved = frozenset()
+        cache = app.extras.get(CACHE_KEY)
+        if not isinstance(cache, MessageCache):
+            cache = MessageCache(app.store)
+            app.extras[CACHE_KEY] = cache
+        self.cache = cache
+        self.out = []
+        self.out_size = 0
+        self.dirty = False
+        self.wake = asyncio.Event()
+
+    # -- output ---------------------------------------------------------------------------
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+        self.out_size += len(data)
+
+    def untagged(self, *parts: Any) -> None:
+        self.write(untagged(*parts))
+
+    async def flush(self) -> None:
+        if self.out:
+            data = b"".join(self.out)
+            self.out.clear()
+            self.out_size = 0
+            self.writer.write(data)
+        await self.writer.drain()
+
+    async def maybe_flush(self) -> None:
+        if self.out_size >= FLUSH_BYTES:
+            await self.flush()
+
+    # -- store access (never block the loop) ------------------------------------------------
+    async def blocking(self, fn: Callable[..., T], *args: Any) -> T:
+        return await asyncio.to_thread(fn, *args)
+
+    def require_account(self) -> Account:
+        if self.account is None:
+            raise No("not logged in")
+        return self.account
+
+    def require_selected(self) -> Selected:
+        if self.selected is None:
+            raise No("no mailbox selected")
+        return self.selected
+
+    # -- change notification ---------------------------------------------------------------
+    def on_event(self, event: Event) -> None:
+        """Bus subscriber (runs on the loop): note changes to the selected folder."""
+        sel = self.selected
+        if sel is None or event.type != EventType.FOLDER:
+            return
+        data = event.data
+        if data.get("mailbox") == sel.mailbox and data.get("folder") == sel.folder:
+            self.dirty = True
+            self.wake.set()
+
+    async def sync_selected(self, *, allow_expunge: bool, with_uid: bool, force: bool = False) -> None:
+        """Send EXISTS/EXPUNGE/FETCH for changes made elsewhere (RFC 3501 section 7)."""
+        sel = self.selected
+        if sel is None or not (self.dirty or force or sel.tracker.gone):
+            return
+        self.dirty = False
+        self.wake.clear()
+        entries = await self.blocking(self.store.folder_entries, sel.mailbox, sel.folder)
+        for line in sel.tracker.sync(
+            entries, allow_expunge=allow_expunge, with_uid=with_uid, condstore=self.condstore
+        ):
+            self.write(line)
+        new_kw = {f for e in entries for f in e.flags if not f.startswith("\\")} - sel.keywords
+        if new_kw:
+            sel.keywords |= new_kw
+            self.write_flags(sel)
+
+    def write_flags(self, sel: Selected) -> None:
+        flags = " ".join([*SYSTEM_FLAGS, *sorted(sel.keywords)])
+        self.untagged("FLAGS", Raw(f"({flags})".encode()))
+        if not sel.readonly:
+            self.untagged("OK", Raw(f"[PERMANENTFLAGS ({flags} \\*)] Flags permitted.".encode()))
+        else:
+            self.untagged("OK", Raw(b"[PERMANENTFLAGS ()] Read-only mailbox."))

@@ -1,0 +1,330 @@
+"""Authenticated-state commands: SELECT/EXAMINE, LIST/LSUB, STATUS, CREATE/DELETE/RENAME,
+SUBSCRIBE/UNSUBSCRIBE, APPEND, NAMESPACE, ENABLE (RFC 3501 section 6.3, RFC 5258, 6154, 5161).
+"""
+
+from __future__ import annotations
+
+import re
+
+from ...protocols.imap import utf7
+from ...protocols.imap.args import Args, parse_datetime
+from ...protocols.imap.commands import State
+from ...protocols.imap.decoder import Atom, Group, String
+from ...protocols.imap.encoder import Raw, encode
+from ...protocols.imap.errors import No, ParseError
+from ...store.base import INBOX, FolderInfo, NotFound
+from .account import DELIMITER
+from .core import Selected, SessionBase
+from .tracker import Tracker
+
+__all__ = ["MailboxCommands"]
+
+Reply = tuple[str, str | None]
+
+_SPECIAL_USE = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash"}
+_STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
+
+
+def _quote_name(name: str) -> bytes:
+    return encode(utf7.encode(name).encode("ascii"))
+
+
+def pattern_regex(ref: str, pattern: str) -> re.Pattern[str]:
+    """LIST reference + pattern -> regex (RFC 3501 section 6.3.8: ``*`` any, ``%`` one level)."""
+    full = pattern if (pattern.startswith(DELIMITER) or not ref) else ref + pattern
+    out = []
+    for ch in full:
+        if ch == "*":
+            out.append(".*")
+        elif ch == "%":
+            out.append(f"[^{re.escape(DELIMITER)}]*")
+        else:
+            out.append(re.escape(ch))
+    body = "".join(out)
+    # INBOX matches case-insensitively (RFC 3501 section 5.1)
+    if full[:5].upper() == "INBOX" and full[:5] != "INBOX":
+        body = "INBOX" + "".join(out[5:])
+    return re.compile(body + r"\Z", re.S)
+
+
+class MailboxCommands(SessionBase):
+    # -- SELECT / EXAMINE ----------------------------------------------------------------------
+    async def cmd_select(self, args: Args, uid: bool) -> Reply:
+        return await self._select(args, readonly=False)
+
+    async def cmd_examine(self, args: Args, uid: bool) -> Reply:
+        return await self._select(args, readonly=True)
+
+    async def _select(self, args: Args, readonly: bool) -> Reply:
+        name = args.mailbox()
+        if args.more():
+            for t in Args(args.group("select parameters")).tokens:
+                if isinstance(t, Atom) and t.value.upper() == "CONDSTORE":
+                    self.condstore = True
+                else:
+                    raise ParseError("unknown SELECT parameter")
+        args.end()
+        account = self.require_account()
+        if self.selected is not None:
+            self.untagged("OK", Raw(b"[CLOSED] Previous mailbox closed."))
+            self.selected = None
+            self.state = State.AUTHENTICATED
+        info = await self.blocking(account.info, name)
+        if info is None:
+            raise No("mailbox does not exist", "NONEXISTENT")
+        entries = await self.blocking(self.store.folder_entries, info.mailbox, info.name)
+        tracker = Tracker.from_entries(entries)
+        keywords = {f for e in entries for f in e.flags if not f.startswith("\\")}
+        sel = Selected(name, info.mailbox, info.name, readonly, info.uidvalidity, tracker, keywords)
+        self.write_flags(sel)
+        self.untagged(tracker.exists, "EXISTS")
+        self.untagged(0, "RECENT")
+        first_unseen = next((i for i, e in enumerate(entries, 1) if "\\Seen" not in e.flags), 0)
+        if first_unseen:
+            self.untagged("OK", Raw(b"[UNSEEN %d] First unseen." % first_unseen))
+        self.untagged("OK", Raw(b"[UIDVALIDITY %d] UIDs valid" % info.uidvalidity))
+        self.untagged("OK", Raw(b"[UIDNEXT %d] Predicted next UID" % info.uidnext))
+        if self.condstore:
+            self.untagged("OK", Raw(b"[HIGHESTMODSEQ %d] Highest" % _highest(info, entries)))
+        self.selected = sel
+        self.dirty = False
+        self.state = State.SELECTED
+        return ("SELECT completed" if not readonly else "EXAMINE completed"), (
+            "READ-ONLY" if readonly else "READ-WRITE"
+        )
+
+    # -- LIST / LSUB -----------------------------------------------------------------------------
+    async def cmd_list(self, args: Args, uid: bool) -> Reply:
+        select_opts: set[str] = set()
+        if isinstance(args.peek(), Group):
+            select_opts = {Args([t]).atom().upper() for t in args.group("selection options")}
+        ref = args.text("reference")
+        pat_tok = args.peek()
+        patterns: list[str]
+        if isinstance(pat_tok, Group):
+            patterns = [_list_pattern(Args([t])) for t in args.group("patterns")]
+        else:
+            patterns = [_list_pattern(args)]
+        return_opts: set[str] = set()
+        status_items: list[str] = []
+        if args.more():
+            if args.atom("RETURN").upper() != "RETURN":
+                raise ParseError("expected RETURN")
+            sub = Args(args.group("return options"))
+            while sub.more():
+                opt = sub.atom("return option").upper()
+                return_opts.add(opt)
+                if opt == "STATUS":
+                    status_items = [Args([t]).atom().upper() for t in sub.group("status items")]
+        args.end()
+        await self._list(ref, patterns, select_opts, return_opts, status_items, lsub=False)
+        return "LIST completed", None
+
+    async def cmd_lsub(self, args: Args, uid: bool) -> Reply:
+        ref = args.text("reference")
+        pattern = _list_pattern(args)
+        args.end()
+        await self._list(ref, [pattern], {"SUBSCRIBED"}, set(), [], lsub=True)
+        return "LSUB completed", None
+
+    async def _list(
+        self,
+        ref: str,
+        patterns: list[str],
+        select_opts: set[str],
+        return_opts: set[str],
+        status_items: list[str],
+        *,
+        lsub: bool,
+    ) -> None:
+        account = self.require_account()
+        verb = "LSUB" if lsub else "LIST"
+        if patterns == [""]:
+            # RFC 3501 section 6.3.8: the hierarchy delimiter and root name
+            self.untagged(verb, Raw(b"(\\Noselect)"), DELIMITER.encode(), b"")
+            return
+        folders = await self.blocking(account.folders)
+        names = {n: f for n, f in folders}
+        # parents that exist only as hierarchy levels
+        implied: set[str] = set()
+        for n in names:
+            parts = n.split(DELIMITER)
+            for i in range(1, len(parts)):
+                p = DELIMITER.join(parts[:i])
+                if p not in names:
+                    implied.add(p)
+        regexes = [pattern_regex(ref, p) for p in patterns]
+        subscribed_only = "SUBSCRIBED" in select_opts
+        special_only = "SPECIAL-USE" in select_opts
+        show_sub = subscribed_only or "SUBSCRIBED" in return_opts
+        for name in sorted(set(names) | implied, key=lambda n: (n != INBOX, n)):
+            if not any(r.match(name) for r in regexes):
+                continue
+            info = names.get(name)
+            if subscribed_only and (info is None or not info.subscribed):
+                continue
+            if special_only and (info is None or not info.special_use):
+                continue
+            attrs: list[str] = []
+            if info is None:
+                attrs.append("\\Noselect")
+            has_children = any(o.startswith(name + DELIMITER) for o in names)
+            if not lsub:
+                attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
+            if info is not None and info.special_use and not lsub:
+                attrs.append(info.special_use)
+            if show_sub and info is not None and info.subscribed and not lsub:
+                attrs.append("\\Subscribed")
+            self.untagged(
+                verb, Raw(("(" + " ".join(attrs) + ")").encode()), DELIMITER.encode(), Raw(_quote_name(name))
+            )
+            if status_items and info is not None:
+                await self._status(name, status_items)
+
+    # -- STATUS ------------------------------------------------------------------------------------
+    async def cmd_status(self, args: Args, uid: bool) -> Reply:
+        name = args.mailbox()
+        items = [Args([t]).atom("status item").upper() for t in args.group("status items")]
+        args.end()
+        if not items or any(i not in _STATUS_ITEMS for i in items):
+            raise ParseError("unknown STATUS item")
+        await self._status(name, items)
+        return "STATUS completed", None
+
+    async def _status(self, name: str, items: list[str]) -> None:
+        account = self.require_account()
+        info = await self.blocking(account.info, name)
+        if info is None:
+            raise No("mailbox does not exist", "NONEXISTENT")
+        entries = None
+        if {"SIZE", "DELETED", "HIGHESTMODSEQ"} & set(items):
+            entries = await self.blocking(self.store.folder_entries, info.mailbox, info.name)
+        values: dict[str, int] = {
+            "MESSAGES": info.exists,
+            "RECENT": 0,
+            "UIDNEXT": info.uidnext,
+            "UIDVALIDITY": info.uidvalidity,
+            "UNSEEN": info.unseen,
+        }
+        if entries is not None:
+            values["SIZE"] = sum(e.size for e in entries)
+            values["DELETED"] = sum(1 for e in entries if "\\Deleted" in e.flags)
+            values["HIGHESTMODSEQ"] = _highest(info, entries)
+        body = " ".join(f"{i} {values[i]}" for i in items)
+        self.untagged("STATUS", Raw(_quote_name(name)), Raw(f"({body})".encode()))
+
+    # -- CREATE / DELETE / RENAME / SUBSCRIBE ---------------------------------------------------------
+    async def cmd_create(self, args: Args, uid: bool) -> Reply:
+        name = args.mailbox()
+        special = ""
+        if args.more():
+            opts = Args(args.group("create parameters"))
+            if opts.atom().upper() != "USE":
+                raise ParseError("unknown CREATE parameter")
+            uses = [Args([t]).atom() for t in opts.group("special-use flags")]
+            opts.end()
+            for u in uses:
+                canon = next((s for s in _SPECIAL_USE if s.lower() == u.lower()), None)
+                if canon is None:
+                    raise No(f"unsupported special-use {u[:20]}", "USEATTR")
+                special = canon
+        args.end()
+        if not name.strip(DELIMITER):
+            raise No("invalid mailbox name", "CANNOT")
+        await self.blocking(self.require_account().create, name, special)
+        return "CREATE completed", None
+
+    async def cmd_delete(self, args: Args, uid: bool) -> Reply:
+        name = args.mailbox()
+        args.end()
+        sel = self.selected
+        account = self.require_account()
+        if sel is not None and sel.name == name:
+            raise No("mailbox is selected; close it first", "INUSE")
+        await self.blocking(account.delete, name)
+        return "DELETE completed", None
+
+    async def cmd_rename(self, args: Args, uid: bool) -> Reply:
+        old = args.mailbox()
+        new = args.mailbox()
+        args.end()
+        await self.blocking(self.require_account().rename, old, new.rstrip(DELIMITER))
+        return "RENAME completed", None
+
+    async def cmd_subscribe(self, args: Args, uid: bool) -> Reply:
+        return await self._subscribe(args, True)
+
+    async def cmd_unsubscribe(self, args: Args, uid: bool) -> Reply:
+        return await self._subscribe(args, False)
+
+    async def _subscribe(self, args: Args, on: bool) -> Reply:
+        name = args.mailbox()
+        args.end()
+        account = self.require_account()
+        mailbox, folder = account.resolve(name)
+        try:
+            await self.blocking(self.store.set_subscribed, mailbox, folder, on)
+        except NotFound:
+            if on:
+                raise No("mailbox does not exist", "NONEXISTENT") from None
+        return ("SUBSCRIBE" if on else "UNSUBSCRIBE") + " completed", None
+
+    # -- APPEND (RFC 3501 6.3.11, RFC 4315 APPENDUID) -----------------------------------------
+    async def cmd_append(self, args: Args, uid: bool) -> Reply:
+        name = args.mailbox()
+        flags: list[str] = []
+        date: float | None = None
+        tok = args.peek()
+        if isinstance(tok, Group):
+            flags = args.flags()
+            if "\\Recent" in flags:
+                raise ParseError("\\Recent cannot be set")
+            tok = args.peek()
+        if isinstance(tok, String) and not tok.literal:
+            date = parse_datetime(args.string("date-time").decode("ascii", "replace"))
+        message = args.string("message literal")
+        args.end()
+        account = self.require_account()
+        mailbox, folder = account.resolve(name)
+        info = await self.blocking(account.info, name)
+        if info is None:
+            raise No("mailbox does not exist", "TRYCREATE")
+        if not message:
+            raise No("empty message")
+        validity, new_uid = await self.store.append(mailbox, folder, message, frozenset(flags), date)
+        return "APPEND completed", f"APPENDUID {validity} {new_uid}"
+
+    # -- NAMESPACE / ENABLE / CHECK ---------------------------------------------------------------
+    async def cmd_namespace(self, args: Args, uid: bool) -> Reply:
+        args.end()
+        self.untagged("NAMESPACE", Raw(b'(("" "/")) NIL NIL'))
+        return "NAMESPACE completed", None
+
+    async def cmd_enable(self, args: Args, uid: bool) -> Reply:
+        enabled = []
+        while args.more():
+            cap = args.atom("capability").upper()
+            if cap == "CONDSTORE":
+                self.condstore = True
+                enabled.append(cap)
+        self.untagged("ENABLED", *[Raw(c.encode()) for c in enabled])
+        return "ENABLE completed", None
+
+
+def _list_pattern(args: Args) -> str:
+    raw = args.astring("mailbox pattern")
+    try:
+        text = raw.decode("ascii")
+        return utf7.decode(text) if "&" in text else text
+    except UnicodeDecodeError:
+        return raw.decode("utf-8", "replace")
+
+
+def _highest(info: FolderInfo, entries: list[object]) -> int:
+    best = info.highestmodseq
+    for e in entries:
+        best = max(best, getattr(e, "modseq", 0))
+    return max(best, 1)
+
+
+_ = Selected  # re-exported type used by the session

@@ -1,0 +1,422 @@
+"""Selected-state commands: FETCH, STORE, SEARCH, SORT, THREAD, COPY, MOVE, EXPUNGE,
+CLOSE, UNSELECT, CHECK (RFC 3501 section 6.4, RFC 4315, 6851, 5256, 3516, 7162 basics).
+"""
+
+from __future__ import annotations
+
+from ...protocols.imap.args import Args, format_datetime
+from ...protocols.imap.commands import State
+from ...protocols.imap.decoder import Group
+from ...protocols.imap.encoder import Binary, Literal, Raw, encode
+from ...protocols.imap.errors import No, ParseError
+from ...protocols.imap.fetch import Item, apply_partial, decode_part, parse_items, section_content
+from ...protocols.imap.mime import Part, SectionError
+from ...protocols.imap.numset import NumSet, format_numbers, format_pairs
+from ...protocols.imap.search import CHARSETS, BadCharset, Context, Key, matches, parse_criteria
+from ...protocols.imap.sort import parse_sort, sort_key
+from ...store.base import Entry
+from .core import Selected, SessionBase
+from .messages import MessageCache, MessageView
+from .tracker import flag_list
+
+__all__ = ["SelectedCommands"]
+
+Reply = tuple[str, str | None]
+
+# Messages rendered per worker-thread hop during FETCH (our choice: amortizes the hop,
+# keeps each response chunk small enough to stream).
+FETCH_BATCH = 256
+_NEEDS_PART = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
+_NEEDS_DERIVED = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
+
+
+def _render(
+    seq: int,
+    entry: Entry,
+    flags: frozenset[str],
+    items: list[Item],
+    cache: MessageCache,
+    extra_flags: bool,
+) -> bytes | None:
+    """One ``* seq FETCH (...)`` line (runs in a worker thread)."""
+    part: Part | None = None
+    if any(i.section is not None or i.name in _NEEDS_PART for i in items):
+        part = cache.part(entry.id)
+        if part is None:
+            return None
+    derived = None
+    if any(i.section is None and i.name in _NEEDS_DERIVED for i in items):
+        derived = cache.derived(entry.id)
+        if derived is None:
+            return None
+    out: list[bytes] = []
+    for item in items:
+        n = item.name
+        if item.section is not None:
+            assert part is not None
+            out.append(item.response_name().encode("utf-8") + b" " + _section_value(part, item))
+        elif n == "UID":
+            out.append(b"UID %d" % entry.uid)
+        elif n == "FLAGS":
+            out.append(b"FLAGS " + flag_list(flags).data)
+        elif n == "INTERNALDATE":
+            out.append(b'INTERNALDATE "' + format_datetime(entry.internaldate).encode() + b'"')
+        elif n == "RFC822.SIZE":
+            out.append(b"RFC822.SIZE %d" % entry.size)
+        elif n == "MODSEQ":
+            out.append(b"MODSEQ (%d)" % entry.modseq)
+        elif n == "X-POSTROOM-ID":
+            out.append(b"X-POSTROOM-ID " + encode(entry.id))
+        elif derived is not None and n == "ENVELOPE":
+            out.append(b"ENVELOPE " + derived.envelope)
+        elif derived is not None and n == "BODYSTRUCTURE":
+            out.append(b"BODYSTRUCTURE " + derived.bodystructure)
+        elif derived is not None and n == "BODY":
+            out.append(b"BODY " + derived.body)
+        elif part is not None and n == "RFC822":
+            out.append(b"RFC822 " + encode(Literal(part.raw)))
+        elif part is not None and n == "RFC822.HEADER":
+            out.append(b"RFC822.HEADER " + encode(Literal(part.header)))
+        elif part is not None and n == "RFC822.TEXT":
+            out.append(b"RFC822.TEXT " + encode(Literal(part.body)))
+    if extra_flags:
+        out.append(b"FLAGS " + flag_list(flags).data)
+    return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+
+
+def _section_value(part: Part, item: Item) -> bytes:
+    assert item.section is not None
+    try:
+        if item.name == "BODY":
+            return encode(Literal(apply_partial(section_content(part, item.section), item.partial)))
+        data = decode_part(part, item.section)
+    except SectionError:
+        return b"NIL"
+    if item.name == "BINARY.SIZE":
+        return b"%d" % len(data)
+    return encode(Binary(apply_partial(data, item.partial)))
+
+
+class SelectedCommands(SessionBase):
+    tag: str
+
+    # -- message set resolution ---------------------------------------------------------------------
+    def targets(self, sel: Selected, ns: NumSet, uid: bool) -> list[tuple[int, int]]:
+        """(seq, uid) pairs named by a sequence set or UID set, in sequence order."""
+        t = sel.tracker
+        if ns.saved:
+            return [(t.seq_of(u), u) for u in sorted(self.saved) if t.seq_of(u)]
+        if uid:
+            ranges = ns.resolve(t.largest_uid)
+            return [(i + 1, u) for i, u in enumerate(t.uids) if any(lo <= u <= hi for lo, hi in ranges)]
+        if not t.exists:
+            if ns.has_star():
+                return []
+            raise ParseError("invalid message sequence number (mailbox is empty)")
+        for _lo, hi in ns.resolve(t.exists):
+            if hi > t.exists:
+                raise ParseError(f"invalid message sequence number {hi}")
+        return [(s, t.uids[s - 1]) for s in ns.expand(t.exists)]
+
+    # -- FETCH (RFC 3501 6.4.5) -----------------------------------------------------------------
+    async def cmd_fetch(self, args: Args, uid: bool) -> Reply:
+        sel = self.require_selected()
+        ns = args.numset()
+        items = parse_items(args.next("fetch items"))
+        changedsince: int | None = None
+        if args.more():
+            mods = Args(args.group("fetch modifiers"))
+            if mods.atom().upper() != "CHANGEDSINCE":
+                raise ParseError("unknown FETCH modifier")
+            changedsince = mods.number("mod-sequence")
+            mods.end()
+            self.condstore = True
+        args.end()
+        names = {i.name for i in items}
+        if uid and "UID" not in names:
+            items.insert(0, Item("UID"))
+        if (
+            (changedsince is not None or self.condstore)
+            and "MODSEQ" not in names
+            and changedsince is not None
+        ):
+            items.append(Item("MODSEQ"))
+        targets = self.targets(sel, ns, uid)
+        t = sel.tracker
+        if changedsince is not None:
+            targets = [(s, u) for s, u in targets if t.entries[u].modseq > changedsince]
+        seen_now: set[int] = set()
+        if not sel.readonly and any(i.sets_seen for i in items):
+            want = [u for _, u in targets if t.live(u) and "\\Seen" not in t.flags.get(u, frozenset())]
+            if want:
+                for e in await self.blocking(
+                    self.store.update_flags, sel.mailbox, sel.folder, want, frozenset({"\\Seen"}), "add"
+                ):
+                    t.flags[e.uid] = e.flags
+                    t.entries[e.uid] = e
+                    seen_now.add(e.uid)
+        has_flags = "FLAGS" in names
+        for start in range(0, len(targets), FETCH_BATCH):
+            batch = [
+                (s, t.entries[u], t.flags[u], u in seen_now and not has_flags)
+                for s, u in targets[start : start + FETCH_BATCH]
+                if u in t.entries
+            ]
+            lines = await self.blocking(self._render_batch, batch, items)
+            for line in lines:
+                self.write(line)
+            await self.maybe_flush()
+        return "FETCH completed", None
+
+    def _render_batch(
+        self, batch: list[tuple[int, Entry, frozenset[str], bool]], items: list[Item]
+    ) -> list[bytes]:
+        out = []
+        for seq, entry, flags, extra in batch:
+            line = _render(seq, entry, flags, items, self.cache, extra)
+            if line is not None:
+                out.append(line)
+        return out
+
+    # -- STORE (RFC 3501 6.4.6, RFC 7162 UNCHANGEDSINCE) ----------------------------------------------
+    async def cmd_store(self, args: Args, uid: bool) -> Reply:
+        sel = self.require_selected()
+        ns = args.numset()
+        unchangedsince: int | None = None
+        if isinstance(args.peek(), Group):
+            mods = Args(args.group("store modifiers"))
+            if mods.atom().upper() != "UNCHANGEDSINCE":
+                raise ParseError("unknown STORE modifier")
+            unchangedsince = mods.number("mod-sequence")
+            mods.end()
+            self.condstore = True
+        op = args.atom("store operation").upper()
+        silent = op.endswith(".SILENT")
+        base = op.removesuffix(".SILENT")
+        modes = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}
+        if base not in modes:
+            raise ParseError("expected FLAGS, +FLAGS or -FLAGS")
+        flags = frozenset(f for f in args.flags() if f != "\\Recent")
+        args.end()
+        if sel.readonly:
+            raise No("mailbox is read-only", "READ-ONLY")
+        targets = self.targets(sel, ns, uid)
+        t = sel.tracker
+        failed: list[int] = []
+        if unchangedsince is not None:
+            ok = [(s, u) for s, u in targets if t.entries[u].modseq <= unchangedsince]
+            failed = [u if uid else s for s, u in targets if t.entries[u].modseq > unchangedsince]
+            targets = ok
+        uids = [u for _, u in targets if t.live(u)]
+        if uids:
+            mode = modes[base]
+            entries = await self.blocking(self.store.update_flags, sel.mailbox, sel.folder, uids, flags, mode)  # type: ignore[arg-type]
+            for e in entries:
+                t.flags[e.uid] = e.flags
+                t.entries[e.uid] = e
+                t.modseq[e.uid] = e.modseq
+                if not silent or unchangedsince is not None:
+                    parts = [b"FLAGS " + flag_list(e.flags).data]
+                    if uid:
+                        parts.insert(0, b"UID %d" % e.uid)
+                    if self.condstore:
+                        parts.append(b"MODSEQ (%d)" % e.modseq)
+                    self.write(b"* %d FETCH (" % t.seq_of(e.uid) + b" ".join(parts) + b")\r\n")
+            new_kw = {f for f in flags if not f.startswith("\\")} - sel.keywords
+            if new_kw:
+                sel.keywords |= new_kw
+                self.write_flags(sel)
+        code = f"MODIFIED {format_numbers(failed)}" if failed else None
+        return "STORE completed", code
+
+    # -- SEARCH / SORT (RFC 3501 6.4.4, RFC 4731 ESEARCH, RFC 5182 SEARCHRES, RFC 5256) ---------
+    def _charset(self, args: Args, required: bool) -> str:
+        if not required and args.peek_atom() != "CHARSET":
+            return "UTF-8"
+        if not required:
+            args.next()
+        cs = args.text("charset").upper()
+        if cs not in CHARSETS:
+            raise BadCharset(cs)
+        return cs
+
+    def _views(self, sel: Selected) -> list[MessageView]:
+        t = sel.tracker
+        return [
+            MessageView(i, t.entries[u], t.flags[u], self.cache)
+            for i, u in enumerate(t.uids, 1)
+            if u in t.entries
+        ]
+
+    def _run_search(self, sel: Selected, key: Key) -> list[MessageView]:
+        views = self._views(sel)
+        ctx = Context(sel.tracker.exists, sel.tracker.largest_uid, self.saved)
+        return [v for v in views if matches(key, v, ctx)]
+
+    async def cmd_search(self, args: Args, uid: bool) -> Reply:
+        sel = self.require_selected()
+        ret: list[str] | None = None
+        if args.peek_atom() == "RETURN":
+            args.next()
+            ret = [Args([x]).atom().upper() for x in args.group("return options")]
+            if any(r not in ("MIN", "MAX", "ALL", "COUNT", "SAVE") for r in ret):
+                raise ParseError("unknown SEARCH return option")
+        charset = self._charset(args, required=False)
+        key = parse_criteria(args, charset)
+        await self.sync_selected(allow_expunge=uid, with_uid=uid)
+        found = await self.blocking(self._run_search, sel, key)
+        nums = [v.uid if uid else v.seq for v in found]
+        modseq = max((v.modseq for v in found), default=0) if _uses_modseq(key) else 0
+        if ret is None:
+            tail = [Raw(b"(MODSEQ %d)" % modseq)] if modseq else []
+            self.untagged("SEARCH", *[n for n in nums], *tail)
+            return "SEARCH completed", None
+        if "SAVE" in ret:
+            self.saved = frozenset(v.uid for v in found)
+            ret = [r for r in ret if r != "SAVE"]
+            if not ret:
+                return "SEARCH completed", None
+        if not ret:
+            ret = ["ALL"]
+        parts: list[bytes] = [b'(TAG "%s")' % self.tag.encode()]
+        if uid:
+            parts.append(b"UID")
+        if nums:
+            if "MIN" in ret:
+                parts.append(b"MIN %d" % min(nums))
+            if "MAX" in ret:
+                parts.append(b"MAX %d" % max(nums))
+            if "ALL" in ret:
+                parts.append(b"ALL " + format_numbers(nums).encode())
+        if "COUNT" in ret:
+            parts.append(b"COUNT %d" % len(nums))
+        if modseq:
+            parts.append(b"MODSEQ %d" % modseq)
+        self.write(b"* ESEARCH " + b" ".join(parts) + b"\r\n")
+        return "SEARCH completed", None
+
+    async def cmd_sort(self, args: Args, uid: bool) -> Reply:
+        sel = self.require_selected()
+        criteria = parse_sort(args)
+        charset = self._charset(args, required=True)
+        key = parse_criteria(args, charset)
+        await self.sync_selected(allow_expunge=uid, with_uid=uid)
+
+        def run() -> list[MessageView]:
+            found = self._run_search(sel, key)
+            found.sort(key=lambda v: v.seq)
+            for name, reverse in reversed(criteria):
+                keyed = {v.seq: sort_key(name, v.raw_header, v.size, v.internaldate) for v in found}
+                found.sort(key=lambda v: keyed[v.seq], reverse=reverse)
+            return found
+
+        found = await self.blocking(run)
+        self.untagged("SORT", *[v.uid if uid else v.seq for v in found])
+        return "SORT completed", None
+
+    # -- COPY / MOVE (RFC 3501 6.4.7, RFC 4315 COPYUID, RFC 6851) ---------------------------------
+    async def cmd_copy(self, args: Args, uid: bool) -> Reply:
+        return await self._copy(args, uid, move=False)
+
+    async def cmd_move(self, args: Args, uid: bool) -> Reply:
+        return await self._copy(args, uid, move=True)
+
+    async def _copy(self, args: Args, uid: bool, move: bool) -> Reply:
+        sel = self.require_selected()
+        ns = args.numset()
+        dest = args.mailbox()
+        args.end()
+        if move and sel.readonly:
+            raise No("mailbox is read-only", "READ-ONLY")
+        account = self.require_account()
+        info = await self.blocking(account.info, dest)
+        if info is None:
+            raise No("mailbox does not exist", "TRYCREATE")
+        t = sel.tracker
+        uids = [u for _, u in self.targets(sel, ns, uid) if t.live(u)]
+        verb = "MOVE" if move else "COPY"
+        if not uids:
+            return f"{verb} completed", None
+        dmb, dfolder = account.resolve(dest)
+        if dmb == sel.mailbox:
+            store = self.store
+            validity, pairs = await self.blocking(
+                lambda: store.copy(sel.mailbox, sel.folder, uids, dfolder, move=move)
+            )
+        else:
+            validity, pairs = await self._copy_across(sel, uids, dmb, dfolder, move)
+        code = None
+        if pairs:
+            code = f"COPYUID {validity} {format_pairs([a for a, _ in pairs])} {format_pairs([b for _, b in pairs])}"
+        if move:
+            if code:
+                self.untagged("OK", Raw(f"[{code}] Moved".encode()))
+            for line in t.remove([a for a, _ in pairs]):
+                self.write(line)
+            return "MOVE completed", None
+        return "COPY completed", code
+
+    async def _copy_across(
+        self, sel: Selected, uids: list[int], mailbox: str, folder: str, move: bool
+    ) -> tuple[int, list[tuple[int, int]]]:
+        """Copy between two store mailboxes (the "all" view): append each message."""
+        pairs: list[tuple[int, int]] = []
+        validity = 0
+        t = sel.tracker
+        for u in uids:
+            e = t.entries[u]
+            raw = await self.blocking(self.cache.raw, e.id)
+            if raw is None:
+                continue
+            validity, new = await self.store.append(mailbox, folder, raw, t.flags[u], e.internaldate)
+            pairs.append((u, new))
+        if move and pairs:
+            done = [a for a, _ in pairs]
+            await self.blocking(
+                self.store.update_flags, sel.mailbox, sel.folder, done, frozenset({"\\Deleted"}), "add"
+            )
+            await self.blocking(self.store.expunge, sel.mailbox, sel.folder, done)
+        return validity, pairs
+
+    # -- EXPUNGE / CLOSE / UNSELECT / CHECK ---------------------------------------------------------
+    async def cmd_expunge(self, args: Args, uid: bool) -> Reply:
+        sel = self.require_selected()
+        only: list[int] | None = None
+        if uid:
+            ns = args.numset()
+            only = [u for _, u in self.targets(sel, ns, True)]
+        args.end()
+        if sel.readonly:
+            raise No("mailbox is read-only", "READ-ONLY")
+        gone = await self.blocking(self.store.expunge, sel.mailbox, sel.folder, only)
+        for line in sel.tracker.remove(gone):
+            self.write(line)
+        return "EXPUNGE completed", None
+
+    async def cmd_close(self, args: Args, uid: bool) -> Reply:
+        sel = self.require_selected()
+        args.end()
+        if not sel.readonly:
+            await self.blocking(self.store.expunge, sel.mailbox, sel.folder, None)
+        self._deselect()
+        return "CLOSE completed", None
+
+    async def cmd_unselect(self, args: Args, uid: bool) -> Reply:
+        self.require_selected()
+        args.end()
+        self._deselect()
+        return "UNSELECT completed", None
+
+    async def cmd_check(self, args: Args, uid: bool) -> Reply:
+        args.end()
+        await self.sync_selected(allow_expunge=True, with_uid=False, force=True)
+        return "CHECK completed", None
+
+    def _deselect(self) -> None:
+        self.selected = None
+        self.state = State.AUTHENTICATED
+        self.dirty = False
+
+
+def _uses_modseq(key: Key) -> bool:
+    return key.op == "MODSEQ" or any(_uses_modseq(k) for k in key.children)

@@ -1,0 +1,346 @@
+"""One IMAP connection: the read loop, command dispatch, login, STARTTLS and IDLE.
+
+Every command goes through :meth:`Session.execute`, the one place where errors become
+replies: protocol errors are tagged BAD, failures tagged NO with their response code,
+store errors NO, and anything unexpected is logged and answered ``NO [SERVERBUG]``; the
+connection is never dropped without a reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import binascii
+import hmac
+import logging
+from typing import TYPE_CHECKING
+
+from ... import __version__
+from ...protocols.imap.args import Args
+from ...protocols.imap.commands import UID_COMMANDS, State, capabilities, check
+from ...protocols.imap.decoder import MAX_LITERAL, NEED_DATA, Command, Continue, Decoder, Rejected
+from ...protocols.imap.encoder import continuation, encode, tagged
+from ...protocols.imap.errors import ImapError, LimitError, No, ParseError, StateError
+from ...store.base import AlreadyExists, NotFound, StoreClosed, StoreError
+from .account import Account
+from .core import SessionBase
+from .mailboxes import MailboxCommands
+from .selected import SelectedCommands
+from .thread_cmd import ThreadCommands
+
+if TYPE_CHECKING:
+    from ...app import App
+
+__all__ = ["IDLE_TIMEOUT", "Session"]
+
+log = logging.getLogger("postroom.imap")
+
+# RFC 3501 section 5.4: an idle client may be logged out after at least 30 minutes;
+# IDLE clients re-issue the command every 29 minutes (RFC 2177).
+AUTOLOGOUT = 30 * 60
+IDLE_TIMEOUT = 31 * 60
+READ_CHUNK = 256 * 1024
+
+Reply = tuple[str, str | None]
+
+
+def check_password(path: str, user: str, password: str) -> bool:
+    """``user:password`` lines (``#`` comments); users compare without case."""
+    try:
+        from ..auth import check_credentials  # type: ignore[attr-defined]  # the shared helper, when present
+    except ImportError:
+        pass
+    else:
+        return bool(check_credentials(path, user, password))
+    try:
+        with open(path, encoding="utf-8") as f:
+            for line in f:
+                line = line.rstrip("\r\n")
+                if not line.strip() or line.lstrip().startswith("#"):
+                    continue
+                name, sep, secret = line.partition(":")
+                if sep and name.strip().lower() == user.strip().lower():
+                    if secret.startswith(("$2a$", "$2b$", "$2y$")):
+                        import bcrypt
+
+                        return bool(bcrypt.checkpw(password.encode(), secret.encode()))
+                    return hmac.compare_digest(secret.encode(), password.encode())
+    except OSError:
+        log.error("imap: cannot read auth file %s", path)
+    return False
+
+
+class Session(MailboxCommands, SelectedCommands, ThreadCommands, SessionBase):
+    """A client connection (see the module docstring)."""
+
+    def __init__(
+        self, app: App, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, tls: bool
+    ) -> None:
+        self.init_base(app)
+        self.reader = reader
+        self.writer = writer
+        self.tls = tls
+        self.tag = "*"
+        self.append_limit = max(app.settings.smtp_max_size, 1)
+        self.decoder = Decoder(max_literal=min(MAX_LITERAL, self.append_limit))
+        peer = writer.get_extra_info("peername")
+        self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+        self._read_task: asyncio.Task[bytes] | None = None
+        self._unsubscribe = app.bus.subscribe(self.on_event)
+
+    # -- the loop -------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        try:
+            self.write(
+                tagged(
+                    "*",
+                    "OK",
+                    f"postroom IMAP4rev1 {__version__} ready",
+                    "CAPABILITY " + " ".join(self.caps()),
+                )
+            )
+            await self.flush()
+            while self.state is not State.LOGOUT:
+                if not await self._read_more(AUTOLOGOUT):
+                    break
+                await self._process()
+        except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
+            pass
+        finally:
+            self._unsubscribe()
+            if self._read_task is not None:
+                self._read_task.cancel()
+            self.writer.close()
+            try:
+                await asyncio.wait_for(self.writer.wait_closed(), 2)
+            except (OSError, TimeoutError, asyncio.CancelledError):
+                pass
+
+    async def _read_more(self, timeout: float) -> bool:
+        """Feed the decoder with the next chunk; False at EOF or timeout."""
+        if self._read_task is None:
+            self._read_task = asyncio.ensure_future(self.reader.read(READ_CHUNK))
+        done, _ = await asyncio.wait({self._read_task}, timeout=timeout)
+        if not done:
+            self.write(b"* BYE Autologout; idle for too long\r\n")
+            await self.flush()
+            return False
+        task, self._read_task = self._read_task, None
+        data = task.result()
+        if not data:
+            return False
+        self.decoder.receive_data(data)
+        return True
+
+    async def _process(self) -> None:
+        while self.state is not State.LOGOUT:
+            ev = self.decoder.next_event()
+            if ev is NEED_DATA:
+                break
+            if isinstance(ev, Continue):
+                self.write(continuation("Ready for literal data"))
+                await self.flush()
+            elif isinstance(ev, Rejected):
+                self.write(tagged(ev.tag, "BAD", ev.text))
+            elif isinstance(ev, Command):
+                await self.execute(ev)
+                await self.maybe_flush()
+        await self.flush()
+
+    def caps(self) -> list[str]:
+        return capabilities(
+            tls_available=self.app.ssl_context is not None,
+            tls_active=self.tls,
+            authenticated=self.state in (State.AUTHENTICATED, State.SELECTED),
+            login_disabled=self._login_disabled(),
+            append_limit=self.decoder.max_literal if hasattr(self, "decoder") else self.append_limit,
+            thread=self.thread_available(),
+        )
+
+    def _login_disabled(self) -> bool:
+        return self.app.settings.require_tls_login and not self.tls
+
+    # -- dispatch: the one place where errors become replies ----------------------------------------
+    async def execute(self, cmd: Command) -> None:
+        self.tag = cmd.tag
+        name = cmd.name
+        args = Args(cmd.args)
+        uid = False
+        status, text, code = "OK", "", None
+        try:
+            check(name, self.state)
+            if name == "UID":
+                name = args.atom("UID command").upper()
+                if name not in UID_COMMANDS:
+                    raise ParseError(f"UID {name[:20]} is not a command")
+                uid = True
+            handler = getattr(self, "cmd_" + name.lower(), None)
+            if handler is None:
+                raise ParseError(f"{name} is not implemented")
+            reply: Reply | None = await handler(args, uid)
+            if reply is None:
+                return  # the handler answered (LOGOUT, STARTTLS, IDLE)
+            text, code = reply
+            await self.sync_selected(
+                allow_expunge=uid or name not in ("FETCH", "STORE", "SEARCH", "SORT", "THREAD"),
+                with_uid=uid,
+                force=name == "NOOP",
+            )
+        except (ParseError, LimitError, StateError) as e:
+            status, text, code = "BAD", str(e), e.code
+        except No as e:
+            status, text, code = "NO", str(e), e.code
+        except NotFound as e:
+            status, text, code = "NO", str(e) or "no such mailbox", "NONEXISTENT"
+        except AlreadyExists as e:
+            status, text, code = "NO", str(e) or "mailbox exists", "ALREADYEXISTS"
+        except StoreClosed:
+            self.write(b"* BYE server shutting down\r\n")
+            status, text, code = "NO", "server shutting down", "UNAVAILABLE"
+            self.state = State.LOGOUT
+        except StoreError as e:
+            status, text, code = "NO", str(e) or "cannot do that", "CANNOT"
+        except ImapError as e:
+            status, text, code = "BAD", str(e), e.code
+        except (ConnectionError, asyncio.CancelledError):
+            raise
+        except Exception:
+            log.exception("imap %s: %s failed", self.peer, name)
+            status, text, code = "NO", "internal server error", "SERVERBUG"
+        self.write(tagged(cmd.tag, status, text or f"{name} completed", code))
+
+    # -- any state --------------------------------------------------------------------------------------
+    async def cmd_capability(self, args: Args, uid: bool) -> Reply:
+        args.end()
+        self.untagged("CAPABILITY", " ".join(self.caps()))
+        return "CAPABILITY completed", None
+
+    async def cmd_noop(self, args: Args, uid: bool) -> Reply:
+        args.end()
+        return "NOOP completed", None
+
+    async def cmd_logout(self, args: Args, uid: bool) -> Reply | None:
+        args.end()
+        self.write(b"* BYE postroom logging out\r\n")
+        self.write(tagged(self.tag, "OK", "LOGOUT completed"))
+        self.state = State.LOGOUT
+        await self.flush()
+        return None
+
+    async def cmd_id(self, args: Args, uid: bool) -> Reply:
+        args.next("ID parameters")  # a list or NIL; we do not act on the client's ID (RFC 2971)
+        args.end()
+        self.untagged("ID", encode([b"name", b"postroom", b"version", __version__.encode()]))
+        return "ID completed", None
+
+    # -- not authenticated ------------------------------------------------------------------------------
+    async def cmd_starttls(self, args: Args, uid: bool) -> Reply | None:
+        args.end()
+        if self.tls:
+            raise No("TLS is already active")
+        context = self.app.ssl_context
+        if context is None:
+            raise No("TLS is not available (no certificate configured)")
+        # RFC 3501 6.2.1 / RFC 2595 3.1: anything pipelined after STARTTLS is discarded
+        self.decoder = Decoder(max_literal=self.decoder.max_literal)
+        self.write(tagged(self.tag, "OK", "Begin TLS negotiation now"))
+        await self.flush()
+        try:
+            await self.writer.start_tls(context)
+        except OSError as e:
+            log.info("imap %s: TLS handshake failed: %s", self.peer, e)
+            raise ConnectionError("TLS handshake failed") from e
+        self.tls = True
+        return None
+
+    async def cmd_login(self, args: Args, uid: bool) -> Reply:
+        user = args.text("user name")
+        password = args.text("password")
+        args.end()
+        return await self._login(user, password)
+
+    async def _login(self, user: str, password: str) -> Reply:
+        if self._login_disabled():
+            raise No("plaintext login needs TLS; use STARTTLS", "PRIVACYREQUIRED")
+        path = self.app.settings.auth_file
+        if path and not await self.blocking(check_password, path, user, password):
+            await asyncio.sleep(0.2)  # slow down guessing a little (not a timing guarantee)
+            raise No("invalid user name or password", "AUTHENTICATIONFAILED")
+        if not user.strip():
+            raise No("empty user name", "AUTHENTICATIONFAILED")
+        self.account = Account.for_login(self.store, user)
+        self.state = State.AUTHENTICATED
+        log.info("imap %s: %s logged in", self.peer, self.account.user)
+        return "Logged in", "CAPABILITY " + " ".join(self.caps())
+
+    async def cmd_authenticate(self, args: Args, uid: bool) -> Reply:
+        mech = args.atom("mechanism").upper()
+        initial: bytes | None = None
+        if args.more():
+            initial = args.astring("initial response")
+        args.end()
+        if mech != "PLAIN":
+            raise No(f"unsupported mechanism {mech[:20]}")
+        if self._login_disabled():
+            raise No("plaintext authentication needs TLS; use STARTTLS", "PRIVACYREQUIRED")
+        if initial is None:
+            self.write(continuation(""))
+            await self.flush()
+            line = await self._read_line()
+            if line is None:
+                raise ConnectionError("client went away during AUTHENTICATE")
+            initial = line
+        if initial.strip() == b"*":
+            raise ParseError("AUTHENTICATE cancelled")
+        try:
+            decoded = base64.b64decode(initial.strip(), validate=True) if initial.strip() != b"=" else b""
+        except (binascii.Error, ValueError):
+            raise ParseError("invalid base64 in AUTHENTICATE") from None
+        parts = decoded.split(b"\0")
+        if len(parts) != 3:
+            raise No("malformed PLAIN response", "AUTHENTICATIONFAILED")
+        authz, authc, password = (p.decode("utf-8", "replace") for p in parts)
+        if authz and authz.lower() != authc.lower():
+            raise No("cannot authorize as another user", "AUTHORIZATIONFAILED")
+        return await self._login(authc, password)
+
+    async def _read_line(self) -> bytes | None:
+        while True:
+            line = self.decoder.next_line()
+            if line is not None:
+                return line
+            if not await self._read_more(AUTOLOGOUT):
+                return None
+
+    # -- IDLE (RFC 2177) ------------------------------------------------------------------------------
+    async def cmd_idle(self, args: Args, uid: bool) -> Reply:
+        args.end()
+        self.write(continuation("idling"))
+        await self.sync_selected(allow_expunge=True, with_uid=False)
+        await self.flush()
+        while True:
+            line = self.decoder.next_line()
+            if line is not None:
+                if line.strip().upper() != b"DONE":
+                    raise ParseError("expected DONE")
+                return "IDLE terminated", None
+            if self._read_task is None:
+                self._read_task = asyncio.ensure_future(self.reader.read(READ_CHUNK))
+            waker = asyncio.ensure_future(self.wake.wait())
+            try:
+                done, _ = await asyncio.wait(
+                    {self._read_task, waker}, timeout=IDLE_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+                )
+            finally:
+                waker.cancel()
+            if not done:
+                raise ConnectionError("IDLE timed out")
+            if self._read_task.done():
+                task, self._read_task = self._read_task, None
+                data = task.result()
+                if not data:
+                    raise ConnectionError("client went away during IDLE")
+                self.decoder.receive_data(data)
+            if self.wake.is_set():
+                await self.sync_selected(allow_expunge=True, with_uid=False)
+                await self.flush()

@@ -1,0 +1,124 @@
+"""Per-session sequence numbers for the selected folder (RFC 3501 section 2.3.1.2).
+
+The store knows UIDs; a session must map them to message sequence numbers that only
+change when the session itself reports the change (EXISTS, EXPUNGE). The tracker keeps
+the UIDs (and last-reported flags) the client has seen and turns a fresh store listing
+into the untagged updates that bring the client up to date. Expunges are held back
+during FETCH, STORE and SEARCH (RFC 3501 section 7.4.1) and reported at the next
+command that allows them.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left
+from dataclasses import dataclass, field
+
+from ...protocols.imap.encoder import Raw, untagged
+from ...store.base import Entry
+
+__all__ = ["Tracker"]
+
+
+def flag_list(flags: frozenset[str] | set[str]) -> Raw:
+    """``(\\Seen \\Flagged kw)`` in a stable order."""
+    return Raw(b"(" + " ".join(sorted(flags)).encode("utf-8") + b")")
+
+
+@dataclass
+class Tracker:
+    """UIDs in sequence order, with what the client knows about each."""
+
+    uids: list[int] = field(default_factory=list)
+    flags: dict[int, frozenset[str]] = field(default_factory=dict)
+    entries: dict[int, Entry] = field(default_factory=dict)
+    gone: set[int] = field(default_factory=set)  # expunged in the store, not yet reported
+    modseq: dict[int, int] = field(default_factory=dict)
+
+    @classmethod
+    def from_entries(cls, entries: list[Entry]) -> Tracker:
+        t = cls()
+        for e in entries:
+            t.uids.append(e.uid)
+            t.flags[e.uid] = e.flags
+            t.entries[e.uid] = e
+            t.modseq[e.uid] = e.modseq
+        return t
+
+    @property
+    def exists(self) -> int:
+        return len(self.uids)
+
+    @property
+    def largest_uid(self) -> int:
+        return self.uids[-1] if self.uids else 0
+
+    def seq_of(self, uid: int) -> int:
+        """Sequence number of ``uid`` (0 if unknown)."""
+        i = bisect_left(self.uids, uid)
+        return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+
+    def uid_at(self, seq: int) -> int:
+        return self.uids[seq - 1]
+
+    def live(self, uid: int) -> bool:
+        return uid not in self.gone and uid in self.entries
+
+    def sync(
+        self, entries: list[Entry], *, allow_expunge: bool, with_uid: bool, condstore: bool
+    ) -> list[bytes]:
+        """Compare with a fresh listing; return the untagged responses to send."""
+        out: list[bytes] = []
+        fresh = {e.uid: e for e in entries}
+        gone_now = [u for u in self.uids if u not in fresh]
+        self.gone.update(gone_now)
+        if allow_expunge and self.gone:
+            out += self.flush_expunges()
+        # flag changes of messages the client knows
+        for uid in self.uids:
+            e = fresh.get(uid)
+            if e is None:
+                continue
+            self.entries[uid] = e
+            if self.flags.get(uid) != e.flags:
+                self.flags[uid] = e.flags
+                self.modseq[uid] = e.modseq
+                parts: list[bytes] = []
+                if with_uid or condstore:
+                    parts.append(b"UID %d" % uid)
+                parts.append(b"FLAGS " + flag_list(e.flags).data)
+                if condstore:
+                    parts.append(b"MODSEQ (%d)" % e.modseq)
+                out.append(b"* %d FETCH (" % self.seq_of(uid) + b" ".join(parts) + b")\r\n")
+        # new messages: UIDs only grow (RFC 3501 2.3.1.1)
+        top = self.largest_uid
+        added = [e for e in entries if e.uid > top]
+        for e in added:
+            self.uids.append(e.uid)
+            self.flags[e.uid] = e.flags
+            self.entries[e.uid] = e
+            self.modseq[e.uid] = e.modseq
+        if added:
+            out.append(untagged(self.exists, "EXISTS"))
+        return out
+
+    def flush_expunges(self) -> list[bytes]:
+        """Report held-back expunges (highest sequence number first, so numbers stay valid)."""
+        out: list[bytes] = []
+        for uid in sorted(self.gone, reverse=True):
+            seq = self.seq_of(uid)
+            if seq:
+                out.append(untagged(seq, "EXPUNGE"))
+                del self.uids[seq - 1]
+            self.flags.pop(uid, None)
+            self.entries.pop(uid, None)
+            self.modseq.pop(uid, None)
+        self.gone.clear()
+        return out
+
+    def remove(self, uids: list[int]) -> list[bytes]:
+        """Our own expunge: mark gone and report at once."""
+        self.gone.update(uids)
+        return self.flush_expunges()
+
+    def vanish_for_move(self, uids: list[int]) -> list[bytes]:
+        return self.remove(uids)
