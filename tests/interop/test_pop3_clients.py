@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import RunningServer, free_port, require_tool, running_server
+from tests.helpers import IN_CI, RunningServer, free_port, require_tool, running_server
 
 from postroom.store.base import INBOX, Envelope
 
@@ -192,7 +192,10 @@ def dovecot() -> Iterator[tuple[int, int]]:
     doveadm = require_tool("doveadm")
     script = Path(__file__).resolve().parents[3] / "shared" / "tools" / "dovecot-up.sh"
     if not script.exists():
-        pytest.skip(f"{script} not found")
+        reason = f"{script} not found (shared/ must sit beside the repository)"
+        if IN_CI:
+            pytest.fail(reason)
+        pytest.skip(reason)
     workdir = tempfile.mkdtemp(prefix="postroom-pop3-dovecot-", dir="/tmp")
     os.chmod(workdir, 0o755)
     imap_port, pop3_port = free_port(), free_port()
