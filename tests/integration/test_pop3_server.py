@@ -386,3 +386,13 @@ def test_stls_drops_injected_plaintext_and_survives_bad_handshakes() -> None:
         c = Client(server)
         assert c.login().startswith(b"+OK")
         c.close()
+
+
+def test_a_thousand_pipelined_commands(server: RunningServer, client: Client) -> None:
+    deliver(server, message(1))
+    client.login()
+    size = len(message(1))
+    client.send(b"STAT\r\nLIST 1\r\n" * 500)
+    replies = [client.line() for _ in range(1000)]
+    assert replies == [f"+OK 1 {size}\r\n".encode(), f"+OK 1 {size}\r\n".encode()] * 500
+    assert client.cmd("NOOP") == b"+OK\r\n"
