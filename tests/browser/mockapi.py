@@ -61,7 +61,8 @@ class Stored:
         return out
 
     def attachments(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-        atts, inline = [], []
+        atts: list[dict[str, Any]] = []
+        inline: list[dict[str, Any]] = []
         for pid, part in self.parts():
             disp = part.get_content_disposition()
             cid = (part.get("Content-ID") or "").strip("<>")
@@ -220,14 +221,36 @@ def build_app() -> web.Application:
         for pid, p in m.parts():
             if pid == request.match_info["part"]:
                 headers = {"Content-Disposition": f'attachment; filename="{p.get_filename() or "part"}"'}
-                return web.Response(body=p.get_payload(decode=True) or b"", content_type=p.get_content_type(), headers=headers)
+                return web.Response(
+                    body=p.get_payload(decode=True) or b"", content_type=p.get_content_type(), headers=headers
+                )
         raise web.HTTPNotFound()
+
+    async def view_html(request: web.Request) -> web.Response:
+        m = mock.find(request.match_info["id"])
+        remote = "https: http:" if request.query.get("remote") == "1" else ""
+        csp = (
+            "sandbox allow-popups allow-popups-to-escape-sandbox; default-src 'none'; "
+            f"img-src 'self' data: {remote}; style-src 'unsafe-inline'"
+        )
+        body = m.body("html")
+        if request.query.get("embed") == "1":
+            body = '<base target="_blank">' + body
+        return web.Response(text=body, content_type="text/html", headers={"Content-Security-Policy": csp})
 
     async def envelope(request: web.Request) -> web.Response:
         m = mock.find(request.match_info["id"])
         return web.json_response(
-            {"MailFrom": m.mail_from, "RcptTo": m.rcpts, "Peer": "127.0.0.1:50000", "Helo": "mock",
-             "TLS": False, "AuthUser": "", "SMTPUTF8": False, "Received": m.created}
+            {
+                "MailFrom": m.mail_from,
+                "RcptTo": m.rcpts,
+                "Peer": "127.0.0.1:50000",
+                "Helo": "mock",
+                "TLS": False,
+                "AuthUser": "",
+                "SMTPUTF8": False,
+                "Received": m.created,
+            }
         )
 
     async def mailboxes(_: web.Request) -> web.Response:
@@ -237,7 +260,9 @@ def build_app() -> web.Application:
                 b = boxes.setdefault(r, [0, 0])
                 b[0] += 1
                 b[1] += not m.read
-        return web.json_response({"mailboxes": [{"Name": k, "Total": v[0], "Unread": v[1]} for k, v in sorted(boxes.items())]})
+        return web.json_response(
+            {"mailboxes": [{"Name": k, "Total": v[0], "Unread": v[1]} for k, v in sorted(boxes.items())]}
+        )
 
     async def put_messages(request: web.Request) -> web.Response:
         body = await request.json()
@@ -292,7 +317,7 @@ def build_app() -> web.Application:
     @web.middleware
     async def csp(request: web.Request, handler: Any) -> web.StreamResponse:
         resp: web.StreamResponse = await handler(request)
-        resp.headers["Content-Security-Policy"] = CSP
+        resp.headers.setdefault("Content-Security-Policy", CSP)
         return resp
 
     app.middlewares.append(csp)
@@ -307,6 +332,7 @@ def build_app() -> web.Application:
     r.add_get("/api/v1/message/{id}/part/{part}", part)
     r.add_get("/api/v1/message/{id}/part/{part}/thumb", part)
     r.add_get("/api/v2/message/{id}/envelope", envelope)
+    r.add_get("/view/{id}.html", view_html)
     r.add_get("/api/v2/mailboxes", mailboxes)
     r.add_delete("/api/v2/mailbox/{name}", delete_mailbox)
     r.add_put("/api/v1/tags", put_tags)

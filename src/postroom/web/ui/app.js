@@ -381,16 +381,15 @@ function onEvent(type, data) {
     }
     case "delete": {
       const ids = data?.IDs || (data?.ID ? [data.ID] : []);
-      if (ids.length) removeLocal(ids);
+      if (ids.length) queueDeletes(ids);
       else refreshList();
       break;
     }
     case "truncate":
-      state.messages = [];
-      state.total = 0;
-      closeMessage();
-      renderList();
+      // Everything, or one mailbox (the frame does not say which): reload what is shown.
+      refreshList();
       refreshCounts();
+      if (state.selectedId) checkSelectedStillExists();
       break;
     case "prune":
     case "reconnect":
@@ -405,6 +404,27 @@ function onEvent(type, data) {
       break;
     default:
       break;
+  }
+}
+
+// The server sends one "delete" frame per message: batch them into one re-render.
+const deleteBatch = new Set();
+const flushDeletes = debounce(() => {
+  const ids = [...deleteBatch];
+  deleteBatch.clear();
+  if (ids.length) removeLocal(ids);
+}, 30);
+function queueDeletes(ids) {
+  for (const id of ids) deleteBatch.add(id);
+  flushDeletes();
+}
+
+async function checkSelectedStillExists() {
+  const id = state.selectedId;
+  try {
+    await api.message(id);
+  } catch (err) {
+    if (err.status === 404 && state.selectedId === id) closeMessage();
   }
 }
 

@@ -2,7 +2,7 @@
 // Envelope, Thread). Each tab loads on first show; the HTML preview is a sandboxed iframe.
 
 import { api } from "./api.js";
-import { SANDBOX, applyStyles, prepareHtml } from "./preview.js";
+import { SANDBOX, countRemote, viewUrl } from "./preview.js";
 import {
   el, formatAddress, formatAddressList, formatFullTime, formatListTime, formatSize, icon, setChildren, shortAddress,
 } from "./util.js";
@@ -152,15 +152,14 @@ export class MessageView {
 
   renderHtml(panel, msg) {
     const allow = this.allowRemote.has(msg.ID);
-    const prepared = prepareHtml(msg.HTML, { id: msg.ID, inline: msg.Inline || [], allowRemote: allow, partUrl: api.partUrl });
+    const remoteCount = countRemote(msg.HTML);
     const frame = el("iframe", {
       class: "html-frame",
       sandbox: SANDBOX,
       referrerpolicy: "no-referrer",
       title: `HTML body of “${msg.Subject || "(no subject)"}”`,
+      src: viewUrl(msg.ID, allow),
     });
-    frame.addEventListener("load", () => applyStyles(frame, prepared));
-    frame.srcdoc = prepared.srcdoc;
     const stage = el("div", { class: `frame-stage width-${this.width}` }, frame);
     const widthButtons = WIDTHS.map((w) =>
       el("button", {
@@ -176,12 +175,12 @@ export class MessageView {
           for (const b of panel.querySelectorAll(".seg")) b.setAttribute("aria-pressed", b.dataset.width === w.key ? "true" : "false");
         },
       }, icon(w.icon)));
-    const notice = prepared.remoteCount && !allow
+    const notice = remoteCount && !allow
       ? el(
         "div",
         { class: "remote-notice", role: "note" },
         icon("image"),
-        el("span", { text: `${prepared.remoteCount} remote image${prepared.remoteCount === 1 ? "" : "s"} blocked.` }),
+        el("span", { text: `${remoteCount} remote image${remoteCount === 1 ? "" : "s"} blocked.` }),
         el("button", {
           type: "button",
           class: "btn btn-small",
