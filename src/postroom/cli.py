@@ -58,6 +58,7 @@ def serve(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        app.extras["request_stop"] = stop.set  # --exit-after
         await app.start()
         if not settings.quiet:
             print(app.banner(), flush=True)
@@ -103,7 +104,7 @@ def build_parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_, setup, fn) in COMMANDS.items():
         p = sub.add_parser(name, help=help_, description=help_)
-        setup(p)
+        getattr(fn, "setup", setup)(p)  # set after decoration, as on serve below
         p.set_defaults(func=fn)
     return parser
 
