@@ -15,8 +15,8 @@ Errors: none; every input produces a structure.
 
 from __future__ import annotations
 
-from .encoder import Value
-from .mime import Part, parse_params, unfold
+from .encoder import Raw, Value, encode
+from .mime import Part, parse_params
 
 __all__ = ["Addr", "body_structure", "envelope", "parse_addresses"]
 
@@ -214,7 +214,8 @@ def _addr_value(part: Part, name: str) -> Value:
     addrs = parse_addresses(_l1(v))
     if not addrs:
         return None
-    return [[_b(a[0]), _b(a[1]), _b(a[2]), _b(a[3])] for a in addrs]
+    # RFC 3501 section 9: "(" 1*address ")" -- addresses follow each other without spaces
+    return Raw(b"(" + b"".join(encode([_b(a[0]), _b(a[1]), _b(a[2]), _b(a[3])]) for a in addrs) + b")")
 
 
 def _nstring(part: Part, name: str) -> bytes | None:
@@ -246,11 +247,8 @@ def envelope(part: Part) -> list[Value]:
 
 
 def count_lines(body: bytes) -> int:
-    """Text lines of a body, as Dovecot counts them (LF count, plus a final partial line)."""
-    if not body:
-        return 0
-    n = body.count(b"\n")
-    return n if body.endswith(b"\n") else n + 1
+    """Text lines of a body: its line breaks (a final line without one is not counted, as in Dovecot)."""
+    return body.count(b"\n")
 
 
 def _params(params: list[tuple[str, str]]) -> Value:
@@ -296,7 +294,8 @@ def body_structure(part: Part, extended: bool = True) -> list[Value]:
         if not kids:
             # an empty multipart: Dovecot shows one empty text/plain part
             kids = [_empty_text(extended)]
-        out: list[Value] = [*kids, _str(part.subtype)]
+        # RFC 3501 section 9: body-type-mpart = 1*body SP media-subtype (no space between bodies)
+        out: list[Value] = [Raw(b"".join(encode(k) for k in kids)), _str(part.subtype)]
         if extended:
             out += [
                 _params(part.params),
@@ -307,10 +306,13 @@ def body_structure(part: Part, extended: bool = True) -> list[Value]:
         return out
     body = part.body
     enc = part.get("content-transfer-encoding")
+    params = part.params
+    if part.type.lower() == "text" and part.param("charset") is None:
+        params = [*params, ("charset", "us-ascii")]  # RFC 2045 section 5.2 default, as Dovecot shows it
     out = [
         _str(part.type),
         _str(part.subtype),
-        _params(part.params),
+        _params(params),
         _nstring(part, "content-id"),
         _nstring(part, "content-description"),
         enc.strip() if enc is not None and enc.strip() else b"7bit",
@@ -335,8 +337,3 @@ def _empty_text(extended: bool) -> list[Value]:
     if extended:
         out += [None, None, None, None]
     return out
-
-
-def unfolded(value: bytes) -> bytes:
-    """Re-export of :func:`.mime.unfold` for callers that only import this module."""
-    return unfold(value)

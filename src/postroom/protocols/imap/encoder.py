@@ -109,7 +109,8 @@ def _encode(value: Value, out: list[bytes]) -> None:
         out.append(b"{%d}\r\n" % len(value.data))
         out.append(value.data)
     elif isinstance(value, Binary):
-        out.append(b"~{%d}\r\n" % len(value.data) if b"\0" in value.data else b"{%d}\r\n" % len(value.data))
+        # RFC 3516 section 4.2: literal8 only where it is needed (NUL octets), as Dovecot does
+        out.append((b"~{%d}\r\n" if b"\0" in value.data else b"{%d}\r\n") % len(value.data))
         out.append(value.data)
     elif isinstance(value, list | tuple):
         out.append(b"(")

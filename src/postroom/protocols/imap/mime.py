@@ -51,6 +51,7 @@ class Part:
     explicit_type: bool = False
     children: list[Part] = field(default_factory=list)
     message: Part | None = None  # the embedded message of message/rfc822
+    closed_at: int | None = None  # multipart: where the close delimiter ends
 
     @property
     def header(self) -> bytes:
@@ -93,16 +94,19 @@ class Part:
             SectionError: no such part.
         """
         part: Part | None = None
+        leaf = False  # the last step chose a non-multipart body as its own part 1
         for n in path:
+            if leaf:
+                raise SectionError("no such part")
             if part is None:
-                subs = self.children if self.is_multipart else [self]
+                subs, leaf = (self.children, False) if self.is_multipart else ([self], True)
             elif part.is_multipart:
                 subs = part.children
             elif part.is_message and part.message is not None:
                 msg = part.message
-                subs = msg.children if msg.is_multipart else [msg]
+                subs, leaf = (msg.children, False) if msg.is_multipart else ([msg], True)
             else:
-                raise SectionError("no such part")
+                subs, leaf = [part], True  # a leaf part's part 1 is itself, as Dovecot answers
             if not 1 <= n <= len(subs):
                 raise SectionError("no such part")
             part = subs[n - 1]
@@ -254,16 +258,25 @@ def _parse_entity(
     if parsed is not None:
         part.type, part.subtype, part.params = parsed
         part.explicit_type = True
-    elif default == ("text", "plain"):
-        part.params = [("charset", "us-ascii")]
     if depth >= MAX_MIME_DEPTH or counter[0] >= MAX_PARTS:
         return part
     if part.is_multipart:
         boundary = part.param("boundary")
         if boundary:
             child_default = ("message", "rfc822") if part.subtype.lower() == "digest" else ("text", "plain")
-            for s, e in _split_multipart(raw, body_start, end, boundary.encode("utf-8", "replace")):
-                part.children.append(_parse_entity(raw, s, e, child_default, depth + 1, counter))
+            ranges, part.closed_at = _split_multipart(
+                raw, body_start, end, boundary.encode("utf-8", "replace")
+            )
+            for s, e in ranges:
+                child = _parse_entity(raw, s, e, child_default, depth + 1, counter)
+                if child.is_multipart and child.closed_at == child.end:
+                    # the line break after a nested close delimiter belongs to the nested
+                    # part, not to our next delimiter (Dovecot counts it so)
+                    for nl in (b"\r\n", b"\n"):
+                        if raw.startswith(nl, child.end):
+                            child.end += len(nl)
+                            break
+                part.children.append(child)
                 if counter[0] >= MAX_PARTS:
                     break
     elif part.is_message:
@@ -271,8 +284,11 @@ def _parse_entity(
     return part
 
 
-def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[tuple[int, int]]:
-    """Body ranges between ``--boundary`` lines (RFC 2046 section 5.1.1)."""
+def _split_multipart(
+    raw: bytes, start: int, end: int, boundary: bytes
+) -> tuple[list[tuple[int, int]], int | None]:
+    """Body ranges between ``--boundary`` lines (RFC 2046 section 5.1.1), and where the
+    close delimiter ends (None without one)."""
     delim = b"--" + boundary
     parts: list[tuple[int, int]] = []
     pos = start
@@ -303,12 +319,12 @@ def _split_multipart(raw: bytes, start: int, end: int, boundary: bytes) -> list[
                 parts.pop()
             continue
         if closing:
-            return parts
+            return parts, after + 2
         part_start = end if nl < 0 else nl + 1
         pos = part_start
     if part_start is not None:
         parts.append((part_start, end))
-    return parts
+    return parts, None
 
 
 def header_fields(header: bytes, names: list[str], exclude: bool) -> bytes:

@@ -188,7 +188,7 @@ def matches(key: Key, msg: Target, ctx: Context) -> bool:
         return all(matches(k, msg, ctx) for k in key.children)
     if op == "FLAG":
         flag, present = key.value
-        return (flag.lower() in {f.lower() for f in msg.flags}) == present
+        return bool((flag.lower() in {f.lower() for f in msg.flags}) == present)
     if op == "ALL":
         return True
     if op == "NOT":
@@ -206,15 +206,15 @@ def matches(key: Key, msg: Target, ctx: Context) -> bool:
             return msg.uid in ctx.saved
         return us.contains(msg.uid, ctx.largest_uid)
     if op == "LARGER":
-        return msg.size > key.value
+        return msg.size > int(key.value)
     if op == "SMALLER":
-        return msg.size < key.value
+        return msg.size < int(key.value)
     if op == "OLDER":
-        return msg.internaldate <= ctx.now - key.value
+        return msg.internaldate <= ctx.now - int(key.value)
     if op == "YOUNGER":
-        return msg.internaldate >= ctx.now - key.value
+        return msg.internaldate >= ctx.now - int(key.value)
     if op == "MODSEQ":
-        return msg.modseq >= key.value
+        return msg.modseq >= int(key.value)
     if op in ("BEFORE", "ON", "SINCE"):
         return _cmp_date(op, _ymd(msg.internaldate), key.value)
     if op in ("SENTBEFORE", "SENTON", "SENTSINCE"):
@@ -229,9 +229,9 @@ def matches(key: Key, msg: Target, ctx: Context) -> bool:
             return bool(values)  # HEADER field "" matches every message with the field
         return any(needle in v.casefold() for v in values)
     if op == "BODY":
-        return key.value in msg.body_text()
+        return str(key.value) in msg.body_text()
     if op == "TEXT":
-        return key.value in msg.full_text()
+        return str(key.value) in msg.full_text()
     raise ParseError(f"unknown search operation {op}")  # unreachable for parsed keys
 
 

@@ -118,14 +118,15 @@ def sent_timestamp(date: str | None) -> float | None:
 def _first_address(value: str | None, display: bool) -> str:
     if not value:
         return ""
-    for name, _adl, mailbox, host in parse_addresses(value):
-        if mailbox is None or host is None:
-            continue  # group markers
-        if display:
-            shown = decode_words(name) if name else f"{mailbox}@{host}"
-            return shown.casefold()
-        return mailbox.casefold()
-    return ""
+    addrs = parse_addresses(value)
+    if not addrs:
+        return ""
+    name, _adl, mailbox, host = addrs[0]  # a group's first "address" is its name (RFC 3501 9)
+    if display and name:
+        return decode_words(name).casefold()
+    if display and mailbox and host:
+        return f"{mailbox}@{host}".casefold()
+    return (mailbox or "").casefold()
 
 
 def sort_key(

@@ -70,6 +70,8 @@ class IMAPListener:
         self.tasks.add(task)
         try:
             await Session(self.app, reader, writer, self.implicit_tls).run()
+        except asyncio.CancelledError:
+            pass  # the server is stopping; the session closed its socket
         except Exception:
             log.exception("imap session crashed")
         finally:

@@ -12,7 +12,7 @@ from ...protocols.imap.commands import State
 from ...protocols.imap.decoder import Atom, Group, String
 from ...protocols.imap.encoder import Raw, encode
 from ...protocols.imap.errors import No, ParseError
-from ...store.base import INBOX, FolderInfo, NotFound
+from ...store.base import INBOX, Entry, FolderInfo, NotFound
 from .account import DELIMITER
 from .core import Selected, SessionBase
 from .tracker import Tracker
@@ -320,11 +320,8 @@ def _list_pattern(args: Args) -> str:
         return raw.decode("utf-8", "replace")
 
 
-def _highest(info: FolderInfo, entries: list[object]) -> int:
+def _highest(info: FolderInfo, entries: list[Entry]) -> int:
     best = info.highestmodseq
     for e in entries:
-        best = max(best, getattr(e, "modseq", 0))
+        best = max(best, e.modseq)
     return max(best, 1)
-
-
-_ = Selected  # re-exported type used by the session

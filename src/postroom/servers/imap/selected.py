@@ -91,7 +91,7 @@ def _section_value(part: Part, item: Item) -> bytes:
             return encode(Literal(apply_partial(section_content(part, item.section), item.partial)))
         data = decode_part(part, item.section)
     except SectionError:
-        return b"NIL"
+        return b"{0}\r\n"  # a part that does not exist reads as empty, as in Dovecot
     if item.name == "BINARY.SIZE":
         return b"%d" % len(data)
     return encode(Binary(apply_partial(data, item.partial)))
