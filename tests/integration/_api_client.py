@@ -26,12 +26,18 @@ class Reply:
         return self.body.decode("utf-8")
 
     def json(self) -> Any:
-        assert self.headers.get_content_type() == "application/json", (self.status, self.headers, self.body[:200])
+        assert self.headers.get_content_type() == "application/json", (
+            self.status,
+            self.headers,
+            self.body[:200],
+        )
         return json.loads(self.body)
 
 
 class Api:
-    def __init__(self, server: RunningServer, *, user: str | None = None, password: str | None = None) -> None:
+    def __init__(
+        self, server: RunningServer, *, user: str | None = None, password: str | None = None
+    ) -> None:
         self.server = server
         self.base = urllib.parse.urlsplit(server.http_url)
         self.auth = (user, password) if user is not None else None

@@ -34,7 +34,9 @@ def shared() -> Iterator[tuple[Api, dict[str, str]]]:
                 Subject="Quarterly invoice",
                 Text="Please find the invoice attached.",
                 Tags=["billing"],
-                Attachments=[{"Filename": "invoice.pdf", "Content": base64.b64encode(b"%PDF-1.4 fake").decode()}],
+                Attachments=[
+                    {"Filename": "invoice.pdf", "Content": base64.b64encode(b"%PDF-1.4 fake").decode()}
+                ],
                 Headers={"X-Mailer": "postroom-tests 1.0", "List-Unsubscribe": "<https://example.com/u>"},
             ),
             "html": api.send(
@@ -44,7 +46,11 @@ def shared() -> Iterator[tuple[Api, dict[str, str]]]:
                 Text="plain version",
                 HTML='<p>Hello <b>world</b><img src="cid:logo"></p><script>alert(1)</script>',
                 Attachments=[
-                    {"Filename": "logo.png", "Content": base64.b64encode(PNG_1x1).decode(), "ContentID": "logo"}
+                    {
+                        "Filename": "logo.png",
+                        "Content": base64.b64encode(PNG_1x1).decode(),
+                        "ContentID": "logo",
+                    }
                 ],
             ),
         }
@@ -138,7 +144,9 @@ def test_search(shared: tuple[Api, dict[str, str]], query: str, expect: set[str]
         ("from:", "needs a value"),
     ],
 )
-def test_invalid_search_is_400_naming_the_problem(shared: tuple[Api, dict[str, str]], query: str, problem: str) -> None:
+def test_invalid_search_is_400_naming_the_problem(
+    shared: tuple[Api, dict[str, str]], query: str, problem: str
+) -> None:
     api, _ = shared
     r = api.get("/api/v1/search?query=" + q(query))
     assert r.status == 400
@@ -192,7 +200,16 @@ def test_latest_and_latest_with_query(shared: tuple[Api, dict[str, str]]) -> Non
 
 def test_unknown_id_is_404(shared: tuple[Api, dict[str, str]]) -> None:
     api, _ = shared
-    for path in ("", "/headers", "/raw", "/part/1", "/part/1/thumb", "/html-check", "/link-check", "/sa-check"):
+    for path in (
+        "",
+        "/headers",
+        "/raw",
+        "/part/1",
+        "/part/1/thumb",
+        "/html-check",
+        "/link-check",
+        "/sa-check",
+    ):
         r = api.get("/api/v1/message/doesNotExist" + path)
         assert r.status == 404, path
         assert r.headers.get_content_type() == "text/plain"
@@ -343,7 +360,9 @@ def test_tags(api: Api) -> None:
 
 def test_x_tags_header_from_smtp(server: RunningServer) -> None:
     api = Api(server)
-    smtp_send(server, b"From: a@example.com\r\nTo: b@example.com\r\nX-Tags: alpha, beta\r\nSubject: t\r\n\r\nhi\r\n")
+    smtp_send(
+        server, b"From: a@example.com\r\nTo: b@example.com\r\nX-Tags: alpha, beta\r\nSubject: t\r\n\r\nhi\r\n"
+    )
     assert api.get("/api/v1/messages").json()["messages"][0]["Tags"] == ["alpha", "beta"]
 
 
@@ -366,7 +385,10 @@ def test_send_builds_and_ingests(api: Api) -> None:
     raw = api.get(f"/api/v1/message/{mid}/raw").text
     assert "hidden@example.com" not in raw.split("\r\n\r\n")[0]  # Bcc is not a header
     env = api.get(f"/api/v2/message/{mid}/envelope").json()
-    assert env["MailFrom"] == "jo@example.com" and sorted(env["RcptTo"]) == ["hidden@example.com", "to@example.com"]
+    assert env["MailFrom"] == "jo@example.com" and sorted(env["RcptTo"]) == [
+        "hidden@example.com",
+        "to@example.com",
+    ]
 
 
 @pytest.mark.parametrize(
@@ -374,13 +396,26 @@ def test_send_builds_and_ingests(api: Api) -> None:
     [
         ({}, "From is required"),
         ({"From": {"Email": "a@b.c"}}, "no recipients"),
-        ({"From": {"Email": "not-an-address"}, "To": [{"Email": "x@y.z"}]}, "From.Email is not a valid address"),
-        ({"From": {"Email": "a@b.c"}, "To": [{"Email": "x@y.z"}], "Attachments": [{"Filename": "a"}]}, "Content"),
         (
-            {"From": {"Email": "a@b.c"}, "To": [{"Email": "x@y.z"}], "Attachments": [{"Filename": "a", "Content": "%%"}]},
+            {"From": {"Email": "not-an-address"}, "To": [{"Email": "x@y.z"}]},
+            "From.Email is not a valid address",
+        ),
+        (
+            {"From": {"Email": "a@b.c"}, "To": [{"Email": "x@y.z"}], "Attachments": [{"Filename": "a"}]},
+            "Content",
+        ),
+        (
+            {
+                "From": {"Email": "a@b.c"},
+                "To": [{"Email": "x@y.z"}],
+                "Attachments": [{"Filename": "a", "Content": "%%"}],
+            },
             "not valid base64",
         ),
-        ({"From": {"Email": "a@b.c"}, "To": [{"Email": "x@y.z"}], "Headers": {"X-A": "1\r\nBcc: evil"}}, "line break"),
+        (
+            {"From": {"Email": "a@b.c"}, "To": [{"Email": "x@y.z"}], "Headers": {"X-A": "1\r\nBcc: evil"}},
+            "line break",
+        ),
     ],
 )
 def test_send_errors_are_json(api: Api, body: dict[str, object], problem: str) -> None:

@@ -22,6 +22,7 @@ from ..message import ParsedMessage, Part, parse_message
 from ..store.base import Summary
 from .common import (
     APP_KEY,
+    AUTH_USER_KEY,
     MAX_LIMIT,
     address_json,
     bad_request,
@@ -273,7 +274,7 @@ async def send(request: web.Request) -> web.Response:
         peer=f"{peer[0]}:{peer[1]}" if peer else "",
         helo="HTTP API",
         tls=request.secure,
-        auth_user=request.get("auth_user"),
+        auth_user=request.get(AUTH_USER_KEY),
     )
     mid = await store_of(request).deliver(env, raw, tags=tuple(tags))
     return json_response({"ID": mid})

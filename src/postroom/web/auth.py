@@ -27,6 +27,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from .common import AUTH_USER_KEY
+
 __all__ = ["Htpasswd", "HtpasswdError", "apr1_md5", "auth_middleware", "verify_password"]
 
 REALM = "postroom"
@@ -168,7 +170,7 @@ def auth_middleware(
             except (binascii.Error, UnicodeDecodeError, ValueError):
                 sep = ""
             if sep and await htpasswd.check(user, password):
-                request["auth_user"] = user
+                request[AUTH_USER_KEY] = user
                 return await handler(request)
         raise web.HTTPUnauthorized(
             text="authentication required",

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "APP_KEY",
+    "AUTH_USER_KEY",
     "MAX_BODY",
     "MAX_LIMIT",
     "PREFIX_KEY",
@@ -47,6 +48,7 @@ __all__ = [
 ]
 
 APP_KEY: web.AppKey[App] = web.AppKey("postroom_app")
+AUTH_USER_KEY: web.RequestKey[str] = web.RequestKey("postroom_auth_user", str)  # basic-auth user
 PREFIX_KEY: web.AppKey[str] = web.AppKey("postroom_prefix", str)  # the webroot, ending in "/"
 # Largest JSON request body (POST /api/v1/send carries base64 attachments; SMTP's
 # default size limit is 50 MiB, base64 adds a third).

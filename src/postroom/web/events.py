@@ -68,9 +68,8 @@ class _Client:
                 self.ws.close(code=WSCloseCode.TRY_AGAIN_LATER, message=b"too slow"), CLOSE_TIMEOUT
             )
         except (TimeoutError, ConnectionError, RuntimeError):
-            pass
-        if self.request.transport is not None:
-            self.request.transport.abort()
+            if self.request.transport is not None:  # it will not even take the close frame: cut it
+                self.request.transport.abort()
 
 
 def _envelope(type_: str, data: Any) -> str:

@@ -63,8 +63,8 @@ export const api = {
   mailboxes: () => request("GET", "api/v2/mailboxes"),
   tags: () => request("GET", "api/v1/tags"),
   setRead: (ids, read) => request("PUT", "api/v1/messages", { body: { IDs: ids, Read: read }, as: "none" }),
-  markAllRead: (mailbox) =>
-    request("PUT", "api/v1/messages", { body: { Read: true }, params: { mailbox }, as: "none" }),
+  markAllRead: () => request("PUT", "api/v1/messages", { body: { Read: true }, as: "none" }),
+  markMailboxRead: (name) => request("PUT", `api/v2/mailbox/${enc(name)}/read`, { body: { Read: true }, as: "none" }),
   remove: (ids) => request("DELETE", "api/v1/messages", { body: { IDs: ids }, as: "none" }),
   removeAll: () => request("DELETE", "api/v1/messages", { as: "none" }),
   removeMailbox: (name) => request("DELETE", `api/v2/mailbox/${enc(name)}`, { as: "none" }),

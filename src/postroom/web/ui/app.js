@@ -315,17 +315,20 @@ function fillTagList(tags) {
 }
 
 async function markAllRead() {
-  if (!state.mailbox && !state.query) {
+  if (!state.query) {
     try {
-      await api.markAllRead();
+      if (state.mailbox) await api.markMailboxRead(state.mailbox);
+      else await api.markAllRead();
     } catch (err) {
       toast(`Could not update: ${err.message}`);
       return;
     }
     applyLocal(state.messages.map((m) => m.ID), { Read: true });
+    if (state.message) syncReadButton();
     refreshCounts();
     return;
   }
+  // A search: mark what is on screen.
   const ids = state.messages.filter((m) => !m.Read).map((m) => m.ID);
   if (ids.length) await setRead(ids, true);
 }

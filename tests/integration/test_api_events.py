@@ -1,0 +1,101 @@
+"""WebSocket /api/events: Mailpit's {Type, Data} envelopes, mailbox filter, slow clients."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import aiohttp
+import pytest
+
+from postroom.web import events as ws_events
+from tests.helpers import RunningServer
+from tests.integration._api_client import Api
+
+
+async def _collect(ws: aiohttp.ClientWebSocketResponse, want: int, types: set[str]) -> list[dict[str, Any]]:
+    got: list[dict[str, Any]] = []
+    while len(got) < want:
+        msg = await asyncio.wait_for(ws.receive(), 20)
+        assert msg.type == aiohttp.WSMsgType.TEXT, msg
+        data = json.loads(msg.data)
+        if data["Type"] in types:
+            got.append(data)
+    return got
+
+
+def _in_thread(coro_fn: Any) -> Any:
+    return asyncio.run(coro_fn())
+
+
+def test_event_stream(server: RunningServer) -> None:
+    api = Api(server)
+    url = server.http_url.replace("http", "ws", 1) + "/api/events"
+
+    async def run() -> None:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url) as ws,
+            session.ws_connect(url + "?mailbox=b@example.com") as only_b,
+        ):
+            loop = asyncio.get_running_loop()
+            a_id = await loop.run_in_executor(
+                None, lambda: api.send(To=[{"Email": "a@example.com"}], Subject="A")
+            )
+            b_id = await loop.run_in_executor(
+                None, lambda: api.send(To=[{"Email": "b@example.com"}], Subject="B")
+            )
+            news = await _collect(ws, 2, {"new"})
+            assert [n["Data"]["ID"] for n in news] == [a_id, b_id]
+            assert news[0]["Data"]["Subject"] == "A" and news[0]["Data"]["Mailboxes"] == ["a@example.com"]
+            only = await _collect(only_b, 1, {"new"})
+            assert only[0]["Data"]["ID"] == b_id  # A was filtered out
+            await loop.run_in_executor(
+                None, lambda: api.request("PUT", "/api/v1/messages", {"IDs": [a_id], "Read": True})
+            )
+            [upd] = await _collect(ws, 1, {"update"})
+            assert upd["Data"] == {"ID": a_id, "Read": True}
+            [stats] = await _collect(ws, 1, {"stats"})
+            assert set(stats["Data"]) == {"Total", "Unread", "Version"} and stats["Data"]["Total"] == 2
+            await loop.run_in_executor(
+                None, lambda: api.request("DELETE", "/api/v1/messages", {"IDs": [b_id]})
+            )
+            [dele] = await _collect(ws, 1, {"delete"})
+            assert dele["Data"] == {"ID": b_id}
+            await loop.run_in_executor(None, lambda: api.request("DELETE", "/api/v1/messages"))
+            [trunc] = await _collect(ws, 1, {"truncate"})
+            assert trunc["Data"] is None
+
+    _in_thread(run)
+
+
+def test_slow_client_is_dropped_and_ingest_goes_on(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    api = Api(server)
+    url = server.http_url.replace("http", "ws", 1) + "/api/events"
+    ids = [api.send(To=[{"Email": "x@example.com"}], Subject=f"m{i}") for i in range(10)]
+    monkeypatch.setattr(ws_events, "QUEUE_SIZE", 3)  # the next client gets a tiny queue
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as slow:
+            loop = asyncio.get_running_loop()
+            # one DELETE event fans out to 10 "delete" envelopes at once: more than the queue holds
+            r = await loop.run_in_executor(
+                None, lambda: api.request("DELETE", "/api/v1/messages", {"IDs": ids})
+            )
+            assert r.status == 200
+            closed = None
+            while closed is None:
+                msg = await asyncio.wait_for(slow.receive(), 20)
+                assert msg.type in (aiohttp.WSMsgType.TEXT, aiohttp.WSMsgType.CLOSE), msg
+                if msg.type == aiohttp.WSMsgType.CLOSE:
+                    closed = msg.data  # the code the server sent
+            assert closed == aiohttp.WSCloseCode.TRY_AGAIN_LATER
+
+    _in_thread(run)
+    # the store did its work regardless, and new mail still flows
+    assert api.get("/api/v1/messages").json()["total"] == 0
+    api.send(To=[{"Email": "x@example.com"}], Subject="after")
+    assert api.get("/api/v1/messages").json()["total"] == 1
