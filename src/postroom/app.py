@@ -53,6 +53,9 @@ class App:
         self.store = open_store(self.settings, self.bus)
         await asyncio.to_thread(self.store.start)
         try:
+            from .testing.runtime import install  # chaos, handlers, webhooks, --print
+
+            install(self)
             await self._start_listeners()
         except BaseException:
             await self.stop()

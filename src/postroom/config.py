@@ -121,6 +121,29 @@ OPTIONS: list[Option] = [
     ),
     Option("log_level", str, "info", "debug, info, warning or error", "general", "LEVEL"),
     Option("quiet", bool, False, "print nothing but errors", "general"),
+    # testing (see docs/testing.md)
+    Option("print", bool, False, "print each message to standard output as it arrives", "testing"),
+    Option("exit_after", int, 0, "stop after this many messages have arrived (0: never)", "testing", "N"),
+    Option(
+        "chaos",
+        str,
+        "",
+        "inject SMTP faults, e.g. 'rcpt:451:50%;data:delay=2' (see docs/testing.md)",
+        "testing",
+        "SPEC",
+    ),
+    Option("enable_chaos", bool, False, "let the API change faults (Mailpit's /api/v1/chaos)", "testing"),
+    Option(
+        "webhook",
+        str,
+        "",
+        "POST a JSON summary of each new message to these URLs (comma-separated)",
+        "testing",
+        "URLS",
+    ),
+    Option(
+        "webhook_retries", int, 5, "retries of a failed webhook POST (backoff 1 s, doubling)", "testing", "N"
+    ),
 ]
 
 
@@ -158,6 +181,12 @@ class Settings:
     config: str = ""
     log_level: str = "info"
     quiet: bool = False
+    print: bool = False
+    exit_after: int = 0
+    chaos: str = ""
+    enable_chaos: bool = False
+    webhook: str = ""
+    webhook_retries: int = 5
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -196,6 +225,15 @@ class Settings:
             raise ConfigError("--http-tls needs --tls-cert/--tls-key or --tls-self-signed")
         if self.smtp_max_size <= 0 or self.smtp_max_recipients <= 0 or self.smtp_max_connections <= 0:
             raise ConfigError("SMTP limits must be positive numbers")
+        if self.exit_after < 0 or self.webhook_retries < 0:
+            raise ConfigError("--exit-after and --webhook-retries must be 0 or more")
+        if self.chaos:
+            from .testing.chaos import ChaosError, parse_spec
+
+            try:
+                parse_spec(self.chaos)
+            except ChaosError as e:
+                raise ConfigError(f"--chaos: {e}") from None
 
     @property
     def tls_enabled(self) -> bool:

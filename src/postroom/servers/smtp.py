@@ -13,6 +13,8 @@ Extension point: coroutines in ``app.extras["smtp_hooks"]`` are called as
 :class:`SessionInfo`; a hook that returns a reply (a :class:`Reply` or text such as
 ``"550 5.7.1 no"``) has it sent instead of the normal answer (and, at stage "message",
 instead of storing the message). With no hooks this costs one truth test per event.
+A hook that raises :class:`HookDisconnect` has the connection closed with no reply
+(fault injection, :mod:`postroom.testing.chaos`).
 
 Errors: nothing here raises to the event loop. A failed ``deliver`` becomes
 ``451 4.3.0`` (logged); an unexpected exception in a session is logged and answered with
@@ -28,7 +30,7 @@ import os
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from ..protocols.smtp import (
@@ -53,7 +55,15 @@ from .auth import Authenticator
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["HOOK_STAGES", "Hook", "SMTPListener", "SMTPSession", "SessionInfo", "start_server"]
+__all__ = [
+    "HOOK_STAGES",
+    "Hook",
+    "HookDisconnect",
+    "SMTPListener",
+    "SMTPSession",
+    "SessionInfo",
+    "start_server",
+]
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +84,10 @@ AUTH_FAILED = Reply(535, "5.7.8", ("Error: authentication failed",))
 TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
 
 
+class HookDisconnect(Exception):
+    """Raised by a hook: close the connection now, without a reply."""
+
+
 @dataclass(frozen=True, slots=True)
 class SessionInfo:
     """What a hook sees of a session."""
@@ -86,6 +100,7 @@ class SessionInfo:
     rcpt_to: tuple[str, ...]  # accepted so far
     argument: str = ""  # the HELO name, auth user, MAIL or RCPT address of this stage
     size: int = 0  # message size at stage "message"
+    data: bytes = field(default=b"", repr=False)  # the message at stage "message"
 
 
 Hook = Callable[[str, SessionInfo], Awaitable["Reply | str | None"]]
@@ -344,6 +359,9 @@ class SMTPSession(asyncio.Protocol):
                     reply = self._check_auth(ev)
                 else:
                     reply = ev.reply
+        except HookDisconnect:
+            self._drop()
+            return
         except Exception:
             log.exception("SMTP session %s: error while answering %s", self.peer, type(ev).__name__)
             reply = TEMP_FAILURE
@@ -439,7 +457,15 @@ class SMTPSession(asyncio.Protocol):
         elif isinstance(ev, MessageReceived):
             info = self._info(size=len(ev.data))
             info = SessionInfo(
-                info.peer, info.helo, info.tls, info.auth_user, ev.mail_from, ev.rcpt_to, "", info.size
+                info.peer,
+                info.helo,
+                info.tls,
+                info.auth_user,
+                ev.mail_from,
+                ev.rcpt_to,
+                "",
+                info.size,
+                ev.data,
             )
         else:
             info = self._info()
@@ -463,10 +489,20 @@ class SMTPSession(asyncio.Protocol):
         assert conn is not None
         try:
             reply = await self._call_hooks("connect", self._info()) or conn.greeting()
+        except HookDisconnect:
+            self._drop()
+            return
         except Exception:
             log.exception("SMTP connect hook failed")
             reply = conn.greeting()
         self._resume(conn.send(reply))
+
+    def _drop(self) -> None:
+        """Close without a reply (a hook asked for it)."""
+        self.busy = False
+        self.task = None
+        if self.transport is not None:
+            self.transport.abort()
 
     async def _start_tls(self) -> None:
         transport = self.transport

@@ -1,0 +1,59 @@
+"""Wires the testing features into a starting app (called once from ``App.start``).
+
+Puts in ``app.extras``:
+
+* ``"chaos"``: :class:`~postroom.testing.chaos.Chaos`, loaded from ``--chaos``;
+* ``"handlers"``: :class:`~postroom.testing.handlers.Handlers` (empty until a test adds one);
+* ``"webhooks"``: :class:`~postroom.testing.webhooks.Webhooks` from ``--webhook``;
+* a :class:`~postroom.testing.printer.Printer` runs for ``--print`` / ``--exit-after``.
+
+Chaos and handlers add their hook to ``app.extras["smtp_hooks"]`` only while they have
+something to do, and webhooks subscribe to the bus only while they have a URL: a server
+that uses none of this pays nothing on the SMTP path.
+
+Errors: :class:`~postroom.config.ConfigError` for a ``--chaos`` or ``--webhook`` value
+that cannot work.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from ..config import ConfigError
+from .chaos import Chaos, ChaosError
+from .handlers import Handlers
+from .webhooks import Webhooks
+
+if TYPE_CHECKING:
+    from ..app import App
+
+__all__ = ["install"]
+
+
+def install(app: App) -> None:
+    """Set up chaos, handlers, webhooks and the printer for ``app`` (on its loop).
+
+    Raises:
+        ConfigError: a bad ``--chaos`` spec or webhook URL.
+    """
+    s = app.settings
+    hooks: list[Any] = app.extras.setdefault("smtp_hooks", [])
+    chaos = Chaos(hooks, enabled=bool(s.enable_chaos or s.chaos))
+    try:
+        if s.chaos:
+            chaos.load(s.chaos)
+    except ChaosError as e:
+        raise ConfigError(f"--chaos: {e}") from None
+    app.extras["chaos"] = chaos
+    app.extras["handlers"] = Handlers(hooks)
+    urls = [u for u in s.webhook.split(",") if u.strip()] if s.webhook else []
+    try:
+        webhooks = Webhooks(app, urls, retries=s.webhook_retries)
+    except ValueError as e:
+        raise ConfigError(f"--webhook: {e}") from None
+    app.extras["webhooks"] = webhooks
+    webhooks.start()
+    if s.print or s.exit_after:
+        from .printer import Printer
+
+        Printer(app, print_messages=s.print, exit_after=s.exit_after).start()

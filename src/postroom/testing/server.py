@@ -1,0 +1,460 @@
+"""``postroom.Server``: the whole postroom, in-process, on free loopback ports.
+
+Two ways to run it::
+
+    with Server() as mail:                  # its own event loop, in a background thread
+        send_password_reset("alice@example.com", port=mail.smtp_port)
+        msg = mail.wait_for(to="alice@example.com", subject="Reset")
+
+    async with Server() as mail:            # inside the running loop (async tests)
+        ...
+        [msg] = await mail.wait_for_async(to="alice@example.com")
+
+Every listener binds port 0 (the kernel picks a free port, so parallel test processes
+never clash) and the store is a throwaway SQLite file in memory-backed storage. Reads go
+straight to the store (no HTTP); waiting wakes on the server's event bus.
+
+:meth:`Server.scope` gives an isolated view that sees only mail arriving after it was
+made: the pytest plugin's ``mail`` fixture uses it on a shared session server.
+
+Errors: :class:`~postroom.app.ListenerError` (a port cannot be bound) and
+:class:`~postroom.config.ConfigError` (bad settings) from :meth:`Server.start`;
+:class:`~postroom.testing.reader.NoMatchingMail` from waits and assertions;
+``RuntimeError`` for a blocking call made on the server's own loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import fields
+from types import TracebackType
+from typing import TYPE_CHECKING, Any
+
+from ..config import Settings
+from ..events import Event, EventType
+from .models import Message
+from .reader import MailReader
+
+if TYPE_CHECKING:
+    from ..app import App
+    from .chaos import Chaos
+    from .handlers import Handler, Handlers
+    from .webhooks import Webhooks
+
+__all__ = ["MailView", "Server"]
+
+# Listeners started by default; True means "127.0.0.1:0" (a free loopback port).
+_LISTENERS = ("smtp", "smtps", "http", "pop3", "pop3s", "imap", "imaps")
+_DEFAULT_ON = frozenset({"smtp", "http", "pop3", "imap"})
+# Parsed messages kept per server (parsing costs about a millisecond each).
+_CACHE_SIZE = 2000
+# Largest listing fetched from the store for one read.
+_FETCH_LIMIT = 100_000
+# Seconds allowed for the server thread to start and stop.
+_START_TIMEOUT = 30.0
+# Events after which the set of messages (or their indexing) may have changed.
+_CHANGES = frozenset({EventType.NEW, EventType.UPDATE, EventType.DELETE, EventType.PRUNE, EventType.TRUNCATE})
+
+
+def build_settings(base: Settings | None, options: dict[str, Any]) -> Settings:
+    """Settings for an in-process server: free ports, a throwaway store, indexer thread.
+
+    Raises:
+        TypeError: an option that is not a setting.
+        ConfigError: a value that cannot work.
+    """
+    known = {f.name for f in fields(Settings)}
+    unknown = sorted(set(options) - known)
+    if unknown:
+        raise TypeError(f"unknown postroom setting(s): {', '.join(unknown)}")
+    values: dict[str, Any] = {} if base is None else {f.name: getattr(base, f.name) for f in fields(base)}
+    if base is None:
+        values.update(db=":memory:", indexer="thread", quiet=True, enable_chaos=True)
+        for name in _LISTENERS:
+            values[name] = "127.0.0.1:0" if name in _DEFAULT_ON else "off"
+    for name, value in options.items():
+        if name in _LISTENERS and isinstance(value, bool):
+            value = "127.0.0.1:0" if value else "off"
+        values[name] = value
+    if values.get("indexer") == "process":
+        values["indexer"] = "thread"  # a process per test server would cost 100+ ms
+    settings = Settings(**values)
+    settings.validate()
+    return settings
+
+
+class _Base(MailReader):
+    """What a server and its views share: the address properties and the store reads."""
+
+    _server: Server
+
+    # -- addresses ------------------------------------------------------------------------
+
+    def address(self, name: str) -> tuple[str, int]:
+        """(host, port) of a listener: "smtp", "http", "imap", "pop3", "smtps", ...
+
+        Raises:
+            KeyError: that listener is not running.
+        """
+        try:
+            return self._server.app.addresses[name]
+        except KeyError:
+            raise KeyError(
+                f"the {name} listener is not running (started: {self._server.listeners})"
+            ) from None
+
+    addr = address  # the name tests/helpers.RunningServer used
+
+    @property
+    def host(self) -> str:
+        return self.address("smtp")[0]
+
+    @property
+    def smtp_port(self) -> int:
+        return self.address("smtp")[1]
+
+    @property
+    def smtps_port(self) -> int:
+        return self.address("smtps")[1]
+
+    @property
+    def imap_port(self) -> int:
+        return self.address("imap")[1]
+
+    @property
+    def imaps_port(self) -> int:
+        return self.address("imaps")[1]
+
+    @property
+    def pop3_port(self) -> int:
+        return self.address("pop3")[1]
+
+    @property
+    def pop3s_port(self) -> int:
+        return self.address("pop3s")[1]
+
+    @property
+    def http_url(self) -> str:
+        """Base URL of the web UI and API (ends without a slash)."""
+        host, port = self.address("http")
+        scheme = "https" if self._server.app.settings.http_tls else "http"
+        shown = f"[{host}]" if ":" in host else host
+        root = self._server.app.settings.webroot.strip("/")
+        return f"{scheme}://{shown}:{port}" + (f"/{root}" if root else "")
+
+    @property
+    def chaos(self) -> Chaos:
+        """Fault injection for this server (see :mod:`postroom.testing.chaos`)."""
+        return self._server.app.extras["chaos"]  # type: ignore[no-any-return]
+
+    @property
+    def handlers(self) -> Handlers:
+        """Message handlers of this server (see :mod:`postroom.testing.handlers`)."""
+        return self._server.app.extras["handlers"]  # type: ignore[no-any-return]
+
+    @property
+    def webhooks(self) -> Webhooks:
+        return self._server.app.extras["webhooks"]  # type: ignore[no-any-return]
+
+    def handler(self, fn: Handler) -> Handler:
+        """Add a message handler (usable as a decorator); ``handlers.clear()`` removes it."""
+        self.handlers.add(fn)
+        return fn
+
+    # -- MailReader backend -----------------------------------------------------------------
+
+    def _ids(self, mailbox: str | None, query: str | None) -> list[str]:
+        page = self._server.app.store.list_messages(mailbox=mailbox, query=query, limit=_FETCH_LIMIT)
+        return [s.id for s in reversed(page.messages)]
+
+    def _subscribe(self, wake: Callable[[], None]) -> Callable[[], None] | None:
+        def on_event(ev: Event) -> None:
+            if ev.type in _CHANGES:
+                wake()
+
+        return self._server.app.bus.subscribe(on_event)
+
+    def _check_blocking_allowed(self) -> None:
+        loop = self._server._loop
+        if loop is not None and threading.get_ident() == self._server._loop_thread:
+            raise RuntimeError(
+                "this call would block the server's own event loop; "
+                "use `await ....wait_for_async(...)` in async code"
+            )
+
+
+class Server(_Base):
+    """The whole postroom app in this process. See the module docstring.
+
+    Args:
+        settings: a full :class:`~postroom.config.Settings` to start from (default: free
+            loopback ports, a throwaway store).
+        handler: a message handler to install at start.
+        chaos: a ``--chaos`` spec to load at start.
+        **options: any setting by name (``smtp_require_auth=True``, ``smtp_auth_file=...``);
+            a listener given as True/False is started on a free port / not started.
+    """
+
+    def __init__(
+        self,
+        *,
+        settings: Settings | None = None,
+        handler: Handler | None = None,
+        chaos: str | None = None,
+        **options: Any,
+    ) -> None:
+        if chaos:
+            options["chaos"] = chaos
+        self.settings = build_settings(settings, options)
+        self._handler = handler
+        self._app: App | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._loop_thread: int | None = None
+        self._thread: threading.Thread | None = None
+        self._owns_loop = False
+        self._cache: OrderedDict[str, Message] = OrderedDict()
+        self._cache_lock = threading.Lock()
+        self._server = self
+
+    # -- lifecycle ----------------------------------------------------------------------------
+
+    @property
+    def app(self) -> App:
+        if self._app is None:
+            raise RuntimeError("the server is not running; call start() or use `with Server() as s:`")
+        return self._app
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        """The event loop the server runs on."""
+        if self._loop is None:
+            raise RuntimeError("the server is not running")
+        return self._loop
+
+    @property
+    def running(self) -> bool:
+        return self._app is not None
+
+    @property
+    def listeners(self) -> list[str]:
+        return list(self._app.addresses) if self._app is not None else []
+
+    def start(self) -> Server:
+        """Start in a background thread with its own event loop; returns self.
+
+        Raises:
+            ListenerError, ConfigError, StoreError: the server could not start.
+        """
+        if self._app is not None:
+            raise RuntimeError("the server is already running")
+        from ..app import App
+
+        loop = asyncio.new_event_loop()
+        app = App(self.settings)
+        started = threading.Event()
+        failure: list[BaseException] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            self._loop_thread = threading.get_ident()
+            try:
+                loop.run_until_complete(self._start_app(app))
+            except BaseException as e:
+                failure.append(e)
+                started.set()
+                return
+            started.set()
+            loop.run_forever()
+
+        thread = threading.Thread(target=run, name="postroom-server", daemon=True)
+        thread.start()
+        if not started.wait(_START_TIMEOUT):
+            raise RuntimeError(f"postroom did not start within {_START_TIMEOUT:g} s")
+        if failure:
+            thread.join(_START_TIMEOUT)
+            loop.close()
+            self._loop_thread = None
+            raise failure[0]
+        self._app, self._loop, self._thread, self._owns_loop = app, loop, thread, True
+        return self
+
+    async def _start_app(self, app: App) -> None:
+        await app.start()
+        if self._handler is not None:
+            app.extras["handlers"].add(self._handler)
+
+    def stop(self) -> None:
+        """Stop the server and delete its throwaway store. Idempotent."""
+        app, loop, thread = self._app, self._loop, self._thread
+        if app is None or loop is None:
+            return
+        if not self._owns_loop:
+            raise RuntimeError("this server runs in your event loop: use `await server.stop_async()`")
+        self._app = None
+        try:
+            asyncio.run_coroutine_threadsafe(app.stop(), loop).result(_START_TIMEOUT)
+        finally:
+            loop.call_soon_threadsafe(loop.stop)
+            if thread is not None:
+                thread.join(_START_TIMEOUT)
+            loop.close()
+            self._loop = self._thread = self._loop_thread = None
+            self._cache.clear()
+
+    async def start_async(self) -> Server:
+        """Start inside the running event loop; returns self.
+
+        Raises:
+            ListenerError, ConfigError, StoreError: the server could not start.
+        """
+        if self._app is not None:
+            raise RuntimeError("the server is already running")
+        from ..app import App
+
+        app = App(self.settings)
+        await self._start_app(app)
+        self._app, self._loop, self._owns_loop = app, asyncio.get_running_loop(), False
+        self._loop_thread = threading.get_ident()
+        return self
+
+    async def stop_async(self) -> None:
+        """Stop a server started with :meth:`start_async` (or from another loop). Idempotent."""
+        app = self._app
+        if app is None:
+            return
+        if self._owns_loop:
+            await asyncio.to_thread(self.stop)
+            return
+        self._app = None
+        try:
+            await app.stop()
+        finally:
+            self._loop = None
+            self._loop_thread = None
+            self._cache.clear()
+
+    def __enter__(self) -> Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Server:
+        return await self.start_async()
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.stop_async()
+
+    def call(self, coro: Any, timeout: float = 30) -> Any:
+        """Run a coroutine on the server's loop from another thread and return its result."""
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result(timeout)
+
+    def scope(self) -> MailView:
+        """An isolated view: it sees (and clears) only mail arriving from now on."""
+        return MailView(self)
+
+    # -- MailReader backend -----------------------------------------------------------------
+
+    def load(self, ids: list[str]) -> list[Message]:
+        """Messages by ID (skipping deleted ones), parsed once and cached."""
+        store = self.app.store
+        out = []
+        for mid in ids:
+            with self._cache_lock:
+                msg = self._cache.get(mid)
+            if msg is None:
+                summary = store.get_summary(mid)
+                raw = store.get_raw(mid)
+                if summary is None or raw is None:
+                    continue
+                msg = Message(raw, summary=summary, envelope=store.get_envelope(mid))
+                with self._cache_lock:
+                    self._cache[mid] = msg
+                    while len(self._cache) > _CACHE_SIZE:
+                        self._cache.popitem(last=False)
+            out.append(msg)
+        return out
+
+    def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
+        return self.load(self._ids(mailbox, query))
+
+    def _delete(self, ids: list[str] | None) -> None:
+        self.app.store.delete_messages(ids)
+        with self._cache_lock:
+            if ids is None:
+                self._cache.clear()
+            else:
+                for mid in ids:
+                    self._cache.pop(mid, None)
+
+    def __repr__(self) -> str:
+        if self._app is None:
+            return "<postroom.Server (stopped)>"
+        where = ", ".join(f"{n}={h}:{p}" for n, (h, p) in self._app.addresses.items())
+        return f"<postroom.Server {where}>"
+
+
+class MailView(_Base):
+    """The mail of one server that arrived after the view was made (one test's mail).
+
+    Reads, waits and clears see only those messages, so tests sharing one server do not
+    see each other's mail as long as they run one after another (as in one pytest or
+    pytest-xdist worker). Call :meth:`close` (or use it as a context manager) when done.
+    """
+
+    def __init__(self, server: Server) -> None:
+        self._server = server
+        self._mine: dict[str, None] = {}  # IDs in arrival order
+        self._lock = threading.Lock()
+        self._unsubscribe: Callable[[], None] | None = server.app.bus.subscribe(self._on_event)
+
+    @property
+    def server(self) -> Server:
+        return self._server
+
+    def _on_event(self, ev: Event) -> None:
+        if ev.type == EventType.NEW and (summary := ev.data.get("summary")) is not None:
+            with self._lock:
+                self._mine[summary.id] = None
+
+    def close(self) -> None:
+        """Stop tracking new mail (the messages stay on the server)."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
+            self._unsubscribe = None
+
+    def __enter__(self) -> MailView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def _owned(self) -> list[str]:
+        with self._lock:
+            return list(self._mine)
+
+    def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
+        mine = self._owned()
+        if not mine:
+            return []
+        if mailbox is None and query is None:
+            return self._server.load(mine)
+        wanted = set(self._ids(mailbox, query))
+        return self._server.load([i for i in mine if i in wanted])
+
+    def _delete(self, ids: list[str] | None) -> None:
+        owned = self._owned()
+        targets = owned if ids is None else [i for i in ids if i in set(owned)]
+        if targets:
+            self._server._delete(targets)
+        with self._lock:
+            for i in targets:
+                self._mine.pop(i, None)
+
+    def __repr__(self) -> str:
+        return f"<postroom.MailView of {self._server!r}: {len(self._owned())} message(s)>"
