@@ -214,7 +214,12 @@ def _tokenize(text: str) -> list[_Tok]:
         if m and m.group(1).lower() in KEYS:
             key = m.group(1).lower()
             i += m.end()
-        value, quoted, i = _read_value(text, i, depth)
+        hm = re.match(r'([^\s="]+)="', text[i:]) if key == "header" else None
+        if hm:  # header:Name="quoted value"
+            value, quoted, i = _read_value(text, i + hm.end() - 1, depth)
+            value = hm.group(1) + "=" + value
+        else:
+            value, quoted, i = _read_value(text, i, depth)
         if key is None and not quoted and not negated and value == "OR":
             toks.append(_Tok("OR", start))
             continue
