@@ -352,3 +352,63 @@ def test_narrow_screen_and_dark_mode(open_ui: OpenUI, ui_server: UIServer) -> No
     ex(page.locator("#sidebar")).to_be_in_viewport()
     page.locator("#mailboxes a[data-mailbox='dave@example.org']").click()
     ex(rows(page)).to_have_count(1)
+
+
+NEWSLETTER = """<!doctype html><html><head><style>
+  body { margin: 0; background: #eef2f7; font-family: Helvetica, Arial, sans-serif; color: #1f2937; }
+  .wrap { max-width: 560px; margin: 24px auto; background: #fff; border-radius: 12px; overflow: hidden; }
+  .hero { background: linear-gradient(135deg, #4338ca, #7c3aed); color: #fff; padding: 32px 28px; }
+  .hero h1 { margin: 0 0 6px; font-size: 26px; }
+  .body { padding: 24px 28px; line-height: 1.6; }
+  .btn { display: inline-block; background: #4338ca; color: #fff; padding: 12px 22px; border-radius: 8px;
+         text-decoration: none; font-weight: bold; }
+  .foot { padding: 16px 28px; font-size: 12px; color: #6b7280; border-top: 1px solid #e5e7eb; }
+  @media (max-width: 480px) { .hero h1 { font-size: 20px; } .wrap { margin: 0; border-radius: 0; } }
+</style></head><body><div class="wrap">
+  <div class="hero"><h1 id="hero">Your order is on its way</h1><div>Order #10482 · 3 items</div></div>
+  <div class="body"><p>Hi Alice,</p><p>Good news: your parcel left our warehouse this morning and should
+  arrive on <b>Thursday</b>. You can follow it at every step.</p>
+  <p><a class="btn" href="https://shop.example.com/track/10482">Track your parcel</a></p></div>
+  <div class="foot">Shop Example · 1 Market Street · You receive this because you placed an order.</div>
+</div></body></html>"""
+
+
+def test_overview_screenshot(open_ui: OpenUI, ui_server: UIServer) -> None:
+    """Realistic mail in several mailboxes; the screenshot the README shows."""
+    seed = [
+        ("Weekly report: signups up 12%", "team@example.org", "Metrics <metrics@example.com>", None),
+        ("Reset your password", "bob@example.org", "Security <security@example.com>", None),
+        ("Invoice INV-2024-0042", "billing@example.org", "Billing <billing@example.com>", "invoice"),
+        ("Welcome to Example, Bob!", "bob@example.org", "Example <hello@example.com>", None),
+        ("Your order is on its way", "alice@example.org", "Shop Example <orders@shop.example.com>", "html"),
+    ]
+    for subject, to, sender, kind in seed:
+        msg = mail(subject, to=to, sender=sender, text=f"{subject}. Details inside.")
+        if kind == "html":
+            msg = mail(subject, to=to, sender=sender, text="Your parcel left our warehouse.", html=NEWSLETTER)
+        if kind == "invoice":
+            msg.add_attachment(
+                b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="INV-0042.pdf"
+            )
+        ui_server.deliver(msg)
+    page = open_ui(width=1440, height=900)
+    ex = expect(page)
+    ex(rows(page)).to_have_count(5)
+    ex(page.locator("#mailboxes li")).to_have_count(5)  # All + four recipients
+    row(page, "Invoice INV-2024-0042").click()
+    page.click("#tag-btn")
+    page.fill("#tag-input", "billing")
+    page.click("#tag-dialog button[value=ok]")
+    ex(row(page, "Invoice INV-2024-0042").locator(".tag")).to_have_text("billing")
+    row(page, "Your order is on its way").click()
+    frame = page.frame_locator("iframe.html-frame")
+    ex(frame.locator("#hero")).to_have_text("Your order is on its way")
+    ex(frame.locator("#hero")).to_have_css("font-size", "26px")
+    # Opened messages are read: their mailboxes show a plain total, not an unread badge.
+    for box in ("alice@example.org", "billing@example.org"):
+        ex(page.locator(f"#mailboxes a[data-mailbox='{box}'] .badge")).to_have_count(0)
+    ex(page.locator("#mailboxes a[data-mailbox='bob@example.org'] .badge")).to_have_text("2")
+    shot(page, "overview")
+    page.click("button.seg[data-width=phone]")
+    ex(frame.locator("#hero")).to_have_css("font-size", "20px")  # the message's media query at 375 px
+    shot(page, "preview-phone")

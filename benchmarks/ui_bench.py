@@ -1,0 +1,188 @@
+"""UI suite for ``benchmarks/run.py``: how fast the web UI shows a big store in Chromium.
+
+Fills a fresh SQLite store with N messages (100,000; 10,000 with ``--quick``) through the
+store's own ``deliver`` (the path SMTP uses, minus the socket), then loads the UI in
+headless Debian Chromium and measures, from navigation start, when the first message row
+is on screen (a MutationObserver notes the time, so test-harness latency is not counted).
+Also: the first page of one mailbox, the last page (deep offset), a search, and the raw
+API time for one 50-row page. Target (issue 4): first page under 1 s at 100,000 messages.
+
+Run: ``make bench ARGS=ui`` or ``.venv/bin/python benchmarks/ui_bench.py [--quick]``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import shutil
+import statistics
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--no-first-run",
+]
+MAILBOXES = 20
+BATCH = 500  # deliveries in flight at once (they share group commits)
+RUNS = 5
+TARGET_MS = 1000.0
+WORDS = [
+    "order",
+    "invoice",
+    "shipping",
+    "account",
+    "password",
+    "reset",
+    "welcome",
+    "team",
+    "update",
+    "report",
+    "weekly",
+    "summary",
+]
+
+# Noted by the page itself: ms since navigation start when the first row is in the DOM.
+FIRST_ROW_PROBE = """
+new MutationObserver((_, obs) => {
+  if (document.querySelector('#list li.row')) {
+    window.__firstRow = performance.now();
+    obs.disconnect();
+  }
+}).observe(document, {subtree: true, childList: true});
+"""
+
+
+def _raw(i: int) -> bytes:
+    w1, w2 = WORDS[i % len(WORDS)], WORDS[(i * 7) % len(WORDS)]
+    to = f"user{i % MAILBOXES}@example.org"
+    return (
+        f"From: Shop <noreply@shop.example.com>\r\nTo: {to}\r\nSubject: {w1} {w2} #{i}\r\n"
+        f"Message-ID: <bench-{i}@example.com>\r\nDate: Mon, 1 Jan 2024 00:00:00 +0000\r\n"
+        f"Content-Type: text/plain; charset=utf-8\r\n\r\nHello, this is message {i} about your {w1}.\r\n"
+    ).encode()
+
+
+def _fill(srv: Any, n: int) -> float:
+    from postroom.store.base import Envelope
+
+    async def batch(lo: int, hi: int) -> None:
+        store = srv.app.store
+        await asyncio.gather(
+            *(
+                store.deliver(
+                    Envelope("noreply@shop.example.com", (f"user{i % MAILBOXES}@example.org",)), _raw(i)
+                )
+                for i in range(lo, hi)
+            )
+        )
+
+    t0 = time.perf_counter()
+    for lo in range(0, n, BATCH):
+        srv.call(batch(lo, min(n, lo + BATCH)), timeout=300)
+    return time.perf_counter() - t0
+
+
+def _api_ms(url: str) -> float:
+    times = []
+    for _ in range(RUNS):
+        t0 = time.perf_counter()
+        with urllib.request.urlopen(url, timeout=30) as resp:
+            json.loads(resp.read())
+        times.append((time.perf_counter() - t0) * 1000)
+    return statistics.median(times)
+
+
+def _first_row_ms(browser: Any, url: str) -> float:
+    times = []
+    for _ in range(RUNS):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 860})
+        page = ctx.new_page()
+        page.add_init_script(FIRST_ROW_PROBE)
+        page.goto(url)
+        page.wait_for_function("() => window.__firstRow !== undefined", timeout=30000)
+        times.append(float(page.evaluate("window.__firstRow")))
+        ctx.close()
+    return statistics.median(times)
+
+
+def _search_ms(browser: Any, url: str, query: str) -> float:
+    """Typing a search into a loaded page until the result rows replace the list."""
+    times = []
+    for _ in range(RUNS):
+        ctx = browser.new_context(viewport={"width": 1400, "height": 860})
+        page = ctx.new_page()
+        page.goto(url)
+        page.wait_for_selector("body[data-ready] #list li.row")
+        page.fill("#search", query)
+        t0 = page.evaluate("performance.now()")
+        page.press("#search", "Enter")
+        page.wait_for_function("() => document.querySelector('#list-title').textContent === 'Search results'")
+        page.wait_for_selector("#list li.row")
+        times.append(float(page.evaluate("performance.now()")) - float(t0))
+        ctx.close()
+    return statistics.median(times)
+
+
+def suite(quick: bool) -> dict[str, Any]:
+    from playwright.sync_api import sync_playwright
+    from tests.helpers import running_server
+
+    chromium = shutil.which("chromium")
+    if not chromium:
+        raise SystemExit("bench ui: Debian's chromium is needed (apt-get install chromium)")
+    n = 10_000 if quick else 100_000
+    with tempfile.TemporaryDirectory() as tmp:
+        db = str(Path(tmp) / "ui-bench.db")
+        with running_server(db=db, max=0, smtp="off", pop3="off", imap="off") as srv:
+            fill_s = _fill(srv, n)
+            base = srv.http_url
+            total = json.loads(urllib.request.urlopen(base + "/api/v1/messages?limit=1").read())["total"]
+            api_page = _api_ms(base + "/api/v1/messages?start=0&limit=50")
+            api_deep = _api_ms(base + f"/api/v1/messages?start={max(0, n - 50)}&limit=50")
+            with sync_playwright() as pw:
+                browser = pw.chromium.launch(executable_path=chromium, headless=True, args=CHROMIUM_ARGS)
+                first = _first_row_ms(browser, base + "/")
+                mailbox = _first_row_ms(browser, base + "/#mailbox=user3%40example.org")
+                deep = _first_row_ms(browser, base + f"/#start={max(0, n - 50)}")
+                search = _search_ms(browser, base + "/", "subject:invoice")
+                browser.close()
+    rows = [
+        {"measure": "first page, All (first row on screen)", "ms": round(first, 1), "target_ms": TARGET_MS},
+        {
+            "measure": f"first page, one mailbox ({n // MAILBOXES:,} msgs)",
+            "ms": round(mailbox, 1),
+            "target_ms": TARGET_MS,
+        },
+        {"measure": "last page (deep offset)", "ms": round(deep, 1), "target_ms": None},
+        {"measure": "search typed, results on screen", "ms": round(search, 1), "target_ms": None},
+        {"measure": "API: one 50-row page", "ms": round(api_page, 1), "target_ms": None},
+        {"measure": "API: last 50-row page", "ms": round(api_deep, 1), "target_ms": None},
+    ]
+    lines = [
+        f"Web UI in headless Chromium with {total:,} stored messages in {MAILBOXES} mailboxes "
+        f"(filled in {fill_s:.0f} s through the store); median of {RUNS} fresh page loads, "
+        "measured from navigation start to the first row in the DOM.",
+        "",
+        "| measure | ms | target |",
+        "| --- | ---: | ---: |",
+    ]
+    for r in rows:
+        target = f"< {r['target_ms']:.0f}" if r["target_ms"] else ""
+        lines.append(f"| {r['measure']} | {r['ms']:.0f} | {target} |")
+    return {"title": f"Web UI at {total:,} messages", "rows": rows, "markdown": "\n".join(lines)}
+
+
+if __name__ == "__main__":
+    result = suite("--quick" in sys.argv)
+    print(result["markdown"])
