@@ -280,8 +280,6 @@ def test_not_enabled_features_answer_400(shared: tuple[Api, dict[str, str]]) -> 
         ("GET", f"/api/v1/message/{ids['html']}/link-check"),
         ("GET", f"/api/v1/message/{ids['html']}/sa-check"),
         ("POST", f"/api/v1/message/{ids['html']}/release"),
-        ("GET", "/api/v1/chaos"),
-        ("PUT", "/api/v1/chaos"),
     ]:
         r = api.request(method, path, raw=b"{}")
         assert r.status == 400, path

@@ -305,6 +305,12 @@ class Chaos:
         self._changed()
         return faults
 
+    def replace_faults(self, faults: list[Fault]) -> None:
+        """Replace every fault (Mailpit's triggers stay)."""
+        with self._lock:
+            self._faults = list(faults)
+        self._changed()
+
     def clear(self) -> None:
         """Remove every fault and reset Mailpit's triggers."""
         with self._lock:

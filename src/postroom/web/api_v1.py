@@ -368,7 +368,7 @@ async def webui(request: web.Request) -> web.Response:
                 "PreserveMessageIDs": False,
             },
             "SpamAssassin": False,
-            "ChaosEnabled": False,
+            "ChaosEnabled": bool(getattr(request.app[APP_KEY].extras.get("chaos"), "enabled", False)),
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
         }
@@ -399,5 +399,7 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     r.add_delete(p + "/tags/{Tag}", delete_tag)
     r.add_get(p + "/info", info)
     r.add_get(p + "/webui", webui)
-    r.add_get(p + "/chaos", not_enabled("chaos"))
-    r.add_put(p + "/chaos", not_enabled("chaos"))
+    from .api_testing import chaos_get, chaos_put  # postroom.testing's chaos state
+
+    r.add_get(p + "/chaos", chaos_get)
+    r.add_put(p + "/chaos", chaos_put)
