@@ -34,8 +34,10 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, cast
 
 from ..protocols.smtp import (
+    AUTH_FAILED,
     COMMAND_TIMEOUT,
     NEED_DATA,
+    TEMP_FAILURE,
     AuthAttempt,
     DataStart,
     Event,
@@ -79,8 +81,6 @@ _STAGE_OF: dict[type[Event], str] = {
     MessageReceived: "message",
 }
 
-TEMP_FAILURE = Reply(451, "4.3.0", ("Error: could not store the message, try again later",))
-AUTH_FAILED = Reply(535, "5.7.8", ("Error: authentication failed",))
 TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
 
 

@@ -1,49 +1,8 @@
-"""SMTP server protocol, sans-IO (RFC 5321, with the extensions a mail catcher meets).
-
-No sockets, no asyncio, no store: bytes go in, events come out, replies go back as bytes.
-The caller (``postroom.servers.smtp``) owns the socket and drives an
-:class:`SMTPConnection` in the h11 style::
-
-    conn = SMTPConnection(config)
-    write(conn.send(conn.greeting()))
-    conn.receive_data(chunk)
-    while (event := conn.next_event()) is not NEED_DATA:
-        write(conn.send(event.reply))      # or a reply of the caller's own choosing
-
-Every event is something that needs exactly one reply: each carries the reply the core
-proposes (``event.reply``), which the caller may replace (a failed credential check, a
-hook that refuses a recipient, "queued as <id>" after a message is stored). Sending the
-reply applies the state change: a ``2xx`` to :class:`MailFrom` opens the transaction, a
-``5xx`` leaves the state as it was. Until the reply is sent :meth:`SMTPConnection.next_event`
-refuses to run, so pipelined commands (RFC 2920) wait in the buffer, in order.
-
-States are :class:`State`; which command is valid in which state is one table,
-:data:`COMMANDS`, checked in one place (:meth:`SMTPConnection._command`).
-
-Input handling, and what it tolerates:
-
-* Commands end in CRLF; a bare LF is accepted too (Postel; RFC 5321 2.3.8 allows it to
-  be refused, but many test clients send it).
-* DATA is read in bulk: the buffer is searched for the end-of-data line (``.`` alone on
-  a line ending in CRLF or LF) rather than line by line, dot-stuffing is undone with one
-  ``bytes.replace`` (RFC 5321 4.5.2) and bare LFs in the body become CRLF.
-* BDAT chunks (RFC 3030) are taken byte-exact: no unstuffing, no line-end changes.
-* Oversized messages are read to their end and thrown away, then refused with
-  ``552 5.3.4``, so the session stays in step with the client.
-
-Errors::
-
-    SMTPError                 base of this module's errors
-     +-- LocalProtocolError   the caller misused the API (asked for the next event before
-                              answering the last one): a bug in the server, never caused
-                              by a client. Everything a client does wrong becomes a
-                              :class:`CommandError` event with a 4xx/5xx reply instead.
-"""
+"""The SMTP session state machine (see the package docstring for how to drive it)."""
 
 from __future__ import annotations
 
 import base64
-import binascii
 import enum
 import os
 import re
@@ -52,32 +11,64 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Literal
 
+from .events import (
+    NEED_DATA,
+    AuthAttempt,
+    AuthChallenge,
+    ChunkReceived,
+    Command,
+    CommandError,
+    DataStart,
+    Event,
+    Hello,
+    MailFrom,
+    MessageReceived,
+    Quit,
+    RcptTo,
+    Sentinel,
+    StartTLS,
+)
+from .replies import (
+    ALREADY_AUTHED,
+    AUTH_CANCELLED,
+    AUTH_OK,
+    AUTH_REQUIRED,
+    AUTH_UNDECODABLE,
+    AUTH_UNKNOWN_MECH,
+    BYE,
+    HELP_REPLY,
+    LINE_TOO_LONG,
+    NEED_HELO,
+    NOT_IMPLEMENTED,
+    OK,
+    OK_MAIL,
+    OK_RCPT,
+    READY_TLS,
+    START_DATA,
+    TLS_REQUIRED,
+    TLS_UNAVAILABLE,
+    TOO_BIG,
+    TOO_MANY_ERRORS,
+    TOO_MANY_RECIPIENTS,
+    UNRECOGNIZED,
+    UNSUPPORTED_PARAM,
+    VRFY_REPLY,
+    Reply,
+    line_reply,
+)
+from .syntax import CTL, decode_b64, parse_path
+
 __all__ = [
+    "AUTH_MECHANISMS",
     "COMMANDS",
     "COMMAND_TIMEOUT",
     "MAX_AUTH_LINE",
     "MAX_COMMAND_LINE",
     "MAX_ERRORS",
-    "NEED_DATA",
-    "AuthAttempt",
-    "AuthChallenge",
-    "ChunkReceived",
-    "Command",
-    "CommandError",
-    "DataStart",
-    "Event",
-    "Hello",
     "LocalProtocolError",
-    "MailFrom",
-    "MessageReceived",
-    "Quit",
-    "RcptTo",
-    "Reply",
     "SMTPConfig",
     "SMTPConnection",
     "SMTPError",
-    "Sentinel",
-    "StartTLS",
     "State",
 ]
 
@@ -100,7 +91,6 @@ MAX_ERRORS: Final = 20
 #: Mechanisms we speak (RFC 4616 PLAIN, draft-murchison-sasl-login LOGIN, RFC 2195 CRAM-MD5).
 AUTH_MECHANISMS: Final = ("PLAIN", "LOGIN", "CRAM-MD5")
 
-_CTL = re.compile(rb"[\x00-\x1f\x7f]")
 _DOT_LINE = re.compile(rb"\n\.")
 
 
@@ -110,14 +100,6 @@ class SMTPError(Exception):
 
 class LocalProtocolError(SMTPError):
     """The caller misused the API (a server bug, never a client's doing)."""
-
-
-class Sentinel(enum.Enum):
-    NEED_DATA = "need-data"
-
-
-#: Returned by :meth:`SMTPConnection.next_event` when the buffer holds no complete command.
-NEED_DATA: Final = Sentinel.NEED_DATA
 
 
 class State(enum.Enum):
@@ -155,185 +137,6 @@ COMMANDS: Final[dict[bytes, frozenset[State]]] = {
 }
 #: Recognised but not offered (RFC 5321 4.2.4: 502 "command not implemented").
 _NOT_IMPLEMENTED = frozenset({b"EXPN", b"ETRN", b"TURN", b"ATRN", b"SEND", b"SOML", b"SAML"})
-
-
-# -- replies ------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Reply:
-    """One SMTP reply: a code, an enhanced status code (RFC 3463) and text lines.
-
-    ``enhanced`` is empty for the greeting, for replies to HELO/EHLO (RFC 2034 3) and
-    for 3xx intermediate replies, which carry none.
-    """
-
-    code: int
-    enhanced: str
-    lines: tuple[str, ...]
-    data: bytes = field(init=False, repr=False, compare=False)
-
-    def __post_init__(self) -> None:
-        prefix = f"{self.enhanced} " if self.enhanced else ""
-        lines = self.lines or ("",)
-        last = len(lines) - 1
-        wire = "".join(
-            f"{self.code}{'-' if i < last else ' '}{prefix}{line}\r\n" for i, line in enumerate(lines)
-        )
-        object.__setattr__(self, "data", wire.encode("utf-8"))
-
-    @classmethod
-    def of(cls, code: int, enhanced: str, *lines: str) -> Reply:
-        """Build a reply: ``Reply.of(250, "2.1.0", "Ok")``."""
-        return cls(code, enhanced, lines)
-
-    @classmethod
-    def parse(cls, text: str) -> Reply:
-        """Parse ``"550 5.7.1 no"`` (enhanced code optional).
-
-        Raises:
-            ValueError: the text does not start with a 3-digit code from 2xx to 5xx.
-        """
-        m = re.fullmatch(r"([2-5]\d\d)(?:[ -](?:([245]\.\d{1,3}\.\d{1,3})(?: |$))?(.*))?", text.strip())
-        if not m:
-            raise ValueError(f"not an SMTP reply: {text!r}")
-        return cls(int(m.group(1)), m.group(2) or "", (m.group(3) or "",))
-
-    @property
-    def positive(self) -> bool:
-        """True for 2xx and 3xx replies."""
-        return self.code < 400
-
-
-def _r(code: int, enhanced: str, text: str) -> Reply:
-    return Reply(code, enhanced, (text,))
-
-
-OK = _r(250, "2.0.0", "Ok")
-OK_MAIL = _r(250, "2.1.0", "Ok")
-OK_RCPT = _r(250, "2.1.5", "Ok")
-START_DATA = _r(354, "", "End data with <CR><LF>.<CR><LF>")
-BYE = _r(221, "2.0.0", "Bye")
-VRFY_REPLY = _r(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
-HELP_REPLY = _r(
-    214, "2.0.0", "Commands: HELO EHLO MAIL RCPT DATA BDAT RSET NOOP VRFY HELP QUIT STARTTLS AUTH"
-)
-READY_TLS = _r(220, "2.0.0", "Ready to start TLS")
-AUTH_OK = _r(235, "2.7.0", "Authentication successful")
-AUTH_FAILED = _r(535, "5.7.8", "Error: authentication failed")
-AUTH_REQUIRED = _r(530, "5.7.0", "Authentication required")
-TLS_REQUIRED = _r(530, "5.7.0", "Must issue a STARTTLS command first")
-TLS_UNAVAILABLE = _r(454, "4.7.0", "TLS not available")
-AUTH_CANCELLED = _r(501, "5.7.0", "Authentication cancelled")
-AUTH_UNDECODABLE = _r(501, "5.5.2", "Cannot decode response")
-AUTH_UNKNOWN_MECH = _r(504, "5.5.4", "Unrecognized authentication type")
-ALREADY_AUTHED = _r(503, "5.5.1", "Error: already authenticated")
-UNRECOGNIZED = _r(500, "5.5.2", "Error: command not recognized")
-NOT_IMPLEMENTED = _r(502, "5.5.1", "Error: command not implemented")
-LINE_TOO_LONG = _r(500, "5.5.6", "Error: line too long")
-TOO_MANY_RECIPIENTS = _r(452, "4.5.3", "Error: too many recipients")
-TOO_BIG = _r(552, "5.3.4", "Error: message too big")
-TOO_MANY_ERRORS = _r(421, "4.7.0", "Error: too many errors")
-TIMEOUT = _r(421, "4.4.2", "Error: timeout exceeded")
-TEMP_FAILURE = _r(451, "4.3.0", "Error: queue file write error")
-UNSUPPORTED_PARAM = _r(555, "5.5.4", "Unsupported option")
-NEED_HELO = _r(503, "5.5.1", "Error: send HELO/EHLO first")
-
-
-# -- events -------------------------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Event:
-    """Something that needs exactly one reply; ``reply`` is what the core proposes."""
-
-    reply: Reply
-
-
-@dataclass(frozen=True, slots=True)
-class Hello(Event):
-    """HELO or EHLO."""
-
-    hostname: str
-    esmtp: bool
-
-
-@dataclass(frozen=True, slots=True)
-class MailFrom(Event):
-    """MAIL FROM; ``address`` is "" for the null reverse-path."""
-
-    address: str
-    size: int | None
-    body: str  # "7BIT", "8BITMIME" or "BINARYMIME"
-    smtputf8: bool
-
-
-@dataclass(frozen=True, slots=True)
-class RcptTo(Event):
-    address: str
-
-
-@dataclass(frozen=True, slots=True)
-class DataStart(Event):
-    """The DATA command; a 354 reply starts the body."""
-
-
-@dataclass(frozen=True, slots=True)
-class ChunkReceived(Event):
-    """A BDAT chunk without LAST was read (RFC 3030)."""
-
-    size: int
-
-
-@dataclass(frozen=True, slots=True)
-class MessageReceived(Event):
-    """A whole message: end of DATA, or BDAT ... LAST. The transaction is over."""
-
-    mail_from: str
-    rcpt_to: tuple[str, ...]
-    data: bytes  # unstuffed, CRLF line ends (DATA) or byte-exact (BDAT)
-    smtputf8: bool
-    body: str
-
-
-@dataclass(frozen=True, slots=True)
-class StartTLS(Event):
-    """STARTTLS; after a 220 the caller starts the handshake (RFC 3207)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuthChallenge(Event):
-    """A 334 continuation in a SASL exchange (RFC 4954)."""
-
-
-@dataclass(frozen=True, slots=True)
-class AuthAttempt(Event):
-    """Credentials to check. ``password`` for PLAIN/LOGIN; ``challenge`` and ``digest``
-    (lower-case hex HMAC-MD5) for CRAM-MD5. Never log ``password``."""
-
-    mechanism: str
-    username: str
-    password: str | None = field(default=None, repr=False)
-    challenge: str | None = None
-    digest: str | None = field(default=None, repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class Quit(Event):
-    pass
-
-
-@dataclass(frozen=True, slots=True)
-class Command(Event):
-    """RSET, NOOP, VRFY, HELP: no decision to make, but a hook may want to see them."""
-
-    verb: str
-    argument: str
-
-
-@dataclass(frozen=True, slots=True)
-class CommandError(Event):
-    """The client did something wrong; ``reply`` says what (4xx/5xx)."""
 
 
 # -- configuration ------------------------------------------------------------------------
@@ -565,17 +368,17 @@ class SMTPConnection:
         if state is State.CONNECTED:
             return NEED_HELO
         if verb == b"MAIL":
-            return _r(503, "5.5.1", "Error: nested MAIL command")
+            return line_reply(503, "5.5.1", "Error: nested MAIL command")
         if verb == b"RCPT":
-            return _r(503, "5.5.1", "Error: need MAIL command")
+            return line_reply(503, "5.5.1", "Error: need MAIL command")
         if verb == b"DATA":
             if state is State.CHUNKING:
-                return _r(503, "5.5.1", "Error: DATA cannot follow BDAT")
+                return line_reply(503, "5.5.1", "Error: DATA cannot follow BDAT")
             if state is State.MAIL:
-                return _r(503, "5.5.1", "Error: need RCPT command")
-            return _r(503, "5.5.1", "Error: need MAIL command")
+                return line_reply(503, "5.5.1", "Error: need RCPT command")
+            return line_reply(503, "5.5.1", "Error: need MAIL command")
         if verb == b"BDAT":
-            return _r(
+            return line_reply(
                 503,
                 "5.5.1",
                 "Error: need RCPT command" if state is State.MAIL else "Error: need MAIL command",
@@ -583,8 +386,8 @@ class SMTPConnection:
         if verb == b"AUTH" and self.auth_user is not None:
             return ALREADY_AUTHED
         if verb in (b"AUTH", b"STARTTLS"):
-            return _r(503, "5.5.1", "Error: not allowed during a mail transaction")
-        return _r(503, "5.5.1", "Error: bad sequence of commands")
+            return line_reply(503, "5.5.1", "Error: not allowed during a mail transaction")
+        return line_reply(503, "5.5.1", "Error: bad sequence of commands")
 
     def _read_data(self) -> Event | Literal[Sentinel.NEED_DATA]:
         buf = self._buf
@@ -689,13 +492,13 @@ class SMTPConnection:
             return ev
         self.state = State.CHUNKING
         size = self._bdat_size
-        return ChunkReceived(_r(250, "2.0.0", f"{size} octets received"), size)
+        return ChunkReceived(line_reply(250, "2.0.0", f"{size} octets received"), size)
 
     # -- commands -------------------------------------------------------------------------
 
     def _hello(self, arg: bytes, esmtp: bool) -> Event:
-        if not arg or _CTL.search(arg):
-            return self._error(_r(501, "5.5.4", f"Syntax: {'EHLO' if esmtp else 'HELO'} hostname"))
+        if not arg or CTL.search(arg):
+            return self._error(line_reply(501, "5.5.4", f"Syntax: {'EHLO' if esmtp else 'HELO'} hostname"))
         name = arg.decode("utf-8", "replace")
         reply = self.config.ehlo_reply(self.tls) if esmtp else Reply(250, "", (self.config.hostname,))
 
@@ -722,10 +525,10 @@ class SMTPConnection:
         if cfg.require_auth and self.auth_user is None:
             return self._error(AUTH_REQUIRED)
         if arg[:5].upper() != b"FROM:":
-            return self._error(_r(501, "5.5.4", "Syntax: MAIL FROM:<address>"))
-        parsed = _parse_path(arg[5:])
+            return self._error(line_reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"))
+        parsed = parse_path(arg[5:])
         if parsed is None:
-            return self._error(_r(501, "5.1.7", "Bad sender address syntax"))
+            return self._error(line_reply(501, "5.1.7", "Bad sender address syntax"))
         address, params = parsed
         size: int | None = None
         body = "7BIT"
@@ -733,24 +536,26 @@ class SMTPConnection:
         for key, value in params:
             if key == "SIZE":
                 if value is None or not value.isdigit():
-                    return self._error(_r(501, "5.5.4", "Bad SIZE parameter"))
+                    return self._error(line_reply(501, "5.5.4", "Bad SIZE parameter"))
                 size = int(value)
                 if size > cfg.max_size:  # RFC 1870 6.1: refuse before the data is sent
-                    return self._error(_r(552, "5.3.4", "Message size exceeds fixed maximum message size"))
+                    return self._error(
+                        line_reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
+                    )
             elif key == "BODY":
                 body = (value or "").upper()
                 if body not in ("7BIT", "8BITMIME", "BINARYMIME"):
-                    return self._error(_r(501, "5.5.4", "Bad BODY parameter"))
+                    return self._error(line_reply(501, "5.5.4", "Bad BODY parameter"))
             elif key == "SMTPUTF8":
                 if value is not None:
-                    return self._error(_r(501, "5.5.4", "SMTPUTF8 takes no value"))
+                    return self._error(line_reply(501, "5.5.4", "SMTPUTF8 takes no value"))
                 utf8 = True
             elif key == "RET":
                 if (value or "").upper() not in ("FULL", "HDRS"):
-                    return self._error(_r(501, "5.5.4", "Bad RET parameter"))
+                    return self._error(line_reply(501, "5.5.4", "Bad RET parameter"))
             elif key in ("ENVID", "AUTH"):  # RFC 3461 4.4, RFC 4954 5: accepted, not used
                 if not value:
-                    return self._error(_r(501, "5.5.4", f"Bad {key} parameter"))
+                    return self._error(line_reply(501, "5.5.4", f"Bad {key} parameter"))
             else:
                 return self._error(UNSUPPORTED_PARAM)
 
@@ -767,16 +572,16 @@ class SMTPConnection:
 
     def _rcpt(self, arg: bytes) -> Event:
         if arg[:3].upper() != b"TO:":
-            return self._error(_r(501, "5.5.4", "Syntax: RCPT TO:<address>"))
-        parsed = _parse_path(arg[3:])
+            return self._error(line_reply(501, "5.5.4", "Syntax: RCPT TO:<address>"))
+        parsed = parse_path(arg[3:])
         if parsed is None or not parsed[0]:
-            return self._error(_r(501, "5.1.3", "Bad recipient address syntax"))
+            return self._error(line_reply(501, "5.1.3", "Bad recipient address syntax"))
         address, params = parsed
         for key, value in params:
             if key not in ("NOTIFY", "ORCPT"):  # RFC 3461 4.1, 4.2: accepted, not used
                 return self._error(UNSUPPORTED_PARAM)
             if not value:
-                return self._error(_r(501, "5.5.4", f"Bad {key} parameter"))
+                return self._error(line_reply(501, "5.5.4", f"Bad {key} parameter"))
         if len(self.rcpt_to) >= self.config.max_recipients:  # RFC 5321 4.5.3.1.10
             return self._error(TOO_MANY_RECIPIENTS)
 
@@ -790,9 +595,9 @@ class SMTPConnection:
 
     def _data(self, arg: bytes) -> Event:
         if arg:
-            return self._error(_r(501, "5.5.4", "Syntax: DATA"))
+            return self._error(line_reply(501, "5.5.4", "Syntax: DATA"))
         if self.body == "BINARYMIME":  # RFC 3030 3: BINARYMIME needs BDAT
-            return self._error(_r(503, "5.5.1", "Error: BODY=BINARYMIME requires BDAT"))
+            return self._error(line_reply(503, "5.5.1", "Error: BODY=BINARYMIME requires BDAT"))
         self._after = self._after_data
         return DataStart(START_DATA)
 
@@ -813,9 +618,9 @@ class SMTPConnection:
     def _bdat(self, arg: bytes, allowed: bool) -> Event | Literal[Sentinel.NEED_DATA]:
         parts = arg.split()
         if not parts or len(parts) > 2 or not parts[0].isdigit():
-            return self._error(_r(501, "5.5.4", "Syntax: BDAT size [LAST]"))
+            return self._error(line_reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
         if len(parts) == 2 and parts[1].upper() != b"LAST":
-            return self._error(_r(501, "5.5.4", "Syntax: BDAT size [LAST]"))
+            return self._error(line_reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
         size = int(parts[0])
         self._bdat_left = self._bdat_size = size
         self._bdat_last = len(parts) == 2
@@ -842,7 +647,7 @@ class SMTPConnection:
 
     def _vrfy(self, arg: bytes) -> Event:
         if not arg:
-            return self._error(_r(501, "5.5.4", "Syntax: VRFY address"))
+            return self._error(line_reply(501, "5.5.4", "Syntax: VRFY address"))
         return Command(VRFY_REPLY, "VRFY", arg.decode("utf-8", "replace"))
 
     def _help(self, arg: bytes) -> Event:
@@ -857,10 +662,10 @@ class SMTPConnection:
 
     def _starttls(self, arg: bytes) -> Event:
         if arg:
-            return self._error(_r(501, "5.5.4", "Syntax: STARTTLS"))
+            return self._error(line_reply(501, "5.5.4", "Syntax: STARTTLS"))
         if self.tls or not self.config.tls_available:
             return self._error(
-                TLS_UNAVAILABLE if not self.tls else _r(503, "5.5.1", "Error: TLS already active")
+                TLS_UNAVAILABLE if not self.tls else line_reply(503, "5.5.1", "Error: TLS already active")
             )
         self._after = self._after_starttls
         return StartTLS(READY_TLS)
@@ -892,7 +697,7 @@ class SMTPConnection:
             return self._error(AUTH_UNKNOWN_MECH)
         if mech == "CRAM-MD5":
             if initial:
-                return self._error(_r(501, "5.5.4", "CRAM-MD5 takes no initial response"))
+                return self._error(line_reply(501, "5.5.4", "CRAM-MD5 takes no initial response"))
             self._sasl_challenge = f"<{self._nonce()}@{self.config.hostname}>"
             return self._challenge("CRAM-MD5", self._sasl_challenge)
         if mech == "PLAIN":
@@ -900,7 +705,7 @@ class SMTPConnection:
                 return self._plain(initial)
             return self._challenge("PLAIN", "")
         if initial:  # LOGIN with the user name as initial response
-            user = _b64(initial)
+            user = decode_b64(initial)
             if user is None:
                 return self._error(AUTH_UNDECODABLE)
             self._sasl_user = user
@@ -925,7 +730,7 @@ class SMTPConnection:
             return self._error(AUTH_CANCELLED)
         if step == "PLAIN":
             return self._plain(line)
-        text = _b64(line)
+        text = decode_b64(line)
         if text is None:
             return self._error(AUTH_UNDECODABLE)
         if step == "LOGIN-USER":
@@ -936,18 +741,18 @@ class SMTPConnection:
         # CRAM-MD5: "user hexdigest" (RFC 2195 2)
         user, _, digest = text.rpartition(" ")
         if not user or not re.fullmatch(r"[0-9a-fA-F]{32}", digest):
-            return self._error(_r(501, "5.5.4", "Bad CRAM-MD5 response"))
+            return self._error(line_reply(501, "5.5.4", "Bad CRAM-MD5 response"))
         return self._attempt(
             AuthAttempt(AUTH_OK, "CRAM-MD5", user, challenge=self._sasl_challenge, digest=digest.lower())
         )
 
     def _plain(self, initial: bytes) -> Event:
-        text = _b64(initial)
+        text = decode_b64(initial)
         if text is None:
             return self._error(AUTH_UNDECODABLE)
         parts = text.split("\0")
         if len(parts) != 3 or not parts[1]:  # RFC 4616 2: [authzid] NUL authcid NUL passwd
-            return self._error(_r(501, "5.5.2", "Bad PLAIN response"))
+            return self._error(line_reply(501, "5.5.2", "Bad PLAIN response"))
         return self._attempt(AuthAttempt(AUTH_OK, "PLAIN", parts[1], password=parts[2]))
 
     def _attempt(self, ev: AuthAttempt) -> Event:
@@ -975,73 +780,3 @@ SMTPConnection._HANDLERS = {
     b"STARTTLS": SMTPConnection._starttls,
     b"AUTH": SMTPConnection._auth,
 }
-
-
-# -- helpers ------------------------------------------------------------------------------
-
-
-def _b64(data: bytes) -> str | None:
-    """Decode a SASL response; "=" is the empty response (RFC 4954 4)."""
-    if data == b"=":
-        return ""
-    try:
-        return binascii.a2b_base64(data, strict_mode=True).decode("utf-8")
-    except (binascii.Error, ValueError):
-        return None
-
-
-def _parse_path(text: bytes) -> tuple[str, list[tuple[str, str | None]]] | None:
-    """``<addr> PARAM=x ...`` -> (address, [(PARAM, value)]), or None when malformed.
-
-    Tolerates a space after the colon and a missing pair of angle brackets; strips a
-    source route (RFC 5321 4.1.1.3 says to accept and ignore it).
-    """
-    text = text.lstrip(b" ")
-    if text.startswith(b"<"):
-        end = _closing_bracket(text)
-        if end < 0:
-            return None
-        raw, rest = text[1:end], text[end + 1 :]
-        if rest and rest[:1] != b" ":
-            return None
-    else:
-        raw, _, rest = text.partition(b" ")
-        if not raw:
-            return None
-    if raw.startswith(b"@"):
-        _, colon, raw = raw.partition(b":")
-        if not colon:
-            return None
-    if _CTL.search(raw):
-        return None
-    try:
-        address = raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return None
-    params: list[tuple[str, str | None]] = []
-    if rest:
-        for item in rest.split():
-            key, eq, value = item.partition(b"=")
-            try:
-                params.append((key.decode("ascii").upper(), value.decode("utf-8") if eq else None))
-            except UnicodeDecodeError:
-                return None
-    return address, params
-
-
-def _closing_bracket(text: bytes) -> int:
-    if b'"' not in text:
-        return text.find(b">")
-    quoted = False
-    escaped = False
-    for i in range(1, len(text)):
-        c = text[i]
-        if escaped:
-            escaped = False
-        elif c == 0x5C and quoted:  # backslash
-            escaped = True
-        elif c == 0x22:
-            quoted = not quoted
-        elif c == 0x3E and not quoted:
-            return i
-    return -1
