@@ -303,7 +303,7 @@ def add_arguments(parser: argparse.ArgumentParser, options: list[Option] | None 
         flag = "--" + opt.name.replace("_", "-")
         env = "POSTROOM_" + opt.name.upper()
         default = f" (default: {opt.default})" if opt.default not in ("", False, None) else ""
-        helptext = f"{opt.help}{default} [env {env}]"
+        helptext = f"{opt.help}{default} [env {env}]".replace("%", "%%")  # argparse formats help
         if opt.type is bool:
             g.add_argument(flag, action=argparse.BooleanOptionalAction, default=None, help=helptext)
         else:
