@@ -305,6 +305,11 @@ class Chaos:
         self._changed()
         return faults
 
+    def seed(self, value: int | None) -> None:
+        """Seed the probability draws, so a run with ``probability < 1`` repeats exactly."""
+        with self._lock:
+            self._random.seed(value)
+
     def replace_faults(self, faults: list[Fault]) -> None:
         """Replace every fault (Mailpit's triggers stay)."""
         with self._lock:

@@ -1,1 +1,164 @@
-"""pytest plugin (entry point ``pytest11``): fixtures for testing code that sends email."""
+"""pytest plugin (entry point ``pytest11``): fixtures for testing code that sends email.
+
+Installing postroom is enough; there is nothing to configure::
+
+    def test_reset(mail):                       # a fresh server for this test
+        app.config["SMTP_PORT"] = mail.smtp_port
+        client.post("/forgot", data={"email": "alice@example.com"})
+        msg = mail.wait_for(to="alice@example.com", subject="Reset")
+        client.get(msg.link("/reset/"))
+
+Fixtures:
+
+* ``mail`` -- per test. By default a fresh in-process :class:`~postroom.Server` (about
+  10 ms to start and stop, on free ports, so pytest-xdist workers never clash). With
+  ``@pytest.mark.postroom(shared=True)`` (or the ini option ``postroom_shared = true``)
+  it is an isolated view of the session server instead: it sees only the mail that
+  arrived during the test.
+* ``mail_server`` -- one per session (per xdist worker): a :class:`~postroom.Server`,
+  or a :class:`~postroom.Client` of a running postroom when ``--postroom-url`` (or the
+  ini option / ``POSTROOM_URL``) names one; ``mail`` then uses it too.
+
+The marker ``@pytest.mark.postroom(**options)`` configures the ``mail`` server: any
+setting (``smtp_require_auth=True``, ``smtp_auth_file=...``), ``handler=fn`` (see
+:mod:`postroom.testing.handlers`), ``chaos="rcpt:451"`` (see
+:mod:`postroom.testing.chaos`) and ``shared=True``.
+
+When a test that used ``mail`` fails, its report gets a "postroom: received mail"
+section listing every message the test's server caught.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Generator, Iterator
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+if TYPE_CHECKING:
+    from .client import Client
+    from .reader import MailReader
+    from .server import Server
+
+__all__ = ["mail", "mail_server"]
+
+_MARKER = (
+    "postroom(shared=False, handler=None, chaos=None, **settings): configure the `mail` "
+    "fixture's server (any postroom setting by name; shared=True: a view of the session server)"
+)
+_NOT_SHARED = "settings other than handler and chaos need a server of their own; drop shared=True"
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    group = parser.getgroup("postroom", "postroom (email testing)")
+    group.addoption(
+        "--postroom-url",
+        default=None,
+        metavar="URL",
+        help="use the postroom running at URL (its web/API address) instead of in-process servers",
+    )
+    group.addoption(
+        "--postroom-smtp-port",
+        type=int,
+        default=None,
+        metavar="PORT",
+        help="SMTP port of the server given by --postroom-url (default 1025)",
+    )
+    parser.addini("postroom_url", "postroom to use instead of in-process servers (web/API URL)", default="")
+    parser.addini(
+        "postroom_shared",
+        "mail fixture: a view of one session server instead of a server per test",
+        "bool",
+        False,
+    )
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", _MARKER)
+
+
+def _url(config: pytest.Config) -> str:
+    return str(
+        config.getoption("--postroom-url")
+        or config.getini("postroom_url")
+        or os.environ.get("POSTROOM_URL", "")
+    )
+
+
+@pytest.fixture(scope="session")
+def mail_server(pytestconfig: pytest.Config) -> Iterator[Server | Client]:
+    """One postroom for the whole session (per xdist worker), or the one at --postroom-url."""
+    url = _url(pytestconfig)
+    if url:
+        from .client import Client
+
+        port = pytestconfig.getoption("--postroom-smtp-port") or 1025
+        yield Client(url, smtp_port=int(port))
+        return
+    from .server import Server
+
+    with Server() as server:
+        yield server
+
+
+@pytest.fixture
+def mail(request: pytest.FixtureRequest) -> Iterator[MailReader]:
+    """The mail of this test: a fresh server, or an isolated view of the session server."""
+    marker = request.node.get_closest_marker("postroom")
+    options: dict[str, Any] = dict(marker.kwargs) if marker else {}
+    if marker and marker.args:
+        raise pytest.UsageError("@pytest.mark.postroom takes keyword arguments only")
+    shared = bool(options.pop("shared", request.config.getini("postroom_shared")))
+    if shared or _url(request.config):
+        yield from _shared(request, options)
+        return
+    from .server import Server
+
+    with Server(**options) as server:
+        yield server
+
+
+def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generator[MailReader, None, None]:
+    from .server import Server
+
+    handler = options.pop("handler", None)
+    chaos = options.pop("chaos", None)
+    if options:
+        raise pytest.UsageError(f"@pytest.mark.postroom({', '.join(options)}=...): {_NOT_SHARED}")
+    server = request.getfixturevalue("mail_server")
+    if not isinstance(server, Server):
+        if handler is not None or chaos is not None:
+            raise pytest.UsageError("handler and chaos need an in-process server, not --postroom-url")
+        yield server.scope()
+        return
+    remove = server.handlers.add(handler) if handler is not None else None
+    if chaos:
+        server.chaos.load(chaos)
+    view = server.scope()
+    try:
+        yield view
+    finally:
+        view.close()
+        if remove is not None:
+            remove()
+        if chaos:
+            server.chaos.clear()
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) -> Generator[None, Any, Any]:
+    report = yield
+    if call.when == "call" and report.failed:
+        reader = getattr(item, "funcargs", {}).get("mail")
+        if reader is not None:
+            try:
+                from .reader import listing
+
+                found = reader.messages()
+                report.sections.append(
+                    ("postroom: received mail", f"{len(found)} message(s):\n{listing(found)}")
+                )
+            except Exception as e:  # the server may be gone; never hide the real failure
+                report.sections.append(("postroom: received mail", f"(could not list: {e})"))
+    return report

@@ -29,7 +29,7 @@ from typing import overload
 
 from .models import Message, describe
 
-__all__ = ["DEFAULT_TIMEOUT", "Criteria", "MailReader", "NoMatchingMail", "Predicate"]
+__all__ = ["DEFAULT_TIMEOUT", "Criteria", "MailReader", "NoMatchingMail", "Predicate", "listing"]
 
 #: How long wait_for waits by default (seconds): long enough for a slow CI machine.
 DEFAULT_TIMEOUT = 10.0

@@ -411,7 +411,11 @@ class MailView(_Base):
         self._server = server
         self._mine: dict[str, None] = {}  # IDs in arrival order
         self._lock = threading.Lock()
+        self._before: frozenset[str] = frozenset()
         self._unsubscribe: Callable[[], None] | None = server.app.bus.subscribe(self._on_event)
+        # A message acknowledged just before the view was made may have its event still
+        # on its way to the loop: what the store already holds is not this view's.
+        self._before = frozenset(self._ids(None, None))
 
     @property
     def server(self) -> Server:
@@ -436,7 +440,7 @@ class MailView(_Base):
 
     def _owned(self) -> list[str]:
         with self._lock:
-            return list(self._mine)
+            return [i for i in self._mine if i not in self._before]
 
     def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
         mine = self._owned()
