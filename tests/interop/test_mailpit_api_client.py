@@ -7,7 +7,6 @@ import subprocess
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import RunningServer, require_tool
 
 NODE_DIR = Path(__file__).parent / "node-mailpit"
