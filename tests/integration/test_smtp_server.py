@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import asyncio
 import smtplib
 import socket
 import ssl
+import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -13,7 +16,7 @@ from typing import Any
 import pytest
 
 from postroom.protocols.smtp import Reply
-from postroom.servers.smtp import SessionInfo
+from postroom.servers.smtp import MAX_BUFFER_WHILE_BUSY, SessionInfo
 from tests.helpers import RunningServer, running_server
 
 MESSAGE = (
@@ -315,3 +318,49 @@ def test_client_gone_mid_data_stores_nothing() -> None:
         out = raw_session(s.smtp_port, b"HELO c\r\nNOOP\r\nQUIT\r\n")
         assert out.endswith(b"250 postroom\r\n250 2.0.0 Ok\r\n221 2.0.0 Bye\r\n")
         assert s.app.store.list_messages().total == 0
+
+
+def test_a_client_that_does_not_read_its_replies_is_throttled_not_dropped() -> None:
+    n = 100_000
+    with smtp_server() as s, socket.create_connection(("127.0.0.1", s.smtp_port), timeout=30) as sock:
+        f = sock.makefile("rb")
+        assert f.readline().startswith(b"220 ")
+        sender = threading.Thread(target=sock.sendall, args=(b"HELO c\r\n" + b"NOOP\r\n" * n + b"QUIT\r\n",))
+        sender.start()
+        time.sleep(0.5)  # let both directions fill up before anything is read
+        replies = [f.readline() for _ in range(n + 2)]
+        sender.join(30)
+    assert replies[0] == b"250 postroom\r\n"
+    assert replies[1:-1] == [b"250 2.0.0 Ok\r\n"] * n
+    assert replies[-1] == b"221 2.0.0 Bye\r\n"
+
+
+def test_input_buffered_while_a_message_is_stored_is_bounded() -> None:
+    seen: list[int] = []
+
+    with smtp_server() as s:
+
+        async def slow_hook(stage: str, info: SessionInfo) -> None:
+            if stage == "message":
+                await asyncio.sleep(1.0)  # the client keeps pipelining meanwhile
+                seen.extend(sess.conn.buffered for sess in s.app.extras["smtp_sessions"] if sess.conn)
+            return None
+
+        s.app.extras["smtp_hooks"] = [slow_hook]
+        n = 500_000  # 3 MB of NOOPs behind the message
+        with socket.create_connection(("127.0.0.1", s.smtp_port), timeout=30) as sock:
+            f = sock.makefile("rb")
+            f.readline()
+            sock.sendall(b"HELO c\r\nMAIL FROM:<a@x.org>\r\nRCPT TO:<slow@x.org>\r\nDATA\r\n")
+            for _ in range(4):
+                f.readline()
+            sender = threading.Thread(
+                target=sock.sendall, args=(b"x\r\n.\r\n" + b"NOOP\r\n" * n + b"QUIT\r\n",)
+            )
+            sender.start()
+            first = f.readline()
+            rest = [f.readline() for _ in range(n + 1)]
+            sender.join(30)
+    assert first.startswith(b"250 2.0.0 Ok: queued as ")
+    assert rest[-1] == b"221 2.0.0 Bye\r\n" and rest[:-1] == [b"250 2.0.0 Ok\r\n"] * n
+    assert seen and max(seen) <= MAX_BUFFER_WHILE_BUSY + 2**18  # one more read may land

@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "HOOK_STAGES",
+    "MAX_BUFFER_WHILE_BUSY",
     "Hook",
     "HookDisconnect",
     "SMTPListener",
@@ -81,6 +82,9 @@ _STAGE_OF: dict[type[Event], str] = {
     MessageReceived: "message",
 }
 
+#: Input kept while a session waits for the store or a hook; past it, reading pauses
+#: (pipelining, RFC 2920, lets a client send ahead, but not without bound).
+MAX_BUFFER_WHILE_BUSY = 1 << 20
 TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
 
 
@@ -220,11 +224,13 @@ class SMTPSession(asyncio.Protocol):
     __slots__ = (
         "busy",
         "conn",
+        "held",
         "hooks",
         "ip",
         "last",
         "listener",
         "loop",
+        "output_full",
         "peer",
         "task",
         "tls_pending",
@@ -242,6 +248,8 @@ class SMTPSession(asyncio.Protocol):
         self.ip = ""
         self.task: asyncio.Task[None] | None = None
         self.tls_pending = False  # STARTTLS accepted, handshake not done: drop input
+        self.held = False  # reading paused: too much input buffered while busy
+        self.output_full = False  # reading paused: the client does not read our replies
         self.loop = listener.loop
 
     # -- asyncio.Protocol ---------------------------------------------------------------
@@ -275,6 +283,20 @@ class SMTPSession(asyncio.Protocol):
         conn.receive_data(data)
         if not self.busy:
             self._process()
+        elif not self.held and conn.buffered > MAX_BUFFER_WHILE_BUSY and self.transport is not None:
+            self.held = True
+            self.transport.pause_reading()
+
+    def pause_writing(self) -> None:
+        # the client sends commands but does not read the replies: stop reading them
+        self.output_full = True
+        if not self.held and not self.tls_pending and self.transport is not None:
+            self.transport.pause_reading()
+
+    def resume_writing(self) -> None:
+        self.output_full = False
+        if not self.held and not self.tls_pending and self.transport is not None:
+            self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
         self.listener.sessions.discard(self)
@@ -342,6 +364,10 @@ class SMTPSession(asyncio.Protocol):
         if conn.state is State.CLOSED:
             transport.close()
             return
+        if self.held:
+            self.held = False
+            if not self.output_full:
+                transport.resume_reading()
         self.last = time.monotonic()
         self._process()
 

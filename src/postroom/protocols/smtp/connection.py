@@ -279,6 +279,11 @@ class SMTPConnection:
         return reply.data
 
     @property
+    def buffered(self) -> int:
+        """Bytes received and not parsed yet."""
+        return len(self._buf) - self._pos
+
+    @property
     def in_transaction(self) -> bool:
         return self.state in (State.MAIL, State.RCPT, State.CHUNKING, State.DATA, State.BDAT)
 

@@ -57,6 +57,7 @@ class Reply:
 
 
 def line_reply(code: int, enhanced: str, text: str) -> Reply:
+    """A one-line reply: ``line_reply(250, "2.1.0", "Ok")``."""
     return Reply(code, enhanced, (text,))
 
 
