@@ -11,6 +11,7 @@ import asyncio
 import json
 import os
 import smtplib
+import tempfile
 import threading
 import urllib.error
 import urllib.request
@@ -33,6 +34,7 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 USE_MOCK = os.environ.get("POSTROOM_UI_MOCK", "") not in ("", "0")
+SAVE_SCREENSHOTS = os.environ.get("POSTROOM_SCREENSHOTS", "") not in ("", "0")
 
 
 @dataclass
@@ -125,14 +127,20 @@ def _mock_server() -> Iterator[UIServer]:
 
 @pytest.fixture
 def open_ui(chromium: Any, ui_server: UIServer) -> Iterator[Callable[..., Any]]:
-    """open_ui(width=1400, height=860, color_scheme="light") -> a Page showing the UI, ready.
+    """open_ui(width=1400, height=860, color_scheme="light", ...) -> a Page showing the UI, ready.
 
     Every page records dialogs and console errors; a test fails if the UI threw.
     """
     contexts: list[Any] = []
     pages: list[Any] = []
 
-    def open_page(width: int = 1400, height: int = 860, color_scheme: str = "light", hash: str = "") -> Any:
+    def open_page(
+        width: int = 1400,
+        height: int = 860,
+        color_scheme: str = "light",
+        hash: str = "",
+        init_script: str = "",
+    ) -> Any:
         ctx = chromium.new_context(
             viewport={"width": width, "height": height}, color_scheme=color_scheme, accept_downloads=True
         )
@@ -142,6 +150,8 @@ def open_ui(chromium: Any, ui_server: UIServer) -> Iterator[Callable[..., Any]]:
         page.errors = []  # type: ignore[attr-defined]
         page.on("dialog", lambda d: (page.dialogs.append(d.message), d.dismiss()))
         page.on("pageerror", lambda e: page.errors.append(str(e)))
+        if init_script:
+            page.add_init_script(init_script)
         page.goto(ui_server.url + "/" + (f"#{hash}" if hash else ""))
         page.wait_for_selector("body[data-ready]")
         page.wait_for_selector("#conn[data-state=open]")
@@ -156,6 +166,11 @@ def open_ui(chromium: Any, ui_server: UIServer) -> Iterator[Callable[..., Any]]:
 
 
 def shot(page: Any, name: str) -> None:
-    """Save a screenshot of the page for the docs (docs/screenshots/NAME.png)."""
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    page.screenshot(path=str(SCREENSHOTS / f"{name}.png"))
+    """Screenshot the page: into docs/screenshots/NAME.png with POSTROOM_SCREENSHOTS=1
+    (to refresh the committed pictures), else into a temporary directory, so that an
+    ordinary test run does not rewrite tracked files (times in the list always differ)."""
+    folder = SCREENSHOTS if SAVE_SCREENSHOTS else Path(tempfile.gettempdir()) / "postroom-screenshots"
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    page.screenshot(path=str(path))
+    assert path.stat().st_size > 1000, f"empty screenshot {path}"

@@ -136,19 +136,22 @@ class Mock:
         raise web.HTTPNotFound(text="message not found")
 
     def listing(self, request: web.Request, items: list[Stored]) -> web.Response:
+        """Mailpit's shape: total/unread count the store (or mailbox), messages_* the matches."""
         start = int(request.query.get("start", 0))
         limit = int(request.query.get("limit", 50))
         mailbox = request.query.get("mailbox", "")
+        scope = self.messages
         if mailbox:
             items = [m for m in items if mailbox in {r.lower() for r in m.rcpts}]
+            scope = [m for m in scope if mailbox in {r.lower() for r in m.rcpts}]
         page = items[start : start + limit]
         return web.json_response(
             {
-                "total": len(items),
-                "unread": sum(not m.read for m in items),
+                "total": len(scope),
+                "unread": sum(not m.read for m in scope),
                 "count": len(page),
-                "messages_count": len(self.messages),
-                "messages_unread": sum(not m.read for m in self.messages),
+                "messages_count": len(items),
+                "messages_unread": sum(not m.read for m in items),
                 "start": start,
                 "tags": sorted({t for m in self.messages for t in m.tags}),
                 "messages": [m.summary() for m in page],

@@ -107,6 +107,7 @@ def test_search_filters_live(open_ui: OpenUI, ui_server: UIServer) -> None:
     page.keyboard.type("invoice")
     ex(rows(page)).to_have_count(2)
     ex(page.locator("#list-title")).to_have_text("Search results")
+    ex(page.locator("#list-count")).to_have_text("1–2 of 2")  # counts the matches, not the store
     page.fill("#search", "from:security@example.com")
     ex(rows(page)).to_have_count(1)
     ex(rows(page).first).to_contain_text("Password reset")
@@ -412,3 +413,33 @@ def test_overview_screenshot(open_ui: OpenUI, ui_server: UIServer) -> None:
     page.click("button.seg[data-width=phone]")
     ex(frame.locator("#hero")).to_have_css("font-size", "20px")  # the message's media query at 375 px
     shot(page, "preview-phone")
+
+
+# Stand-ins for what a headless browser cannot show: a granted Notification permission
+# (recording what would be shown) and a tab the test can put in the background.
+NOTIFY_STUB = """
+window.__notes = [];
+window.__hidden = false;
+class RecordingNotification {
+  static permission = "granted";
+  static requestPermission() { return Promise.resolve("granted"); }
+  constructor(title, options) { window.__notes.push({ title, body: options.body }); }
+  addEventListener() {}
+  close() {}
+}
+window.Notification = RecordingNotification;
+Object.defineProperty(Document.prototype, "hidden", { configurable: true, get: () => window.__hidden });
+"""
+
+
+def test_notification_only_when_in_background(open_ui: OpenUI, ui_server: UIServer) -> None:
+    page = open_ui(init_script=NOTIFY_STUB)
+    ex = expect(page)
+    ui_server.deliver(mail("Seen in the foreground"))
+    ex(row(page, "Seen in the foreground")).to_be_visible()
+    page.evaluate("window.__hidden = true")
+    ui_server.deliver(mail("Arrived in the background", sender="Billing <billing@example.com>"))
+    ex(row(page, "Arrived in the background")).to_be_visible()
+    notes = page.evaluate("window.__notes")
+    assert [n["title"] for n in notes] == ["Arrived in the background"]
+    assert notes[0]["body"].startswith("From Billing")

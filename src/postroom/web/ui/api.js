@@ -70,6 +70,15 @@ export const api = {
   removeMailbox: (name) => request("DELETE", `api/v2/mailbox/${enc(name)}`, { as: "none" }),
   setTags: (ids, tags) => request("PUT", "api/v1/tags", { body: { IDs: ids, Tags: tags }, as: "none" }),
   thread: (threadId) => request("GET", `api/v2/thread/${enc(threadId)}`),
+  /** Whether the server has the threads API (postroom's threads issue); false on 404. */
+  async hasThreads() {
+    try {
+      await request("GET", "api/v2/threads", { params: { limit: 1 } });
+      return true;
+    } catch {
+      return false;
+    }
+  },
   partUrl: (id, partId) => url(`api/v1/message/${enc(id)}/part/${enc(partId)}`),
   thumbUrl: (id, partId) => url(`api/v1/message/${enc(id)}/part/${enc(partId)}/thumb`),
   rawUrl: (id) => url(`api/v1/message/${enc(id)}/raw`),

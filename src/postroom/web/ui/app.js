@@ -18,7 +18,6 @@ const state = {
   query: "",
   start: 0,
   total: 0,
-  unread: 0,
   messages: [],
   selectedId: null,
   message: null,
@@ -83,10 +82,12 @@ async function loadList({ keepScroll = false } = {}) {
     const data = await api.messages({ query: state.query, mailbox: state.mailbox, start: state.start, limit: PAGE_SIZE, signal: abort.signal });
     if (abort.signal.aborted) return;
     state.messages = data.messages || [];
-    state.total = data.total ?? state.messages.length;
-    if (!state.query) {
-      state.unread = data.unread ?? 0;
-      if (!state.mailbox) sidebar.setTotals(data.messages_count ?? data.total ?? 0, data.messages_unread ?? data.unread ?? 0);
+    // Mailpit's shape: total/unread count the store (or the mailbox); messages_count and
+    // messages_unread count what matches the search, which is what the pages walk through.
+    state.total = data.messages_count ?? data.total ?? state.messages.length;
+    if (!state.mailbox && typeof data.total === "number") {
+      sidebar.setTotals(data.total, data.unread ?? 0);
+      updateTitle();
     }
     if (state.start && state.start >= state.total && state.total) {
       state.start = Math.max(0, Math.floor((state.total - 1) / PAGE_SIZE) * PAGE_SIZE);
@@ -139,7 +140,7 @@ async function loadCounts() {
   // Totals for "All" and the title come from an unfiltered one-row listing.
   try {
     const data = await api.messages({ start: 0, limit: 1 });
-    sidebar.setTotals(data.messages_count ?? data.total ?? 0, data.messages_unread ?? data.unread ?? 0);
+    sidebar.setTotals(data.total ?? 0, data.unread ?? 0);
     updateTitle();
   } catch {
     // shown on the next list load
@@ -629,10 +630,16 @@ async function main() {
   state.query = initial.query;
   state.start = initial.start;
   sidebar.setCurrent(state.mailbox);
-  await Promise.all([loadList(), loadMailboxes(), state.mailbox || state.query ? loadCounts() : null]);
+  // The list first, on its own, so the first page is on screen as soon as possible; the
+  // sidebar's counts follow (they are aggregate queries that would compete with it).
+  await loadList();
+  await Promise.all([loadMailboxes(), state.mailbox ? loadCounts() : null]);
   if (initial.id) await openMessage(initial.id);
   new LiveEvents(api.eventsUrl(), onEvent, onConnState).start();
   document.body.dataset.ready = "1";
+  // Optional server features: the UI works without them and adds their views when present.
+  view.threads = await api.hasThreads();
+  if (view.threads && state.message) view.show(state.message);
 }
 
 main();

@@ -27,6 +27,7 @@ export class MessageView {
     this.current = "html";
     this.width = "desktop";
     this.allowRemote = new Set(); // message IDs whose remote images the person allowed
+    this.threads = false; // set once the server is known to have the threads API
     nodes.tabs.addEventListener("keydown", (ev) => this.onTabKey(ev));
   }
 
@@ -45,7 +46,7 @@ export class MessageView {
       { key: "raw", label: "Raw" },
       { key: "attachments", label: atts ? `Attachments (${atts})` : "Attachments" },
       { key: "envelope", label: "Envelope" },
-      msg.ThreadID ? { key: "thread", label: "Thread" } : null,
+      this.threads && msg.ThreadID ? { key: "thread", label: "Thread" } : null,
     ].filter(Boolean);
     if (!same || !this.tabs.some((t) => t.key === this.current)) {
       this.current = this.tabs.some((t) => t.key === this.current) && same ? this.current : this.tabs[0].key;
