@@ -1,14 +1,17 @@
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import pytest
 
-from tests.helpers import RunningServer, running_server
+from postroom.testing import MailReader, Server
 
 
 @pytest.fixture
-def server() -> Iterator[RunningServer]:
-    """A fresh postroom with every listener on a free loopback port and a throwaway store."""
-    with running_server() as s:
-        yield s
+def server(mail: MailReader) -> Server:
+    """A fresh postroom (every listener on a free loopback port, a throwaway store).
+
+    Built on the postroom pytest plugin's ``mail`` fixture, so ``@pytest.mark.postroom(...)``
+    configures it (any setting by name) and a failing test's report lists the mail it caught.
+    """
+    if not isinstance(mail, Server):
+        pytest.skip("needs an in-process server (not --postroom-url or a shared server)")
+    return mail

@@ -234,19 +234,27 @@ class Chaos:
     Thread-safe: tests change it from their own thread while the server's loop reads it.
 
     Args:
-        hooks: the SMTP listener's hook list (``app.extras["smtp_hooks"]``).
+        extras: the app's ``extras``; the hook goes in its ``"smtp_hooks"`` list.
         enabled: whether the HTTP API may change it (Mailpit's ``--enable-chaos``).
         seed: seed for the probability draws (reproducible runs).
     """
 
-    def __init__(self, hooks: list[Any] | None = None, *, enabled: bool = True, seed: int | None = None):
-        self._hooks: list[Any] = hooks if hooks is not None else []
+    def __init__(
+        self, extras: dict[str, Any] | None = None, *, enabled: bool = True, seed: int | None = None
+    ) -> None:
+        self._extras: dict[str, Any] = extras if extras is not None else {}
         self.enabled = enabled
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._triggers: dict[str, tuple[int, int]] = {}  # Mailpit name -> (code, percent)
         self.on_change: Callable[[], None] | None = None
+
+    @property
+    def _hooks(self) -> list[Any]:
+        # looked up each time: whoever replaces the list (a test) must not strand us
+        hooks: list[Any] = self._extras.setdefault("smtp_hooks", [])
+        return hooks
 
     # -- Python API ----------------------------------------------------------------------
 

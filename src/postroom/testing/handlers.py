@@ -132,14 +132,20 @@ class Handlers:
     """The handlers of one server (``app.extras["handlers"]``); thread-safe.
 
     Args:
-        hooks: the SMTP listener's hook list; the handler hook is in it only while there
-            are handlers.
+        extras: the app's ``extras``; the handler hook is in its ``"smtp_hooks"`` list
+            only while there are handlers.
     """
 
-    def __init__(self, hooks: list[Any] | None = None) -> None:
-        self._hooks: list[Any] = hooks if hooks is not None else []
+    def __init__(self, extras: dict[str, Any] | None = None) -> None:
+        self._extras: dict[str, Any] = extras if extras is not None else {}
         self._lock = threading.Lock()
         self._handlers: list[Handler] = []
+
+    @property
+    def _hooks(self) -> list[Any]:
+        # looked up each time: whoever replaces the list (a test) must not strand us
+        hooks: list[Any] = self._extras.setdefault("smtp_hooks", [])
+        return hooks
 
     def add(self, handler: Handler) -> Callable[[], None]:
         """Add ``handler``; returns a function that removes it. Usable as a decorator."""

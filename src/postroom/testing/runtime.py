@@ -17,7 +17,7 @@ that cannot work.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..config import ConfigError
 from .chaos import Chaos, ChaosError
@@ -37,15 +37,15 @@ def install(app: App) -> None:
         ConfigError: a bad ``--chaos`` spec or webhook URL.
     """
     s = app.settings
-    hooks: list[Any] = app.extras.setdefault("smtp_hooks", [])
-    chaos = Chaos(hooks, enabled=bool(s.enable_chaos or s.chaos))
+    app.extras.setdefault("smtp_hooks", [])
+    chaos = Chaos(app.extras, enabled=bool(s.enable_chaos or s.chaos))
     try:
         if s.chaos:
             chaos.load(s.chaos)
     except ChaosError as e:
         raise ConfigError(f"--chaos: {e}") from None
     app.extras["chaos"] = chaos
-    app.extras["handlers"] = Handlers(hooks)
+    app.extras["handlers"] = Handlers(app.extras)
     urls = [u for u in s.webhook.split(",") if u.strip()] if s.webhook else []
     try:
         webhooks = Webhooks(app, urls, retries=s.webhook_retries)
