@@ -28,8 +28,8 @@ system-deps:
 	@sh scripts/system-deps.sh
 
 lint: $(TSTAMP)
-	$(BIN)/ruff check src tests benchmarks
-	$(BIN)/ruff format --check src tests benchmarks
+	$(BIN)/ruff check src tests benchmarks examples
+	$(BIN)/ruff format --check src tests benchmarks examples
 
 typecheck: $(TSTAMP)
 	$(BIN)/mypy
