@@ -880,7 +880,7 @@ class SQLiteStore(FolderMixin):
 
         self.write(fn)
 
-    # -- the indexer (own process by default, see index_worker.py) ------------------------
+    # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
     def _start_indexer(self) -> None:
         from .index_worker import _extractor
 
@@ -888,29 +888,67 @@ class SQLiteStore(FolderMixin):
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
         if self.settings.indexer == "process":
-            rules = self.settings.extra.get("tags")
             self._index_proc = subprocess.Popen(
-                [sys.executable, "-m", "postroom.store.index_worker", self.path, json.dumps(rules or [])],
+                [sys.executable, "-m", "postroom.store.index_worker", self.path],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
             )
             assert self._index_proc.stdin is not None
             os.set_blocking(self._index_proc.stdin.fileno(), False)
-            threading.Thread(target=self._index_announcer, name="postroom-index-events", daemon=True).start()
+            self._indexer = threading.Thread(target=self._index_receiver, name="postroom-index", daemon=True)
         else:
-            self._indexer = threading.Thread(target=self._index_loop, name="postroom-indexer", daemon=True)
-            self._indexer.start()
+            self._indexer = threading.Thread(target=self._index_loop, name="postroom-index", daemon=True)
+        self._indexer.start()
         self._wake_indexer()
 
-    def _index_announcer(self) -> None:
-        """Publish the worker's "indexed" reports (one line of IDs per batch) on the bus."""
+    def _write_index(self, rows: list[Any]) -> None:
+        """Hand parsed results to the writer (its next group commit); announce them after."""
+        from .index_worker import write_index
+
+        def fn(conn: sqlite3.Connection) -> None:
+            pids = write_index(conn, rows, self._tag_rules)
+            if pids:
+                self._emit(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
+
+        self.write(fn)
+
+    def _index_receiver(self) -> None:
+        """Read the worker's frames and write them through the writer."""
+        from .index_worker import read_frame
+
         proc = self._index_proc
         assert proc is not None and proc.stdout is not None
-        for line in proc.stdout:
-            pids = line.decode("ascii", "replace").split()
-            if pids:
-                self.bus.publish(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
+        try:
+            while (rows := read_frame(proc.stdout)) is not None:
+                self._write_index(rows)
+        except StoreClosed:
+            pass
+        except Exception:
+            if not self._closed:
+                log.exception("indexer results could not be stored")
+
+    def _index_loop(self) -> None:
+        from .index_worker import _extractor, connect_readonly, extract_pending
+
+        extract = _extractor()
+        assert extract is not None
+        conn = connect_readonly(self.path)
+        after = 0
+        try:
+            while not self._closed:
+                self._index_wakeup.wait(2)
+                self._index_wakeup.clear()
+                while not self._closed and (rows := extract_pending(conn, extract, after)):
+                    after = rows[-1][0]
+                    self._write_index(rows)
+        except StoreClosed:
+            pass
+        except sqlite3.Error:
+            if not self._closed:
+                log.exception("indexer stopped")
+        finally:
+            conn.close()
 
     def _wake_indexer(self) -> None:
         proc = self._index_proc
@@ -923,40 +961,22 @@ class SQLiteStore(FolderMixin):
             self._index_wakeup.set()
 
     def _stop_indexer(self) -> None:
+        """Stop parsing; called before the writer stops, so results in flight are dropped."""
         self._index_wakeup.set()
-        if self._indexer is not None:
-            self._indexer.join(10)
         proc = self._index_proc
         if proc is not None:
             if proc.stdin is not None:
-                proc.stdin.close()
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
             try:
                 proc.wait(10)
             except subprocess.TimeoutExpired:
                 proc.kill()
                 proc.wait()
-
-    def _index_loop(self) -> None:
-        from .index_worker import _extractor, connect, index_pending
-
-        extract = _extractor()
-        assert extract is not None
-        conn = connect(self.path)
-        try:
-            while not self._closed:
-                self._index_wakeup.wait(2)
-                self._index_wakeup.clear()
-                while not self._closed:
-                    pids = index_pending(conn, extract, self._tag_rules)
-                    if pids is None:
-                        break
-                    if pids:
-                        self.bus.publish(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
-        except sqlite3.Error:
-            if not self._closed:
-                log.exception("indexer stopped")
-        finally:
-            conn.close()
+        if self._indexer is not None:
+            self._indexer.join(10)
 
     def wait_indexed(self, timeout: float = 30) -> bool:
         """Block until every stored message is indexed (for tests and benchmarks)."""
