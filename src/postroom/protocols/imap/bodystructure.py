@@ -89,7 +89,7 @@ def _tokens(s: str) -> list[tuple[str, str]]:
             out.append(("s", c))
             i += 1
         else:
-            j = i
+            j = i + 1  # at least one character (a stray ")" or "]" is a word of its own)
             while j < n and s[j] not in ' \t\r\n"()[]<>@,;:.':
                 j += 1
             out.append(("a", s[i:j]))
