@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
-import hmac
 import logging
 from typing import TYPE_CHECKING
 
@@ -22,10 +21,10 @@ from ...protocols.imap.decoder import MAX_LITERAL, NEED_DATA, Command, Continue,
 from ...protocols.imap.encoder import continuation, encode, tagged
 from ...protocols.imap.errors import ImapError, LimitError, No, ParseError, StateError
 from ...store.base import AlreadyExists, NotFound, StoreClosed, StoreError
+from ..auth import Authenticator
 from .account import Account
 from .core import SessionBase
 from .mailboxes import MailboxCommands
-from .selected import SelectedCommands
 from .thread_cmd import ThreadCommands
 
 if TYPE_CHECKING:
@@ -37,6 +36,7 @@ log = logging.getLogger("postroom.imap")
 
 # RFC 3501 section 5.4: an idle client may be logged out after at least 30 minutes;
 # IDLE clients re-issue the command every 29 minutes (RFC 2177).
+AUTH_KEY = "imap_authenticator"  # app.extras: the Authenticator for --auth-file
 AUTOLOGOUT = 30 * 60
 IDLE_TIMEOUT = 31 * 60
 READ_CHUNK = 256 * 1024
@@ -44,33 +44,17 @@ READ_CHUNK = 256 * 1024
 Reply = tuple[str, str | None]
 
 
-def check_password(path: str, user: str, password: str) -> bool:
-    """``user:password`` lines (``#`` comments); users compare without case."""
-    try:
-        from ..auth import check_credentials  # type: ignore[attr-defined]  # the shared helper, when present
-    except ImportError:
-        pass
-    else:
-        return bool(check_credentials(path, user, password))
-    try:
-        with open(path, encoding="utf-8") as f:
-            for line in f:
-                line = line.rstrip("\r\n")
-                if not line.strip() or line.lstrip().startswith("#"):
-                    continue
-                name, sep, secret = line.partition(":")
-                if sep and name.strip().lower() == user.strip().lower():
-                    if secret.startswith(("$2a$", "$2b$", "$2y$")):
-                        import bcrypt
-
-                        return bool(bcrypt.checkpw(password.encode(), secret.encode()))
-                    return hmac.compare_digest(secret.encode(), password.encode())
-    except OSError:
-        log.error("imap: cannot read auth file %s", path)
-    return False
+def check_password(app: App, user: str, password: str) -> bool:
+    """Check against ``--auth-file`` (the shared :class:`~postroom.servers.auth.Authenticator`)."""
+    path = app.settings.auth_file
+    auth = app.extras.get(AUTH_KEY)
+    if not isinstance(auth, Authenticator) or auth.path != path:
+        auth = Authenticator(path)
+        app.extras[AUTH_KEY] = auth
+    return auth.check_password(user, password)
 
 
-class Session(MailboxCommands, SelectedCommands, ThreadCommands, SessionBase):
+class Session(MailboxCommands, ThreadCommands, SessionBase):
     """A client connection (see the module docstring)."""
 
     def __init__(
@@ -262,8 +246,7 @@ class Session(MailboxCommands, SelectedCommands, ThreadCommands, SessionBase):
     async def _login(self, user: str, password: str) -> Reply:
         if self._login_disabled():
             raise No("plaintext login needs TLS; use STARTTLS", "PRIVACYREQUIRED")
-        path = self.app.settings.auth_file
-        if path and not await self.blocking(check_password, path, user, password):
+        if self.app.settings.auth_file and not await self.blocking(check_password, self.app, user, password):
             await asyncio.sleep(0.2)  # slow down guessing a little (not a timing guarantee)
             raise No("invalid user name or password", "AUTHENTICATIONFAILED")
         if not user.strip():

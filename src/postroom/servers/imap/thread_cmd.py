@@ -2,26 +2,56 @@
 
 from __future__ import annotations
 
-import importlib
-import importlib.util
-from typing import Any
-
 from ...protocols.imap.args import Args
 from ...protocols.imap.errors import ParseError
-from .core import SessionBase
+from ...protocols.imap.search import CHARSETS, BadCharset, parse_criteria
+from ...threads import ThreadMessage, format_thread_response, thread_orderedsubject, thread_references
+from .messages import MessageView
+from .selected import SelectedCommands
 
-__all__ = ["ThreadCommands"]
+__all__ = ["ALGORITHMS", "ThreadCommands"]
 
 Reply = tuple[str, str | None]
 
+ALGORITHMS = ("ORDEREDSUBJECT", "REFERENCES")
 
-class ThreadCommands(SessionBase):
+
+def _record(v: MessageView) -> ThreadMessage:
+    return ThreadMessage.from_headers(
+        v.uid,
+        message_id=v.raw_header("message-id"),
+        in_reply_to=v.raw_header("in-reply-to"),
+        references=v.raw_header("references"),
+        subject=v.raw_header("subject"),
+        date=v.raw_header("date"),
+        internaldate=v.internaldate,
+    )
+
+
+class ThreadCommands(SelectedCommands):
     def thread_available(self) -> bool:
-        return importlib.util.find_spec("postroom.threads") is not None
+        return True
 
     async def cmd_thread(self, args: Args, uid: bool) -> Reply:
-        raise ParseError("THREAD is not available in this build")
+        sel = self.require_selected()
+        algorithm = args.atom("threading algorithm").upper()
+        if algorithm not in ALGORITHMS:
+            raise ParseError(f"unknown threading algorithm {algorithm[:20]}")
+        charset = args.text("charset").upper()
+        if charset not in CHARSETS:
+            raise BadCharset(charset)
+        key = parse_criteria(args, charset)
+        await self.sync_selected(allow_expunge=uid, with_uid=uid)
 
+        def run() -> bytes:
+            found = self._run_search(sel, key)
+            seqs = {v.uid: v.seq for v in found}
+            records = [_record(v) for v in found]
+            trees = (
+                thread_references(records) if algorithm == "REFERENCES" else thread_orderedsubject(records)
+            )
+            return format_thread_response(trees, (lambda m: m.uid) if uid else (lambda m: seqs[m.uid]))
 
-def _unused(x: Any) -> Any:
-    return x
+        data = await self.blocking(run)
+        self.write(b"* THREAD " + data + b"\r\n" if data else b"* THREAD\r\n")
+        return "THREAD completed", None
