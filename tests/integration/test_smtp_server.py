@@ -364,3 +364,28 @@ def test_input_buffered_while_a_message_is_stored_is_bounded() -> None:
     assert first.startswith(b"250 2.0.0 Ok: queued as ")
     assert rest[-1] == b"221 2.0.0 Bye\r\n" and rest[:-1] == [b"250 2.0.0 Ok\r\n"] * n
     assert seen and max(seen) <= MAX_BUFFER_WHILE_BUSY + 2**18  # one more read may land
+
+
+def test_commands_injected_with_starttls_are_dropped() -> None:
+    # CVE-2011-0411: what follows STARTTLS in the same packet was sent in clear
+    with (
+        smtp_server(tls_self_signed=True) as s,
+        socket.create_connection(("127.0.0.1", s.smtp_port), timeout=20) as raw,
+    ):
+        f = raw.makefile("rb")
+        f.readline()
+        raw.sendall(b"EHLO c\r\n")
+        while not f.readline().startswith(b"250 "):
+            pass
+        raw.sendall(b"STARTTLS\r\nMAIL FROM:<injected@example.org>\r\n")
+        assert f.readline() == b"220 2.0.0 Ready to start TLS\r\n"
+        with unverified().wrap_socket(raw, server_hostname="localhost") as tls:
+            tls.sendall(b"MAIL FROM:<a@example.org>\r\nEHLO c\r\nQUIT\r\n")
+            got = b""
+            while not got.endswith(b"221 2.0.0 Bye\r\n"):
+                chunk = tls.recv(4096)
+                assert chunk, got
+                got += chunk
+    lines = got.split(b"\r\n")
+    assert lines[0] == b"503 5.5.1 Error: send HELO/EHLO first"  # the injected MAIL left no state
+    assert b"250-STARTTLS" not in got and b"250-AUTH PLAIN LOGIN CRAM-MD5" in got

@@ -247,7 +247,7 @@ class SMTPSession(asyncio.Protocol):
         self.peer = ""
         self.ip = ""
         self.task: asyncio.Task[None] | None = None
-        self.tls_pending = False  # STARTTLS accepted, handshake not done: drop input
+        self.tls_pending = False  # STARTTLS accepted, handshake not done
         self.held = False  # reading paused: too much input buffered while busy
         self.output_full = False  # reading paused: the client does not read our replies
         self.loop = listener.loop
@@ -277,13 +277,22 @@ class SMTPSession(asyncio.Protocol):
 
     def data_received(self, data: bytes) -> None:
         conn = self.conn
-        if conn is None or self.tls_pending:
+        if conn is None:
             return
         self.last = time.monotonic()
+        # During a STARTTLS handshake, data can only come from the TLS side: reading in
+        # clear stopped with the 220, and the core dropped what came with the command.
+        # It may arrive before start_tls() returns, so it is buffered like any input
+        # while busy, and answered once self.transport is the TLS transport.
         conn.receive_data(data)
         if not self.busy:
             self._process()
-        elif not self.held and conn.buffered > MAX_BUFFER_WHILE_BUSY and self.transport is not None:
+        elif (
+            not self.held
+            and not self.tls_pending
+            and conn.buffered > MAX_BUFFER_WHILE_BUSY
+            and self.transport is not None
+        ):
             self.held = True
             self.transport.pause_reading()
 
@@ -329,7 +338,7 @@ class SMTPSession(asyncio.Protocol):
                 if cls is StartTLS and ev.reply.code == 220:
                     transport.write(b"".join(out))
                     out = []
-                    # nothing the client sent in clear after STARTTLS may be read
+                    # nothing the client sends in clear after STARTTLS may be read
                     self.tls_pending = True
                     transport.pause_reading()
                     self._run(self._start_tls())
