@@ -52,7 +52,8 @@ def _text_matches(wanted: Text, value: str) -> bool:
 
 def _address_matches(wanted: str, addresses: list[str]) -> bool:
     w = wanted.strip().lower()
-    if "@" in w and not w.startswith("@"):
+    local, _, domain = w.partition("@")
+    if local and domain:  # a whole address: exact
         return w in addresses
     return any(a.endswith(w) if w.startswith("@") else w in a for a in addresses)
 
