@@ -223,6 +223,8 @@ class Settings:
                 raise ConfigError(f"--{name} needs --tls-cert/--tls-key or --tls-self-signed")
         if self.http_tls and not tls:
             raise ConfigError("--http-tls needs --tls-cert/--tls-key or --tls-self-signed")
+        if self.smtp_require_tls and not tls:  # no client could ever send mail
+            raise ConfigError("--smtp-require-tls needs --tls-cert/--tls-key or --tls-self-signed")
         if self.smtp_max_size <= 0 or self.smtp_max_recipients <= 0 or self.smtp_max_connections <= 0:
             raise ConfigError("SMTP limits must be positive numbers")
         if self.exit_after < 0 or self.webhook_retries < 0:
