@@ -126,3 +126,9 @@ def test_a_bad_certificate_is_a_config_error(tmp_path: Path) -> None:
 def test_no_tls_configured_is_a_config_error() -> None:
     with pytest.raises(ConfigError):
         make_server_context(Settings())
+
+
+def test_require_tls_without_a_certificate_is_refused_at_start() -> None:
+    with pytest.raises(ConfigError, match="--smtp-require-tls needs"):
+        Settings(smtp_require_tls=True).validate()
+    Settings(smtp_require_tls=True, tls_self_signed=True).validate()
