@@ -153,11 +153,18 @@ class SMTPConfig:
     require_auth: bool = False
     require_tls: bool = False
     software: str = "postroom"
-    _ehlo: dict[bool, Reply] = field(default_factory=dict, init=False, repr=False, compare=False)
+    _cache: dict[bool | None, Reply] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def greeting_reply(self) -> Reply:
+        """The 220 banner (cached per config)."""
+        cached = self._cache.get(None)
+        if cached is None:
+            cached = self._cache[None] = Reply(220, "", (f"{self.hostname} ESMTP {self.software}",))
+        return cached
 
     def ehlo_reply(self, tls_active: bool) -> Reply:
         """The EHLO reply for a session with or without TLS (cached per config)."""
-        cached = self._ehlo.get(tls_active)
+        cached = self._cache.get(tls_active)
         if cached is None:
             ext = [self.hostname, "PIPELINING", f"SIZE {self.max_size}", "8BITMIME", "SMTPUTF8"]
             ext += ["CHUNKING", "BINARYMIME", "ENHANCEDSTATUSCODES", "DSN"]
@@ -167,7 +174,7 @@ class SMTPConfig:
                 ext.append("AUTH " + " ".join(AUTH_MECHANISMS))
             ext.append("HELP")
             cached = Reply(250, "", tuple(ext))
-            self._ehlo[tls_active] = cached
+            self._cache[tls_active] = cached
         return cached
 
 
@@ -182,6 +189,38 @@ class SMTPConnection:
     """One SMTP session on the server side. See the module docstring for the protocol."""
 
     _HANDLERS: ClassVar[dict[bytes, Callable[[SMTPConnection, bytes], Event]]]
+
+    __slots__ = (
+        "_after",
+        "_bdat_error",
+        "_bdat_last",
+        "_bdat_left",
+        "_bdat_resume",
+        "_bdat_size",
+        "_buf",
+        "_chunks",
+        "_dots",
+        "_nonce",
+        "_pending",
+        "_pos",
+        "_sasl",
+        "_sasl_challenge",
+        "_sasl_user",
+        "_scan",
+        "_skip_line",
+        "_too_big",
+        "auth_user",
+        "body",
+        "config",
+        "errors",
+        "esmtp",
+        "helo",
+        "mail_from",
+        "rcpt_to",
+        "smtputf8",
+        "state",
+        "tls",
+    )
 
     def __init__(
         self, config: SMTPConfig, *, tls: bool = False, nonce: Callable[[], str] = _default_nonce
@@ -223,7 +262,7 @@ class SMTPConnection:
 
     def greeting(self) -> Reply:
         """The 220 banner (RFC 5321 4.2: no enhanced code before EHLO)."""
-        return Reply(220, "", (f"{self.config.hostname} ESMTP {self.config.software}",))
+        return self.config.greeting_reply()
 
     def receive_data(self, data: bytes) -> None:
         """Add bytes from the client. Nothing is parsed until :meth:`next_event`."""
