@@ -149,7 +149,8 @@ def thread_in_sql(
     says (the assignment is made before the insert, so the row is written once)."""
     conn = sqlite3.connect(path, isolation_level=None)
     conn.execute("PRAGMA journal_mode=WAL")
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA synchronous=FULL")  # the store's settings
+    conn.execute("PRAGMA cache_size=-16000")
     conn.executescript(SCHEMA)
     lookup = SqlThreadLookup(conn)
     insert = (
