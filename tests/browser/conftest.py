@@ -43,6 +43,8 @@ class UIServer:
 
     url: str
     deliver: Callable[[EmailMessage], None]
+    # Wait until the background indexer has caught up (snippets, attachment counts, full text).
+    settle: Callable[[], None] = lambda: None
 
     def api(self, method: str, path: str, body: Any = None) -> Any:
         """Call the HTTP API directly (to check what the UI did)."""
@@ -87,7 +89,12 @@ def ui_server() -> Iterator[UIServer]:
             with smtplib.SMTP("127.0.0.1", port, timeout=10) as smtp:
                 smtp.send_message(msg)
 
-        yield UIServer(srv.http_url, deliver)
+        def settle() -> None:
+            wait = getattr(srv.app.store, "wait_indexed", None)
+            if wait is not None:
+                assert wait(30), "the indexer did not catch up within 30 s"
+
+        yield UIServer(srv.http_url, deliver, settle)
 
 
 def _mock_server() -> Iterator[UIServer]:

@@ -38,6 +38,13 @@ def _addrs(values: list[str]) -> list[dict[str, str]]:
     return [{"Name": n, "Address": a} for n, a in email.utils.getaddresses(values) if a]
 
 
+def _base_subject(subject: str) -> str:
+    s = subject.strip().lower()
+    while s[:3] in ("re:", "fw:") or s[:4] == "fwd:":
+        s = s.split(":", 1)[1].strip()
+    return s
+
+
 @dataclass
 class Stored:
     id: str
@@ -101,7 +108,7 @@ class Stored:
             "Size": len(self.raw),
             "Attachments": len(atts),
             "Snippet": " ".join(text.split())[:200],
-            "ThreadID": "",
+            "ThreadID": "t-" + hashlib.sha1(_base_subject(m.get("Subject", "")).encode()).hexdigest()[:12],
             "Mailboxes": sorted({r.lower() for r in self.rcpts}),
         }
 
@@ -241,6 +248,17 @@ def build_app() -> web.Application:
             body = '<base target="_blank">' + body
         return web.Response(text=body, content_type="text/html", headers={"Content-Security-Policy": csp})
 
+    async def threads(request: web.Request) -> web.Response:
+        ids = sorted({m.summary()["ThreadID"] for m in mock.messages})
+        return web.json_response({"threads": [{"ThreadID": t} for t in ids]})
+
+    async def thread(request: web.Request) -> web.Response:
+        tid = request.match_info["tid"]
+        items = [m.summary() for m in reversed(mock.messages) if m.summary()["ThreadID"] == tid]
+        if not items:
+            raise web.HTTPNotFound()
+        return web.json_response({"ThreadID": tid, "Messages": items})
+
     async def envelope(request: web.Request) -> web.Response:
         m = mock.find(request.match_info["id"])
         return web.json_response(
@@ -336,6 +354,8 @@ def build_app() -> web.Application:
     r.add_get("/api/v1/message/{id}/part/{part}/thumb", part)
     r.add_get("/api/v2/message/{id}/envelope", envelope)
     r.add_get("/view/{id}.html", view_html)
+    r.add_get("/api/v2/threads", threads)
+    r.add_get("/api/v2/thread/{tid}", thread)
     r.add_get("/api/v2/mailboxes", mailboxes)
     r.add_delete("/api/v2/mailbox/{name}", delete_mailbox)
     r.add_put("/api/v1/tags", put_tags)

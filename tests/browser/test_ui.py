@@ -17,6 +17,7 @@ from tests.browser.conftest import UIServer, shot
 from tests.helpers import free_port
 
 pytestmark = pytest.mark.browser
+ex = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)").expect
 
 PNG_1x1 = bytes.fromhex(
     "89504e470d0a1a0a0000000d4948445200000001000000010806000000"
@@ -50,15 +51,9 @@ def row(page: Any, subject: str) -> Any:
     return page.locator("#list li.row", has_text=subject)
 
 
-def expect(page: Any) -> Any:
-    from playwright.sync_api import expect as pw_expect
-
-    return pw_expect
-
-
 def test_mail_sent_over_smtp_appears_live(open_ui: OpenUI, ui_server: UIServer) -> None:
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     ex(page.locator("#empty")).to_be_visible()
     ui_server.deliver(mail("Welcome aboard", to="carol@example.org"))
     ex(row(page, "Welcome aboard")).to_be_visible()
@@ -77,8 +72,8 @@ def test_switching_mailboxes(open_ui: OpenUI, ui_server: UIServer) -> None:
     ui_server.deliver(mail("For alice", to="alice@example.org"))
     ui_server.deliver(mail("For bob", to="bob@example.org"))
     ui_server.deliver(mail("For both", to="alice@example.org, bob@example.org"))
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     ex(rows(page)).to_have_count(3)
     page.locator("#mailboxes a[data-mailbox='bob@example.org']").click()
     ex(page.locator("#list-title")).to_have_text("bob@example.org")
@@ -99,8 +94,8 @@ def test_search_filters_live(open_ui: OpenUI, ui_server: UIServer) -> None:
     ui_server.deliver(mail("Invoice 2024-001", sender="Billing <billing@example.com>"))
     ui_server.deliver(mail("Password reset", sender="Security <security@example.com>"))
     ui_server.deliver(mail("Invoice 2024-002", sender="Billing <billing@example.com>"))
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     ex(rows(page)).to_have_count(3)
     page.keyboard.press("/")
     ex(page.locator("#search")).to_be_focused()
@@ -158,8 +153,8 @@ def test_html_message_renders_sandboxed(
         "</body></html>"
     )
     ui_server.deliver(mail("Receipt", html=html, text="Thanks for shopping."))
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     row(page, "Receipt").click()
     ex(page.locator("#msg-subject")).to_have_text("Receipt")
     ex(page.locator("#tab-html")).to_have_attribute("aria-selected", "true")
@@ -217,8 +212,8 @@ def test_hostile_html_never_runs(open_ui: OpenUI, ui_server: UIServer) -> None:
         "<body onload=\"parent.postMessage('pwned-onload', '*')\"></body>"
     )
     ui_server.deliver(mail("Totally safe", html=hostile))
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     page.evaluate(
         "window.__messages = []; window.addEventListener('message', e => window.__messages.push(String(e.data)))"
     )
@@ -241,8 +236,8 @@ def test_attachment_download(open_ui: OpenUI, ui_server: UIServer) -> None:
     msg.add_attachment(b"col1,col2\n1,2\n", maintype="text", subtype="csv", filename="report.csv")
     msg.add_attachment(PNG_1x1, maintype="image", subtype="png", filename="pixel.png")
     ui_server.deliver(msg)
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     ex(row(page, "With files").locator(".row-clip")).to_be_visible()
     row(page, "With files").click()
     page.click("#tab-attachments")
@@ -261,8 +256,8 @@ def test_attachment_download(open_ui: OpenUI, ui_server: UIServer) -> None:
 def test_delete_and_delete_all(open_ui: OpenUI, ui_server: UIServer) -> None:
     for i in range(3):
         ui_server.deliver(mail(f"Disposable {i}"))
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     ex(rows(page)).to_have_count(3)
     row(page, "Disposable 1").click()
     ex(page.locator("#msg-subject")).to_have_text("Disposable 1")
@@ -288,8 +283,8 @@ def test_delete_and_delete_all(open_ui: OpenUI, ui_server: UIServer) -> None:
 def test_keyboard_and_read_state(open_ui: OpenUI, ui_server: UIServer) -> None:
     for i in range(3):
         ui_server.deliver(mail(f"Note {i}"))
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     ex(rows(page)).to_have_count(3)
     page.locator("body").focus()
     page.keyboard.press("j")
@@ -319,8 +314,8 @@ def test_keyboard_and_read_state(open_ui: OpenUI, ui_server: UIServer) -> None:
 
 def test_tags(open_ui: OpenUI, ui_server: UIServer) -> None:
     ui_server.deliver(mail("Tag me"))
+    ui_server.settle()
     page = open_ui()
-    ex = expect(page)
     row(page, "Tag me").click()
     page.click("#tag-btn")
     page.fill("#tag-input", "urgent, billing")
@@ -334,8 +329,8 @@ def test_tags(open_ui: OpenUI, ui_server: UIServer) -> None:
 def test_narrow_screen_and_dark_mode(open_ui: OpenUI, ui_server: UIServer) -> None:
     ui_server.deliver(mail("A fairly long subject line that must not overflow a narrow phone screen"))
     ui_server.deliver(mail("Short", to="dave@example.org", html="<h1>Hi Dave</h1><p>Small screens too.</p>"))
+    ui_server.settle()
     page = open_ui(width=360, height=740, color_scheme="dark")
-    ex = expect(page)
     ex(rows(page)).to_have_count(2)
     assert page.evaluate("document.documentElement.scrollWidth") <= 360
     bg = page.evaluate("getComputedStyle(document.body).backgroundColor")
@@ -392,8 +387,8 @@ def test_overview_screenshot(open_ui: OpenUI, ui_server: UIServer) -> None:
                 b"%PDF-1.4 fake", maintype="application", subtype="pdf", filename="INV-0042.pdf"
             )
         ui_server.deliver(msg)
+    ui_server.settle()
     page = open_ui(width=1440, height=900)
-    ex = expect(page)
     ex(rows(page)).to_have_count(5)
     ex(page.locator("#mailboxes li")).to_have_count(5)  # All + four recipients
     row(page, "Invoice INV-2024-0042").click()
@@ -434,7 +429,6 @@ Object.defineProperty(Document.prototype, "hidden", { configurable: true, get: (
 
 def test_notification_only_when_in_background(open_ui: OpenUI, ui_server: UIServer) -> None:
     page = open_ui(init_script=NOTIFY_STUB)
-    ex = expect(page)
     ui_server.deliver(mail("Seen in the foreground"))
     ex(row(page, "Seen in the foreground")).to_be_visible()
     page.evaluate("window.__hidden = true")
@@ -443,3 +437,26 @@ def test_notification_only_when_in_background(open_ui: OpenUI, ui_server: UIServ
     notes = page.evaluate("window.__notes")
     assert [n["title"] for n in notes] == ["Arrived in the background"]
     assert notes[0]["body"].startswith("From Billing")
+
+
+def test_thread_view(open_ui: OpenUI, ui_server: UIServer) -> None:
+    if ui_server.status("/api/v2/threads") == 404:
+        pytest.skip("the threads API (GET /api/v2/threads) is not in this build yet")
+    first = mail("Lunch on Friday?", sender="Alice <alice@example.org>", to="bob@example.org")
+    first["Message-ID"] = "<lunch-1@example.org>"
+    reply = mail("Re: Lunch on Friday?", sender="Bob <bob@example.org>", to="alice@example.org")
+    reply["Message-ID"] = "<lunch-2@example.org>"
+    reply["In-Reply-To"] = "<lunch-1@example.org>"
+    reply["References"] = "<lunch-1@example.org>"
+    ui_server.deliver(first)
+    ui_server.deliver(reply)
+    ui_server.deliver(mail("Unrelated"))
+    ui_server.settle()
+    page = open_ui()
+    row(page, "Re: Lunch on Friday?").click()
+    page.click("#tab-thread")
+    items = page.locator(".thread .thread-item")
+    ex(items).to_have_count(2)
+    ex(page.locator(".thread-item.current")).to_contain_text("Re: Lunch on Friday?")
+    items.filter(has_text="Alice").click()
+    ex(page.locator("#msg-subject")).to_have_text("Lunch on Friday?")

@@ -364,6 +364,12 @@ function onEvent(type, data) {
       break;
     }
     case "update": {
+      if (data && typeof data.ID === "string" && "Subject" in data) {
+        // A whole new summary (e.g. once the indexer filled snippet and attachments).
+        applyLocal([data.ID], data);
+        refreshCounts();
+        break;
+      }
       const ids = data?.IDs || (data?.ID ? [data.ID] : []);
       const patch = {};
       if (data && "Read" in data) patch.Read = data.Read;

@@ -292,9 +292,9 @@ export class MessageView {
       return;
     }
     if (this.msg !== msg) return;
-    const items = data.Messages || data.messages || [];
-    const list = items.map((m) =>
-      el("li", {}, el("button", {
+    const items = flattenThread(data);
+    const list = items.map(({ msg: m, depth }) =>
+      el("li", { class: `depth-${Math.min(depth, 6)}` }, el("button", {
         type: "button",
         class: `thread-item${m.ID === msg.ID ? " current" : ""}${m.Read ? "" : " unread"}`,
         "aria-current": m.ID === msg.ID ? "true" : null,
@@ -305,6 +305,42 @@ export class MessageView {
       el("time", { class: "row-time", datetime: m.Created, text: formatListTime(m.Created) }))));
     setChildren(panel, el("p", { class: "muted", text: `${items.length} message${items.length === 1 ? "" : "s"} in this conversation` }), el("ol", { class: "thread" }, list));
   }
+}
+
+/**
+ * The messages of a thread response in order, with their nesting depth. Tolerant of the
+ * shape: a flat list ({Messages: [...]}, each maybe with a Depth) or a tree whose nodes
+ * hold a message summary and their children.
+ */
+export function flattenThread(data) {
+  const out = [];
+  const seen = new Set();
+  const isMessage = (v) => v && typeof v === "object" && typeof v.ID === "string" && "Subject" in v;
+  const walk = (node, depth) => {
+    if (Array.isArray(node)) {
+      for (const item of node) walk(item, depth);
+      return;
+    }
+    if (!node || typeof node !== "object") return;
+    if (isMessage(node)) {
+      if (!seen.has(node.ID)) {
+        seen.add(node.ID);
+        out.push({ msg: node, depth: Number(node.Depth ?? node.depth ?? depth) || 0 });
+      }
+      for (const [key, value] of Object.entries(node)) {
+        if (typeof value === "object" && key !== "From" && key !== "To" && key !== "Cc" && key !== "Bcc" && key !== "ReplyTo") walk(value, depth + 1);
+      }
+      return;
+    }
+    // A wrapper node ({Message: {...}, Children: [...]}): its message, then its children deeper.
+    const inner = Object.values(node).find(isMessage);
+    if (inner) walk(inner, depth);
+    for (const value of Object.values(node)) {
+      if (value !== inner && typeof value === "object") walk(value, inner ? depth + 1 : depth);
+    }
+  };
+  walk(data, 0);
+  return out;
 }
 
 function loading() {
