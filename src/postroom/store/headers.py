@@ -70,9 +70,41 @@ def _decode(value: bytes) -> str:
     return text
 
 
-def _addresses(value: str) -> list[tuple[str, str]]:
+# The shapes nearly every sender uses: "addr", "Name <addr>" and '"Name" <addr>', comma
+# separated. Anything else (quoted commas, comments, groups, routes) goes to the stdlib parser.
+_SIMPLE_ADDR = re.compile(
+    r'\s*(?:"([^"\\]*)"|([^"<>,;:()\\@]*?))\s*<([^<>\s"(),;:\\]+@[^<>\s"(),;:\\]+)>\s*$'
+)
+_BARE_ADDR = re.compile(r'\s*([^<>\s"(),;:\\]+@[^<>\s"(),;:\\]+)\s*$')
+_HARD = frozenset("()\\;:")
+
+
+def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
+    if any(c in _HARD for c in value) or value.count('"') % 2:
+        return None
+    if '"' in value and "," in value:
+        return None  # a quoted name may hold a comma
     out = []
-    for name, addr in getaddresses([value]):
+    for piece in value.split(","):
+        if not piece.strip():
+            continue
+        m = _BARE_ADDR.match(piece)
+        if m:
+            out.append(("", m.group(1)))
+            continue
+        m = _SIMPLE_ADDR.match(piece)
+        if m is None:
+            return None
+        out.append(((m.group(1) if m.group(1) is not None else m.group(2)).strip(), m.group(3)))
+    return out
+
+
+def _addresses(value: str) -> list[tuple[str, str]]:
+    fast = _fast_addresses(value)
+    if fast is not None and "=?" not in value:
+        return fast
+    out = []
+    for name, addr in fast if fast is not None else getaddresses([value]):
         if not addr and not name:
             continue
         if "=?" in name:

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 250  # messages per frame / per writer call
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
+NICENESS = 10  # scheduling priority drop of the worker process (see main)
 MAX_FRAME = 512 * 1024 * 1024  # a frame larger than this is a broken pipe, not data
 
 # (message id, snippet, attachments, subject, addresses, body, attachment names); or
@@ -137,6 +138,11 @@ def main(argv: list[str] | None = None) -> int:
     extract = _extractor()
     if extract is None or not args:
         return 1
+    # Parsing can always wait; a burst of SMTP must not: yield the CPU to the server.
+    try:
+        os.nice(NICENESS)
+    except OSError:
+        pass
     conn = connect_readonly(args[0])
     stdin = sys.stdin.fileno()
     out = sys.stdout.buffer
