@@ -87,15 +87,15 @@ def check(name: str, state: State) -> None:
     if allowed is None:
         raise ParseError(f"unknown command {name[:20]}")
     if state not in allowed:
-        raise StateError(f"{name} not allowed {_where(state)}")
+        raise StateError(f"{name} not allowed {_why(allowed)}")
 
 
-def _where(state: State) -> str:
-    if state is State.NOT_AUTHENTICATED:
-        return "before login"
-    if state is State.AUTHENTICATED:
+def _why(allowed: frozenset[State]) -> str:
+    if allowed == _PRE:
+        return "after login"
+    if allowed == _SEL:
         return "without a selected mailbox"
-    return f"in {state.value} state"
+    return "before login"
 
 
 BASE_CAPABILITIES: Final = (

@@ -76,6 +76,12 @@ class Account:
                 self.store.folder_info(mailbox, INBOX)  # creates the mailbox
                 return
             raise No("mailbox exists", "ALREADYEXISTS")
+        # RFC 3501 6.3.3: create the superior hierarchical names that are needed
+        parts = folder.split(DELIMITER)
+        for i in range(1, len(parts)):
+            parent = DELIMITER.join(parts[:i])
+            if parent and self.store.folder_info(mailbox, parent) is None:
+                self.store.create_folder(mailbox, parent)
         self.store.create_folder(mailbox, folder, special_use)
 
     def delete(self, name: str) -> None:

@@ -209,6 +209,10 @@ class SelectedCommands(SessionBase):
             targets = ok
         uids = [u for _, u in targets if t.live(u)]
         if uids:
+            new_kw = {f for f in flags if not f.startswith("\\")} - sel.keywords
+            if new_kw and base != "-FLAGS":
+                sel.keywords |= new_kw  # announce a new keyword before it is used (RFC 3501 7.2.6)
+                self.write_flags(sel)
             mode = modes[base]
             entries = await self.blocking(self.store.update_flags, sel.mailbox, sel.folder, uids, flags, mode)  # type: ignore[arg-type]
             for e in entries:
@@ -222,10 +226,6 @@ class SelectedCommands(SessionBase):
                     if self.condstore:
                         parts.append(b"MODSEQ (%d)" % e.modseq)
                     self.write(b"* %d FETCH (" % t.seq_of(e.uid) + b" ".join(parts) + b")\r\n")
-            new_kw = {f for f in flags if not f.startswith("\\")} - sel.keywords
-            if new_kw:
-                sel.keywords |= new_kw
-                self.write_flags(sel)
         code = f"MODIFIED {format_numbers(failed)}" if failed else None
         return "STORE completed", code
 
