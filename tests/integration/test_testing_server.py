@@ -39,7 +39,9 @@ def test_ports_messages_and_rich_objects() -> None:
     with Server() as s:
         assert s.smtp_port and s.imap_port and s.pop3_port and s.http_url.startswith("http://127.0.0.1:")
         msg = _email("Alice <alice@example.com>", "Reset your password", "Code: 481516")
-        msg.add_alternative('<p>Go <a href="https://app.example/reset?t=abc&amp;u=1">here</a></p>', subtype="html")
+        msg.add_alternative(
+            '<p>Go <a href="https://app.example/reset?t=abc&amp;u=1">here</a></p>', subtype="html"
+        )
         msg.add_attachment(b"%PDF-1.4", maintype="application", subtype="pdf", filename="invoice.pdf")
         _send(s.smtp_port, msg, ["alice@example.com", "hidden@example.com"])
         [m] = s.messages()
@@ -106,7 +108,9 @@ def test_assertions() -> None:
         s.assert_received(count=2)
         with pytest.raises(NoMatchingMail, match=r"exactly 3 .* found 2\. Received 2 message\(s\):\n  1\. "):
             s.assert_received(count=3)
-        with pytest.raises(NoMatchingMail, match=r"expected no message matching subject='two'.*\n  1\. .*'two'"):
+        with pytest.raises(
+            NoMatchingMail, match=r"expected no message matching subject='two'.*\n  1\. .*'two'"
+        ):
             s.assert_not_received(subject="two")
         assert s.last.subject == "two" and len(s) == 2
 
