@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import http.server
 import re
+import smtplib
 import threading
 from collections.abc import Callable, Iterator
 from email.message import EmailMessage
@@ -13,8 +14,8 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import UIServer, shot
-from tests.helpers import free_port
+from tests.browser.conftest import USE_MOCK, UIServer, shot
+from tests.helpers import free_port, running_server
 
 pytestmark = pytest.mark.browser
 ex = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)").expect
@@ -460,3 +461,26 @@ def test_thread_view(open_ui: OpenUI, ui_server: UIServer) -> None:
     ex(page.locator(".thread-item.current")).to_contain_text("Re: Lunch on Friday?")
     items.filter(has_text="Alice").click()
     ex(page.locator("#msg-subject")).to_have_text("Lunch on Friday?")
+
+
+def test_served_under_a_webroot(chromium: Any) -> None:
+    """With --webroot /mail/ every asset, API call and the WebSocket resolve under it."""
+    if USE_MOCK:
+        pytest.skip("the mock serves at / only")
+    with running_server(webroot="/mail/") as srv:
+        if "http" not in srv.app.addresses:
+            pytest.skip("this build has no HTTP listener yet")
+        ctx = chromium.new_context()
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(srv.http_url + "/mail/")
+        page.wait_for_selector("body[data-ready]")
+        ex(page.locator("#conn")).to_have_attribute("data-state", "open")
+        with smtplib.SMTP("127.0.0.1", srv.smtp_port, timeout=10) as smtp:
+            smtp.send_message(mail("Under a webroot"))
+        ex(row(page, "Under a webroot")).to_be_visible()
+        row(page, "Under a webroot").click()
+        ex(page.locator("#msg-subject")).to_have_text("Under a webroot")
+        assert errors == []
+        ctx.close()
