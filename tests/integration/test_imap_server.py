@@ -285,24 +285,26 @@ def test_authenticate_plain(srv: RunningServer) -> None:
 def test_auth_file_and_tls_rules(tmp_path: Path) -> None:
     creds = tmp_path / "users"
     creds.write_text("oscar@example.org:s3cret\n")
-    with running_server(auth_file=str(creds), require_tls_login=True, tls_self_signed=True) as s:
-        with Wire(*s.addr("imap")) as w:
-            caps = w.ok("CAPABILITY")[0]
-            assert b" STARTTLS" in caps and b" LOGINDISABLED" in caps and b"AUTH=PLAIN" not in caps
-            assert tail(w.cmd("LOGIN oscar@example.org s3cret")) == (
-                b"NO [PRIVACYREQUIRED] plaintext login needs TLS; use STARTTLS\r\n"
-            )
-            assert tail(w.cmd("STARTTLS")) == b"OK Begin TLS negotiation now\r\n"
-            ctx = ssl.create_default_context()
-            ctx.check_hostname = False
-            ctx.verify_mode = ssl.CERT_NONE
-            w.sock = ctx.wrap_socket(w.sock, server_hostname="localhost")
-            caps = w.ok("CAPABILITY")[0]
-            assert b"STARTTLS" not in caps and b"AUTH=PLAIN" in caps
-            assert tail(w.cmd("LOGIN oscar@example.org wrong")) == (
-                b"NO [AUTHENTICATIONFAILED] invalid user name or password\r\n"
-            )
-            assert tail(w.cmd("LOGIN OSCAR@example.org s3cret")).startswith(b"OK ")
+    with (
+        running_server(auth_file=str(creds), require_tls_login=True, tls_self_signed=True) as s,
+        Wire(*s.addr("imap")) as w,
+    ):
+        caps = w.ok("CAPABILITY")[0]
+        assert b" STARTTLS" in caps and b" LOGINDISABLED" in caps and b"AUTH=PLAIN" not in caps
+        assert tail(w.cmd("LOGIN oscar@example.org s3cret")) == (
+            b"NO [PRIVACYREQUIRED] plaintext login needs TLS; use STARTTLS\r\n"
+        )
+        assert tail(w.cmd("STARTTLS")) == b"OK Begin TLS negotiation now\r\n"
+        ctx = ssl.create_default_context()
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+        w.sock = ctx.wrap_socket(w.sock, server_hostname="localhost")
+        caps = w.ok("CAPABILITY")[0]
+        assert b"STARTTLS" not in caps and b"AUTH=PLAIN" in caps
+        assert tail(w.cmd("LOGIN oscar@example.org wrong")) == (
+            b"NO [AUTHENTICATIONFAILED] invalid user name or password\r\n"
+        )
+        assert tail(w.cmd("LOGIN OSCAR@example.org s3cret")).startswith(b"OK ")
 
 
 def test_implicit_tls() -> None:
