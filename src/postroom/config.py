@@ -62,6 +62,23 @@ OPTIONS: list[Option] = [
     Option(
         "max_age", str, "", "prune messages older than this (e.g. 12h, 7d; empty: keep)", "storage", "AGE"
     ),
+    # conversations (docs/threads.md)
+    Option(
+        "threads_subject",
+        str,
+        "replies",
+        "join conversations by subject alone: replies (Re:/AW:/... without References), all, or off",
+        "conversations",
+        "POLICY",
+    ),
+    Option(
+        "threads_window",
+        int,
+        30,
+        "subject-only grouping links messages at most this many days apart (0: no limit)",
+        "conversations",
+        "DAYS",
+    ),
     # mailboxes
     Option(
         "mailbox_key",
@@ -160,6 +177,8 @@ class Settings:
     max: int = 10000
     max_age: str = ""
     indexer: str = "process"
+    threads_subject: str = "replies"
+    threads_window: int = 30
     mailbox_key: str = "address"
     subaddress: bool = False
     tls_cert: str = ""
@@ -209,6 +228,10 @@ class Settings:
             raise ConfigError(f"--indexer must be process or thread, not {self.indexer!r}")
         if self.max < 0:
             raise ConfigError("--max must be 0 or more")
+        if self.threads_subject not in ("replies", "all", "off"):
+            raise ConfigError(f"--threads-subject must be replies, all or off, not {self.threads_subject!r}")
+        if self.threads_window < 0:
+            raise ConfigError("--threads-window must be 0 or more days")
         if self.max_age:
             parse_duration(self.max_age)
         if bool(self.tls_cert) != bool(self.tls_key):

@@ -1,4 +1,5 @@
-"""The indexer: full MIME parse, snippet, attachment count and full-text rows, off the ingest path.
+"""The indexer: full MIME parse, snippet, attachment count, full-text rows and conversations,
+off the ingest path.
 
 Parsing runs in its own process by default (``--indexer process``) so that it uses the
 machine's second core instead of competing with the SMTP loop for the GIL; in a thread
@@ -9,13 +10,21 @@ thread, which writes them in its next group commit: a second writer would make t
 path wait on SQLite's lock (its busy handler sleeps in steps of milliseconds), which is
 exactly the latency group commit exists to avoid.
 
+The indexer is also the one authority on conversations (``ThreadID``, docs/threads.md):
+it keeps a :class:`~postroom.store.thread_index.ConversationIndex` in memory, built at its
+start from the ``message`` table, threads each new message in row id order, and ships the
+thread id with the message's results, plus the older conversations the message merged;
+:func:`write_index` applies both in the writer's transaction.
+
 Process protocol: the store wakes the worker with a byte on its stdin after each commit
 (stdin closing means "stop"); the worker answers with frames on its stdout, each a 4-byte
 big-endian length and a ``marshal`` dump of a list of result tuples (see :data:`Row`).
+Arguments: ``DB [--threads-subject replies|all|off] [--threads-window DAYS] [--no-threads]``.
 """
 
 from __future__ import annotations
 
+import argparse
 import logging
 import marshal
 import os
@@ -29,7 +38,16 @@ from typing import IO, Any
 
 import zstandard
 
-__all__ = ["Row", "extract_pending", "main", "read_frame", "write_index"]
+from ..threads import ThreadingOptions
+from .thread_index import (
+    DAY,
+    RECORD_COLUMNS,
+    SUBJECT_POLICIES,
+    ConversationIndex,
+    record_from_row,
+)
+
+__all__ = ["Indexer", "Row", "extract_pending", "main", "read_frame", "write_index"]
 
 log = logging.getLogger(__name__)
 
@@ -37,9 +55,15 @@ BATCH = 250  # messages per frame / per writer call
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
 NICENESS = 10  # scheduling priority drop of the worker process (see main)
 MAX_FRAME = 512 * 1024 * 1024  # a frame larger than this is a broken pipe, not data
+# The conversation index is rebuilt from the database (dropping what pruned messages left
+# behind) when it holds this many times the stored messages, plus COMPACT_SLACK.
+COMPACT_FACTOR = 2
+COMPACT_SLACK = 10_000
 
-# (message id, snippet, attachments, subject, addresses, body, attachment names); or
-# (message id,) when the message could not be parsed (it is marked indexed, without text).
+# (message id, thread id, merged thread ids, snippet, attachments, subject, addresses, body,
+# attachment names); or (message id, thread id, merged) when there is no text to store: the
+# message could not be parsed (it is marked indexed, without text), or it was indexed before
+# and only its conversation changes. Thread id 0: conversations are switched off.
 Row = tuple[Any, ...]
 
 
@@ -52,45 +76,131 @@ def _extractor() -> Callable[[bytes], Any] | None:
 
 
 def extract_pending(
-    conn: sqlite3.Connection, extract: Callable[[bytes], Any], after: int, limit: int = BATCH
+    conn: sqlite3.Connection,
+    extract: Callable[[bytes], Any],
+    after: int,
+    limit: int = BATCH,
+    threads: ConversationIndex | None = None,
 ) -> list[Row]:
-    """Parse up to ``limit`` not yet indexed messages with ids above ``after``."""
+    """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``."""
     dctx = zstandard.ZstdDecompressor()
     rows = conn.execute(
-        "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? "
-        "ORDER BY m.id LIMIT ?",
+        f"SELECT m.id, {', '.join('m.' + c.strip() for c in RECORD_COLUMNS.split(','))}, r.data "
+        "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? ORDER BY m.id LIMIT ?",
         (after, limit),
     ).fetchall()
     out: list[Row] = []
-    for mid, data in rows:
+    for row in rows:
+        mid, data = row[0], row[-1]
+        tid: int = 0
+        merged: tuple[int, ...] = ()
+        if threads is not None:
+            a = threads.add(record_from_row(row))
+            tid, merged = a.thread_id, a.merged
         try:
             d = extract(dctx.decompress(data))
-            out.append((mid, d.snippet, d.attachments, d.subject, d.addresses, d.body, d.attachment_names))
+            out.append(
+                (
+                    mid,
+                    tid,
+                    merged,
+                    d.snippet,
+                    d.attachments,
+                    d.subject,
+                    d.addresses,
+                    d.body,
+                    d.attachment_names,
+                )
+            )
         except Exception:  # one broken message must not stop the others
             log.exception("indexing message %s failed", mid)
-            out.append((mid,))
+            out.append((mid, tid, merged))
     return out
+
+
+class Indexer:
+    """The indexer's state between batches: where it is, and the conversation index.
+
+    Used by the worker process (:func:`main`) and by the store's indexer thread alike.
+
+    Args:
+        conn: a read-only connection (:func:`connect_readonly`).
+        extract: the parser (``postroom.store.indexer.extract``).
+        options: how to form conversations; None switches them off.
+    """
+
+    def __init__(
+        self, conn: sqlite3.Connection, extract: Callable[[bytes], Any], options: ThreadingOptions | None
+    ) -> None:
+        self.conn = conn
+        self.extract = extract
+        self.options = options
+        self.after = 0
+        self.threads: ConversationIndex | None = None
+
+    def start(self) -> list[Row]:
+        """Build the conversation index from the stored messages; returns the rows to fix."""
+        if self.options is None:
+            return []
+        self.threads = ConversationIndex(self.options)
+        return [(mid, tid, merged) for mid, tid, merged in self.threads.load(self.conn)]
+
+    def next_batch(self) -> list[Row]:
+        """Parse and thread the next pending messages (empty when there are none)."""
+        rows = extract_pending(self.conn, self.extract, self.after, threads=self.threads)
+        if rows:
+            self.after = rows[-1][0]
+        return rows
+
+    def idle(self) -> list[Row]:
+        """Housekeeping between bursts: rebuild an index that pruned messages bloated.
+
+        Only when everything shipped so far is written (no message is waiting to be
+        indexed), so the rebuilt index holds exactly what the store holds.
+        """
+        threads = self.threads
+        if threads is None or threads.messages < COMPACT_SLACK:
+            return []
+        stored, pending = self.conn.execute(
+            "SELECT count(*), coalesce(sum(indexed = 0), 0) FROM message"
+        ).fetchone()
+        if pending or threads.messages <= COMPACT_FACTOR * stored + COMPACT_SLACK:
+            return []
+        log.debug("rebuilding the conversation index (%d entries, %d messages)", threads.messages, stored)
+        return self.start()
 
 
 def write_index(conn: sqlite3.Connection, rows: list[Row], rules: Any = None) -> list[str]:
     """Write parsed results (inside the caller's transaction). Returns the public IDs indexed.
 
-    Applies the tagging rules (an ``indexer.TagRules``) once a message's full-text row exists.
+    Applies each row's conversation first (older conversations it merged are re-labelled
+    in one ``UPDATE``; rows arrive in threading order, so the labels stay consistent), then
+    the tagging rules (an ``indexer.TagRules``) once a message's full-text row exists.
     """
     done: list[int] = []
     for row in rows:
-        mid = row[0]
-        if len(row) == 1:
-            conn.execute("UPDATE message SET indexed = 1 WHERE id = ?", (mid,))
+        mid, tid, merged = row[0], row[1], row[2]
+        thread = str(tid) if tid else None
+        if merged:
+            marks = ",".join("?" * len(merged))
+            conn.execute(
+                f"UPDATE message SET thread_id = ? WHERE thread_id IN ({marks})", (thread, *map(str, merged))
+            )
+        if len(row) == 3:
+            conn.execute(
+                "UPDATE message SET indexed = 1, thread_id = coalesce(?, thread_id) WHERE id = ?",
+                (thread, mid),
+            )
             continue
         cur = conn.execute(
-            "UPDATE message SET snippet = ?, attachments = ?, indexed = 1 WHERE id = ? AND indexed = 0",
-            (row[1], row[2], mid),
+            "UPDATE message SET snippet = ?, attachments = ?, indexed = 1, thread_id = coalesce(?, thread_id) "
+            "WHERE id = ? AND indexed = 0",
+            (row[3], row[4], thread, mid),
         )
         if cur.rowcount:  # still there, and not indexed meanwhile
             conn.execute(
                 "INSERT INTO fts(rowid, subject, addresses, body, attachments) VALUES (?, ?, ?, ?, ?)",
-                (mid, row[3], row[4], row[5], row[6]),
+                (mid, row[5], row[6], row[7], row[8]),
             )
             done.append(mid)
             if rules:
@@ -131,32 +241,57 @@ def read_frame(stream: IO[bytes]) -> list[Row] | None:
     return rows
 
 
+def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None]:
+    ap = argparse.ArgumentParser(prog="python -m postroom.store.index_worker")
+    ap.add_argument("db")
+    ap.add_argument("--threads-subject", choices=sorted(SUBJECT_POLICIES), default="replies")
+    ap.add_argument("--threads-window", type=float, default=30.0, help="days; 0: no limit")
+    ap.add_argument("--no-threads", action="store_true")
+    a = ap.parse_args(args)
+    if a.no_threads:
+        return a.db, None
+    window = a.threads_window * DAY if a.threads_window > 0 else None
+    return a.db, ThreadingOptions(subject_policy=SUBJECT_POLICIES[a.threads_subject], subject_window=window)
+
+
+def _send(out: IO[bytes], rows: list[Row]) -> bool:
+    """Write one frame per BATCH rows; False when the store is gone."""
+    for i in range(0, len(rows), BATCH):
+        data = marshal.dumps(rows[i : i + BATCH])
+        try:
+            out.write(struct.pack(">I", len(data)) + data)
+            out.flush()
+        except BrokenPipeError:
+            return False
+    return True
+
+
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the indexer process: ``python -m postroom.store.index_worker DB``."""
+    """Entry point of the indexer process: ``python -m postroom.store.index_worker DB [options]``."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s indexer: %(message)s")
     extract = _extractor()
     if extract is None or not args:
         return 1
+    path, options = _parse_args(args)
     # Parsing can always wait; a burst of SMTP must not: yield the CPU to the server.
     try:
         os.nice(NICENESS)
     except OSError:
         pass
-    conn = connect_readonly(args[0])
+    conn = connect_readonly(path)
     stdin = sys.stdin.fileno()
     out = sys.stdout.buffer
     os.set_blocking(stdin, False)
-    after = 0
+    indexer = Indexer(conn, extract, options)
+    if not _send(out, indexer.start()):
+        return 0
     while True:
-        while rows := extract_pending(conn, extract, after):
-            after = rows[-1][0]
-            data = marshal.dumps(rows)
-            try:
-                out.write(struct.pack(">I", len(data)) + data)
-                out.flush()
-            except BrokenPipeError:
+        while rows := indexer.next_batch():
+            if not _send(out, rows):
                 return 0
+        if not _send(out, indexer.idle()):
+            return 0
         ready, _, _ = select.select([stdin], [], [], IDLE_POLL)
         if ready:
             try:

@@ -932,8 +932,16 @@ class SQLiteStore(FolderMixin):
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
         if self.settings.indexer == "process":
+            from .thread_index import options_from_settings, worker_args
+
             self._index_proc = subprocess.Popen(
-                [sys.executable, "-m", "postroom.store.index_worker", self.path],
+                [
+                    sys.executable,
+                    "-m",
+                    "postroom.store.index_worker",
+                    self.path,
+                    *worker_args(options_from_settings(self.settings)),
+                ],
                 stdin=subprocess.PIPE,
                 stdout=subprocess.PIPE,
                 close_fds=True,
@@ -973,18 +981,23 @@ class SQLiteStore(FolderMixin):
                 log.exception("indexer results could not be stored")
 
     def _index_loop(self) -> None:
-        from .index_worker import _extractor, connect_readonly, extract_pending
+        from .index_worker import BATCH, Indexer, _extractor, connect_readonly
+        from .thread_index import options_from_settings
 
         extract = _extractor()
         assert extract is not None
         conn = connect_readonly(self.path)
-        after = 0
+        indexer = Indexer(conn, extract, options_from_settings(self.settings))
         try:
+            fixes = indexer.start()  # the conversation index, from the stored messages
+            for i in range(0, len(fixes), BATCH):
+                self._write_index(fixes[i : i + BATCH])
             while not self._closed:
                 self._index_wakeup.wait(2)
                 self._index_wakeup.clear()
-                while not self._closed and (rows := extract_pending(conn, extract, after)):
-                    after = rows[-1][0]
+                while not self._closed and (rows := indexer.next_batch()):
+                    self._write_index(rows)
+                if not self._closed and (rows := indexer.idle()):
                     self._write_index(rows)
         except StoreClosed:
             pass
