@@ -45,6 +45,8 @@ __all__ = [
     "StoreClosed",
     "StoreError",
     "Summary",
+    "ThreadInfo",
+    "ThreadPage",
 ]
 
 INBOX = "INBOX"
@@ -160,6 +162,25 @@ class MessagePage:
 
 
 @dataclass(frozen=True, slots=True)
+class ThreadInfo:
+    """One conversation in a listing (``GET /api/v2/threads``; docs/threads.md)."""
+
+    thread_id: str
+    subject: str  # of its first message
+    messages: int
+    unread: int
+    participants: list[Address]  # From, To and Cc of its messages, first seen first
+    last_activity: float  # newest message received (epoch seconds)
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadPage:
+    total: int  # conversations (in the mailbox, when filtered)
+    start: int
+    threads: list[ThreadInfo]  # newest activity first
+
+
+@dataclass(frozen=True, slots=True)
 class MailboxInfo:
     name: str
     total: int
@@ -230,6 +251,15 @@ class Store(Protocol):
 
     def mailboxes(self) -> list[MailboxInfo]: ...
     def stats(self) -> dict[str, Any]: ...
+
+    # -- conversations (ThreadID; assigned by the indexer shortly after delivery) --------
+    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
+        """Conversations, newest activity first (counted within ``mailbox`` when given)."""
+        ...
+
+    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
+        """The messages of a conversation in arrival order; [] for an unknown id."""
+        ...
     def tags(self) -> list[str]: ...
 
     # -- changes (go through the writer; block the calling thread until committed) ------

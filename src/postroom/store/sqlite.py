@@ -49,6 +49,7 @@ from .base import (
 from .headers import scan_headers
 from .sqlite_folders import FolderMixin
 from .sqlite_search import register_functions
+from .sqlite_threads import ThreadsMixin
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -104,7 +105,7 @@ class _Call:
 _STOP = object()
 
 
-class SQLiteStore(FolderMixin):
+class SQLiteStore(FolderMixin, ThreadsMixin):
     """SQLite implementation of :class:`postroom.store.base.Store`."""
 
     def __init__(self, target: str, settings: Settings, bus: Bus) -> None:

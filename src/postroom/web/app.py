@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..events import Event, EventType
 from ..store.base import StoreClosed
-from . import api_testing, api_v1, api_v2, events, views
+from . import api_testing, api_threads, api_v1, api_v2, events, views
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
 
 if TYPE_CHECKING:
@@ -105,6 +105,7 @@ def create_app(app: App) -> web.Application:
     wapp.on_cleanup.append(on_cleanup)
     api_v1.add_routes(wapp.router, prefix)
     api_v2.add_routes(wapp.router, prefix)
+    api_threads.add_routes(wapp.router, prefix)  # conversations (docs/threads.md)
     api_testing.add_routes(wapp.router, prefix)  # chaos and webhooks (postroom.testing)
     events.add_routes(wapp, prefix)
     if prefix != "/":
