@@ -178,12 +178,12 @@ def test_copy_move_uidplus(srv: RunningServer) -> None:
         assert moved[1:] == [b"* 3 EXPUNGE\r\n"]
         assert tail(w.cmd("COPY 1 Nope")) == b"NO [TRYCREATE] mailbox does not exist\r\n"
         status = w.ok("STATUS Archive (MESSAGES UIDNEXT UNSEEN)")
-        assert status == [b'* STATUS "Archive" (MESSAGES 3 UIDNEXT 4 UNSEEN 3)\r\n']
+        assert status == [b"* STATUS Archive (MESSAGES 3 UIDNEXT 4 UNSEEN 3)\r\n"]
         w.ok("UID STORE 1 +FLAGS (\\Deleted)")
         w.ok("UID STORE 2 +FLAGS (\\Deleted)")
         assert w.ok("UID EXPUNGE 2") == [b"* 2 EXPUNGE\r\n"]
         w.ok("CLOSE")
-        assert w.ok("STATUS INBOX (MESSAGES)") == [b'* STATUS "INBOX" (MESSAGES 0)\r\n']
+        assert w.ok("STATUS INBOX (MESSAGES)") == [b"* STATUS INBOX (MESSAGES 0)\r\n"]
 
 
 def test_list_hierarchy_special_use_and_utf7_names(srv: RunningServer) -> None:
@@ -193,27 +193,27 @@ def test_list_hierarchy_special_use_and_utf7_names(srv: RunningServer) -> None:
         w.ok("UNSUBSCRIBE Work/Projects/Alpha")
         assert w.ok('LIST "" ""') == [b'* LIST (\\Noselect) "/" ""\r\n']
         assert w.ok('LIST "" "%"') == [
-            b'* LIST (\\HasNoChildren) "/" "INBOX"\r\n',
-            b'* LIST (\\HasNoChildren \\Drafts) "/" "Entw&APw-rfe"\r\n',
-            b'* LIST (\\HasChildren) "/" "Work"\r\n',
+            b'* LIST (\\HasNoChildren) "/" INBOX\r\n',
+            b'* LIST (\\HasNoChildren \\Drafts) "/" Entw&APw-rfe\r\n',
+            b'* LIST (\\HasChildren) "/" Work\r\n',
         ]
         assert w.ok('LIST "Work/" "*"') == [
-            b'* LIST (\\HasChildren) "/" "Work/Projects"\r\n',
-            b'* LIST (\\HasNoChildren) "/" "Work/Projects/Alpha"\r\n',
+            b'* LIST (\\HasChildren) "/" Work/Projects\r\n',
+            b'* LIST (\\HasNoChildren) "/" Work/Projects/Alpha\r\n',
         ]
         assert w.ok('LIST (SPECIAL-USE) "" "*"') == [
-            b'* LIST (\\HasNoChildren \\Drafts) "/" "Entw&APw-rfe"\r\n'
+            b'* LIST (\\HasNoChildren \\Drafts) "/" Entw&APw-rfe\r\n'
         ]
         assert w.ok('LSUB "" "*"') == [
-            b'* LSUB () "/" "INBOX"\r\n',
-            b'* LSUB () "/" "Entw&APw-rfe"\r\n',
-            b'* LSUB () "/" "Work"\r\n',
-            b'* LSUB () "/" "Work/Projects"\r\n',
+            b'* LSUB () "/" INBOX\r\n',
+            b'* LSUB () "/" Entw&APw-rfe\r\n',
+            b'* LSUB () "/" Work\r\n',
+            b'* LSUB () "/" Work/Projects\r\n',
         ]
         listing = w.ok('LIST "" "INBOX" RETURN (STATUS (MESSAGES UIDVALIDITY))')
-        assert listing[1].startswith(b'* STATUS "INBOX" (MESSAGES 0 UIDVALIDITY ')
+        assert listing[1].startswith(b"* STATUS INBOX (MESSAGES 0 UIDVALIDITY ")
         w.ok("RENAME Work/Projects Work/Done")
-        assert w.ok('LIST "" "Work/*"')[-1] == b'* LIST (\\HasNoChildren) "/" "Work/Done/Alpha"\r\n'
+        assert w.ok('LIST "" "Work/*"')[-1] == b'* LIST (\\HasNoChildren) "/" Work/Done/Alpha\r\n'
         w.ok("DELETE Work/Done/Alpha")
         assert tail(w.cmd("DELETE INBOX")).startswith(b"NO [CANNOT]")
         assert w.ok("NAMESPACE") == [b'* NAMESPACE (("" "/")) NIL NIL\r\n']
@@ -223,14 +223,14 @@ def test_all_login_sees_every_mailbox(srv: RunningServer) -> None:
     deliver(srv, msg("to both"), "kate@example.org", "leo@example.org")
     with connect(srv, "all") as w:
         names = w.ok('LIST "" "%"')
-        assert b'* LIST (\\HasNoChildren) "/" "kate@example.org"\r\n' in names
-        assert b'* LIST (\\HasNoChildren) "/" "leo@example.org"\r\n' in names
+        assert b'* LIST (\\HasNoChildren) "/" kate@example.org\r\n' in names
+        assert b'* LIST (\\HasNoChildren) "/" leo@example.org\r\n' in names
         sel = w.ok("SELECT kate@example.org")
         assert b"* 1 EXISTS\r\n" in sel
         w.ok("CREATE leo@example.org/Saved")
         assert tail(w.cmd("COPY 1 leo@example.org/Saved")).startswith(b"OK [COPYUID ")
         assert w.ok("STATUS leo@example.org/Saved (MESSAGES)") == [
-            b'* STATUS "leo@example.org/Saved" (MESSAGES 1)\r\n'
+            b"* STATUS leo@example.org/Saved (MESSAGES 1)\r\n"
         ]
         assert tail(w.cmd("SELECT INBOX")) == b"NO [NONEXISTENT] mailbox does not exist\r\n"
 
@@ -316,7 +316,7 @@ def test_implicit_tls() -> None:
             assert w.greeting.startswith(b"* OK [CAPABILITY ")
             assert b"STARTTLS" not in w.greeting
             w.ok("LOGIN paul@example.org x")
-            assert w.ok("STATUS INBOX (MESSAGES)") == [b'* STATUS "INBOX" (MESSAGES 0)\r\n']
+            assert w.ok("STATUS INBOX (MESSAGES)") == [b"* STATUS INBOX (MESSAGES 0)\r\n"]
 
 
 def test_client_vanishing_mid_literal_does_not_hurt_the_server(srv: RunningServer) -> None:

@@ -182,6 +182,7 @@ def parse_datetime(text: str) -> float:
 
 
 def format_datetime(ts: float) -> str:
-    """Epoch seconds -> ``17-Jul-1996 02:44:25 +0000`` (RFC 3501 date-time, UTC)."""
+    """Epoch seconds -> ``07-Jul-1996 02:44:25 +0000`` (RFC 3501 date-time in UTC; the day
+    zero-padded, which date-day-fixed allows and Dovecot writes)."""
     t = time.gmtime(ts)
-    return f"{t.tm_mday:2d}-{_MONTHS[t.tm_mon - 1].capitalize()}-{t.tm_year:04d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"
+    return f"{t.tm_mday:02d}-{_MONTHS[t.tm_mon - 1].capitalize()}-{t.tm_year:04d} {t.tm_hour:02d}:{t.tm_min:02d}:{t.tm_sec:02d} +0000"

@@ -60,9 +60,10 @@ class Literal:
 
 @dataclass(frozen=True, slots=True)
 class Binary:
-    """Decoded content for BINARY[...] (RFC 3516): literal8 if it holds NUL."""
+    """Decoded content for BINARY[...] (RFC 3516): literal8 if it holds NUL or ``eight``."""
 
     data: bytes
+    eight: bool = False  # content was decoded from a transfer encoding (Dovecot then says ~{n})
 
 
 Value = None | int | str | bytes | Raw | Literal | Binary | list["Value"] | tuple["Value", ...]
@@ -110,7 +111,8 @@ def _encode(value: Value, out: list[bytes]) -> None:
         out.append(value.data)
     elif isinstance(value, Binary):
         # RFC 3516 section 4.2: literal8 only where it is needed (NUL octets), as Dovecot does
-        out.append((b"~{%d}\r\n" if b"\0" in value.data else b"{%d}\r\n") % len(value.data))
+        eight = value.eight or b"\0" in value.data
+        out.append((b"~{%d}\r\n" if eight else b"{%d}\r\n") % len(value.data))
         out.append(value.data)
     elif isinstance(value, list | tuple):
         out.append(b"(")

@@ -241,6 +241,20 @@ def decode_part(top: Part, section: Section) -> bytes:
     raise UnknownCTE(f"unknown transfer encoding {enc[:30]}")
 
 
+def was_decoded(top: Part, section: Section) -> bool:
+    """Whether BINARY[section] removes a transfer encoding (answered as literal8, like Dovecot)."""
+    if not section.path:
+        return False
+    try:
+        part = top.find(list(section.path))
+    except SectionError:
+        return False
+    if part.is_multipart:
+        return True
+    enc = part.get("content-transfer-encoding")
+    return enc is not None and enc.decode("latin-1").strip().lower() in ("base64", "quoted-printable")
+
+
 def apply_partial(data: bytes, partial: tuple[int, int] | None) -> bytes:
     """``<start.length>`` slicing (RFC 3501: past the end gives an empty string)."""
     if partial is None:

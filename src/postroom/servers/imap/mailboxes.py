@@ -25,8 +25,13 @@ _SPECIAL_USE = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent
 _STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
 
 
+_ATOM = re.compile(rb"[^\x00-\x20(){%*\"\\\]\x7f]+\Z")
+
+
 def _quote_name(name: str) -> bytes:
-    return encode(utf7.encode(name).encode("ascii"))
+    """A mailbox name as an atom when it can be one, else quoted (as Dovecot writes them)."""
+    wire = utf7.encode(name).encode("ascii")
+    return wire if _ATOM.match(wire) and wire.upper() != b"NIL" else encode(wire)
 
 
 def pattern_regex(ref: str, pattern: str) -> re.Pattern[str]:

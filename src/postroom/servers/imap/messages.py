@@ -136,9 +136,7 @@ def body_text(part: mime.Part, depth: int = 0) -> str:
     if part.is_multipart:
         return "\n".join(body_text(c, depth + 1) for c in part.children)
     if part.is_message and part.message is not None:
-        m = part.message
-        head = "\n".join(decode_words(mime.unfold(v).decode("utf-8", "replace")) for _, v in m.fields)
-        return head + "\n" + body_text(m, depth + 1)
+        return body_text(part.message, depth + 1)  # the embedded body; its header is not body text
     if part.type.lower() != "text":
         return ""
     enc = (part.get("content-transfer-encoding") or b"").decode("latin-1").strip().lower()

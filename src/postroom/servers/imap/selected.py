@@ -9,7 +9,14 @@ from ...protocols.imap.commands import State
 from ...protocols.imap.decoder import Group
 from ...protocols.imap.encoder import Binary, Literal, Raw, encode
 from ...protocols.imap.errors import No, ParseError
-from ...protocols.imap.fetch import Item, apply_partial, decode_part, parse_items, section_content
+from ...protocols.imap.fetch import (
+    Item,
+    apply_partial,
+    decode_part,
+    parse_items,
+    section_content,
+    was_decoded,
+)
 from ...protocols.imap.mime import Part, SectionError
 from ...protocols.imap.numset import NumSet, format_numbers, format_pairs
 from ...protocols.imap.search import CHARSETS, BadCharset, Context, Key, matches, parse_criteria
@@ -91,10 +98,11 @@ def _section_value(part: Part, item: Item) -> bytes:
             return encode(Literal(apply_partial(section_content(part, item.section), item.partial)))
         data = decode_part(part, item.section)
     except SectionError:
-        return b"{0}\r\n"  # a part that does not exist reads as empty, as in Dovecot
+        # a part that does not exist reads as empty, as in Dovecot
+        return b"0" if item.name == "BINARY.SIZE" else b"{0}\r\n"
     if item.name == "BINARY.SIZE":
         return b"%d" % len(data)
-    return encode(Binary(apply_partial(data, item.partial)))
+    return encode(Binary(apply_partial(data, item.partial), was_decoded(part, item.section)))
 
 
 class SelectedCommands(SessionBase):
@@ -196,8 +204,10 @@ class SelectedCommands(SessionBase):
         modes = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}
         if base not in modes:
             raise ParseError("expected FLAGS, +FLAGS or -FLAGS")
-        flags = frozenset(f for f in args.flags() if f != "\\Recent")
+        flags = frozenset(args.flags())
         args.end()
+        if "\\Recent" in flags:
+            raise ParseError("\\Recent cannot be changed")  # RFC 3501 2.3.2; Dovecot answers BAD too
         if sel.readonly:
             raise No("mailbox is read-only", "READ-ONLY")
         targets = self.targets(sel, ns, uid)
