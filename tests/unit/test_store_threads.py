@@ -1,0 +1,116 @@
+"""Conversations in the SQLite store across restarts: the indexer rebuilds its index from the
+database and thread ids stay what they were (real SQLite, real writer, both indexer modes)."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from email.utils import formatdate
+from pathlib import Path
+
+import pytest
+
+from postroom.config import Settings
+from postroom.events import Bus
+from postroom.store.base import Envelope
+from postroom.store.sqlite import SQLiteStore
+
+BASE = 1_790_000_000
+ENV = Envelope(mail_from="a@example.com", rcpt_to=("b@example.org",))
+
+
+def mail(n: int, msgid: str, subject: str, refs: str = "") -> bytes:
+    head = f"From: a@example.com\r\nTo: b@example.org\r\nMessage-ID: <{msgid}>\r\nSubject: {subject}\r\n"
+    head += f"Date: {formatdate(BASE + 3600 * n)}\r\n"
+    if refs:
+        head += f"References: {refs}\r\n"
+    return (head + "\r\nbody\r\n").encode()
+
+
+def thread_ids(store: SQLiteStore, ids: list[str], timeout: float = 30) -> list[str]:
+    """The thread ids of ``ids`` once the indexer has given every one of them an id."""
+    assert store.wait_indexed(timeout)
+    deadline = time.monotonic() + timeout
+    while True:
+        got = [s.thread_id if (s := store.get_summary(i)) else "?" for i in ids]
+        if all(got) or time.monotonic() > deadline:
+            return got
+        time.sleep(0.02)
+
+
+def run(path: Path, mode: str, mails: list[bytes], **kw: object) -> tuple[list[str], SQLiteStore]:
+    store = SQLiteStore(str(path), Settings(indexer=mode, max=0, **kw), Bus())  # type: ignore[arg-type]
+    store.start()
+
+    async def send() -> list[str]:
+        return [await store.deliver(ENV, m) for m in mails]
+
+    return asyncio.run(send()), store
+
+
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_thread_ids_survive_restarts(tmp_path: Path, mode: str) -> None:
+    db = tmp_path / "s.db"
+    first = [
+        mail(0, "r1@x", "Re: Plan", "<p@x>"),  # a reply before its parent
+        mail(1, "u@x", "Unrelated"),
+        mail(2, "s@x", "Status"),
+    ]
+    ids, store = run(db, mode, first)
+    try:
+        before = thread_ids(store, ids)
+    finally:
+        store.close()
+    assert [int(t) for t in before] == sorted(int(t) for t in set(before))  # three row ids, as text
+
+    second = [
+        mail(3, "p@x", "Plan"),  # the parent, after a restart: found through r1's References
+        mail(4, "s2@x", "Re: Status", "<s@x>"),
+        mail(5, "k@x", "AW: Unrelated"),  # subject only, localized prefix
+    ]
+    more, store = run(db, mode, second)
+    try:
+        assert thread_ids(store, ids + more) == [*before, before[0], before[2], before[1]]
+        store.delete_messages([ids[2]])  # the first message of the "Status" conversation
+    finally:
+        store.close()
+
+    late, store = run(db, mode, [mail(6, "s3@x", "Re: Status", "<s@x>")])
+    try:
+        assert thread_ids(store, late) == [before[2]]  # pruned first message, same conversation id
+        assert store.list_messages(query=f"thread:{before[2]}").messages_count == 2
+    finally:
+        store.close()
+
+
+def test_legacy_rows_get_thread_ids_at_start(tmp_path: Path) -> None:
+    db = tmp_path / "s.db"
+    mails = [mail(0, "a@x", "Hello"), mail(1, "b@x", "Re: Hello", "<a@x>"), mail(2, "c@x", "Other")]
+    ids, store = run(db, "thread", mails)
+    try:
+        want = thread_ids(store, ids)
+    finally:
+        store.close()
+    with sqlite3.connect(db) as conn:  # as if written before conversations existed
+        conn.execute("UPDATE message SET thread_id = ''")
+    conn.close()
+    _, store = run(db, "thread", [])
+    try:
+        assert thread_ids(store, ids) == want
+        page = store.list_threads()
+        assert page.total == 2 and [t.messages for t in page.threads] == [1, 2]
+        assert [s.id for s in store.thread_messages(want[0])] == ids[:2]
+    finally:
+        store.close()
+
+
+def test_threading_switched_off(tmp_path: Path) -> None:
+    ids, store = run(tmp_path / "s.db", "thread", [mail(0, "a@x", "Hi")], extra={"threading": False})
+    try:
+        assert store.wait_indexed(30)
+        s = store.get_summary(ids[0])
+        assert s is not None and s.thread_id == "" and s.snippet == "body"
+        assert store.list_threads().total == 0
+    finally:
+        store.close()
