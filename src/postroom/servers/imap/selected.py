@@ -4,6 +4,8 @@ CLOSE, UNSELECT, CHECK (RFC 3501 section 6.4, RFC 4315, 6851, 5256, 3516, 7162 b
 
 from __future__ import annotations
 
+from bisect import bisect_left, bisect_right
+
 from ...protocols.imap.args import Args, format_datetime
 from ...protocols.imap.commands import State
 from ...protocols.imap.decoder import Group
@@ -115,8 +117,11 @@ class SelectedCommands(SessionBase):
         if ns.saved:
             return [(t.seq_of(u), u) for u in sorted(self.saved) if t.seq_of(u)]
         if uid:
-            ranges = ns.resolve(t.largest_uid)
-            return [(i + 1, u) for i, u in enumerate(t.uids) if any(lo <= u <= hi for lo, hi in ranges)]
+            # UIDs are sorted: find each range by bisection (UID FETCH n must not scan the folder)
+            picked: set[int] = set()
+            for lo, hi in ns.resolve(t.largest_uid):
+                picked.update(range(bisect_left(t.uids, lo), bisect_right(t.uids, hi)))
+            return [(i + 1, t.uids[i]) for i in sorted(picked)]
         if not t.exists:
             if ns.has_star():
                 return []
