@@ -12,14 +12,14 @@ Errors: :class:`RuleError` (a ``ValueError``) for a tagging rule that cannot be 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..message import html_to_text, make_snippet, parse_message
+from ..message import ParsedMessage, html_to_text, html_to_text_parsed, make_snippet, parse_message
 from .base import InvalidQuery
 
-__all__ = ["IndexData", "RuleError", "TagRules", "extract"]
+__all__ = ["IndexData", "RuleError", "TagRules", "extract", "extract_reference"]
 
 # Text indexed per message (body + HTML text). Longer bodies are indexed up to this
 # many characters: FTS5 rows are re-read on merge, and test mail rarely exceeds it.
@@ -41,12 +41,28 @@ class IndexData:
 
 
 def extract(raw: bytes) -> IndexData:
-    """Parse ``raw`` and return what the full-text index and summary row need."""
-    pm = parse_message(raw)
+    """Parse ``raw`` and return what the full-text index and summary row need.
+
+    Uses the lean MIME splitter and the regex HTML reader (~10x faster than the stdlib
+    parsers); for a shape they do not handle, the stdlib parsers, with the same result.
+    """
+    return _index_data(parse_message(raw), _html_untidy)
+
+
+def extract_reference(raw: bytes) -> IndexData:
+    """:func:`extract` through the stdlib parsers only (``email``, ``html.parser``)."""
+    return _index_data(parse_message(raw, fast=False), html_to_text_parsed)
+
+
+def _html_untidy(html: str) -> str:
+    return html_to_text(html, tidy=False)  # whitespace does not count in the index
+
+
+def _index_data(pm: ParsedMessage, to_text: Callable[[str], str]) -> IndexData:
     people: list[str] = []
     for name, addr in [*([pm.from_] if pm.from_ else []), *pm.to, *pm.cc, *pm.bcc, *pm.reply_to]:
         people.append(f"{name} {addr}".strip())
-    html_text = html_to_text(pm.html)
+    html_text = pm.text if pm.text_from_html else to_text(pm.html)
     body = pm.text
     if html_text and html_text not in body:
         body = f"{body}\n{html_text}" if body else html_text
