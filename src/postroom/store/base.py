@@ -260,6 +260,7 @@ class Store(Protocol):
     def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
         """The messages of a conversation in arrival order; [] for an unknown id."""
         ...
+
     def tags(self) -> list[str]: ...
 
     # -- changes (go through the writer; block the calling thread until committed) ------

@@ -146,9 +146,17 @@ class ConversationIndex:
             tid = nxt
         return root
 
+    def _roots(self, tids: set[int]) -> set[int]:
+        merged = self._merged_into
+        if merged.keys().isdisjoint(tids):  # the common case: no merged ids among them
+            return tids
+        return {self.find(t) for t in tids}
+
     def threads_by_message_ids(self, ids: Sequence[str]) -> set[int]:
-        ref = self._ref
-        return {self.find(t) for t in (ref.get(i) for i in ids) if t is not None}
+        get = self._ref.get
+        found = {get(i) for i in ids}
+        found.discard(None)
+        return self._roots(found)  # type: ignore[arg-type]  # None was discarded
 
     def threads_by_subject(
         self, key: str, since: float | None, until: float | None, *, eligible_only: bool
@@ -156,7 +164,7 @@ class ConversationIndex:
         rows = (self._eligible if eligible_only else self._all).get(key)
         if rows is None:
             return set()
-        return {self.find(t) for t in set(rows.between(since, until))}
+        return self._roots(set(rows.between(since, until)))
 
     # -- growing ---------------------------------------------------------------------------
     def add(self, message: ThreadMessage, stored: int | None = None) -> ThreadAssignment:
