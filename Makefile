@@ -35,7 +35,7 @@ typecheck: $(TSTAMP)
 	$(BIN)/mypy
 
 pytest: $(TSTAMP) system-deps
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest -n 2 --dist loadfile $(ARGS)
 
 test: lint typecheck pytest
 

@@ -65,7 +65,7 @@ class UIServer:
             return int(e.code)
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")  # Playwright's sync API keeps an event loop running in this thread: end it with the module
 def chromium() -> Iterator[Any]:
     path = require_tool("chromium")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
