@@ -228,13 +228,14 @@ def _filename(part: Message) -> str:
     return ""
 
 
-def parse_message(raw: bytes, *, fast: bool = True) -> ParsedMessage:
+def parse_message(raw: bytes, *, fast: bool = True, payloads: bool = True) -> ParsedMessage:
     """Parse ``raw`` into a :class:`ParsedMessage` (never raises).
 
     The MIME tree comes from :func:`postroom.mimeparse.parse_bytes` when it handles the
     message's shape, else from ``email``'s parser (the same tree, ~6x slower);
     ``fast=False`` uses only the stdlib parsers (``email``, ``html.parser``): the
-    reference that tests compare the fast path with.
+    reference that tests compare the fast path with. ``payloads=False`` leaves the
+    payloads of attachments and inline parts empty (the indexer needs only their names).
     """
     headers = _raw_headers(raw)
     msg: Message | None = parse_bytes(raw) if fast else None
@@ -266,14 +267,14 @@ def parse_message(raw: bytes, *, fast: bool = True) -> ParsedMessage:
             pm.date = parsedate_to_datetime(date).timestamp()
         except (ValueError, TypeError, IndexError, OverflowError):
             pm.date = None
-    _walk(msg, "", 0, pm)
+    _walk(msg, "", 0, pm, payloads)
     if not pm.text and pm.html:
         pm.text = html_to_text(pm.html) if fast else html_to_text_parsed(pm.html)
         pm.text_from_html = True
     return pm
 
 
-def _walk(part: Message, prefix: str, depth: int, pm: ParsedMessage) -> None:
+def _walk(part: Message, prefix: str, depth: int, pm: ParsedMessage, payloads: bool = True) -> None:
     ctype = part.get_content_type()
     if part.is_multipart() and ctype != "message/rfc822" and depth < MAX_DEPTH:
         payload = part.get_payload()
@@ -282,20 +283,22 @@ def _walk(part: Message, prefix: str, depth: int, pm: ParsedMessage) -> None:
             if len(pm.parts) >= MAX_PARTS:
                 return
             if isinstance(child, Message):
-                _walk(child, f"{prefix}.{n}" if prefix else str(n), depth + 1, pm)
+                _walk(child, f"{prefix}.{n}" if prefix else str(n), depth + 1, pm, payloads)
         return
     part_id = prefix or "1"
     disposition = (part.get_content_disposition() or "").lower()
     filename = _filename(part)
-    cid = (part.get("Content-ID") or "").strip()
+    cid = str(part.get("Content-ID") or "").strip()  # a Header when it has 8-bit bytes
     cid = cid[1:-1] if cid.startswith("<") and cid.endswith(">") else cid
-    if ctype == "message/rfc822":
+    is_body = disposition != "attachment" and not filename and ctype in ("text/plain", "text/html")
+    if not (payloads or is_body):
+        payload = b""
+    elif ctype == "message/rfc822":
         inner = part.get_payload()
         sub = inner[0] if isinstance(inner, list) and inner else None
         payload = sub.as_bytes() if isinstance(sub, Message) else _payload(part)
     else:
         payload = _payload(part)
-    is_body = disposition != "attachment" and not filename and ctype in ("text/plain", "text/html")
     if is_body and ctype == "text/plain" and not pm.text:
         pm.text = _part_text(part, payload)
         return
@@ -407,6 +410,8 @@ _NAME = r"[a-zA-Z][^\t\n\r\f />\x00]*"
 _PLAIN_ATTRS = r"[^>]*"
 _QUOTED_ATTRS = r"""(?:[^>"'=]+|=+\s*"[^"]*"|=+\s*'[^']*'|=+(?!\s*["']))*"""
 _LEFTOVER = re.compile(r"<[a-zA-Z/!?]")
+# A value quoted after "=" still open at the end of a tag's attributes (NUL-joined).
+_OPEN_QUOTE = re.compile(r"""=\s*+(?:"[^"\x00]*+|'[^'\x00]*+)(?:\x00|\Z)""")
 _SEPS = {**{t: "\n" for t in _BLOCK}, **{"/" + t: "\n" for t in _BLOCK}}
 _SKIPPED = frozenset((*_SKIP, *("/" + t for t in _SKIP)))
 _BLANKS = re.compile(r"\n{3,}")
@@ -451,13 +456,13 @@ def _html_fast(html: str) -> str | None:
     if _SENTINEL in html or "\x00" in html:
         return None
     parts = _PLAIN_TOKENS.split(html)
-    texts = parts[0::5]
-    if ">" in "".join(texts) or _odd_quotes("".join(parts[4::5]) + "".join(parts[1::5])):
-        # A quoted attribute value may hold a ">" (the plain reading cut the tag there):
-        # read quotes; rare, and slower.
-        parts = _QUOTED_TOKENS.split(html)
-        texts = parts[0::5]
     attrs = parts[4::5]
+    if _OPEN_QUOTE.search("\x00".join(attrs)):
+        # A quoted attribute value holds a ">" (the plain reading cut the tag there): read
+        # quotes; rare, and slower.
+        parts = _QUOTED_TOKENS.split(html)
+        attrs = parts[4::5]
+    texts = parts[0::5]
     if _LEFTOVER.search(_SENTINEL.join(texts)):
         return None
     keys = "\x00".join(parts[1::5]).lower().split("\x00")
@@ -475,10 +480,6 @@ def _html_fast(html: str) -> str | None:
     if "&" in text:
         text = htmlmod.unescape(text)
     return text.replace(_SENTINEL, "")
-
-
-def _odd_quotes(s: str) -> bool:
-    return bool(s.count('"') % 2 or s.count("'") % 2)
 
 
 def _with_skips(texts: list[str], keys: list[str], attrs: list[str]) -> list[str] | None:

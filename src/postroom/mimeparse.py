@@ -51,14 +51,14 @@ def parse_bytes(raw: bytes) -> Message | None:
     """The ``compat32`` message tree of ``raw``, or ``None`` for shapes not handled here."""
     text = raw.decode("ascii", "surrogateescape")
     try:
-        msg, _ = _parse(text, 0, len(text), 0)
+        msg = _parse(text, 0, len(text), 0)
     except _Unhandled:
         return None
     return msg
 
 
-def _parse(text: str, start: int, end: int, depth: int) -> tuple[Message, bool]:
-    """Parse text[start:end] as one message or part; returns it and whether it is multipart."""
+def _parse(text: str, start: int, end: int, depth: int) -> Message:
+    """Parse text[start:end] as one message (depth 0) or body part of a multipart."""
     msg = Message(policy=_COMPAT32)
     pos = _headers(msg, text, start, end)
     ctype = msg.get_content_type()
@@ -66,13 +66,15 @@ def _parse(text: str, start: int, end: int, depth: int) -> tuple[Message, bool]:
     if maintype == "message":  # the stdlib parses these as nested messages
         raise _Unhandled
     if maintype != "multipart":
-        msg.set_payload(text[pos:end])
-        return msg, False
+        # In a multipart, the line end before the next boundary belongs to the boundary
+        # (RFC 2046 5.1.1).
+        msg.set_payload(_strip_eol(text[pos:end]) if depth else text[pos:end])
+        return msg
     boundary = msg.get_boundary()
     if boundary is None or ctype == "multipart/digest" or depth >= MAX_DEPTH:
         raise _Unhandled
     _split(msg, text, "--" + boundary, pos, end, depth)
-    return msg, True
+    return msg
 
 
 def _headers(msg: Message, text: str, pos: int, end: int) -> int:
@@ -151,27 +153,20 @@ def _split(msg: Message, text: str, sep: str, pos: int, end: int, depth: int) ->
         msg.preamble = _strip_eol(text[pos : found[0]])
     line_end = found[1]
     while True:
-        # Several boundary lines in a row delimit no part: skip them (as feedparser does).
-        while (again := _boundary_line(text, sep, line_end, end)) is not None and again[0] == line_end:
-            if again[2]:
-                raise _Unhandled
-            line_end = again[1]
         nxt = _boundary_line(text, sep, line_end, end)
         if nxt is None:  # no close boundary
             raise _Unhandled
-        part, multi = _parse(text, line_end, nxt[0], depth + 1)
-        # The line end before a boundary belongs to the boundary (RFC 2046 5.1.1).
-        if multi:
-            if part.epilogue == "":
-                part.epilogue = None
-            elif part.epilogue is not None:
-                part.epilogue = _strip_eol(part.epilogue)
-        else:
-            payload = part._payload
-            if isinstance(payload, str):
-                part._payload = _strip_eol(payload)
-        msg.attach(part)
+        if nxt[0] == line_end:  # boundary lines in a row delimit no part (as in feedparser)
+            if nxt[2]:
+                raise _Unhandled
+            line_end = nxt[1]
+            continue
+        msg.attach(_parse(text, line_end, nxt[0], depth + 1))
         line_end = nxt[1]
         if nxt[2]:
-            msg.epilogue = text[line_end:end]
+            epilogue = text[line_end:end]
+            if depth:  # the line end before the enclosing boundary is not the epilogue's
+                msg.epilogue = _strip_eol(epilogue) if epilogue else None
+            else:
+                msg.epilogue = epilogue
             return

@@ -46,7 +46,7 @@ def extract(raw: bytes) -> IndexData:
     Uses the lean MIME splitter and the regex HTML reader (~10x faster than the stdlib
     parsers); for a shape they do not handle, the stdlib parsers, with the same result.
     """
-    return _index_data(parse_message(raw), _html_untidy)
+    return _index_data(parse_message(raw, payloads=False), _html_untidy)
 
 
 def extract_reference(raw: bytes) -> IndexData:
@@ -62,10 +62,12 @@ def _index_data(pm: ParsedMessage, to_text: Callable[[str], str]) -> IndexData:
     people: list[str] = []
     for name, addr in [*([pm.from_] if pm.from_ else []), *pm.to, *pm.cc, *pm.bcc, *pm.reply_to]:
         people.append(f"{name} {addr}".strip())
-    html_text = pm.text if pm.text_from_html else to_text(pm.html)
-    body = pm.text
-    if html_text and html_text not in body:
-        body = f"{body}\n{html_text}" if body else html_text
+    if pm.text_from_html:  # no text part: the text is the HTML's
+        html_text = body = pm.text
+    else:
+        # Both alternatives are indexed (an HTML part often says more than its text part).
+        html_text = to_text(pm.html)
+        body = f"{pm.text}\n{html_text}" if pm.text and html_text else pm.text or html_text
     names = [p.filename for p in (*pm.attachments, *pm.inline) if p.filename]
     return IndexData(
         snippet=make_snippet(pm.text or html_text),
