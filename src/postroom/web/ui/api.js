@@ -70,6 +70,9 @@ export const api = {
   removeMailbox: (name) => request("DELETE", `api/v2/mailbox/${enc(name)}`, { as: "none" }),
   setTags: (ids, tags) => request("PUT", "api/v1/tags", { body: { IDs: ids, Tags: tags }, as: "none" }),
   thread: (threadId) => request("GET", `api/v2/thread/${enc(threadId)}`),
+  /** A page of conversations, newest activity first (optionally of one mailbox). */
+  threads: ({ mailbox, start = 0, limit = 50, signal } = {}) =>
+    request("GET", "api/v2/threads", { params: { start, limit, mailbox }, signal }),
   /** Whether the server has the threads API (postroom's threads issue); false on 404. */
   async hasThreads() {
     try {

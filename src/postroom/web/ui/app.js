@@ -22,12 +22,15 @@ const state = {
   selectedId: null,
   message: null,
   pending: 0, // live arrivals not shown because the list is not on its first page
+  grouped: false, // the list shows conversations (GET /api/v2/threads) instead of messages
+  threads: [],
+  threadId: null, // the conversation chosen in the grouped mode
 };
 
 let listAbort = null;
 let messageAbort = null;
 const sidebar = new Sidebar($("mailboxes"), (name) => navigate({ mailbox: name, query: "", start: 0, id: null }));
-const list = new MessageList($("list"), (id) => openMessage(id));
+const list = new MessageList($("list"), (id) => openMessage(id), (threadId) => openThread(threadId));
 const view = new MessageView(
   { root: $("message"), subject: $("msg-subject"), tags: $("msg-tags"), meta: $("msg-meta"), tabs: $("tabs"), panels: $("panels") },
   { openMessage: (id) => openMessage(id), toast },
@@ -37,7 +40,13 @@ const view = new MessageView(
 
 function readHash() {
   const p = new URLSearchParams(location.hash.slice(1));
-  return { mailbox: p.get("mailbox") || "", query: p.get("q") || "", start: Math.max(0, Number(p.get("start")) || 0), id: p.get("id") };
+  return {
+    mailbox: p.get("mailbox") || "",
+    query: p.get("q") || "",
+    start: Math.max(0, Number(p.get("start")) || 0),
+    id: p.get("id"),
+    grouped: p.get("group") === "1",
+  };
 }
 
 function writeHash() {
@@ -45,18 +54,21 @@ function writeHash() {
   if (state.mailbox) p.set("mailbox", state.mailbox);
   if (state.query) p.set("q", state.query);
   if (state.start) p.set("start", String(state.start));
+  if (state.grouped) p.set("group", "1");
   if (state.selectedId) p.set("id", state.selectedId);
   const hash = p.toString();
   if (location.hash.slice(1) !== hash) history.replaceState(null, "", hash ? `#${hash}` : location.pathname + location.search);
 }
 
 /** Change mailbox / search / page / selection and reload what changed. */
-async function navigate({ mailbox = state.mailbox, query = state.query, start = state.start, id = state.selectedId } = {}) {
-  const listChanged = mailbox !== state.mailbox || query !== state.query || start !== state.start;
+async function navigate({ mailbox = state.mailbox, query = state.query, start = state.start, id = state.selectedId, grouped = state.grouped } = {}) {
+  const listChanged = mailbox !== state.mailbox || query !== state.query || start !== state.start || grouped !== state.grouped;
   if (mailbox !== state.mailbox) closeDrawer();
   state.mailbox = mailbox;
   state.query = query;
   state.start = start;
+  state.grouped = grouped;
+  syncGroupButton();
   if ($("search").value !== query && document.activeElement !== $("search")) $("search").value = query;
   sidebar.setCurrent(mailbox);
   if (listChanged) {
@@ -72,7 +84,13 @@ async function navigate({ mailbox = state.mailbox, query = state.query, start = 
 
 // ---- loading -------------------------------------------------------------------------
 
+/** Whether the list shows conversations: asked for, offered by the server, and no search. */
+function isGrouped() {
+  return state.grouped && view.threads && !state.query;
+}
+
 async function loadList({ keepScroll = false } = {}) {
+  if (isGrouped()) return loadThreads({ keepScroll });
   listAbort?.abort();
   const abort = new AbortController();
   listAbort = abort;
@@ -105,16 +123,48 @@ async function loadList({ keepScroll = false } = {}) {
   }
 }
 
+/** The grouped list mode: one row per conversation, newest activity first. */
+async function loadThreads({ keepScroll = false } = {}) {
+  listAbort?.abort();
+  const abort = new AbortController();
+  listAbort = abort;
+  const scroll = $("list").scrollTop;
+  document.body.classList.add("busy");
+  try {
+    const data = await api.threads({ mailbox: state.mailbox, start: state.start, limit: PAGE_SIZE, signal: abort.signal });
+    if (abort.signal.aborted) return;
+    state.threads = data.threads || [];
+    state.messages = [];
+    state.total = data.total ?? state.threads.length;
+    if (state.start && state.start >= state.total && state.total) {
+      state.start = Math.max(0, Math.floor((state.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+      return loadThreads();
+    }
+    renderList();
+    if (keepScroll) $("list").scrollTop = scroll;
+    setError(null);
+  } catch (err) {
+    if (err.name === "AbortError") return;
+    setError(`Could not load conversations: ${err.message}`);
+  } finally {
+    if (listAbort === abort) document.body.classList.remove("busy");
+  }
+}
+
 function renderList() {
-  list.render(state.messages, state.selectedId);
-  const title = state.query ? "Search results" : state.mailbox || "All messages";
+  const grouped = isGrouped();
+  const shown = grouped ? state.threads.length : state.messages.length;
+  const noun = grouped ? "conversations" : "messages";
+  if (grouped) list.renderThreads(state.threads, state.threadId);
+  else list.render(state.messages, state.selectedId);
+  const title = state.query ? "Search results" : state.mailbox || (grouped ? "All conversations" : "All messages");
   $("list-title").textContent = title;
-  $("list-count").textContent = state.total ? pageLabel(state.start, state.messages.length, state.total) : "";
-  $("page-info").textContent = pageLabel(state.start, state.messages.length, state.total);
+  $("list-count").textContent = state.total ? pageLabel(state.start, shown, state.total, noun) : "";
+  $("page-info").textContent = pageLabel(state.start, shown, state.total, noun);
   $("prev-page").disabled = state.start <= 0;
-  $("next-page").disabled = state.start + state.messages.length >= state.total;
+  $("next-page").disabled = state.start + shown >= state.total;
   $("pager").hidden = state.total <= PAGE_SIZE;
-  const empty = !state.messages.length;
+  const empty = !shown;
   $("empty").hidden = !empty;
   $("list").hidden = empty;
   if (empty) {
@@ -152,6 +202,43 @@ const refreshCounts = debounce(() => {
   loadCounts();
 }, 200);
 const refreshList = debounce(() => loadList({ keepScroll: true }), 300);
+// A new message joins its conversation when the indexer reaches it, a moment after it
+// arrives (and the WebSocket does not announce that): the grouped list reloads a bit later.
+const refreshThreads = debounce(() => loadList({ keepScroll: true }), 1000);
+
+/** Open a conversation of the grouped list: its newest message, on the Thread tab. */
+async function openThread(threadId) {
+  state.threadId = threadId;
+  list.selectThread(threadId);
+  let data;
+  try {
+    data = await api.thread(threadId);
+  } catch (err) {
+    toast(err.status === 404 ? "That conversation no longer exists." : `Could not open the conversation: ${err.message}`);
+    if (err.status === 404) refreshList();
+    return;
+  }
+  if (state.threadId !== threadId) return;
+  const messages = data.Messages || [];
+  if (!messages.length) return;
+  const newest = messages.reduce((a, b) => (b.Created > a.Created ? b : a));
+  await openMessage(newest.ID);
+  if (state.selectedId === newest.ID) view.select("thread");
+}
+
+function syncGroupButton() {
+  const btn = $("group-btn");
+  btn.hidden = !view.threads;
+  btn.setAttribute("aria-pressed", state.grouped ? "true" : "false");
+  btn.disabled = Boolean(state.query);
+  btn.title = state.query ? "Search results are messages; clear the search to group by conversation" : "Group by conversation (g)";
+}
+
+function toggleGrouped() {
+  if (!view.threads) return;
+  state.threadId = null;
+  navigate({ grouped: !state.grouped, start: 0 });
+}
 
 async function openMessage(id) {
   if (!id) return;
@@ -257,6 +344,7 @@ function removeLocal(ids) {
   if (ids.includes(state.selectedId)) closeMessage();
   renderList();
   refreshCounts();
+  if (isGrouped()) refreshList(); // conversation counts changed
   if (!state.messages.length && state.total) refreshList();
 }
 
@@ -347,7 +435,9 @@ function onEvent(type, data) {
       refreshCounts();
       if (!data) break;
       notify(data);
-      if (state.query) {
+      if (isGrouped()) {
+        if (state.start === 0 && matchesView(data)) refreshThreads();
+      } else if (state.query) {
         refreshList();
       } else if (matchesView(data)) {
         if (state.start === 0) {
@@ -364,6 +454,7 @@ function onEvent(type, data) {
       break;
     }
     case "update": {
+      if (isGrouped()) refreshList(); // unread counts of conversations
       if (data && typeof data.ID === "string" && "Subject" in data) {
         // A whole new summary (e.g. once the indexer filled snippet and attachments).
         applyLocal([data.ID], data);
@@ -551,8 +642,10 @@ function onKey(ev) {
     return;
   }
   const go = (delta) => {
-    const id = list.neighbour(delta);
-    if (id) openMessage(id);
+    const threadId = isGrouped() ? list.neighbourThread(delta) : null;
+    const id = isGrouped() ? null : list.neighbour(delta);
+    if (threadId) openThread(threadId);
+    else if (id) openMessage(id);
     else if (delta > 0 && !$("next-page").disabled) navigate({ start: state.start + PAGE_SIZE, id: null });
     else if (delta < 0 && !$("prev-page").disabled) navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null });
   };
@@ -569,6 +662,7 @@ function onKey(ev) {
     n: () => !$("next-page").disabled && navigate({ start: state.start + PAGE_SIZE, id: null }),
     p: () => !$("prev-page").disabled && navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null }),
     "?": () => $("help-dialog").showModal(),
+    g: toggleGrouped,
     Escape: () => (document.body.classList.contains("drawer-open") ? closeDrawer() : closeMessage()),
   };
   if (/^[1-7]$/.test(ev.key) && state.message) {
@@ -614,6 +708,7 @@ function wire() {
   $("tag-btn").addEventListener("click", editTags);
   $("delete-all-btn").addEventListener("click", deleteAll);
   $("mark-all-read-btn").addEventListener("click", markAllRead);
+  $("group-btn").addEventListener("click", toggleGrouped);
   $("help-btn").addEventListener("click", () => $("help-dialog").showModal());
   $("back-btn").addEventListener("click", closeMessage);
   $("menu-btn").addEventListener("click", () => (document.body.classList.contains("drawer-open") ? closeDrawer() : openDrawer()));
@@ -635,7 +730,11 @@ async function main() {
   state.mailbox = initial.mailbox;
   state.query = initial.query;
   state.start = initial.start;
+  state.grouped = initial.grouped;
   sidebar.setCurrent(state.mailbox);
+  // A link to the grouped list needs to know first whether the server has conversations.
+  if (state.grouped) view.threads = await api.hasThreads();
+  syncGroupButton();
   // The list first, on its own, so the first page is on screen as soon as possible; the
   // sidebar's counts follow (they are aggregate queries that would compete with it).
   await loadList();
@@ -645,6 +744,7 @@ async function main() {
   document.body.dataset.ready = "1";
   // Optional server features: the UI works without them and adds their views when present.
   view.threads = await api.hasThreads();
+  syncGroupButton();
   if (view.threads && state.message) view.show(state.message);
 }
 

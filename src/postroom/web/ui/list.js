@@ -55,29 +55,112 @@ export function renderRow(msg, selected) {
   );
 }
 
+/** One list row for a conversation (GET /api/v2/threads) in the grouped list mode. */
+export function renderThreadRow(t, selected) {
+  const people = (t.Participants || []).map(shortAddress).filter(Boolean);
+  const who = people.length > 3 ? `${people.slice(0, 3).join(", ")} +${people.length - 3}` : people.join(", ");
+  const time = formatListTime(t.LastActivity);
+  const count = t.MessagesCount || 0;
+  const label = [
+    t.Unread ? `${t.Unread} unread.` : "",
+    `Conversation of ${count} message${count === 1 ? "" : "s"}.`,
+    `Subject ${t.Subject || "(no subject)"}.`,
+    who ? `Between ${who}.` : "",
+    time,
+  ].filter(Boolean).join(" ");
+  return el(
+    "li",
+    {
+      class: `row thread-row${t.Unread ? " unread" : ""}${selected ? " selected" : ""}`,
+      role: "option",
+      id: `thr-${t.ThreadID}`,
+      "aria-selected": selected ? "true" : "false",
+      "aria-label": label,
+      dataset: { thread: t.ThreadID },
+    },
+    el("span", { class: "unread-dot", "aria-hidden": "true" }),
+    el(
+      "div",
+      { class: "row-main" },
+      el(
+        "div",
+        { class: "row-line" },
+        el("span", { class: "row-from", text: who || "(no participants)" }),
+        count > 1 ? el("span", { class: "thread-count", text: formatNumber(count) }) : null,
+        el("time", { class: "row-time", datetime: t.LastActivity, text: time }),
+      ),
+      el("div", { class: "row-line" }, el("span", { class: "row-subject", text: t.Subject || "(no subject)" })),
+    ),
+  );
+}
+
 export class MessageList {
   /**
    * @param {HTMLElement} root the <ul role=listbox>
    * @param {(id: string) => void} onOpen
+   * @param {(threadId: string) => void} [onOpenThread] a row of the grouped mode was chosen
    */
-  constructor(root, onOpen) {
+  constructor(root, onOpen, onOpenThread = () => {}) {
     this.root = root;
     this.onOpen = onOpen;
     this.messages = [];
     this.selectedId = null;
+    this.threads = null; // the conversations on screen in the grouped mode, else null
+    this.selectedThread = null;
     root.addEventListener("click", (ev) => {
       const row = ev.target.closest("li.row");
-      if (row) onOpen(row.dataset.id);
+      if (row && row.dataset.thread) onOpenThread(row.dataset.thread);
+      else if (row) onOpen(row.dataset.id);
     });
     root.addEventListener("keydown", (ev) => {
-      if (ev.key === "Enter" && this.selectedId) {
+      if (ev.key === "Enter" && this.threads && this.selectedThread) {
+        ev.preventDefault();
+        onOpenThread(this.selectedThread);
+      } else if (ev.key === "Enter" && this.selectedId) {
         ev.preventDefault();
         onOpen(this.selectedId);
       }
     });
   }
 
+  /** Show conversations instead of messages (the grouped list mode). */
+  renderThreads(threads, selectedThread) {
+    this.threads = threads;
+    this.messages = [];
+    this.selectedThread = selectedThread;
+    const frag = document.createDocumentFragment();
+    for (const t of threads) frag.append(renderThreadRow(t, t.ThreadID === selectedThread));
+    setChildren(this.root, frag);
+    this.syncActive();
+  }
+
+  selectThread(threadId) {
+    this.selectedThread = threadId;
+    for (const row of this.root.querySelectorAll("li.row.selected")) {
+      row.classList.remove("selected");
+      row.setAttribute("aria-selected", "false");
+    }
+    const row = threadId ? this.root.querySelector(`#${CSS.escape(`thr-${threadId}`)}`) : null;
+    if (row) {
+      row.classList.add("selected");
+      row.setAttribute("aria-selected", "true");
+      row.scrollIntoView({ block: "nearest" });
+    }
+    this.syncActive();
+  }
+
+  /** The conversation `delta` rows away from the selected one (or the first). */
+  neighbourThread(delta) {
+    const list = this.threads || [];
+    if (!list.length) return null;
+    const i = list.findIndex((t) => t.ThreadID === this.selectedThread);
+    if (i < 0) return list[delta > 0 ? 0 : list.length - 1].ThreadID;
+    const j = i + delta;
+    return j >= 0 && j < list.length ? list[j].ThreadID : null;
+  }
+
   render(messages, selectedId) {
+    this.threads = null;
     this.messages = messages;
     this.selectedId = selectedId;
     const frag = document.createDocumentFragment();
@@ -88,6 +171,7 @@ export class MessageList {
 
   select(id) {
     this.selectedId = id;
+    if (this.threads) return; // the grouped mode marks conversations (selectThread)
     for (const row of this.root.querySelectorAll("li.row.selected")) {
       row.classList.remove("selected");
       row.setAttribute("aria-selected", "false");
@@ -102,7 +186,9 @@ export class MessageList {
   }
 
   syncActive() {
-    const id = this.selectedId && this.messages.some((m) => m.ID === this.selectedId) ? `msg-${this.selectedId}` : null;
+    const id = this.threads
+      ? (this.selectedThread && this.threads.some((t) => t.ThreadID === this.selectedThread) ? `thr-${this.selectedThread}` : null)
+      : (this.selectedId && this.messages.some((m) => m.ID === this.selectedId) ? `msg-${this.selectedId}` : null);
     if (id) this.root.setAttribute("aria-activedescendant", id);
     else this.root.removeAttribute("aria-activedescendant");
   }
@@ -146,8 +232,9 @@ export class MessageList {
   }
 }
 
-/** "1–50 of 100,000". */
-export function pageLabel(start, count, total) {
-  if (!total) return "0 messages";
-  return `${formatNumber(start + 1)}–${formatNumber(start + count)} of ${formatNumber(total)}`;
+/** "1–50 of 100,000" (or "... conversations" for the grouped mode). */
+export function pageLabel(start, count, total, noun = "messages") {
+  if (!total) return `0 ${noun}`;
+  const range = `${formatNumber(start + 1)}–${formatNumber(start + count)} of ${formatNumber(total)}`;
+  return noun === "messages" ? range : `${range} ${noun}`;
 }
