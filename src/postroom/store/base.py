@@ -317,3 +317,12 @@ class Store(Protocol):
     ) -> tuple[int, int]:
         """Store a message directly in a folder (IMAP APPEND). Returns (uidvalidity, uid)."""
         ...
+
+    # -- IMAP cache: what the IMAP server derives from a message, kept across restarts --------
+    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+        """Blobs of ``kind`` for those of ``ids`` that have one (never for deleted messages)."""
+        ...
+
+    def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
+        """Keep blobs by message ID (through the writer); they go when their message goes."""
+        ...

@@ -48,6 +48,7 @@ from .base import (
 )
 from .headers import scan_headers
 from .sqlite_folders import FolderMixin
+from .sqlite_imapcache import ImapCacheMixin
 from .sqlite_search import register_functions
 from .sqlite_threads import ThreadsMixin
 
@@ -105,7 +106,7 @@ class _Call:
 _STOP = object()
 
 
-class SQLiteStore(FolderMixin, ThreadsMixin):
+class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
     """SQLite implementation of :class:`postroom.store.base.Store`."""
 
     def __init__(self, target: str, settings: Settings, bus: Bus) -> None:

@@ -12,6 +12,8 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from .core import CACHE_KEY
+from .messages import MessageCache
 from .session import Session
 
 if TYPE_CHECKING:
@@ -25,6 +27,8 @@ log = logging.getLogger("postroom.imap")
 MAX_CONNECTIONS = 1000
 # asyncio stream buffer limit; our own decoder enforces the protocol limits.
 STREAM_LIMIT = 1024 * 1024
+# At stop, how long to wait for the IMAP cache's pending writes (App.stop allows 2 s).
+DRAIN_SECONDS = 1.5
 
 
 async def start_server(app: App, host: str, port: int, *, implicit_tls: bool) -> IMAPListener:
@@ -86,5 +90,9 @@ class IMAPListener:
     async def wait_closed(self) -> None:
         if self.tasks:
             await asyncio.gather(*self.tasks, return_exceptions=True)
+        cache = self.app.extras.get(CACHE_KEY)
+        if isinstance(cache, MessageCache):
+            # what sessions derived is written behind them; keep it for the next start
+            await asyncio.to_thread(cache.writes.drain, DRAIN_SECONDS)
         if self.server is not None:
             await self.server.wait_closed()

@@ -90,6 +90,10 @@ class SessionBase:
         self.out.append(data)
         self.out_size += len(data)
 
+    def write_many(self, chunks: list[bytes]) -> None:
+        self.out.extend(chunks)
+        self.out_size += sum(map(len, chunks))
+
     def untagged(self, *parts: Any) -> None:
         self.write(untagged(*parts))
 

@@ -1,9 +1,16 @@
-"""Message data for FETCH, SEARCH and SORT, cached across sessions.
+"""Message data for FETCH, SEARCH and SORT, cached across sessions and restarts.
 
-Messages are immutable once stored, so what we derive from their bytes (the MIME tree,
-ENVELOPE, BODYSTRUCTURE, decoded header fields and text) is cached by message ID and
-shared by every session. Two bounded LRUs: raw bytes by total size, derived data by
-count. All methods block (they read the store); call them from worker threads.
+Messages are immutable once stored, so what we derive from their bytes (ENVELOPE,
+BODYSTRUCTURE, decoded header fields and search text) is cached by message ID and shared
+by every session, at two levels:
+
+* memory: two bounded LRUs, raw bytes by total size and derived data by count;
+* the store (:mod:`.persist`): derived data written behind the command that computed it,
+  read back in batches, so the first FETCH 1:* or SEARCH after a restart reads rows
+  instead of parsing every message again.
+
+``peek_*`` methods look at memory only and may run on the event loop; the others may read
+the store and block, so call them from worker threads.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ import email.utils
 import quopri
 import threading
 from collections import OrderedDict
-from dataclasses import dataclass, field
+from collections.abc import Iterable
 
 from ...protocols.imap import bodystructure as bs
 from ...protocols.imap import mime
@@ -20,6 +27,7 @@ from ...protocols.imap.encoder import encode
 from ...protocols.imap.fetch import Section, decode_part
 from ...protocols.imap.sort import decode_words
 from ...store.base import Entry, Store
+from .persist import META, TEXT, WriteBehind, dump_meta, dump_text, load_headers, load_meta, load_text
 
 __all__ = ["Derived", "MessageCache", "MessageView"]
 
@@ -31,35 +39,83 @@ DERIVED_CACHE_ITEMS = 50_000
 MAX_TEXT = 1024 * 1024
 
 
-@dataclass(slots=True)
 class Derived:
     """What FETCH/SEARCH/SORT need besides the raw bytes."""
 
-    envelope: bytes
-    bodystructure: bytes
-    body: bytes
-    headers: dict[str, list[str]]  # lower-case name -> raw unfolded values (UTF-8 decoded)
-    sent_date: tuple[int, int, int] | None
-    text: str | None = None  # casefolded header+body text, filled on first TEXT/BODY search
-    body_text: str | None = None
+    __slots__ = (
+        "_headers",
+        "_headers_json",
+        "body",
+        "body_text",
+        "bodystructure",
+        "envelope",
+        "sent_date",
+        "text",
+    )
+
+    def __init__(
+        self,
+        envelope: bytes,
+        bodystructure: bytes,
+        body: bytes,
+        headers: dict[str, list[str]] | None,
+        sent_date: tuple[int, int, int] | None,
+        headers_json: bytes = b"",
+    ) -> None:
+        self.envelope = envelope
+        self.bodystructure = bodystructure
+        self.body = body
+        self.sent_date = sent_date
+        self._headers = headers
+        self._headers_json = headers_json  # decoded on first use (FETCH never needs it)
+        self.text: str | None = None  # casefolded header+body text, filled on first TEXT/BODY search
+        self.body_text: str | None = None
+
+    @property
+    def headers(self) -> dict[str, list[str]]:
+        """Lower-case field name -> raw unfolded values (UTF-8 decoded)."""
+        h = self._headers
+        if h is None:
+            h = self._headers = load_headers(self._headers_json) if self._headers_json else {}
+            self._headers_json = b""
+        return h
 
 
-@dataclass
 class MessageCache:
-    store: Store
-    raw_budget: int = RAW_CACHE_BYTES
-    max_derived: int = DERIVED_CACHE_ITEMS
-    _raws: OrderedDict[str, bytes] = field(default_factory=OrderedDict)
-    _raw_size: int = 0
-    _derived: OrderedDict[str, Derived] = field(default_factory=OrderedDict)
-    _lock: threading.Lock = field(default_factory=threading.Lock)
+    """The shared cache (see the module docstring). Thread-safe."""
 
-    def raw(self, id: str) -> bytes | None:
+    def __init__(
+        self, store: Store, raw_budget: int = RAW_CACHE_BYTES, max_derived: int = DERIVED_CACHE_ITEMS
+    ) -> None:
+        self.store = store
+        self.raw_budget = raw_budget
+        self.max_derived = max_derived
+        self._raws: OrderedDict[str, bytes] = OrderedDict()
+        self._raw_size = 0
+        self._derived: OrderedDict[str, Derived] = OrderedDict()
+        self._lock = threading.Lock()
+        self.writes = WriteBehind(store)
+
+    # -- memory only (no I/O: safe on the event loop) -------------------------------------------
+    def peek_raw(self, id: str) -> bytes | None:
         with self._lock:
             data = self._raws.get(id)
             if data is not None:
                 self._raws.move_to_end(id)
-                return data
+            return data
+
+    def peek_derived(self, id: str) -> Derived | None:
+        with self._lock:
+            d = self._derived.get(id)
+            if d is not None:
+                self._derived.move_to_end(id)
+            return d
+
+    # -- may read the store ---------------------------------------------------------------------
+    def raw(self, id: str) -> bytes | None:
+        data = self.peek_raw(id)
+        if data is not None:
+            return data
         data = self.store.get_raw(id)
         if data is None:
             return None
@@ -78,36 +134,81 @@ class MessageCache:
         return None if data is None else mime.parse(data)
 
     def derived(self, id: str) -> Derived | None:
+        d = self.peek_derived(id)
+        return d if d is not None else self.derived_many([id]).get(id)
+
+    def derived_many(self, ids: Iterable[str]) -> dict[str, Derived]:
+        """Derived data of each of ``ids`` that still exists: memory, then one batch read
+        of the store's cache, then parsing (what was parsed is written behind)."""
+        out: dict[str, Derived] = {}
+        missing: list[str] = []
         with self._lock:
-            d = self._derived.get(id)
-            if d is not None:
-                self._derived.move_to_end(id)
-                return d
-        part = self.part(id)
-        if part is None:
-            return None
-        d = derive(part)
+            for id in ids:
+                d = self._derived.get(id)
+                if d is None:
+                    missing.append(id)
+                else:
+                    self._derived.move_to_end(id)
+                    out[id] = d
+        if not missing:
+            return out
+        blobs = self.store.imap_cache_get(META, missing)
+        fresh: list[tuple[str, Derived]] = []
+        for id in missing:
+            blob = blobs.get(id)
+            loaded = load_meta(blob) if blob is not None else None
+            if loaded is not None:
+                env, struct, body, hj, sent = loaded
+                d = Derived(env, struct, body, None, sent, hj)
+            else:
+                part = self.part(id)
+                if part is None:
+                    continue  # deleted meanwhile
+                d = derive(part)
+                self.writes.add(
+                    META, id, dump_meta(d.envelope, d.bodystructure, d.body, d.headers, d.sent_date)
+                )
+            out[id] = d
+            fresh.append((id, d))
+        self.writes.kick()
         with self._lock:
-            self._derived[id] = d
+            for id, d in fresh:
+                self._derived[id] = d
             while len(self._derived) > self.max_derived:
                 self._derived.popitem(last=False)
-        return d
+        return out
 
     def text(self, id: str, d: Derived) -> None:
         """Fill ``d.text`` and ``d.body_text`` (decoded, casefolded) for SEARCH."""
-        if d.text is not None:
+        if d.text is None:
+            self.texts([(id, d)])
+
+    def texts(self, items: list[tuple[str, Derived]]) -> None:
+        """:meth:`text` for many messages: one batch read of the store's cache first."""
+        todo = [(id, d) for id, d in items if d.text is None]
+        if not todo:
             return
-        part = self.part(id)
-        if part is None:
-            d.text = d.body_text = ""
-            return
-        body = body_text(part)[:MAX_TEXT].casefold()
-        head = "\n".join(decode_words(v) for vs in d.headers.values() for v in vs).casefold()
-        d.body_text = body
-        d.text = head + "\n" + body
+        blobs = self.store.imap_cache_get(TEXT, [id for id, _ in todo])
+        for id, d in todo:
+            blob = blobs.get(id)
+            loaded = load_text(blob) if blob is not None else None
+            if loaded is not None:
+                d.text, d.body_text = loaded
+                continue
+            part = self.part(id)
+            if part is None:
+                d.text = d.body_text = ""
+                continue
+            body = body_text(part)[:MAX_TEXT].casefold()
+            head = "\n".join(decode_words(v) for vs in d.headers.values() for v in vs).casefold()
+            d.body_text = body
+            d.text = head + "\n" + body
+            self.writes.add(TEXT, id, dump_text(d.text, len(head)))
+        self.writes.kick()
 
 
 def derive(part: mime.Part) -> Derived:
+    """Parse what FETCH/SEARCH/SORT need out of a message's MIME tree."""
     headers: dict[str, list[str]] = {}
     for name, value in part.fields:
         headers.setdefault(name, []).append(mime.unfold(value).decode("utf-8", "replace").strip())
@@ -211,3 +312,13 @@ class MessageView:
             return ""
         self._cache.text(self.entry.id, d)
         return d.text or ""
+
+
+def prefetch(cache: MessageCache, views: list[MessageView], *, text: bool) -> None:
+    """Load the derived data (and with ``text`` the search text) of ``views`` in batches,
+    so that matching them does not read the store once per message."""
+    got = cache.derived_many(v.entry.id for v in views)
+    for v in views:
+        v._d = got.get(v.entry.id)
+    if text:
+        cache.texts([(v.entry.id, v._d) for v in views if v._d is not None])

@@ -13,6 +13,7 @@ from ...protocols.imap.encoder import Binary, Literal, Raw, encode
 from ...protocols.imap.errors import No, ParseError
 from ...protocols.imap.fetch import (
     Item,
+    Section,
     apply_partial,
     decode_part,
     parse_items,
@@ -20,50 +21,84 @@ from ...protocols.imap.fetch import (
     was_decoded,
 )
 from ...protocols.imap.mime import Part, SectionError
+from ...protocols.imap.mime import parse as mime_parse
 from ...protocols.imap.numset import NumSet, format_numbers, format_pairs
-from ...protocols.imap.search import CHARSETS, BadCharset, Context, Key, matches, parse_criteria
+from ...protocols.imap.search import (
+    CHARSETS,
+    BadCharset,
+    Context,
+    Key,
+    matches,
+    needs_message,
+    parse_criteria,
+    uses_text,
+)
 from ...protocols.imap.sort import parse_sort, sort_key
 from ...store.base import Entry
 from .core import Selected, SessionBase
-from .messages import MessageCache, MessageView
+from .messages import Derived, MessageView, prefetch
 from .tracker import flag_list
 
 __all__ = ["SelectedCommands"]
 
 Reply = tuple[str, str | None]
+_Target = tuple[int, Entry, frozenset[str], bool]  # seq, entry, flags, add FLAGS (set \\Seen now)
 
 # Messages rendered per worker-thread hop during FETCH (our choice: amortizes the hop,
 # keeps each response chunk small enough to stream).
 FETCH_BATCH = 256
-_NEEDS_PART = frozenset({"RFC822", "RFC822.HEADER", "RFC822.TEXT"})
+# A message this small, already in memory, is parsed on the event loop for a sectioned
+# FETCH instead of hopping to a thread (parsing 64 KB takes well under a millisecond).
+INLINE_PARSE_MAX = 64 * 1024
+_NEEDS_PART = frozenset({"RFC822.HEADER", "RFC822.TEXT"})
 _NEEDS_DERIVED = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
+_WHOLE = Section()
+
+
+class _Plan:
+    """What a FETCH item list needs per message, worked out once per command."""
+
+    __slots__ = ("derived", "items", "names", "part", "raw")
+
+    def __init__(self, items: list[Item]) -> None:
+        self.items = items
+        # the response name of each sectioned item, e.g. b"BODY[1.MIME]<0>"
+        self.names = [i.response_name().encode("utf-8") if i.section is not None else b"" for i in items]
+        self.part = any(
+            (i.section is not None and i.section != _WHOLE) or i.name in _NEEDS_PART for i in items
+        )
+        # the whole message (BODY[], BINARY[], RFC822) needs the bytes but no parse
+        self.raw = self.part or any(i.section is not None or i.name == "RFC822" for i in items)
+        self.derived = any(i.section is None and i.name in _NEEDS_DERIVED for i in items)
 
 
 def _render(
     seq: int,
     entry: Entry,
     flags: frozenset[str],
-    items: list[Item],
-    cache: MessageCache,
+    plan: _Plan,
+    raw: bytes | None,
+    part: Part | None,
+    derived: Derived | None,
     extra_flags: bool,
-) -> bytes | None:
-    """One ``* seq FETCH (...)`` line (runs in a worker thread)."""
-    part: Part | None = None
-    if any(i.section is not None or i.name in _NEEDS_PART for i in items):
-        part = cache.part(entry.id)
-        if part is None:
-            return None
-    derived = None
-    if any(i.section is None and i.name in _NEEDS_DERIVED for i in items):
-        derived = cache.derived(entry.id)
-        if derived is None:
-            return None
-    out: list[bytes] = []
-    for item in items:
+    out: list[bytes],
+) -> None:
+    """Append one ``* seq FETCH (...)`` response to ``out`` (message bodies are appended as
+    their own chunks, not copied into the line)."""
+    out.append(b"* %d FETCH (" % seq)
+    first = True
+    for item, rname in zip(plan.items, plan.names, strict=True):
+        if not first:
+            out.append(b" ")
+        first = False
         n = item.name
         if item.section is not None:
-            assert part is not None
-            out.append(item.response_name().encode("utf-8") + b" " + _section_value(part, item))
+            out.append(rname + b" ")
+            if part is None:
+                assert raw is not None
+                _whole_value(raw, item, out)
+            else:
+                out.append(_section_value(part, item))
         elif n == "UID":
             out.append(b"UID %d" % entry.uid)
         elif n == "FLAGS":
@@ -82,15 +117,28 @@ def _render(
             out.append(b"BODYSTRUCTURE " + derived.bodystructure)
         elif derived is not None and n == "BODY":
             out.append(b"BODY " + derived.body)
-        elif part is not None and n == "RFC822":
-            out.append(b"RFC822 " + encode(Literal(part.raw)))
+        elif raw is not None and n == "RFC822":
+            out.append(b"RFC822 {%d}\r\n" % len(raw))
+            out.append(raw)
         elif part is not None and n == "RFC822.HEADER":
             out.append(b"RFC822.HEADER " + encode(Literal(part.header)))
         elif part is not None and n == "RFC822.TEXT":
             out.append(b"RFC822.TEXT " + encode(Literal(part.body)))
     if extra_flags:
-        out.append(b"FLAGS " + flag_list(flags).data)
-    return b"* %d FETCH (" % seq + b" ".join(out) + b")\r\n"
+        out.append(b" FLAGS " + flag_list(flags).data)
+    out.append(b")\r\n")
+
+
+def _whole_value(raw: bytes, item: Item, out: list[bytes]) -> None:
+    """BODY[], BINARY[] or BINARY.SIZE[] of the whole message, from its bytes alone."""
+    if item.name == "BINARY.SIZE":
+        out.append(b"%d" % len(raw))
+        return
+    data = apply_partial(raw, item.partial) if item.partial is not None else raw
+    # RFC 3516 section 4.2: literal8 only where needed (NUL octets), as encode(Binary) does
+    eight = item.name == "BINARY" and b"\0" in data
+    out.append((b"~{%d}\r\n" if eight else b"{%d}\r\n") % len(data))
+    out.append(data)
 
 
 def _section_value(part: Part, item: Item) -> bytes:
@@ -169,26 +217,61 @@ class SelectedCommands(SessionBase):
                     t.entries[e.uid] = e
                     seen_now.add(e.uid)
         has_flags = "FLAGS" in names
-        for start in range(0, len(targets), FETCH_BATCH):
-            batch = [
-                (s, t.entries[u], t.flags[u], u in seen_now and not has_flags)
-                for s, u in targets[start : start + FETCH_BATCH]
-                if u in t.entries
-            ]
-            lines = await self.blocking(self._render_batch, batch, items)
-            for line in lines:
-                self.write(line)
+        plan = _Plan(items)
+        todo = [
+            (s, t.entries[u], t.flags[u], u in seen_now and not has_flags)
+            for s, u in targets
+            if u in t.entries
+        ]
+        for start in range(0, len(todo), FETCH_BATCH):
+            batch = todo[start : start + FETCH_BATCH]
+            # what memory holds is rendered here; anything else on a worker thread
+            chunks = self._render_inline(batch, plan)
+            if chunks is None:
+                chunks = await self.blocking(self._render_batch, batch, plan)
+            self.write_many(chunks)
             await self.maybe_flush()
         return "FETCH completed", None
 
-    def _render_batch(
-        self, batch: list[tuple[int, Entry, frozenset[str], bool]], items: list[Item]
-    ) -> list[bytes]:
-        out = []
+    def _render_inline(self, batch: list[_Target], plan: _Plan) -> list[bytes] | None:
+        """Render from memory only (on the event loop); None if anything must be read."""
+        cache = self.cache
+        out: list[bytes] = []
         for seq, entry, flags, extra in batch:
-            line = _render(seq, entry, flags, items, self.cache, extra)
-            if line is not None:
-                out.append(line)
+            raw = part = derived = None
+            if plan.raw:
+                raw = cache.peek_raw(entry.id)
+                if raw is None:
+                    return None
+                if plan.part:
+                    if len(raw) > INLINE_PARSE_MAX:
+                        return None
+                    part = mime_parse(raw)
+            if plan.derived:
+                derived = cache.peek_derived(entry.id)
+                if derived is None:
+                    return None
+            _render(seq, entry, flags, plan, raw, part, derived, extra, out)
+        return out
+
+    def _render_batch(self, batch: list[_Target], plan: _Plan) -> list[bytes]:
+        """Render on a worker thread: read what is missing, in one batch where possible."""
+        cache = self.cache
+        derived = cache.derived_many(e.id for _, e, _, _ in batch) if plan.derived else {}
+        out: list[bytes] = []
+        for seq, entry, flags, extra in batch:
+            raw = part = d = None
+            if plan.raw:
+                raw = cache.raw(entry.id)
+                if raw is None:
+                    continue  # deleted meanwhile
+                if plan.part:
+                    part = mime_parse(raw)
+            if plan.derived:
+                d = derived.get(entry.id)
+                if d is None:
+                    continue
+            _render(seq, entry, flags, plan, raw, part, d, extra, out)
         return out
 
     # -- STORE (RFC 3501 6.4.6, RFC 7162 UNCHANGEDSINCE) ----------------------------------------------
@@ -263,10 +346,18 @@ class SelectedCommands(SessionBase):
             if u in t.entries
         ]
 
-    def _run_search(self, sel: Selected, key: Key) -> list[MessageView]:
+    def _run_search(self, sel: Selected, key: Key, *, headers: bool = False) -> list[MessageView]:
+        """The messages matching ``key`` (runs on a worker thread). With ``headers`` the
+        result's header fields are loaded too (SORT and THREAD read them)."""
         views = self._views(sel)
         ctx = Context(sel.tracker.exists, sel.tracker.largest_uid, self.saved)
-        return [v for v in views if matches(key, v, ctx)]
+        if needs_message(key):
+            prefetch(self.cache, views, text=uses_text(key))
+            return [v for v in views if matches(key, v, ctx)]
+        found = [v for v in views if matches(key, v, ctx)]
+        if headers:
+            prefetch(self.cache, found, text=False)
+        return found
 
     async def cmd_search(self, args: Args, uid: bool) -> Reply:
         sel = self.require_selected()
@@ -318,7 +409,7 @@ class SelectedCommands(SessionBase):
         await self.sync_selected(allow_expunge=uid, with_uid=uid)
 
         def run() -> list[MessageView]:
-            found = self._run_search(sel, key)
+            found = self._run_search(sel, key, headers=True)
             found.sort(key=lambda v: v.seq)
             for name, reverse in reversed(criteria):
                 keyed = {v.seq: sort_key(name, v.raw_header, v.size, v.internaldate) for v in found}

@@ -44,7 +44,7 @@ class ThreadCommands(SelectedCommands):
         await self.sync_selected(allow_expunge=uid, with_uid=uid)
 
         def run() -> bytes:
-            found = self._run_search(sel, key)
+            found = self._run_search(sel, key, headers=True)
             seqs = {v.uid: v.seq for v in found}
             records = [_record(v) for v in found]
             trees = (

@@ -1,0 +1,191 @@
+"""The IMAP cache's on-disk side: blob formats and the thread that writes them.
+
+What :mod:`.messages` derives from a message is kept in the store
+(:meth:`~postroom.store.base.Store.imap_cache_put`) so that it survives a restart. Two
+kinds of blob, both starting with :data:`FORMAT` (8 bytes):
+
+``meta``  ENVELOPE, BODYSTRUCTURE and BODY as wire bytes, the header fields (JSON, read
+          only when a SEARCH or SORT asks for one) and the Date: header's (y, m, d)::
+
+              FORMAT | <IIII lengths> | <HBB date, year 0 = none> | envelope | bs | body | headers
+
+``text``  the case-folded search text, zstd-compressed (filled by the first SEARCH TEXT or
+          BODY over the message)::
+
+              FORMAT | <I length of the header part, in characters> | zstd(utf-8 text)
+
+:data:`FORMAT` is a digest of the modules that produce the data, so a postroom whose
+parsing or rendering changed never serves what an older one cached: a blob of another
+format reads as a miss and is replaced when the message is next derived.
+
+Blobs are written behind the command that derived them (:class:`WriteBehind`, one daemon
+thread, batches through the store's writer), so no FETCH waits for a disk commit.
+
+Errors: :func:`load_meta` and :func:`load_text` return None for a blob they cannot read;
+store failures while writing are logged and the batch dropped (it is only a cache).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import struct
+import threading
+from collections import deque
+from pathlib import Path
+
+import zstandard
+
+from ... import __version__
+from ...protocols.imap import bodystructure, encoder, fetch, mime, sort
+from ...store.base import Store, StoreClosed
+
+__all__ = ["FORMAT", "META", "TEXT", "WriteBehind", "dump_meta", "dump_text", "load_meta", "load_text"]
+
+log = logging.getLogger("postroom.imap")
+
+META = "meta"
+TEXT = "text"
+# zstd level for search text (level 3: ~4x on mail text, decompression ~1 GB/s).
+TEXT_ZSTD_LEVEL = 3
+# Blobs per store write (one writer transaction each; our choice).
+WRITE_BATCH = 1000
+
+
+def _fingerprint() -> bytes:
+    """A digest of postroom's version and of the code whose output the blobs hold."""
+    h = hashlib.blake2b(__version__.encode(), digest_size=8)
+    files = [Path(m.__file__ or m.__name__) for m in (bodystructure, encoder, fetch, mime, sort)]
+    files.append(Path(__file__).with_name("messages.py"))
+    for path in files:
+        try:
+            h.update(path.read_bytes())
+        except OSError:
+            h.update(path.name.encode())
+    return h.digest()
+
+
+FORMAT = _fingerprint()
+_META_HEAD = struct.Struct("<IIIIHBB")
+_TEXT_HEAD = struct.Struct("<I")
+_local = threading.local()
+
+
+def dump_meta(
+    envelope: bytes,
+    bodystructure: bytes,
+    body: bytes,
+    headers: dict[str, list[str]],
+    sent_date: tuple[int, int, int] | None,
+) -> bytes:
+    """The ``meta`` blob."""
+    hj = json.dumps(headers, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    y, m, d = sent_date if sent_date is not None and 0 < sent_date[0] < 65536 else (0, 0, 0)
+    head = _META_HEAD.pack(len(envelope), len(bodystructure), len(body), len(hj), y, m & 0xFF, d & 0xFF)
+    return b"".join((FORMAT, head, envelope, bodystructure, body, hj))
+
+
+def load_meta(
+    blob: bytes,
+) -> tuple[bytes, bytes, bytes, bytes, tuple[int, int, int] | None] | None:
+    """(envelope, bodystructure, body, headers JSON, sent date), or None for another format."""
+    if blob[:8] != FORMAT or len(blob) < 8 + _META_HEAD.size:
+        return None
+    le, lbs, lb, lh, y, m, d = _META_HEAD.unpack_from(blob, 8)
+    i = 8 + _META_HEAD.size
+    if len(blob) != i + le + lbs + lb + lh:
+        return None
+    env = blob[i : i + le]
+    i += le
+    bs = blob[i : i + lbs]
+    i += lbs
+    body = blob[i : i + lb]
+    i += lb
+    return env, bs, body, blob[i:], ((y, m, d) if y else None)
+
+
+def load_headers(data: bytes) -> dict[str, list[str]]:
+    """The header fields of a ``meta`` blob (see :func:`load_meta`)."""
+    out = json.loads(data)
+    return out if isinstance(out, dict) else {}
+
+
+def dump_text(text: str, head_chars: int) -> bytes:
+    """The ``text`` blob: ``text`` is header text + "\\n" + body text; head_chars its first part."""
+    c: zstandard.ZstdCompressor | None = getattr(_local, "c", None)
+    if c is None:
+        c = _local.c = zstandard.ZstdCompressor(level=TEXT_ZSTD_LEVEL)
+    return FORMAT + _TEXT_HEAD.pack(head_chars) + c.compress(text.encode("utf-8"))
+
+
+def load_text(blob: bytes) -> tuple[str, str] | None:
+    """(full text, body text), or None for another format or a damaged blob."""
+    if blob[:8] != FORMAT or len(blob) < 8 + _TEXT_HEAD.size:
+        return None
+    (head,) = _TEXT_HEAD.unpack_from(blob, 8)
+    d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
+    if d is None:
+        d = _local.d = zstandard.ZstdDecompressor()
+    try:
+        text = d.decompress(blob[8 + _TEXT_HEAD.size :]).decode("utf-8")
+    except (zstandard.ZstdError, UnicodeDecodeError):
+        return None
+    return text, text[head + 1 :]
+
+
+class WriteBehind:
+    """Collects blobs and stores them from one daemon thread, in batches, so that the
+    command that derived them does not wait for a commit. A daemon thread (not an
+    executor) so that an unwritten batch never holds up the process exiting."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self._pending: dict[str, dict[str, bytes]] = {}
+        self._queue: deque[tuple[str, dict[str, bytes]]] = deque()
+        self._cond = threading.Condition()
+        self._busy = False
+        self._thread: threading.Thread | None = None
+
+    def add(self, kind: str, id: str, blob: bytes) -> None:
+        with self._cond:
+            self._pending.setdefault(kind, {})[id] = blob
+
+    def kick(self) -> None:
+        """Hand what was added so far to the writing thread."""
+        with self._cond:
+            if not self._pending:
+                return
+            for kind, items in self._pending.items():
+                self._queue.append((kind, items))
+            self._pending = {}
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="postroom-imap-cache", daemon=True)
+                self._thread.start()
+            self._cond.notify_all()
+
+    def drain(self, timeout: float) -> bool:
+        """Wait until everything kicked is written; False on timeout."""
+        self.kick()
+        with self._cond:
+            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                self._cond.wait_for(lambda: bool(self._queue))
+                kind, items = self._queue.popleft()
+                # merge queued batches of the same kind into one transaction
+                while self._queue and self._queue[0][0] == kind and len(items) < WRITE_BATCH:
+                    items = {**items, **self._queue.popleft()[1]}
+                self._busy = True
+            try:
+                self.store.imap_cache_put(kind, items)
+            except StoreClosed:
+                pass
+            except Exception:
+                log.warning("imap cache: %d %s blobs not stored", len(items), kind, exc_info=True)
+            finally:
+                with self._cond:
+                    self._busy = False
+                    self._cond.notify_all()

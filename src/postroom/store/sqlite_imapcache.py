@@ -1,0 +1,81 @@
+"""The IMAP cache in the SQLite store: blobs the IMAP server derives from a message.
+
+Mixed into :class:`postroom.store.sqlite.SQLiteStore`. The IMAP layer (see
+:mod:`postroom.servers.imap.messages`) parses a message once for ENVELOPE,
+BODYSTRUCTURE, header fields and search text, and keeps the result here so that the
+first FETCH or SEARCH after a restart reads rows instead of parsing every message again
+(Dovecot keeps its ``dovecot.index.cache`` for the same reason). The store treats each
+blob as opaque bytes under a ``kind``; the IMAP layer owns the format and its version.
+
+Rows are keyed by the internal ``message.id``, which AUTOINCREMENT never reuses, and are
+read through a join with ``message``: a deleted message's rows can never be served. The
+trigger ``imap_cache_gc`` deletes them with their message (every deletion path in the
+store deletes ``message`` rows). It is created together with the first row, in the same
+transaction (the migration runner cannot hold a trigger body; see 0004_imap_cache.sql).
+
+Writes go through the writer (:meth:`SQLiteStore.write`); reads use the calling thread's
+reader connection. Errors: the store's own (:class:`~.base.StoreClosed`, ...).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+__all__ = ["ImapCacheMixin"]
+
+# Host parameters per statement (SQLite's default limit is 32766 since 3.32; chunks of
+# 500 keep each IN list small, as the rest of the store does).
+CHUNK = 500
+
+_GC_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS imap_cache_gc AFTER DELETE ON message BEGIN "
+    "DELETE FROM imap_cache WHERE message = old.id; END"
+)
+_PUT = "INSERT OR REPLACE INTO imap_cache(message, kind, data) SELECT id, ?, ? FROM message WHERE pid = ?"
+
+
+class ImapCacheMixin:
+    if TYPE_CHECKING:
+
+        def _reader(self) -> sqlite3.Connection: ...
+        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
+
+    _imap_gc_ready = False  # the trigger is known to exist (per store object)
+
+    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+        """Cached blobs of ``kind`` for those of ``ids`` (public message IDs) that have one."""
+        conn = self._reader()
+        out: dict[str, bytes] = {}
+        for chunk in _chunks(ids, CHUNK):
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                conn.execute(
+                    "SELECT m.pid, c.data FROM message m JOIN imap_cache c ON c.message = m.id "
+                    f"AND c.kind = ? WHERE m.pid IN ({marks})",
+                    [kind, *chunk],
+                ).fetchall()
+            )
+        return out
+
+    def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
+        """Store blobs of ``kind`` by public message ID (through the writer; blocks until
+        committed). Messages deleted in the meantime are skipped."""
+        if not items:
+            return
+        rows = [(kind, data, pid) for pid, data in items.items()]
+        ready = self._imap_gc_ready
+
+        def fn(conn: sqlite3.Connection) -> None:
+            if not ready:
+                conn.execute(_GC_TRIGGER)
+            conn.executemany(_PUT, rows)
+
+        self.write(fn)
+        self._imap_gc_ready = True
+
+
+def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
