@@ -62,6 +62,22 @@ OPTIONS: list[Option] = [
     Option(
         "max_age", str, "", "prune messages older than this (e.g. 12h, 7d; empty: keep)", "storage", "AGE"
     ),
+    Option(
+        "fsync",
+        bool,
+        False,
+        "fsync the database at every commit, so that acknowledged mail survives power loss too "
+        "(it always survives a crash of postroom); slower",
+        "storage",
+    ),
+    Option(
+        "indexer",
+        str,
+        "process",
+        "where full-text indexing runs: 'process' (its own process, so it uses another core) or 'thread'",
+        "storage",
+        "WHERE",
+    ),
     # conversations (docs/threads.md)
     Option(
         "threads_subject",
@@ -176,6 +192,7 @@ class Settings:
     db: str = ""
     max: int = 10000
     max_age: str = ""
+    fsync: bool = False
     indexer: str = "process"
     threads_subject: str = "replies"
     threads_window: int = 30

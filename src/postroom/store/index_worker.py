@@ -5,32 +5,34 @@ Parsing runs in its own process by default (``--indexer process``) so that it us
 machine's second core instead of competing with the SMTP loop for the GIL; in a thread
 (``--indexer thread``) for small embedded uses such as a test's in-process server.
 
-The parser only *reads* the database. Its results go back to the store's one writer
-thread, which writes them in its next group commit: a second writer would make the SMTP
-path wait on SQLite's lock (its busy handler sleeps in steps of milliseconds), which is
-exactly the latency group commit exists to avoid.
+In a thread, results go to the store's one writer thread (its next group commit). In its
+own process, the worker writes them itself, in transactions of :data:`WRITE_CHUNK` rows,
+so the main process spends no CPU on full-text rows during a burst of SMTP. Both writers
+take the lock with :func:`begin_immediate`, which retries every 0.2 ms: SQLite's built-in
+busy handler sleeps whole milliseconds between tries, and every one of those would be
+added to an SMTP reply.
 
 The indexer is also the one authority on conversations (``ThreadID``, docs/threads.md):
 it keeps a :class:`~postroom.store.thread_index.ConversationIndex` in memory, built at its
 start from the ``message`` table, threads each new message in row id order, and ships the
 thread id with the message's results, plus the older conversations the message merged;
-:func:`write_index` applies both in the writer's transaction.
+:func:`write_index` applies both in one transaction.
 
 Process protocol: the store wakes the worker with a byte on its stdin after each commit
-(stdin closing means "stop"); the worker answers with frames on its stdout, each a 4-byte
-big-endian length and a ``marshal`` dump of a list of result tuples (see :data:`Row`).
+(stdin closing means "stop"); after each transaction the worker prints one line with the
+public IDs it indexed, which the store announces as ``update`` events. Tagging rules come
+as JSON in the ``POSTROOM_TAG_RULES`` environment variable.
 Arguments: ``DB [--threads-subject replies|all|off] [--threads-window DAYS] [--no-threads]``.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
-import marshal
 import os
 import select
 import sqlite3
-import struct
 import sys
 import time
 from collections.abc import Callable
@@ -47,14 +49,13 @@ from .thread_index import (
     record_from_row,
 )
 
-__all__ = ["Indexer", "Row", "extract_pending", "main", "read_frame", "write_index"]
+__all__ = ["Indexer", "Row", "extract_pending", "main", "write_index"]
 
 log = logging.getLogger(__name__)
 
 BATCH = 250  # messages per frame / per writer call
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
 NICENESS = 10  # scheduling priority drop of the worker process (see main)
-MAX_FRAME = 512 * 1024 * 1024  # a frame larger than this is a broken pipe, not data
 # The conversation index is rebuilt from the database (dropping what pruned messages left
 # behind) when it holds this many times the stored messages, plus COMPACT_SLACK.
 COMPACT_FACTOR = 2
@@ -229,21 +230,6 @@ def connect_readonly(path: str) -> sqlite3.Connection:
     return conn
 
 
-def read_frame(stream: IO[bytes]) -> list[Row] | None:
-    """Read one frame from the worker's stdout; None at end of stream."""
-    head = stream.read(4)
-    if len(head) < 4:
-        return None
-    (size,) = struct.unpack(">I", head)
-    if size > MAX_FRAME:
-        raise ValueError(f"indexer frame of {size} bytes")
-    body = stream.read(size)
-    if len(body) < size:
-        return None
-    rows: list[Row] = marshal.loads(body)
-    return rows
-
-
 def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None]:
     ap = argparse.ArgumentParser(prog="python -m postroom.store.index_worker")
     ap.add_argument("db")
@@ -257,16 +243,60 @@ def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None]:
     return a.db, ThreadingOptions(subject_policy=SUBJECT_POLICIES[a.threads_subject], subject_window=window)
 
 
-def _send(out: IO[bytes], rows: list[Row]) -> bool:
-    """Write one frame per BATCH rows; False when the store is gone."""
-    for i in range(0, len(rows), BATCH):
-        data = marshal.dumps(rows[i : i + BATCH])
+WRITE_CHUNK = 32  # rows per worker transaction: holds SQLite's write lock a few ms at most
+BUSY_RETRY = 0.0002  # seconds between tries for the write lock (SQLite's own handler sleeps ms)
+BUSY_LIMIT = 60.0  # give up on the lock after this long
+
+
+def begin_immediate(conn: sqlite3.Connection) -> None:
+    """BEGIN IMMEDIATE, retrying every :data:`BUSY_RETRY` s while another writer holds the lock.
+
+    The connection must have ``PRAGMA busy_timeout=0``: SQLite's built-in busy handler sleeps
+    1, 2, 5, 10... ms between tries, which would add whole milliseconds to an SMTP reply.
+    """
+    deadline = time.monotonic() + BUSY_LIMIT
+    while True:
         try:
-            out.write(struct.pack(">I", len(data)) + data)
-            out.flush()
-        except BrokenPipeError:
-            return False
+            conn.execute("BEGIN IMMEDIATE")
+            return
+        except sqlite3.OperationalError as e:
+            if "locked" not in str(e) and "busy" not in str(e):
+                raise
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(BUSY_RETRY)
+
+
+def store_rows(conn: sqlite3.Connection, out: IO[bytes], rows: list[Row], rules: Any) -> bool:
+    """Write results in short transactions of our own; report each chunk's IDs as a line.
+
+    Returns False when the store is gone (stdout closed).
+    """
+    for i in range(0, len(rows), WRITE_CHUNK):
+        begin_immediate(conn)
+        try:
+            pids = write_index(conn, rows[i : i + WRITE_CHUNK], rules)
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        if pids:
+            try:
+                out.write((" ".join(pids) + "\n").encode("ascii"))
+                out.flush()
+            except BrokenPipeError:
+                return False
     return True
+
+
+def load_rules(rules_json: str | None) -> Any:
+    """The tagging rules (config ``[[tags]]``) as an ``indexer.TagRules``, or None."""
+    if not rules_json:
+        return None
+    from .indexer import TagRules
+
+    rules = TagRules(json.loads(rules_json))
+    return rules if rules else None
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -283,17 +313,24 @@ def main(argv: list[str] | None = None) -> int:
     except OSError:
         pass
     conn = connect_readonly(path)
+    wconn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    wconn.execute("PRAGMA busy_timeout=0")  # see begin_immediate
+    wconn.execute("PRAGMA synchronous=NORMAL")  # the index can always be rebuilt from the messages
+    from .sqlite_search import register_functions
+
+    register_functions(wconn)  # tagging rules may use header: searches
+    rules = load_rules(os.environ.get("POSTROOM_TAG_RULES"))
     stdin = sys.stdin.fileno()
     out = sys.stdout.buffer
     os.set_blocking(stdin, False)
     indexer = Indexer(conn, extract, options)
-    if not _send(out, indexer.start()):
+    if not store_rows(wconn, out, indexer.start(), rules):
         return 0
     while True:
         while rows := indexer.next_batch():
-            if not _send(out, rows):
+            if not store_rows(wconn, out, rows, rules):
                 return 0
-        if not _send(out, indexer.idle()):
+        if not store_rows(wconn, out, indexer.idle(), rules):
             return 0
         ready, _, _ = select.select([stdin], [], [], IDLE_POLL)
         if ready:
