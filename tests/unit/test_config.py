@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import subprocess
 import sys
+from dataclasses import fields
 from pathlib import Path
 
 import pytest
@@ -71,3 +72,6 @@ def test_every_option_is_a_setting_with_the_same_default() -> None:
     for o in cfg.OPTIONS:
         assert hasattr(defaults, o.name), f"Settings lacks {o.name}"
         assert getattr(defaults, o.name) == o.default, f"default of {o.name} differs"
+    declared = {o.name for o in cfg.OPTIONS}
+    missing = {f.name for f in fields(cfg.Settings)} - declared - {"extra"}
+    assert not missing, f"settings without a flag/env/TOML option: {sorted(missing)}"
