@@ -114,3 +114,28 @@ def test_threading_switched_off(tmp_path: Path) -> None:
         assert store.list_threads().total == 0
     finally:
         store.close()
+
+
+def test_index_rebuilt_once_pruned_messages_dominate(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from postroom.store import index_worker
+    from postroom.store.indexer import extract
+    from postroom.threads import ThreadingOptions, ThreadMessage
+
+    db = tmp_path / "s.db"
+    ids, store = run(db, "thread", [mail(n, f"m{n}@x", f"Subject {n}") for n in range(12)])
+    try:
+        want = thread_ids(store, ids)
+        monkeypatch.setattr(index_worker, "COMPACT_SLACK", 4)
+        conn = index_worker.connect_readonly(str(db))
+        indexer = index_worker.Indexer(conn, extract, ThreadingOptions())
+        assert indexer.start() == [] and indexer.threads is not None and indexer.threads.messages == 12
+        assert indexer.idle() == []  # 12 entries for 12 stored messages: nothing to drop
+        store.delete_messages(ids[:10])
+        indexer._check_at = 0  # look now, not after COMPACT_SLACK / 2 more messages
+        assert indexer.idle() == []  # rebuilt: the stored ids were consistent
+        assert indexer.threads.messages == 2
+        a = indexer.threads.add(ThreadMessage(99, "late@x", references=("m11@x",)))
+        assert str(a.thread_id) == want[11]
+        conn.close()
+    finally:
+        store.close()
