@@ -1,24 +1,41 @@
 """IMAP on a 10,000-message mailbox: postroom vs Dovecot, side by side in one run.
 
-Both servers get the same generated messages by pipelined APPEND (not timed). Then, on
-each server, the median of several runs of: ``FETCH 1:* (UID FLAGS ENVELOPE)``,
-``SEARCH TEXT`` (a word in 1% of the messages) and ``UID FETCH n BODY.PEEK[]`` for 200
-random messages. postroom runs as its own process (``postroom serve``), like Dovecot.
+Both servers get the same generated messages by pipelined APPEND (not timed); postroom
+runs as its own process (``postroom serve``), like Dovecot. Three operations:
+``FETCH 1:* (UID FLAGS ENVELOPE)``, ``SEARCH TEXT`` (a word in 1% of the messages) and
+``UID FETCH n BODY.PEEK[]`` for 200 random messages, each measured three ways:
+
+* **warm**: the median of several runs on a connection that has run it before;
+* **after restart**: both servers are stopped and started again (same data), then the
+  operation runs once on a new connection; repeated for each operation on its own
+  restart, over several rounds (median). Dovecot keeps its index and cache files on
+  disk; postroom keeps its IMAP cache in the database, so this is what a client sees
+  after a server restart;
+* **first ever**: the first run right after the messages arrived, before either server
+  has parsed them for IMAP (both pay their parsing cost here).
+
+The machine is shared: postroom and Dovecot runs alternate, so load hits both alike, and
+the load average is reported with the figures.
 
   python benchmarks/run.py imap [--quick]
+  python benchmarks/imap_bench.py [--quick] [--n N] [--rounds R] [--write]
 """
 
 from __future__ import annotations
 
+import argparse
+import json
 import os
 import random
 import shutil
+import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -29,6 +46,8 @@ from tests.helpers import free_port  # noqa: E402
 from tests.integration.imap_wire import Wire  # noqa: E402
 
 DOVECOT_UP = Path("/work/shared/tools/dovecot-up.sh")
+USER = "alice@example.org"
+SETTLE = 1.0  # seconds to let a restarted server finish starting up before timing it
 WORDS = [
     "order",
     "invoice",
@@ -79,134 +98,228 @@ def load(w: Wire, folder: str, msgs: list[bytes]) -> None:
             assert b" OK " in last, last
 
 
-def timed(fn: Any, runs: int) -> tuple[float, float]:
-    """(first run, median of the rest) in milliseconds."""
-    times = []
-    for _ in range(runs):
-        t0 = time.perf_counter()
-        fn()
-        times.append((time.perf_counter() - t0) * 1000)
-    return times[0], statistics.median(times[1:] or times)
+# -- the servers --------------------------------------------------------------------------------
+def _wait_port(port: int, up: bool, timeout: float = 30) -> None:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        try:
+            Wire("127.0.0.1", port, timeout=5).close()
+            if up:
+                return
+        except OSError:
+            if not up:
+                return
+        time.sleep(0.05)
+    raise RuntimeError(f"port {port} did not come {'up' if up else 'down'}")
 
 
-def measure(w: Wire, folder: str, n: int, runs: int) -> dict[str, tuple[float, float]]:
-    w.ok(f"EXAMINE {folder}")
-    uids = [int(x) for x in w.ok("UID SEARCH ALL")[0].split()[2:]]
+class Postroom:
+    name = "postroom"
+
+    def __init__(self, tmp: Path) -> None:
+        self.db = tmp / "bench.db"
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.port = 0
+
+    def start(self) -> None:
+        self.port = free_port()
+        cmd = [sys.executable, "-m", "postroom", "serve", "--imap", f"127.0.0.1:{self.port}"]
+        cmd += ["--smtp", "off", "--http", "off", "--pop3", "off", "--db", str(self.db), "--max", "0", "--quiet"]
+        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
+        try:
+            _wait_port(self.port, up=True)
+        except RuntimeError:
+            self.proc.kill()
+            raise
+
+    def stop(self) -> None:
+        if self.proc is not None:
+            self.proc.terminate()
+            self.proc.wait(30)
+            self.proc = None
+
+
+class Dovecot:
+    name = "dovecot"
+
+    def __init__(self) -> None:
+        self.base = Path("/tmp") / f"postroom-bench-dovecot-{uuid.uuid4().hex[:6]}"
+        self.base.mkdir(mode=0o755)
+        self.port = free_port()
+        self.conf = self.base / "dovecot.conf"
+        self.running = False
+
+    def start(self) -> None:
+        if not self.conf.exists():
+            subprocess.run(["sh", str(DOVECOT_UP), str(self.base), str(self.port), str(free_port())], check=True)
+        else:
+            subprocess.run(["dovecot", "-c", str(self.conf)], check=True)
+        self.running = True
+        _wait_port(self.port, up=True)
+
+    def stop(self) -> None:
+        if self.running:
+            subprocess.run(["doveadm", "-c", str(self.conf), "stop"], check=False)
+            self.running = False
+            _wait_port(self.port, up=False)
+            # the master is gone once its pid file is (a new one must not find the old one)
+            end = time.monotonic() + 10
+            while (self.base / "run" / "master.pid").exists() and time.monotonic() < end:
+                time.sleep(0.05)
+
+    def remove(self) -> None:
+        shutil.rmtree(self.base, ignore_errors=True)
+
+
+# -- the operations -------------------------------------------------------------------------------
+Op = Callable[[Wire], None]
+
+
+def operations(n: int, uids: list[int]) -> dict[str, Op]:
     rng = random.Random(1)
     picks = [rng.choice(uids) for _ in range(200)]
 
-    def fetch_all() -> None:
+    def fetch_all(w: Wire) -> None:
         lines = w.ok("FETCH 1:* (UID FLAGS ENVELOPE)")
         assert len(lines) == n, len(lines)
 
-    def search() -> None:
+    def search(w: Wire) -> None:
         [line] = [x for x in w.ok('SEARCH TEXT "zanzibar"') if x.startswith(b"* SEARCH")]
         assert len(line.split()) - 2 == n // 100, line[:80]
 
-    def bodies() -> None:
+    def bodies(w: Wire) -> None:
         for u in picks:
-            w.ok(f"UID FETCH {u} BODY.PEEK[]")
+            lines = w.ok(f"UID FETCH {u} BODY.PEEK[]")
+            assert len(lines) == 1 and b"BODY[] {" in lines[0], lines[:1]
 
     return {
-        "FETCH 1:* (UID FLAGS ENVELOPE)": timed(fetch_all, runs),
-        'SEARCH TEXT "zanzibar"': timed(search, runs),
-        "UID FETCH n BODY.PEEK[] x200": timed(bodies, runs),
+        "FETCH 1:* (UID FLAGS ENVELOPE)": fetch_all,
+        'SEARCH TEXT "zanzibar"': search,
+        "UID FETCH n BODY.PEEK[] x200": bodies,
     }
 
 
-def start_postroom(tmp: Path) -> tuple[subprocess.Popen[bytes], int]:
-    port = free_port()
-    cmd = [
-        sys.executable,
-        "-m",
-        "postroom",
-        "serve",
-        "--imap",
-        f"127.0.0.1:{port}",
-        "--smtp",
-        "off",
-        "--http",
-        "off",
-        "--pop3",
-        "off",
-        "--db",
-        str(tmp / "bench.db"),
-        "--max",
-        "0",
-        "--quiet",
-    ]
-    proc = subprocess.Popen(cmd, cwd=ROOT, env={**os.environ, "PYTHONPATH": str(ROOT / "src")})
-    for _ in range(200):
-        try:
-            Wire("127.0.0.1", port, timeout=5).close()
-            return proc, port
-        except OSError:
-            time.sleep(0.05)
-    proc.kill()
-    raise RuntimeError("postroom did not start")
+def timed(fn: Op, w: Wire) -> float:
+    t0 = time.perf_counter()
+    fn(w)
+    return (time.perf_counter() - t0) * 1000
 
 
-def start_dovecot() -> tuple[Path, int]:
-    base = Path("/tmp") / f"postroom-bench-dovecot-{uuid.uuid4().hex[:6]}"
-    base.mkdir(mode=0o755)
-    port = free_port()
-    subprocess.run(["sh", str(DOVECOT_UP), str(base), str(port), str(free_port())], check=True)
-    for _ in range(100):
-        try:
-            Wire("127.0.0.1", port, timeout=5).close()
-            break
-        except OSError:
-            time.sleep(0.05)
-    return base, port
+def session(port: int, folder: str) -> Wire:
+    w = Wire("127.0.0.1", port, timeout=600)
+    w.ok(f"LOGIN {USER} secret")
+    w.ok(f"EXAMINE {folder}")
+    return w
 
 
-def suite(quick: bool) -> dict[str, Any]:
-    n = 1000 if quick else 10_000
-    runs = 3 if quick else 5
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def suite(quick: bool, n: int | None = None, rounds: int | None = None) -> dict[str, Any]:
+    n = n or (1000 if quick else 10_000)
+    runs = 3 if quick else 7
+    rounds = rounds or (1 if quick else 3)
     msgs = messages(n)
-    results: dict[str, dict[str, tuple[float, float]]] = {}
     tmp = Path(tempfile.mkdtemp(prefix="postroom-imap-bench-"))
-    proc, pport = start_postroom(tmp)
-    dbase, dport = start_dovecot()
+    servers = [Postroom(tmp), Dovecot()]
+    folder = "bench" + uuid.uuid4().hex[:6]
+    # results[server][op] = {"first": ms, "warm": [ms...], "restart": [ms...]}
+    res: dict[str, dict[str, dict[str, Any]]] = {s.name: {} for s in servers}
+    loads = []
     try:
-        for name, port, user in (
-            ("postroom", pport, "alice@example.org"),
-            ("dovecot", dport, "alice@example.org"),
-        ):
-            with Wire("127.0.0.1", port, timeout=600) as w:
-                w.ok(f"LOGIN {user} secret")
-                folder = "bench" + uuid.uuid4().hex[:6]
+        for s in servers:
+            s.start()
+            with Wire("127.0.0.1", s.port, timeout=600) as w:
+                w.ok(f"LOGIN {USER} secret")
                 load(w, folder, msgs)
-                results[name] = measure(w, folder, n, runs)
+        time.sleep(SETTLE * 3)  # postroom's indexer catches up on the new mail
+        loads.append(_load())
+        conns = {s.name: session(s.port, folder) for s in servers}
+        uids = {name: [int(x) for x in w.ok("UID SEARCH ALL")[0].split()[2:]] for name, w in conns.items()}
+        ops = {name: operations(n, u) for name, u in uids.items()}
+        names = list(ops["postroom"])
+        # first ever, then warm: alternate the servers so that load hits both alike
+        for op in names:
+            for s in servers:
+                res[s.name][op] = {"first": timed(ops[s.name][op], conns[s.name]), "warm": [], "restart": []}
+        for r in range(runs):
+            for op in names:
+                for s in servers if r % 2 else servers[::-1]:
+                    res[s.name][op]["warm"].append(timed(ops[s.name][op], conns[s.name]))
+        for w in conns.values():
+            w.close()
+        loads.append(_load())
+        # after a restart: each operation on freshly started servers
+        for r in range(rounds):
+            for op in names:
+                for s in servers:
+                    s.stop()
+                for s in servers:
+                    s.start()
+                time.sleep(SETTLE)
+                for s in servers if r % 2 else servers[::-1]:
+                    with session(s.port, folder) as w:
+                        res[s.name][op]["restart"].append(timed(ops[s.name][op], w))
+        loads.append(_load())
     finally:
-        proc.terminate()
-        proc.wait(30)
-        subprocess.run(["doveadm", "-c", str(dbase / "dovecot.conf"), "stop"], check=False)
+        for s in servers:
+            s.stop()
         shutil.rmtree(tmp, ignore_errors=True)
+        servers[1].remove()  # type: ignore[attr-defined]
+    return _report(n, runs, rounds, res, loads)
+
+
+def _report(
+    n: int, runs: int, rounds: int, res: dict[str, dict[str, dict[str, Any]]], loads: list[str]
+) -> dict[str, Any]:
     rows = []
     lines = [
-        f"{n:,} messages in one folder; milliseconds; median of {runs - 1} warm runs (first run in brackets).",
+        f"{n:,} messages in one folder; milliseconds. **warm**: median of {runs} runs on a connection "
+        f"that ran the command before; **after restart**: both servers restarted, then the command "
+        f"once on a new connection (median of {rounds} restart{'s' if rounds > 1 else ''}); "
+        "**first ever**: the first run after the messages arrived (nothing parsed yet). "
+        "postroom and Dovecot runs alternate. Load average (1/5/15 min) at the start of each "
+        f"phase: {', '.join(loads)} on 2 cores.",
         "",
-        "| operation | postroom | Dovecot | ratio |",
-        "| --- | ---: | ---: | ---: |",
+        "| operation | warm: postroom | Dovecot | ratio | after restart: postroom | Dovecot | ratio "
+        "| first ever: postroom | Dovecot | ratio |",
+        "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |",
     ]
-    for op in results["postroom"]:
-        p_first, p = results["postroom"][op]
-        d_first, d = results["dovecot"][op]
-        ratio = p / d if d else float("inf")
-        rows.append(
-            {
-                "operation": op,
-                "postroom_ms": round(p, 1),
-                "postroom_first_ms": round(p_first, 1),
-                "dovecot_ms": round(d, 1),
-                "dovecot_first_ms": round(d_first, 1),
-                "ratio": round(ratio, 2),
-            }
-        )
-        lines.append(f"| `{op}` | {p:.1f} ({p_first:.0f}) | {d:.1f} ({d_first:.0f}) | {ratio:.2f}x |")
-    return {"title": "IMAP: postroom vs Dovecot", "rows": rows, "markdown": "\n".join(lines)}
+    for op, p in res["postroom"].items():
+        d = res["dovecot"][op]
+        row: dict[str, Any] = {"operation": op}
+        cells = [f"`{op}`"]
+        for phase in ("warm", "restart", "first"):
+            pv = statistics.median(p[phase]) if phase != "first" else p[phase]
+            dv = statistics.median(d[phase]) if phase != "first" else d[phase]
+            ratio = pv / dv if dv else float("inf")
+            row[f"postroom_{phase}_ms"] = round(pv, 1)
+            row[f"dovecot_{phase}_ms"] = round(dv, 1)
+            row[f"{phase}_ratio"] = round(ratio, 2)
+            if phase != "first":
+                row[f"postroom_{phase}_all"] = [round(x, 1) for x in p[phase]]
+                row[f"dovecot_{phase}_all"] = [round(x, 1) for x in d[phase]]
+            cells += [f"{pv:.1f}", f"{dv:.1f}", f"**{ratio:.2f}x**" if phase != "first" else f"{ratio:.2f}x"]
+        rows.append(row)
+        lines.append("| " + " | ".join(cells) + " |")
+    return {"title": "IMAP: postroom vs Dovecot", "rows": rows, "markdown": "\n".join(lines), "loads": loads}
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true")
+    ap.add_argument("--n", type=int, help="messages (default 10,000; 1,000 with --quick)")
+    ap.add_argument("--rounds", type=int, help="restart rounds (default 3; 1 with --quick)")
+    ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    a = ap.parse_args()
+    result = suite(a.quick, a.n, a.rounds)
+    print(result["markdown"])
+    if a.json:
+        a.json.write_text(json.dumps(result["rows"], indent=1) + "\n")
 
 
 if __name__ == "__main__":
-    print(suite("--quick" in sys.argv)["markdown"])
+    socket.setdefaulttimeout(600)
+    main()

@@ -7,11 +7,12 @@ first FETCH or SEARCH after a restart reads rows instead of parsing every messag
 (Dovecot keeps its ``dovecot.index.cache`` for the same reason). The store treats each
 blob as opaque bytes under a ``kind``; the IMAP layer owns the format and its version.
 
-Rows are keyed by the internal ``message.id``, which AUTOINCREMENT never reuses, and are
-read through a join with ``message``: a deleted message's rows can never be served. The
-trigger ``imap_cache_gc`` deletes them with their message (every deletion path in the
-store deletes ``message`` rows). It is created together with the first row, in the same
-transaction (the migration runner cannot hold a trigger body; see 0004_imap_cache.sql).
+One table per kind (``imap_meta``, ``imap_text``), keyed by the internal ``message.id``,
+which AUTOINCREMENT never reuses, and read through a join with ``message``: a deleted
+message's rows can never be served. The trigger ``imap_cache_gc`` deletes them with their
+message (every deletion path in the store deletes ``message`` rows). It is created
+together with the first row, in the same transaction (the migration runner cannot hold a
+trigger body; see 0004_imap_cache.sql).
 
 Writes go through the writer (:meth:`SQLiteStore.write`); reads use the calling thread's
 reader connection. Errors: the store's own (:class:`~.base.StoreClosed`, ...).
@@ -28,12 +29,13 @@ __all__ = ["ImapCacheMixin"]
 # Host parameters per statement (SQLite's default limit is 32766 since 3.32; chunks of
 # 500 keep each IN list small, as the rest of the store does).
 CHUNK = 500
+# kind -> table (0004_imap_cache.sql)
+TABLES = {"meta": "imap_meta", "text": "imap_text"}
 
 _GC_TRIGGER = (
     "CREATE TRIGGER IF NOT EXISTS imap_cache_gc AFTER DELETE ON message BEGIN "
-    "DELETE FROM imap_cache WHERE message = old.id; END"
+    "DELETE FROM imap_meta WHERE id = old.id; DELETE FROM imap_text WHERE id = old.id; END"
 )
-_PUT = "INSERT OR REPLACE INTO imap_cache(message, kind, data) SELECT id, ?, ? FROM message WHERE pid = ?"
 
 
 class ImapCacheMixin:
@@ -46,34 +48,40 @@ class ImapCacheMixin:
 
     def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
         """Cached blobs of ``kind`` for those of ``ids`` (public message IDs) that have one."""
+        table = _table(kind)
         conn = self._reader()
         out: dict[str, bytes] = {}
         for chunk in _chunks(ids, CHUNK):
             marks = ",".join("?" * len(chunk))
-            out.update(
-                conn.execute(
-                    "SELECT m.pid, c.data FROM message m JOIN imap_cache c ON c.message = m.id "
-                    f"AND c.kind = ? WHERE m.pid IN ({marks})",
-                    [kind, *chunk],
-                ).fetchall()
+            sql = (
+                f"SELECT m.pid, c.data FROM message m JOIN {table} c ON c.id = m.id WHERE m.pid IN ({marks})"
             )
+            out.update(conn.execute(sql, chunk).fetchall())
         return out
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         """Store blobs of ``kind`` by public message ID (through the writer; blocks until
         committed). Messages deleted in the meantime are skipped."""
+        sql = f"INSERT OR REPLACE INTO {_table(kind)}(id, data) SELECT id, ? FROM message WHERE pid = ?"
         if not items:
             return
-        rows = [(kind, data, pid) for pid, data in items.items()]
+        rows = [(data, pid) for pid, data in items.items()]
         ready = self._imap_gc_ready
 
         def fn(conn: sqlite3.Connection) -> None:
             if not ready:
                 conn.execute(_GC_TRIGGER)
-            conn.executemany(_PUT, rows)
+            conn.executemany(sql, rows)
 
         self.write(fn)
         self._imap_gc_ready = True
+
+
+def _table(kind: str) -> str:
+    try:
+        return TABLES[kind]
+    except KeyError:
+        raise ValueError(f"unknown IMAP cache kind {kind!r}") from None
 
 
 def _chunks(items: list[str], size: int) -> Iterable[list[str]]:

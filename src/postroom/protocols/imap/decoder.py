@@ -350,6 +350,8 @@ def tokenize(segments: list[bytes]) -> tuple[Token, ...]:
 
 
 _ATOM_STOP = frozenset(b' (){"\r\n')
+# Characters of an atom up to the first stop, control character or "[" (see _atom).
+_ATOM_RUN = re.compile(rb'[^\x00-\x20\x7f(){"\[]+')
 
 
 class _Tokenizer:
@@ -436,6 +438,24 @@ class _Tokenizer:
         raise ParseError("unterminated quoted string")
 
     def _atom(self) -> Atom:
+        t = self.text
+        i = self.i
+        # fast path: a run of plain atom characters not followed by "[" (most atoms)
+        m = _ATOM_RUN.match(t, i)
+        j = m.end() if m is not None else i
+        if j < len(t) and t[j] == 0x5B:
+            return self._bracketed_atom()
+        if j < len(t) and (t[j] == 0x7F or (t[j] < 0x20 and t[j] not in (0x0D, 0x0A))):
+            raise ParseError("control character in atom")
+        if j == i:
+            raise ParseError("empty atom")
+        self.i = j
+        try:
+            return Atom(t[i:j].decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ParseError("invalid UTF-8 in atom") from None
+
+    def _bracketed_atom(self) -> Atom:
         t = self.text
         i = self.i
         depth = 0

@@ -19,6 +19,7 @@ Errors::
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
@@ -69,16 +70,21 @@ class Binary:
 Value = None | int | str | bytes | Raw | Literal | Binary | list["Value"] | tuple["Value", ...]
 
 
+# A quoted string carries printable ASCII only (RFC 3501 section 9 forbids CR, LF and NUL;
+# 8-bit text and other controls go as literals too, as before).
+_UNQUOTABLE = re.compile(rb"[^\x20-\x7e]")
+
+
 def _quotable(data: bytes) -> bool:
-    if len(data) > _MAX_QUOTED:
-        return False
-    return all(0x20 <= c < 0x7F for c in data)
+    return len(data) <= _MAX_QUOTED and _UNQUOTABLE.search(data) is None
 
 
 def quote(data: bytes) -> bytes:
     """A string as a quoted string if possible, else as a literal."""
     if _quotable(data):
-        return b'"' + data.replace(b"\\", b"\\\\").replace(b'"', b'\\"') + b'"'
+        if b"\\" in data or b'"' in data:
+            data = data.replace(b"\\", b"\\\\").replace(b'"', b'\\"')
+        return b'"' + data + b'"'
     return b"{%d}\r\n" % len(data) + data
 
 
@@ -94,7 +100,23 @@ def encode(value: Value) -> bytes:
 
 
 def _encode(value: Value, out: list[bytes]) -> None:
-    if value is None:
+    # the common types first, by exact type (ENVELOPE and BODYSTRUCTURE are many small
+    # strings in nested tuples)
+    t = type(value)
+    if t is str:
+        out.append(quote(value.encode("utf-8")))  # type: ignore[union-attr]
+    elif t is bytes:
+        out.append(quote(value))  # type: ignore[arg-type]
+    elif t is tuple or t is list:
+        out.append(b"(")
+        first = True
+        for v in value:  # type: ignore[union-attr]
+            if not first:
+                out.append(b" ")
+            first = False
+            _encode(v, out)
+        out.append(b")")
+    elif value is None:
         out.append(b"NIL")
     elif isinstance(value, bool):
         raise EncodeError("booleans have no IMAP form")

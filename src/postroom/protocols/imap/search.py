@@ -23,7 +23,17 @@ from .decoder import MAX_DEPTH, Atom, Group
 from .errors import LimitError, No, ParseError
 from .numset import NumSet
 
-__all__ = ["CHARSETS", "BadCharset", "Key", "Target", "matches", "parse_criteria"]
+__all__ = [
+    "CHARSETS",
+    "BadCharset",
+    "Key",
+    "Target",
+    "matches",
+    "needs_message",
+    "parse_criteria",
+    "uses_headers",
+    "uses_text",
+]
 
 CHARSETS = ("UTF-8", "US-ASCII")
 
@@ -248,6 +258,13 @@ def uses_text(key: Key) -> bool:
     if key.op in ("BODY", "TEXT"):
         return True
     return any(uses_text(k) for k in key.children)
+
+
+def uses_headers(key: Key) -> bool:
+    """Whether evaluating ``key`` reads header fields (FROM, HEADER, SENTON...)."""
+    if key.op in ("HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"):
+        return True
+    return any(uses_headers(k) for k in key.children)
 
 
 def needs_message(key: Key) -> bool:

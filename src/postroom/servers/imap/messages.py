@@ -37,6 +37,11 @@ RAW_CACHE_BYTES = 64 * 1024 * 1024
 DERIVED_CACHE_ITEMS = 50_000
 # Decoded text kept per message for SEARCH BODY/TEXT (longer text is cut; our choice).
 MAX_TEXT = 1024 * 1024
+# Search text kept in memory, in characters over all messages (our choice; what does not
+# fit is read back from the store's cache at the next search).
+TEXT_CACHE_CHARS = 64 * 1024 * 1024
+
+Text = tuple[str, str]  # (header + "\n" + body text, body text), case-folded
 
 
 class Derived:
@@ -68,8 +73,6 @@ class Derived:
         self.sent_date = sent_date
         self._headers = headers
         self._headers_json = headers_json  # decoded on first use (FETCH never needs it)
-        self.text: str | None = None  # casefolded header+body text, filled on first TEXT/BODY search
-        self.body_text: str | None = None
 
     @property
     def headers(self) -> dict[str, list[str]]:
@@ -93,6 +96,8 @@ class MessageCache:
         self._raws: OrderedDict[str, bytes] = OrderedDict()
         self._raw_size = 0
         self._derived: OrderedDict[str, Derived] = OrderedDict()
+        self._texts: OrderedDict[str, Text] = OrderedDict()
+        self._text_chars = 0
         self._lock = threading.Lock()
         self.writes = WriteBehind(store)
 
@@ -178,33 +183,60 @@ class MessageCache:
                 self._derived.popitem(last=False)
         return out
 
-    def text(self, id: str, d: Derived) -> None:
-        """Fill ``d.text`` and ``d.body_text`` (decoded, casefolded) for SEARCH."""
-        if d.text is None:
-            self.texts([(id, d)])
+    def text(self, id: str) -> Text:
+        """The search text of a message (empty for a deleted one)."""
+        with self._lock:
+            t = self._texts.get(id)
+            if t is not None:
+                self._texts.move_to_end(id)
+                return t
+        return self.texts_many([id]).get(id, ("", ""))
 
-    def texts(self, items: list[tuple[str, Derived]]) -> None:
-        """:meth:`text` for many messages: one batch read of the store's cache first."""
-        todo = [(id, d) for id, d in items if d.text is None]
-        if not todo:
-            return
-        blobs = self.store.imap_cache_get(TEXT, [id for id, _ in todo])
-        for id, d in todo:
+    def texts_many(self, ids: Iterable[str]) -> dict[str, Text]:
+        """Search text of each of ``ids`` that still exists: memory, then one batch read of
+        the store's cache, then decoding (which needs the header fields too)."""
+        out: dict[str, Text] = {}
+        missing: list[str] = []
+        with self._lock:
+            for id in ids:
+                t = self._texts.get(id)
+                if t is None:
+                    missing.append(id)
+                else:
+                    self._texts.move_to_end(id)
+                    out[id] = t
+        if not missing:
+            return out
+        blobs = self.store.imap_cache_get(TEXT, missing)
+        todo: list[str] = []
+        for id in missing:
             blob = blobs.get(id)
             loaded = load_text(blob) if blob is not None else None
-            if loaded is not None:
-                d.text, d.body_text = loaded
-                continue
-            part = self.part(id)
-            if part is None:
-                d.text = d.body_text = ""
-                continue
+            if loaded is None:
+                todo.append(id)
+            else:
+                out[id] = loaded
+        derived = self.derived_many(todo) if todo else {}
+        for id in todo:
+            d = derived.get(id)
+            part = self.part(id) if d is not None else None
+            if d is None or part is None:
+                continue  # deleted meanwhile
             body = body_text(part)[:MAX_TEXT].casefold()
             head = "\n".join(decode_words(v) for vs in d.headers.values() for v in vs).casefold()
-            d.body_text = body
-            d.text = head + "\n" + body
-            self.writes.add(TEXT, id, dump_text(d.text, len(head)))
+            out[id] = (head + "\n" + body, body)
+            self.writes.add(TEXT, id, dump_text(out[id][0], len(head)))
         self.writes.kick()
+        with self._lock:
+            for id in missing:
+                t = out.get(id)
+                if t is not None and id not in self._texts:
+                    self._texts[id] = t
+                    self._text_chars += len(t[0]) + len(t[1])
+            while self._text_chars > TEXT_CACHE_CHARS and self._texts:
+                _, old = self._texts.popitem(last=False)
+                self._text_chars -= len(old[0]) + len(old[1])
+        return out
 
 
 def derive(part: mime.Part) -> Derived:
@@ -264,7 +296,7 @@ def _Single(part: mime.Part) -> mime.Part:
 class MessageView:
     """The :class:`~postroom.protocols.imap.search.Target` of one message in a session."""
 
-    __slots__ = ("_cache", "_d", "entry", "flags", "internaldate", "modseq", "seq", "size", "uid")
+    __slots__ = ("_cache", "_d", "_t", "entry", "flags", "internaldate", "modseq", "seq", "size", "uid")
 
     def __init__(self, seq: int, entry: Entry, flags: frozenset[str], cache: MessageCache) -> None:
         self.seq = seq
@@ -276,6 +308,7 @@ class MessageView:
         self.modseq = entry.modseq
         self._cache = cache
         self._d: Derived | None = None
+        self._t: Text | None = None
 
     def _derived(self) -> Derived | None:
         if self._d is None:
@@ -299,26 +332,26 @@ class MessageView:
         d = self._derived()
         return None if d is None else d.sent_date
 
+    def _text(self) -> Text:
+        if self._t is None:
+            self._t = self._cache.text(self.entry.id)
+        return self._t
+
     def body_text(self) -> str:
-        d = self._derived()
-        if d is None:
-            return ""
-        self._cache.text(self.entry.id, d)
-        return d.body_text or ""
+        return self._text()[1]
 
     def full_text(self) -> str:
-        d = self._derived()
-        if d is None:
-            return ""
-        self._cache.text(self.entry.id, d)
-        return d.text or ""
+        return self._text()[0]
 
 
-def prefetch(cache: MessageCache, views: list[MessageView], *, text: bool) -> None:
-    """Load the derived data (and with ``text`` the search text) of ``views`` in batches,
-    so that matching them does not read the store once per message."""
-    got = cache.derived_many(v.entry.id for v in views)
-    for v in views:
-        v._d = got.get(v.entry.id)
+def prefetch(cache: MessageCache, views: list[MessageView], *, headers: bool, text: bool) -> None:
+    """Load the header fields and/or the search text of ``views`` in batches, so that
+    matching them does not read the store once per message."""
+    if headers:
+        got = cache.derived_many(v.entry.id for v in views)
+        for v in views:
+            v._d = got.get(v.entry.id)
     if text:
-        cache.texts([(v.entry.id, v._d) for v in views if v._d is not None])
+        texts = cache.texts_many(v.entry.id for v in views)
+        for v in views:
+            v._t = texts.get(v.entry.id, ("", ""))

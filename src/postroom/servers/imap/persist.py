@@ -9,10 +9,10 @@ kinds of blob, both starting with :data:`FORMAT` (8 bytes):
 
               FORMAT | <IIII lengths> | <HBB date, year 0 = none> | envelope | bs | body | headers
 
-``text``  the case-folded search text, zstd-compressed (filled by the first SEARCH TEXT or
-          BODY over the message)::
+``text``  the case-folded search text (filled by the first SEARCH TEXT or BODY over the
+          message), zstd-compressed when long::
 
-              FORMAT | <I length of the header part, in characters> | zstd(utf-8 text)
+              FORMAT | <IB length of the header part in characters, 1 if zstd> | utf-8 text
 
 :data:`FORMAT` is a digest of the modules that produce the data, so a postroom whose
 parsing or rendering changed never serves what an older one cached: a blob of another
@@ -47,7 +47,10 @@ log = logging.getLogger("postroom.imap")
 
 META = "meta"
 TEXT = "text"
-# zstd level for search text (level 3: ~4x on mail text, decompression ~1 GB/s).
+# Search text longer than this is stored zstd-compressed (level 3: ~4x on mail text);
+# shorter text is stored as it is, since decompressing costs more than reading it (our
+# measurement: a 10,000-message SEARCH TEXT after a restart).
+TEXT_ZSTD_MIN = 4096
 TEXT_ZSTD_LEVEL = 3
 # Blobs per store write (one writer transaction each; our choice).
 WRITE_BATCH = 1000
@@ -68,7 +71,7 @@ def _fingerprint() -> bytes:
 
 FORMAT = _fingerprint()
 _META_HEAD = struct.Struct("<IIIIHBB")
-_TEXT_HEAD = struct.Struct("<I")
+_TEXT_HEAD = struct.Struct("<IB")
 _local = threading.local()
 
 
@@ -113,22 +116,28 @@ def load_headers(data: bytes) -> dict[str, list[str]]:
 
 def dump_text(text: str, head_chars: int) -> bytes:
     """The ``text`` blob: ``text`` is header text + "\\n" + body text; head_chars its first part."""
+    data = text.encode("utf-8")
+    if len(data) <= TEXT_ZSTD_MIN:
+        return FORMAT + _TEXT_HEAD.pack(head_chars, 0) + data
     c: zstandard.ZstdCompressor | None = getattr(_local, "c", None)
     if c is None:
         c = _local.c = zstandard.ZstdCompressor(level=TEXT_ZSTD_LEVEL)
-    return FORMAT + _TEXT_HEAD.pack(head_chars) + c.compress(text.encode("utf-8"))
+    return FORMAT + _TEXT_HEAD.pack(head_chars, 1) + c.compress(data)
 
 
 def load_text(blob: bytes) -> tuple[str, str] | None:
     """(full text, body text), or None for another format or a damaged blob."""
     if blob[:8] != FORMAT or len(blob) < 8 + _TEXT_HEAD.size:
         return None
-    (head,) = _TEXT_HEAD.unpack_from(blob, 8)
-    d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
-    if d is None:
-        d = _local.d = zstandard.ZstdDecompressor()
+    head, packed = _TEXT_HEAD.unpack_from(blob, 8)
+    data = blob[8 + _TEXT_HEAD.size :]
     try:
-        text = d.decompress(blob[8 + _TEXT_HEAD.size :]).decode("utf-8")
+        if packed:
+            d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
+            if d is None:
+                d = _local.d = zstandard.ZstdDecompressor()
+            data = d.decompress(data)
+        text = data.decode("utf-8")
     except (zstandard.ZstdError, UnicodeDecodeError):
         return None
     return text, text[head + 1 :]

@@ -8,7 +8,7 @@ from bisect import bisect_left, bisect_right
 
 from ...protocols.imap.args import Args, format_datetime
 from ...protocols.imap.commands import State
-from ...protocols.imap.decoder import Group
+from ...protocols.imap.decoder import Group, Token
 from ...protocols.imap.encoder import Binary, Literal, Raw, encode
 from ...protocols.imap.errors import No, ParseError
 from ...protocols.imap.fetch import (
@@ -31,6 +31,7 @@ from ...protocols.imap.search import (
     matches,
     needs_message,
     parse_criteria,
+    uses_headers,
     uses_text,
 )
 from ...protocols.imap.sort import parse_sort, sort_key
@@ -55,6 +56,28 @@ _NEEDS_DERIVED = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 _WHOLE = Section()
 
 
+# Parsed FETCH item lists, by their tokens: clients send the same few lists again and
+# again (UID FETCH n BODY.PEEK[] ...); a small bound keeps hostile variety harmless.
+_ITEMS_MEMO: dict[Token, list[Item]] = {}
+_ITEMS_MEMO_MAX = 256
+
+
+def _parse_items(token: Token) -> list[Item]:
+    """:func:`parse_items`, remembered (callers copy the list before changing it)."""
+    try:
+        return list(_ITEMS_MEMO[token])
+    except (KeyError, TypeError):  # TypeError: a token that cannot be hashed
+        pass
+    items = parse_items(token)
+    if len(_ITEMS_MEMO) >= _ITEMS_MEMO_MAX:
+        _ITEMS_MEMO.clear()
+    try:
+        _ITEMS_MEMO[token] = items
+    except TypeError:
+        pass
+    return list(items)
+
+
 class _Plan:
     """What a FETCH item list needs per message, worked out once per command."""
 
@@ -70,6 +93,20 @@ class _Plan:
         # the whole message (BODY[], BINARY[], RFC822) needs the bytes but no parse
         self.raw = self.part or any(i.section is not None or i.name == "RFC822" for i in items)
         self.derived = any(i.section is None and i.name in _NEEDS_DERIVED for i in items)
+
+
+_PLANS: dict[tuple[Item, ...], _Plan] = {}
+
+
+def _plan(items: list[Item]) -> _Plan:
+    """The :class:`_Plan` of an item list, remembered like :data:`_ITEMS_MEMO`."""
+    key = tuple(items)
+    plan = _PLANS.get(key)
+    if plan is None:
+        if len(_PLANS) >= _ITEMS_MEMO_MAX:
+            _PLANS.clear()
+        plan = _PLANS[key] = _Plan(items)
+    return plan
 
 
 def _render(
@@ -166,6 +203,11 @@ class SelectedCommands(SessionBase):
             return [(t.seq_of(u), u) for u in sorted(self.saved) if t.seq_of(u)]
         if uid:
             # UIDs are sorted: find each range by bisection (UID FETCH n must not scan the folder)
+            ranges = ns.resolve(t.largest_uid)
+            if len(ranges) == 1:
+                lo, hi = ranges[0]
+                a, b = bisect_left(t.uids, lo), bisect_right(t.uids, hi)
+                return [(i + 1, t.uids[i]) for i in range(a, b)]
             picked: set[int] = set()
             for lo, hi in ns.resolve(t.largest_uid):
                 picked.update(range(bisect_left(t.uids, lo), bisect_right(t.uids, hi)))
@@ -177,13 +219,17 @@ class SelectedCommands(SessionBase):
         for _lo, hi in ns.resolve(t.exists):
             if hi > t.exists:
                 raise ParseError(f"invalid message sequence number {hi}")
+        ranges = ns.resolve(t.exists)
+        if len(ranges) == 1:  # 1:*, n, n:m: a slice (the set is checked above)
+            lo, hi = ranges[0]
+            return list(zip(range(lo, hi + 1), t.uids[lo - 1 : hi], strict=True))
         return [(s, t.uids[s - 1]) for s in ns.expand(t.exists)]
 
     # -- FETCH (RFC 3501 6.4.5) -----------------------------------------------------------------
     async def cmd_fetch(self, args: Args, uid: bool) -> Reply:
         sel = self.require_selected()
         ns = args.numset()
-        items = parse_items(args.next("fetch items"))
+        items = _parse_items(args.next("fetch items"))
         changedsince: int | None = None
         if args.more():
             mods = Args(args.group("fetch modifiers"))
@@ -217,7 +263,7 @@ class SelectedCommands(SessionBase):
                     t.entries[e.uid] = e
                     seen_now.add(e.uid)
         has_flags = "FLAGS" in names
-        plan = _Plan(items)
+        plan = _plan(items)
         todo = [
             (s, t.entries[u], t.flags[u], u in seen_now and not has_flags)
             for s, u in targets
@@ -352,11 +398,10 @@ class SelectedCommands(SessionBase):
         views = self._views(sel)
         ctx = Context(sel.tracker.exists, sel.tracker.largest_uid, self.saved)
         if needs_message(key):
-            prefetch(self.cache, views, text=uses_text(key))
-            return [v for v in views if matches(key, v, ctx)]
+            prefetch(self.cache, views, headers=uses_headers(key), text=uses_text(key))
         found = [v for v in views if matches(key, v, ctx)]
         if headers:
-            prefetch(self.cache, found, text=False)
+            prefetch(self.cache, found, headers=True, text=False)
         return found
 
     async def cmd_search(self, args: Args, uid: bool) -> Reply:

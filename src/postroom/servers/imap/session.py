@@ -102,15 +102,21 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
 
     async def _read_more(self, timeout: float) -> bool:
         """Feed the decoder with the next chunk; False at EOF or timeout."""
-        if self._read_task is None:
-            self._read_task = asyncio.ensure_future(self.reader.read(READ_CHUNK))
-        done, _ = await asyncio.wait({self._read_task}, timeout=timeout)
-        if not done:
+        try:
+            if self._read_task is None:
+                # the common case: read in this task (no task or wait() per command)
+                async with asyncio.timeout(timeout):
+                    data = await self.reader.read(READ_CHUNK)
+            else:  # a read IDLE started and left pending
+                done, _ = await asyncio.wait({self._read_task}, timeout=timeout)
+                if not done:
+                    raise TimeoutError
+                task, self._read_task = self._read_task, None
+                data = task.result()
+        except TimeoutError:
             self.write(b"* BYE Autologout; idle for too long\r\n")
             await self.flush()
             return False
-        task, self._read_task = self._read_task, None
-        data = task.result()
         if not data:
             return False
         self.decoder.receive_data(data)

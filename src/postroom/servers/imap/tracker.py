@@ -21,7 +21,20 @@ __all__ = ["Tracker"]
 
 def flag_list(flags: frozenset[str] | set[str]) -> Raw:
     """``(\\Seen \\Flagged kw)`` in a stable order."""
+    if isinstance(flags, frozenset):
+        raw = _FLAG_LISTS.get(flags)
+        if raw is None:
+            if len(_FLAG_LISTS) >= _FLAG_LISTS_MAX:
+                _FLAG_LISTS.clear()
+            raw = _FLAG_LISTS[flags] = Raw(b"(" + " ".join(sorted(flags)).encode("utf-8") + b")")
+        return raw
     return Raw(b"(" + " ".join(sorted(flags)).encode("utf-8") + b")")
+
+
+# Rendered flag lists: a folder has few distinct flag sets, and FETCH 1:* FLAGS renders
+# one per message (bounded against clients that invent keywords).
+_FLAG_LISTS: dict[frozenset[str], Raw] = {}
+_FLAG_LISTS_MAX = 1024
 
 
 @dataclass

@@ -1,0 +1,149 @@
+"""The IMAP cache kept in the store (imap_meta / imap_text): filled on first use, kept
+across restarts, gone with its message. A real server over sockets, a real SQLite file."""
+
+from __future__ import annotations
+
+import sqlite3
+from pathlib import Path
+
+from postroom.servers.imap.core import CACHE_KEY
+from postroom.servers.imap.messages import MessageCache
+from postroom.servers.imap.persist import FORMAT, META, TEXT, dump_meta
+from postroom.store.base import Envelope
+from tests.helpers import RunningServer, running_server
+from tests.integration.imap_wire import Wire
+
+MIXED = (
+    b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: parts\r\n"
+    b"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <parts@x>\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+    b"the quetzal is green\r\n--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64"
+    b"\r\n\r\nJVBERi0=\r\n--b--\r\n"
+)
+
+
+def msg(subject: str, body: str = "hello") -> bytes:
+    return (
+        f"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: {subject}\r\n"
+        f"Date: Mon, 01 Jan 2024 10:00:00 +0000\r\nMessage-ID: <{subject}@x>\r\n\r\n{body}\r\n"
+    ).encode()
+
+
+def deliver(s: RunningServer, raw: bytes, *rcpt: str) -> str:
+    pid: str = s.call(s.app.store.deliver(Envelope("alice@example.org", rcpt or ("bob@example.org",)), raw))
+    return pid
+
+
+def login(s: RunningServer, user: str = "bob@example.org") -> Wire:
+    w = Wire(*s.addr("imap"))
+    w.ok(f'LOGIN "{user}" x')
+    return w
+
+
+def settle(s: RunningServer) -> None:
+    """Wait until what sessions derived is written to the store (it is written behind)."""
+    cache = s.app.extras[CACHE_KEY]
+    assert isinstance(cache, MessageCache)
+    assert cache.writes.drain(30)
+
+
+def rows(db: Path, table: str) -> int:
+    with sqlite3.connect(db) as c:
+        n: int = c.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+        return n
+
+
+def test_fetch_and_search_survive_a_restart_from_the_cache(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    with running_server(db=str(db)) as s:
+        ids = [deliver(s, msg(f"m{i}", f"body {i}")) for i in range(3)] + [deliver(s, MIXED)]
+        with login(s) as w:
+            w.ok("EXAMINE INBOX")
+            before = w.ok("FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)")
+            assert w.ok('SEARCH TEXT "quetzal"') == [b"* SEARCH 4\r\n"]
+            assert w.ok('SEARCH FROM "alice" SENTON 1-Jan-2024') == [b"* SEARCH 1 2 3\r\n"]
+        settle(s)
+        assert set(s.app.store.imap_cache_get(META, ids)) == set(ids)
+        assert set(s.app.store.imap_cache_get(TEXT, ids)) == set(ids)
+    assert rows(db, "imap_meta") == 4 and rows(db, "imap_text") == 4
+    # doctor one cached ENVELOPE while the server is down: what comes back after the restart
+    # is the cached row, not a fresh parse
+    with sqlite3.connect(db) as c:
+        mid = c.execute("SELECT id FROM message WHERE pid = ?", (ids[0],)).fetchone()[0]
+        doctored = dump_meta(b'(NIL "cached" NIL NIL NIL NIL NIL NIL NIL NIL)', b"(x)", b"(y)", {}, None)
+        c.execute("UPDATE imap_meta SET data = ? WHERE id = ?", (doctored, mid))
+    with running_server(db=str(db)) as s, login(s) as w:
+        w.ok("EXAMINE INBOX")
+        after = w.ok("FETCH 1:* (ENVELOPE BODYSTRUCTURE BODY)")
+        assert after[1:] == before[1:]
+        assert (
+            after[0]
+            == b'* 1 FETCH (ENVELOPE (NIL "cached" NIL NIL NIL NIL NIL NIL NIL NIL) BODYSTRUCTURE (x) BODY (y))\r\n'
+        )
+        assert w.ok('SEARCH TEXT "quetzal"') == [b"* SEARCH 4\r\n"]
+        assert w.ok('SEARCH BODY "body 2"') == [b"* SEARCH 3\r\n"]
+
+
+def test_a_row_of_another_format_is_derived_again_and_replaced(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    with running_server(db=str(db)) as s:
+        pid = deliver(s, msg("fmt"))
+        with login(s) as w:
+            w.ok("EXAMINE INBOX")
+            good = w.ok("FETCH 1 ENVELOPE")
+        settle(s)
+    with sqlite3.connect(db) as c:  # as an older postroom would have left it
+        stale = b"\0" * len(FORMAT) + dump_meta(b"(stale)", b"(x)", b"(y)", {}, None)[len(FORMAT) :]
+        c.execute("UPDATE imap_meta SET data = ?", (stale,))
+    with running_server(db=str(db)) as s:
+        with login(s) as w:
+            w.ok("EXAMINE INBOX")
+            assert w.ok("FETCH 1 ENVELOPE") == good
+        settle(s)
+        assert s.app.store.imap_cache_get(META, [pid])[pid].startswith(FORMAT)
+
+
+def test_rows_go_with_their_message(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    with running_server(db=str(db)) as s:
+        solo = [deliver(s, msg(f"s{i}")) for i in range(3)]
+        shared = deliver(s, msg("shared"), "bob@example.org", "carol@example.org")
+        with login(s) as w:
+            w.ok("SELECT INBOX")
+            w.ok("FETCH 1:* ENVELOPE")
+            w.ok('SEARCH TEXT "hello"')
+        settle(s)
+        store = s.app.store
+        assert len(store.imap_cache_get(META, [*solo, shared])) == 4
+        assert rows(db, "imap_meta") == 4 and rows(db, "imap_text") == 4
+        # EXPUNGE of the last delivery deletes the message, and its rows
+        with login(s) as w:
+            w.ok("SELECT INBOX")
+            w.ok("STORE 1,4 +FLAGS (\\Deleted)")
+            assert w.ok("EXPUNGE") == [b"* 4 EXPUNGE\r\n", b"* 1 EXPUNGE\r\n"]
+        assert store.imap_cache_get(META, [solo[0]]) == {}
+        # the shared message lives on in carol's INBOX: its rows stay, and serve her
+        assert set(store.imap_cache_get(META, [shared])) == {shared}
+        assert rows(db, "imap_meta") == 3 and rows(db, "imap_text") == 3
+        with login(s, "carol@example.org") as w:
+            w.ok("EXAMINE INBOX")
+            assert b'"shared"' in w.ok("FETCH 1 ENVELOPE")[0]
+        # deletion through the API (what the web UI does)
+        assert store.delete_messages([solo[1]]) == [solo[1]]
+        assert rows(db, "imap_meta") == 2 and rows(db, "imap_text") == 2
+        # and everything at once
+        store.delete_messages(None)
+        assert rows(db, "imap_meta") == 0 and rows(db, "imap_text") == 0
+        assert store.imap_cache_get(META, [solo[2], shared]) == {}
+
+
+def test_cache_rows_are_not_written_for_a_message_deleted_meanwhile(tmp_path: Path) -> None:
+    db = tmp_path / "store.db"
+    with running_server(db=str(db)) as s:
+        pid = deliver(s, msg("gone"))
+        store = s.app.store
+        store.delete_messages([pid])
+        blob = dump_meta(b"(e)", b"(b)", b"(b)", {}, None)
+        store.imap_cache_put(META, {pid: blob})
+        assert store.imap_cache_get(META, [pid]) == {}
+        assert rows(db, "imap_meta") == 0

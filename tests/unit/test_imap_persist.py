@@ -1,0 +1,103 @@
+"""The IMAP cache's blob formats and its write-behind thread (servers/imap/persist.py)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from postroom.config import Settings
+from postroom.events import Bus
+from postroom.protocols.imap import mime
+from postroom.servers.imap import persist
+from postroom.servers.imap.messages import derive
+from postroom.servers.imap.persist import (
+    FORMAT,
+    WriteBehind,
+    dump_meta,
+    dump_text,
+    load_headers,
+    load_meta,
+    load_text,
+)
+from postroom.store.base import Envelope
+from postroom.store.sqlite import SQLiteStore
+
+RAW = (
+    b"From: =?utf-8?q?Ren=C3=A9?= <rene@example.org>\r\nTo: a@x, b@y\r\nSubject: caf\xc3\xa9\r\n"
+    b"Date: Wed, 03 Jan 2024 10:00:00 +0100\r\nMessage-ID: <m@x>\r\n\r\nbody\r\n"
+)
+
+
+def test_meta_round_trip() -> None:
+    d = derive(mime.parse(RAW))
+    blob = dump_meta(d.envelope, d.bodystructure, d.body, d.headers, d.sent_date)
+    assert blob.startswith(FORMAT)
+    env, bs, body, hj, sent = load_meta(blob) or pytest.fail("unreadable")
+    assert (env, bs, body, sent) == (d.envelope, d.bodystructure, d.body, (2024, 1, 3))
+    assert load_headers(hj) == d.headers
+    assert load_headers(hj)["subject"] == ["café"]
+
+
+def test_meta_without_a_date_and_damaged_blobs() -> None:
+    blob = dump_meta(b"(e)", b"(s)", b"(b)", {}, None)
+    assert load_meta(blob) == (b"(e)", b"(s)", b"(b)", b"{}", None)
+    assert load_meta(blob[:-1]) is None  # truncated
+    assert load_meta(b"\0" * 8 + blob[8:]) is None  # another format
+    assert load_meta(b"") is None
+
+
+@pytest.mark.parametrize("body", ["short body", "long body " * 1000])
+def test_text_round_trip_short_and_compressed(body: str) -> None:
+    head = "from: rené\nsubject: café"
+    text = head + "\n" + body
+    blob = dump_text(text, len(head))
+    assert (len(blob) < len(text)) == (len(text.encode()) > persist.TEXT_ZSTD_MIN)
+    assert load_text(blob) == (text, body)
+    assert load_text(b"\0" * 8 + blob[8:]) is None
+
+
+def test_damaged_compressed_text_reads_as_a_miss() -> None:
+    text = "x\n" + "word " * 2000
+    blob = dump_text(text, 1)
+    assert load_text(blob[:-10]) is None
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[SQLiteStore]:
+    settings = Settings(db=str(tmp_path / "s.db"))
+    settings.validate()
+    st = SQLiteStore(str(tmp_path / "s.db"), settings, Bus())
+    st.start()
+    yield st
+    st.close()
+
+
+def test_write_behind_batches_by_kind_and_drains(store: SQLiteStore) -> None:
+    ids = [asyncio.run(store.deliver(Envelope("a@x", ("b@y",)), RAW)) for _ in range(2)]
+    wb = WriteBehind(store)
+    wb.add("meta", ids[0], b"1")
+    wb.add("text", ids[0], b"2")
+    wb.add("meta", ids[1], b"3")
+    wb.add("meta", "no-such-message", b"4")
+    assert store.imap_cache_get("meta", ids) == {}  # nothing leaves before kick (or drain)
+    assert wb.drain(30)
+    assert store.imap_cache_get("meta", [*ids, "no-such-message"]) == {ids[0]: b"1", ids[1]: b"3"}
+    assert store.imap_cache_get("text", ids) == {ids[0]: b"2"}
+
+
+def test_write_behind_outlives_a_closed_store(store: SQLiteStore) -> None:
+    wb = WriteBehind(store)
+    store.close()
+    wb.add("meta", "a", b"1")
+    assert wb.drain(30)  # dropped (StoreClosed), not stuck
+    wb.add("meta", "b", b"2")
+    assert wb.drain(30)
+    assert wb._thread is not None and wb._thread.is_alive()
+
+
+def test_unknown_kind(store: SQLiteStore) -> None:
+    with pytest.raises(ValueError):
+        store.imap_cache_get("thumbnail", ["x"])
