@@ -25,6 +25,14 @@ async def _collect(ws: aiohttp.ClientWebSocketResponse, want: int, types: set[st
     return got
 
 
+async def _read_update(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
+    """The next read/tags update, skipping the full summaries sent once a message is indexed."""
+    while True:
+        [upd] = await _collect(ws, 1, {"update"})
+        if "Subject" not in upd["Data"]:
+            return upd
+
+
 def _in_thread(coro_fn: Any) -> Any:
     return asyncio.run(coro_fn())
 
@@ -54,7 +62,7 @@ def test_event_stream(server: RunningServer) -> None:
             await loop.run_in_executor(
                 None, lambda: api.request("PUT", "/api/v1/messages", {"IDs": [a_id], "Read": True})
             )
-            [upd] = await _collect(ws, 1, {"update"})
+            upd = await _read_update(ws)
             assert upd["Data"] == {"ID": a_id, "Read": True}
             [stats] = await _collect(ws, 1, {"stats"})
             assert set(stats["Data"]) == {"Total", "Unread", "Version"} and stats["Data"]["Total"] == 2
@@ -99,3 +107,30 @@ def test_slow_client_is_dropped_and_ingest_goes_on(
     assert api.get("/api/v1/messages").json()["total"] == 0
     api.send(To=[{"Email": "x@example.com"}], Subject="after")
     assert api.get("/api/v1/messages").json()["total"] == 1
+
+
+def test_indexed_message_is_resent_whole(server: RunningServer) -> None:
+    """Once the indexer has parsed a message, clients get its summary with snippet and thread."""
+    api = Api(server)
+    url = server.http_url.replace("http", "ws", 1) + "/api/events"
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            loop = asyncio.get_running_loop()
+            mid = await loop.run_in_executor(
+                None,
+                lambda: api.send(
+                    To=[{"Email": "a@example.com"}], Subject="Indexed", Text="hello snippet world"
+                ),
+            )
+            [new] = await _collect(ws, 1, {"new"})
+            assert new["Data"]["ID"] == mid and new["Data"]["Snippet"] == ""
+            while True:
+                [upd] = await _collect(ws, 1, {"update"})
+                if "Subject" in upd["Data"]:
+                    break
+            assert upd["Data"]["ID"] == mid
+            assert upd["Data"]["Snippet"] == "hello snippet world"
+            assert upd["Data"]["ThreadID"]
+
+    _in_thread(run)

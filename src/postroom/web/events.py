@@ -44,6 +44,9 @@ CLOSE_TIMEOUT = 1.0
 HUB_KEY: web.AppKey[Hub] = web.AppKey("postroom_ws_hub")
 
 
+INDEXED_MAX = 500  # summaries re-sent per "indexed" batch (the indexer writes 32 at a time)
+
+
 class _Client:
     def __init__(self, ws: web.WebSocketResponse, request: web.Request, mailbox: str | None) -> None:
         self.ws = ws
@@ -84,6 +87,22 @@ class Hub:
         self.clients: set[_Client] = set()
         self._unsubscribe: Any = None
         self._stats_due = False
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def _send_summaries(self, ids: list[str]) -> None:
+        store = self.app[APP_KEY].store
+        try:
+            summaries = await asyncio.to_thread(lambda: [store.get_summary(i) for i in ids])
+        except Exception:  # the store closed, or the messages went meanwhile
+            log.debug("could not read indexed summaries", exc_info=True)
+            return
+        for s in summaries:
+            if s is None:
+                continue
+            text = _envelope("update", summary_json(s))
+            for c in list(self.clients):
+                if c.mailbox is None or c.mailbox in s.mailboxes:
+                    c.offer(text)
 
     def start(self) -> None:
         self._unsubscribe = self.app[APP_KEY].bus.subscribe(self.on_event)
@@ -106,6 +125,15 @@ class Hub:
         if ev.type == EventType.NEW and isinstance(d.get("summary"), Summary):
             s: Summary = d["summary"]
             out.append((_envelope("new", summary_json(s)), list(s.mailboxes)))
+        elif ev.type == EventType.UPDATE and d.get("indexed"):
+            # The indexer filled snippet, attachment count and ThreadID: send the whole summary
+            # (read off the loop), which the UI and Mailpit-style clients apply in place.
+            ids = [i for i in d.get("ids", []) if isinstance(i, str)][:INDEXED_MAX]
+            if ids:
+                task = asyncio.get_running_loop().create_task(self._send_summaries(ids))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            return
         elif ev.type == EventType.UPDATE and "read" in d:
             out += [(_envelope("update", {"ID": i, "Read": bool(d["read"])}), None) for i in d.get("ids", [])]
         elif ev.type == EventType.UPDATE and "tags" in d:
