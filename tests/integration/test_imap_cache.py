@@ -8,7 +8,7 @@ from pathlib import Path
 
 from postroom.servers.imap.core import CACHE_KEY
 from postroom.servers.imap.messages import MessageCache
-from postroom.servers.imap.persist import FORMAT, META, TEXT, dump_meta
+from postroom.servers.imap.persist import FORMAT, HEAD, META, TEXT, dump_meta
 from postroom.store.base import Envelope
 from tests.helpers import RunningServer, running_server
 from tests.integration.imap_wire import Wire
@@ -65,12 +65,13 @@ def test_fetch_and_search_survive_a_restart_from_the_cache(tmp_path: Path) -> No
         settle(s)
         assert set(s.app.store.imap_cache_get(META, ids)) == set(ids)
         assert set(s.app.store.imap_cache_get(TEXT, ids)) == set(ids)
-    assert rows(db, "imap_meta") == 4 and rows(db, "imap_text") == 4
+        assert set(s.app.store.imap_cache_get(HEAD, ids)) == set(ids)
+    assert rows(db, "imap_meta") == 4 and rows(db, "imap_head") == 4 and rows(db, "imap_text") == 4
     # doctor one cached ENVELOPE while the server is down: what comes back after the restart
     # is the cached row, not a fresh parse
     with sqlite3.connect(db) as c:
         mid = c.execute("SELECT id FROM message WHERE pid = ?", (ids[0],)).fetchone()[0]
-        doctored = dump_meta(b'(NIL "cached" NIL NIL NIL NIL NIL NIL NIL NIL)', b"(x)", b"(y)", {}, None)
+        doctored = dump_meta(b'(NIL "cached" NIL NIL NIL NIL NIL NIL NIL NIL)', b"(x)", b"(y)", None)
         c.execute("UPDATE imap_meta SET data = ? WHERE id = ?", (doctored, mid))
     with running_server(db=str(db)) as s, login(s) as w:
         w.ok("EXAMINE INBOX")
@@ -93,7 +94,7 @@ def test_a_row_of_another_format_is_derived_again_and_replaced(tmp_path: Path) -
             good = w.ok("FETCH 1 ENVELOPE")
         settle(s)
     with sqlite3.connect(db) as c:  # as an older postroom would have left it
-        stale = b"\0" * len(FORMAT) + dump_meta(b"(stale)", b"(x)", b"(y)", {}, None)[len(FORMAT) :]
+        stale = b"\0" * len(FORMAT) + dump_meta(b"(stale)", b"(x)", b"(y)", None)[len(FORMAT) :]
         c.execute("UPDATE imap_meta SET data = ?", (stale,))
     with running_server(db=str(db)) as s:
         with login(s) as w:
@@ -124,7 +125,7 @@ def test_rows_go_with_their_message(tmp_path: Path) -> None:
         assert store.imap_cache_get(META, [solo[0]]) == {}
         # the shared message lives on in carol's INBOX: its rows stay, and serve her
         assert set(store.imap_cache_get(META, [shared])) == {shared}
-        assert rows(db, "imap_meta") == 3 and rows(db, "imap_text") == 3
+        assert rows(db, "imap_meta") == 3 and rows(db, "imap_head") == 3 and rows(db, "imap_text") == 3
         with login(s, "carol@example.org") as w:
             w.ok("EXAMINE INBOX")
             assert b'"shared"' in w.ok("FETCH 1 ENVELOPE")[0]
@@ -133,7 +134,7 @@ def test_rows_go_with_their_message(tmp_path: Path) -> None:
         assert rows(db, "imap_meta") == 2 and rows(db, "imap_text") == 2
         # and everything at once
         store.delete_messages(None)
-        assert rows(db, "imap_meta") == 0 and rows(db, "imap_text") == 0
+        assert rows(db, "imap_meta") == 0 and rows(db, "imap_head") == 0 and rows(db, "imap_text") == 0
         assert store.imap_cache_get(META, [solo[2], shared]) == {}
 
 
@@ -143,7 +144,7 @@ def test_cache_rows_are_not_written_for_a_message_deleted_meanwhile(tmp_path: Pa
         pid = deliver(s, msg("gone"))
         store = s.app.store
         store.delete_messages([pid])
-        blob = dump_meta(b"(e)", b"(b)", b"(b)", {}, None)
+        blob = dump_meta(b"(e)", b"(b)", b"(b)", None)
         store.imap_cache_put(META, {pid: blob})
         assert store.imap_cache_get(META, [pid]) == {}
         assert rows(db, "imap_meta") == 0

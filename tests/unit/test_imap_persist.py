@@ -12,15 +12,16 @@ from postroom.config import Settings
 from postroom.events import Bus
 from postroom.protocols.imap import mime
 from postroom.servers.imap import persist
-from postroom.servers.imap.messages import derive
+from postroom.servers.imap.messages import Derived, derive
 from postroom.servers.imap.persist import (
     FORMAT,
     WriteBehind,
+    dump_head,
     dump_meta,
     dump_text,
-    load_headers,
-    load_meta,
+    load_head,
     load_text,
+    meta_layout,
 )
 from postroom.store.base import Envelope
 from postroom.store.sqlite import SQLiteStore
@@ -31,22 +32,29 @@ RAW = (
 )
 
 
-def test_meta_round_trip() -> None:
+def test_meta_and_head_round_trip() -> None:
     d = derive(mime.parse(RAW))
-    blob = dump_meta(d.envelope, d.bodystructure, d.body, d.headers, d.sent_date)
-    assert blob.startswith(FORMAT)
-    env, bs, body, hj, sent = load_meta(blob) or pytest.fail("unreadable")
-    assert (env, bs, body, sent) == (d.envelope, d.bodystructure, d.body, (2024, 1, 3))
-    assert load_headers(hj) == d.headers
-    assert load_headers(hj)["subject"] == ["café"]
+    again = Derived.load(d.blob) or pytest.fail("unreadable")
+    assert d.blob.startswith(FORMAT)
+    assert (again.envelope, again.bodystructure, again.body) == (d.envelope, d.bodystructure, d.body)
+    assert again.envelope.startswith(b'("Wed, 03 Jan 2024 10:00:00 +0100" {5}\r\ncaf\xc3\xa9 (("=?utf-8?')
+    assert again.sent_date == d.sent_date == (2024, 1, 3)
+    assert again.headers is None  # header fields live in their own blob
+    assert d.headers is not None
+    assert load_head(dump_head(d.headers)) == d.headers
+    assert d.headers["subject"] == ["café"]
 
 
 def test_meta_without_a_date_and_damaged_blobs() -> None:
-    blob = dump_meta(b"(e)", b"(s)", b"(b)", {}, None)
-    assert load_meta(blob) == (b"(e)", b"(s)", b"(b)", b"{}", None)
-    assert load_meta(blob[:-1]) is None  # truncated
-    assert load_meta(b"\0" * 8 + blob[8:]) is None  # another format
-    assert load_meta(b"") is None
+    blob = dump_meta(b"(e)", b"(s)", b"(b)", None)
+    d = Derived.load(blob) or pytest.fail("unreadable")
+    assert (d.envelope, d.bodystructure, d.body, d.sent_date) == (b"(e)", b"(s)", b"(b)", None)
+    assert meta_layout(blob[:-1]) is None  # truncated
+    assert meta_layout(b"\0" * 8 + blob[8:]) is None  # another format
+    assert meta_layout(b"") is None
+    assert load_head(b"\0" * 8 + dump_head({})[8:]) is None
+    assert load_head(FORMAT + b"[1, 2]") is None
+    assert load_head(FORMAT + b"{not json") is None
 
 
 @pytest.mark.parametrize("body", ["short body", "long body " * 1000])

@@ -320,8 +320,8 @@ class Store(Protocol):
 
     # -- IMAP cache: what the IMAP server derives from a message, kept across restarts --------
     def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
-        """Blobs of ``kind`` ("meta" or "text") for those of ``ids`` that have one (never for
-        deleted messages)."""
+        """Blobs of ``kind`` ("meta", "head" or "text") for those of ``ids`` that have one
+        (never for deleted messages)."""
         ...
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:

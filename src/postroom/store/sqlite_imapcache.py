@@ -7,7 +7,7 @@ first FETCH or SEARCH after a restart reads rows instead of parsing every messag
 (Dovecot keeps its ``dovecot.index.cache`` for the same reason). The store treats each
 blob as opaque bytes under a ``kind``; the IMAP layer owns the format and its version.
 
-One table per kind (``imap_meta``, ``imap_text``), keyed by the internal ``message.id``,
+One table per kind (``imap_meta``, ``imap_head``, ``imap_text``), keyed by the internal ``message.id``,
 which AUTOINCREMENT never reuses, and read through a join with ``message``: a deleted
 message's rows can never be served. The trigger ``imap_cache_gc`` deletes them with their
 message (every deletion path in the store deletes ``message`` rows). It is created
@@ -30,11 +30,12 @@ __all__ = ["ImapCacheMixin"]
 # 500 keep each IN list small, as the rest of the store does).
 CHUNK = 500
 # kind -> table (0004_imap_cache.sql)
-TABLES = {"meta": "imap_meta", "text": "imap_text"}
+TABLES = {"meta": "imap_meta", "head": "imap_head", "text": "imap_text"}
 
 _GC_TRIGGER = (
     "CREATE TRIGGER IF NOT EXISTS imap_cache_gc AFTER DELETE ON message BEGIN "
-    "DELETE FROM imap_meta WHERE id = old.id; DELETE FROM imap_text WHERE id = old.id; END"
+    "DELETE FROM imap_meta WHERE id = old.id; DELETE FROM imap_head WHERE id = old.id; "
+    "DELETE FROM imap_text WHERE id = old.id; END"
 )
 
 

@@ -27,7 +27,20 @@ from ...protocols.imap.encoder import encode
 from ...protocols.imap.fetch import Section, decode_part
 from ...protocols.imap.sort import decode_words
 from ...store.base import Entry, Store
-from .persist import META, TEXT, WriteBehind, dump_meta, dump_text, load_headers, load_meta, load_text
+from .persist import (
+    HEAD,
+    META,
+    META_START,
+    TEXT,
+    MetaLayout,
+    WriteBehind,
+    dump_head,
+    dump_meta,
+    dump_text,
+    load_head,
+    load_text,
+    meta_layout,
+)
 
 __all__ = ["Derived", "MessageCache", "MessageView"]
 
@@ -45,43 +58,41 @@ Text = tuple[str, str]  # (header + "\n" + body text, body text), case-folded
 
 
 class Derived:
-    """What FETCH/SEARCH/SORT need besides the raw bytes."""
+    """ENVELOPE, BODYSTRUCTURE and BODY of a message as wire bytes, its Date: header as
+    (y, m, d), and its header fields once something asked for them.
 
-    __slots__ = (
-        "_headers",
-        "_headers_json",
-        "body",
-        "body_text",
-        "bodystructure",
-        "envelope",
-        "sent_date",
-        "text",
-    )
+    The three wire values are slices of one ``meta`` blob (:mod:`.persist`), the form the
+    store keeps: a FETCH 1:* after a restart then holds one object per message, not four.
+    """
 
-    def __init__(
-        self,
-        envelope: bytes,
-        bodystructure: bytes,
-        body: bytes,
-        headers: dict[str, list[str]] | None,
-        sent_date: tuple[int, int, int] | None,
-        headers_json: bytes = b"",
-    ) -> None:
-        self.envelope = envelope
-        self.bodystructure = bodystructure
-        self.body = body
-        self.sent_date = sent_date
-        self._headers = headers
-        self._headers_json = headers_json  # decoded on first use (FETCH never needs it)
+    __slots__ = ("_a", "_b", "_blob", "_c", "headers", "sent_date")
+
+    def __init__(self, blob: bytes, layout: MetaLayout, headers: dict[str, list[str]] | None = None) -> None:
+        self._blob = blob
+        self._a, self._b, self._c, self.sent_date = layout
+        self.headers = headers  # None until loaded (FETCH never needs them)
+
+    @classmethod
+    def load(cls, blob: bytes) -> Derived | None:
+        """From a stored ``meta`` blob; None if it is of another format."""
+        layout = meta_layout(blob)
+        return None if layout is None else cls(blob, layout)
 
     @property
-    def headers(self) -> dict[str, list[str]]:
-        """Lower-case field name -> raw unfolded values (UTF-8 decoded)."""
-        h = self._headers
-        if h is None:
-            h = self._headers = load_headers(self._headers_json) if self._headers_json else {}
-            self._headers_json = b""
-        return h
+    def blob(self) -> bytes:
+        return self._blob
+
+    @property
+    def envelope(self) -> bytes:
+        return self._blob[META_START : self._a]
+
+    @property
+    def bodystructure(self) -> bytes:
+        return self._blob[self._a : self._b]
+
+    @property
+    def body(self) -> bytes:
+        return self._blob[self._b : self._c]
 
 
 class MessageCache:
@@ -161,27 +172,43 @@ class MessageCache:
         fresh: list[tuple[str, Derived]] = []
         for id in missing:
             blob = blobs.get(id)
-            loaded = load_meta(blob) if blob is not None else None
-            if loaded is not None:
-                env, struct, body, hj, sent = loaded
-                d = Derived(env, struct, body, None, sent, hj)
-            else:
+            d = Derived.load(blob) if blob is not None else None
+            if d is None:
                 part = self.part(id)
                 if part is None:
                     continue  # deleted meanwhile
                 d = derive(part)
-                self.writes.add(
-                    META, id, dump_meta(d.envelope, d.bodystructure, d.body, d.headers, d.sent_date)
-                )
+                assert d.headers is not None
+                self.writes.add(META, id, d.blob)
+                self.writes.add(HEAD, id, dump_head(d.headers))
             out[id] = d
             fresh.append((id, d))
         self.writes.kick()
         with self._lock:
             for id, d in fresh:
-                self._derived[id] = d
+                self._derived.setdefault(id, d)
             while len(self._derived) > self.max_derived:
                 self._derived.popitem(last=False)
         return out
+
+    def headers_many(self, items: list[tuple[str, Derived]]) -> None:
+        """Fill ``headers`` of each (id, derived): one batch read of the store's cache,
+        then parsing for what it lacks."""
+        todo = [(id, d) for id, d in items if d.headers is None]
+        if not todo:
+            return
+        blobs = self.store.imap_cache_get(HEAD, [id for id, _ in todo])
+        for id, d in todo:
+            blob = blobs.get(id)
+            headers = load_head(blob) if blob is not None else None
+            if headers is None:
+                part = self.part(id)
+                headers = derive(part).headers if part is not None else {}
+                assert headers is not None
+                if part is not None:
+                    self.writes.add(HEAD, id, dump_head(headers))
+            d.headers = headers
+        self.writes.kick()
 
     def text(self, id: str) -> Text:
         """The search text of a message (empty for a deleted one)."""
@@ -217,10 +244,11 @@ class MessageCache:
             else:
                 out[id] = loaded
         derived = self.derived_many(todo) if todo else {}
+        self.headers_many(list(derived.items()))
         for id in todo:
             d = derived.get(id)
             part = self.part(id) if d is not None else None
-            if d is None or part is None:
+            if d is None or d.headers is None or part is None:
                 continue  # deleted meanwhile
             body = body_text(part)[:MAX_TEXT].casefold()
             head = "\n".join(decode_words(v) for vs in d.headers.values() for v in vs).casefold()
@@ -253,13 +281,16 @@ def derive(part: mime.Part) -> Derived:
             t = None
         if t is not None:
             sent = (t[0], t[1], t[2])
-    return Derived(
-        envelope=encode(bs.envelope(part)),
-        bodystructure=encode(bs.body_structure(part, True)),
-        body=encode(bs.body_structure(part, False)),
-        headers=headers,
-        sent_date=sent,
+    blob = dump_meta(
+        encode(bs.envelope(part)),
+        encode(bs.body_structure(part, True)),
+        encode(bs.body_structure(part, False)),
+        sent,
     )
+    d = Derived.load(blob)
+    assert d is not None
+    d.headers = headers
+    return d
 
 
 def body_text(part: mime.Part, depth: int = 0) -> str:
@@ -315,17 +346,19 @@ class MessageView:
             self._d = self._cache.derived(self.entry.id)
         return self._d
 
-    def header(self, name: str) -> list[str]:
+    def _headers(self) -> dict[str, list[str]]:
         d = self._derived()
         if d is None:
-            return []
-        return [decode_words(v) for v in d.headers.get(name, [])]
+            return {}
+        if d.headers is None:
+            self._cache.headers_many([(self.entry.id, d)])
+        return d.headers or {}
+
+    def header(self, name: str) -> list[str]:
+        return [decode_words(v) for v in self._headers().get(name, [])]
 
     def raw_header(self, name: str) -> str | None:
-        d = self._derived()
-        if d is None:
-            return None
-        vals = d.headers.get(name)
+        vals = self._headers().get(name)
         return vals[0] if vals else None
 
     def sent_date(self) -> tuple[int, int, int] | None:
@@ -351,6 +384,7 @@ def prefetch(cache: MessageCache, views: list[MessageView], *, headers: bool, te
         got = cache.derived_many(v.entry.id for v in views)
         for v in views:
             v._d = got.get(v.entry.id)
+        cache.headers_many(list(got.items()))
     if text:
         texts = cache.texts_many(v.entry.id for v in views)
         for v in views:

@@ -4,10 +4,15 @@ What :mod:`.messages` derives from a message is kept in the store
 (:meth:`~postroom.store.base.Store.imap_cache_put`) so that it survives a restart. Two
 kinds of blob, both starting with :data:`FORMAT` (8 bytes):
 
-``meta``  ENVELOPE, BODYSTRUCTURE and BODY as wire bytes, the header fields (JSON, read
-          only when a SEARCH or SORT asks for one) and the Date: header's (y, m, d)::
+``meta``  ENVELOPE, BODYSTRUCTURE and BODY as wire bytes and the Date: header's (y, m, d);
+          what FETCH needs, kept small (a FETCH 1:* after a restart reads one per message)::
 
-              FORMAT | <IIII lengths> | <HBB date, year 0 = none> | envelope | bs | body | headers
+              FORMAT | <IIIHBB lengths, date (year 0: none)> | envelope | bodystructure | body
+
+``head``  the header fields as JSON (lower-case name -> unfolded values), for SEARCH
+          FROM/HEADER/SENT*, SORT and THREAD::
+
+              FORMAT | utf-8 JSON
 
 ``text``  the case-folded search text (filled by the first SEARCH TEXT or BODY over the
           message), zstd-compressed when long::
@@ -41,11 +46,26 @@ from ... import __version__
 from ...protocols.imap import bodystructure, encoder, fetch, mime, sort
 from ...store.base import Store, StoreClosed
 
-__all__ = ["FORMAT", "META", "TEXT", "WriteBehind", "dump_meta", "dump_text", "load_meta", "load_text"]
+__all__ = [
+    "FORMAT",
+    "HEAD",
+    "META",
+    "META_START",
+    "TEXT",
+    "MetaLayout",
+    "WriteBehind",
+    "dump_head",
+    "dump_meta",
+    "dump_text",
+    "load_head",
+    "load_text",
+    "meta_layout",
+]
 
 log = logging.getLogger("postroom.imap")
 
 META = "meta"
+HEAD = "head"
 TEXT = "text"
 # Search text longer than this is stored zstd-compressed (level 3: ~4x on mail text);
 # shorter text is stored as it is, since decompressing costs more than reading it (our
@@ -70,48 +90,54 @@ def _fingerprint() -> bytes:
 
 
 FORMAT = _fingerprint()
-_META_HEAD = struct.Struct("<IIIIHBB")
+_META_HEAD = struct.Struct("<IIIHBB")
 _TEXT_HEAD = struct.Struct("<IB")
 _local = threading.local()
 
+# (end of envelope, end of bodystructure, end of body, sent date) as offsets into the blob
+MetaLayout = tuple[int, int, int, tuple[int, int, int] | None]
+
 
 def dump_meta(
-    envelope: bytes,
-    bodystructure: bytes,
-    body: bytes,
-    headers: dict[str, list[str]],
-    sent_date: tuple[int, int, int] | None,
+    envelope: bytes, bodystructure: bytes, body: bytes, sent_date: tuple[int, int, int] | None
 ) -> bytes:
     """The ``meta`` blob."""
-    hj = json.dumps(headers, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
     y, m, d = sent_date if sent_date is not None and 0 < sent_date[0] < 65536 else (0, 0, 0)
-    head = _META_HEAD.pack(len(envelope), len(bodystructure), len(body), len(hj), y, m & 0xFF, d & 0xFF)
-    return b"".join((FORMAT, head, envelope, bodystructure, body, hj))
+    head = _META_HEAD.pack(len(envelope), len(bodystructure), len(body), y, m & 0xFF, d & 0xFF)
+    return b"".join((FORMAT, head, envelope, bodystructure, body))
 
 
-def load_meta(
-    blob: bytes,
-) -> tuple[bytes, bytes, bytes, bytes, tuple[int, int, int] | None] | None:
-    """(envelope, bodystructure, body, headers JSON, sent date), or None for another format."""
-    if blob[:8] != FORMAT or len(blob) < 8 + _META_HEAD.size:
+META_START = len(FORMAT) + _META_HEAD.size  # where the envelope starts in a ``meta`` blob
+
+
+def meta_layout(blob: bytes) -> MetaLayout | None:
+    """Where the parts of a ``meta`` blob end (the envelope starts at :data:`META_START`),
+    and its date; None for another format or a damaged blob."""
+    if blob[:8] != FORMAT or len(blob) < META_START:
         return None
-    le, lbs, lb, lh, y, m, d = _META_HEAD.unpack_from(blob, 8)
-    i = 8 + _META_HEAD.size
-    if len(blob) != i + le + lbs + lb + lh:
+    le, lbs, lb, y, m, d = _META_HEAD.unpack_from(blob, 8)
+    a = META_START + le
+    b = a + lbs
+    c = b + lb
+    if c != len(blob):
         return None
-    env = blob[i : i + le]
-    i += le
-    bs = blob[i : i + lbs]
-    i += lbs
-    body = blob[i : i + lb]
-    i += lb
-    return env, bs, body, blob[i:], ((y, m, d) if y else None)
+    return a, b, c, ((y, m, d) if y else None)
 
 
-def load_headers(data: bytes) -> dict[str, list[str]]:
-    """The header fields of a ``meta`` blob (see :func:`load_meta`)."""
-    out = json.loads(data)
-    return out if isinstance(out, dict) else {}
+def dump_head(headers: dict[str, list[str]]) -> bytes:
+    """The ``head`` blob."""
+    return FORMAT + json.dumps(headers, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+
+
+def load_head(blob: bytes) -> dict[str, list[str]] | None:
+    """The header fields of a ``head`` blob; None for another format or a damaged blob."""
+    if blob[:8] != FORMAT:
+        return None
+    try:
+        out = json.loads(blob[8:])
+    except ValueError:
+        return None
+    return out if isinstance(out, dict) else None
 
 
 def dump_text(text: str, head_chars: int) -> bytes:

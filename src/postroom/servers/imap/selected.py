@@ -4,6 +4,7 @@ CLOSE, UNSELECT, CHECK (RFC 3501 section 6.4, RFC 4315, 6851, 5256, 3516, 7162 b
 
 from __future__ import annotations
 
+import asyncio
 from bisect import bisect_left, bisect_right
 
 from ...protocols.imap.args import Args, format_datetime
@@ -269,14 +270,26 @@ class SelectedCommands(SessionBase):
             for s, u in targets
             if u in t.entries
         ]
-        for start in range(0, len(todo), FETCH_BATCH):
-            batch = todo[start : start + FETCH_BATCH]
-            # what memory holds is rendered here; anything else on a worker thread
-            chunks = self._render_inline(batch, plan)
-            if chunks is None:
-                chunks = await self.blocking(self._render_batch, batch, plan)
-            self.write_many(chunks)
-            await self.maybe_flush()
+        batches = [todo[i : i + FETCH_BATCH] for i in range(0, len(todo), FETCH_BATCH)]
+        ahead: asyncio.Future[list[bytes]] | None = None
+        try:
+            for i, batch in enumerate(batches):
+                # what memory holds is rendered here; anything else on a worker thread
+                if ahead is not None:
+                    chunks, ahead = await ahead, None
+                    threaded = True
+                else:
+                    maybe = self._render_inline(batch, plan)
+                    threaded = maybe is None
+                    chunks = await self.blocking(self._render_batch, batch, plan) if maybe is None else maybe
+                if threaded and i + 1 < len(batches):
+                    # the store is being read: prepare the next batch while this one is sent
+                    ahead = asyncio.ensure_future(self.blocking(self._render_batch, batches[i + 1], plan))
+                self.write_many(chunks)
+                await self.maybe_flush()
+        finally:
+            if ahead is not None:
+                ahead.cancel()
         return "FETCH completed", None
 
     def _render_inline(self, batch: list[_Target], plan: _Plan) -> list[bytes] | None:
