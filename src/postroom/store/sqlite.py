@@ -50,7 +50,7 @@ from .headers import scan_headers
 from .index_worker import begin_immediate
 from .sqlite_folders import FolderMixin
 from .sqlite_imapcache import ImapCacheMixin
-from .sqlite_search import register_functions
+from .sqlite_search import fulltext_listing, register_functions
 from .sqlite_threads import ThreadsMixin
 
 if TYPE_CHECKING:
@@ -672,7 +672,19 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
             # two index-only counts, not a scan of every row
             total = conn.execute("SELECT count(*) FROM message").fetchone()[0]
             unread = conn.execute("SELECT count(*) FROM message WHERE read = 0").fetchone()[0]
-        if has_query:
+        if has_query and query is not None:
+            # Free text alone (in a mailbox or not): page and counts from the index itself.
+            within = None
+            if mailbox:
+                marks = ",".join("?" * len(fids)) or "NULL"
+                within = (f"SELECT message FROM delivery WHERE folder_id IN ({marks})", fids)
+            found = fulltext_listing(
+                conn, query, columns=_SUMMARY_COLS, start=start, limit=limit, within=within,
+                store_counts=None if mailbox else (total, unread),
+            )  # fmt: skip
+            if found is not None:
+                count, count_unread, rows = found
+                return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
             where, params = self._where(mailbox, query, conn)
             count, count_unread = conn.execute(
                 f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM message m WHERE {where}", params
