@@ -65,7 +65,9 @@ class UIServer:
             return int(e.code)
 
 
-@pytest.fixture(scope="module")  # Playwright's sync API keeps an event loop running in this thread: end it with the module
+# Playwright's sync API keeps an event loop running in this thread: end it with the module,
+# or tests after it that use asyncio.run() fail.
+@pytest.fixture(scope="module")
 def chromium() -> Iterator[Any]:
     path = require_tool("chromium")
     sync_api = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
