@@ -111,10 +111,17 @@ def _encode(value: Value, out: list[bytes]) -> None:
         out.append(b"(")
         first = True
         for v in value:  # type: ignore[union-attr]
-            if not first:
+            if first:
+                first = False
+            else:
                 out.append(b" ")
-            first = False
-            _encode(v, out)
+            # leaves inline (a BODYSTRUCTURE is mostly NIL, numbers and short strings)
+            if v is None:
+                out.append(b"NIL")
+            elif type(v) is bytes:
+                out.append(quote(v))
+            else:
+                _encode(v, out)
         out.append(b")")
     elif value is None:
         out.append(b"NIL")
