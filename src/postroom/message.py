@@ -1,7 +1,10 @@
 """A parsed view of a raw message: headers, addresses, text, HTML, attachments, snippet.
 
-Parsing uses the stdlib ``email`` package (``policy.default``, ~ms per message), so it
-is for reads (API, indexer), never the SMTP hot path (see ``store/headers.py``).
+The MIME tree is ``email``'s ``compat32`` tree, built by :mod:`postroom.mimeparse` for
+common shapes (~0.1 ms for a 21 KB HTML mail) and by ``email``'s parser otherwise (~1 ms);
+HTML becomes text through regular expressions, or ``html.parser`` for unusual markup
+(:func:`html_to_text`). Still for reads (API, indexer), never the SMTP hot path (see
+``store/headers.py``).
 
 Parts are numbered like Mailpit's (and IMAP's) PartIDs: the children of a multipart are
 ``1``, ``2``...; nested parts join with dots (``1.2``); a single-part message is ``1``.

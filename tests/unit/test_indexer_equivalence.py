@@ -295,13 +295,13 @@ def mime(draw: st.DrawFn, depth: int = 0) -> bytes:
     return (b"\n".join(headers) + b"\n\n" + body).replace(b"\n", eol)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(mime())
 def test_property_trees(raw: bytes) -> None:
     check(H + raw)
 
 
-@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     mime(),
     st.lists(
@@ -416,7 +416,7 @@ def html_docs(draw: st.DrawFn) -> str:
     return "".join(pieces)
 
 
-@settings(max_examples=500, deadline=None)
+@settings(max_examples=300, deadline=None)
 @given(html_docs())
 @example("<p>a<br/>b</p>")
 @example("<html><head><title>T</title></head><body>x</body></html>")
@@ -427,7 +427,7 @@ def test_property_html(doc: str) -> None:
     assert words(html_to_text(doc, tidy=False)) == words(html_to_text_parsed(doc))
 
 
-@settings(max_examples=300, deadline=None)
+@settings(max_examples=200, deadline=None)
 @given(
     st.lists(
         st.sampled_from(
