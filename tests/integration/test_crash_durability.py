@@ -93,6 +93,15 @@ def test_every_250_survives_kill_9(tmp_path: Path) -> None:
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert len(acked) >= 300, "the burst did not get going"
+    # Start the store again, as the next `postroom serve` would: it applies what the killed
+    # process acknowledged (journaled) but had not yet written to SQLite.
+    from postroom.config import Settings
+    from postroom.events import Bus
+    from postroom.store.sqlite import SQLiteStore
+
+    store = SQLiteStore(str(db), Settings(indexer="thread"), Bus())
+    store.start()
+    store.close()
     conn = sqlite3.connect(db)
     stored = {r[0] for r in conn.execute("SELECT message_id FROM message")}
     conn.close()

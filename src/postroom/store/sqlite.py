@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import dataclasses
 import json
 import logging
 import os
@@ -48,6 +49,7 @@ from .base import (
 )
 from .headers import scan_headers
 from .index_worker import begin_immediate
+from .journal import Journal, read_records
 from .sqlite_folders import FolderMixin
 from .sqlite_imapcache import ImapCacheMixin
 from .sqlite_search import fulltext_listing, register_functions
@@ -94,10 +96,12 @@ class _Ingest:
     envelope: Envelope
     raw: bytes
     tags: tuple[str, ...]
-    future: asyncio.Future[str] | concurrent.futures.Future[str]
+    future: asyncio.Future[str] | concurrent.futures.Future[str] | None  # None: journaled, already acked
     folder: tuple[str, str] | None = None  # (mailbox, folder) for IMAP APPEND
     flags: frozenset[str] = frozenset()
     result: Any = None
+    pid: str = ""  # set when the ID was chosen before the writer (journaled messages)
+    seq: int = 0  # journal sequence number, 0 when not journaled
 
 
 @dataclass(slots=True)
@@ -131,6 +135,11 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
         self._index_proc: subprocess.Popen[bytes] | None = None
         self._index_wakeup = threading.Event()
         self._closed = False
+        self._failed = False
+        self._start_error: BaseException | None = None
+        self._journal: Journal | None = None
+        self._applied_seq = 0
+        self._applied_cond = threading.Condition()
         self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
         self._dctx_local = threading.local()
         # writer-thread state
@@ -167,6 +176,9 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
         )
         self._writer.start()
         ready.wait()
+        if self._start_error is not None:
+            err = self._start_error
+            raise StoreError(f"cannot replay the ingest journal of {self.path}: {err}") from None
         self._start_indexer()
         self._checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="postroom-checkpoint", daemon=True
@@ -180,6 +192,12 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
         if self._writer is not None:
             self._queue.put(_STOP)
             self._writer.join(30)
+        if self._journal is not None:
+            if self._applied_seq >= self._journal.seq and not self._failed:
+                self._journal.reset()
+            self._journal.close()
+        with self._applied_cond:
+            self._applied_cond.notify_all()
         self._stop_indexer()
         self._index_wakeup.set()
         if self._checkpointer is not None:
@@ -232,9 +250,22 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
                 raise
             log.debug("applied migration %s", name)
 
+    def _wait_applied(self) -> None:
+        """Read-your-writes: wait until every journaled message is in SQLite (usually at once)."""
+        journal = self._journal
+        if journal is None or self._applied_seq >= journal.seq:
+            return
+        if threading.current_thread() is self._writer:
+            return
+        target = journal.seq
+        with self._applied_cond:
+            while self._applied_seq < target and not self._closed and not self._failed:
+                self._applied_cond.wait(1.0)
+
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
             raise StoreClosed("store is closed")
+        self._wait_applied()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
@@ -255,6 +286,13 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
     # -- the writer thread -------------------------------------------------------------
     def _write_loop(self, conn: sqlite3.Connection, ready: threading.Event) -> None:
         self._load_folders(conn)
+        try:
+            self._open_journal(conn)
+        except Exception as e:
+            self._start_error = e
+            ready.set()
+            conn.close()
+            return
         ready.set()
         q = self._queue
         while True:
@@ -274,13 +312,42 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
                 conn.close()
                 return
 
+    def _open_journal(self, conn: sqlite3.Connection) -> None:
+        """Apply what a previous run acknowledged but had not stored yet, then open the journal.
+
+        With ``--fsync`` there is no journal: every message waits for SQLite's own fsynced
+        commit instead.
+        """
+        path = self.path + "-journal-postroom"
+        row = conn.execute("SELECT value FROM meta WHERE key = 'journal_seq'").fetchone()
+        applied = int(row[0]) if row else 0
+        pending = [r for r in read_records(path) if r[0] > applied]
+        if pending:
+            log.warning("replaying %d acknowledged messages from the ingest journal", len(pending))
+            for i in range(0, len(pending), MAX_BATCH):
+                jobs = [
+                    _Ingest(Envelope.from_json(json.loads(env)), raw, tags, None, pid=pid, seq=seq)
+                    for seq, pid, env, tags, raw in pending[i : i + MAX_BATCH]
+                ]
+                self._run_batch(conn, jobs)
+                if self._failed:
+                    raise StoreError("replay failed")
+            applied = pending[-1][0]
+        self._applied_seq = applied
+        if self.settings.fsync:
+            if os.path.exists(path):
+                os.remove(path)
+            return
+        self._journal = Journal(path, applied)
+        self._journal.reset()
+
     def _drain_after_stop(self, q: queue.SimpleQueue[Any]) -> None:
         while True:
             try:
                 j = q.get_nowait()
             except queue.Empty:
                 return
-            if isinstance(j, _Ingest | _Call):
+            if isinstance(j, _Ingest | _Call) and j.future is not None:
                 _fail(j.future, StoreClosed("store is closed"))
 
     def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any]) -> None:
@@ -307,9 +374,19 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
                     self._load_folders(conn)
                     done.append((c.future, None, e))
             self._retention(conn, events)
+            top_seq = max((j.seq for j in ingests), default=0)
+            if top_seq:
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES ('journal_seq', ?)", (str(top_seq),)
+                )
             conn.execute("COMMIT")
         except Exception as e:
             log.exception("store write failed; %d jobs rolled back", len(jobs))
+            if any(j.seq for j in ingests):
+                # Acknowledged messages are safe in the journal; stop applying (and acknowledging)
+                # so that the next start replays them from the last applied sequence number.
+                self._failed = True
+                log.critical("journaled messages could not be stored: refusing mail until restart")
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
@@ -320,7 +397,10 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
             self._tag_cache.clear()
             err = StoreError(f"write failed: {e}")
             for j in jobs:
-                _fail(j.future, err)
+                if j.future is not None:
+                    _fail(j.future, err)
+            with self._applied_cond:
+                self._applied_cond.notify_all()
             return
         # committed: now (and only now) tell the callers and the subscribers
         for fut, res, call_err in done:
@@ -331,6 +411,12 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
         if ingests:
             self._resolve_ingests(ingests)
             self._wake_indexer()
+            if top_seq:
+                with self._applied_cond:
+                    self._applied_seq = top_seq
+                    self._applied_cond.notify_all()
+                if self._journal is not None:
+                    self._journal.truncate_if_applied(top_seq)
         extra = self._pending()
         if extra:
             events.extend(extra)
@@ -354,6 +440,8 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
         by_loop: dict[asyncio.AbstractEventLoop, list[_Ingest]] = {}
         for j in ingests:
             fut = j.future
+            if fut is None:
+                continue
             if isinstance(fut, asyncio.Future):
                 by_loop.setdefault(fut.get_loop(), []).append(j)
             else:
@@ -409,7 +497,7 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
         for n, j in enumerate(jobs):
             env = j.envelope
             h = scan_headers(j.raw)
-            pid = new_id(entropy[16 * n : 16 * n + 16])
+            pid = j.pid or new_id(entropy[16 * n : 16 * n + 16])
             listed = {a.lower() for _, a in h.to} | {a.lower() for _, a in h.cc}
             bcc = [("", r) for r in env.rcpt_to if r.lower() not in listed]
             tags = list(dict.fromkeys([*h.tags, *j.tags]))
@@ -575,6 +663,19 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
     async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
         if self._closed:
             raise StoreClosed("store is closed")
+        journal = self._journal
+        if journal is not None:
+            # Committed once the journal record is written (see journal.py); the writer applies
+            # it to SQLite right after, and readers wait for that (_reader), so a client that
+            # reads after its 250 always finds its message.
+            if self._failed:
+                raise StoreError("the store could not apply journaled mail; restart postroom")
+            if not envelope.received_at:
+                envelope = dataclasses.replace(envelope, received_at=time.time())
+            pid = new_id()
+            seq = journal.append(pid, envelope.dumps(), tags, raw)
+            self._queue.put(_Ingest(envelope, raw, tags, None, pid=pid, seq=seq))
+            return pid
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._queue.put(_Ingest(envelope, raw, tags, fut))
         return await fut
@@ -1096,7 +1197,7 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
 def _resolve_async(items: list[_Ingest]) -> None:
     for j in items:
         fut = j.future
-        if not fut.done():
+        if fut is not None and not fut.done():
             fut.set_result(j.result)
 
 
