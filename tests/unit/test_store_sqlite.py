@@ -242,3 +242,41 @@ def test_read_after_deliver_sees_the_message(tmp_path: Path) -> None:
             store.close()
 
     asyncio.run(main())
+
+
+def test_fsync_mode_stores_without_journal(tmp_path: Path) -> None:
+    async def main() -> None:
+        store, _ = make(tmp_path, fsync=True)
+        try:
+            mid = await store.deliver(env("a@x.org"), MSG)
+            assert store.get_summary(mid) is not None
+            assert not (tmp_path / "s.db-journal-postroom").exists()
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_sparse_matches_page_newest_first(tmp_path: Path) -> None:
+    """Few matches among many take the collect-ids path; pages must equal the plain plan's."""
+
+    async def main() -> None:
+        store, _ = make(tmp_path)
+        try:
+            rare = MSG.replace(b"shop@example.com>", b"rare@example.net>", 1)
+            ids = []
+            for i in range(60):
+                mid = await store.deliver(env("a@x.org"), rare if i % 20 == 0 else MSG)
+                if i % 20 == 0:
+                    ids.append(mid)
+            page = store.list_messages(query="from:rare@example.net", limit=2)
+            assert page.messages_count == 3 and page.total == 60
+            assert [m.id for m in page.messages] == ids[::-1][:2]
+            page2 = store.list_messages(query="from:rare@example.net", start=2, limit=2)
+            assert [m.id for m in page2.messages] == ids[:1]
+            assert store.list_messages(query="from:nobody@example.net").messages == []
+            assert store.list_messages(query="from:rare@example.net", start=5).messages == []
+        finally:
+            store.close()
+
+    asyncio.run(main())

@@ -65,6 +65,7 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 ZSTD_LEVEL = 1  # ~73 us for a 21 KB message (BENCHMARKS.md); level 3 saves little more
+SPARSE_MATCHES = 20_000  # up to this many matches, a listing collects ids first (see list_messages)
 PAGE_LIMIT_MAX = 1000  # largest page a listing returns
 CHECKPOINT_INTERVAL = 0.5  # seconds between background WAL checkpoints
 WAL_RESTART_BYTES = 64 * 1024 * 1024  # truncate the WAL past this size, when idle
@@ -792,10 +793,23 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
             ).fetchone()
         else:
             where, params, count, count_unread = "1", [], total, unread
-        rows = conn.execute(
-            f"SELECT {_SUMMARY_COLS} FROM message m WHERE {where} ORDER BY m.id DESC LIMIT ? OFFSET ?",
-            [*params, limit, start],
-        ).fetchall()
+        if count == 0 or start >= count:
+            rows = []
+        elif where != "1" and count <= SPARSE_MATCHES and count * 8 < total:
+            # Few matches: walking the table newest first would read most of it before the page
+            # fills (or all of it, to find none). Collect the matching ids from whatever index
+            # covers the condition instead, and read just the page's rows.
+            ids = sorted((r[0] for r in conn.execute(f"SELECT m.id FROM message m WHERE {where}", params)),
+                         reverse=True)[start : start + limit]  # fmt: skip
+            marks = ",".join("?" * len(ids)) or "NULL"
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.id IN ({marks}) ORDER BY m.id DESC", ids
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLS} FROM message m WHERE {where} ORDER BY m.id DESC LIMIT ? OFFSET ?",
+                [*params, limit, start],
+            ).fetchall()
         return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
 
     def _summaries(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Summary]:
