@@ -55,7 +55,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 250  # messages per frame / per writer call
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
-NICENESS = 10  # scheduling priority drop of the worker process (see main)
+NICENESS = 2  # scheduling priority drop of the worker process (see main)
 # The conversation index is rebuilt from the database (dropping what pruned messages left
 # behind) when it holds this many times the stored messages, plus COMPACT_SLACK.
 COMPACT_FACTOR = 2

@@ -66,6 +66,7 @@ log = logging.getLogger(__name__)
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 ZSTD_LEVEL = 1  # ~73 us for a 21 KB message (BENCHMARKS.md); level 3 saves little more
 SPARSE_MATCHES = 20_000  # up to this many matches, a listing collects ids first (see list_messages)
+SPARSE_DENSITY = 20  # ... when fewer than 1 in this many messages match
 PAGE_LIMIT_MAX = 1000  # largest page a listing returns
 CHECKPOINT_INTERVAL = 0.5  # seconds between background WAL checkpoints
 WAL_RESTART_BYTES = 64 * 1024 * 1024  # truncate the WAL past this size, when idle
@@ -795,7 +796,7 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
             where, params, count, count_unread = "1", [], total, unread
         if count == 0 or start >= count:
             rows = []
-        elif where != "1" and count <= SPARSE_MATCHES and count * 8 < total:
+        elif where != "1" and count <= SPARSE_MATCHES and count * SPARSE_DENSITY < total:
             # Few matches: walking the table newest first would read most of it before the page
             # fills (or all of it, to find none). Collect the matching ids from whatever index
             # covers the condition instead, and read just the page's rows.
