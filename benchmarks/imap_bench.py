@@ -45,7 +45,7 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers import free_port  # noqa: E402
 from tests.integration.imap_wire import _LITERAL, Wire  # noqa: E402
 
-DOVECOT_UP = Path("/work/shared/tools/dovecot-up.sh")
+DOVECOT_UP = Path(__file__).resolve().parents[1] / "scripts" / "dovecot-up.sh"
 USER = "alice@example.org"
 SETTLE = 1.0  # seconds to let a restarted server finish starting up before timing it
 WORDS = [

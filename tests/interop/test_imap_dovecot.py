@@ -24,7 +24,7 @@ pytestmark = pytest.mark.interop
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "imap"
 NAMES = sorted(p.name for p in VECTORS.glob("*.eml"))
-DOVECOT_UP = Path("/work/shared/tools/dovecot-up.sh")
+DOVECOT_UP = Path(__file__).resolve().parents[2] / "scripts" / "dovecot-up.sh"
 DATE = "01-Feb-2024 10:00:00 +0000"
 
 

@@ -190,9 +190,9 @@ def dovecot() -> Iterator[tuple[int, int]]:
     """A private Dovecot on free loopback ports: (imap port, pop3 port)."""
     require_tool("dovecot")
     doveadm = require_tool("doveadm")
-    script = Path(__file__).resolve().parents[3] / "shared" / "tools" / "dovecot-up.sh"
+    script = Path(__file__).resolve().parents[2] / "scripts" / "dovecot-up.sh"
     if not script.exists():
-        reason = f"{script} not found (shared/ must sit beside the repository)"
+        reason = f"{script} not found"
         if IN_CI:
             pytest.fail(reason)
         pytest.skip(reason)
