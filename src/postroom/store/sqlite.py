@@ -665,22 +665,36 @@ class SQLiteStore(FolderMixin, ThreadsMixin, ImapCacheMixin):
     async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
         if self._closed:
             raise StoreClosed("store is closed")
-        journal = self._journal
-        if journal is not None:
-            # Committed once the journal record is written (see journal.py); the writer applies
-            # it to SQLite right after, and readers wait for that (_reader), so a client that
-            # reads after its 250 always finds its message.
-            if self._failed:
-                raise StoreError("the store could not apply journaled mail; restart postroom")
-            if not envelope.received_at:
-                envelope = dataclasses.replace(envelope, received_at=time.time())
-            pid = new_id()
-            seq = journal.append(pid, envelope.dumps(), tags, raw)
-            self._queue.put(_Ingest(envelope, raw, tags, None, pid=pid, seq=seq))
-            return pid
+        if self._journal is not None:
+            return self.deliver_journaled(envelope, raw, tags)
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
         self._queue.put(_Ingest(envelope, raw, tags, fut))
         return await fut
+
+    @property
+    def journaled(self) -> bool:
+        """True when :meth:`deliver_journaled` can be used (not with ``--fsync``)."""
+        return self._journal is not None
+
+    def deliver_journaled(self, envelope: Envelope, raw: bytes, tags: tuple[str, ...] = ()) -> str:
+        """Commit a message to the ingest journal and return its ID (thread-safe, no loop needed).
+
+        Committed once the journal record is written (see journal.py); the writer applies it
+        to SQLite right after, and readers wait for that (_reader), so a client that reads
+        after its 250 always finds its message. Thread-safe, so importers and other
+        processes' forwarders can call it without an event loop.
+        """
+        journal = self._journal
+        if self._closed or journal is None:
+            raise StoreClosed("store is closed")
+        if self._failed:
+            raise StoreError("the store could not apply journaled mail; restart postroom")
+        if not envelope.received_at:
+            envelope = dataclasses.replace(envelope, received_at=time.time())
+        pid = new_id()
+        seq = journal.append(pid, envelope.dumps(), tags, raw)
+        self._queue.put(_Ingest(envelope, raw, tags, None, pid=pid, seq=seq))
+        return pid
 
     async def append(
         self,
