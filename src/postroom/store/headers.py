@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
 
-__all__ = ["HeaderSummary", "scan_headers", "split_headers"]
+__all__ = ["HeaderSummary", "decode_header_bytes", "scan_headers", "split_headers"]
 
 # Header fields the summary row needs (lower-case names).
 _WANTED = frozenset(
@@ -57,7 +57,8 @@ def split_headers(raw: bytes) -> tuple[bytes, int]:
     return raw[:j], j + 2
 
 
-def _decode(value: bytes) -> str:
+def decode_header_bytes(value: bytes) -> str:
+    """A raw header value as text: UTF-8 (else Latin-1), RFC 2047 encoded words decoded."""
     try:
         text = value.decode("utf-8")  # RFC 6532 (SMTPUTF8) headers are UTF-8
     except UnicodeDecodeError:
@@ -144,16 +145,16 @@ def scan_headers(raw: bytes) -> HeaderSummary:
             name = b"-"
     h = HeaderSummary()
     if b"subject" in fields:
-        h.subject = _decode(fields[b"subject"]).rstrip("\r")
+        h.subject = decode_header_bytes(fields[b"subject"]).rstrip("\r")
     if b"from" in fields:
-        f = _addresses(_decode(fields[b"from"]))
+        f = _addresses(decode_header_bytes(fields[b"from"]))
         h.from_ = f[0] if f else None
     if b"to" in fields:
-        h.to = _addresses(_decode(fields[b"to"]))
+        h.to = _addresses(decode_header_bytes(fields[b"to"]))
     if b"cc" in fields:
-        h.cc = _addresses(_decode(fields[b"cc"]))
+        h.cc = _addresses(decode_header_bytes(fields[b"cc"]))
     if b"reply-to" in fields:
-        h.reply_to = _addresses(_decode(fields[b"reply-to"]))
+        h.reply_to = _addresses(decode_header_bytes(fields[b"reply-to"]))
     if b"date" in fields:
         try:
             h.date = parsedate_to_datetime(fields[b"date"].decode("latin-1")).timestamp()
@@ -168,5 +169,5 @@ def scan_headers(raw: bytes) -> HeaderSummary:
     if b"references" in fields:
         h.references = _msgids(fields[b"references"].decode("latin-1"))
     if b"x-tags" in fields:
-        h.tags = [t.strip() for t in _decode(fields[b"x-tags"]).split(",") if t.strip()]
+        h.tags = [t.strip() for t in decode_header_bytes(fields[b"x-tags"]).split(",") if t.strip()]
     return h

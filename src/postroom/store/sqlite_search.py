@@ -26,12 +26,12 @@ from __future__ import annotations
 import re
 import sqlite3
 from datetime import tzinfo
-from email.header import decode_header, make_header
 from typing import Any
 
 from .. import search
 from ..search import And, DateBound, Field, Flag, Header, Node, Not, Or, Size, Text
 from .base import InvalidQuery
+from .headers import decode_header_bytes
 
 __all__ = [
     "compile_node",
@@ -347,7 +347,7 @@ def header_matches(block: bytes, name: str, value: str | None) -> bool:
             return False
         if needle is None:
             return True
-        return needle in _decode(b" ".join(pieces)).lower()
+        return needle in decode_header_bytes(b" ".join(pieces)).lower()
 
     for line in block.split(b"\n"):
         line = line.rstrip(b"\r")
@@ -363,19 +363,6 @@ def header_matches(block: bytes, name: str, value: str | None) -> bool:
         else:
             current, pieces = None, []
     return check()
-
-
-def _decode(value: bytes) -> str:
-    try:
-        text = value.decode("utf-8")  # RFC 6532 headers are UTF-8
-    except UnicodeDecodeError:
-        text = value.decode("latin-1")
-    if "=?" in text:
-        try:
-            return str(make_header(decode_header(text)))
-        except (ValueError, LookupError, UnicodeError):
-            return text
-    return text
 
 
 def _sql_header(data: bytes | None, name: str, value: str | None) -> int:
