@@ -59,6 +59,11 @@ PEERS: dict[str, tuple[str, Callable[[dict[str, Any]], int] | None]] = {
         f"--imap off --db {{tmp}}/store.db --max 0 --quiet",
         _count_api_v1,
     ),
+    "postroom-2-workers": (
+        f"{ROOT}/.venv/bin/postroom serve --smtp 127.0.0.1:{{smtp}} --http 127.0.0.1:{{http}} --pop3 off "
+        f"--imap off --db {{tmp}}/store.db --max 0 --quiet --smtp-workers 2",
+        _count_api_v1,
+    ),
     "maildev": (
         f"{PEERS_DIR}/node_modules/.bin/maildev --ip 127.0.0.1 -s {{smtp}} -w {{http}} --silent",
         _count_maildev,

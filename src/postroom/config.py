@@ -71,6 +71,15 @@ OPTIONS: list[Option] = [
         "storage",
     ),
     Option(
+        "smtp_workers",
+        str,
+        "0",
+        "processes that accept SMTP on the same socket and hand messages to this one, for throughput "
+        "beyond one CPU core (0: SMTP in this process; not used with chaos or handlers)",
+        "smtp",
+        "N",
+    ),
+    Option(
         "indexer",
         str,
         "process",
@@ -193,6 +202,7 @@ class Settings:
     max: int = 10000
     max_age: str = ""
     fsync: bool = False
+    smtp_workers: str = "0"
     indexer: str = "process"
     threads_subject: str = "replies"
     threads_window: int = 30
@@ -241,6 +251,8 @@ class Settings:
                 parse_hostport(value, name)
         if self.mailbox_key not in ("address", "domain", "local"):
             raise ConfigError(f"--mailbox-key must be address, domain or local, not {self.mailbox_key!r}")
+        if not (self.smtp_workers.isdigit() and int(self.smtp_workers) <= 16):
+            raise ConfigError(f"--smtp-workers must be a number from 0 to 16, not {self.smtp_workers!r}")
         if self.indexer not in ("process", "thread"):
             raise ConfigError(f"--indexer must be process or thread, not {self.indexer!r}")
         if self.max < 0:

@@ -32,7 +32,8 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
     raise AssertionError("server did not open its SMTP port")
 
 
-def test_every_250_survives_kill_9(tmp_path: Path) -> None:
+@pytest.mark.parametrize("workers", ["0", "2"])
+def test_every_250_survives_kill_9(tmp_path: Path, workers: str) -> None:
     db = tmp_path / "store.db"
     port = free_port()
     proc = subprocess.Popen(
@@ -54,6 +55,8 @@ def test_every_250_survives_kill_9(tmp_path: Path) -> None:
             "--max",
             "0",
             "--quiet",
+            "--smtp-workers",
+            workers,
         ],
         start_new_session=True,
     )

@@ -27,6 +27,7 @@ import asyncio
 import itertools
 import logging
 import os
+import socket
 import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
@@ -53,6 +54,7 @@ from ..protocols.smtp import (
 )
 from ..store.base import Envelope
 from .auth import Authenticator
+from .smtp_workers import WorkerPool, worker_count
 
 if TYPE_CHECKING:
     from ..app import App
@@ -121,16 +123,36 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         raise ValueError("implicit TLS needs a certificate (app.ssl_context)")
     listener = SMTPListener(app, implicit_tls)
     loop = asyncio.get_running_loop()
-    listener.server = await loop.create_server(
-        listener.new_session,
-        host,
-        port,
-        ssl=app.ssl_context if implicit_tls else None,
-        reuse_address=True,
-        backlog=1024,
-    )
+    workers = 0 if implicit_tls else worker_count(app)
+    if workers:
+        # One listening socket, accepted from by the worker processes only (measured faster than
+        # sharing it with this process, whose loop also runs HTTP, IMAP and POP3); this process
+        # starts accepting itself if every worker has gone.
+        sock = socket.create_server((host, port), backlog=1024, family=_family(host))
+        server = await loop.create_server(listener.new_session, sock=sock, backlog=1024, start_serving=False)
+        listener.server = server
+
+        def all_workers_gone() -> None:
+            log.error("every SMTP worker process has exited: accepting SMTP in the main process")
+            asyncio.run_coroutine_threadsafe(server.start_serving(), loop)
+
+        listener.pool = WorkerPool(app, on_all_gone=all_workers_gone)
+        listener.pool.start(sock, workers)
+    else:
+        listener.server = await loop.create_server(
+            listener.new_session,
+            host,
+            port,
+            ssl=app.ssl_context if implicit_tls else None,
+            reuse_address=True,
+            backlog=1024,
+        )
     listener.start_sweeper()
     return listener
+
+
+def _family(host: str) -> socket.AddressFamily:
+    return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
 class SMTPListener:
@@ -155,6 +177,7 @@ class SMTPListener:
         # shared by the SMTP and SMTPS listeners of one app: the limit is per server
         self.sessions: set[SMTPSession] = app.extras.setdefault("smtp_sessions", set())
         self.server: asyncio.Server | None = None
+        self.pool: WorkerPool | None = None  # worker processes sharing the socket (smtp_workers.py)
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.Task[None] | None = None
 
@@ -182,6 +205,9 @@ class SMTPListener:
         """Stop listening and say goodbye to idle sessions (421, RFC 5321 3.8)."""
         if self.server is not None:
             self.server.close()
+        if self.pool is not None:
+            self.pool.close()
+            self.pool = None
         if self._sweeper is not None:
             self._sweeper.cancel()
         for session in list(self.sessions):

@@ -1,0 +1,101 @@
+"""`postroom serve --smtp-workers N`: SMTP accepted by worker processes, stored by the main one."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port
+
+pytestmark = pytest.mark.slow
+
+
+def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, "server exited early"
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
+            return
+        except OSError:
+            time.sleep(0.05)
+    raise AssertionError("server did not open its ports")
+
+
+def _api(port: int, path: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.load(r)  # type: ignore[no-any-return]
+
+
+def _send(port: int, rcpt: str, subject: str) -> None:
+    msg = f"From: a@test.example\r\nTo: {rcpt}\r\nSubject: {subject}\r\n\r\nbody\r\n"
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        s.sendmail("a@test.example", [rcpt], msg)
+
+
+def _workers(pid: int) -> list[int]:
+    out = subprocess.run(
+        ["pgrep", "-P", str(pid), "-f", "smtp_workers"], capture_output=True, text=True
+    ).stdout
+    return [int(p) for p in out.split()]
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    smtp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{http}",
+         "--pop3", "off", "--imap", "off", "--db", str(tmp_path / "s.db"), "--smtp-workers", "2", "--quiet"],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        _wait_port(http, proc)
+        _wait_port(smtp, proc)
+        yield proc, smtp, http
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+def test_workers_accept_and_the_main_process_stores(serve: tuple[subprocess.Popen[bytes], int, int]) -> None:
+    proc, smtp, http = serve
+    assert len(_workers(proc.pid)) == 2
+    threads = [threading.Thread(target=lambda i=i: [_send(smtp, f"u{i}@x.org", f"m{j}") for j in range(10)])
+               for i in range(5)]  # fmt: skip
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    # read right after the last 250: the main process has every message (read-your-writes)
+    assert _api(http, "/api/v1/messages?limit=1")["total"] == 50
+    boxes = {b["Name"]: b["Total"] for b in _api(http, "/api/v2/mailboxes")["mailboxes"]}
+    assert boxes == {f"u{i}@x.org": 10 for i in range(5)}
+
+
+def test_main_process_takes_over_when_every_worker_is_gone(
+    serve: tuple[subprocess.Popen[bytes], int, int],
+) -> None:
+    proc, smtp, http = serve
+    for pid in _workers(proc.pid):
+        os.kill(pid, signal.SIGKILL)
+    deadline = time.monotonic() + 10
+    while True:
+        try:
+            _send(smtp, "after@x.org", "still here")
+            break
+        except (OSError, smtplib.SMTPException):
+            assert time.monotonic() < deadline, "nobody accepts SMTP after the workers died"
+            time.sleep(0.1)
+    assert _api(http, "/api/v1/search?query=subject:%22still%20here%22")["messages_count"] == 1
