@@ -52,11 +52,12 @@ def suite(quick: bool) -> dict[str, Any]:
             f"{r['msgs_per_s']} | {r['visible_msgs_per_s'] or '—'} | {r['captured'] if r['captured'] is not None else '—'}"
             f" | {r['peak_rss_mb']} |"
         )
-    pr = by.get(("postroom", "html", False))
-    if pr and maildev and maildev.get("visible_msgs_per_s") and pr.get("visible_msgs_per_s"):
-        ratio = pr["visible_msgs_per_s"] / maildev["visible_msgs_per_s"]
-        lines.append("")
-        lines.append(f"postroom / MailDev (html, visible): **{ratio:.1f}x**")
+    for name in ("postroom", "postroom-2-workers"):
+        pr = by.get((name, "html", False))
+        if pr and maildev and maildev.get("visible_msgs_per_s") and pr.get("visible_msgs_per_s"):
+            ratio = pr["visible_msgs_per_s"] / maildev["visible_msgs_per_s"]
+            lines.append("")
+            lines.append(f"{name} / MailDev (html, visible): **{ratio:.1f}x**")
     return {
         "title": "SMTP ingest with smtp-source, 10 parallel sessions; visible = listed by the server's API",
         "rows": rows,
