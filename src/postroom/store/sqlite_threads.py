@@ -83,7 +83,7 @@ class ThreadsMixin:
 
     def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
         """The messages of a conversation in arrival order; [] for an unknown id."""
-        from .sqlite import _SUMMARY_COLS
+        from .sqlite_reading import SUMMARY_COLS as _SUMMARY_COLS
 
         if not thread_id:
             return []

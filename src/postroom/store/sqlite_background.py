@@ -1,0 +1,195 @@
+"""Background work of the SQLite store: WAL checkpoints and the indexer (parse, FTS, threads).
+
+Mixed into :class:`postroom.store.sqlite.SQLiteStore`. The indexer parses in its own process
+by default (see index_worker.py), which writes its results itself; with ``--indexer thread``
+it runs here and writes through the store's writer.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import queue
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+from typing import TYPE_CHECKING, Any
+
+from ..events import Event, EventType
+from .base import StoreClosed
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from ..config import Settings
+    from ..events import Bus
+
+__all__ = ["BackgroundMixin"]
+
+log = logging.getLogger("postroom.store.sqlite")
+
+CHECKPOINT_INTERVAL = 0.5  # seconds between background WAL checkpoints
+WAL_RESTART_BYTES = 64 * 1024 * 1024  # truncate the WAL past this size, when idle
+
+
+class BackgroundMixin:
+    # provided by SQLiteStore
+    path: str
+    settings: Settings
+    bus: Bus
+    _closed: bool
+    _queue: queue.SimpleQueue[Any]
+    _tag_rules: Any
+    _indexer: threading.Thread | None
+    _index_proc: subprocess.Popen[bytes] | None
+    _index_wakeup: threading.Event
+
+    if TYPE_CHECKING:
+
+        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
+        def _emit(self, event: Event) -> None: ...
+        def _reader(self) -> sqlite3.Connection: ...
+
+    def _checkpoint_loop(self) -> None:
+        """Copy the WAL into the database every CHECKPOINT_INTERVAL seconds (PASSIVE: it never
+        blocks the writer or readers), and restart the WAL when it has grown large and nobody
+        is writing, so it does not grow without end."""
+        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
+        wal = self.path + "-wal"
+        try:
+            while not self._closed:
+                time.sleep(CHECKPOINT_INTERVAL)
+                try:
+                    size = os.path.getsize(wal) if os.path.exists(wal) else 0
+                    mode = "TRUNCATE" if size > WAL_RESTART_BYTES and self._queue.empty() else "PASSIVE"
+                    if size:
+                        conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                except sqlite3.Error:
+                    pass  # busy: try again next round
+            try:
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+            except sqlite3.Error:
+                pass
+        finally:
+            conn.close()
+
+    # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
+    def _start_indexer(self) -> None:
+        from .index_worker import _extractor
+
+        if _extractor() is None:
+            log.warning("indexer not available: snippets and full-text search stay empty")
+            return
+        if self.settings.indexer == "process":
+            from .thread_index import options_from_settings, worker_args
+
+            self._index_proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-m",
+                    "postroom.store.index_worker",
+                    self.path,
+                    *worker_args(options_from_settings(self.settings)),
+                ],
+                stdin=subprocess.PIPE,
+                stdout=subprocess.PIPE,
+                close_fds=True,
+                env={**os.environ, "POSTROOM_TAG_RULES": json.dumps(self.settings.extra.get("tags") or [])},
+            )
+            assert self._index_proc.stdin is not None
+            os.set_blocking(self._index_proc.stdin.fileno(), False)
+            self._indexer = threading.Thread(target=self._index_receiver, name="postroom-index", daemon=True)
+        else:
+            self._indexer = threading.Thread(target=self._index_loop, name="postroom-index", daemon=True)
+        self._indexer.start()
+        self._wake_indexer()
+
+    def _write_index(self, rows: list[Any]) -> None:
+        """Hand parsed results to the writer (its next group commit); announce them after."""
+        from .index_worker import write_index
+
+        def fn(conn: sqlite3.Connection) -> None:
+            pids = write_index(conn, rows, self._tag_rules)
+            if pids:
+                self._emit(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
+
+        self.write(fn)
+
+    def _index_receiver(self) -> None:
+        """Announce what the worker process indexed (it writes its results itself, in short
+        transactions, so the SMTP path never waits behind full-text work: one line of IDs each)."""
+        proc = self._index_proc
+        assert proc is not None and proc.stdout is not None
+        for line in proc.stdout:
+            pids = line.decode("ascii", "replace").split()
+            if pids and not self._closed:
+                self.bus.publish(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
+
+    def _index_loop(self) -> None:
+        from .index_worker import BATCH, Indexer, _extractor, connect_readonly
+        from .thread_index import options_from_settings
+
+        extract = _extractor()
+        assert extract is not None
+        conn = connect_readonly(self.path)
+        indexer = Indexer(conn, extract, options_from_settings(self.settings))
+        try:
+            fixes = indexer.start()  # the conversation index, from the stored messages
+            for i in range(0, len(fixes), BATCH):
+                self._write_index(fixes[i : i + BATCH])
+            while not self._closed:
+                self._index_wakeup.wait(2)
+                self._index_wakeup.clear()
+                while not self._closed and (rows := indexer.next_batch()):
+                    self._write_index(rows)
+                if not self._closed and (rows := indexer.idle()):
+                    self._write_index(rows)
+        except StoreClosed:
+            pass
+        except sqlite3.Error:
+            if not self._closed:
+                log.exception("indexer stopped")
+        finally:
+            conn.close()
+
+    def _wake_indexer(self) -> None:
+        proc = self._index_proc
+        if proc is not None and proc.stdin is not None:
+            try:
+                os.write(proc.stdin.fileno(), b".")
+            except (BlockingIOError, BrokenPipeError, OSError):
+                pass  # already woken (pipe full) or gone; it polls anyway
+        else:
+            self._index_wakeup.set()
+
+    def _stop_indexer(self) -> None:
+        """Stop parsing; called before the writer stops, so results in flight are dropped."""
+        self._index_wakeup.set()
+        proc = self._index_proc
+        if proc is not None:
+            if proc.stdin is not None:
+                try:
+                    proc.stdin.close()
+                except OSError:
+                    pass
+            try:
+                proc.wait(10)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+                proc.wait()
+        if self._indexer is not None:
+            self._indexer.join(10)
+
+    def wait_indexed(self, timeout: float = 30) -> bool:
+        """Block until every stored message is indexed (for tests and benchmarks)."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            row = self._reader().execute("SELECT count(*) FROM message WHERE indexed = 0").fetchone()
+            if row[0] == 0:
+                return True
+            self._wake_indexer()
+            time.sleep(0.02)
+        return False

@@ -1,0 +1,170 @@
+"""Changes that the API makes to messages: read state, deletion, tags.
+
+Mixed into :class:`postroom.store.sqlite.SQLiteStore`; each change runs as a call in the
+writer's next transaction (``self.write``) and announces itself after the commit.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING, Any
+
+from ..events import Event, EventType
+
+__all__ = ["ChangesMixin"]
+
+
+def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
+    for i in range(0, len(items), size):
+        yield items[i : i + size]
+
+
+class ChangesMixin:
+    # provided by SQLiteStore
+    _count: int
+    _tag_cache: dict[str, int]
+    _folder_cache: dict[tuple[str, str], list[int]]
+
+    if TYPE_CHECKING:
+
+        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
+        def _emit(self, event: Event) -> None: ...
+        def _where(
+            self, mailbox: str | None, query: str | None, conn: sqlite3.Connection | None = None
+        ) -> tuple[str, list[Any]]: ...
+        def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]: ...
+        def _tag_id(self, conn: sqlite3.Connection, name: str) -> int: ...
+
+    # -- changes -------------------------------------------------------------------------------
+    def _select_ids(
+        self, conn: sqlite3.Connection, ids: list[str] | None, mailbox: str | None, query: str | None
+    ) -> list[int]:
+        if ids is not None:
+            out: list[int] = []
+            for chunk in _chunks(ids, 500):
+                marks = ",".join("?" * len(chunk))
+                out += [r[0] for r in conn.execute(f"SELECT id FROM message WHERE pid IN ({marks})", chunk)]
+            return out
+        where, params = self._where(mailbox, query, conn)
+        return [r[0] for r in conn.execute(f"SELECT m.id FROM message m WHERE {where}", params)]
+
+    def set_read(
+        self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        if query:
+            self._where(mailbox, query)  # raise InvalidQuery here, not in the writer
+
+        def fn(conn: sqlite3.Connection) -> list[str]:
+            mids = self._select_ids(conn, ids, mailbox, query)
+            changed: list[str] = []
+            for chunk in _chunks(mids, 500):
+                marks = ",".join("?" * len(chunk))
+                changed += [
+                    r[0]
+                    for r in conn.execute(
+                        f"SELECT pid FROM message WHERE id IN ({marks}) AND read != ?", [*chunk, int(read)]
+                    )
+                ]
+                conn.execute(f"UPDATE message SET read = ? WHERE id IN ({marks})", [int(read), *chunk])
+                self._set_seen(conn, chunk, read, mailbox)
+            if changed:
+                self._emit(Event(EventType.UPDATE, {"ids": changed, "read": read}))
+            return changed
+
+        return self.write(fn)  # type: ignore[no-any-return]
+
+    def _set_seen(self, conn: sqlite3.Connection, mids: list[int], read: bool, mailbox: str | None) -> None:
+        marks = ",".join("?" * len(mids))
+        rows = conn.execute(
+            f"SELECT d.folder_id, d.uid, d.flags, f.name, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
+            f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message IN ({marks}) AND d.seen != ?",
+            [*mids, int(read)],
+        ).fetchall()
+        touched = set()
+        for fid, uid, flags, fname, mname in rows:
+            if mailbox and mname != mailbox.lower():
+                continue
+            fl = set(flags.split())
+            fl.add("\\Seen") if read else fl.discard("\\Seen")
+            conn.execute(
+                "UPDATE delivery SET flags = ?, seen = ?, modseq = (SELECT modseq + 1 FROM folder WHERE id = ?) "
+                "WHERE folder_id = ? AND uid = ?",
+                (" ".join(sorted(fl)), int(read), fid, fid, uid),
+            )
+            touched.add((fid, fname, mname))
+        for fid, fname, mname in touched:
+            conn.execute("UPDATE folder SET modseq = modseq + 1 WHERE id = ?", (fid,))
+            self._emit(Event(EventType.FOLDER, {"mailbox": mname, "folder": fname, "change": "flags"}))
+
+    def delete_messages(
+        self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        if query:
+            self._where(mailbox, query)
+        everything = ids is None and not mailbox and not (query and query.strip())
+
+        def fn(conn: sqlite3.Connection) -> list[str]:
+            if everything:
+                pids = [r[0] for r in conn.execute("SELECT pid FROM message")]
+                for table in ("raw", "delivery", "message_tag", "message"):
+                    conn.execute(f"DELETE FROM {table}")
+                conn.execute("INSERT INTO fts(fts) VALUES ('delete-all')")
+                self._count = 0
+                self._emit(Event(EventType.TRUNCATE, {"mailbox": None}))
+                for mname, fname in self._folder_cache:
+                    self._emit(
+                        Event(EventType.FOLDER, {"mailbox": mname, "folder": fname, "change": "expunge"})
+                    )
+                return pids
+            pids = self._delete_ids(conn, self._select_ids(conn, ids, mailbox, query))
+            if pids:
+                self._emit(Event(EventType.DELETE, {"ids": pids}))
+            return pids
+
+        return self.write(fn)  # type: ignore[no-any-return]
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> None:
+        clean = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
+
+        def fn(conn: sqlite3.Connection) -> None:
+            mids = self._select_ids(conn, ids, None, None)
+            tids = [self._tag_id(conn, t) for t in clean]
+            for mid in mids:
+                conn.execute("DELETE FROM message_tag WHERE message = ?", (mid,))
+                conn.executemany(
+                    "INSERT OR IGNORE INTO message_tag(message, tag) VALUES (?, ?)", [(mid, t) for t in tids]
+                )
+            if mids:
+                self._emit(Event(EventType.UPDATE, {"ids": ids, "tags": clean}))
+
+        self.write(fn)
+
+    def rename_tag(self, old: str, new: str) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            row = conn.execute("SELECT id FROM tag WHERE name = ?", (old,)).fetchone()
+            if row is None:
+                return
+            other = conn.execute("SELECT id FROM tag WHERE name = ? AND id != ?", (new, row[0])).fetchone()
+            if other:  # merging into an existing tag
+                conn.execute(
+                    "INSERT OR IGNORE INTO message_tag(message, tag) SELECT message, ? FROM message_tag "
+                    "WHERE tag = ?",
+                    (other[0], row[0]),
+                )
+                conn.execute("DELETE FROM message_tag WHERE tag = ?", (row[0],))
+                conn.execute("DELETE FROM tag WHERE id = ?", (row[0],))
+            else:
+                conn.execute("UPDATE tag SET name = ? WHERE id = ?", (new, row[0]))
+            self._tag_cache.clear()
+            self._emit(Event(EventType.UPDATE, {"tags_renamed": [old, new]}))
+
+        self.write(fn)
+
+    def delete_tag(self, tag: str) -> None:
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM message_tag WHERE tag IN (SELECT id FROM tag WHERE name = ?)", (tag,))
+            conn.execute("DELETE FROM tag WHERE name = ?", (tag,))
+            self._tag_cache.clear()
+
+        self.write(fn)

@@ -1,0 +1,275 @@
+"""Reading from the SQLite store: listings, single messages, mailboxes, counts.
+
+Mixed into :class:`postroom.store.sqlite.SQLiteStore`. Every read uses the calling thread's
+own connection (``self._reader()``, which first waits until every journaled message is in
+SQLite, so that a client reading after its 250 finds its message).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sqlite3
+from typing import TYPE_CHECKING, Any
+
+from .base import Address, Envelope, InvalidQuery, MailboxInfo, MessagePage, Summary
+from .sqlite_search import fulltext_listing
+
+__all__ = ["PAGE_LIMIT_MAX", "SUMMARY_COLS", "ReadingMixin"]
+
+SPARSE_MATCHES = 20_000  # up to this many matches, a listing collects ids first (see list_messages)
+SPARSE_DENSITY = 20  # ... when fewer than 1 in this many messages match
+PAGE_LIMIT_MAX = 1000  # largest page a listing returns
+
+SUMMARY_COLS = (
+    "m.id, m.pid, m.created, m.date, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, "
+    "m.cc_json, m.bcc_json, m.reply_to_json, m.in_reply_to, m.refs, m.size, m.attachments, m.snippet, "
+    "m.read, m.username, m.thread_id"
+)
+_SUMMARY_COLS = SUMMARY_COLS
+
+
+def _paddr(text: str) -> list[Address]:
+    return [Address(n, a) for n, a in json.loads(text)] if text and text != "[]" else []
+
+
+class ReadingMixin:
+    # provided by SQLiteStore
+    path: str
+    _tmpdir: str | None
+
+    if TYPE_CHECKING:
+
+        def _reader(self) -> sqlite3.Connection: ...
+        def _decompress(self, data: bytes) -> bytes: ...
+
+    # -- reading --------------------------------------------------------------------------
+    def _folder_ids(self, conn: sqlite3.Connection, mailbox: str) -> list[int]:
+        return [
+            r[0]
+            for r in conn.execute(
+                "SELECT f.id FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ?",
+                (mailbox.lower(),),
+            )
+        ]
+
+    def _where(
+        self, mailbox: str | None, query: str | None, conn: sqlite3.Connection | None = None
+    ) -> tuple[str, list[Any]]:
+        clauses: list[str] = []
+        params: list[Any] = []
+        if mailbox:
+            fids = self._folder_ids(conn or self._reader(), mailbox)
+            marks = ",".join("?" * len(fids)) or "NULL"
+            clauses.append(f"m.id IN (SELECT message FROM delivery WHERE folder_id IN ({marks}))")
+            params.extend(fids)
+        if query and query.strip():
+            try:
+                from .sqlite_search import compile_query
+            except ImportError:
+                raise InvalidQuery("search is not available in this build") from None
+            sql, qp = compile_query(query)
+            if sql:
+                clauses.append(f"({sql})")
+                params.extend(qp)
+        return (" AND ".join(clauses) or "1"), params
+
+    def _mailbox_counts(self, conn: sqlite3.Connection, fids: list[int]) -> tuple[int, int]:
+        """(messages, unseen) of a mailbox, from the delivery index alone."""
+        if not fids:
+            return 0, 0
+        marks = ",".join("?" * len(fids))
+        if len(fids) == 1:  # one folder: a message is there at most once
+            row = conn.execute(
+                "SELECT count(*), coalesce(sum(seen = 0), 0) FROM delivery WHERE folder_id = ?", fids
+            ).fetchone()
+        else:
+            row = conn.execute(
+                f"SELECT count(DISTINCT message), count(DISTINCT CASE WHEN seen = 0 THEN message END) "
+                f"FROM delivery WHERE folder_id IN ({marks})",
+                fids,
+            ).fetchone()
+        return int(row[0]), int(row[1])
+
+    def list_messages(
+        self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
+    ) -> MessagePage:
+        start = max(0, int(start))
+        limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
+        conn = self._reader()
+        has_query = bool(query and query.strip())
+        if mailbox:
+            fids = self._folder_ids(conn, mailbox)
+            total, unread = self._mailbox_counts(conn, fids)
+            if not has_query:
+                # walk the mailbox's deliveries newest first (index), then fetch just one page
+                marks = ",".join("?" * len(fids)) or "NULL"
+                rows = conn.execute(
+                    f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.id IN (SELECT DISTINCT message FROM "
+                    f"delivery WHERE folder_id IN ({marks}) ORDER BY message DESC LIMIT ? OFFSET ?) "
+                    f"ORDER BY m.id DESC",
+                    [*fids, limit, start],
+                ).fetchall()
+                return MessagePage(total, unread, total, unread, start, self._summaries(conn, rows))
+        else:
+            # two index-only counts, not a scan of every row
+            total = conn.execute("SELECT count(*) FROM message").fetchone()[0]
+            unread = conn.execute("SELECT count(*) FROM message WHERE read = 0").fetchone()[0]
+        if has_query and query is not None:
+            # Free text alone (in a mailbox or not): page and counts from the index itself.
+            within = None
+            if mailbox:
+                marks = ",".join("?" * len(fids)) or "NULL"
+                within = (f"SELECT message FROM delivery WHERE folder_id IN ({marks})", fids)
+            found = fulltext_listing(
+                conn, query, columns=_SUMMARY_COLS, start=start, limit=limit, within=within,
+                store_counts=None if mailbox else (total, unread),
+            )  # fmt: skip
+            if found is not None:
+                count, count_unread, rows = found
+                return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
+            where, params = self._where(mailbox, query, conn)
+            count, count_unread = conn.execute(
+                f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM message m WHERE {where}", params
+            ).fetchone()
+        else:
+            where, params, count, count_unread = "1", [], total, unread
+        if count == 0 or start >= count:
+            rows = []
+        elif where != "1" and count <= SPARSE_MATCHES and count * SPARSE_DENSITY < total:
+            # Few matches: walking the table newest first would read most of it before the page
+            # fills (or all of it, to find none). Collect the matching ids from whatever index
+            # covers the condition instead, and read just the page's rows.
+            ids = sorted((r[0] for r in conn.execute(f"SELECT m.id FROM message m WHERE {where}", params)),
+                         reverse=True)[start : start + limit]  # fmt: skip
+            marks = ",".join("?" * len(ids)) or "NULL"
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.id IN ({marks}) ORDER BY m.id DESC", ids
+            ).fetchall()
+        else:
+            rows = conn.execute(
+                f"SELECT {_SUMMARY_COLS} FROM message m WHERE {where} ORDER BY m.id DESC LIMIT ? OFFSET ?",
+                [*params, limit, start],
+            ).fetchall()
+        return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
+
+    def _summaries(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Summary]:
+        if not rows:
+            return []
+        ids = [r[0] for r in rows]
+        marks = ",".join("?" * len(ids))
+        tags: dict[int, list[str]] = {}
+        for mid, name in conn.execute(
+            f"SELECT mt.message, t.name FROM message_tag mt JOIN tag t ON t.id = mt.tag "
+            f"WHERE mt.message IN ({marks}) ORDER BY t.name COLLATE NOCASE",
+            ids,
+        ):
+            tags.setdefault(mid, []).append(name)
+        boxes: dict[int, list[str]] = {}
+        for mid, name in conn.execute(
+            f"SELECT DISTINCT d.message, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
+            f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message IN ({marks})",
+            ids,
+        ):
+            boxes.setdefault(mid, []).append(name)
+        out = []
+        for r in rows:
+            out.append(
+                Summary(
+                    id=r[1],
+                    created=r[2],
+                    date=r[3],
+                    message_id=r[4],
+                    subject=r[5],
+                    from_=Address(r[6], r[7]) if (r[6] or r[7]) else None,
+                    to=_paddr(r[8]),
+                    cc=_paddr(r[9]),
+                    bcc=_paddr(r[10]),
+                    reply_to=_paddr(r[11]),
+                    in_reply_to=r[12],
+                    references=r[13].split() if r[13] else [],
+                    size=r[14],
+                    attachments=r[15],
+                    snippet=r[16],
+                    read=bool(r[17]),
+                    username=r[18],
+                    thread_id=r[19],
+                    tags=tags.get(r[0], []),
+                    mailboxes=sorted(boxes.get(r[0], [])),
+                )
+            )
+        return out
+
+    def get_summary(self, id: str) -> Summary | None:
+        conn = self._reader()
+        rows = conn.execute(f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.pid = ?", (id,)).fetchall()
+        s = self._summaries(conn, rows)
+        return s[0] if s else None
+
+    def get_raw(self, id: str) -> bytes | None:
+        row = (
+            self._reader()
+            .execute("SELECT r.data FROM raw r JOIN message m ON m.id = r.id WHERE m.pid = ?", (id,))
+            .fetchone()
+        )
+        return self._decompress(row[0]) if row else None
+
+    def get_envelope(self, id: str) -> Envelope | None:
+        row = self._reader().execute("SELECT envelope FROM message WHERE pid = ?", (id,)).fetchone()
+        return Envelope.from_json(json.loads(row[0])) if row else None
+
+    def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
+        where, params = self._where(mailbox, query)
+        row = (
+            self._reader()
+            .execute(f"SELECT m.pid FROM message m WHERE {where} ORDER BY m.id DESC LIMIT 1", params)
+            .fetchone()
+        )
+        return row[0] if row else None
+
+    def mailboxes(self) -> list[MailboxInfo]:
+        conn = self._reader()
+        names = dict(
+            conn.execute("SELECT f.id, mb.name FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id")
+        )
+        totals: dict[str, list[int]] = {
+            n: [0, 0] for n in (r[0] for r in conn.execute("SELECT name FROM mailbox"))
+        }
+        # one pass over the (folder_id, message, seen) index; a message copied to two folders
+        # of one mailbox counts twice here (as IMAP STATUS would count it)
+        for fid, total, unseen in conn.execute(
+            "SELECT folder_id, count(*), sum(seen = 0) FROM delivery GROUP BY folder_id"
+        ):
+            t = totals.setdefault(names.get(fid, ""), [0, 0])
+            t[0] += total
+            t[1] += unseen
+        return [MailboxInfo(n, t[0], t[1]) for n, t in sorted(totals.items()) if n]
+
+    def stats(self) -> dict[str, Any]:
+        conn = self._reader()
+        total, unread, size = conn.execute(
+            "SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) FROM message"
+        ).fetchone()
+        try:
+            db_size = os.path.getsize(self.path) + (
+                os.path.getsize(self.path + "-wal") if os.path.exists(self.path + "-wal") else 0
+            )
+        except OSError:
+            db_size = 0
+        return {
+            "messages": total,
+            "unread": unread,
+            "size": size,
+            "database_size": db_size,
+            "database": self.path if not self._tmpdir else ":memory:",
+            "sqlite_version": sqlite3.sqlite_version,
+        }
+
+    def tags(self) -> list[str]:
+        return [
+            r[0]
+            for r in self._reader().execute(
+                "SELECT t.name FROM tag t WHERE EXISTS (SELECT 1 FROM message_tag mt WHERE mt.tag = t.id) "
+                "ORDER BY t.name COLLATE NOCASE"
+            )
+        ]
