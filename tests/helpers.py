@@ -6,10 +6,14 @@ import asyncio
 import os
 import shutil
 import socket
+import subprocess
+import tempfile
 import threading
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -98,3 +102,40 @@ def running_server(**overrides: Any) -> Iterator[RunningServer]:
         loop.call_soon_threadsafe(loop.stop)
         t.join(10)
         loop.close()
+
+
+DOVECOT_UP = Path(__file__).resolve().parents[1] / "scripts" / "dovecot-up.sh"
+
+
+def wait_for_port(port: int, timeout: float = 30) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:port."""
+    deadline = time.monotonic() + timeout
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            return
+        except OSError:
+            if time.monotonic() > deadline:
+                raise
+            time.sleep(0.1)
+
+
+@contextmanager
+def running_dovecot(prefix: str = "postroom-dovecot-") -> Iterator[tuple[int, int]]:
+    """A private Dovecot (scripts/dovecot-up.sh) on free loopback ports: (imap port, pop3 port).
+
+    Accounts alice@example.org and bob@example.org, password "secret".
+    """
+    require_tool("dovecot", "dovecot-imapd")
+    doveadm = require_tool("doveadm", "dovecot-core")
+    workdir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
+    os.chmod(workdir, 0o755)  # Dovecot's unprivileged processes must read it
+    imap_port, pop3_port = free_port(), free_port()
+    subprocess.run(["sh", str(DOVECOT_UP), workdir, str(imap_port), str(pop3_port)], check=True, timeout=60)
+    try:
+        wait_for_port(imap_port)
+        wait_for_port(pop3_port)
+        yield imap_port, pop3_port
+    finally:
+        subprocess.run([doveadm, "-c", f"{workdir}/dovecot.conf", "stop"], check=False, timeout=60)
+        shutil.rmtree(workdir, ignore_errors=True)

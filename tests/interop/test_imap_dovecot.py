@@ -10,45 +10,25 @@ design). ``behaviour`` runs each check on both servers with the same expectation
 from __future__ import annotations
 
 import re
-import subprocess
-import time
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from tests.helpers import free_port, require_tool, running_server
+from tests.helpers import running_dovecot, running_server
 from tests.integration.imap_wire import Wire
 
 pytestmark = pytest.mark.interop
 
 VECTORS = Path(__file__).parent.parent / "vectors" / "imap"
 NAMES = sorted(p.name for p in VECTORS.glob("*.eml"))
-DOVECOT_UP = Path(__file__).resolve().parents[2] / "scripts" / "dovecot-up.sh"
 DATE = "01-Feb-2024 10:00:00 +0000"
 
 
 @pytest.fixture(scope="module")
-def dovecot(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, int]]:
-    require_tool("dovecot")
-    doveadm = require_tool("doveadm", "dovecot-core")
-    if not DOVECOT_UP.exists():
-        pytest.skip("dovecot-up.sh not available")
-    base = Path("/tmp") / f"postroom-dovecot-{uuid.uuid4().hex[:8]}"
-    base.mkdir(mode=0o755)
-    base.chmod(0o755)
-    imap_port, pop_port = free_port(), free_port()
-    subprocess.run(["sh", str(DOVECOT_UP), str(base), str(imap_port), str(pop_port)], check=True, timeout=60)
-    try:
-        for _ in range(50):
-            try:
-                Wire("127.0.0.1", imap_port, timeout=5).close()
-                break
-            except OSError:
-                time.sleep(0.1)
+def dovecot() -> Iterator[tuple[str, int]]:
+    with running_dovecot() as (imap_port, _):
         yield "127.0.0.1", imap_port
-    finally:
-        subprocess.run([doveadm, "-c", str(base / "dovecot.conf"), "stop"], check=False, timeout=60)
 
 
 @pytest.fixture(scope="module")

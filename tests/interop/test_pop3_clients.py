@@ -6,19 +6,15 @@ from __future__ import annotations
 import imaplib
 import os
 import poplib
-import shutil
 import smtplib
-import socket
 import ssl
 import subprocess
-import tempfile
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
-from tests.helpers import IN_CI, RunningServer, free_port, require_tool, running_server
+from tests.helpers import RunningServer, require_tool, running_dovecot, running_server
 
 from postroom.store.base import INBOX, Envelope
 
@@ -188,36 +184,8 @@ def test_fetchmail_over_stls(tmp_path: Path) -> None:
 @pytest.fixture
 def dovecot() -> Iterator[tuple[int, int]]:
     """A private Dovecot on free loopback ports: (imap port, pop3 port)."""
-    require_tool("dovecot")
-    doveadm = require_tool("doveadm")
-    script = Path(__file__).resolve().parents[2] / "scripts" / "dovecot-up.sh"
-    if not script.exists():
-        reason = f"{script} not found"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    workdir = tempfile.mkdtemp(prefix="postroom-pop3-dovecot-", dir="/tmp")
-    os.chmod(workdir, 0o755)
-    imap_port, pop3_port = free_port(), free_port()
-    subprocess.run(["sh", str(script), workdir, str(imap_port), str(pop3_port)], check=True, timeout=60)
-    try:
-        _wait_for_port(pop3_port)
-        yield imap_port, pop3_port
-    finally:
-        subprocess.run([doveadm, "-c", f"{workdir}/dovecot.conf", "stop"], check=False, timeout=60)
-        shutil.rmtree(workdir, ignore_errors=True)
-
-
-def _wait_for_port(port: int) -> None:
-    deadline = time.monotonic() + 30
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.1)
+    with running_dovecot("postroom-pop3-dovecot-") as ports:
+        yield ports
 
 
 MESSAGES = [

@@ -13,17 +13,11 @@ import imaplib
 import itertools
 import os
 import random
-import shutil
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from email.utils import formatdate
-from pathlib import Path
 
 import pytest
-from tests.helpers import IN_CI, free_port, require_tool
+from tests.helpers import running_dovecot
 from tests.thread_vectors import Vector, load_all
 
 from postroom.threads import (
@@ -43,32 +37,8 @@ _box_numbers = itertools.count(1)
 @pytest.fixture(scope="module")
 def dovecot_imap() -> Iterator[int]:
     """A private Dovecot on a free loopback port; yields its IMAP port."""
-    require_tool("dovecot")
-    doveadm = require_tool("doveadm")
-    script = Path(__file__).resolve().parents[2] / "scripts" / "dovecot-up.sh"
-    if not script.exists():
-        reason = f"{script} not found"
-        if IN_CI:
-            pytest.fail(reason)
-        pytest.skip(reason)
-    workdir = tempfile.mkdtemp(prefix="postroom-thread-dovecot-", dir="/tmp")
-    os.chmod(workdir, 0o755)
-    imap_port, pop3_port = free_port(), free_port()
-    subprocess.run(["sh", str(script), workdir, str(imap_port), str(pop3_port)], check=True, timeout=60)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            try:
-                socket.create_connection(("127.0.0.1", imap_port), timeout=1).close()
-                break
-            except OSError:
-                if time.monotonic() > deadline:
-                    raise
-                time.sleep(0.1)
+    with running_dovecot("postroom-thread-dovecot-") as (imap_port, _):
         yield imap_port
-    finally:
-        subprocess.run([doveadm, "-c", f"{workdir}/dovecot.conf", "stop"], check=False, timeout=60)
-        shutil.rmtree(workdir, ignore_errors=True)
 
 
 @pytest.fixture
