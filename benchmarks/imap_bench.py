@@ -45,23 +45,13 @@ sys.path.insert(0, str(ROOT))
 from tests.helpers import free_port  # noqa: E402
 from tests.integration.imap_wire import _LITERAL, Wire  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from fixtures import VOCAB  # noqa: E402
+
 DOVECOT_UP = Path(__file__).resolve().parents[1] / "scripts" / "dovecot-up.sh"
 USER = "alice@example.org"
 SETTLE = 1.0  # seconds to let a restarted server finish starting up before timing it
-WORDS = [
-    "order",
-    "invoice",
-    "shipping",
-    "account",
-    "password",
-    "reset",
-    "welcome",
-    "team",
-    "update",
-    "report",
-    "weekly",
-    "summary",
-]
+WORDS = VOCAB[:12]  # the benchmark fixtures' vocabulary (fixtures.py)
 
 
 def messages(n: int) -> list[bytes]:

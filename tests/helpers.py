@@ -107,10 +107,12 @@ def running_server(**overrides: Any) -> Iterator[RunningServer]:
 DOVECOT_UP = Path(__file__).resolve().parents[1] / "scripts" / "dovecot-up.sh"
 
 
-def wait_for_port(port: int, timeout: float = 30) -> None:
-    """Block until something accepts TCP connections on 127.0.0.1:port."""
+def wait_for_port(port: int, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:port (fail if ``proc`` exits)."""
     deadline = time.monotonic() + timeout
     while True:
+        if proc is not None and proc.poll() is not None:
+            raise AssertionError(f"server exited early with status {proc.returncode}")
         try:
             socket.create_connection(("127.0.0.1", port), timeout=1).close()
             return

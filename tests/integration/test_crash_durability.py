@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import signal
 import smtplib
-import socket
 import sqlite3
 import subprocess
 import sys
@@ -15,21 +14,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "server exited early"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("server did not open its SMTP port")
 
 
 @pytest.mark.parametrize("workers", ["0", "2"])
@@ -79,7 +66,7 @@ def test_every_250_survives_kill_9(tmp_path: Path, workers: str) -> None:
                 acked.add(mid)
 
     try:
-        _wait_port(port, proc)
+        wait_for_port(port, proc=proc)
         threads = [threading.Thread(target=sender, args=(n,)) for n in range(6)]
         for t in threads:
             t.start()

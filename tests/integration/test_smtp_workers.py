@@ -6,7 +6,6 @@ import json
 import os
 import signal
 import smtplib
-import socket
 import subprocess
 import sys
 import threading
@@ -17,21 +16,9 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port
+from tests.helpers import free_port, wait_for_port
 
 pytestmark = pytest.mark.slow
-
-
-def _wait_port(port: int, proc: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, "server exited early"
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-            return
-        except OSError:
-            time.sleep(0.05)
-    raise AssertionError("server did not open its ports")
 
 
 def _api(port: int, path: str) -> dict:  # type: ignore[type-arg]
@@ -61,8 +48,8 @@ def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
         start_new_session=True,
     )  # fmt: skip
     try:
-        _wait_port(http, proc)
-        _wait_port(smtp, proc)
+        wait_for_port(http, proc=proc)
+        wait_for_port(smtp, proc=proc)
         yield proc, smtp, http
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
