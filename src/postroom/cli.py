@@ -50,6 +50,7 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     from .app import App
+    from .runtime import tune_gc
 
     app = App(settings)
 
@@ -60,6 +61,7 @@ def serve(args: argparse.Namespace) -> int:
             loop.add_signal_handler(sig, stop.set)
         app.extras["request_stop"] = stop.set  # --exit-after
         await app.start()
+        tune_gc()
         if not settings.quiet:
             print(app.banner(), flush=True)
         await stop.wait()

@@ -212,6 +212,7 @@ async def _run(listen_fd: int, ipc_fd: int, settings_json: str) -> None:
     import signal
 
     from ..config import Settings
+    from ..runtime import tune_gc
     from . import smtp
 
     settings = Settings(**json.loads(settings_json))
@@ -228,6 +229,7 @@ async def _run(listen_fd: int, ipc_fd: int, settings_json: str) -> None:
     loop = asyncio.get_running_loop()
     listener.server = await loop.create_server(listener.new_session, sock=listen, backlog=1024)
     listener.start_sweeper()
+    tune_gc()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)

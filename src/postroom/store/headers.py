@@ -49,7 +49,7 @@ class HeaderSummary:
 def split_headers(raw: bytes) -> tuple[bytes, int]:
     """Return (header block, offset of the body). Accepts CRLF or bare LF line ends."""
     i = raw.find(b"\r\n\r\n")
-    j = raw.find(b"\n\n")
+    j = raw.find(b"\n\n", 0, i if i >= 0 else len(raw))  # not past the first CRLF CRLF
     if i < 0 and j < 0:
         return raw, len(raw)
     if i >= 0 and (j < 0 or i <= j):

@@ -38,9 +38,8 @@ import time
 from collections.abc import Callable
 from typing import IO, Any
 
-import zstandard
-
 from ..threads import ThreadingOptions
+from .rawcodec import unpack
 from .thread_index import (
     DAY,
     RECORD_COLUMNS,
@@ -55,7 +54,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 250  # messages per frame / per writer call
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
-NICENESS = 2  # scheduling priority drop of the worker process (see main)
+NICENESS = 19  # scheduling priority drop of the worker process (see main)
 # The conversation index is rebuilt from the database (dropping what pruned messages left
 # behind) when it holds this many times the stored messages, plus COMPACT_SLACK.
 COMPACT_FACTOR = 2
@@ -84,7 +83,6 @@ def extract_pending(
     threads: ConversationIndex | None = None,
 ) -> list[Row]:
     """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``."""
-    dctx = zstandard.ZstdDecompressor()
     rows = conn.execute(
         f"SELECT m.id, {', '.join('m.' + c.strip() for c in RECORD_COLUMNS.split(','))}, r.data "
         "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? ORDER BY m.id LIMIT ?",
@@ -102,7 +100,7 @@ def extract_pending(
         mid, data = row[0], row[-1]
         tid, merged = assigned[n] if assigned else (0, ())
         try:
-            d = extract(dctx.decompress(data))
+            d = extract(unpack(data))
             out.append(
                 (
                     mid,

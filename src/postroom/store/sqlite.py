@@ -31,8 +31,6 @@ from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-import zstandard
-
 from ..events import Event, EventType
 from ..mailboxes import mailbox_for
 from .base import (
@@ -46,6 +44,7 @@ from .base import (
 from .headers import scan_headers
 from .index_worker import begin_immediate
 from .journal import Journal, read_records
+from .rawcodec import compress, unpack
 from .sqlite_background import BackgroundMixin
 from .sqlite_changes import ChangesMixin
 from .sqlite_folders import FolderMixin
@@ -63,7 +62,6 @@ __all__ = ["SQLiteStore"]
 log = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
-ZSTD_LEVEL = 1  # ~73 us for a 21 KB message (BENCHMARKS.md); level 3 saves little more
 PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
@@ -130,8 +128,6 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._journal: Journal | None = None
         self._applied_seq = 0
         self._applied_cond = threading.Condition()
-        self._cctx = zstandard.ZstdCompressor(level=ZSTD_LEVEL)
-        self._dctx_local = threading.local()
         # writer-thread state
         self._folder_cache: dict[tuple[str, str], list[int]] = {}  # (mailbox, folder) -> [folder_id, uidnext]
         self._count = 0
@@ -268,10 +264,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         return conn
 
     def _decompress(self, data: bytes) -> bytes:
-        d: zstandard.ZstdDecompressor | None = getattr(self._dctx_local, "d", None)
-        if d is None:
-            d = self._dctx_local.d = zstandard.ZstdDecompressor()
-        return bytes(d.decompress(data))
+        return unpack(data)
 
     # -- the writer thread -------------------------------------------------------------
     def _write_loop(self, conn: sqlite3.Connection, ready: threading.Event) -> None:
@@ -522,7 +515,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                     envelope_json,
                 )
             )
-            raw_rows.append(self._cctx.compress(j.raw))
+            raw_rows.append(compress(j.raw))
             plans.append((j, pid, h, bcc, tags, list(wanted), created))
         cur = conn.cursor()
         ids = []

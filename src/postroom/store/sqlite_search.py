@@ -32,6 +32,7 @@ from .. import search
 from ..search import And, DateBound, Field, Flag, Header, Node, Not, Or, Size, Text
 from .base import InvalidQuery
 from .headers import decode_header_bytes
+from .rawcodec import header_prefix
 
 __all__ = [
     "compile_node",
@@ -313,22 +314,10 @@ def _merge_count(conn: sqlite3.Connection, expr: str, ids: str, params: list[Any
 # -- header: support ---------------------------------------------------------------------
 
 
-def _header_block(compressed: bytes) -> bytes:
-    import io
-
-    import zstandard
-
-    out = bytearray()
-    with zstandard.ZstdDecompressor().stream_reader(io.BytesIO(compressed)) as reader:
-        while len(out) < HEADER_SCAN_LIMIT:
-            chunk = reader.read(16384)
-            if not chunk:
-                break
-            out += chunk
-            if b"\r\n\r\n" in out or b"\n\n" in out:
-                break
+def _header_block(data: bytes) -> bytes:
+    out = header_prefix(data, HEADER_SCAN_LIMIT)
     end = min((i for i in (out.find(b"\r\n\r\n"), out.find(b"\n\n")) if i >= 0), default=len(out))
-    return bytes(out[:end])
+    return out[:end]
 
 
 def header_matches(block: bytes, name: str, value: str | None) -> bool:
