@@ -4,6 +4,8 @@
 need=""
 command -v smtp-source >/dev/null 2>&1 || need="$need postfix"
 command -v swaks       >/dev/null 2>&1 || need="$need swaks"
+# swaks speaks TLS through Net::SSLeay, only a "recommends" of its package
+perl -MNet::SSLeay -e1 >/dev/null 2>&1 || need="$need libnet-ssleay-perl"
 command -v dovecot     >/dev/null 2>&1 || need="$need dovecot-imapd dovecot-pop3d"
 command -v mbsync      >/dev/null 2>&1 || need="$need isync"
 command -v fetchmail   >/dev/null 2>&1 || need="$need fetchmail"

@@ -68,7 +68,12 @@ def running_server(**overrides: Any) -> Iterator[RunningServer]:
     from postroom.config import Settings
 
     values: dict[str, Any] = dict(
-        smtp="127.0.0.1:0", http="127.0.0.1:0", pop3="127.0.0.1:0", imap="127.0.0.1:0", db=":memory:"
+        smtp="127.0.0.1:0",
+        http="127.0.0.1:0",
+        pop3="127.0.0.1:0",
+        imap="127.0.0.1:0",
+        db=":memory:",
+        smtp_workers="0",
     )
     values.update(overrides)
     settings = Settings(**values)

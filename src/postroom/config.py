@@ -73,9 +73,10 @@ OPTIONS: list[Option] = [
     Option(
         "smtp_workers",
         str,
-        "0",
-        "processes that accept SMTP on the same socket and hand messages to this one, for throughput "
-        "beyond one CPU core (0: SMTP in this process; not used with chaos or handlers)",
+        "auto",
+        "processes that accept SMTP on the same socket and journal each message for this one to store, "
+        "for throughput beyond one CPU core; 0: SMTP in this process; auto: 2 on a machine with 2 or "
+        "more cores, else 0 (never with --fsync, chaos or handlers)",
         "smtp",
         "N",
     ),
@@ -202,7 +203,7 @@ class Settings:
     max: int = 10000
     max_age: str = ""
     fsync: bool = False
-    smtp_workers: str = "0"
+    smtp_workers: str = "auto"
     indexer: str = "process"
     threads_subject: str = "replies"
     threads_window: int = 30
@@ -251,8 +252,10 @@ class Settings:
                 parse_hostport(value, name)
         if self.mailbox_key not in ("address", "domain", "local"):
             raise ConfigError(f"--mailbox-key must be address, domain or local, not {self.mailbox_key!r}")
-        if not (self.smtp_workers.isdigit() and int(self.smtp_workers) <= 16):
-            raise ConfigError(f"--smtp-workers must be a number from 0 to 16, not {self.smtp_workers!r}")
+        if self.smtp_workers != "auto" and not (self.smtp_workers.isdigit() and int(self.smtp_workers) <= 16):
+            raise ConfigError(
+                f"--smtp-workers must be auto or a number from 0 to 16, not {self.smtp_workers!r}"
+            )
         if self.indexer not in ("process", "thread"):
             raise ConfigError(f"--indexer must be process or thread, not {self.indexer!r}")
         if self.max < 0:

@@ -180,6 +180,11 @@ class SMTPListener:
         self.pool: WorkerPool | None = None  # worker processes sharing the socket (smtp_workers.py)
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.Task[None] | None = None
+        # A store that commits at once (its ingest journal): messages are stored without a task.
+        journaled = bool(getattr(app.store, "journaled", False))
+        self.deliver_now: Callable[[Envelope, bytes], str] | None = (
+            getattr(app.store, "deliver_journaled", None) if journaled else None
+        )
 
     def new_session(self) -> SMTPSession:
         return SMTPSession(self)
@@ -353,6 +358,10 @@ class SMTPSession(asyncio.Protocol):
                 if ev is NEED_DATA:
                     break
                 cls = ev.__class__
+                if cls is MessageReceived and not hooks and self.listener.deliver_now is not None:
+                    assert isinstance(ev, MessageReceived)
+                    out.append(conn.send(self._deliver_now(ev)))
+                    continue
                 if cls is MessageReceived or (hooks and cls in _STAGE_OF):
                     self._run(self._answer_async(ev))
                     break
@@ -430,12 +439,12 @@ class SMTPSession(asyncio.Protocol):
 
     # -- message --------------------------------------------------------------------------
 
-    async def _deliver(self, ev: MessageReceived) -> Reply:
+    def _envelope(self, ev: MessageReceived) -> tuple[Envelope, bytes, str]:
+        """The envelope, the message with its trace header, and the trace id."""
         conn = self.conn
         assert conn is not None
         now = time.time()
         trace_id = f"{_ID_PREFIX}{next(_ids):08X}"
-        header = self._received(ev, conn, trace_id, now)
         envelope = Envelope(
             mail_from=ev.mail_from,
             rcpt_to=ev.rcpt_to,
@@ -446,11 +455,30 @@ class SMTPSession(asyncio.Protocol):
             smtputf8=ev.smtputf8,
             received_at=now,
         )
+        return envelope, self._received(ev, conn, trace_id, now) + ev.data, trace_id
+
+    async def _deliver(self, ev: MessageReceived) -> Reply:
+        envelope, data, trace_id = self._envelope(ev)
         try:
-            msg_id = await self.listener.app.store.deliver(envelope, header + ev.data)
+            msg_id = await self.listener.app.store.deliver(envelope, data)
         except Exception:
             log.exception("SMTP: could not store a message from %s (trace id %s)", self.peer, trace_id)
             return TEMP_FAILURE
+        return self._stored(msg_id, ev)
+
+    def _deliver_now(self, ev: MessageReceived) -> Reply:
+        """The same with a store that commits without waiting (its ingest journal): no task."""
+        deliver_now = self.listener.deliver_now
+        assert deliver_now is not None
+        envelope, data, trace_id = self._envelope(ev)
+        try:
+            msg_id = deliver_now(envelope, data)
+        except Exception:
+            log.exception("SMTP: could not store a message from %s (trace id %s)", self.peer, trace_id)
+            return TEMP_FAILURE
+        return self._stored(msg_id, ev)
+
+    def _stored(self, msg_id: str, ev: MessageReceived) -> Reply:
         log.debug("SMTP: stored %s from %s for %d recipient(s)", msg_id, self.peer, len(ev.rcpt_to))
         return Reply(250, "2.0.0", (f"Ok: queued as {msg_id}",))
 

@@ -3,17 +3,23 @@
 With one process, the event loop's thread spends about a third of its time in the kernel's
 ``write`` for replies and shares the GIL with the store's writer thread, which caps a
 connection-per-message load well below what the machine can do (docs/performance.md).
-``--smtp-workers N`` (default 0) starts N processes that accept connections on the same listening
-socket (inherited file descriptor) and run the same SMTP server (servers/smtp.py). A worker
-does not store anything: at the end of DATA it sends the message to the main process over
-a socketpair; a thread of the main process commits it to the ingest journal
-(``SQLiteStore.deliver_journaled``) and answers with the message ID, and only then does the
-worker reply 250. So every acknowledged message is in the main process's journal exactly
-as if the main process had received it, and events, the API and IMAP see it the same way.
+``--smtp-workers N`` starts N processes that accept connections on the same listening
+socket (inherited file descriptor) and run the same SMTP server (servers/smtp.py).
 
-Wire format on the socketpair, both ways: a 4-byte big-endian length and a ``marshal``
-dump. Request: ``(envelope_json, tags, raw)``. Answer: ``("ok", id)`` or
-``("error", text)``; answers come in request order.
+At the end of DATA a worker prepares the message for the store (scans its header fields,
+compresses it) and appends it to a journal file of its own (store/journal.py,
+:class:`~postroom.store.journal.SegmentedJournal`); once that ``write`` has returned the
+message survives a crash, and the worker replies 250. It then sends one byte to the main
+process over a socketpair; a thread there has the store's writer read the new records
+(:meth:`SQLiteStore.poke_journals`) and insert them, exactly as if the main process had
+received the message: events, the API and IMAP see it the same way. A reader of the API
+waits until the store has applied everything the workers had written when it asked
+(read-your-writes), so a client that reads after its 250 finds its message. At start the
+store applies what an earlier run's workers acknowledged but it had not stored.
+
+The main process does no per-message work for worker mail but the inserts. The socketpair
+also tells each side when the other is gone: a worker exits when the main process does,
+and when every worker has exited the main process accepts SMTP itself.
 
 Workers are not used when SMTP hooks (chaos, handlers) may be installed: those live in
 the main process only.
@@ -24,9 +30,8 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
-import marshal
+import os
 import socket
-import struct
 import subprocess
 import sys
 import threading
@@ -35,6 +40,10 @@ from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from ..store.base import Envelope
+from ..store.headers import scan_headers, summary_fields
+from ..store.journal import SegmentedJournal
+from ..store.rawcodec import compress
+from ..store.sqlite import new_id
 
 if TYPE_CHECKING:
     from ..app import App
@@ -43,29 +52,22 @@ __all__ = ["WorkerPool", "main", "worker_count"]
 
 log = logging.getLogger(__name__)
 
-FRAME = struct.Struct(">I")
-MAX_FRAME = 1 << 31
+# --smtp-workers auto on a machine with 2 or more cores: measured on 2 cores, 2 workers beat
+# 1 and 0 (docs/performance.md); more have not been measured.
+AUTO_WORKERS = 2
 
 
 def worker_count(app: App) -> int:
     """How many extra SMTP processes to start for ``app`` (0: serve SMTP in this process only)."""
     s = app.settings
     value = str(s.smtp_workers).strip() or "0"
-    store_ok = bool(getattr(app.store, "journaled", False))
+    if value == "auto":
+        value = str(AUTO_WORKERS) if (os.cpu_count() or 1) >= 2 else "0"
+    store_ok = bool(getattr(app.store, "journaled", False)) and hasattr(app.store, "open_worker_journal")
     hooks_possible = bool(app.extras.get("smtp_hooks")) or s.enable_chaos or bool(s.chaos)
     if not store_ok or hooks_possible or not value.isdigit():
         return 0
     return max(0, int(value))
-
-
-def _recv_exact(sock: socket.socket, n: int) -> bytes | None:
-    buf = bytearray()
-    while len(buf) < n:
-        chunk = sock.recv(n - len(buf))
-        if not chunk:
-            return None
-        buf += chunk
-    return bytes(buf)
 
 
 @dataclass
@@ -83,8 +85,11 @@ class WorkerPool:
 
     def start(self, listen: socket.socket, count: int) -> None:
         settings = json.dumps({k: v for k, v in asdict(self.app.settings).items() if k != "extra"})
+        store: Any = self.app.store
         for n in range(count):
+            tail = store.open_worker_journal(n)
             mine, theirs = socket.socketpair()
+            tail.arm = lambda sock=mine: _send_quietly(sock, b"?")
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -92,6 +97,7 @@ class WorkerPool:
                     "postroom.servers.smtp_workers",
                     str(listen.fileno()),
                     str(theirs.fileno()),
+                    tail.base,
                 ],
                 stdin=subprocess.PIPE,
                 pass_fds=(listen.fileno(), theirs.fileno()),
@@ -102,7 +108,7 @@ class WorkerPool:
             proc.stdin.close()
             theirs.close()
             t = threading.Thread(
-                target=self._serve, args=(mine,), name=f"postroom-smtp-worker-{n}", daemon=True
+                target=self._serve, args=(mine, tail), name=f"postroom-smtp-worker-{n}", daemon=True
             )
             t.start()
             self.procs.append(proc)
@@ -110,9 +116,9 @@ class WorkerPool:
             self.threads.append(t)
             self._alive += 1
 
-    def _serve(self, sock: socket.socket) -> None:
+    def _serve(self, sock: socket.socket, tail: Any) -> None:
         try:
-            self._take_messages(sock)
+            self._take_notes(sock, tail)
         finally:
             with self._lock:
                 self._alive -= 1
@@ -120,31 +126,17 @@ class WorkerPool:
             if gone and self.on_all_gone is not None:
                 self.on_all_gone()
 
-    def _take_messages(self, sock: socket.socket) -> None:
+    def _take_notes(self, sock: socket.socket, tail: Any) -> None:
+        """A byte from a worker: it has journaled mail since the store last asked (armed it)."""
         store: Any = self.app.store
         try:
-            while True:
-                head = _recv_exact(sock, FRAME.size)
-                if head is None:
-                    return
-                (size,) = FRAME.unpack(head)
-                if size > MAX_FRAME:
-                    log.error("SMTP worker sent a frame of %d bytes; dropping it", size)
-                    return
-                body = _recv_exact(sock, size)
-                if body is None:
-                    return
-                try:
-                    env_json, tags, raw = marshal.loads(body)
-                    envelope = Envelope.from_json(json.loads(env_json))
-                    answer: tuple[str, str] = ("ok", store.deliver_journaled(envelope, raw, tuple(tags)))
-                except Exception as e:  # the worker answers 451 and the client retries
-                    log.exception("could not store a message from an SMTP worker")
-                    answer = ("error", str(e))
-                data = marshal.dumps(answer)
-                sock.sendall(FRAME.pack(len(data)) + data)
+            while sock.recv(4096):
+                tail.armed = False
+                store.poke_journals()
         except OSError:
-            return
+            pass
+        tail.arm = None
+        store.poke_journals()  # whatever it wrote last
 
     def close(self) -> None:
         self.closing = True
@@ -166,36 +158,57 @@ class WorkerPool:
 # -- the worker process ----------------------------------------------------------------
 
 
-class _ForwardStore:
-    """The worker's "store": hands each message to the main process and waits for its ID."""
+class _JournalStore:
+    """The worker's "store": journals each message itself and tells the main process.
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        self.reader = reader
-        self.writer = writer
-        self.waiting: list[asyncio.Future[str]] = []
+    Notes are sent only when the main process asked for one (it "armed" this worker after
+    finding its journal read to the end): while the main process keeps reading, which it
+    does as long as it finds mail, a busy worker sends none. A worker that wrote mail since
+    its last note answers an arming at once, so no message waits for the next one.
+    """
+
+    def __init__(self, journal: SegmentedJournal, ipc: asyncio.StreamWriter) -> None:
+        self.journal = journal
+        self.ipc = ipc
+        self.armed = True  # the main process has read everything: note the next message
+        self.dirty = False  # mail journaled since the last note
+
+    journaled = True  # deliver_journaled commits before it returns
 
     async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
-        data = marshal.dumps((envelope.dumps(), list(tags), raw))
-        fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self.waiting.append(fut)  # answers come back in request order
-        self.writer.write(FRAME.pack(len(data)) + data)
-        return await fut
+        return self.deliver_journaled(envelope, raw, tags)
 
-    async def read_answers(self) -> None:
-        try:
-            while True:
-                head = await self.reader.readexactly(FRAME.size)
-                (size,) = FRAME.unpack(head)
-                status, value = marshal.loads(await self.reader.readexactly(size))
-                fut = self.waiting.pop(0)
-                if status == "ok":
-                    fut.set_result(value)
-                else:
-                    fut.set_exception(RuntimeError(value))
-        except (asyncio.IncompleteReadError, OSError):
-            for fut in self.waiting:
-                if not fut.done():
-                    fut.set_exception(RuntimeError("the main postroom process is gone"))
+    def deliver_journaled(self, envelope: Envelope, raw: bytes, tags: tuple[str, ...] = ()) -> str:
+        pid = new_id()
+        head = summary_fields(scan_headers(raw))
+        self.journal.append(pid, envelope.dumps(), tuple(tags), compress(raw), len(raw), head)
+        if self.armed:
+            self.armed = False
+            self.ipc.write(b"+")
+        else:
+            self.dirty = True
+        return pid
+
+    def arm(self) -> None:
+        """The main process has read this journal to its end and waits for a note."""
+        if self.dirty:
+            self.dirty = False
+            self.ipc.write(b"+")
+        else:
+            self.armed = True
+
+
+async def _listen_to_main(reader: asyncio.StreamReader, store: _JournalStore) -> None:
+    """Arming bytes from the main process, until it goes away (end of file)."""
+    while await reader.read(4096):
+        store.arm()
+
+
+def _send_quietly(sock: socket.socket, data: bytes) -> None:
+    try:
+        sock.send(data)
+    except OSError:  # the worker is gone: its end-of-file reaches _take_notes
+        pass
 
 
 @dataclass
@@ -208,7 +221,7 @@ class _WorkerApp:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-async def _run(listen_fd: int, ipc_fd: int, settings_json: str) -> None:
+async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: str) -> None:
     import signal
 
     from ..config import Settings
@@ -218,7 +231,8 @@ async def _run(listen_fd: int, ipc_fd: int, settings_json: str) -> None:
     settings = Settings(**json.loads(settings_json))
     ipc = socket.socket(fileno=ipc_fd)
     reader, writer = await asyncio.open_connection(sock=ipc)
-    store = _ForwardStore(reader, writer)
+    journal = SegmentedJournal(journal_base)
+    store = _JournalStore(journal, writer)
     app = _WorkerApp(settings, store)
     if settings.tls_enabled:
         from .tls import make_server_context
@@ -233,24 +247,29 @@ async def _run(listen_fd: int, ipc_fd: int, settings_json: str) -> None:
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
     loop.add_signal_handler(signal.SIGINT, stop.set)
-    answers = loop.create_task(store.read_answers())
+    main_gone = loop.create_task(_listen_to_main(reader, store))
     # run until told to stop, or until the main process goes away (its socket closes)
-    await asyncio.wait({answers, loop.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.wait({main_gone, loop.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)
     listener.close()
-    answers.cancel()
+    try:
+        await asyncio.wait_for(listener.wait_closed(), 5)
+    except TimeoutError:
+        pass
+    journal.close()
+    main_gone.cancel()
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m postroom.servers.smtp_workers LISTEN_FD IPC_FD`` (settings as JSON on stdin)."""
+    """``python -m postroom.servers.smtp_workers LISTEN_FD IPC_FD JOURNAL`` (settings as JSON on stdin)."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s smtp-worker: %(message)s")
     settings_json = sys.stdin.read()
     try:
         import uvloop
 
-        uvloop.run(_run(int(args[0]), int(args[1]), settings_json))
+        uvloop.run(_run(int(args[0]), int(args[1]), args[2], settings_json))
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(_run(int(args[0]), int(args[1]), settings_json))
+        asyncio.run(_run(int(args[0]), int(args[1]), args[2], settings_json))
     except KeyboardInterrupt:
         pass
     return 0

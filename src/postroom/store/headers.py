@@ -11,8 +11,16 @@ import re
 from dataclasses import dataclass, field
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
+from typing import Any
 
-__all__ = ["HeaderSummary", "decode_header_bytes", "scan_headers", "split_headers"]
+__all__ = [
+    "HeaderSummary",
+    "decode_header_bytes",
+    "scan_headers",
+    "split_headers",
+    "summary_fields",
+    "summary_from_fields",
+]
 
 # Header fields the summary row needs (lower-case names).
 _WANTED = frozenset(
@@ -171,3 +179,35 @@ def scan_headers(raw: bytes) -> HeaderSummary:
     if b"x-tags" in fields:
         h.tags = [t.strip() for t in decode_header_bytes(fields[b"x-tags"]).split(",") if t.strip()]
     return h
+
+
+def summary_fields(h: HeaderSummary) -> tuple[Any, ...]:
+    """``h`` as plain values (for ``marshal``: an SMTP worker ships it to the main process)."""
+    return (
+        h.subject,
+        h.from_,
+        h.to,
+        h.cc,
+        h.reply_to,
+        h.date,
+        h.message_id,
+        h.in_reply_to,
+        h.references,
+        h.tags,
+    )
+
+
+def summary_from_fields(t: Any) -> HeaderSummary:
+    """The inverse of :func:`summary_fields`."""
+    return HeaderSummary(
+        subject=t[0],
+        from_=tuple(t[1]) if t[1] else None,  # type: ignore[arg-type]
+        to=[tuple(a) for a in t[2]],  # type: ignore[misc]
+        cc=[tuple(a) for a in t[3]],  # type: ignore[misc]
+        reply_to=[tuple(a) for a in t[4]],  # type: ignore[misc]
+        date=t[5],
+        message_id=t[6],
+        in_reply_to=t[7],
+        references=list(t[8]),
+        tags=list(t[9]),
+    )

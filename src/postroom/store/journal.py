@@ -18,6 +18,16 @@ then the payload, a ``marshal`` dump of ``(seq, pid, envelope_json, tags, raw)``
 whose length or CRC does not check out ends the replay: it can only be a torn write that
 was never acknowledged.
 
+SMTP worker processes (servers/smtp_workers.py) each write a journal of their own, a
+:class:`SegmentedJournal`: the same framing, records ``(seq, pid, envelope_json, tags,
+compressed_raw, size, header_fields)`` prepared by the worker (compressed, headers
+scanned) so that the main process only inserts rows. The worker owns the file; the main
+process reads it with a :class:`JournalTail` and records how far it has applied it
+(``meta.journal_w<slot>`` = ``"gen:offset"``) in the same transaction as the rows. A
+worker never truncates: past :data:`ROTATE_AT` bytes it starts the next segment
+(``<base>.<gen+1>``) and ends the old one with a one-field record ``(-1,)``; the main
+process deletes a segment once it has applied it to the end.
+
 Errors: :class:`JournalError` (an ``OSError``) when the file cannot be written.
 """
 
@@ -28,17 +38,46 @@ import os
 import struct
 import threading
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
-__all__ = ["Journal", "JournalError", "Record", "read_records"]
+__all__ = [
+    "Journal",
+    "JournalError",
+    "JournalTail",
+    "Record",
+    "SegmentedJournal",
+    "parse_records",
+    "read_records",
+    "segment_path",
+]
 
 MAGIC = b"PRJ1"
 HEADER = struct.Struct(">4sII")  # magic, payload length, CRC-32
 MAX_RECORD = 1 << 31  # larger than any message the SMTP limits allow
 TRUNCATE_AT = 16 * 1024 * 1024  # cut the file back once it is this large and fully applied
+ROTATE_AT = 64 * 1024 * 1024  # a worker's segment size before it starts the next one
+READ_CHUNK = 8 * 1024 * 1024  # bytes a tail reads at once
+END_OF_SEGMENT = (-1,)
 
-Record = tuple[int, str, str, tuple[str, ...], bytes]  # seq, pid, envelope json, tags, raw
+# (seq, pid, envelope json, tags, raw) from the main process's journal;
+# (seq, pid, envelope json, tags, compressed raw, size, header fields) from a worker's;
+# (-1,): the segment continues in the next one.
+Record = tuple[Any, ...]
+
+
+def _frame(payload: bytes) -> bytes:
+    return HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _write_all(fd: int, data: bytes, path: str) -> None:
+    view = memoryview(data)
+    try:
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+    except OSError as e:
+        raise JournalError(e.errno, f"cannot write the ingest journal {path}: {e.strerror}") from None
 
 
 class JournalError(OSError):
@@ -60,17 +99,8 @@ class Journal:
         with self._lock:
             self.seq += 1
             seq = self.seq
-            payload = marshal.dumps((seq, pid, envelope_json, tags, raw))
-            data = HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
-            view = memoryview(data)
-            try:
-                while view:
-                    n = os.write(self._fd, view)
-                    view = view[n:]
-            except OSError as e:
-                raise JournalError(
-                    e.errno, f"cannot write the ingest journal {self.path}: {e.strerror}"
-                ) from None
+            data = _frame(marshal.dumps((seq, pid, envelope_json, tags, raw)))
+            _write_all(self._fd, data, self.path)
             self.size += len(data)
             return seq
 
@@ -96,22 +126,159 @@ class Journal:
                 self._fd = -1
 
 
-def read_records(path: str) -> Iterator[Record]:
-    """Every intact record of the journal at ``path``, in order (none if it does not exist)."""
+def parse_records(data: bytes | memoryview, pos: int = 0) -> Iterator[tuple[Record, int]]:
+    """Each intact record in ``data`` from ``pos``, with the offset just past it.
+
+    Stops at the first incomplete or damaged record (a write in progress, or a torn tail).
+    """
+    view = memoryview(data)
+    end_of_data = len(view)
+    while pos + HEADER.size <= end_of_data:
+        magic, size, crc = HEADER.unpack_from(view, pos)
+        end = pos + HEADER.size + size
+        if magic != MAGIC or size > MAX_RECORD or end > end_of_data:
+            return
+        payload = view[pos + HEADER.size : end]
+        if zlib.crc32(payload) != crc:
+            return
+        yield marshal.loads(payload), end
+        pos = end
+
+
+def read_records(path: str, pos: int = 0) -> Iterator[Record]:
+    """Every intact record of the journal at ``path`` from ``pos``, in order (none if it does not exist)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         return
-    pos = 0
-    while pos + HEADER.size <= len(data):
-        magic, size, crc = HEADER.unpack_from(data, pos)
-        end = pos + HEADER.size + size
-        if magic != MAGIC or size > MAX_RECORD or end > len(data):
-            return  # a torn tail: never acknowledged
-        payload = data[pos + HEADER.size : end]
-        if zlib.crc32(payload) != crc:
-            return
-        rec: Any = marshal.loads(payload)
-        yield (int(rec[0]), str(rec[1]), str(rec[2]), tuple(rec[3]), bytes(rec[4]))
-        pos = end
+    for rec, _ in parse_records(data, pos):
+        yield tuple(rec)
+
+
+def segment_path(base: str, gen: int) -> str:
+    return f"{base}.{gen}"
+
+
+class SegmentedJournal:
+    """The journal an SMTP worker process writes (one writer: no lock)."""
+
+    def __init__(self, base: str, rotate_at: int = ROTATE_AT) -> None:
+        self.base = base
+        self.gen = 0
+        self.seq = 0
+        self.rotate_at = rotate_at
+        self.path = segment_path(base, 0)
+        self._fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        self.size = os.fstat(self._fd).st_size
+
+    def append(
+        self, pid: str, envelope_json: str, tags: tuple[str, ...], zraw: bytes, size: int, head: Any
+    ) -> None:
+        """Write one prepared record; once this returns the message may be acknowledged."""
+        if self.size >= self.rotate_at:
+            self._rotate()
+        self.seq += 1
+        data = _frame(marshal.dumps((self.seq, pid, envelope_json, tags, zraw, size, head)))
+        _write_all(self._fd, data, self.path)
+        self.size += len(data)
+
+    def _rotate(self) -> None:
+        # the next segment exists before the old one says so: the reader can always open it
+        path = segment_path(self.base, self.gen + 1)
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
+        except OSError as e:
+            raise JournalError(e.errno, f"cannot start the journal segment {path}: {e.strerror}") from None
+        _write_all(self._fd, _frame(marshal.dumps(END_OF_SEGMENT)), self.path)
+        os.close(self._fd)
+        self._fd, self.path, self.size = fd, path, 0
+        self.gen += 1
+
+    def close(self) -> None:
+        if self._fd >= 0:
+            os.close(self._fd)
+            self._fd = -1
+
+
+class JournalTail:
+    """The main process's reading side of one worker's :class:`SegmentedJournal`.
+
+    :meth:`read` is called by the store's writer thread only; :meth:`behind` by any thread
+    (readers waiting for their writes). ``applied`` is set by the writer after each commit.
+    """
+
+    def __init__(self, base: str, slot: int) -> None:
+        self.base = base
+        self.slot = slot
+        self.gen = 0
+        self.pos = 0  # read up to here (maybe not committed yet)
+        self.applied = (0, 0)  # (gen, offset) committed to SQLite
+        self.finished: list[str] = []  # segments read to their end, to delete after the commit
+        # Notes from the worker (servers/smtp_workers.py): set by whoever delivers them.
+        self.arm: Callable[[], None] | None = None  # ask the worker for a note when it writes
+        self.armed = False
+        self._lock = threading.Lock()
+        self._fd = os.open(segment_path(base, 0), os.O_RDONLY)
+
+    def read(self, limit: int) -> list[Record]:
+        """Up to ``limit`` new records (segment markers are followed, not returned)."""
+        out: list[Record] = []
+        while len(out) < limit:
+            size = os.fstat(self._fd).st_size
+            if size <= self.pos:
+                break
+            start = self.pos
+            data = os.pread(self._fd, min(size - start, READ_CHUNK), start)
+            if len(data) >= HEADER.size:
+                need = HEADER.size + HEADER.unpack_from(data)[1]
+                if len(data) < need <= size - start:  # one record larger than a chunk
+                    data = os.pread(self._fd, need, start)
+            progressed = switched = False
+            for rec, end in parse_records(data):
+                progressed = True
+                self.pos = start + end
+                if rec[0] == -1:
+                    self._next_segment()
+                    switched = True
+                    break
+                out.append(rec)
+                if len(out) >= limit:
+                    break
+            if not progressed and not switched:
+                break  # an incomplete record: the worker is writing it
+        return out
+
+    def _next_segment(self) -> None:
+        fd = os.open(segment_path(self.base, self.gen + 1), os.O_RDONLY)
+        with self._lock:
+            old = self._fd
+            self._fd = fd
+            self.finished.append(segment_path(self.base, self.gen))
+            self.gen += 1
+            self.pos = 0
+        os.close(old)
+
+    @property
+    def position(self) -> tuple[int, int]:
+        return (self.gen, self.pos)
+
+    def mark(self) -> tuple[int, int]:
+        """Where the worker has written up to now: once ``applied`` reaches it, a reader sees
+        every message the worker has acknowledged so far."""
+        with self._lock:
+            if self._fd < 0:
+                return self.applied
+            gen, size = self.gen, os.fstat(self._fd).st_size
+        while True:  # the worker may have moved on to later segments
+            try:
+                size = os.stat(segment_path(self.base, gen + 1)).st_size
+            except FileNotFoundError:
+                return (gen, size)
+            gen += 1
+
+    def close(self) -> None:
+        with self._lock:
+            if self._fd >= 0:
+                os.close(self._fd)
+                self._fd = -1

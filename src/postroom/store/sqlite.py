@@ -41,9 +41,9 @@ from .base import (
     StoreError,
     Summary,
 )
-from .headers import scan_headers
+from .headers import HeaderSummary, scan_headers, summary_from_fields
 from .index_worker import begin_immediate
-from .journal import Journal, read_records
+from .journal import Journal, JournalTail, parse_records, read_records, segment_path
 from .rawcodec import compress, unpack
 from .sqlite_background import BackgroundMixin
 from .sqlite_changes import ChangesMixin
@@ -63,6 +63,12 @@ log = logging.getLogger(__name__)
 
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
+# While SMTP workers keep writing, the writer reads their journals again after each batch;
+# when it found fewer than TAIL_BATCH messages it first waits TAIL_PAUSE seconds, so that a
+# steady stream is stored in batches, not one transaction per message (mail is visible a
+# millisecond later; the SMTP reply never waits for this).
+TAIL_BATCH = 32
+TAIL_PAUSE = 0.001
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -90,6 +96,11 @@ class _Ingest:
     result: Any = None
     pid: str = ""  # set when the ID was chosen before the writer (journaled messages)
     seq: int = 0  # journal sequence number, 0 when not journaled
+    # prepared by an SMTP worker (raw is then empty): compressed bytes, size, header fields
+    zraw: bytes | None = None
+    size: int = 0
+    head: HeaderSummary | None = None
+    tail: JournalTail | None = None  # the worker journal it was read from
 
 
 @dataclass(slots=True)
@@ -99,6 +110,7 @@ class _Call:
 
 
 _STOP = object()
+_TAIL = object()  # read what the SMTP workers' journals hold
 
 
 class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, ThreadsMixin, ImapCacheMixin):
@@ -127,6 +139,9 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._start_error: BaseException | None = None
         self._journal: Journal | None = None
         self._applied_seq = 0
+        self._tails: list[JournalTail] = []  # SMTP workers' journals (journal.py)
+        self._tail_queued = False
+        self._tail_reads_small = False  # the last read of the workers' journals found a little
         self._applied_cond = threading.Condition()
         # writer-thread state
         self._folder_cache: dict[tuple[str, str], list[int]] = {}  # (mailbox, folder) -> [folder_id, uidnext]
@@ -176,8 +191,12 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
             return
         self._closed = True
         if self._writer is not None:
+            if self._tails:
+                self._queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
             self._queue.put(_STOP)
             self._writer.join(30)
+        for tail in self._tails:
+            tail.close()
         if self._journal is not None:
             if self._applied_seq >= self._journal.seq and not self._failed:
                 self._journal.reset()
@@ -239,13 +258,21 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
     def _wait_applied(self) -> None:
         """Read-your-writes: wait until every journaled message is in SQLite (usually at once)."""
         journal = self._journal
-        if journal is None or self._applied_seq >= journal.seq:
+        if journal is None:
+            return
+        target = journal.seq
+        marks = [(t, t.mark()) for t in self._tails]
+        behind = [(t, m) for t, m in marks if t.applied < m]
+        if self._applied_seq >= target and not behind:
             return
         if threading.current_thread() is self._writer:
             return
-        target = journal.seq
+        if behind:
+            self.poke_journals()  # in case the worker's note is still on its way
         with self._applied_cond:
-            while self._applied_seq < target and not self._closed and not self._failed:
+            while not self._closed and not self._failed:
+                if self._applied_seq >= target and all(t.applied >= m for t, m in behind):
+                    return
                 self._applied_cond.wait(1.0)
 
     def _reader(self) -> sqlite3.Connection:
@@ -287,7 +314,14 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                 except queue.Empty:
                     break
             stop = any(j is _STOP for j in jobs)
-            jobs = [j for j in jobs if j is not _STOP]
+            tail = any(j is _TAIL for j in jobs)
+            jobs = [j for j in jobs if j is not _STOP and j is not _TAIL]
+            if tail:
+                if not stop and len(jobs) == 0 and self._tail_reads_small:
+                    time.sleep(TAIL_PAUSE)  # let mail gather: fewer, larger transactions
+                got = self._read_tails(max(MAX_BATCH - len(jobs), 64))
+                self._tail_reads_small = 0 < len(got) < TAIL_BATCH
+                jobs += got
             if jobs:
                 self._run_batch(conn, jobs)
             if stop:
@@ -316,6 +350,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                 if self._failed:
                     raise StoreError("replay failed")
             applied = pending[-1][0]
+        self._replay_worker_journals(conn)
         self._applied_seq = applied
         if self.settings.fsync:
             if os.path.exists(path):
@@ -323,6 +358,116 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
             return
         self._journal = Journal(path, applied)
         self._journal.reset()
+
+    # -- SMTP workers' journals (servers/smtp_workers.py, journal.py) ---------------------
+    def _replay_worker_journals(self, conn: sqlite3.Connection) -> None:
+        """At start: apply what SMTP workers of an earlier run acknowledged, then delete their files."""
+        prefix = self.path + "-journal-postroom-w"
+        directory = os.path.dirname(os.path.abspath(self.path))
+        segments: dict[int, list[int]] = {}
+        for name in os.listdir(directory):
+            full = os.path.join(directory, name)
+            if not full.startswith(prefix):
+                continue
+            slot_text, _, gen_text = full[len(prefix) :].partition(".")
+            if slot_text.isdigit() and gen_text.isdigit():
+                segments.setdefault(int(slot_text), []).append(int(gen_text))
+        done = {
+            int(k[len("journal_w") :]): (int(v.split(":")[0]), int(v.split(":")[1]))
+            for k, v in conn.execute("SELECT key, value FROM meta WHERE key LIKE 'journal_w%'")
+        }
+        total = 0
+        for slot, gens in sorted(segments.items()):
+            done_gen, done_pos = done.get(slot, (0, 0))
+            for gen in sorted(gens):
+                if gen < done_gen:
+                    continue
+                with open(segment_path(prefix + str(slot), gen), "rb") as f:
+                    data = f.read()
+                batch: list[Any] = []
+                end = 0
+                for rec, end in parse_records(data, done_pos if gen == done_gen else 0):
+                    if rec[0] != -1:
+                        batch.append(_ingest_from_worker(rec, None))
+                    if len(batch) >= MAX_BATCH:
+                        total += self._replay_batch(conn, batch, slot, gen, end)
+                        batch = []
+                if batch:
+                    total += self._replay_batch(conn, batch, slot, gen, end)
+        if total:
+            log.warning("replayed %d acknowledged messages from the SMTP workers' journals", total)
+        for slot, gens in segments.items():
+            for gen in gens:
+                os.remove(segment_path(prefix + str(slot), gen))
+        conn.execute("DELETE FROM meta WHERE key LIKE 'journal_w%'")
+
+    def _replay_batch(self, conn: sqlite3.Connection, jobs: list[Any], slot: int, gen: int, end: int) -> int:
+        key, value = f"journal_w{slot}", f"{gen}:{end}"
+        mark: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        jobs.append(
+            _Call(
+                lambda c: c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)),
+                mark,
+            )
+        )
+        self._run_batch(conn, jobs)
+        if not mark.done() or mark.exception() is not None:
+            raise StoreError("replay failed")
+        return len(jobs) - 1
+
+    def open_worker_journal(self, slot: int) -> JournalTail:
+        """Create the (empty) journal of SMTP worker ``slot`` (it writes to ``tail.base``)."""
+        if self._journal is None:
+            raise StoreError("SMTP workers need the ingest journal (not available with --fsync)")
+        base = f"{self.path}-journal-postroom-w{slot}"
+        with open(segment_path(base, 0), "wb"):
+            pass
+        os.chmod(segment_path(base, 0), 0o600)
+        tail = JournalTail(base, slot)
+        self._tails.append(tail)
+        return tail
+
+    def poke_journals(self) -> None:
+        """An SMTP worker has written to its journal: have the writer read it (thread-safe)."""
+        if not self._tail_queued and not self._closed:
+            self._tail_queued = True
+            self._queue.put(_TAIL)
+
+    def _read_tails(self, limit: int) -> list[_Ingest]:
+        """New records from the workers' journals. While any has mail, read again after this
+        batch; a journal read to its end is armed (its worker sends a note when it writes)."""
+        self._tail_queued = False  # notes arriving from now on queue another read
+        jobs: list[_Ingest] = []
+        for tail in self._tails:
+            records = tail.read(max(limit - len(jobs), 0))
+            for rec in records:
+                jobs.append(_ingest_from_worker(rec, tail))
+            if not records and not tail.armed and tail.arm is not None:
+                tail.armed = True
+                tail.arm()
+        if jobs:
+            self.poke_journals()
+        return jobs
+
+    def _save_tail_positions(self, conn: sqlite3.Connection) -> None:
+        """Inside the batch's transaction: how far each worker journal is applied."""
+        for tail in self._tails:
+            if tail.position != tail.applied:
+                gen, pos = tail.position
+                conn.execute(
+                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
+                    (f"journal_w{tail.slot}", f"{gen}:{pos}"),
+                )
+
+    def _tails_committed(self) -> None:
+        """After a commit: everything read from the tails is applied; drop finished segments."""
+        for tail in self._tails:
+            tail.applied = tail.position
+            while tail.finished:
+                try:
+                    os.remove(tail.finished.pop(0))
+                except OSError:
+                    pass
 
     def _drain_after_stop(self, q: queue.SimpleQueue[Any]) -> None:
         while True:
@@ -358,6 +503,8 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                     done.append((c.future, None, e))
             self._retention(conn, events)
             top_seq = max((j.seq for j in ingests), default=0)
+            if self._tails:
+                self._save_tail_positions(conn)
             if top_seq:
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('journal_seq', ?)", (str(top_seq),)
@@ -365,7 +512,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
             conn.execute("COMMIT")
         except Exception as e:
             log.exception("store write failed; %d jobs rolled back", len(jobs))
-            if any(j.seq for j in ingests):
+            if any(j.seq or j.tail is not None for j in ingests):
                 # Acknowledged messages are safe in the journal; stop applying (and acknowledging)
                 # so that the next start replays them from the last applied sequence number.
                 self._failed = True
@@ -394,9 +541,10 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         if ingests:
             self._resolve_ingests(ingests)
             self._wake_indexer()
-            if top_seq:
+            if top_seq or self._tails:
                 with self._applied_cond:
-                    self._applied_seq = top_seq
+                    self._tails_committed()
+                    self._applied_seq = max(self._applied_seq, top_seq)
                     self._applied_cond.notify_all()
                 if self._journal is not None:
                     self._journal.truncate_if_applied(top_seq)
@@ -479,7 +627,8 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         entropy = secrets.token_bytes(16 * len(jobs))
         for n, j in enumerate(jobs):
             env = j.envelope
-            h = scan_headers(j.raw)
+            h = j.head if j.head is not None else scan_headers(j.raw)
+            size = j.size or len(j.raw)
             pid = j.pid or new_id(entropy[16 * n : 16 * n + 16])
             listed = {a.lower() for _, a in h.to} | {a.lower() for _, a in h.cc}
             bcc = [("", r) for r in env.rcpt_to if r.lower() not in listed]
@@ -510,13 +659,13 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                     _jaddr(h.reply_to),
                     h.in_reply_to,
                     " ".join(h.references),
-                    len(j.raw),
+                    size,
                     env.auth_user or "",
                     envelope_json,
                 )
             )
-            raw_rows.append(compress(j.raw))
-            plans.append((j, pid, h, bcc, tags, list(wanted), created))
+            raw_rows.append(j.zraw if j.zraw is not None else compress(j.raw))
+            plans.append((j, pid, h, bcc, tags, list(wanted), created, size))
         cur = conn.cursor()
         ids = []
         for row, data in zip(msg_rows, raw_rows, strict=True):
@@ -532,7 +681,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         deliveries = []
         touched: dict[tuple[str, str], list[int]] = {}
         tag_rows = []
-        for (j, pid, h, bcc, tags, targets, created), mid in zip(plans, ids, strict=True):
+        for (j, pid, h, bcc, tags, targets, created, size), mid in zip(plans, ids, strict=True):
             placed = []
             seen_flag = "\\Seen" in j.flags
             flag_text = " ".join(sorted(j.flags))
@@ -557,7 +706,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                 reply_to=[Address(*a) for a in h.reply_to],
                 created=created,
                 date=h.date,
-                size=len(j.raw),
+                size=size,
                 read=seen_flag,
                 tags=tags,
                 username=j.envelope.auth_user or "",
@@ -697,6 +846,22 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._queue.put(_Ingest(env, raw, (), fut, folder=(mailbox, folder), flags=flags))
         uid = await fut
         return info.uidvalidity, int(uid)
+
+
+def _ingest_from_worker(rec: Any, tail: JournalTail | None) -> _Ingest:
+    """A worker journal record (journal.SegmentedJournal) as a writer job."""
+    _seq, pid, env_json, tags, zraw, size, head = rec
+    return _Ingest(
+        Envelope.from_json(json.loads(env_json)),
+        b"",
+        tuple(tags),
+        None,
+        pid=pid,
+        zraw=zraw,
+        size=size,
+        head=summary_from_fields(head),
+        tail=tail,
+    )
 
 
 def _resolve_async(items: list[_Ingest]) -> None:

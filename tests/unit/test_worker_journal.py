@@ -1,0 +1,166 @@
+"""SMTP workers' journals: the segmented file a worker writes, the tail the store reads it with,
+read-your-writes across processes, replay at start, and the stored message codec."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+
+import zstandard
+
+from postroom.config import Settings
+from postroom.events import Bus
+from postroom.store import rawcodec
+from postroom.store.base import Envelope
+from postroom.store.headers import scan_headers, summary_fields
+from postroom.store.journal import JournalTail, SegmentedJournal, segment_path
+from postroom.store.sqlite import SQLiteStore, new_id
+
+MSG = (
+    b"From: Shop <shop@example.com>\r\nTo: Alice <alice@example.org>\r\n"
+    b"Subject: worker mail\r\nMessage-ID: <w1@example.com>\r\nX-Tags: w\r\n\r\nHello\r\n"
+)
+
+
+def record(
+    rcpt: str = "alice@example.org", raw: bytes = MSG
+) -> tuple[str, str, tuple[str, ...], bytes, int, object]:
+    """What a worker writes for one message (servers/smtp_workers._JournalStore)."""
+    env = Envelope(
+        mail_from="shop@example.com", rcpt_to=(rcpt,), peer="127.0.0.1:1", helo="h", received_at=1.0
+    )
+    return new_id(), env.dumps(), (), rawcodec.compress(raw), len(raw), summary_fields(scan_headers(raw))
+
+
+def make(tmp_path: Path) -> SQLiteStore:
+    bus = Bus()
+    bus.bind(asyncio.get_running_loop())
+    store = SQLiteStore(str(tmp_path / "s.db"), Settings(), bus)
+    store.start()
+    return store
+
+
+def crash(store: SQLiteStore) -> None:
+    """Stop the store the way kill -9 would leave it: the workers' journals not applied."""
+    from postroom.store import sqlite
+
+    store._queue.put(sqlite._STOP)  # no final read of the journals, unlike close()
+    assert store._writer is not None
+    store._writer.join(10)
+    store._stop_indexer()
+    store._closed = True
+
+
+def test_tail_reads_whole_records_and_follows_segments(tmp_path: Path) -> None:
+    base = str(tmp_path / "j-w0")
+    open(segment_path(base, 0), "wb").close()
+    tail = JournalTail(base, 0)
+    writer = SegmentedJournal(base, rotate_at=1200)
+    assert tail.read(10) == [] and tail.mark() == (0, 0)
+    pids = []
+    for _ in range(12):  # ~500 bytes each: a few segments
+        rec = record()
+        pids.append(rec[0])
+        writer.append(*rec)
+    assert writer.gen >= 2
+    assert tail.mark() == (writer.gen, writer.size)  # newest segment, even before it is read
+    got = tail.read(5)
+    assert [r[1] for r in got] == pids[:5]
+    got += tail.read(100)
+    assert [r[1] for r in got] == pids
+    assert tail.position == (writer.gen, writer.size)
+    assert tail.finished == [segment_path(base, g) for g in range(writer.gen)]
+    # a record being written (only part of it in the file yet) is not returned
+    with open(segment_path(base, writer.gen), "ab") as f:
+        f.write(b"PRJ1\x00\x00\x01\x00\x00\x00\x00\x00par")
+    assert tail.read(10) == []
+    writer.close()
+    tail.close()
+
+
+def test_store_applies_worker_mail_and_readers_wait_for_it(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = make(tmp_path)
+        try:
+            tail = store.open_worker_journal(0)
+            writer = SegmentedJournal(tail.base)
+            ids = []
+            for i in range(20):
+                rec = record(f"u{i % 3}@x.org")
+                writer.append(*rec)
+                ids.append(rec[0])
+            # no note was sent: the reader itself has the writer read the journal
+            page = store.list_messages(limit=50)
+            assert page.total == 20 and {m.id for m in page.messages} == set(ids)
+            s = store.get_summary(ids[0])
+            assert s is not None and s.subject == "worker mail" and s.tags == ["w"] and s.size == len(MSG)
+            assert store.get_raw(ids[0]) == MSG
+            boxes = {b.name: b.total for b in store.mailboxes()}
+            assert boxes == {"u0@x.org": 7, "u1@x.org": 7, "u2@x.org": 6}
+            writer.close()
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_worker_mail_not_applied_before_a_crash_is_stored_at_the_next_start(tmp_path: Path) -> None:
+    async def first() -> list[str]:
+        store = make(tmp_path)
+        tail = store.open_worker_journal(1)
+        writer = SegmentedJournal(tail.base, rotate_at=1500)
+        applied = record("early@x.org")
+        writer.append(*applied)
+        assert store.list_messages().total == 1  # applied (and its position recorded)
+        later = []
+        for _ in range(6):  # acknowledged, then the process "dies" before storing them
+            rec = record("late@x.org")
+            writer.append(*rec)
+            later.append(rec[0])
+        writer.close()
+        crash(store)
+        return later
+
+    later = asyncio.run(first())
+    assert any(p.name.startswith("s.db-journal-postroom-w1.") for p in tmp_path.iterdir())
+
+    async def second() -> None:
+        store = make(tmp_path)
+        try:
+            ids = [m.id for m in store.list_messages(limit=50).messages]
+            assert len(ids) == 7 and set(later) <= set(ids)  # the early one was not stored twice
+            assert not any(p.name.startswith("s.db-journal-postroom-w") for p in tmp_path.iterdir())
+        finally:
+            store.close()
+
+    asyncio.run(second())
+
+    async def third() -> None:
+        store = make(tmp_path)
+        try:
+            assert store.list_messages().total == 7
+        finally:
+            store.close()
+
+    asyncio.run(third())
+
+
+def test_codec_reads_lz4_and_zstd_frames() -> None:
+    big = MSG + b"x" * 50_000
+    for stored in (rawcodec.compress(big), zstandard.ZstdCompressor(level=1).compress(big)):
+        assert rawcodec.unpack(stored) == big
+        assert rawcodec.header_prefix(stored, 100_000).startswith(MSG.split(b"\r\n\r\n")[0])
+    assert rawcodec.compress(big)[:4] == rawcodec.LZ4_MAGIC
+
+
+def test_segment_files_are_private(tmp_path: Path) -> None:
+    async def main() -> None:
+        store = make(tmp_path)
+        try:
+            tail = store.open_worker_journal(0)
+            assert os.stat(segment_path(tail.base, 0)).st_mode & 0o077 == 0
+        finally:
+            store.close()
+
+    asyncio.run(main())
