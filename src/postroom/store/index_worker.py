@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 
 BATCH = 250  # messages per frame / per writer call
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
-NICENESS = 19  # scheduling priority drop of the worker process (see main)
+NICENESS = 19  # the lowest priority: a burst of SMTP comes first (docs/performance.md)
 # The conversation index is rebuilt from the database (dropping what pruned messages left
 # behind) when it holds this many times the stored messages, plus COMPACT_SLACK.
 COMPACT_FACTOR = 2
@@ -249,17 +249,19 @@ def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None]:
 
 
 WRITE_CHUNK = 32  # rows per worker transaction: holds SQLite's write lock a few ms at most
-BUSY_RETRY = 0.0002  # seconds between tries for the write lock (SQLite's own handler sleeps ms)
+BUSY_RETRY = 0.0002  # seconds between first tries for the write lock (SQLite's own handler sleeps ms)
+BUSY_RETRY_MAX = 0.002  # ... growing to this
 BUSY_LIMIT = 60.0  # give up on the lock after this long
 
 
 def begin_immediate(conn: sqlite3.Connection) -> None:
-    """BEGIN IMMEDIATE, retrying every :data:`BUSY_RETRY` s while another writer holds the lock.
+    """BEGIN IMMEDIATE, retrying (every :data:`BUSY_RETRY` s at first) while another writer holds the lock.
 
     The connection must have ``PRAGMA busy_timeout=0``: SQLite's built-in busy handler sleeps
     1, 2, 5, 10... ms between tries, which would add whole milliseconds to an SMTP reply.
     """
     deadline = time.monotonic() + BUSY_LIMIT
+    pause = BUSY_RETRY
     while True:
         try:
             conn.execute("BEGIN IMMEDIATE")
@@ -269,7 +271,10 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
                 raise
             if time.monotonic() > deadline:
                 raise
-            time.sleep(BUSY_RETRY)
+            time.sleep(pause)
+            # a holder that is not running (the indexer is at the lowest CPU priority) is
+            # waited for with fewer, longer sleeps
+            pause = min(pause * 1.5, BUSY_RETRY_MAX)
 
 
 def store_rows(conn: sqlite3.Connection, out: IO[bytes], rows: list[Row], rules: Any) -> bool:

@@ -65,10 +65,11 @@ MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 # While SMTP workers keep writing, the writer reads their journals again after each batch;
 # when it found fewer than TAIL_BATCH messages it first waits TAIL_PAUSE seconds, so that a
-# steady stream is stored in batches, not one transaction per message (mail is visible a
-# millisecond later; the SMTP reply never waits for this).
+# steady stream is stored in batches, not one transaction per message (mail is listed a few
+# milliseconds later; the SMTP reply never waits for this, and a reader waiting for its own
+# writes cancels the pause).
 TAIL_BATCH = 32
-TAIL_PAUSE = 0.001
+TAIL_PAUSE = 0.004
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -142,6 +143,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._tails: list[JournalTail] = []  # SMTP workers' journals (journal.py)
         self._tail_queued = False
         self._tail_reads_small = False  # the last read of the workers' journals found a little
+        self._waiting = 0  # readers waiting for their writes (guarded by _applied_cond)
         self._applied_cond = threading.Condition()
         # writer-thread state
         self._folder_cache: dict[tuple[str, str], list[int]] = {}  # (mailbox, folder) -> [folder_id, uidnext]
@@ -270,10 +272,14 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         if behind:
             self.poke_journals()  # in case the worker's note is still on its way
         with self._applied_cond:
-            while not self._closed and not self._failed:
-                if self._applied_seq >= target and all(t.applied >= m for t, m in behind):
-                    return
-                self._applied_cond.wait(1.0)
+            self._waiting += 1  # the writer does not pause for batching meanwhile
+            try:
+                while not self._closed and not self._failed:
+                    if self._applied_seq >= target and all(t.applied >= m for t, m in behind):
+                        return
+                    self._applied_cond.wait(1.0)
+            finally:
+                self._waiting -= 1
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
@@ -317,7 +323,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
             tail = any(j is _TAIL for j in jobs)
             jobs = [j for j in jobs if j is not _STOP and j is not _TAIL]
             if tail:
-                if not stop and len(jobs) == 0 and self._tail_reads_small:
+                if not stop and len(jobs) == 0 and self._tail_reads_small and not self._waiting:
                     time.sleep(TAIL_PAUSE)  # let mail gather: fewer, larger transactions
                 got = self._read_tails(max(MAX_BATCH - len(jobs), 64))
                 self._tail_reads_small = 0 < len(got) < TAIL_BATCH
