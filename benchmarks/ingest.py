@@ -54,14 +54,15 @@ def _count_maildev(p: dict[str, Any]) -> int:
 
 
 PEERS: dict[str, tuple[str, Callable[[dict[str, Any]], int] | None]] = {
+    # the command ../shared/bench/ingest.py runs: default settings (--smtp-workers auto)
     "postroom": (
-        f"{ROOT}/.venv/bin/postroom serve --smtp 127.0.0.1:{{smtp}} --http 127.0.0.1:{{http}} --pop3 off "
-        f"--imap off --db {{tmp}}/store.db --max 0 --quiet",
+        f"{ROOT}/.venv/bin/postroom serve --smtp 127.0.0.1:{{smtp}} --http 127.0.0.1:{{http}} "
+        f"--db {{tmp}}/store.db --quiet",
         _count_api_v1,
     ),
-    "postroom-2-workers": (
-        f"{ROOT}/.venv/bin/postroom serve --smtp 127.0.0.1:{{smtp}} --http 127.0.0.1:{{http}} --pop3 off "
-        f"--imap off --db {{tmp}}/store.db --max 0 --quiet --smtp-workers 2",
+    "postroom-1-process": (
+        f"{ROOT}/.venv/bin/postroom serve --smtp 127.0.0.1:{{smtp}} --http 127.0.0.1:{{http}} "
+        f"--db {{tmp}}/store.db --quiet --smtp-workers 0",
         _count_api_v1,
     ),
     "maildev": (

@@ -14,7 +14,7 @@ HERE = Path(__file__).resolve().parent
 
 
 def _ensure_peers() -> list[str]:
-    peers = ["postroom", "postroom-2-workers"]
+    peers = ["postroom", "postroom-1-process"]
     if not (PEERS_DIR / "node_modules/.bin/maildev").exists() or not (PEERS_DIR / "venv/bin/python").exists():
         subprocess.run(["sh", str(HERE / "setup_peers.sh")], check=False)
     if (PEERS_DIR / "node_modules/.bin/maildev").exists():
@@ -31,7 +31,7 @@ def suite(quick: bool) -> dict[str, Any]:
         raise SystemExit(
             "bench: smtp-source (Debian postfix) is needed: run benchmarks/setup_peers.sh as root"
         )
-    n = 600 if quick else 3000
+    n = 600 if quick else 5000  # the shared benchmark's default
     rows = []
     for peer in _ensure_peers():
         n_peer = n  # the same number of messages for every peer
@@ -52,7 +52,7 @@ def suite(quick: bool) -> dict[str, Any]:
             f"{r['msgs_per_s']} | {r['visible_msgs_per_s'] or '—'} | {r['captured'] if r['captured'] is not None else '—'}"
             f" | {r['peak_rss_mb']} |"
         )
-    for name in ("postroom", "postroom-2-workers"):
+    for name in ("postroom", "postroom-1-process"):
         pr = by.get((name, "html", False))
         if pr and maildev and maildev.get("visible_msgs_per_s") and pr.get("visible_msgs_per_s"):
             ratio = pr["visible_msgs_per_s"] / maildev["visible_msgs_per_s"]
