@@ -86,3 +86,43 @@ def test_main_process_takes_over_when_every_worker_is_gone(
             assert time.monotonic() < deadline, "nobody accepts SMTP after the workers died"
             time.sleep(0.1)
     assert _api(http, "/api/v1/search?query=subject:%22still%20here%22")["messages_count"] == 1
+
+
+def test_worker_mail_is_announced_without_anyone_reading(
+    serve: tuple[subprocess.Popen[bytes], int, int],
+) -> None:
+    """Workers send a note only when the main process has armed them: every message must
+    still reach a WebSocket subscriber on its own (nobody reads the API meanwhile), from
+    the first after an idle spell to the last of a burst."""
+    import asyncio
+
+    import aiohttp
+
+    _proc, smtp, http = serve
+
+    async def main() -> list[str]:
+        seen: list[str] = []
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(f"http://127.0.0.1:{http}/api/events") as ws,
+        ):
+            loop = asyncio.get_running_loop()
+            for round_ in range(3):  # idle, then a burst from 4 threads, then idle again
+                await asyncio.sleep(0.5)
+                subjects = [f"r{round_}-{i}" for i in range(12)]
+                await asyncio.gather(
+                    *(
+                        loop.run_in_executor(None, _send, smtp, f"ws{i % 4}@x.org", s)
+                        for i, s in enumerate(subjects)
+                    )
+                )
+                deadline = loop.time() + 10
+                while not set(subjects) <= set(seen):
+                    msg = await ws.receive(timeout=max(0.1, deadline - loop.time()))
+                    data = json.loads(msg.data)
+                    if data["Type"] == "new":
+                        seen.append(data["Data"]["Subject"])
+        return seen
+
+    seen = asyncio.run(main())
+    assert len(seen) == 36 and len(set(seen)) == 36

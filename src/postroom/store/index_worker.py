@@ -8,9 +8,15 @@ machine's second core instead of competing with the SMTP loop for the GIL; in a 
 In a thread, results go to the store's one writer thread (its next group commit). In its
 own process, the worker writes them itself, in transactions of :data:`WRITE_CHUNK` rows,
 so the main process spends no CPU on full-text rows during a burst of SMTP. Both writers
-take the lock with :func:`begin_immediate`, which retries every 0.2 ms: SQLite's built-in
-busy handler sleeps whole milliseconds between tries, and every one of those would be
-added to an SMTP reply.
+take the lock with :func:`begin_immediate`, which retries from every 0.2 ms: SQLite's
+built-in busy handler sleeps whole milliseconds between tries.
+
+The process runs at the lowest CPU priority (:data:`NICENESS`): during a burst of SMTP
+the index falls behind, and catches up after it. Once no new mail has arrived since the
+previous batch, a backlog is parsed in parallel: the process keeps a pool of helper
+processes (one fewer than the cores, at most :data:`MAX_HELPERS`, started with it) that
+parse their share of each batch of at least :data:`PARALLEL_MIN` messages while it parses its
+own; full-text rows are still written by this process alone, in message order.
 
 The indexer is also the one authority on conversations (``ThreadID``, docs/threads.md):
 it keeps a :class:`~postroom.store.thread_index.ConversationIndex` in memory, built at its
@@ -30,12 +36,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import multiprocessing
 import os
 import select
 import sqlite3
 import sys
 import time
 from collections.abc import Callable
+from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from typing import IO, Any
 
 from ..threads import ThreadingOptions
@@ -53,6 +61,8 @@ __all__ = ["Indexer", "Row", "extract_pending", "main", "write_index"]
 log = logging.getLogger(__name__)
 
 BATCH = 250  # messages per frame / per writer call
+PARALLEL_MIN = 64  # a batch at least this large is parsed by the helper processes too
+MAX_HELPERS = 3  # helper processes at most (one fewer than the cores, up to this)
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
 NICENESS = 19  # the lowest priority: a burst of SMTP comes first (docs/performance.md)
 # The conversation index is rebuilt from the database (dropping what pruned messages left
@@ -75,14 +85,55 @@ def _extractor() -> Callable[[bytes], Any] | None:
     return extract
 
 
+def _extract_many(datas: list[bytes]) -> list[Any]:
+    """In a helper process: the index data of each stored message (None when it fails)."""
+    extract = _extractor()
+    out: list[Any] = []
+    for data in datas:
+        try:
+            out.append(extract(unpack(data)) if extract is not None else None)
+        except Exception:  # reported by the caller, which knows the message id
+            out.append(None)
+    return out
+
+
+def _parallel_parts(
+    pool: Executor | None, helpers: int, datas: list[bytes]
+) -> list[tuple[int, int, Future[list[Any]]]]:
+    """Hand all but this process's share of a large batch to the helper processes:
+    ``(start, end, future)`` for each part handed out, in order, the last ending the batch."""
+    if pool is None or helpers < 1 or len(datas) < PARALLEL_MIN:
+        return []
+    start = len(datas) // (helpers + 1)
+    size = -(-(len(datas) - start) // helpers)
+    return [
+        (i, min(i + size, len(datas)), pool.submit(_extract_many, datas[i : i + size]))
+        for i in range(start, len(datas), size)
+    ]
+
+
+def _parse_one(extract: Callable[[bytes], Any], row: Any) -> Any:
+    try:
+        return extract(unpack(row[-1]))
+    except Exception:  # one broken message must not stop the others
+        log.exception("indexing message %s failed", row[0])
+        return None
+
+
 def extract_pending(
     conn: sqlite3.Connection,
     extract: Callable[[bytes], Any],
     after: int,
     limit: int = BATCH,
     threads: ConversationIndex | None = None,
+    pool: Executor | None = None,
+    helpers: int = 0,
 ) -> list[Row]:
-    """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``."""
+    """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``.
+
+    With a ``pool`` of ``helpers`` processes, a batch of at least :data:`PARALLEL_MIN`
+    messages (a backlog, after a burst) is parsed by them and this process together.
+    """
     rows = conn.execute(
         f"SELECT m.id, {', '.join('m.' + c.strip() for c in RECORD_COLUMNS.split(','))}, r.data "
         "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? ORDER BY m.id LIMIT ?",
@@ -95,12 +146,22 @@ def extract_pending(
         for row in rows:
             a = threads.add(record_from_row(row))
             assigned.append((a.thread_id, a.merged))
-    out: list[Row] = []
-    for n, row in enumerate(rows):
-        mid, data = row[0], row[-1]
-        tid, merged = assigned[n] if assigned else (0, ())
+    parts = _parallel_parts(pool, helpers, [row[-1] for row in rows])
+    parsed = [_parse_one(extract, row) for row in rows[: parts[0][0] if parts else len(rows)]]
+    for first, last, part in parts:
         try:
-            d = extract(unpack(data))
+            done = part.result()
+        except Exception:  # a helper process died: parse its share here
+            log.exception("an indexing helper process failed")
+            done = [None] * (last - first)
+        # a message a helper could not parse is parsed again here, which logs why
+        parsed += [d if d is not None else _parse_one(extract, rows[first + k]) for k, d in enumerate(done)]
+    out: list[Row] = []
+    for row, d, (tid, merged) in zip(rows, parsed, assigned or [(0, ())] * len(rows), strict=True):
+        mid = row[0]
+        if d is None:
+            out.append((mid, tid, merged))
+        else:
             out.append(
                 (
                     mid,
@@ -114,9 +175,6 @@ def extract_pending(
                     d.attachment_names,
                 )
             )
-        except Exception:  # one broken message must not stop the others
-            log.exception("indexing message %s failed", mid)
-            out.append((mid, tid, merged))
     return out
 
 
@@ -132,11 +190,19 @@ class Indexer:
     """
 
     def __init__(
-        self, conn: sqlite3.Connection, extract: Callable[[bytes], Any], options: ThreadingOptions | None
+        self,
+        conn: sqlite3.Connection,
+        extract: Callable[[bytes], Any],
+        options: ThreadingOptions | None,
+        pool: Executor | None = None,
+        helpers: int = 0,
     ) -> None:
         self.conn = conn
         self.extract = extract
         self.options = options
+        self.pool = pool  # helper processes that parse large batches too (extract_pending)
+        self.helpers = helpers
+        self._top = -1  # the newest message id at the previous batch
         self.after = 0
         self.threads: ConversationIndex | None = None
         self._check_at = COMPACT_SLACK  # index size at which idle() next looks at the store
@@ -152,7 +218,15 @@ class Indexer:
 
     def next_batch(self) -> list[Row]:
         """Parse and thread the next pending messages (empty when there are none)."""
-        rows = extract_pending(self.conn, self.extract, self.after, threads=self.threads)
+        helpers = 0
+        if self.pool is not None:
+            # helpers only once mail has stopped arriving: during a burst the CPU is SMTP's
+            top = self.conn.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()[0]
+            helpers = self.helpers if top == self._top else 0
+            self._top = top
+        rows = extract_pending(
+            self.conn, self.extract, self.after, threads=self.threads, pool=self.pool, helpers=helpers
+        )
         if rows:
             self.after = rows[-1][0]
         return rows
@@ -333,7 +407,27 @@ def main(argv: list[str] | None = None) -> int:
     stdin = sys.stdin.fileno()
     out = sys.stdout.buffer
     os.set_blocking(stdin, False)
-    indexer = Indexer(conn, extract, options)
+    helpers = min((os.cpu_count() or 1) - 1, MAX_HELPERS)
+    pool = None
+    if helpers > 0:
+        pool = ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("spawn"))
+        for _ in range(helpers):  # start them now, not in the middle of the first burst
+            pool.submit(_extract_many, [])
+    try:
+        return _serve(conn, wconn, out, stdin, Indexer(conn, extract, options, pool, helpers), rules)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _serve(
+    conn: sqlite3.Connection,
+    wconn: sqlite3.Connection,
+    out: IO[bytes],
+    stdin: int,
+    indexer: Indexer,
+    rules: Any,
+) -> int:
     if not store_rows(wconn, out, indexer.start(), rules):
         return 0
     while True:
