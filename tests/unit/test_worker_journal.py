@@ -164,3 +164,30 @@ def test_segment_files_are_private(tmp_path: Path) -> None:
             store.close()
 
     asyncio.run(main())
+
+
+def test_a_worker_that_died_mid_record_does_not_hold_readers_up(tmp_path: Path) -> None:
+    """A worker killed while writing leaves half a record that will never be completed:
+    once the store knows the worker is gone and has read its journal to the end, readers
+    stop waiting for those bytes (read-your-writes covers only acknowledged mail)."""
+
+    async def main() -> None:
+        store = make(tmp_path)
+        try:
+            tail = store.open_worker_journal(0)
+            writer = SegmentedJournal(tail.base)
+            whole = [record("a@x.org"), record("b@x.org")]
+            for rec in whole:
+                writer.append(*rec)
+            with open(segment_path(tail.base, 0), "ab") as f:
+                f.write(b"PRJ1\x00\x00\x40\x00\x00\x00\x00\x00half a record")
+            assert tail.mark() > tail.applied  # the torn bytes count until the worker is known gone
+            tail.gone = True  # what servers/smtp_workers does when the worker's socket closes
+            store.poke_journals()
+            assert {m.id for m in store.list_messages().messages} == {rec[0] for rec in whole}
+            assert tail.drained and tail.mark() == tail.applied  # nothing left to wait for
+            writer.close()
+        finally:
+            store.close()
+
+    asyncio.run(main())

@@ -136,6 +136,7 @@ class WorkerPool:
         except OSError:
             pass
         tail.arm = None
+        tail.gone = True
         store.poke_journals()  # whatever it wrote last
 
     def close(self) -> None:

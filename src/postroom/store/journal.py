@@ -218,6 +218,8 @@ class JournalTail:
         # Notes from the worker (servers/smtp_workers.py): set by whoever delivers them.
         self.arm: Callable[[], None] | None = None  # ask the worker for a note when it writes
         self.armed = False
+        self.gone = False  # the worker has exited (set before the store is poked a last time)
+        self.drained = False  # read to the end after the worker exited: a torn rest never completes
         self._lock = threading.Lock()
         self._fd = os.open(segment_path(base, 0), os.O_RDONLY)
 
@@ -269,6 +271,8 @@ class JournalTail:
         with self._lock:
             if self._fd < 0:
                 return self.applied
+            if self.drained:  # nothing more will come: a half-written record is not waited for
+                return (self.gen, self.pos)
             gen, size = self.gen, os.fstat(self._fd).st_size
         while True:  # the worker may have moved on to later segments
             try:

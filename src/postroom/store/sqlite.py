@@ -70,6 +70,9 @@ PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 # writes cancels the pause).
 TAIL_BATCH = 32
 TAIL_PAUSE = 0.004
+# A reader waits at most this long for acknowledged mail to be stored before it reads anyway
+# (the writer is stuck behind a long transaction, or a dead worker left half a record).
+READ_WAIT_LIMIT = 10.0
 _B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 
@@ -271,13 +274,21 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
             return
         if behind:
             self.poke_journals()  # in case the worker's note is still on its way
+        deadline = time.monotonic() + READ_WAIT_LIMIT
         with self._applied_cond:
             self._waiting += 1  # the writer does not pause for batching meanwhile
             try:
                 while not self._closed and not self._failed:
-                    if self._applied_seq >= target and all(t.applied >= m for t, m in behind):
+                    # a journal drained after its worker died is done once what was read is stored
+                    if self._applied_seq >= target and all(
+                        t.applied >= (min(m, t.mark()) if t.drained else m) for t, m in behind
+                    ):
                         return
-                    self._applied_cond.wait(1.0)
+                    left = deadline - time.monotonic()
+                    if left <= 0:
+                        log.warning("read without waiting for all acknowledged mail: the writer is behind")
+                        return
+                    self._applied_cond.wait(min(left, 1.0))
             finally:
                 self._waiting -= 1
 
@@ -445,7 +456,11 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._tail_queued = False  # notes arriving from now on queue another read
         jobs: list[_Ingest] = []
         for tail in self._tails:
-            records = tail.read(max(limit - len(jobs), 0))
+            want = max(limit - len(jobs), 0)
+            gone = tail.gone
+            records = tail.read(want)
+            if gone and len(records) < want:
+                tail.drained = True  # read to the end after its worker exited
             for rec in records:
                 jobs.append(_ingest_from_worker(rec, tail))
             if not records and not tail.armed and tail.arm is not None:
