@@ -191,3 +191,35 @@ def test_a_worker_that_died_mid_record_does_not_hold_readers_up(tmp_path: Path) 
             store.close()
 
     asyncio.run(main())
+
+
+def test_worker_refuses_mail_once_the_store_has_failed(tmp_path: Path) -> None:
+    """The main process sends REFUSE when it cannot store journaled mail: the worker then
+    answers 451 (its sessions map the error to TEMP_FAILURE) instead of piling mail up."""
+    import socket
+
+    from postroom.servers import smtp_workers
+
+    async def main() -> None:
+        mine, theirs = socket.socketpair()
+        reader, writer = await asyncio.open_connection(sock=theirs)
+        store = smtp_workers._JournalStore(SegmentedJournal(str(tmp_path / "j")), writer)
+        listening = asyncio.ensure_future(smtp_workers._listen_to_main(reader, store))
+        env = Envelope(mail_from="a@x.org", rcpt_to=("b@x.org",), received_at=1.0)
+        assert len(store.deliver_journaled(env, MSG)) == 22
+        assert mine.recv(16) == b"+"  # armed at start: the first message is noted
+        mine.sendall(smtp_workers.REFUSE)
+        for _ in range(100):
+            if store.refusing:
+                break
+            await asyncio.sleep(0.01)
+        try:
+            store.deliver_journaled(env, MSG)
+            raise AssertionError("a refusing worker stored mail")
+        except RuntimeError as e:
+            assert "restart" in str(e)
+        mine.close()
+        await asyncio.wait_for(listening, 5)  # the main process is gone: the listener ends
+        writer.close()
+
+    asyncio.run(main())

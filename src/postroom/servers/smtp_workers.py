@@ -52,6 +52,9 @@ __all__ = ["WorkerPool", "main", "worker_count"]
 
 log = logging.getLogger(__name__)
 
+ARM = b"?"  # main -> worker: send a note when you next journal mail
+REFUSE = b"!"  # main -> worker: the store failed, refuse mail (451) until restart
+
 # --smtp-workers auto on a machine with 2 or more cores: measured on 2 cores, 2 workers beat
 # 1 and 0 (docs/performance.md); more have not been measured.
 AUTO_WORKERS = 2
@@ -89,7 +92,8 @@ class WorkerPool:
         for n in range(count):
             tail = store.open_worker_journal(n)
             mine, theirs = socket.socketpair()
-            tail.arm = lambda sock=mine: _send_quietly(sock, b"?")
+            tail.arm = lambda sock=mine: _send_quietly(sock, ARM)
+            tail.refuse = lambda sock=mine: _send_quietly(sock, REFUSE)
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -135,7 +139,7 @@ class WorkerPool:
                 store.poke_journals()
         except OSError:
             pass
-        tail.arm = None
+        tail.arm = tail.refuse = None
         tail.gone = True
         store.poke_journals()  # whatever it wrote last
 
@@ -173,6 +177,7 @@ class _JournalStore:
         self.ipc = ipc
         self.armed = True  # the main process has read everything: note the next message
         self.dirty = False  # mail journaled since the last note
+        self.refusing = False  # the main process cannot store mail: answer 451 until restart
 
     journaled = True  # deliver_journaled commits before it returns
 
@@ -180,6 +185,8 @@ class _JournalStore:
         return self.deliver_journaled(envelope, raw, tags)
 
     def deliver_journaled(self, envelope: Envelope, raw: bytes, tags: tuple[str, ...] = ()) -> str:
+        if self.refusing:
+            raise RuntimeError("the store could not apply journaled mail; restart postroom")
         pid = new_id()
         head = summary_fields(scan_headers(raw))
         self.journal.append(pid, envelope.dumps(), tuple(tags), compress(raw), len(raw), head)
@@ -200,9 +207,12 @@ class _JournalStore:
 
 
 async def _listen_to_main(reader: asyncio.StreamReader, store: _JournalStore) -> None:
-    """Arming bytes from the main process, until it goes away (end of file)."""
-    while await reader.read(4096):
-        store.arm()
+    """Bytes from the main process (ARM, REFUSE), until it goes away (end of file)."""
+    while data := await reader.read(4096):
+        if REFUSE in data:
+            store.refusing = True
+        if ARM in data:
+            store.arm()
 
 
 def _send_quietly(sock: socket.socket, data: bytes) -> None:

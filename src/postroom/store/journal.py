@@ -217,6 +217,7 @@ class JournalTail:
         self.finished: list[str] = []  # segments read to their end, to delete after the commit
         # Notes from the worker (servers/smtp_workers.py): set by whoever delivers them.
         self.arm: Callable[[], None] | None = None  # ask the worker for a note when it writes
+        self.refuse: Callable[[], None] | None = None  # tell the worker to refuse mail (451)
         self.armed = False
         self.gone = False  # the worker has exited (set before the store is poked a last time)
         self.drained = False  # read to the end after the worker exited: a torn rest never completes

@@ -538,6 +538,9 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                 # so that the next start replays them from the last applied sequence number.
                 self._failed = True
                 log.critical("journaled messages could not be stored: refusing mail until restart")
+                for tail in self._tails:
+                    if tail.refuse is not None:
+                        tail.refuse()  # the SMTP workers answer 451 from now on
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
