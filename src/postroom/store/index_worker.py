@@ -12,8 +12,8 @@ take the lock with :func:`begin_immediate`, which retries from every 0.2 ms: SQL
 built-in busy handler sleeps whole milliseconds between tries.
 
 The process runs at the lowest CPU priority (:data:`NICENESS`): during a burst of SMTP
-the index falls behind, and catches up after it. Once no new mail has arrived since the
-previous batch, a backlog is parsed in parallel: the process keeps a pool of helper
+the index falls behind, and catches up after it. Once no mail has arrived for
+:data:`QUIET_AFTER` seconds, a backlog is parsed in parallel: the process keeps a pool of helper
 processes (one fewer than the cores, at most :data:`MAX_HELPERS`, started with it) that
 parse their share of each batch of at least :data:`PARALLEL_MIN` messages while it parses its
 own; full-text rows are still written by this process alone, in message order.
@@ -63,6 +63,7 @@ log = logging.getLogger(__name__)
 BATCH = 250  # messages per frame / per writer call
 PARALLEL_MIN = 64  # a batch at least this large is parsed by the helper processes too
 MAX_HELPERS = 3  # helper processes at most (one fewer than the cores, up to this)
+QUIET_AFTER = 0.1  # seconds since the newest message arrived: then SMTP is quiet
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
 NICENESS = 19  # the lowest priority: a burst of SMTP comes first (docs/performance.md)
 # The conversation index is rebuilt from the database (dropping what pruned messages left
@@ -106,10 +107,15 @@ def _parallel_parts(
         return []
     start = len(datas) // (helpers + 1)
     size = -(-(len(datas) - start) // helpers)
-    return [
-        (i, min(i + size, len(datas)), pool.submit(_extract_many, datas[i : i + size]))
-        for i in range(start, len(datas), size)
-    ]
+    parts = []
+    for i in range(start, len(datas), size):
+        try:
+            parts.append((i, min(i + size, len(datas)), pool.submit(_extract_many, datas[i : i + size])))
+        except RuntimeError:  # the pool is broken (a helper was killed): parse everything here
+            for _, _, future in parts:
+                future.cancel()
+            return []
+    return parts
 
 
 def _parse_one(extract: Callable[[bytes], Any], row: Any) -> Any:
@@ -202,7 +208,6 @@ class Indexer:
         self.options = options
         self.pool = pool  # helper processes that parse large batches too (extract_pending)
         self.helpers = helpers
-        self._top = -1  # the newest message id at the previous batch
         self.after = 0
         self.threads: ConversationIndex | None = None
         self._check_at = COMPACT_SLACK  # index size at which idle() next looks at the store
@@ -221,9 +226,9 @@ class Indexer:
         helpers = 0
         if self.pool is not None:
             # helpers only once mail has stopped arriving: during a burst the CPU is SMTP's
-            top = self.conn.execute("SELECT coalesce(max(id), 0) FROM message").fetchone()[0]
-            helpers = self.helpers if top == self._top else 0
-            self._top = top
+            row = self.conn.execute("SELECT created FROM message ORDER BY id DESC LIMIT 1").fetchone()
+            if row is not None and time.time() - row[0] > QUIET_AFTER:
+                helpers = self.helpers
         rows = extract_pending(
             self.conn, self.extract, self.after, threads=self.threads, pool=self.pool, helpers=helpers
         )
@@ -396,6 +401,28 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(NICENESS)
     except OSError:
         pass
+    # Helpers are forked now, before any database connection exists (a connection must not
+    # cross a fork), and share this process's memory pages until they write to them.
+    helpers = min((os.cpu_count() or 1) - 1, MAX_HELPERS)
+    pool = None
+    if helpers > 0:
+        pool = ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("fork"))
+        for _ in range(helpers):  # start them now, not in the middle of the first burst
+            pool.submit(_extract_many, [])
+    try:
+        return _open_and_serve(path, extract, options, pool, helpers)
+    finally:
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _open_and_serve(
+    path: str,
+    extract: Callable[[bytes], Any],
+    options: ThreadingOptions | None,
+    pool: Executor | None,
+    helpers: int,
+) -> int:
     conn = connect_readonly(path)
     wconn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     wconn.execute("PRAGMA busy_timeout=0")  # see begin_immediate
@@ -407,17 +434,7 @@ def main(argv: list[str] | None = None) -> int:
     stdin = sys.stdin.fileno()
     out = sys.stdout.buffer
     os.set_blocking(stdin, False)
-    helpers = min((os.cpu_count() or 1) - 1, MAX_HELPERS)
-    pool = None
-    if helpers > 0:
-        pool = ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("spawn"))
-        for _ in range(helpers):  # start them now, not in the middle of the first burst
-            pool.submit(_extract_many, [])
-    try:
-        return _serve(conn, wconn, out, stdin, Indexer(conn, extract, options, pool, helpers), rules)
-    finally:
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+    return _serve(conn, wconn, out, stdin, Indexer(conn, extract, options, pool, helpers), rules)
 
 
 def _serve(

@@ -1,0 +1,106 @@
+"""The indexer process and its helper processes (store/index_worker.py), in a real `postroom serve`."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import sys
+import time
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.helpers import free_port, wait_for_port
+
+pytestmark = pytest.mark.slow
+
+
+def _api(port: int, path: str) -> dict:  # type: ignore[type-arg]
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.load(r)  # type: ignore[no-any-return]
+
+
+def _children(pid: int) -> list[int]:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout
+    return [int(p) for p in out.split()]
+
+
+def _cpu_ticks(pid: int) -> int:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def _burst(port: int, n: int, word: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        for i in range(n):
+            msg = f"From: a@test.example\r\nTo: b@test.example\r\nSubject: m{i}\r\n\r\n{word} number {i}\r\n"
+            s.sendmail("a@test.example", ["b@test.example"], msg)
+
+
+def _backlog(indexer: int, smtp: int, word: str) -> None:
+    """300 messages that arrive while the indexer is held: it finds them all waiting."""
+    os.kill(indexer, signal.SIGSTOP)
+    try:
+        _burst(smtp, 300, word)
+        time.sleep(0.3)  # the burst is over: SMTP is quiet when the indexer looks
+    finally:
+        os.kill(indexer, signal.SIGCONT)
+
+
+def _wait_searchable(http: int, word: str, n: int, timeout: float = 60) -> int:
+    deadline = time.monotonic() + timeout
+    q = urllib.parse.urlencode({"query": word, "limit": 1})
+    found = 0
+    while time.monotonic() < deadline:
+        found = int(_api(http, f"/api/v1/search?{q}")["messages_count"])
+        if found == n:
+            break
+        time.sleep(0.1)
+    return found
+
+
+@pytest.fixture
+def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    smtp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{http}",
+         "--pop3", "off", "--imap", "off", "--db", str(tmp_path / "s.db"), "--smtp-workers", "0", "--quiet"],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(http, proc=proc)
+        wait_for_port(smtp, proc=proc)
+        yield proc, smtp, http
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="helper processes are started on 2 or more cores")
+def test_backlog_is_indexed_with_helpers_and_without_them(
+    serve: tuple[subprocess.Popen[bytes], int, int],
+) -> None:
+    proc, smtp, http = serve
+    indexer = [p for p in _children(proc.pid) if b"index_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    assert len(indexer) == 1
+    deadline = time.monotonic() + 10
+    while not (helpers := _children(indexer[0])) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert helpers, "the indexer started no helper process"
+    # a backlog (the indexer is held while the mail arrives), parsed by it and its helpers
+    before = sum(_cpu_ticks(p) for p in helpers)
+    _backlog(indexer[0], smtp, "zebrafinch")
+    assert _wait_searchable(http, "zebrafinch", 300) == 300
+    assert sum(_cpu_ticks(p) for p in helpers) > before, "the helpers parsed nothing"
+    # a helper that dies does not stop indexing: the indexer parses on its own
+    for pid in helpers:
+        os.kill(pid, signal.SIGKILL)
+    _backlog(indexer[0], smtp, "kingfisher")
+    assert _wait_searchable(http, "kingfisher", 300) == 300
+    assert proc.poll() is None and all(Path(f"/proc/{p}").exists() for p in indexer)
