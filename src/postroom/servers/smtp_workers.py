@@ -41,9 +41,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.base import Envelope
 from ..store.headers import scan_headers, summary_fields
+from ..store.ids import new_id
 from ..store.journal import SegmentedJournal
 from ..store.rawcodec import compress
-from ..store.sqlite import new_id
 
 if TYPE_CHECKING:
     from ..app import App

@@ -16,10 +16,12 @@ from __future__ import annotations
 
 import io
 import threading
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import lz4.frame
-import zstandard
+
+if TYPE_CHECKING:
+    import zstandard
 
 __all__ = ["LZ4_MAGIC", "ZSTD_MAGIC", "compress", "header_prefix", "unpack"]
 
@@ -32,6 +34,8 @@ _local = threading.local()
 def _dctx() -> zstandard.ZstdDecompressor:
     d: zstandard.ZstdDecompressor | None = getattr(_local, "d", None)
     if d is None:
+        import zstandard  # only stores written before LZ4 hold zstd frames
+
         d = _local.d = zstandard.ZstdDecompressor()
     return d
 

@@ -42,6 +42,7 @@ from .base import (
     Summary,
 )
 from .headers import HeaderSummary, scan_headers, summary_from_fields
+from .ids import new_id
 from .index_worker import begin_immediate
 from .journal import Journal, JournalTail, parse_records, read_records, segment_path
 from .rawcodec import compress, unpack
@@ -73,20 +74,6 @@ TAIL_PAUSE = 0.004
 # A reader waits at most this long for acknowledged mail to be stored before it reads anyway
 # (the writer is stuck behind a long transaction, or a dead worker left half a record).
 READ_WAIT_LIMIT = 10.0
-_B62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-
-
-def new_id(entropy: bytes | None = None) -> str:
-    """A 22-character random base62 ID (like Mailpit's), unique across nodes.
-
-    ``entropy``: 16 random bytes (the writer draws them for a whole batch in one call).
-    """
-    n = int.from_bytes(entropy if entropy is not None else secrets.token_bytes(16), "big")
-    out = []
-    for _ in range(22):
-        n, r = divmod(n, 62)
-        out.append(_B62[r])
-    return "".join(out)
 
 
 @dataclass(slots=True)
