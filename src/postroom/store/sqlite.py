@@ -71,8 +71,8 @@ PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 # writes cancels the pause).
 TAIL_BATCH = 32
 TAIL_PAUSE = 0.004
-# A reader waits at most this long for acknowledged mail to be stored before it reads anyway
-# (the writer is stuck behind a long transaction, or a dead worker left half a record).
+# A reader waits for acknowledged mail to be stored as long as the writer makes progress; after
+# this long without any, it reads anyway (and says so in the log).
 READ_WAIT_LIMIT = 10.0
 
 
@@ -262,6 +262,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         if behind:
             self.poke_journals()  # in case the worker's note is still on its way
         deadline = time.monotonic() + READ_WAIT_LIMIT
+        progress = self._progress()
         with self._applied_cond:
             self._waiting += 1  # the writer does not pause for batching meanwhile
             try:
@@ -271,13 +272,20 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                         t.applied >= (min(m, t.mark()) if t.drained else m) for t, m in behind
                     ):
                         return
-                    left = deadline - time.monotonic()
-                    if left <= 0:
-                        log.warning("read without waiting for all acknowledged mail: the writer is behind")
+                    now = time.monotonic()
+                    if self._progress() != progress:  # the writer is getting there: keep waiting
+                        progress = self._progress()
+                        deadline = now + READ_WAIT_LIMIT
+                    elif now >= deadline:
+                        log.warning("read without waiting for all acknowledged mail: the writer is stuck")
                         return
-                    self._applied_cond.wait(min(left, 1.0))
+                    self._applied_cond.wait(min(deadline - now, 1.0))
             finally:
                 self._waiting -= 1
+
+    def _progress(self) -> tuple[Any, ...]:
+        """What the writer has applied so far (changes whenever it commits journaled mail)."""
+        return (self._applied_seq, *(t.applied for t in self._tails))
 
     def _reader(self) -> sqlite3.Connection:
         if self._closed:
