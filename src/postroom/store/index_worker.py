@@ -44,6 +44,7 @@ import sys
 import time
 from collections.abc import Callable
 from concurrent.futures import Executor, Future, ProcessPoolExecutor
+from dataclasses import dataclass
 from typing import IO, Any
 
 from ..threads import ThreadingOptions
@@ -64,6 +65,8 @@ BATCH = 250  # messages per frame / per writer call
 PARALLEL_MIN = 64  # a batch at least this large is parsed by the helper processes too
 MAX_HELPERS = 3  # helper processes at most (one fewer than the cores, up to this)
 QUIET_AFTER = 0.1  # seconds since the newest message arrived: then SMTP is quiet
+MAX_DEFER = 1.0  # while mail is arriving, seconds between batches at most
+DEFER_STEP = 0.05  # ... looking again this often
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
 NICENESS = 19  # the lowest priority: a burst of SMTP comes first (docs/performance.md)
 # The conversation index is rebuilt from the database (dropping what pruned messages left
@@ -105,7 +108,9 @@ def _parallel_parts(
     ``(start, end, future)`` for each part handed out, in order, the last ending the batch."""
     if pool is None or helpers < 1 or len(datas) < PARALLEL_MIN:
         return []
-    start = len(datas) // (helpers + 1)
+    # this process also writes the full-text rows (about a third of the work per message):
+    # it parses half as much as each helper
+    start = len(datas) // (2 * helpers + 1)
     size = -(-(len(datas) - start) // helpers)
     parts = []
     for i in range(start, len(datas), size):
@@ -126,20 +131,30 @@ def _parse_one(extract: Callable[[bytes], Any], row: Any) -> Any:
         return None
 
 
-def extract_pending(
-    conn: sqlite3.Connection,
-    extract: Callable[[bytes], Any],
-    after: int,
-    limit: int = BATCH,
-    threads: ConversationIndex | None = None,
-    pool: Executor | None = None,
-    helpers: int = 0,
-) -> list[Row]:
-    """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``.
+@dataclass
+class _Batch:
+    """Pending messages fetched and threaded, their parsing handed out (if any)."""
 
-    With a ``pool`` of ``helpers`` processes, a batch of at least :data:`PARALLEL_MIN`
-    messages (a backlog, after a burst) is parsed by them and this process together.
-    """
+    rows: list[Any]
+    assigned: list[tuple[int, tuple[int, ...]]]
+    parts: list[tuple[int, int, Future[list[Any]]]]  # handed to helper processes
+
+    @property
+    def mine(self) -> int:
+        """How many rows (from the first) this process parses itself."""
+        return self.parts[0][0] if self.parts else len(self.rows)
+
+
+def _fetch(
+    conn: sqlite3.Connection,
+    after: int,
+    limit: int,
+    threads: ConversationIndex | None,
+    pool: Executor | None,
+    helpers: int,
+) -> _Batch:
+    """Fetch and thread up to ``limit`` not yet indexed messages with ids above ``after``, and
+    hand the helpers' share of their parsing out."""
     rows = conn.execute(
         f"SELECT m.id, {', '.join('m.' + c.strip() for c in RECORD_COLUMNS.split(','))}, r.data "
         "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? ORDER BY m.id LIMIT ?",
@@ -152,9 +167,14 @@ def extract_pending(
         for row in rows:
             a = threads.add(record_from_row(row))
             assigned.append((a.thread_id, a.merged))
-    parts = _parallel_parts(pool, helpers, [row[-1] for row in rows])
-    parsed = [_parse_one(extract, row) for row in rows[: parts[0][0] if parts else len(rows)]]
-    for first, last, part in parts:
+    return _Batch(rows, assigned, _parallel_parts(pool, helpers, [row[-1] for row in rows]))
+
+
+def _finish(batch: _Batch, extract: Callable[[bytes], Any]) -> list[Row]:
+    """Parse this process's share, collect the helpers', and make the rows to write."""
+    rows = batch.rows
+    parsed = [_parse_one(extract, row) for row in rows[: batch.mine]]
+    for first, last, part in batch.parts:
         try:
             done = part.result()
         except Exception:  # a helper process died: parse its share here
@@ -163,7 +183,7 @@ def extract_pending(
         # a message a helper could not parse is parsed again here, which logs why
         parsed += [d if d is not None else _parse_one(extract, rows[first + k]) for k, d in enumerate(done)]
     out: list[Row] = []
-    for row, d, (tid, merged) in zip(rows, parsed, assigned or [(0, ())] * len(rows), strict=True):
+    for row, d, (tid, merged) in zip(rows, parsed, batch.assigned or [(0, ())] * len(rows), strict=True):
         mid = row[0]
         if d is None:
             out.append((mid, tid, merged))
@@ -182,6 +202,23 @@ def extract_pending(
                 )
             )
     return out
+
+
+def extract_pending(
+    conn: sqlite3.Connection,
+    extract: Callable[[bytes], Any],
+    after: int,
+    limit: int = BATCH,
+    threads: ConversationIndex | None = None,
+    pool: Executor | None = None,
+    helpers: int = 0,
+) -> list[Row]:
+    """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``.
+
+    With a ``pool`` of ``helpers`` processes, a batch of at least :data:`PARALLEL_MIN`
+    messages (a backlog, after a burst) is parsed by them and this process together.
+    """
+    return _finish(_fetch(conn, after, limit, threads, pool, helpers), extract)
 
 
 class Indexer:
@@ -208,6 +245,7 @@ class Indexer:
         self.options = options
         self.pool = pool  # helper processes that parse large batches too (extract_pending)
         self.helpers = helpers
+        self._ahead: _Batch | None = None  # the next batch, its parsing handed out already
         self.after = 0
         self.threads: ConversationIndex | None = None
         self._check_at = COMPACT_SLACK  # index size at which idle() next looks at the store
@@ -222,19 +260,33 @@ class Indexer:
         return fixes
 
     def next_batch(self) -> list[Row]:
-        """Parse and thread the next pending messages (empty when there are none)."""
-        helpers = 0
+        """Parse and thread the next pending messages (empty when there are none).
+
+        With helper processes, batches are pipelined: before returning a batch (which the
+        caller then writes), the helpers' share of the next one is handed out, so that they
+        parse while this process writes.
+        """
+        batch = self._ahead or self._fetch()
+        self._ahead = None
+        if not batch.rows:
+            return []
+        rows = _finish(batch, self.extract)
         if self.pool is not None:
-            # helpers only once mail has stopped arriving: during a burst the CPU is SMTP's
-            row = self.conn.execute("SELECT created FROM message ORDER BY id DESC LIMIT 1").fetchone()
-            if row is not None and time.time() - row[0] > QUIET_AFTER:
-                helpers = self.helpers
-        rows = extract_pending(
-            self.conn, self.extract, self.after, threads=self.threads, pool=self.pool, helpers=helpers
-        )
-        if rows:
-            self.after = rows[-1][0]
+            self._ahead = self._fetch()
         return rows
+
+    def _fetch(self) -> _Batch:
+        # helpers only once mail has stopped arriving: during a burst the CPU is SMTP's
+        helpers = self.helpers if self.pool is not None and not self.mail_arriving() else 0
+        batch = _fetch(self.conn, self.after, BATCH, self.threads, self.pool, helpers)
+        if batch.rows:
+            self.after = batch.rows[-1][0]
+        return batch
+
+    def mail_arriving(self) -> bool:
+        """True while SMTP is busy: the newest message is less than QUIET_AFTER seconds old."""
+        row = self.conn.execute("SELECT created FROM message ORDER BY id DESC LIMIT 1").fetchone()
+        return row is not None and time.time() - row[0] <= QUIET_AFTER
 
     def idle(self) -> list[Row]:
         """Housekeeping between bursts: rebuild an index that pruned messages bloated.
@@ -447,22 +499,41 @@ def _serve(
 ) -> int:
     if not store_rows(wconn, out, indexer.start(), rules):
         return 0
+    last = 0.0  # when the last batch started
     while True:
-        while rows := indexer.next_batch():
+        while True:
+            # While mail is arriving, SMTP gets the CPU: one batch per MAX_DEFER seconds at most,
+            # so that a steady trickle is still indexed; the rest after the burst, with helpers.
+            if indexer.mail_arriving() and time.monotonic() - last < MAX_DEFER:
+                if not _wait_for_wakeup(stdin, DEFER_STEP):
+                    conn.close()
+                    return 0
+                continue
+            last = time.monotonic()
+            rows = indexer.next_batch()
+            if not rows:
+                break
             if not store_rows(wconn, out, rows, rules):
                 return 0
         if not store_rows(wconn, out, indexer.idle(), rules):
             return 0
-        ready, _, _ = select.select([stdin], [], [], IDLE_POLL)
-        if ready:
-            try:
-                chunk = os.read(stdin, 65536)
-            except BlockingIOError:
-                chunk = b"-"
-            if not chunk:  # the store closed the pipe: it stopped or died
-                conn.close()
-                return 0
+        if not _wait_for_wakeup(stdin, IDLE_POLL):
+            conn.close()
+            return 0
         time.sleep(0.002)  # let a burst gather into one batch
+
+
+def _wait_for_wakeup(stdin: int, timeout: float) -> bool:
+    """Wait up to ``timeout`` for a wake-up byte from the store; False once it has gone."""
+    ready, _, _ = select.select([stdin], [], [], timeout)
+    if ready:
+        try:
+            chunk = os.read(stdin, 65536)
+        except BlockingIOError:
+            chunk = b"-"
+        if not chunk:  # the store closed the pipe: it stopped or died
+            return False
+    return True
 
 
 if __name__ == "__main__":
