@@ -5,8 +5,10 @@ from __future__ import annotations
 import asyncio
 import os
 import shutil
+import signal
 import socket
 import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -125,6 +127,25 @@ def wait_for_port(port: int, timeout: float = 30, proc: subprocess.Popen[bytes] 
             if time.monotonic() > deadline:
                 raise
             time.sleep(0.1)
+
+
+@contextmanager
+def serve_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
+    """A real `postroom serve` process (SMTP and HTTP on free ports, POP3 and IMAP off) with
+    ``args`` added: yields (process, SMTP port, HTTP port); SIGTERM to its group at the end."""
+    smtp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{http}",
+         "--pop3", "off", "--imap", "off", "--db", str(db), "--quiet", *args],
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(http, proc=proc)
+        wait_for_port(smtp, proc=proc)
+        yield proc, smtp, http
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)
 
 
 @contextmanager

@@ -7,7 +7,6 @@ import os
 import signal
 import smtplib
 import subprocess
-import sys
 import time
 import urllib.parse
 import urllib.request
@@ -16,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import free_port, wait_for_port
+from tests.helpers import serve_process
 
 pytestmark = pytest.mark.slow
 
@@ -67,19 +66,8 @@ def _wait_searchable(http: int, word: str, n: int, timeout: float = 60) -> int:
 
 @pytest.fixture
 def serve(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[bytes], int, int]]:
-    smtp, http = free_port(), free_port()
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{http}",
-         "--pop3", "off", "--imap", "off", "--db", str(tmp_path / "s.db"), "--smtp-workers", "0", "--quiet"],
-        start_new_session=True,
-    )  # fmt: skip
-    try:
-        wait_for_port(http, proc=proc)
-        wait_for_port(smtp, proc=proc)
-        yield proc, smtp, http
-    finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        proc.wait(20)
+    with serve_process(tmp_path / "s.db", "--smtp-workers", "0") as running:
+        yield running
 
 
 @pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="helper processes are started on 2 or more cores")

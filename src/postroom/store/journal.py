@@ -145,14 +145,14 @@ def parse_records(data: bytes | memoryview, pos: int = 0) -> Iterator[tuple[Reco
         pos = end
 
 
-def read_records(path: str, pos: int = 0) -> Iterator[Record]:
-    """Every intact record of the journal at ``path`` from ``pos``, in order (none if it does not exist)."""
+def read_records(path: str) -> Iterator[Record]:
+    """Every intact record of the journal at ``path``, in order (none if it does not exist)."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
         return
-    for rec, _ in parse_records(data, pos):
+    for rec, _ in parse_records(data):
         yield tuple(rec)
 
 
