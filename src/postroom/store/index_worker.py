@@ -455,7 +455,8 @@ def main(argv: list[str] | None = None) -> int:
         pass
     # Helpers are forked now, before any database connection exists (a connection must not
     # cross a fork), and share this process's memory pages until they write to them.
-    helpers = min((os.cpu_count() or 1) - 1, MAX_HELPERS)
+    # (fork: Linux only; elsewhere the indexer parses alone)
+    helpers = min((os.cpu_count() or 1) - 1, MAX_HELPERS) if sys.platform.startswith("linux") else 0
     pool = None
     if helpers > 0:
         pool = ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("fork"))
