@@ -7,6 +7,7 @@ import os
 import signal
 import smtplib
 import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -15,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import serve_process
+from tests.helpers import free_port, serve_process, wait_for_port
 
 pytestmark = pytest.mark.slow
 
@@ -114,3 +115,30 @@ def test_worker_mail_is_announced_without_anyone_reading(
 
     seen = asyncio.run(main())
     assert len(seen) == 36 and len(set(seen)) == 36
+
+
+@pytest.mark.parametrize("sig", [signal.SIGINT, signal.SIGTERM])
+def test_a_signal_to_the_whole_process_group_stops_everything_quietly(tmp_path: Path, sig: int) -> None:
+    """Ctrl-C in a terminal (SIGINT) or `kill -- -PGID` reaches the workers and the indexer
+    too: postroom stops cleanly, without tracebacks, without taking SMTP over from workers
+    that are stopping, and leaves neither processes nor applied worker journals behind."""
+
+    smtp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{http}",
+         "--pop3", "off", "--imap", "off", "--db", str(tmp_path / "s.db"), "--smtp-workers", "2"],
+        start_new_session=True, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL,
+    )  # fmt: skip
+    wait_for_port(http, proc=proc)
+    wait_for_port(smtp, proc=proc)
+    children = _workers(proc.pid)
+    assert len(children) == 2
+    _send(smtp, "a@x.org", "before the signal")
+    os.killpg(proc.pid, sig)
+    _, err = proc.communicate(timeout=20)
+    text = err.decode()
+    assert proc.returncode == 0, text
+    assert "Traceback" not in text and "ERROR" not in text, text
+    assert not any(Path(f"/proc/{p}").exists() and b"smtp_workers" in Path(f"/proc/{p}/cmdline").read_bytes()
+                   for p in children)  # fmt: skip
+    assert not [p.name for p in tmp_path.iterdir() if "-journal-postroom-w" in p.name]

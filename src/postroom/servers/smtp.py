@@ -87,6 +87,9 @@ _STAGE_OF: dict[type[Event], str] = {
 #: Input kept while a session waits for the store or a hook; past it, reading pauses
 #: (pipelining, RFC 2920, lets a client send ahead, but not without bound).
 MAX_BUFFER_WHILE_BUSY = 1 << 20
+# Seconds between the last SMTP worker's exit and this process accepting SMTP itself: a
+# signal sent to the whole process group stops the workers a moment before this process.
+TAKEOVER_GRACE = 0.5
 TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
 
 
@@ -132,9 +135,14 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         server = await loop.create_server(listener.new_session, sock=sock, backlog=1024, start_serving=False)
         listener.server = server
 
-        def all_workers_gone() -> None:
+        def take_over() -> None:
+            if listener.pool is None or listener.pool.closing:
+                return  # postroom is stopping (the workers got the same signal): nothing to do
             log.error("every SMTP worker process has exited: accepting SMTP in the main process")
-            asyncio.run_coroutine_threadsafe(server.start_serving(), loop)
+            listener.takeover = loop.create_task(server.start_serving())
+
+        def all_workers_gone() -> None:  # called from a pool thread
+            loop.call_soon_threadsafe(loop.call_later, TAKEOVER_GRACE, take_over)
 
         listener.pool = WorkerPool(app, on_all_gone=all_workers_gone)
         listener.pool.start(sock, workers)
@@ -178,6 +186,7 @@ class SMTPListener:
         self.sessions: set[SMTPSession] = app.extras.setdefault("smtp_sessions", set())
         self.server: asyncio.Server | None = None
         self.pool: WorkerPool | None = None  # worker processes sharing the socket (smtp_workers.py)
+        self.takeover: asyncio.Task[None] | None = None  # this process accepting once they are gone
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.Task[None] | None = None
         # A store that commits at once (its ingest journal): messages are stored without a task.

@@ -257,7 +257,9 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: st
     tune_gc()
     stop = asyncio.Event()
     loop.add_signal_handler(signal.SIGTERM, stop.set)
-    loop.add_signal_handler(signal.SIGINT, stop.set)
+    # Ctrl-C in a terminal reaches the whole process group: stopping is the main process's
+    # decision (it closes our socket, or terminates us), so a worker ignores SIGINT.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     main_gone = loop.create_task(_listen_to_main(reader, store))
     # run until told to stop, or until the main process goes away (its socket closes)
     await asyncio.wait({main_gone, loop.create_task(stop.wait())}, return_when=asyncio.FIRST_COMPLETED)

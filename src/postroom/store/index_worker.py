@@ -39,6 +39,7 @@ import logging
 import multiprocessing
 import os
 import select
+import signal
 import sqlite3
 import sys
 import time
@@ -453,6 +454,9 @@ def main(argv: list[str] | None = None) -> int:
         os.nice(NICENESS)
     except OSError:
         pass
+    # Ctrl-C in a terminal reaches the whole process group: the store stops this process (and
+    # its helpers, which inherit this) by closing its stdin, so SIGINT is ignored.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     # Helpers are forked now, before any database connection exists (a connection must not
     # cross a fork), and share this process's memory pages until they write to them.
     # (fork: Linux only; elsewhere the indexer parses alone)

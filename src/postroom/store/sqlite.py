@@ -188,7 +188,13 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
             self._queue.put(_STOP)
             self._writer.join(30)
         for tail in self._tails:
+            done = not self._failed and tail.applied >= tail.mark()
             tail.close()
+            if done:  # everything its worker acknowledged is stored: nothing to replay
+                try:
+                    os.remove(segment_path(tail.base, tail.gen))
+                except OSError:
+                    pass
         if self._journal is not None:
             if self._applied_seq >= self._journal.seq and not self._failed:
                 self._journal.reset()
