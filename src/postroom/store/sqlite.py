@@ -92,6 +92,7 @@ class _Ingest:
     size: int = 0
     head: HeaderSummary | None = None
     tail: JournalTail | None = None  # the worker journal it was read from
+    envelope_json: str = ""  # the envelope as the worker serialized it
 
 
 @dataclass(slots=True)
@@ -668,7 +669,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                     if tag and tag not in tags:
                         tags.append(tag)
             created = env.received_at or now
-            envelope_json = env.dumps()
+            envelope_json = j.envelope_json or env.dumps()
             msg_rows.append(
                 (
                     pid,
@@ -886,6 +887,7 @@ def _ingest_from_worker(rec: Any, tail: JournalTail | None) -> _Ingest:
         size=size,
         head=summary_from_fields(head),
         tail=tail,
+        envelope_json=env_json,
     )
 
 
