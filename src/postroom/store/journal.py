@@ -204,7 +204,7 @@ class SegmentedJournal:
 class JournalTail:
     """The main process's reading side of one worker's :class:`SegmentedJournal`.
 
-    :meth:`read` is called by the store's writer thread only; :meth:`behind` by any thread
+    :meth:`read` is called by the store's writer thread only; :meth:`mark` by any thread
     (readers waiting for their writes). ``applied`` is set by the writer after each commit.
     """
 

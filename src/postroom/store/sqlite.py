@@ -460,7 +460,11 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         for tail in self._tails:
             want = max(limit - len(jobs), 0)
             gone = tail.gone
-            records = tail.read(want)
+            try:
+                records = tail.read(want)
+            except OSError as e:  # its next segment cannot be opened: leave it for the next start
+                log.error("cannot read the journal of SMTP worker %d: %s", tail.slot, e)
+                records = []
             if gone and len(records) < want:
                 tail.drained = True  # read to the end after its worker exited
             for rec in records:
