@@ -38,7 +38,12 @@ def _cpu_ticks(pid: int) -> int:
 def _burst(port: int, n: int, word: str) -> None:
     with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
         for i in range(n):
-            msg = f"From: a@test.example\r\nTo: b@test.example\r\nSubject: m{i}\r\n\r\n{word} number {i}\r\n"
+            # an HTML part large enough that parsing it costs measurable CPU time
+            html = "<p>" + " ".join(f"<b>{word}</b> line {k} of message {i}" for k in range(200)) + "</p>"
+            msg = (
+                f"From: a@test.example\r\nTo: b@test.example\r\nSubject: m{i}\r\n"
+                f"Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n"
+            )
             s.sendmail("a@test.example", ["b@test.example"], msg)
 
 
