@@ -90,19 +90,26 @@ def _wait_port(port: int, proc: subprocess.Popen[bytes], timeout: float = 30) ->
     raise RuntimeError("server did not open its SMTP port")
 
 
-def _peak_rss_mb(pid: int) -> float:
-    pids = [pid]
+def _descendants(pid: int) -> list[int]:
     out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
-    pids += [int(c) for c in out]
-    total = 0
-    for p in pids:
+    children = [int(c) for c in out]
+    return children + [d for c in children for d in _descendants(c)]
+
+
+def _peak_rss_mb(pid: int) -> tuple[float, float]:
+    """Peak RSS (VmHWM) of the server's main process, and summed over every process of its
+    tree (postroom's SMTP workers, indexer and helpers; shared pages count once per process,
+    so the sum overstates what the tree really uses)."""
+    per: list[int] = []
+    for p in [pid, *_descendants(pid)]:
         try:
-            for line in Path(f"/proc/{p}/status").read_text().splitlines():
-                if line.startswith("VmHWM:"):
-                    total += int(line.split()[1])
+            per += [int(line.split()[1]) for line in Path(f"/proc/{p}/status").read_text().splitlines()
+                    if line.startswith("VmHWM:")]  # fmt: skip
         except OSError:
             pass
-    return round(total / 1024, 1)
+    # pid is the shell that started the server (shell=True): its child is the main process
+    main = per[1] if len(per) > 1 else (per[0] if per else 0)
+    return round(main / 1024, 1), round(sum(per) / 1024, 1)
 
 
 def run_one(
@@ -163,7 +170,8 @@ def run_one(
             "captured": captured,
             "visible_s": round(t_visible, 3) if t_visible else None,
             "visible_msgs_per_s": round(n / t_visible, 1) if t_visible else None,
-            "peak_rss_mb": _peak_rss_mb(proc.pid),
+            "peak_rss_mb": (rss := _peak_rss_mb(proc.pid))[0],
+            "tree_peak_rss_mb": rss[1],
         }
     finally:
         os.killpg(proc.pid, signal.SIGTERM)

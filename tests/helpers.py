@@ -7,6 +7,7 @@ import os
 import shutil
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import tempfile
@@ -112,6 +113,23 @@ def running_server(**overrides: Any) -> Iterator[RunningServer]:
 
 
 DOVECOT_UP = Path(__file__).resolve().parents[1] / "scripts" / "dovecot-up.sh"
+
+
+@contextmanager
+def smtp_server(**settings: Any) -> Iterator[RunningServer]:
+    """postroom with only SMTP (and whatever is asked for) listening."""
+    values: dict[str, Any] = dict(http="off", pop3="off", imap="off")
+    values.update(settings)
+    with running_server(**values) as s:
+        yield s
+
+
+def unverified() -> ssl.SSLContext:
+    """A client TLS context that accepts the self-signed certificate of a test server."""
+    ctx = ssl.create_default_context()
+    ctx.check_hostname = False
+    ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 def wait_for_port(port: int, timeout: float = 30, proc: subprocess.Popen[bytes] | None = None) -> None:

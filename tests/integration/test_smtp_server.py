@@ -5,19 +5,15 @@ from __future__ import annotations
 import asyncio
 import smtplib
 import socket
-import ssl
 import threading
 import time
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from postroom.protocols.smtp import Reply
 from postroom.servers.smtp import MAX_BUFFER_WHILE_BUSY, SessionInfo
-from tests.helpers import RunningServer, running_server
+from tests.helpers import RunningServer, smtp_server, unverified
 
 MESSAGE = (
     b"From: Alice <alice@example.org>\r\n"
@@ -28,22 +24,6 @@ MESSAGE = (
     b"Hello Bob.\r\n"
     b".a line that starts with a dot\r\n"
 )
-
-
-@contextmanager
-def smtp_server(**settings: Any) -> Iterator[RunningServer]:
-    """postroom with only SMTP (and whatever is asked for) listening."""
-    values: dict[str, Any] = dict(http="off", pop3="off", imap="off")
-    values.update(settings)
-    with running_server(**values) as s:
-        yield s
-
-
-def unverified() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def raw_session(port: int, data: bytes, until: bytes = b"221 ") -> bytes:

@@ -7,34 +7,15 @@ from __future__ import annotations
 
 import asyncio
 import smtplib
-import ssl
 import subprocess
-from collections.abc import Iterator
-from contextlib import contextmanager
 from email.message import EmailMessage
 from pathlib import Path
-from typing import Any
 
 import aiosmtplib
 import pytest
-from tests.helpers import RunningServer, require_tool, running_server
+from tests.helpers import RunningServer, require_tool, smtp_server, unverified
 
 pytestmark = pytest.mark.interop
-
-
-@contextmanager
-def smtp_server(**settings: Any) -> Iterator[RunningServer]:
-    values: dict[str, Any] = dict(http="off", pop3="off", imap="off")
-    values.update(settings)
-    with running_server(**values) as s:
-        yield s
-
-
-def unverified() -> ssl.SSLContext:
-    ctx = ssl.create_default_context()
-    ctx.check_hostname = False
-    ctx.verify_mode = ssl.CERT_NONE
-    return ctx
 
 
 def subjects(server: RunningServer, mailbox: str) -> list[str]:

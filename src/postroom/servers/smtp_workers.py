@@ -9,10 +9,13 @@ socket (inherited file descriptor) and run the same SMTP server (servers/smtp.py
 At the end of DATA a worker prepares the message for the store (scans its header fields,
 compresses it) and appends it to a journal file of its own (store/journal.py,
 :class:`~postroom.store.journal.SegmentedJournal`); once that ``write`` has returned the
-message survives a crash, and the worker replies 250. It then sends one byte to the main
-process over a socketpair; a thread there has the store's writer read the new records
-(:meth:`SQLiteStore.poke_journals`) and insert them, exactly as if the main process had
-received the message: events, the API and IMAP see it the same way. A reader of the API
+message survives a crash, and the worker replies 250. The main process's writer reads the
+new records and inserts them, exactly as if the main process had received the message:
+events, the API and IMAP see it the same way. It keeps reading after each batch while it
+finds mail; when it has read a journal to its end it "arms" the worker (:data:`ARM` over a
+socketpair), and the worker then sends one byte when it next journals mail (or at once if it
+already has), which a thread of the main process turns into another read
+(:meth:`SQLiteStore.poke_journals`). So a busy worker sends no notes at all. A reader of the API
 waits until the store has applied everything the workers had written when it asked
 (read-your-writes), so a client that reads after its 250 finds its message. At start the
 store applies what an earlier run's workers acknowledged but it had not stored.

@@ -259,12 +259,12 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         journal = self._journal
         if journal is None:
             return
+        if threading.current_thread() is self._writer:
+            return
         target = journal.seq
         marks = [(t, t.mark()) for t in self._tails]
         behind = [(t, m) for t, m in marks if t.applied < m]
         if self._applied_seq >= target and not behind:
-            return
-        if threading.current_thread() is self._writer:
             return
         if behind:
             self.poke_journals()  # in case the worker's note is still on its way
@@ -439,9 +439,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         if self._journal is None:
             raise StoreError("SMTP workers need the ingest journal (not available with --fsync)")
         base = f"{self.path}-journal-postroom-w{slot}"
-        with open(segment_path(base, 0), "wb"):
-            pass
-        os.chmod(segment_path(base, 0), 0o600)
+        os.close(os.open(segment_path(base, 0), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
         tail = JournalTail(base, slot)
         self._tails.append(tail)
         return tail
@@ -469,7 +467,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
                 tail.drained = True  # read to the end after its worker exited
             for rec in records:
                 jobs.append(_ingest_from_worker(rec, tail))
-            if not records and not tail.armed and tail.arm is not None:
+            if want and not records and not tail.armed and tail.arm is not None:
                 tail.armed = True
                 tail.arm()
         if jobs:

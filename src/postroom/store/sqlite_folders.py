@@ -39,6 +39,13 @@ class FolderMixin:
         ) -> list[int]: ...
         def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]: ...
 
+    def _folder_id(self, mailbox: str, folder: str) -> int:
+        """The id of an existing folder (inside a writer call). Raises NotFound."""
+        entry = self._folder_cache.get((mailbox, folder))
+        if entry is None:
+            raise NotFound(f"no folder {folder!r}")
+        return entry[0]
+
     def _ensure_inbox(self, mailbox: str) -> None:
         if (mailbox, INBOX) not in self._folder_cache:
             self.write(lambda c: self._folder(c, mailbox, INBOX))
@@ -78,10 +85,7 @@ class FolderMixin:
             raise StoreError("INBOX cannot be deleted")
 
         def fn(conn: sqlite3.Connection) -> None:
-            entry = self._folder_cache.get((mailbox, folder))
-            if entry is None:
-                raise NotFound(f"no folder {folder!r}")
-            fid = entry[0]
+            fid = self._folder_id(mailbox, folder)
             mids = [r[0] for r in conn.execute("SELECT message FROM delivery WHERE folder_id = ?", (fid,))]
             conn.execute("DELETE FROM delivery WHERE folder_id = ?", (fid,))
             conn.execute("DELETE FROM folder WHERE id = ?", (fid,))
@@ -140,10 +144,10 @@ class FolderMixin:
         folder = _norm(folder)
 
         def fn(conn: sqlite3.Connection) -> None:
-            entry = self._folder_cache.get((mailbox, folder))
-            if entry is None:
-                raise NotFound(f"no folder {folder!r}")
-            conn.execute("UPDATE folder SET subscribed = ? WHERE id = ?", (int(subscribed), entry[0]))
+            conn.execute(
+                "UPDATE folder SET subscribed = ? WHERE id = ?",
+                (int(subscribed), self._folder_id(mailbox, folder)),
+            )
 
         self.write(fn)
 
@@ -169,10 +173,7 @@ class FolderMixin:
         folder = _norm(folder)
 
         def fn(conn: sqlite3.Connection) -> list[int]:
-            entry = self._folder_cache.get((mailbox, folder))
-            if entry is None:
-                raise NotFound(f"no folder {folder!r}")
-            fid = entry[0]
+            fid = self._folder_id(mailbox, folder)
             modseq = conn.execute(
                 "UPDATE folder SET modseq = modseq + 1 WHERE id = ? RETURNING modseq", (fid,)
             ).fetchone()[0]
@@ -232,10 +233,7 @@ class FolderMixin:
         folder = _norm(folder)
 
         def fn(conn: sqlite3.Connection) -> list[int]:
-            entry = self._folder_cache.get((mailbox, folder))
-            if entry is None:
-                raise NotFound(f"no folder {folder!r}")
-            fid = entry[0]
+            fid = self._folder_id(mailbox, folder)
             rows = conn.execute(
                 "SELECT uid, message FROM delivery WHERE folder_id = ? AND (' ' || flags || ' ') LIKE '% \\Deleted %' "
                 "ORDER BY uid",
