@@ -139,3 +139,42 @@ def test_index_rebuilt_once_pruned_messages_dominate(tmp_path: Path, monkeypatch
         conn.close()
     finally:
         store.close()
+
+
+def test_burst_detection_defers_only_a_real_burst(tmp_path: Path) -> None:
+    """The indexer process defers work only while a burst of SMTP is arriving: BURST_SPAN
+    messages within BURST_WINDOW seconds, the newest under QUIET_AFTER seconds old."""
+    from postroom.store import index_worker
+    from postroom.store.indexer import extract
+
+    db = tmp_path / "s.db"
+    span = index_worker.BURST_SPAN
+    store = SQLiteStore(str(db), Settings(indexer="thread", max=0), Bus())  # type: ignore[arg-type]
+    store.start()
+    conn = index_worker.connect_readonly(str(db))
+    indexer = index_worker.Indexer(conn, extract, None)
+
+    def deliver(ages: list[float]) -> None:
+        async def send() -> None:
+            now = time.time()
+            for age in ages:
+                env = Envelope(mail_from="a@example.com", rcpt_to=("b@example.org",), received_at=now - age)
+                await store.deliver(env, mail(0, f"{age}@x", "s"))
+
+        asyncio.run(send())
+        store.write(lambda conn: None)  # queued after them: they are committed when it returns
+
+    try:
+        assert not indexer.mail_arriving()  # no mail at all
+        deliver([0.0] * (span - 1))
+        assert not indexer.mail_arriving()  # a few messages, however fast, are indexed at once
+        deliver([0.0])
+        assert indexer.mail_arriving()  # BURST_SPAN within the window: a burst
+        time.sleep(index_worker.QUIET_AFTER + 0.05)
+        assert not indexer.mail_arriving()  # the burst is over
+        # a steady trickle: the newest is fresh, but the span back is older than the window
+        deliver([index_worker.BURST_WINDOW + 1.0 - k * 0.01 for k in range(span - 1)] + [0.0])
+        assert not indexer.mail_arriving()
+    finally:
+        conn.close()
+        store.close()
