@@ -296,7 +296,9 @@ class Indexer:
         A message or a few, even in a steady trickle, are not a burst: they are indexed
         at once.
         """
-        rows = self.conn.execute("SELECT created FROM message ORDER BY id DESC LIMIT ?", (BURST_SPAN,)).fetchall()
+        rows = self.conn.execute(
+            "SELECT created FROM message ORDER BY id DESC LIMIT ?", (BURST_SPAN,)
+        ).fetchall()
         if len(rows) < BURST_SPAN:
             return False
         now = time.time()
