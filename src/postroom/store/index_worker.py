@@ -302,7 +302,8 @@ class Indexer:
         if len(rows) < BURST_SPAN:
             return False
         now = time.time()
-        return now - rows[0][0] <= QUIET_AFTER and now - rows[-1][0] <= BURST_WINDOW
+        newest, oldest = float(rows[0][0]), float(rows[-1][0])
+        return now - newest <= QUIET_AFTER and now - oldest <= BURST_WINDOW
 
     def idle(self) -> list[Row]:
         """Housekeeping between bursts: rebuild an index that pruned messages bloated.
