@@ -540,6 +540,7 @@ def _serve(
             last = time.monotonic()
             rows = indexer.next_batch()
             if not rows:
+                burst = 0.0  # caught up: a burst seen from now on is a new one
                 break
             if not store_rows(wconn, out, rows, rules):
                 return 0
