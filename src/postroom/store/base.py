@@ -72,6 +72,11 @@ class StoreClosed(StoreError):
     """The store has been closed."""
 
 
+_COMPACT = json.JSONEncoder(
+    separators=(",", ":")
+).encode  # json.dumps(..., separators=...) builds an encoder per call
+
+
 @dataclass(frozen=True, slots=True)
 class Address:
     name: str
@@ -120,7 +125,7 @@ class Envelope:
         )
 
     def dumps(self) -> str:
-        return json.dumps(self.to_json(), separators=(",", ":"))
+        return _COMPACT(self.to_json())
 
 
 @dataclass(slots=True)

@@ -85,11 +85,11 @@ _SIMPLE_ADDR = re.compile(
     r'\s*(?:"([^"\\]*)"|([^"<>,;:()\\@]*?))\s*<([^<>\s"(),;:\\]+@[^<>\s"(),;:\\]+)>\s*$'
 )
 _BARE_ADDR = re.compile(r'\s*([^<>\s"(),;:\\]+@[^<>\s"(),;:\\]+)\s*$')
-_HARD = frozenset("()\\;:")
+_HARD = re.compile(r"[()\\;:]")
 
 
 def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
-    if any(c in _HARD for c in value) or value.count('"') % 2:
+    if _HARD.search(value) or value.count('"') % 2:
         return None
     if '"' in value and "," in value:
         return None  # a quoted name may hold a comma
@@ -123,6 +123,27 @@ def _addresses(value: str) -> list[tuple[str, str]]:
                 pass
         out.append((name, addr))
     return out
+
+
+# Date values seen lately: a burst of mail from one application mostly repeats a few.
+_DATES: dict[bytes, float | None] = {}
+_DATES_MAX = 256
+
+
+def _date(value: bytes) -> float | None:
+    """The Date field as epoch seconds (None when it does not parse)."""
+    try:
+        return _DATES[value]
+    except KeyError:
+        pass
+    try:
+        ts: float | None = parsedate_to_datetime(value.decode("latin-1")).timestamp()
+    except (ValueError, TypeError, IndexError, OverflowError):
+        ts = None
+    if len(_DATES) >= _DATES_MAX:
+        _DATES.clear()
+    _DATES[value] = ts
+    return ts
 
 
 def _msgids(value: str) -> list[str]:
@@ -164,10 +185,7 @@ def scan_headers(raw: bytes) -> HeaderSummary:
     if b"reply-to" in fields:
         h.reply_to = _addresses(decode_header_bytes(fields[b"reply-to"]))
     if b"date" in fields:
-        try:
-            h.date = parsedate_to_datetime(fields[b"date"].decode("latin-1")).timestamp()
-        except (ValueError, TypeError, IndexError, OverflowError):
-            h.date = None
+        h.date = _date(fields[b"date"])
     if b"message-id" in fields:
         ids = _msgids(fields[b"message-id"].decode("latin-1"))
         h.message_id = ids[0] if ids else ""

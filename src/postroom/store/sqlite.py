@@ -19,7 +19,6 @@ import json
 import logging
 import os
 import queue
-import secrets
 import shutil
 import sqlite3
 import subprocess
@@ -652,12 +651,11 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         raw_rows = []
         now = time.time()
         plans = []
-        entropy = secrets.token_bytes(16 * len(jobs))
-        for n, j in enumerate(jobs):
+        for j in jobs:
             env = j.envelope
             h = j.head if j.head is not None else scan_headers(j.raw)
             size = j.size or len(j.raw)
-            pid = j.pid or new_id(entropy[16 * n : 16 * n + 16])
+            pid = j.pid or new_id()
             listed = {a.lower() for _, a in h.to} | {a.lower() for _, a in h.cc}
             bcc = [("", r) for r in env.rcpt_to if r.lower() not in listed]
             tags = list(dict.fromkeys([*h.tags, *j.tags]))
@@ -914,8 +912,11 @@ def _fail(fut: Any, err: BaseException) -> None:
         fut.set_exception(err)
 
 
-def _jaddr(addrs: Iterable[tuple[str, str]]) -> str:
-    return json.dumps([[n, a] for n, a in addrs], ensure_ascii=False, separators=(",", ":"))
+_JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
+
+
+def _jaddr(addrs: list[tuple[str, str]]) -> str:
+    return _JSON_TEXT([[n, a] for n, a in addrs]) if addrs else "[]"
 
 
 def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
