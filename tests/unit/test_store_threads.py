@@ -178,3 +178,37 @@ def test_burst_detection_defers_only_a_real_burst(tmp_path: Path) -> None:
     finally:
         conn.close()
         store.close()
+
+
+def test_indexer_batches_are_bounded_in_bytes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Large messages are fetched for indexing a few at a time (BATCH_BYTES), small ones BATCH
+    at a time, and every pending message is taken in order, one batch after another."""
+    from postroom.store import index_worker
+
+    db = tmp_path / "s.db"
+    store = SQLiteStore(str(db), Settings(indexer="thread", max=0), Bus())  # type: ignore[arg-type]
+    store.start()
+
+    async def send(sizes: list[int]) -> None:
+        for n, size in enumerate(sizes):
+            env = Envelope(mail_from="a@example.com", rcpt_to=("b@example.org",))
+            await store.deliver(env, mail(n, f"{n}.{size}@x", "s") + b"y" * size + b"\r\n")
+
+    asyncio.run(send([100_000] * 10 + [100] * 5))
+    store.close()
+    with sqlite3.connect(db) as c:  # pending again, whatever the store's indexer did meanwhile
+        c.execute("UPDATE message SET indexed = 0")
+    monkeypatch.setattr(index_worker, "BATCH_BYTES", 250_000)
+    conn = index_worker.connect_readonly(str(db))
+    try:
+        taken: list[int] = []
+        after = 0
+        while batch := index_worker._fetch(conn, after, index_worker.BATCH, None, None, 0).rows:
+            taken.append(len(batch))
+            after = batch[-1][0]
+        # three ~100 KB messages reach 250 KB; the last batch holds the last big one and the small
+        assert taken == [3, 3, 3, 6]
+        one = index_worker._fetch(conn, 0, index_worker.BATCH, None, None, 0).rows
+        assert len(one) == 3 and [r[0] for r in one] == sorted(r[0] for r in one)
+    finally:
+        conn.close()

@@ -223,3 +223,60 @@ def test_worker_refuses_mail_once_the_store_has_failed(tmp_path: Path) -> None:
         writer.close()
 
     asyncio.run(main())
+
+
+def test_tail_read_stops_at_its_byte_budget_but_always_returns_a_record(tmp_path: Path) -> None:
+    base = str(tmp_path / "j-w0")
+    open(segment_path(base, 0), "wb").close()
+    tail = JournalTail(base, 0)
+    writer = SegmentedJournal(base)
+    big = MSG + b"x" * 50_000  # ~50 KB records (compression keeps little of the x's, so vary them)
+    pids = []
+    for i in range(6):
+        rec = record(raw=big.replace(b"x" * 100, os.urandom(50), 400 + i))
+        pids.append(rec[0])
+        writer.append(*rec)
+    one = tail.read(100, max_bytes=1)  # a budget smaller than any record: still one
+    assert [r[1] for r in one] == pids[:1] and tail.last_read_bytes > 1
+    size = tail.last_read_bytes
+    two = tail.read(100, max_bytes=2 * size - 10)  # the second record crosses the budget: stop after it
+    assert [r[1] for r in two] == pids[1:3]
+    rest = tail.read(100)
+    assert [r[1] for r in rest] == pids[3:]
+    assert tail.position == (0, writer.size)
+    writer.close()
+    tail.close()
+
+
+def test_store_applies_a_burst_of_large_messages_in_bounded_batches(tmp_path: Path) -> None:
+    from postroom.store import sqlite
+
+    async def main() -> None:
+        store = make(tmp_path)
+        batches: list[int] = []
+        run_batch = store._run_batch
+
+        def counting(conn: object, jobs: list[object]) -> None:
+            batches.append(len(jobs))
+            run_batch(conn, jobs)  # type: ignore[arg-type]
+
+        store._run_batch = counting  # type: ignore[method-assign]
+        try:
+            tail = store.open_worker_journal(0)
+            writer = SegmentedJournal(tail.base)
+            ids = []
+            raw = MSG + os.urandom(300_000).hex().encode()[:400_000]  # ~400 KB, ~200 KB compressed
+            for _ in range(60):  # ~12 MB of records: more than one batch's budget
+                rec = record(raw=raw)
+                writer.append(*rec)
+                ids.append(rec[0])
+            page = store.list_messages(limit=100)
+            assert page.total == 60 and {m.id for m in page.messages} == set(ids)
+            assert len(batches) >= 2 and max(batches) < 60
+            assert store.get_raw(ids[-1]) == raw
+            writer.close()
+        finally:
+            store.close()
+
+    assert sqlite.TAIL_BYTES < 60 * 200_000
+    asyncio.run(main())

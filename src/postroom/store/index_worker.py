@@ -66,7 +66,12 @@ __all__ = ["Indexer", "Row", "extract_pending", "main", "write_index"]
 log = logging.getLogger(__name__)
 
 BATCH = 250  # messages per frame / per writer call
-PARALLEL_MIN = 64  # a batch at least this large is parsed by the helper processes too
+# ... and no more messages than BATCH_BYTES (their sizes summed, at least one message): 250
+# messages with attachments of a few hundred KB each would otherwise make the indexer hold
+# hundreds of MB while it parses them (and the next batch, fetched ahead).
+BATCH_BYTES = 16 * 1024 * 1024
+PARALLEL_MIN = 64  # a batch at least this large is parsed by the helper processes too ...
+PARALLEL_MIN_BYTES = 512 * 1024  # ... or whose stored (compressed) messages take this many bytes
 MAX_HELPERS = 3  # helper processes at most (one fewer than the cores, up to this)
 QUIET_AFTER = 0.1  # seconds since the newest message arrived: then SMTP is quiet
 BURST_SPAN = 32  # a burst: this many messages arrived within BURST_WINDOW seconds ...
@@ -112,7 +117,9 @@ def _parallel_parts(
 ) -> list[tuple[int, int, Future[list[Any]]]]:
     """Hand all but this process's share of a large batch to the helper processes:
     ``(start, end, future)`` for each part handed out, in order, the last ending the batch."""
-    if pool is None or helpers < 1 or len(datas) < PARALLEL_MIN:
+    if pool is None or helpers < 1 or not datas:
+        return []
+    if len(datas) < PARALLEL_MIN and sum(len(d) for d in datas) < PARALLEL_MIN_BYTES:
         return []
     # this process also writes the full-text rows (about a third of the work per message):
     # it parses half as much as each helper
@@ -161,10 +168,20 @@ def _fetch(
 ) -> _Batch:
     """Fetch and thread up to ``limit`` not yet indexed messages with ids above ``after``, and
     hand the helpers' share of their parsing out."""
+    last = after
+    total = 0
+    for mid, size in conn.execute(
+        "SELECT id, size FROM message WHERE indexed = 0 AND id > ? ORDER BY id LIMIT ?", (after, limit)
+    ):
+        last = mid
+        total += size
+        if total >= BATCH_BYTES:
+            break
     rows = conn.execute(
         f"SELECT m.id, {', '.join('m.' + c.strip() for c in RECORD_COLUMNS.split(','))}, r.data "
-        "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? ORDER BY m.id LIMIT ?",
-        (after, limit),
+        "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? AND m.id <= ? "
+        "ORDER BY m.id",
+        (after, last),
     ).fetchall()
     # Thread the whole batch first, then parse it: interleaved with the parser, whose working
     # set evicts the index's from the CPU caches, threading costs twice as much (thread_bench).

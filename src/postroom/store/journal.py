@@ -57,7 +57,7 @@ HEADER = struct.Struct(">4sII")  # magic, payload length, CRC-32
 MAX_RECORD = 1 << 31  # larger than any message the SMTP limits allow
 TRUNCATE_AT = 16 * 1024 * 1024  # cut the file back once it is this large and fully applied
 ROTATE_AT = 64 * 1024 * 1024  # a worker's segment size before it starts the next one
-READ_CHUNK = 8 * 1024 * 1024  # bytes a tail reads at once
+READ_CHUNK = 8 * 1024 * 1024  # bytes of records a tail reads at once, at most (one record may be larger)
 END_OF_SEGMENT = (-1,)
 
 # (seq, pid, envelope json, tags, raw) from the main process's journal;
@@ -221,35 +221,41 @@ class JournalTail:
         self.armed = False
         self.gone = False  # the worker has exited (set before the store is poked a last time)
         self.drained = False  # read to the end after the worker exited: a torn rest never completes
+        self.last_read_bytes = 0  # bytes of records the last read() returned
         self._lock = threading.Lock()
         self._fd = os.open(segment_path(base, 0), os.O_RDONLY)
 
-    def read(self, limit: int) -> list[Record]:
-        """Up to ``limit`` new records (segment markers are followed, not returned)."""
+    def read(self, limit: int, max_bytes: int = READ_CHUNK) -> list[Record]:
+        """Up to ``limit`` new records, stopping once they take ``max_bytes`` (but at least one
+        record): a batch of large messages stays small in memory. Segment markers are
+        followed, not returned."""
         out: list[Record] = []
-        while len(out) < limit:
+        taken = 0
+        while len(out) < limit and taken < max_bytes:
             size = os.fstat(self._fd).st_size
             if size <= self.pos:
                 break
             start = self.pos
-            data = os.pread(self._fd, min(size - start, READ_CHUNK), start)
+            data = os.pread(self._fd, min(size - start, max(max_bytes - taken, HEADER.size)), start)
             if len(data) >= HEADER.size:
                 need = HEADER.size + HEADER.unpack_from(data)[1]
-                if len(data) < need <= size - start:  # one record larger than a chunk
+                if len(data) < need <= size - start:  # one record larger than the chunk
                     data = os.pread(self._fd, need, start)
             progressed = switched = False
             for rec, end in parse_records(data):
                 progressed = True
+                taken += start + end - self.pos
                 self.pos = start + end
                 if rec[0] == -1:
                     self._next_segment()
                     switched = True
                     break
                 out.append(rec)
-                if len(out) >= limit:
+                if len(out) >= limit or taken >= max_bytes:
                     break
             if not progressed and not switched:
                 break  # an incomplete record: the worker is writing it
+        self.last_read_bytes = taken
         return out
 
     def _next_segment(self) -> None:

@@ -69,6 +69,10 @@ PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 # milliseconds later; the SMTP reply never waits for this, and a reader waiting for its own
 # writes cancels the pause).
 TAIL_BATCH = 32
+# Bytes of journal records (compressed messages) taken into one transaction, across all the
+# workers' journals: a burst of large messages is applied in several batches instead of one
+# that holds hundreds of megabytes.
+TAIL_BYTES = 8 * 1024 * 1024
 TAIL_PAUSE = 0.004
 # A reader waits for acknowledged mail to be stored as long as the writer makes progress; after
 # this long without any, it reads anyway (and says so in the log).
@@ -454,15 +458,17 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         batch; a journal read to its end is armed (its worker sends a note when it writes)."""
         self._tail_queued = False  # notes arriving from now on queue another read
         jobs: list[_Ingest] = []
+        budget = TAIL_BYTES
         for tail in self._tails:
-            want = max(limit - len(jobs), 0)
+            want = max(limit - len(jobs), 0) if budget > 0 else 0
             gone = tail.gone
             try:
-                records = tail.read(want)
+                records = tail.read(want, budget)
             except OSError as e:  # its next segment cannot be opened: leave it for the next start
                 log.error("cannot read the journal of SMTP worker %d: %s", tail.slot, e)
                 records = []
-            if gone and len(records) < want:
+            budget -= tail.last_read_bytes if records else 0
+            if gone and len(records) < want and budget > 0:
                 tail.drained = True  # read to the end after its worker exited
             for rec in records:
                 jobs.append(_ingest_from_worker(rec, tail))

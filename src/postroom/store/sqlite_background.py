@@ -160,8 +160,8 @@ class BackgroundMixin:
         if proc is not None and proc.stdin is not None:
             try:
                 os.write(proc.stdin.fileno(), b".")
-            except (BlockingIOError, BrokenPipeError, OSError):
-                pass  # already woken (pipe full) or gone; it polls anyway
+            except (OSError, ValueError):
+                pass  # already woken (pipe full), gone, or being stopped (pipe closed); it polls anyway
         else:
             self._index_wakeup.set()
 
