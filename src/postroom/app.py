@@ -88,6 +88,10 @@ class App:
                 raise ListenerError(f"cannot listen for {name} on {host}:{port}: {reason}") from None
             self._servers.append(server)
             self.addresses[name] = _bound_address(server, host, port)
+        for server in self._servers:  # listeners served by other processes: wait until they are
+            ready = getattr(server, "ready", None)
+            if ready is not None:
+                await ready()
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:
         """Run a background task that is cancelled at stop."""

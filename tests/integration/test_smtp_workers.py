@@ -6,6 +6,7 @@ import json
 import os
 import signal
 import smtplib
+import socket
 import subprocess
 import sys
 import threading
@@ -142,3 +143,45 @@ def test_a_signal_to_the_whole_process_group_stops_everything_quietly(tmp_path: 
     assert not any(Path(f"/proc/{p}").exists() and b"smtp_workers" in Path(f"/proc/{p}/cmdline").read_bytes()
                    for p in children)  # fmt: skip
     assert not [p.name for p in tmp_path.iterdir() if "-journal-postroom-w" in p.name]
+
+
+def test_the_port_opens_when_a_worker_can_greet(tmp_path: Path) -> None:
+    """The main process binds the SMTP port but does not listen on it; the first worker to
+    serve it does. So a client (or a script waiting for the port, or for the banner) never
+    connects to a port nobody answers yet. A sitecustomize makes each worker wait a second
+    before it starts and then leaves a mark: when the port first accepts, a mark is there."""
+    site = tmp_path / "site"
+    site.mkdir()
+    (site / "sitecustomize.py").write_text(
+        "import os, sys, time\n"
+        "if any('-journal-postroom-w' in a for a in sys.argv):\n"
+        "    time.sleep(1.0)\n"
+        f"    open(os.path.join({str(tmp_path)!r}, 'worker-started-%d' % os.getpid()), 'w').close()\n"
+    )
+    smtp, http = free_port(), free_port()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(site), os.environ.get("PYTHONPATH", "")]))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{http}",
+         "--pop3", "off", "--imap", "off", "--db", str(tmp_path / "s.db"), "--smtp-workers", "2"],
+        start_new_session=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert proc.poll() is None, "postroom exited"
+            try:
+                conn = socket.create_connection(("127.0.0.1", smtp), timeout=10)
+                break
+            except OSError:
+                assert time.monotonic() < deadline, "the SMTP port never opened"
+                time.sleep(0.01)
+        assert [p for p in tmp_path.iterdir() if p.name.startswith("worker-started-")], (
+            "the port accepted a connection before any SMTP worker had started"
+        )
+        with conn:
+            assert conn.recv(100).startswith(b"220 ")
+        _send(smtp, "a@x.org", "after start")
+        assert _api(http, "/api/v1/messages?limit=1")["total"] == 1
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)

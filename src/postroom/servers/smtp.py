@@ -90,6 +90,9 @@ MAX_BUFFER_WHILE_BUSY = 1 << 20
 # Seconds between the last SMTP worker's exit and this process accepting SMTP itself: a
 # signal sent to the whole process group stops the workers a moment before this process.
 TAKEOVER_GRACE = 0.5
+# Seconds to wait at start for the first SMTP worker to accept connections (it usually takes
+# ~0.3 s: a new interpreter importing the SMTP server); past it, this process accepts too.
+WORKER_START_LIMIT = 15.0
 TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
 
 
@@ -128,10 +131,12 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
     loop = asyncio.get_running_loop()
     workers = 0 if implicit_tls else worker_count(app)
     if workers:
-        # One listening socket, accepted from by the worker processes only (measured faster than
-        # sharing it with this process, whose loop also runs HTTP, IMAP and POP3); this process
-        # starts accepting itself if every worker has gone.
-        sock = socket.create_server((host, port), backlog=1024, family=_family(host))
+        # One socket, accepted from by the worker processes only (measured faster than sharing
+        # it with this process, whose loop also runs HTTP, IMAP and POP3); this process starts
+        # accepting itself if every worker has gone. It is bound here (a port in use is this
+        # process's error) and listens once the first worker serves it: the port opens when a
+        # client would get its greeting at once (SMTPListener.ready waits for that).
+        sock = _bind(host, port)
         server = await loop.create_server(listener.new_session, sock=sock, backlog=1024, start_serving=False)
         listener.server = server
 
@@ -161,6 +166,19 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
 
 def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A TCP socket bound to ``host:port`` and not listening yet (as socket.create_server
+    would make it, without its listen())."""
+    sock = socket.socket(_family(host), socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError:
+        sock.close()
+        raise
+    return sock
 
 
 class SMTPListener:
@@ -197,6 +215,18 @@ class SMTPListener:
 
     def new_session(self) -> SMTPSession:
         return SMTPSession(self)
+
+    async def ready(self) -> None:
+        """Return once SMTP is answered: at once, or when the first worker process serves the
+        socket (App waits for this after starting every listener, before it says it is up)."""
+        pool, server = self.pool, self.server
+        if pool is None or server is None:
+            return
+        if not await asyncio.to_thread(pool.ready.wait, WORKER_START_LIMIT):
+            log.error(
+                "no SMTP worker process started within %.0f s: accepting SMTP here too", WORKER_START_LIMIT
+            )
+            await server.start_serving()
 
     @property
     def sockets(self) -> tuple[Any, ...]:

@@ -3,8 +3,10 @@
 With one process, the event loop's thread spends about a third of its time in the kernel's
 ``write`` for replies and shares the GIL with the store's writer thread, which caps a
 connection-per-message load well below what the machine can do (docs/performance.md).
-``--smtp-workers N`` starts N processes that accept connections on the same listening
-socket (inherited file descriptor) and run the same SMTP server (servers/smtp.py).
+``--smtp-workers N`` starts N processes that accept connections on the same socket
+(inherited file descriptor) and run the same SMTP server (servers/smtp.py). The main process
+binds it; the workers listen on it, each sending :data:`READY` once it serves, so the port
+opens when a worker can greet (SMTPListener.ready waits for the first).
 
 At the end of DATA a worker prepares the message for the store (scans its header fields,
 compresses it) and appends it to a journal file of its own (store/journal.py,
@@ -57,6 +59,8 @@ log = logging.getLogger(__name__)
 
 ARM = b"?"  # main -> worker: send a note when you next journal mail
 REFUSE = b"!"  # main -> worker: the store failed, refuse mail (451) until restart
+NOTE = b"+"  # worker -> main: mail journaled since you armed me
+READY = b"R"  # worker -> main: I am accepting connections
 
 # --smtp-workers auto on a machine with 2 or more cores: measured on 2 cores, 2 workers beat
 # 1 and 0 (docs/performance.md); more have not been measured.
@@ -86,6 +90,7 @@ class WorkerPool:
     socks: list[socket.socket] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
     closing: bool = False
+    ready: threading.Event = field(default_factory=threading.Event)  # a worker accepts, or none is left
     _alive: int = 0
     _lock: threading.Lock = field(default_factory=threading.Lock)
 
@@ -130,16 +135,22 @@ class WorkerPool:
             with self._lock:
                 self._alive -= 1
                 gone = self._alive == 0 and not self.closing
+                if self._alive == 0:
+                    self.ready.set()  # nobody left to wait for: the main process takes over
             if gone and self.on_all_gone is not None:
                 self.on_all_gone()
 
     def _take_notes(self, sock: socket.socket, tail: Any) -> None:
-        """A byte from a worker: it has journaled mail since the store last asked (armed it)."""
+        """Bytes from a worker: READY once it accepts connections, then a NOTE whenever it has
+        journaled mail since the store last asked (armed it)."""
         store: Any = self.app.store
         try:
-            while sock.recv(4096):
-                tail.armed = False
-                store.poke_journals()
+            while data := sock.recv(4096):
+                if READY in data:
+                    self.ready.set()
+                if NOTE in data:
+                    tail.armed = False
+                    store.poke_journals()
         except OSError:
             pass
         tail.arm = tail.refuse = None
@@ -195,7 +206,7 @@ class _JournalStore:
         self.journal.append(pid, envelope.dumps(), tuple(tags), compress(raw), len(raw), head)
         if self.armed:
             self.armed = False
-            self.ipc.write(b"+")
+            self.ipc.write(NOTE)
         else:
             self.dirty = True
         return pid
@@ -204,7 +215,7 @@ class _JournalStore:
         """The main process has read this journal to its end and waits for a note."""
         if self.dirty:
             self.dirty = False
-            self.ipc.write(b"+")
+            self.ipc.write(NOTE)
         else:
             self.armed = True
 
@@ -255,7 +266,10 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: st
     listen = socket.socket(fileno=listen_fd)
     listener = smtp.SMTPListener(app, False)  # type: ignore[arg-type]
     loop = asyncio.get_running_loop()
+    # the main process bound the socket; it listens from here on, so the port opens (and the
+    # main process says SMTP is ready) once a worker can greet
     listener.server = await loop.create_server(listener.new_session, sock=listen, backlog=1024)
+    writer.write(READY)
     listener.start_sweeper()
     tune_gc()
     stop = asyncio.Event()
