@@ -280,3 +280,37 @@ def test_store_applies_a_burst_of_large_messages_in_bounded_batches(tmp_path: Pa
 
     assert sqlite.TAIL_BYTES < 60 * 200_000
     asyncio.run(main())
+
+
+def test_a_worker_with_large_mail_does_not_hold_back_another(tmp_path: Path) -> None:
+    """Both journals full of messages larger than a batch's byte budget: each batch starts with
+    the other journal, so neither waits for the first to run dry."""
+    from postroom.store import sqlite
+
+    async def main() -> None:
+        store = make(tmp_path)
+        order: list[set[str]] = []
+        run_batch = store._run_batch
+
+        def recording(conn: object, jobs: list[object]) -> None:
+            order.append({j.tail.base[-2:] for j in jobs if getattr(j, "tail", None) is not None})  # type: ignore[attr-defined]
+            run_batch(conn, jobs)  # type: ignore[arg-type]
+
+        store._run_batch = recording  # type: ignore[method-assign]
+        try:
+            tails = [store.open_worker_journal(n) for n in range(2)]
+            writers = [SegmentedJournal(t.base) for t in tails]
+            raw = MSG + os.urandom(3_000_000).hex().encode()  # ~6 MB, ~3.5 MB compressed
+            for _ in range(6):  # more than two batches' worth in the first journal
+                writers[0].append(*record(raw=raw))
+            writers[1].append(*record(raw=raw))
+            assert store.list_messages(limit=10).total == 7
+            # the second journal's message is in the first or the second batch, not the last
+            assert len(order) >= 3 and "w1" in order[0] | order[1], order
+            for w in writers:
+                w.close()
+        finally:
+            store.close()
+
+    assert sqlite.TAIL_BYTES < 3 * 3_000_000
+    asyncio.run(main())

@@ -135,6 +135,7 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._journal: Journal | None = None
         self._applied_seq = 0
         self._tails: list[JournalTail] = []  # SMTP workers' journals (journal.py)
+        self._tail_turn = 0  # which journal a batch reads first (each in turn)
         self._tail_queued = False
         self._tail_reads_small = False  # the last read of the workers' journals found a little
         self._waiting = 0  # readers waiting for their writes (guarded by _applied_cond)
@@ -459,7 +460,11 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._tail_queued = False  # notes arriving from now on queue another read
         jobs: list[_Ingest] = []
         budget = TAIL_BYTES
-        for tail in self._tails:
+        # each journal goes first in turn: one worker's large messages, filling the byte
+        # budget every time, must not hold back another's mail
+        turn = self._tail_turn % max(len(self._tails), 1)
+        self._tail_turn = turn + 1
+        for tail in self._tails[turn:] + self._tails[:turn]:
             want = max(limit - len(jobs), 0) if budget > 0 else 0
             gone = tail.gone
             try:
