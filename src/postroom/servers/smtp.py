@@ -173,7 +173,8 @@ def _bind(host: str, port: int) -> socket.socket:
     would make it, without its listen())."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if os.name == "posix":  # as socket.create_server: elsewhere it lets others take the port
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()
