@@ -26,7 +26,6 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
@@ -40,28 +39,29 @@ from .base import (
     StoreError,
     Summary,
 )
-from .headers import HeaderSummary, scan_headers, summary_from_fields
+from .headers import scan_headers
 from .ids import new_id
 from .index_worker import begin_immediate
-from .journal import Journal, JournalTail, parse_records, read_records, segment_path
+from .journal import Journal, JournalTail, read_records, segment_path
 from .rawcodec import compress, unpack
 from .sqlite_background import BackgroundMixin
 from .sqlite_changes import ChangesMixin
 from .sqlite_folders import FolderMixin
 from .sqlite_imapcache import ImapCacheMixin
+from .sqlite_jobs import _STOP, _TAIL, MAX_BATCH, _Call, _Ingest
 from .sqlite_reading import ReadingMixin
 from .sqlite_search import register_functions
+from .sqlite_tails import TAIL_BYTES, WorkerJournalsMixin
 from .sqlite_threads import ThreadsMixin
 
 if TYPE_CHECKING:
     from ..config import Settings
     from ..events import Bus
 
-__all__ = ["SQLiteStore"]
+__all__ = ["TAIL_BYTES", "SQLiteStore"]
 
 log = logging.getLogger(__name__)
 
-MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 # While SMTP workers keep writing, the writer reads their journals again after each batch;
 # when it found fewer than TAIL_BATCH messages it first waits TAIL_PAUSE seconds, so that a
@@ -69,46 +69,21 @@ PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 # milliseconds later; the SMTP reply never waits for this, and a reader waiting for its own
 # writes cancels the pause).
 TAIL_BATCH = 32
-# Bytes of journal records (compressed messages) taken into one transaction, across all the
-# workers' journals: a burst of large messages is applied in several batches instead of one
-# that holds hundreds of megabytes.
-TAIL_BYTES = 8 * 1024 * 1024
 TAIL_PAUSE = 0.004
 # A reader waits for acknowledged mail to be stored as long as the writer makes progress; after
 # this long without any, it reads anyway (and says so in the log).
 READ_WAIT_LIMIT = 10.0
 
 
-@dataclass(slots=True)
-class _Ingest:
-    envelope: Envelope
-    raw: bytes
-    tags: tuple[str, ...]
-    future: asyncio.Future[str] | concurrent.futures.Future[str] | None  # None: journaled, already acked
-    folder: tuple[str, str] | None = None  # (mailbox, folder) for IMAP APPEND
-    flags: frozenset[str] = frozenset()
-    result: Any = None
-    pid: str = ""  # set when the ID was chosen before the writer (journaled messages)
-    seq: int = 0  # journal sequence number, 0 when not journaled
-    # prepared by an SMTP worker (raw is then empty): compressed bytes, size, header fields
-    zraw: bytes | None = None
-    size: int = 0
-    head: HeaderSummary | None = None
-    tail: JournalTail | None = None  # the worker journal it was read from
-    envelope_json: str = ""  # the envelope as the worker serialized it
-
-
-@dataclass(slots=True)
-class _Call:
-    fn: Callable[[sqlite3.Connection], Any]
-    future: concurrent.futures.Future[Any]
-
-
-_STOP = object()
-_TAIL = object()  # read what the SMTP workers' journals hold
-
-
-class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, ThreadsMixin, ImapCacheMixin):
+class SQLiteStore(
+    ReadingMixin,
+    ChangesMixin,
+    BackgroundMixin,
+    FolderMixin,
+    ThreadsMixin,
+    ImapCacheMixin,
+    WorkerJournalsMixin,
+):
     """SQLite implementation of :class:`postroom.store.base.Store`."""
 
     def __init__(self, target: str, settings: Settings, bus: Bus) -> None:
@@ -381,128 +356,6 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
             return
         self._journal = Journal(path, applied)
         self._journal.reset()
-
-    # -- SMTP workers' journals (servers/smtp_workers.py, journal.py) ---------------------
-    def _replay_worker_journals(self, conn: sqlite3.Connection) -> None:
-        """At start: apply what SMTP workers of an earlier run acknowledged, then delete their files."""
-        prefix = self.path + "-journal-postroom-w"
-        directory = os.path.dirname(os.path.abspath(self.path))
-        segments: dict[int, list[int]] = {}
-        for name in os.listdir(directory):
-            full = os.path.join(directory, name)
-            if not full.startswith(prefix):
-                continue
-            slot_text, _, gen_text = full[len(prefix) :].partition(".")
-            if slot_text.isdigit() and gen_text.isdigit():
-                segments.setdefault(int(slot_text), []).append(int(gen_text))
-        done = {
-            int(k[len("journal_w") :]): (int(v.split(":")[0]), int(v.split(":")[1]))
-            for k, v in conn.execute("SELECT key, value FROM meta WHERE key LIKE 'journal_w%'")
-        }
-        total = 0
-        for slot, gens in sorted(segments.items()):
-            done_gen, done_pos = done.get(slot, (0, 0))
-            for gen in sorted(gens):
-                if gen < done_gen:
-                    continue
-                with open(segment_path(prefix + str(slot), gen), "rb") as f:
-                    data = f.read()
-                batch: list[Any] = []
-                end = 0
-                for rec, end in parse_records(data, done_pos if gen == done_gen else 0):
-                    if rec[0] != -1:
-                        batch.append(_ingest_from_worker(rec, None))
-                    if len(batch) >= MAX_BATCH:
-                        total += self._replay_batch(conn, batch, slot, gen, end)
-                        batch = []
-                if batch:
-                    total += self._replay_batch(conn, batch, slot, gen, end)
-        if total:
-            log.warning("replayed %d acknowledged messages from the SMTP workers' journals", total)
-        for slot, gens in segments.items():
-            for gen in gens:
-                os.remove(segment_path(prefix + str(slot), gen))
-        conn.execute("DELETE FROM meta WHERE key LIKE 'journal_w%'")
-
-    def _replay_batch(self, conn: sqlite3.Connection, jobs: list[Any], slot: int, gen: int, end: int) -> int:
-        key, value = f"journal_w{slot}", f"{gen}:{end}"
-        mark: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        jobs.append(
-            _Call(
-                lambda c: c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)),
-                mark,
-            )
-        )
-        self._run_batch(conn, jobs)
-        if not mark.done() or mark.exception() is not None:
-            raise StoreError("replay failed")
-        return len(jobs) - 1
-
-    def open_worker_journal(self, slot: int) -> JournalTail:
-        """Create the (empty) journal of SMTP worker ``slot`` (it writes to ``tail.base``)."""
-        if self._journal is None:
-            raise StoreError("SMTP workers need the ingest journal (not available with --fsync)")
-        base = f"{self.path}-journal-postroom-w{slot}"
-        os.close(os.open(segment_path(base, 0), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
-        tail = JournalTail(base, slot)
-        self._tails.append(tail)
-        return tail
-
-    def poke_journals(self) -> None:
-        """An SMTP worker has written to its journal: have the writer read it (thread-safe)."""
-        if not self._tail_queued and not self._closed:
-            self._tail_queued = True
-            self._queue.put(_TAIL)
-
-    def _read_tails(self, limit: int) -> list[_Ingest]:
-        """New records from the workers' journals. While any has mail, read again after this
-        batch; a journal read to its end is armed (its worker sends a note when it writes)."""
-        self._tail_queued = False  # notes arriving from now on queue another read
-        jobs: list[_Ingest] = []
-        budget = TAIL_BYTES
-        # each journal goes first in turn: one worker's large messages, filling the byte
-        # budget every time, must not hold back another's mail
-        turn = self._tail_turn % max(len(self._tails), 1)
-        self._tail_turn = turn + 1
-        for tail in self._tails[turn:] + self._tails[:turn]:
-            want = max(limit - len(jobs), 0) if budget > 0 else 0
-            gone = tail.gone
-            try:
-                records = tail.read(want, budget)
-            except OSError as e:  # its next segment cannot be opened: leave it for the next start
-                log.error("cannot read the journal of SMTP worker %d: %s", tail.slot, e)
-                records = []
-            budget -= tail.last_read_bytes if records else 0
-            if gone and len(records) < want and budget > 0:
-                tail.drained = True  # read to the end after its worker exited
-            for rec in records:
-                jobs.append(_ingest_from_worker(rec, tail))
-            if want and not records and not tail.armed and tail.arm is not None:
-                tail.armed = True
-                tail.arm()
-        if jobs:
-            self.poke_journals()
-        return jobs
-
-    def _save_tail_positions(self, conn: sqlite3.Connection) -> None:
-        """Inside the batch's transaction: how far each worker journal is applied."""
-        for tail in self._tails:
-            if tail.position != tail.applied:
-                gen, pos = tail.position
-                conn.execute(
-                    "INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)",
-                    (f"journal_w{tail.slot}", f"{gen}:{pos}"),
-                )
-
-    def _tails_committed(self) -> None:
-        """After a commit: everything read from the tails is applied; drop finished segments."""
-        for tail in self._tails:
-            tail.applied = tail.position
-            while tail.finished:
-                try:
-                    os.remove(tail.finished.pop(0))
-                except OSError:
-                    pass
 
     def _drain_after_stop(self, q: queue.SimpleQueue[Any]) -> None:
         while True:
@@ -883,23 +736,6 @@ class SQLiteStore(ReadingMixin, ChangesMixin, BackgroundMixin, FolderMixin, Thre
         self._queue.put(_Ingest(env, raw, (), fut, folder=(mailbox, folder), flags=flags))
         uid = await fut
         return info.uidvalidity, int(uid)
-
-
-def _ingest_from_worker(rec: Any, tail: JournalTail | None) -> _Ingest:
-    """A worker journal record (journal.SegmentedJournal) as a writer job."""
-    _seq, pid, env_json, tags, zraw, size, head = rec
-    return _Ingest(
-        Envelope.from_json(json.loads(env_json)),
-        b"",
-        tuple(tags),
-        None,
-        pid=pid,
-        zraw=zraw,
-        size=size,
-        head=summary_from_fields(head),
-        tail=tail,
-        envelope_json=env_json,
-    )
 
 
 def _resolve_async(items: list[_Ingest]) -> None:

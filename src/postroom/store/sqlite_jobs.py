@@ -1,0 +1,70 @@
+"""What the SQLite store's writer thread takes from its queue (store/sqlite.py).
+
+An :class:`_Ingest` is one message to store (from an SMTP session, IMAP APPEND, or an SMTP
+worker's journal); a :class:`_Call` runs a function inside the writer's transaction;
+``_STOP`` and ``_TAIL`` are signals (stop; read the SMTP workers' journals).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+import json
+import sqlite3
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from .base import Envelope
+from .headers import HeaderSummary, summary_from_fields
+from .journal import JournalTail
+
+__all__ = ["MAX_BATCH", "_STOP", "_TAIL", "_Call", "_Ingest", "_ingest_from_worker"]
+
+MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
+
+
+@dataclass(slots=True)
+class _Ingest:
+    envelope: Envelope
+    raw: bytes
+    tags: tuple[str, ...]
+    future: asyncio.Future[str] | concurrent.futures.Future[str] | None  # None: journaled, already acked
+    folder: tuple[str, str] | None = None  # (mailbox, folder) for IMAP APPEND
+    flags: frozenset[str] = frozenset()
+    result: Any = None
+    pid: str = ""  # set when the ID was chosen before the writer (journaled messages)
+    seq: int = 0  # journal sequence number, 0 when not journaled
+    # prepared by an SMTP worker (raw is then empty): compressed bytes, size, header fields
+    zraw: bytes | None = None
+    size: int = 0
+    head: HeaderSummary | None = None
+    tail: JournalTail | None = None  # the worker journal it was read from
+    envelope_json: str = ""  # the envelope as the worker serialized it
+
+
+@dataclass(slots=True)
+class _Call:
+    fn: Callable[[sqlite3.Connection], Any]
+    future: concurrent.futures.Future[Any]
+
+
+_STOP = object()
+_TAIL = object()  # read what the SMTP workers' journals hold
+
+
+def _ingest_from_worker(rec: Any, tail: JournalTail | None) -> _Ingest:
+    """A worker journal record (journal.SegmentedJournal) as a writer job."""
+    _seq, pid, env_json, tags, zraw, size, head = rec
+    return _Ingest(
+        Envelope.from_json(json.loads(env_json)),
+        b"",
+        tuple(tags),
+        None,
+        pid=pid,
+        zraw=zraw,
+        size=size,
+        head=summary_from_fields(head),
+        tail=tail,
+        envelope_json=env_json,
+    )
