@@ -72,9 +72,8 @@ class StoreClosed(StoreError):
     """The store has been closed."""
 
 
-_COMPACT = json.JSONEncoder(
-    separators=(",", ":")
-).encode  # json.dumps(..., separators=...) builds an encoder per call
+# json.dumps(..., separators=...) builds a new encoder at every call; this one is built once
+_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
 
 
 @dataclass(frozen=True, slots=True)

@@ -21,7 +21,7 @@ ID_LENGTH = 22
 _TABLE = bytes(ord(_B62[b % 62]) for b in range(256))
 _POOL_IDS = 128  # IDs' worth of random bytes drawn at once
 
-_lock = threading.Lock()
+_lock = threading.Lock()  # threads (writer, event loop) draw from one pool
 _pool = b""
 _pos = 0
 
