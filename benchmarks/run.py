@@ -7,8 +7,12 @@
 Each suite is a module ``benchmarks/<name>_bench.py`` (or ``ingest.py``) exposing
 ``suite(quick: bool) -> dict`` with keys ``title``, ``rows`` (list of dicts) and
 ``markdown`` (a table). Results are written to ``benchmarks/results/<suite>.json`` and
-``benchmarks/results/<suite>.md``, and the table in ``docs/performance.md`` between the
-``<!-- bench:<suite> -->`` markers is replaced.
+``benchmarks/results/<suite>.md`` (the latest run anywhere) and to
+``benchmarks/results/by-machine/<machine>/<suite>.json|md`` (the latest run on each kind of
+machine: the machines these runs land on differ a lot in speed). The block of
+``docs/performance.md`` between the ``<!-- bench:<suite> -->`` markers is rewritten with the
+latest table of every machine, newest first, so figures from different machines sit side by
+side and each table compares peers measured on one machine in one run.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 RESULTS = HERE / "results"
 DOC = ROOT / "docs" / "performance.md"
+BY_MACHINE = RESULTS / "by-machine"
 sys.path.insert(0, str(HERE))
 
 SUITES = {
@@ -40,19 +45,59 @@ SUITES = {
 }
 
 
-def machine() -> str:
-    cpu = "?"
+def cpu() -> str:
+    """The CPU's name, with its family and model numbers where the name alone is vague
+    ("Intel(R) Xeon(R) Processor" is what several different virtual machines report)."""
+    fields: dict[str, str] = {}
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
+            key, _, value = line.partition(":")
+            key = key.strip()
+            if key in ("model name", "cpu family", "model") and key not in fields:
+                fields[key] = value.strip()
+            if not line.strip() and fields:
                 break
     except OSError:
         pass
+    name = fields.get("model name", platform.processor() or "?")
+    if "cpu family" in fields and "model" in fields:
+        name += f" (family {fields['cpu family']}, model {fields['model']})"
+    return name
+
+
+def machine() -> str:
     cores = subprocess.run(["nproc"], capture_output=True, text=True).stdout.strip()
-    return (
-        f"{cores} cores, {cpu}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
-    )
+    return f"{cores} cores, {cpu()}, Python {platform.python_version()}, {platform.system()} {platform.release()}"
+
+
+def machine_key(description: str) -> str:
+    """A folder name for a machine description: its core count and CPU, not its kernel."""
+    head = description.split(", Python")[0]  # "2 cores, AMD EPYC (family 25, model 1)"
+    slug = re.sub(r"\((r|tm)\)", "", head, flags=re.I)
+    slug = re.sub(r"[^a-z0-9]+", "-", slug.lower()).strip("-")
+    return slug or "unknown"
+
+
+def save(name: str, record: dict[str, Any], md: str) -> None:
+    RESULTS.mkdir(exist_ok=True)
+    text = json.dumps(record, indent=1) + "\n"
+    (RESULTS / f"{name}.json").write_text(text)
+    (RESULTS / f"{name}.md").write_text(md + "\n")
+    folder = BY_MACHINE / machine_key(record["machine"])
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / f"{name}.json").write_text(text)
+    (folder / f"{name}.md").write_text(md + "\n")
+
+
+def tables(name: str) -> str:
+    """The latest table of suite ``name`` from every machine, newest first."""
+    found: list[tuple[str, str]] = []
+    for folder in sorted(BY_MACHINE.glob("*")) if BY_MACHINE.exists() else []:
+        js, md = folder / f"{name}.json", folder / f"{name}.md"
+        if js.exists() and md.exists():
+            found.append((json.loads(js.read_text())["when"], md.read_text().strip()))
+    found.sort(reverse=True)
+    return "\n\n".join(md for _, md in found)
 
 
 def update_doc(name: str, markdown: str) -> None:
@@ -87,12 +132,8 @@ def main(argv: list[str] | None = None) -> int:
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         header = f"_{result['title']} — measured {stamp} on {machine()}._\n\n"
         md = header + result["markdown"]
-        (RESULTS / f"{name}.json").write_text(
-            json.dumps({"suite": name, "when": stamp, "machine": machine(), "rows": result["rows"]}, indent=1)
-            + "\n"
-        )
-        (RESULTS / f"{name}.md").write_text(md + "\n")
-        update_doc(name, md)
+        save(name, {"suite": name, "when": stamp, "machine": machine(), "rows": result["rows"]}, md)
+        update_doc(name, tables(name))
         print(md, flush=True)
     return 0
 
