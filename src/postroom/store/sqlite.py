@@ -104,6 +104,7 @@ class SQLiteStore(
         self._checkpointer: threading.Thread | None = None
         self._index_proc: subprocess.Popen[bytes] | None = None
         self._index_wakeup = threading.Event()
+        self._stopping = threading.Event()  # set by close(): background threads stop waiting
         self._closed = False
         self._failed = False
         self._start_error: BaseException | None = None
@@ -183,6 +184,7 @@ class SQLiteStore(
             self._applied_cond.notify_all()
         self._stop_indexer()
         self._index_wakeup.set()
+        self._stopping.set()
         if self._checkpointer is not None:
             self._checkpointer.join(10)
         with self._readers_lock:

@@ -46,6 +46,7 @@ class BackgroundMixin:
     _indexer: threading.Thread | None
     _index_proc: subprocess.Popen[bytes] | None
     _index_wakeup: threading.Event
+    _stopping: threading.Event
 
     if TYPE_CHECKING:
 
@@ -61,7 +62,8 @@ class BackgroundMixin:
         wal = self.path + "-wal"
         try:
             while not self._closed:
-                time.sleep(CHECKPOINT_INTERVAL)
+                if self._stopping.wait(CHECKPOINT_INTERVAL):
+                    break  # closing: one last checkpoint below, without waiting out the interval
                 try:
                     size = os.path.getsize(wal) if os.path.exists(wal) else 0
                     mode = "TRUNCATE" if size > WAL_RESTART_BYTES and self._queue.empty() else "PASSIVE"
