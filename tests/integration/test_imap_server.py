@@ -8,6 +8,7 @@ import ssl
 import threading
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -328,3 +329,36 @@ def test_client_vanishing_mid_literal_does_not_hurt_the_server(srv: RunningServe
         w.ok("NOOP")
         done.set()
     assert done.is_set()
+
+
+def test_one_small_body_is_read_on_the_event_loop_a_large_one_on_a_thread(
+    srv: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from postroom.servers.imap.selected import INLINE_READ_MAX
+
+    small = msg("inline read", "short body")
+    big = msg("thread read", "x" * 76 + "\r\n")[:-2] + (b"z" * 998 + b"\r\n") * (INLINE_READ_MAX // 1000 + 5)
+    assert len(big) > INLINE_READ_MAX
+    deliver(srv, small, "henry@example.org")
+    deliver(srv, big, "henry@example.org")
+    store = srv.app.store
+    calls: list[tuple[str, str]] = []
+    for name in ("get_raw", "get_raw_stored"):
+        real = getattr(store, name)
+
+        def spy(id: str, _real: Any = real, _name: str = name) -> bytes | None:
+            calls.append((_name, threading.current_thread().name))
+            return _real(id)
+
+        monkeypatch.setattr(store, name, spy)
+    with connect(srv, "henry@example.org") as w:
+        w.ok("EXAMINE INBOX")
+        got = w.ok("UID FETCH 1 BODY.PEEK[]")[0]
+        assert got == b"* 1 FETCH (UID 1 BODY[] {%d}\r\n" % len(small) + small + b")\r\n"
+        got = w.ok("UID FETCH 2 BODY.PEEK[]")[0]
+        assert got == b"* 2 FETCH (UID 2 BODY[] {%d}\r\n" % len(big) + big + b")\r\n"
+        assert w.ok("UID FETCH 1 BODY.PEEK[]")[0].endswith(small + b")\r\n")  # from memory now
+    loop_thread = "postroom-test-server"  # tests/helpers.running_server's loop thread
+    assert calls[0] == ("get_raw_stored", loop_thread)
+    assert calls[1][0] == "get_raw" and calls[1][1] != loop_thread
+    assert len(calls) == 2

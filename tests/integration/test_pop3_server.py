@@ -337,24 +337,30 @@ def test_stls_pop3s_and_shutdown_on_uvloop() -> None:
 def test_store_failures_become_err_and_session_survives(
     server: RunningServer, client: Client, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
 ) -> None:
+    from postroom.servers.pop3 import INLINE_READ_MAX
     from postroom.store.base import StoreClosed
 
+    big = message(2) + (b"y" * 76 + b"\r\n") * (INLINE_READ_MAX // 78 + 10)
+    assert len(big) > INLINE_READ_MAX  # read on a worker thread, message 1 on the event loop
     deliver(server, message(1))
+    deliver(server, big)
     client.login()
     store = server.app.store
 
     def broken(id: str) -> bytes:
         raise RuntimeError("disk on fire")
 
-    monkeypatch.setattr(store, "get_raw", broken)
+    monkeypatch.setattr(store, "get_raw_stored", broken)
     assert client.cmd("RETR 1") == b"-ERR [SYS/TEMP] internal server error\r\n"
     assert "disk on fire" in caplog.text  # logged with its traceback
+    assert client.cmd("RETR 2") == b"-ERR [SYS/TEMP] internal server error\r\n"
 
     def closed(id: str) -> bytes:
         raise StoreClosed("store is shut down")
 
-    monkeypatch.setattr(store, "get_raw", closed)
+    monkeypatch.setattr(store, "get_raw_stored", closed)
     assert client.cmd("TOP 1 0") == b"-ERR [SYS/TEMP] mail store unavailable, try again later\r\n"
+    assert client.cmd("TOP 2 0") == b"-ERR [SYS/TEMP] mail store unavailable, try again later\r\n"
     monkeypatch.undo()
     assert client.cmd("RETR 1") == f"+OK {len(message(1))} octets\r\n".encode()
     assert b"".join(client.block()) == message(1)

@@ -61,6 +61,9 @@ log = logging.getLogger("postroom.pop3")
 # pipeline (RFC 2449 §6.6 lets clients send many commands at once).
 READ_HIGH_WATER = 256 * 1024
 READ_LOW_WATER = 64 * 1024
+# RETR/TOP of a message this small reads it on the event loop (no read-your-writes wait: it
+# was listed in the maildrop); a thread hop costs more than the read (imap/selected.py).
+INLINE_READ_MAX = 256 * 1024
 
 IMPLEMENTATION = "postroom"
 LOCKS_KEY = "pop3_locks"  # app.extras: mailboxes whose maildrop a session holds
@@ -321,7 +324,11 @@ class _Session(asyncio.Protocol):
     async def _retrieve(self, event: Retrieve) -> None:
         entry = event.item.ref
         assert isinstance(entry, Entry)
-        raw = await asyncio.to_thread(self.app.store.get_raw, entry.id)
+        store = self.app.store
+        if entry.size <= INLINE_READ_MAX:  # one indexed read: quicker than a thread hop
+            raw = store.get_raw_stored(entry.id)
+        else:
+            raw = await asyncio.to_thread(store.get_raw_stored, entry.id)
         if raw is None:
             self.conn.send(Reject(f"message {event.item.number} was removed by another client"))
             return

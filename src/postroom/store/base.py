@@ -247,6 +247,13 @@ class Store(Protocol):
 
     def get_summary(self, id: str) -> Summary | None: ...
     def get_raw(self, id: str) -> bytes | None: ...
+
+    def get_raw_stored(self, id: str) -> bytes | None:
+        """Like :meth:`get_raw`, for a message the caller knows is stored (it came from a
+        folder listing): no read-your-writes wait, so it is quick enough to call on an
+        event loop for one small message (IMAP reads a single body this way)."""
+        ...
+
     def get_envelope(self, id: str) -> Envelope | None: ...
 
     def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:

@@ -275,10 +275,13 @@ class SQLiteStore(
         """What the writer has applied so far (changes whenever it commits journaled mail)."""
         return (self._applied_seq, *(t.applied for t in self._tails))
 
-    def _reader(self) -> sqlite3.Connection:
+    def _reader(self, wait: bool = True) -> sqlite3.Connection:
+        """This thread's read connection; first, unless ``wait`` is False, wait until every
+        acknowledged message is stored (read-your-writes)."""
         if self._closed:
             raise StoreClosed("store is closed")
-        self._wait_applied()
+        if wait:
+            self._wait_applied()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)

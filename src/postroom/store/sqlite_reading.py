@@ -40,7 +40,7 @@ class ReadingMixin:
 
     if TYPE_CHECKING:
 
-        def _reader(self) -> sqlite3.Connection: ...
+        def _reader(self, wait: bool = True) -> sqlite3.Connection: ...
         def _decompress(self, data: bytes) -> bytes: ...
 
     # -- reading --------------------------------------------------------------------------
@@ -207,11 +207,15 @@ class ReadingMixin:
         return s[0] if s else None
 
     def get_raw(self, id: str) -> bytes | None:
-        row = (
-            self._reader()
-            .execute("SELECT r.data FROM raw r JOIN message m ON m.id = r.id WHERE m.pid = ?", (id,))
-            .fetchone()
-        )
+        return self._raw(self._reader(), id)
+
+    def get_raw_stored(self, id: str) -> bytes | None:
+        return self._raw(self._reader(wait=False), id)
+
+    def _raw(self, conn: sqlite3.Connection, id: str) -> bytes | None:
+        row = conn.execute(
+            "SELECT r.data FROM raw r JOIN message m ON m.id = r.id WHERE m.pid = ?", (id,)
+        ).fetchone()
         return self._decompress(row[0]) if row else None
 
     def get_envelope(self, id: str) -> Envelope | None:

@@ -10,7 +10,8 @@ by every session, at two levels:
   instead of parsing every message again.
 
 ``peek_*`` methods look at memory only and may run on the event loop; the others may read
-the store and block, so call them from worker threads.
+the store and block, so call them from worker threads (but :meth:`MessageCache.raw_stored`,
+one indexed read, for a single small message).
 """
 
 from __future__ import annotations
@@ -132,7 +133,17 @@ class MessageCache:
         data = self.peek_raw(id)
         if data is not None:
             return data
-        data = self.store.get_raw(id)
+        return self._keep(id, self.store.get_raw(id))
+
+    def raw_stored(self, id: str) -> bytes | None:
+        """:meth:`raw` of a message listed in a folder: one indexed read and no waiting, so a
+        single small message may be read on the event loop (a thread hop costs more)."""
+        data = self.peek_raw(id)
+        if data is not None:
+            return data
+        return self._keep(id, self.store.get_raw_stored(id))
+
+    def _keep(self, id: str, data: bytes | None) -> bytes | None:
         if data is None:
             return None
         if len(data) <= self.raw_budget // 8:
