@@ -145,3 +145,104 @@ def test_fts_expression_folds_groups() -> None:
         '(("alpha"* OR "bravo"*) AND "echo"*) NOT ("charlie"* OR "delta"*)'
     )
     assert expr("-alpha") is None and expr("alpha from:x") is None and expr("%") is None
+
+
+FIELD_QUERIES = [
+    "from:a1@",
+    "from:a1@ is:unread",
+    "subject:m1",
+    "subject:m1 is:read",
+    "is:unread",
+    "to:two@",
+    "subject:nothing-like-this",
+    "alpha from:a2@",
+    "from:a3@ OR subject:m7",
+]
+
+
+@pytest.mark.parametrize(("sparse_matches", "sparse_density"), [(20_000, 20), (0, 20), (10**9, 1), (15, 2)])
+def test_field_listings_equal_plain_plan(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sparse_matches: int, sparse_density: int
+) -> None:
+    """Queries the index cannot answer: the one-scan path for few matches (ids and read flags,
+    stopping once there are too many) and the count-then-page path give the plain plan's answer."""
+    from postroom.store import sqlite_reading
+
+    monkeypatch.setattr(sqlite_reading, "SPARSE_MATCHES", sparse_matches)
+    monkeypatch.setattr(sqlite_reading, "SPARSE_DENSITY", sparse_density)
+
+    async def main() -> None:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread", max=0), bus)
+        store.start()
+        rng = random.Random(11)
+        try:
+            pids = []
+            for i in range(240):
+                pids.append(await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i)))
+            assert await asyncio.to_thread(store.wait_indexed, 60)
+            store.set_read(pids[::3], True)
+            store.delete_messages(pids[50:90:4])
+            conn = sqlite3.connect(store.path)
+            register_functions(conn)
+            try:
+                for q in FIELD_QUERIES:
+                    for mailbox in (None, BOXES[1]):
+                        for start, limit in ((0, 10), (3, 4), (60, 50), (500, 10)):
+                            page = store.list_messages(query=q, mailbox=mailbox, start=start, limit=limit)
+                            got = (page.messages_count, page.messages_unread, [s.id for s in page.messages])
+                            assert got == reference(conn, q, mailbox, start, limit), (q, mailbox, start)
+            finally:
+                conn.close()
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_planner_statistics_are_gathered_and_readers_use_them(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past ANALYZE_FROM messages the background thread runs ANALYZE; a reader connection opened
+    before that reloads the statistics, so `subject:... is:unread` scans the covering index
+    instead of looking up every unread row."""
+    from postroom.store import sqlite_background
+
+    monkeypatch.setattr(sqlite_background, "ANALYZE_FROM", 50)
+    monkeypatch.setattr(sqlite_background, "CHECKPOINT_INTERVAL", 0.05)
+
+    async def main() -> None:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread", max=0), bus)
+        store.start()
+        rng = random.Random(3)
+        try:
+            plan_sql = (
+                "EXPLAIN QUERY PLAN SELECT count(*) FROM message m WHERE m.subject LIKE '%m1%' AND m.read = 0"
+            )
+
+            def plan() -> str:
+                conn = store._reader()
+                return " ".join(str(r[-1]) for r in conn.execute(plan_sql))
+
+            await asyncio.to_thread(plan)  # this worker thread's reader exists before the statistics
+            assert store._stats_gen == 0
+            for i in range(120):
+                await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i))
+            for _ in range(400):
+                if store._stats_gen:
+                    break
+                await asyncio.sleep(0.05)
+            assert store._stats_gen >= 1 and store._analyzed_rows >= 50
+            # the same (default executor) threads: their readers reload the statistics
+            plans = {await asyncio.to_thread(plan) for _ in range(4)}
+            assert all("COVERING INDEX message_subject_cover" in p for p in plans), plans
+            gen = store._stats_gen
+            await asyncio.sleep(0.3)
+            assert store._stats_gen == gen  # no growth, no new ANALYZE
+        finally:
+            store.close()
+
+    asyncio.run(main())

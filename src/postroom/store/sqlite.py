@@ -105,6 +105,8 @@ class SQLiteStore(
         self._index_proc: subprocess.Popen[bytes] | None = None
         self._index_wakeup = threading.Event()
         self._stopping = threading.Event()  # set by close(): background threads stop waiting
+        self._analyzed_rows = -1  # messages at the last ANALYZE (-1: not looked up yet)
+        self._stats_gen = 0  # bumped when the planner's statistics change (readers reload them)
         self._closed = False
         self._failed = False
         self._start_error: BaseException | None = None
@@ -289,8 +291,15 @@ class SQLiteStore(
             conn.execute("PRAGMA query_only=1")
             register_functions(conn)
             self._local.conn = conn
+            self._local.stats_gen = self._stats_gen
             with self._readers_lock:
                 self._readers.append(conn)
+        elif self._local.stats_gen != self._stats_gen:
+            # new planner statistics (sqlite_background._maybe_analyze): load them
+            self._local.stats_gen = self._stats_gen
+            conn.execute("PRAGMA query_only=0")
+            conn.execute("ANALYZE sqlite_schema")  # only reads sqlite_stat1 into this connection
+            conn.execute("PRAGMA query_only=1")
         return conn
 
     def _decompress(self, data: bytes) -> bytes:

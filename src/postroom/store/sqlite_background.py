@@ -33,6 +33,14 @@ log = logging.getLogger("postroom.store.sqlite")
 
 CHECKPOINT_INTERVAL = 0.5  # seconds between background WAL checkpoints
 WAL_RESTART_BYTES = 64 * 1024 * 1024  # truncate the WAL past this size, when idle
+# The query planner's statistics (sqlite_stat1) of the message table are gathered once it
+# holds this many messages, and again whenever it has since grown (or shrunk) twofold. Without
+# them SQLite takes "read = 0" for a selective condition and walks the unread index with a
+# table lookup per row, where scanning a covering index is 3-4x quicker when, as usual in a
+# mail catcher, most mail is unread (measured at 100,000: `subject:welcome is:unread` 31 ms
+# against 9). ANALYZE of 100,000 messages takes ~45 ms, in this background thread.
+ANALYZE_FROM = 1000
+ANALYZE_GROWTH = 2.0
 
 
 class BackgroundMixin:
@@ -47,6 +55,8 @@ class BackgroundMixin:
     _index_proc: subprocess.Popen[bytes] | None
     _index_wakeup: threading.Event
     _stopping: threading.Event
+    _analyzed_rows: int
+    _stats_gen: int
 
     if TYPE_CHECKING:
 
@@ -69,6 +79,7 @@ class BackgroundMixin:
                     mode = "TRUNCATE" if size > WAL_RESTART_BYTES and self._queue.empty() else "PASSIVE"
                     if size:
                         conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
+                    self._maybe_analyze(conn)
                 except sqlite3.Error:
                     pass  # busy: try again next round
             try:
@@ -77,6 +88,23 @@ class BackgroundMixin:
                 pass
         finally:
             conn.close()
+
+    def _maybe_analyze(self, conn: sqlite3.Connection) -> None:
+        """Gather the planner's statistics of the message table when they are missing or its
+        size has changed ANALYZE_GROWTH-fold since; readers reload them (``_stats_gen``)."""
+        row = conn.execute("SELECT max(id) - min(id) + 1 FROM message").fetchone()  # two b-tree seeks
+        estimate = int(row[0] or 0)
+        if estimate < ANALYZE_FROM:
+            return
+        if self._analyzed_rows < 0:
+            self._analyzed_rows = _analyzed_rows(conn)
+        base = self._analyzed_rows
+        if base and base / ANALYZE_GROWTH < estimate < base * ANALYZE_GROWTH:
+            return
+        conn.execute("ANALYZE message")
+        self._analyzed_rows = _analyzed_rows(conn)
+        self._stats_gen += 1
+        log.debug("planner statistics gathered at %d messages", self._analyzed_rows)
 
     # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
     def _start_indexer(self) -> None:
@@ -195,3 +223,14 @@ class BackgroundMixin:
             self._wake_indexer()
             time.sleep(0.02)
         return False
+
+
+def _analyzed_rows(conn: sqlite3.Connection) -> int:
+    """How many messages the table held when its statistics were gathered (0: never)."""
+    try:
+        row = conn.execute(
+            "SELECT stat FROM sqlite_stat1 WHERE tbl = 'message' AND idx = 'sqlite_autoindex_message_1'"
+        ).fetchone()
+    except sqlite3.OperationalError:  # no sqlite_stat1 table yet
+        return 0
+    return int(row[0].split()[0]) if row and row[0] else 0

@@ -129,6 +129,24 @@ class ReadingMixin:
                 count, count_unread, rows = found
                 return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
             where, params = self._where(mailbox, query, conn)
+            # Few matches (at most SPARSE_MATCHES, and fewer than 1 in SPARSE_DENSITY): walking
+            # the table newest first would read most of it before the page fills (or all of it,
+            # to find none). So first collect the matching ids and read flags from whatever index
+            # covers the condition, in one scan that stops as soon as the matches are too many
+            # to be few: for few matches it gives the counts and the page's ids at once.
+            cap = min(SPARSE_MATCHES, max(0, (total - 1) // SPARSE_DENSITY))
+            cur = conn.execute(f"SELECT m.id, m.read FROM message m WHERE {where}", params)
+            found_ids = cur.fetchmany(cap + 1)
+            cur.close()
+            if len(found_ids) <= cap:
+                count = len(found_ids)
+                count_unread = sum(1 for _, read in found_ids if not read)
+                ids = sorted((i for i, _ in found_ids), reverse=True)[start : start + limit]
+                marks = ",".join("?" * len(ids)) or "NULL"
+                rows = conn.execute(
+                    f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.id IN ({marks}) ORDER BY m.id DESC", ids
+                ).fetchall()
+                return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
             count, count_unread = conn.execute(
                 f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM message m WHERE {where}", params
             ).fetchone()
@@ -136,16 +154,6 @@ class ReadingMixin:
             where, params, count, count_unread = "1", [], total, unread
         if count == 0 or start >= count:
             rows = []
-        elif where != "1" and count <= SPARSE_MATCHES and count * SPARSE_DENSITY < total:
-            # Few matches: walking the table newest first would read most of it before the page
-            # fills (or all of it, to find none). Collect the matching ids from whatever index
-            # covers the condition instead, and read just the page's rows.
-            ids = sorted((r[0] for r in conn.execute(f"SELECT m.id FROM message m WHERE {where}", params)),
-                         reverse=True)[start : start + limit]  # fmt: skip
-            marks = ",".join("?" * len(ids)) or "NULL"
-            rows = conn.execute(
-                f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.id IN ({marks}) ORDER BY m.id DESC", ids
-            ).fetchall()
         else:
             rows = conn.execute(
                 f"SELECT {_SUMMARY_COLS} FROM message m WHERE {where} ORDER BY m.id DESC LIMIT ? OFFSET ?",
