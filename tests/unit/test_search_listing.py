@@ -11,8 +11,10 @@ ones (whose rows the contentless index keeps), at the oldest end and in the midd
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import sqlite3
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +85,31 @@ def compare(store: SQLiteStore, conn: sqlite3.Connection) -> int:
     return checked
 
 
+@contextlib.asynccontextmanager
+async def filled_store(
+    tmp_path: Path, n: int, seed: int
+) -> AsyncIterator[tuple[SQLiteStore, list[str], sqlite3.Connection]]:
+    """A store holding ``n`` indexed messages in BOXES, their IDs, and a plain connection."""
+    bus = Bus()
+    bus.bind(asyncio.get_running_loop())
+    store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread", max=0), bus)
+    store.start()
+    rng = random.Random(seed)
+    try:
+        pids = []
+        for i in range(n):
+            pids.append(await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i)))
+        assert await asyncio.to_thread(store.wait_indexed, 60)
+        conn = sqlite3.connect(store.path)
+        register_functions(conn)
+        try:
+            yield store, pids, conn
+        finally:
+            conn.close()
+    finally:
+        store.close()
+
+
 @pytest.mark.parametrize("join_limit", [20_000, 0])
 def test_fulltext_listing_equals_plain_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, join_limit: int
@@ -90,32 +117,16 @@ def test_fulltext_listing_equals_plain_plan(
     monkeypatch.setattr(sqlite_search, "JOIN_LIMIT", join_limit)  # 0: merge whenever not exact
 
     async def main() -> None:
-        bus = Bus()
-        bus.bind(asyncio.get_running_loop())
-        store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread", max=0), bus)
-        store.start()
-        rng = random.Random(7)
-        try:
-            pids = []
-            for i in range(300):
-                pids.append(await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i)))
-            assert await asyncio.to_thread(store.wait_indexed, 60)
-            conn = sqlite3.connect(store.path)
-            register_functions(conn)
-            try:
-                assert compare(store, conn) > 0  # contiguous ids, nothing read
-                store.set_read(pids[::4], True)
-                compare(store, conn)  # some read
-                store.delete_messages(pids[:20])  # the oldest: ids stay contiguous
-                compare(store, conn)
-                store.delete_messages(pids[100:140:3])  # holes in the middle
-                compare(store, conn)
-                store.set_read(None, True)  # everything read
-                compare(store, conn)
-            finally:
-                conn.close()
-        finally:
-            store.close()
+        async with filled_store(tmp_path, 300, 7) as (store, pids, conn):
+            assert compare(store, conn) > 0  # contiguous ids, nothing read
+            store.set_read(pids[::4], True)
+            compare(store, conn)  # some read
+            store.delete_messages(pids[:20])  # the oldest: ids stay contiguous
+            compare(store, conn)
+            store.delete_messages(pids[100:140:3])  # holes in the middle
+            compare(store, conn)
+            store.set_read(None, True)  # everything read
+            compare(store, conn)
 
     asyncio.run(main())
 
@@ -172,31 +183,15 @@ def test_field_listings_equal_plain_plan(
     monkeypatch.setattr(sqlite_reading, "SPARSE_DENSITY", sparse_density)
 
     async def main() -> None:
-        bus = Bus()
-        bus.bind(asyncio.get_running_loop())
-        store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread", max=0), bus)
-        store.start()
-        rng = random.Random(11)
-        try:
-            pids = []
-            for i in range(240):
-                pids.append(await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i)))
-            assert await asyncio.to_thread(store.wait_indexed, 60)
+        async with filled_store(tmp_path, 240, 11) as (store, pids, conn):
             store.set_read(pids[::3], True)
             store.delete_messages(pids[50:90:4])
-            conn = sqlite3.connect(store.path)
-            register_functions(conn)
-            try:
-                for q in FIELD_QUERIES:
-                    for mailbox in (None, BOXES[1]):
-                        for start, limit in ((0, 10), (3, 4), (60, 50), (500, 10)):
-                            page = store.list_messages(query=q, mailbox=mailbox, start=start, limit=limit)
-                            got = (page.messages_count, page.messages_unread, [s.id for s in page.messages])
-                            assert got == reference(conn, q, mailbox, start, limit), (q, mailbox, start)
-            finally:
-                conn.close()
-        finally:
-            store.close()
+            for q in FIELD_QUERIES:
+                for mailbox in (None, BOXES[1]):
+                    for start, limit in ((0, 10), (3, 4), (60, 50), (500, 10)):
+                        page = store.list_messages(query=q, mailbox=mailbox, start=start, limit=limit)
+                        got = (page.messages_count, page.messages_unread, [s.id for s in page.messages])
+                        assert got == reference(conn, q, mailbox, start, limit), (q, mailbox, start)
 
     asyncio.run(main())
 
