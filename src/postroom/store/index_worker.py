@@ -503,7 +503,10 @@ def main(argv: list[str] | None = None) -> int:
         return _open_and_serve(path, extract, options, pool, helpers)
     finally:
         if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+            # wait=True: the pool's manager thread must be gone before the interpreter exits,
+            # or its exit hook can race the thread closing its wake-up pipe and print an
+            # OSError traceback (CPython 3.11). A helper finishes the part it is parsing.
+            pool.shutdown(wait=True, cancel_futures=True)
 
 
 def _open_and_serve(
