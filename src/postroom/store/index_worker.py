@@ -6,8 +6,10 @@ machine's second core instead of competing with the SMTP loop for the GIL; in a 
 (``--indexer thread``) for small embedded uses such as a test's in-process server.
 
 In a thread, results go to the store's one writer thread (its next group commit). In its
-own process, the worker writes them itself, in transactions of :data:`WRITE_CHUNK` rows,
-so the main process spends no CPU on full-text rows during a burst of SMTP. Both writers
+own process, the worker writes them itself, in transactions of :data:`WRITE_CHUNK` rows
+during a burst of SMTP and of :data:`QUIET_CHUNK` after it, so the main process spends no
+CPU on full-text rows. The worker switches FTS5's merging at insert off and merges segments
+when it has nothing to index (:func:`merge_fts`). Both writers
 take the lock with :func:`begin_immediate`, which retries from every 0.2 ms: SQLite's
 built-in busy handler sleeps whole milliseconds between tries.
 
@@ -413,7 +415,16 @@ def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None]:
     return a.db, ThreadingOptions(subject_policy=SUBJECT_POLICIES[a.threads_subject], subject_window=window)
 
 
-WRITE_CHUNK = 32  # rows per worker transaction: holds SQLite's write lock a few ms at most
+WRITE_CHUNK = 32  # rows per worker transaction during a burst: the write lock for a few ms at most
+# Once SMTP is quiet, a whole batch per transaction (~35 ms of write lock for 250 messages):
+# fewer, larger FTS5 segments and each touched page written once (~18% less write CPU).
+QUIET_CHUNK = BATCH
+# FTS5 merges its segments in the indexer's idle time, not during inserts ('automerge' 0):
+# merging at commit cost ~25 us a message (of ~170) while a backlog is indexed, the step that
+# sets how soon a burst is searchable. ``merge`` with a positive page count merges by the
+# same rule as automerge (4 segments of one level, FTS5's 'usermerge'), so the index ends
+# up with the same shape; 'crisismerge' still bounds the segments of a level (16) meanwhile.
+MERGE_PAGES = 256  # pages of merged output per transaction (a few ms of write lock)
 BUSY_RETRY = 0.0002  # seconds between first tries for the write lock (SQLite's own handler sleeps ms)
 BUSY_RETRY_MAX = 0.002  # ... growing to this
 BUSY_LIMIT = 60.0  # give up on the lock after this long
@@ -442,15 +453,17 @@ def begin_immediate(conn: sqlite3.Connection) -> None:
             pause = min(pause * 1.5, BUSY_RETRY_MAX)
 
 
-def store_rows(conn: sqlite3.Connection, out: IO[bytes], rows: list[Row], rules: Any) -> bool:
-    """Write results in short transactions of our own; report each chunk's IDs as a line.
+def store_rows(
+    conn: sqlite3.Connection, out: IO[bytes], rows: list[Row], rules: Any, chunk: int = WRITE_CHUNK
+) -> bool:
+    """Write results in transactions of ``chunk`` rows; report each chunk's IDs as a line.
 
     Returns False when the store is gone (stdout closed).
     """
-    for i in range(0, len(rows), WRITE_CHUNK):
+    for i in range(0, len(rows), chunk):
         begin_immediate(conn)
         try:
-            pids = write_index(conn, rows[i : i + WRITE_CHUNK], rules)
+            pids = write_index(conn, rows[i : i + chunk], rules)
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
@@ -462,6 +475,33 @@ def store_rows(conn: sqlite3.Connection, out: IO[bytes], rows: list[Row], rules:
             except BrokenPipeError:
                 return False
     return True
+
+
+def defer_fts_merges(conn: sqlite3.Connection) -> None:
+    """Switch FTS5's merging at insert off (it is done by :func:`merge_fts` when idle)."""
+    _write(conn, "INSERT INTO fts(fts, rank) VALUES ('automerge', 0)")
+
+
+def merge_fts(conn: sqlite3.Connection, stdin: int) -> bool:
+    """Merge FTS5 segments, MERGE_PAGES at a time, until none are due (False) or the store
+    wakes us because new mail is stored (True: there may be more to merge later)."""
+    while True:
+        if select.select([stdin], [], [], 0)[0]:
+            return True
+        before = conn.total_changes
+        _write(conn, "INSERT INTO fts(fts, rank) VALUES ('merge', ?)", (MERGE_PAGES,))
+        if conn.total_changes - before < 2:  # FTS5's sign that there was nothing to merge
+            return False
+
+
+def _write(conn: sqlite3.Connection, sql: str, params: tuple[Any, ...] = ()) -> None:
+    begin_immediate(conn)
+    try:
+        conn.execute(sql, params)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def load_rules(rules_json: str | None) -> Any:
@@ -538,8 +578,10 @@ def _serve(
     indexer: Indexer,
     rules: Any,
 ) -> int:
+    defer_fts_merges(wconn)
     if not store_rows(wconn, out, indexer.start(), rules):
         return 0
+    merges_due = True  # FTS5 segments may wait to be merged (merge_fts)
     last = 0.0  # when the last batch started
     burst = 0.0  # when the current burst of SMTP was first seen (0: none)
     while True:
@@ -562,10 +604,13 @@ def _serve(
             if not rows:
                 burst = 0.0  # caught up: a burst seen from now on is a new one
                 break
-            if not store_rows(wconn, out, rows, rules):
+            if not store_rows(wconn, out, rows, rules, WRITE_CHUNK if burst else QUIET_CHUNK):
                 return 0
+            merges_due = True
         if not store_rows(wconn, out, indexer.idle(), rules):
             return 0
+        if merges_due:
+            merges_due = merge_fts(wconn, stdin)
         if not _wait_for_wakeup(stdin, IDLE_POLL):
             conn.close()
             return 0

@@ -167,6 +167,9 @@ class BackgroundMixin:
         conn = connect_readonly(self.path)
         indexer = Indexer(conn, extract, options_from_settings(self.settings))
         try:
+            # FTS5 merges at insert here (the worker process switches that off and merges
+            # when idle; the same database may have been indexed by one before)
+            self.write(lambda c: c.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)"))
             fixes = indexer.start()  # the conversation index, from the stored messages
             for i in range(0, len(fixes), BATCH):
                 self._write_index(fixes[i : i + BATCH])
