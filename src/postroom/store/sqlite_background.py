@@ -92,6 +92,8 @@ class BackgroundMixin:
     def _maybe_analyze(self, conn: sqlite3.Connection) -> None:
         """Gather the planner's statistics of the message table when they are missing or its
         size has changed ANALYZE_GROWTH-fold since; readers reload them (``_stats_gen``)."""
+        if not self._queue.empty():
+            return  # the writer is busy: ANALYZE holds the write lock (~45 ms per 100,000 messages)
         row = conn.execute("SELECT max(id) - min(id) + 1 FROM message").fetchone()  # two b-tree seeks
         estimate = int(row[0] or 0)
         if estimate < ANALYZE_FROM:
