@@ -97,3 +97,60 @@ def test_backlog_is_indexed_with_helpers_and_without_them(
     _backlog(indexer[0], smtp, "kingfisher")
     assert _wait_searchable(http, "kingfisher", 300) == 300
     assert proc.poll() is None and all(Path(f"/proc/{p}").exists() for p in indexer)
+
+
+@pytest.mark.skipif((os.cpu_count() or 1) < 2, reason="helper processes are started on 2 or more cores")
+def test_helpers_write_text_and_tags_once_and_the_indexer_the_conversations(tmp_path: Path) -> None:
+    """Helpers write the text (snippet, full-text row, tags) of their share of a backlog, the
+    indexer writes every conversation: each message is found once, tagged by the rule, and a
+    reply shares its thread with the message it answers, whoever parsed either of them."""
+    import sqlite3
+
+    config = tmp_path / "postroom.toml"
+    config.write_text('[[tags]]\nquery = "subject:even"\ntags = ["even"]\n')
+    db = tmp_path / "s.db"
+    with serve_process(db, "--smtp-workers", "0", "--config", str(config)) as (proc, smtp, http):
+        indexer = [
+            p for p in _children(proc.pid) if b"index_worker" in Path(f"/proc/{p}/cmdline").read_bytes()
+        ]
+        deadline = time.monotonic() + 10
+        while not (helpers := _children(indexer[0])) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert helpers, "the indexer started no helper process"
+        before = sum(_cpu_ticks(p) for p in helpers)
+        os.kill(indexer[0], signal.SIGSTOP)
+        try:
+            with smtplib.SMTP("127.0.0.1", smtp, timeout=10) as s:
+                for i in range(300):
+                    kind = "even" if i % 2 == 0 else "odd"
+                    reply = f"In-Reply-To: <m{i - 1}@helpers.test>\r\n" if i % 2 else ""
+                    body = " ".join(f"word{k}" for k in range(300))
+                    msg = (
+                        f"From: a@test.example\r\nTo: b@test.example\r\nSubject: {kind} {i}\r\n"
+                        f"Message-ID: <m{i}@helpers.test>\r\n{reply}\r\nosprey {body}\r\n"
+                    )
+                    s.sendmail("a@test.example", ["b@test.example"], msg)
+            time.sleep(0.3)  # SMTP is quiet when the indexer looks: a backlog, with helpers
+        finally:
+            os.kill(indexer[0], signal.SIGCONT)
+        assert _wait_searchable(http, "osprey", 300) == 300
+        assert sum(_cpu_ticks(p) for p in helpers) > before, "the helpers indexed nothing"
+        q = urllib.parse.urlencode({"query": "tag:even", "limit": 1})
+        assert _api(http, f"/api/v1/search?{q}")["messages_count"] == 150
+        deadline = time.monotonic() + 30
+        with sqlite3.connect(f"file:{db}?mode=ro", uri=True) as conn:
+            while time.monotonic() < deadline:  # the last conversations may follow the text
+                rows = conn.execute("SELECT message_id, thread_id, indexed, snippet FROM message").fetchall()
+                threads = {mid: tid for mid, tid, _, _ in rows}
+                if all(r[2] for r in rows) and len(set(threads.values())) == 150:
+                    break
+                time.sleep(0.1)
+            assert len(rows) == 300 and all(
+                indexed and snippet.startswith("osprey") for _, _, indexed, snippet in rows
+            )
+            assert len(set(threads.values())) == 150
+            assert all(
+                threads[f"m{i}@helpers.test"] == threads[f"m{i + 1}@helpers.test"] for i in range(0, 300, 2)
+            )
+            found = conn.execute("SELECT count(*) FROM fts WHERE fts MATCH 'osprey'").fetchone()[0]
+            assert found == 300  # one full-text row each: none written twice

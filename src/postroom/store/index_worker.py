@@ -18,10 +18,12 @@ The process runs at the lowest CPU priority (:data:`NICENESS`), and during a bur
 :data:`MAX_DEFER` seconds at most, the first that long into the burst: nice 19 alone still
 took 10-20% of the CPU from SMTP on a 2-core VM. The index falls behind during a burst and
 catches up after it; a message or a few are indexed at once. Once no mail has arrived for
-:data:`QUIET_AFTER` seconds, a backlog is parsed in parallel: the process keeps a pool of helper
-processes (one fewer than the cores, at most :data:`MAX_HELPERS`, started with it) that
-parse their share of each batch of at least :data:`PARALLEL_MIN` messages while it parses its
-own; full-text rows are still written by this process alone, in message order.
+:data:`QUIET_AFTER` seconds, a backlog is indexed in parallel: the process keeps a pool of
+helper processes (one fewer than the cores, at most :data:`MAX_HELPERS`, started with it) that
+parse and write their share of each batch of at least :data:`PARALLEL_MIN` messages (snippet,
+full-text row, tags, in a transaction of their own) while it does its own share. The text of
+a message is written by whoever parsed it, guarded by ``indexed = 0`` so that it is never
+written twice; its conversation is written by this process only, after the helper's part.
 
 The indexer is also the one authority on conversations (``ThreadID``, docs/threads.md):
 it keeps a :class:`~postroom.store.thread_index.ConversationIndex` in memory, built at its
@@ -73,6 +75,9 @@ BATCH = 250  # messages per frame / per writer call
 # hundreds of MB while it parses them (and the next batch, fetched ahead).
 BATCH_BYTES = 16 * 1024 * 1024
 PARALLEL_MIN = 64  # a batch at least this large is parsed by the helper processes too ...
+# ... who write the text of their parts themselves; this process parses and writes a share of
+# 1 / (HELPER_SHARE * helpers + 1) besides threading the whole batch and writing its conversations
+HELPER_SHARE = 1
 PARALLEL_MIN_BYTES = 512 * 1024  # ... or whose stored (compressed) messages take this many bytes
 MAX_HELPERS = 3  # helper processes at most (one fewer than the cores, up to this)
 QUIET_AFTER = 0.1  # seconds since the newest message arrived: then SMTP is quiet
@@ -102,35 +107,72 @@ def _extractor() -> Callable[[bytes], Any] | None:
     return extract
 
 
-def _extract_many(datas: list[bytes]) -> list[Any]:
-    """In a helper process: the index data of each stored message (None when it fails)."""
+# A helper process's own write connection and tagging rules: (database path, connection, rules).
+_HELPER_DB: tuple[str, sqlite3.Connection, Any] | None = None
+
+
+def _helper_db(path: str) -> tuple[sqlite3.Connection, Any]:
+    global _HELPER_DB
+    if _HELPER_DB is None or _HELPER_DB[0] != path:
+        from .sqlite_search import register_functions
+
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        conn.execute("PRAGMA busy_timeout=0")  # see begin_immediate
+        conn.execute("PRAGMA synchronous=NORMAL")
+        register_functions(conn)  # tagging rules may use header: searches
+        _HELPER_DB = (path, conn, load_rules(os.environ.get("POSTROOM_TAG_RULES")))
+    return _HELPER_DB[1], _HELPER_DB[2]
+
+
+def _index_many(path: str, items: list[tuple[int, bytes]]) -> tuple[list[str], list[int]]:
+    """In a helper process: parse each stored message ``(id, data)`` and write its text itself
+    (snippet, attachment count, full-text row, tags: :func:`write_index` without conversations,
+    which only the indexer assigns), in one transaction of its own. Returns the public IDs
+    written and the ids it could not parse (the indexer parses those again, which logs why)."""
     extract = _extractor()
-    out: list[Any] = []
-    for data in datas:
+    rows: list[Row] = []
+    failed: list[int] = []
+    for mid, data in items:
         try:
-            out.append(extract(unpack(data)) if extract is not None else None)
-        except Exception:  # reported by the caller, which knows the message id
-            out.append(None)
-    return out
+            d = extract(unpack(data)) if extract is not None else None
+        except Exception:
+            d = None
+        if d is None:
+            failed.append(mid)
+        else:
+            rows.append(
+                (mid, 0, (), d.snippet, d.attachments, d.subject, d.addresses, d.body, d.attachment_names)
+            )
+    if not rows:
+        return [], failed
+    conn, rules = _helper_db(path)
+    begin_immediate(conn)
+    try:
+        pids = write_index(conn, rows, rules)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    return pids, failed
 
 
 def _parallel_parts(
-    pool: Executor | None, helpers: int, datas: list[bytes]
-) -> list[tuple[int, int, Future[list[Any]]]]:
-    """Hand all but this process's share of a large batch to the helper processes:
-    ``(start, end, future)`` for each part handed out, in order, the last ending the batch."""
-    if pool is None or helpers < 1 or not datas:
+    pool: Executor | None, helpers: int, path: str, items: list[tuple[int, bytes]]
+) -> list[tuple[int, int, Future[tuple[list[str], list[int]]]]]:
+    """Hand all but this process's share of a large batch to the helper processes, which
+    parse and write their parts themselves: ``(start, end, future)`` for each part handed
+    out, in order, the last ending the batch."""
+    if pool is None or helpers < 1 or not items or not path:
         return []
-    if len(datas) < PARALLEL_MIN and sum(len(d) for d in datas) < PARALLEL_MIN_BYTES:
+    if len(items) < PARALLEL_MIN and sum(len(d) for _, d in items) < PARALLEL_MIN_BYTES:
         return []
-    # this process also writes the full-text rows (about a third of the work per message):
-    # it parses half as much as each helper
-    start = len(datas) // (2 * helpers + 1)
-    size = -(-(len(datas) - start) // helpers)
+    # this process also threads the batch and writes the conversations: it takes a smaller share
+    start = len(items) // (HELPER_SHARE * helpers + 1)
+    size = -(-(len(items) - start) // helpers)
     parts = []
-    for i in range(start, len(datas), size):
+    for i in range(start, len(items), size):
         try:
-            parts.append((i, min(i + size, len(datas)), pool.submit(_extract_many, datas[i : i + size])))
+            parts.append((i, min(i + size, len(items)), pool.submit(_index_many, path, items[i : i + size])))
         except RuntimeError:  # the pool is broken (a helper was killed): parse everything here
             for _, _, future in parts:
                 future.cancel()
@@ -152,7 +194,7 @@ class _Batch:
 
     rows: list[Any]
     assigned: list[tuple[int, tuple[int, ...]]]
-    parts: list[tuple[int, int, Future[list[Any]]]]  # handed to helper processes
+    parts: list[tuple[int, int, Future[tuple[list[str], list[int]]]]]  # handed to helper processes
 
     @property
     def mine(self) -> int:
@@ -167,9 +209,10 @@ def _fetch(
     threads: ConversationIndex | None,
     pool: Executor | None,
     helpers: int,
+    path: str = "",
 ) -> _Batch:
     """Fetch and thread up to ``limit`` not yet indexed messages with ids above ``after``, and
-    hand the helpers' share of their parsing out."""
+    hand the helpers' share out (to be parsed and written by them in the database at ``path``)."""
     last = after
     total = 0
     for mid, size in conn.execute(
@@ -192,25 +235,35 @@ def _fetch(
         for row in rows:
             a = threads.add(record_from_row(row))
             assigned.append((a.thread_id, a.merged))
-    return _Batch(rows, assigned, _parallel_parts(pool, helpers, [row[-1] for row in rows]))
+    return _Batch(rows, assigned, _parallel_parts(pool, helpers, path, [(row[0], row[-1]) for row in rows]))
 
 
-def _finish(batch: _Batch, extract: Callable[[bytes], Any]) -> list[Row]:
-    """Parse this process's share, collect the helpers', and make the rows to write."""
+_WRITTEN = object()  # a message whose text a helper process has written
+
+
+def _finish(batch: _Batch, extract: Callable[[bytes], Any], announce: list[str] | None = None) -> list[Row]:
+    """Parse this process's share, wait for the helpers' (whose public IDs go to ``announce``),
+    and make the rows to write: with the text for what this process parsed, the conversation
+    only for what a helper wrote."""
     rows = batch.rows
-    parsed = [_parse_one(extract, row) for row in rows[: batch.mine]]
+    parsed: list[Any] = [_parse_one(extract, row) for row in rows[: batch.mine]]
     for first, last, part in batch.parts:
         try:
-            done = part.result()
-        except Exception:  # a helper process died: parse its share here
+            pids, failed = part.result()
+        except Exception:  # a helper process died: parse (and write) its share here
             log.exception("an indexing helper process failed")
-            done = [None] * (last - first)
-        # a message a helper could not parse is parsed again here, which logs why
-        parsed += [d if d is not None else _parse_one(extract, rows[first + k]) for k, d in enumerate(done)]
+            parsed += [_parse_one(extract, rows[k]) for k in range(first, last)]
+            continue
+        if announce is not None:
+            announce += pids
+        again = set(failed)  # parsed again here, which logs why it fails
+        parsed += [
+            _parse_one(extract, rows[k]) if rows[k][0] in again else _WRITTEN for k in range(first, last)
+        ]
     out: list[Row] = []
     for row, d, (tid, merged) in zip(rows, parsed, batch.assigned or [(0, ())] * len(rows), strict=True):
         mid = row[0]
-        if d is None:
+        if d is None or d is _WRITTEN:
             out.append((mid, tid, merged))
         else:
             out.append(
@@ -235,15 +288,9 @@ def extract_pending(
     after: int,
     limit: int = BATCH,
     threads: ConversationIndex | None = None,
-    pool: Executor | None = None,
-    helpers: int = 0,
 ) -> list[Row]:
-    """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``.
-
-    With a ``pool`` of ``helpers`` processes, a batch of at least :data:`PARALLEL_MIN`
-    messages (a backlog, after a burst) is parsed by them and this process together.
-    """
-    return _finish(_fetch(conn, after, limit, threads, pool, helpers), extract)
+    """Parse (and thread) up to ``limit`` not yet indexed messages with ids above ``after``."""
+    return _finish(_fetch(conn, after, limit, threads, None, 0), extract)
 
 
 class Indexer:
@@ -264,12 +311,15 @@ class Indexer:
         options: ThreadingOptions | None,
         pool: Executor | None = None,
         helpers: int = 0,
+        path: str = "",
     ) -> None:
         self.conn = conn
         self.extract = extract
         self.options = options
-        self.pool = pool  # helper processes that parse large batches too (extract_pending)
+        self.pool = pool  # helper processes that parse and write parts of large batches
         self.helpers = helpers
+        self.path = path  # the database they write to
+        self.announce: list[str] = []  # public IDs the helpers indexed, to be announced
         self._ahead: _Batch | None = None  # the next batch, its parsing handed out already
         self.after = 0
         self.threads: ConversationIndex | None = None
@@ -295,7 +345,7 @@ class Indexer:
         self._ahead = None
         if not batch.rows:
             return []
-        rows = _finish(batch, self.extract)
+        rows = _finish(batch, self.extract, self.announce)
         if self.pool is not None:
             self._ahead = self._fetch()
         return rows
@@ -303,7 +353,7 @@ class Indexer:
     def _fetch(self) -> _Batch:
         # helpers only once mail has stopped arriving: during a burst the CPU is SMTP's
         helpers = self.helpers if self.pool is not None and not self.mail_arriving() else 0
-        batch = _fetch(self.conn, self.after, BATCH, self.threads, self.pool, helpers)
+        batch = _fetch(self.conn, self.after, BATCH, self.threads, self.pool, helpers, self.path)
         if batch.rows:
             self.after = batch.rows[-1][0]
         return batch
@@ -538,7 +588,7 @@ def main(argv: list[str] | None = None) -> int:
     if helpers > 0:
         pool = ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("fork"))
         for _ in range(helpers):  # start them now, not in the middle of the first burst
-            pool.submit(_extract_many, [])
+            pool.submit(_index_many, path, [])
     try:
         return _open_and_serve(path, extract, options, pool, helpers)
     finally:
@@ -567,7 +617,7 @@ def _open_and_serve(
     stdin = sys.stdin.fileno()
     out = sys.stdout.buffer
     os.set_blocking(stdin, False)
-    return _serve(conn, wconn, out, stdin, Indexer(conn, extract, options, pool, helpers), rules)
+    return _serve(conn, wconn, out, stdin, Indexer(conn, extract, options, pool, helpers, path), rules)
 
 
 def _serve(
@@ -606,6 +656,13 @@ def _serve(
                 break
             if not store_rows(wconn, out, rows, rules, WRITE_CHUNK if burst else QUIET_CHUNK):
                 return 0
+            if indexer.announce:  # what the helpers wrote (after its conversations, above)
+                pids, indexer.announce = indexer.announce, []
+                try:
+                    out.write((" ".join(pids) + "\n").encode("ascii"))
+                    out.flush()
+                except BrokenPipeError:
+                    return 0
             merges_due = True
         if not store_rows(wconn, out, indexer.idle(), rules):
             return 0
