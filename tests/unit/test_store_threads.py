@@ -105,6 +105,35 @@ def test_legacy_rows_get_thread_ids_at_start(tmp_path: Path) -> None:
         store.close()
 
 
+@pytest.mark.parametrize("mode", ["thread", "process"])
+def test_text_written_by_a_helper_without_its_conversation(tmp_path: Path, mode: str) -> None:
+    """A helper process wrote a message's text (indexed = TEXT_ONLY) and postroom stopped before
+    the indexer wrote its conversation: the message is not indexed yet for wait_indexed, and
+    the next start gives it its conversation, without a second full-text row."""
+    from postroom.store.index_worker import TEXT_ONLY
+
+    db = tmp_path / "s.db"
+    mails = [mail(0, "a@x", "Hello"), mail(1, "b@x", "Re: Hello", "<a@x>")]
+    ids, store = run(db, mode, mails)
+    try:
+        want = thread_ids(store, ids)
+        with sqlite3.connect(db) as conn:
+            conn.execute("UPDATE message SET thread_id = '', indexed = ? WHERE pid = ?", (TEXT_ONLY, ids[1]))
+        conn.close()
+        assert not store.wait_indexed(0.3)
+    finally:
+        store.close()
+    _, store = run(db, mode, [])
+    try:
+        assert thread_ids(store, ids) == want
+        with sqlite3.connect(db) as conn:
+            assert conn.execute("SELECT count(*) FROM fts WHERE fts MATCH 'hello'").fetchone()[0] == 2
+            assert conn.execute("SELECT count(*) FROM message WHERE indexed != 1").fetchone()[0] == 0
+        conn.close()
+    finally:
+        store.close()
+
+
 def test_threading_switched_off(tmp_path: Path) -> None:
     ids, store = run(tmp_path / "s.db", "thread", [mail(0, "a@x", "Hi")], extra={"threading": False})
     try:

@@ -23,7 +23,8 @@ helper processes (one fewer than the cores, at most :data:`MAX_HELPERS`, started
 parse and write their share of each batch of at least :data:`PARALLEL_MIN` messages (snippet,
 full-text row, tags, in a transaction of their own) while it does its own share. The text of
 a message is written by whoever parsed it, guarded by ``indexed = 0`` so that it is never
-written twice; its conversation is written by this process only, after the helper's part.
+written twice; its conversation is written by this process only, after the helper's part
+(meanwhile the message is ``indexed =`` :data:`TEXT_ONLY`).
 
 The indexer is also the one authority on conversations (``ThreadID``, docs/threads.md):
 it keeps a :class:`~postroom.store.thread_index.ConversationIndex` in memory, built at its
@@ -74,11 +75,12 @@ BATCH = 250  # messages per frame / per writer call
 # messages with attachments of a few hundred KB each would otherwise make the indexer hold
 # hundreds of MB while it parses them (and the next batch, fetched ahead).
 BATCH_BYTES = 16 * 1024 * 1024
-PARALLEL_MIN = 64  # a batch at least this large is parsed by the helper processes too ...
-# ... who write the text of their parts themselves; this process parses and writes a share of
-# 1 / (HELPER_SHARE * helpers + 1) besides threading the whole batch and writing its conversations
-HELPER_SHARE = 1
+PARALLEL_MIN = 64  # a batch at least this large is indexed by the helper processes too ...
 PARALLEL_MIN_BYTES = 512 * 1024  # ... or whose stored (compressed) messages take this many bytes
+# This process parses and writes 1 / (HELPER_SHARE * helpers + 1) of such a batch, each helper
+# HELPER_SHARE times as much; this process also threads the whole batch and writes every
+# conversation. 1 (halves, with one helper) was quickest on 2 cores: 2 and 0.6 were slower.
+HELPER_SHARE = 1
 MAX_HELPERS = 3  # helper processes at most (one fewer than the cores, up to this)
 QUIET_AFTER = 0.1  # seconds since the newest message arrived: then SMTP is quiet
 BURST_SPAN = 32  # a burst: this many messages arrived within BURST_WINDOW seconds ...
@@ -148,7 +150,7 @@ def _index_many(path: str, items: list[tuple[int, bytes]]) -> tuple[list[str], l
     conn, rules = _helper_db(path)
     begin_immediate(conn)
     try:
-        pids = write_index(conn, rows, rules)
+        pids = write_index(conn, rows, rules, TEXT_ONLY)
         conn.execute("COMMIT")
     except BaseException:
         conn.execute("ROLLBACK")
@@ -166,8 +168,7 @@ def _parallel_parts(
         return []
     if len(items) < PARALLEL_MIN and sum(len(d) for _, d in items) < PARALLEL_MIN_BYTES:
         return []
-    # this process also threads the batch and writes the conversations: it takes a smaller share
-    start = len(items) // (HELPER_SHARE * helpers + 1)
+    start = len(items) // (HELPER_SHARE * helpers + 1)  # this process's share
     size = -(-(len(items) - start) // helpers)
     parts = []
     for i in range(start, len(items), size):
@@ -396,12 +397,21 @@ class Indexer:
         return self.start()
 
 
-def write_index(conn: sqlite3.Connection, rows: list[Row], rules: Any = None) -> list[str]:
+# message.indexed: 0 pending, 1 done (text and conversation), TEXT_ONLY: a helper process
+# wrote the text, the indexer has yet to write the conversation (which sets 1). The store
+# turns TEXT_ONLY back into 1 when it opens, so the indexer's start fixes the conversation.
+TEXT_ONLY = 2
+
+
+def write_index(
+    conn: sqlite3.Connection, rows: list[Row], rules: Any = None, done_state: int = 1
+) -> list[str]:
     """Write parsed results (inside the caller's transaction). Returns the public IDs indexed.
 
     Applies each row's conversation first (older conversations it merged are re-labelled
     in one ``UPDATE``; rows arrive in threading order, so the labels stay consistent), then
-    the tagging rules (an ``indexer.TagRules``) once a message's full-text row exists.
+    the tagging rules (an ``indexer.TagRules``) once a message's full-text row exists. A row
+    with text marks its message ``indexed = done_state`` (a helper: :data:`TEXT_ONLY`).
     """
     done: list[int] = []
     for row in rows:
@@ -419,9 +429,9 @@ def write_index(conn: sqlite3.Connection, rows: list[Row], rules: Any = None) ->
             )
             continue
         cur = conn.execute(
-            "UPDATE message SET snippet = ?, attachments = ?, indexed = 1, thread_id = coalesce(?, thread_id) "
+            "UPDATE message SET snippet = ?, attachments = ?, indexed = ?, thread_id = coalesce(?, thread_id) "
             "WHERE id = ? AND indexed = 0",
-            (row[3], row[4], thread, mid),
+            (row[3], row[4], done_state, thread, mid),
         )
         if cur.rowcount:  # still there, and not indexed meanwhile
             conn.execute(

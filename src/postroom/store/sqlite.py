@@ -41,7 +41,7 @@ from .base import (
 )
 from .headers import scan_headers
 from .ids import new_id
-from .index_worker import begin_immediate
+from .index_worker import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, read_records, segment_path
 from .rawcodec import compress, unpack
 from .sqlite_background import BackgroundMixin
@@ -138,6 +138,9 @@ class SQLiteStore(
         except sqlite3.DatabaseError as e:
             conn.close()
             raise StoreError(f"cannot use database {self.path}: {e}") from None
+        # text written by an indexing helper whose conversation the indexer did not write
+        # before postroom stopped: done, so that the indexer's start fixes the conversation
+        conn.execute("UPDATE message SET indexed = 1 WHERE indexed = ?", (TEXT_ONLY,))
         self._count = conn.execute("SELECT count(*) FROM message").fetchone()[0]
         from .indexer import RuleError, TagRules
 

@@ -142,10 +142,15 @@ class ReadingMixin:
                 count = len(found_ids)
                 count_unread = sum(1 for _, read in found_ids if not read)
                 ids = sorted((i for i, _ in found_ids), reverse=True)[start : start + limit]
-                marks = ",".join("?" * len(ids)) or "NULL"
-                rows = conn.execute(
-                    f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.id IN ({marks}) ORDER BY m.id DESC", ids
-                ).fetchall()
+                marks = ",".join("?" * len(ids))
+                rows = (
+                    conn.execute(
+                        f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.id IN ({marks}) ORDER BY m.id DESC",
+                        ids,
+                    ).fetchall()
+                    if ids
+                    else []
+                )
                 return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
             count, count_unread = conn.execute(
                 f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM message m WHERE {where}", params
