@@ -1,8 +1,27 @@
 from __future__ import annotations
 
+import os
+
 import pytest
+from hypothesis import HealthCheck, settings
 
 from postroom.testing import MailReader, Server
+
+# Property tests run on shared 2-core machines (CI runs two pytest workers beside other work):
+# generation speed is not what they test, so the too_slow/data_too_large health checks and the
+# per-example deadline are off, and CI draws a fixed sequence so a run is reproducible.
+settings.register_profile(
+    "postroom",
+    deadline=None,
+    suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large],
+)
+settings.register_profile(
+    "postroom-ci",
+    parent=settings.get_profile("postroom"),
+    derandomize=True,
+    print_blob=True,
+)
+settings.load_profile("postroom-ci" if os.environ.get("CI") == "true" else "postroom")
 
 
 @pytest.fixture
