@@ -312,9 +312,12 @@ def build_app() -> web.Application:
         return web.Response(text="ok")
 
     async def delete_mailbox(request: web.Request) -> web.Response:
+        # as the real store: the mailbox goes; mail shared with other mailboxes stays there
         name = request.match_info["name"].lower()
-        gone = [m.id for m in mock.messages if name in {r.lower() for r in m.rcpts}]
-        mock.messages = [m for m in mock.messages if m.id not in set(gone)]
+        for m in mock.messages:
+            m.rcpts = [r for r in m.rcpts if r.lower() != name]
+        gone = [m.id for m in mock.messages if not m.rcpts]
+        mock.messages = [m for m in mock.messages if m.rcpts]
         await mock.broadcast("delete", {"IDs": gone})
         return web.Response(text="ok")
 

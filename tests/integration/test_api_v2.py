@@ -96,3 +96,29 @@ def test_wait_wakes_on_arrival(api: Api, query: str) -> None:
     t.join(30)
     assert result["status"] == 200, result
     assert result["body"]["ID"] == mid  # type: ignore[index]
+
+
+def test_deleting_a_mailbox_keeps_messages_shared_with_others(api: Api) -> None:
+    """issue 21 item 1: a message delivered to three mailboxes stays in the other two."""
+    shared = b"From: s@example.com\r\nSubject: shared\r\n\r\nx\r\n"
+    smtp_send(api.server, shared, ["alice@example.com", "bob@example.com", "carol@example.com"])
+    smtp_send(api.server, b"From: s@example.com\r\nSubject: carol only\r\n\r\nx\r\n", ["carol@example.com"])
+    smtp_send(api.server, b"From: s@example.com\r\nSubject: bob only\r\n\r\nx\r\n", ["bob@example.com"])
+    assert api.request("DELETE", "/api/v2/mailbox/carol@example.com").text == "ok"
+    listing = api.get("/api/v1/messages").json()
+    assert sorted(m["Subject"] for m in listing["messages"]) == ["bob only", "shared"]
+    shared_row = next(m for m in listing["messages"] if m["Subject"] == "shared")
+    assert shared_row["Mailboxes"] == ["alice@example.com", "bob@example.com"]
+    boxes = {b["Name"]: b["Total"] for b in api.get("/api/v2/mailboxes").json()["mailboxes"]}
+    # the deleted mailbox is gone from the list, not left behind empty
+    assert boxes == {"alice@example.com": 1, "bob@example.com": 2}
+    # the same through /api/v1/messages?mailbox= without IDs
+    assert api.request("DELETE", "/api/v1/messages?mailbox=bob@example.com", {}).text == "ok"
+    listing = api.get("/api/v1/messages").json()
+    assert [m["Subject"] for m in listing["messages"]] == ["shared"]
+    assert listing["messages"][0]["Mailboxes"] == ["alice@example.com"]
+    assert [b["Name"] for b in api.get("/api/v2/mailboxes").json()["mailboxes"]] == ["alice@example.com"]
+    # a new message to a deleted mailbox brings it back, empty of the old mail
+    smtp_send(api.server, b"From: s@example.com\r\nSubject: back\r\n\r\nx\r\n", ["carol@example.com"])
+    carol = api.get("/api/v1/messages?mailbox=carol@example.com").json()
+    assert [m["Subject"] for m in carol["messages"]] == ["back"]

@@ -146,6 +146,7 @@ def test_thread_tree_re_links_parents_that_came_late(world: tuple[Api, dict[str,
     a, b, c = (msgs[n]["ID"] for n in ("launch-a", "launch-b", "launch-c"))
     assert shape == [(a, 0, "", [b]), (b, 1, a, [c]), (c, 2, b, [])]
     assert t["Messages"][0]["Subject"] == "Launch plan" and t["Messages"][0]["ThreadID"] == t["ThreadID"]
+    assert all(m["Date"] != m["Created"] for m in t["Messages"])  # the Date header, not the arrival
 
 
 def test_thread_tree_of_subject_only_replies(world: tuple[Api, dict[str, dict[str, Any]]]) -> None:

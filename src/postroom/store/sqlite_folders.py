@@ -262,8 +262,47 @@ class FolderMixin:
 
         return self.write(fn)  # type: ignore[no-any-return]
 
-    def _drop_orphans(self, conn: sqlite3.Connection, mids: list[int]) -> None:
-        """Messages with no delivery left are deleted from the store."""
+    def delete_mailbox(self, mailbox: str) -> list[str]:
+        mailbox = mailbox.lower()
+
+        def fn(conn: sqlite3.Connection) -> list[str]:
+            row = conn.execute("SELECT id FROM mailbox WHERE name = ?", (mailbox,)).fetchone()
+            if row is None:
+                return []
+            mids: list[int] = []
+            for fid, fname in conn.execute(
+                "SELECT id, name FROM folder WHERE mailbox_id = ?", (row[0],)
+            ).fetchall():
+                rows = conn.execute(
+                    "SELECT uid, message FROM delivery WHERE folder_id = ?", (fid,)
+                ).fetchall()
+                conn.execute("DELETE FROM delivery WHERE folder_id = ?", (fid,))
+                conn.execute("DELETE FROM folder WHERE id = ?", (fid,))
+                self._folder_cache.pop((mailbox, fname), None)
+                mids += [r[1] for r in rows]
+                if rows:  # sessions with the folder selected see the expunges
+                    self._emit(
+                        Event(
+                            EventType.FOLDER,
+                            {
+                                "mailbox": mailbox,
+                                "folder": fname,
+                                "change": "expunge",
+                                "uids": [r[0] for r in rows],
+                            },
+                        )
+                    )
+            conn.execute("DELETE FROM mailbox WHERE id = ?", (row[0],))
+            # Only what no other mailbox holds leaves the store; shared messages keep their
+            # other deliveries (and their read state follows those).
+            pids = self._drop_orphans(conn, mids)
+            self._emit(Event(EventType.TRUNCATE, {"mailbox": mailbox}))
+            return pids
+
+        return self.write(fn)  # type: ignore[no-any-return]
+
+    def _drop_orphans(self, conn: sqlite3.Connection, mids: list[int]) -> list[str]:
+        """Messages with no delivery left are deleted from the store; returns their IDs."""
         orphans = []
         for chunk in _chunks(sorted(set(mids)), 500):
             marks = ",".join("?" * len(chunk))
@@ -275,12 +314,14 @@ class FolderMixin:
                     chunk,
                 )
             ]
+        pids: list[str] = []
         if orphans:
             pids = self._delete_ids(conn, orphans)
             self._emit(Event(EventType.DELETE, {"ids": pids}))
         rest = sorted(set(mids) - set(orphans))
-        if rest:
-            self._sync_read(conn, rest)
+        for chunk in _chunks(rest, 500):
+            self._sync_read(conn, chunk)
+        return pids
 
     def copy(
         self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False

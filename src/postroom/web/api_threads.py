@@ -4,7 +4,7 @@
   "Subject", "MessagesCount", "Unread", "Participants", "LastActivity"}]}``, newest activity first
 * ``GET /api/v2/thread/{ThreadID}`` -> the same fields plus ``Messages``: the conversation's
   message summaries in tree order (RFC 5256 REFERENCES with localized subject prefixes), each
-  with ``Depth`` (0 at a root), ``Parent`` (the ID of the message it answers, or "") and
+  with ``Date`` (its Date header, RFC 5322 3.6.1, or its arrival time without one), ``Depth`` (0 at a root), ``Parent`` (the ID of the message it answers, or "") and
   ``Children`` (IDs).
 
 A ``ThreadID`` is stable per conversation, like Gmail's X-GM-THRID: the indexer gives it a
@@ -112,7 +112,14 @@ async def thread(request: web.Request) -> web.Response:
         last_activity=max(s.created for s in messages),
     )
     items = [
-        {**summary_json(s), "Depth": depth, "Parent": parent, "Children": kids}
+        {
+            **summary_json(s),
+            # the Date header (arrival time when it has none): a conversation reads by it
+            "Date": rfc3339(s.date if s.date is not None else s.created),
+            "Depth": depth,
+            "Parent": parent,
+            "Children": kids,
+        }
         for s, depth, parent, kids in ordered
     ]
     return json_response({**_info_json(info), "Messages": items})

@@ -125,7 +125,12 @@ async def delete_messages(request: web.Request) -> web.Response:
     body = await json_body(request)
     ids = str_list(body, "IDs")
     mailbox = request.query.get("mailbox") or None
-    await in_thread(store_of(request).delete_messages, ids or None, mailbox=mailbox)
+    if mailbox and not ids:
+        # Everything "in a mailbox" is that mailbox's deliveries: messages shared with
+        # other mailboxes stay there (as DELETE /api/v2/mailbox/{name}).
+        await in_thread(store_of(request).delete_mailbox, mailbox)
+    else:
+        await in_thread(store_of(request).delete_messages, ids or None, mailbox=mailbox)
     return ok()
 
 

