@@ -13,7 +13,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
-__all__ = ["OPTIONS", "ConfigError", "Option", "Settings", "parse_hostport"]
+__all__ = ["OPTIONS", "ConfigError", "Option", "Settings", "parse_dns_server", "parse_hostport"]
 
 
 class ConfigError(ValueError):
@@ -184,6 +184,30 @@ OPTIONS: list[Option] = [
         "testing",
         "URLS",
     ),
+    # checks (see docs/checks.md)
+    Option(
+        "enable_spamassassin",
+        str,
+        "",
+        "spamd address HOST:PORT for the SpamAssassin check (Mailpit's flag)",
+        "checks",
+        "ADDR",
+    ),
+    Option(
+        "link_check_private",
+        bool,
+        False,
+        "let the link check request loopback, private and link-local addresses",
+        "checks",
+    ),
+    Option(
+        "checks_dns",
+        str,
+        "",
+        "DNS server HOST[:PORT] for SPF/DKIM/DMARC (default: the system's; 'off': not checked)",
+        "checks",
+        "ADDR",
+    ),
     Option(
         "webhook_retries", int, 5, "retries of a failed webhook POST (backoff 1 s, doubling)", "testing", "N"
     ),
@@ -234,6 +258,9 @@ class Settings:
     enable_chaos: bool = False
     webhook: str = ""
     webhook_retries: int = 5
+    enable_spamassassin: str = ""
+    link_check_private: bool = False
+    checks_dns: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -284,6 +311,10 @@ class Settings:
             raise ConfigError("SMTP limits must be positive numbers")
         if self.exit_after < 0 or self.webhook_retries < 0:
             raise ConfigError("--exit-after and --webhook-retries must be 0 or more")
+        if self.enable_spamassassin:
+            parse_hostport(self.enable_spamassassin, "enable-spamassassin")
+        if self.checks_dns and self.checks_dns != "off":
+            parse_dns_server(self.checks_dns)
         if self.chaos:
             from .testing.chaos import ChaosError, parse_spec
 
@@ -295,6 +326,20 @@ class Settings:
     @property
     def tls_enabled(self) -> bool:
         return bool(self.tls_cert) or self.tls_self_signed
+
+
+def parse_dns_server(value: str) -> tuple[str, int]:
+    """``HOST[:PORT]`` of a DNS server (port 53 when not given; ``[v6]:port`` for IPv6)."""
+    v = value.strip()
+    if v.count(":") > 1 and not v.startswith("["):
+        return v, 53  # a bare IPv6 address
+    if v.startswith("[") and v.endswith("]"):
+        return v[1:-1], 53
+    if ":" not in v:
+        if not v:
+            raise ConfigError("--checks-dns: empty address")
+        return v, 53
+    return parse_hostport(v, "checks-dns")
 
 
 def parse_hostport(value: str, name: str = "address") -> tuple[str, int]:

@@ -393,7 +393,6 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     r.add_get(p + "/message/{ID}/raw", get_raw)
     r.add_get(p + "/message/{ID}/part/{PartID}", get_part)
     r.add_get(p + "/message/{ID}/part/{PartID}/thumb", get_thumb)
-    r.add_get(p + "/message/{ID}/html-check", not_enabled("HTML check"))
     r.add_get(p + "/message/{ID}/link-check", not_enabled("link check"))
     r.add_get(p + "/message/{ID}/sa-check", not_enabled("SpamAssassin check"))
     r.add_post(p + "/message/{ID}/release", not_enabled("message release (relay)"))

@@ -15,7 +15,7 @@ from aiohttp import web
 
 from ..events import Event, EventType
 from ..store.base import StoreClosed
-from . import api_testing, api_threads, api_v1, api_v2, events, views
+from . import api_checks, api_testing, api_threads, api_v1, api_v2, events, views
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
 
 if TYPE_CHECKING:
@@ -107,6 +107,7 @@ def create_app(app: App) -> web.Application:
     api_v2.add_routes(wapp.router, prefix)
     api_threads.add_routes(wapp.router, prefix)  # conversations (docs/threads.md)
     api_testing.add_routes(wapp.router, prefix)  # chaos and webhooks (postroom.testing)
+    api_checks.add_routes(wapp.router, prefix)  # HTML/link/spam/authentication checks
     events.add_routes(wapp, prefix)
     if prefix != "/":
 

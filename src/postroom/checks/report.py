@@ -1,0 +1,152 @@
+"""The checks service: runs each check on demand, off the ingest path, and caches results.
+
+Ingest never runs a check (they cost milliseconds to seconds; see
+docs/performance.md). The API and ``postroom check`` ask a :class:`Checker`, which
+runs the CPU-bound checks (HTML, lint, DKIM/SPF/DMARC) in a worker thread and the
+network ones (links, spamd) on the event loop, and keeps the answers in a bounded
+LRU cache keyed by message ID (a stored message never changes, so an answer stays
+true until the message is deleted, and a deleted ID is never reused).
+
+The combined report (``GET /api/v2/message/{ID}/checks``) has one section per
+check with its ``State`` (``done``, ``error``, ``disabled``, ``not checked``), its
+``Ms`` (time taken) and its ``Result``, plus a ``Summary`` counting findings by
+severity. A section that cannot run (spamd not configured, no HTML part, no DNS)
+says so; it never fails the report.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Settings, parse_dns_server, parse_hostport
+from ..message import ParsedMessage, parse_message
+from .html import html_check
+
+__all__ = ["CACHE_SIZE", "CheckOptions", "Checker", "Section"]
+
+# Cached answers per check kind (an HTML check answer is ~50-200 KB of JSON for a
+# large newsletter, so 256 of them stay well under 64 MB).
+CACHE_SIZE = 256
+
+
+@dataclass(frozen=True, slots=True)
+class CheckOptions:
+    """What the checks may reach (from the settings; see docs/configuration.md)."""
+
+    spamd: tuple[str, int] | None = None
+    spamd_timeout: float = 30.0
+    link_allow_private: bool = False
+    link_timeout: float = 5.0
+    link_concurrency: int = 8
+    dns_server: tuple[str, int] | None = None  # None: the system resolver
+    dns_off: bool = False
+    dns_timeout: float = 3.0
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> CheckOptions:
+        spamd = parse_hostport(settings.enable_spamassassin) if settings.enable_spamassassin else None
+        dns = settings.checks_dns
+        return cls(
+            spamd=spamd,
+            link_allow_private=settings.link_check_private,
+            dns_server=parse_dns_server(dns) if dns and dns != "off" else None,
+            dns_off=dns == "off",
+        )
+
+
+@dataclass(slots=True)
+class Section:
+    """One check's part of the combined report."""
+
+    state: str  # done | error | disabled | not checked
+    ms: float
+    result: Any = None
+    error: str = ""
+
+    def to_json(self) -> dict[str, Any]:
+        return {"State": self.state, "Ms": round(self.ms, 2), "Result": self.result, "Error": self.error}
+
+
+class _Lru:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.items: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        if key in self.items:
+            self.items.move_to_end(key)
+            return self.items[key]
+        return None
+
+    def put(self, key: Any, value: Any) -> None:
+        self.items[key] = value
+        self.items.move_to_end(key)
+        while len(self.items) > self.size:
+            self.items.popitem(last=False)
+
+
+class Checker:
+    """Runs and caches the checks of stored messages (one per running postroom)."""
+
+    def __init__(self, options: CheckOptions | None = None, *, cache_size: int = CACHE_SIZE) -> None:
+        self.options = options or CheckOptions()
+        self._cache = _Lru(cache_size)
+        self._inflight: dict[Any, asyncio.Future[Any]] = {}
+
+    async def _cached(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> Any:
+        hit = self._cache.get(key)
+        if hit is not None:
+            return hit
+        pending = self._inflight.get(key)
+        if pending is not None:  # the same check already running: share its answer
+            return await asyncio.shield(pending)
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._inflight[key] = fut
+        try:
+            value = await compute()
+        except BaseException as e:
+            fut.set_exception(e)
+            fut.exception()  # retrieved: no "never retrieved" warning when nobody waits
+            raise
+        finally:
+            self._inflight.pop(key, None)
+        fut.set_result(value)
+        self._cache.put(key, value)
+        return value
+
+    async def parsed(self, mid: str, raw: bytes) -> ParsedMessage:
+        async def compute() -> ParsedMessage:
+            return await asyncio.to_thread(parse_message, raw)
+
+        pm: ParsedMessage = await self._cached((mid, "parsed"), compute)
+        return pm
+
+    async def html(self, mid: str, raw: bytes) -> dict[str, Any] | None:
+        """Mailpit's HTMLCheckResponse, or None when the message has no HTML part."""
+        pm = await self.parsed(mid, raw)
+        if not pm.html:
+            return None
+
+        async def compute() -> dict[str, Any]:
+            return await asyncio.to_thread(html_check, pm.html)
+
+        result: dict[str, Any] = await self._cached((mid, "html"), compute)
+        return result
+
+    async def timed(self, run: Callable[[], Awaitable[Any]]) -> Section:
+        """Run one check for the combined report, turning its failure into a section state."""
+        t0 = time.perf_counter()
+        try:
+            result = await run()
+        except Exception as e:  # one check failing never fails the report
+            return Section("error", (time.perf_counter() - t0) * 1000, None, str(e) or type(e).__name__)
+        ms = (time.perf_counter() - t0) * 1000
+        if isinstance(result, Section):
+            result.ms = ms
+            return result
+        return Section("done", ms, result)
