@@ -1,13 +1,40 @@
-"""In-process publish/subscribe.
+"""In-process publish/subscribe, and the catalogue of what the store announces.
 
-The store publishes what happened (a message arrived, was read, deleted...); the web
-socket, IMAP IDLE sessions, webhooks and outbound rules subscribe. Publishers never know
-who listens, and a slow subscriber can never slow a publisher: subscribers are plain
-callables that must return at once (typically they put the event on their own bounded
-queue and drop or coalesce when it is full).
+The store publishes what happened (a message arrived, was read, deleted...); the WebSocket
+hub, IMAP IDLE sessions, ``/api/v2/wait``, webhooks and the test helpers subscribe.
+Publishers never know who listens, and a slow subscriber can never slow a publisher:
+subscribers are plain callables that must return at once (typically they put the event on
+their own bounded queue and drop or coalesce when it is full).
 
-Publishing is thread-safe: the store's writer thread calls :meth:`Bus.publish`, which
-hands the event to the event loop; subscribers always run on the loop's thread.
+Publishing is thread-safe: the store's writer thread calls :meth:`Bus.publish_many` after
+each commit, which hands the batch to the event loop in one hop; subscribers always run on
+the loop's thread.
+
+Event catalogue
+---------------
+Every event is a frozen dataclass below; a subscriber tells them apart with ``isinstance``
+(or ``match``). Each carries what its consumers need, so none of them reads the store back
+for it, except :class:`MessagesIndexed` (see there).
+
+=======================  =====================================================  ==========
+event                    when                                                   WebSocket
+=======================  =====================================================  ==========
+:class:`MessageStored`   a message was committed (SMTP, send API, import,       ``new``
+                         IMAP APPEND): its summary and where it was placed
+:class:`ReadChanged`     the API ``Read`` state of messages changed             ``update``
+:class:`TagsChanged`     the tags of messages were replaced                     ``update``
+:class:`TagRenamed`      a tag was renamed (merged into another)                --
+:class:`MessagesDeleted` messages were deleted (API, IMAP EXPUNGE of the last   ``delete``
+                         delivery)
+:class:`MessagesPruned`  retention (``--max``, ``--max-age``) removed messages  ``prune``
+:class:`StoreTruncated`  everything was deleted at once                         ``truncate``
+:class:`MessagesIndexed` the indexer filled snippet, attachments, thread ID     ``update``
+:class:`FolderChanged`   an IMAP/POP3 folder gained, lost or re-flagged         --
+                         deliveries (IMAP sessions resynchronise on it)
+=======================  =====================================================  ==========
+
+The WebSocket's ``stats`` frames are not events: the hub reads the counts itself, at most
+once per second, after any change.
 """
 
 from __future__ import annotations
@@ -16,32 +43,148 @@ import asyncio
 import logging
 import threading
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
+from typing import Literal, TypeAlias
 
-__all__ = ["Bus", "Event", "EventType"]
+from .store.base import Summary
+
+__all__ = [
+    "Bus",
+    "Event",
+    "FolderChange",
+    "FolderChanged",
+    "MessageStored",
+    "MessagesDeleted",
+    "MessagesIndexed",
+    "MessagesPruned",
+    "Placement",
+    "ReadChanged",
+    "StoreTruncated",
+    "Subscriber",
+    "TagRenamed",
+    "TagsChanged",
+]
 
 log = logging.getLogger(__name__)
 
 
-class EventType:
-    """Event names. The first six are Mailpit's WebSocket ``Type`` values."""
+@dataclass(frozen=True, slots=True)
+class Placement:
+    """One delivery made for a new message: the folder it went to and its IMAP UID there."""
 
-    NEW = "new"  # data: {"summary": Summary, "mailboxes": [(mailbox, folder, uid), ...]}
-    UPDATE = "update"  # data: {"ids": [...], "read": bool} or {"ids": [...], "tags": [...]}
-    DELETE = "delete"  # data: {"ids": [...]}
-    PRUNE = "prune"  # data: {"ids": [...]} (removed by retention)
-    TRUNCATE = "truncate"  # data: {"mailbox": str | None}
-    STATS = "stats"  # data: {"total": int, "unread": int, ...}
-    # postroom's own, for IMAP/POP3 sessions (per mailbox folder)
-    FOLDER = "folder"  # data: {"mailbox": str, "folder": str, "change": "exists"|"flags"|"expunge", ...}
+    mailbox: str
+    folder: str
+    uid: int
 
 
 @dataclass(frozen=True, slots=True)
-class Event:
-    type: str
-    data: dict[str, Any] = field(default_factory=dict)
+class MessageStored:
+    """A message was committed; the SMTP 250 (or the API's reply) may already have gone.
 
+    ``summary`` is the summary row as stored at ingest (the indexer fills snippet,
+    attachment count and thread ID later, announced by :class:`MessagesIndexed`).
+    Subscribers share it and must not change it. ``placed`` lists every delivery made.
+    """
+
+    summary: Summary
+    placed: tuple[Placement, ...] = ()
+
+    @property
+    def id(self) -> str:
+        return self.summary.id
+
+    @property
+    def mailboxes(self) -> tuple[str, ...]:
+        """The mailboxes the message went to, each once, in delivery order."""
+        return tuple(dict.fromkeys(p.mailbox for p in self.placed)) or tuple(self.summary.mailboxes)
+
+
+@dataclass(frozen=True, slots=True)
+class ReadChanged:
+    """The API ``Read`` state of ``ids`` is now ``read`` (every delivery \\Seen, or not)."""
+
+    ids: tuple[str, ...]
+    read: bool
+
+
+@dataclass(frozen=True, slots=True)
+class TagsChanged:
+    """The tags of ``ids`` were replaced by ``tags``."""
+
+    ids: tuple[str, ...]
+    tags: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TagRenamed:
+    """Tag ``old`` is now called ``new`` on every message that had it."""
+
+    old: str
+    new: str
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesDeleted:
+    """``ids`` were deleted on request (API, or IMAP expunge of their last delivery)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesPruned:
+    """Retention removed ``ids`` (the oldest beyond ``--max``, or older than ``--max-age``)."""
+
+    ids: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class StoreTruncated:
+    """Every message was deleted (``mailbox`` is None) or every message of ``mailbox``."""
+
+    mailbox: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class MessagesIndexed:
+    """The indexer wrote snippet, attachment count, full-text row and thread ID of ``ids``.
+
+    It carries IDs only: the indexer may run in another process (or on another node), and
+    a batch is up to hundreds of messages, most of which nobody is watching; a consumer
+    that shows summaries (the WebSocket hub, only while it has clients) reads them back.
+    """
+
+    ids: tuple[str, ...]
+
+
+FolderChange = Literal["exists", "flags", "expunge"]
+
+
+@dataclass(frozen=True, slots=True)
+class FolderChanged:
+    """Deliveries of ``mailbox``/``folder`` were added (``exists``), re-flagged (``flags``)
+    or removed (``expunge``); ``uids`` names them when the publisher knows them.
+
+    IMAP sessions with that folder selected resynchronise (RFC 3501 section 7: untagged
+    EXISTS, EXPUNGE and FETCH responses; RFC 2177 IDLE)."""
+
+    mailbox: str
+    folder: str
+    change: FolderChange
+    uids: tuple[int, ...] = ()
+
+
+Event: TypeAlias = (
+    MessageStored
+    | ReadChanged
+    | TagsChanged
+    | TagRenamed
+    | MessagesDeleted
+    | MessagesPruned
+    | StoreTruncated
+    | MessagesIndexed
+    | FolderChanged
+)
+"""Any event of the catalogue."""
 
 Subscriber = Callable[[Event], None]
 
@@ -104,4 +247,4 @@ class Bus:
             try:
                 fn(event)
             except Exception:  # a broken subscriber must not break the others
-                log.exception("event subscriber failed on %s", event.type)
+                log.exception("event subscriber failed on %s", type(event).__name__)

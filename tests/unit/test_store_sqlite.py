@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from postroom.config import Settings
-from postroom.events import Bus, Event, EventType
+from postroom.events import Bus, Event, MessagesPruned, MessageStored
 from postroom.store.base import AlreadyExists, Envelope, NotFound
 from postroom.store.sqlite import SQLiteStore
 
@@ -52,7 +52,7 @@ def test_deliver_files_one_copy_per_recipient_and_bcc(tmp_path: Path) -> None:
             assert page.total == 1 and page.messages[0].id == mid
             assert store.list_messages(mailbox="nobody@example.org").total == 0
             await asyncio.sleep(0.05)
-            assert [ev.type for ev in events if ev.type == EventType.NEW] == [EventType.NEW]
+            assert [type(ev) for ev in events if isinstance(ev, MessageStored)] == [MessageStored]
         finally:
             store.close()
 
@@ -105,7 +105,7 @@ def test_retention_by_count(tmp_path: Path) -> None:
             assert page.total == 3
             assert [m.id for m in page.messages] == ids[:1:-1]
             await asyncio.sleep(0.05)
-            pruned = [i for ev in events if ev.type == EventType.PRUNE for i in ev.data["ids"]]
+            pruned = [i for ev in events if isinstance(ev, MessagesPruned) for i in ev.ids]
             assert sorted(pruned) == sorted(ids[:2])
         finally:
             store.close()

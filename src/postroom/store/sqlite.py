@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from importlib import resources
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, EventType
+from ..events import Event, FolderChanged, MessagesPruned, MessageStored, Placement
 from ..mailboxes import mailbox_for
 from .base import (
     INBOX,
@@ -597,11 +597,11 @@ class SQLiteStore(
                 uid = entry[1]
                 entry[1] += 1
                 deliveries.append((entry[0], uid, mid, flag_text, int(seen_flag)))
-                placed.append((key[0], key[1], uid))
+                placed.append(Placement(key[0], key[1], uid))
                 touched.setdefault(key, entry)
             for t in tags:
                 tag_rows.append((mid, self._tag_id(conn, t)))
-            j.result = pid if j.folder is None else (placed[0][2] if placed else 0)
+            j.result = pid if j.folder is None else (placed[0].uid if placed else 0)
             summary = Summary(
                 id=pid,
                 message_id=h.message_id,
@@ -619,9 +619,9 @@ class SQLiteStore(
                 username=j.envelope.auth_user or "",
                 in_reply_to=h.in_reply_to,
                 references=h.references,
-                mailboxes=list(dict.fromkeys(m for m, _, _ in placed)),
+                mailboxes=list(dict.fromkeys(p.mailbox for p in placed)),
             )
-            events.append(Event(EventType.NEW, {"summary": summary, "placed": placed}))
+            events.append(MessageStored(summary, tuple(placed)))
         cur.executemany(
             "INSERT INTO delivery(folder_id, uid, message, flags, seen) VALUES (?,?,?,?,?)", deliveries
         )
@@ -634,7 +634,7 @@ class SQLiteStore(
             )
         for (mailbox, folder), entry in touched.items():
             cur.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (entry[1], entry[0]))
-            events.append(Event(EventType.FOLDER, {"mailbox": mailbox, "folder": folder, "change": "exists"}))
+            events.append(FolderChanged(mailbox, folder, "exists"))
         self._count += len(jobs)
 
     def _tag_id(self, conn: sqlite3.Connection, name: str) -> int:
@@ -665,7 +665,7 @@ class SQLiteStore(
             victims += [r[0] for r in conn.execute("SELECT id FROM message WHERE created < ?", (cutoff,))]
         if victims:
             pids = self._delete_ids(conn, sorted(set(victims)))
-            events.append(Event(EventType.PRUNE, {"ids": pids}))
+            events.append(MessagesPruned(tuple(pids)))
 
     def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]:
         """Delete messages by internal id (inside a writer transaction). Returns public IDs."""
@@ -686,7 +686,7 @@ class SQLiteStore(
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
             for fname, mname in folders:
-                self._emit(Event(EventType.FOLDER, {"mailbox": mname, "folder": fname, "change": "expunge"}))
+                self._emit(FolderChanged(mname, fname, "expunge"))
         self._count = max(0, self._count - len(pids))
         return pids
 

@@ -18,7 +18,7 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, EventType
+from ..events import Event, MessagesIndexed
 from .base import StoreClosed
 from .index_worker import TEXT_ONLY
 
@@ -147,7 +147,7 @@ class BackgroundMixin:
         def fn(conn: sqlite3.Connection) -> None:
             pids = write_index(conn, rows, self._tag_rules)
             if pids:
-                self._emit(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
+                self._emit(MessagesIndexed(tuple(pids)))
 
         self.write(fn)
 
@@ -159,7 +159,7 @@ class BackgroundMixin:
         for line in proc.stdout:
             pids = line.decode("ascii", "replace").split()
             if pids and not self._closed:
-                self.bus.publish(Event(EventType.UPDATE, {"ids": pids, "indexed": True}))
+                self.bus.publish(MessagesIndexed(tuple(pids)))
 
     def _index_loop(self) -> None:
         from .index_worker import BATCH, Indexer, _extractor, connect_readonly

@@ -10,7 +10,15 @@ import sqlite3
 from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, EventType
+from ..events import (
+    Event,
+    FolderChanged,
+    MessagesDeleted,
+    ReadChanged,
+    StoreTruncated,
+    TagRenamed,
+    TagsChanged,
+)
 
 __all__ = ["ChangesMixin"]
 
@@ -69,7 +77,7 @@ class ChangesMixin:
                 conn.execute(f"UPDATE message SET read = ? WHERE id IN ({marks})", [int(read), *chunk])
                 self._set_seen(conn, chunk, read, mailbox)
             if changed:
-                self._emit(Event(EventType.UPDATE, {"ids": changed, "read": read}))
+                self._emit(ReadChanged(tuple(changed), read))
             return changed
 
         return self.write(fn)  # type: ignore[no-any-return]
@@ -95,7 +103,7 @@ class ChangesMixin:
             touched.add((fid, fname, mname))
         for fid, fname, mname in touched:
             conn.execute("UPDATE folder SET modseq = modseq + 1 WHERE id = ?", (fid,))
-            self._emit(Event(EventType.FOLDER, {"mailbox": mname, "folder": fname, "change": "flags"}))
+            self._emit(FolderChanged(mname, fname, "flags"))
 
     def delete_messages(
         self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
@@ -111,15 +119,13 @@ class ChangesMixin:
                     conn.execute(f"DELETE FROM {table}")
                 conn.execute("INSERT INTO fts(fts) VALUES ('delete-all')")
                 self._count = 0
-                self._emit(Event(EventType.TRUNCATE, {"mailbox": None}))
+                self._emit(StoreTruncated(None))
                 for mname, fname in self._folder_cache:
-                    self._emit(
-                        Event(EventType.FOLDER, {"mailbox": mname, "folder": fname, "change": "expunge"})
-                    )
+                    self._emit(FolderChanged(mname, fname, "expunge"))
                 return pids
             pids = self._delete_ids(conn, self._select_ids(conn, ids, mailbox, query))
             if pids:
-                self._emit(Event(EventType.DELETE, {"ids": pids}))
+                self._emit(MessagesDeleted(tuple(pids)))
             return pids
 
         return self.write(fn)  # type: ignore[no-any-return]
@@ -136,7 +142,7 @@ class ChangesMixin:
                     "INSERT OR IGNORE INTO message_tag(message, tag) VALUES (?, ?)", [(mid, t) for t in tids]
                 )
             if mids:
-                self._emit(Event(EventType.UPDATE, {"ids": ids, "tags": clean}))
+                self._emit(TagsChanged(tuple(ids), tuple(clean)))
 
         self.write(fn)
 
@@ -157,7 +163,7 @@ class ChangesMixin:
             else:
                 conn.execute("UPDATE tag SET name = ? WHERE id = ?", (new, row[0]))
             self._tag_cache.clear()
-            self._emit(Event(EventType.UPDATE, {"tags_renamed": [old, new]}))
+            self._emit(TagRenamed(old, new))
 
         self.write(fn)
 

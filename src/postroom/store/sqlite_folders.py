@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, EventType
+from ..events import Event, FolderChanged, MessagesDeleted, ReadChanged
 from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
 
 if TYPE_CHECKING:
@@ -196,12 +196,7 @@ class FolderMixin:
                         changed_msgs.add(mid)
             if changed_msgs:
                 self._sync_read(conn, sorted(changed_msgs))
-            self._emit(
-                Event(
-                    EventType.FOLDER,
-                    {"mailbox": mailbox, "folder": folder, "change": "flags", "uids": list(uids)},
-                )
-            )
+            self._emit(FolderChanged(mailbox, folder, "flags", tuple(uids)))
             return uids
 
         self.write(fn)
@@ -226,7 +221,7 @@ class FolderMixin:
                 conn.executemany(
                     "UPDATE message SET read = ? WHERE id = ?", [(int(read_state), m) for m, _ in flip]
                 )
-                self._emit(Event(EventType.UPDATE, {"ids": [p for _, p in flip], "read": read_state}))
+                self._emit(ReadChanged(tuple(p for _, p in flip), read_state))
 
     def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
         mailbox = mailbox.lower()
@@ -247,17 +242,7 @@ class FolderMixin:
                 conn.execute(f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [fid, *chunk])
             if rows:
                 self._drop_orphans(conn, [r[1] for r in rows])
-                self._emit(
-                    Event(
-                        EventType.FOLDER,
-                        {
-                            "mailbox": mailbox,
-                            "folder": folder,
-                            "change": "expunge",
-                            "uids": [r[0] for r in rows],
-                        },
-                    )
-                )
+                self._emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
             return [r[0] for r in rows]
 
         return self.write(fn)  # type: ignore[no-any-return]
@@ -317,7 +302,7 @@ class FolderMixin:
         pids: list[str] = []
         if orphans:
             pids = self._delete_ids(conn, orphans)
-            self._emit(Event(EventType.DELETE, {"ids": pids}))
+            self._emit(MessagesDeleted(tuple(pids)))
         rest = sorted(set(mids) - set(orphans))
         for chunk in _chunks(rest, 500):
             self._sync_read(conn, chunk)
@@ -359,19 +344,9 @@ class FolderMixin:
                     conn.execute(
                         f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [src[0], *chunk]
                     )
-                self._emit(
-                    Event(
-                        EventType.FOLDER,
-                        {
-                            "mailbox": mailbox,
-                            "folder": folder,
-                            "change": "expunge",
-                            "uids": [r[0] for r in rows],
-                        },
-                    )
-                )
+                self._emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
             if rows:
-                self._emit(Event(EventType.FOLDER, {"mailbox": mailbox, "folder": dest, "change": "exists"}))
+                self._emit(FolderChanged(mailbox, dest, "exists"))
             uidvalidity = conn.execute("SELECT uidvalidity FROM folder WHERE id = ?", (dst[0],)).fetchone()[0]
             return int(uidvalidity), pairs
 

@@ -32,7 +32,7 @@ import sys
 from collections.abc import Callable
 from typing import TYPE_CHECKING, BinaryIO
 
-from ..events import Event, EventType
+from ..events import Event, MessageStored
 
 if TYPE_CHECKING:
     from ..app import App
@@ -95,8 +95,8 @@ class Printer:
         self.app.spawn(self._run(unsubscribe))
 
     def _on_event(self, event: Event) -> None:
-        if event.type == EventType.NEW and (summary := event.data.get("summary")) is not None:
-            self._queue.put_nowait(summary.id)
+        if isinstance(event, MessageStored):
+            self._queue.put_nowait(event.id)
 
     async def _run(self, unsubscribe: Callable[[], None]) -> None:
         try:

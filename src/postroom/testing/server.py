@@ -34,7 +34,17 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..config import Settings
-from ..events import Event, EventType
+from ..events import (
+    Event,
+    MessagesDeleted,
+    MessagesIndexed,
+    MessagesPruned,
+    MessageStored,
+    ReadChanged,
+    StoreTruncated,
+    TagRenamed,
+    TagsChanged,
+)
 from .models import Message
 from .reader import MailReader
 
@@ -56,7 +66,17 @@ _FETCH_LIMIT = 100_000
 # Seconds allowed for the server thread to start and stop.
 _START_TIMEOUT = 30.0
 # Events after which the set of messages (or their indexing) may have changed.
-_CHANGES = frozenset({EventType.NEW, EventType.UPDATE, EventType.DELETE, EventType.PRUNE, EventType.TRUNCATE})
+# what can change the answer of a MailReader query (a FolderChanged comes with one of these)
+_CHANGES = (
+    MessageStored,
+    MessagesIndexed,
+    ReadChanged,
+    TagsChanged,
+    TagRenamed,
+    MessagesDeleted,
+    MessagesPruned,
+    StoreTruncated,
+)
 
 
 def build_settings(base: Settings | None, options: dict[str, Any]) -> Settings:
@@ -172,7 +192,7 @@ class _Base(MailReader):
 
     def _subscribe(self, wake: Callable[[], None]) -> Callable[[], None] | None:
         def on_event(ev: Event) -> None:
-            if ev.type in _CHANGES:
+            if isinstance(ev, _CHANGES):
                 wake()
 
         return self._server.app.bus.subscribe(on_event)
@@ -422,9 +442,9 @@ class MailView(_Base):
         return self._server
 
     def _on_event(self, ev: Event) -> None:
-        if ev.type == EventType.NEW and (summary := ev.data.get("summary")) is not None:
+        if isinstance(ev, MessageStored):
             with self._lock:
-                self._mine[summary.id] = None
+                self._mine[ev.id] = None
 
     def close(self) -> None:
         """Stop tracking new mail (the messages stay on the server)."""

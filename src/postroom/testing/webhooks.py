@@ -25,7 +25,7 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, EventType
+from ..events import Event, MessageStored
 
 if TYPE_CHECKING:
     import aiohttp
@@ -153,11 +153,9 @@ class Webhooks:
             self.app.spawn(self._run())
 
     def _on_event(self, event: Event) -> None:
-        if event.type != EventType.NEW or self._queue is None:
+        if not isinstance(event, MessageStored) or self._queue is None:
             return
-        summary = event.data.get("summary")
-        if summary is None:
-            return
+        summary = event.summary
         try:
             self._queue.put_nowait(summary)
         except asyncio.QueueFull:

@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 
 from aiohttp import web
 
-from ..events import Event, EventType
+from ..events import Event, MessagesIndexed, MessageStored, ReadChanged, TagsChanged
 from .common import (
     APP_KEY,
     bad_request,
@@ -114,11 +114,10 @@ async def wait(request: web.Request) -> web.Response:
     woke = asyncio.Event()
 
     def on_event(ev: Event) -> None:
-        if ev.type == EventType.NEW:
-            boxes = getattr(ev.data.get("summary"), "mailboxes", None)
-            if mailbox is None or boxes is None or mailbox in boxes:
+        if isinstance(ev, MessageStored):
+            if mailbox is None or mailbox in ev.mailboxes:
                 woke.set()
-        elif ev.type == EventType.UPDATE:  # indexed (full text ready) or tags/read changed
+        elif isinstance(ev, MessagesIndexed | ReadChanged | TagsChanged):  # a query may match now
             woke.set()
 
     unsubscribe = app.bus.subscribe(on_event)

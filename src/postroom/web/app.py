@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..events import Event, EventType
+from ..events import Event, MessagesDeleted, MessagesPruned, MessageStored
 from ..store.base import StoreClosed
 from . import api_checks, api_testing, api_threads, api_v1, api_v2, events, views
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
@@ -71,12 +71,11 @@ def _count_runtime(app: App) -> Callable[[Event], None]:
     stats: dict[str, int] = app.extras.setdefault("runtime_stats", {})
 
     def on_event(ev: Event) -> None:
-        if ev.type == EventType.NEW:
+        if isinstance(ev, MessageStored):
             stats["SMTPAccepted"] = stats.get("SMTPAccepted", 0) + 1
-            size = getattr(ev.data.get("summary"), "size", 0)
-            stats["SMTPAcceptedSize"] = stats.get("SMTPAcceptedSize", 0) + int(size or 0)
-        elif ev.type in (EventType.DELETE, EventType.PRUNE):
-            stats["MessagesDeleted"] = stats.get("MessagesDeleted", 0) + len(ev.data.get("ids", ()))
+            stats["SMTPAcceptedSize"] = stats.get("SMTPAcceptedSize", 0) + ev.summary.size
+        elif isinstance(ev, MessagesDeleted | MessagesPruned):
+            stats["MessagesDeleted"] = stats.get("MessagesDeleted", 0) + len(ev.ids)
 
     return on_event
 

@@ -26,8 +26,16 @@ from typing import Any
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from .. import __version__
-from ..events import Event, EventType
-from ..store.base import Summary
+from ..events import (
+    Event,
+    MessagesDeleted,
+    MessagesIndexed,
+    MessagesPruned,
+    MessageStored,
+    ReadChanged,
+    StoreTruncated,
+    TagsChanged,
+)
 from .common import APP_KEY, summary_json
 
 __all__ = ["QUEUE_SIZE", "STATS_INTERVAL", "Hub", "add_routes"]
@@ -121,39 +129,34 @@ class Hub:
         if not self.clients:
             return
         out: list[tuple[str, list[str] | None]] = []  # (text, mailboxes it concerns or None for all)
-        d = ev.data
-        if ev.type == EventType.NEW and isinstance(d.get("summary"), Summary):
-            s: Summary = d["summary"]
-            out.append((_envelope("new", summary_json(s)), list(s.mailboxes)))
-        elif ev.type == EventType.UPDATE and d.get("indexed"):
-            # The indexer filled snippet, attachment count and ThreadID: send the whole summary
-            # (read off the loop), which the UI and Mailpit-style clients apply in place.
-            ids = [i for i in d.get("ids", []) if isinstance(i, str)][:INDEXED_MAX]
-            if ids:
-                task = asyncio.get_running_loop().create_task(self._send_summaries(ids))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            return
-        elif ev.type == EventType.UPDATE and "read" in d:
-            out += [(_envelope("update", {"ID": i, "Read": bool(d["read"])}), None) for i in d.get("ids", [])]
-        elif ev.type == EventType.UPDATE and "tags" in d:
-            out += [(_envelope("update", {"ID": i, "Tags": list(d["tags"])}), None) for i in d.get("ids", [])]
-        elif ev.type == EventType.DELETE:
-            out += [(_envelope("delete", {"ID": i}), None) for i in d.get("ids", [])]
-        elif ev.type == EventType.PRUNE:
-            out.append((_envelope("prune", {"IDs": list(d.get("ids", []))}), None))
-        elif ev.type == EventType.TRUNCATE:
-            box = d.get("mailbox")
-            out.append((_envelope("truncate", None), [box] if box else None))
-        elif ev.type == EventType.STATS:
-            out.append((_envelope("stats", d), None))
-        if not out:
-            return
+        match ev:
+            case MessageStored(summary=s):
+                out.append((_envelope("new", summary_json(s)), list(ev.mailboxes)))
+            case MessagesIndexed(ids=indexed):
+                # The indexer filled snippet, attachment count and ThreadID: send the whole
+                # summary (read off the loop), which the UI and Mailpit-style clients apply in place.
+                if batch := list(indexed[:INDEXED_MAX]):
+                    task = asyncio.get_running_loop().create_task(self._send_summaries(batch))
+                    self._tasks.add(task)
+                    task.add_done_callback(self._tasks.discard)
+                return
+            case ReadChanged(ids=ids, read=read):
+                out += [(_envelope("update", {"ID": i, "Read": read}), None) for i in ids]
+            case TagsChanged(ids=ids, tags=tags):
+                out += [(_envelope("update", {"ID": i, "Tags": list(tags)}), None) for i in ids]
+            case MessagesDeleted(ids=ids):
+                out += [(_envelope("delete", {"ID": i}), None) for i in ids]
+            case MessagesPruned(ids=ids):
+                out.append((_envelope("prune", {"IDs": list(ids)}), None))
+            case StoreTruncated(mailbox=box):
+                out.append((_envelope("truncate", None), [box] if box else None))
+            case _:
+                return
         for c in list(self.clients):
             for text, boxes in out:
                 if c.mailbox is None or boxes is None or c.mailbox in boxes:
                     c.offer(text)
-        if ev.type != EventType.STATS and not self._stats_due:
+        if not self._stats_due:
             self._stats_due = True
             asyncio.get_running_loop().call_later(STATS_INTERVAL, self._send_stats)
 

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeVar
 
-from ...events import Event, EventType
+from ...events import Event, FolderChanged
 from ...protocols.imap.commands import State
 from ...protocols.imap.encoder import Raw, untagged
 from ...protocols.imap.errors import No
@@ -127,10 +127,9 @@ class SessionBase:
     def on_event(self, event: Event) -> None:
         """Bus subscriber (runs on the loop): note changes to the selected folder."""
         sel = self.selected
-        if sel is None or event.type != EventType.FOLDER:
+        if sel is None or not isinstance(event, FolderChanged):
             return
-        data = event.data
-        if data.get("mailbox") == sel.mailbox and data.get("folder") == sel.folder:
+        if event.mailbox == sel.mailbox and event.folder == sel.folder:
             self.dirty = True
             self.wake.set()
 
