@@ -188,7 +188,7 @@ def test_journal_replays_acknowledged_mail_that_was_not_stored(tmp_path: Path) -
     """A message whose journal record was written (acknowledged) but never applied to SQLite
     (the process died in between) is stored at the next start, under the same ID; a torn
     record at the end (a write that never completed, never acknowledged) is ignored."""
-    from postroom.store.journal import Journal
+    from postroom.store.journal import Journal, Record, _frame, encode_message
 
     async def first() -> None:
         store, _ = make(tmp_path)
@@ -201,8 +201,8 @@ def test_journal_replays_acknowledged_mail_that_was_not_stored(tmp_path: Path) -
     j.append("ReplayedId000000000001", env_json, ("kept",), MSG)
     j.append("ReplayedId000000000002", env_json, (), MSG)
     j.close()
-    with open(str(db) + "-journal-postroom", "ab") as f:
-        f.write(b"PRJ1\x00\x00\x10\x00torn")  # header of a record whose bytes never arrived
+    with open(str(db) + "-journal-postroom", "ab") as f:  # a record whose bytes never all arrived
+        f.write(_frame(j._file.tag, encode_message(Record(3, "TornId", env_json, (), MSG)))[:-9])
 
     async def second() -> None:
         store, _ = make(tmp_path)

@@ -14,7 +14,7 @@ from postroom.events import Bus
 from postroom.store import rawcodec
 from postroom.store.base import Envelope
 from postroom.store.headers import scan_headers, summary_fields
-from postroom.store.journal import JournalTail, SegmentedJournal, segment_path
+from postroom.store.journal import FILE_HEADER, JournalTail, SegmentedJournal, create_segment, segment_path
 from postroom.store.sqlite import SQLiteStore, new_id
 
 MSG = (
@@ -31,6 +31,15 @@ def record(
         mail_from="shop@example.com", rcpt_to=(rcpt,), peer="127.0.0.1:1", helo="h", received_at=1.0
     )
     return new_id(), env.dumps(), (), rawcodec.compress(raw), len(raw), summary_fields(scan_headers(raw))
+
+
+def torn(path: str) -> bytes:
+    """The first part of a record for the journal file at ``path`` (a write that stopped)."""
+    from postroom.store.journal import Record, _frame, encode_message
+
+    with open(path, "rb") as f:
+        tag = f.read(FILE_HEADER.size)[-4:]
+    return _frame(tag, encode_message(Record(99, "torn", "{}", (), b"x" * 100)))[:-30]
 
 
 def make(tmp_path: Path) -> SQLiteStore:
@@ -54,10 +63,10 @@ def crash(store: SQLiteStore) -> None:
 
 def test_tail_reads_whole_records_and_follows_segments(tmp_path: Path) -> None:
     base = str(tmp_path / "j-w0")
-    open(segment_path(base, 0), "wb").close()
+    create_segment(segment_path(base, 0))
     tail = JournalTail(base, 0)
     writer = SegmentedJournal(base, rotate_at=1200)
-    assert tail.read(10) == [] and tail.mark() == (0, 0)
+    assert tail.read(10) == [] and tail.mark() == (0, FILE_HEADER.size)
     pids = []
     for _ in range(12):  # ~500 bytes each: a few segments
         rec = record()
@@ -66,14 +75,14 @@ def test_tail_reads_whole_records_and_follows_segments(tmp_path: Path) -> None:
     assert writer.gen >= 2
     assert tail.mark() == (writer.gen, writer.size)  # newest segment, even before it is read
     got = tail.read(5)
-    assert [r[1] for r in got] == pids[:5]
+    assert [r.pid for r in got] == pids[:5]
     got += tail.read(100)
-    assert [r[1] for r in got] == pids
+    assert [r.pid for r in got] == pids
     assert tail.position == (writer.gen, writer.size)
     assert tail.finished == [segment_path(base, g) for g in range(writer.gen)]
     # a record being written (only part of it in the file yet) is not returned
     with open(segment_path(base, writer.gen), "ab") as f:
-        f.write(b"PRJ1\x00\x00\x01\x00\x00\x00\x00\x00par")
+        f.write(torn(segment_path(base, writer.gen)))
     assert tail.read(10) == []
     writer.close()
     tail.close()
@@ -180,7 +189,7 @@ def test_a_worker_that_died_mid_record_does_not_hold_readers_up(tmp_path: Path) 
             for rec in whole:
                 writer.append(*rec)
             with open(segment_path(tail.base, 0), "ab") as f:
-                f.write(b"PRJ1\x00\x00\x40\x00\x00\x00\x00\x00half a record")
+                f.write(torn(segment_path(tail.base, 0)))
             assert tail.mark() > tail.applied  # the torn bytes count until the worker is known gone
             tail.gone = True  # what servers/smtp_workers does when the worker's socket closes
             store.poke_journals()
@@ -193,9 +202,10 @@ def test_a_worker_that_died_mid_record_does_not_hold_readers_up(tmp_path: Path) 
     asyncio.run(main())
 
 
-def test_worker_refuses_mail_once_the_store_has_failed(tmp_path: Path) -> None:
+def test_worker_refuses_mail_while_the_store_cannot_write(tmp_path: Path) -> None:
     """The main process sends REFUSE when it cannot store journaled mail: the worker then
-    answers 451 (its sessions map the error to TEMP_FAILURE) instead of piling mail up."""
+    answers 451 (its sessions map the error to TEMP_FAILURE) instead of piling mail up,
+    until ACCEPT says the store writes again."""
     import socket
 
     from postroom.servers import smtp_workers
@@ -217,7 +227,13 @@ def test_worker_refuses_mail_once_the_store_has_failed(tmp_path: Path) -> None:
             store.deliver_journaled(env, MSG)
             raise AssertionError("a refusing worker stored mail")
         except RuntimeError as e:
-            assert "restart" in str(e)
+            assert "cannot write" in str(e)
+        mine.sendall(smtp_workers.ACCEPT)
+        for _ in range(100):
+            if not store.refusing:
+                break
+            await asyncio.sleep(0.01)
+        assert len(store.deliver_journaled(env, MSG)) == 22
         mine.close()
         await asyncio.wait_for(listening, 5)  # the main process is gone: the listener ends
         writer.close()
@@ -227,7 +243,7 @@ def test_worker_refuses_mail_once_the_store_has_failed(tmp_path: Path) -> None:
 
 def test_tail_read_stops_at_its_byte_budget_but_always_returns_a_record(tmp_path: Path) -> None:
     base = str(tmp_path / "j-w0")
-    open(segment_path(base, 0), "wb").close()
+    create_segment(segment_path(base, 0))
     tail = JournalTail(base, 0)
     writer = SegmentedJournal(base)
     big = MSG + b"x" * 50_000  # x runs compress to nothing: random pieces keep each record ~20 KB
@@ -237,12 +253,12 @@ def test_tail_read_stops_at_its_byte_budget_but_always_returns_a_record(tmp_path
         pids.append(rec[0])
         writer.append(*rec)
     one = tail.read(100, max_bytes=1)  # a budget smaller than any record: still one
-    assert [r[1] for r in one] == pids[:1] and tail.last_read_bytes > 1
+    assert [r.pid for r in one] == pids[:1] and tail.last_read_bytes > 1
     size = tail.last_read_bytes
     two = tail.read(100, max_bytes=2 * size - 10)  # the second record crosses the budget: stop after it
-    assert [r[1] for r in two] == pids[1:3]
+    assert [r.pid for r in two] == pids[1:3]
     rest = tail.read(100)
-    assert [r[1] for r in rest] == pids[3:]
+    assert [r.pid for r in rest] == pids[3:]
     assert tail.position == (0, writer.size)
     writer.close()
     tail.close()

@@ -58,7 +58,8 @@ __all__ = ["WorkerPool", "main", "worker_count"]
 log = logging.getLogger(__name__)
 
 ARM = b"?"  # main -> worker: send a note when you next journal mail
-REFUSE = b"!"  # main -> worker: the store failed, refuse mail (451) until restart
+REFUSE = b"!"  # main -> worker: the store cannot write (disk full...), refuse mail (451)
+ACCEPT = b"="  # main -> worker: the store writes again, accept mail
 NOTE = b"+"  # worker -> main: mail journaled since you armed me
 READY = b"R"  # worker -> main: I am accepting connections
 
@@ -101,7 +102,7 @@ class WorkerPool:
             tail = store.open_worker_journal(n)
             mine, theirs = socket.socketpair()
             tail.arm = lambda sock=mine: _send_quietly(sock, ARM)
-            tail.refuse = lambda sock=mine: _send_quietly(sock, REFUSE)
+            tail.refuse = lambda refuse, sock=mine: _send_quietly(sock, REFUSE if refuse else ACCEPT)
             proc = subprocess.Popen(
                 [
                     sys.executable,
@@ -191,7 +192,7 @@ class _JournalStore:
         self.ipc = ipc
         self.armed = True  # the main process has read everything: note the next message
         self.dirty = False  # mail journaled since the last note
-        self.refusing = False  # the main process cannot store mail: answer 451 until restart
+        self.refusing = False  # the main process cannot store mail now: answer 451
 
     journaled = True  # deliver_journaled commits before it returns
 
@@ -200,7 +201,7 @@ class _JournalStore:
 
     def deliver_journaled(self, envelope: Envelope, raw: bytes, tags: tuple[str, ...] = ()) -> str:
         if self.refusing:
-            raise RuntimeError("the store could not apply journaled mail; restart postroom")
+            raise RuntimeError("the store cannot write at the moment (is the disk full?)")
         pid = new_id()
         head = summary_fields(scan_headers(raw))
         self.journal.append(pid, envelope.dumps(), tuple(tags), compress(raw), len(raw), head)
@@ -221,10 +222,11 @@ class _JournalStore:
 
 
 async def _listen_to_main(reader: asyncio.StreamReader, store: _JournalStore) -> None:
-    """Bytes from the main process (ARM, REFUSE), until it goes away (end of file)."""
+    """Bytes from the main process (ARM, REFUSE, ACCEPT), until it goes away (end of file)."""
     while data := await reader.read(4096):
-        if REFUSE in data:
-            store.refusing = True
+        last = max(data.rfind(REFUSE), data.rfind(ACCEPT))
+        if last >= 0:
+            store.refusing = data[last : last + 1] == REFUSE
         if ARM in data:
             store.arm()
 

@@ -200,7 +200,7 @@ def scan_headers(raw: bytes) -> HeaderSummary:
 
 
 def summary_fields(h: HeaderSummary) -> tuple[Any, ...]:
-    """``h`` as plain values (for ``marshal``: an SMTP worker ships it to the main process)."""
+    """``h`` as plain JSON values: an SMTP worker ships it to the main process in its journal."""
     return (
         h.subject,
         h.from_,

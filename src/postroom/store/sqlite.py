@@ -48,7 +48,7 @@ from .sqlite_background import BackgroundMixin
 from .sqlite_changes import ChangesMixin
 from .sqlite_folders import FolderMixin
 from .sqlite_imapcache import ImapCacheMixin
-from .sqlite_jobs import _STOP, _TAIL, MAX_BATCH, _Call, _Ingest
+from .sqlite_jobs import _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
 from .sqlite_reading import ReadingMixin
 from .sqlite_search import register_functions
 from .sqlite_tails import TAIL_BYTES, WorkerJournalsMixin
@@ -73,6 +73,10 @@ TAIL_PAUSE = 0.004
 # A reader waits for acknowledged mail to be stored as long as the writer makes progress; after
 # this long without any, it reads anyway (and says so in the log).
 READ_WAIT_LIMIT = 10.0
+# Seconds between attempts to store journaled mail after a write failed (a full disk,
+# SQLITE_FULL): the mail is safe in the journal; meanwhile new mail gets 451 at once, and
+# the first attempt that succeeds (space is back) accepts mail again, with no restart.
+RETRY_INTERVAL = 1.0
 
 
 class SQLiteStore(
@@ -108,7 +112,9 @@ class SQLiteStore(
         self._analyzed_rows = -1  # messages at the last ANALYZE (-1: not looked up yet)
         self._stats_gen = 0  # bumped when the planner's statistics change (readers reload them)
         self._closed = False
-        self._failed = False
+        # writes are failing (disk full...): journaled mail waits in _retry, new mail is refused
+        self._degraded = False
+        self._retry: list[_Ingest] = []
         self._start_error: BaseException | None = None
         self._journal: Journal | None = None
         self._applied_seq = 0
@@ -174,7 +180,7 @@ class SQLiteStore(
             self._queue.put(_STOP)
             self._writer.join(30)
         for tail in self._tails:
-            done = not self._failed and tail.applied >= tail.mark()
+            done = not self._degraded and tail.applied >= tail.mark()
             tail.close()
             if done:  # everything its worker acknowledged is stored: nothing to replay
                 try:
@@ -182,7 +188,7 @@ class SQLiteStore(
                 except OSError:
                     pass
         if self._journal is not None:
-            if self._applied_seq >= self._journal.seq and not self._failed:
+            if self._applied_seq >= self._journal.seq and not self._degraded:
                 self._journal.reset()
             self._journal.close()
         with self._applied_cond:
@@ -250,8 +256,8 @@ class SQLiteStore(
         target = journal.seq
         marks = [(t, t.mark()) for t in self._tails]
         behind = [(t, m) for t, m in marks if t.applied < m]
-        if self._applied_seq >= target and not behind:
-            return
+        if (self._applied_seq >= target and not behind) or self._degraded:
+            return  # all there; or the writer cannot store anything now: read what is there
         if behind:
             self.poke_journals()  # in case the worker's note is still on its way
         deadline = time.monotonic() + READ_WAIT_LIMIT
@@ -259,11 +265,10 @@ class SQLiteStore(
         with self._applied_cond:
             self._waiting += 1  # the writer does not pause for batching meanwhile
             try:
-                while not self._closed and not self._failed:
-                    # a journal drained after its worker died is done once what was read is stored
-                    if self._applied_seq >= target and all(
-                        t.applied >= (min(m, t.mark()) if t.drained else m) for t, m in behind
-                    ):
+                while not self._closed and not self._degraded:
+                    # a journal drained after its worker died is done once what was read is
+                    # stored; one its worker cut back (a failed write) is done at its new end
+                    if self._applied_seq >= target and all(t.applied >= min(m, t.mark()) for t, m in behind):
                         return
                     now = time.monotonic()
                     if self._progress() != progress:  # the writer is getting there: keep waiting
@@ -321,8 +326,14 @@ class SQLiteStore(
         ready.set()
         q = self._queue
         while True:
-            job = q.get()
-            jobs = [job]
+            if self._retry:  # a batch of journaled mail failed: try it again now and then
+                try:
+                    jobs = [q.get(timeout=RETRY_INTERVAL)]
+                except queue.Empty:
+                    jobs = []
+                jobs[:0], self._retry = self._retry, []
+            else:
+                jobs = [q.get()]
             while len(jobs) < MAX_BATCH:
                 try:
                     jobs.append(q.get_nowait())
@@ -353,18 +364,14 @@ class SQLiteStore(
         path = self.path + "-journal-postroom"
         row = conn.execute("SELECT value FROM meta WHERE key = 'journal_seq'").fetchone()
         applied = int(row[0]) if row else 0
-        pending = [r for r in read_records(path) if r[0] > applied]
+        pending = [r for r in read_records(path) if r.seq > applied]
         if pending:
             log.warning("replaying %d acknowledged messages from the ingest journal", len(pending))
             for i in range(0, len(pending), MAX_BATCH):
-                jobs = [
-                    _Ingest(Envelope.from_json(json.loads(env)), raw, tags, None, pid=pid, seq=seq)
-                    for seq, pid, env, tags, raw in pending[i : i + MAX_BATCH]
-                ]
-                self._run_batch(conn, jobs)
-                if self._failed:
+                jobs = [_ingest_from_record(r, None) for r in pending[i : i + MAX_BATCH]]
+                if not self._run_batch(conn, jobs, replay=True):
                     raise StoreError("replay failed")
-            applied = pending[-1][0]
+            applied = max(r.seq for r in pending)
         self._replay_worker_journals(conn)
         self._applied_seq = applied
         if self.settings.fsync:
@@ -383,7 +390,9 @@ class SQLiteStore(
             if isinstance(j, _Ingest | _Call) and j.future is not None:
                 _fail(j.future, StoreClosed("store is closed"))
 
-    def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any]) -> None:
+    def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool:
+        """Apply ``jobs`` in one transaction; False if it failed (journaled mail in it is then
+        kept for another attempt, unless ``replay``: the caller stops the start)."""
         events: list[Event] = []
         done: list[tuple[Any, Any, BaseException | None]] = []
         ingests = [j for j in jobs if isinstance(j, _Ingest)]
@@ -416,15 +425,20 @@ class SQLiteStore(
                 )
             conn.execute("COMMIT")
         except Exception as e:
-            log.exception("store write failed; %d jobs rolled back", len(jobs))
-            if any(j.seq or j.tail is not None for j in ingests):
-                # Acknowledged messages are safe in the journal; stop applying (and acknowledging)
-                # so that the next start replays them from the last applied sequence number.
-                self._failed = True
-                log.critical("journaled messages could not be stored: refusing mail until restart")
-                for tail in self._tails:
-                    if tail.refuse is not None:
-                        tail.refuse()  # the SMTP workers answer 451 from now on
+            journaled = [j for j in ingests if j.seq or j.tail is not None]
+            if journaled and not replay:
+                # Acknowledged messages are safe in the journal: keep them to try again (the
+                # write loop does, every RETRY_INTERVAL), and refuse new mail meanwhile.
+                self._retry = journaled
+                if not self._degraded:
+                    log.exception("store write failed; %d messages kept to try again", len(journaled))
+                    log.critical("the store cannot write: refusing mail (451) until it can")
+                    self._degraded = True
+                    for tail in self._tails:
+                        if tail.refuse is not None:
+                            tail.refuse(True)  # the SMTP workers answer 451 from now on
+            else:
+                log.exception("store write failed; %d jobs rolled back", len(jobs))
             try:
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
@@ -439,7 +453,13 @@ class SQLiteStore(
                     _fail(j.future, err)
             with self._applied_cond:
                 self._applied_cond.notify_all()
-            return
+            return False
+        if self._degraded:
+            self._degraded = False
+            log.warning("the store can write again: accepting mail")
+            for tail in self._tails:
+                if tail.refuse is not None:
+                    tail.refuse(False)
         # committed: now (and only now) tell the callers and the subscribers
         for fut, res, call_err in done:
             if call_err is not None:
@@ -462,6 +482,7 @@ class SQLiteStore(
             extra.clear()
         if events:
             self.bus.publish_many(events)
+        return True
 
     _local_events = threading.local()
 
@@ -724,8 +745,8 @@ class SQLiteStore(
         journal = self._journal
         if self._closed or journal is None:
             raise StoreClosed("store is closed")
-        if self._failed:
-            raise StoreError("the store could not apply journaled mail; restart postroom")
+        if self._degraded:
+            raise StoreError("the store cannot write at the moment (is the disk full?)")
         if not envelope.received_at:
             envelope = dataclasses.replace(envelope, received_at=time.time())
         pid = new_id()

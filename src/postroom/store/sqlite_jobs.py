@@ -17,9 +17,9 @@ from typing import Any
 
 from .base import Envelope
 from .headers import HeaderSummary, summary_from_fields
-from .journal import JournalTail
+from .journal import JournalTail, Record
 
-__all__ = ["MAX_BATCH", "_STOP", "_TAIL", "_Call", "_Ingest", "_ingest_from_worker"]
+__all__ = ["MAX_BATCH", "_STOP", "_TAIL", "_Call", "_Ingest", "_ingest_from_record"]
 
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 
@@ -53,18 +53,22 @@ _STOP = object()
 _TAIL = object()  # read what the SMTP workers' journals hold
 
 
-def _ingest_from_worker(rec: Any, tail: JournalTail | None) -> _Ingest:
-    """A worker journal record (journal.SegmentedJournal) as a writer job."""
-    _seq, pid, env_json, tags, zraw, size, head = rec
+def _ingest_from_record(rec: Record, tail: JournalTail | None) -> _Ingest:
+    """A journal record (store/journal.py: the main process's or an SMTP worker's) as a
+    writer job; ``tail`` is the worker journal it was read from, None for the main one or
+    a replay."""
+    envelope = Envelope.from_json(json.loads(rec.envelope_json))
+    if not rec.compressed:  # as received: the writer scans and compresses it
+        return _Ingest(envelope, rec.body, rec.tags, None, pid=rec.pid, seq=rec.seq)
     return _Ingest(
-        Envelope.from_json(json.loads(env_json)),
+        envelope,
         b"",
-        tuple(tags),
+        rec.tags,
         None,
-        pid=pid,
-        zraw=zraw,
-        size=size,
-        head=summary_from_fields(head),
+        pid=rec.pid,
+        zraw=rec.body,
+        size=rec.size,
+        head=summary_from_fields(rec.head) if rec.head is not None else None,
         tail=tail,
-        envelope_json=env_json,
+        envelope_json=rec.envelope_json,
     )

@@ -17,8 +17,8 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from .base import StoreError
-from .journal import Journal, JournalTail, parse_records, segment_path
-from .sqlite_jobs import _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_worker
+from .journal import Journal, JournalTail, Record, create_segment, scan_file, segment_path
+from .sqlite_jobs import _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
 
 __all__ = ["TAIL_BYTES", "WorkerJournalsMixin"]
 
@@ -40,10 +40,12 @@ class WorkerJournalsMixin:
         _closed: bool
         _queue: queue.SimpleQueue[Any]
 
-        def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any]) -> None: ...
+        def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool: ...
 
     def _replay_worker_journals(self, conn: sqlite3.Connection) -> None:
-        """At start: apply what SMTP workers of an earlier run acknowledged, then delete their files."""
+        """At start: apply what SMTP workers of an earlier run acknowledged, then delete their
+        files, each only once everything in it is committed. A file with damaged bytes is
+        kept, renamed ``*.damaged``, for a person to look at."""
         prefix = self.path + "-journal-postroom-w"
         directory = os.path.dirname(os.path.abspath(self.path))
         segments: dict[int, list[int]] = {}
@@ -62,26 +64,46 @@ class WorkerJournalsMixin:
         for slot, gens in sorted(segments.items()):
             done_gen, done_pos = done.get(slot, (0, 0))
             for gen in sorted(gens):
-                if gen < done_gen:
-                    continue
-                with open(segment_path(prefix + str(slot), gen), "rb") as f:
-                    data = f.read()
-                batch: list[Any] = []
-                end = 0
-                for rec, end in parse_records(data, done_pos if gen == done_gen else 0):
-                    if rec[0] != -1:
-                        batch.append(_ingest_from_worker(rec, None))
-                    if len(batch) >= MAX_BATCH:
-                        total += self._replay_batch(conn, batch, slot, gen, end)
-                        batch = []
-                if batch:
-                    total += self._replay_batch(conn, batch, slot, gen, end)
+                path = segment_path(prefix + str(slot), gen)
+                if gen >= done_gen:
+                    with open(path, "rb") as f:
+                        data = f.read()
+                    applied, damaged = self._replay_segment(
+                        conn, data, done_pos if gen == done_gen else 0, slot, gen
+                    )
+                    total += applied
+                    if damaged:
+                        os.replace(path, path + ".damaged")
+                        continue
+                os.remove(path)  # everything in it is committed (or was, by an earlier run)
         if total:
             log.warning("replayed %d acknowledged messages from the SMTP workers' journals", total)
-        for slot, gens in segments.items():
-            for gen in gens:
-                os.remove(segment_path(prefix + str(slot), gen))
         conn.execute("DELETE FROM meta WHERE key LIKE 'journal_w%'")
+
+    def _replay_segment(
+        self, conn: sqlite3.Connection, data: bytes, pos: int, slot: int, gen: int
+    ) -> tuple[int, int]:
+        """Apply the records of one segment past ``pos``, committing as it goes; returns how
+        many were applied and how many bytes were damaged."""
+        records, scan = scan_file(data, pos)
+        batch: list[Any] = []
+        total = end = 0
+        for rec, end in records:
+            if isinstance(rec, Record):
+                batch.append(_ingest_from_record(rec, None))
+            if len(batch) >= MAX_BATCH:
+                total += self._replay_batch(conn, batch, slot, gen, end)
+                batch = []
+        if batch:
+            total += self._replay_batch(conn, batch, slot, gen, end)
+        if scan is not None and scan.skipped:
+            log.error(
+                "SMTP worker %d's journal segment %d had %d damaged bytes: skipped, the file is kept",
+                slot,
+                gen,
+                scan.skipped,
+            )
+        return total, scan.skipped if scan is not None else 0
 
     def _replay_batch(self, conn: sqlite3.Connection, jobs: list[Any], slot: int, gen: int, end: int) -> int:
         key, value = f"journal_w{slot}", f"{gen}:{end}"
@@ -92,8 +114,7 @@ class WorkerJournalsMixin:
                 mark,
             )
         )
-        self._run_batch(conn, jobs)
-        if not mark.done() or mark.exception() is not None:
+        if not self._run_batch(conn, jobs, replay=True) or not mark.done() or mark.exception() is not None:
             raise StoreError("replay failed")
         return len(jobs) - 1
 
@@ -102,7 +123,7 @@ class WorkerJournalsMixin:
         if self._journal is None:
             raise StoreError("SMTP workers need the ingest journal (not available with --fsync)")
         base = f"{self.path}-journal-postroom-w{slot}"
-        os.close(os.open(segment_path(base, 0), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600))
+        create_segment(segment_path(base, 0))
         tail = JournalTail(base, slot)
         self._tails.append(tail)
         return tail
@@ -135,7 +156,7 @@ class WorkerJournalsMixin:
             if gone and len(records) < want and budget > 0:
                 tail.drained = True  # read to the end after its worker exited
             for rec in records:
-                jobs.append(_ingest_from_worker(rec, tail))
+                jobs.append(_ingest_from_record(rec, tail))
             if want and not records and not tail.armed and tail.arm is not None:
                 tail.armed = True
                 tail.arm()

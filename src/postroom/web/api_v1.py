@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import io
+import logging
 import os
 import time
 from typing import Any
@@ -19,7 +20,7 @@ from aiohttp import web
 
 from .. import __version__
 from ..message import ParsedMessage, Part, parse_message
-from ..store.base import Summary
+from ..store.base import StoreError, Summary
 from .common import (
     APP_KEY,
     AUTH_USER_KEY,
@@ -42,6 +43,8 @@ from .common import (
 from .send import SendError, build_message
 
 __all__ = ["add_routes", "message_json", "not_enabled"]
+
+log = logging.getLogger(__name__)
 
 # Mailpit's thumbnail size ("a cropped 180x120 JPEG thumbnail").
 THUMB_SIZE = (180, 120)
@@ -175,9 +178,28 @@ async def get_message(request: web.Request) -> web.Response:
         raise not_found(f"message {mid} not found")
     pm = await asyncio.to_thread(parse_message, raw)
     if not s.read:  # Mailpit: reading a message marks it read
-        await in_thread(store.set_read, [mid], True)
-        s.read = True
+        s.read = await _mark_read(store, mid)
     return json_response(message_json(s, pm))
+
+
+# Seconds a message view waits for its mark-read write (issue 14 item 2): a writer that is
+# stuck or failing (a full disk) must not hold up, or fail, reading the message.
+MARK_READ_WAIT = 2.0
+
+
+async def _mark_read(store: Any, mid: str) -> bool:
+    """Mark ``mid`` read as a side effect of viewing it; True once that is committed. A
+    failed write is logged and the message shown unread; a slow one finishes on its own."""
+    task = asyncio.ensure_future(in_thread(store.set_read, [mid], True))
+    try:
+        await asyncio.wait_for(asyncio.shield(task), MARK_READ_WAIT)
+    except TimeoutError:
+        task.add_done_callback(lambda t: t.cancelled() or t.exception())
+        return False
+    except StoreError as e:
+        log.warning("could not mark message %s read: %s", mid, e)
+        return False
+    return True
 
 
 async def get_headers(request: web.Request) -> web.Response:
