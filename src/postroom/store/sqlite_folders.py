@@ -9,7 +9,7 @@ from __future__ import annotations
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, FolderChanged, MessagesDeleted, ReadChanged
+from ..events import Event, FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
 from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
 
 if TYPE_CHECKING:
@@ -266,22 +266,12 @@ class FolderMixin:
                 self._folder_cache.pop((mailbox, fname), None)
                 mids += [r[1] for r in rows]
                 if rows:  # sessions with the folder selected see the expunges
-                    self._emit(
-                        Event(
-                            EventType.FOLDER,
-                            {
-                                "mailbox": mailbox,
-                                "folder": fname,
-                                "change": "expunge",
-                                "uids": [r[0] for r in rows],
-                            },
-                        )
-                    )
+                    self._emit(FolderChanged(mailbox, fname, "expunge", tuple(r[0] for r in rows)))
             conn.execute("DELETE FROM mailbox WHERE id = ?", (row[0],))
             # Only what no other mailbox holds leaves the store; shared messages keep their
             # other deliveries (and their read state follows those).
             pids = self._drop_orphans(conn, mids)
-            self._emit(Event(EventType.TRUNCATE, {"mailbox": mailbox}))
+            self._emit(StoreTruncated(mailbox))
             return pids
 
         return self.write(fn)  # type: ignore[no-any-return]
