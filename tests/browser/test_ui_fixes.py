@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import UIServer
+from tests.browser.conftest import USE_MOCK, UIServer
 
 pytestmark = pytest.mark.browser
 ex = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)").expect
@@ -29,6 +29,19 @@ def mail(
     msg["Subject"] = subject
     msg.set_content(f"{subject}.")
     return msg
+
+
+# Counts the WebSocket closes a page sees.
+COUNT_CLOSES = """
+window.__closes = 0;
+const NativeWebSocket = window.WebSocket;
+window.WebSocket = class extends NativeWebSocket {
+  constructor(...args) {
+    super(...args);
+    this.addEventListener("close", () => { window.__closes += 1; });
+  }
+};
+"""
 
 
 def row(page: Any, subject: str) -> Any:
@@ -92,3 +105,33 @@ def test_envelope_received_time(open_ui: OpenUI, ui_server: UIServer) -> None:
     year = str(datetime.datetime.now(datetime.UTC).year)
     ex(received).to_contain_text(re.compile(rf"\b{year}\b"))
     ex(received).not_to_contain_text("1970")
+
+
+def test_mark_all_read_on_many_keeps_the_live_connection(
+    open_ui: OpenUI, ui_server: UIServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from postroom.web import events as ws_events
+
+    if USE_MOCK:
+        pytest.skip("the live-queue limit is the real server's")
+    count = ws_events.BULK_IDS + 30
+    for i in range(count):
+        ui_server.deliver(mail(f"Bulk {i}", to="bulk@example.org"))
+    ui_server.settle()
+    # Queues smaller than the change: per-message frames would cut both pages off.
+    monkeypatch.setattr(ws_events, "QUEUE_SIZE", ws_events.BULK_IDS // 2)
+    page = open_ui(init_script=COUNT_CLOSES)
+    other = open_ui(init_script=COUNT_CLOSES)  # a second tab sees the change live
+    entry = other.locator("#mailboxes a[data-mailbox='bulk@example.org']")
+    ex(entry.locator(".badge")).to_have_text(str(count))
+    ex(entry.locator(".count")).to_have_text(str(count))
+    page.click("#mark-all-read-btn")
+    ex(other.locator("#list li.row.unread")).to_have_count(0)
+    ex(entry.locator(".badge")).to_have_count(0)
+    ex(entry.locator(".count")).to_have_text(str(count))  # the grey figure is still the total
+    ex(other).to_have_title("postroom")
+    ui_server.deliver(mail("After the bulk change", to="bulk@example.org"))
+    for p in (page, other):
+        ex(row(p, "After the bulk change")).to_be_visible()
+        assert p.evaluate("window.__closes") == 0  # never cut off (a reconnect would hide it)
+    ex(entry.locator(".badge")).to_have_text("1")

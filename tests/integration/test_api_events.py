@@ -134,3 +134,36 @@ def test_indexed_message_is_resent_whole(server: RunningServer) -> None:
             assert upd["Data"]["ThreadID"]
 
     _in_thread(run)
+
+
+def test_bulk_change_is_one_frame_and_keeps_the_client(
+    server: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """issue 21 item 8: marking many messages read must not cut the live connection off."""
+    api = Api(server)
+    url = server.http_url.replace("http", "ws", 1) + "/api/events"
+    ids = [api.send(To=[{"Email": "x@example.com"}], Subject=f"m{i}") for i in range(ws_events.BULK_IDS + 20)]
+    monkeypatch.setattr(ws_events, "QUEUE_SIZE", ws_events.BULK_IDS // 2)  # fewer than the change
+
+    async def run() -> None:
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            loop = asyncio.get_running_loop()
+            r = await loop.run_in_executor(
+                None, lambda: api.request("PUT", "/api/v1/messages", {"Read": True})
+            )
+            assert r.status == 200
+            upd = await _read_update(ws)
+            assert upd["Data"]["Read"] is True and sorted(upd["Data"]["IDs"]) == sorted(ids)
+            r = await loop.run_in_executor(
+                None, lambda: api.request("DELETE", "/api/v1/messages", {"IDs": ids})
+            )
+            [dele] = await _collect(ws, 1, {"delete"})
+            assert sorted(dele["Data"]["IDs"]) == sorted(ids)
+            # still connected: a new message arrives on the same socket
+            await loop.run_in_executor(
+                None, lambda: api.send(To=[{"Email": "x@example.com"}], Subject="after")
+            )
+            [new] = await _collect(ws, 1, {"new"})
+            assert new["Data"]["Subject"] == "after"
+
+    _in_thread(run)

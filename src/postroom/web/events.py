@@ -1,14 +1,20 @@
 """WebSocket ``/api/events``: the bus's events as Mailpit's ``{Type, Data}`` envelopes.
 
 * ``new``      Data: the MessageSummary (with ``ThreadID``/``Mailboxes``)
-* ``update``   Data: ``{"ID", "Read"}`` or ``{"ID", "Tags"}``, one per message
-* ``delete``   Data: ``{"ID"}``, one per message
+* ``update``   Data: ``{"ID", "Read"}`` or ``{"ID", "Tags"}``, one per message; a change
+  to more than BULK_IDS messages at once is one ``{"IDs": [...], "Read"}`` (or ``"Tags"``)
+* ``delete``   Data: ``{"ID"}``, one per message; ``{"IDs": [...]}`` past BULK_IDS
 * ``prune``    Data: ``{"IDs": [...]}`` (Mailpit sends null; the IDs are our addition)
 * ``truncate`` Data: null (every message deleted)
 * ``stats``    Data: ``{"Total", "Unread", "Version"}``, at most every STATS_INTERVAL after changes
 
 ``?mailbox=NAME`` limits ``new`` events to messages delivered to that mailbox (other
 events carry IDs only and are sent to everyone; unknown IDs are simply ignored).
+
+Bulk changes (mark all read, delete a selection) are one frame, not one per message: ten
+thousand frames at once would overflow every client's queue and cut it off. Mailpit itself
+sends nothing per message for "mark all read", only the stats that follow, so Mailpit
+clients lose nothing by not knowing ``IDs``.
 
 A slow client can never slow ingest: each client has a bounded queue filled by the bus
 callback with ``put_nowait``; a client whose queue overflows is disconnected (close
@@ -38,7 +44,7 @@ from ..events import (
 )
 from .common import APP_KEY, summary_json
 
-__all__ = ["QUEUE_SIZE", "STATS_INTERVAL", "Hub", "add_routes"]
+__all__ = ["BULK_IDS", "QUEUE_SIZE", "STATS_INTERVAL", "Hub", "add_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -53,6 +59,8 @@ HUB_KEY: web.AppKey[Hub] = web.AppKey("postroom_ws_hub")
 
 
 INDEXED_MAX = 500  # summaries re-sent per "indexed" batch (the indexer writes 32 at a time)
+# A change to more messages than this is sent as one frame with "IDs" (well under QUEUE_SIZE).
+BULK_IDS = 100
 
 
 class _Client:
@@ -85,6 +93,13 @@ class _Client:
 
 def _envelope(type_: str, data: Any) -> str:
     return json.dumps({"Type": type_, "Data": data}, ensure_ascii=False, separators=(",", ":"))
+
+
+def _per_id(type_: str, ids: list[str], change: dict[str, Any]) -> list[tuple[str, list[str] | None]]:
+    """One envelope per ID (Mailpit's shape), or one with all ``IDs`` for a bulk change."""
+    if len(ids) > BULK_IDS:
+        return [(_envelope(type_, {"IDs": ids, **change}), None)]
+    return [(_envelope(type_, {"ID": i, **change}), None) for i in ids]
 
 
 class Hub:
@@ -141,11 +156,11 @@ class Hub:
                     task.add_done_callback(self._tasks.discard)
                 return
             case ReadChanged(ids=ids, read=read):
-                out += [(_envelope("update", {"ID": i, "Read": read}), None) for i in ids]
+                out += _per_id("update", list(ids), {"Read": read})
             case TagsChanged(ids=ids, tags=tags):
-                out += [(_envelope("update", {"ID": i, "Tags": list(tags)}), None) for i in ids]
+                out += _per_id("update", list(ids), {"Tags": list(tags)})
             case MessagesDeleted(ids=ids):
-                out += [(_envelope("delete", {"ID": i}), None) for i in ids]
+                out += _per_id("delete", list(ids), {})
             case MessagesPruned(ids=ids):
                 out.append((_envelope("prune", {"IDs": list(ids)}), None))
             case StoreTruncated(mailbox=box):

@@ -55,9 +55,9 @@ export class Sidebar {
         },
         icon(iconName),
         el("span", { class: "mailbox-name", text: label }),
-        unread
-          ? el("span", { class: "badge", "aria-label": `${formatNumber(unread)} unread`, text: formatNumber(unread) })
-          : el("span", { class: "count", "aria-label": `${formatNumber(total)} messages`, text: formatNumber(total) }),
+        // Each number keeps one meaning: the pill is always unread, the grey figure always the total.
+        unread ? el("span", { class: "badge", "aria-label": `${formatNumber(unread)} unread`, text: formatNumber(unread) }) : null,
+        el("span", { class: "count", "aria-label": `${formatNumber(total)} messages`, text: formatNumber(total) }),
       ),
     );
   }
