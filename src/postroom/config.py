@@ -149,6 +149,16 @@ OPTIONS: list[Option] = [
         "FILE",
     ),
     Option("require_tls_login", bool, False, "refuse plaintext POP3/IMAP login without TLS", "pop3/imap"),
+    Option("imap_max_connections", int, 1000, "concurrent IMAP connections in all", "pop3/imap", "N"),
+    Option(
+        "imap_max_per_address",
+        int,
+        100,
+        "concurrent IMAP connections from one client address (an idle unauthenticated one is "
+        "dropped first to make room)",
+        "pop3/imap",
+        "N",
+    ),
     # web
     Option("ui_auth_file", str, "", "htpasswd file protecting the web UI and API", "web", "FILE"),
     Option("webroot", str, "/", "URL path prefix of the UI and API", "web", "PATH"),
@@ -246,6 +256,8 @@ class Settings:
     smtp_timeout: int = 300
     auth_file: str = ""
     require_tls_login: bool = False
+    imap_max_connections: int = 1000
+    imap_max_per_address: int = 100
     ui_auth_file: str = ""
     webroot: str = "/"
     http_tls: bool = False
@@ -309,6 +321,8 @@ class Settings:
             raise ConfigError("--smtp-require-tls needs --tls-cert/--tls-key or --tls-self-signed")
         if self.smtp_max_size <= 0 or self.smtp_max_recipients <= 0 or self.smtp_max_connections <= 0:
             raise ConfigError("SMTP limits must be positive numbers")
+        if self.imap_max_connections <= 0 or self.imap_max_per_address <= 0:
+            raise ConfigError("--imap-max-connections and --imap-max-per-address must be positive numbers")
         if self.exit_after < 0 or self.webhook_retries < 0:
             raise ConfigError("--exit-after and --webhook-retries must be 0 or more")
         if self.enable_spamassassin:

@@ -172,6 +172,11 @@ class Decoder:
         """Octets received and not yet consumed."""
         return len(self._buf)
 
+    @property
+    def skipping(self) -> bool:
+        """True while an over-limit non-synchronizing literal is being read and dropped."""
+        return self._literal_left > 0 and self._skip_literal
+
     def in_command(self) -> bool:
         """True while a command is partly received (between its first line and its end)."""
         return bool(self._segments) or self._literal_left > 0

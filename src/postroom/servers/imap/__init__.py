@@ -3,7 +3,12 @@
 
 ``start_server(app, host, port, implicit_tls=...)`` listens; each connection runs a
 :class:`~.session.Session`. The listener tracks its sessions so that stopping the app
-ends them too.
+ends them too, and admits connections within two caps (``--imap-max-connections`` in
+all, ``--imap-max-per-address`` from one client address). When a cap is reached, the
+longest-idle session that has not logged in is closed to make room (it holds nothing a
+client could lose, and such sessions time out within a minute anyway); only when every
+session of the cap is logged in is the new connection refused, with ``* BYE`` saying why
+(RFC 3501 section 7.1.5 lets the server send BYE as its greeting).
 """
 
 from __future__ import annotations
@@ -23,8 +28,6 @@ __all__ = ["IMAPListener", "start_server"]
 
 log = logging.getLogger("postroom.imap")
 
-# Concurrent IMAP connections (Dovecot's default process limit for imap is 1024).
-MAX_CONNECTIONS = 1000
 # asyncio stream buffer limit; our own decoder enforces the protocol limits.
 STREAM_LIMIT = 1024 * 1024
 # At stop, how long to wait for the IMAP cache's pending writes (App.stop allows 2 s).
@@ -51,6 +54,16 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool) ->
     return listener
 
 
+def _evict(sessions: list[Session]) -> bool:
+    """Close the longest-idle session of ``sessions`` that has not logged in; False if none."""
+    waiting = [s for s in sessions if not s.authenticated]
+    if not waiting:
+        return False
+    victim = min(waiting, key=lambda s: s.last_active)
+    victim.evict()
+    return True
+
+
 class IMAPListener:
     """The listening socket plus its live sessions."""
 
@@ -59,29 +72,47 @@ class IMAPListener:
         self.implicit_tls = implicit_tls
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
+        self.sessions: dict[asyncio.Task[Any], Session] = {}
 
     @property
     def sockets(self) -> tuple[Any, ...]:
         return tuple(self.server.sockets) if self.server is not None else ()
 
     async def handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        if len(self.tasks) >= MAX_CONNECTIONS:
-            writer.write(b"* BYE too many connections\r\n")
+        session = Session(self.app, reader, writer, self.implicit_tls)
+        refusal = self._admit(session)
+        if refusal is not None:
+            log.warning("imap %s: refused: %s", session.peer, refusal)
+            writer.write(b"* BYE [UNAVAILABLE] " + refusal.encode() + b"\r\n")
             writer.close()
             return
         task = asyncio.current_task()
         assert task is not None
         self.tasks.add(task)
+        self.sessions[task] = session
         try:
-            await Session(self.app, reader, writer, self.implicit_tls).run()
+            await session.run()
         except asyncio.CancelledError:
             pass  # the server is stopping; the session closed its socket
         except Exception:
             log.exception("imap session crashed")
         finally:
             self.tasks.discard(task)
+            self.sessions.pop(task, None)
+
+    def _admit(self, new: Session) -> str | None:
+        """None if ``new`` may run (after making room if needed), else why it may not."""
+        settings = self.app.settings
+        live = [s for s in self.sessions.values() if not s.closing]
+        same = [s for s in live if s.address == new.address]
+        if len(same) >= settings.imap_max_per_address and not _evict(same):
+            return f"too many connections from {new.address} (limit {settings.imap_max_per_address})"
+        if len(live) >= settings.imap_max_connections and not _evict(live):
+            return f"too many connections (limit {settings.imap_max_connections})"
+        return None
 
     def close(self) -> None:
+        """Stop listening and end every session."""
         if self.server is not None:
             self.server.close()
         for t in list(self.tasks):

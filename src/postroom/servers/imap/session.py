@@ -12,12 +12,22 @@ import asyncio
 import base64
 import binascii
 import logging
+import socket
 from typing import TYPE_CHECKING
 
 from ... import __version__
 from ...protocols.imap.args import Args
 from ...protocols.imap.commands import UID_COMMANDS, State, capabilities, check
-from ...protocols.imap.decoder import MAX_LITERAL, NEED_DATA, Command, Continue, Decoder, Rejected
+from ...protocols.imap.decoder import (
+    MAX_COMMAND_SIZE,
+    MAX_LINE,
+    MAX_LITERAL,
+    NEED_DATA,
+    Command,
+    Continue,
+    Decoder,
+    Rejected,
+)
 from ...protocols.imap.encoder import continuation, encode, tagged
 from ...protocols.imap.errors import ImapError, LimitError, No, ParseError, StateError
 from ...store.base import AlreadyExists, NotFound, StoreClosed, StoreError
@@ -30,7 +40,14 @@ from .thread_cmd import ThreadCommands
 if TYPE_CHECKING:
     from ...app import App
 
-__all__ = ["IDLE_TIMEOUT", "Session"]
+__all__ = [
+    "AUTOLOGOUT",
+    "IDLE_TIMEOUT",
+    "PREAUTH_MAX_LINE",
+    "PREAUTH_MAX_LITERAL",
+    "PREAUTH_TIMEOUT",
+    "Session",
+]
 
 log = logging.getLogger("postroom.imap")
 
@@ -40,6 +57,19 @@ AUTH_KEY = "imap_authenticator"  # app.extras: the Authenticator for --auth-file
 AUTOLOGOUT = 30 * 60
 IDLE_TIMEOUT = 31 * 60
 READ_CHUNK = 256 * 1024
+# Before login a client has nothing to keep alive: RFC 3501 section 5.4's 30-minute minimum
+# applies to idle *authenticated* clients, and Dovecot's imap-login drops an idle client
+# after 60 s of pre-login inactivity too. A client that connects and says nothing holds a
+# connection slot for this long at most.
+PREAUTH_TIMEOUT = 60
+# Before login the only literals a client needs are a user name and a password (LOGIN,
+# RFC 3501 section 6.2.3); 4 KiB, as Dovecot's imap-login input buffer (LOGIN_MAX_INBUF_SIZE).
+# Anything larger is refused before the client sends it (BAD [TOOBIG] instead of "+"),
+# so an unauthenticated client can never make the server buffer a message (issue 14 item 4).
+PREAUTH_MAX_LITERAL = 4 * 1024
+# Longest command line and whole command before login (LOGIN with two literals fits).
+PREAUTH_MAX_LINE = 8 * 1024
+_TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 Reply = tuple[str, str | None]
 
@@ -65,15 +95,37 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         self.writer = writer
         self.tls = tls
         self.tag = "*"
-        self.append_limit = max(app.settings.smtp_max_size, 1)
-        self.decoder = Decoder(max_literal=min(MAX_LITERAL, self.append_limit))
+        self.append_limit = min(MAX_LITERAL, max(app.settings.smtp_max_size, 1))
+        self.decoder = self._preauth_decoder()
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
+        self.last_active = asyncio.get_running_loop().time()
+        self.closing = False  # evicted or ending: no longer counts against the caps
+        self._sock = writer.get_extra_info("socket")
         self._read_task: asyncio.Task[bytes] | None = None
-        self._unsubscribe = app.bus.subscribe(self.on_event)
+
+    @staticmethod
+    def _preauth_decoder() -> Decoder:
+        # literals and the whole command's literal budget: PREAUTH_MAX_LITERAL each
+        return Decoder(
+            max_line=PREAUTH_MAX_LINE, max_command=PREAUTH_MAX_LITERAL, max_literal=PREAUTH_MAX_LITERAL
+        )
+
+    @property
+    def authenticated(self) -> bool:
+        return self.state in (State.AUTHENTICATED, State.SELECTED)
+
+    def evict(self) -> None:
+        """Close this (not logged-in) connection to make room for another (see the listener)."""
+        self.closing = True
+        if not self.writer.is_closing():
+            self.writer.write(b"* BYE [UNAVAILABLE] connection limit reached; closing idle connections\r\n")
+            self.writer.close()
 
     # -- the loop -------------------------------------------------------------------------------------
     async def run(self) -> None:
+        self._unsubscribe = self.app.bus.subscribe(self.on_event)
         try:
             self.write(
                 tagged(
@@ -85,13 +137,20 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             )
             await self.flush()
             while self.state is not State.LOGOUT:
-                if not await self._read_more(AUTOLOGOUT):
+                if not await self._read_more(self._timeout()):
                     break
                 await self._process()
+                if not self.authenticated and self.decoder.skipping:
+                    # a non-synchronizing literal over the pre-login limit: do not read it
+                    self.write(b"* BYE [TOOBIG] literal too large before login\r\n")
+                    await self.flush()
+                    break
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):
             pass
         finally:
+            self.closing = True
             self._unsubscribe()
+            self.decoder = self._preauth_decoder()  # drop whatever was buffered now
             if self._read_task is not None:
                 self._read_task.cancel()
             self.writer.close()
@@ -119,8 +178,28 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             return False
         if not data:
             return False
-        self.decoder.receive_data(data)
+        self._received(data)
         return True
+
+    def _timeout(self) -> float:
+        return AUTOLOGOUT if self.authenticated else PREAUTH_TIMEOUT
+
+    def _received(self, data: bytes) -> None:
+        """Feed the decoder; acknowledge a partial command at once.
+
+        A client whose command arrives in two segments (imaplib sends an APPEND literal and
+        its CRLF separately) holds the second one back (Nagle, RFC 896) until the first is
+        acknowledged, and the kernel delays that ACK (up to 40 ms on Linux) hoping to
+        piggyback it on a reply that cannot come before the rest of the command: ~44 ms per
+        such command. TCP_QUICKACK sends the ACK now (issue 19).
+        """
+        self.last_active = asyncio.get_running_loop().time()
+        self.decoder.receive_data(data)
+        if _TCP_QUICKACK is not None and self._sock is not None and not data.endswith(b"\n"):
+            try:
+                self._sock.setsockopt(socket.IPPROTO_TCP, _TCP_QUICKACK, 1)
+            except OSError:
+                pass  # not a TCP socket (or already closed)
 
     async def _process(self) -> None:
         while self.state is not State.LOGOUT:
@@ -143,7 +222,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             tls_active=self.tls,
             authenticated=self.state in (State.AUTHENTICATED, State.SELECTED),
             login_disabled=self._login_disabled(),
-            append_limit=self.decoder.max_literal if hasattr(self, "decoder") else self.append_limit,
+            append_limit=self.append_limit,
             thread=self.thread_available(),
         )
 
@@ -232,7 +311,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         if context is None:
             raise No("TLS is not available (no certificate configured)")
         # RFC 3501 6.2.1 / RFC 2595 3.1: anything pipelined after STARTTLS is discarded
-        self.decoder = Decoder(max_literal=self.decoder.max_literal)
+        self.decoder = self._preauth_decoder()
         self.write(tagged(self.tag, "OK", "Begin TLS negotiation now"))
         await self.flush()
         try:
@@ -259,6 +338,10 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             raise No("empty user name", "AUTHENTICATIONFAILED")
         self.account = Account.for_login(self.store, user)
         self.state = State.AUTHENTICATED
+        # the full limits from here on (the pre-login ones guard memory of strangers)
+        self.decoder.max_line = MAX_LINE
+        self.decoder.max_command = MAX_COMMAND_SIZE
+        self.decoder.max_literal = self.append_limit
         log.info("imap %s: %s logged in", self.peer, self.account.user)
         return "Logged in", "CAPABILITY " + " ".join(self.caps())
 
@@ -298,7 +381,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             line = self.decoder.next_line()
             if line is not None:
                 return line
-            if not await self._read_more(AUTOLOGOUT):
+            if not await self._read_more(self._timeout()):
                 return None
 
     # -- IDLE (RFC 2177) ------------------------------------------------------------------------------
@@ -329,7 +412,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
                 data = task.result()
                 if not data:
                     raise ConnectionError("client went away during IDLE")
-                self.decoder.receive_data(data)
+                self._received(data)
             if self.wake.is_set():
                 await self.sync_selected(allow_expunge=True, with_uid=False)
                 await self.flush()
