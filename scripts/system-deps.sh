@@ -11,6 +11,7 @@ command -v mbsync      >/dev/null 2>&1 || need="$need isync"
 command -v fetchmail   >/dev/null 2>&1 || need="$need fetchmail"
 command -v chromium    >/dev/null 2>&1 || need="$need chromium"
 command -v node        >/dev/null 2>&1 || need="$need nodejs npm"
+command -v spamd       >/dev/null 2>&1 || need="$need spamassassin spamc"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: missing$need (not root or no apt-get): tests needing them will skip"

@@ -277,7 +277,6 @@ def test_not_enabled_features_answer_400(shared: tuple[Api, dict[str, str]]) -> 
     api, ids = shared
     for method, path in [
         ("GET", f"/api/v1/message/{ids['html']}/link-check"),
-        ("GET", f"/api/v1/message/{ids['html']}/sa-check"),
         ("POST", f"/api/v1/message/{ids['html']}/release"),
     ]:
         r = api.request(method, path, raw=b"{}")

@@ -26,6 +26,7 @@ from typing import Any
 from ..config import Settings, parse_dns_server, parse_hostport
 from ..message import ParsedMessage, parse_message
 from .html import html_check
+from .spam import spam_check
 
 __all__ = ["CACHE_SIZE", "CheckOptions", "Checker", "Section"]
 
@@ -136,6 +137,24 @@ class Checker:
             return await asyncio.to_thread(html_check, pm.html)
 
         result: dict[str, Any] = await self._cached((mid, "html"), compute)
+        return result
+
+    async def spam(self, mid: str, raw: bytes) -> dict[str, Any] | None:
+        """Mailpit's SpamAssassinResponse, or None when no spamd is configured.
+
+        A failed exchange (spamd down, timeout) answers with ``Error`` set and is not
+        cached, so the next request tries again.
+        """
+        if self.options.spamd is None:
+            return None
+        host, port = self.options.spamd
+        key = (mid, "spam")
+        hit = self._cache.get(key)
+        if hit is not None:
+            return dict(hit)
+        result = await spam_check(raw, host, port, timeout=self.options.spamd_timeout)
+        if not result["Error"]:
+            self._cache.put(key, result)
         return result
 
     async def timed(self, run: Callable[[], Awaitable[Any]]) -> Section:

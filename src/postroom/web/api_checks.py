@@ -48,6 +48,15 @@ async def html_check(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+async def sa_check(request: web.Request) -> web.Response:
+    mid, raw = await _message(request)
+    result = await checker_of(request).spam(mid, raw)
+    if result is None:
+        raise bad_request("SpamAssassin is not enabled (start postroom with --enable-spamassassin HOST:PORT)")
+    return json_response(result)
+
+
 def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     """Register the check routes under ``prefix`` (the webroot, ending in '/')."""
     r.add_get(prefix + "api/v1/message/{ID}/html-check", html_check)
+    r.add_get(prefix + "api/v1/message/{ID}/sa-check", sa_check)

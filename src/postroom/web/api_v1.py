@@ -394,7 +394,7 @@ async def webui(request: web.Request) -> web.Response:
                 "OverrideFrom": "",
                 "PreserveMessageIDs": False,
             },
-            "SpamAssassin": False,
+            "SpamAssassin": bool(request.app[APP_KEY].settings.enable_spamassassin),
             "ChaosEnabled": bool(getattr(request.app[APP_KEY].extras.get("chaos"), "enabled", False)),
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
@@ -416,7 +416,6 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     r.add_get(p + "/message/{ID}/part/{PartID}", get_part)
     r.add_get(p + "/message/{ID}/part/{PartID}/thumb", get_thumb)
     r.add_get(p + "/message/{ID}/link-check", not_enabled("link check"))
-    r.add_get(p + "/message/{ID}/sa-check", not_enabled("SpamAssassin check"))
     r.add_post(p + "/message/{ID}/release", not_enabled("message release (relay)"))
     r.add_post(p + "/send", send)
     r.add_get(p + "/tags", get_tags)
