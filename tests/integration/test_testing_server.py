@@ -96,7 +96,8 @@ def test_wait_for_timeout_lists_what_arrived() -> None:
             s.wait_for(to="erin@example.com", subject="Reset", timeout=0.2)
         text = str(err.value)
         assert "to='erin@example.com'" in text and "subject='Reset'" in text
-        assert "Received 1 message(s)" in text and "to dave@example.com: 'Welcome aboard'" in text
+        assert "Received 1 message:" in text and "to dave@example.com: 'Welcome aboard'" in text
+        assert "(to was dave@example.com; subject was 'Welcome aboard')" in text
 
 
 def test_assertions() -> None:
@@ -106,7 +107,9 @@ def test_assertions() -> None:
         _send(s.smtp_port, _email("y@example.org", "two"))
         assert len(s.assert_received(to="@example.com")) == 1
         s.assert_received(count=2)
-        with pytest.raises(NoMatchingMail, match=r"exactly 3 .* found 2\. Received 2 message\(s\):\n  1\. "):
+        with pytest.raises(
+            NoMatchingMail, match=r"exactly 3 messages .* found 2\.\nReceived 2 messages:\n  1\. "
+        ):
             s.assert_received(count=3)
         with pytest.raises(
             NoMatchingMail, match=r"expected no message matching subject='two'.*\n  1\. .*'two'"
@@ -139,7 +142,10 @@ def test_a_blocking_wait_on_the_servers_own_loop_is_refused() -> None:
             await smtp.connect()
             await smtp.send_message(_email("f@example.com", "async"))
             await smtp.quit()
-            [m] = await s.wait_for_async(to="f@example.com", timeout=5)
+            m = await s.wait_for_async(to="f@example.com", timeout=5)
+            [m2] = await s.wait_for_async(to="f@example.com", count=1)
+            assert m2 is m
+            assert await s.messages_async(to="f@example.com", subject="async") == [m]
             assert m.subject == "async"
             assert [x.subject for x in await s.messages_async()] == ["async"]
             await s.clear_async()
@@ -152,13 +158,13 @@ def test_a_blocking_wait_on_the_servers_own_loop_is_refused() -> None:
 def test_async_wait_from_another_loop_on_a_thread_server() -> None:
     with Server() as s:
 
-        async def main() -> list[Message]:
+        async def main() -> Message:
             smtp = aiosmtplib.SMTP(hostname="127.0.0.1", port=s.smtp_port)
             async with smtp:
                 await smtp.send_message(_email("g@example.com", "cross-loop"))
             return await s.wait_for_async(subject="cross-loop", timeout=5)
 
-        assert asyncio.run(main())[0].subject == "cross-loop"
+        assert asyncio.run(main()).subject == "cross-loop"
 
 
 def test_settings_and_listeners() -> None:

@@ -37,6 +37,7 @@ __all__ = [
     "Entry",
     "Envelope",
     "FolderInfo",
+    "IndexProgress",
     "InvalidQuery",
     "MailboxInfo",
     "MessagePage",
@@ -346,4 +347,14 @@ class Store(Protocol):
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         """Keep blobs by message ID (through the writer); they go when their message goes."""
+        ...
+
+
+@runtime_checkable
+class IndexProgress(Protocol):
+    """A backend whose full-text and ``has:`` queries see a message only once its
+    background indexing is done: which messages are still waiting for it."""
+
+    def unindexed(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` not indexed yet (deleted ones left out)."""
         ...

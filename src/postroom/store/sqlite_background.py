@@ -219,6 +219,30 @@ class BackgroundMixin:
         if self._indexer is not None:
             self._indexer.join(10)
 
+    def unindexed(self, ids: list[str]) -> list[str]:
+        """Those of ``ids`` whose indexing (text, attachments, conversation) is not done yet,
+        so a full-text or ``has:`` query would not find them; deleted IDs are left out.
+
+        The test helpers wait on this (see postroom.testing) so that a message they return
+        is found by every query. Waking the indexer is part of the call: it may be asleep.
+        """
+        if not ids:
+            return []
+        conn = self._reader()
+        pending: list[str] = []
+        for i in range(0, len(ids), 500):  # SQLite's variable limit is 32,766; keep it small
+            chunk = ids[i : i + 500]
+            marks = ",".join("?" * len(chunk))
+            pending += [
+                r[0]
+                for r in conn.execute(
+                    f"SELECT pid FROM message WHERE pid IN ({marks}) AND indexed != 1", chunk
+                )
+            ]
+        if pending:
+            self._wake_indexer()
+        return pending
+
     def wait_indexed(self, timeout: float = 30) -> bool:
         """Block until every stored message is indexed, its conversation included (for tests
         and benchmarks)."""

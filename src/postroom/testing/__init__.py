@@ -10,17 +10,28 @@ from __future__ import annotations
 from .chaos import Chaos, ChaosError, Fault
 from .client import Client
 from .handlers import ACCEPT, Decision, Handlers, accept, delay, reject
-from .models import Attachment, Headers, Message, NotFoundInMessage, extract_code, extract_links
+from .models import (
+    Address,
+    Attachment,
+    Envelope,
+    Headers,
+    Message,
+    NotFoundInMessage,
+    extract_code,
+    extract_links,
+)
 from .reader import MailReader, NoMatchingMail
 from .server import MailView, Server
 
 __all__ = [
     "ACCEPT",
+    "Address",
     "Attachment",
     "Chaos",
     "ChaosError",
     "Client",
     "Decision",
+    "Envelope",
     "Fault",
     "Handlers",
     "Headers",

@@ -103,7 +103,8 @@ def _pattern(value: str | None) -> re.Pattern[str] | None:
             return re.compile(value[3:], re.IGNORECASE)
         except re.error as e:
             raise ChaosError(f"bad regex {value[3:]!r}: {e}") from None
-    return re.compile(fnmatch.translate(value.lower()), re.IGNORECASE)
+    # a glob names the whole address; a regex is searched (``re:^bounce-\d+@`` needs no ``.*``)
+    return re.compile("^" + fnmatch.translate(value.lower()), re.IGNORECASE)
 
 
 @dataclass
@@ -149,11 +150,11 @@ class Fault:
             return False
         if self._from is not None:
             sender = info.argument if stage == "mail" else (info.mail_from or "")
-            if not self._from.fullmatch(sender.lower()):
+            if not self._from.search(sender.lower()):
                 return False
         if self._rcpt is not None:
             rcpts = [info.argument] if stage == "rcpt" else list(info.rcpt_to)
-            if not any(self._rcpt.fullmatch(r.lower()) for r in rcpts):
+            if not any(self._rcpt.search(r.lower()) for r in rcpts):
                 return False
         return True
 

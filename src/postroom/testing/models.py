@@ -26,7 +26,10 @@ from ..store.base import Address, Envelope, Summary
 
 __all__ = [
     "DEFAULT_CODE_PATTERN",
+    "NO_ADDRESS",
+    "Address",
     "Attachment",
+    "Envelope",
     "Headers",
     "Message",
     "NotFoundInMessage",
@@ -163,8 +166,26 @@ def extract_code(text: str, pattern: str | re.Pattern[str] = DEFAULT_CODE_PATTER
     return m.group(1) if rx.groups else m.group(0)
 
 
-def _addr(pair: tuple[str, str] | None) -> Address | None:
-    return Address(pair[0], pair[1]) if pair else None
+#: ``from_`` of a message without a (parseable) From header.
+NO_ADDRESS = Address("", "")
+
+
+def _addr(pair: tuple[str, str] | None) -> Address:
+    return Address(pair[0], pair[1]) if pair else NO_ADDRESS
+
+
+def _envelope_from_headers(pm: ParsedMessage) -> Envelope:
+    """What the envelope most likely was, for a message whose envelope is unknown (read
+    from Mailpit, or built from bytes): Return-Path, else From; To, Cc and Bcc."""
+    sender = ""
+    for name, value in pm.raw_headers:
+        if name.lower() == "return-path":
+            sender = value.strip().strip("<>").strip()
+            break
+    if not sender and pm.from_:
+        sender = pm.from_[1]
+    rcpts = tuple(dict.fromkeys(a for _, a in (*pm.to, *pm.cc, *pm.bcc) if a))
+    return Envelope(mail_from=sender, rcpt_to=rcpts)
 
 
 def _addrs(pairs: list[tuple[str, str]]) -> list[Address]:
@@ -176,11 +197,13 @@ class Message:
 
     Attributes:
         id: the store's message ID ("" for a message not stored yet, e.g. in a handler).
-        subject, from_, to, cc, bcc, reply_to: from the headers (:class:`Address` values).
+        subject, from_, to, cc, bcc, reply_to: from the headers (:class:`Address` values;
+            ``from_`` is ``Address("", "")`` when the message has no From).
         text, html: the bodies (``text`` falls back to the HTML's text).
         attachments: attachments, then inline parts (``inline=True``).
         headers: case-insensitive :class:`Headers`.
-        envelope: the SMTP envelope (``mail_from``, ``rcpt_to``), when known.
+        envelope: the SMTP envelope (``mail_from``, ``rcpt_to``); where the server does
+            not say (Mailpit) it is derived from the headers and ``envelope_known`` is False.
         raw: the message as stored (with the server's ``Received:`` line).
         mailboxes, tags, received (epoch seconds), date (the Date header, epoch seconds).
     """
@@ -192,6 +215,7 @@ class Message:
         "cc",
         "date",
         "envelope",
+        "envelope_known",
         "from_",
         "headers",
         "html",
@@ -220,9 +244,10 @@ class Message:
         self._parsed = pm
         self.id = id or (summary.id if summary else "")
         self.raw = raw
-        self.envelope = envelope
+        self.envelope_known = envelope is not None
+        self.envelope: Envelope = envelope if envelope is not None else _envelope_from_headers(pm)
         self.subject = pm.subject
-        self.from_ = _addr(pm.from_)
+        self.from_: Address = _addr(pm.from_)
         self.to = _addrs(pm.to)
         self.cc = _addrs(pm.cc)
         # Bcc is not in the headers of a message sent properly; the store knows it
@@ -239,23 +264,19 @@ class Message:
         ]
         self.mailboxes: list[str] = list(summary.mailboxes) if summary else []
         self.tags: list[str] = list(summary.tags) if summary else []
-        self.received: float = summary.created if summary else (envelope.received_at if envelope else 0.0)
+        self.received: float = summary.created if summary else self.envelope.received_at
 
     # -- convenience -------------------------------------------------------------------
 
     @property
     def recipients(self) -> list[str]:
-        """Lower-cased envelope recipients, or the To/Cc/Bcc addresses without an envelope."""
-        if self.envelope is not None and self.envelope.rcpt_to:
-            return [r.lower() for r in self.envelope.rcpt_to]
-        return [a.address.lower() for a in (*self.to, *self.cc, *self.bcc)]
+        """Lower-cased envelope recipients (To/Cc/Bcc when the envelope is unknown)."""
+        return [r.lower() for r in self.envelope.rcpt_to]
 
     @property
     def sender(self) -> str:
-        """The envelope sender (MAIL FROM), or the From address without an envelope."""
-        if self.envelope is not None:
-            return self.envelope.mail_from
-        return self.from_.address if self.from_ else ""
+        """The envelope sender (MAIL FROM; Return-Path or From when the envelope is unknown)."""
+        return self.envelope.mail_from
 
     @property
     def links(self) -> list[str]:
@@ -301,7 +322,7 @@ class Message:
         return {
             "id": self.id,
             "subject": self.subject,
-            "from": self.from_.address if self.from_ else "",
+            "from": self.from_.address,
             "to": [a.address for a in self.to],
             "recipients": self.recipients,
             "attachments": [a.filename for a in self.attachments if not a.inline],

@@ -152,12 +152,14 @@ def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]) ->
     if call.when == "call" and report.failed:
         reader = getattr(item, "funcargs", {}).get("mail")
         if reader is not None:
-            try:
-                from .reader import listing
+            from .reader import NoMatchingMail, listing, plural
 
+            if call.excinfo is not None and call.excinfo.errisinstance(NoMatchingMail):
+                return report  # the error lists the mail already: one listing, not two
+            try:
                 found = reader.messages()
                 report.sections.append(
-                    ("postroom: received mail", f"{len(found)} message(s):\n{listing(found)}")
+                    ("postroom: received mail", f"{plural(len(found))}:\n{listing(found)}")
                 )
             except Exception as e:  # the server may be gone; never hide the real failure
                 report.sections.append(("postroom: received mail", f"(could not list: {e})"))

@@ -45,6 +45,7 @@ from ..events import (
     TagRenamed,
     TagsChanged,
 )
+from ..store.base import IndexProgress
 from .models import Message
 from .reader import MailReader
 
@@ -189,6 +190,16 @@ class _Base(MailReader):
     def _ids(self, mailbox: str | None, query: str | None) -> list[str]:
         page = self._server.app.store.list_messages(mailbox=mailbox, query=query, limit=_FETCH_LIMIT)
         return [s.id for s in reversed(page.messages)]
+
+    def _scope_ids(self) -> list[str]:
+        """Every message ID in scope (the whole store for a server)."""
+        return self._ids(None, None)
+
+    def _unindexed(self, ids: list[str] | None) -> list[str]:
+        store = self._server.app.store
+        if not isinstance(store, IndexProgress):
+            return []  # a backend that indexes as it stores
+        return store.unindexed(self._scope_ids() if ids is None else ids)
 
     def _subscribe(self, wake: Callable[[], None]) -> Callable[[], None] | None:
         def on_event(ev: Event) -> None:
@@ -461,6 +472,9 @@ class MailView(_Base):
     def _owned(self) -> list[str]:
         with self._lock:
             return [i for i in self._mine if i not in self._before]
+
+    def _scope_ids(self) -> list[str]:
+        return self._owned()
 
     def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
         mine = self._owned()
