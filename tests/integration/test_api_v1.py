@@ -276,7 +276,6 @@ def test_view_html_is_sandboxed_and_rewrites_cid(shared: tuple[Api, dict[str, st
 def test_not_enabled_features_answer_400(shared: tuple[Api, dict[str, str]]) -> None:
     api, ids = shared
     for method, path in [
-        ("GET", f"/api/v1/message/{ids['html']}/link-check"),
         ("POST", f"/api/v1/message/{ids['html']}/release"),
     ]:
         r = api.request(method, path, raw=b"{}")

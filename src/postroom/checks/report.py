@@ -26,6 +26,7 @@ from typing import Any
 from ..config import Settings, parse_dns_server, parse_hostport
 from ..message import ParsedMessage, parse_message
 from .html import html_check
+from .links import LinkChecker, extract_links
 from .spam import spam_check
 
 __all__ = ["CACHE_SIZE", "CheckOptions", "Checker", "Section"]
@@ -97,6 +98,11 @@ class Checker:
     def __init__(self, options: CheckOptions | None = None, *, cache_size: int = CACHE_SIZE) -> None:
         self.options = options or CheckOptions()
         self._cache = _Lru(cache_size)
+        self._links = LinkChecker(
+            allow_private=self.options.link_allow_private,
+            timeout=self.options.link_timeout,
+            concurrency=self.options.link_concurrency,
+        )
         self._inflight: dict[Any, asyncio.Future[Any]] = {}
 
     async def _cached(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> Any:
@@ -156,6 +162,12 @@ class Checker:
         if not result["Error"]:
             self._cache.put(key, result)
         return result
+
+    async def links(self, mid: str, raw: bytes, *, follow: bool = False) -> dict[str, Any]:
+        """Mailpit's LinkCheckResponse (URLs are cached by the link checker, not per message)."""
+        pm = await self.parsed(mid, raw)
+        urls = await asyncio.to_thread(extract_links, pm.html, "" if pm.text_from_html else pm.text)
+        return await self._links.check(urls, follow=follow)
 
     async def timed(self, run: Callable[[], Awaitable[Any]]) -> Section:
         """Run one check for the combined report, turning its failure into a section state."""

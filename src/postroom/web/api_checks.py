@@ -48,6 +48,12 @@ async def html_check(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+async def link_check(request: web.Request) -> web.Response:
+    mid, raw = await _message(request)
+    follow = request.query.get("follow", "false").lower() in ("true", "1", "yes")
+    return json_response(await checker_of(request).links(mid, raw, follow=follow))
+
+
 async def sa_check(request: web.Request) -> web.Response:
     mid, raw = await _message(request)
     result = await checker_of(request).spam(mid, raw)
@@ -60,3 +66,4 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     """Register the check routes under ``prefix`` (the webroot, ending in '/')."""
     r.add_get(prefix + "api/v1/message/{ID}/html-check", html_check)
     r.add_get(prefix + "api/v1/message/{ID}/sa-check", sa_check)
+    r.add_get(prefix + "api/v1/message/{ID}/link-check", link_check)

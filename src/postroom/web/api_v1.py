@@ -415,7 +415,6 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     r.add_get(p + "/message/{ID}/raw", get_raw)
     r.add_get(p + "/message/{ID}/part/{PartID}", get_part)
     r.add_get(p + "/message/{ID}/part/{PartID}/thumb", get_thumb)
-    r.add_get(p + "/message/{ID}/link-check", not_enabled("link check"))
     r.add_post(p + "/message/{ID}/release", not_enabled("message release (relay)"))
     r.add_post(p + "/send", send)
     r.add_get(p + "/tags", get_tags)
