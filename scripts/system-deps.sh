@@ -12,6 +12,8 @@ command -v fetchmail   >/dev/null 2>&1 || need="$need fetchmail"
 command -v chromium    >/dev/null 2>&1 || need="$need chromium"
 command -v node        >/dev/null 2>&1 || need="$need nodejs npm"
 command -v spamd       >/dev/null 2>&1 || need="$need spamassassin spamc"
+# PHP: its mail() drives `postroom sendmail` through sendmail_path
+command -v php         >/dev/null 2>&1 || need="$need php-cli"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: missing$need (not root or no apt-get): tests needing them will skip"

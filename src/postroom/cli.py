@@ -1,4 +1,6 @@
-"""`postroom` command line: serve (and, as they land, send, sendmail, fetch, import, export).
+"""`postroom` command line: serve, send, sendmail (and, as they land, fetch, import, export, check).
+
+Invoked under the name ``sendmail`` (a symlink), it is ``postroom sendmail``.
 
 Errors the user can fix are printed as one line on stderr with exit status 2 (bad
 setting) or 1 (runtime failure such as a port in use); never a traceback.
@@ -10,6 +12,7 @@ import argparse
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import sys
 from collections.abc import Callable, Sequence
@@ -112,6 +115,16 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+        # installed as (or symlinked to) "sendmail": PHP's sendmail_path, cron, mail(1)
+        if os.path.basename(sys.argv[0]) == "sendmail":
+            argv = ["sendmail", *argv]
+    if argv and argv[0] == "sendmail":
+        # sendmail's options (-t, -oi, -fADDR, -bs) are not argparse's: parsed by its module
+        from .outbound.sendmail import run_sendmail
+
+        return run_sendmail(list(argv[1:]))
     parser = build_parser()
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
