@@ -36,18 +36,27 @@ __all__ = [
     "AlreadyExists",
     "Entry",
     "Envelope",
+    "FlagMode",
     "FolderInfo",
+    "ImapStore",
     "IndexProgress",
+    "Ingest",
     "InvalidQuery",
+    "Lifecycle",
     "MailboxInfo",
+    "MessageAdmin",
     "MessagePage",
+    "MessageReader",
     "NotFound",
+    "Pop3Store",
     "Store",
     "StoreClosed",
     "StoreError",
+    "StoreStats",
     "Summary",
     "ThreadInfo",
     "ThreadPage",
+    "WebStore",
 ]
 
 INBOX = "INBOX"
@@ -220,18 +229,31 @@ class Entry:
 FlagMode = Literal["set", "add", "remove"]
 
 
-@runtime_checkable
-class Store(Protocol):
-    """What a storage backend provides. See the module docstring for the model."""
+@dataclass(frozen=True, slots=True)
+class StoreStats:
+    """Counts and sizes for ``GET /api/v1/info`` and the WebSocket's ``stats`` frames."""
 
-    # -- lifecycle ---------------------------------------------------------------
+    messages: int
+    unread: int
+    size: int  # bytes of every stored message, uncompressed
+    database: str  # where the store lives (a path, ":memory:", or a database name)
+    database_size: int  # bytes the backend occupies on disk (0 when it cannot tell)
+    engine: str  # e.g. "SQLite 3.46.1"
+
+
+class Lifecycle(Protocol):
+    """The composition root's part (``app.py``)."""
+
     def start(self) -> None:
         """Open connections, apply migrations, start the writer thread."""
 
     def close(self) -> None:
         """Flush pending writes and close. Idempotent."""
 
-    # -- ingest --------------------------------------------------------------------
+
+class Ingest(Protocol):
+    """Storing new mail: SMTP, ``POST /api/v1/send``, import."""
+
     async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
         """Store ``raw`` once and deliver it to each recipient's mailbox.
 
@@ -239,22 +261,26 @@ class Store(Protocol):
         """
         ...
 
-    # -- reading (thread-safe, synchronous) -------------------------------------------
+
+class MessageReader(Protocol):
+    """Reading the whole store (the HTTP API, the UI, ``postroom.testing``).
+
+    Read-your-writes: a read that starts after :meth:`Ingest.deliver` returned (or a
+    change method returned) sees that write. Thread-safe and synchronous.
+    """
+
     def list_messages(
         self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
     ) -> MessagePage:
-        """Newest first. ``query`` is postroom's search language (see ``search.py``)."""
+        """Newest first. ``query`` is postroom's search language (see ``search.py``).
+
+        Raises:
+            InvalidQuery: ``query`` does not parse.
+        """
         ...
 
     def get_summary(self, id: str) -> Summary | None: ...
     def get_raw(self, id: str) -> bytes | None: ...
-
-    def get_raw_stored(self, id: str) -> bytes | None:
-        """Like :meth:`get_raw`, for a message the caller knows is stored (it came from a
-        folder listing): no read-your-writes wait, so it is quick enough to call on an
-        event loop for one small message (IMAP reads a single body this way)."""
-        ...
-
     def get_envelope(self, id: str) -> Envelope | None: ...
 
     def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
@@ -262,9 +288,10 @@ class Store(Protocol):
         ...
 
     def mailboxes(self) -> list[MailboxInfo]: ...
-    def stats(self) -> dict[str, Any]: ...
+    def stats(self) -> StoreStats: ...
+    def tags(self) -> list[str]: ...
 
-    # -- conversations (ThreadID; assigned by the indexer shortly after delivery) --------
+    # conversations (ThreadID; assigned by the indexer shortly after delivery)
     def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
         """Conversations, newest activity first (counted within ``mailbox`` when given)."""
         ...
@@ -273,9 +300,17 @@ class Store(Protocol):
         """The messages of a conversation in arrival order; [] for an unknown id."""
         ...
 
-    def tags(self) -> list[str]: ...
+    def wait_indexed(self, timeout: float = 30) -> bool:
+        """Block until every stored message is indexed (snippet, full text, thread ID);
+        False if ``timeout`` seconds passed first. Tests and tools use it before a query
+        that depends on the index."""
+        ...
 
-    # -- changes (go through the writer; block the calling thread until committed) ------
+
+class MessageAdmin(Protocol):
+    """Changing messages through the API. Each call blocks until its change is committed;
+    its events are published after the commit."""
+
     def set_read(
         self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
     ) -> list[str]:
@@ -301,26 +336,50 @@ class Store(Protocol):
     def rename_tag(self, old: str, new: str) -> None: ...
     def delete_tag(self, tag: str) -> None: ...
 
-    # -- IMAP/POP3 view: folders of a mailbox ------------------------------------------
-    def folders(self, mailbox: str) -> list[FolderInfo]: ...
+
+class Pop3Store(Protocol):
+    """What a POP3 session needs: the INBOX of one mailbox (RFC 1939)."""
+
     def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None: ...
-    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo: ...
-    def delete_folder(self, mailbox: str, folder: str) -> None: ...
-    def rename_folder(self, mailbox: str, old: str, new: str) -> None: ...
-    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None: ...
+
     def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
         """Every delivery of the folder, ordered by UID."""
+        ...
+
+    def get_raw_stored(self, id: str) -> bytes | None:
+        """Like :meth:`MessageReader.get_raw`, for a message the caller knows is stored (it
+        came from a folder listing): no read-your-writes wait, so it is quick enough to call
+        on an event loop for one small message (IMAP and POP3 read a single body this way)."""
         ...
 
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]:
-        """Change flags; returns the entries as they are after the change."""
+        """Change flags; returns the entries as they are after the change. Every changed
+        delivery gets a new MODSEQ above the folder's previous HIGHESTMODSEQ (RFC 7162)."""
         ...
 
     def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
-        """Remove deliveries flagged \\Deleted (restricted to ``uids`` when given)."""
+        """Remove deliveries flagged \\Deleted (restricted to ``uids`` when given); returns
+        their UIDs. A message left with no delivery is deleted."""
         ...
+
+
+class ImapStore(Pop3Store, Protocol):
+    """What IMAP sessions need: folders of a mailbox, UIDs, flags, copy/move, append, and
+    a cache of what IMAP derives from a message (RFC 3501, 6851 MOVE, 7162 CONDSTORE).
+
+    UIDs grow strictly per folder and are never reused; UIDVALIDITY is fixed per folder
+    and a folder created again under a used name gets a greater one (RFC 3501 2.3.1.1).
+    """
+
+    def mailboxes(self) -> list[MailboxInfo]: ...
+    def get_raw(self, id: str) -> bytes | None: ...
+    def folders(self, mailbox: str) -> list[FolderInfo]: ...
+    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo: ...
+    def delete_folder(self, mailbox: str, folder: str) -> None: ...
+    def rename_folder(self, mailbox: str, old: str, new: str) -> None: ...
+    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None: ...
 
     def copy(
         self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
@@ -339,7 +398,6 @@ class Store(Protocol):
         """Store a message directly in a folder (IMAP APPEND). Returns (uidvalidity, uid)."""
         ...
 
-    # -- IMAP cache: what the IMAP server derives from a message, kept across restarts --------
     def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
         """Blobs of ``kind`` ("meta", "head" or "text") for those of ``ids`` that have one
         (never for deleted messages)."""
@@ -358,3 +416,16 @@ class IndexProgress(Protocol):
     def unindexed(self, ids: list[str]) -> list[str]:
         """Those of ``ids`` not indexed yet (deleted ones left out)."""
         ...
+
+
+class WebStore(Ingest, MessageReader, MessageAdmin, Protocol):
+    """What the HTTP API and UI use (``web/``): ingest for ``/api/v1/send``, reads, changes."""
+
+
+class Store(Lifecycle, WebStore, ImapStore, Protocol):
+    """Everything a storage backend provides. See the module docstring for the model.
+
+    Consumers take the narrowest protocol they need (:class:`WebStore`, :class:`ImapStore`,
+    :class:`Pop3Store`, :class:`MessageReader`...); only the composition root holds a
+    :class:`Store`. Every backend passes the contract suite in ``tests/contract/``.
+    """

@@ -12,7 +12,7 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from .base import Address, Envelope, InvalidQuery, MailboxInfo, MessagePage, Summary
+from .base import Address, Envelope, InvalidQuery, MailboxInfo, MessagePage, StoreStats, Summary
 from .sqlite_search import fulltext_listing
 
 __all__ = ["PAGE_LIMIT_MAX", "SUMMARY_COLS", "ReadingMixin"]
@@ -262,7 +262,7 @@ class ReadingMixin:
             t[1] += unseen
         return [MailboxInfo(n, t[0], t[1]) for n, t in sorted(totals.items()) if n]
 
-    def stats(self) -> dict[str, Any]:
+    def stats(self) -> StoreStats:
         conn = self._reader()
         total, unread, size = conn.execute(
             "SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) FROM message"
@@ -273,14 +273,14 @@ class ReadingMixin:
             )
         except OSError:
             db_size = 0
-        return {
-            "messages": total,
-            "unread": unread,
-            "size": size,
-            "database_size": db_size,
-            "database": self.path if not self._tmpdir else ":memory:",
-            "sqlite_version": sqlite3.sqlite_version,
-        }
+        return StoreStats(
+            messages=int(total),
+            unread=int(unread),
+            size=int(size),
+            database=self.path if not self._tmpdir else ":memory:",
+            database_size=db_size,
+            engine=f"SQLite {sqlite3.sqlite_version}",
+        )
 
     def tags(self) -> list[str]:
         return [

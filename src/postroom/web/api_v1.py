@@ -363,10 +363,10 @@ async def info(request: web.Request) -> web.Response:
         {
             "Version": __version__,
             "LatestVersion": "",
-            "Database": str(stats.get("database", "")),
-            "DatabaseSize": int(stats.get("database_size", 0)),
-            "Messages": int(stats.get("messages", 0)),
-            "Unread": int(stats.get("unread", 0)),
+            "Database": stats.database,
+            "DatabaseSize": stats.database_size,
+            "Messages": stats.messages,
+            "Unread": stats.unread,
             "Tags": counts,
             "RuntimeStats": {
                 "Memory": _memory(),

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 
 from aiohttp import web
 
-from ..store.base import Address, InvalidQuery, Store, Summary
+from ..store.base import Address, InvalidQuery, Summary, WebStore
 
 if TYPE_CHECKING:
     from ..app import App
@@ -59,7 +59,7 @@ MAX_LIMIT = 10_000
 T = TypeVar("T")
 
 
-def store_of(request: web.Request) -> Store:
+def store_of(request: web.Request) -> WebStore:
     return request.app[APP_KEY].store
 
 

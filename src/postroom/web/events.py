@@ -187,7 +187,7 @@ class Hub:
             return
         text = _envelope(
             "stats",
-            {"Total": int(st.get("messages", 0)), "Unread": int(st.get("unread", 0)), "Version": __version__},
+            {"Total": st.messages, "Unread": st.unread, "Version": __version__},
         )
         for c in list(self.clients):
             c.offer(text)

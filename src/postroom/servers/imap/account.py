@@ -13,7 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from ...protocols.imap.errors import No
-from ...store.base import INBOX, FolderInfo, Store
+from ...store.base import INBOX, FolderInfo, ImapStore
 
 __all__ = ["ALL_LOGINS", "DELIMITER", "Account"]
 
@@ -25,12 +25,12 @@ ALL_LOGINS = frozenset({"all", "*"})
 class Account:
     """The folder namespace of one login (runs in worker threads: every method blocks)."""
 
-    store: Store
+    store: ImapStore
     user: str  # the mailbox (lower-cased address), or "all"
     all_view: bool = False
 
     @classmethod
-    def for_login(cls, store: Store, login: str) -> Account:
+    def for_login(cls, store: ImapStore, login: str) -> Account:
         name = login.strip().lower()
         if name in ALL_LOGINS:
             return cls(store, "all", True)

@@ -16,7 +16,7 @@ from ...events import Event, FolderChanged
 from ...protocols.imap.commands import State
 from ...protocols.imap.encoder import Raw, untagged
 from ...protocols.imap.errors import No
-from ...store.base import Store
+from ...store.base import ImapStore
 from .account import Account
 from .messages import MessageCache
 from .tracker import Tracker
@@ -53,7 +53,7 @@ class SessionBase:
     """State shared by the command mixins."""
 
     app: App
-    store: Store
+    store: ImapStore
     state: State
     account: Account | None
     selected: Selected | None

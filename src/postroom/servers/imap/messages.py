@@ -27,7 +27,7 @@ from ...protocols.imap import mime
 from ...protocols.imap.encoder import encode
 from ...protocols.imap.fetch import Section, decode_part
 from ...protocols.imap.sort import decode_words
-from ...store.base import Entry, Store
+from ...store.base import Entry, ImapStore
 from .persist import (
     HEAD,
     META,
@@ -100,7 +100,7 @@ class MessageCache:
     """The shared cache (see the module docstring). Thread-safe."""
 
     def __init__(
-        self, store: Store, raw_budget: int = RAW_CACHE_BYTES, max_derived: int = DERIVED_CACHE_ITEMS
+        self, store: ImapStore, raw_budget: int = RAW_CACHE_BYTES, max_derived: int = DERIVED_CACHE_ITEMS
     ) -> None:
         self.store = store
         self.raw_budget = raw_budget

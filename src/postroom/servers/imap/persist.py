@@ -44,7 +44,7 @@ import zstandard
 
 from ... import __version__
 from ...protocols.imap import bodystructure, encoder, fetch, mime, sort
-from ...store.base import Store, StoreClosed
+from ...store.base import ImapStore, StoreClosed
 
 __all__ = [
     "FORMAT",
@@ -174,7 +174,7 @@ class WriteBehind:
     command that derived them does not wait for a commit. A daemon thread (not an
     executor) so that an unwritten batch never holds up the process exiting."""
 
-    def __init__(self, store: Store) -> None:
+    def __init__(self, store: ImapStore) -> None:
         self.store = store
         self._pending: dict[str, dict[str, bytes]] = {}
         self._queue: deque[tuple[str, dict[str, bytes]]] = deque()
