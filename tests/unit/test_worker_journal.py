@@ -12,7 +12,8 @@ import zstandard
 from postroom.config import Settings
 from postroom.events import Bus
 from postroom.store import rawcodec
-from postroom.store.base import Envelope
+from postroom.store.base import Envelope, StoreError
+from postroom.store.ingest import WorkerJournalWriter
 from postroom.store.headers import scan_headers, summary_fields
 from postroom.store.journal import FILE_HEADER, JournalTail, SegmentedJournal, create_segment, segment_path
 from postroom.store.sqlite import SQLiteStore, new_id
@@ -59,6 +60,7 @@ def crash(store: SQLiteStore) -> None:
     store._writer.join(10)
     store._stop_indexer()
     store._closed = True
+    store._owner.release()  # what the kernel does for a process that dies
 
 
 def test_tail_reads_whole_records_and_follows_segments(tmp_path: Path) -> None:
@@ -213,7 +215,7 @@ def test_worker_refuses_mail_while_the_store_cannot_write(tmp_path: Path) -> Non
     async def main() -> None:
         mine, theirs = socket.socketpair()
         reader, writer = await asyncio.open_connection(sock=theirs)
-        store = smtp_workers._JournalStore(SegmentedJournal(str(tmp_path / "j")), writer)
+        store = smtp_workers._JournalStore(WorkerJournalWriter(str(tmp_path / "j")), writer)
         listening = asyncio.ensure_future(smtp_workers._listen_to_main(reader, store))
         env = Envelope(mail_from="a@x.org", rcpt_to=("b@x.org",), received_at=1.0)
         assert len(store.deliver_journaled(env, MSG)) == 22
@@ -226,7 +228,7 @@ def test_worker_refuses_mail_while_the_store_cannot_write(tmp_path: Path) -> Non
         try:
             store.deliver_journaled(env, MSG)
             raise AssertionError("a refusing worker stored mail")
-        except RuntimeError as e:
+        except StoreError as e:
             assert "cannot write" in str(e)
         mine.sendall(smtp_workers.ACCEPT)
         for _ in range(100):

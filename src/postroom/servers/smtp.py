@@ -32,7 +32,7 @@ import ssl
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..protocols.smtp import (
     AUTH_FAILED,
@@ -53,17 +53,20 @@ from ..protocols.smtp import (
     State,
 )
 from ..store.base import Envelope
+from ..store.ingest import Ingest, ingest_paths
 from .auth import Authenticator
 from .smtp_workers import WorkerPool, worker_count
 
 if TYPE_CHECKING:
     from ..app import App
+    from ..config import Settings
 
 __all__ = [
     "HOOK_STAGES",
     "MAX_BUFFER_WHILE_BUSY",
     "Hook",
     "HookDisconnect",
+    "SMTPHost",
     "SMTPListener",
     "SMTPSession",
     "SessionInfo",
@@ -94,6 +97,20 @@ TAKEOVER_GRACE = 0.5
 # ~0.3 s: a new interpreter importing the SMTP server); past it, this process accepts too.
 WORKER_START_LIMIT = 15.0
 TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
+
+
+class SMTPHost(Protocol):
+    """What an SMTP listener uses of its application: :class:`~postroom.app.App`, or an SMTP
+    worker process's stand-in (servers/smtp_workers.py), whose store is a journal writer."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def store(self) -> Ingest: ...
+    @property
+    def ssl_context(self) -> ssl.SSLContext | None: ...
+    @property
+    def extras(self) -> dict[str, Any]: ...
 
 
 class HookDisconnect(Exception):
@@ -185,7 +202,7 @@ def _bind(host: str, port: int) -> socket.socket:
 class SMTPListener:
     """One listening socket and the sessions it accepted. Closable like a server."""
 
-    def __init__(self, app: App, implicit_tls: bool) -> None:
+    def __init__(self, app: SMTPHost, implicit_tls: bool) -> None:
         s = app.settings
         self.app = app
         self.implicit_tls = implicit_tls
@@ -208,11 +225,10 @@ class SMTPListener:
         self.takeover: asyncio.Task[None] | None = None  # this process accepting once they are gone
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.Task[None] | None = None
-        # A store that commits at once (its ingest journal): messages are stored without a task.
-        journaled = bool(getattr(app.store, "journaled", False))
-        self.deliver_now: Callable[[Envelope, bytes], str] | None = (
-            getattr(app.store, "deliver_journaled", None) if journaled else None
-        )
+        # How mail is committed, decided once (store/ingest.py): a store that commits at once
+        # (its ingest journal) has messages stored without an asyncio task.
+        self.ingest = ingest_paths(app.store)
+        self.deliver_now: Callable[[Envelope, bytes], str] | None = self.ingest.deliver_now
 
     def new_session(self) -> SMTPSession:
         return SMTPSession(self)
@@ -500,7 +516,7 @@ class SMTPSession(asyncio.Protocol):
     async def _deliver(self, ev: MessageReceived) -> Reply:
         envelope, data, trace_id = self._envelope(ev)
         try:
-            msg_id = await self.listener.app.store.deliver(envelope, data)
+            msg_id = await self.listener.ingest.deliver(envelope, data)
         except Exception:
             log.exception("SMTP: could not store a message from %s (trace id %s)", self.peer, trace_id)
             return TEMP_FAILURE

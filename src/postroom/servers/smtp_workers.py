@@ -44,14 +44,14 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from ..store.base import Envelope
-from ..store.headers import scan_headers, summary_fields
-from ..store.ids import new_id
-from ..store.journal import SegmentedJournal
-from ..store.rawcodec import compress
+from ..store.base import Envelope, StoreError
+from ..store.ingest import WorkerFeed, WorkerIngest, WorkerJournalWriter, ingest_paths
 
 if TYPE_CHECKING:
+    import ssl
+
     from ..app import App
+    from ..config import Settings
 
 __all__ = ["WorkerPool", "main", "worker_count"]
 
@@ -74,7 +74,7 @@ def worker_count(app: App) -> int:
     value = str(s.smtp_workers).strip() or "0"
     if value == "auto":
         value = str(AUTO_WORKERS) if (os.cpu_count() or 1) >= 2 else "0"
-    store_ok = bool(getattr(app.store, "journaled", False)) and hasattr(app.store, "open_worker_journal")
+    store_ok = ingest_paths(app.store).workers is not None
     hooks_possible = bool(app.extras.get("smtp_hooks")) or s.enable_chaos or bool(s.chaos)
     if not store_ok or hooks_possible or not value.isdigit():
         return 0
@@ -87,6 +87,7 @@ class WorkerPool:
 
     app: App
     on_all_gone: Callable[[], None] | None = None  # called once if every worker exits on its own
+    store: WorkerIngest | None = None  # set by start()
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     socks: list[socket.socket] = field(default_factory=list)
     threads: list[threading.Thread] = field(default_factory=list)
@@ -97,7 +98,10 @@ class WorkerPool:
 
     def start(self, listen: socket.socket, count: int) -> None:
         settings = json.dumps({k: v for k, v in asdict(self.app.settings).items() if k != "extra"})
-        store: Any = self.app.store
+        store = ingest_paths(self.app.store).workers
+        if store is None:
+            raise ValueError("this store cannot take mail from SMTP worker processes")
+        self.store = store
         for n in range(count):
             tail = store.open_worker_journal(n)
             mine, theirs = socket.socketpair()
@@ -110,7 +114,7 @@ class WorkerPool:
                     "postroom.servers.smtp_workers",
                     str(listen.fileno()),
                     str(theirs.fileno()),
-                    tail.base,
+                    tail.location,
                 ],
                 stdin=subprocess.PIPE,
                 pass_fds=(listen.fileno(), theirs.fileno()),
@@ -129,7 +133,7 @@ class WorkerPool:
             self.threads.append(t)
             self._alive += 1
 
-    def _serve(self, sock: socket.socket, tail: Any) -> None:
+    def _serve(self, sock: socket.socket, tail: WorkerFeed) -> None:
         try:
             self._take_notes(sock, tail)
         finally:
@@ -141,10 +145,11 @@ class WorkerPool:
             if gone and self.on_all_gone is not None:
                 self.on_all_gone()
 
-    def _take_notes(self, sock: socket.socket, tail: Any) -> None:
+    def _take_notes(self, sock: socket.socket, tail: WorkerFeed) -> None:
         """Bytes from a worker: READY once it accepts connections, then a NOTE whenever it has
         journaled mail since the store last asked (armed it)."""
-        store: Any = self.app.store
+        store = self.store
+        assert store is not None
         try:
             while data := sock.recv(4096):
                 if READY in data:
@@ -179,7 +184,8 @@ class WorkerPool:
 
 
 class _JournalStore:
-    """The worker's "store": journals each message itself and tells the main process.
+    """The worker's "store" (store/ingest.JournaledIngest): journals each message itself
+    (store/ingest.WorkerJournalWriter) and tells the main process.
 
     Notes are sent only when the main process asked for one (it "armed" this worker after
     finding its journal read to the end): while the main process keeps reading, which it
@@ -187,24 +193,24 @@ class _JournalStore:
     its last note answers an arming at once, so no message waits for the next one.
     """
 
-    def __init__(self, journal: SegmentedJournal, ipc: asyncio.StreamWriter) -> None:
-        self.journal = journal
+    def __init__(self, writer: WorkerJournalWriter, ipc: asyncio.StreamWriter) -> None:
+        self.writer = writer
         self.ipc = ipc
         self.armed = True  # the main process has read everything: note the next message
         self.dirty = False  # mail journaled since the last note
         self.refusing = False  # the main process cannot store mail now: answer 451
 
-    journaled = True  # deliver_journaled commits before it returns
+    @property
+    def journaled(self) -> bool:
+        return True  # deliver_journaled commits before it returns
 
     async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
         return self.deliver_journaled(envelope, raw, tags)
 
     def deliver_journaled(self, envelope: Envelope, raw: bytes, tags: tuple[str, ...] = ()) -> str:
         if self.refusing:
-            raise RuntimeError("the store cannot write at the moment (is the disk full?)")
-        pid = new_id()
-        head = summary_fields(scan_headers(raw))
-        self.journal.append(pid, envelope.dumps(), tuple(tags), compress(raw), len(raw), head)
+            raise StoreError("the store cannot write at the moment (is the disk full?)")
+        pid = self.writer.commit(envelope, raw, tags)
         if self.armed:
             self.armed = False
             self.ipc.write(NOTE)
@@ -240,11 +246,11 @@ def _send_quietly(sock: socket.socket, data: bytes) -> None:
 
 @dataclass
 class _WorkerApp:
-    """The parts of App that servers/smtp.py uses."""
+    """The parts of App that servers/smtp.py uses (its SMTPHost)."""
 
-    settings: Any
-    store: Any
-    ssl_context: Any = None
+    settings: Settings
+    store: _JournalStore
+    ssl_context: ssl.SSLContext | None = None
     extras: dict[str, Any] = field(default_factory=dict)
 
 
@@ -258,7 +264,7 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: st
     settings = Settings(**json.loads(settings_json))
     ipc = socket.socket(fileno=ipc_fd)
     reader, writer = await asyncio.open_connection(sock=ipc)
-    journal = SegmentedJournal(journal_base)
+    journal = WorkerJournalWriter(journal_base)
     store = _JournalStore(journal, writer)
     app = _WorkerApp(settings, store)
     if settings.tls_enabled:
@@ -266,7 +272,7 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: st
 
         app.ssl_context = make_server_context(settings)
     listen = socket.socket(fileno=listen_fd)
-    listener = smtp.SMTPListener(app, False)  # type: ignore[arg-type]
+    listener = smtp.SMTPListener(app, False)
     loop = asyncio.get_running_loop()
     # the main process bound the socket; it listens from here on, so the port opens (and the
     # main process says SMTP is ready) once a worker can greet

@@ -544,6 +544,11 @@ class JournalTail:
             self.pos = FILE_HEADER.size
 
     @property
+    def location(self) -> str:
+        """Where the worker writes (store/ingest.WorkerFeed)."""
+        return self.base
+
+    @property
     def position(self) -> tuple[int, int]:
         return (self.gen, self.pos)
 

@@ -43,6 +43,7 @@ from .headers import scan_headers
 from .ids import new_id
 from .index_worker import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, read_records, segment_path
+from .owner import StoreLock
 from .rawcodec import compress, unpack
 from .sqlite_background import BackgroundMixin
 from .sqlite_changes import ChangesMixin
@@ -99,6 +100,7 @@ class SQLiteStore(
             self._tmpdir = tempfile.mkdtemp(prefix="postroom-", dir=base)
             target = os.path.join(self._tmpdir, "store.db")
         self.path = target
+        self._owner = StoreLock(target)
         self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -136,8 +138,13 @@ class SQLiteStore(
         directory = os.path.dirname(os.path.abspath(self.path))
         try:
             os.makedirs(directory, exist_ok=True)
+            self._owner.acquire()  # one postroom per database, before anything else (owner.py)
+        except OSError as e:
+            raise StoreError(f"cannot open database {self.path}: {e}") from None
+        try:
             conn = self._connect()
         except (OSError, sqlite3.Error) as e:
+            self._owner.release()
             raise StoreError(f"cannot open database {self.path}: {e}") from None
         try:
             self._migrate(conn)
@@ -205,6 +212,7 @@ class SQLiteStore(
                 except sqlite3.Error:
                     pass
             self._readers.clear()
+        self._owner.release()
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
