@@ -13,8 +13,8 @@ from postroom.config import Settings
 from postroom.events import Bus
 from postroom.store import rawcodec
 from postroom.store.base import Envelope, StoreError
-from postroom.store.ingest import WorkerJournalWriter
 from postroom.store.headers import scan_headers, summary_fields
+from postroom.store.ingest import WorkerJournalWriter
 from postroom.store.journal import FILE_HEADER, JournalTail, SegmentedJournal, create_segment, segment_path
 from postroom.store.sqlite import SQLiteStore, new_id
 
