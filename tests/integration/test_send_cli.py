@@ -335,6 +335,33 @@ def test_send_a_ready_made_eml_file(tmp_path: Path) -> None:
         [msg] = stored(s, "secret@example.org")
         assert "Bcc" not in msg and msg["Subject"] == "from sendmail"
         # explicit recipients replace the headers' ones
-        r = run(["send", "--eml", str(eml), "--to", "only@example.org", "--server", f"127.0.0.1:{s.smtp_port}"])
+        r = run(
+            ["send", "--eml", str(eml), "--to", "only@example.org", "--server", f"127.0.0.1:{s.smtp_port}"]
+        )
         assert r.returncode == 0, r.stderr
         assert len(stored(s, "only@example.org")) == 1 and len(stored(s, "alice@example.org")) == 1
+
+
+def test_send_with_an_oauth2_token_xoauth2(tmp_path: Path) -> None:
+    creds = tmp_path / "users"
+    creds.write_text("dev@example.org:ya29.token-value\n")
+    with smtp_server(smtp_auth_file=str(creds), smtp_require_auth=True) as s:
+        base = [
+            "send",
+            "--server",
+            f"127.0.0.1:{s.smtp_port}",
+            "--user",
+            "dev@example.org",
+            "--from",
+            "dev@example.org",
+            "--to",
+            "x@example.org",
+            "--text",
+            "t",
+        ]
+        r = run(base, env={"POSTROOM_SMTP_OAUTH2_TOKEN": "ya29.token-value"})
+        assert r.returncode == 0, r.stderr
+        env = s.app.store.get_envelope(s.app.store.list_messages(mailbox="x@example.org").messages[0].id)
+        assert env is not None and env.auth_user == "dev@example.org"
+        r = run(base, env={"POSTROOM_SMTP_OAUTH2_TOKEN": "expired"})
+        assert r.returncode == 1 and b"535" in r.stderr

@@ -368,4 +368,4 @@ def test_commands_injected_with_starttls_are_dropped() -> None:
                 got += chunk
     lines = got.split(b"\r\n")
     assert lines[0] == b"503 5.5.1 Error: send HELO/EHLO first"  # the injected MAIL left no state
-    assert b"250-STARTTLS" not in got and b"250-AUTH PLAIN LOGIN CRAM-MD5" in got
+    assert b"250-STARTTLS" not in got and b"250-AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2" in got

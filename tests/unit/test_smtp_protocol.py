@@ -304,7 +304,7 @@ def test_implicit_tls_session_offers_no_starttls_and_auth_is_allowed() -> None:
     h = Harness(SMTPConfig(tls_available=True, require_tls=True), tls=True)
     out = h.feed(b"EHLO c\r\nSTARTTLS\r\nAUTH PLAIN AGEAYg==\r\n")
     assert b"STARTTLS" not in out.split(b"\r\n", 12)[-1] and b"250-STARTTLS" not in out
-    assert b"250-AUTH PLAIN LOGIN CRAM-MD5\r\n" in out
+    assert b"250-AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2\r\n" in out
     assert out.endswith(b"503 5.5.1 Error: TLS already active\r\n235 2.7.0 Authentication successful\r\n")
     assert h.conn.auth_user == "a"
 

@@ -88,8 +88,11 @@ COMMAND_TIMEOUT: Final = 300.0
 #: Errors tolerated in one session before it is closed with 421, like Postfix's
 #: ``smtpd_hard_error_limit`` default of 20: binary garbage must not keep a slot forever.
 MAX_ERRORS: Final = 20
-#: Mechanisms we speak (RFC 4616 PLAIN, draft-murchison-sasl-login LOGIN, RFC 2195 CRAM-MD5).
-AUTH_MECHANISMS: Final = ("PLAIN", "LOGIN", "CRAM-MD5")
+#: Mechanisms we speak (RFC 4616 PLAIN, draft-murchison-sasl-login LOGIN, RFC 2195 CRAM-MD5,
+#: and XOAUTH2, Google's and Microsoft's OAuth2 bearer-token mechanism, so that an application
+#: written for Gmail or Microsoft 365 can be pointed at postroom unchanged; its token is
+#: checked as the password).
+AUTH_MECHANISMS: Final = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
 
 _DOT_LINE = re.compile(rb"\n\.")
 
@@ -254,7 +257,7 @@ class SMTPConnection:
         self._bdat_size = 0
         self._bdat_resume = State.READY
         # SASL
-        self._sasl: str = ""  # "PLAIN", "LOGIN-USER", "LOGIN-PASS", "CRAM-MD5"
+        self._sasl: str = ""  # "PLAIN", "LOGIN-USER", "LOGIN-PASS", "CRAM-MD5", "XOAUTH2"
         self._sasl_user = ""
         self._sasl_challenge = ""
 
@@ -748,6 +751,10 @@ class SMTPConnection:
             if initial:
                 return self._plain(initial)
             return self._challenge("PLAIN", "")
+        if mech == "XOAUTH2":
+            if initial:
+                return self._xoauth2(initial)
+            return self._challenge("XOAUTH2", "")
         if initial:  # LOGIN with the user name as initial response
             user = decode_b64(initial)
             if user is None:
@@ -774,6 +781,8 @@ class SMTPConnection:
             return self._error(AUTH_CANCELLED)
         if step == "PLAIN":
             return self._plain(line)
+        if step == "XOAUTH2":
+            return self._xoauth2(line)
         text = decode_b64(line)
         if text is None:
             return self._error(AUTH_UNDECODABLE)
@@ -798,6 +807,18 @@ class SMTPConnection:
         if len(parts) != 3 or not parts[1]:  # RFC 4616 2: [authzid] NUL authcid NUL passwd
             return self._error(line_reply(501, "5.5.2", "Bad PLAIN response"))
         return self._attempt(AuthAttempt(AUTH_OK, "PLAIN", parts[1], password=parts[2]))
+
+    def _xoauth2(self, initial: bytes) -> Event:
+        # "user=" USER ^A "auth=Bearer " TOKEN ^A ^A (the XOAUTH2 client response)
+        text = decode_b64(initial)
+        if text is None:
+            return self._error(AUTH_UNDECODABLE)
+        fields = dict(f.partition("=")[::2] for f in text.split("\x01") if f)
+        user = fields.get("user", "")
+        kind, _, token = fields.get("auth", "").partition(" ")
+        if not user or kind.lower() != "bearer" or not token:
+            return self._error(line_reply(501, "5.5.2", "Bad XOAUTH2 response"))
+        return self._attempt(AuthAttempt(AUTH_OK, "XOAUTH2", user, password=token))
 
     def _attempt(self, ev: AuthAttempt) -> Event:
         user = ev.username
