@@ -5,6 +5,7 @@ at every width, and the phone layout."""
 
 from __future__ import annotations
 
+import contextlib
 import datetime
 import re
 from collections.abc import Callable
@@ -135,3 +136,43 @@ def test_mark_all_read_on_many_keeps_the_live_connection(
         ex(row(p, "After the bulk change")).to_be_visible()
         assert p.evaluate("window.__closes") == 0  # never cut off (a reconnect would hide it)
     ex(entry.locator(".badge")).to_have_text("1")
+
+
+def test_search_error_and_progress(open_ui: OpenUI, ui_server: UIServer) -> None:
+    for i in range(3):
+        ui_server.deliver(mail(f"Report {i}"))
+    ui_server.settle()
+    page = open_ui(width=1024)
+    ex(page.locator("#list li.row")).to_have_count(3)
+    # A search the server refuses: its message in full, a visible retry, no stale rows.
+    page.fill("#search", "before:notadate")
+    page.keyboard.press("Enter")
+    error = page.locator("#list-error")
+    ex(error).to_be_visible()
+    ex(error).to_contain_text("This search could not run")
+    ex(page.locator("#list-error-retry")).to_be_in_viewport()
+    box = error.bounding_box()
+    pane = page.locator("#list-pane").bounding_box()
+    assert box and pane and box["x"] + box["width"] <= pane["x"] + pane["width"] + 0.5
+    assert page.evaluate("document.getElementById('list-error-text').scrollWidth") <= page.evaluate(
+        "document.getElementById('list-error-text').clientWidth"
+    )  # wraps instead of being clipped
+    ex(page.locator("#list li.row")).to_have_count(0)
+    ex(page.locator("#list-count")).to_have_text("")
+    # A slow search shows that it is searching.
+    held: list[Any] = []
+    page.route("**/api/v1/search?*", lambda route: held.append(route))
+    page.fill("#search", "report")
+    page.keyboard.press("Enter")
+    ex(page.locator("#list-progress")).to_be_visible()
+    ex(page.locator("#list-count")).to_have_text("Searching…")
+    ex(page.locator("#list-pane")).to_have_attribute("aria-busy", "true")
+    assert held
+    for route in held:
+        with contextlib.suppress(Exception):  # a request the UI aborted (superseded) is gone
+            route.continue_()
+    page.unroute("**/api/v1/search?*")
+    ex(page.locator("#list li.row")).to_have_count(3)
+    ex(page.locator("#list-progress")).to_be_hidden()
+    ex(error).to_be_hidden()
+    ex(page.locator("#list-count")).to_have_text("1–3 of 3")

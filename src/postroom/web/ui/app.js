@@ -95,7 +95,7 @@ async function loadList({ keepScroll = false } = {}) {
   const abort = new AbortController();
   listAbort = abort;
   const scroll = $("list").scrollTop;
-  document.body.classList.add("busy");
+  setBusy(abort);
   try {
     const data = await api.messages({ query: state.query, mailbox: state.mailbox, start: state.start, limit: PAGE_SIZE, signal: abort.signal });
     if (abort.signal.aborted) return;
@@ -117,9 +117,9 @@ async function loadList({ keepScroll = false } = {}) {
     setError(null);
   } catch (err) {
     if (err.name === "AbortError") return;
-    setError(state.query && err.status === 400 ? `Search: ${err.message}` : `Could not load messages: ${err.message}`);
+    setError(state.query && err.status === 400 ? `This search could not run: ${err.message}` : `Could not load messages: ${err.message}`);
   } finally {
-    if (listAbort === abort) document.body.classList.remove("busy");
+    if (listAbort === abort) setBusy(null);
   }
 }
 
@@ -129,7 +129,7 @@ async function loadThreads({ keepScroll = false } = {}) {
   const abort = new AbortController();
   listAbort = abort;
   const scroll = $("list").scrollTop;
-  document.body.classList.add("busy");
+  setBusy(abort);
   try {
     const data = await api.threads({ mailbox: state.mailbox, start: state.start, limit: PAGE_SIZE, signal: abort.signal });
     if (abort.signal.aborted) return;
@@ -147,7 +147,7 @@ async function loadThreads({ keepScroll = false } = {}) {
     if (err.name === "AbortError") return;
     setError(`Could not load conversations: ${err.message}`);
   } finally {
-    if (listAbort === abort) document.body.classList.remove("busy");
+    if (listAbort === abort) setBusy(null);
   }
 }
 
@@ -600,16 +600,48 @@ function toast(text) {
   }, 3500);
 }
 
+/**
+ * The list failed to load (a search the server cannot parse, the server gone): say why in
+ * full, with a retry, and show no stale results under it (they would read as the answer).
+ */
 function setError(text) {
-  const banner = $("list-banner");
-  if (text) {
-    banner.hidden = false;
-    banner.dataset.error = "1";
-    $("banner-btn").textContent = `${text} — retry`;
-  } else if (banner.dataset.error) {
-    delete banner.dataset.error;
-    updateBanner();
+  const box = $("list-error");
+  if (!text) {
+    box.hidden = true;
+    return;
   }
+  $("list-error-text").textContent = text;
+  box.hidden = false;
+  state.messages = [];
+  state.threads = [];
+  state.total = 0;
+  list.render([], state.selectedId);
+  $("list").hidden = true;
+  $("empty").hidden = true;
+  $("pager").hidden = true;
+  $("list-count").textContent = "";
+}
+
+// A load in flight: after a moment (quick answers should not flicker) the list shows a
+// progress bar and "Searching…" / "Loading…" in place of its count.
+const BUSY_DELAY_MS = 120;
+let busyTimer = 0;
+function setBusy(abort) {
+  clearTimeout(busyTimer);
+  const pane = $("list-pane");
+  if (!abort) {
+    pane.removeAttribute("aria-busy");
+    document.body.classList.remove("busy");
+    $("list-progress").hidden = true;
+    return;
+  }
+  document.body.classList.add("busy");
+  busyTimer = setTimeout(() => {
+    if (listAbort !== abort) return;
+    pane.setAttribute("aria-busy", "true");
+    $("list-progress").hidden = false;
+    $("list-count").textContent = state.query ? "Searching…" : "Loading…";
+  }, BUSY_DELAY_MS);
 }
 
 function openDrawer() {
@@ -693,12 +725,8 @@ function wire() {
   });
   $("prev-page").addEventListener("click", () => navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null }));
   $("next-page").addEventListener("click", () => navigate({ start: state.start + PAGE_SIZE, id: null }));
+  $("list-error-retry").addEventListener("click", () => loadList());
   $("banner-btn").addEventListener("click", () => {
-    if ($("list-banner").dataset.error) {
-      setError(null);
-      loadList();
-      return;
-    }
     state.pending = 0;
     updateBanner();
     navigate({ start: 0 });
