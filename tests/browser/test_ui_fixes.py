@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from tests.browser.conftest import USE_MOCK, UIServer
+from tests.browser.conftest import USE_MOCK, UIServer, shot
 
 pytestmark = pytest.mark.browser
 ex = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)").expect
@@ -176,3 +176,43 @@ def test_search_error_and_progress(open_ui: OpenUI, ui_server: UIServer) -> None
     ex(page.locator("#list-progress")).to_be_hidden()
     ex(error).to_be_hidden()
     ex(page.locator("#list-count")).to_have_text("1–3 of 3")
+
+
+def test_many_mailboxes(open_ui: OpenUI, ui_server: UIServer) -> None:
+    names = [f"test-user-0000-{i:04d}@example.org" for i in range(305)]
+    for chunk in range(0, len(names), 100):
+        ui_server.deliver(mail(f"Batch {chunk}", to=", ".join(names[chunk : chunk + 100])))
+    ui_server.deliver(mail("Two", to="box2@example.org"))
+    ui_server.deliver(mail("Ten", to="box10@example.org"))
+    ui_server.settle()
+    page = open_ui(width=1280)
+    entries = page.locator("#mailboxes a.mailbox")
+    ex(entries).to_have_count(301)  # All + the first 300; the rest behind the filter
+    ex(page.locator("#mailbox-more")).to_have_text("7 more — filter to find one")
+    # The local part, which tells these apart, is shown whole; the domain gives way.
+    local = mailbox(page, names[123]).locator(".mb-local")
+    assert local.evaluate("e => e.scrollWidth <= e.clientWidth"), "the local part is cut"
+    # Natural order: box2 before box10.
+    order = page.eval_on_selector_all("#mailboxes a.mailbox", "es => es.map(e => e.dataset.mailbox)")
+    assert order.index("box2@example.org") < order.index("box10@example.org")
+    # The filter finds one among hundreds; Enter opens the first match.
+    page.fill("#mailbox-filter", "0304")
+    ex(entries).to_have_count(2)
+    page.locator("#mailbox-filter").press("Enter")
+    ex(page.locator("#list-title")).to_have_text(names[304])
+    # The column is as wide as you drag it.
+    handle = page.locator("#sidebar-resizer").bounding_box()
+    assert handle
+    page.mouse.move(handle["x"] + 4, handle["y"] + 200)
+    page.mouse.down()
+    page.mouse.move(handle["x"] + 124, handle["y"] + 200, steps=4)
+    page.mouse.up()
+    width = page.locator("#sidebar").bounding_box()
+    assert width and 395 <= width["width"] <= 425
+    shot(page, "many-mailboxes")
+    # After Delete all, no emptied mailbox is left behind in the list.
+    page.click("#mailboxes a[data-mailbox='']")
+    page.click("#delete-all-btn")
+    page.click("#confirm-ok")
+    ex(page.locator("#empty")).to_be_visible()
+    ex(entries).to_have_count(1)

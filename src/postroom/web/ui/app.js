@@ -29,7 +29,10 @@ const state = {
 
 let listAbort = null;
 let messageAbort = null;
-const sidebar = new Sidebar($("mailboxes"), (name) => navigate({ mailbox: name, query: "", start: 0, id: null }));
+const sidebar = new Sidebar($("mailboxes"), (name) => navigate({ mailbox: name, query: "", start: 0, id: null }), {
+  filter: $("mailbox-filter"),
+  more: $("mailbox-more"),
+});
 const list = new MessageList($("list"), (id) => openMessage(id), (threadId) => openThread(threadId));
 const view = new MessageView(
   { root: $("message"), subject: $("msg-subject"), tags: $("msg-tags"), meta: $("msg-meta"), tabs: $("tabs"), panels: $("panels") },
@@ -71,6 +74,7 @@ async function navigate({ mailbox = state.mailbox, query = state.query, start = 
   syncGroupButton();
   if ($("search").value !== query && document.activeElement !== $("search")) $("search").value = query;
   sidebar.setCurrent(mailbox);
+  $("delete-all-label").textContent = mailbox ? "Delete mailbox" : "Delete all";
   if (listChanged) {
     state.pending = 0;
     await loadList();
@@ -714,7 +718,59 @@ function onKey(ev) {
 
 // ---- start ---------------------------------------------------------------------------
 
+// ---- sidebar width -------------------------------------------------------------------
+
+const SIDEBAR_MIN = 180;
+const SIDEBAR_MAX = 560;
+const SIDEBAR_KEY = "postroom.sidebarWidth";
+
+function setSidebarWidth(px, save = true) {
+  const w = Math.round(Math.min(SIDEBAR_MAX, Math.max(SIDEBAR_MIN, px)));
+  document.documentElement.style.setProperty("--sidebar-w", `${w}px`);
+  $("sidebar-resizer").setAttribute("aria-valuenow", String(w));
+  if (save) {
+    try {
+      localStorage.setItem(SIDEBAR_KEY, String(w));
+    } catch {
+      // private mode: the width lasts for this page only
+    }
+  }
+}
+
+/** The mailbox column is as wide as the person drags it (or sets it with arrow keys). */
+function wireSidebarResize() {
+  const handle = $("sidebar-resizer");
+  let saved = 0;
+  try {
+    saved = Number(localStorage.getItem(SIDEBAR_KEY)) || 0;
+  } catch {
+    saved = 0;
+  }
+  if (saved) setSidebarWidth(saved, false);
+  handle.addEventListener("pointerdown", (ev) => {
+    ev.preventDefault();
+    handle.setPointerCapture(ev.pointerId);
+    const left = $("sidebar").getBoundingClientRect().left;
+    const move = (e) => setSidebarWidth(e.clientX - left, false);
+    const up = (e) => {
+      handle.removeEventListener("pointermove", move);
+      handle.removeEventListener("pointerup", up);
+      setSidebarWidth(e.clientX - left);
+    };
+    handle.addEventListener("pointermove", move);
+    handle.addEventListener("pointerup", up);
+  });
+  handle.addEventListener("keydown", (ev) => {
+    const now = $("sidebar").getBoundingClientRect().width;
+    if (ev.key === "ArrowLeft" || ev.key === "ArrowRight") {
+      ev.preventDefault();
+      setSidebarWidth(now + (ev.key === "ArrowRight" ? 24 : -24));
+    }
+  });
+}
+
 function wire() {
+  wireSidebarResize();
   const search = $("search");
   const runSearch = debounce(() => navigate({ query: search.value.trim(), start: 0 }), SEARCH_DELAY_MS);
   search.addEventListener("input", runSearch);
@@ -764,6 +820,7 @@ async function main() {
   state.start = initial.start;
   state.grouped = initial.grouped;
   sidebar.setCurrent(state.mailbox);
+  $("delete-all-label").textContent = state.mailbox ? "Delete mailbox" : "Delete all";
   // A link to the grouped list needs to know first whether the server has conversations.
   if (state.grouped) view.threads = await api.hasThreads();
   syncGroupButton();
