@@ -1,7 +1,7 @@
 """Run postroom's benchmarks side by side with its peers and keep the results.
 
   make bench                      # every suite
-  make bench ARGS="ingest"        # one suite (ingest, search, imap, threads, ui, startup)
+  make bench ARGS="ingest"        # one suite (ingest, search, imap, threads, ui, startup, html)
   make bench ARGS="ingest --quick"
 
 Each suite is a module ``benchmarks/<name>_bench.py`` (or ``ingest.py``) exposing
@@ -42,6 +42,7 @@ SUITES = {
     "imap": "imap_bench",
     "threads": "thread_bench",
     "ui": "ui_bench",
+    "html": "html_bench",
 }
 
 

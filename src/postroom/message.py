@@ -2,9 +2,8 @@
 
 The MIME tree is ``email``'s ``compat32`` tree, built by :mod:`postroom.mimeparse` for
 common shapes (~0.1 ms for a 21 KB HTML mail) and by ``email``'s parser otherwise (~1 ms);
-HTML becomes text through regular expressions, or ``html.parser`` for unusual markup
-(:func:`html_to_text`). Still for reads (API, indexer), never the SMTP hot path (see
-``store/headers.py``).
+HTML becomes text through libxml2's HTML parser (:func:`html_to_text`). Still for reads
+(API, indexer), never the SMTP hot path (see ``store/headers.py``).
 
 Parts are numbered like Mailpit's (and IMAP's) PartIDs: the children of a multipart are
 ``1``, ``2``...; nested parts join with dots (``1.2``); a single-part message is ``1``.
@@ -23,31 +22,32 @@ This module never raises on malformed input: what cannot be decoded is left out.
 from __future__ import annotations
 
 import hashlib
-import html as htmlmod
 import re
+import threading
 from dataclasses import dataclass, field
 from email import policy
 from email.header import decode_header, make_header
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from email.utils import getaddresses, parsedate_to_datetime
-from html.parser import HTMLParser
-from itertools import repeat
 from typing import Any
 
 from .mimeparse import parse_bytes
 
 __all__ = [
+    "BLOCK_TAGS",
+    "MAX_HTML_TEXT_INPUT",
     "MAX_PARTS",
+    "SKIPPED_TAGS",
     "SNIPPET_LENGTH",
     "ParsedMessage",
     "Part",
     "canonical_header_name",
     "decode_header_value",
     "html_to_text",
-    "html_to_text_parsed",
     "make_snippet",
     "parse_message",
+    "tidy_text",
 ]
 
 # Mailpit's snippet length ("up to 250 characters", MessageSummary.Snippet).
@@ -56,6 +56,11 @@ SNIPPET_LENGTH = 250
 MAX_PARTS = 1000
 # Depth of multipart nesting followed (RFC 2046 sets no limit; Mailpit/enmime stop too).
 MAX_DEPTH = 50
+# Characters of HTML read to make text (snippet, index, the Text of an HTML-only message);
+# the text of a longer document is the text of its start. libxml2's tree takes ~20 bytes per
+# input byte, so this bounds one conversion to tens of MB and well under a second (21 MB of
+# HTML took 450 MB and 18 s); the full-text index keeps 1,000,000 characters of body anyway.
+MAX_HTML_TEXT_INPUT = 1_000_000
 
 
 @dataclass(slots=True)
@@ -236,8 +241,8 @@ def parse_message(raw: bytes, *, fast: bool = True, payloads: bool = True) -> Pa
 
     The MIME tree comes from :func:`postroom.mimeparse.parse_bytes` when it handles the
     message's shape, else from ``email``'s parser (the same tree, ~6x slower);
-    ``fast=False`` uses only the stdlib parsers (``email``, ``html.parser``): the
-    reference that tests compare the fast path with. ``payloads=False`` leaves the
+    ``fast=False`` uses only ``email``'s parser: the reference that tests compare the fast
+    path with. ``payloads=False`` leaves the
     payloads of attachments and inline parts empty (the indexer needs only their names).
     """
     headers = _raw_headers(raw)
@@ -272,7 +277,7 @@ def parse_message(raw: bytes, *, fast: bool = True, payloads: bool = True) -> Pa
             pm.date = None
     _walk(msg, "", 0, pm, payloads)
     if not pm.text and pm.html:
-        pm.text = html_to_text(pm.html) if fast else html_to_text_parsed(pm.html)
+        pm.text = html_to_text(pm.html)
         pm.text_from_html = True
     return pm
 
@@ -321,7 +326,7 @@ def _walk(part: Message, prefix: str, depth: int, pm: ParsedMessage, payloads: b
 
 # -- HTML to text ----------------------------------------------------------------------
 
-_BLOCK = frozenset(
+BLOCK_TAGS = frozenset(
     [
         "address",
         "article",
@@ -359,153 +364,61 @@ _BLOCK = frozenset(
         "ul",
     ]
 )
-_SKIP = frozenset(("script", "style", "head", "title", "noscript", "template"))
-
-
-class _TextExtractor(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.out: list[str] = []
-        self.skip = 0
-
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in _SKIP:
-            self.skip += 1
-        elif tag in _BLOCK:
-            self.out.append("\n")
-
-    def handle_endtag(self, tag: str) -> None:
-        if tag in _SKIP:
-            self.skip = max(0, self.skip - 1)
-        elif tag in _BLOCK:
-            self.out.append("\n")
-
-    def handle_data(self, data: str) -> None:
-        if not self.skip:
-            self.out.append(data)
-
-
-def html_to_text_parsed(html: str) -> str:
-    """:func:`html_to_text` through ``html.parser`` (the reference; ~40 us per KB)."""
-    if not html:
-        return ""
-    p = _TextExtractor()
-    try:
-        p.feed(html)
-        p.close()
-    except Exception:  # HTMLParser is lenient; never fail a read on bad markup
-        return htmlmod.unescape(re.sub(r"<[^>]*>", " ", html))
-    return _tidy("".join(p.out))
-
-
-# The fast path reads HTML with one C-level regular expression split and list operations
-# instead of a parser callback per tag. It tokenizes as html.parser does (tag names,
-# attribute values quoted after "=", end tags up to the first ">", comments up to "--"
-# ">", script and style content up to their own end tag) and hands anything else to
-# html_to_text_parsed: "<?", "<!" other than comments and doctypes, a "<" that starts no
-# tag it can read, script/style left open, a self-closing skipped element with
-# attributes, NUL or the sentinel in the input. Separators are joined into the text in
-# one go: "\n" for block tags, a sentinel for other tags so that no entity spans two
-# text pieces (html.parser unescapes each piece on its own); it is removed after
-# unescaping. Only difference: a self-closing block tag (<br/>) gives one "\n", not two.
-_SENTINEL = "\x01"
-_NAME = r"[a-zA-Z][^\t\n\r\f />\x00]*"
-_PLAIN_ATTRS = r"[^>]*"
-_QUOTED_ATTRS = r"""(?:[^>"'=]+|=+\s*"[^"]*"|=+\s*'[^']*'|=+(?!\s*["']))*"""
-_LEFTOVER = re.compile(r"<[a-zA-Z/!?]")
-# A value quoted after "=" still open at the end of a tag's attributes (NUL-joined).
-_OPEN_QUOTE = re.compile(r"""=\s*+(?:"[^"\x00]*+|'[^'\x00]*+)(?:\x00|\Z)""")
-_SEPS = {**{t: "\n" for t in _BLOCK}, **{"/" + t: "\n" for t in _BLOCK}}
-_SKIPPED = frozenset((*_SKIP, *("/" + t for t in _SKIP)))
-_BLANKS = re.compile(r"\n{3,}")
+SKIPPED_TAGS = frozenset(("script", "style", "head", "title", "noscript", "template"))
+_BLANKS = re.compile(r"\n{3,}")  # one quantifier over one character: linear
 # ASCII whitespace str.split() splits on, besides single spaces and newlines.
 _ASCII_RUNS = ("  ", "\t", "\r", "\f", "\v", "\x1c", "\x1d", "\x1e", "\x1f")
-
-
-def _tokenizer(attrs: str) -> re.Pattern[str]:
-    # Groups: 1 the tag name ("/" first for an end tag) or the whole dropped construct
-    # (comment, doctype, script or style element); 2 set for a dropped construct; 3 the
-    # "/" of an end tag; 4 the attributes of a start tag.
-    cdata = "|".join(
-        rf"(?i:{el})(?=[\t\n\r\f />]){attrs}(?<!/)>.*?</\s*(?i:{el})\s*" for el in ("script", "style")
-    )
-    drop = rf"(?:!--.*?--\s*|(?i:!doctype)[^>]*|{cdata})()"
-    return re.compile(rf"<({drop}|(/)?{_NAME})((?(2)|(?(3)[^>]*|{attrs})))>", re.S)
-
-
-_PLAIN_TOKENS = _tokenizer(_PLAIN_ATTRS)
-_QUOTED_TOKENS = _tokenizer(_QUOTED_ATTRS)
 
 
 def html_to_text(html: str, *, tidy: bool = True) -> str:
     """Readable text of an HTML document (scripts, styles and head dropped).
 
-    Block elements start new lines; entities are decoded. The same text as
-    :func:`html_to_text_parsed` (the ``html.parser`` reference) but several times
-    faster. ``tidy=False`` skips the whitespace clean-up (for the full-text index, where
-    whitespace does not count).
+    The document is read by libxml2's HTML parser (through lxml), whose tokenizer follows
+    WHATWG HTML5 tokenization since libxml2 2.14: C, linear in its input whatever the markup
+    (it stops descending at 256 levels of nesting, where lexbor's HTML5 tree builder takes
+    time quadratic in the depth), and lenient with broken markup. Block elements start new
+    lines; entities are decoded. Only the first :data:`MAX_HTML_TEXT_INPUT` characters are
+    read (the text of a larger document is the text of its start), which bounds the time
+    and memory one message can take. ``tidy=False`` skips the whitespace clean-up (for the
+    full-text index, where whitespace does not count).
+
+    benchmarks/html_bench.py compares it with selectolax (lexbor), resiliparse and
+    ``html.parser`` (docs/performance.md); it replaced a regular-expression tokenizer that a
+    90-byte input made backtrack for ever (issue 14).
     """
     if not html:
         return ""
-    text = _html_fast(html)
-    if text is None:
-        return html_to_text_parsed(html)
-    return _tidy(text) if tidy else text
+    text = html if "<" not in html and "&" not in html else _libxml2_text(html[:MAX_HTML_TEXT_INPUT])
+    return tidy_text(text) if tidy else text
 
 
-def _html_fast(html: str) -> str | None:
-    if "<" not in html:
-        return htmlmod.unescape(html)
-    if _SENTINEL in html or "\x00" in html:
-        return None
-    parts = _PLAIN_TOKENS.split(html)
-    attrs = parts[4::5]
-    if _OPEN_QUOTE.search("\x00".join(attrs)):
-        # A quoted attribute value holds a ">" (the plain reading cut the tag there): read
-        # quotes; rare, and slower.
-        parts = _QUOTED_TOKENS.split(html)
-        attrs = parts[4::5]
-    texts = parts[0::5]
-    if _LEFTOVER.search(_SENTINEL.join(texts)):
-        return None
-    keys = "\x00".join(parts[1::5]).lower().split("\x00")
-    if _SKIPPED.isdisjoint(keys):
-        seps = list(map(_SEPS.get, keys, repeat(_SENTINEL)))
-        out = texts + seps
-        out[0::2] = texts
-        out[1::2] = seps
-    else:
-        skipped = _with_skips(texts, keys, attrs)
-        if skipped is None:
-            return None
-        out = skipped
-    text = "".join(out)
-    if "&" in text:
-        text = htmlmod.unescape(text)
-    return text.replace(_SENTINEL, "")
+_PARSERS = threading.local()  # an lxml parser must not be shared between threads
 
 
-def _with_skips(texts: list[str], keys: list[str], attrs: list[str]) -> list[str] | None:
-    """Interleave text and tag separators, leaving out what is inside skipped elements."""
-    out = [texts[0]]
-    skip = 0
-    for i, key in enumerate(keys):
-        if key in _SKIPPED:
-            a = attrs[i]
-            if key[0] == "/":
-                skip = max(0, skip - 1)
-            elif key in ("script", "style") or (a[-1:] == "/" and "=" in a):
-                return None  # script/style left open; a self-closing form html.parser may not see
-            elif a[-1:] != "/":
-                skip += 1
-            out.append(_SENTINEL)
-        else:
-            out.append(_SEPS.get(key, _SENTINEL))
-        out.append(_SENTINEL if skip else texts[i + 1])
-    return out
+def _libxml2_text(html: str) -> str:
+    import lxml.etree
+    import lxml.html
+
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(
+            encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, default_doctype=False
+        )
+    try:
+        root = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
+    except (lxml.etree.LxmlError, ValueError):  # "Document is empty" and the like
+        return ""
+    # Skipped elements go with their content (not their tail); block elements get line
+    # breaks around them; then libxml2 hands the text over in document order.
+    lxml.etree.strip_elements(root, *SKIPPED_TAGS, with_tail=False)
+    for el in root.iter(*BLOCK_TAGS):
+        if el.tag != "br":  # a line break is one, not two
+            el.text = "\n" + (el.text or "")
+        el.tail = "\n" + (el.tail or "")
+    return "".join(root.itertext())
 
 
-def _tidy(text: str) -> str:
+def tidy_text(text: str) -> str:
     """Whitespace runs in a line made one space, lines stripped, no two empty lines in a row."""
     lines = text.split("\n")
     if text.isascii() and not any(c in text for c in _ASCII_RUNS):
