@@ -51,8 +51,7 @@ OPTIONS: list[Option] = [
         "db",
         str,
         "",
-        "database: a file path, ':memory:', or postgresql://... (default: "
-        "~/.local/share/postroom/postroom.db)",
+        "database: a SQLite file path or ':memory:' (default: ~/.local/share/postroom/postroom.db)",
         "storage",
         "PATH",
     ),

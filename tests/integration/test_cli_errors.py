@@ -39,13 +39,14 @@ def test_port_in_use() -> None:
         (("--smtp", "nonsense"), 2, "expected host:port"),
         (("--tls-cert", "/no/cert.pem", "--tls-key", "/no/key.pem"), 2, "no such file"),
         (("--max", "lots"), 2, "expected a number"),
+        (("--db", "postgresql://u:secret@db/x"), 1, "not a URL (postgresql://...)"),
     ],
 )
 def test_bad_settings(args: tuple[str, ...], status: int, text: str) -> None:
     r = run("serve", *OFF, *args)
     assert r.returncode == status
     assert len(r.stderr.strip().splitlines()) == 1 and text in r.stderr
-    assert "Traceback" not in r.stderr
+    assert "Traceback" not in r.stderr and "secret" not in r.stderr
 
 
 def test_version() -> None:

@@ -14,10 +14,16 @@ __all__ = ["Store", "open_store"]
 
 
 def open_store(settings: Settings, bus: Bus) -> Store:
-    """Pick the backend from ``settings.db``: postgresql://... or a SQLite path/':memory:'."""
+    """Open the backend ``settings.db`` names: a SQLite path or ':memory:'.
+
+    Raises:
+        StoreError: ``settings.db`` is a URL (no networked backend is built in).
+    """
     target = settings.db_target
-    if target.startswith(("postgresql://", "postgres://")):
-        raise StoreError("PostgreSQL storage is not available in this build yet; use a SQLite path")
+    if "://" in target:
+        raise StoreError(
+            f"--db takes a SQLite file path or ':memory:', not a URL ({target.split('://')[0]}://...)"
+        )
     from .sqlite import SQLiteStore
 
     return SQLiteStore(target, settings, bus)

@@ -1,0 +1,137 @@
+"""Contract: the IMAP/POP3 view (folders, UIDs, UIDVALIDITY, flags, MODSEQ, copy, append).
+
+RFC 3501 2.3.1.1: UIDs strictly ascend within a folder and are never reused; a folder
+whose name is used again gets a greater UIDVALIDITY. RFC 7162 3.1: every change of a
+message's flags gives it a MODSEQ above every MODSEQ the folder had.
+"""
+
+from __future__ import annotations
+
+import pytest
+
+from postroom.events import FolderChanged, MessagesDeleted
+from postroom.store.base import INBOX, AlreadyExists, NotFound
+
+from .conftest import Backend, message
+
+BOX = "alice@example.org"
+
+
+def test_inbox_always_exists(backend: Backend) -> None:
+    info = backend.store.folder_info("Nobody@Example.org", "inbox")
+    assert info is not None and info.name == INBOX and info.exists == 0 and info.uidnext == 1
+    assert [f.name for f in backend.store.folders("nobody@example.org")] == [INBOX]
+
+
+def test_create_rename_delete_subscribe(backend: Backend) -> None:
+    made = backend.store.create_folder(BOX, "Work", special_use="\\Archive")
+    assert (made.name, made.exists, made.special_use) == ("Work", 0, "\\Archive")
+    with pytest.raises(AlreadyExists):
+        backend.store.create_folder(BOX, "Work")
+    backend.store.create_folder(BOX, "Work/2026")
+    backend.store.rename_folder(BOX, "Work", "Job")
+    assert sorted(f.name for f in backend.store.folders(BOX)) == [INBOX, "Job", "Job/2026"]
+    backend.store.set_subscribed(BOX, "Job", False)
+    job = backend.store.folder_info(BOX, "Job")
+    assert job is not None and not job.subscribed
+    backend.store.delete_folder(BOX, "Job/2026")
+    assert backend.store.folder_info(BOX, "Job/2026") is None
+    with pytest.raises(NotFound):
+        backend.store.delete_folder(BOX, "Job/2026")
+    with pytest.raises(NotFound):
+        backend.store.rename_folder(BOX, "Missing", "Other")
+
+
+def test_uids_ascend_and_are_never_reused(backend: Backend) -> None:
+    ids = [backend.deliver(message(f"m{i}")) for i in range(3)]
+    entries = backend.store.folder_entries(BOX, INBOX)
+    assert [(e.uid, e.id) for e in entries] == list(zip([1, 2, 3], ids, strict=True))
+    backend.store.update_flags(BOX, INBOX, [3], frozenset({"\\Deleted"}), "add")
+    assert backend.store.expunge(BOX, INBOX) == [3]
+    backend.deliver(message("after"))
+    assert [e.uid for e in backend.store.folder_entries(BOX, INBOX)] == [1, 2, 4]
+    backend.reopen()
+    backend.deliver(message("after restart"))
+    assert [e.uid for e in backend.store.folder_entries(BOX, INBOX)] == [1, 2, 4, 5]
+    info = backend.store.folder_info(BOX, INBOX)
+    assert info is not None and info.uidnext == 6 and info.exists == 4
+
+
+def test_a_reused_name_gets_a_greater_uidvalidity(backend: Backend) -> None:
+    first = backend.store.create_folder(BOX, "Temp").uidvalidity
+    backend.store.delete_folder(BOX, "Temp")
+    second = backend.store.create_folder(BOX, "Temp").uidvalidity
+    assert second > first
+    backend.store.rename_folder(BOX, "Temp", "Kept")
+    renamed = backend.store.folder_info(BOX, "Kept")
+    assert renamed is not None and renamed.uidvalidity > second
+
+
+def test_flags_modes_and_modseq(backend: Backend) -> None:
+    for i in range(2):
+        backend.deliver(message(f"m{i}"))
+    before = backend.store.folder_info(BOX, INBOX)
+    assert before is not None
+    backend.clear_events()
+    out = backend.store.update_flags(BOX, INBOX, [1], frozenset({"\\Flagged", "work"}), "add")
+    assert [(e.uid, e.flags) for e in out] == [(1, frozenset({"\\Flagged", "work"}))]
+    assert out[0].modseq > before.highestmodseq
+    after = backend.store.folder_info(BOX, INBOX)
+    assert after is not None and after.highestmodseq >= out[0].modseq
+    out = backend.store.update_flags(BOX, INBOX, [1], frozenset({"work"}), "remove")
+    assert out[0].flags == frozenset({"\\Flagged"}) and out[0].modseq > after.highestmodseq
+    out = backend.store.update_flags(BOX, INBOX, [1, 2], frozenset({"\\Seen"}), "set")
+    assert all(e.flags == frozenset({"\\Seen"}) for e in out)
+    assert backend.store.list_messages().unread == 0  # \Seen everywhere reads as Read
+    changes = backend.events(FolderChanged)
+    assert changes and all((c.mailbox, c.folder, c.change) == (BOX, INBOX, "flags") for c in changes)
+
+
+def test_expunge_only_deleted_and_drops_orphans(backend: Backend) -> None:
+    shared = backend.deliver(message("shared"), BOX, "bob@example.org")
+    own = backend.deliver(message("own"), BOX)
+    backend.store.update_flags(BOX, INBOX, [1, 2], frozenset({"\\Deleted"}), "add")
+    backend.clear_events()
+    assert backend.store.expunge(BOX, INBOX, uids=[2]) == [2]  # restricted (UID EXPUNGE)
+    assert backend.store.get_summary(own) is None  # no delivery left: the message goes
+    assert backend.events(MessagesDeleted) == [MessagesDeleted((own,))]
+    assert FolderChanged(BOX, INBOX, "expunge", (2,)) in backend.events(FolderChanged)
+    assert backend.store.expunge(BOX, INBOX) == [1]
+    assert backend.store.get_summary(shared) is not None  # still in bob's INBOX
+    assert backend.store.folder_entries(BOX, INBOX) == []
+
+
+def test_copy_and_move(backend: Backend) -> None:
+    ids = [backend.deliver(message(f"m{i}")) for i in range(3)]
+    dest = backend.store.create_folder(BOX, "Archive")
+    validity, pairs = backend.store.copy(BOX, INBOX, [1, 3], "Archive")
+    assert validity == dest.uidvalidity and pairs == [(1, 1), (3, 2)]
+    validity, pairs = backend.store.copy(BOX, INBOX, [2], "Archive", move=True)
+    assert pairs == [(2, 3)]
+    assert [e.id for e in backend.store.folder_entries(BOX, "Archive")] == [ids[0], ids[2], ids[1]]
+    assert [e.uid for e in backend.store.folder_entries(BOX, INBOX)] == [1, 3]
+    with pytest.raises(NotFound):
+        backend.store.copy(BOX, INBOX, [1], "Missing")
+
+
+def test_append_places_in_the_folder_with_flags(backend: Backend) -> None:
+    backend.store.create_folder(BOX, "Sent", special_use="\\Sent")
+    raw = message("drafted")
+    validity, uid = backend.run(
+        backend.store.append(BOX, "Sent", raw, frozenset({"\\Seen"}), internaldate=1_700_000_000.0)
+    )
+    info = backend.store.folder_info(BOX, "Sent")
+    assert info is not None and validity == info.uidvalidity and uid == 1
+    (entry,) = backend.store.folder_entries(BOX, "Sent")
+    assert entry.flags == frozenset({"\\Seen"}) and entry.internaldate == 1_700_000_000.0
+    assert backend.store.get_raw(entry.id) == raw
+    assert backend.store.folder_entries(BOX, INBOX) == []
+
+
+def test_imap_cache_lives_and_dies_with_its_message(backend: Backend) -> None:
+    a = backend.deliver(message("a"))
+    backend.store.imap_cache_put("meta", {a: b"blob"})
+    assert backend.store.imap_cache_get("meta", [a, "missing"]) == {a: b"blob"}
+    assert backend.store.imap_cache_get("head", [a]) == {}
+    backend.store.delete_messages([a])
+    assert backend.store.imap_cache_get("meta", [a]) == {}
