@@ -7,6 +7,7 @@ the TOML reader are all generated from that table, so a new option is one line h
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import tomllib
 from dataclasses import dataclass, field, fields
@@ -162,6 +163,37 @@ OPTIONS: list[Option] = [
     Option("ui_auth_file", str, "", "htpasswd file protecting the web UI and API", "web", "FILE"),
     Option("webroot", str, "/", "URL path prefix of the UI and API", "web", "PATH"),
     Option("http_tls", bool, False, "serve HTTPS with --tls-cert/--tls-key (or self-signed)", "web"),
+    Option(
+        "allowed_hosts",
+        str,
+        "",
+        "extra Host names the web UI and API answer to, comma-separated ('.example.com' for a domain "
+        "and its subdomains, '*' for any); loopback names, IP addresses and single-label names are "
+        "always allowed (protection against DNS rebinding, docs/security.md)",
+        "web",
+        "NAMES",
+    ),
+    Option(
+        "api_cors",
+        str,
+        "",
+        "origins allowed to call the API from a browser (CORS), comma-separated, e.g. "
+        "'https://app.example:3000', or '*' (Mailpit's --api-cors); default: none",
+        "web",
+        "ORIGINS",
+    ),
+    Option(
+        "http_header_timeout",
+        float,
+        10.0,
+        "seconds a client gets to send a request's line and headers (slowloris)",
+        "web",
+        "S",
+    ),
+    Option("http_body_timeout", float, 60.0, "seconds a client gets to send a request body", "web", "S"),
+    Option(
+        "http_idle_timeout", float, 75.0, "seconds an idle keep-alive HTTP connection stays open", "web", "S"
+    ),
     # misc
     Option(
         "config",
@@ -260,6 +292,11 @@ class Settings:
     ui_auth_file: str = ""
     webroot: str = "/"
     http_tls: bool = False
+    allowed_hosts: str = ""
+    api_cors: str = ""
+    http_header_timeout: float = 10.0
+    http_body_timeout: float = 60.0
+    http_idle_timeout: float = 75.0
     config: str = ""
     log_level: str = "info"
     quiet: bool = False
@@ -322,6 +359,9 @@ class Settings:
             raise ConfigError("SMTP limits must be positive numbers")
         if self.imap_max_connections <= 0 or self.imap_max_per_address <= 0:
             raise ConfigError("--imap-max-connections and --imap-max-per-address must be positive numbers")
+        for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
+            if getattr(self, name) <= 0:
+                raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")
         if self.exit_after < 0 or self.webhook_retries < 0:
             raise ConfigError("--exit-after and --webhook-retries must be 0 or more")
         if self.enable_spamassassin:
@@ -406,6 +446,14 @@ def _coerce(opt: Option, raw: Any, source: str) -> Any:
             return int(raw)
         except (TypeError, ValueError):
             raise ConfigError(f"{source}: expected a number, got {raw!r}") from None
+    if opt.type is float:
+        try:
+            value = float(raw)
+        except (TypeError, ValueError):
+            raise ConfigError(f"{source}: expected a number of seconds, got {raw!r}") from None
+        if not math.isfinite(value):
+            raise ConfigError(f"{source}: expected a number of seconds, got {raw!r}")
+        return value
     return str(raw)
 
 

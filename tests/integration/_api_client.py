@@ -55,6 +55,8 @@ class Api:
     ) -> Reply:
         h = dict(headers or {})
         data = raw
+        if method == "POST" and not any(k.lower() == "content-type" for k in h):
+            h["Content-Type"] = "application/json"  # as Mailpit clients do (docs/security.md)
         if body is not None:
             data = json.dumps(body).encode()
             h["Content-Type"] = "application/json"

@@ -126,8 +126,11 @@ def test_every_spec_route_exists(spec: dict[str, Any], api: Api) -> None:
 
 
 def test_plain_text_routes(spec: dict[str, Any], api: Api) -> None:
-    for method, path in [("PUT", "/api/v1/messages"), ("PUT", "/api/v1/tags/{Tag}")]:
-        r = api.request(method, _concrete(api, path), {"Read": True, "Name": "t2"})
+    for method, path, body in [
+        ("PUT", "/api/v1/messages", {"Read": True}),
+        ("PUT", "/api/v1/tags/{Tag}", {"Name": "t2"}),
+    ]:
+        r = api.request(method, _concrete(api, path), body)
         assert r.status == 200 and r.text == "ok"
         assert r.headers.get_content_type() == "text/plain"
 

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING
 from aiohttp import web
 
 from ..web.app import create_app
+from ..web.security import TimedRequestHandler
 
 if TYPE_CHECKING:
     from ..app import App
@@ -51,12 +52,27 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool) ->
         if app.ssl_context is None:
             raise RuntimeError("HTTPS needs --tls-cert/--tls-key or --tls-self-signed")
         ssl_context = app.ssl_context
-    runner = web.AppRunner(create_app(app), access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+    s = app.settings
+    runner = web.AppRunner(
+        create_app(app),
+        access_log=None,
+        shutdown_timeout=SHUTDOWN_TIMEOUT,
+        keepalive_timeout=s.http_idle_timeout,
+    )
     await runner.setup()
-    assert runner.server is not None  # set by setup()
+    web_server = runner.server
+    assert web_server is not None  # set by setup()
+    loop = asyncio.get_running_loop()
+
+    def protocol() -> TimedRequestHandler:
+        # what aiohttp's Server() does, with a deadline on each request head (slowloris)
+        return TimedRequestHandler(
+            web_server, loop=loop, header_timeout=s.http_header_timeout, **web_server._kwargs
+        )
+
     try:
-        server = await asyncio.get_running_loop().create_server(
-            runner.server, host, port, ssl=ssl_context, reuse_address=True, backlog=512
+        server = await loop.create_server(
+            protocol, host, port, ssl=ssl_context, reuse_address=True, backlog=512
         )
     except BaseException:
         await runner.cleanup()

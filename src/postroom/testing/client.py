@@ -127,6 +127,8 @@ class Client(MailReader):
         """
         query = urllib.parse.urlencode({k: v for k, v in (params or {}).items() if v is not None})
         url = self.url + path + (f"?{query}" if query else "")
+        if body is None and method not in ("GET", "HEAD"):
+            body = {}  # postroom refuses a body-less POST without a JSON type (docs/security.md)
         data = json.dumps(body).encode() if body is not None else None
         req = urllib.request.Request(url, data=data, method=method)
         if data is not None:

@@ -27,6 +27,7 @@ from .common import (
     MAX_LIMIT,
     address_json,
     bad_request,
+    fields_of,
     in_thread,
     int_param,
     json_body,
@@ -34,8 +35,10 @@ from .common import (
     not_found,
     ok,
     raw_or_404,
+    refuse_unknown,
     resolve_id,
     rfc3339,
+    search_query,
     store_of,
     str_list,
     summary_json,
@@ -97,14 +100,17 @@ async def delete_search(request: web.Request) -> web.Response:
         raise bad_request("query is required (e.g. ?query=subject:hello)")
     mailbox = request.query.get("mailbox") or None
     await in_thread(
-        store_of(request).delete_messages, None, mailbox=mailbox, query=_query_with_tz(request, query)
+        store_of(request).delete_messages, None, mailbox=mailbox, query=search_query(request, query)
     )
     return ok()
 
 
 async def set_read(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    names = ("IDs", "Read", "Search")
+    body = fields_of(await json_body(request), *names, strict=False)
     ids = str_list(body, "IDs")
+    if not ids:  # a misspelt IDs key must not turn into "every message"
+        refuse_unknown([k for k in body if k not in names], names)
     read = body.get("Read", False)
     if not isinstance(read, bool):
         raise bad_request("Read must be true or false")
@@ -116,17 +122,20 @@ async def set_read(request: web.Request) -> web.Response:
     if ids:
         await in_thread(store.set_read, ids, read)
     elif search_text and search_text.strip():
-        await in_thread(
-            store.set_read, None, read, mailbox=mailbox, query=_query_with_tz(request, search_text)
-        )
+        query = search_query(request, search_text.strip())
+        await in_thread(store.set_read, None, read, mailbox=mailbox, query=query)
     else:
         await in_thread(store.set_read, None, read, mailbox=mailbox)
     return ok()
 
 
 async def delete_messages(request: web.Request) -> web.Response:
-    body = await json_body(request)
+    # Mailpit: no IDs (or none given) deletes every message. Any other key, in any
+    # letter case other than IDs', is refused rather than ignored (issue 22).
+    body = fields_of(await json_body(request), "IDs", strict=False)
     ids = str_list(body, "IDs")
+    if not ids:
+        refuse_unknown([k for k in body if k != "IDs"], ("IDs",))
     mailbox = request.query.get("mailbox") or None
     if mailbox and not ids:
         # Everything "in a mailbox" is that mailbox's deliveries: messages shared with
@@ -312,7 +321,7 @@ async def get_tags(request: web.Request) -> web.Response:
 
 
 async def set_tags(request: web.Request) -> web.Response:
-    body = await json_body(request, required=True)
+    body = fields_of(await json_body(request, required=True), "IDs", "Tags", strict=False)
     ids = str_list(body, "IDs")
     tags = str_list(body, "Tags")
     if ids is None:
@@ -324,7 +333,7 @@ async def set_tags(request: web.Request) -> web.Response:
 
 
 async def rename_tag(request: web.Request) -> web.Response:
-    body = await json_body(request, required=True)
+    body = fields_of(await json_body(request, required=True), "Name", strict=False)
     name = body.get("Name")
     if not isinstance(name, str) or not name.strip():
         raise bad_request("Name is required (the new tag name)")

@@ -21,6 +21,7 @@ from ..events import Event, MessagesIndexed, MessageStored, ReadChanged, TagsCha
 from .common import (
     APP_KEY,
     bad_request,
+    fields_of,
     in_thread,
     json_body,
     json_response,
@@ -61,7 +62,7 @@ async def clear_mailbox(request: web.Request) -> web.Response:
 
 
 async def mailbox_read(request: web.Request) -> web.Response:
-    body = await json_body(request, required=True)
+    body = fields_of(await json_body(request, required=True), "Read", strict=False)
     read = body.get("Read")
     if not isinstance(read, bool):
         raise bad_request("Read is required: true or false")

@@ -1,7 +1,8 @@
 """The aiohttp application: routes of every API, the UI, and the cross-cutting middleware.
 
-Middleware order (outermost first): error translation, security headers, optional basic
-auth. All routes live under ``settings.webroot`` (``--webroot``, default ``/``).
+Middleware order (outermost first): error translation, security headers, cross-site
+protection (Host allow-list, Origin check, CORS, body timeout: :mod:`.security`), optional
+basic auth. All routes live under ``settings.webroot`` (``--webroot``, default ``/``).
 """
 
 from __future__ import annotations
@@ -13,10 +14,12 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
+from ..config import parse_hostport
 from ..events import Event, MessagesDeleted, MessagesPruned, MessageStored
 from ..store.base import StoreClosed
 from . import api_checks, api_testing, api_threads, api_v1, api_v2, events, views
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
+from .security import policy_from_settings, security_middleware
 
 if TYPE_CHECKING:
     from ..app import App
@@ -83,7 +86,16 @@ def _count_runtime(app: App) -> Callable[[Event], None]:
 def create_app(app: App) -> web.Application:
     """Build the aiohttp application serving ``app`` (its store, bus and settings)."""
     prefix = normalize_webroot(app.settings.webroot)
-    middlewares: list[Any] = [_errors, _security_headers]
+    s = app.settings
+    bind_host = parse_hostport(s.http, "http")[0] if s.http != "off" else ""
+    policy = policy_from_settings(
+        s.allowed_hosts,
+        s.api_cors,
+        bind_host,
+        header_timeout=s.http_header_timeout,
+        body_timeout=s.http_body_timeout,
+    )
+    middlewares: list[Any] = [_errors, _security_headers, security_middleware(policy, prefix + "api/")]
     if app.settings.ui_auth_file:
         from .auth import Htpasswd, auth_middleware
 

@@ -34,14 +34,17 @@ __all__ = [
     "PREFIX_KEY",
     "address_json",
     "bad_request",
+    "fields_of",
     "in_thread",
     "int_param",
     "json_body",
     "json_response",
     "not_found",
     "ok",
+    "refuse_unknown",
     "resolve_id",
     "rfc3339",
+    "search_query",
     "store_of",
     "summary_json",
     "text_response",
@@ -162,9 +165,66 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
         raise bad_request("request body is not UTF-8 JSON") from None
     except json.JSONDecodeError as e:
         raise bad_request(f"invalid JSON at line {e.lineno} column {e.colno}: {e.msg}") from None
+    except RecursionError:
+        # CPython's C decoder counts each nesting level against the recursion limit
+        # (about 1,000) and raises here, in linear time and bounded memory: a body of
+        # 100,000 "[" is a 400, not a 500.
+        raise bad_request("JSON nested too deeply") from None
     if not isinstance(data, dict):
         raise bad_request(f"expected a JSON object, got {type(data).__name__}")
     return data
+
+
+def fields_of(body: dict[str, Any], *names: str, strict: bool = True) -> dict[str, Any]:
+    """``body`` with its keys matched case-insensitively to ``names`` (Mailpit's decoder does).
+
+    With ``strict``, an unknown key is a 400; otherwise unknown keys are kept under
+    their own spelling (check them with :func:`refuse_unknown` where they matter). A
+    key given twice in different cases is always a 400.
+    """
+    canonical = {n.lower(): n for n in names}
+    out: dict[str, Any] = {}
+    for key, value in body.items():
+        name = canonical.get(key.lower())
+        if name is None:
+            if strict:
+                refuse_unknown([key], names)
+            name = key
+        if name in out:
+            raise bad_request(f"field {name} given twice (keys are case-insensitive)")
+        out[name] = value
+    return out
+
+
+def refuse_unknown(keys: list[str], names: tuple[str, ...]) -> None:
+    """400 naming the first of ``keys`` (fields other than ``names``), if there is one.
+
+    Used where ignoring a misspelt key would widen an operation: ``{"Id": [X]}`` must
+    not read as "no IDs given", which means every message.
+    """
+    if keys:
+        raise bad_request(f"unknown field {keys[0][:50]!r} (expected {', '.join(names)})")
+
+
+def search_query(request: web.Request, text: str) -> str:
+    """A search that selects messages for a bulk change; 400 when it would select all of them.
+
+    An empty query, one of only ``tz:`` terms, or one with control characters (a NUL
+    made ``DELETE /api/v1/search?query=%00`` delete every message) is refused: deleting
+    or marking everything has its own call without a query.
+    """
+    from ..search import SearchError, parse
+
+    if any(ord(c) < 0x20 and c not in "\t\n\r" for c in text) or "\x7f" in text:
+        raise bad_request("query contains control characters")
+    tz = request.query.get("tz")
+    try:
+        node = parse(text, tz=tz or None)
+    except SearchError as e:
+        raise bad_request(f"invalid search: {e}") from None
+    if node is None:
+        raise bad_request("query is required and must select something (e.g. subject:hello)")
+    return f"tz:{tz} {text}" if tz else text
 
 
 def str_list(body: dict[str, Any], key: str) -> list[str] | None:

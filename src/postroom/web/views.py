@@ -103,11 +103,14 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 def _ui_file(name: str) -> Path | None:
-    if not UI_DIR.is_dir():
-        return None
-    target = (UI_DIR / name).resolve()
-    root = UI_DIR.resolve()
-    if root not in target.parents or not target.is_file():
+    if not UI_DIR.is_dir() or any(ord(c) < 0x20 for c in name):
+        return None  # a NUL or other control character never names a UI file
+    try:
+        target = (UI_DIR / name).resolve()
+        root = UI_DIR.resolve()
+        if root not in target.parents or not target.is_file():
+            return None
+    except (OSError, ValueError):  # a name too long for the file system, and the like
         return None
     return target
 

@@ -19,6 +19,8 @@ export function url(path, params) {
 
 async function request(method, path, { params, body, as = "json", signal } = {}) {
   const init = { method, signal, headers: { Accept: as === "json" ? "application/json" : "*/*" } };
+  // Cross-site protection (docs/security.md): every state-changing call carries a JSON body.
+  if (body === undefined && method !== "GET" && method !== "HEAD") body = {};
   if (body !== undefined) {
     init.body = JSON.stringify(body);
     init.headers["Content-Type"] = "application/json";
