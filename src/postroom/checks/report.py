@@ -25,8 +25,12 @@ from typing import Any
 
 from ..config import Settings, parse_dns_server, parse_hostport
 from ..message import ParsedMessage, parse_message
+from ..store.base import Envelope
+from .auth import NOT_CHECKED, AuthInput, authenticate, input_from_headers, peer_ip
+from .dns import Dns
 from .html import html_check
 from .links import LinkChecker, extract_links
+from .lint import SEVERITIES, findings_from_checks, lint
 from .spam import spam_check
 
 __all__ = ["CACHE_SIZE", "CheckOptions", "Checker", "Section"]
@@ -168,6 +172,109 @@ class Checker:
         pm = await self.parsed(mid, raw)
         urls = await asyncio.to_thread(extract_links, pm.html, "" if pm.text_from_html else pm.text)
         return await self._links.check(urls, follow=follow)
+
+    def dns(self) -> Dns:
+        """A resolver as the settings say (a new one per check: it tracks offline state)."""
+        if self.options.dns_off:
+            return Dns.off()
+        return Dns(self.options.dns_server, timeout=self.options.dns_timeout)
+
+    async def auth(self, mid: str, raw: bytes, envelope: Envelope | None) -> dict[str, Any]:
+        """SPF/DKIM/ARC/DMARC; answers made offline are not cached."""
+        key = (mid, "auth")
+        hit = self._cache.get(key)
+        if hit is not None:
+            return dict(hit)
+        if envelope is not None:
+            inp = AuthInput(raw, peer_ip(envelope.peer), envelope.mail_from, envelope.helo)
+        else:
+            inp = input_from_headers(raw)
+        result: dict[str, Any] = await asyncio.to_thread(authenticate, inp, self.dns())
+        if not result["Offline"]:
+            self._cache.put(key, result)
+        return result
+
+    async def lint(self, mid: str, raw: bytes) -> list[dict[str, str]]:
+        pm = await self.parsed(mid, raw)
+
+        async def compute() -> list[dict[str, str]]:
+            found = await asyncio.to_thread(lint, raw, pm)
+            return [f.to_json() for f in found]
+
+        result: list[dict[str, str]] = await self._cached((mid, "lint"), compute)
+        return result
+
+    async def report(
+        self, mid: str, raw: bytes, envelope: Envelope | None, *, links: bool = True, follow: bool = False
+    ) -> dict[str, Any]:
+        """Every check of one message, run concurrently; see the module docstring."""
+
+        async def html() -> Any:
+            r = await self.html(mid, raw)
+            return Section("not checked", 0, None, "the message has no HTML part") if r is None else r
+
+        async def spam() -> Any:
+            r = await self.spam(mid, raw)
+            if r is None:
+                return Section("disabled", 0, None, "start postroom with --enable-spamassassin HOST:PORT")
+            if r["Error"]:
+                return Section("error", 0, r, r["Error"])
+            return r
+
+        async def link() -> Any:
+            if not links:
+                return Section("disabled", 0, None, "link check not asked for")
+            return await self.links(mid, raw, follow=follow)
+
+        async def auth() -> Any:
+            r = await self.auth(mid, raw, envelope)
+            if r["Offline"]:
+                return Section("not checked", 0, r, "DNS unreachable: SPF, DKIM and DMARC not checked")
+            return r
+
+        sections = dict(
+            zip(
+                ("HTML", "Links", "Spam", "Authentication", "Lint"),
+                await asyncio.gather(
+                    self.timed(html),
+                    self.timed(link),
+                    self.timed(spam),
+                    self.timed(auth),
+                    self.timed(lambda: self.lint(mid, raw)),
+                ),
+                strict=True,
+            )
+        )
+
+        def done(name: str) -> Any:
+            sec = sections[name]
+            return sec.result if sec.state == "done" else None
+
+        findings = list(done("Lint") or [])
+        findings += [
+            f.to_json() for f in findings_from_checks(done("Authentication"), done("Spam"), done("Links"))
+        ]
+        findings.sort(key=lambda f: SEVERITIES.index(f["Severity"]))
+        counts = {sev: sum(1 for f in findings if f["Severity"] == sev) for sev in SEVERITIES}
+        html_r, spam_r, auth_r, links_r = done("HTML"), done("Spam"), done("Authentication"), done("Links")
+        summary = {
+            "Errors": counts["error"],
+            "Warnings": counts["warning"],
+            "Infos": counts["info"],
+            "HTMLSupported": round(html_r["Total"]["Supported"], 1) if html_r else None,
+            "SpamScore": spam_r["Score"] if spam_r else None,
+            "IsSpam": spam_r["IsSpam"] if spam_r else None,
+            "LinkErrors": links_r["Errors"] if links_r else None,
+            "SPF": auth_r["SPF"]["Result"] if auth_r else NOT_CHECKED,
+            "DKIM": ",".join(d["Result"] for d in auth_r["DKIM"]) or "none" if auth_r else NOT_CHECKED,
+            "DMARC": auth_r["DMARC"]["Result"] if auth_r else NOT_CHECKED,
+        }
+        return {
+            "ID": mid,
+            "Summary": summary,
+            "Findings": findings,
+            "Sections": {name: sec.to_json() for name, sec in sections.items()},
+        }
 
     async def timed(self, run: Callable[[], Awaitable[Any]]) -> Section:
         """Run one check for the combined report, turning its failure into a section state."""

@@ -17,7 +17,7 @@ from __future__ import annotations
 from aiohttp import web
 
 from ..checks.report import Checker, CheckOptions
-from .common import APP_KEY, bad_request, json_response, raw_or_404, resolve_id
+from .common import APP_KEY, bad_request, in_thread, json_response, raw_or_404, resolve_id, store_of
 
 __all__ = ["add_routes", "checker_of"]
 
@@ -50,7 +50,7 @@ async def html_check(request: web.Request) -> web.Response:
 
 async def link_check(request: web.Request) -> web.Response:
     mid, raw = await _message(request)
-    follow = request.query.get("follow", "false").lower() in ("true", "1", "yes")
+    follow = _flag(request, "follow", False)
     return json_response(await checker_of(request).links(mid, raw, follow=follow))
 
 
@@ -62,8 +62,29 @@ async def sa_check(request: web.Request) -> web.Response:
     return json_response(result)
 
 
+def _flag(request: web.Request, name: str, default: bool) -> bool:
+    value = request.query.get(name)
+    if value is None:
+        return default
+    if value.lower() in ("true", "1", "yes"):
+        return True
+    if value.lower() in ("false", "0", "no"):
+        return False
+    raise bad_request(f"{name} must be true or false, not {value!r}")
+
+
+async def checks(request: web.Request) -> web.Response:
+    mid, raw = await _message(request)
+    envelope = await in_thread(store_of(request).get_envelope, mid)
+    report = await checker_of(request).report(
+        mid, raw, envelope, links=_flag(request, "links", True), follow=_flag(request, "follow", False)
+    )
+    return json_response(report)
+
+
 def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     """Register the check routes under ``prefix`` (the webroot, ending in '/')."""
     r.add_get(prefix + "api/v1/message/{ID}/html-check", html_check)
     r.add_get(prefix + "api/v1/message/{ID}/sa-check", sa_check)
     r.add_get(prefix + "api/v1/message/{ID}/link-check", link_check)
+    r.add_get(prefix + "api/v2/message/{ID}/checks", checks)
