@@ -138,7 +138,22 @@ OPTIONS: list[Option] = [
     Option(
         "smtp_hostname", str, "postroom", "name in the SMTP greeting and Received: headers", "smtp", "NAME"
     ),
-    Option("smtp_timeout", int, 300, "seconds an idle SMTP client gets (RFC 5321 4.5.3.2.7)", "smtp", "S"),
+    Option(
+        "smtp_timeout",
+        int,
+        300,
+        "seconds an SMTP client gets to finish each command, counted from the last reply (RFC 5321 4.5.3.2.7)",
+        "smtp",
+        "S",
+    ),
+    Option(
+        "smtp_session_limit",
+        int,
+        3600,
+        "seconds one SMTP connection may last in all (0: no limit)",
+        "smtp",
+        "S",
+    ),
     # POP3 / IMAP
     Option(
         "auth_file",
@@ -149,6 +164,15 @@ OPTIONS: list[Option] = [
         "FILE",
     ),
     Option("require_tls_login", bool, False, "refuse plaintext POP3/IMAP login without TLS", "pop3/imap"),
+    Option(
+        "pop3_timeout",
+        int,
+        600,
+        "seconds a logged-in POP3 client may take for its next command (RFC 1939 section 3: at least 600)",
+        "pop3/imap",
+        "S",
+    ),
+    Option("pop3_login_timeout", int, 180, "seconds a POP3 client gets to log in", "pop3/imap", "S"),
     Option("imap_max_connections", int, 1000, "concurrent IMAP connections in all", "pop3/imap", "N"),
     Option(
         "imap_max_per_address",
@@ -285,8 +309,11 @@ class Settings:
     smtp_max_connections: int = 500
     smtp_hostname: str = "postroom"
     smtp_timeout: int = 300
+    smtp_session_limit: int = 3600
     auth_file: str = ""
     require_tls_login: bool = False
+    pop3_timeout: int = 600
+    pop3_login_timeout: int = 180
     imap_max_connections: int = 1000
     imap_max_per_address: int = 100
     ui_auth_file: str = ""
@@ -357,6 +384,10 @@ class Settings:
             raise ConfigError("--smtp-require-tls needs --tls-cert/--tls-key or --tls-self-signed")
         if self.smtp_max_size <= 0 or self.smtp_max_recipients <= 0 or self.smtp_max_connections <= 0:
             raise ConfigError("SMTP limits must be positive numbers")
+        if self.smtp_timeout <= 0 or self.smtp_session_limit < 0:
+            raise ConfigError("--smtp-timeout must be positive and --smtp-session-limit not negative")
+        if self.pop3_timeout <= 0 or self.pop3_login_timeout <= 0:
+            raise ConfigError("--pop3-timeout and --pop3-login-timeout must be positive numbers")
         if self.imap_max_connections <= 0 or self.imap_max_per_address <= 0:
             raise ConfigError("--imap-max-connections and --imap-max-per-address must be positive numbers")
         for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):

@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 __all__ = [
     "COMMANDS",
     "IDLE_TIMEOUT",
+    "LOGIN_TIMEOUT",
     "MAX_BAD_COMMANDS",
     "MAX_COMMAND_LINE",
     "MAX_SASL_LINE",
@@ -93,8 +94,14 @@ MAX_BAD_COMMANDS = 20
 # Failed logins before we hang up; RFC 1939 §4 lets the server close after a failed
 # authentication. Three tries is what most servers allow a mistyping human.
 MAX_AUTH_FAILURES = 3
-# RFC 1939 §3: an inactivity autologout timer "MUST be of at least 10 minutes". Seconds.
+# RFC 1939 §3: an inactivity autologout timer "MUST be of at least 10 minutes". Seconds,
+# counted from the last response (--pop3-timeout); Dovecot's CLIENT_IDLE_TIMEOUT is the same.
 IDLE_TIMEOUT = 600
+# Seconds a client gets to log in (--pop3-login-timeout): before login there is no session
+# to autologout, so the 10 minutes of RFC 1939 §3 need not apply, and a stranger holding a
+# connection open should not get them. Dovecot's pre-login limit (CLIENT_LOGIN_TIMEOUT_MSECS)
+# is 3 minutes; so is ours.
+LOGIN_TIMEOUT = 180
 
 CRLF = b"\r\n"
 

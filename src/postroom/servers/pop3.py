@@ -31,7 +31,6 @@ import secrets
 from typing import TYPE_CHECKING, Any, cast
 
 from ..protocols.pop3 import (
-    IDLE_TIMEOUT,
     NEED_DATA,
     AuthAccepted,
     Authenticate,
@@ -99,6 +98,8 @@ class POP3Listener:
         self.server: asyncio.Server | None = None
         self.sessions: set[_Session] = set()
         self.locks: set[str] = app.extras.setdefault(LOCKS_KEY, set())
+        self.idle_timeout = float(app.settings.pop3_timeout)
+        self.login_timeout = float(app.settings.pop3_login_timeout)
         self.authenticator: Authenticator | None = None
         if app.settings.auth_file:
             if AUTH_KEY not in app.extras:
@@ -141,6 +142,10 @@ class _Session(asyncio.Protocol):
         self._can_write.set()
         self._lost = False
         self._reading_paused = False
+        # when the client must have finished its next command: the login timeout, then the
+        # autologout timeout, counted from our last response (a trickle of bytes does not
+        # move it; issue 14 item 7)
+        self._deadline = asyncio.get_running_loop().time() + listener.login_timeout
         settings = app.settings
         self.conn = POP3Connection(
             Config(
@@ -235,9 +240,10 @@ class _Session(asyncio.Protocol):
             self.listener.sessions.discard(self)
 
     async def _wait_for_data(self) -> bool:
-        """Wait for bytes; False after RFC 1939 §3's inactivity autologout."""
+        """Wait for bytes; False once the command's deadline has passed (RFC 1939 §3's
+        inactivity autologout, or the login timeout before login)."""
         try:
-            async with asyncio.timeout(IDLE_TIMEOUT):
+            async with asyncio.timeout_at(self._deadline):
                 await self._wake.wait()
         except TimeoutError:
             self._write(b"-ERR autologout: idle for too long\r\n")
@@ -249,13 +255,18 @@ class _Session(asyncio.Protocol):
             self.transport.write(data)
 
     async def _flush(self) -> None:
-        self._write(self.conn.data_to_send())
+        out = self.conn.data_to_send()
+        if out:  # a response: the next command has its own time
+            listener = self.listener
+            limit = listener.idle_timeout if self.mailbox is not None else listener.login_timeout
+            self._deadline = asyncio.get_running_loop().time() + limit
+        self._write(out)
         if self._can_write.is_set():
             return
         try:
             # A client that stops reading (mid-RETR, say) is as idle as one that stops
             # writing: the same RFC 1939 §3 autologout frees its maildrop lock.
-            async with asyncio.timeout(IDLE_TIMEOUT):
+            async with asyncio.timeout(self.listener.idle_timeout):
                 await self._can_write.wait()
         except TimeoutError:
             log.info("pop3 %s: client stopped reading, closing", self.peer)

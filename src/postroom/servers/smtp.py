@@ -55,6 +55,7 @@ from ..protocols.smtp import (
 from ..store.base import Envelope
 from ..store.ingest import Ingest, ingest_paths
 from .auth import Authenticator
+from .smtp_gate import ConnectionGate, LocalGate, SharedGate
 from .smtp_workers import WorkerPool, worker_count
 
 if TYPE_CHECKING:
@@ -97,6 +98,13 @@ TAKEOVER_GRACE = 0.5
 # ~0.3 s: a new interpreter importing the SMTP server); past it, this process accepts too.
 WORKER_START_LIMIT = 15.0
 TOO_MANY_CONNECTIONS = Reply(421, "4.3.2", ("Error: too many connections, try again later",))
+# Bytes a client must send to count as progress within one command or message (issue 14
+# item 7). The command timeout (--smtp-timeout, RFC 5321 4.5.3.2.7) runs from the last reply:
+# a byte now and then does not restart it, as it did, so a client trickling one byte every
+# few seconds is cut off once the timeout passes. A message being sent restarts it every
+# PROGRESS_BYTES, so a large message on a slow link is not (at the default 300 s that is
+# ~220 bytes/s; RFC 5321 4.5.3.2.6 gives a data block 3 minutes).
+PROGRESS_BYTES = 64 * 1024
 
 
 class SMTPHost(Protocol):
@@ -166,7 +174,10 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         def all_workers_gone() -> None:  # called from a pool thread
             loop.call_soon_threadsafe(loop.call_later, TAKEOVER_GRACE, take_over)
 
-        listener.pool = WorkerPool(app, on_all_gone=all_workers_gone)
+        # one connection limit for this process and every worker (smtp_gate.py)
+        gate = SharedGate.create(workers + 1, app.settings.smtp_max_connections)
+        listener.gate = app.extras["smtp_gate"] = gate
+        listener.pool = WorkerPool(app, on_all_gone=all_workers_gone, gate=gate)
         listener.pool.start(sock, workers)
     else:
         listener.server = await loop.create_server(
@@ -217,7 +228,11 @@ class SMTPListener:
         )
         self.authenticator = Authenticator(s.smtp_auth_file) if s.smtp_auth_file else None
         self.max_connections = s.smtp_max_connections
+        # shared by the SMTP and SMTPS listeners of one app (and by its worker processes)
+        self.gate: ConnectionGate = app.extras.setdefault("smtp_gate", LocalGate(s.smtp_max_connections))
         self.timeout = float(s.smtp_timeout or COMMAND_TIMEOUT)
+        # the whole-session deadline (--smtp-session-limit, 0: none)
+        self.session_limit = float(s.smtp_session_limit) if s.smtp_session_limit > 0 else None
         # shared by the SMTP and SMTPS listeners of one app: the limit is per server
         self.sessions: set[SMTPSession] = app.extras.setdefault("smtp_sessions", set())
         self.server: asyncio.Server | None = None
@@ -253,14 +268,23 @@ class SMTPListener:
         self._sweeper = asyncio.get_running_loop().create_task(self._sweep())
 
     async def _sweep(self) -> None:
-        """Close sessions idle longer than the timeout (one task, not a timer per read)."""
+        """Close sessions past a deadline (one task, not a timer per read): a command (or a
+        message) not finished within the timeout of the last reply or progress, or a session
+        older than the session limit."""
         interval = min(max(self.timeout / 4, 0.05), 5.0)
+        if self.session_limit is not None:
+            interval = min(interval, max(self.session_limit / 4, 0.05))
         while True:
             await asyncio.sleep(interval)
             now = time.monotonic()
+            limit = self.session_limit
             for session in list(self.sessions):
-                if session.listener is self and not session.busy and now - session.last > self.timeout:
+                if session.listener is not self or session.busy:
+                    continue
+                if now - session.last > self.timeout:
                     session.timed_out()
+                elif limit is not None and now - session.started > limit:
+                    session.expired()
 
     def close(self) -> None:
         """Stop listening and say goodbye to idle sessions (421, RFC 5321 3.8)."""
@@ -319,6 +343,8 @@ class SMTPSession(asyncio.Protocol):
         "loop",
         "output_full",
         "peer",
+        "progress",
+        "started",
         "task",
         "tls_pending",
         "transport",
@@ -330,7 +356,8 @@ class SMTPSession(asyncio.Protocol):
         self.conn: SMTPConnection | None = None
         self.busy = False  # an async step (deliver, hook, TLS) is pending
         self.hooks: list[Hook] | None = None
-        self.last = time.monotonic()
+        self.started = self.last = time.monotonic()  # last: the last reply, or progress (PROGRESS_BYTES)
+        self.progress = 0  # bytes received since ``last``
         self.peer = ""
         self.ip = ""
         self.task: asyncio.Task[None] | None = None
@@ -345,10 +372,10 @@ class SMTPSession(asyncio.Protocol):
         transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
         self.transport = transport
         listener = self.listener
-        if len(listener.sessions) >= listener.max_connections:
+        if not listener.gate.admit():
             transport.write(TOO_MANY_CONNECTIONS.data)
             transport.close()
-            log.info("SMTP connection refused: %d connections open", len(listener.sessions))
+            log.info("SMTP connection refused: %d connections open", listener.gate.count)
             return
         listener.sessions.add(self)
         peer = transport.get_extra_info("peername")
@@ -366,7 +393,10 @@ class SMTPSession(asyncio.Protocol):
         conn = self.conn
         if conn is None:
             return
-        self.last = time.monotonic()
+        self.progress += len(data)
+        if self.progress >= PROGRESS_BYTES:  # a message on its way: not idle
+            self.progress = 0
+            self.last = time.monotonic()
         # During a STARTTLS handshake, data can only come from the TLS side: reading in
         # clear stopped with the 220, and the core dropped what came with the command.
         # It may arrive before start_tls() returns, so it is buffered like any input
@@ -395,7 +425,9 @@ class SMTPSession(asyncio.Protocol):
             self.transport.resume_reading()
 
     def connection_lost(self, exc: Exception | None) -> None:
-        self.listener.sessions.discard(self)
+        if self in self.listener.sessions:
+            self.listener.sessions.discard(self)
+            self.listener.gate.release()
         self.transport = None
 
     # -- the loop -------------------------------------------------------------------------
@@ -447,6 +479,8 @@ class SMTPSession(asyncio.Protocol):
             return
         if out:
             transport.write(b"".join(out) if len(out) > 1 else out[0])
+            self.progress = 0
+            self.last = time.monotonic()  # a command answered: the next one has its own timeout
 
     def _run(self, coro: Coroutine[Any, Any, None]) -> None:
         self.busy = True
@@ -672,8 +706,19 @@ class SMTPSession(asyncio.Protocol):
 
     # -- timeouts and shutdown ----------------------------------------------------------
 
+    def expired(self) -> None:
+        """The session has lasted longer than --smtp-session-limit: 421 and close (a client
+        in the middle of a message has not had it acknowledged, and sends it again)."""
+        conn, transport = self.conn, self.transport
+        if conn is None or transport is None or transport.is_closing():
+            return
+        host = self.listener.config.hostname
+        transport.write(conn.send(Reply(421, "4.4.2", (f"{host} Error: session time limit exceeded",))))
+        transport.close()
+
     def timed_out(self) -> None:
-        """The client said nothing for too long (RFC 5321 4.5.3.2.7): 421 and close."""
+        """The client did not finish a command within the timeout (RFC 5321 4.5.3.2.7): 421
+        and close."""
         conn, transport = self.conn, self.transport
         if conn is None or transport is None or transport.is_closing():
             return

@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..store.base import Envelope, StoreError
 from ..store.ingest import WorkerFeed, WorkerIngest, WorkerJournalWriter, ingest_paths
+from .smtp_gate import SharedGate
 
 if TYPE_CHECKING:
     import ssl
@@ -87,6 +88,7 @@ class WorkerPool:
 
     app: App
     on_all_gone: Callable[[], None] | None = None  # called once if every worker exits on its own
+    gate: SharedGate | None = None  # the connection limit shared with the workers
     store: WorkerIngest | None = None  # set by start()
     procs: list[subprocess.Popen[bytes]] = field(default_factory=list)
     socks: list[socket.socket] = field(default_factory=list)
@@ -105,6 +107,8 @@ class WorkerPool:
         for n in range(count):
             tail = store.open_worker_journal(n)
             mine, theirs = socket.socketpair()
+            gate_args = [str(self.gate.fd), str(n + 1), str(self.gate.slots)] if self.gate is not None else []
+            gate_fds = (self.gate.fd,) if self.gate is not None else ()
             tail.arm = lambda sock=mine: _send_quietly(sock, ARM)
             tail.refuse = lambda refuse, sock=mine: _send_quietly(sock, REFUSE if refuse else ACCEPT)
             proc = subprocess.Popen(
@@ -115,9 +119,10 @@ class WorkerPool:
                     str(listen.fileno()),
                     str(theirs.fileno()),
                     tail.location,
+                    *gate_args,
                 ],
                 stdin=subprocess.PIPE,
-                pass_fds=(listen.fileno(), theirs.fileno()),
+                pass_fds=(listen.fileno(), theirs.fileno(), *gate_fds),
                 close_fds=True,
             )
             assert proc.stdin is not None
@@ -125,7 +130,7 @@ class WorkerPool:
             proc.stdin.close()
             theirs.close()
             t = threading.Thread(
-                target=self._serve, args=(mine, tail), name=f"postroom-smtp-worker-{n}", daemon=True
+                target=self._serve, args=(mine, tail, n + 1), name=f"postroom-smtp-worker-{n}", daemon=True
             )
             t.start()
             self.procs.append(proc)
@@ -133,10 +138,12 @@ class WorkerPool:
             self.threads.append(t)
             self._alive += 1
 
-    def _serve(self, sock: socket.socket, tail: WorkerFeed) -> None:
+    def _serve(self, sock: socket.socket, tail: WorkerFeed, slot: int) -> None:
         try:
             self._take_notes(sock, tail)
         finally:
+            if self.gate is not None:
+                self.gate.clear(slot)  # its connections went with it
             with self._lock:
                 self._alive -= 1
                 gone = self._alive == 0 and not self.closing
@@ -254,7 +261,7 @@ class _WorkerApp:
     extras: dict[str, Any] = field(default_factory=dict)
 
 
-async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: str) -> None:
+async def _run(listen_fd: int, ipc_fd: int, journal_base: str, gate: list[int], settings_json: str) -> None:
     import signal
 
     from ..config import Settings
@@ -267,6 +274,8 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: st
     journal = WorkerJournalWriter(journal_base)
     store = _JournalStore(journal, writer)
     app = _WorkerApp(settings, store)
+    if gate:  # the connection limit shared with the main process and the other workers
+        app.extras["smtp_gate"] = SharedGate(gate[0], gate[1], gate[2], settings.smtp_max_connections)
     if settings.tls_enabled:
         from .tls import make_server_context
 
@@ -298,16 +307,18 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, settings_json: st
 
 
 def main(argv: list[str] | None = None) -> int:
-    """``python -m postroom.servers.smtp_workers LISTEN_FD IPC_FD JOURNAL`` (settings as JSON on stdin)."""
+    """``python -m postroom.servers.smtp_workers LISTEN_FD IPC_FD JOURNAL [GATE_FD SLOT SLOTS]``
+    (settings as JSON on stdin)."""
     args = sys.argv[1:] if argv is None else argv
     logging.basicConfig(level=logging.WARNING, format="%(asctime)s %(levelname)s smtp-worker: %(message)s")
     settings_json = sys.stdin.read()
+    gate = [int(a) for a in args[3:6]]
     try:
         import uvloop
 
-        uvloop.run(_run(int(args[0]), int(args[1]), args[2], settings_json))
+        uvloop.run(_run(int(args[0]), int(args[1]), args[2], gate, settings_json))
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
-        asyncio.run(_run(int(args[0]), int(args[1]), args[2], settings_json))
+        asyncio.run(_run(int(args[0]), int(args[1]), args[2], gate, settings_json))
     except KeyboardInterrupt:
         pass
     return 0

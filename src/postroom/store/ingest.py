@@ -4,7 +4,7 @@ The SMTP server (servers/smtp.py) and its worker processes (servers/smtp_workers
 the store only through these protocols, checked once when a listener starts
 (:func:`ingest_paths`), never probed per message:
 
-- :class:`Ingest`, which every store provides: ``await deliver(envelope, raw)`` returns the
+- :class:`~postroom.store.base.Ingest`, which every store provides: ``await deliver(envelope, raw)`` returns the
   message's ID once it is committed.
 - :class:`JournaledIngest`: a store that commits with one write to its ingest journal and
   can do so without an event loop (``deliver_journaled``), so the SMTP session answers
@@ -29,7 +29,7 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
-from .base import Envelope
+from .base import Envelope, Ingest
 from .headers import scan_headers, summary_fields
 from .ids import new_id
 from .journal import SegmentedJournal
@@ -44,12 +44,6 @@ __all__ = [
     "WorkerJournalWriter",
     "ingest_paths",
 ]
-
-
-class Ingest(Protocol):
-    """Every store: commit one message, return its ID."""
-
-    async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str: ...
 
 
 @runtime_checkable
