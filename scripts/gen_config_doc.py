@@ -15,13 +15,15 @@ DOC = Path(__file__).resolve().parent.parent / "docs" / "configuration.md"
 
 INTRO = """# Configuration
 
-Every setting can be given four ways; the first that is present wins:
+Every setting can be given five ways; the first that is present wins:
 
 1. a command-line flag: `postroom serve --smtp 127.0.0.1:2525`
 2. an environment variable: `POSTROOM_SMTP=127.0.0.1:2525`
-3. a TOML file named by `--config FILE` (or `POSTROOM_CONFIG`), with the long flag names as keys:
+3. Mailpit's environment variable, where one exists: `MP_SMTP_BIND_ADDR=127.0.0.1:2525`
+   (the list is in [mailpit.md](mailpit.md))
+4. a TOML file named by `--config FILE` (or `POSTROOM_CONFIG`), with the long flag names as keys:
    `smtp = "127.0.0.1:2525"` (dashes or underscores both work)
-4. the default below.
+5. the default below.
 
 Listeners bind to 127.0.0.1 unless told otherwise; `off` disables one. Boolean flags also have a
 `--no-...` form. This page is generated from the option table in `src/postroom/config.py`

@@ -46,6 +46,8 @@ def _serve_setup(p: argparse.ArgumentParser) -> None:
 def serve(args: argparse.Namespace) -> int:
     settings = cfg.load(args)
     _setup_logging(settings.log_level, settings.quiet)
+    for note in settings.compat_notes:
+        logging.getLogger("postroom.config").warning("%s", note)
     try:
         import uvloop
 
@@ -91,7 +93,7 @@ def _load_commands() -> None:
     """Import the modules that register more subcommands (send, fetch, ...), when present."""
     import importlib
 
-    for mod in ("postroom.outbound.cli", "postroom.fetch.cli", "postroom.checks.cli"):
+    for mod in ("postroom.cli_tools", "postroom.outbound.cli", "postroom.fetch.cli", "postroom.checks.cli"):
         try:
             importlib.import_module(mod)
         except ModuleNotFoundError as e:

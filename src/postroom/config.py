@@ -1,4 +1,5 @@
-"""One settings object: command-line flags > environment (POSTROOM_*) > TOML file > defaults.
+"""One settings object: command-line flags > environment (POSTROOM_*) > Mailpit's environment
+(MP_*, see :mod:`postroom.mailpit_env`) > TOML file > defaults.
 
 Every option is declared once in :data:`OPTIONS`; the CLI, the environment reader and
 the TOML reader are all generated from that table, so a new option is one line here.
@@ -337,6 +338,8 @@ class Settings:
     link_check_private: bool = False
     checks_dns: str = ""
     extra: dict[str, Any] = field(default_factory=dict)
+    # one line each for Mailpit variables (MP_*) that were not applied; logged at start
+    compat_notes: tuple[str, ...] = ()
 
     @property
     def db_target(self) -> str:
@@ -512,6 +515,14 @@ def load(args: argparse.Namespace | None = None, env: dict[str, str] | None = No
     config_path = given.get("config") or env.get("POSTROOM_CONFIG") or ""
     if config_path:
         values.update(_read_toml(config_path))
+    from . import mailpit_env
+
+    try:
+        mp_values, notes = mailpit_env.read(env, frozenset(o.name for o in OPTIONS))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    values.update(mp_values)
+    values["compat_notes"] = tuple(notes)
     for opt in OPTIONS:
         key = "POSTROOM_" + opt.name.upper()
         if key in env:

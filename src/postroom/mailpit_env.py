@@ -1,0 +1,127 @@
+"""Mailpit's environment variables (``MP_*``), read as postroom settings.
+
+A team moving from Mailpit keeps its ``docker-compose.yml``: each ``MP_*`` variable that
+has a postroom equivalent sets it (below postroom's own ``POSTROOM_*`` variables and flags,
+above the TOML file). A variable postroom treats differently, or has no use for, is named in
+one line at start (:func:`read` returns those notes) and never silently changes behaviour.
+Mailpit reads a boolean as true for ``1``, ``true`` or ``yes``; so does this module.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+__all__ = ["IGNORED", "MAPPED", "read"]
+
+
+def _flag(value: str) -> bool:
+    return value.strip().lower() in ("1", "true", "yes")
+
+
+def _addr(value: str) -> str:
+    # Mailpit writes "0.0.0.0:1025" or "[::]:1025"; postroom reads the same shapes
+    return value.strip()
+
+
+def _megabytes(value: str) -> int:
+    mb = int(value.strip())
+    return mb * 1024 * 1024 if mb > 0 else 1 << 40  # Mailpit: 0 is unlimited
+
+
+def _verbose(value: str) -> str:
+    return "debug" if _flag(value) else "info"
+
+
+Setter = Callable[[str], dict[str, Any]]
+
+
+def _to(name: str, convert: Callable[[str], Any] = str) -> Setter:
+    return lambda v: {name: convert(v)}
+
+
+def _when_true(values: dict[str, Any]) -> Setter:
+    return lambda v: dict(values) if _flag(v) else {}
+
+
+def _smtp_auth_file(value: str) -> dict[str, Any]:
+    # Mailpit: an SMTP password file makes authentication required (and, unless
+    # MP_SMTP_AUTH_ALLOW_INSECURE, only after STARTTLS: RFC 4954 4)
+    return {"smtp_auth_file": value, "smtp_require_auth": True} if value else {}
+
+
+#: MP_* variable -> what it sets (a function of its value giving postroom settings).
+MAPPED: dict[str, Setter] = {
+    "MP_DATABASE": _to("db"),
+    "MP_DATA_FILE": _to("db"),  # Mailpit's deprecated name
+    "MP_MAX_MESSAGES": _to("max", int),
+    "MP_MAX_AGE": _to("max_age"),
+    "MP_MAX_MESSAGE_SIZE": _to("smtp_max_size", _megabytes),
+    "MP_QUIET": _when_true({"quiet": True}),
+    "MP_VERBOSE": _to("log_level", _verbose),
+    "MP_UI_BIND_ADDR": _to("http", _addr),
+    "MP_WEBROOT": _to("webroot"),
+    "MP_UI_AUTH_FILE": _to("ui_auth_file"),
+    "MP_SMTP_BIND_ADDR": _to("smtp", _addr),
+    "MP_SMTP_AUTH_FILE": _smtp_auth_file,
+    "MP_SMTP_AUTH_ACCEPT_ANY": _when_true({"smtp_require_auth": False}),
+    "MP_SMTP_TLS_CERT": _to("tls_cert"),
+    "MP_SMTP_TLS_KEY": _to("tls_key"),
+    "MP_SMTP_REQUIRE_STARTTLS": _when_true({"smtp_require_tls": True}),
+    "MP_SMTP_TLS_REQUIRED": _when_true({"smtp_require_tls": True}),  # deprecated name
+    "MP_SMTP_MAX_RECIPIENTS": _to("smtp_max_recipients", int),
+    "MP_POP3_BIND_ADDR": _to("pop3", _addr),
+    "MP_POP3_AUTH_FILE": _to("auth_file"),
+    "MP_ENABLE_CHAOS": _when_true({"enable_chaos": True}),
+    "MP_WEBHOOK_URL": _to("webhook"),
+    "MP_ENABLE_SPAMASSASSIN": _to("enable_spamassassin"),
+    "MP_ALLOW_INTERNAL_HTTP_REQUESTS": _when_true({"link_check_private": True}),
+}
+
+#: MP_* variables postroom does not apply, with the reason given at start.
+IGNORED: dict[str, str] = {
+    "MP_DISABLE_WAL": "postroom always uses SQLite's WAL (a database on NFS is not supported)",
+    "MP_COMPRESSION": "postroom always stores raw messages zstd-compressed",
+    "MP_DISABLE_VERSION_CHECK": "postroom never checks for updates",
+    "MP_DISABLE_AUTO_VACUUM": "postroom manages SQLite's free pages itself",
+    "MP_TENANT_ID": "postroom has no tenants; give each team its own --db",
+    "MP_DISABLE_HTTP_COMPRESSION": "postroom's HTTP server does not compress responses",
+    "MP_SMTP_AUTH_ALLOW_INSECURE": "postroom allows AUTH without TLS unless --smtp-require-tls",
+    "MP_SMTP_DISABLE_RDNS": "postroom never looks up reverse DNS",
+    "MP_DEMO_MODE": "postroom has no demo mode",
+}
+
+
+def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any], list[str]]:
+    """Settings from the ``MP_*`` variables in ``env``.
+
+    Args:
+        env: the environment.
+        known: names of the settings this build has (a mapped variable whose setting is
+            absent is reported, not applied).
+
+    Returns:
+        (settings by name, one-line notes about variables that are not applied)
+
+    Raises:
+        ValueError: a variable's value has the wrong shape (the text names it).
+    """
+    values: dict[str, Any] = {}
+    notes: list[str] = []
+    for key in sorted(k for k in env if k.startswith("MP_")):
+        raw = env[key]
+        if key in MAPPED:
+            try:
+                got = MAPPED[key](raw)
+            except ValueError:
+                raise ValueError(f"{key}: cannot read {raw!r}") from None
+            missing = sorted(set(got) - known)
+            if missing:
+                notes.append(f"{key} is not supported by this postroom (ignored)")
+                continue
+            values.update(got)
+        elif key in IGNORED:
+            notes.append(f"{key} ignored: {IGNORED[key]}")
+        elif key != "MP_SENDMAIL_SMTP_ADDR":  # read by `postroom sendmail`
+            notes.append(f"{key} is not supported by postroom (ignored)")
+    return values, notes
