@@ -120,6 +120,7 @@ class Fault:
     recipients: str | None = None
     sender: str | None = None
     fired: int = 0
+    id: int = 0  # given by the Chaos it is added to (the HTTP API names faults by it)
     _rcpt: re.Pattern[str] | None = field(default=None, init=False, repr=False)
     _from: re.Pattern[str] | None = field(default=None, init=False, repr=False)
 
@@ -158,8 +159,38 @@ class Fault:
                 return False
         return True
 
+    def to_spec(self) -> str:
+        """This fault in the ``--chaos`` syntax (what a remote client sends).
+
+        Raises:
+            ChaosError: a field holds ``:`` or ``;`` (a ``re:`` pattern), which the syntax
+                cannot carry.
+        """
+        if self.action == "disconnect":
+            what = "disconnect"
+        elif self.action == "delay":
+            what = f"delay={self.seconds:g}"
+        else:
+            what = self.reply.data.decode().strip() if self.reply else "451"
+        opts = []
+        if self.action == "delay" and self.reply is not None:
+            opts.append("then=" + self.reply.data.decode().strip())
+        if self.probability < 1.0:
+            opts.append(f"{self.probability * 100:g}%")
+        if self.times is not None:
+            opts.append(f"times={self.times}")
+        if self.recipients:
+            opts.append(f"rcpt={self.recipients}")
+        if self.sender:
+            opts.append(f"from={self.sender}")
+        for piece in (what, *opts):
+            if ":" in piece.partition("=")[2 if "=" in piece else 0] or ";" in piece or "\n" in piece:
+                raise ChaosError(f"{piece!r} cannot be written in the --chaos syntax (no ':' or ';')")
+        return ":".join((self.stage, what, *opts))
+
     def to_json(self) -> dict[str, Any]:
         return {
+            "ID": self.id,
             "Stage": self.stage,
             "Action": self.action,
             "Reply": self.reply.data.decode().strip() if self.reply else "",
@@ -249,6 +280,7 @@ class Chaos:
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._triggers: dict[str, tuple[int, int]] = {}  # Mailpit name -> (code, percent)
+        self._next_id = 1
         self.on_change: Callable[[], None] | None = None
 
     @property
@@ -262,9 +294,19 @@ class Chaos:
     def add(self, fault: Fault) -> Fault:
         """Add a fault; returns it (its ``fired`` count tells how often it acted)."""
         with self._lock:
+            self._number(fault)
             self._faults.append(fault)
         self._changed()
         return fault
+
+    def _number(self, fault: Fault) -> None:
+        fault.id, self._next_id = self._next_id, self._next_id + 1
+
+    def remove(self, ids: list[int]) -> None:
+        """Remove the faults with these IDs (others' faults stay)."""
+        with self._lock:
+            self._faults = [f for f in self._faults if f.id not in ids]
+        self._changed()
 
     def reject(
         self,
@@ -310,6 +352,8 @@ class Chaos:
         """Add the faults of a ``--chaos`` spec (see :func:`parse_spec`)."""
         faults = parse_spec(spec)
         with self._lock:
+            for f in faults:
+                self._number(f)
             self._faults.extend(faults)
         self._changed()
         return faults
@@ -322,6 +366,8 @@ class Chaos:
     def replace_faults(self, faults: list[Fault]) -> None:
         """Replace every fault (Mailpit's triggers stay)."""
         with self._lock:
+            for f in faults:
+                self._number(f)
             self._faults = list(faults)
         self._changed()
 

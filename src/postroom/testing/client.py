@@ -12,6 +12,13 @@ It speaks the Mailpit-compatible API (``/api/v1``), so listing, reading and clea
 also work against Mailpit; waiting uses postroom's long-poll ``GET /api/v2/wait`` and
 falls back to polling where that route is missing. Only the standard library is used.
 
+A view (:meth:`Client.scope`, what the ``mail`` fixture is with ``--postroom-url``) lists
+only what arrived after it was made, asking the server for just that (``after:`` its
+cursor), so its cost does not grow with the mail already stored; and once the test asked
+for :meth:`~postroom.testing.reader.MailReader.unique_address`, only mail to those
+addresses, which isolates it from tests running at the same time (pytest-xdist, other CI
+jobs) and from mail a previous test's background job sends late.
+
 Errors::
 
     ClientError          the server answered an error or could not be reached
@@ -27,14 +34,18 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from collections import OrderedDict
-from datetime import datetime
-from typing import Any
+from collections.abc import Callable
+from datetime import UTC, datetime
+from typing import Any, TypeVar
 
 from ..store.base import Address, Envelope, Summary
 from .models import Message
-from .reader import Criteria, MailReader
+from .reader import Criteria, MailReader, NoMatchingMail
+from .remote import RemoteChaos, RemoteWebhooks, unsupported_handler
 
 __all__ = ["Client", "ClientError", "ClientView"]
+
+F = TypeVar("F", bound=Callable[..., Any])
 
 # Page size of listings (Mailpit's maximum is not documented; postroom's is 10,000).
 _PAGE = 1000
@@ -42,6 +53,11 @@ _PAGE = 1000
 # the poll (which only reports newer mail) is seen within this delay.
 _LONG_POLL = 2.0
 _CACHE_SIZE = 2000
+# A view's cursor starts this long before the newest stored message (clocks of SMTP worker
+# processes, equal timestamps); what the server held then is remembered and left out.
+_CURSOR_MARGIN = 2.0
+# IDs per /api/v2/unindexed call (the route's limit).
+_UNINDEXED_BATCH = 500
 
 
 class ClientError(RuntimeError):
@@ -79,7 +95,49 @@ def summary_from_json(d: dict[str, Any]) -> Summary:
     )
 
 
-class Client(MailReader):
+class _Remote(MailReader):
+    """What a client and its views share: the addresses and the features over HTTP."""
+
+    client: Client
+
+    @property
+    def host(self) -> str:
+        return self.client._smtp_host
+
+    @property
+    def smtp_port(self) -> int:
+        return self.client._smtp_port
+
+    @property
+    def http_url(self) -> str:
+        return self.client.url
+
+    @property
+    def webhooks(self) -> RemoteWebhooks:
+        """The server's webhooks (``GET``/``PUT /api/v2/webhooks``)."""
+        return RemoteWebhooks(self.client)
+
+    def handler(self, fn: F) -> F:
+        """Handlers need an in-process server.
+
+        Raises:
+            RemoteUnsupported: always, naming what to do instead.
+        """
+        return unsupported_handler(fn)  # type: ignore[no-any-return]
+
+    def _unindexed(self, ids: list[str] | None) -> list[str]:
+        if ids is None:
+            ids = [s.id for s in self._summaries(None, None)]
+        return self.client._remote_unindexed(ids)
+
+    def _summaries(self, mailbox: str | None, query: str | None) -> list[Summary]:
+        raise NotImplementedError
+
+    def _idle(self, remaining: float, criteria: Criteria) -> None:
+        self.client._long_poll(remaining, criteria)
+
+
+class Client(_Remote):
     """Read mail from a running postroom (or Mailpit) at ``url``.
 
     Args:
@@ -103,17 +161,16 @@ class Client(MailReader):
         parsed = urllib.parse.urlsplit(self.url)
         if parsed.scheme not in ("http", "https") or not parsed.hostname:
             raise ValueError(f"expected an http(s):// URL, not {url!r}")
-        self.host = smtp_host or parsed.hostname
-        self.smtp_port = smtp_port
+        self.client = self
+        self._smtp_host = smtp_host or parsed.hostname
+        self._smtp_port = smtp_port
         self.timeout = timeout
         self._auth = auth
         self._cache: OrderedDict[str, Message] = OrderedDict()
         self._lock = threading.Lock()
         self._has_wait: bool | None = None
-
-    @property
-    def http_url(self) -> str:
-        return self.url
+        self._has_unindexed: bool | None = None
+        self._chaos: RemoteChaos | None = None
 
     # -- HTTP -------------------------------------------------------------------------------
 
@@ -121,6 +178,10 @@ class Client(MailReader):
         self, method: str, path: str, params: dict[str, Any] | None = None, body: Any = None
     ) -> tuple[int, bytes]:
         """One call; returns (status, body) for 2xx.
+
+        A POST, PUT or DELETE always carries a JSON body (``{}`` when there is nothing to
+        say) and ``Content-Type: application/json``: postroom refuses state-changing
+        requests with a CORS-simple type (cross-site request protection, docs/security.md).
 
         Raises:
             ClientError: any other status, or a connection failure.
@@ -153,15 +214,19 @@ class Client(MailReader):
 
     # -- reading ----------------------------------------------------------------------------
 
+    def _page(self, mailbox: str | None, query: str | None, start: int, limit: int) -> dict[str, Any]:
+        path = "/api/v1/search" if query else "/api/v1/messages"
+        page: dict[str, Any] = self._json(
+            "GET", path, {"query": query, "mailbox": mailbox, "start": start, "limit": limit}
+        )
+        return page
+
     def summaries(self, mailbox: str | None = None, query: str | None = None) -> list[Summary]:
         """Every matching message's summary, oldest first."""
         out: list[Summary] = []
         start = 0
-        path = "/api/v1/search" if query else "/api/v1/messages"
         while True:
-            page = self._json(
-                "GET", path, {"query": query, "mailbox": mailbox, "start": start, "limit": _PAGE}
-            )
+            page = self._page(mailbox, query, start, _PAGE)
             batch = page.get("messages") or []
             out.extend(summary_from_json(d) for d in batch)
             start += len(batch)
@@ -169,6 +234,8 @@ class Client(MailReader):
                 break
         out.reverse()
         return out
+
+    _summaries = summaries
 
     def message(self, summary: Summary) -> Message:
         """The parsed message of a summary (raw and envelope fetched once, then cached)."""
@@ -182,7 +249,7 @@ class Client(MailReader):
         try:
             envelope = Envelope.from_json(self._json("GET", f"/api/v2/message/{quoted}/envelope"))
         except ClientError:
-            pass  # Mailpit, or an older postroom: no envelope
+            pass  # Mailpit, or an older postroom: derived from the headers
         msg = Message(raw, summary=summary, envelope=envelope)
         with self._lock:
             self._cache[summary.id] = msg
@@ -193,6 +260,20 @@ class Client(MailReader):
     def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
         return [self.message(s) for s in self.summaries(mailbox, query)]
 
+    def __len__(self) -> int:
+        """Messages on the server (one call; nothing is listed)."""
+        page = self._page(None, None, 0, 1)
+        return int(page.get("messages_count", page.get("total", 0)))
+
+    @property
+    def last(self) -> Message:
+        """The newest message (one call for its summary)."""
+        __tracebackhide__ = True
+        batch = self._page(None, None, 0, 1).get("messages") or []
+        if not batch:
+            raise NoMatchingMail("expected a message, but none was received")
+        return self.message(summary_from_json(batch[0]))
+
     def _delete(self, ids: list[str] | None) -> None:
         self.request("DELETE", "/api/v1/messages", body={"IDs": ids} if ids else {})
         with self._lock:
@@ -202,7 +283,26 @@ class Client(MailReader):
                 for i in ids:
                     self._cache.pop(i, None)
 
-    def _idle(self, remaining: float, criteria: Criteria) -> None:
+    def _remote_unindexed(self, ids: list[str]) -> list[str]:
+        """``GET /api/v2/unindexed``; Mailpit (no such route) indexes as it stores."""
+        if not ids or self._has_unindexed is False:
+            return []
+        pending: list[str] = []
+        for i in range(0, len(ids), _UNINDEXED_BATCH):
+            try:
+                answer = self._json(
+                    "GET", "/api/v2/unindexed", {"ids": ",".join(ids[i : i + _UNINDEXED_BATCH])}
+                )
+            except ClientError as e:
+                if self._has_unindexed is None and "HTTP 404" in str(e):
+                    self._has_unindexed = False
+                    return []
+                raise
+            self._has_unindexed = True
+            pending += answer.get("IDs") or []
+        return pending
+
+    def _long_poll(self, remaining: float, criteria: Criteria) -> None:
         """Long-poll postroom's /api/v2/wait for newer mail; poll Mailpit."""
         if self._has_wait is False:
             time.sleep(min(remaining, 0.25))
@@ -224,57 +324,94 @@ class Client(MailReader):
                 return
             raise
 
-    # -- chaos (Mailpit's API) ----------------------------------------------------------------
+    # -- features ---------------------------------------------------------------------------
 
-    def chaos(self) -> dict[str, Any]:
+    @property
+    def chaos(self) -> RemoteChaos:
+        """Fault injection on the server (``/api/v2/chaos``; see :mod:`postroom.testing.remote`)."""
+        if self._chaos is None:
+            self._chaos = RemoteChaos(self)
+        return self._chaos
+
+    def mailpit_chaos(self) -> dict[str, Any]:
         """Mailpit's chaos triggers (``GET /api/v1/chaos``)."""
         return dict(self._json("GET", "/api/v1/chaos"))
 
-    def set_chaos(self, triggers: dict[str, Any]) -> dict[str, Any]:
-        """Replace the chaos triggers (``PUT /api/v1/chaos``); ``{}`` turns them off."""
+    def set_mailpit_chaos(self, triggers: dict[str, Any]) -> dict[str, Any]:
+        """Replace Mailpit's chaos triggers (``PUT /api/v1/chaos``); ``{}`` turns them off."""
         return dict(self._json("PUT", "/api/v1/chaos", body=triggers))
 
     def scope(self) -> ClientView:
-        """An isolated view: only mail arriving from now on."""
+        """An isolated view: only mail arriving from now on (see the module docstring)."""
         return ClientView(self)
 
     def __repr__(self) -> str:
         return f"<postroom.Client {self.url}>"
 
 
-class ClientView(MailReader):
-    """The mail of a shared server that arrived after the view was made.
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
-    It remembers which messages existed when it was made and ignores them; so do not
-    share one server between tests that run at the same time.
+
+class ClientView(_Remote):
+    """The mail of a shared server that arrived after the view was made (one test's mail).
+
+    Its listings ask the server only for mail newer than its cursor, so they cost the
+    same with 5,000 stored messages as with none. Mail from tests running at the same
+    time is in it too, unless the test sends to :meth:`unique_address`: the view then
+    keeps only mail to those addresses. :meth:`close` removes the chaos faults it set.
     """
 
     def __init__(self, client: Client) -> None:
         self.client = client
-        self._before = {s.id for s in client.summaries()}
+        self._chaos: RemoteChaos | None = None
+        newest = client._page(None, None, 0, 1).get("messages") or []
+        # The cursor: the newest message's time on the server's clock (not ours).
+        self._after: str | None = None
+        self._before: frozenset[str] = frozenset()
+        if newest:
+            self._after = _iso(summary_from_json(newest[0]).created - _CURSOR_MARGIN)
+            self._before = frozenset(s.id for s in client.summaries(None, f"after:{self._after}"))
 
-    @property
-    def host(self) -> str:
-        return self.client.host
+    def _in_scope(self, s: Summary) -> bool:
+        if s.id in self._before:
+            return False
+        if not self._namespaced:
+            return True
+        mark = f"+{self._token}@"
+        return any(mark in a.address.lower() for a in (*s.to, *s.cc, *s.bcc))
 
-    @property
-    def smtp_port(self) -> int:
-        return self.client.smtp_port
-
-    @property
-    def http_url(self) -> str:
-        return self.client.url
+    def _summaries(self, mailbox: str | None, query: str | None) -> list[Summary]:
+        if self._after is not None:
+            query = f"after:{self._after}" + (f" ({query})" if query else "")
+        return [s for s in self.client.summaries(mailbox, query) if self._in_scope(s)]
 
     def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
-        summaries = self.client.summaries(mailbox, query)
-        return [self.client.message(s) for s in summaries if s.id not in self._before]
+        return [self.client.message(s) for s in self._summaries(mailbox, query)]
 
     def _delete(self, ids: list[str] | None) -> None:
-        targets = (
-            ids if ids is not None else [s.id for s in self.client.summaries() if s.id not in self._before]
-        )
+        mine = {s.id for s in self._summaries(None, None)}
+        targets = [i for i in (mine if ids is None else ids) if i in mine]
         if targets:
             self.client._delete(targets)
 
-    def _idle(self, remaining: float, criteria: Criteria) -> None:
-        self.client._idle(remaining, criteria)
+    @property
+    def chaos(self) -> RemoteChaos:
+        """Fault injection on the shared server; :meth:`close` removes this view's faults."""
+        if self._chaos is None:
+            self._chaos = RemoteChaos(self.client)
+        return self._chaos
+
+    def close(self) -> None:
+        """Remove the chaos faults this view set (its mail stays on the server)."""
+        if self._chaos is not None:
+            self._chaos.clear()
+
+    def __enter__(self) -> ClientView:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"<postroom.ClientView of {self.client.url} after {self._after}>"

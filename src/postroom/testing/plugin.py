@@ -38,7 +38,7 @@ import pytest
 
 if TYPE_CHECKING:
     from .client import Client
-    from .reader import MailReader
+    from .mail import Mail
     from .server import Server
 
 __all__ = ["mail", "mail_server"]
@@ -47,7 +47,12 @@ _MARKER = (
     "postroom(shared=False, handler=None, chaos=None, **settings): configure the `mail` "
     "fixture's server (any postroom setting by name; shared=True: a view of the session server)"
 )
+_LOCAL_MARKER = (
+    "postroom_local: the test needs an in-process server (handlers, settings); "
+    "it is skipped when the suite runs against --postroom-url"
+)
 _NOT_SHARED = "settings other than handler and chaos need a server of their own; drop shared=True"
+_NEEDS_LOCAL = "needs an in-process postroom.Server ({why}); this run uses --postroom-url"
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -76,6 +81,7 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 def pytest_configure(config: pytest.Config) -> None:
     config.addinivalue_line("markers", _MARKER)
+    config.addinivalue_line("markers", _LOCAL_MARKER)
 
 
 def _url(config: pytest.Config) -> str:
@@ -103,7 +109,7 @@ def mail_server(pytestconfig: pytest.Config) -> Iterator[Server | Client]:
 
 
 @pytest.fixture
-def mail(request: pytest.FixtureRequest) -> Iterator[MailReader]:
+def mail(request: pytest.FixtureRequest) -> Iterator[Mail]:
     """The mail of this test: a fresh server, or an isolated view of the session server."""
     marker = request.node.get_closest_marker("postroom")
     options: dict[str, Any] = dict(marker.kwargs) if marker else {}
@@ -119,18 +125,29 @@ def mail(request: pytest.FixtureRequest) -> Iterator[MailReader]:
         yield server
 
 
-def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generator[MailReader, None, None]:
-    from .server import Server
-
+def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generator[Mail, None, None]:
     handler = options.pop("handler", None)
     chaos = options.pop("chaos", None)
+    remote = bool(_url(request.config))
+    if remote and request.node.get_closest_marker("postroom_local"):
+        pytest.skip(_NEEDS_LOCAL.format(why="marked postroom_local"))
+    if remote and handler is not None:
+        pytest.skip(_NEEDS_LOCAL.format(why="handler= runs Python inside the server"))
     if options:
+        if remote:
+            pytest.skip(_NEEDS_LOCAL.format(why=f"settings {', '.join(options)}"))
         raise pytest.UsageError(f"@pytest.mark.postroom({', '.join(options)}=...): {_NOT_SHARED}")
     server = request.getfixturevalue("mail_server")
+    from .server import Server
+
     if not isinstance(server, Server):
-        if handler is not None or chaos is not None:
-            raise pytest.UsageError("handler and chaos need an in-process server, not --postroom-url")
-        yield server.scope()
+        remote_view = server.scope()
+        try:
+            if chaos:
+                remote_view.chaos.load(chaos)  # this view's faults, removed at close
+            yield remote_view
+        finally:
+            remote_view.close()
         return
     remove = server.handlers.add(handler) if handler is not None else None
     if chaos:

@@ -183,6 +183,23 @@ def listing(messages: list[Message], why: Callable[[Message], str] | None = None
 class MailReader(ABC):
     """Read, wait for and check caught mail. Subclasses bind it to a server or a URL."""
 
+    _token: str | None = None  # this reader's unique-address mark (made on first use)
+    _namespaced = False  # a view keeps only mail to its unique addresses once one was handed out
+
+    def unique_address(self, local: str = "user", domain: str = "example.com") -> str:
+        """An address that only this test uses: ``local+TOKEN@domain``.
+
+        On a shared server (``shared=True``, ``--postroom-url``) the test's view then keeps
+        only mail sent to its unique addresses, so tests running at the same time, and a
+        background job of an earlier test that sends late, never show up in it.
+        """
+        if self._token is None:
+            import secrets
+
+            self._token = secrets.token_hex(4)
+        self._namespaced = True
+        return f"{local}+{self._token}@{domain}"
+
     # -- what a backend provides ----------------------------------------------------------
 
     @abstractmethod

@@ -27,11 +27,13 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import fields
+from datetime import UTC, datetime
 from types import TracebackType
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from ..config import Settings
 from ..events import (
@@ -47,7 +49,7 @@ from ..events import (
 )
 from ..store.base import IndexProgress
 from .models import Message
-from .reader import MailReader
+from .reader import MailReader, plural
 
 if TYPE_CHECKING:
     from ..app import App
@@ -57,6 +59,8 @@ if TYPE_CHECKING:
 
 __all__ = ["MailView", "Server"]
 
+H = TypeVar("H", bound="Handler")
+
 # Listeners started by default; True means "127.0.0.1:0" (a free loopback port).
 _LISTENERS = ("smtp", "smtps", "http", "pop3", "pop3s", "imap", "imaps")
 _DEFAULT_ON = frozenset({"smtp", "http", "pop3", "imap"})
@@ -64,6 +68,11 @@ _DEFAULT_ON = frozenset({"smtp", "http", "pop3", "imap"})
 _CACHE_SIZE = 2000
 # Largest listing fetched from the store for one read.
 _FETCH_LIMIT = 100_000
+# A view's queries look at mail received from this long before it was made (clock steps,
+# equal timestamps); older mail it knows is not its own is left out by ID.
+_VIEW_MARGIN = 2.0
+# The newest messages a view takes as "already there" when it is made (events in flight).
+_VIEW_RECENT = 64
 # Seconds allowed for the server thread to start and stop.
 _START_TIMEOUT = 30.0
 # Events after which the set of messages (or their indexing) may have changed.
@@ -78,6 +87,10 @@ _CHANGES = (
     MessagesPruned,
     StoreTruncated,
 )
+
+
+def _iso(epoch: float) -> str:
+    return datetime.fromtimestamp(epoch, UTC).isoformat()
 
 
 def build_settings(base: Settings | None, options: dict[str, Any]) -> Settings:
@@ -180,7 +193,7 @@ class _Base(MailReader):
     def webhooks(self) -> Webhooks:
         return self._server.app.extras["webhooks"]  # type: ignore[no-any-return]
 
-    def handler(self, fn: Handler) -> Handler:
+    def handler(self, fn: H) -> H:
         """Add a message handler (usable as a decorator); ``handlers.clear()`` removes it."""
         self.handlers.add(fn)
         return fn
@@ -440,13 +453,16 @@ class MailView(_Base):
 
     def __init__(self, server: Server) -> None:
         self._server = server
-        self._mine: dict[str, None] = {}  # IDs in arrival order
+        self._mine: dict[str, tuple[str, ...]] = {}  # ID -> To/Cc/Bcc addresses, in arrival order
         self._lock = threading.Lock()
         self._before: frozenset[str] = frozenset()
         self._unsubscribe: Callable[[], None] | None = server.app.bus.subscribe(self._on_event)
-        # A message acknowledged just before the view was made may have its event still
-        # on its way to the loop: what the store already holds is not this view's.
-        self._before = frozenset(self._ids(None, None))
+        # Queries are narrowed to mail received since then (the store's own clock).
+        self._after = _iso(time.time() - _VIEW_MARGIN)
+        # A message acknowledged just before the view was made may have its event still on
+        # its way to the loop; it is among the newest few in the store: not this view's.
+        page = server.app.store.list_messages(limit=_VIEW_RECENT)
+        self._before = frozenset(s.id for s in page.messages)
 
     @property
     def server(self) -> Server:
@@ -454,8 +470,10 @@ class MailView(_Base):
 
     def _on_event(self, ev: Event) -> None:
         if isinstance(ev, MessageStored):
+            s = ev.summary
+            rcpts = tuple(a.address.lower() for a in (*s.to, *s.cc, *s.bcc))
             with self._lock:
-                self._mine[ev.id] = None
+                self._mine[ev.id] = rcpts
 
     def close(self) -> None:
         """Stop tracking new mail (the messages stay on the server)."""
@@ -470,8 +488,13 @@ class MailView(_Base):
         self.close()
 
     def _owned(self) -> list[str]:
+        mark = f"+{self._token}@" if self._namespaced else ""
         with self._lock:
-            return [i for i in self._mine if i not in self._before]
+            return [
+                i
+                for i, rcpts in self._mine.items()
+                if i not in self._before and (not mark or any(mark in r for r in rcpts))
+            ]
 
     def _scope_ids(self) -> list[str]:
         return self._owned()
@@ -482,7 +505,9 @@ class MailView(_Base):
             return []
         if mailbox is None and query is None:
             return self._server.load(mine)
-        wanted = set(self._ids(mailbox, query))
+        # only what arrived since the view was made: the cost does not grow with the store
+        narrowed = f"after:{self._after}" + (f" ({query})" if query else "")
+        wanted = set(self._ids(mailbox, narrowed))
         return self._server.load([i for i in mine if i in wanted])
 
     def _delete(self, ids: list[str] | None) -> None:
@@ -495,4 +520,4 @@ class MailView(_Base):
                 self._mine.pop(i, None)
 
     def __repr__(self) -> str:
-        return f"<postroom.MailView of {self._server!r}: {len(self._owned())} message(s)>"
+        return f"<postroom.MailView of {self._server!r}: {plural(len(self._owned()))}>"

@@ -78,6 +78,22 @@ class Delivery:
             "Updated": self.updated,
         }
 
+    @classmethod
+    def from_json(cls, d: dict[str, Any]) -> Delivery:
+        """A delivery as ``GET /api/v2/webhooks`` lists it (what a remote client reads)."""
+        code = d.get("StatusCode")
+        return cls(
+            id=int(d.get("ID", 0)),
+            url=str(d.get("URL", "")),
+            message_id=str(d.get("MessageID", "")),
+            status=str(d.get("Status", "pending")),
+            attempts=int(d.get("Attempts", 0)),
+            status_code=int(code) if code is not None else None,
+            error=str(d.get("Error", "")),
+            created=float(d.get("Created", 0.0)),
+            updated=float(d.get("Updated", 0.0)),
+        )
+
 
 class Webhooks:
     """The webhooks of one server (``app.extras["webhooks"]``).

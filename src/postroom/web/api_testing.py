@@ -9,6 +9,9 @@
   with how often it fired)
 * ``PUT /api/v2/chaos`` ``{"Spec": "rcpt:451:50%;..."}`` replaces the faults (the
   ``--chaos`` syntax; ``""`` removes them)
+* ``POST /api/v2/chaos`` ``{"Spec": ...}`` adds faults, answers ``{"Faults": [...]}`` (the
+  new ones, with their ``ID``); ``DELETE /api/v2/chaos`` ``{"IDs": [...]}`` removes those
+  faults only: how :class:`postroom.Client` scopes its faults on a shared server
 * ``GET /api/v2/webhooks`` -> ``{"URLs", "Retries", "Deliveries": [...]}`` (the log)
 * ``PUT /api/v2/webhooks`` ``{"URLs": [...]}`` replaces the URLs
 
@@ -90,6 +93,31 @@ async def chaos_v2_put(request: web.Request) -> web.Response:
     return json_response(_chaos_state(chaos))
 
 
+async def chaos_v2_post(request: web.Request) -> web.Response:
+    from ..testing.chaos import ChaosError
+
+    chaos = _chaos(request)
+    body = await json_body(request, required=True)
+    spec = body.get("Spec")
+    if not isinstance(spec, str) or not spec.strip():
+        raise bad_request("Spec must be a non-empty string in the --chaos syntax")
+    try:
+        added = chaos.load(spec)
+    except ChaosError as e:
+        raise bad_request(str(e)) from None
+    return json_response({"Faults": [f.to_json() for f in added]})
+
+
+async def chaos_v2_delete(request: web.Request) -> web.Response:
+    chaos = _chaos(request)
+    body = await json_body(request, required=True)
+    ids = body.get("IDs")
+    if not isinstance(ids, list) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
+        raise bad_request("IDs must be a list of fault IDs (numbers)")
+    chaos.remove(ids)
+    return json_response(_chaos_state(chaos))
+
+
 async def webhooks_get(request: web.Request) -> web.Response:
     return json_response(_webhooks(request).to_json())
 
@@ -112,5 +140,7 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     p = prefix + "api/v2"
     r.add_get(p + "/chaos", chaos_v2_get)
     r.add_put(p + "/chaos", chaos_v2_put)
+    r.add_post(p + "/chaos", chaos_v2_post)
+    r.add_delete(p + "/chaos", chaos_v2_delete)
     r.add_get(p + "/webhooks", webhooks_get)
     r.add_put(p + "/webhooks", webhooks_put)

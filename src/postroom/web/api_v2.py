@@ -5,6 +5,7 @@
 * ``PUT /api/v2/mailbox/{name}/read`` ``{"Read": bool}`` marks a mailbox (un)read
 * ``GET /api/v2/message/{ID}/envelope`` -> the SMTP envelope (``Envelope.to_json()``)
 * ``GET /api/v2/wait?query=&mailbox=&timeout=&new=`` long-polls for a matching message
+* ``GET /api/v2/unindexed?ids=A,B`` -> ``{"IDs": [...]}``: those not indexed yet
 
 Errors are plain text with 400/404 (and 408 for a wait that timed out).
 """
@@ -18,6 +19,7 @@ from datetime import UTC, datetime
 from aiohttp import web
 
 from ..events import Event, MessagesIndexed, MessageStored, ReadChanged, TagsChanged
+from ..store.base import IndexProgress
 from .common import (
     APP_KEY,
     bad_request,
@@ -144,6 +146,22 @@ async def wait(request: web.Request) -> web.Response:
     raise web.HTTPRequestTimeout(text="timed out waiting for a matching message", content_type="text/plain")
 
 
+# IDs one ``/api/v2/unindexed`` call may ask about.
+MAX_UNINDEXED_IDS = 500
+
+
+async def unindexed(request: web.Request) -> web.Response:
+    """``GET /api/v2/unindexed?ids=A,B``: which of these messages the background indexer has
+    not read yet (full-text and ``has:`` queries do not see them until it has), so that
+    postroom.testing's Client waits for them as the in-process helpers do."""
+    ids = [i for i in (request.query.get("ids") or "").split(",") if i]
+    if len(ids) > MAX_UNINDEXED_IDS:
+        raise bad_request(f"at most {MAX_UNINDEXED_IDS} ids per call")
+    store = store_of(request)
+    pending = await in_thread(store.unindexed, ids) if isinstance(store, IndexProgress) else []
+    return json_response({"IDs": pending})
+
+
 def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     """Register the v2 routes under ``prefix`` (the webroot, ending in '/')."""
     p = prefix + "api/v2"
@@ -152,3 +170,4 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     r.add_put(p + "/mailbox/{name}/read", mailbox_read)
     r.add_get(p + "/message/{ID}/envelope", envelope)
     r.add_get(p + "/wait", wait)
+    r.add_get(p + "/unindexed", unindexed)
