@@ -291,6 +291,7 @@ def test_info_webui_health(shared: tuple[Api, dict[str, str]]) -> None:
     assert info["Version"]
     web = api.get("/api/v1/webui").json()
     assert web["MessageRelay"]["Enabled"] is False and web["ChaosEnabled"] is False
+    assert web["Listeners"]["smtp"] == f"127.0.0.1:{api.server.smtp_port}"  # for the UI's empty screen
     assert api.get("/livez").text == "ok" and api.get("/readyz").text == "ok"
     docs = api.get("/api/docs")
     assert docs.status == 200 and "/api/v2/wait" in docs.text

@@ -407,6 +407,11 @@ async def webui(request: web.Request) -> web.Response:
             "ChaosEnabled": bool(getattr(request.app[APP_KEY].extras.get("chaos"), "enabled", False)),
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
+            # postroom's own: where to send mail (and read it), for the UI's empty screen
+            "Listeners": {
+                name: f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+                for name, (host, port) in request.app[APP_KEY].addresses.items()
+            },
         }
     )
 

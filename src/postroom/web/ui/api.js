@@ -64,6 +64,7 @@ export const api = {
   envelope: (id) => request("GET", `api/v2/message/${enc(id)}/envelope`),
   mailboxes: () => request("GET", "api/v2/mailboxes"),
   tags: () => request("GET", "api/v1/tags"),
+  webui: () => request("GET", "api/v1/webui"),
   setRead: (ids, read) => request("PUT", "api/v1/messages", { body: { IDs: ids, Read: read }, as: "none" }),
   markAllRead: () => request("PUT", "api/v1/messages", { body: { Read: true }, as: "none" }),
   markMailboxRead: (name) => request("PUT", `api/v2/mailbox/${enc(name)}/read`, { body: { Read: true }, as: "none" }),

@@ -2,14 +2,17 @@
 // keeps it in the URL hash, wires the sidebar, list and view together, applies live
 // events from the WebSocket, and handles keyboard shortcuts.
 
+import { bulkActions, registerBulkAction } from "./actions.js";
 import { api } from "./api.js";
 import { LiveEvents } from "./events.js";
 import { MessageList, pageLabel } from "./list.js";
 import { Sidebar } from "./sidebar.js";
-import { debounce, formatNumber, shortAddress } from "./util.js";
+import { debounce, el, formatNumber, icon, setChildren, shortAddress } from "./util.js";
 import { MessageView } from "./view.js";
 
-const PAGE_SIZE = 50;
+const PAGE_SIZES = [25, 50, 100, 200];
+const PAGE_SIZE_KEY = "postroom.pageSize";
+const THEME_KEY = "postroom.theme";
 const SEARCH_DELAY_MS = 250;
 const $ = (id) => document.getElementById(id);
 
@@ -25,7 +28,19 @@ const state = {
   grouped: false, // the list shows conversations (GET /api/v2/threads) instead of messages
   threads: [],
   threadId: null, // the conversation chosen in the grouped mode
+  limit: storedPageSize(), // messages per page
+  checked: new Set(), // IDs selected for a bulk action (on the page on screen)
+  lastChecked: null, // anchor of a shift-click range
 };
+
+function storedPageSize() {
+  try {
+    const n = Number(localStorage.getItem(PAGE_SIZE_KEY));
+    return PAGE_SIZES.includes(n) ? n : 50;
+  } catch {
+    return 50;
+  }
+}
 
 let listAbort = null;
 let messageAbort = null;
@@ -33,10 +48,13 @@ const sidebar = new Sidebar($("mailboxes"), (name) => navigate({ mailbox: name, 
   filter: $("mailbox-filter"),
   more: $("mailbox-more"),
 });
-const list = new MessageList($("list"), (id) => openMessage(id), (threadId) => openThread(threadId));
+const list = new MessageList($("list"), (id) => openMessage(id), (threadId) => openThread(threadId), {
+  onCheck: (id, on, range) => checkRow(id, on, range),
+  onTag: (tag) => searchTag(tag),
+});
 const view = new MessageView(
   { root: $("message"), subject: $("msg-subject"), tags: $("msg-tags"), meta: $("msg-meta"), tabs: $("tabs"), panels: $("panels") },
-  { openMessage: (id) => openMessage(id), toast },
+  { openMessage: (id) => openMessage(id), toast, searchTag: (tag) => searchTag(tag) },
 );
 
 // ---- URL hash <-> state -------------------------------------------------------------
@@ -77,6 +95,7 @@ async function navigate({ mailbox = state.mailbox, query = state.query, start = 
   $("delete-all-label").textContent = mailbox ? "Delete mailbox" : "Delete all";
   if (listChanged) {
     state.pending = 0;
+    clearChecked();
     await loadList();
   }
   if (id !== state.selectedId) {
@@ -101,7 +120,7 @@ async function loadList({ keepScroll = false } = {}) {
   const scroll = $("list").scrollTop;
   setBusy(abort);
   try {
-    const data = await api.messages({ query: state.query, mailbox: state.mailbox, start: state.start, limit: PAGE_SIZE, signal: abort.signal });
+    const data = await api.messages({ query: state.query, mailbox: state.mailbox, start: state.start, limit: state.limit, signal: abort.signal });
     if (abort.signal.aborted) return;
     state.messages = data.messages || [];
     // Mailpit's shape: total/unread count the store (or the mailbox); messages_count and
@@ -112,7 +131,7 @@ async function loadList({ keepScroll = false } = {}) {
       updateTitle();
     }
     if (state.start && state.start >= state.total && state.total) {
-      state.start = Math.max(0, Math.floor((state.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+      state.start = Math.max(0, Math.floor((state.total - 1) / state.limit) * state.limit);
       return loadList();
     }
     renderList();
@@ -135,13 +154,13 @@ async function loadThreads({ keepScroll = false } = {}) {
   const scroll = $("list").scrollTop;
   setBusy(abort);
   try {
-    const data = await api.threads({ mailbox: state.mailbox, start: state.start, limit: PAGE_SIZE, signal: abort.signal });
+    const data = await api.threads({ mailbox: state.mailbox, start: state.start, limit: state.limit, signal: abort.signal });
     if (abort.signal.aborted) return;
     state.threads = data.threads || [];
     state.messages = [];
     state.total = data.total ?? state.threads.length;
     if (state.start && state.start >= state.total && state.total) {
-      state.start = Math.max(0, Math.floor((state.total - 1) / PAGE_SIZE) * PAGE_SIZE);
+      state.start = Math.max(0, Math.floor((state.total - 1) / state.limit) * state.limit);
       return loadThreads();
     }
     renderList();
@@ -167,7 +186,7 @@ function renderList() {
   $("page-info").textContent = pageLabel(state.start, shown, state.total, noun);
   $("prev-page").disabled = state.start <= 0;
   $("next-page").disabled = state.start + shown >= state.total;
-  $("pager").hidden = state.total <= PAGE_SIZE;
+  $("pager").hidden = !state.total;
   const empty = !shown;
   $("empty").hidden = !empty;
   $("list").hidden = empty;
@@ -175,10 +194,13 @@ function renderList() {
     $("empty-title").textContent = state.query ? "Nothing matches this search" : "No messages yet";
     $("empty-hint").textContent = state.query
       ? "Try fewer words, or operators like from:, to:, subject:, is:unread, has:attachment."
-      : `Point your application's SMTP settings at ${location.hostname} and send something.`;
+      : state.smtpAddress
+        ? `Point your application's SMTP settings at ${state.smtpAddress} and send something.`
+        : `Point your application's SMTP settings at ${location.hostname} and send something.`;
   }
   updateBanner();
   updateTitle();
+  pruneChecked();
 }
 
 async function loadMailboxes() {
@@ -188,6 +210,44 @@ async function loadMailboxes() {
   } catch {
     sidebar.setMailboxes([]); // the extension may be missing (plain Mailpit API): All still works
   }
+}
+
+/** The tags in use, in the sidebar (each lists its messages) and in the tag dialog's suggestions. */
+async function loadTags() {
+  let tags = [];
+  try {
+    tags = (await api.tags()) || [];
+  } catch {
+    return;
+  }
+  fillTagList(tags);
+  const nav = $("tag-nav");
+  const current = currentTag();
+  setChildren(nav, tags.map((t) => el("li", {}, el("a", {
+    href: `#${new URLSearchParams({ q: tagQuery(t) }).toString()}`,
+    class: `tag-nav-item${t === current ? " current" : ""}`,
+    "aria-current": t === current ? "page" : null,
+    dataset: { tag: t },
+  }, icon("tag"), el("span", { class: "mailbox-name", text: t })))));
+  $("sidebar-tags").hidden = !tags.length;
+}
+
+/** `tag:NAME` (quoted when the name has a space or a quote), as the search language reads it. */
+function tagQuery(tag) {
+  return /^[^\s"()]+$/.test(tag) ? `tag:${tag}` : `tag:"${tag.replace(/["\\]/g, "\\$&")}"`;
+}
+
+function currentTag() {
+  const m = state.query.match(/^tag:(?:"((?:[^"\\]|\\.)*)"|(\S+))$/);
+  return m ? (m[1] !== undefined ? m[1].replace(/\\(.)/g, "$1") : m[2]) : null;
+}
+
+/** List the messages with a tag (a chip or the sidebar's tag list was chosen). */
+function searchTag(tag) {
+  const q = tagQuery(tag);
+  $("search").value = q;
+  closeDrawer();
+  navigate({ query: q, start: 0 });
 }
 
 async function loadCounts() {
@@ -205,6 +265,7 @@ const refreshCounts = debounce(() => {
   loadMailboxes();
   loadCounts();
 }, 200);
+const refreshTags = debounce(() => loadTags(), 300);
 const refreshList = debounce(() => loadList({ keepScroll: true }), 300);
 // A new message joins its conversation when the indexer reaches it, a moment after it
 // arrives (and the WebSocket does not announce that): the grouped list reloads a bit later.
@@ -379,28 +440,38 @@ async function deleteAll() {
   refreshCounts();
 }
 
-async function editTags() {
-  if (!state.message) return;
+/** Ask for tags in the dialog (Enter saves); null when cancelled. */
+async function askTags(initial, label) {
   const dialog = $("tag-dialog");
   const input = $("tag-input");
-  input.value = (state.message.Tags || []).join(", ");
+  $("tag-label").textContent = label;
+  input.value = initial.join(", ");
   dialog.returnValue = "";
   dialog.showModal();
   input.focus();
   input.select();
   const answer = await new Promise((resolve) => dialog.addEventListener("close", () => resolve(dialog.returnValue), { once: true }));
-  if (answer !== "ok") return;
-  const tags = [...new Set(input.value.split(",").map((t) => t.trim()).filter(Boolean))];
+  if (answer !== "ok") return null;
+  return [...new Set(input.value.split(",").map((t) => t.trim()).filter(Boolean))];
+}
+
+async function editTags() {
+  if (!state.message) return;
   const id = state.message.ID;
+  const tags = await askTags(state.message.Tags || [], "Comma-separated tags for this message");
+  if (!tags) return;
   try {
     await api.setTags([id], tags);
   } catch (err) {
     toast(`Could not save tags: ${err.message}`);
     return;
   }
-  state.message.Tags = tags;
-  view.renderTags(tags);
+  if (state.message && state.message.ID === id) {
+    state.message.Tags = tags;
+    view.renderTags(tags);
+  }
   applyLocal([id], { Tags: tags });
+  refreshTags();
 }
 
 function fillTagList(tags) {
@@ -427,6 +498,174 @@ async function markAllRead() {
   if (ids.length) await setRead(ids, true);
 }
 
+// ---- selection and bulk actions -------------------------------------------------------
+
+function checkedIds() {
+  return [...state.checked];
+}
+
+/** A row's checkbox changed; with Shift, every row between it and the last one changes too. */
+function checkRow(id, on, range) {
+  const ids = state.messages.map((m) => m.ID);
+  if (range && state.lastChecked && ids.includes(state.lastChecked)) {
+    const [a, b] = [ids.indexOf(state.lastChecked), ids.indexOf(id)].sort((x, y) => x - y);
+    for (const other of ids.slice(a, b + 1)) {
+      if (on) state.checked.add(other);
+      else state.checked.delete(other);
+    }
+  } else if (on) {
+    state.checked.add(id);
+  } else {
+    state.checked.delete(id);
+  }
+  state.lastChecked = id;
+  syncChecked();
+}
+
+function clearChecked() {
+  state.checked.clear();
+  state.lastChecked = null;
+  syncChecked();
+}
+
+/** Drop selected IDs that are no longer on the page (deleted, or the page changed under them). */
+function pruneChecked() {
+  const here = new Set(state.messages.map((m) => m.ID));
+  for (const id of state.checked) if (!here.has(id)) state.checked.delete(id);
+  syncChecked();
+}
+
+function syncChecked() {
+  const n = state.checked.size;
+  const shown = isGrouped() ? 0 : state.messages.length;
+  list.setChecked(state.checked);
+  const all = $("select-all");
+  all.checked = n > 0 && n === shown;
+  all.indeterminate = n > 0 && n < shown;
+  all.disabled = !shown;
+  all.hidden = isGrouped();
+  $("bulk-tools").hidden = n === 0;
+  $("list-tools-main").hidden = n > 0;
+  $("bulk-count").textContent = `${formatNumber(n)} selected`;
+}
+
+function renderBulkActions() {
+  const bar = $("bulk-actions");
+  setChildren(bar, bulkActions().map((a) => el("button", {
+    type: "button",
+    class: `btn btn-small${a.danger ? " btn-danger" : ""}`,
+    id: `bulk-${a.key}`,
+    onclick: async () => {
+      const ids = checkedIds();
+      if (!ids.length) return;
+      const messages = state.messages.filter((m) => state.checked.has(m.ID));
+      try {
+        await a.run(ids, {
+          messages,
+          toast,
+          done: () => {
+            clearChecked();
+            refreshList();
+          },
+        });
+      } catch (err) {
+        toast(`Could not ${a.label.toLowerCase()}: ${err.message}`);
+      }
+    },
+  }, a.icon ? icon(a.icon) : null, el("span", { text: a.label }))));
+}
+
+registerBulkAction({
+  key: "read",
+  order: 10,
+  label: "Mark read",
+  icon: "mail-open",
+  run: async (ids) => {
+    await setRead(ids, true);
+    clearChecked();
+  },
+});
+registerBulkAction({
+  key: "unread",
+  order: 20,
+  label: "Mark unread",
+  icon: "mail",
+  run: async (ids) => {
+    await setRead(ids, false);
+    clearChecked();
+  },
+});
+registerBulkAction({
+  key: "tags",
+  order: 30,
+  label: "Tags…",
+  icon: "tag",
+  run: async (ids, ctx) => {
+    // The tags every selected message has are the starting point; what is saved replaces
+    // the tags of each (PUT /api/v1/tags sets a message's tags).
+    const sets = ctx.messages.map((m) => new Set(m.Tags || []));
+    const common = sets.length ? [...sets[0]].filter((t) => sets.every((x) => x.has(t))) : [];
+    const tags = await askTags(common, `Comma-separated tags for ${formatNumber(ids.length)} messages (replaces theirs)`);
+    if (!tags) return;
+    await api.setTags(ids, tags);
+    applyLocal(ids, { Tags: tags });
+    if (state.message && ids.includes(state.message.ID)) {
+      state.message.Tags = tags;
+      view.renderTags(tags);
+    }
+    refreshTags();
+    clearChecked();
+  },
+});
+registerBulkAction({
+  key: "delete",
+  order: 90,
+  label: "Delete",
+  icon: "trash",
+  danger: true,
+  run: async (ids) => {
+    await api.remove(ids);
+    removeLocal(ids);
+    clearChecked();
+    toast(`${formatNumber(ids.length)} message${ids.length === 1 ? "" : "s"} deleted.`);
+  },
+});
+
+// ---- theme ---------------------------------------------------------------------------
+
+const THEMES = ["system", "light", "dark"];
+const THEME_LABEL = { system: "follows the system", light: "light", dark: "dark" };
+const THEME_ICON = { system: "auto", light: "sun", dark: "moon" };
+
+function storedTheme() {
+  try {
+    const t = localStorage.getItem(THEME_KEY);
+    return THEMES.includes(t) ? t : "system";
+  } catch {
+    return "system";
+  }
+}
+
+/** Light, dark, or the system's choice (the default); remembered in this browser. */
+function applyTheme(theme, save = false) {
+  const root = document.documentElement;
+  if (theme === "system") delete root.dataset.theme;
+  else root.dataset.theme = theme;
+  const btn = $("theme-btn");
+  const next = THEMES[(THEMES.indexOf(theme) + 1) % THEMES.length];
+  btn.setAttribute("aria-label", `Theme: ${THEME_LABEL[theme]}. Switch to ${THEME_LABEL[next]}`);
+  btn.title = `Theme: ${THEME_LABEL[theme]} (click for ${THEME_LABEL[next]})`;
+  btn.dataset.theme = theme;
+  btn.querySelector("use").setAttribute("href", `#i-${THEME_ICON[theme]}`);
+  if (save) {
+    try {
+      localStorage.setItem(THEME_KEY, theme);
+    } catch {
+      // private mode: for this page only
+    }
+  }
+}
+
 // ---- live events ---------------------------------------------------------------------
 
 function matchesView(summary) {
@@ -446,7 +685,7 @@ function onEvent(type, data) {
         refreshList();
       } else if (matchesView(data)) {
         if (state.start === 0) {
-          list.prepend(data, PAGE_SIZE);
+          list.prepend(data, state.limit);
           state.messages = list.messages;
           state.total += 1;
           renderListMeta();
@@ -469,7 +708,10 @@ function onEvent(type, data) {
       const ids = data?.IDs || (data?.ID ? [data.ID] : []);
       const patch = {};
       if (data && "Read" in data) patch.Read = data.Read;
-      if (data && "Tags" in data) patch.Tags = data.Tags;
+      if (data && "Tags" in data) {
+        patch.Tags = data.Tags;
+        refreshTags();
+      }
       if (ids.length && Object.keys(patch).length) {
         applyLocal(ids, patch);
         if (state.message && ids.includes(state.message.ID)) {
@@ -537,7 +779,7 @@ async function checkSelectedStillExists() {
 function renderListMeta() {
   $("list-count").textContent = pageLabel(state.start, state.messages.length, state.total);
   $("page-info").textContent = pageLabel(state.start, state.messages.length, state.total);
-  $("pager").hidden = state.total <= PAGE_SIZE;
+  $("pager").hidden = !state.total;
   $("next-page").disabled = state.start + state.messages.length >= state.total;
   $("empty").hidden = state.messages.length > 0;
   $("list").hidden = state.messages.length === 0;
@@ -667,6 +909,16 @@ function typing(target) {
   return target instanceof HTMLElement && (target.isContentEditable || /^(INPUT|TEXTAREA|SELECT)$/.test(target.tagName));
 }
 
+/** The next (1) or previous (-1) message or conversation; crosses pages. */
+function goMessage(delta) {
+  const threadId = isGrouped() ? list.neighbourThread(delta) : null;
+  const id = isGrouped() ? null : list.neighbour(delta);
+  if (threadId) openThread(threadId);
+  else if (id) openMessage(id);
+  else if (delta > 0 && !$("next-page").disabled) navigate({ start: state.start + state.limit, id: null });
+  else if (delta < 0 && !$("prev-page").disabled) navigate({ start: Math.max(0, state.start - state.limit), id: null });
+}
+
 function onKey(ev) {
   if (ev.defaultPrevented || ev.ctrlKey || ev.metaKey || ev.altKey) return;
   if (document.querySelector("dialog[open]")) return;
@@ -678,14 +930,7 @@ function onKey(ev) {
     }
     return;
   }
-  const go = (delta) => {
-    const threadId = isGrouped() ? list.neighbourThread(delta) : null;
-    const id = isGrouped() ? null : list.neighbour(delta);
-    if (threadId) openThread(threadId);
-    else if (id) openMessage(id);
-    else if (delta > 0 && !$("next-page").disabled) navigate({ start: state.start + PAGE_SIZE, id: null });
-    else if (delta < 0 && !$("prev-page").disabled) navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null });
-  };
+  const go = goMessage;
   const actions = {
     j: () => go(1),
     ArrowDown: () => go(1),
@@ -696,8 +941,12 @@ function onKey(ev) {
     Delete: deleteSelected,
     "#": deleteSelected,
     t: editTags,
-    n: () => !$("next-page").disabled && navigate({ start: state.start + PAGE_SIZE, id: null }),
-    p: () => !$("prev-page").disabled && navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null }),
+    x: () => {
+      if (isGrouped() || !state.selectedId) return;
+      checkRow(state.selectedId, !state.checked.has(state.selectedId), false);
+    },
+    n: () => !$("next-page").disabled && navigate({ start: state.start + state.limit, id: null }),
+    p: () => !$("prev-page").disabled && navigate({ start: Math.max(0, state.start - state.limit), id: null }),
     "?": () => $("help-dialog").showModal(),
     g: toggleGrouped,
     Escape: () => (document.body.classList.contains("drawer-open") ? closeDrawer() : closeMessage()),
@@ -779,9 +1028,41 @@ function wire() {
     runSearch.cancel();
     navigate({ query: search.value.trim(), start: 0 });
   });
-  $("prev-page").addEventListener("click", () => navigate({ start: Math.max(0, state.start - PAGE_SIZE), id: null }));
-  $("next-page").addEventListener("click", () => navigate({ start: state.start + PAGE_SIZE, id: null }));
+  $("prev-page").addEventListener("click", () => navigate({ start: Math.max(0, state.start - state.limit), id: null }));
+  $("next-page").addEventListener("click", () => navigate({ start: state.start + state.limit, id: null }));
   $("list-error-retry").addEventListener("click", () => loadList());
+  $("select-all").addEventListener("change", (ev) => {
+    if (ev.target.checked) for (const m of state.messages) state.checked.add(m.ID);
+    else state.checked.clear();
+    syncChecked();
+  });
+  $("theme-btn").addEventListener("click", () => {
+    const now = storedTheme();
+    applyTheme(THEMES[(THEMES.indexOf(now) + 1) % THEMES.length], true);
+  });
+  $("prev-msg").addEventListener("click", () => goMessage(-1));
+  $("next-msg").addEventListener("click", () => goMessage(1));
+  $("page-size").value = String(state.limit);
+  $("page-size").addEventListener("change", (ev) => {
+    const n = Number(ev.target.value);
+    if (!PAGE_SIZES.includes(n)) return;
+    state.limit = n;
+    try {
+      localStorage.setItem(PAGE_SIZE_KEY, String(n));
+    } catch {
+      // private mode
+    }
+    // stay on the page that holds the first message on screen
+    const start = Math.floor(state.start / n) * n;
+    state.start = -1; // force a reload even when start stays the same
+    navigate({ start });
+  });
+  $("tag-nav").addEventListener("click", (ev) => {
+    const a = ev.target.closest("a[data-tag]");
+    if (!a) return;
+    ev.preventDefault();
+    searchTag(a.dataset.tag);
+  });
   $("banner-btn").addEventListener("click", () => {
     state.pending = 0;
     updateBanner();
@@ -810,7 +1091,33 @@ function wire() {
   window.addEventListener("hashchange", () => navigate(readHash()));
 }
 
+/** Name the SMTP address in the empty screens (from /api/v1/webui's Listeners, if any). */
+async function loadListeners() {
+  try {
+    const info = await api.webui();
+    const smtp = info?.Listeners?.smtp;
+    if (!smtp) return;
+    // a wildcard bind is reached through the host name this page came from
+    const addr = smtp.replace(/^(0\.0\.0\.0|\[::\])(?=:)/, location.hostname);
+    state.smtpAddress = addr;
+    $("view-empty-hint").textContent = `Send mail to SMTP ${addr} and it appears here instantly.`;
+    if (!state.messages.length && !state.query) renderList();
+  } catch {
+    // the generic hint stays
+  }
+}
+
+/** The search box's hint, shorter where the box is narrow. */
+function fitSearchHint() {
+  const narrow = matchMedia("(max-width: 760px)").matches;
+  $("search").placeholder = narrow ? "Search mail" : "Search mail (from: to: subject: is:unread has:attachment tag:)";
+}
+
 async function main() {
+  applyTheme(storedTheme());
+  fitSearchHint();
+  matchMedia("(max-width: 760px)").addEventListener("change", fitSearchHint);
+  renderBulkActions();
   wire();
   setupNotifyButton();
   const initial = readHash();
@@ -827,7 +1134,7 @@ async function main() {
   // The list first, on its own, so the first page is on screen as soon as possible; the
   // sidebar's counts follow (they are aggregate queries that would compete with it).
   await loadList();
-  await Promise.all([loadMailboxes(), state.mailbox ? loadCounts() : null]);
+  await Promise.all([loadMailboxes(), state.mailbox ? loadCounts() : null, loadTags(), loadListeners()]);
   if (initial.id) await openMessage(initial.id);
   new LiveEvents(api.eventsUrl(), onEvent, onConnState).start();
   document.body.dataset.ready = "1";

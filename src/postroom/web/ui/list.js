@@ -3,12 +3,13 @@
 
 import { el, formatListTime, formatNumber, formatSize, icon, setChildren, shortAddress } from "./util.js";
 
-/** One list row for a MessageSummary. */
-export function renderRow(msg, selected) {
+/** One list row for a MessageSummary (`checked`: selected for a bulk action). */
+export function renderRow(msg, selected, checked = false) {
   const from = shortAddress(msg.From) || "(no sender)";
   const to = (msg.To || []).map(shortAddress).filter(Boolean);
   const toText = to.length > 2 ? `${to.slice(0, 2).join(", ")} +${to.length - 2}` : to.join(", ");
-  const tags = (msg.Tags || []).map((t) => el("span", { class: "tag", text: t }));
+  // Tag chips are buttons that list the messages with that tag (handled by the list).
+  const tags = (msg.Tags || []).map((t) => el("button", { type: "button", class: "tag tag-link", tabindex: "-1", title: `Messages tagged ${t}`, dataset: { tag: t }, text: t }));
   const time = formatListTime(msg.Created);
   const label = [
     msg.Read ? "" : "Unread.",
@@ -20,14 +21,17 @@ export function renderRow(msg, selected) {
   return el(
     "li",
     {
-      class: `row${msg.Read ? "" : " unread"}${selected ? " selected" : ""}`,
+      class: `row${msg.Read ? "" : " unread"}${selected ? " selected" : ""}${checked ? " checked" : ""}`,
       role: "option",
       id: `msg-${msg.ID}`,
       "aria-selected": selected ? "true" : "false",
       "aria-label": label,
       dataset: { id: msg.ID },
     },
-    el("span", { class: "unread-dot", "aria-hidden": "true" }),
+    el("span", { class: "row-lead" },
+      // Out of the tab order: x selects the current row from the keyboard.
+      el("input", { type: "checkbox", class: "check row-check", tabindex: "-1", "aria-label": `Select “${msg.Subject || "(no subject)"}”`, checked }),
+      el("span", { class: "unread-dot", "aria-hidden": "true" })),
     el(
       "div",
       { class: "row-main" },
@@ -100,14 +104,25 @@ export class MessageList {
    * @param {(id: string) => void} onOpen
    * @param {(threadId: string) => void} [onOpenThread] a row of the grouped mode was chosen
    */
-  constructor(root, onOpen, onOpenThread = () => {}) {
+  constructor(root, onOpen, onOpenThread = () => {}, { onCheck = () => {}, onTag = () => {} } = {}) {
     this.root = root;
     this.onOpen = onOpen;
     this.messages = [];
     this.selectedId = null;
     this.threads = null; // the conversations on screen in the grouped mode, else null
     this.selectedThread = null;
+    this.checked = new Set();
     root.addEventListener("click", (ev) => {
+      const check = ev.target.closest(".row-check");
+      if (check) {
+        onCheck(check.closest("li.row").dataset.id, check.checked, ev.shiftKey);
+        return;
+      }
+      const chip = ev.target.closest(".tag-link");
+      if (chip) {
+        onTag(chip.dataset.tag);
+        return;
+      }
       const row = ev.target.closest("li.row");
       if (row && row.dataset.thread) onOpenThread(row.dataset.thread);
       else if (row) onOpen(row.dataset.id);
@@ -164,7 +179,7 @@ export class MessageList {
     this.messages = messages;
     this.selectedId = selectedId;
     const frag = document.createDocumentFragment();
-    for (const msg of messages) frag.append(renderRow(msg, msg.ID === selectedId));
+    for (const msg of messages) frag.append(renderRow(msg, msg.ID === selectedId, this.checked.has(msg.ID)));
     setChildren(this.root, frag);
     this.syncActive();
   }
@@ -199,7 +214,18 @@ export class MessageList {
     if (i < 0) return;
     this.messages[i] = msg;
     const old = this.root.querySelector(`#${CSS.escape(`msg-${msg.ID}`)}`);
-    if (old) old.replaceWith(renderRow(msg, msg.ID === this.selectedId));
+    if (old) old.replaceWith(renderRow(msg, msg.ID === this.selectedId, this.checked.has(msg.ID)));
+  }
+
+  /** Show which rows are selected for a bulk action. */
+  setChecked(ids) {
+    this.checked = new Set(ids);
+    for (const row of this.root.querySelectorAll("li.row[data-id]")) {
+      const on = this.checked.has(row.dataset.id);
+      row.classList.toggle("checked", on);
+      const box = row.querySelector(".row-check");
+      if (box) box.checked = on;
+    }
   }
 
   /** Insert a live arrival at the top; drop the last row if the page is full. */

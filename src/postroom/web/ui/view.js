@@ -63,6 +63,8 @@ export class MessageView {
     this.threads = false; // set once the server is known to have the threads API
     this.threadSizes = new Map(); // ThreadID -> number of messages (the Thread tab needs > 1)
     nodes.tabs.addEventListener("keydown", (ev) => this.onTabKey(ev));
+    nodes.tabs.addEventListener("scroll", () => this.syncTabScroll(), { passive: true });
+    window.addEventListener("resize", () => this.syncTabScroll());
   }
 
   /** Whether `msg` is still the message on screen (for async tab renderers). */
@@ -156,7 +158,7 @@ export class MessageView {
         text: t.label,
       }));
     setChildren(this.n.tabs, buttons);
-    this.syncTabScroll();
+    requestAnimationFrame(() => this.syncTabScroll()); // once laid out (the view may just be unhidden)
   }
 
   renderTabs() {
