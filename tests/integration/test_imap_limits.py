@@ -88,7 +88,7 @@ def test_literals_before_login_are_refused_and_memory_stays_flat(imap_process: t
         assert w.read_line().startswith(b"+ ")
     with Wire("127.0.0.1", port) as w:  # the non-synchronizing form ends the connection
         w.send(b"t1 APPEND INBOX {100000+}\r\n" + b"x" * 100_000)
-        assert w.read_line() == b"* BYE [TOOBIG] literal too large before login\r\n"
+        assert w.read_line() == b"* BYE [TOOBIG] command too large before login\r\n"
         with pytest.raises(ConnectionError):
             w.read_line()
     hostile_append(port, nonsync=False)[0].close()  # warm up what a first connection allocates
@@ -98,7 +98,7 @@ def test_literals_before_login_are_refused_and_memory_stays_flat(imap_process: t
         sock, reply = hostile_append(port, nonsync=bool(i % 2))
         socks.append(sock)
         if i % 2:  # (or nothing, if the reset of the connection overtook the BYE)
-            assert reply in (b"", b"* BYE [TOOBIG] literal too large before login\r\n"), reply
+            assert reply in (b"", b"* BYE [TOOBIG] command too large before login\r\n"), reply
         else:
             assert reply == b"a BAD [TOOBIG] literal too large (limit 4096 octets)\r\n", reply
     during = rss_kib(pid) - before

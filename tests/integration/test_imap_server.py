@@ -56,15 +56,15 @@ def test_greeting_login_select_fetch(srv: RunningServer) -> None:
         login = tail(w.cmd("LOGIN carol@example.org anything"))
         assert login.startswith(b"OK [CAPABILITY IMAP4rev1 ") and b"AUTH=" not in login
         sel = w.ok("SELECT INBOX")
-        assert b"* 1 EXISTS\r\n" in sel and b"* 0 RECENT\r\n" in sel
+        assert b"* 1 EXISTS\r\n" in sel and b"* 1 RECENT\r\n" in sel  # the first session to select
         assert any(line.startswith(b"* OK [UIDVALIDITY ") for line in sel)
         assert b"* OK [UIDNEXT 2] Predicted next UID\r\n" in sel
         assert w.cmd("FETCH 1 (UID FLAGS RFC822.SIZE)")[
             0
-        ] == b"* 1 FETCH (UID 1 FLAGS () RFC822.SIZE %d)\r\n" % len(msg("first"))
+        ] == b"* 1 FETCH (UID 1 FLAGS (\\Recent) RFC822.SIZE %d)\r\n" % len(msg("first"))
         body = w.ok("FETCH 1 BODY[TEXT]")[0]
-        assert body == b"* 1 FETCH (BODY[TEXT] {7}\r\nhello\r\n FLAGS (\\Seen))\r\n"
-        assert w.ok("UID FETCH 1 (FLAGS)")[0] == b"* 1 FETCH (UID 1 FLAGS (\\Seen))\r\n"
+        assert body == b"* 1 FETCH (BODY[TEXT] {7}\r\nhello\r\n FLAGS (\\Recent \\Seen))\r\n"
+        assert w.ok("UID FETCH 1 (FLAGS)")[0] == b"* 1 FETCH (UID 1 FLAGS (\\Recent \\Seen))\r\n"
         bye = w.cmd("LOGOUT")
         assert bye[0] == b"* BYE postroom logging out\r\n" and tail(bye) == b"OK LOGOUT completed\r\n"
 
@@ -106,7 +106,7 @@ def test_thousand_pipelined_commands(srv: RunningServer) -> None:
                 assert line == b"p%d OK FETCH completed\r\n" % tagged
                 tagged += 1
             else:
-                assert line == b"* 1 FETCH (FLAGS ())\r\n"
+                assert line == b"* 1 FETCH (FLAGS (\\Recent))\r\n"
 
 
 def test_literal_plus_and_append_uid(srv: RunningServer) -> None:
@@ -118,7 +118,7 @@ def test_literal_plus_and_append_uid(srv: RunningServer) -> None:
         w.ok("SELECT INBOX")
         assert w.ok("FETCH 1 (FLAGS BODY.PEEK[])")[
             0
-        ] == b"* 1 FETCH (FLAGS (\\Flagged) BODY[] {%d}\r\n%s)\r\n" % (
+        ] == b"* 1 FETCH (FLAGS (\\Flagged \\Recent) BODY[] {%d}\r\n%s)\r\n" % (
             len(raw),
             raw,
         )
@@ -150,7 +150,7 @@ def test_flags_expunge_and_a_second_session_sees_changes(srv: RunningServer) -> 
         assert a.ok("STORE 2 +FLAGS (\\Deleted $Work)") == [
             b"* FLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work)\r\n",
             b"* OK [PERMANENTFLAGS (\\Answered \\Flagged \\Deleted \\Seen \\Draft $Work \\*)] Flags permitted.\r\n",
-            b"* 2 FETCH (FLAGS ($Work \\Deleted))\r\n",
+            b"* 2 FETCH (FLAGS ($Work \\Deleted \\Recent))\r\n",  # a selected first: \\Recent is a's
         ]
         assert a.ok("STORE 1 +FLAGS.SILENT (\\Seen)") == []
         noop = b.ok("NOOP")
@@ -266,6 +266,7 @@ def test_idle_wakes_on_smtp_mail(srv: RunningServer) -> None:
         with smtplib.SMTP(*srv.addr("smtp")) as smtp:
             smtp.sendmail("alice@example.org", ["nina@example.org"], msg("wake up", to="nina@example.org"))
         assert w.read_line() == b"* 1 EXISTS\r\n"
+        assert w.read_line() == b"* 1 RECENT\r\n"  # RFC 3501 7.3.2: with EXISTS
         w.send(b"DONE\r\n")
         assert w.read_line() == b"i1 OK IDLE terminated\r\n"
 

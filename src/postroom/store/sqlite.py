@@ -47,7 +47,7 @@ from .owner import StoreLock
 from .rawcodec import compress, unpack
 from .sqlite_background import BackgroundMixin
 from .sqlite_changes import ChangesMixin
-from .sqlite_folders import FolderMixin
+from .sqlite_folders import FolderMixin, next_uidvalidity
 from .sqlite_imapcache import ImapCacheMixin
 from .sqlite_jobs import _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
 from .sqlite_reading import ReadingMixin
@@ -540,10 +540,7 @@ class SQLiteStore(
         else:
             mid = row[0]
             created_mailbox = False
-        # RFC 3501 2.3.1.1: UIDVALIDITY must change when a name is reused; a clock-based
-        # value that is also above every value handed out before does that.
-        top = conn.execute("SELECT coalesce(max(uidvalidity), 0) FROM folder").fetchone()[0]
-        uidvalidity = max(int(now), top + 1)
+        uidvalidity = next_uidvalidity(conn, now)  # RFC 3501 2.3.1.1: never reused
         fid = conn.execute(
             "INSERT INTO folder(mailbox_id, name, uidvalidity, uidnext, special_use) VALUES (?, ?, ?, 1, ?)",
             (mid, folder, uidvalidity, special_use),

@@ -7,6 +7,7 @@ writer thread (``self.write``), reads use the per-thread reader connection.
 from __future__ import annotations
 
 import sqlite3
+import time
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event, FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
@@ -15,7 +16,7 @@ from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, S
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["FolderMixin"]
+__all__ = ["FolderMixin", "next_uidvalidity"]
 
 _FOLDER_INFO_SQL = (
     "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq, "
@@ -23,6 +24,25 @@ _FOLDER_INFO_SQL = (
     "(SELECT count(*) FROM delivery d WHERE d.folder_id = f.id AND d.seen = 0) "
     "FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ?"
 )
+
+
+def next_uidvalidity(conn: sqlite3.Connection, now: float, count: int = 1) -> int:
+    """The first of ``count`` new UIDVALIDITY values (inside the caller's write transaction).
+
+    RFC 3501 section 2.3.1.1: a name that is reused (a folder deleted and created again,
+    or renamed onto) must get a different UIDVALIDITY. A clock-based value that is also
+    above every value ever handed out does that; the highest is kept in ``meta`` because
+    the folder that held it may be gone (issue 19: DELETE and CREATE within one second
+    gave the new folder the old one's value).
+    """
+    row = conn.execute("SELECT value FROM meta WHERE key = 'uidvalidity_top'").fetchone()
+    top = int(row[0]) if row is not None else 0
+    top = max(top, int(conn.execute("SELECT coalesce(max(uidvalidity), 0) FROM folder").fetchone()[0]))
+    first = max(int(now), top + 1)
+    conn.execute(
+        "INSERT OR REPLACE INTO meta(key, value) VALUES ('uidvalidity_top', ?)", (str(first + count - 1),)
+    )
+    return first
 
 
 class FolderMixin:
@@ -115,7 +135,7 @@ class FolderMixin:
                 for (mb, name) in self._folder_cache
                 if mb == mailbox and (name == old or name.startswith(old + "/"))
             ]
-            top = conn.execute("SELECT coalesce(max(uidvalidity), 0) FROM folder").fetchone()[0]
+            top = next_uidvalidity(conn, time.time(), len(renames)) - 1
             for i, (a, b) in enumerate(renames):
                 e = self._folder_cache.pop((mailbox, a))
                 # a new name must not look like the folder that used it before: new UIDVALIDITY

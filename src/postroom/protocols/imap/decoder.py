@@ -174,8 +174,9 @@ class Decoder:
 
     @property
     def skipping(self) -> bool:
-        """True while an over-limit non-synchronizing literal is being read and dropped."""
-        return self._literal_left > 0 and self._skip_literal
+        """True while the rest of a command that broke a limit (an over-limit
+        non-synchronizing literal, an overlong line) is being read and dropped."""
+        return self._failed is not None
 
     def in_command(self) -> bool:
         """True while a command is partly received (between its first line and its end)."""

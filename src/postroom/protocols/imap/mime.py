@@ -99,17 +99,19 @@ class Part:
             if leaf:
                 raise SectionError("no such part")
             if part is None:
-                subs, leaf = (self.children, False) if self.is_multipart else ([self], True)
+                subs, single = (self.children, False) if self.is_multipart else ([self], True)
             elif part.is_multipart:
-                subs = part.children
+                subs, single = part.children, False
             elif part.is_message and part.message is not None:
                 msg = part.message
-                subs, leaf = (msg.children, False) if msg.is_multipart else ([msg], True)
+                subs, single = (msg.children, False) if msg.is_multipart else ([msg], True)
             else:
-                subs, leaf = [part], True  # a leaf part's part 1 is itself, as Dovecot answers
+                subs, single = [part], True  # a leaf part's part 1 is itself, as Dovecot answers
             if not 1 <= n <= len(subs):
                 raise SectionError("no such part")
             part = subs[n - 1]
+            # a message/rfc822 body chosen as part 1 still has the parts of its message below
+            leaf = single and not (part.is_message and part.message is not None)
         return part if part is not None else self
 
 

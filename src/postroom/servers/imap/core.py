@@ -19,7 +19,7 @@ from ...protocols.imap.errors import No
 from ...store.base import ImapStore
 from .account import Account
 from .messages import MessageCache
-from .tracker import Tracker
+from .tracker import RecentClaims, Tracker
 
 if TYPE_CHECKING:
     from ...app import App
@@ -34,6 +34,7 @@ T = TypeVar("T")
 FLUSH_BYTES = 256 * 1024
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 CACHE_KEY = "imap_message_cache"
+RECENT_KEY = "imap_recent_claims"
 
 
 @dataclass
@@ -48,6 +49,11 @@ class Selected:
     tracker: Tracker
     keywords: set[str] = field(default_factory=set)
 
+    @property
+    def key(self) -> tuple[str, str, int]:
+        """What :class:`RecentClaims` records this folder under."""
+        return (self.mailbox, self.folder, self.uidvalidity)
+
 
 class SessionBase:
     """State shared by the command mixins."""
@@ -61,6 +67,7 @@ class SessionBase:
     condstore: bool
     saved: frozenset[int]  # SEARCHRES result, as UIDs (RFC 5182)
     cache: MessageCache
+    recent: RecentClaims
     out: list[bytes]
     out_size: int
     dirty: bool
@@ -80,6 +87,10 @@ class SessionBase:
             cache = MessageCache(app.store)
             app.extras[CACHE_KEY] = cache
         self.cache = cache
+        recent = app.extras.get(RECENT_KEY)
+        if not isinstance(recent, RecentClaims):
+            recent = app.extras[RECENT_KEY] = RecentClaims()
+        self.recent = recent
         self.out = []
         self.out_size = 0
         self.dirty = False
@@ -142,7 +153,11 @@ class SessionBase:
         self.wake.clear()
         entries = await self.blocking(self.store.folder_entries, sel.mailbox, sel.folder)
         for line in sel.tracker.sync(
-            entries, allow_expunge=allow_expunge, with_uid=with_uid, condstore=self.condstore
+            entries,
+            allow_expunge=allow_expunge,
+            with_uid=with_uid,
+            condstore=self.condstore,
+            claim=lambda uids: self.recent.claim(sel.key, uids, sel.readonly),
         ):
             self.write(line)
         new_kw = {f for e in entries for f in e.flags if not f.startswith("\\")} - sel.keywords

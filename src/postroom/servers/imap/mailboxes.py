@@ -78,12 +78,13 @@ class MailboxCommands(SessionBase):
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
         entries = await self.blocking(self.store.folder_entries, info.mailbox, info.name)
-        tracker = Tracker.from_entries(entries)
         keywords = {f for e in entries for f in e.flags if not f.startswith("\\")}
-        sel = Selected(name, info.mailbox, info.name, readonly, info.uidvalidity, tracker, keywords)
+        sel = Selected(name, info.mailbox, info.name, readonly, info.uidvalidity, Tracker(), keywords)
+        recent = self.recent.claim(sel.key, [e.uid for e in entries], readonly)
+        sel.tracker = tracker = Tracker.from_entries(entries, recent)
         self.write_flags(sel)
         self.untagged(tracker.exists, "EXISTS")
-        self.untagged(0, "RECENT")
+        self.untagged(len(recent), "RECENT")
         first_unseen = next((i for i, e in enumerate(entries, 1) if "\\Seen" not in e.flags), 0)
         if first_unseen:
             self.untagged("OK", Raw(b"[UNSEEN %d] First unseen." % first_unseen))
@@ -202,7 +203,7 @@ class MailboxCommands(SessionBase):
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
         entries = None
-        if {"SIZE", "DELETED", "HIGHESTMODSEQ"} & set(items):
+        if {"SIZE", "DELETED", "HIGHESTMODSEQ", "RECENT"} & set(items):
             entries = await self.blocking(self.store.folder_entries, info.mailbox, info.name)
         values: dict[str, int] = {
             "MESSAGES": info.exists,
@@ -212,6 +213,8 @@ class MailboxCommands(SessionBase):
             "UNSEEN": info.unseen,
         }
         if entries is not None:
+            key = (info.mailbox, info.name, info.uidvalidity)
+            values["RECENT"] = self.recent.unclaimed(key, [e.uid for e in entries])
             values["SIZE"] = sum(e.size for e in entries)
             values["DELETED"] = sum(1 for e in entries if "\\Deleted" in e.flags)
             values["HIGHESTMODSEQ"] = _highest(info, entries)
@@ -297,6 +300,9 @@ class MailboxCommands(SessionBase):
         if not message:
             raise No("empty message")
         validity, new_uid = await self.store.append(mailbox, folder, message, frozenset(flags), date)
+        sel = self.selected
+        if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
+            self.dirty = True  # EXISTS before the tagged OK (RFC 3501 6.3.11), not at some later command
         return "APPEND completed", f"APPENDUID {validity} {new_uid}"
 
     # -- NAMESPACE / ENABLE / CHECK ---------------------------------------------------------------

@@ -265,7 +265,7 @@ class SelectedCommands(SessionBase):
                 for e in await self.blocking(
                     self.store.update_flags, sel.mailbox, sel.folder, want, frozenset({"\\Seen"}), "add"
                 ):
-                    t.flags[e.uid] = e.flags
+                    t.flags[e.uid] = t.view(e)
                     t.entries[e.uid] = e
                     seen_now.add(e.uid)
         has_flags = "FLAGS" in names
@@ -380,11 +380,11 @@ class SelectedCommands(SessionBase):
             mode = modes[base]
             entries = await self.blocking(self.store.update_flags, sel.mailbox, sel.folder, uids, flags, mode)  # type: ignore[arg-type]
             for e in entries:
-                t.flags[e.uid] = e.flags
+                t.flags[e.uid] = t.view(e)
                 t.entries[e.uid] = e
                 t.modseq[e.uid] = e.modseq
                 if not silent or unchangedsince is not None:
-                    parts = [b"FLAGS " + flag_list(e.flags).data]
+                    parts = [b"FLAGS " + flag_list(t.flags[e.uid]).data]
                     if uid:
                         parts.insert(0, b"UID %d" % e.uid)
                     if self.condstore:
@@ -516,6 +516,8 @@ class SelectedCommands(SessionBase):
             )
         else:
             validity, pairs = await self._copy_across(sel, uids, dmb, dfolder, move)
+        if (dmb, dfolder) == (sel.mailbox, sel.folder):
+            self.dirty = True  # the copies' EXISTS before the tagged OK
         code = None
         if pairs:
             code = f"COPYUID {validity} {format_pairs([a for a, _ in pairs])} {format_pairs([b for _, b in pairs])}"
@@ -539,7 +541,7 @@ class SelectedCommands(SessionBase):
             raw = await self.blocking(self.cache.raw, e.id)
             if raw is None:
                 continue
-            validity, new = await self.store.append(mailbox, folder, raw, t.flags[u], e.internaldate)
+            validity, new = await self.store.append(mailbox, folder, raw, e.flags, e.internaldate)
             pairs.append((u, new))
         if move and pairs:
             done = [a for a, _ in pairs]

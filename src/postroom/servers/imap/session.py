@@ -67,8 +67,9 @@ PREAUTH_TIMEOUT = 60
 # Anything larger is refused before the client sends it (BAD [TOOBIG] instead of "+"),
 # so an unauthenticated client can never make the server buffer a message (issue 14 item 4).
 PREAUTH_MAX_LITERAL = 4 * 1024
-# Longest command line and whole command before login (LOGIN with two literals fits).
-PREAUTH_MAX_LINE = 8 * 1024
+# Longest command line before login: RFC 2971 bounds ID at 30 pairs of a 30-octet field
+# and a 1024-octet value (~32 KiB with quotes and spaces), which clients may send first.
+PREAUTH_MAX_LINE = 40 * 1024
 _TCP_QUICKACK = getattr(socket, "TCP_QUICKACK", None)  # Linux only
 
 Reply = tuple[str, str | None]
@@ -141,8 +142,9 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
                     break
                 await self._process()
                 if not self.authenticated and self.decoder.skipping:
-                    # a non-synchronizing literal over the pre-login limit: do not read it
-                    self.write(b"* BYE [TOOBIG] literal too large before login\r\n")
+                    # a non-synchronizing literal (or a line) over the pre-login limit: a
+                    # stranger gets no reading of megabytes to discard
+                    self.write(b"* BYE [TOOBIG] command too large before login\r\n")
                     await self.flush()
                     break
         except (ConnectionError, asyncio.IncompleteReadError, TimeoutError):

@@ -3,7 +3,15 @@
 The store knows UIDs; a session must map them to message sequence numbers that only
 change when the session itself reports the change (EXISTS, EXPUNGE). The tracker keeps
 the UIDs (and last-reported flags) the client has seen and turns a fresh store listing
-into the untagged updates that bring the client up to date. Expunges are held back
+into the untagged updates that bring the client up to date.
+
+``\\Recent`` (RFC 3501 section 2.3.2) is per session: a message is recent in the one
+session that first selects its folder read-write after it arrived (or that has the folder
+selected when it arrives). :class:`RecentClaims` is the server-wide record of which UIDs
+have been claimed; the tracker adds ``\\Recent`` to the flags of the UIDs its session
+claimed, so FETCH FLAGS and SEARCH RECENT/NEW/OLD see it like any other flag. The record
+lives in memory: after a restart the first session to select a folder gets all of it as
+recent, as after a first login. Expunges are held back
 during FETCH, STORE and SEARCH (RFC 3501 section 7.4.1) and reported at the next
 command that allows them.
 """
@@ -11,12 +19,36 @@ command that allows them.
 from __future__ import annotations
 
 from bisect import bisect_left
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...protocols.imap.encoder import Raw, untagged
 from ...store.base import Entry
 
-__all__ = ["Tracker"]
+__all__ = ["RECENT", "RecentClaims", "Tracker"]
+
+RECENT = frozenset({"\\Recent"})
+
+
+class RecentClaims:
+    """Per folder (and UIDVALIDITY), the highest UID some session has claimed as recent."""
+
+    def __init__(self) -> None:
+        self.marks: dict[tuple[str, str, int], int] = {}
+
+    def claim(self, key: tuple[str, str, int], uids: list[int], readonly: bool) -> set[int]:
+        """The UIDs of ``uids`` that are recent for the calling session; a read-write
+        session takes them (no other session will see them as recent)."""
+        mark = self.marks.get(key, 0)
+        mine = {u for u in uids if u > mark}
+        if mine and not readonly:
+            self.marks[key] = max(mine)
+        return mine
+
+    def unclaimed(self, key: tuple[str, str, int], uids: list[int]) -> int:
+        """How many of ``uids`` no session has claimed (STATUS RECENT)."""
+        mark = self.marks.get(key, 0)
+        return sum(1 for u in uids if u > mark)
 
 
 def flag_list(flags: frozenset[str] | set[str]) -> Raw:
@@ -46,16 +78,22 @@ class Tracker:
     entries: dict[int, Entry] = field(default_factory=dict)
     gone: set[int] = field(default_factory=set)  # expunged in the store, not yet reported
     modseq: dict[int, int] = field(default_factory=dict)
+    recent: set[int] = field(default_factory=set)  # UIDs this session holds as \Recent
 
     @classmethod
-    def from_entries(cls, entries: list[Entry]) -> Tracker:
+    def from_entries(cls, entries: list[Entry], recent: set[int] | None = None) -> Tracker:
         t = cls()
+        t.recent = recent or set()
         for e in entries:
             t.uids.append(e.uid)
-            t.flags[e.uid] = e.flags
+            t.flags[e.uid] = t.view(e)
             t.entries[e.uid] = e
             t.modseq[e.uid] = e.modseq
         return t
+
+    def view(self, e: Entry) -> frozenset[str]:
+        """The flags of ``e`` as this session shows them (with its \\Recent)."""
+        return e.flags | RECENT if e.uid in self.recent else e.flags
 
     @property
     def exists(self) -> int:
@@ -77,9 +115,18 @@ class Tracker:
         return uid not in self.gone and uid in self.entries
 
     def sync(
-        self, entries: list[Entry], *, allow_expunge: bool, with_uid: bool, condstore: bool
+        self,
+        entries: list[Entry],
+        *,
+        allow_expunge: bool,
+        with_uid: bool,
+        condstore: bool,
+        claim: Callable[[list[int]], set[int]] | None = None,
     ) -> list[bytes]:
-        """Compare with a fresh listing; return the untagged responses to send."""
+        """Compare with a fresh listing; return the untagged responses to send.
+
+        ``claim`` takes the new UIDs and returns those that are recent in this session.
+        """
         out: list[bytes] = []
         fresh = {e.uid: e for e in entries}
         gone_now = [u for u in self.uids if u not in fresh]
@@ -92,26 +139,30 @@ class Tracker:
             if e is None:
                 continue
             self.entries[uid] = e
-            if self.flags.get(uid) != e.flags:
-                self.flags[uid] = e.flags
+            shown = self.view(e)
+            if self.flags.get(uid) != shown:
+                self.flags[uid] = shown
                 self.modseq[uid] = e.modseq
                 parts: list[bytes] = []
                 if with_uid or condstore:
                     parts.append(b"UID %d" % uid)
-                parts.append(b"FLAGS " + flag_list(e.flags).data)
+                parts.append(b"FLAGS " + flag_list(shown).data)
                 if condstore:
                     parts.append(b"MODSEQ (%d)" % e.modseq)
                 out.append(b"* %d FETCH (" % self.seq_of(uid) + b" ".join(parts) + b")\r\n")
         # new messages: UIDs only grow (RFC 3501 2.3.1.1)
         top = self.largest_uid
         added = [e for e in entries if e.uid > top]
+        if added and claim is not None:
+            self.recent |= claim([e.uid for e in added])
         for e in added:
             self.uids.append(e.uid)
-            self.flags[e.uid] = e.flags
+            self.flags[e.uid] = self.view(e)
             self.entries[e.uid] = e
             self.modseq[e.uid] = e.modseq
         if added:
             out.append(untagged(self.exists, "EXISTS"))
+            out.append(untagged(len(self.recent), "RECENT"))  # RFC 3501 7.3.2: with EXISTS
         return out
 
     def flush_expunges(self) -> list[bytes]:
@@ -123,6 +174,7 @@ class Tracker:
                 out.append(untagged(seq, "EXPUNGE"))
                 del self.uids[seq - 1]
             self.flags.pop(uid, None)
+            self.recent.discard(uid)
             self.entries.pop(uid, None)
             self.modseq.pop(uid, None)
         self.gone.clear()

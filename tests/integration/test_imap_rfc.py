@@ -1,0 +1,105 @@
+"""Byte-level tests of the RFC points Dovecot's imaptest found wrong (issue 19), one per cause,
+over real sockets against postroom running in a thread."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+import pytest
+
+from tests.helpers import RunningServer, running_server
+from tests.integration.imap_wire import Wire
+
+
+@pytest.fixture(scope="module")
+def srv() -> Iterator[RunningServer]:
+    with running_server(smtp="off", http="off", pop3="off") as s:
+        yield s
+
+
+def login(s: RunningServer, user: str) -> Wire:
+    w = Wire(*s.addr("imap"))
+    w.ok(f"LOGIN {user} x")
+    return w
+
+
+def tail(lines: list[bytes]) -> bytes:
+    return lines[-1].split(b" ", 1)[1]
+
+
+MSG = b"Subject: s\r\n\r\nbody\r\n"
+
+
+def uidvalidity(lines: list[bytes]) -> bytes:
+    return next(line for line in lines if line.startswith(b"* OK [UIDVALIDITY "))
+
+
+def test_uidvalidity_differs_after_delete_and_create_in_the_same_second(srv: RunningServer) -> None:
+    # cause 1 (RFC 3501 2.3.1.1)
+    with login(srv, "uv@example.org") as w:
+        for i in range(5):  # values handed out within one second run ahead of the clock
+            w.ok(f"CREATE first{i}")
+        w.ok("CREATE again")
+        before = uidvalidity(w.ok("EXAMINE again"))
+        w.ok("CLOSE")
+        w.ok("DELETE again")
+        w.ok("CREATE again")
+        assert uidvalidity(w.ok("EXAMINE again")) != before
+
+
+def test_parts_inside_a_message_rfc822_body(srv: RunningServer) -> None:
+    # cause 2 (RFC 3501 6.4.5): a message whose whole body is message/rfc822
+    inner = b"From: sub@domain.org\r\nSubject: submsg\r\n\r\nHello world\r\n"
+    raw = b"From: a@b\r\nMime-Version: 1.0\r\nContent-Type: message/rfc822\r\n\r\n" + inner
+    with login(srv, "rfc822@example.org") as w:
+        w.append("INBOX", raw)
+        w.ok("SELECT INBOX")
+        assert w.ok("FETCH 1 (BODY.PEEK[1.1])") == [b"* 1 FETCH (BODY[1.1] {13}\r\nHello world\r\n)\r\n"]
+        assert w.ok("FETCH 1 (BODY.PEEK[1.HEADER])") == [
+            b"* 1 FETCH (BODY[1.HEADER] {41}\r\nFrom: sub@domain.org\r\nSubject: submsg\r\n\r\n)\r\n"
+        ]
+        assert w.ok("FETCH 1 (BODY.PEEK[1])") == [b"* 1 FETCH (BODY[1] {%d}\r\n%s)\r\n" % (len(inner), inner)]
+        assert w.ok("FETCH 1 (BODY.PEEK[1.2])") == [b"* 1 FETCH (BODY[1.2] {0}\r\n)\r\n"]  # no such part
+
+
+def test_append_to_the_selected_mailbox_reports_exists_before_its_ok(srv: RunningServer) -> None:
+    # cause 3 (RFC 3501 6.3.11): the new message's EXISTS comes with the APPEND, every time
+    with login(srv, "appendsel@example.org") as w:
+        w.ok("SELECT INBOX")
+        for n in range(1, 21):
+            lines = w.append("INBOX", MSG)
+            assert lines[:2] == [
+                b"* %d EXISTS\r\n" % n,
+                b"* 1 RECENT\r\n" if n == 1 else b"* %d RECENT\r\n" % n,
+            ]
+            assert tail(lines).startswith(b"OK [APPENDUID ")
+            assert w.ok(f"FETCH {n} (UID)") == [b"* %d FETCH (UID %d)\r\n" % (n, n)]
+
+
+def test_recent_belongs_to_the_first_session_that_selects(srv: RunningServer) -> None:
+    # cause 8 (RFC 3501 2.3.2): \Recent is per session, EXAMINE and STATUS do not take it
+    with login(srv, "recent@example.org") as a, login(srv, "recent@example.org") as b:
+        a.ok("CREATE r")
+        a.append("r", MSG)
+        a.append("r", MSG)
+        assert a.ok("STATUS r (RECENT)") == [b"* STATUS r (RECENT 2)\r\n"]
+        assert b"* 2 RECENT\r\n" in a.ok("EXAMINE r")
+        a.ok("CLOSE")
+        sel = a.ok("SELECT r")
+        assert b"* 2 RECENT\r\n" in sel
+        assert a.ok("FETCH 1:2 (FLAGS)") == [
+            b"* 1 FETCH (FLAGS (\\Recent))\r\n",
+            b"* 2 FETCH (FLAGS (\\Recent))\r\n",
+        ]
+        assert a.ok("SEARCH NEW") == [b"* SEARCH 1 2\r\n"] and a.ok("SEARCH OLD") == [b"* SEARCH\r\n"]
+        assert a.ok("STATUS r (RECENT)") == [b"* STATUS r (RECENT 0)\r\n"]
+        # the other session selecting now sees them, but not as recent
+        assert b"* 0 RECENT\r\n" in b.ok("SELECT r")
+        assert b.ok("SEARCH RECENT") == [b"* SEARCH\r\n"]
+        # a message arriving while both have the folder selected is recent in one of them
+        b.append("r", MSG)
+        assert b.ok("FETCH 3 (FLAGS)") == [b"* 3 FETCH (FLAGS (\\Recent))\r\n"]
+        noop = a.ok("NOOP")
+        assert noop[:2] == [b"* 3 EXISTS\r\n", b"* 2 RECENT\r\n"]
+        assert a.ok("FETCH 3 (FLAGS)") == [b"* 3 FETCH (FLAGS ())\r\n"]
+        assert tail(a.cmd("STORE 1 +FLAGS (\\Recent)")).startswith(b"BAD ")
