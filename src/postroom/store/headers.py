@@ -153,28 +153,42 @@ def _msgids(value: str) -> list[str]:
     return ids
 
 
+# Bytes of one summary field kept at ingest, and of a subject decoded (RFC 2047): this scan
+# runs before the 250, on the SMTP path, so a hostile header (100,000 folded lines, 50,000
+# encoded words: issue 14 item 6) must cost it linear time and little of it (a 50,000-word
+# subject took 17 s to decode). Far above any real field (1,000 recipients fit); the whole
+# header stays in the raw message for the full parse.
+MAX_SUMMARY_FIELD = 64 * 1024
+MAX_DECODED_SUBJECT = 16 * 1024
+
+
 def scan_headers(raw: bytes) -> HeaderSummary:
     """Read the summary fields from a raw message's header block (never raises)."""
     block, _ = split_headers(raw)
-    fields: dict[bytes, bytes] = {}
+    parts: dict[bytes, list[bytes]] = {}
+    sizes: dict[bytes, int] = {}
     name = b""
     for line in block.split(b"\n"):
         if line[:1] in (b" ", b"\t"):
-            if name in _WANTED:
-                fields[name] += b" " + line.strip()
+            if name in _WANTED and sizes[name] < MAX_SUMMARY_FIELD:
+                piece = line.strip()
+                parts[name].append(piece)
+                sizes[name] += len(piece) + 1
             continue
         k, sep, v = line.partition(b":")
         if not sep:
             name = b""
             continue
         name = k.strip().lower()
-        if name in _WANTED and name not in fields:  # first occurrence wins
-            fields[name] = v.strip()
+        if name in _WANTED and name not in parts:  # first occurrence wins
+            parts[name] = [v.strip()]
+            sizes[name] = len(parts[name][0])
         elif name not in _WANTED:
             name = b"-"
+    fields = {k: b" ".join(v)[:MAX_SUMMARY_FIELD] for k, v in parts.items()}
     h = HeaderSummary()
     if b"subject" in fields:
-        h.subject = decode_header_bytes(fields[b"subject"]).rstrip("\r")
+        h.subject = decode_header_bytes(fields[b"subject"][:MAX_DECODED_SUBJECT]).rstrip("\r")
     if b"from" in fields:
         f = _addresses(decode_header_bytes(fields[b"from"]))
         h.from_ = f[0] if f else None
