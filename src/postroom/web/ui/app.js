@@ -93,6 +93,7 @@ async function navigate({ mailbox = state.mailbox, query = state.query, start = 
   if ($("search").value !== query && document.activeElement !== $("search")) $("search").value = query;
   sidebar.setCurrent(mailbox);
   $("delete-all-label").textContent = mailbox ? "Delete mailbox" : "Delete all";
+  renderTagNav();
   if (listChanged) {
     state.pending = 0;
     clearChecked();
@@ -221,6 +222,12 @@ async function loadTags() {
     return;
   }
   fillTagList(tags);
+  state.tags = tags;
+  renderTagNav();
+}
+
+function renderTagNav() {
+  const tags = state.tags || [];
   const nav = $("tag-nav");
   const current = currentTag();
   setChildren(nav, tags.map((t) => el("li", {}, el("a", {
