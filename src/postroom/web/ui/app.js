@@ -9,6 +9,7 @@ import { MessageList, pageLabel } from "./list.js";
 import { Sidebar } from "./sidebar.js";
 import { debounce, el, formatNumber, icon, setChildren, shortAddress } from "./util.js";
 import { MessageView } from "./view.js";
+import { probeSpam } from "./checks.js"; // the checks' tabs (HTML Check, Link Check, Spam, Authentication)
 
 const PAGE_SIZES = [25, 50, 100, 200];
 const PAGE_SIZE_KEY = "postroom.pageSize";
@@ -56,6 +57,7 @@ const view = new MessageView(
   { root: $("message"), subject: $("msg-subject"), tags: $("msg-tags"), meta: $("msg-meta"), tabs: $("tabs"), panels: $("panels") },
   { openMessage: (id) => openMessage(id), toast, searchTag: (tag) => searchTag(tag) },
 );
+probeSpam(view);
 
 // ---- URL hash <-> state -------------------------------------------------------------
 
