@@ -1,4 +1,4 @@
-"""`postroom` command line: serve, send, sendmail (and, as they land, fetch, import, export, check).
+"""`postroom` command line: serve, send, sendmail, import, export, check, readyz, version.
 
 Invoked under the name ``sendmail`` (a symlink), it is ``postroom sendmail``.
 

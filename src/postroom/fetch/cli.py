@@ -1,0 +1,280 @@
+"""``postroom import`` and ``postroom export``: move captured mail between postroom and files.
+
+``import`` reads Maildir, mbox, ``.eml`` files and ``.zip`` archives (see
+:mod:`postroom.fetch.archive`) and delivers each message into a running postroom over
+SMTP, as if the application had sent it: each recipient gets it in their mailbox, the raw
+bytes unchanged (like Mailpit's ``ingest``). Recipients come from ``--to``, else the
+message's ``Delivered-To``/``X-Original-To``, else its To, Cc and Bcc.
+
+``export`` reads from a running postroom through its HTTP API (every message, a search
+or one mailbox) and writes Maildir (read state as the ``S`` flag), mbox, ``.eml`` files or a
+``.zip``. It works against any postroom, local or remote, with ``--user`` and a password
+from ``$POSTROOM_HTTP_PASSWORD`` or ``--password-file``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import datetime as dt
+import json
+import os
+import smtplib
+import sys
+import urllib.error
+import urllib.parse
+import urllib.request
+from email.utils import getaddresses, parseaddr
+from pathlib import Path
+from typing import Any
+
+from ..cli import command
+from ..config import ConfigError
+from ..outbound.cli import local_postroom, split_hostport
+from .archive import ArchiveError, Item, iter_path, open_writer
+
+__all__ = ["export", "import_"]
+
+# Messages per page when listing through the API (Mailpit's API caps a page too).
+PAGE = 250
+
+
+def _head_fields(data: bytes) -> list[tuple[str, str]]:
+    end = data.find(b"\r\n\r\n")
+    if end < 0:
+        end = data.find(b"\n\n")
+    head = data[: end if end >= 0 else len(data)].decode("utf-8", "replace").replace("\r\n", "\n")
+    out: list[tuple[str, str]] = []
+    for line in head.split("\n"):
+        if line[:1] in (" ", "\t") and out:
+            out[-1] = (out[-1][0], out[-1][1] + " " + line.strip())
+        elif ":" in line:
+            name, _, value = line.partition(":")
+            out.append((name.strip().lower(), value.strip()))
+    return out
+
+
+def envelope_of(data: bytes) -> tuple[str, list[str]]:
+    """(sender, recipients) that the message's own headers name."""
+    fields = _head_fields(data)
+
+    def addrs(*names: str) -> list[str]:
+        return list(dict.fromkeys(a for _, a in getaddresses([v for n, v in fields if n in names]) if a))
+
+    sender = next((parseaddr(v)[1] for n, v in fields if n == "return-path"), "")
+    sender = sender or next((parseaddr(v)[1] for n, v in fields if n == "from"), "")
+    return sender, addrs("delivered-to", "x-original-to") or addrs("to", "cc", "bcc")
+
+
+def _crlf(data: bytes) -> bytes:
+    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
+
+
+def _import_setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("paths", nargs="+", metavar="PATH", help="Maildir, mbox, .eml file, directory or .zip")
+    p.add_argument(
+        "--smtp",
+        metavar="HOST:PORT",
+        help="postroom's SMTP address (default $POSTROOM_SMTP or 127.0.0.1:1025)",
+    )
+    p.add_argument(
+        "--to",
+        action="append",
+        default=[],
+        metavar="ADDRESS",
+        help="deliver every message to this mailbox (repeat)",
+    )
+    p.add_argument("--dry-run", action="store_true", help="list what would be imported; deliver nothing")
+
+
+class _Sender:
+    """One SMTP connection reused for every message, reopened after a failure."""
+
+    def __init__(self, host: str, port: int) -> None:
+        self.host, self.port = host, port
+        self.smtp: smtplib.SMTP | None = None
+
+    def send(self, sender: str, rcpts: list[str], data: bytes) -> None:
+        for attempt in (1, 2):
+            try:
+                if self.smtp is None:
+                    self.smtp = smtplib.SMTP(self.host, self.port, timeout=60)
+                    self.smtp.ehlo()
+                opts = ["SMTPUTF8"] if not all(a.isascii() for a in (sender, *rcpts)) else []
+                if not data.isascii() and self.smtp.has_extn("8bitmime"):
+                    opts.append("BODY=8BITMIME")
+                self.smtp.sendmail(sender, rcpts, data, mail_options=opts)
+                return
+            except smtplib.SMTPServerDisconnected:
+                self.smtp = None
+                if attempt == 2:
+                    raise
+
+    def close(self) -> None:
+        if self.smtp is not None:
+            try:
+                self.smtp.quit()
+            except (smtplib.SMTPException, OSError):
+                self.smtp.close()
+
+
+@command("import", "deliver messages from Maildir, mbox, .eml files or .zip into a running postroom")
+def import_(args: argparse.Namespace) -> int:
+    host, port = split_hostport(args.smtp, 1025) if args.smtp else local_postroom()
+    fixed = [a for _, a in getaddresses(args.to) if a]
+    sender = None if args.dry_run else _Sender(host, port)
+    done = skipped = 0
+    try:
+        for path in args.paths:
+            try:
+                items = iter_path(Path(path))
+                for item in items:
+                    done, skipped = _import_one(item, fixed, sender, done, skipped)
+            except ArchiveError as e:
+                print(f"postroom import: {e}", file=sys.stderr)
+                return 1
+    except (OSError, smtplib.SMTPException) as e:
+        print(
+            f"postroom import: delivery to {host}:{port} failed after {done} messages: {e}", file=sys.stderr
+        )
+        return 1
+    finally:
+        if sender is not None:
+            sender.close()
+    verb = "would import" if args.dry_run else "imported"
+    print(f"{verb} {done} messages" + (f", skipped {skipped} (see above)" if skipped else ""))
+    return 1 if skipped and not done else 0
+
+
+def _import_one(
+    item: Item, fixed: list[str], sender: _Sender | None, done: int, skipped: int
+) -> tuple[int, int]:
+    env_from, rcpts = envelope_of(item.data)
+    rcpts = fixed or rcpts
+    if not rcpts:
+        print(f"postroom import: {item.source}: no recipient in its headers (use --to)", file=sys.stderr)
+        return done, skipped + 1
+    if sender is None:
+        print(f"{item.source}: to {', '.join(rcpts)}")
+        return done + 1, skipped
+    try:
+        sender.send(env_from, rcpts, _crlf(item.data))
+    except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
+        print(f"postroom import: {item.source}: refused: {e}", file=sys.stderr)
+        return done, skipped + 1
+    return done + 1, skipped
+
+
+import_.setup = _import_setup  # type: ignore[attr-defined]
+
+
+def _export_setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dest", metavar="DEST", help="Maildir directory, mbox file, .eml directory or .zip file")
+    p.add_argument(
+        "--format",
+        choices=("maildir", "mbox", "eml", "zip"),
+        help="default: zip for *.zip, mbox for *.mbox, else maildir",
+    )
+    p.add_argument(
+        "--url",
+        metavar="URL",
+        help="postroom's web address (default $POSTROOM_HTTP or http://127.0.0.1:8025)",
+    )
+    p.add_argument(
+        "--query", metavar="SEARCH", help="only messages matching this search (postroom's search language)"
+    )
+    p.add_argument("--mailbox", metavar="ADDRESS", help="only this mailbox")
+    p.add_argument(
+        "--user", metavar="NAME", help="HTTP user (password from $POSTROOM_HTTP_PASSWORD or --password-file)"
+    )
+    p.add_argument("--password-file", metavar="FILE", help="file whose first line is the HTTP password")
+
+
+def _base_url(arg: str | None) -> str:
+    if arg:
+        return arg.rstrip("/")
+    host, port = split_hostport(os.environ.get("POSTROOM_HTTP", "") or "127.0.0.1:8025", 8025)
+    return f"http://{host}:{port}"
+
+
+def _auth_header(args: argparse.Namespace) -> dict[str, str]:
+    if not args.user:
+        return {}
+    if args.password_file:
+        try:
+            password = Path(args.password_file).read_text().splitlines()[0]
+        except (OSError, IndexError) as e:
+            raise ConfigError(
+                f"--password-file {args.password_file}: {getattr(e, 'strerror', None) or 'empty'}"
+            ) from None
+    else:
+        password = os.environ.get("POSTROOM_HTTP_PASSWORD", "")
+        if not password:
+            raise ConfigError("--user needs $POSTROOM_HTTP_PASSWORD or --password-file")
+    token = base64.b64encode(f"{args.user}:{password}".encode()).decode()
+    return {"Authorization": f"Basic {token}"}
+
+
+def _get(url: str, headers: dict[str, str]) -> bytes:
+    req = urllib.request.Request(url, headers=headers)
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            return bytes(r.read())
+    except urllib.error.HTTPError as e:
+        detail = e.read()[:200].decode("utf-8", "replace").strip()
+        raise ArchiveError(f"{url.split('?')[0]} answered {e.code} {detail}") from None
+    except (urllib.error.URLError, OSError) as e:
+        reason = getattr(e, "reason", e)
+        raise ArchiveError(
+            f"cannot reach {url.split('?')[0]}: {getattr(reason, 'strerror', None) or reason}"
+        ) from None
+
+
+def _received(summary: dict[str, Any]) -> float:
+    created = summary.get("Created")
+    if not isinstance(created, str):
+        return 0.0
+    try:
+        return dt.datetime.fromisoformat(created.replace("Z", "+00:00")).timestamp()
+    except ValueError:
+        return 0.0
+
+
+@command("export", "write a running postroom's messages to Maildir, mbox, .eml files or .zip")
+def export(args: argparse.Namespace) -> int:
+    dest = Path(args.dest)
+    fmt = args.format or (
+        "zip" if dest.suffix == ".zip" else "mbox" if dest.suffix in (".mbox", ".mbx") else "maildir"
+    )
+    base = _base_url(args.url)
+    headers = _auth_header(args)
+    terms = [t for t in (args.query, f"mailbox:{args.mailbox}" if args.mailbox else None) if t]
+    try:
+        writer = open_writer(dest, fmt)
+        try:
+            start = 0
+            while True:
+                if terms:
+                    q = urllib.parse.urlencode({"query": " ".join(terms), "start": start, "limit": PAGE})
+                    page = json.loads(_get(f"{base}/api/v1/search?{q}", headers))
+                else:
+                    q = urllib.parse.urlencode({"start": start, "limit": PAGE})
+                    page = json.loads(_get(f"{base}/api/v1/messages?{q}", headers))
+                messages = page.get("messages") or []
+                for m in messages:
+                    raw = _get(f"{base}/api/v1/message/{urllib.parse.quote(m['ID'])}/raw", headers)
+                    flags = frozenset({"seen"}) if m.get("Read") else frozenset()
+                    writer.add(raw, flags, _received(m), str(m.get("Subject") or m["ID"]))
+                start += len(messages)
+                if not messages or start >= int(page.get("messages_count", page.get("total", 0))):
+                    break
+        finally:
+            writer.close()
+    except ArchiveError as e:
+        print(f"postroom export: {e}", file=sys.stderr)
+        return 1
+    print(f"exported {writer.count} messages to {dest} ({fmt})")
+    return 0
+
+
+export.setup = _export_setup  # type: ignore[attr-defined]
