@@ -53,7 +53,8 @@ OPTIONS: list[Option] = [
         "db",
         str,
         "",
-        "database: a SQLite file path or ':memory:' (default: ~/.local/share/postroom/postroom.db)",
+        "database: a SQLite file path, ':memory:', or postgresql://... shared by several nodes "
+        "(default: ~/.local/share/postroom/postroom.db)",
         "storage",
         "PATH",
     ),

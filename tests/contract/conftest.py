@@ -7,7 +7,9 @@ the async parts (``deliver``, ``append``) on that loop with :meth:`Backend.run`;
 published after a commit are collected by :meth:`Backend.events`.
 
 Backends: ``sqlite`` (a file in the test's temporary directory, indexer in a thread so a
-test does not fork a process). A new backend adds its name to ``BACKENDS`` and a branch in
+test does not fork a process) and ``postgresql`` (the server at 127.0.0.1:5432, started if
+it is down; one database per run, created with ``createdb`` and dropped at the end, emptied
+before each test). A new backend adds its name to ``BACKENDS`` and a branch in
 :func:`_settings`, and must pass everything here.
 """
 
@@ -25,10 +27,12 @@ from postroom.events import Bus, Event
 from postroom.store import open_store
 from postroom.store.base import Envelope, Store
 
+from .. import pg
+
 T = TypeVar("T")
 E = TypeVar("E")
 
-BACKENDS = ["sqlite"]
+BACKENDS = ["sqlite", "postgresql"]
 
 
 class Backend:
@@ -74,9 +78,23 @@ class Backend:
             self.loop.close()
 
 
-def _settings(name: str, tmp_path: Path, options: dict[str, Any]) -> Settings:
+@pytest.fixture(scope="session")
+def pg_database() -> Iterator[str]:
+    """One PostgreSQL database for the run (emptied before each test that uses it)."""
+    name, url = pg.fresh_database("postroom_contract")
+    try:
+        yield url
+    finally:
+        pg.drop_database(name)
+
+
+def _settings(name: str, tmp_path: Path, options: dict[str, Any], request: pytest.FixtureRequest) -> Settings:
     if name == "sqlite":
         return Settings(db=str(tmp_path / "contract.db"), indexer="thread", **options)
+    if name == "postgresql":
+        url = request.getfixturevalue("pg_database")
+        pg.reset_schema(url)
+        return Settings(db=url, **options)
     raise AssertionError(f"unknown backend {name}")
 
 
@@ -90,7 +108,7 @@ def backend(backend_name: str, tmp_path: Path, request: pytest.FixtureRequest) -
     """A fresh store of each backend; ``@pytest.mark.store_options(max=3)`` sets options."""
     marker = request.node.get_closest_marker("store_options")
     options = dict(marker.kwargs) if marker else {}
-    b = Backend(backend_name, _settings(backend_name, tmp_path, options))
+    b = Backend(backend_name, _settings(backend_name, tmp_path, options, request))
     try:
         yield b
     finally:

@@ -39,7 +39,8 @@ def test_port_in_use() -> None:
         (("--smtp", "nonsense"), 2, "expected host:port"),
         (("--tls-cert", "/no/cert.pem", "--tls-key", "/no/key.pem"), 2, "no such file"),
         (("--max", "lots"), 2, "expected a number"),
-        (("--db", "postgresql://u:secret@db/x"), 1, "not a URL (postgresql://...)"),
+        (("--db", "mysql://u:secret@db/x"), 1, "not mysql://..."),
+        (("--db", "postgresql://u:secret@127.0.0.1:1/x"), 1, "cannot open database: connection"),
     ],
 )
 def test_bad_settings(args: tuple[str, ...], status: int, text: str) -> None:

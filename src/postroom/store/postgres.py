@@ -1,0 +1,505 @@
+"""PostgreSQL backend: one database shared by any number of postroom nodes.
+
+The same model and contract as SQLite (``store/base.py``, ``tests/contract/``), built from
+collaborators that share one :class:`~postroom.store.postgres_db.Db` (pool, transactions,
+events): :class:`~postroom.store.postgres_read.Reader` (listings, summaries, threads),
+:class:`~postroom.store.postgres_changes.Changes` (read state, tags, deletion) and
+:class:`~postroom.store.postgres_changes.Folders` (the IMAP/POP3 view); this module adds
+ingest, the work one node does for all (indexing and retention) and the listener that
+turns other nodes' notifications into events on this node's bus.
+
+* **Ingest.** :meth:`PostgresStore.deliver` scans the header block, compresses the
+  message (LZ4, ``rawcodec.py``), and commits the summary row, the raw row and one
+  delivery per recipient mailbox in one transaction; it returns (so SMTP answers 250)
+  after the commit. Folders are locked in name order, so concurrent deliveries, also
+  from other nodes, cannot deadlock each other; each takes its UID from its folder row.
+* **One node indexes and prunes by age.** The node that holds a session advisory lock
+  (:data:`~postroom.store.postgres_db.ADVISORY_INDEXER`) parses new messages (snippet,
+  attachment count, ``tsvector``, conversation) and applies ``--max-age``; when it stops,
+  another node takes the lock within a second. ``--max`` is applied in the ingest
+  transaction that goes over it, by whichever node holds a transaction advisory lock
+  (:data:`~postroom.store.postgres_db.ADVISORY_RETENTION`) at that moment.
+* **Events across nodes.** Every change's events go out with ``pg_notify`` in its own
+  transaction (``postgres_events.py``); each node listens on a connection of its own and
+  publishes what other nodes sent on its bus, so WebSocket clients, ``/api/v2/wait``,
+  webhooks and IMAP IDLE on one node see mail that another accepted.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import threading
+import time
+import uuid
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from ..events import Event, FolderChanged, MessagesIndexed, MessagesPruned, MessageStored, Placement
+from ..mailboxes import mailbox_for
+from .base import (
+    INBOX,
+    Address,
+    Entry,
+    Envelope,
+    FlagMode,
+    FolderInfo,
+    MailboxInfo,
+    MessagePage,
+    NotFound,
+    StoreClosed,
+    StoreStats,
+    Summary,
+    ThreadPage,
+)
+from .headers import scan_headers
+from .ids import new_id
+from .postgres_changes import Changes, Folders, delete_ids, folder_id, norm, tag_id
+from .postgres_db import ADVISORY_INDEXER, ADVISORY_RETENTION, Conn, Db
+from .postgres_events import CHANNEL, StoredRef, decode
+from .postgres_read import Reader
+from .postgres_search import compile_query, header_lines, words
+from .rawcodec import compress, unpack
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..events import Bus
+    from .thread_index import ConversationIndex
+
+__all__ = ["PostgresStore", "is_postgres_url"]
+
+log = logging.getLogger(__name__)
+
+INDEX_BATCH = 200  # messages the indexer parses per transaction
+INDEX_POLL = 0.5  # seconds between looks for new messages when nobody woke the indexer
+LEADER_RETRY = 1.0  # seconds between attempts of a standby node to become the indexer
+PRUNE_INTERVAL = 60.0  # seconds between two --max-age passes
+MAX_TSV_CHARS = 200_000  # text per message in the tsvector (PostgreSQL caps one at 1 MB)
+
+
+def is_postgres_url(target: str) -> bool:
+    return target.startswith(("postgresql://", "postgres://"))
+
+
+def _jaddr(items: list[tuple[str, str]]) -> str:
+    import json
+
+    return json.dumps([[n, a] for n, a in items], ensure_ascii=False)
+
+
+class PostgresStore:
+    """The :class:`~postroom.store.base.Store` on PostgreSQL (see the module docstring)."""
+
+    def __init__(self, url: str, settings: Settings, bus: Bus) -> None:
+        self.url = url
+        self.settings = settings
+        self.bus = bus
+        self.node = uuid.uuid4().hex[:12]
+        self.db = Db(url, bus, self.node)
+        self.reader = Reader(self.db)
+        self.changes = Changes(self.db)
+        self.folders_ = Folders(self.db)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
+        self._threads: list[threading.Thread] = []
+        self._tag_rules: list[tuple[str, list[Any], tuple[str, ...]]] = []
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        self.db.open()
+        for rule in self.settings.extra.get("tags") or []:
+            from .indexer import TagRules
+
+            TagRules([rule])  # validates (RuleError names the problem)
+            tags = rule.get("tags")
+            names = tuple(
+                t.strip() for t in (tags.split(",") if isinstance(tags, str) else tags) if t.strip()
+            )
+            sql, params = compile_query(rule.get("query", rule.get("match")))
+            self._tag_rules.append((sql, params, names))
+        for target, name in ((self._listen, "postroom-pg-listen"), (self._lead, "postroom-pg-indexer")):
+            t = threading.Thread(target=target, name=name, daemon=True)
+            t.start()
+            self._threads.append(t)
+
+    def close(self) -> None:
+        if self._stop.is_set():
+            return
+        self._stop.set()
+        self._wake.set()
+        for t in self._threads:
+            t.join(5)
+        self.db.close()
+
+    # -- ingest ----------------------------------------------------------------------------
+    async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
+        if self.db.closed:
+            raise StoreClosed("store is closed")
+        pid, _ = await asyncio.to_thread(self._ingest, envelope, raw, tags, None, frozenset())
+        return pid
+
+    async def append(
+        self,
+        mailbox: str,
+        folder: str,
+        raw: bytes,
+        flags: frozenset[str] = frozenset(),
+        internaldate: float | None = None,
+    ) -> tuple[int, int]:
+        info = await asyncio.to_thread(self.folder_info, mailbox, folder)
+        if info is None:
+            raise NotFound(f"no folder {folder!r}")
+        env = Envelope(mail_from="", rcpt_to=(mailbox,), received_at=internaldate or time.time())
+        _, uid = await asyncio.to_thread(self._ingest, env, raw, (), (info.mailbox, info.name), flags)
+        return info.uidvalidity, uid
+
+    def _ingest(
+        self,
+        env: Envelope,
+        raw: bytes,
+        extra_tags: tuple[str, ...],
+        into: tuple[str, str] | None,
+        flags: frozenset[str],
+    ) -> tuple[str, int]:
+        s = self.settings
+        h = scan_headers(raw)
+        pid = new_id()
+        listed = {a.lower() for _, a in h.to} | {a.lower() for _, a in h.cc}
+        bcc = [("", r) for r in env.rcpt_to if r.lower() not in listed]
+        tags = list(dict.fromkeys([*h.tags, *extra_tags]))
+        wanted: dict[tuple[str, str], None] = {}
+        if into is not None:
+            wanted[into] = None
+        else:
+            for r in env.rcpt_to:
+                name, tag = mailbox_for(r, s.mailbox_key, s.subaddress)
+                wanted[(name, INBOX)] = None
+                if tag and tag not in tags:
+                    tags.append(tag)
+        created = env.received_at or time.time()
+        if not env.received_at:
+            env = dataclasses.replace(env, received_at=created)
+        seen = "\\Seen" in flags
+        flag_text = " ".join(sorted(flags))
+        data, headers = compress(raw), header_lines(raw)
+        row = (
+            pid, created, h.date, h.message_id, h.subject, h.from_[0] if h.from_ else "",
+            h.from_[1] if h.from_ else "", _jaddr(h.to), _jaddr(h.cc), _jaddr(bcc), _jaddr(h.reply_to),
+            h.in_reply_to, " ".join(h.references), len(raw), env.auth_user or "", env.dumps(), headers, seen,
+        )  # fmt: skip
+
+        def fn(conn: Conn, events: list[Event]) -> tuple[str, int]:
+            got = conn.execute(
+                "INSERT INTO message (pid, created, date, message_id, subject, from_name, from_addr, to_json, "
+                "cc_json, bcc_json, reply_to_json, in_reply_to, refs, size, username, envelope, headers, read) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                row,
+            ).fetchone()
+            assert got is not None
+            mid = int(got[0])
+            conn.execute("INSERT INTO raw (id, data) VALUES (%s, %s)", (mid, data))
+            fids = {key: folder_id(conn, key[0], key[1], create=True) for key in sorted(wanted)}
+            uids: dict[tuple[str, str], int] = {}
+            for key in sorted(wanted):  # lock order: by name, on every node
+                u = conn.execute(
+                    "UPDATE folder SET uidnext = uidnext + 1, modseq = modseq + 1 WHERE id = %s "
+                    "RETURNING uidnext - 1, modseq",
+                    (fids[key],),
+                ).fetchone()
+                assert u is not None
+                uids[key] = int(u[0])
+                conn.execute(
+                    "INSERT INTO delivery (folder_id, uid, message, flags, seen, modseq) VALUES (%s, %s, %s, %s, %s, %s)",
+                    (fids[key], u[0], mid, flag_text, seen, u[1]),
+                )
+            for t in tags:
+                conn.execute(
+                    "INSERT INTO message_tag (message, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                    (mid, tag_id(conn, t)),
+                )
+            placed = tuple(Placement(m, f, uids[(m, f)]) for m, f in wanted)
+            summary = Summary(
+                id=pid, message_id=h.message_id, subject=h.subject,
+                from_=Address(*h.from_) if h.from_ else None, to=[Address(*a) for a in h.to],
+                cc=[Address(*a) for a in h.cc], bcc=[Address(*a) for a in bcc],
+                reply_to=[Address(*a) for a in h.reply_to], created=created, date=h.date, size=len(raw),
+                read=seen, tags=tags, username=env.auth_user or "", in_reply_to=h.in_reply_to,
+                references=h.references, mailboxes=list(dict.fromkeys(p.mailbox for p in placed)),
+            )  # fmt: skip
+            events.append(MessageStored(summary, placed))
+            events.extend(FolderChanged(p.mailbox, p.folder, "exists") for p in placed)
+            self._prune_count(conn, events)
+            return pid, placed[0].uid if placed else 0
+
+        result = self.db.write(fn)
+        self._wake.set()
+        return result
+
+    def _prune_count(self, conn: Conn, events: list[Event]) -> None:
+        """--max: the oldest messages beyond it go, in this transaction, once for all nodes."""
+        keep = self.settings.max
+        if not keep:
+            return
+        span = conn.execute("SELECT max(id) - min(id) + 1 FROM message").fetchone()
+        if span is None or span[0] is None or span[0] <= keep:  # ids are dense: no count needed
+            return
+        if conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (ADVISORY_RETENTION,)).fetchone() != (True,):
+            return  # another node is pruning right now; the next delivery looks again
+        victims = [r[0] for r in conn.execute("SELECT id FROM message ORDER BY id DESC OFFSET %s", (keep,))]
+        if victims:
+            pids = delete_ids(conn, victims, events)
+            events.append(MessagesPruned(tuple(pids)))
+
+    # -- the node that indexes ----------------------------------------------------------------
+    def _lead(self) -> None:
+        """Become the indexing node when no other is, then index and prune by age."""
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as lock:
+                    while not self._stop.is_set():
+                        if lock.execute(
+                            "SELECT pg_try_advisory_lock(%s)", (ADVISORY_INDEXER,)
+                        ).fetchone() == (True,):
+                            self._index_forever()
+                            return
+                        self._stop.wait(LEADER_RETRY)
+            except psycopg.Error:
+                if self._stop.is_set():
+                    return
+                log.warning("indexer lost its database connection; retrying", exc_info=True)
+                self._stop.wait(LEADER_RETRY)
+
+    def _index_forever(self) -> None:
+        from .thread_index import ConversationIndex, options_from_settings, record_from_row
+
+        options = options_from_settings(self.settings)
+        index = ConversationIndex(options) if options is not None else None
+        if index is not None:
+            with self.db.read() as conn:
+                for r in conn.execute(
+                    "SELECT id, message_id, in_reply_to, refs, subject, date, created, thread_id FROM message "
+                    "WHERE indexed = 1 ORDER BY id"
+                ):
+                    index.add(record_from_row(r), int(r[7]) if r[7] and r[7].isdigit() else None)
+        last_prune = 0.0
+        while not self._stop.is_set():
+            try:
+                did = self._index_batch(index)
+                if time.monotonic() - last_prune > PRUNE_INTERVAL:
+                    last_prune = time.monotonic()
+                    self._prune_age()
+            except (StoreClosed, psycopg.Error):
+                if self._stop.is_set():
+                    return
+                log.warning("indexing failed; retrying", exc_info=True)
+                did = False
+            if not did:
+                self._wake.wait(INDEX_POLL)
+                self._wake.clear()
+
+    def _index_batch(self, index: ConversationIndex | None) -> bool:
+        from .indexer import extract
+        from .thread_index import record_from_row
+
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT m.id, m.message_id, m.in_reply_to, m.refs, m.subject, m.date, m.created, m.pid, r.data "
+                "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 ORDER BY m.id LIMIT %s",
+                (INDEX_BATCH,),
+            ).fetchall()
+        if not rows:
+            return False
+        results = []
+        for r in rows:
+            data = extract(unpack(bytes(r[8])))
+            text = " ".join(words(" ".join((data.subject, data.addresses, data.body, data.attachment_names))))
+            thread, merged = "", tuple[str, ...]()
+            if index is not None:
+                a = index.add(record_from_row(r[:7]))
+                thread, merged = str(a.thread_id), tuple(str(m) for m in a.merged)
+            results.append((r[0], r[7], data.snippet, data.attachments, text[:MAX_TSV_CHARS], thread, merged))
+
+        def fn(conn: Conn, events: list[Event]) -> None:
+            done = []
+            for mid, pid, snippet, attachments, text, thread, merged in results:
+                got = conn.execute(
+                    "UPDATE message SET snippet = %s, attachments = %s, tsv = to_tsvector('simple', %s), "
+                    "thread_id = %s, indexed = 1 WHERE id = %s AND indexed = 0 RETURNING id",
+                    (snippet, attachments, text, thread, mid),
+                ).fetchone()
+                if merged:
+                    conn.execute(
+                        "UPDATE message SET thread_id = %s WHERE thread_id = ANY(%s)", (thread, list(merged))
+                    )
+                if got is None:
+                    continue  # deleted meanwhile
+                done.append(pid)
+                for sql, params, names in self._tag_rules:
+                    if conn.execute(
+                        f"SELECT 1 FROM message m WHERE m.id = %s AND ({sql})", [mid, *params]
+                    ).fetchone():
+                        for t in names:
+                            conn.execute(
+                                "INSERT INTO message_tag (message, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING",
+                                (mid, tag_id(conn, t)),
+                            )
+            if done:
+                events.append(MessagesIndexed(tuple(done)))
+
+        self.db.write(fn)
+        return True
+
+    def _prune_age(self) -> None:
+        age = self.settings.max_age_seconds
+        if not age:
+            return
+        cutoff = time.time() - age
+
+        def fn(conn: Conn, events: list[Event]) -> None:
+            victims = [r[0] for r in conn.execute("SELECT id FROM message WHERE created < %s", (cutoff,))]
+            if victims:
+                events.append(MessagesPruned(tuple(delete_ids(conn, victims, events))))
+
+        self.db.write(fn)
+
+    def wait_indexed(self, timeout: float = 30) -> bool:
+        deadline = time.monotonic() + timeout
+        while self.reader.pending():
+            if time.monotonic() >= deadline:
+                return False
+            self._wake.set()
+            time.sleep(0.02)
+        return True
+
+    # -- events from other nodes ----------------------------------------------------------------
+    def _listen(self) -> None:
+        while not self._stop.is_set():
+            try:
+                with psycopg.connect(self.url, autocommit=True) as conn:
+                    conn.execute(f"LISTEN {CHANNEL}")
+                    while not self._stop.is_set():
+                        for note in conn.notifies(timeout=0.25):
+                            self._received(note.payload)
+            except psycopg.Error:
+                if self._stop.is_set():
+                    return
+                log.warning("event listener lost its database connection; retrying", exc_info=True)
+                self._stop.wait(1.0)
+
+    def _received(self, payload: str) -> None:
+        try:
+            node, ev = decode(payload)
+        except ValueError:
+            log.warning("ignoring an event notification that does not parse")
+            return
+        if node == self.node:
+            return
+        if isinstance(ev, StoredRef):
+            summary = self.reader.get_summary(ev.id)
+            if summary is None:
+                return
+            ev = MessageStored(summary, ev.placed)
+        self.bus.publish(ev)
+
+    # -- the seam: reads, changes, folders (collaborators) ------------------------------------
+    def list_messages(
+        self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
+    ) -> MessagePage:
+        return self.reader.list_messages(mailbox=mailbox, query=query, start=start, limit=limit)
+
+    def get_summary(self, id: str) -> Summary | None:
+        return self.reader.get_summary(id)
+
+    def get_raw(self, id: str) -> bytes | None:
+        return self.reader.get_raw(id)
+
+    def get_raw_stored(self, id: str) -> bytes | None:
+        return self.reader.get_raw(id)
+
+    def get_envelope(self, id: str) -> Envelope | None:
+        return self.reader.get_envelope(id)
+
+    def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
+        return self.reader.latest_id(mailbox=mailbox, query=query)
+
+    def mailboxes(self) -> list[MailboxInfo]:
+        return self.reader.mailboxes()
+
+    def stats(self) -> StoreStats:
+        return self.reader.stats()
+
+    def tags(self) -> list[str]:
+        return self.reader.tags()
+
+    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
+        return self.reader.list_threads(mailbox=mailbox, start=start, limit=limit)
+
+    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
+        return self.reader.thread_messages(thread_id, limit=limit)
+
+    def unindexed(self, ids: list[str]) -> list[str]:
+        return self.reader.unindexed(ids)
+
+    def set_read(
+        self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        return self.changes.set_read(ids, read, mailbox=mailbox, query=query)
+
+    def delete_messages(
+        self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        return self.changes.delete_messages(ids, mailbox=mailbox, query=query)
+
+    def delete_mailbox(self, mailbox: str) -> list[str]:
+        return self.changes.delete_mailbox(mailbox)
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> None:
+        self.changes.set_tags(ids, tags)
+
+    def rename_tag(self, old: str, new: str) -> None:
+        self.changes.rename_tag(old, new)
+
+    def delete_tag(self, tag: str) -> None:
+        self.changes.delete_tag(tag)
+
+    def folders(self, mailbox: str) -> list[FolderInfo]:
+        return self.folders_.folders(mailbox)
+
+    def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
+        return self.folders_.folder_info(mailbox, norm(folder))
+
+    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo:
+        return self.folders_.create_folder(mailbox, folder, special_use)
+
+    def delete_folder(self, mailbox: str, folder: str) -> None:
+        self.folders_.delete_folder(mailbox, folder)
+
+    def rename_folder(self, mailbox: str, old: str, new: str) -> None:
+        self.folders_.rename_folder(mailbox, old, new)
+
+    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
+        self.folders_.set_subscribed(mailbox, folder, subscribed)
+
+    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
+        return self.folders_.folder_entries(mailbox, folder)
+
+    def update_flags(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        return self.folders_.update_flags(mailbox, folder, uids, flags, mode)
+
+    def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        return self.folders_.expunge(mailbox, folder, uids)
+
+    def copy(
+        self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
+    ) -> tuple[int, list[tuple[int, int]]]:
+        return self.folders_.copy(mailbox, folder, uids, dest, move=move)
+
+    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+        return self.folders_.imap_cache_get(kind, ids)
+
+    def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
+        self.folders_.imap_cache_put(kind, items)

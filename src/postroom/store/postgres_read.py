@@ -1,0 +1,286 @@
+"""Reads of the PostgreSQL backend: listings, summaries, conversations, counts.
+
+Every read runs on a pooled connection in autocommit mode, so it sees every transaction
+committed before it started, on this node or any other: read-your-writes holds because
+:meth:`~postroom.store.postgres.PostgresStore.deliver` returns after its commit.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from .base import (
+    Address,
+    Envelope,
+    MailboxInfo,
+    MessagePage,
+    StoreStats,
+    Summary,
+    ThreadInfo,
+    ThreadPage,
+)
+from .postgres_db import Conn, Db
+from .postgres_search import compile_query
+from .rawcodec import unpack
+
+__all__ = ["PAGE_LIMIT_MAX", "SUMMARY_COLS", "Reader", "summaries", "where"]
+
+PAGE_LIMIT_MAX = 1000  # largest page a listing returns (as SQLite's)
+PARTICIPANT_ROWS = 50  # messages of a conversation read for its participants
+MAX_PARTICIPANTS = 20
+
+SUMMARY_COLS = (
+    "m.id, m.pid, m.created, m.date, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, "
+    "m.cc_json, m.bcc_json, m.reply_to_json, m.in_reply_to, m.refs, m.size, m.attachments, m.snippet, "
+    "m.read, m.username, m.thread_id"
+)
+
+_IN_MAILBOX = (
+    "m.id IN (SELECT d.message FROM delivery d JOIN folder f ON f.id = d.folder_id "
+    "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = %s)"
+)
+
+
+def where(mailbox: str | None, query: str | None) -> tuple[str, list[Any]]:
+    """SQL condition over ``message m`` for a mailbox and a query (InvalidQuery if bad)."""
+    clauses: list[str] = []
+    params: list[Any] = []
+    if mailbox:
+        clauses.append(_IN_MAILBOX)
+        params.append(mailbox.lower())
+    if query and query.strip():
+        sql, qp = compile_query(query)
+        clauses.append(f"({sql})")
+        params.extend(qp)
+    return (" AND ".join(clauses) or "true"), params
+
+
+def _paddr(text: str) -> list[Address]:
+    return [Address(n, a) for n, a in json.loads(text)] if text and text != "[]" else []
+
+
+def summaries(conn: Conn, rows: list[Any]) -> list[Summary]:
+    """Summaries of ``rows`` of :data:`SUMMARY_COLS`, with their tags and mailboxes."""
+    if not rows:
+        return []
+    ids = [r[0] for r in rows]
+    tags: dict[int, list[str]] = {}
+    for mid, name in conn.execute(
+        "SELECT mt.message, t.name FROM message_tag mt JOIN tag t ON t.id = mt.tag "
+        "WHERE mt.message = ANY(%s) ORDER BY lower(t.name)",
+        (ids,),
+    ):
+        tags.setdefault(mid, []).append(name)
+    boxes: dict[int, set[str]] = {}
+    for mid, name in conn.execute(
+        "SELECT DISTINCT d.message, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
+        "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = ANY(%s)",
+        (ids,),
+    ):
+        boxes.setdefault(mid, set()).add(name)
+    return [
+        Summary(
+            id=r[1],
+            created=r[2],
+            date=r[3],
+            message_id=r[4],
+            subject=r[5],
+            from_=Address(r[6], r[7]) if (r[6] or r[7]) else None,
+            to=_paddr(r[8]),
+            cc=_paddr(r[9]),
+            bcc=_paddr(r[10]),
+            reply_to=_paddr(r[11]),
+            in_reply_to=r[12],
+            references=r[13].split() if r[13] else [],
+            size=r[14],
+            attachments=r[15],
+            snippet=r[16],
+            read=bool(r[17]),
+            username=r[18],
+            thread_id=r[19],
+            tags=tags.get(r[0], []),
+            mailboxes=sorted(boxes.get(r[0], ())),
+        )
+        for r in rows
+    ]
+
+
+class Reader:
+    """The :class:`~postroom.store.base.MessageReader` part of the PostgreSQL backend."""
+
+    def __init__(self, db: Db) -> None:
+        self.db = db
+
+    def list_messages(
+        self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
+    ) -> MessagePage:
+        start = max(0, int(start))
+        limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
+        cond, params = where(mailbox, query)  # InvalidQuery before any connection is taken
+        with self.db.read() as conn:
+            if mailbox:
+                row = conn.execute(
+                    "SELECT count(DISTINCT d.message), count(DISTINCT d.message) FILTER (WHERE NOT d.seen) "
+                    "FROM delivery d JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
+                    "WHERE mb.name = %s",
+                    (mailbox.lower(),),
+                ).fetchone()
+            else:
+                row = conn.execute(
+                    "SELECT count(*), count(*) FILTER (WHERE NOT read) FROM message"
+                ).fetchone()
+            assert row is not None
+            total, unread = int(row[0]), int(row[1])
+            if query and query.strip():
+                crow = conn.execute(
+                    f"SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM message m WHERE {cond}", params
+                ).fetchone()
+                assert crow is not None
+                count, count_unread = int(crow[0]), int(crow[1])
+            else:
+                count, count_unread = total, unread
+            rows: list[Any] = []
+            if count and start < count and limit:
+                rows = conn.execute(
+                    f"SELECT {SUMMARY_COLS} FROM message m WHERE {cond} ORDER BY m.id DESC LIMIT %s OFFSET %s",
+                    [*params, limit, start],
+                ).fetchall()
+            return MessagePage(total, unread, count, count_unread, start, summaries(conn, rows))
+
+    def get_summary(self, id: str) -> Summary | None:
+        with self.db.read() as conn:
+            rows = conn.execute(f"SELECT {SUMMARY_COLS} FROM message m WHERE m.pid = %s", (id,)).fetchall()
+            found = summaries(conn, rows)
+        return found[0] if found else None
+
+    def get_raw(self, id: str) -> bytes | None:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT r.data FROM raw r JOIN message m ON m.id = r.id WHERE m.pid = %s", (id,)
+            ).fetchone()
+        return unpack(bytes(row[0])) if row else None
+
+    def get_envelope(self, id: str) -> Envelope | None:
+        with self.db.read() as conn:
+            row = conn.execute("SELECT envelope FROM message WHERE pid = %s", (id,)).fetchone()
+        return Envelope.from_json(json.loads(row[0])) if row else None
+
+    def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
+        cond, params = where(mailbox, query)
+        with self.db.read() as conn:
+            row = conn.execute(
+                f"SELECT m.pid FROM message m WHERE {cond} ORDER BY m.id DESC LIMIT 1", params
+            ).fetchone()
+        return str(row[0]) if row else None
+
+    def mailboxes(self) -> list[MailboxInfo]:
+        with self.db.read() as conn:
+            totals: dict[str, list[int]] = {r[0]: [0, 0] for r in conn.execute("SELECT name FROM mailbox")}
+            # a message copied to two folders of one mailbox counts twice (as IMAP STATUS would)
+            for name, total, unseen in conn.execute(
+                "SELECT mb.name, count(*), count(*) FILTER (WHERE NOT d.seen) FROM delivery d "
+                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id GROUP BY mb.name"
+            ):
+                totals[name] = [int(total), int(unseen)]
+        return [MailboxInfo(n, t[0], t[1]) for n, t in sorted(totals.items())]
+
+    def stats(self) -> StoreStats:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE NOT read), coalesce(sum(size), 0), "
+                "current_database(), pg_database_size(current_database()), current_setting('server_version') "
+                "FROM message"
+            ).fetchone()
+        assert row is not None
+        return StoreStats(
+            messages=int(row[0]), unread=int(row[1]), size=int(row[2]), database=str(row[3]),
+            database_size=int(row[4]), engine=f"PostgreSQL {row[5]}",
+        )  # fmt: skip
+
+    def tags(self) -> list[str]:
+        with self.db.read() as conn:
+            return [
+                r[0]
+                for r in conn.execute(
+                    "SELECT t.name FROM tag t WHERE EXISTS (SELECT 1 FROM message_tag mt WHERE mt.tag = t.id) "
+                    "ORDER BY lower(t.name)"
+                )
+            ]
+
+    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
+        start = max(0, int(start))
+        limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
+        cond, params = "m.thread_id <> ''", []
+        if mailbox:
+            cond += " AND " + _IN_MAILBOX
+            params.append(mailbox.lower())
+        with self.db.read() as conn:
+            row = conn.execute(
+                f"SELECT count(DISTINCT m.thread_id) FROM message m WHERE {cond}", params
+            ).fetchone()
+            total = int(row[0]) if row else 0
+            groups = conn.execute(
+                f"SELECT m.thread_id, count(*), count(*) FILTER (WHERE NOT m.read), max(m.created), max(m.id) AS last "
+                f"FROM message m WHERE {cond} GROUP BY m.thread_id ORDER BY last DESC LIMIT %s OFFSET %s",
+                [*params, limit, start],
+            ).fetchall()
+            threads = []
+            for tid, count, unread, last, _ in groups:
+                rows = conn.execute(
+                    f"SELECT m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json FROM message m "
+                    f"WHERE m.thread_id = %s AND {cond} ORDER BY m.id LIMIT %s",
+                    [tid, *params, PARTICIPANT_ROWS],
+                ).fetchall()
+                threads.append(
+                    ThreadInfo(
+                        thread_id=tid,
+                        subject=rows[0][0] if rows else "",
+                        messages=int(count),
+                        unread=int(unread),
+                        participants=_participants(rows),
+                        last_activity=float(last),
+                    )
+                )
+        return ThreadPage(total, start, threads)
+
+    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
+        if not thread_id:
+            return []
+        with self.db.read() as conn:
+            rows = conn.execute(
+                f"SELECT {SUMMARY_COLS} FROM message m WHERE m.thread_id = %s ORDER BY m.id LIMIT %s",
+                (thread_id, max(0, int(limit))),
+            ).fetchall()
+            return summaries(conn, rows)
+
+    def unindexed(self, ids: list[str]) -> list[str]:
+        with self.db.read() as conn:
+            return [
+                r[0]
+                for r in conn.execute("SELECT pid FROM message WHERE pid = ANY(%s) AND indexed = 0", (ids,))
+            ]
+
+    def pending(self) -> bool:
+        """True while some stored message waits for the indexer."""
+        with self.db.read() as conn:
+            return conn.execute("SELECT EXISTS (SELECT 1 FROM message WHERE indexed = 0)").fetchone() == (
+                True,
+            )
+
+
+def _participants(rows: list[Any]) -> list[Address]:
+    """Distinct addresses of From, To and Cc, in order of first appearance."""
+    out: dict[str, Address] = {}
+    for _, from_name, from_addr, to_json, cc_json in rows:
+        pairs = [(from_name, from_addr)] if from_addr else []
+        for text in (to_json, cc_json):
+            if text and text != "[]":
+                pairs.extend((n, a) for n, a in json.loads(text))
+        for name, addr in pairs:
+            key = addr.lower()
+            if key and key not in out:
+                out[key] = Address(name, addr)
+                if len(out) >= MAX_PARTICIPANTS:
+                    return list(out.values())
+    return list(out.values())
