@@ -1,6 +1,6 @@
 """HTML check: which HTML and CSS features a message uses, and which clients lack them.
 
-The message's HTML is parsed once with Lexbor (selectolax, an HTML5 parser in C) and
+The message's HTML is parsed once with libxml2's HTML parser (lxml) and
 its CSS (``<style>`` elements and ``style`` attributes) with tinycss2's tokenizer;
 both walks record *facts* (tags, attributes, properties, property values, at-rules,
 media features, pseudo-classes, functions, units, selector kinds) with a count. Each
@@ -23,16 +23,18 @@ characters before parsing; both parsers are linear (no backtracking).
 from __future__ import annotations
 
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+import lxml.etree
+import lxml.html
 import tinycss2
-from selectolax.lexbor import LexborHTMLParser
 
 from .caniemail import Detector, Feature, features, nicenames, platforms
 
-__all__ = ["MAX_CSS", "MAX_HTML", "Facts", "analyse", "html_check"]
+__all__ = ["MAX_CSS", "MAX_HTML", "Facts", "analyse", "html_check", "parse_html"]
 
 # Largest HTML parsed (Gmail clips messages over 102 KB; 4 MiB leaves ample room).
 MAX_HTML = 4 * 1024 * 1024
@@ -40,6 +42,26 @@ MAX_HTML = 4 * 1024 * 1024
 MAX_CSS = 512 * 1024
 _DOCTYPE = re.compile(rb"\s*<!doctype\s+html\s*>", re.IGNORECASE)
 _IMAGE_EXT = re.compile(r"\.([a-z0-9]{2,5})$")
+_PARSERS = threading.local()  # an lxml parser must not be shared between threads
+
+
+def parse_html(html: bytes | str) -> Any:
+    """The document's root element (lxml), or None for an empty document.
+
+    libxml2's HTML parser (its tokenizer follows HTML5's) is linear in the input and
+    stops descending at 256 levels; lexbor, also tried, is quadratic in nesting depth
+    (8,000 nested ``div`` elements took 1.8 s; see docs/performance.md "HTML to text").
+    """
+    raw = html.encode("utf-8", "replace") if isinstance(html, str) else html
+    parser = getattr(_PARSERS, "parser", None)
+    if parser is None:
+        parser = _PARSERS.parser = lxml.html.HTMLParser(
+            encoding="utf-8", remove_comments=False, remove_pis=True, no_network=True, default_doctype=False
+        )
+    try:
+        return lxml.html.document_fromstring(raw[:MAX_HTML], parser=parser)
+    except (lxml.etree.LxmlError, ValueError):  # "Document is empty" and the like
+        return None
 
 
 @dataclass(slots=True)
@@ -214,25 +236,27 @@ def analyse(html: bytes | str) -> Facts:
     facts = Facts()
     if _DOCTYPE.match(raw[:256]):
         facts.facts["html5-doctype"] += 1
-    tree = LexborHTMLParser(raw)
-    css_budget = MAX_CSS
-    root = tree.root
+    root = parse_html(raw)
     if root is None:
         return facts
+    css_budget = MAX_CSS
     # The parser adds <html>, <head> and <body> when the markup has none: count only written ones.
-    implied = {t for t in ("html", "head", "body") if b"<" + t.encode() not in raw.lower()}
-    for node in root.traverse(include_text=False):
-        tag = node.tag or ""
-        if tag in implied:
-            continue
-        if tag.startswith("-"):
-            if tag == "-comment":
+    lower = raw.lower()
+    implied = {t for t in ("html", "head", "body") if b"<" + t.encode() not in lower}
+    for node in root.iter():
+        tag = node.tag
+        if not isinstance(tag, str):
+            if tag is lxml.etree.Comment:
                 facts.facts["html-comment"] += 1
+            continue
+        tag = tag.lower()
+        if tag in implied:
             continue
         facts.nodes += 1
         facts.tags[tag] += 1
-        attrs = node.attributes
+        attrs = node.attrib
         for name, value in attrs.items():
+            name = name.lower()
             facts.attributes[name] += 1
             if name == "type" and value:
                 facts.tag_types[(tag, value.strip().lower())] += 1
@@ -253,7 +277,7 @@ def analyse(html: bytes | str) -> Facts:
         elif tag == "img" and attrs.get("src"):
             _image_type(facts, attrs.get("src") or "")
         elif tag == "style" and css_budget > 0:
-            text = node.text(deep=True)[:css_budget]
+            text = (node.text or "")[:css_budget]
             css_budget -= len(text)
             _stylesheet(facts, text)
     return facts

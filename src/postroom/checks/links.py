@@ -36,7 +36,8 @@ from urllib.parse import urljoin, urlsplit
 
 import aiohttp
 from aiohttp.abc import AbstractResolver, ResolveResult
-from selectolax.lexbor import LexborHTMLParser
+
+from .html import parse_html
 
 __all__ = [
     "CACHE_TTL",
@@ -99,10 +100,11 @@ class _GuardedResolver(AbstractResolver):
 def extract_links(html: str, text: str) -> list[str]:
     """The distinct http(s) URLs of a message, in order of appearance, at most MAX_LINKS."""
     seen: dict[str, None] = {}
-    if html:
-        tree = LexborHTMLParser(html)
-        for node in tree.css("a[href], area[href], img[src]"):
-            url = (node.attributes.get("href") or node.attributes.get("src") or "").strip()
+    root = parse_html(html) if html else None
+    if root is not None:
+        for node in root.iter("a", "area", "img"):
+            url = (node.get("src") if node.tag == "img" else node.get("href")) or ""
+            url = url.strip()
             if url.lower().startswith(("http://", "https://")):
                 seen.setdefault(url, None)
     for m in _TEXT_URL.finditer(text[: 1024 * 1024]):

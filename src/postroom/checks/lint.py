@@ -24,9 +24,8 @@ from email.policy import compat32
 from typing import Any
 from urllib.parse import urlsplit
 
-from selectolax.lexbor import LexborHTMLParser
-
 from ..message import ParsedMessage
+from .html import parse_html
 
 __all__ = [
     "HUGE_MESSAGE",
@@ -116,6 +115,17 @@ def _same_site(a: str, b: str) -> bool:
     return a == b or a.endswith("." + b) or b.endswith("." + a)
 
 
+def _visible_text(root: Any) -> str:
+    """The words of the document outside <head>, <title>, <style> and <script>."""
+    parts: list[str] = []
+    for node in root.iter():
+        if isinstance(node.tag, str) and node.tag not in ("head", "title", "style", "script") and node.text:
+            parts.append(node.text)
+        if node.tail:
+            parts.append(node.tail)
+    return " ".join(" ".join(parts).split())
+
+
 def _html_findings(pm: ParsedMessage, out: list[Finding]) -> None:
     html = pm.html
     if len(html.encode("utf-8", "replace")) > GMAIL_CLIP:
@@ -127,10 +137,11 @@ def _html_findings(pm: ParsedMessage, out: list[Finding]) -> None:
                 "Trim the HTML (inline CSS once, drop comments and unused markup) below 102 KB.",
             )
         )
-    tree = LexborHTMLParser(html[: 4 * 1024 * 1024])
-    images = tree.css("img")
-    body = tree.body
-    visible = body.text(separator=" ", strip=True) if body is not None else ""
+    root = parse_html(html)
+    if root is None:
+        return
+    images = list(root.iter("img"))
+    visible = " ".join(pm.text.split()) if pm.text_from_html else _visible_text(root)
     if images and len(visible) < IMAGE_ONLY_TEXT:
         out.append(
             Finding(
@@ -141,21 +152,21 @@ def _html_findings(pm: ParsedMessage, out: list[Finding]) -> None:
             )
         )
     for img in images:
-        if not (img.attributes.get("alt") or "").strip():
+        if not (img.get("alt") or "").strip():
             out.append(
                 Finding(
                     "image-without-alt",
                     "info",
-                    f"an image has no alt text ({(img.attributes.get('src') or '')[:80]})",
+                    f"an image has no alt text ({(img.get('src') or '')[:80]})",
                     "Give each image an alt attribute: it shows when images are blocked.",
                 )
             )
             break
-    for a in tree.css("a[href]"):
-        href = (a.attributes.get("href") or "").strip()
+    for a in root.iter("a"):
+        href = (a.get("href") or "").strip()
         if not href.lower().startswith(("http://", "https://")):
             continue
-        shown = _domain_of(a.text(deep=True))
+        shown = _domain_of(a.text_content()[:300])
         target = (urlsplit(href).hostname or "").lower()
         if shown and target and not _same_site(shown, target):
             out.append(
