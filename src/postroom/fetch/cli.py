@@ -33,7 +33,7 @@ from ..config import ConfigError
 from ..outbound.cli import local_postroom, split_hostport
 from .archive import ArchiveError, Item, iter_path, open_writer
 
-__all__ = ["export", "import_"]
+__all__ = ["export", "fetch", "import_"]
 
 # Messages per page when listing through the API (Mailpit's API caps a page too).
 PAGE = 250
@@ -278,3 +278,85 @@ def export(args: argparse.Namespace) -> int:
 
 
 export.setup = _export_setup  # type: ignore[attr-defined]
+
+
+def _fetch_setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("accounts", nargs="*", metavar="ACCOUNT", help="account names from [fetch.accounts.NAME]")
+    p.add_argument("--all", action="store_true", help="every account in the config file")
+    p.add_argument(
+        "--config", metavar="FILE", help="TOML file with [fetch.accounts.NAME] tables ($POSTROOM_CONFIG)"
+    )
+    p.add_argument(
+        "--into",
+        metavar="HOST:PORT",
+        help="postroom's IMAP address (default $POSTROOM_IMAP or 127.0.0.1:1143)",
+    )
+    p.add_argument(
+        "--local-password-env",
+        metavar="VAR",
+        help="variable holding the local IMAP password (with --auth-file)",
+    )
+    p.add_argument(
+        "--state", metavar="FILE", help="sync state file (default ~/.local/state/postroom/fetch-state.sqlite)"
+    )
+    p.add_argument(
+        "--watch", action="store_true", help="keep fetching every --interval seconds until interrupted"
+    )
+    p.add_argument(
+        "--interval", type=float, default=60.0, help="seconds between fetches with --watch (default 60)"
+    )
+
+
+@command("fetch", "copy real inboxes (IMAP or POP3 accounts in the config file) into postroom, incrementally")
+def fetch(args: argparse.Namespace) -> int:
+    from .accounts import State, default_state_path, load_accounts
+    from .imap_sync import FetchError, LocalTarget, Report, sync_account, watch
+
+    path = args.config or os.environ.get("POSTROOM_CONFIG", "")
+    if not path:
+        raise ConfigError("give --config FILE (or $POSTROOM_CONFIG) with [fetch.accounts.NAME] tables")
+    accounts = load_accounts(path)
+    if args.all == bool(args.accounts):
+        raise ConfigError(f"name the accounts to fetch, or --all (known: {', '.join(sorted(accounts))})")
+    chosen = list(accounts.values()) if args.all else []
+    for name in args.accounts:
+        if name not in accounts:
+            raise ConfigError(f"no fetch account {name!r} (known: {', '.join(sorted(accounts))})")
+        chosen.append(accounts[name])
+    host, port = split_hostport(args.into or os.environ.get("POSTROOM_IMAP", "") or "127.0.0.1:1143", 1143)
+    password = os.environ.get(args.local_password_env, "") if args.local_password_env else "postroom-fetch"
+    target = LocalTarget(host, port, password)
+    state = State(Path(args.state) if args.state else default_state_path())
+    failed = 0
+
+    def show(r: Report | FetchError) -> None:
+        nonlocal failed
+        if isinstance(r, FetchError):
+            failed += 1
+            print(f"postroom fetch: {r}", file=sys.stderr, flush=True)
+            return
+        extra = f", {r.flags_mirrored} flag changes" if r.flags_mirrored else ""
+        print(
+            f"{r.account}: {r.fetched} new messages in {', '.join(r.folders) or 'no folder'}{extra}",
+            flush=True,
+        )
+        for note in r.notes:
+            print(f"{r.account}: {note}", flush=True)
+
+    try:
+        if args.watch:
+            try:
+                watch(chosen, target, state, max(args.interval, 1.0), show, lambda: False)
+            except KeyboardInterrupt:
+                return 0
+        for acc in chosen:
+            try:
+                show(sync_account(acc, target, state))
+            except FetchError as e:
+                show(e)
+    finally:
+        state.close()
+    return 1 if failed else 0
+
+
+fetch.setup = _fetch_setup  # type: ignore[attr-defined]

@@ -1,0 +1,151 @@
+"""`postroom fetch` copying real inboxes from a real Dovecot (IMAP and POP3) into postroom:
+incremental, idempotent, flags mirrored, one-line errors."""
+
+from __future__ import annotations
+
+import imaplib
+import os
+import subprocess
+import sys
+from email.utils import make_msgid
+from pathlib import Path
+
+import pytest
+from tests.helpers import running_dovecot, running_server
+
+pytestmark = pytest.mark.interop
+POSTROOM = str(Path(sys.executable).with_name("postroom"))
+
+
+def remote(port: int, user: str) -> imaplib.IMAP4:
+    c = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+    c.login(user, "secret")
+    return c
+
+
+def put(c: imaplib.IMAP4, folder: str, subject: str, flags: str = "") -> None:
+    msg = (f"From: x@example.net\r\nTo: alice@example.org\r\nSubject: {subject}\r\n"
+           f"Message-ID: {make_msgid()}\r\nDate: Mon, 7 Feb 1994 21:52:25 -0800\r\n\r\nbody of {subject}\r\n")  # fmt: skip
+    typ, _ = c.append(folder, flags or None, None, msg.encode())
+    assert typ == "OK"
+
+
+def local_folder(port: int, mailbox: str, folder: str) -> dict[str, str]:
+    """subject -> flags of each message in a postroom folder, read over IMAP."""
+    c = imaplib.IMAP4("127.0.0.1", port, timeout=30)
+    c.login(mailbox, "x")
+    typ, _ = c.select(f'"{folder}"', readonly=True)
+    if typ != "OK":
+        return {}
+    typ, data = c.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+    out: dict[str, str] = {}
+    for part in data:
+        if isinstance(part, tuple):
+            flags = part[0].decode().split("FLAGS (")[1].split(")")[0]
+            subject = part[1].decode().strip().removeprefix("Subject: ")
+            out[subject] = " ".join(sorted(f for f in flags.split() if f != "\\Recent"))
+    c.logout()
+    return out
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("POSTROOM_", "MP_"))}
+    full.update(env or {})
+    return subprocess.run([POSTROOM, *args], capture_output=True, text=True, env=full, timeout=120)
+
+
+def test_fetch_imap_and_pop3_from_dovecot(tmp_path: Path) -> None:
+    with running_dovecot() as (imap_port, pop3_port), running_server(pop3="off") as s:
+        local = s.addr("imap")[1]
+        a = remote(imap_port, "alice@example.org")
+        a.create("Sent")
+        put(a, "INBOX", "first", "\\Seen")
+        put(a, "INBOX", "second")
+        put(a, "Sent", "my reply", "\\Seen")
+        b = remote(imap_port, "bob@example.org")
+        put(b, "INBOX", "pop one")
+        put(b, "INBOX", "pop two")
+        b.logout()
+        config = tmp_path / "postroom.toml"
+        config.write_text(f"""
+[fetch.accounts.alice]
+host = "127.0.0.1"
+port = {imap_port}
+tls = "none"
+user = "alice@example.org"
+password_env = "ALICE_PW"
+folders = ["INBOX", "\\\\Sent"]
+
+[fetch.accounts.bob]
+protocol = "pop3"
+host = "127.0.0.1"
+port = {pop3_port}
+tls = "none"
+user = "bob@example.org"
+password_file = "{tmp_path / "bob-pw"}"
+mailbox = "bob-copy@example.org"
+delete = true
+""")
+        (tmp_path / "bob-pw").write_text("secret\n")
+        args = [
+            "fetch",
+            "--config",
+            str(config),
+            "--into",
+            f"127.0.0.1:{local}",
+            "--state",
+            str(tmp_path / "state.sqlite"),
+        ]
+        env = {"ALICE_PW": "secret"}
+        r = run(*args, "--all", env=env)
+        assert r.returncode == 0, r.stderr
+        assert "alice: 3 new messages in INBOX, Sent" in r.stdout
+        assert "bob: 2 new messages in INBOX" in r.stdout
+        assert local_folder(local, "alice@example.org", "INBOX") == {"first": "\\Seen", "second": ""}
+        assert local_folder(local, "alice@example.org", "Sent") == {"my reply": "\\Seen"}
+        assert set(local_folder(local, "bob-copy@example.org", "INBOX")) == {"pop one", "pop two"}
+        # the remote read state was not changed by fetching (EXAMINE, BODY.PEEK)
+        a.select("INBOX", readonly=True)
+        _, data = a.fetch("2", "(FLAGS)")
+        assert b"\\Seen" not in data[0]
+        # POP3 with delete = true: the copies are committed, so the server's are gone
+        b = remote(imap_port, "bob@example.org")
+        _, data = b.select("INBOX")
+        assert data[0] == b"0"
+        b.logout()
+
+        # a re-run adds nothing
+        r = run(*args, "--all", env=env)
+        assert r.returncode == 0, r.stderr
+        assert "alice: 0 new messages" in r.stdout and "bob: 0 new messages" in r.stdout
+        assert len(local_folder(local, "alice@example.org", "INBOX")) == 2
+
+        # new mail and a flag change on the server: one new message, one mirrored change
+        put(a, "INBOX", "third")
+        a.select("INBOX")
+        a.store("2", "+FLAGS", "(\\Flagged \\Seen)")
+        r = run(*args, "alice", env=env)
+        assert r.returncode == 0, r.stderr
+        assert "alice: 1 new messages in INBOX, Sent, 1 flag changes" in r.stdout
+        assert local_folder(local, "alice@example.org", "INBOX") == {
+            "first": "\\Seen", "second": "\\Flagged \\Seen", "third": "",
+        }  # fmt: skip
+        a.logout()
+
+        # a wrong password is one line naming the server
+        r = run(*args, "alice", env={"ALICE_PW": "wrong"})
+        assert r.returncode == 1
+        assert r.stderr.count("\n") == 1 and "login as 'alice@example.org' refused" in r.stderr
+
+
+def test_fetch_configuration_errors_are_one_line(tmp_path: Path) -> None:
+    config = tmp_path / "c.toml"
+    config.write_text('[fetch.accounts.x]\npreset = "gmail"\nuser = "me@gmail.com"\npassword = "inline"\n')
+    r = run("fetch", "x", "--config", str(config))
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "password_env or password_file" in r.stderr
+    config.write_text('[fetch.accounts.x]\npreset = "gmial"\nuser = "u"\npassword_env = "HOME"\n')
+    r = run("fetch", "x", "--config", str(config))
+    assert r.returncode == 2 and "unknown preset 'gmial'" in r.stderr
+    config.write_text('[fetch.accounts.x]\npreset = "qq"\nuser = "u@qq.com"\npassword_env = "HOME"\n')
+    r = run("fetch", "y", "--config", str(config))
+    assert r.returncode == 2 and "no fetch account 'y' (known: x)" in r.stderr
