@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
-.PHONY: run test lint typecheck pytest system-deps bench clean
+.PHONY: run test lint typecheck pytest system-deps bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,10 @@ test: lint typecheck pytest
 
 bench: $(TSTAMP) system-deps
 	$(BIN)/python benchmarks/run.py $(ARGS)
+
+# The web UI's pictures in docs/screenshots/ (docs/ui.md), taken by the browser tests.
+screenshots: $(TSTAMP) system-deps
+	POSTROOM_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:xdist -q tests/browser
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -564,6 +564,7 @@ function renderBulkActions() {
     type: "button",
     class: `btn btn-small${a.danger ? " btn-danger" : ""}`,
     id: `bulk-${a.key}`,
+    title: a.label,
     onclick: async () => {
       const ids = checkedIds();
       if (!ids.length) return;
