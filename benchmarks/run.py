@@ -1,7 +1,7 @@
 """Run postroom's benchmarks side by side with its peers and keep the results.
 
   make bench                      # every suite
-  make bench ARGS="ingest"        # one suite (ingest, search, imap, threads, ui, startup, html)
+  make bench ARGS="ingest"        # one suite (ingest, search, imap, threads, ui, startup, html, fixture)
   make bench ARGS="ingest --quick"
 
 Each suite is a module ``benchmarks/<name>_bench.py`` (or ``ingest.py``) exposing
@@ -43,6 +43,7 @@ SUITES = {
     "threads": "thread_bench",
     "ui": "ui_bench",
     "html": "html_bench",
+    "fixture": "fixture_bench",
 }
 
 

@@ -42,8 +42,16 @@ class App:
     _servers: list[Closable] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
-    async def start(self) -> None:
-        """Open the store and start every listener that is not 'off'."""
+    async def start(self, *, defer: frozenset[str] = frozenset(), blocking: bool = False) -> None:
+        """Open the store and start every listener that is not 'off'.
+
+        Args:
+            defer: listeners to start later, on first use (:meth:`start_listener`): what
+                postroom's pytest fixture does with everything but SMTP.
+            blocking: open the store on the loop's own thread, which is free to block
+                because nothing else runs on it yet (an in-process server's own loop): no
+                worker thread is started for it, a few milliseconds per test server.
+        """
         loop = asyncio.get_running_loop()
         self.bus.bind(loop)
         if self.settings.tls_enabled:
@@ -51,43 +59,64 @@ class App:
 
             self.ssl_context = make_server_context(self.settings)
         self.store = open_store(self.settings, self.bus)
-        await asyncio.to_thread(self.store.start)
+        if blocking:
+            self.store.start()
+        else:
+            await asyncio.to_thread(self.store.start)
         try:
             from .testing.runtime import install  # chaos, handlers, webhooks, --print
 
             install(self)
-            await self._start_listeners()
+            for name in self._plan():
+                if name not in defer:
+                    await self.start_listener(name)
+            await self._wait_ready()
         except BaseException:
             await self.stop()
             raise
 
-    async def _start_listeners(self) -> None:
+    def _plan(self) -> dict[str, tuple[str, str, bool]]:
+        """Listener name -> (address setting, module, implicit TLS), for those not 'off'."""
         s = self.settings
-        # (name, address setting, module, implicit TLS)
-        plan = [
-            ("smtp", s.smtp, "smtp", False),
-            ("smtps", s.smtps, "smtp", True),
-            ("http", s.http, "http", s.http_tls),
-            ("pop3", s.pop3, "pop3", False),
-            ("pop3s", s.pop3s, "pop3", True),
-            ("imap", s.imap, "imap", False),
-            ("imaps", s.imaps, "imap", True),
-        ]
-        for name, addr, module, implicit in plan:
-            if addr == "off":
-                continue
-            starter = _starter(module)
-            if starter is None:
-                log.debug("%s listener not available in this build", name)
-                continue
-            host, port = parse_hostport(addr, name)
-            try:
-                server = await starter(self, host, port, implicit_tls=implicit)
-            except OSError as e:
-                reason = e.strerror or str(e)
-                raise ListenerError(f"cannot listen for {name} on {host}:{port}: {reason}") from None
-            self._servers.append(server)
-            self.addresses[name] = _bound_address(server, host, port)
+        plan = {
+            "smtp": (s.smtp, "smtp", False),
+            "smtps": (s.smtps, "smtp", True),
+            "http": (s.http, "http", s.http_tls),
+            "pop3": (s.pop3, "pop3", False),
+            "pop3s": (s.pop3s, "pop3", True),
+            "imap": (s.imap, "imap", False),
+            "imaps": (s.imaps, "imap", True),
+        }
+        return {name: p for name, p in plan.items() if p[0] != "off"}
+
+    async def start_listener(self, name: str) -> tuple[str, int] | None:
+        """Start the listener ``name`` now (once); returns its bound address, None when
+        this build lacks it or it is 'off'.
+
+        Raises:
+            ListenerError: the port cannot be bound.
+        """
+        if name in self.addresses:
+            return self.addresses[name]
+        planned = self._plan().get(name)
+        if planned is None:
+            return None
+        addr, module, implicit = planned
+        starter = _starter(module)
+        if starter is None:
+            log.debug("%s listener not available in this build", name)
+            return None
+        host, port = parse_hostport(addr, name)
+        try:
+            server = await starter(self, host, port, implicit_tls=implicit)
+        except OSError as e:
+            reason = e.strerror or str(e)
+            raise ListenerError(f"cannot listen for {name} on {host}:{port}: {reason}") from None
+        self._servers.append(server)
+        self.addresses[name] = _bound_address(server, host, port)
+        return self.addresses[name]
+
+    async def _wait_ready(self) -> None:
         for server in self._servers:  # listeners served by other processes: wait until they are
             ready = getattr(server, "ready", None)
             if ready is not None:
@@ -99,7 +128,9 @@ class App:
         self._tasks.append(task)
         return task
 
-    async def stop(self) -> None:
+    async def stop(self, *, blocking: bool = False) -> None:
+        """Stop the listeners and background tasks, then close the store (``blocking``: on
+        this thread, for a loop that serves nothing else any more; see :meth:`start`)."""
         for server in reversed(self._servers):
             server.close()
         for task in self._tasks:
@@ -115,7 +146,10 @@ class App:
             self._tasks.clear()
         store = getattr(self, "store", None)
         if store is not None:
-            await asyncio.to_thread(store.close)
+            if blocking:
+                store.close()
+            else:
+                await asyncio.to_thread(store.close)
 
     def banner(self) -> str:
         parts = []

@@ -198,3 +198,27 @@ def test_client_reads_over_http() -> None:
         assert [x.subject for x in client.messages()] == ["Your code"]
         client.clear()
         assert client.messages() == []
+
+
+def test_lazy_server_starts_listeners_on_first_use() -> None:
+    """The mail fixture's server starts SMTP only; HTTP, POP3, IMAP when first asked for."""
+    import urllib.request
+
+    with Server(lazy=True) as s:
+        assert s.listeners == ["smtp"]
+        _send(s.smtp_port, _email("kim@example.com", "lazy"))
+        with urllib.request.urlopen(s.http_url + "/api/v1/messages") as resp:
+            assert b'"lazy"' in resp.read()
+        assert s.imap_port and s.pop3_port
+        assert sorted(s.listeners) == ["http", "imap", "pop3", "smtp"]
+        with pytest.raises(KeyError, match="smtps listener is not running"):
+            print(s.smtps_port)
+
+
+def test_throwaway_stores_are_independent_copies() -> None:
+    """Each throwaway store starts as a copy of one migrated template, never shared."""
+    with Server(http=False, pop3=False, imap=False) as a, Server(http=False, pop3=False, imap=False) as b:
+        _send(a.smtp_port, _email("one@example.com", "in a"))
+        a.wait_for(subject="in a")
+        assert b.messages() == [] and len(a) == 1
+        assert a.app.store.path != b.app.store.path  # type: ignore[attr-defined]

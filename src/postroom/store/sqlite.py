@@ -144,6 +144,8 @@ class SQLiteStore(
         except OSError as e:
             raise StoreError(f"cannot open database {self.path}: {e}") from None
         try:
+            if self._tmpdir and not os.path.exists(self.path):
+                shutil.copyfile(_schema_template(self._connect_file), self.path)
             conn = self._connect()
         except (OSError, sqlite3.Error) as e:
             self._owner.release()
@@ -219,7 +221,10 @@ class SQLiteStore(
             shutil.rmtree(self._tmpdir, ignore_errors=True)
 
     def _connect(self) -> sqlite3.Connection:
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+        return self._connect_file(self.path)
+
+    def _connect_file(self, path: str) -> sqlite3.Connection:
+        conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False, timeout=30)
         conn.execute("PRAGMA journal_mode=WAL")
         # NORMAL (default): a commit is written to the WAL before it returns, so a 250 survives
         # a crash or kill -9 of postroom; the WAL is fsynced at checkpoints. FULL (--fsync) also
@@ -232,29 +237,7 @@ class SQLiteStore(
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        version = conn.execute("PRAGMA user_version").fetchone()[0]
-        files = sorted(
-            (
-                f.name
-                for f in resources.files("postroom.store").joinpath("migrations/sqlite").iterdir()
-                if f.name.endswith(".sql")
-            ),
-        )
-        for name in files:
-            num = int(name.split("_", 1)[0])
-            if num <= version:
-                continue
-            sql = resources.files("postroom.store").joinpath(f"migrations/sqlite/{name}").read_text()
-            begin_immediate(conn)
-            try:
-                for stmt in _split_sql(sql):
-                    conn.execute(stmt)
-                conn.execute(f"PRAGMA user_version={num}")
-                conn.execute("COMMIT")
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            log.debug("applied migration %s", name)
+        _apply_migrations(conn)
 
     def _wait_applied(self) -> None:
         """Read-your-writes: wait until every journaled message is in SQLite (usually at once)."""
@@ -834,3 +817,58 @@ def _split_sql(script: str) -> list[str]:
     if buf.strip():
         out.append(buf.strip())
     return out
+
+
+def _apply_migrations(conn: sqlite3.Connection) -> None:
+    """Bring a database to the newest schema (versioned SQL files, each in a transaction)."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    files = sorted(
+        (
+            f.name
+            for f in resources.files("postroom.store").joinpath("migrations/sqlite").iterdir()
+            if f.name.endswith(".sql")
+        ),
+    )
+    for name in files:
+        num = int(name.split("_", 1)[0])
+        if num <= version:
+            continue
+        sql = resources.files("postroom.store").joinpath(f"migrations/sqlite/{name}").read_text()
+        begin_immediate(conn)
+        try:
+            for stmt in _split_sql(sql):
+                conn.execute(stmt)
+            conn.execute(f"PRAGMA user_version={num}")
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        log.debug("applied migration %s", name)
+
+
+# A throwaway store (``--db :memory:``: every in-process test server) starts as a copy of a
+# database migrated once per process: the migrations are ~900 statements, most of the cost of
+# a fresh store; copying the migrated file is a fraction of that.
+_template_lock = threading.Lock()
+_template: str | None = None
+
+
+def _schema_template(connect: Callable[[str], sqlite3.Connection]) -> str:
+    """The path of this process's freshly migrated, empty database (made on first use)."""
+    global _template
+    with _template_lock:
+        if _template is None or not os.path.exists(_template):
+            import atexit
+
+            base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
+            directory = tempfile.mkdtemp(prefix="postroom-template-", dir=base)
+            atexit.register(shutil.rmtree, directory, True)
+            path = os.path.join(directory, "template.db")
+            conn = connect(path)
+            try:
+                _apply_migrations(conn)
+                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the one file
+            finally:
+                conn.close()
+            _template = path
+        return _template

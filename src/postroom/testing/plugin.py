@@ -121,7 +121,8 @@ def mail(request: pytest.FixtureRequest) -> Iterator[Mail]:
         return
     from .server import Server
 
-    with Server(**options) as server:
+    # SMTP now; HTTP, POP3 and IMAP the first time the test asks for their address
+    with Server(lazy=True, **options) as server:
         yield server
 
 

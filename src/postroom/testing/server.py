@@ -64,6 +64,8 @@ H = TypeVar("H", bound="Handler")
 # Listeners started by default; True means "127.0.0.1:0" (a free loopback port).
 _LISTENERS = ("smtp", "smtps", "http", "pop3", "pop3s", "imap", "imaps")
 _DEFAULT_ON = frozenset({"smtp", "http", "pop3", "imap"})
+# What Server(lazy=True) starts on first use instead of at start (SMTP always starts).
+_LAZY = frozenset({"http", "pop3", "pop3s", "imap", "imaps"})
 # Parsed messages kept per server (parsing costs about a millisecond each).
 _CACHE_SIZE = 2000
 # Largest listing fetched from the store for one read.
@@ -133,9 +135,15 @@ class _Base(MailReader):
         Raises:
             KeyError: that listener is not running.
         """
+        server = self._server
         try:
-            return self._server.app.addresses[name]
+            return server.app.addresses[name]
         except KeyError:
+            if name in server._deferred and server._owns_loop:
+                # started on first use (Server(lazy=True), the mail fixture)
+                bound = server.call(server.app.start_listener(name))
+                if bound is not None:
+                    return tuple(bound)  # type: ignore[return-value]
             raise KeyError(
                 f"the {name} listener is not running (started: {self._server.listeners})"
             ) from None
@@ -238,6 +246,9 @@ class Server(_Base):
             loopback ports, a throwaway store).
         handler: a message handler to install at start.
         chaos: a ``--chaos`` spec to load at start.
+        lazy: start SMTP only, and each other listener the first time its address is
+            asked for (``http_url``, ``imap_port``...): what the ``mail`` fixture does, so a
+            test pays for what it uses. Ignored by :meth:`start_async`.
         **options: any setting by name (``smtp_require_auth=True``, ``smtp_auth_file=...``);
             a listener given as True/False is started on a free port / not started.
     """
@@ -248,12 +259,16 @@ class Server(_Base):
         settings: Settings | None = None,
         handler: Handler | None = None,
         chaos: str | None = None,
+        lazy: bool = False,
         **options: Any,
     ) -> None:
         if chaos:
             options["chaos"] = chaos
         self.settings = build_settings(settings, options)
         self._handler = handler
+        # listeners other than SMTP that start on first use (lazy=True, in a thread only)
+        self._lazy = lazy
+        self._deferred: frozenset[str] = frozenset()
         self._app: App | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
@@ -305,7 +320,7 @@ class Server(_Base):
             asyncio.set_event_loop(loop)
             self._loop_thread = threading.get_ident()
             try:
-                loop.run_until_complete(self._start_app(app))
+                loop.run_until_complete(self._start_app(app, self._lazy, blocking=True))
             except BaseException as e:
                 failure.append(e)
                 started.set()
@@ -325,8 +340,9 @@ class Server(_Base):
         self._app, self._loop, self._thread, self._owns_loop = app, loop, thread, True
         return self
 
-    async def _start_app(self, app: App) -> None:
-        await app.start()
+    async def _start_app(self, app: App, lazy: bool = False, *, blocking: bool = False) -> None:
+        self._deferred = _LAZY if lazy else frozenset()
+        await app.start(defer=self._deferred, blocking=blocking)
         if self._handler is not None:
             app.extras["handlers"].add(self._handler)
 
@@ -339,7 +355,7 @@ class Server(_Base):
             raise RuntimeError("this server runs in your event loop: use `await server.stop_async()`")
         self._app = None
         try:
-            asyncio.run_coroutine_threadsafe(app.stop(), loop).result(_START_TIMEOUT)
+            asyncio.run_coroutine_threadsafe(app.stop(blocking=True), loop).result(_START_TIMEOUT)
         finally:
             loop.call_soon_threadsafe(loop.stop)
             if thread is not None:

@@ -1,0 +1,288 @@
+"""Per-test cost of postroom's ``mail`` fixture against the lightest peers, and pytest start-up.
+
+  make bench ARGS="fixture"            # 5 alternating rounds of 200 tests per tool
+  make bench ARGS="fixture --quick"    # 2 rounds of 50
+
+The same test, 200 times, with each tool's per-test SMTP server: send one message with
+smtplib, then check it arrived (its subject):
+
+* postroom -- the ``mail`` fixture (a fresh in-process server per test), ``mail.wait_for``;
+* smtpdfix 0.5.3 -- its ``smtpd`` fixture, ``smtpd.messages``;
+* pytest-localserver 0.10.0.post0 -- its ``smtpserver`` fixture, ``smtpserver.outbox``;
+* aiosmtpd 1.4.6 -- a ``Controller`` with a collecting ``handle_DATA``, as a function fixture.
+
+Each run is its own pytest process with plugin autoloading off and only the tool's plugin
+loaded (``-p``), in a virtualenv holding the three peers and this checkout of postroom
+(``$PEERS_DIR/fixture-venv``, made on first use). A small timing plugin adds up the setup,
+call and teardown durations pytest reports for each test (what ``--durations`` shows), so
+the figure is the per-test cost, without the interpreter start. Tools alternate within each
+round; the table gives the median over rounds.
+
+pytest start-up: ``pytest --collect-only`` of an empty directory, with no plugin and with
+each tool's plugin loaded, alternating, median of N runs: what a plugin adds to every
+pytest start (and to every xdist worker).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache" / "postroom-peers"))
+VENV = PEERS_DIR / "fixture-venv"
+PEERS = ["smtpdfix==0.5.3", "pytest-localserver==0.10.0.post0", "aiosmtpd==1.4.6", "pytest>=8"]
+
+SEND = """
+import smtplib
+
+def send(host, port, i):
+    with smtplib.SMTP(host, port) as c:
+        c.sendmail("app@example.com", [f"user{i}@example.com"], f"Subject: n{i}\\r\\n\\r\\nhello\\r\\n".encode())
+"""
+
+TESTS = {
+    "postroom": (
+        "postroom.testing.plugin",
+        """
+import pytest
+from sendhelper import send
+
+@pytest.mark.parametrize("i", range(N))
+def test_one(mail, i):
+    send(mail.host, mail.smtp_port, i)
+    assert mail.wait_for(to=f"user{i}@example.com").subject == f"n{i}"
+""",
+    ),
+    "smtpdfix": (
+        "smtpdfix.fixture",
+        """
+import pytest
+from sendhelper import send
+
+@pytest.mark.parametrize("i", range(N))
+def test_one(smtpd, i):
+    send(smtpd.hostname, smtpd.port, i)
+    assert smtpd.messages[0]["Subject"] == f"n{i}"
+""",
+    ),
+    "pytest-localserver": (
+        "pytest_localserver.plugin",
+        """
+import pytest
+from sendhelper import send
+
+@pytest.mark.parametrize("i", range(N))
+def test_one(smtpserver, i):
+    host, port = smtpserver.addr
+    send(host, port, i)
+    assert smtpserver.outbox[0]["Subject"] == f"n{i}"
+""",
+    ),
+    "aiosmtpd Controller": (
+        "",
+        """
+import email
+import socket
+import pytest
+from aiosmtpd.controller import Controller
+from sendhelper import send
+
+class Collect:
+    def __init__(self):
+        self.messages = []
+
+    async def handle_DATA(self, server, session, envelope):
+        self.messages.append(email.message_from_bytes(envelope.content))
+        return "250 OK"
+
+@pytest.fixture
+def smtp():
+    with socket.socket() as s:  # a free port (Controller checks readiness by connecting)
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    handler = Collect()
+    controller = Controller(handler, hostname="127.0.0.1", port=port)
+    controller.start()
+    yield controller, handler
+    controller.stop()
+
+@pytest.mark.parametrize("i", range(N))
+def test_one(smtp, i):
+    controller, handler = smtp
+    send(controller.hostname, controller.port, i)
+    assert handler.messages[0]["Subject"] == f"n{i}"
+""",
+    ),
+}
+
+TIMER = """
+import json, os
+
+_phases = {"setup": 0.0, "call": 0.0, "teardown": 0.0}
+_tests = set()
+_failed = []
+
+def pytest_runtest_logreport(report):
+    _phases[report.when] += report.duration
+    _tests.add(report.nodeid)
+    if report.failed:
+        _failed.append(report.nodeid)
+
+def pytest_sessionfinish(session):
+    with open(os.environ["BENCH_OUT"], "w") as f:
+        json.dump({"phases": _phases, "tests": len(_tests), "failed": _failed}, f)
+"""
+
+
+def _python() -> str:
+    return str(VENV / "bin" / "python")
+
+
+def ensure_venv() -> None:
+    """The peers' virtualenv, with this checkout of postroom installed (editable)."""
+    py = _python()
+    if not Path(py).exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+    probe = "import smtpdfix, pytest_localserver, aiosmtpd, postroom; print(postroom.__file__)"
+    found = subprocess.run([py, "-c", probe], capture_output=True, text=True)
+    if found.returncode != 0 or not found.stdout.strip().startswith(str(ROOT)):
+        subprocess.run([py, "-m", "pip", "install", "-q", *PEERS, "-e", str(ROOT)], check=True)
+
+
+def _env(out: Path) -> dict[str, str]:
+    return {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "BENCH_OUT": str(out), "CI": ""}
+
+
+def run_tests(tool: str, n: int, work: Path) -> dict[str, Any]:
+    plugin, body = TESTS[tool]
+    d = work / tool.replace(" ", "_")
+    d.mkdir(exist_ok=True)
+    (d / "sendhelper.py").write_text(SEND)
+    (d / "bench_timer.py").write_text(TIMER)
+    (d / "test_bench.py").write_text(f"N = {n}\n" + body)
+    out = d / "result.json"
+    args = [_python(), "-m", "pytest", "-q", "-p", "no:cacheprovider", "-p", "bench_timer"]
+    if plugin:
+        args += ["-p", plugin]
+    started = time.perf_counter()
+    proc = subprocess.run([*args, "test_bench.py"], cwd=d, env=_env(out), capture_output=True, text=True)
+    wall = time.perf_counter() - started
+    if proc.returncode != 0:
+        raise RuntimeError(f"{tool}: pytest failed\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
+    result: dict[str, Any] = json.loads(out.read_text())
+    result["wall"] = wall
+    return result
+
+
+def pytest_start(plugin: str, work: Path) -> float:
+    d = work / "empty"
+    d.mkdir(exist_ok=True)
+    args = [_python(), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
+    if plugin:
+        args += ["-p", plugin]
+    env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    started = time.perf_counter()
+    subprocess.run(args, cwd=d, env=env, capture_output=True)
+    return time.perf_counter() - started
+
+
+def _load() -> str:
+    try:
+        return " / ".join(f"{x:.1f}" for x in os.getloadavg())
+    except OSError:
+        return "?"
+
+
+def suite(quick: bool) -> dict[str, Any]:
+    ensure_venv()
+    n = 50 if quick else 200
+    rounds = 2 if quick else 5
+    starts_n = 6 if quick else 15
+    load_before = _load()
+    per_test: dict[str, list[float]] = {t: [] for t in TESTS}
+    phases: dict[str, list[dict[str, float]]] = {t: [] for t in TESTS}
+    with tempfile.TemporaryDirectory(prefix="postroom-fixture-bench-") as tmp:
+        work = Path(tmp)
+        for t in TESTS:  # warm-up: bytecode caches, the page cache
+            run_tests(t, 5, work)
+        for r in range(rounds):
+            order = list(TESTS) if r % 2 == 0 else list(reversed(TESTS))
+            for t in order:
+                res = run_tests(t, n, work)
+                if res["failed"] or res["tests"] != n:
+                    raise RuntimeError(f"{t}: {res['failed'][:3]} failed of {res['tests']}")
+                total = sum(res["phases"].values())
+                per_test[t].append(total / n * 1000)
+                phases[t].append({k: v / n * 1000 for k, v in res["phases"].items()})
+        start_plugins = {"no plugin": "", **{t: p for t, (p, _) in TESTS.items() if p}}
+        starts: dict[str, list[float]] = {k: [] for k in start_plugins}
+        for _ in range(starts_n):
+            for name, plugin in start_plugins.items():
+                starts[name].append(pytest_start(plugin, work) * 1000)
+    load_after = _load()
+    rows = []
+    for t in TESTS:
+        med = statistics.median(per_test[t])
+        split = {k: statistics.median(p[k] for p in phases[t]) for k in ("setup", "call", "teardown")}
+        rows.append(
+            {
+                "tool": t,
+                "per_test_ms": round(med, 2),
+                "setup_ms": round(split["setup"], 2),
+                "call_ms": round(split["call"], 2),
+                "teardown_ms": round(split["teardown"], 2),
+                "rounds_ms": [round(x, 2) for x in per_test[t]],
+            }
+        )
+    base = statistics.median(starts["no plugin"])
+    start_rows = [
+        {
+            "plugin": k,
+            "start_ms": round(statistics.median(v), 1),
+            "added_ms": round(statistics.median(v) - base, 1),
+        }
+        for k, v in starts.items()
+    ]
+    lightest = min((r for r in rows if r["tool"] != "postroom"), key=lambda r: r["per_test_ms"])
+    ours = next(r for r in rows if r["tool"] == "postroom")
+    lines = [
+        f"{rounds} alternating rounds of {n} tests per tool (send one message, check it arrived); "
+        f"load average {load_before} before, {load_after} after (a shared 2-core machine).",
+        "",
+        "| tool | per test (median) | setup | call | teardown | each round |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for r in rows:
+        each = ", ".join(f"{x:.1f}" for x in r["rounds_ms"])
+        lines.append(
+            f"| {r['tool']} | {r['per_test_ms']:.2f} ms | {r['setup_ms']:.2f} | {r['call_ms']:.2f} "
+            f"| {r['teardown_ms']:.2f} | {each} |"
+        )
+    lines += [
+        "",
+        f"postroom / lightest peer ({lightest['tool']}): {ours['per_test_ms'] / lightest['per_test_ms']:.2f}x",
+        "",
+        f"pytest start-up (`--collect-only` of an empty directory, median of {starts_n}):",
+        "",
+        "| plugin loaded | start | added |",
+        "| --- | --- | --- |",
+    ]
+    lines += [f"| {r['plugin']} | {r['start_ms']:.1f} ms | {r['added_ms']:+.1f} ms |" for r in start_rows]
+    return {
+        "title": "Per-test cost of the pytest fixture, and pytest start-up",
+        "rows": rows + start_rows,
+        "markdown": "\n".join(lines),
+    }
+
+
+if __name__ == "__main__":
+    quick = "--quick" in sys.argv
+    print(suite(quick)["markdown"])
