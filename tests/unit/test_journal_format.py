@@ -208,3 +208,39 @@ def test_a_journal_of_the_previous_format_is_replayed_at_start(tmp_path: Path) -
     ]
     assert not [n for n in os.listdir(tmp_path) if "-w0." in n]  # worker files applied, removed
     assert asyncio.run(run()) == ids  # applied once: a second start adds nothing
+
+
+def test_a_damaged_worker_segment_is_replayed_around_the_damage_and_kept(tmp_path: Path) -> None:
+    """At start, a worker's segment with a damaged record in the middle: the records after
+    it are stored too, and the file is kept as ``*.damaged`` rather than deleted."""
+    from postroom.store import rawcodec
+    from postroom.store.headers import scan_headers, summary_fields
+
+    db = str(tmp_path / "store.db")
+    base = db + "-journal-postroom-w0"
+    create_segment(segment_path(base, 0))
+    writer = SegmentedJournal(base)
+    for n in range(3):
+        raw = MSG.replace(b"<m@x.org>", f"<w{n}@x.org>".encode())
+        writer.append(
+            f"WorkerId{n}", ENV, (), rawcodec.compress(raw), len(raw), summary_fields(scan_headers(raw))
+        )
+    writer.close()
+    path = segment_path(base, 0)
+    starts = offsets(path)
+    data = bytearray(Path(path).read_bytes())
+    data[starts[1] + FRAME.size + 7] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+
+    async def run() -> list[str]:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(db, Settings(indexer="thread"), bus)
+        store.start()
+        try:
+            return sorted(m.id for m in store.list_messages().messages)
+        finally:
+            store.close()
+
+    assert asyncio.run(run()) == ["WorkerId0", "WorkerId2"]
+    assert os.path.exists(path + ".damaged") and not os.path.exists(path)
