@@ -44,6 +44,7 @@ SUITES = {
     "ui": "ui_bench",
     "html": "html_bench",
     "fixture": "fixture_bench",
+    "checks": "checks_bench",
 }
 
 

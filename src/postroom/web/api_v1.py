@@ -3,8 +3,8 @@
 Every route, parameter, JSON field and status code of Mailpit's API v1 is here, so
 Mailpit clients work unchanged. postroom adds a ``mailbox`` query parameter to the
 listings and ``ThreadID``/``Mailboxes`` to each message summary. Errors are plain
-text (see :mod:`postroom.web.common`). Features of other issues (HTML/link/spam checks,
-release, chaos) answer ``400 ... not enabled in this build`` until they land.
+text (see :mod:`postroom.web.common`). The checks' routes (HTML, link,
+SpamAssassin) live in :mod:`postroom.web.api_checks`.
 """
 
 from __future__ import annotations
