@@ -11,8 +11,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
-from postroom.testing import ACCEPT, Message, Server, delay, reject
-from postroom.testing.handlers import HandlerError, decide
+from postroom.testing import ACCEPT, Decision, Envelope, Message, Server, delay, reject
+from postroom.testing.handlers import HandlerError, HandlerFailed, Result, SMTPHandler, decide
 
 
 def _msg(subject: str, body: str = "hello") -> bytes:
@@ -34,6 +34,7 @@ def server() -> Any:
 def _reset(server: Server) -> Any:
     yield
     server.handlers.clear()
+    server.handlers.take_errors()
     server.clear()
 
 
@@ -143,6 +144,55 @@ def test_a_failing_handler_is_a_temporary_failure(server: Server) -> None:
     with pytest.raises(smtplib.SMTPDataError):
         _send(server.smtp_port, "y")
     server.assert_not_received()
+    # both are kept for the test that owns the server
+    errors = server.handlers.errors
+    assert [type(e).__name__ for e in errors] == ["RuntimeError", "HandlerError"]
+    with pytest.raises(
+        HandlerFailed, match=r"raised RuntimeError: bug in the test's handler \(and 1 more\)"
+    ) as failed:
+        server.handlers.raise_errors()
+    assert isinstance(failed.value.__cause__, RuntimeError) and server.handlers.errors == []
+
+
+def test_recipient_handlers_refuse_one_recipient(server: Server) -> None:
+    seen: list[tuple[str, tuple[str, ...]]] = []
+
+    @server.rcpt_handler
+    def gone(address: str, envelope: Envelope) -> Decision | None:
+        seen.append((address, envelope.rcpt_to))
+        return reject("550 5.1.1 no such user") if address.startswith("gone@") else None
+
+    with smtplib.SMTP("127.0.0.1", server.smtp_port) as c:
+        refused = c.sendmail(
+            "app@example.com", ["a@example.com", "gone@example.com", "b@example.com"], _msg("r")
+        )
+    assert refused == {"gone@example.com": (550, b"5.1.1 no such user")}
+    assert seen == [
+        ("a@example.com", ()),
+        ("gone@example.com", ("a@example.com",)),
+        ("b@example.com", ("a@example.com",)),
+    ]
+    [msg] = server.assert_received(subject="r")
+    assert msg.envelope.rcpt_to == ("a@example.com", "b@example.com")
+
+
+def test_typed_stage_methods(server: Server) -> None:
+    class Policy(SMTPHandler):
+        def handle_RCPT(self, address: str, envelope: Envelope) -> Result:
+            return "550 5.7.1 not here" if address.endswith("@blocked.example") else None
+
+        async def handle_DATA(self, msg: Message) -> Result:
+            return reject("554 5.6.0 no attachments please") if msg.attachments else None
+
+    remove = server.handlers.add(Policy())
+    with pytest.raises(smtplib.SMTPRecipientsRefused):
+        _send(server.smtp_port, "blocked", ("x@blocked.example",))
+    _send(server.smtp_port, "fine", ("x@fine.example",))
+    server.assert_received(subject="fine", count=1)
+    remove()
+    assert len(server.handlers) == 0
+    _send(server.smtp_port, "open", ("x@blocked.example",))
+    server.assert_received(subject="open")
 
 
 def test_remove_and_hook_list(server: Server) -> None:

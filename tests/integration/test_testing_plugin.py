@@ -200,3 +200,34 @@ def test_async_test_with_the_mail_fixture(tester: pytest.Pytester) -> None:
         """
     )
     tester.runpytest().assert_outcomes(passed=1)
+
+
+def test_a_handler_that_raises_fails_its_test(tester: pytest.Pytester) -> None:
+    tester.makepyfile(
+        """
+        import smtplib
+        import pytest
+        from sendhelper import send
+
+        def broken(msg):
+            raise ValueError("handler bug")
+
+        @pytest.mark.postroom(handler=broken)
+        def test_own_server(mail):
+            with pytest.raises(smtplib.SMTPDataError):
+                send(mail.smtp_port, "a@example.com", "x")
+
+        @pytest.mark.postroom(handler=broken, shared=True)
+        def test_shared_server(mail):
+            with pytest.raises(smtplib.SMTPDataError):
+                send(mail.smtp_port, "a@example.com", "x")
+
+        @pytest.mark.postroom(shared=True)
+        def test_next_one_is_fine(mail):
+            send(mail.smtp_port, "a@example.com", "y")
+            mail.wait_for(subject="y")
+        """
+    )
+    result = tester.runpytest()
+    result.assert_outcomes(passed=3, errors=2)
+    result.stdout.fnmatch_lines(["*HandlerFailed: a postroom handler raised ValueError: handler bug*"])

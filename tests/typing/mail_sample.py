@@ -28,6 +28,7 @@ from postroom.testing import (
     extract_links,
     reject,
 )
+from postroom.testing.handlers import Result, SMTPHandler
 
 
 def send(mail: Mail, to: str) -> None:
@@ -112,7 +113,15 @@ def test_handlers(mail: Mail) -> None:
     async def audit(msg: Message) -> None:
         print(msg.subject)
 
-    print(policy, audit)
+    @mail.rcpt_handler
+    def gone(address: str, envelope: Envelope) -> Decision | None:
+        return reject("550 5.1.1 no such user") if address.startswith("gone@") else None
+
+    class Policy(SMTPHandler):
+        def handle_RCPT(self, address: str, envelope: Envelope) -> Result:
+            return None
+
+    print(policy, audit, gone, Policy())
 
 
 def test_servers_and_clients() -> None:

@@ -125,6 +125,14 @@ class _Remote(MailReader):
         """
         return unsupported_handler(fn)  # type: ignore[no-any-return]
 
+    def rcpt_handler(self, fn: F) -> F:
+        """Handlers need an in-process server.
+
+        Raises:
+            RemoteUnsupported: always.
+        """
+        return unsupported_handler(fn)  # type: ignore[no-any-return]
+
     def _unindexed(self, ids: list[str] | None) -> list[str]:
         if ids is None:
             ids = [s.id for s in self._summaries(None, None)]

@@ -16,14 +16,32 @@ What a handler may return:
   storing (a ``250`` reply accepts without storing: a sink);
 * :func:`delay` ``(seconds, then=None)``: hold the answer, then go on (or send ``then``).
 
+Recipient-level handlers decide about one recipient at ``RCPT TO`` (RFC 5321 3.3), so a
+message can be refused for some recipients and delivered to the others: a function
+``(address, envelope) -> decision`` added with :meth:`Handlers.add_rcpt`, or a
+:class:`SMTPHandler` subclass with typed stage methods in the manner of aiosmtpd's
+``handle_RCPT``/``handle_DATA``::
+
+    class Policy(SMTPHandler):
+        def handle_RCPT(self, address: str, envelope: Envelope) -> Result:
+            return reject("550 5.1.1 no such user") if address.startswith("gone@") else None
+
+        async def handle_DATA(self, msg: Message) -> Result:
+            return None
+
 Synchronous handlers run in a worker thread, so they may block (they do not hold up
 other SMTP sessions); async handlers run on the server's loop. Handlers run in the order
 they were added; the first that does not accept decides. A handler that raises makes the
-server answer ``451 4.3.0`` (the exception is logged), so a bug shows up as a temporary
-failure, not as lost mail.
+server answer ``451 4.3.0`` (a bug shows up as a temporary failure, not as lost mail) and
+is kept in :attr:`Handlers.errors`: the pytest plugin fails the test that owns the server
+with it (:meth:`Handlers.raise_errors`).
 
-Errors: :class:`HandlerError` (a ``TypeError``) when a handler returns something that is
-none of the above.
+Errors::
+
+    TypeError
+     +-- HandlerError     a handler returned something that is none of the above
+    AssertionError
+     +-- HandlerFailed    a handler raised while the test ran (its exception is the cause)
 """
 
 from __future__ import annotations
@@ -43,10 +61,25 @@ from .models import Message
 if TYPE_CHECKING:
     from ..servers.smtp import SessionInfo
 
-__all__ = ["ACCEPT", "Decision", "Handler", "HandlerError", "Handlers", "accept", "delay", "reject"]
+__all__ = [
+    "ACCEPT",
+    "Decision",
+    "Handler",
+    "HandlerError",
+    "HandlerFailed",
+    "Handlers",
+    "RcptHandler",
+    "Result",
+    "SMTPHandler",
+    "accept",
+    "delay",
+    "reject",
+]
 
 log = logging.getLogger(__name__)
 
+#: Reply when a handler raised (RFC 5321 4.2.5: a transient local error).
+HANDLER_FAILED = Reply(451, "4.3.0", ("Error in a postroom handler; see the test's report",))
 #: Reply for a handler that returned False.
 DEFAULT_REJECT = Reply(550, "5.7.1", ("Rejected by handler",))
 # Longest delay a handler may ask for (seconds): a client waits 10 minutes for the
@@ -56,6 +89,10 @@ MAX_DELAY = 600.0
 
 class HandlerError(TypeError):
     """A handler returned something that is not a decision."""
+
+
+class HandlerFailed(AssertionError):
+    """A handler raised while the server handled a message; ``__cause__`` is what it raised."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,6 +108,22 @@ ACCEPT = Decision()
 
 Result = Decision | Reply | str | bool | None
 Handler = Callable[[Message], Result] | Callable[[Message], Awaitable[Result]]
+RcptHandler = Callable[[str, Envelope], Result] | Callable[[str, Envelope], Awaitable[Result]]
+
+
+class SMTPHandler:
+    """Typed stage methods (as aiosmtpd's); override those you need, the others accept.
+
+    ``handle_RCPT(address, envelope)`` runs at each ``RCPT TO`` (``envelope.rcpt_to`` holds
+    the recipients accepted so far); ``handle_DATA(msg)`` at the end of the message, before
+    it is stored. Either may be ``async def``. Add with ``server.handlers.add(Policy())``.
+    """
+
+    def handle_RCPT(self, address: str, envelope: Envelope) -> Result | Awaitable[Result]:
+        return None
+
+    def handle_DATA(self, msg: Message) -> Result | Awaitable[Result]:
+        return None
 
 
 def accept() -> Decision:
@@ -139,7 +192,9 @@ class Handlers:
     def __init__(self, extras: dict[str, Any] | None = None) -> None:
         self._extras: dict[str, Any] = extras if extras is not None else {}
         self._lock = threading.Lock()
-        self._handlers: list[Handler] = []
+        self._handlers: list[Callable[[Message], Any]] = []  # end of data
+        self._rcpt: list[Callable[[str, Envelope], Any]] = []  # each RCPT TO
+        self._errors: list[BaseException] = []
 
     @property
     def _hooks(self) -> list[Any]:
@@ -147,65 +202,131 @@ class Handlers:
         hooks: list[Any] = self._extras.setdefault("smtp_hooks", [])
         return hooks
 
-    def add(self, handler: Handler) -> Callable[[], None]:
-        """Add ``handler``; returns a function that removes it. Usable as a decorator."""
+    def add(self, handler: Handler | SMTPHandler) -> Callable[[], None]:
+        """Add a message handler, or an :class:`SMTPHandler` (its stage methods); returns a
+        function that removes it. Usable as a decorator."""
+        if isinstance(handler, SMTPHandler):
+            return self._add(handler.handle_DATA, handler.handle_RCPT)
         if not callable(handler):
             raise TypeError(f"a handler must be callable, not {handler!r}")
+        return self._add(handler, None)
+
+    def add_rcpt(self, handler: RcptHandler) -> Callable[[], None]:
+        """Add a recipient handler ``(address, envelope) -> decision`` run at each
+        ``RCPT TO``; returns a function that removes it."""
+        if not callable(handler):
+            raise TypeError(f"a handler must be callable, not {handler!r}")
+        return self._add(None, handler)
+
+    def _add(self, data: Callable[..., Any] | None, rcpt: Callable[..., Any] | None) -> Callable[[], None]:
         with self._lock:
-            self._handlers.append(handler)
+            if data is not None:
+                self._handlers.append(data)
+            if rcpt is not None:
+                self._rcpt.append(rcpt)
         self._sync()
 
         def remove() -> None:
             with self._lock:
-                if handler in self._handlers:
-                    self._handlers.remove(handler)
+                if data is not None and data in self._handlers:
+                    self._handlers.remove(data)
+                if rcpt is not None and rcpt in self._rcpt:
+                    self._rcpt.remove(rcpt)
             self._sync()
 
         return remove
 
     def clear(self) -> None:
-        """Remove every handler."""
+        """Remove every handler (the recorded errors stay until taken)."""
         with self._lock:
             self._handlers.clear()
+            self._rcpt.clear()
         self._sync()
 
     def __len__(self) -> int:
-        return len(self._handlers)
+        return len(self._handlers) + len(self._rcpt)
+
+    @property
+    def errors(self) -> list[BaseException]:
+        """What handlers raised so far (each also made the server answer 451)."""
+        with self._lock:
+            return list(self._errors)
+
+    def take_errors(self) -> list[BaseException]:
+        """The recorded errors, forgetting them."""
+        with self._lock:
+            errors, self._errors = self._errors, []
+        return errors
+
+    def raise_errors(self) -> None:
+        """Raise :class:`HandlerFailed` for the first error a handler raised (then forget them).
+
+        Raises:
+            HandlerFailed: a handler raised; its exception is the ``__cause__``.
+        """
+        __tracebackhide__ = True
+        errors = self.take_errors()
+        if errors:
+            more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+            first = errors[0]
+            raise HandlerFailed(
+                f"a postroom handler raised {type(first).__name__}: {first}{more}; "
+                "the SMTP client was answered 451 4.3.0"
+            ) from first
 
     def _sync(self) -> None:
         present = self.hook in self._hooks
-        if self._handlers and not present:
+        if (self._handlers or self._rcpt) and not present:
             self._hooks.append(self.hook)
-        elif not self._handlers and present:
+        elif not (self._handlers or self._rcpt) and present:
             self._hooks.remove(self.hook)
 
     async def hook(self, stage: str, info: SessionInfo) -> Reply | None:
-        """The SMTP hook: at stage "message", run the handlers on the message."""
+        """The SMTP hook: recipient handlers at "rcpt", message handlers at "message"."""
+        if stage == "rcpt":
+            with self._lock:
+                rcpt_handlers = list(self._rcpt)
+            if not rcpt_handlers:
+                return None
+            env = _envelope(info)
+            return await self._run(rcpt_handlers, (info.argument, env))
         if stage != "message":
             return None
         with self._lock:
             handlers = list(self._handlers)
         if not handlers:
             return None
-        envelope = Envelope(
-            mail_from=info.mail_from or "",
-            rcpt_to=tuple(info.rcpt_to),
-            peer=info.peer,
-            helo=info.helo,
-            tls=info.tls,
-            auth_user=info.auth_user,
-        )
-        msg = await asyncio.to_thread(Message, bytes(info.data), envelope=envelope)
+        msg = await asyncio.to_thread(Message, bytes(info.data), envelope=_envelope(info))
+        return await self._run(handlers, (msg,))
+
+    async def _run(self, handlers: list[Callable[..., Any]], args: tuple[Any, ...]) -> Reply | None:
         for handler in handlers:
-            if inspect.iscoroutinefunction(handler):
-                result = await handler(msg)
-            else:
-                result = await asyncio.to_thread(handler, msg)
-                if inspect.isawaitable(result):
-                    result = await result
-            decision = decide(result)
+            try:
+                if inspect.iscoroutinefunction(handler):
+                    result = await handler(*args)
+                else:
+                    result = await asyncio.to_thread(handler, *args)
+                    if inspect.isawaitable(result):
+                        result = await result
+                decision = decide(result)
+            except Exception as e:
+                log.warning("SMTP handler %r raised %s: %s (answered 451)", handler, type(e).__name__, e)
+                with self._lock:
+                    self._errors.append(e)
+                return HANDLER_FAILED
             if decision.seconds:
                 await asyncio.sleep(decision.seconds)
             if decision.reply is not None:
                 return decision.reply
         return None
+
+
+def _envelope(info: SessionInfo) -> Envelope:
+    return Envelope(
+        mail_from=info.mail_from or "",
+        rcpt_to=tuple(info.rcpt_to),
+        peer=info.peer,
+        helo=info.helo,
+        tls=info.tls,
+        auth_user=info.auth_user,
+    )

@@ -29,9 +29,10 @@ from .webhooks import Delivery
 __all__ = ["ChaosControl", "FaultHandle", "Mail", "WebhookControl"]
 
 if TYPE_CHECKING:
-    from .handlers import Handler
+    from .handlers import Handler, RcptHandler
 
 HandlerT = TypeVar("HandlerT", bound="Handler")
+RcptHandlerT = TypeVar("RcptHandlerT", bound="RcptHandler")
 
 
 class FaultHandle(Protocol):
@@ -119,6 +120,10 @@ class Mail(Protocol):
 
     def handler(self, fn: HandlerT) -> HandlerT:
         """Add a message handler (a decorator); a remote server raises RemoteUnsupported."""
+        ...
+
+    def rcpt_handler(self, fn: RcptHandlerT) -> RcptHandlerT:
+        """Add a recipient handler, run at each RCPT TO (in-process servers only)."""
         ...
 
     def unique_address(self, local: str = "user", domain: str = "example.com") -> str: ...

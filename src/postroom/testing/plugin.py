@@ -124,6 +124,7 @@ def mail(request: pytest.FixtureRequest) -> Iterator[Mail]:
     # SMTP now; HTTP, POP3 and IMAP the first time the test asks for their address
     with Server(lazy=True, **options) as server:
         yield server
+        server.handlers.raise_errors()  # a handler that raised fails the test that owns it
 
 
 def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generator[Mail, None, None]:
@@ -153,6 +154,7 @@ def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generato
     remove = server.handlers.add(handler) if handler is not None else None
     if chaos:
         server.chaos.load(chaos)
+    errors_before = len(server.handlers.errors)
     view = server.scope()
     try:
         yield view
@@ -162,6 +164,8 @@ def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generato
             remove()
         if chaos:
             server.chaos.clear()
+    if len(server.handlers.errors) > errors_before:
+        server.handlers.raise_errors()  # the test's own handler raised: it fails this test
 
 
 @pytest.hookimpl(wrapper=True)

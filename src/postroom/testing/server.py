@@ -54,12 +54,13 @@ from .reader import MailReader, plural
 if TYPE_CHECKING:
     from ..app import App
     from .chaos import Chaos
-    from .handlers import Handler, Handlers
+    from .handlers import Handler, Handlers, RcptHandler, SMTPHandler
     from .webhooks import Webhooks
 
 __all__ = ["MailView", "Server"]
 
 H = TypeVar("H", bound="Handler")
+R = TypeVar("R", bound="RcptHandler")
 
 # Listeners started by default; True means "127.0.0.1:0" (a free loopback port).
 _LISTENERS = ("smtp", "smtps", "http", "pop3", "pop3s", "imap", "imaps")
@@ -206,6 +207,12 @@ class _Base(MailReader):
         self.handlers.add(fn)
         return fn
 
+    def rcpt_handler(self, fn: R) -> R:
+        """Add a recipient handler ``(address, envelope) -> decision``, run at each RCPT TO
+        (usable as a decorator)."""
+        self.handlers.add_rcpt(fn)
+        return fn
+
     # -- MailReader backend -----------------------------------------------------------------
 
     def _ids(self, mailbox: str | None, query: str | None) -> list[str]:
@@ -257,7 +264,7 @@ class Server(_Base):
         self,
         *,
         settings: Settings | None = None,
-        handler: Handler | None = None,
+        handler: Handler | SMTPHandler | None = None,
         chaos: str | None = None,
         lazy: bool = False,
         **options: Any,
