@@ -33,11 +33,14 @@ from .links import LinkChecker, extract_links
 from .lint import SEVERITIES, findings_from_checks, lint
 from .spam import spam_check
 
-__all__ = ["CACHE_SIZE", "CheckOptions", "Checker", "Section"]
+__all__ = ["CACHE_SIZE", "PARSED_CACHE", "CheckOptions", "Checker", "Section"]
 
 # Cached answers per check kind (an HTML check answer is ~50-200 KB of JSON for a
 # large newsletter, so 256 of them stay well under 64 MB).
 CACHE_SIZE = 256
+# Parsed messages kept for the checks of one report (they hold decoded attachments: a
+# 50 MB message is 50 MB here), so only the last few.
+PARSED_CACHE = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,7 +104,8 @@ class Checker:
 
     def __init__(self, options: CheckOptions | None = None, *, cache_size: int = CACHE_SIZE) -> None:
         self.options = options or CheckOptions()
-        self._cache = _Lru(cache_size)
+        self._cache_size = cache_size
+        self._caches: dict[str, _Lru] = {"parsed": _Lru(PARSED_CACHE)}
         self._links = LinkChecker(
             allow_private=self.options.link_allow_private,
             timeout=self.options.link_timeout,
@@ -109,8 +113,14 @@ class Checker:
         )
         self._inflight: dict[Any, asyncio.Future[Any]] = {}
 
-    async def _cached(self, key: Any, compute: Callable[[], Awaitable[Any]]) -> Any:
-        hit = self._cache.get(key)
+    def _lru(self, kind: str) -> _Lru:
+        lru = self._caches.get(kind)
+        if lru is None:
+            lru = self._caches[kind] = _Lru(self._cache_size)
+        return lru
+
+    async def _cached(self, key: tuple[str, str], compute: Callable[[], Awaitable[Any]]) -> Any:
+        hit = self._lru(key[1]).get(key)
         if hit is not None:
             return hit
         pending = self._inflight.get(key)
@@ -127,7 +137,7 @@ class Checker:
         finally:
             self._inflight.pop(key, None)
         fut.set_result(value)
-        self._cache.put(key, value)
+        self._lru(key[1]).put(key, value)
         return value
 
     async def parsed(self, mid: str, raw: bytes) -> ParsedMessage:
@@ -159,12 +169,12 @@ class Checker:
             return None
         host, port = self.options.spamd
         key = (mid, "spam")
-        hit = self._cache.get(key)
+        hit = self._lru("spam").get(key)
         if hit is not None:
             return dict(hit)
         result = await spam_check(raw, host, port, timeout=self.options.spamd_timeout)
         if not result["Error"]:
-            self._cache.put(key, result)
+            self._lru("spam").put(key, result)
         return result
 
     async def links(self, mid: str, raw: bytes, *, follow: bool = False) -> dict[str, Any]:
@@ -182,7 +192,7 @@ class Checker:
     async def auth(self, mid: str, raw: bytes, envelope: Envelope | None) -> dict[str, Any]:
         """SPF/DKIM/ARC/DMARC; answers made offline are not cached."""
         key = (mid, "auth")
-        hit = self._cache.get(key)
+        hit = self._lru("auth").get(key)
         if hit is not None:
             return dict(hit)
         if envelope is not None:
@@ -191,7 +201,7 @@ class Checker:
             inp = input_from_headers(raw)
         result: dict[str, Any] = await asyncio.to_thread(authenticate, inp, self.dns())
         if not result["Offline"]:
-            self._cache.put(key, result)
+            self._lru("auth").put(key, result)
         return result
 
     async def lint(self, mid: str, raw: bytes) -> list[dict[str, str]]:
