@@ -12,6 +12,7 @@ import ssl
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from .authlimit import AuthLimiter
 from .config import Settings, parse_hostport
 from .events import Bus
 from .store import open_store
@@ -39,8 +40,13 @@ class App:
     ssl_context: ssl.SSLContext | None = None
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
     extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (chaos, webhooks...)
+    # failed logins per client address, shared by HTTP, SMTP, POP3 and IMAP (authlimit.py)
+    auth_limiter: AuthLimiter = field(init=False)
     _servers: list[Closable] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
+
+    def __post_init__(self) -> None:
+        self.auth_limiter = AuthLimiter.from_settings(self.settings)
 
     async def start(self, *, defer: frozenset[str] = frozenset(), blocking: bool = False) -> None:
         """Open the store and start every listener that is not 'off'.

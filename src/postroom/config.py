@@ -220,6 +220,32 @@ OPTIONS: list[Option] = [
     Option(
         "http_idle_timeout", float, 75.0, "seconds an idle keep-alive HTTP connection stays open", "web", "S"
     ),
+    # failed logins (HTTP basic auth, SMTP AUTH, POP3, IMAP; docs/security.md)
+    Option(
+        "auth_failure_delay",
+        float,
+        1.0,
+        "seconds each failed login waits before its answer",
+        "authentication",
+        "S",
+    ),
+    Option(
+        "auth_max_failures",
+        int,
+        10,
+        "failed logins from one client address within --auth-lockout seconds before that address "
+        "is refused (0: no limit)",
+        "authentication",
+        "N",
+    ),
+    Option(
+        "auth_lockout",
+        int,
+        300,
+        "seconds a failed login counts against its client address",
+        "authentication",
+        "S",
+    ),
     # misc
     Option(
         "config",
@@ -326,6 +352,9 @@ class Settings:
     http_header_timeout: float = 10.0
     http_body_timeout: float = 60.0
     http_idle_timeout: float = 75.0
+    auth_failure_delay: float = 1.0
+    auth_max_failures: int = 10
+    auth_lockout: int = 300
     config: str = ""
     log_level: str = "info"
     quiet: bool = False
@@ -397,6 +426,10 @@ class Settings:
         for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")
+        if self.auth_failure_delay < 0 or self.auth_max_failures < 0 or self.auth_lockout < 0:
+            raise ConfigError(
+                "--auth-failure-delay, --auth-max-failures and --auth-lockout must be 0 or more"
+            )
         if self.exit_after < 0 or self.webhook_retries < 0:
             raise ConfigError("--exit-after and --webhook-retries must be 0 or more")
         if self.enable_spamassassin:

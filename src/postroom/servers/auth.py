@@ -25,12 +25,16 @@ import hashlib
 import hmac
 import logging
 import os
+import secrets
 
 from ..config import ConfigError
 
 __all__ = ["Authenticator", "parse_credentials"]
 
 log = logging.getLogger(__name__)
+
+# The password an unknown user is compared with (random per process, never accepted).
+_STAND_IN = secrets.token_hex(16)
 
 
 def parse_credentials(text: str, source: str = "credentials") -> dict[str, str]:
@@ -95,30 +99,30 @@ class Authenticator:
         self._reload()
         return self._users.get(user.lower())
 
+    # Equal-time rejection: an unknown user is checked against a random stand-in password
+    # through the same steps as a known one, so the answer's timing does not tell them apart.
+
     def check_password(self, user: str, password: str) -> bool:
         """True when ``password`` is the user's password."""
         expected = self._password(user)
-        if expected is None:
-            # compare anyway so that unknown users take as long as known ones
-            hmac.compare_digest(password.encode(), password.encode())
-            return False
-        return hmac.compare_digest(expected.encode(), password.encode())
+        known = expected is not None
+        same = hmac.compare_digest((expected or _STAND_IN).encode(), password.encode())
+        return known and same
 
     def check_cram_md5(self, user: str, challenge: str, digest: str) -> bool:
         """True when ``digest`` is HMAC-MD5(password, challenge) in hex (RFC 2195)."""
         expected = self._password(user)
-        if expected is None:
-            return False
-        want = hmac.new(expected.encode(), challenge.encode(), hashlib.md5).hexdigest()
-        return hmac.compare_digest(want, digest.lower())
+        secret = (expected if expected is not None else _STAND_IN).encode()
+        want = hmac.new(secret, challenge.encode(), hashlib.md5).hexdigest()
+        return hmac.compare_digest(want, digest.lower()) and expected is not None
 
     def check_apop(self, user: str, timestamp: str, digest: str) -> bool:
         """True when ``digest`` is MD5(timestamp + password) in hex (RFC 1939 7)."""
         expected = self._password(user)
-        if expected is None:
-            return False
-        want = hashlib.md5((timestamp + expected).encode()).hexdigest()
-        return hmac.compare_digest(want, digest.lower())
+        want = hashlib.md5(
+            (timestamp + (expected if expected is not None else _STAND_IN)).encode()
+        ).hexdigest()
+        return hmac.compare_digest(want, digest.lower()) and expected is not None
 
     def knows(self, user: str) -> bool:
         """Is there such a user in the file?"""

@@ -30,6 +30,7 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any, cast
 
+from ..authlimit import client_address
 from ..protocols.pop3 import (
     NEED_DATA,
     AuthAccepted,
@@ -136,6 +137,7 @@ class _Session(asyncio.Protocol):
         self.transport: asyncio.Transport | None = None
         self.task: asyncio.Task[None] | None = None
         self.peer = "?"
+        self.address = ""  # the client address failed logins count against (authlimit.py)
         self.mailbox: str | None = None  # the locked maildrop's mailbox
         self._wake = asyncio.Event()
         self._can_write = asyncio.Event()
@@ -167,6 +169,7 @@ class _Session(asyncio.Protocol):
         self.transport = cast(asyncio.Transport, transport)
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
+        self.address = client_address(peer if isinstance(peer, tuple) else None)
         self.listener.sessions.add(self)
         self.task = asyncio.get_running_loop().create_task(self._run())
 
@@ -297,8 +300,15 @@ class _Session(asyncio.Protocol):
             log.info("pop3 %s: %s may not act as another user", self.peer, name)
             self.conn.send(Reject("authorization identity must be empty or your own", "AUTH"))
             return
+        limiter = self.app.auth_limiter
+        if self.listener.authenticator is not None and limiter.retry_after(self.address) > 0:
+            # RFC 2449 8.1.1: LOGIN-DELAY, "attempting to log in too frequently"
+            self.conn.send(Reject("too many failed logins from your address, try again later", "LOGIN-DELAY"))
+            return
         if not await self._password_ok(name, event):
             log.info("pop3 %s: login failed for %s", self.peer, name)
+            await limiter.failed(self.address)  # waits --auth-failure-delay
+            # (the core closes the connection after its MAX_AUTH_FAILURES rejections)
             self.conn.send(Reject("invalid user name or password", "AUTH"))
             return
         locks = self.listener.locks

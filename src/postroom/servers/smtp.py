@@ -34,6 +34,7 @@ from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
+from ..authlimit import FAILURES_PER_CONNECTION, AuthLimiter, client_address
 from ..protocols.smtp import (
     AUTH_FAILED,
     COMMAND_TIMEOUT,
@@ -119,6 +120,15 @@ class SMTPHost(Protocol):
     def ssl_context(self) -> ssl.SSLContext | None: ...
     @property
     def extras(self) -> dict[str, Any]: ...
+    @property
+    def auth_limiter(self) -> AuthLimiter: ...
+
+
+# RFC 4954 section 6: 454 4.7.0 is a temporary authentication failure.
+AUTH_LOCKED_OUT = Reply(
+    454, "4.7.0", ("Error: too many failed authentications from your address, try later",)
+)
+AUTH_TOO_MANY = Reply(421, "4.7.0", ("Error: too many failed authentications, closing connection",))
 
 
 class HookDisconnect(Exception):
@@ -227,6 +237,7 @@ class SMTPListener:
             require_tls=s.smtp_require_tls,
         )
         self.authenticator = Authenticator(s.smtp_auth_file) if s.smtp_auth_file else None
+        self.limiter = app.auth_limiter  # failed AUTH per client address (authlimit.py)
         self.max_connections = s.smtp_max_connections
         # shared by the SMTP and SMTPS listeners of one app (and by its worker processes)
         self.gate: ConnectionGate = app.extras.setdefault("smtp_gate", LocalGate(s.smtp_max_connections))
@@ -333,6 +344,7 @@ class SMTPSession(asyncio.Protocol):
     """One client connection."""
 
     __slots__ = (
+        "auth_failures",
         "busy",
         "conn",
         "held",
@@ -360,6 +372,7 @@ class SMTPSession(asyncio.Protocol):
         self.progress = 0  # bytes received since ``last``
         self.peer = ""
         self.ip = ""
+        self.auth_failures = 0
         self.task: asyncio.Task[None] | None = None
         self.tls_pending = False  # STARTTLS accepted, handshake not done
         self.held = False  # reading paused: too much input buffered while busy
@@ -454,9 +467,8 @@ class SMTPSession(asyncio.Protocol):
                     self._run(self._answer_async(ev))
                     break
                 if cls is AuthAttempt and self.listener.authenticator is not None:
-                    assert isinstance(ev, AuthAttempt)
-                    out.append(conn.send(self._check_auth(ev)))
-                    continue
+                    self._run(self._answer_async(ev))  # a failure waits (authlimit.py)
+                    break
                 out.append(conn.send(ev.reply))
                 if cls is StartTLS and ev.reply.code == 220:
                     transport.write(b"".join(out))
@@ -516,7 +528,7 @@ class SMTPSession(asyncio.Protocol):
                     reply = await self._deliver(ev)
                 elif ev.__class__ is AuthAttempt and self.listener.authenticator is not None:
                     assert isinstance(ev, AuthAttempt)
-                    reply = self._check_auth(ev)
+                    reply = await self._limited_auth(ev)
                 else:
                     reply = ev.reply
         except HookDisconnect:
@@ -594,6 +606,22 @@ class SMTPSession(asyncio.Protocol):
         return text.encode("utf-8", "replace")
 
     # -- auth, hooks, TLS ---------------------------------------------------------------
+
+    async def _limited_auth(self, ev: AuthAttempt) -> Reply:
+        """Check credentials under the failed-login limits (authlimit.py, RFC 4954 section 4)."""
+        limiter = self.listener.limiter
+        address = client_address(self.ip)
+        if limiter.retry_after(address) > 0:
+            log.info("SMTP AUTH refused for %s: too many failed logins from it", self.peer)
+            return AUTH_LOCKED_OUT
+        reply = self._check_auth(ev)
+        if reply.code != AUTH_FAILED.code:
+            return reply
+        self.auth_failures += 1
+        await limiter.failed(address)
+        if self.auth_failures >= FAILURES_PER_CONNECTION:
+            return AUTH_TOO_MANY  # a 421 closes the connection
+        return reply
 
     def _check_auth(self, ev: AuthAttempt) -> Reply:
         auth = self.listener.authenticator

@@ -44,6 +44,7 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..authlimit import AuthLimiter
 from ..store.base import Envelope, StoreError
 from ..store.ingest import WorkerFeed, WorkerIngest, WorkerJournalWriter, ingest_paths
 from .smtp_gate import SharedGate
@@ -259,6 +260,10 @@ class _WorkerApp:
     store: _JournalStore
     ssl_context: ssl.SSLContext | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    auth_limiter: AuthLimiter = field(init=False)  # per worker process (authlimit.py)
+
+    def __post_init__(self) -> None:
+        self.auth_limiter = AuthLimiter.from_settings(self.settings)
 
 
 async def _run(listen_fd: int, ipc_fd: int, journal_base: str, gate: list[int], settings_json: str) -> None:

@@ -101,7 +101,9 @@ def create_app(app: App) -> web.Application:
 
         middlewares.append(
             auth_middleware(
-                Htpasswd(app.settings.ui_auth_file), frozenset({prefix + "livez", prefix + "readyz"})
+                Htpasswd(app.settings.ui_auth_file),
+                frozenset({prefix + "livez", prefix + "readyz"}),
+                app.auth_limiter,
             )
         )
     wapp = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)

@@ -10,7 +10,10 @@ Supported password formats (as Apache's ``htpasswd`` writes them):
 
 The file is re-read when its modification time changes. Successful checks are cached
 (by a SHA-256 of the credentials) so that bcrypt's deliberate slowness is paid once.
-``/livez`` and ``/readyz`` stay open for health checks. Credentials are never logged.
+An unknown user is checked against a dummy hash of the file's kind, so it costs what a
+wrong password costs (no user enumeration by timing); failed logins are limited per
+client address (:mod:`postroom.authlimit`). ``/livez`` and ``/readyz`` stay open for
+health checks. Credentials are never logged.
 
 Errors: :class:`HtpasswdError` (a ``ValueError``) for a file that cannot be read.
 """
@@ -20,16 +23,24 @@ from __future__ import annotations
 import asyncio
 import base64
 import binascii
+import contextlib
 import hashlib
 import hmac
+import logging
+import math
 import os
-from collections.abc import Awaitable, Callable
+import secrets
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable
 
 from aiohttp import web
 
+from ..authlimit import AuthLimiter, client_address
 from .common import AUTH_USER_KEY
 
-__all__ = ["Htpasswd", "HtpasswdError", "apr1_md5", "auth_middleware", "verify_password"]
+__all__ = ["Htpasswd", "HtpasswdError", "apr1_md5", "auth_middleware", "dummy_hash", "verify_password"]
+
+log = logging.getLogger(__name__)
 
 REALM = "postroom"
 # Successful credential checks remembered (bounded; cleared when the file changes).
@@ -100,6 +111,38 @@ def verify_password(password: str, stored: str) -> bool:
     return hmac.compare_digest(pw, stored.encode("utf-8"))
 
 
+def dummy_hash(hashes: Iterable[str]) -> str:
+    """A hash of a random password, of the kind most of ``hashes`` are (bcrypt: same cost).
+
+    Checking a password against it takes as long as checking against a real user's
+    hash, so a request for an unknown user is not answered measurably sooner.
+    """
+    kinds: Counter[str] = Counter()
+    cost = 5
+    for h in hashes:
+        if h.startswith(("$2y$", "$2a$", "$2b$")):
+            kinds["bcrypt"] += 1
+            with contextlib.suppress(ValueError):
+                cost = int(h[4:6])
+        elif h.startswith("$apr1$"):
+            kinds["apr1"] += 1
+        elif h.startswith("{SHA}"):
+            kinds["sha"] += 1
+        else:
+            kinds["plain"] += 1
+    secret = secrets.token_bytes(16)
+    kind = kinds.most_common(1)[0][0] if kinds else "plain"
+    if kind == "bcrypt":
+        import bcrypt
+
+        return bcrypt.hashpw(secret, bcrypt.gensalt(min(max(cost, 4), 31))).decode("ascii")
+    if kind == "apr1":
+        return apr1_md5(secret, secrets.token_hex(4).encode()).decode("ascii")
+    if kind == "sha":
+        return "{SHA}" + base64.b64encode(hashlib.sha1(secret).digest()).decode("ascii")
+    return secrets.token_hex(16)
+
+
 class Htpasswd:
     """Users and hashes of an htpasswd file, reloaded when the file changes."""
 
@@ -108,6 +151,7 @@ class Htpasswd:
         self._mtime: float | None = None
         self._users: dict[str, str] = {}
         self._ok: dict[bytes, None] = {}
+        self._dummy: str | None = None
         self.reload()
 
     def reload(self) -> None:
@@ -128,6 +172,13 @@ class Htpasswd:
             if sep:
                 users[user] = hashed
         self._users, self._mtime, self._ok = users, st.st_mtime, {}
+        self._dummy = None
+
+    def _dummy_hash(self) -> str:
+        """A hash of a random password in the scheme (and bcrypt cost) the file's users have."""
+        if self._dummy is None:
+            self._dummy = dummy_hash(self._users.values())
+        return self._dummy
 
     async def check(self, user: str, password: str) -> bool:
         try:
@@ -139,6 +190,9 @@ class Htpasswd:
             return True
         stored = self._users.get(user)
         if stored is None:
+            # equal-time rejection: an unknown user costs what a wrong password costs
+            # (a bcrypt check takes ~60 ms; answering at once would list the users)
+            await asyncio.to_thread(verify_password, password, self._dummy_hash())
             return False
         good = await asyncio.to_thread(verify_password, password, stored)
         if good:
@@ -152,9 +206,14 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def auth_middleware(
-    htpasswd: Htpasswd, open_paths: frozenset[str]
+    htpasswd: Htpasswd, open_paths: frozenset[str], limiter: AuthLimiter
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Middleware requiring valid basic credentials except on ``open_paths``."""
+    """Middleware requiring valid basic credentials except on ``open_paths``.
+
+    A request without credentials gets its 401 at once (a browser's first request, before
+    it asks the user); wrong credentials count against the client address in
+    ``limiter`` and wait its failure delay; an address over its limit gets 429.
+    """
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -163,6 +222,16 @@ def auth_middleware(
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")
         if scheme.lower() == "basic":
+            address = client_address(
+                request.transport.get_extra_info("peername") if request.transport else None
+            )
+            wait = limiter.retry_after(address)
+            if wait > 0:
+                raise web.HTTPTooManyRequests(
+                    text="too many failed logins from your address; try again later\n",
+                    content_type="text/plain",
+                    headers={"Retry-After": str(math.ceil(wait))},
+                )
             try:
                 user, sep, password = (
                     base64.b64decode(value.strip(), validate=True).decode("utf-8").partition(":")
@@ -172,6 +241,8 @@ def auth_middleware(
             if sep and await htpasswd.check(user, password):
                 request[AUTH_USER_KEY] = user
                 return await handler(request)
+            log.info("HTTP basic auth failed from %s", address)
+            await limiter.failed(address)
         raise web.HTTPUnauthorized(
             text="authentication required",
             content_type="text/plain",

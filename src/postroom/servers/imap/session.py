@@ -16,6 +16,7 @@ import socket
 from typing import TYPE_CHECKING
 
 from ... import __version__
+from ...authlimit import FAILURES_PER_CONNECTION, client_address
 from ...protocols.imap.args import Args
 from ...protocols.imap.commands import UID_COMMANDS, State, capabilities, check
 from ...protocols.imap.decoder import (
@@ -100,6 +101,8 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         self.decoder = self._preauth_decoder()
         peer = writer.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
+        self.address = client_address(peer if isinstance(peer, tuple) else None)  # authlimit.py
+        self.auth_failures = 0
         self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         self.last_active = asyncio.get_running_loop().time()
         self.closing = False  # evicted or ending: no longer counts against the caps
@@ -333,9 +336,17 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
     async def _login(self, user: str, password: str) -> Reply:
         if self._login_disabled():
             raise No("plaintext login needs TLS; use STARTTLS", "PRIVACYREQUIRED")
-        if self.app.settings.auth_file and not await self.blocking(check_password, self.app, user, password):
-            await asyncio.sleep(0.2)  # slow down guessing a little (not a timing guarantee)
-            raise No("invalid user name or password", "AUTHENTICATIONFAILED")
+        if self.app.settings.auth_file:
+            limiter = self.app.auth_limiter
+            if limiter.retry_after(self.address) > 0:  # RFC 5530 UNAVAILABLE: try again later
+                raise No("too many failed logins from your address, try again later", "UNAVAILABLE")
+            if not await self.blocking(check_password, self.app, user, password):
+                self.auth_failures += 1
+                await limiter.failed(self.address)  # waits --auth-failure-delay
+                if self.auth_failures >= FAILURES_PER_CONNECTION:
+                    self.write(b"* BYE too many failed logins\r\n")
+                    self.state = State.LOGOUT
+                raise No("invalid user name or password", "AUTHENTICATIONFAILED")
         if not user.strip():
             raise No("empty user name", "AUTHENTICATIONFAILED")
         self.account = Account.for_login(self.store, user)
