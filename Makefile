@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
-.PHONY: run test lint typecheck pytest system-deps bench screenshots clean
+.PHONY: run test lint typecheck pytest pytest-postgres system-deps bench screenshots clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,20 @@ typecheck: $(TSTAMP)
 pytest: $(TSTAMP) system-deps
 	$(BIN)/python -m pytest -n 2 --dist loadfile $(ARGS)
 
-test: lint typecheck pytest
+# The integration suites again with every test server on PostgreSQL (127.0.0.1:5432, started
+# when down; a database per run). The contract suite (tests/contract) covers both backends in
+# `pytest` already. test_testing_indexing is SQLite's: it drives the in-process indexer.
+PG_SUITES := tests/integration/test_api_v1.py tests/integration/test_api_v2.py \
+	tests/integration/test_api_events.py tests/integration/test_imap_server.py \
+	tests/integration/test_pop3_server.py tests/integration/test_threads_api.py \
+	tests/integration/test_testing_server.py tests/integration/test_testing_plugin.py \
+	tests/integration/test_testing_webhooks.py tests/integration/test_testing_handlers.py \
+	tests/integration/test_testing_chaos.py tests/integration/test_testing_shared.py \
+	tests/integration/test_testing_cli.py
+pytest-postgres: $(TSTAMP) system-deps
+	POSTROOM_TEST_DB=postgresql $(BIN)/python -m pytest -n 2 --dist loadfile $(PG_SUITES) $(ARGS)
+
+test: lint typecheck pytest pytest-postgres
 
 bench: $(TSTAMP) system-deps
 	$(BIN)/python benchmarks/run.py $(ARGS)

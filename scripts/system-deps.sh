@@ -14,6 +14,8 @@ command -v node        >/dev/null 2>&1 || need="$need nodejs npm"
 command -v spamd       >/dev/null 2>&1 || need="$need spamassassin spamc"
 # PHP: its mail() drives `postroom sendmail` through sendmail_path
 command -v php         >/dev/null 2>&1 || need="$need php-cli"
+# PostgreSQL: the second store backend (contract suite, `make pytest-postgres`)
+command -v pg_ctlcluster >/dev/null 2>&1 || need="$need postgresql"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: missing$need (not root or no apt-get): tests needing them will skip"

@@ -1,6 +1,9 @@
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, settings
@@ -34,3 +37,54 @@ def server(mail: MailReader) -> Server:
     if not isinstance(mail, Server):
         pytest.skip("needs an in-process server (not --postroom-url or a shared server)")
     return mail
+
+
+# -- the store backend of the in-process test servers --------------------------------------
+# POSTROOM_TEST_DB=postgresql runs every test server that does not choose its own database on
+# PostgreSQL (the server at 127.0.0.1:5432), each in a schema of its own in one database per
+# run; `make pytest-postgres` runs the integration suites that way (CI runs both).
+
+
+@pytest.fixture(scope="session")
+def pg_test_database() -> Iterator[str]:
+    from . import pg
+
+    name, url = pg.fresh_database("postroom_it")
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:  # visible from every test schema
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pg_trgm SCHEMA public")
+    try:
+        yield url
+    finally:
+        pg.drop_database(name)
+
+
+@pytest.fixture(autouse=True)
+def _store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    if os.environ.get("POSTROOM_TEST_DB", "sqlite") != "postgresql":
+        yield
+        return
+    import psycopg
+
+    from postroom.testing import server as server_module
+
+    url = request.getfixturevalue("pg_test_database")
+    original = server_module.build_settings
+    schemas: list[str] = []
+
+    def on_postgres(base: object, options: dict[str, object]) -> object:
+        if base is None and "db" not in options:
+            schema = f"t_{uuid.uuid4().hex[:12]}"
+            with psycopg.connect(url, autocommit=True) as conn:
+                conn.execute(f"CREATE SCHEMA {schema}")
+            schemas.append(schema)
+            options = {**options, "db": f"{url}?options={quote(f'-c search_path={schema},public')}"}
+        return original(base, options)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(server_module, "build_settings", on_postgres)
+    yield
+    if schemas:
+        with psycopg.connect(url, autocommit=True) as conn:
+            for schema in schemas:
+                conn.execute(f"DROP SCHEMA IF EXISTS {schema} CASCADE")

@@ -1,0 +1,131 @@
+"""Several postroom nodes on one PostgreSQL database (issue 15): each sees the others' mail.
+
+Real servers on loopback ports, the real PostgreSQL at 127.0.0.1:5432 (a database of this
+module's own, dropped at the end): mail sent over SMTP to node A is in node B's API, its
+event bus (what the WebSocket, ``/api/v2/wait`` and webhooks hear) and its IMAP IDLE within
+a second; concurrent deliveries through both nodes get unique, increasing UIDs per mailbox
+and are each listed once; ``--max`` is applied once for all nodes.
+"""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import threading
+import time
+import urllib.request
+from collections.abc import Iterator
+
+import pytest
+from imapclient import IMAPClient
+
+from postroom.events import Event, MessageStored
+from postroom.store.base import INBOX
+from postroom.testing import Server
+
+from .. import pg
+
+pytestmark = pytest.mark.postgres
+
+
+@pytest.fixture(scope="module")
+def database() -> Iterator[str]:
+    name, url = pg.fresh_database("postroom_nodes")
+    try:
+        yield url
+    finally:
+        pg.drop_database(name)
+
+
+@pytest.fixture
+def nodes(database: str) -> Iterator[tuple[Server, Server]]:
+    pg.reset_schema(database)
+    with Server(db=database, pop3=False) as a, Server(db=database, pop3=False) as b:
+        yield a, b
+
+
+def _send(port: int, to: str, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port) as c:
+        c.sendmail(
+            "app@example.com", [to], f"From: app@example.com\r\nTo: {to}\r\nSubject: {subject}\r\n\r\nhi\r\n"
+        )
+
+
+def test_mail_sent_to_one_node_reaches_the_others_api_events_and_idle(nodes: tuple[Server, Server]) -> None:
+    a, b = nodes
+    heard: list[Event] = []
+    got = threading.Event()
+
+    def on_event(ev: Event) -> None:
+        if isinstance(ev, MessageStored):
+            heard.append(ev)
+            got.set()
+
+    b.app.bus.subscribe(on_event)  # the bus node B's WebSocket hub, wait and webhooks use
+    with IMAPClient("127.0.0.1", port=b.imap_port, ssl=False, timeout=10) as imap:
+        imap.login("alice@example.org", "any")
+        imap.select_folder(INBOX)
+        imap.idle()
+        started = time.monotonic()
+        _send(a.smtp_port, "alice@example.org", "from node A")
+        responses = imap.idle_check(timeout=5)
+        seen_exists = time.monotonic() - started
+        imap.idle_done()
+    assert any(r[1] == b"EXISTS" for r in responses), responses
+    assert seen_exists < 1.0
+    assert got.wait(1.0)
+    assert heard[0].summary.subject == "from node A" and heard[0].mailboxes == ("alice@example.org",)
+    with urllib.request.urlopen(f"{b.http_url}/api/v1/messages", timeout=10) as r:
+        listing = json.load(r)
+    assert [m["Subject"] for m in listing["messages"]] == ["from node A"]
+
+
+def test_concurrent_deliveries_through_both_nodes_get_unique_increasing_uids(
+    nodes: tuple[Server, Server],
+) -> None:
+    a, b = nodes
+    per_sender = 40
+    errors: list[BaseException] = []
+
+    def sender(node: Server, tag: str) -> None:
+        try:
+            with smtplib.SMTP("127.0.0.1", node.smtp_port) as c:
+                for i in range(per_sender):
+                    c.sendmail(
+                        "app@example.com",
+                        ["shared@example.org"],
+                        f"Subject: {tag}-{i}\r\nMessage-ID: <{tag}-{i}@test>\r\n\r\nx\r\n",
+                    )
+        except BaseException as e:
+            errors.append(e)
+
+    threads = [
+        threading.Thread(target=sender, args=(n, f"{name}{k}"))
+        for name, n in (("a", a), ("b", b))
+        for k in range(2)
+    ]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    total = 4 * per_sender
+    for node in (a, b):  # every message listed once, on either node
+        entries = node.app.store.folder_entries("shared@example.org", INBOX)
+        assert [e.uid for e in entries] == list(range(1, total + 1))
+        assert len({e.id for e in entries}) == total
+        assert node.app.store.list_messages(limit=0).total == total
+
+
+def test_max_is_applied_once_for_all_nodes(database: str) -> None:
+    pg.reset_schema(database)
+    with (
+        Server(db=database, pop3=False, imap=False, max=5) as a,
+        Server(db=database, pop3=False, imap=False, max=5) as b,
+    ):
+        for i in range(12):
+            _send((a if i % 2 else b).smtp_port, "x@example.org", f"m{i}")
+        for node in (a, b):
+            page = node.app.store.list_messages()
+            assert page.total == 5
+            assert [m.subject for m in page.messages] == [f"m{i}" for i in range(11, 6, -1)]
