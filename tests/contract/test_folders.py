@@ -62,6 +62,10 @@ def test_a_reused_name_gets_a_greater_uidvalidity(backend: Backend) -> None:
     backend.store.delete_folder(BOX, "Temp")
     second = backend.store.create_folder(BOX, "Temp").uidvalidity
     assert second > first
+    backend.store.create_folder(BOX, "Last")  # the highest UIDVALIDITY so far, then gone
+    last = backend.store.create_folder(BOX, "Again").uidvalidity
+    backend.store.delete_folder(BOX, "Again")
+    assert backend.store.create_folder(BOX, "Again").uidvalidity > last
     backend.store.rename_folder(BOX, "Temp", "Kept")
     renamed = backend.store.folder_info(BOX, "Kept")
     assert renamed is not None and renamed.uidvalidity > second
