@@ -277,6 +277,32 @@ OPTIONS: list[Option] = [
         "testing",
         "URLS",
     ),
+    # outbound (see docs/relay.md)
+    Option(
+        "smtp_relay_config",
+        str,
+        "",
+        "YAML file (Mailpit's keys) naming the SMTP server that release and relay send through",
+        "relay",
+        "FILE",
+    ),
+    Option("smtp_relay_all", bool, False, "relay every new message to its recipients (caution!)", "relay"),
+    Option(
+        "smtp_relay_matching",
+        str,
+        "",
+        "relay new messages to the recipients matching this regular expression",
+        "relay",
+        "REGEX",
+    ),
+    Option(
+        "smtp_forward_config",
+        str,
+        "",
+        "YAML file: a relay plus 'to', forwarding a copy of every new message to those addresses",
+        "relay",
+        "FILE",
+    ),
     # checks (see docs/checks.md)
     Option(
         "enable_spamassassin",
@@ -363,6 +389,10 @@ class Settings:
     chaos: str = ""
     enable_chaos: bool = False
     webhook: str = ""
+    smtp_relay_config: str = ""
+    smtp_relay_all: bool = False
+    smtp_relay_matching: str = ""
+    smtp_forward_config: str = ""
     webhook_retries: int = 5
     enable_spamassassin: str = ""
     link_check_private: bool = False
@@ -432,6 +462,19 @@ class Settings:
             )
         if self.exit_after < 0 or self.webhook_retries < 0:
             raise ConfigError("--exit-after and --webhook-retries must be 0 or more")
+        for name in ("smtp_relay_config", "smtp_forward_config"):
+            path = getattr(self, name)
+            if path and not os.path.isfile(path):
+                raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
+        if (self.smtp_relay_all or self.smtp_relay_matching) and not self.smtp_relay_config:
+            raise ConfigError("--smtp-relay-all and --smtp-relay-matching need --smtp-relay-config")
+        if self.smtp_relay_matching:
+            import re
+
+            try:
+                re.compile(self.smtp_relay_matching)
+            except re.error as e:
+                raise ConfigError(f"--smtp-relay-matching: not a regular expression: {e}") from None
         if self.enable_spamassassin:
             parse_hostport(self.enable_spamassassin, "enable-spamassassin")
         if self.checks_dns and self.checks_dns != "off":

@@ -76,6 +76,10 @@ MAPPED: dict[str, Setter] = {
     "MP_WEBHOOK_URL": _to("webhook"),
     "MP_ENABLE_SPAMASSASSIN": _to("enable_spamassassin"),
     "MP_ALLOW_INTERNAL_HTTP_REQUESTS": _when_true({"link_check_private": True}),
+    "MP_SMTP_RELAY_CONFIG": _to("smtp_relay_config"),
+    "MP_SMTP_RELAY_ALL": _when_true({"smtp_relay_all": True}),
+    "MP_SMTP_RELAY_MATCHING": _to("smtp_relay_matching"),
+    "MP_SMTP_FORWARD_CONFIG": _to("smtp_forward_config"),
 }
 
 #: MP_* variables postroom does not apply, with the reason given at start.

@@ -50,6 +50,7 @@ from .sqlite_changes import ChangesMixin
 from .sqlite_folders import FolderMixin, next_uidvalidity
 from .sqlite_imapcache import ImapCacheMixin
 from .sqlite_jobs import _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
+from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import ReadingMixin
 from .sqlite_search import register_functions
 from .sqlite_tails import TAIL_BYTES, WorkerJournalsMixin
@@ -134,6 +135,14 @@ class SQLiteStore(
         self._last_prune = 0.0
         self._tag_cache: dict[str, int] = {}
         self._tag_rules: Any = None  # indexer.TagRules, built at start
+        self._outbound: SQLiteOutbound | None = None
+
+    @property
+    def outbound(self) -> SQLiteOutbound:
+        """The outbound queue kept in this database (:class:`postroom.store.outbound.HasOutbound`)."""
+        if self._outbound is None:
+            self._outbound = SQLiteOutbound(self)
+        return self._outbound
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:

@@ -1,0 +1,112 @@
+"""The outbound queue's seam: what the delivery worker, the API and the UI need of storage.
+
+A backend that keeps an outbound queue offers :class:`HasOutbound` (checked once at start);
+postroom's relay, release and forwarding are enabled only on such a backend.
+
+Row states::
+
+    queued --claim--> sending --250--> sent
+      ^                  |--4xx / connection error, before give-up--> queued (next_at later)
+      |                  |--5xx, or 4xx past give-up---------------> failed
+      +--lease expired---+  (the node died mid-send: another claim takes it)
+    queued --recipient on the suppression list--> suppressed
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal, Protocol, runtime_checkable
+
+__all__ = [
+    "Attempt",
+    "Delivery",
+    "HasOutbound",
+    "NewDelivery",
+    "OutboundQueue",
+    "Outcome",
+    "Suppression",
+]
+
+Outcome = Literal["sent", "retry", "failed", "suppressed"]
+
+
+@dataclass(frozen=True)
+class NewDelivery:
+    """One recipient's copy of a message to send."""
+
+    message_id: str  # the store's message ID (for the delivery log)
+    kind: str  # release, relay, forward, send
+    mail_from: str
+    rcpt: str
+    raw: bytes
+
+
+@dataclass(frozen=True)
+class Attempt:
+    at: float
+    destination: str
+    reply: str
+    outcome: Outcome
+    next_at: float | None
+
+
+@dataclass(frozen=True)
+class Delivery:
+    """A queue row as the worker and the delivery log see it (``raw`` only when claimed)."""
+
+    id: int
+    message_id: str
+    kind: str
+    mail_from: str
+    rcpt: str
+    state: str
+    attempts: int
+    created: float
+    next_at: float
+    give_up_at: float
+    last_reply: str
+    raw: bytes = b""
+    history: tuple[Attempt, ...] = ()
+
+
+@dataclass(frozen=True)
+class Suppression:
+    address: str
+    reason: str
+    created: float
+
+
+class OutboundQueue(Protocol):
+    def enqueue(self, items: list[NewDelivery], *, give_up_after: float) -> list[int]:
+        """Add rows (committed when this returns); recipients on the suppression list are
+        recorded as ``suppressed`` at once. Returns the row IDs."""
+        ...
+
+    def claim(self, node: str, limit: int, lease: float, kinds: tuple[str, ...]) -> list[Delivery]:
+        """Take up to ``limit`` due rows of ``kinds`` for this node for ``lease`` seconds
+        (oldest first). Two nodes never hold the same row."""
+        ...
+
+    def finish(self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None) -> None:
+        """Record an attempt: sent, retry (queued again for ``next_at``), failed or suppressed."""
+        ...
+
+    def deliveries(self, message_id: str | None = None, *, limit: int = 200) -> list[Delivery]:
+        """Rows with their attempts, newest first (of one message, or all)."""
+        ...
+
+    def counts(self) -> dict[str, int]:
+        """Rows per state."""
+        ...
+
+    def suppress(self, address: str, reason: str) -> None: ...
+    def unsuppress(self, address: str) -> bool: ...
+    def suppressions(self) -> list[Suppression]: ...
+
+
+@runtime_checkable
+class HasOutbound(Protocol):
+    """A store that keeps an outbound queue."""
+
+    @property
+    def outbound(self) -> OutboundQueue: ...

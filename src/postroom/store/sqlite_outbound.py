@@ -1,0 +1,131 @@
+"""SQLite implementation of the outbound queue (:mod:`postroom.store.outbound`).
+
+Writes go through the store's writer thread (one transaction each, committed before the
+call returns); reads use the calling thread's read connection. A claim is one UPDATE
+... RETURNING, so two workers of the same store never hold one row.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from typing import TYPE_CHECKING
+
+from .outbound import Attempt, Delivery, NewDelivery, Outcome, Suppression
+from .rawcodec import compress, unpack
+
+if TYPE_CHECKING:
+    from .sqlite import SQLiteStore
+
+__all__ = ["SQLiteOutbound"]
+
+_COLUMNS = "id, message_id, kind, mail_from, rcpt, state, attempts, created, next_at, give_up_at, last_reply"
+
+
+def _row(r: tuple[object, ...], raw: bytes = b"", history: tuple[Attempt, ...] = ()) -> Delivery:
+    return Delivery(
+        id=int(r[0]), message_id=str(r[1]), kind=str(r[2]), mail_from=str(r[3]), rcpt=str(r[4]),  # type: ignore[call-overload]
+        state=str(r[5]), attempts=int(r[6]), created=float(r[7]), next_at=float(r[8]),  # type: ignore[arg-type]
+        give_up_at=float(r[9]), last_reply=str(r[10]), raw=raw, history=history,  # type: ignore[arg-type]
+    )  # fmt: skip
+
+
+class SQLiteOutbound:
+    """The queue of one :class:`~postroom.store.sqlite.SQLiteStore`."""
+
+    def __init__(self, store: SQLiteStore) -> None:
+        self._store = store
+
+    def enqueue(self, items: list[NewDelivery], *, give_up_after: float) -> list[int]:
+        now = time.time()
+
+        def fn(conn: sqlite3.Connection) -> list[int]:
+            ids: list[int] = []
+            for it in items:
+                blocked = conn.execute("SELECT reason FROM suppression WHERE address = ?", (it.rcpt.lower(),)).fetchone()
+                state = "suppressed" if blocked else "queued"
+                cur = conn.execute(
+                    "INSERT INTO outbound (message_id, kind, mail_from, rcpt, raw, state, created, next_at, give_up_at,"
+                    " last_reply) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                    (it.message_id, it.kind, it.mail_from, it.rcpt, compress(it.raw), state, now, now,
+                     now + give_up_after, f"suppressed: {blocked[0]}" if blocked else ""),
+                )  # fmt: skip
+                ids.append(int(cur.lastrowid or 0))
+            return ids
+
+        return list(self._store.write(fn))
+
+    def claim(self, node: str, limit: int, lease: float, kinds: tuple[str, ...]) -> list[Delivery]:
+        now = time.time()
+        marks = ",".join("?" * len(kinds))
+
+        def fn(conn: sqlite3.Connection) -> list[Delivery]:
+            rows = conn.execute(
+                "UPDATE outbound SET state = 'sending', claimed_by = ?, lease_until = ?"
+                f" WHERE id IN (SELECT id FROM outbound WHERE kind IN ({marks}) AND ((state = 'queued'"
+                "   AND next_at <= ?) OR (state = 'sending' AND lease_until < ?)) ORDER BY next_at, id LIMIT ?)"
+                f" RETURNING {_COLUMNS}, raw",
+                (node, now + lease, *kinds, now, now, limit),
+            ).fetchall()
+            return [_row(r[:-1], unpack(r[-1])) for r in sorted(rows, key=lambda r: (r[8], r[0]))]
+
+        return list(self._store.write(fn))
+
+    def finish(self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None) -> None:
+        now = time.time()
+        state = "queued" if outcome == "retry" else outcome
+
+        def fn(conn: sqlite3.Connection) -> None:
+            conn.execute(
+                "UPDATE outbound SET state = ?, attempts = attempts + 1, next_at = ?, last_reply = ?,"
+                " claimed_by = '', lease_until = 0 WHERE id = ? AND claimed_by = ?",
+                (state, next_at if next_at is not None else now, reply, row, node),
+            )
+            conn.execute(
+                "INSERT INTO outbound_attempt (outbound_id, at, destination, reply, outcome, next_at) VALUES (?, ?, ?, ?, ?, ?)",
+                (row, now, destination, reply, outcome, next_at),
+            )
+
+        self._store.write(fn)
+
+    def deliveries(self, message_id: str | None = None, *, limit: int = 200) -> list[Delivery]:
+        conn = self._store._reader(wait=False)
+        if message_id is None:
+            rows = conn.execute(f"SELECT {_COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+        else:
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM outbound WHERE message_id = ? ORDER BY id DESC LIMIT ?", (message_id, limit)
+            ).fetchall()
+        out: list[Delivery] = []
+        for r in rows:
+            hist = conn.execute(
+                "SELECT at, destination, reply, outcome, next_at FROM outbound_attempt WHERE outbound_id = ? ORDER BY id",
+                (r[0],),
+            ).fetchall()
+            out.append(_row(r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist)))
+        return out
+
+    def counts(self) -> dict[str, int]:
+        conn = self._store._reader(wait=False)
+        return {str(s): int(n) for s, n in conn.execute("SELECT state, count(*) FROM outbound GROUP BY state")}
+
+    def suppress(self, address: str, reason: str) -> None:
+        now = time.time()
+        self._store.write(
+            lambda conn: conn.execute(
+                "INSERT INTO suppression (address, reason, created) VALUES (?, ?, ?)"
+                " ON CONFLICT(address) DO UPDATE SET reason = excluded.reason",
+                (address.lower(), reason, now),
+            )
+        )
+
+    def unsuppress(self, address: str) -> bool:
+        def fn(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM suppression WHERE address = ?", (address.lower(),)).rowcount > 0
+
+        return bool(self._store.write(fn))
+
+    def suppressions(self) -> list[Suppression]:
+        conn = self._store._reader(wait=False)
+        rows = conn.execute("SELECT address, reason, created FROM suppression ORDER BY created DESC").fetchall()
+        return [Suppression(str(a), str(r), float(c)) for a, r, c in rows]
