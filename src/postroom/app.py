@@ -10,13 +10,16 @@ import asyncio
 import logging
 import ssl
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .authlimit import AuthLimiter
 from .config import Settings, parse_hostport
 from .events import Bus
 from .store import open_store
 from .store.base import Store
+
+if TYPE_CHECKING:
+    from .outbound.service import Outbound
 
 __all__ = ["App", "ListenerError"]
 
@@ -42,6 +45,7 @@ class App:
     extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (chaos, webhooks...)
     # failed logins per client address, shared by HTTP, SMTP, POP3 and IMAP (authlimit.py)
     auth_limiter: AuthLimiter = field(init=False)
+    outbound: Outbound | None = None  # release, relay and forward (docs/relay.md)
     _servers: list[Closable] = field(default_factory=list)
     _tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
@@ -73,6 +77,11 @@ class App:
             from .testing.runtime import install  # chaos, handlers, webhooks, --print
 
             install(self)
+            from .outbound.service import build as build_outbound
+
+            self.outbound = build_outbound(self.settings, self.store)
+            if self.outbound is not None:
+                self.outbound.start(self.bus, self.spawn)
             for name in self._plan():
                 if name not in defer:
                     await self.start_listener(name)

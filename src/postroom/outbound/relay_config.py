@@ -129,7 +129,9 @@ def _relay(data: dict[str, Any], path: str) -> RelayConfig:
             target=target,
             return_path=str(data.get("return-path") or ""),
             override_from=str(data.get("override-from") or ""),
-            allowed=_regex(data.get("allowed-recipients") or data.get("recipient-allowlist"), "allowed-recipients", path),
+            allowed=_regex(
+                data.get("allowed-recipients") or data.get("recipient-allowlist"), "allowed-recipients", path
+            ),
             blocked=_regex(data.get("blocked-recipients"), "blocked-recipients", path),
             preserve_message_ids=bool(data.get("preserve-message-ids")),
             rate=float(data.get("rate", 10.0)),

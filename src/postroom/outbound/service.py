@@ -77,7 +77,9 @@ class Outbound:
             return out
         if self.relay is not None and (self.relay_all or self.matching):
             for rcpt in env.rcpt_to:
-                if (self.relay_all or (self.matching and self.matching.search(rcpt))) and self.relay.permits(rcpt):
+                if (self.relay_all or (self.matching and self.matching.search(rcpt))) and self.relay.permits(
+                    rcpt
+                ):
                     out["relay"].append(NewDelivery(msg_id, "relay", env.mail_from, rcpt, raw))
         if self.forward is not None:
             for rcpt in self.forward.to:
@@ -122,7 +124,11 @@ def build(settings: Settings, store: Store) -> Outbound | None:
     if not (settings.smtp_relay_config or settings.smtp_forward_config):
         return None
     if not isinstance(store, HasOutbound):
-        raise ConfigError("this store backend keeps no outbound queue: relay and forward need the SQLite store")
+        raise ConfigError(
+            "this store backend keeps no outbound queue: relay and forward need the SQLite store"
+        )
     relay = load_relay(settings.smtp_relay_config) if settings.smtp_relay_config else None
     forward = load_forward(settings.smtp_forward_config) if settings.smtp_forward_config else None
-    return Outbound(store, store.outbound, relay, forward, settings.smtp_relay_all, settings.smtp_relay_matching)
+    return Outbound(
+        store, store.outbound, relay, forward, settings.smtp_relay_all, settings.smtp_relay_matching
+    )

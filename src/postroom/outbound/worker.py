@@ -65,7 +65,7 @@ def classify(code: int | None, reply: str) -> Classified:
 def retry_delay(attempts: int, base: float, cap: float, rng: random.Random | None = None) -> float:
     """Delay before the next try after ``attempts`` tries: exponential, capped, ±50% jitter."""
     r = rng or random
-    return min(base * (2 ** max(attempts - 1, 0)), cap) * r.uniform(0.5, 1.5)
+    return float(min(base * (2 ** max(attempts - 1, 0)), cap) * r.uniform(0.5, 1.5))
 
 
 class TokenBucket:
@@ -154,7 +154,11 @@ class Worker:
         try:
             while True:
                 free = self.relay.concurrency * 2 - len(self._running)
-                rows = await asyncio.to_thread(self.queue.claim, self.node, free, LEASE, self.kinds) if free > 0 else []
+                rows = (
+                    await asyncio.to_thread(self.queue.claim, self.node, free, LEASE, self.kinds)
+                    if free > 0
+                    else []
+                )
                 for row in rows:
                     task = asyncio.get_running_loop().create_task(self._send(row))
                     self._running.add(task)
@@ -193,7 +197,9 @@ class Worker:
             if next_at > row.give_up_at:
                 outcome, next_at = "failed", None
                 reply = f"gave up after {row.attempts + 1} attempts: {reply}"
-        await asyncio.to_thread(self.queue.finish, row.id, self.node, outcome, cfg.target.where, reply, next_at)
+        await asyncio.to_thread(
+            self.queue.finish, row.id, self.node, outcome, cfg.target.where, reply, next_at
+        )
         if verdict.hard:
             await asyncio.to_thread(self.queue.suppress, row.rcpt, reply)
         log.info("relay %s -> %s: %s (%s)", row.message_id, row.rcpt, outcome, reply[:120])

@@ -87,7 +87,9 @@ class OutboundQueue(Protocol):
         (oldest first). Two nodes never hold the same row."""
         ...
 
-    def finish(self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None) -> None:
+    def finish(
+        self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
+    ) -> None:
         """Record an attempt: sent, retry (queued again for ``next_at``), failed or suppressed."""
         ...
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from .outbound import Attempt, Delivery, NewDelivery, Outcome, Suppression
 from .rawcodec import compress, unpack
@@ -22,11 +22,11 @@ __all__ = ["SQLiteOutbound"]
 _COLUMNS = "id, message_id, kind, mail_from, rcpt, state, attempts, created, next_at, give_up_at, last_reply"
 
 
-def _row(r: tuple[object, ...], raw: bytes = b"", history: tuple[Attempt, ...] = ()) -> Delivery:
+def _row(r: Any, raw: bytes = b"", history: tuple[Attempt, ...] = ()) -> Delivery:
     return Delivery(
-        id=int(r[0]), message_id=str(r[1]), kind=str(r[2]), mail_from=str(r[3]), rcpt=str(r[4]),  # type: ignore[call-overload]
-        state=str(r[5]), attempts=int(r[6]), created=float(r[7]), next_at=float(r[8]),  # type: ignore[arg-type]
-        give_up_at=float(r[9]), last_reply=str(r[10]), raw=raw, history=history,  # type: ignore[arg-type]
+        id=int(r[0]), message_id=str(r[1]), kind=str(r[2]), mail_from=str(r[3]), rcpt=str(r[4]),
+        state=str(r[5]), attempts=int(r[6]), created=float(r[7]), next_at=float(r[8]),
+        give_up_at=float(r[9]), last_reply=str(r[10]), raw=raw, history=history,
     )  # fmt: skip
 
 
@@ -42,7 +42,9 @@ class SQLiteOutbound:
         def fn(conn: sqlite3.Connection) -> list[int]:
             ids: list[int] = []
             for it in items:
-                blocked = conn.execute("SELECT reason FROM suppression WHERE address = ?", (it.rcpt.lower(),)).fetchone()
+                blocked = conn.execute(
+                    "SELECT reason FROM suppression WHERE address = ?", (it.rcpt.lower(),)
+                ).fetchone()
                 state = "suppressed" if blocked else "queued"
                 cur = conn.execute(
                     "INSERT INTO outbound (message_id, kind, mail_from, rcpt, raw, state, created, next_at, give_up_at,"
@@ -71,7 +73,9 @@ class SQLiteOutbound:
 
         return list(self._store.write(fn))
 
-    def finish(self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None) -> None:
+    def finish(
+        self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
+    ) -> None:
         now = time.time()
         state = "queued" if outcome == "retry" else outcome
 
@@ -91,10 +95,13 @@ class SQLiteOutbound:
     def deliveries(self, message_id: str | None = None, *, limit: int = 200) -> list[Delivery]:
         conn = self._store._reader(wait=False)
         if message_id is None:
-            rows = conn.execute(f"SELECT {_COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", (limit,)).fetchall()
+            rows = conn.execute(
+                f"SELECT {_COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", (limit,)
+            ).fetchall()
         else:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM outbound WHERE message_id = ? ORDER BY id DESC LIMIT ?", (message_id, limit)
+                f"SELECT {_COLUMNS} FROM outbound WHERE message_id = ? ORDER BY id DESC LIMIT ?",
+                (message_id, limit),
             ).fetchall()
         out: list[Delivery] = []
         for r in rows:
@@ -102,12 +109,16 @@ class SQLiteOutbound:
                 "SELECT at, destination, reply, outcome, next_at FROM outbound_attempt WHERE outbound_id = ? ORDER BY id",
                 (r[0],),
             ).fetchall()
-            out.append(_row(r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist)))
+            out.append(
+                _row(r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist))
+            )
         return out
 
     def counts(self) -> dict[str, int]:
         conn = self._store._reader(wait=False)
-        return {str(s): int(n) for s, n in conn.execute("SELECT state, count(*) FROM outbound GROUP BY state")}
+        return {
+            str(s): int(n) for s, n in conn.execute("SELECT state, count(*) FROM outbound GROUP BY state")
+        }
 
     def suppress(self, address: str, reason: str) -> None:
         now = time.time()
@@ -127,5 +138,7 @@ class SQLiteOutbound:
 
     def suppressions(self) -> list[Suppression]:
         conn = self._store._reader(wait=False)
-        rows = conn.execute("SELECT address, reason, created FROM suppression ORDER BY created DESC").fetchall()
+        rows = conn.execute(
+            "SELECT address, reason, created FROM suppression ORDER BY created DESC"
+        ).fetchall()
         return [Suppression(str(a), str(r), float(c)) for a, r, c in rows]

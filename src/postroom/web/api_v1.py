@@ -390,19 +390,27 @@ async def info(request: web.Request) -> web.Response:
     )
 
 
+def _relay_json(request: web.Request) -> dict[str, Any]:
+    service = request.app[APP_KEY].outbound
+    relay = service.relay if service is not None else None
+    allowed = relay.allowed.pattern if relay and relay.allowed else ""
+    return {
+        "Enabled": relay is not None,
+        "SMTPServer": relay.target.where if relay else "",
+        "ReturnPath": relay.return_path if relay else "",
+        "AllowedRecipients": allowed,
+        "RecipientAllowlist": allowed,  # Mailpit's deprecated name, still sent
+        "BlockedRecipients": relay.blocked.pattern if relay and relay.blocked else "",
+        "OverrideFrom": relay.override_from if relay else "",
+        "PreserveMessageIDs": bool(relay and relay.preserve_message_ids),
+    }
+
+
 async def webui(request: web.Request) -> web.Response:
     return json_response(
         {
             "Label": str(request.app[APP_KEY].settings.extra.get("label", "")),
-            "MessageRelay": {
-                "Enabled": False,
-                "SMTPServer": "",
-                "ReturnPath": "",
-                "AllowedRecipients": "",
-                "BlockedRecipients": "",
-                "OverrideFrom": "",
-                "PreserveMessageIDs": False,
-            },
+            "MessageRelay": _relay_json(request),
             "SpamAssassin": bool(request.app[APP_KEY].settings.enable_spamassassin),
             "ChaosEnabled": bool(getattr(request.app[APP_KEY].extras.get("chaos"), "enabled", False)),
             "DuplicatesIgnored": False,
@@ -429,7 +437,6 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     r.add_get(p + "/message/{ID}/raw", get_raw)
     r.add_get(p + "/message/{ID}/part/{PartID}", get_part)
     r.add_get(p + "/message/{ID}/part/{PartID}/thumb", get_thumb)
-    r.add_post(p + "/message/{ID}/release", not_enabled("message release (relay)"))
     r.add_post(p + "/send", send)
     r.add_get(p + "/tags", get_tags)
     r.add_put(p + "/tags", set_tags)

@@ -17,7 +17,7 @@ from aiohttp import web
 from ..config import parse_hostport
 from ..events import Event, MessagesDeleted, MessagesPruned, MessageStored
 from ..store.base import StoreClosed
-from . import api_checks, api_testing, api_threads, api_v1, api_v2, events, views
+from . import api_checks, api_outbound, api_testing, api_threads, api_v1, api_v2, events, views
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
 from .security import policy_from_settings, security_middleware
 
@@ -121,6 +121,7 @@ def create_app(app: App) -> web.Application:
     api_threads.add_routes(wapp.router, prefix)  # conversations (docs/threads.md)
     api_testing.add_routes(wapp.router, prefix)  # chaos and webhooks (postroom.testing)
     api_checks.add_routes(wapp.router, prefix)  # HTML/link/spam/authentication checks
+    api_outbound.add_routes(wapp.router, prefix)  # release, delivery log, suppressions
     events.add_routes(wapp, prefix)
     if prefix != "/":
 

@@ -1,0 +1,217 @@
+"""Release, relay and forward through the outbound queue, against a real upstream: a second
+postroom that injects 451 and 550 replies (chaos)."""
+
+from __future__ import annotations
+
+import json
+import smtplib
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.helpers import RunningServer, running_server
+
+MSG = b"From: App <app@example.org>\r\nTo: someone@example.org\r\nSubject: relay me\r\nMessage-ID: <r1@example.org>\r\n\r\nhello\r\n"
+
+
+def api(s: RunningServer, method: str, path: str, body: Any = None) -> Any:
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(
+        s.http_url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
+    with urllib.request.urlopen(req, timeout=30) as r:
+        text = r.read()
+    return json.loads(text) if text.strip().startswith((b"{", b"[")) else text.decode()
+
+
+def wait_until(pred: Callable[[], Any], timeout: float = 30) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        got = pred()
+        if got:
+            return got
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        time.sleep(0.05)
+
+
+def relay_file(tmp_path: Path, upstream: RunningServer, **extra: Any) -> str:
+    lines = [
+        "host: 127.0.0.1",
+        f"port: {upstream.smtp_port}",
+        "retry-base: 0.3s",
+        "retry-max: 2s",
+        "retry-for: 60s",
+    ]
+    lines += [f"{k.replace('_', '-')}: {v}" for k, v in extra.items()]
+    path = tmp_path / "relay.yaml"
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+def upstream_boxes(up: RunningServer, box: str) -> int:
+    return int(up.app.store.list_messages(mailbox=box).total)
+
+
+def send(s: RunningServer, rcpts: list[str], data: bytes = MSG) -> str:
+    with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+        c.sendmail("app@example.org", rcpts, data)
+    return str(s.app.store.list_messages().messages[0].id)
+
+
+CHAOS = (
+    "rcpt:550 5.1.1 no such user:rcpt=*@bounce.example;rcpt:451 4.3.0 try later:rcpt=*@soft.example:times=2"
+)
+
+
+def test_release_retries_soft_failures_with_backoff_and_suppresses_hard_bounces(tmp_path: Path) -> None:
+    with running_server(chaos=CHAOS, pop3="off", imap="off", http="off") as up, \
+            running_server(pop3="off", imap="off", smtp_relay_config=relay_file(tmp_path, up)) as s:  # fmt: skip
+        mid = send(s, ["someone@example.org"])
+        assert api(s, "GET", "/api/v1/webui")["MessageRelay"]["Enabled"] is True
+        rcpts = ["ok@example.net", "soft@soft.example", "bad@bounce.example"]
+        assert api(s, "POST", f"/api/v1/message/{mid}/release", {"To": rcpts}) == "ok"
+
+        def settled() -> list[dict[str, Any]] | None:
+            rows = api(s, "GET", f"/api/v2/message/{mid}/deliveries")
+            return rows if all(r["State"] in ("sent", "failed") for r in rows) and len(rows) == 3 else None
+
+        rows = {r["To"]: r for r in wait_until(settled)}
+        assert rows["ok@example.net"]["State"] == "sent" and rows["ok@example.net"]["Attempts"] == 1
+        soft = rows["soft@soft.example"]
+        assert soft["State"] == "sent" and soft["Attempts"] == 3
+        outcomes = [h["Outcome"] for h in soft["History"]]
+        assert outcomes == ["retry", "retry", "sent"] and "451" in soft["History"][0]["Reply"]
+        times = [
+            datetime.fromisoformat(h["Time"].replace("Z", "+00:00")).timestamp() for h in soft["History"]
+        ]
+        assert times[-1] - times[0] >= 0.3  # backed off, not hammered
+        bad = rows["bad@bounce.example"]
+        assert (
+            bad["State"] == "failed" and bad["Attempts"] == 1 and "5.1.1" in bad["LastReply"]
+        )  # never retried
+        assert [x["Address"] for x in api(s, "GET", "/api/v2/suppressions")] == ["bad@bounce.example"]
+        # delivered once each, and nothing for the hard bounce
+        assert upstream_boxes(up, "ok@example.net") == 1 and upstream_boxes(up, "soft@soft.example") == 1
+        assert upstream_boxes(up, "bad@bounce.example") == 0
+        # a suppressed address is not tried again
+        api(s, "POST", f"/api/v1/message/{mid}/release", {"To": ["bad@bounce.example"]})
+        rows2 = api(s, "GET", f"/api/v2/message/{mid}/deliveries")
+        assert rows2[0]["To"] == "bad@bounce.example" and rows2[0]["State"] == "suppressed"
+        # the list is editable
+        assert api(s, "DELETE", "/api/v2/suppressions/bad@bounce.example") == "ok"
+        assert api(s, "GET", "/api/v2/suppressions") == []
+
+
+def test_release_refuses_what_the_config_forbids_and_without_a_relay(tmp_path: Path) -> None:
+    with running_server(pop3="off", imap="off", http="off") as up:
+        path = relay_file(tmp_path, up, allowed_recipients=r"'@example\.net$'", blocked_recipients="'^ceo@'")
+        with running_server(pop3="off", imap="off", smtp_relay_config=path) as s:
+            mid = send(s, ["someone@example.org"])
+            for to in (["x@other.org"], ["ceo@example.net"]):
+                with pytest.raises(urllib.error.HTTPError) as e:
+                    api(s, "POST", f"/api/v1/message/{mid}/release", {"To": to})
+                assert e.value.code == 400 and b"does not allow" in e.value.read()
+    with running_server(pop3="off", imap="off") as plain:
+        mid = send(plain, ["someone@example.org"])
+        with pytest.raises(urllib.error.HTTPError) as e:
+            api(plain, "POST", f"/api/v1/message/{mid}/release", {"To": ["a@example.net"]})
+        assert e.value.code == 400 and b"--smtp-relay-config" in e.value.read()
+        assert api(plain, "GET", "/api/v1/webui")["MessageRelay"]["Enabled"] is False
+
+
+def test_relay_matching_and_forward_happen_after_the_250(tmp_path: Path) -> None:
+    with running_server(pop3="off", imap="off", http="off") as up:
+        fwd = tmp_path / "forward.yaml"
+        fwd.write_text(f"host: 127.0.0.1\nport: {up.smtp_port}\nto: archive@example.com, audit@example.com\n")
+        with running_server(pop3="off", imap="off", smtp_relay_config=relay_file(tmp_path, up),
+                            smtp_relay_matching=r"@relay\.example$", smtp_forward_config=str(fwd)) as s:  # fmt: skip
+            send(s, ["a@relay.example", "b@local.example"])
+            wait_until(
+                lambda: (
+                    upstream_boxes(up, "a@relay.example") == 1
+                    and upstream_boxes(up, "audit@example.com") == 1
+                )
+            )
+            assert upstream_boxes(up, "archive@example.com") == 1
+            time.sleep(0.5)
+            assert upstream_boxes(up, "b@local.example") == 0  # not matching: kept local
+
+
+def test_a_slow_upstream_never_slows_the_sender(tmp_path: Path) -> None:
+    with (
+        running_server(chaos="data:delay=5", pop3="off", imap="off", http="off") as up,
+        running_server(
+            pop3="off", imap="off", smtp_relay_config=relay_file(tmp_path, up), smtp_relay_all=True
+        ) as s,
+    ):
+        per_message = []
+        with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+            for i in range(20):
+                t0 = time.monotonic()
+                c.sendmail("app@example.org", [f"u{i}@example.net"], MSG)
+                per_message.append(time.monotonic() - t0)
+        # the upstream takes 5 s a message; the sender's own time stays far below it
+        assert max(per_message) < 2.5, per_message
+        counts = api(s, "GET", "/api/v2/outbound")["Counts"]
+        assert sum(counts.values()) == 20 and counts.get("sent", 0) < 20
+
+
+def test_rate_limit_holds(tmp_path: Path) -> None:
+    with running_server(pop3="off", imap="off", http="off") as up:
+        path = relay_file(tmp_path, up, rate=4, burst=1, concurrency=4)
+        with running_server(pop3="off", imap="off", smtp_relay_config=path) as s:
+            mid = send(s, ["someone@example.org"])
+            t0 = time.monotonic()
+            api(s, "POST", f"/api/v1/message/{mid}/release", {"To": [f"r{i}@example.net" for i in range(9)]})
+            wait_until(
+                lambda: all(r["State"] == "sent" for r in api(s, "GET", f"/api/v2/message/{mid}/deliveries"))
+            )
+            elapsed = time.monotonic() - t0
+            assert elapsed >= 8 / 4 * 0.9, elapsed  # 9 messages at 4 a second, one at once: >= 2 s
+
+
+def test_relayed_mail_is_dkim_signed_and_verifies(tmp_path: Path) -> None:
+    import base64
+
+    import dkim
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric import rsa
+
+    key = rsa.generate_private_key(public_exponent=65537, key_size=2048)
+    pem = key.private_bytes(
+        serialization.Encoding.PEM,
+        serialization.PrivateFormat.TraditionalOpenSSL,
+        serialization.NoEncryption(),
+    )
+    (tmp_path / "dkim.pem").write_bytes(pem)
+    pub = key.public_key().public_bytes(
+        serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    record = b"v=DKIM1; k=rsa; p=" + base64.b64encode(pub)
+    with running_server(pop3="off", imap="off", http="off") as up:
+        path = relay_file(
+            tmp_path, up, dkim_domain="example.org", dkim_selector="s1", dkim_key=str(tmp_path / "dkim.pem")
+        )
+        with running_server(pop3="off", imap="off", smtp_relay_config=path) as s:
+            mid = send(s, ["someone@example.org"])
+            api(s, "POST", f"/api/v1/message/{mid}/release", {"To": ["signed@example.net"]})
+            wait_until(lambda: upstream_boxes(up, "signed@example.net") == 1)
+            got = up.app.store.get_raw(
+                up.app.store.list_messages(mailbox="signed@example.net").messages[0].id
+            )
+            assert got is not None
+            relayed = got[got.index(b"DKIM-Signature:") :]  # without the upstream's own Received line
+            assert b"d=example.org" in relayed and b"s=s1" in relayed
+
+            def dns(name: bytes, timeout: int = 5) -> bytes:
+                return record if name == b"s1._domainkey.example.org." else b""
+
+            assert dkim.verify(relayed, dnsfunc=dns)
+            assert not dkim.verify(relayed.replace(b"hello", b"HELLO"), dnsfunc=dns)  # a changed body fails
