@@ -161,6 +161,14 @@ def test_is_public(ip: str, public: bool) -> None:
     assert is_public(ip) is public
 
 
+def test_malformed_urls_are_a_status_not_a_crash() -> None:
+    bad = ["http://[::1/x", "http://a.example:99999/", "http:///nohost", "http://exa mple.com/"]
+    body = asyncio.run(LinkChecker().check(bad))
+    validate("LinkCheckResponse", body)
+    assert body["Errors"] == 4 and all(x["StatusCode"] == 0 for x in body["Links"])
+    assert [x["Status"].startswith("invalid URL") for x in body["Links"]] == [True, True, True, False]
+
+
 def test_extract_links_from_html_and_text() -> None:
     html = (
         '<a href="https://a.example/x">a</a><img src="http://b.example/i.png">'

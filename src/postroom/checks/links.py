@@ -202,6 +202,9 @@ class LinkChecker:
             code, status = 0, f"timed out after {self.timeout:g} s"
         except aiohttp.ClientConnectorError as e:
             code, status = 0, f"cannot connect: {e.os_error.strerror or e.os_error}"
+        except (aiohttp.InvalidURL, ValueError) as e:  # "http://[::1", port 99999, no host
+            reason = str(e)
+            code, status = 0, "invalid URL" + (f": {reason}" if reason and reason != current else "")
         except aiohttp.ClientError as e:
             code, status = 0, str(e) or type(e).__name__
         result = {"URL": url, "StatusCode": code, "Status": status}
