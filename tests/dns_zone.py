@@ -1,6 +1,7 @@
 """A small authoritative DNS server for tests: dnspython answering given zones on loopback.
 
-UDP and TCP on the same free port of 127.0.0.1, in a thread. Names listed in
+UDP and TCP on the same free port of 127.0.0.1, in a thread; a UDP answer larger than
+the client's payload size is truncated (TC), so the client retries over TCP. Names listed in
 ``servfail`` answer SERVFAIL (a DNS temperror); names with no records answer NXDOMAIN.
 """
 
@@ -13,6 +14,7 @@ import threading
 from collections.abc import Iterator
 from contextlib import contextmanager
 
+import dns.exception
 import dns.flags
 import dns.message
 import dns.rcode
@@ -27,7 +29,7 @@ def txt(value: str) -> str:
     return " ".join('"' + c.replace('"', '\\"') + '"' for c in chunks)
 
 
-def answer(wire: bytes, records: Records, servfail: set[str]) -> bytes:
+def answer(wire: bytes, records: Records, servfail: set[str], tcp: bool = False) -> bytes:
     q = dns.message.from_wire(wire)
     r = dns.message.make_response(q)
     r.flags |= dns.flags.AA
@@ -40,7 +42,15 @@ def answer(wire: bytes, records: Records, servfail: set[str]) -> bytes:
         r.answer.append(dns.rrset.from_text_list(name + ".", 60, "IN", rdtype, records[(name, rdtype)]))
     elif not any(n == name for n, _ in records):
         r.set_rcode(dns.rcode.NXDOMAIN)
-    return r.to_wire()
+    if tcp:
+        return r.to_wire()
+    limit = q.payload if q.edns >= 0 else 512  # RFC 1035 4.2.1, RFC 6891 6.2.5
+    try:
+        return r.to_wire(max_size=limit)
+    except dns.exception.TooBig:  # truncated: the client retries over TCP (RFC 7766)
+        r.answer.clear()
+        r.flags |= dns.flags.TC
+        return r.to_wire()
 
 
 @contextmanager
@@ -80,7 +90,7 @@ def dns_server(records: Records, servfail: set[str] | None = None) -> Iterator[t
                             data = b""
                             while len(data) < n:
                                 data += conn.recv(n - len(data))
-                            out = answer(data, recs, fail)
+                            out = answer(data, recs, fail, tcp=True)
                             conn.sendall(struct.pack("!H", len(out)) + out)
                         except (OSError, struct.error):
                             pass

@@ -42,6 +42,8 @@ ZONES = {
     ("exists.test", "TXT"): [txt("v=spf1 exists:%{i}._ip.%{d} -all")],
     ("192.0.2.55._ip.exists.test", "A"): ["127.0.0.2"],
     ("loop.test", "TXT"): [txt("v=spf1 include:loop.test -all")],
+    # 2,000+ bytes: too large for UDP, so the resolver must retry over TCP
+    ("long.test", "TXT"): [txt("v=spf1 " + " ".join(f"ip4:203.0.{i}.0/24" for i in range(120)) + " -all")],
     ("sel._domainkey.shop.test", "TXT"): DKIM_TXT,
     ("sel._domainkey.mail.shop.test", "TXT"): DKIM_TXT,
     ("sel._domainkey.mail.relaxed.test", "TXT"): DKIM_TXT,
@@ -78,6 +80,8 @@ def dns() -> Iterator[Dns]:
         ("mxonly.test", "198.51.100.7", "pass"),
         ("exists.test", "192.0.2.55", "pass"),  # macro %{i}
         ("exists.test", "192.0.2.56", "fail"),
+        ("long.test", "203.0.119.9", "pass"),  # over TCP
+        ("long.test", "203.0.120.9", "fail"),
     ],
 )
 def test_spf(dns: Dns, domain: str, ip: str, expected: str) -> None:
@@ -216,3 +220,17 @@ def test_report_route_uses_the_stored_envelope() -> None:
         assert all(f["Fix"] for f in bad["Findings"])
         assert api.get(f"/api/v2/message/{ids[0]}/checks?links=maybe").status == 400
         assert api.get("/api/v2/message/nope/checks").status == 404
+
+
+def test_long_records_come_over_tcp() -> None:
+    """The local server truncates the long record over UDP: the SPF pass above used TCP."""
+    import dns.flags
+    import dns.message
+    import dns.query
+
+    with dns_server(ZONES) as (host, port):
+        q = dns.message.make_query("long.test", "TXT")
+        udp = dns.query.udp(q, host, port=port, timeout=2)
+        assert udp.flags & dns.flags.TC and not udp.answer
+        tcp = dns.query.tcp(q, host, port=port, timeout=2)
+        assert len(b"".join(tcp.answer[0][0].strings)) > 1500
