@@ -69,6 +69,11 @@ _AGO_UNITS = {
     "w": timedelta(weeks=1),
     "m": timedelta(days=30),
 }
+# Sizes beyond this (8 EiB, SQLite's largest INTEGER) are taken as this: larger:1000000000G
+# matches nothing rather than failing (issue 14 item 8).
+MAX_SIZE = 2**63 - 1
+_KEY = re.compile(r"([A-Za-z][A-Za-z-]*):")
+_HEADER_VALUE = re.compile(r'([^\s="]+)="')
 _HEADER_NAME = re.compile(r"^[!-9;-~]+$")  # RFC 5322 section 3.6.8: printable ASCII except ':'
 
 
@@ -210,13 +215,13 @@ def _tokenize(text: str) -> list[_Tok]:
             i += 1
             continue
         key: str | None = None
-        m = re.match(r"([A-Za-z][A-Za-z-]*):", text[i:])
+        m = _KEY.match(text, i)
         if m and m.group(1).lower() in KEYS:
             key = m.group(1).lower()
-            i += m.end()
-        hm = re.match(r'([^\s="]+)="', text[i:]) if key == "header" else None
+            i = m.end()
+        hm = _HEADER_VALUE.match(text, i) if key == "header" else None
         if hm:  # header:Name="quoted value"
-            value, quoted, i = _read_value(text, i + hm.end() - 1, depth)
+            value, quoted, i = _read_value(text, hm.end() - 1, depth)
             value = hm.group(1) + "=" + value
         else:
             value, quoted, i = _read_value(text, i, depth)
@@ -331,8 +336,11 @@ class _Parser:
         if v == "yesterday":
             return (today - timedelta(days=1)).timestamp()
         m = _AGO.match(v)
-        if m:
-            return (self.now - int(m.group(1)) * _AGO_UNITS[m.group(2)]).timestamp()
+        try:
+            if m:
+                return (self.now - int(m.group(1)) * _AGO_UNITS[m.group(2)]).timestamp()
+        except (OverflowError, ValueError):  # before the year 1
+            raise SearchError(f"the date {value!r} is out of range", pos) from None
         iso = value.strip().replace("/", "-")
         try:
             if len(iso) <= 10:
@@ -344,9 +352,14 @@ class _Parser:
                 f"cannot read the date {value!r} (use YYYY-MM-DD, an ISO date-time, today, yesterday or 3d)",
                 pos,
             ) from None
+        except OverflowError:  # the first or last day of the calendar in a zone off UTC
+            raise SearchError(f"the date {value!r} is out of range", pos) from None
         if dt.tzinfo is None:
             dt = dt.replace(tzinfo=self.zone)
-        return dt.timestamp()
+        try:
+            return dt.timestamp()
+        except (OverflowError, ValueError):
+            raise SearchError(f"the date {value!r} is out of range", pos) from None
 
 
 def _parse_size(value: str, pos: int) -> int:
@@ -354,7 +367,10 @@ def _parse_size(value: str, pos: int) -> int:
     if not m:
         raise SearchError(f"cannot read the size {value!r} (use e.g. 500, 10k, 2M)", pos)
     mult = {"": 1, "k": 1024, "m": 1024**2, "g": 1024**3}[m.group(2).lower()]
-    return int(float(m.group(1)) * mult)
+    number = m.group(1)
+    if len(number) > 30:  # far beyond MAX_SIZE whatever the unit; float() would say inf
+        return MAX_SIZE
+    return min(int(float(number) * mult), MAX_SIZE)
 
 
 def parse(text: str, *, tz: str | tzinfo | None = None, now: datetime | None = None) -> Node | None:
@@ -371,6 +387,8 @@ def parse(text: str, *, tz: str | tzinfo | None = None, now: datetime | None = N
     """
     if len(text) > MAX_QUERY_LENGTH:
         raise SearchError(f"query too long ({len(text)} characters, at most {MAX_QUERY_LENGTH})")
+    if "\x00" in text:  # no stored text holds one; SQLite would cut strings there
+        raise SearchError("the query holds a NUL character", text.index("\x00"))
     toks = _tokenize(text)
     zone = _zone(tz, None)
     kept: list[_Tok] = []

@@ -17,8 +17,9 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from email.header import decode_header, make_header
 from functools import lru_cache
+
+from .charsets import decode_words
 
 __all__ = [
     "LOCALIZED_FORWARD_PREFIXES",
@@ -231,7 +232,9 @@ def _leader_re(words: Iterable[str], extended: bool) -> re.Pattern[str]:
     # Localized clients also write "Atb.:" and counters "Re(2):" / "Re^2:" (the RFC's
     # "Re[2]:" is its subj-blob already).
     tail = r"\.? ?(?:" + _BLOB + r"|\(\d+\) ?|\^\d+ ?)?[:：]" if extended else r" ?(?:" + _BLOB + r")?:"
-    return re.compile(r"(?:" + _BLOB + r")*(?:" + alts + r")" + tail, re.IGNORECASE)
+    # Blobs before the word are skipped one at a time by _base_subject (its step 5), not by
+    # a leading "(?:blob)*" here: matched at each position that left quadratic work.
+    return re.compile(r"(?:" + alts + r")" + tail, re.IGNORECASE)
 
 
 _LEADER_RFC = _leader_re(_RFC_WORDS, extended=False)
@@ -338,9 +341,4 @@ def decode_subject(value: str | None) -> str:
     """Decode RFC 2047 encoded words in a Subject value; undecodable text stays as is."""
     if not value:
         return ""
-    if "=?" not in value:
-        return value
-    try:
-        return str(make_header(decode_header(value)))
-    except (LookupError, UnicodeError, ValueError):
-        return value
+    return decode_words(value)

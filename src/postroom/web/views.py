@@ -23,7 +23,11 @@ from aiohttp import web
 from ..message import parse_message
 from .common import PREFIX_KEY, not_found, raw_or_404, resolve_id, text_response
 
-__all__ = ["UI_CSP", "add_routes", "openapi_document"]
+__all__ = ["HEAD_TAG", "UI_CSP", "add_routes", "openapi_document"]
+
+# "<head" then its attributes up to the next "<" or ">". "<head[^>]*>" ran to the end of the
+# document from every "<head" with no ">" after it: quadratic (issue 14, regex audit).
+HEAD_TAG = re.compile(r"<head(?:\s[^<>]*)?>", re.IGNORECASE)
 
 # The UI's policy: nothing but its own files (no inline script or style, no CDN).
 UI_CSP = (
@@ -72,7 +76,7 @@ async def view_html(request: web.Request) -> web.Response:
     body = re.sub(r"""(["'(\s=])cid:([^"'\s)>]+)""", cid_url, pm.html)
     if request.query.get("embed") in ("1", "true"):
         base = '<base target="_blank">'
-        head = re.search(r"<head[^>]*>", body, re.IGNORECASE)
+        head = HEAD_TAG.search(body)
         body = body[: head.end()] + base + body[head.end() :] if head else base + body
     headers = {
         "Content-Security-Policy": _view_csp(request, request.query.get("remote") in ("1", "true")),

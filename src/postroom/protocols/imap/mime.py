@@ -157,6 +157,7 @@ def _split_header(raw: bytes, start: int, end: int) -> tuple[int, list[tuple[str
     return body_start, fields
 
 
+_BARE_VALUE = re.compile(r"[^;\s]*")
 _TOKEN = re.compile(r"[^\s()<>@,;:\\\"/\[\]?=]+")
 
 
@@ -203,7 +204,7 @@ def parse_params(s: str) -> list[tuple[str, str]]:
             i += 1
             params.append((name, "".join(buf)))
         else:
-            m2 = re.match(r"[^;\s]*", s[i:])
+            m2 = _BARE_VALUE.match(s, i)
             val = m2.group() if m2 else ""
             i += len(val)
             params.append((name, val))

@@ -17,6 +17,7 @@ import email.utils
 import re
 from collections.abc import Callable
 
+from ... import charsets
 from .args import Args
 from .bodystructure import parse_addresses
 from .errors import ParseError
@@ -54,49 +55,54 @@ def parse_sort(args: Args) -> list[tuple[str, bool]]:
 
 def decode_words(value: str) -> str:
     """Decode RFC 2047 encoded words; undecodable input is returned as it was."""
-    if "=?" not in value:
-        return value
-    try:
-        return str(email.header.make_header(email.header.decode_header(value)))
-    except (ValueError, LookupError, UnicodeError, email.errors.HeaderParseError):
-        return value
+    return charsets.decode_words(value)
 
 
 _WSP = re.compile(r"[ \t\r\n]+")
-_TRAILER = re.compile(r"(?:[ \t]*\(fwd\))+[ \t]*\Z|[ \t]+\Z", re.I)
 _BLOB = r"\[[^\[\]]*\][ \t]*"
-_REFWD = re.compile(r"\A(?:re|fwd?)[ \t]*(?:" + _BLOB + r")?:[ \t]*", re.I)
-_BLOB_RE = re.compile(r"\A" + _BLOB)
-_FWD_WRAP = re.compile(r"\A\[fwd:(.*)\]\Z", re.I | re.S)
+_REFWD = re.compile(r"(?:re|fwd?)[ \t]*(?:" + _BLOB + r")?:[ \t]*", re.I)
+_BLOB_RE = re.compile(_BLOB)  # matched at a position (match(s, pos, end))
 
 
 def base_subject(subject: str) -> str:
-    """RFC 5256 section 2.1 base subject, case-folded for comparison."""
-    s = _WSP.sub(" ", decode_words(subject)).strip()
+    """RFC 5256 section 2.1 base subject, case-folded for comparison.
+
+    Works on positions in the subject (each step moves ``pos`` or ``end``), never on
+    copies of what is left, and without searching regular expressions: both made a long
+    subject of many "(fwd)", "[blob]" or "[fwd: ...]" pieces take quadratic time.
+    """
+    s = _WSP.sub(" ", decode_words(subject))
+    pos, end = 0, len(s)
+    while pos < end and s[pos].isspace():
+        pos += 1
     while True:
-        # (2) remove subj-trailer
-        while True:
-            t = _TRAILER.sub("", s)
-            if t == s:
+        # (2) remove subj-trailer: "(fwd)" and white space at the end
+        while end > pos:
+            if s[end - 1].isspace():
+                end -= 1
+            elif end - 5 >= pos and s[end - 5 : end].lower() == "(fwd)":
+                end -= 5
+            else:
                 break
-            s = t
         # (3)+(4) remove subj-leader and subj-blob repeatedly
         while True:
-            m = _REFWD.match(s)
+            m = _REFWD.match(s, pos, end)
             if m is not None:
-                s = s[m.end() :]
+                pos = m.end()
                 continue
-            b = _BLOB_RE.match(s)
-            if b is not None and s[b.end() :]:
-                s = s[b.end() :]
+            b = _BLOB_RE.match(s, pos, end)
+            if b is not None and b.end() < end:
+                pos = b.end()
                 continue
             break
         # (6) [fwd: ...] wrapper
-        w = _FWD_WRAP.match(s)
-        if w is None:
-            break
-        s = w.group(1).strip()
-    return s.casefold()
+        if end - pos >= 6 and s[pos : pos + 5].lower() == "[fwd:" and s[end - 1] == "]":
+            pos, end = pos + 5, end - 1
+            while pos < end and s[pos].isspace():
+                pos += 1
+            continue
+        break
+    return s[pos:end].casefold()
 
 
 def sent_timestamp(date: str | None) -> float | None:

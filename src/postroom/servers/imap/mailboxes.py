@@ -34,22 +34,53 @@ def _quote_name(name: str) -> bytes:
     return wire if _ATOM.match(wire) and wire.upper() != b"NIL" else encode(wire)
 
 
-def pattern_regex(ref: str, pattern: str) -> re.Pattern[str]:
-    """LIST reference + pattern -> regex (RFC 3501 section 6.3.8: ``*`` any, ``%`` one level)."""
-    full = pattern if (pattern.startswith(DELIMITER) or not ref) else ref + pattern
-    out = []
-    for ch in full:
-        if ch == "*":
-            out.append(".*")
-        elif ch == "%":
-            out.append(f"[^{re.escape(DELIMITER)}]*")
-        else:
-            out.append(re.escape(ch))
-    body = "".join(out)
-    # INBOX matches case-insensitively (RFC 3501 section 5.1)
-    if full[:5].upper() == "INBOX" and full[:5] != "INBOX":
-        body = "INBOX" + "".join(out[5:])
-    return re.compile(body + r"\Z", re.S)
+class ListPattern:
+    """A LIST reference + pattern (RFC 3501 section 6.3.8: ``*`` matches anything, ``%``
+    anything but the hierarchy delimiter).
+
+    Matched by walking the pattern's positions over the name once (a set of live positions
+    per character, O(len(name) x len(pattern))), not by a regular expression: the pattern
+    is the client's, and ``*a*a*a*a*a*a*b`` as ``.*a.*a...`` took 10 s against a 60-letter
+    name (issue 14, the regular-expression audit).
+    """
+
+    __slots__ = ("_pattern",)
+
+    def __init__(self, ref: str, pattern: str) -> None:
+        full = pattern if (pattern.startswith(DELIMITER) or not ref) else ref + pattern
+        # INBOX matches case-insensitively (RFC 3501 section 5.1)
+        if full[:5].upper() == "INBOX":
+            full = "INBOX" + full[5:]
+        self._pattern = full
+
+    def match(self, name: str) -> bool:
+        """True when the whole of ``name`` matches."""
+        pat = self._pattern
+        states = self._close({0})
+        for ch in name:
+            nxt: set[int] = set()
+            for i in states:
+                if i == len(pat):
+                    continue
+                p = pat[i]
+                if p == "*" or (p == "%" and ch != DELIMITER):
+                    nxt.add(i)  # the wildcard takes this character and may take more
+                elif p == ch:
+                    nxt.add(i + 1)
+            if not nxt:
+                return False
+            states = self._close(nxt)
+        return len(pat) in states
+
+    def _close(self, states: set[int]) -> set[int]:
+        """Add the positions reachable by letting wildcards match nothing."""
+        pat = self._pattern
+        out = set(states)
+        for i in sorted(states):
+            while i < len(pat) and pat[i] in "*%":
+                i += 1
+                out.add(i)
+        return out
 
 
 class MailboxCommands(SessionBase):
@@ -159,7 +190,7 @@ class MailboxCommands(SessionBase):
                 p = DELIMITER.join(parts[:i])
                 if p not in names:
                     implied.add(p)
-        regexes = [pattern_regex(ref, p) for p in patterns]
+        regexes = [ListPattern(ref, p) for p in patterns]
         subscribed_only = "SUBSCRIBED" in select_opts
         special_only = "SPECIAL-USE" in select_opts
         show_sub = subscribed_only or "SUBSCRIBED" in return_opts

@@ -22,6 +22,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
+from ...charsets import decode_text
 from ...protocols.imap import bodystructure as bs
 from ...protocols.imap import mime
 from ...protocols.imap.encoder import encode
@@ -323,11 +324,7 @@ def body_text(part: mime.Part, depth: int = 0) -> str:
             data = quopri.decodestring(data)
     except Exception:
         data = part.body
-    charset = part.param("charset") or "utf-8"
-    try:
-        return data.decode(charset, "replace")
-    except LookupError:
-        return data.decode("utf-8", "replace")
+    return decode_text(data, part.param("charset"))  # unusable charsets read as UTF-8
 
 
 def _Single(part: mime.Part) -> mime.Part:
