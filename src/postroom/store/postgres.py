@@ -59,6 +59,7 @@ from .ids import new_id
 from .postgres_changes import Changes, Folders, delete_ids, folder_id, norm, tag_id
 from .postgres_db import ADVISORY_INDEXER, ADVISORY_RETENTION, Conn, Db
 from .postgres_events import CHANNEL, StoredRef, decode
+from .postgres_outbound import PostgresOutbound
 from .postgres_read import Reader
 from .postgres_search import compile_query, header_lines, words
 from .rawcodec import compress, unpack
@@ -101,10 +102,16 @@ class PostgresStore:
         self.reader = Reader(self.db)
         self.changes = Changes(self.db)
         self.folders_ = Folders(self.db)
+        self._outbound = PostgresOutbound(self.db)
         self._stop = threading.Event()
         self._wake = threading.Event()
         self._threads: list[threading.Thread] = []
         self._tag_rules: list[tuple[str, list[Any], tuple[str, ...]]] = []
+
+    @property
+    def outbound(self) -> PostgresOutbound:
+        """The outbound queue in this database (:class:`postroom.store.outbound.HasOutbound`)."""
+        return self._outbound
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
