@@ -420,7 +420,10 @@ function removeLocal(ids) {
   renderList();
   refreshCounts();
   if (isGrouped()) refreshList(); // conversation counts changed
-  if (!state.messages.length && state.total) refreshList();
+  if (!state.messages.length && state.total) {
+    refreshList.cancel();
+    loadList(); // the page emptied (a bulk delete): the next messages at once
+  }
 }
 
 async function deleteAll() {
