@@ -12,7 +12,19 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from .chaos import Chaos, ChaosError, Fault
     from .client import Client, ClientError, ClientView
-    from .handlers import ACCEPT, Decision, Handlers, accept, delay, reject
+    from .handlers import (
+        ACCEPT,
+        Decision,
+        Handler,
+        HandlerFailed,
+        Handlers,
+        RcptHandler,
+        Result,
+        SMTPHandler,
+        accept,
+        delay,
+        reject,
+    )
     from .mail import ChaosControl, FaultHandle, Mail, WebhookControl
     from .models import (
         Address,
@@ -45,6 +57,11 @@ _WHERE = {
     "Fault": ".chaos",
     "FaultHandle": ".mail",
     "Handlers": ".handlers",
+    "Handler": ".handlers",
+    "HandlerFailed": ".handlers",
+    "RcptHandler": ".handlers",
+    "Result": ".handlers",
+    "SMTPHandler": ".handlers",
     "Headers": ".models",
     "Mail": ".mail",
     "MailReader": ".reader",
@@ -92,6 +109,8 @@ __all__ = [
     "Envelope",
     "Fault",
     "FaultHandle",
+    "Handler",
+    "HandlerFailed",
     "Handlers",
     "Headers",
     "Mail",
@@ -100,7 +119,10 @@ __all__ = [
     "Message",
     "NoMatchingMail",
     "NotFoundInMessage",
+    "RcptHandler",
     "RemoteUnsupported",
+    "Result",
+    "SMTPHandler",
     "Server",
     "WebhookControl",
     "accept",
