@@ -283,6 +283,8 @@ class Client(_Remote):
         return self.message(summary_from_json(batch[0]))
 
     def _delete(self, ids: list[str] | None) -> None:
+        if ids is not None and not ids:
+            return  # no IDs in the API's body means "every message": never send that for []
         self.request("DELETE", "/api/v1/messages", body={"IDs": ids} if ids else {})
         with self._lock:
             if ids is None:
