@@ -1,8 +1,8 @@
 """The aiohttp application: routes of every API, the UI, and the cross-cutting middleware.
 
 Middleware order (outermost first): error translation, security headers, cross-site
-protection (Host allow-list, Origin check, CORS, body timeout: :mod:`.security`), optional
-basic auth. All routes live under ``settings.webroot`` (``--webroot``, default ``/``).
+protection (Host allow-list, Origin check, CORS: :mod:`.security`), optional basic auth,
+the request-body deadline. All routes live under ``settings.webroot`` (``--webroot``, default ``/``).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from ..events import Event, MessagesDeleted, MessagesPruned, MessageStored
 from ..store.base import StoreClosed
 from . import api_checks, api_outbound, api_testing, api_threads, api_v1, api_v2, events, views
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
-from .security import policy_from_settings, security_middleware
+from .security import body_deadline_middleware, policy_from_settings, security_middleware
 
 if TYPE_CHECKING:
     from ..app import App
@@ -92,7 +92,6 @@ def create_app(app: App) -> web.Application:
         s.allowed_hosts,
         s.api_cors,
         bind_host,
-        header_timeout=s.http_header_timeout,
         body_timeout=s.http_body_timeout,
     )
     middlewares: list[Any] = [_errors, _security_headers, security_middleware(policy, prefix + "api/")]
@@ -106,6 +105,7 @@ def create_app(app: App) -> web.Application:
                 app.auth_limiter,
             )
         )
+    middlewares.append(body_deadline_middleware(policy.body_timeout))  # after auth
     wapp = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     wapp[APP_KEY] = app
     wapp[PREFIX_KEY] = prefix

@@ -26,7 +26,8 @@ such a page can neither read captured mail nor change anything (docs/security.md
   ``Access-Control-Allow-Origin`` and their preflights are answered.
 * **Request timeouts** (slowloris): :class:`TimedRequestHandler` closes a connection
   whose request head does not arrive within ``--http-header-timeout`` seconds of its
-  first byte; the middleware reads every request body within ``--http-body-timeout``.
+  first byte; :func:`body_deadline_middleware` reads every request body within
+  ``--http-body-timeout``.
 """
 
 from __future__ import annotations
@@ -36,7 +37,7 @@ import ipaddress
 import logging
 import socket
 from collections.abc import Awaitable, Callable, Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -48,6 +49,7 @@ __all__ = [
     "SIMPLE_CONTENT_TYPES",
     "Policy",
     "TimedRequestHandler",
+    "body_deadline_middleware",
     "policy_from_settings",
     "security_middleware",
 ]
@@ -116,9 +118,7 @@ class Policy:
     own_names: frozenset[str] = frozenset()  # the --http name and this machine's name
     cors_origins: frozenset[str] = frozenset()  # --api-cors, as lower-cased host[:port]
     cors_any: bool = False  # --api-cors '*'
-    header_timeout: float = 10.0
-    body_timeout: float = 60.0
-    _explicit: tuple[str, ...] = field(default=(), repr=False)
+    body_timeout: float = 60.0  # --http-body-timeout
 
     def host_allowed(self, host_header: str) -> bool:
         """Is ``host_header`` (a request's Host) a name this server may be reached by?"""
@@ -194,7 +194,6 @@ def policy_from_settings(
     api_cors: str,
     bind_host: str,
     *,
-    header_timeout: float,
     body_timeout: float,
     extra_names: Iterable[str] = (),
 ) -> Policy:
@@ -213,7 +212,6 @@ def policy_from_settings(
         own_names=frozenset(own),
         cors_origins=cors,
         cors_any=cors_any,
-        header_timeout=header_timeout,
         body_timeout=body_timeout,
     )
 
@@ -232,7 +230,7 @@ def _cors_headers(resp: web.StreamResponse, origin: str, policy: Policy) -> None
 def security_middleware(
     policy: Policy, api_prefix: str
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """The middleware enforcing ``policy`` (Host, Origin, simple POSTs, CORS, body timeout).
+    """The middleware enforcing ``policy`` (Host, Origin, simple POSTs, CORS).
 
     ``api_prefix`` (the webroot plus ``api/``) is where CORS applies, as in Mailpit.
     """
@@ -288,14 +286,29 @@ def security_middleware(
                     "POST needs Content-Type: application/json (a request without a body may send "
                     f"the header {REQUEST_HEADER}: 1 instead); this protects against cross-site requests.",
                 )
-        if request.method in STATE_CHANGING and request.can_read_body:
-            timed_out = await _read_body(request, policy.body_timeout)
-            if timed_out is not None:
-                return timed_out
         resp = await handler(request)
         if cors_ok and origin is not None:
             _cors_headers(resp, origin, policy)
         return resp
+
+    return middleware
+
+
+def body_deadline_middleware(
+    timeout: float,
+) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
+    """Read each request body within ``timeout`` seconds (``--http-body-timeout``).
+
+    Installed innermost, after authentication, so that a stranger's body is never read.
+    """
+
+    @web.middleware
+    async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
+        if request.method in STATE_CHANGING and request.can_read_body:
+            timed_out = await _read_body(request, timeout)
+            if timed_out is not None:
+                return timed_out
+        return await handler(request)
 
     return middleware
 
