@@ -4,7 +4,11 @@ postroom that injects 451 and 550 replies (chaos)."""
 from __future__ import annotations
 
 import json
+import os
+import signal
 import smtplib
+import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -15,7 +19,7 @@ from typing import Any
 
 import pytest
 
-from tests.helpers import RunningServer, running_server
+from tests.helpers import RunningServer, free_port, require_tool, running_server, wait_for_port
 
 MSG = b"From: App <app@example.org>\r\nTo: someone@example.org\r\nSubject: relay me\r\nMessage-ID: <r1@example.org>\r\n\r\nhello\r\n"
 
@@ -215,3 +219,68 @@ def test_relayed_mail_is_dkim_signed_and_verifies(tmp_path: Path) -> None:
 
             assert dkim.verify(relayed, dnsfunc=dns)
             assert not dkim.verify(relayed.replace(b"hello", b"HELLO"), dnsfunc=dns)  # a changed body fails
+
+
+def _serve(db: Path, relay: str) -> tuple[subprocess.Popen[bytes], int, int]:
+    smtp, http = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{http}",
+         "--pop3", "off", "--imap", "off", "--db", str(db), "--quiet", "--smtp-relay-config", relay, "--smtp-relay-all"],
+        start_new_session=True,
+    )  # fmt: skip
+    wait_for_port(http, proc=proc)
+    wait_for_port(smtp, proc=proc)
+    return proc, smtp, http
+
+
+def _get(http: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{http}{path}", timeout=30) as r:
+        return json.load(r)
+
+
+def test_queued_mail_survives_kill_9_and_is_sent_once(tmp_path: Path) -> None:
+    upstream_port = free_port()
+    relay = tmp_path / "relay.yaml"
+    relay.write_text(
+        f"host: 127.0.0.1\nport: {upstream_port}\nretry-base: 0.2s\nretry-max: 0.5s\nretry-for: 10m\n"
+    )
+    db = tmp_path / "store.db"
+    proc, smtp, http = _serve(db, str(relay))
+    try:
+        with smtplib.SMTP("127.0.0.1", smtp, timeout=20) as c:
+            for i in range(10):
+                c.sendmail("app@example.org", [f"k{i}@example.net"], MSG)
+        # the upstream is down: every row is queued and being retried
+        wait_until(lambda: _get(http, "/api/v2/outbound")["Counts"].get("queued", 0)
+                   + _get(http, "/api/v2/outbound")["Counts"].get("sending", 0) == 10)  # fmt: skip
+        wait_until(lambda: all(d["Attempts"] >= 1 for d in _get(http, "/api/v2/outbound")["Deliveries"]))
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(20)
+    with running_server(smtp=f"127.0.0.1:{upstream_port}", pop3="off", imap="off", http="off") as up:
+        proc, smtp, http = _serve(db, str(relay))
+        try:
+            wait_until(lambda: _get(http, "/api/v2/outbound")["Counts"] == {"sent": 10}, timeout=60)
+            for i in range(10):
+                assert upstream_boxes(up, f"k{i}@example.net") == 1
+        finally:
+            os.killpg(proc.pid, signal.SIGTERM)
+            proc.wait(20)
+
+
+def test_relay_to_postfix_smtp_sink(tmp_path: Path) -> None:
+    sink = require_tool("smtp-sink", "postfix")
+    port = free_port()
+    user = ["-u", "nobody"] if os.geteuid() == 0 else []
+    proc = subprocess.Popen([sink, *user, f"127.0.0.1:{port}", "100"], start_new_session=True)
+    try:
+        wait_for_port(port, proc=proc)
+        path = tmp_path / "relay.yaml"
+        path.write_text(f"host: 127.0.0.1\nport: {port}\nrate: 1000\nconcurrency: 10\n")
+        with running_server(pop3="off", imap="off", smtp_relay_config=str(path)) as s:
+            mid = send(s, ["someone@example.org"])
+            api(s, "POST", f"/api/v1/message/{mid}/release", {"To": [f"s{i}@example.net" for i in range(50)]})
+            wait_until(lambda: api(s, "GET", "/api/v2/outbound")["Counts"] == {"sent": 50})
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(10)

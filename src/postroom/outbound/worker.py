@@ -151,6 +151,9 @@ class Worker:
         self._wake.set()
 
     async def run(self) -> None:
+        orphans = await asyncio.to_thread(self.queue.requeue_orphans)
+        if orphans:
+            log.info("outbound: %d deliveries left mid-send by a previous run are queued again", orphans)
         try:
             while True:
                 free = self.relay.concurrency * 2 - len(self._running)

@@ -87,6 +87,12 @@ class OutboundQueue(Protocol):
         (oldest first). Two nodes never hold the same row."""
         ...
 
+    def requeue_orphans(self) -> int:
+        """At start: give back rows left ``sending`` by a process that died, when no other
+        process can hold them (a single-owner store); a shared store leaves them to their
+        lease. Returns how many were given back."""
+        ...
+
     def finish(
         self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
     ) -> None:

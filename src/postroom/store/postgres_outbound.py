@@ -68,6 +68,9 @@ class PostgresOutbound:
 
         return self._db.write(fn)
 
+    def requeue_orphans(self) -> int:
+        return 0  # other nodes may be sending them: the lease decides (claim takes expired rows)
+
     def finish(
         self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
     ) -> None:

@@ -73,6 +73,15 @@ class SQLiteOutbound:
 
         return list(self._store.write(fn))
 
+    def requeue_orphans(self) -> int:
+        # one process owns a SQLite store (store/owner.py), so every 'sending' row is an orphan
+        def fn(conn: sqlite3.Connection) -> int:
+            return conn.execute(
+                "UPDATE outbound SET state = 'queued', claimed_by = '', lease_until = 0 WHERE state = 'sending'"
+            ).rowcount
+
+        return int(self._store.write(fn))
+
     def finish(
         self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
     ) -> None:
