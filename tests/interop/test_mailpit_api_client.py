@@ -35,3 +35,4 @@ def test_mailpit_api_client(server: RunningServer) -> None:
     assert seen["attachment"] == "attached"
     assert seen["text"].strip() == "hello from node"
     assert seen["finalTotal"] == 0
+    assert "css-display-flex" in seen["htmlWarnings"] and seen["linkErrors"] == 1

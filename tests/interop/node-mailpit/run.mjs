@@ -59,4 +59,18 @@ await mailpit.deleteMessages();
 seen.finalTotal = (await mailpit.listMessages()).total;
 await assert.rejects(mailpit.getMessageSummary("no-such-id"), /404/);
 
+// The checks (docs/checks.md) through the client's own methods and types.
+const checked = await mailpit.sendMessage({
+  From: { Email: "a@example.com" },
+  To: [{ Email: "b@example.com" }],
+  Subject: "checks",
+  HTML: '<div style="display:flex"><a href="http://127.0.0.1:1/x">x</a></div>',
+});
+const html = await mailpit.htmlCheck(checked.ID);
+seen.htmlWarnings = html.Warnings.map((w) => w.Slug);
+assert.ok(html.Total.Tests > 0 && html.Platforms);
+const links = await mailpit.linkCheck(checked.ID, false);
+seen.linkErrors = links.Errors; // 127.0.0.1 is refused without --link-check-private
+await assert.rejects(mailpit.spamAssassinCheck(checked.ID), /400/); // no --enable-spamassassin
+
 console.log(JSON.stringify(seen));
