@@ -45,6 +45,7 @@ SUITES = {
     "html": "html_bench",
     "fixture": "fixture_bench",
     "checks": "checks_bench",
+    "outbound": "outbound_bench",
 }
 
 
