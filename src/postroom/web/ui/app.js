@@ -10,6 +10,7 @@ import { Sidebar } from "./sidebar.js";
 import { debounce, el, formatNumber, icon, setChildren, shortAddress } from "./util.js";
 import { MessageView } from "./view.js";
 import { probeSpam } from "./checks.js"; // the checks' tabs (HTML Check, Link Check, Spam, Authentication)
+import { probeRelay } from "./delivery.js"; // the Release tab (docs/relay.md)
 
 const PAGE_SIZES = [25, 50, 100, 200];
 const PAGE_SIZE_KEY = "postroom.pageSize";
@@ -58,6 +59,7 @@ const view = new MessageView(
   { openMessage: (id) => openMessage(id), toast, searchTag: (tag) => searchTag(tag) },
 );
 probeSpam(view);
+probeRelay(view);
 
 // ---- URL hash <-> state -------------------------------------------------------------
 
