@@ -50,7 +50,7 @@ async def html_check(request: web.Request) -> web.Response:
 
 async def link_check(request: web.Request) -> web.Response:
     mid, raw = await _message(request)
-    follow = _flag(request, "follow", False)
+    follow = request.query.get("follow", "").lower() in ("true", "1", "yes")  # as Mailpit: else false
     return json_response(await checker_of(request).links(mid, raw, follow=follow))
 
 
