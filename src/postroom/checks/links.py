@@ -13,7 +13,8 @@ globally routable (loopback, RFC 1918 private, link-local, CGNAT, unique-local,
 multicast, reserved): the *resolved* addresses are checked, in the resolver the
 connection uses (a public name pointing at 127.0.0.1 is refused too, and there is
 no second lookup to rebind), and literal IP hosts are checked before any request.
-Each request has a timeout, at most :data:`CONCURRENCY` run at once, at most
+Each request has a timeout, at most :data:`CONCURRENCY` run at once (across every
+check running in the process), at most
 :data:`MAX_LINKS` URLs are checked per message, and answers are cached for
 :data:`CACHE_TTL` seconds.
 
@@ -133,6 +134,8 @@ class LinkChecker:
         self.timeout = timeout
         self.concurrency = concurrency
         self._cache: OrderedDict[tuple[str, bool], tuple[float, dict[str, Any]]] = OrderedDict()
+        # One cap for every check running at once (many open UI tabs share it).
+        self._sem = asyncio.Semaphore(concurrency)
 
     def _cached(self, key: tuple[str, bool]) -> dict[str, Any] | None:
         hit = self._cache.get(key)
@@ -218,13 +221,15 @@ class LinkChecker:
         )
         timeout = aiohttp.ClientTimeout(total=self.timeout)
         headers = {"User-Agent": "postroom-link-check"}
-        sem = asyncio.Semaphore(self.concurrency)
         async with aiohttp.ClientSession(
             connector=connector, timeout=timeout, headers=headers, cookie_jar=aiohttp.DummyCookieJar()
         ) as session:
 
             async def one(url: str) -> dict[str, Any]:
-                async with sem:
+                hit = self._cached((url, follow))
+                if hit is not None:
+                    return hit
+                async with self._sem:
                     return await self.check_one(session, url, follow)
 
             links = await asyncio.gather(*(one(u) for u in urls[:MAX_LINKS]))
