@@ -187,6 +187,7 @@ function renderList() {
   else list.render(state.messages, state.selectedId);
   const title = state.query ? "Search results" : state.mailbox || (grouped ? "All conversations" : "All messages");
   $("list-title").textContent = title;
+  $("list-title").title = title; // the whole of a long mailbox name
   $("list-count").textContent = state.total ? pageLabel(state.start, shown, state.total, noun) : "";
   $("page-info").textContent = pageLabel(state.start, shown, state.total, noun);
   $("prev-page").disabled = state.start <= 0;
