@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -162,7 +163,8 @@ def serve_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes
         wait_for_port(smtp, proc=proc)
         yield proc, smtp, http
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
+        with contextlib.suppress(ProcessLookupError):  # it may have stopped already
+            os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
 
 

@@ -47,6 +47,7 @@ __all__ = [
     "html_to_text",
     "make_snippet",
     "parse_message",
+    "raw_view",
     "tidy_text",
 ]
 
@@ -108,6 +109,7 @@ class ParsedMessage:
     attachments: list[Part] = field(default_factory=list)
     parts: dict[str, Part] = field(default_factory=dict)  # every leaf part by PartID
     text_from_html: bool = False  # no text part: ``text`` is the HTML's text
+    unparsed: str = ""  # why this is the raw view (:func:`raw_view`); "" when parsed
 
     def header(self, name: str) -> str:
         """The first header ``name`` (case-insensitive), decoded; "" when absent."""
@@ -279,6 +281,28 @@ def parse_message(raw: bytes, *, fast: bool = True, payloads: bool = True) -> Pa
     if not pm.text and pm.html:
         pm.text = html_to_text(pm.html)
         pm.text_from_html = True
+    return pm
+
+
+# Characters of a raw body shown as the text of a message that was not parsed.
+MAX_RAW_TEXT = 1_000_000
+
+
+def raw_view(raw: bytes, reason: str) -> ParsedMessage:
+    """The view of a message that exceeded its parse budget: its header fields (split and
+    unfolded only; linear), and the start of its body, undecoded, as the text.
+
+    ``reason`` says why (it becomes ``unparsed``, the API's ``ParseError``).
+    """
+    headers = _raw_headers(raw)
+    end = _HEADER_END.search(raw)
+    body = raw[end.end() :] if end else b""
+    pm = ParsedMessage(raw_headers=headers, unparsed=reason or "not parsed")
+    first: dict[str, str] = {}
+    for k, v in headers:
+        first.setdefault(k.lower(), v)
+    pm.subject = decode_header_value(first.get("subject", ""))
+    pm.text = decode_text(body[:MAX_RAW_TEXT], "utf-8")
     return pm
 
 

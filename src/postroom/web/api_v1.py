@@ -14,12 +14,14 @@ import io
 import logging
 import os
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 from aiohttp import web
 
 from .. import __version__
-from ..message import ParsedMessage, Part, parse_message
+from ..message import ParsedMessage, Part
+from ..parsepool import shared_pool
 from ..store.base import StoreError, Summary
 from .common import (
     APP_KEY,
@@ -51,8 +53,15 @@ log = logging.getLogger(__name__)
 
 # Mailpit's thumbnail size ("a cropped 180x120 JPEG thumbnail").
 THUMB_SIZE = (180, 120)
-# Images larger than this (pixels) are not decoded for a thumbnail (decompression bombs).
-THUMB_MAX_PIXELS = 40_000_000
+# Images larger than this (pixels, after a JPEG's DCT scaling) are not decoded for a
+# thumbnail (blank instead): decoding one costs 4 bytes a pixel, and a 6,300 x 6,300 PNG
+# took ~450 MB a request with 40,000,000 (issue 14 item 6). 4096 x 4096 is ~64 MB.
+THUMB_MAX_PIXELS = 4096 * 4096
+# Thumbnails made at once; further requests wait (each may hold THUMB_MAX_PIXELS decoded).
+THUMB_CONCURRENCY = 2
+# Their own threads: requests waiting for a turn must not hold the loop's default executor,
+# which every other request's store reads go through.
+_THUMB_THREADS = ThreadPoolExecutor(THUMB_CONCURRENCY, thread_name_prefix="postroom-thumb")
 
 
 def _query_with_tz(request: web.Request, query: str | None) -> str | None:
@@ -149,7 +158,7 @@ async def delete_messages(request: web.Request) -> web.Response:
 async def _parsed(request: web.Request) -> tuple[str, ParsedMessage]:
     mid = await resolve_id(request)
     raw = await raw_or_404(request, mid)
-    return mid, await asyncio.to_thread(parse_message, raw)
+    return mid, await shared_pool().parse(raw)
 
 
 def message_json(s: Summary, pm: ParsedMessage) -> dict[str, Any]:
@@ -175,6 +184,9 @@ def message_json(s: Summary, pm: ParsedMessage) -> dict[str, Any]:
         "Attachments": [p.to_json() for p in pm.attachments],
         "ThreadID": s.thread_id,
         "Mailboxes": list(s.mailboxes),
+        # postroom: why this is the raw message (a parse over its time or memory budget,
+        # docs/security.md); "" when it was parsed
+        "ParseError": pm.unparsed,
     }
 
 
@@ -185,7 +197,7 @@ async def get_message(request: web.Request) -> web.Response:
     raw = await in_thread(store.get_raw, mid)
     if s is None or raw is None:
         raise not_found(f"message {mid} not found")
-    pm = await asyncio.to_thread(parse_message, raw)
+    pm = await shared_pool().parse(raw)
     if not s.read:  # Mailpit: reading a message marks it read
         s.read = await _mark_read(store, mid)
     return json_response(message_json(s, pm))
@@ -258,9 +270,15 @@ def make_thumbnail(data: bytes, content_type: str) -> bytes:
     if content_type.startswith("image/"):
         try:
             with Image.open(io.BytesIO(data)) as img:
+                if img.format == "JPEG":  # decode at 1/2..1/8 scale, as large as needed
+                    img.draft("RGB", (THUMB_SIZE[0] * 2, THUMB_SIZE[1] * 2))
                 if img.width * img.height <= THUMB_MAX_PIXELS:
                     img.load()
-                    rgb = img.convert("RGBA")
+                    # shrink by a whole factor first (cheap box filter), keeping at least
+                    # twice the thumbnail in both directions, then convert the small image
+                    factor = min(img.width // (THUMB_SIZE[0] * 2), img.height // (THUMB_SIZE[1] * 2))
+                    small = img.reduce(factor) if factor >= 2 else img
+                    rgb = small.convert("RGBA")
                     if rgb.width >= THUMB_SIZE[0] and rgb.height >= THUMB_SIZE[1]:
                         fitted = ImageOps.fit(rgb, THUMB_SIZE)
                         canvas.paste(fitted, (0, 0), fitted)
@@ -278,7 +296,8 @@ def make_thumbnail(data: bytes, content_type: str) -> bytes:
 async def get_thumb(request: web.Request) -> web.Response:
     mid, pm = await _parsed(request)
     part = _part(pm, request.match_info["PartID"], mid)
-    jpeg = await asyncio.to_thread(make_thumbnail, part.payload, part.content_type)
+    loop = asyncio.get_running_loop()
+    jpeg = await loop.run_in_executor(_THUMB_THREADS, make_thumbnail, part.payload, part.content_type)
     return web.Response(body=jpeg, content_type="image/jpeg")
 
 

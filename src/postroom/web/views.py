@@ -8,7 +8,6 @@ the UI, so a hostile message cannot reach the API.
 
 from __future__ import annotations
 
-import asyncio
 import html as htmlmod
 import json
 import mimetypes
@@ -20,7 +19,7 @@ from typing import Any
 
 from aiohttp import web
 
-from ..message import parse_message
+from ..parsepool import shared_pool
 from .common import PREFIX_KEY, not_found, raw_or_404, resolve_id, text_response
 
 __all__ = ["HEAD_TAG", "UI_CSP", "add_routes", "openapi_document"]
@@ -61,7 +60,7 @@ def _view_csp(request: web.Request, remote: bool) -> str:
 async def view_html(request: web.Request) -> web.Response:
     mid = await resolve_id(request)
     raw = await raw_or_404(request, mid)
-    pm = await asyncio.to_thread(parse_message, raw)
+    pm = await shared_pool().parse(raw)
     if not pm.html:
         raise not_found("message has no HTML part")
     prefix = request.app[PREFIX_KEY]
@@ -89,7 +88,7 @@ async def view_html(request: web.Request) -> web.Response:
 async def view_text(request: web.Request) -> web.Response:
     mid = await resolve_id(request)
     raw = await raw_or_404(request, mid)
-    pm = await asyncio.to_thread(parse_message, raw)
+    pm = await shared_pool().parse(raw)
     return text_response(pm.text)
 
 
