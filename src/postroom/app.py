@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -20,6 +21,10 @@ from .store.base import Store
 
 if TYPE_CHECKING:
     from .outbound.service import Outbound
+    from .runtime.chaos import Chaos
+    from .runtime.handlers import Handlers
+    from .runtime.webhooks import Webhooks
+    from .servers.smtp_hooks import SMTPHook
 
 __all__ = ["App", "ListenerError"]
 
@@ -42,7 +47,13 @@ class App:
     bus: Bus = field(default_factory=Bus)
     ssl_context: ssl.SSLContext | None = None
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
-    extras: dict[str, Any] = field(default_factory=dict)  # per-feature state (chaos, webhooks...)
+    extras: dict[str, Any] = field(default_factory=dict)  # per-listener state (POP3 locks, stats...)
+    # runtime features (postroom.runtime, built by runtime.install at start)
+    smtp_hooks: list[SMTPHook] = field(default_factory=list)  # called by the SMTP listener
+    chaos: Chaos = field(init=False)
+    handlers: Handlers = field(init=False)
+    webhooks: Webhooks = field(init=False)
+    request_stop: Callable[[], None] | None = None  # stops `postroom serve` (--exit-after)
     # failed logins per client address, shared by HTTP, SMTP, POP3 and IMAP (authlimit.py)
     auth_limiter: AuthLimiter = field(init=False)
     outbound: Outbound | None = None  # release, relay and forward (docs/relay.md)
@@ -74,7 +85,7 @@ class App:
         else:
             await asyncio.to_thread(self.store.start)
         try:
-            from .testing.runtime import install  # chaos, handlers, webhooks, --print
+            from .runtime.install import install  # chaos, handlers, webhooks, --print
 
             install(self)
             from .outbound.service import build as build_outbound

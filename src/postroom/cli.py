@@ -55,7 +55,7 @@ def serve(args: argparse.Namespace) -> int:
     except ImportError:  # pragma: no cover - uvloop is a dependency on Linux
         runner = asyncio.run
     from .app import App
-    from .runtime import tune_gc
+    from .runtime.gc import tune_gc
 
     app = App(settings)
 
@@ -64,7 +64,7 @@ def serve(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
-        app.extras["request_stop"] = stop.set  # --exit-after
+        app.request_stop = stop.set  # --exit-after
         await app.start()
         tune_gc()
         if not settings.quiet:

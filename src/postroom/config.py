@@ -480,7 +480,7 @@ class Settings:
         if self.checks_dns and self.checks_dns != "off":
             parse_dns_server(self.checks_dns)
         if self.chaos:
-            from .testing.chaos import ChaosError, parse_spec
+            from .runtime.chaos import ChaosError, parse_spec
 
             try:
                 parse_spec(self.chaos)

@@ -13,6 +13,7 @@ import pytest
 
 from postroom.protocols.smtp import Reply
 from postroom.servers.smtp import MAX_BUFFER_WHILE_BUSY, SessionInfo
+from postroom.servers.smtp_hooks import SMTPHook
 from tests.helpers import RunningServer, smtp_server, unverified
 
 MESSAGE = (
@@ -248,16 +249,33 @@ def test_a_store_failure_is_451_and_nothing_is_acknowledged() -> None:
 def test_hooks_can_refuse_and_see_the_session() -> None:
     seen: list[tuple[str, SessionInfo]] = []
 
-    async def hook(stage: str, info: SessionInfo) -> str | Reply | None:
-        seen.append((stage, info))
-        if stage == "rcpt" and info.argument.startswith("blocked@"):
-            return "550 5.7.1 no"
-        if stage == "message" and info.size > 1000:
-            return Reply(552, "5.3.4", ("hook says too big",))
-        return None
+    class Hook(SMTPHook):  # typed stage methods
+        async def on_connect(self, info: SessionInfo) -> Reply | None:
+            seen.append(("connect", info))
+            return None
+
+        async def on_helo(self, info: SessionInfo) -> Reply | None:
+            seen.append(("helo", info))
+            return None
+
+        async def on_mail(self, info: SessionInfo) -> Reply | None:
+            seen.append(("mail", info))
+            return None
+
+        async def on_rcpt(self, info: SessionInfo) -> Reply | None:
+            seen.append(("rcpt", info))
+            return Reply.parse("550 5.7.1 no") if info.argument.startswith("blocked@") else None
+
+        async def on_data(self, info: SessionInfo) -> Reply | None:
+            seen.append(("data", info))
+            return None
+
+        async def on_message(self, info: SessionInfo) -> Reply | None:
+            seen.append(("message", info))
+            return Reply(552, "5.3.4", ("hook says too big",)) if info.size > 1000 else None
 
     with smtp_server() as s:
-        s.app.extras["smtp_hooks"] = [hook]
+        s.app.smtp_hooks[:] = [Hook()]
         with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as client:
             refused = client.sendmail("a@example.org", ["ok@example.org", "blocked@example.org"], MESSAGE)
             assert refused == {"blocked@example.org": (550, b"5.7.1 no")}
@@ -320,13 +338,13 @@ def test_input_buffered_while_a_message_is_stored_is_bounded() -> None:
 
     with smtp_server() as s:
 
-        async def slow_hook(stage: str, info: SessionInfo) -> None:
-            if stage == "message":
+        class SlowHook(SMTPHook):
+            async def on_message(self, info: SessionInfo) -> Reply | None:
                 await asyncio.sleep(1.0)  # the client keeps pipelining meanwhile
                 seen.extend(sess.conn.buffered for sess in s.app.extras["smtp_sessions"] if sess.conn)
-            return None
+                return None
 
-        s.app.extras["smtp_hooks"] = [slow_hook]
+        s.app.smtp_hooks[:] = [SlowHook()]
         n = 500_000  # 3 MB of NOOPs behind the message
         with socket.create_connection(("127.0.0.1", s.smtp_port), timeout=30) as sock:
             f = sock.makefile("rb")

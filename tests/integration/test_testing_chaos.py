@@ -13,8 +13,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
+from postroom.runtime.chaos import parse_spec
 from postroom.testing import ChaosError, Fault, Server
-from postroom.testing.chaos import parse_spec
 
 STAGES = ["connect", "helo", "auth", "mail", "rcpt", "data", "message"]
 BODY = b"From: a@example.com\r\nTo: b@example.com\r\nSubject: chaos\r\n\r\nbody\r\n"
@@ -130,7 +130,7 @@ def test_next_n_messages(server: Server) -> None:
             outcomes.append(e.smtp_code)
     assert outcomes == [452, 452, 250, 250]
     assert fault.fired == 2 and fault.exhausted
-    assert server.app.extras["smtp_hooks"] == []  # nothing left to do: the hook is out
+    assert server.app.smtp_hooks == []  # nothing left to do: the hook is out
     server.assert_received(count=2)
 
 

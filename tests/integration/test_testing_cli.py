@@ -11,7 +11,7 @@ from contextlib import contextmanager
 
 import pytest
 
-from postroom.testing.printer import BEGIN, END, format_message
+from postroom.runtime.printer import BEGIN, END, format_message
 from tests.helpers import free_port
 
 

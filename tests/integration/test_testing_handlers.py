@@ -11,8 +11,8 @@ from typing import Any
 import aiosmtplib
 import pytest
 
+from postroom.runtime.handlers import HandlerError, HandlerFailed, Result, SMTPHandler, decide
 from postroom.testing import ACCEPT, Decision, Envelope, Message, Server, delay, reject
-from postroom.testing.handlers import HandlerError, HandlerFailed, Result, SMTPHandler, decide
 
 
 def _msg(subject: str, body: str = "hello") -> bytes:
@@ -197,9 +197,9 @@ def test_typed_stage_methods(server: Server) -> None:
 
 def test_remove_and_hook_list(server: Server) -> None:
     remove = server.handlers.add(lambda m: False)
-    assert len(server.app.extras["smtp_hooks"]) == 1
+    assert len(server.app.smtp_hooks) == 1
     remove()
-    assert server.app.extras["smtp_hooks"] == [] and len(server.handlers) == 0
+    assert server.app.smtp_hooks == [] and len(server.handlers) == 0
     _send(server.smtp_port, "after removal")
     server.assert_received(subject="after removal")
 

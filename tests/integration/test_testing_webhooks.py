@@ -14,8 +14,8 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from postroom.runtime.webhooks import Delivery
 from postroom.testing import Server
-from postroom.testing.webhooks import Delivery
 
 
 @dataclass

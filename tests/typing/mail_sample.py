@@ -12,6 +12,7 @@ import smtplib
 import pytest
 
 from postroom import Client, Server
+from postroom.runtime.handlers import Result, SMTPHandler
 from postroom.testing import (
     Address,
     Attachment,
@@ -28,7 +29,6 @@ from postroom.testing import (
     extract_links,
     reject,
 )
-from postroom.testing.handlers import Result, SMTPHandler
 
 
 def send(mail: Mail, to: str) -> None:

@@ -8,13 +8,12 @@ header, hands the message to ``app.store.deliver`` and replies ``250`` only once
 store says the message is committed; meanwhile input keeps being buffered but no further
 command of that session is answered, so replies stay in order.
 
-Extension point: coroutines in ``app.extras["smtp_hooks"]`` are called as
-``await hook(stage, info)`` at each stage of :data:`HOOK_STAGES` with a
-:class:`SessionInfo`; a hook that returns a reply (a :class:`Reply` or text such as
-``"550 5.7.1 no"``) has it sent instead of the normal answer (and, at stage "message",
-instead of storing the message). With no hooks this costs one truth test per event.
-A hook that raises :class:`HookDisconnect` has the connection closed with no reply
-(fault injection, :mod:`postroom.testing.chaos`).
+Extension point: each :class:`~postroom.servers.smtp_hooks.SMTPHook` in ``app.smtp_hooks``
+has its typed stage method (``on_rcpt(info)``, ``on_message(info)``...) called at each stage
+of :data:`HOOK_STAGES` with a :class:`SessionInfo`; a hook that returns a reply has it sent
+instead of the normal answer (and, at stage "message", instead of storing the message). With
+no hooks this costs one truth test per event. A hook that raises :class:`HookDisconnect` has
+the connection closed with no reply (fault injection, :mod:`postroom.runtime.chaos`).
 
 Errors: nothing here raises to the event loop. A failed ``deliver`` becomes
 ``451 4.3.0`` (logged); an unexpected exception in a session is logged and answered with
@@ -30,7 +29,7 @@ import os
 import socket
 import ssl
 import time
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
@@ -57,6 +56,7 @@ from ..store.base import Envelope
 from ..store.ingest import Ingest, ingest_paths
 from .auth import Authenticator
 from .smtp_gate import ConnectionGate, LocalGate, SharedGate
+from .smtp_hooks import SMTPHook, call_stage
 from .smtp_workers import WorkerPool, worker_count
 
 if TYPE_CHECKING:
@@ -121,6 +121,8 @@ class SMTPHost(Protocol):
     @property
     def extras(self) -> dict[str, Any]: ...
     @property
+    def smtp_hooks(self) -> list[SMTPHook]: ...
+    @property
     def auth_limiter(self) -> AuthLimiter: ...
 
 
@@ -150,7 +152,7 @@ class SessionInfo:
     data: bytes = field(default=b"", repr=False)  # the message at stage "message"
 
 
-Hook = Callable[[str, SessionInfo], Awaitable["Reply | str | None"]]
+Hook = SMTPHook  # what app.smtp_hooks holds (servers/smtp_hooks.py)
 
 
 async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = False) -> SMTPListener:
@@ -396,7 +398,7 @@ class SMTPSession(asyncio.Protocol):
             self.ip = str(peer[0])
             self.peer = f"[{peer[0]}]:{peer[1]}" if ":" in self.ip else f"{peer[0]}:{peer[1]}"
         self.conn = conn = SMTPConnection(listener.config, tls=listener.implicit_tls)
-        self.hooks = listener.app.extras.get("smtp_hooks") or None
+        self.hooks = listener.app.smtp_hooks or None
         if self.hooks:
             self._run(self._greet_with_hooks())
         else:
@@ -680,15 +682,9 @@ class SMTPSession(asyncio.Protocol):
 
     async def _call_hooks(self, stage: str, info: SessionInfo) -> Reply | None:
         for hook in list(self.hooks or ()):
-            answer = await hook(stage, info)
-            if answer is None:
-                continue
-            if isinstance(answer, Reply):
+            answer = await call_stage(hook, stage, info)
+            if answer is not None:
                 return answer
-            try:
-                return Reply.parse(str(answer))
-            except ValueError:
-                log.warning("SMTP hook %r returned %r, not a reply; ignored", hook, answer)
         return None
 
     async def _greet_with_hooks(self) -> None:

@@ -54,6 +54,7 @@ if TYPE_CHECKING:
 
     from ..app import App
     from ..config import Settings
+    from .smtp_hooks import SMTPHook
 
 __all__ = ["WorkerPool", "main", "worker_count"]
 
@@ -77,7 +78,7 @@ def worker_count(app: App) -> int:
     if value == "auto":
         value = str(AUTO_WORKERS) if (os.cpu_count() or 1) >= 2 else "0"
     store_ok = ingest_paths(app.store).workers is not None
-    hooks_possible = bool(app.extras.get("smtp_hooks")) or s.enable_chaos or bool(s.chaos)
+    hooks_possible = bool(app.smtp_hooks) or s.enable_chaos or bool(s.chaos)
     if not store_ok or hooks_possible or not value.isdigit():
         return 0
     return max(0, int(value))
@@ -260,6 +261,7 @@ class _WorkerApp:
     store: _JournalStore
     ssl_context: ssl.SSLContext | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    smtp_hooks: list[SMTPHook] = field(default_factory=list)  # none: a worker runs no hooks
     auth_limiter: AuthLimiter = field(init=False)  # per worker process (authlimit.py)
 
     def __post_init__(self) -> None:
@@ -270,7 +272,7 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, gate: list[int], 
     import signal
 
     from ..config import Settings
-    from ..runtime import tune_gc
+    from ..runtime.gc import tune_gc
     from . import smtp
 
     settings = Settings(**json.loads(settings_json))

@@ -10,9 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .chaos import Chaos, ChaosError, Fault
-    from .client import Client, ClientError, ClientView
-    from .handlers import (
+    from ..runtime.chaos import Chaos, ChaosError, Fault
+    from ..runtime.handlers import (
         ACCEPT,
         Decision,
         Handler,
@@ -25,8 +24,7 @@ if TYPE_CHECKING:
         delay,
         reject,
     )
-    from .mail import ChaosControl, FaultHandle, Mail, WebhookControl
-    from .models import (
+    from ..runtime.models import (
         Address,
         Attachment,
         Envelope,
@@ -36,6 +34,8 @@ if TYPE_CHECKING:
         extract_code,
         extract_links,
     )
+    from .client import Client, ClientError, ClientView
+    from .mail import ChaosControl, FaultHandle, Mail, WebhookControl
     from .reader import MailReader, NoMatchingMail
     from .remote import RemoteUnsupported
     from .server import MailView, Server
@@ -43,40 +43,40 @@ if TYPE_CHECKING:
 # Loaded on first use (PEP 562): the pytest plugin lives in this package, and pytest
 # imports it at every start; what a test does not touch is never imported.
 _WHERE = {
-    "ACCEPT": ".handlers",
-    "Address": ".models",
-    "Attachment": ".models",
-    "Chaos": ".chaos",
+    "ACCEPT": "..runtime.handlers",
+    "Address": "..runtime.models",
+    "Attachment": "..runtime.models",
+    "Chaos": "..runtime.chaos",
     "ChaosControl": ".mail",
-    "ChaosError": ".chaos",
+    "ChaosError": "..runtime.chaos",
     "Client": ".client",
     "ClientError": ".client",
     "ClientView": ".client",
-    "Decision": ".handlers",
-    "Envelope": ".models",
-    "Fault": ".chaos",
+    "Decision": "..runtime.handlers",
+    "Envelope": "..runtime.models",
+    "Fault": "..runtime.chaos",
     "FaultHandle": ".mail",
-    "Handlers": ".handlers",
-    "Handler": ".handlers",
-    "HandlerFailed": ".handlers",
-    "RcptHandler": ".handlers",
-    "Result": ".handlers",
-    "SMTPHandler": ".handlers",
-    "Headers": ".models",
+    "Handlers": "..runtime.handlers",
+    "Handler": "..runtime.handlers",
+    "HandlerFailed": "..runtime.handlers",
+    "RcptHandler": "..runtime.handlers",
+    "Result": "..runtime.handlers",
+    "SMTPHandler": "..runtime.handlers",
+    "Headers": "..runtime.models",
     "Mail": ".mail",
     "MailReader": ".reader",
     "MailView": ".server",
-    "Message": ".models",
+    "Message": "..runtime.models",
     "NoMatchingMail": ".reader",
-    "NotFoundInMessage": ".models",
+    "NotFoundInMessage": "..runtime.models",
     "RemoteUnsupported": ".remote",
     "Server": ".server",
     "WebhookControl": ".mail",
-    "accept": ".handlers",
-    "delay": ".handlers",
-    "extract_code": ".models",
-    "extract_links": ".models",
-    "reject": ".handlers",
+    "accept": "..runtime.handlers",
+    "delay": "..runtime.handlers",
+    "extract_code": "..runtime.models",
+    "extract_links": "..runtime.models",
+    "reject": "..runtime.handlers",
 }
 
 

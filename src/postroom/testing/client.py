@@ -38,8 +38,8 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
+from ..runtime.models import Message
 from ..store.base import Address, Envelope, Summary
-from .models import Message
 from .reader import Criteria, MailReader, NoMatchingMail
 from .remote import RemoteChaos, RemoteWebhooks, unsupported_handler
 

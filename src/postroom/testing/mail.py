@@ -22,14 +22,14 @@ from collections.abc import Sequence
 from typing import TYPE_CHECKING, Protocol, TypeVar, overload
 
 from ..protocols.smtp import Reply
-from .models import Message
+from ..runtime.models import Message
+from ..runtime.webhooks import Delivery
 from .reader import Predicate, Text
-from .webhooks import Delivery
 
 __all__ = ["ChaosControl", "FaultHandle", "Mail", "WebhookControl"]
 
 if TYPE_CHECKING:
-    from .handlers import Handler, RcptHandler
+    from ..runtime.handlers import Handler, RcptHandler
 
 HandlerT = TypeVar("HandlerT", bound="Handler")
 RcptHandlerT = TypeVar("RcptHandlerT", bound="RcptHandler")

@@ -21,8 +21,8 @@ Fixtures:
 
 The marker ``@pytest.mark.postroom(**options)`` configures the ``mail`` server: any
 setting (``smtp_require_auth=True``, ``smtp_auth_file=...``), ``handler=fn`` (see
-:mod:`postroom.testing.handlers`), ``chaos="rcpt:451"`` (see
-:mod:`postroom.testing.chaos`) and ``shared=True``.
+:mod:`postroom.runtime.handlers`), ``chaos="rcpt:451"`` (see
+:mod:`postroom.runtime.chaos`) and ``shared=True``.
 
 When a test that used ``mail`` fails, its report gets a "postroom: received mail"
 section listing every message the test's server caught.

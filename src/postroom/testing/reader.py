@@ -35,7 +35,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import overload
 
-from .models import Message, describe
+from ..runtime.models import Message, describe
 
 __all__ = ["DEFAULT_TIMEOUT", "Criteria", "MailReader", "NoMatchingMail", "Predicate", "listing", "plural"]
 

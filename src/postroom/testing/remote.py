@@ -1,7 +1,7 @@
 """Chaos and webhooks of a running postroom, over its HTTP API (what :class:`~postroom.Client` offers).
 
 The same calls as an in-process server's ``chaos`` and ``webhooks`` (see
-:mod:`postroom.testing.chaos`, :mod:`postroom.testing.webhooks`), so a test reads the same
+:mod:`postroom.runtime.chaos`, :mod:`postroom.runtime.webhooks`), so a test reads the same
 against either:
 
 * :class:`RemoteChaos` adds faults with ``POST /api/v2/chaos`` (the ``--chaos`` syntax) and
@@ -27,8 +27,8 @@ from collections.abc import Callable
 from typing import Any, Protocol
 
 from ..protocols.smtp import Reply
-from .chaos import Fault, _reply
-from .webhooks import Delivery
+from ..runtime.chaos import Fault, _reply
+from ..runtime.webhooks import Delivery
 
 __all__ = ["HTTPCaller", "RemoteChaos", "RemoteFault", "RemoteUnsupported", "RemoteWebhooks"]
 
@@ -134,7 +134,7 @@ class RemoteChaos:
 
     def load(self, spec: str) -> list[RemoteFault]:
         """Add the faults of a ``--chaos`` spec."""
-        from .chaos import parse_spec
+        from ..runtime.chaos import parse_spec
 
         return [self.add(f) for f in parse_spec(spec)]
 

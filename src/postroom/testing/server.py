@@ -47,15 +47,15 @@ from ..events import (
     TagRenamed,
     TagsChanged,
 )
+from ..runtime.models import Message
 from ..store.base import IndexProgress
-from .models import Message
 from .reader import MailReader, plural
 
 if TYPE_CHECKING:
     from ..app import App
-    from .chaos import Chaos
-    from .handlers import Handler, Handlers, RcptHandler, SMTPHandler
-    from .webhooks import Webhooks
+    from ..runtime.chaos import Chaos
+    from ..runtime.handlers import Handler, Handlers, RcptHandler, SMTPHandler
+    from ..runtime.webhooks import Webhooks
 
 __all__ = ["MailView", "Server"]
 
@@ -190,17 +190,17 @@ class _Base(MailReader):
 
     @property
     def chaos(self) -> Chaos:
-        """Fault injection for this server (see :mod:`postroom.testing.chaos`)."""
-        return self._server.app.extras["chaos"]  # type: ignore[no-any-return]
+        """Fault injection for this server (see :mod:`postroom.runtime.chaos`)."""
+        return self._server.app.chaos
 
     @property
     def handlers(self) -> Handlers:
-        """Message handlers of this server (see :mod:`postroom.testing.handlers`)."""
-        return self._server.app.extras["handlers"]  # type: ignore[no-any-return]
+        """Message handlers of this server (see :mod:`postroom.runtime.handlers`)."""
+        return self._server.app.handlers
 
     @property
     def webhooks(self) -> Webhooks:
-        return self._server.app.extras["webhooks"]  # type: ignore[no-any-return]
+        return self._server.app.webhooks
 
     def handler(self, fn: H) -> H:
         """Add a message handler (usable as a decorator); ``handlers.clear()`` removes it."""
@@ -351,7 +351,7 @@ class Server(_Base):
         self._deferred = _LAZY if lazy else frozenset()
         await app.start(defer=self._deferred, blocking=blocking)
         if self._handler is not None:
-            app.extras["handlers"].add(self._handler)
+            app.handlers.add(self._handler)
 
     def stop(self) -> None:
         """Stop the server and delete its throwaway store. Idempotent."""

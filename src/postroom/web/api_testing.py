@@ -27,23 +27,21 @@ from aiohttp import web
 from .common import APP_KEY, bad_request, json_body, json_response
 
 if TYPE_CHECKING:
-    from ..testing.chaos import Chaos
-    from ..testing.webhooks import Webhooks
+    from ..runtime.chaos import Chaos
+    from ..runtime.webhooks import Webhooks
 
 __all__ = ["add_routes", "chaos_get", "chaos_put"]
 
 
 def _chaos(request: web.Request, *, require_enabled: bool = True) -> Chaos:
-    chaos: Chaos | None = request.app[APP_KEY].extras.get("chaos")
-    if chaos is None or (require_enabled and not chaos.enabled):
+    chaos: Chaos = request.app[APP_KEY].chaos
+    if require_enabled and not chaos.enabled:
         raise bad_request("Chaos is not enabled (start postroom with --enable-chaos)")
     return chaos
 
 
 def _webhooks(request: web.Request) -> Webhooks:
-    hooks: Webhooks | None = request.app[APP_KEY].extras.get("webhooks")
-    if hooks is None:
-        raise bad_request("webhooks are not available")
+    hooks: Webhooks = request.app[APP_KEY].webhooks
     return hooks
 
 
@@ -54,7 +52,7 @@ async def chaos_get(request: web.Request) -> web.Response:
 
 async def chaos_put(request: web.Request) -> web.Response:
     """Mailpit's ``PUT /api/v1/chaos``."""
-    from ..testing.chaos import ChaosError
+    from ..runtime.chaos import ChaosError
 
     chaos = _chaos(request)
     body = await json_body(request)
@@ -78,7 +76,7 @@ async def chaos_v2_get(request: web.Request) -> web.Response:
 
 
 async def chaos_v2_put(request: web.Request) -> web.Response:
-    from ..testing.chaos import ChaosError, parse_spec
+    from ..runtime.chaos import ChaosError, parse_spec
 
     chaos = _chaos(request)
     body = await json_body(request, required=True)
@@ -94,7 +92,7 @@ async def chaos_v2_put(request: web.Request) -> web.Response:
 
 
 async def chaos_v2_post(request: web.Request) -> web.Response:
-    from ..testing.chaos import ChaosError
+    from ..runtime.chaos import ChaosError
 
     chaos = _chaos(request)
     body = await json_body(request, required=True)

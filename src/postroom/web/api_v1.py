@@ -431,7 +431,7 @@ async def webui(request: web.Request) -> web.Response:
             "Label": str(request.app[APP_KEY].settings.extra.get("label", "")),
             "MessageRelay": _relay_json(request),
             "SpamAssassin": bool(request.app[APP_KEY].settings.enable_spamassassin),
-            "ChaosEnabled": bool(getattr(request.app[APP_KEY].extras.get("chaos"), "enabled", False)),
+            "ChaosEnabled": request.app[APP_KEY].chaos.enabled,
             "DuplicatesIgnored": False,
             "HideDeleteAllButton": False,
             # postroom's own: where to send mail (and read it), for the UI's empty screen
@@ -463,7 +463,7 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     r.add_delete(p + "/tags/{Tag}", delete_tag)
     r.add_get(p + "/info", info)
     r.add_get(p + "/webui", webui)
-    from .api_testing import chaos_get, chaos_put  # postroom.testing's chaos state
+    from .api_testing import chaos_get, chaos_put  # postroom.runtime's chaos state
 
     r.add_get(p + "/chaos", chaos_get)
     r.add_put(p + "/chaos", chaos_put)

@@ -96,7 +96,7 @@ class Delivery:
 
 
 class Webhooks:
-    """The webhooks of one server (``app.extras["webhooks"]``).
+    """The webhooks of one server (``app.webhooks``).
 
     Args:
         app: the running app (its bus and ``spawn``).

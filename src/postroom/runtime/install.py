@@ -1,15 +1,15 @@
-"""Wires the testing features into a starting app (called once from ``App.start``).
+"""Wires the runtime features into a starting app (called once from ``App.start``).
 
-Puts in ``app.extras``:
+Sets the app's typed fields:
 
-* ``"chaos"``: :class:`~postroom.testing.chaos.Chaos`, loaded from ``--chaos``;
-* ``"handlers"``: :class:`~postroom.testing.handlers.Handlers` (empty until a test adds one);
-* ``"webhooks"``: :class:`~postroom.testing.webhooks.Webhooks` from ``--webhook``;
-* a :class:`~postroom.testing.printer.Printer` runs for ``--print`` / ``--exit-after``.
+* ``app.chaos``: :class:`~postroom.runtime.chaos.Chaos`, loaded from ``--chaos``;
+* ``app.handlers``: :class:`~postroom.runtime.handlers.Handlers` (empty until a test adds one);
+* ``app.webhooks``: :class:`~postroom.runtime.webhooks.Webhooks` from ``--webhook``;
+* a :class:`~postroom.runtime.printer.Printer` runs for ``--print`` / ``--exit-after``.
 
-Chaos and handlers add their hook to ``app.extras["smtp_hooks"]`` only while they have
-something to do, and webhooks subscribe to the bus only while they have a URL: a server
-that uses none of this pays nothing on the SMTP path.
+Chaos and handlers put themselves in ``app.smtp_hooks`` only while they have something to
+do, and webhooks subscribe to the bus only while they have a URL: a server that uses none
+of this pays nothing on the SMTP path.
 
 Errors: :class:`~postroom.config.ConfigError` for a ``--chaos`` or ``--webhook`` value
 that cannot work.
@@ -37,21 +37,20 @@ def install(app: App) -> None:
         ConfigError: a bad ``--chaos`` spec or webhook URL.
     """
     s = app.settings
-    app.extras.setdefault("smtp_hooks", [])
-    chaos = Chaos(app.extras, enabled=bool(s.enable_chaos or s.chaos))
+    chaos = Chaos(app.smtp_hooks, enabled=bool(s.enable_chaos or s.chaos))
     try:
         if s.chaos:
             chaos.load(s.chaos)
     except ChaosError as e:
         raise ConfigError(f"--chaos: {e}") from None
-    app.extras["chaos"] = chaos
-    app.extras["handlers"] = Handlers(app.extras)
+    app.chaos = chaos
+    app.handlers = Handlers(app.smtp_hooks)
     urls = [u for u in s.webhook.split(",") if u.strip()] if s.webhook else []
     try:
         webhooks = Webhooks(app, urls, retries=s.webhook_retries)
     except ValueError as e:
         raise ConfigError(f"--webhook: {e}") from None
-    app.extras["webhooks"] = webhooks
+    app.webhooks = webhooks
     webhooks.start()
     if s.print or s.exit_after:
         from .printer import Printer

@@ -68,7 +68,7 @@ class Printer:
         exit_after: stop after this many messages (0: never).
         out: where to write (default: standard output's byte stream).
         request_stop: called once the count is reached (the CLI puts its stop event's
-            ``set`` in ``app.extras["request_stop"]``; that is the default).
+            ``set`` in ``app.request_stop``; that is the default).
     """
 
     def __init__(
@@ -127,7 +127,7 @@ class Printer:
             self._broken = True
 
     def _stop(self) -> None:
-        stop = self.request_stop or self.app.extras.get("request_stop")
+        stop = self.request_stop or self.app.request_stop
         if stop is None:
             log.warning("--exit-after %d reached, but nothing can stop this server", self.exit_after)
             return

@@ -55,6 +55,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..protocols.smtp import Reply
+from ..servers.smtp_hooks import SMTPHook
 from ..store.base import Envelope
 from .models import Message
 
@@ -181,26 +182,19 @@ def decide(result: object) -> Decision:
     raise HandlerError(f"a handler returned {result!r}; expected None, a bool, a reply, reject() or delay()")
 
 
-class Handlers:
-    """The handlers of one server (``app.extras["handlers"]``); thread-safe.
+class Handlers(SMTPHook):
+    """The handlers of one server (``app.handlers``); thread-safe.
 
     Args:
-        extras: the app's ``extras``; the handler hook is in its ``"smtp_hooks"`` list
-            only while there are handlers.
+        hooks: the app's ``smtp_hooks``; the handlers are in it only while there are some.
     """
 
-    def __init__(self, extras: dict[str, Any] | None = None) -> None:
-        self._extras: dict[str, Any] = extras if extras is not None else {}
+    def __init__(self, hooks: list[SMTPHook] | None = None) -> None:
+        self._hooks: list[SMTPHook] = hooks if hooks is not None else []
         self._lock = threading.Lock()
         self._handlers: list[Callable[[Message], Any]] = []  # end of data
         self._rcpt: list[Callable[[str, Envelope], Any]] = []  # each RCPT TO
         self._errors: list[BaseException] = []
-
-    @property
-    def _hooks(self) -> list[Any]:
-        # looked up each time: whoever replaces the list (a test) must not strand us
-        hooks: list[Any] = self._extras.setdefault("smtp_hooks", [])
-        return hooks
 
     def add(self, handler: Handler | SMTPHandler) -> Callable[[], None]:
         """Add a message handler, or an :class:`SMTPHandler` (its stage methods); returns a
@@ -275,23 +269,22 @@ class Handlers:
             ) from first
 
     def _sync(self) -> None:
-        present = self.hook in self._hooks
+        present = self in self._hooks
         if (self._handlers or self._rcpt) and not present:
-            self._hooks.append(self.hook)
+            self._hooks.append(self)
         elif not (self._handlers or self._rcpt) and present:
-            self._hooks.remove(self.hook)
+            self._hooks.remove(self)
 
-    async def hook(self, stage: str, info: SessionInfo) -> Reply | None:
-        """The SMTP hook: recipient handlers at "rcpt", message handlers at "message"."""
-        if stage == "rcpt":
-            with self._lock:
-                rcpt_handlers = list(self._rcpt)
-            if not rcpt_handlers:
-                return None
-            env = _envelope(info)
-            return await self._run(rcpt_handlers, (info.argument, env))
-        if stage != "message":
+    async def on_rcpt(self, info: SessionInfo) -> Reply | None:
+        """RCPT TO: the recipient handlers decide about ``info.argument``."""
+        with self._lock:
+            rcpt_handlers = list(self._rcpt)
+        if not rcpt_handlers:
             return None
+        return await self._run(rcpt_handlers, (info.argument, _envelope(info)))
+
+    async def on_message(self, info: SessionInfo) -> Reply | None:
+        """End of data: the message handlers decide, before the message is stored."""
         with self._lock:
             handlers = list(self._handlers)
         if not handlers:

@@ -41,6 +41,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from ..protocols.smtp import Reply
 from ..servers.smtp import HookDisconnect
+from ..servers.smtp_hooks import SMTPHook
 
 if TYPE_CHECKING:
     from ..servers.smtp import SessionInfo
@@ -260,21 +261,21 @@ def parse_spec(spec: str) -> list[Fault]:
     return faults
 
 
-class Chaos:
-    """The fault-injection state of one server (``app.extras["chaos"]``).
+class Chaos(SMTPHook):
+    """The fault-injection state of one server (``app.chaos``).
 
     Thread-safe: tests change it from their own thread while the server's loop reads it.
 
     Args:
-        extras: the app's ``extras``; the hook goes in its ``"smtp_hooks"`` list.
+        hooks: the app's ``smtp_hooks``; chaos is in it only while a fault is set.
         enabled: whether the HTTP API may change it (Mailpit's ``--enable-chaos``).
         seed: seed for the probability draws (reproducible runs).
     """
 
     def __init__(
-        self, extras: dict[str, Any] | None = None, *, enabled: bool = True, seed: int | None = None
+        self, hooks: list[SMTPHook] | None = None, *, enabled: bool = True, seed: int | None = None
     ) -> None:
-        self._extras: dict[str, Any] = extras if extras is not None else {}
+        self._hooks: list[SMTPHook] = hooks if hooks is not None else []
         self.enabled = enabled
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -282,12 +283,6 @@ class Chaos:
         self._triggers: dict[str, tuple[int, int]] = {}  # Mailpit name -> (code, percent)
         self._next_id = 1
         self.on_change: Callable[[], None] | None = None
-
-    @property
-    def _hooks(self) -> list[Any]:
-        # looked up each time: whoever replaces the list (a test) must not strand us
-        hooks: list[Any] = self._extras.setdefault("smtp_hooks", [])
-        return hooks
 
     # -- Python API ----------------------------------------------------------------------
 
@@ -426,11 +421,11 @@ class Chaos:
 
     def _changed(self) -> None:
         active = self.active
-        present = self.hook in self._hooks
+        present = self in self._hooks
         if active and not present:
-            self._hooks.insert(0, self.hook)  # chaos before handlers: it is the network
+            self._hooks.insert(0, self)  # chaos before handlers: it is the network
         elif not active and present:
-            self._hooks.remove(self.hook)
+            self._hooks.remove(self)
         if self.on_change is not None:
             self.on_change()
 
@@ -448,8 +443,31 @@ class Chaos:
                     return fault
         return None
 
+    # -- SMTPHook: every stage goes through one method --------------------------------------
+
+    async def on_connect(self, info: SessionInfo) -> Reply | None:
+        return await self.hook("connect", info)
+
+    async def on_helo(self, info: SessionInfo) -> Reply | None:
+        return await self.hook("helo", info)
+
+    async def on_auth(self, info: SessionInfo) -> Reply | None:
+        return await self.hook("auth", info)
+
+    async def on_mail(self, info: SessionInfo) -> Reply | None:
+        return await self.hook("mail", info)
+
+    async def on_rcpt(self, info: SessionInfo) -> Reply | None:
+        return await self.hook("rcpt", info)
+
+    async def on_data(self, info: SessionInfo) -> Reply | None:
+        return await self.hook("data", info)
+
+    async def on_message(self, info: SessionInfo) -> Reply | None:
+        return await self.hook("message", info)
+
     async def hook(self, stage: str, info: SessionInfo) -> Reply | None:
-        """The SMTP hook: ``None`` to go on, a reply to send, or raises ``HookDisconnect``."""
+        """``None`` to go on, a reply to send, or raises ``HookDisconnect``."""
         picked = self._pick(stage, info)
         if picked is None:
             return None
