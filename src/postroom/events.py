@@ -173,6 +173,22 @@ class FolderChanged:
     uids: tuple[int, ...] = ()
 
 
+@dataclass(frozen=True, slots=True)
+class DeliveryAttempted:
+    """The outbound worker tried to hand one queued copy to its relay (docs/relay.md).
+
+    ``outcome`` is ``sent``, ``retry`` (queued again for ``next_at``), ``failed`` or
+    ``suppressed``. Published on the node that made the attempt only (the WebSocket hub
+    shows it as a ``delivery`` event)."""
+
+    message_id: str
+    rcpt: str
+    outcome: str
+    reply: str
+    attempts: int
+    next_at: float | None = None
+
+
 Event: TypeAlias = (
     MessageStored
     | ReadChanged
@@ -183,6 +199,7 @@ Event: TypeAlias = (
     | StoreTruncated
     | MessagesIndexed
     | FolderChanged
+    | DeliveryAttempted
 )
 """Any event of the catalogue."""
 

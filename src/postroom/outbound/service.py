@@ -50,6 +50,7 @@ class Outbound:
     def start(self, bus: Bus, spawn: Callable[[Any], asyncio.Task[Any]]) -> None:
         for w in (self.relay_worker, self.forward_worker):
             if w is not None:
+                w.on_attempt = bus.publish
                 spawn(w.run())
         if self.relay_all or self.matching or self.forward:
             bus.subscribe(lambda ev: self._on_event(ev, spawn))

@@ -29,6 +29,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..events import DeliveryAttempted
 from ..store.outbound import Delivery, OutboundQueue, Outcome
 from .relay_config import RelayConfig
 from .smtp_client import DeliveryError, deliver
@@ -144,7 +145,7 @@ class Worker:
         self.slots = asyncio.Semaphore(relay.concurrency)
         self._wake = asyncio.Event()
         self._running: set[asyncio.Task[None]] = set()
-        self.on_attempt: Callable[[Delivery, Outcome, str], None] | None = None
+        self.on_attempt: Callable[[DeliveryAttempted], None] | None = None
 
     def wake(self) -> None:
         """New rows are queued: look at once (call on the loop's thread)."""
@@ -207,7 +208,9 @@ class Worker:
             await asyncio.to_thread(self.queue.suppress, row.rcpt, reply)
         log.info("relay %s -> %s: %s (%s)", row.message_id, row.rcpt, outcome, reply[:120])
         if self.on_attempt is not None:
-            self.on_attempt(row, outcome, reply)
+            self.on_attempt(
+                DeliveryAttempted(row.message_id, row.rcpt, outcome, reply, row.attempts + 1, next_at)
+            )
         if outcome == "retry":
             asyncio.get_running_loop().call_later(max(0.0, next_at - time.time()) + 0.01, self._wake.set)  # type: ignore[operator]
 

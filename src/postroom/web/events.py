@@ -6,6 +6,8 @@
 * ``delete``   Data: ``{"ID"}``, one per message; ``{"IDs": [...]}`` past BULK_IDS
 * ``prune``    Data: ``{"IDs": [...]}`` (Mailpit sends null; the IDs are our addition)
 * ``truncate`` Data: null (every message deleted)
+* ``delivery`` Data: ``{"MessageID", "To", "Outcome", "Reply", "Attempts", "NextAttempt"}``, one
+  per attempt of the outbound queue (postroom's; only with a relay, docs/relay.md)
 * ``stats``    Data: ``{"Total", "Unread", "Version"}``, at most every STATS_INTERVAL after changes
 
 ``?mailbox=NAME`` limits ``new`` events to messages delivered to that mailbox (other
@@ -33,6 +35,7 @@ from aiohttp import WSCloseCode, WSMsgType, web
 
 from .. import __version__
 from ..events import (
+    DeliveryAttempted,
     Event,
     MessagesDeleted,
     MessagesIndexed,
@@ -42,7 +45,7 @@ from ..events import (
     StoreTruncated,
     TagsChanged,
 )
-from .common import APP_KEY, summary_json
+from .common import APP_KEY, rfc3339, summary_json
 
 __all__ = ["BULK_IDS", "QUEUE_SIZE", "STATS_INTERVAL", "Hub", "add_routes"]
 
@@ -165,6 +168,10 @@ class Hub:
                 out.append((_envelope("prune", {"IDs": list(ids)}), None))
             case StoreTruncated(mailbox=box):
                 out.append((_envelope("truncate", None), [box] if box else None))
+            case DeliveryAttempted():
+                data = {"MessageID": ev.message_id, "To": ev.rcpt, "Outcome": ev.outcome, "Reply": ev.reply,
+                        "Attempts": ev.attempts, "NextAttempt": rfc3339(ev.next_at) if ev.next_at else None}  # fmt: skip
+                out.append((_envelope("delivery", data), None))
             case _:
                 return
         for c in list(self.clients):
