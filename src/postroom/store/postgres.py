@@ -28,7 +28,6 @@ turns other nodes' notifications into events on this node's bus.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import logging
 import threading
 import time
@@ -37,11 +36,8 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
-from ..events import Event, FolderChanged, MessagesIndexed, MessagesPruned, MessageStored, Placement
-from ..mailboxes import mailbox_for
+from ..events import Event, MessagesIndexed, MessagesPruned, MessageStored
 from .base import (
-    INBOX,
-    Address,
     Entry,
     Envelope,
     FlagMode,
@@ -54,15 +50,14 @@ from .base import (
     Summary,
     ThreadPage,
 )
-from .headers import scan_headers
-from .ids import new_id
-from .postgres_changes import Changes, Folders, delete_ids, folder_id, norm, tag_id
-from .postgres_db import ADVISORY_INDEXER, ADVISORY_RETENTION, Conn, Db
+from .postgres_changes import Changes, Folders, delete_ids, norm, tag_id
+from .postgres_db import ADVISORY_INDEXER, Conn, Db
 from .postgres_events import CHANNEL, StoredRef, decode
+from .postgres_ingest import Ingester
 from .postgres_outbound import PostgresOutbound
 from .postgres_read import Reader
-from .postgres_search import compile_query, header_lines, words
-from .rawcodec import compress, unpack
+from .postgres_search import compile_query, words
+from .rawcodec import unpack
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -99,12 +94,13 @@ class PostgresStore:
         self.bus = bus
         self.node = uuid.uuid4().hex[:12]
         self.db = Db(url, bus, self.node)
+        self._stop = threading.Event()
+        self._wake = threading.Event()
         self.reader = Reader(self.db)
         self.changes = Changes(self.db)
         self.folders_ = Folders(self.db)
         self._outbound = PostgresOutbound(self.db)
-        self._stop = threading.Event()
-        self._wake = threading.Event()
+        self.ingester = Ingester(self.db, settings, self._wake.set)
         self._threads: list[threading.Thread] = []
         self._tag_rules: list[tuple[str, list[Any], tuple[str, ...]]] = []
 
@@ -126,6 +122,7 @@ class PostgresStore:
             )
             sql, params = compile_query(rule.get("query", rule.get("match")))
             self._tag_rules.append((sql, params, names))
+        self.ingester.start()
         for target, name in ((self._listen, "postroom-pg-listen"), (self._lead, "postroom-pg-indexer")):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
@@ -134,6 +131,7 @@ class PostgresStore:
     def close(self) -> None:
         if self._stop.is_set():
             return
+        self.ingester.stop()  # what was queued is stored first
         self._stop.set()
         self._wake.set()
         for t in self._threads:
@@ -144,7 +142,7 @@ class PostgresStore:
     async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
         if self.db.closed:
             raise StoreClosed("store is closed")
-        pid, _ = await asyncio.to_thread(self._ingest, envelope, raw, tags, None, frozenset())
+        pid, _ = await asyncio.wrap_future(self.ingester.submit(envelope, raw, tags))
         return pid
 
     async def append(
@@ -159,105 +157,10 @@ class PostgresStore:
         if info is None:
             raise NotFound(f"no folder {folder!r}")
         env = Envelope(mail_from="", rcpt_to=(mailbox,), received_at=internaldate or time.time())
-        _, uid = await asyncio.to_thread(self._ingest, env, raw, (), (info.mailbox, info.name), flags)
+        _, uid = await asyncio.wrap_future(
+            self.ingester.submit(env, raw, (), (info.mailbox, info.name), flags)
+        )
         return info.uidvalidity, uid
-
-    def _ingest(
-        self,
-        env: Envelope,
-        raw: bytes,
-        extra_tags: tuple[str, ...],
-        into: tuple[str, str] | None,
-        flags: frozenset[str],
-    ) -> tuple[str, int]:
-        s = self.settings
-        h = scan_headers(raw)
-        pid = new_id()
-        listed = {a.lower() for _, a in h.to} | {a.lower() for _, a in h.cc}
-        bcc = [("", r) for r in env.rcpt_to if r.lower() not in listed]
-        tags = list(dict.fromkeys([*h.tags, *extra_tags]))
-        wanted: dict[tuple[str, str], None] = {}
-        if into is not None:
-            wanted[into] = None
-        else:
-            for r in env.rcpt_to:
-                name, tag = mailbox_for(r, s.mailbox_key, s.subaddress)
-                wanted[(name, INBOX)] = None
-                if tag and tag not in tags:
-                    tags.append(tag)
-        created = env.received_at or time.time()
-        if not env.received_at:
-            env = dataclasses.replace(env, received_at=created)
-        seen = "\\Seen" in flags
-        flag_text = " ".join(sorted(flags))
-        data, headers = compress(raw), header_lines(raw)
-        row = (
-            pid, created, h.date, h.message_id, h.subject, h.from_[0] if h.from_ else "",
-            h.from_[1] if h.from_ else "", _jaddr(h.to), _jaddr(h.cc), _jaddr(bcc), _jaddr(h.reply_to),
-            h.in_reply_to, " ".join(h.references), len(raw), env.auth_user or "", env.dumps(), headers, seen,
-        )  # fmt: skip
-
-        def fn(conn: Conn, events: list[Event]) -> tuple[str, int]:
-            got = conn.execute(
-                "INSERT INTO message (pid, created, date, message_id, subject, from_name, from_addr, to_json, "
-                "cc_json, bcc_json, reply_to_json, in_reply_to, refs, size, username, envelope, headers, read) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
-                row,
-            ).fetchone()
-            assert got is not None
-            mid = int(got[0])
-            conn.execute("INSERT INTO raw (id, data) VALUES (%s, %s)", (mid, data))
-            fids = {key: folder_id(conn, key[0], key[1], create=True) for key in sorted(wanted)}
-            uids: dict[tuple[str, str], int] = {}
-            for key in sorted(wanted):  # lock order: by name, on every node
-                u = conn.execute(
-                    "UPDATE folder SET uidnext = uidnext + 1, modseq = modseq + 1 WHERE id = %s "
-                    "RETURNING uidnext - 1, modseq",
-                    (fids[key],),
-                ).fetchone()
-                assert u is not None
-                uids[key] = int(u[0])
-                conn.execute(
-                    "INSERT INTO delivery (folder_id, uid, message, flags, seen, modseq) VALUES (%s, %s, %s, %s, %s, %s)",
-                    (fids[key], u[0], mid, flag_text, seen, u[1]),
-                )
-            for t in tags:
-                conn.execute(
-                    "INSERT INTO message_tag (message, tag) VALUES (%s, %s) ON CONFLICT DO NOTHING",
-                    (mid, tag_id(conn, t)),
-                )
-            placed = tuple(Placement(m, f, uids[(m, f)]) for m, f in wanted)
-            summary = Summary(
-                id=pid, message_id=h.message_id, subject=h.subject,
-                from_=Address(*h.from_) if h.from_ else None, to=[Address(*a) for a in h.to],
-                cc=[Address(*a) for a in h.cc], bcc=[Address(*a) for a in bcc],
-                reply_to=[Address(*a) for a in h.reply_to], created=created, date=h.date, size=len(raw),
-                read=seen, tags=tags, username=env.auth_user or "", in_reply_to=h.in_reply_to,
-                references=h.references, mailboxes=list(dict.fromkeys(p.mailbox for p in placed)),
-            )  # fmt: skip
-            events.append(MessageStored(summary, placed))
-            events.extend(FolderChanged(p.mailbox, p.folder, "exists") for p in placed)
-            self._prune_count(conn, events)
-            return pid, placed[0].uid if placed else 0
-
-        result = self.db.write(fn)
-        self._wake.set()
-        return result
-
-    def _prune_count(self, conn: Conn, events: list[Event]) -> None:
-        """--max: the oldest messages beyond it go, in this transaction, once for all nodes."""
-        keep = self.settings.max
-        if not keep:
-            return
-        span = conn.execute("SELECT max(id) - min(id) + 1 FROM message").fetchone()
-        if span is None or span[0] is None or span[0] <= keep:  # ids are dense: no count needed
-            return
-        if conn.execute("SELECT pg_try_advisory_xact_lock(%s)", (ADVISORY_RETENTION,)).fetchone() != (True,):
-            return  # another node is pruning right now; the next delivery looks again
-        victims = [r[0] for r in conn.execute("SELECT id FROM message ORDER BY id DESC OFFSET %s", (keep,))]
-        if victims:
-            pids = delete_ids(conn, victims, events)
-            events.append(MessagesPruned(tuple(pids)))
 
     # -- the node that indexes ----------------------------------------------------------------
     def _lead(self) -> None:
