@@ -79,7 +79,7 @@ def run(setup: str, n: int, sessions: int) -> dict[str, Any]:
                 ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
-            )  # fmt: skip
+            )
             for _, ports in servers
         ]
         for s in senders:
