@@ -16,6 +16,12 @@ command -v spamd       >/dev/null 2>&1 || need="$need spamassassin spamc"
 command -v php         >/dev/null 2>&1 || need="$need php-cli"
 # PostgreSQL: the second store backend (contract suite, `make pytest-postgres`)
 command -v pg_ctlcluster >/dev/null 2>&1 || need="$need postgresql"
+# imaptest (Dovecot's IMAP compliance tester) is built from source against Dovecot's headers
+[ -f /usr/include/dovecot/imap-parser.h ] || need="$need dovecot-dev"
+command -v autoreconf  >/dev/null 2>&1 || need="$need autoconf"
+command -v automake    >/dev/null 2>&1 || need="$need automake"
+command -v libtoolize  >/dev/null 2>&1 || need="$need libtool"
+command -v make        >/dev/null 2>&1 || need="$need make"
 [ -z "$need" ] && exit 0
 if [ "$(id -u)" != 0 ] || ! command -v apt-get >/dev/null 2>&1; then
   echo "system-deps: missing$need (not root or no apt-get): tests needing them will skip"
