@@ -77,7 +77,7 @@ def test_malformed_input_gets_bad_and_the_connection_lives(srv: RunningServer) -
             (b"\x00\xff garbage\r\n", b"* BAD missing or invalid tag\r\n"),
             (b"a3 FETCH 1 FLAGS\r\n", b"a3 BAD FETCH not allowed without a selected mailbox\r\n"),
             (b"a4 UID FROB 1\r\n", b"a4 BAD UID not allowed without a selected mailbox\r\n"),
-            (b'a5 SELECT "&Jjo"\r\n', b"a5 BAD unterminated '&' in mailbox name\r\n"),
+            (b'a5 SELECT "&Jjo"\r\n', b"a5 NO unterminated '&' in mailbox name\r\n"),
             (b"a6 LOGIN {99999999999}\r\n", b"a6 BAD [TOOBIG] literal too large (limit 1048576 octets)\r\n"),
         ]:
             w.send(bad)

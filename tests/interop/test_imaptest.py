@@ -18,7 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-
 from tests.helpers import IN_CI, free_port, running_dovecot, wait_for_port
 
 pytestmark = [pytest.mark.interop, pytest.mark.slow]

@@ -17,6 +17,7 @@ from postroom.protocols.imap.decoder import (
     tokenize,
 )
 from postroom.protocols.imap.errors import LimitError, ParseError
+from postroom.protocols.imap.fetch import parse_items
 
 
 def events(data: bytes, decoder: Decoder | None = None) -> list[object]:
@@ -144,9 +145,11 @@ def test_nesting_limit() -> None:
     assert tokenize([b"(" * MAX_DEPTH + b")" * MAX_DEPTH])
 
 
-def test_tokenize_rejects_unbalanced_brackets() -> None:
+def test_unbalanced_brackets_are_an_atom_that_fetch_rejects() -> None:
+    # "[" is an atom character (RFC 3501 section 9); only a FETCH item must close it
+    assert tokenize([b"BODY[HEADER"]) == (Atom("BODY[HEADER"),)
     with pytest.raises(ParseError):
-        tokenize([b"BODY[HEADER"])
+        parse_items(Atom("BODY[HEADER"))
 
 
 def test_next_line_reads_raw_lines_for_idle_and_authenticate() -> None:

@@ -197,14 +197,14 @@ def test_search_errors() -> None:
 @pytest.mark.parametrize(
     ("subject", "base"),
     [
-        ("Re: hello", "hello"),
-        ("RE: Re: re: Hello", "hello"),
-        ("Fwd: [list] Re: topic (fwd)", "topic"),
-        ("[fwd: Re: wrapped]", "wrapped"),
-        ("[list]", "[list]"),
-        ("  many   spaces  ", "many spaces"),
-        ("=?UTF-8?Q?Re=3A_caf=C3=A9?=", "café"),
-        ("Re[2]: counted", "counted"),
+        ("Re: hello", "HELLO"),
+        ("RE: Re: re: Hello", "HELLO"),
+        ("Fwd: [list] Re: topic (fwd)", "TOPIC"),
+        ("[fwd: Re: wrapped]", "WRAPPED"),
+        ("[list]", "[LIST]"),
+        ("  many   spaces  ", "MANY SPACES"),
+        ("=?UTF-8?Q?Re=3A_caf=C3=A9?=", "CAFé"),  # i;ascii-casemap maps ASCII letters only
+        ("Re[2]: counted", "COUNTED"),
     ],
 )
 def test_base_subject(subject: str, base: str) -> None:
@@ -216,8 +216,8 @@ def test_sort_keys() -> None:
     with pytest.raises(ParseError):
         parse_sort(Args(tokenize([b"(REVERSE)"])))
     m = MSGS[3]
-    assert sort_key("FROM", m.raw_header, m.size, 0) == "john.smith"
-    assert sort_key("TO", m.raw_header, m.size, 0) == "team"
-    assert sort_key("DISPLAYFROM", m.raw_header, m.size, 0) == "smith, john (sales)"
+    assert sort_key("FROM", m.raw_header, m.size, 0) == "JOHN.SMITH"
+    assert sort_key("TO", m.raw_header, m.size, 0) == "TEAM"
+    assert sort_key("DISPLAYFROM", m.raw_header, m.size, 0) == "SMITH, JOHN (SALES)"
     assert sort_key("DATE", m.raw_header, m.size, 5.0) == 1704448800.0
     assert sort_key("DATE", lambda n: None, 0, 5.0) == 5.0

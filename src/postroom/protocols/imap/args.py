@@ -13,7 +13,7 @@ from calendar import timegm
 
 from . import utf7
 from .decoder import Atom, Group, String, Token
-from .errors import ParseError
+from .errors import No, ParseError
 from .numset import NumSet
 
 __all__ = ["Args", "mailbox_name", "parse_date", "parse_datetime"]
@@ -125,7 +125,8 @@ def mailbox_name(raw: bytes) -> str:
     ``INBOX`` is case-insensitive (RFC 3501 section 5.1) and comes back upper-cased.
 
     Raises:
-        ParseError: invalid modified UTF-7 or UTF-8, or an empty name.
+        ParseError: invalid UTF-8, or an empty name.
+        No: invalid modified UTF-7 (RFC 3501 5.1.3).
     """
     try:
         text = raw.decode("ascii")
@@ -135,7 +136,11 @@ def mailbox_name(raw: bytes) -> str:
         except UnicodeDecodeError:
             raise ParseError("mailbox name is not valid UTF-8") from None
     else:
-        text = utf7.decode(text)
+        try:
+            text = utf7.decode(text)
+        except utf7.Utf7Error as e:
+            # a name no mailbox can have: NO, as Dovecot answers (not BAD: the syntax is fine)
+            raise No(str(e)) from None
     if text.upper() == "INBOX":
         return "INBOX"
     if text[:6].upper() == "INBOX/":

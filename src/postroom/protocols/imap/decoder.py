@@ -358,6 +358,8 @@ def tokenize(segments: list[bytes]) -> tuple[Token, ...]:
 _ATOM_STOP = frozenset(b' (){"\r\n')
 # Characters of an atom up to the first stop, control character or "[" (see _atom).
 _ATOM_RUN = re.compile(rb'[^\x00-\x20\x7f(){"\[]+')
+# An atom with "[" taken as an ordinary character (an unterminated bracket).
+_PLAIN_ATOM = re.compile(rb'[^\x00-\x20\x7f(){"]*')
 
 
 class _Tokenizer:
@@ -477,7 +479,11 @@ class _Tokenizer:
                 raise ParseError("control character in atom")
             i += 1
         if depth:
-            raise ParseError("unterminated '['")
+            # "[" is an ordinary atom character (RFC 3501 section 9: not an atom-special),
+            # so "foo[bar" is an atom (a mailbox name); only BODY[...] spans spaces
+            m = _PLAIN_ATOM.match(t, self.i)
+            assert m is not None
+            i = m.end()
         if i == self.i:
             raise ParseError("empty atom")
         raw = t[self.i : i]

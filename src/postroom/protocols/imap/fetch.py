@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import quopri
 import re
 from dataclasses import dataclass
 
@@ -237,8 +236,30 @@ def decode_part(top: Part, section: Section) -> bytes:
         except (binascii.Error, ValueError):
             raise UnknownCTE("invalid base64 content") from None
     if enc == "quoted-printable":
-        return quopri.decodestring(body)
+        return decode_qp(body)
     raise UnknownCTE(f"unknown transfer encoding {enc[:30]}")
+
+
+_QP_OCTET = re.compile(rb"=([0-9A-Fa-f]{2})")
+
+
+def decode_qp(body: bytes) -> bytes:
+    """Quoted-printable to octets (RFC 2045 section 6.7).
+
+    Trailing white space on a line is removed (rule 3: transports add it), so ``=`` followed
+    by white space at the end of a line is still a soft line break; ``=XX`` becomes the
+    octet, and an ``=`` that starts no valid sequence stays as it is (rule 1's robustness
+    advice). Each line's own break (CRLF or LF) is kept.
+    """
+    out: list[bytes] = []
+    for line in body.splitlines(keepends=True):
+        text = line.rstrip(b"\r\n")
+        brk = line[len(text) :]
+        text = text.rstrip(b" \t")
+        if text.endswith(b"="):
+            text, brk = text[:-1], b""  # soft line break
+        out.append(_QP_OCTET.sub(lambda m: bytes((int(m.group(1), 16),)), text) + brk)
+    return b"".join(out)
 
 
 def was_decoded(top: Part, section: Section) -> bool:

@@ -18,12 +18,13 @@ Errors::
 
 from __future__ import annotations
 
+import base64
 import re
 from dataclasses import dataclass, field
 
 from .errors import ParseError
 
-__all__ = ["MAX_MIME_DEPTH", "MAX_PARTS", "Part", "SectionError", "header_fields", "parse"]
+__all__ = ["MAX_MIME_DEPTH", "MAX_PARTS", "Part", "SectionError", "header_fields", "parse", "without_nul"]
 
 # Dovecot limits MIME nesting to 100 (mail_max_mime_parts/mime depth); deeper parts are
 # treated as opaque bodies. Keeps recursion bounded for hostile input.
@@ -352,3 +353,39 @@ def header_fields(header: bytes, names: list[str], exclude: bool) -> bytes:
             out.append(line)
     out.append(b"\r\n")
     return b"".join(out)
+
+
+def without_nul(raw: bytes) -> bytes:
+    """``raw`` with every leaf part whose body holds NUL octets re-encoded as base64.
+
+    A message APPENDed as a literal8 (RFC 3516 section 4.4) may carry NULs, which no plain
+    literal may (RFC 3501 section 4.3: CHAR8 excludes NUL), yet BODY[] must be sent as one.
+    Like Dovecot, the server stores such a part base64-encoded; BINARY[] still returns the
+    original octets. Parts are replaced from the last to the first so offsets stay valid.
+    """
+    if b"\0" not in raw:
+        return raw
+    top = parse(raw)
+    leaves: list[Part] = []
+    stack = [top]
+    while stack:
+        p = stack.pop()
+        if p.children:
+            stack.extend(p.children)
+        elif p.message is not None:
+            stack.append(p.message)
+        elif b"\0" in p.body:
+            leaves.append(p)
+    out = raw
+    for p in sorted(leaves, key=lambda p: p.start, reverse=True):
+        header = b"".join(
+            line
+            for line in p.header.splitlines(keepends=True)
+            if not line.lower().startswith(b"content-transfer-encoding:")
+        )
+        # drop the blank line, add the encoding field, put the blank line back
+        header = header.rstrip(b"\r\n") + b"\r\n" if header.strip() else b""
+        encoded = base64.encodebytes(p.body).replace(b"\n", b"\r\n")
+        part = header + b"Content-Transfer-Encoding: base64\r\n\r\n" + encoded
+        out = out[: p.start] + part + out[p.end :]
+    return out

@@ -59,13 +59,23 @@ def decode_words(value: str) -> str:
 
 
 _WSP = re.compile(r"[ \t\r\n]+")
+# RFC 5256 section 3: strings compare with the i;ascii-casemap collation (RFC 4790 9.2):
+# a-z as A-Z, every other character as itself (so "_" sorts after "Z", before "a").
+_ASCII_UPPER = str.maketrans("abcdefghijklmnopqrstuvwxyz", "ABCDEFGHIJKLMNOPQRSTUVWXYZ")
+
+
+def ascii_casemap(s: str) -> str:
+    """The i;ascii-casemap comparison key of ``s``."""
+    return s.translate(_ASCII_UPPER)
+
+
 _BLOB = r"\[[^\[\]]*\][ \t]*"
 _REFWD = re.compile(r"(?:re|fwd?)[ \t]*(?:" + _BLOB + r")?:[ \t]*", re.I)
 _BLOB_RE = re.compile(_BLOB)  # matched at a position (match(s, pos, end))
 
 
 def base_subject(subject: str) -> str:
-    """RFC 5256 section 2.1 base subject, case-folded for comparison.
+    """RFC 5256 section 2.1 base subject, as its i;ascii-casemap comparison key.
 
     Works on positions in the subject (each step moves ``pos`` or ``end``), never on
     copies of what is left, and without searching regular expressions: both made a long
@@ -102,7 +112,7 @@ def base_subject(subject: str) -> str:
                 pos += 1
             continue
         break
-    return s[pos:end].casefold()
+    return ascii_casemap(s[pos:end])
 
 
 def sent_timestamp(date: str | None) -> float | None:
@@ -129,10 +139,10 @@ def _first_address(value: str | None, display: bool) -> str:
         return ""
     name, _adl, mailbox, host = addrs[0]  # a group's first "address" is its name (RFC 3501 9)
     if display and name:
-        return decode_words(name).casefold()
+        return ascii_casemap(decode_words(name))
     if display and mailbox and host:
-        return f"{mailbox}@{host}".casefold()
-    return (mailbox or "").casefold()
+        return ascii_casemap(f"{mailbox}@{host}")
+    return ascii_casemap(mailbox or "")
 
 
 def sort_key(

@@ -12,6 +12,7 @@ from ...protocols.imap.commands import State
 from ...protocols.imap.decoder import Atom, Group, String
 from ...protocols.imap.encoder import Raw, encode
 from ...protocols.imap.errors import No, ParseError
+from ...protocols.imap.mime import without_nul
 from ...store.base import INBOX, Entry, FolderInfo, NotFound
 from .account import DELIMITER
 from .core import Selected, SessionBase
@@ -330,6 +331,7 @@ class MailboxCommands(SessionBase):
             raise No("mailbox does not exist", "TRYCREATE")
         if not message:
             raise No("empty message")
+        message = without_nul(message)  # literal8 content (RFC 3516 4.4): see without_nul
         validity, new_uid = await self.store.append(mailbox, folder, message, frozenset(flags), date)
         sel = self.selected
         if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
@@ -358,6 +360,8 @@ def _list_pattern(args: Args) -> str:
     try:
         text = raw.decode("ascii")
         return utf7.decode(text) if "&" in text else text
+    except utf7.Utf7Error:
+        return text  # matches no mailbox (names are valid modified UTF-7), as in Dovecot
     except UnicodeDecodeError:
         return raw.decode("utf-8", "replace")
 
