@@ -322,3 +322,25 @@ def test_each_attempt_is_a_websocket_event(tmp_path: Path) -> None:
         [event] = asyncio.run(watch())
         assert event["MessageID"] == mid and event["To"] == "x@bounce.example"
         assert event["Outcome"] == "failed" and "5.1.1" in event["Reply"] and event["Attempts"] == 1
+
+
+def test_postroom_send_queue_goes_through_the_relay(tmp_path: Path) -> None:
+    with (
+        running_server(pop3="off", imap="off", http="off") as up,
+        running_server(pop3="off", imap="off", smtp_relay_config=relay_file(tmp_path, up)) as s,
+    ):
+        env = {k: v for k, v in os.environ.items() if not k.startswith("POSTROOM_")}
+        postroom = str(Path(sys.executable).with_name("postroom"))
+        r = subprocess.run(
+            [postroom, "send", "--queue", "--url", s.http_url, "--from", "app@example.org",
+             "--to", "q1@example.net, q2@example.net", "--subject", "queued", "--text", "hi"],
+            capture_output=True, text=True, env=env, timeout=60,
+        )  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "queued for 2 recipients" in r.stdout
+        wait_until(
+            lambda: upstream_boxes(up, "q1@example.net") == 1 and upstream_boxes(up, "q2@example.net") == 1
+        )
+        assert s.app.store.list_messages().total == 0  # it went out; it was never captured
+        kinds = {d["Kind"] for d in api(s, "GET", "/api/v2/outbound")["Deliveries"]}
+        assert kinds == {"send"}

@@ -106,6 +106,17 @@ def _send_setup(p: argparse.ArgumentParser) -> None:
         "--config", metavar="FILE", help="TOML file whose [send] table sets defaults ($POSTROOM_CONFIG)"
     )
     p.add_argument("--dry-run", action="store_true", help="print the message and its envelope; send nothing")
+    q = p.add_argument_group("queue")
+    q.add_argument(
+        "--queue",
+        action="store_true",
+        help="hand the message to a running postroom's outbound queue (its relay, retries and bounce handling)",
+    )
+    q.add_argument(
+        "--url",
+        metavar="URL",
+        help="that postroom's web address (default $POSTROOM_HTTP or http://127.0.0.1:8025)",
+    )
 
 
 def _read_text(value: str | None, path: str | None, what: str) -> str | None:
@@ -297,6 +308,8 @@ def send(args: argparse.Namespace) -> int:
         sys.stdout.flush()
         sys.stdout.buffer.write(data.replace(b"\r\n", b"\n"))
         return 0
+    if args.queue:
+        return _queue(args, mail_from, rcpts, data)
     target = _target(args, conf)
     try:
         refused = deliver(target, mail_from, rcpts, data)
@@ -310,6 +323,37 @@ def send(args: argparse.Namespace) -> int:
 
 
 send.setup = _send_setup  # type: ignore[attr-defined]
+
+
+def _queue(args: argparse.Namespace, mail_from: str, rcpts: list[str], data: bytes) -> int:
+    """POST the message to the running postroom's queue (``POST /api/v2/outbound``)."""
+    import base64
+    import json
+    import urllib.error
+    import urllib.request
+
+    if args.url:
+        base = args.url.rstrip("/")
+    else:
+        host, port = split_hostport(os.environ.get("POSTROOM_HTTP", "") or "127.0.0.1:8025", 8025)
+        base = f"http://{host}:{port}"
+    body = json.dumps({"From": mail_from, "To": rcpts, "Raw": base64.b64encode(data).decode()}).encode()
+    req = urllib.request.Request(base + "/api/v2/outbound", data=body, method="POST",
+                                 headers={"Content-Type": "application/json"})  # fmt: skip
+    try:
+        with urllib.request.urlopen(req, timeout=60) as r:
+            ids = json.load(r)["IDs"]
+    except urllib.error.HTTPError as e:
+        print(
+            f"postroom send: {base} refused the message: {e.read().decode('utf-8', 'replace').strip()}",
+            file=sys.stderr,
+        )
+        return 1
+    except (urllib.error.URLError, OSError) as e:
+        print(f"postroom send: cannot reach postroom at {base}: {getattr(e, 'reason', e)}", file=sys.stderr)
+        return 1
+    print(f"queued for {len(ids)} recipients at {base} (GET /api/v2/outbound shows their delivery)")
+    return 0
 
 
 def _sendmail_setup(p: argparse.ArgumentParser) -> None:

@@ -110,6 +110,22 @@ class Outbound:
         ids = self.queue.enqueue(items, give_up_after=self.relay.retry_for)
         return ids
 
+    def submit(self, mail_from: str, recipients: list[str], raw: bytes) -> list[int]:
+        """Queue a message that is not in the store (``postroom send --queue``).
+
+        Raises:
+            ReleaseError: no relay, or a recipient the configuration forbids.
+        """
+        if self.relay is None:
+            raise ReleaseError("no relay is configured (start postroom with --smtp-relay-config FILE)")
+        for r in recipients:
+            if "@" not in r or any(c.isspace() or c in "<>" for c in r):
+                raise ReleaseError(f"not an address: {r!r}")
+            if not self.relay.permits(r):
+                raise ReleaseError(f"the relay configuration does not allow {r}")
+        items = [NewDelivery("", "send", mail_from, r, raw) for r in recipients]
+        return self.queue.enqueue(items, give_up_after=self.relay.retry_for)
+
     def wake(self) -> None:
         if self.relay_worker is not None:
             self.relay_worker.wake()

@@ -4,7 +4,8 @@
   message for those recipients through the relay and answers ``ok`` at once; the delivery
   itself (retries, bounces) is in the delivery log.
 * ``GET /api/v2/message/{ID}/deliveries``: every queued copy of the message with each attempt.
-* ``GET /api/v2/outbound``: counts per state and the latest rows.
+* ``GET /api/v2/outbound``: counts per state and the latest rows; ``POST`` queues a message
+  that is not in the store (``postroom send --queue``).
 * ``GET /api/v2/suppressions``, ``POST`` (``{"Address", "Reason"}``), ``DELETE
   /api/v2/suppressions/{Address}``: the addresses that hard-bounced (or were added by hand),
   to which nothing is sent.
@@ -12,6 +13,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 from typing import Any
 
 from aiohttp import web
@@ -97,6 +100,30 @@ async def outbound(request: web.Request) -> web.Response:
     return json_response({"Counts": counts, "Deliveries": [delivery_json(d) for d in rows]})
 
 
+async def enqueue(request: web.Request) -> web.Response:
+    """``POST /api/v2/outbound`` ``{"From", "To": [...], "Raw": base64}``: queue a message that
+    is not in the store (``postroom send --queue``) for delivery through the relay."""
+    service = _outbound(request)
+    body = fields_of(await json_body(request, required=True), "From", "To", "Raw")
+    sender, to, raw64 = body.get("From", ""), body.get("To"), body.get("Raw")
+    if not isinstance(sender, str) or not isinstance(raw64, str):
+        raise bad_request("From must be a string and Raw the message in base64")
+    if not isinstance(to, list) or not to or not all(isinstance(t, str) for t in to):
+        raise bad_request("To must be a non-empty array of addresses")
+    try:
+        raw = base64.b64decode(raw64, validate=True)
+    except (binascii.Error, ValueError):
+        raise bad_request("Raw is not base64") from None
+    if len(raw) > request.app[APP_KEY].settings.smtp_max_size:
+        raise bad_request("message larger than --smtp-max-size")
+    try:
+        ids = await in_thread(service.submit, sender, to, raw)
+    except ReleaseError as e:
+        raise bad_request(str(e)) from None
+    service.wake()
+    return json_response({"IDs": ids})
+
+
 async def suppressions(request: web.Request) -> web.Response:
     service = _outbound(request)
     rows = await in_thread(service.queue.suppressions)
@@ -127,6 +154,7 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     p = prefix + "api/v2"
     r.add_get(p + "/message/{ID}/deliveries", deliveries)
     r.add_get(p + "/outbound", outbound)
+    r.add_post(p + "/outbound", enqueue)
     r.add_get(p + "/suppressions", suppressions)
     r.add_post(p + "/suppressions", add_suppression)
     r.add_delete(p + "/suppressions/{Address}", remove_suppression)
