@@ -273,14 +273,11 @@ def test_view_html_is_sandboxed_and_rewrites_cid(shared: tuple[Api, dict[str, st
     assert api.get("/view/latest.txt").text.strip() == "plain version"
 
 
-def test_not_enabled_features_answer_400(shared: tuple[Api, dict[str, str]]) -> None:
+def test_release_without_a_relay_says_how_to_configure_one(shared: tuple[Api, dict[str, str]]) -> None:
     api, ids = shared
-    for method, path in [
-        ("POST", f"/api/v1/message/{ids['html']}/release"),
-    ]:
-        r = api.request(method, path, raw=b"{}")
-        assert r.status == 400, path
-        assert "not enabled in this build" in r.text
+    r = api.request("POST", f"/api/v1/message/{ids['html']}/release", raw=b'{"To": ["a@example.net"]}')
+    assert r.status == 400
+    assert "--smtp-relay-config" in r.text
 
 
 def test_info_webui_health(shared: tuple[Api, dict[str, str]]) -> None:

@@ -4,7 +4,8 @@ Every route, parameter, JSON field and status code of Mailpit's API v1 is here, 
 Mailpit clients work unchanged. postroom adds a ``mailbox`` query parameter to the
 listings and ``ThreadID``/``Mailboxes`` to each message summary. Errors are plain
 text (see :mod:`postroom.web.common`). The checks' routes (HTML, link,
-SpamAssassin) live in :mod:`postroom.web.api_checks`.
+SpamAssassin) live in :mod:`postroom.web.api_checks`, release in
+:mod:`postroom.web.api_outbound`.
 """
 
 from __future__ import annotations
@@ -47,7 +48,7 @@ from .common import (
 )
 from .send import SendError, build_message
 
-__all__ = ["add_routes", "message_json", "not_enabled"]
+__all__ = ["add_routes", "message_json"]
 
 log = logging.getLogger(__name__)
 
@@ -299,16 +300,6 @@ async def get_thumb(request: web.Request) -> web.Response:
     loop = asyncio.get_running_loop()
     jpeg = await loop.run_in_executor(_THUMB_THREADS, make_thumbnail, part.payload, part.content_type)
     return web.Response(body=jpeg, content_type="image/jpeg")
-
-
-def not_enabled(feature: str) -> Any:
-    async def handler(request: web.Request) -> web.Response:
-        if "ID" in request.match_info:
-            mid = await resolve_id(request)
-            await raw_or_404(request, mid)
-        raise bad_request(f"{feature} is not enabled in this build")
-
-    return handler
 
 
 async def send(request: web.Request) -> web.Response:
