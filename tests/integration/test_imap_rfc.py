@@ -103,3 +103,43 @@ def test_recent_belongs_to_the_first_session_that_selects(srv: RunningServer) ->
         assert noop[:2] == [b"* 3 EXISTS\r\n", b"* 2 RECENT\r\n"]
         assert a.ok("FETCH 3 (FLAGS)") == [b"* 3 FETCH (FLAGS ())\r\n"]
         assert tail(a.cmd("STORE 1 +FLAGS (\\Recent)")).startswith(b"BAD ")
+
+
+def test_search_from_finds_an_address_written_with_comments(srv: RunningServer) -> None:
+    # cause 12 (RFC 5322 3.4: comments and folding white space may sit inside an address)
+    with login(srv, "comments@example.org") as w:
+        w.append("INBOX", b"From: <user-from (comment)@ (comment) domain.org>\r\nSubject: c\r\n\r\nx\r\n")
+        w.append("INBOX", b"From: other@domain.org\r\nSubject: c\r\n\r\nx\r\n")
+        w.ok("SELECT INBOX")
+        assert w.ok("SEARCH FROM user-from@domain.org") == [b"* SEARCH 1\r\n"]
+
+
+def test_search_matches_across_unicode_normalisation(srv: RunningServer) -> None:
+    # cause 14: a decomposed "e + U+0301" finds a composed "é", in headers and in the body
+    with login(srv, "nfc@example.org") as w:
+        w.append(
+            "INBOX",
+            b"From: a@b\r\nSubject: =?utf-8?q?caf=C3=A9?=\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n"
+            b"un caf\xc3\xa9 noir\r\n",
+        )
+        w.ok("SELECT INBOX")
+        decomposed = "cafe\u0301".encode()
+        for key in ("SUBJECT", "BODY", "TEXT"):
+            lines = w.cmd(
+                b"SEARCH CHARSET UTF-8 " + key.encode() + b" {%d+}\r\n" % len(decomposed) + decomposed
+            )
+            assert lines[0] == b"* SEARCH 1\r\n", (key, lines)
+
+
+def test_a_new_keyword_from_another_session_comes_in_flags_before_its_fetch(srv: RunningServer) -> None:
+    # cause 13 (RFC 3501 7.2.6: FLAGS lists every keyword a FETCH may show)
+    with login(srv, "kw@example.org") as a, login(srv, "kw@example.org") as b:
+        a.append("INBOX", MSG)
+        a.ok("SELECT INBOX")
+        b.ok("SELECT INBOX")
+        b.ok("STORE 1 +FLAGS ($hello)")
+        noop = a.ok("NOOP")
+        flags = next(i for i, line in enumerate(noop) if line.startswith(b"* FLAGS "))
+        fetch = next(i for i, line in enumerate(noop) if line.startswith(b"* 1 FETCH "))
+        assert flags < fetch, noop
+        assert b"$hello" in noop[flags] and noop[fetch] == b"* 1 FETCH (FLAGS ($hello \\Recent))\r\n"

@@ -15,10 +15,12 @@ Errors::
 from __future__ import annotations
 
 import time
+import unicodedata
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from .args import Args, normalize_flag, parse_date
+from .bodystructure import parse_addresses
 from .decoder import MAX_DEPTH, Atom, Group
 from .errors import LimitError, No, ParseError
 from .numset import NumSet
@@ -151,7 +153,7 @@ def _key(args: Args, charset: str, depth: int) -> Key:
         flag, present = _FLAG_KEYS[name]
         return Key("FLAG", (flag, present))
     if name in _HEADER_KEYS:
-        return Key("HEADER", (_HEADER_KEYS[name], _string(args, charset).casefold()))
+        return Key("HEADER", (_HEADER_KEYS[name], fold(_string(args, charset))))
     if name in _DATE_KEYS:
         return Key(name, parse_date(args.atom("date")))
     if name == "ALL":
@@ -161,10 +163,10 @@ def _key(args: Args, charset: str, depth: int) -> Key:
     if name in ("KEYWORD", "UNKEYWORD"):
         return Key("FLAG", (normalize_flag(args.atom("keyword")), name == "KEYWORD"))
     if name in ("BODY", "TEXT"):
-        return Key(name, _string(args, charset).casefold())
+        return Key(name, fold(_string(args, charset)))
     if name == "HEADER":
         fname = args.text("header field name").lower()
-        return Key("HEADER", (fname, _string(args, charset).casefold()))
+        return Key("HEADER", (fname, fold(_string(args, charset))))
     if name in ("LARGER", "SMALLER", "OLDER", "YOUNGER"):
         return Key(name, args.number())
     if name == "MODSEQ":
@@ -189,6 +191,27 @@ def _key(args: Args, charset: str, depth: int) -> Key:
 def _ymd(ts: float) -> tuple[int, int, int]:
     t = time.localtime(ts)
     return t.tm_year, t.tm_mon, t.tm_mday
+
+
+_ADDRESS_FIELDS = frozenset({"from", "to", "cc", "bcc", "reply-to", "sender"})
+
+
+def fold(text: str) -> str:
+    """Comparison form of a SEARCH string and of what it is matched against: NFC, so a
+    decomposed "é" finds a composed one (issue 19 cause 14), then case-folded."""
+    return unicodedata.normalize("NFC", text).casefold()
+
+
+def _address_forms(value: str) -> list[str]:
+    """``name <mailbox@host>`` for each address of a header value, so that
+    ``FROM user@domain`` finds ``<user (comment)@ (comment) domain>`` (RFC 5322 3.4)."""
+    out = []
+    for name, _adl, mailbox, host in parse_addresses(value):
+        if mailbox is None:
+            continue
+        addr = f"{mailbox}@{host}" if host else mailbox
+        out.append(f"{name} <{addr}>" if name else addr)
+    return out
 
 
 def matches(key: Key, msg: Target, ctx: Context) -> bool:
@@ -237,7 +260,11 @@ def matches(key: Key, msg: Target, ctx: Context) -> bool:
         values = msg.header(name)
         if not needle:
             return bool(values)  # HEADER field "" matches every message with the field
-        return any(needle in v.casefold() for v in values)
+        if any(needle in fold(v) for v in values):
+            return True
+        if name in _ADDRESS_FIELDS:  # the addresses without comments, quoting or folding
+            return any(needle in fold(a) for v in values for a in _address_forms(v))
+        return False
     if op == "BODY":
         return str(key.value) in msg.body_text()
     if op == "TEXT":

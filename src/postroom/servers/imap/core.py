@@ -152,6 +152,11 @@ class SessionBase:
         self.dirty = False
         self.wake.clear()
         entries = await self.blocking(self.store.folder_entries, sel.mailbox, sel.folder)
+        # a keyword another session added: * FLAGS before any FETCH that shows it (RFC 3501 7.2.6)
+        new_kw = {f for e in entries for f in e.flags if not f.startswith("\\")} - sel.keywords
+        if new_kw:
+            sel.keywords |= new_kw
+            self.write_flags(sel)
         for line in sel.tracker.sync(
             entries,
             allow_expunge=allow_expunge,
@@ -160,10 +165,6 @@ class SessionBase:
             claim=lambda uids: self.recent.claim(sel.key, uids, sel.readonly),
         ):
             self.write(line)
-        new_kw = {f for e in entries for f in e.flags if not f.startswith("\\")} - sel.keywords
-        if new_kw:
-            sel.keywords |= new_kw
-            self.write_flags(sel)
 
     def write_flags(self, sel: Selected) -> None:
         flags = " ".join([*SYSTEM_FLAGS, *sorted(sel.keywords)])

@@ -17,7 +17,6 @@ one indexed read, for a single small message).
 from __future__ import annotations
 
 import email.utils
-import quopri
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -26,7 +25,8 @@ from ...charsets import decode_text
 from ...protocols.imap import bodystructure as bs
 from ...protocols.imap import mime
 from ...protocols.imap.encoder import encode
-from ...protocols.imap.fetch import Section, decode_part
+from ...protocols.imap.fetch import Section, decode_part, decode_qp
+from ...protocols.imap.search import fold
 from ...protocols.imap.sort import decode_words
 from ...store.base import Entry, ImapStore
 from .persist import (
@@ -262,8 +262,8 @@ class MessageCache:
             part = self.part(id) if d is not None else None
             if d is None or d.headers is None or part is None:
                 continue  # deleted meanwhile
-            body = body_text(part)[:MAX_TEXT].casefold()
-            head = "\n".join(decode_words(v) for vs in d.headers.values() for v in vs).casefold()
+            body = fold(body_text(part)[:MAX_TEXT])
+            head = fold("\n".join(decode_words(v) for vs in d.headers.values() for v in vs))
             out[id] = (head + "\n" + body, body)
             self.writes.add(TEXT, id, dump_text(out[id][0], len(head)))
         self.writes.kick()
@@ -321,7 +321,7 @@ def body_text(part: mime.Part, depth: int = 0) -> str:
         if enc == "base64":
             data = decode_part(_Single(part), Section((1,)))
         elif enc == "quoted-printable":
-            data = quopri.decodestring(data)
+            data = decode_qp(data)
     except Exception:
         data = part.body
     return decode_text(data, part.param("charset"))  # unusable charsets read as UTF-8
