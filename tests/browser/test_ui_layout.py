@@ -67,34 +67,34 @@ def _seed(ui_server: UIServer) -> None:
     ui_server.settle()
 
 
-def test_layout_holds_at_every_width(open_ui: Callable[..., Any], ui_server: UIServer) -> None:
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_layout_holds_at_every_width(open_ui: Callable[..., Any], ui_server: UIServer, scheme: str) -> None:
     _seed(ui_server)
     listing = ui_server.api("GET", "/api/v1/messages")["messages"]
     invoice = next(m["ID"] for m in listing if m["Subject"].startswith("Invoice"))
     ui_server.api("PUT", "/api/v1/tags", {"IDs": [invoice], "Tags": ["billing"]})
-    for scheme in ("light", "dark"):
-        for width, height in WIDTHS.items():
-            page = open_ui(width=width, height=height, color_scheme=scheme)
-            ex(page.locator("#list li.row")).to_have_count(5)
-            assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, list"
-            if width < 760 and width in PICTURED:
-                shot(page, f"layout-{width}-{scheme}-list")
-            # Conversations mode too (it used to squeeze the title to nothing).
-            if not page.locator("#group-btn").is_hidden():
-                page.click("#group-btn")
-                ex(page.locator("#group-btn")).to_have_attribute("aria-pressed", "true")
-                assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, conversations"
-                page.click("#group-btn")
-            page.locator("#list li.row", has_text="Invoice").click()
-            ex(page.locator("#msg-subject")).to_have_text("Invoice INV-2024-0042")
-            ex(page.locator("#tab-attachments")).to_be_attached()
-            assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, message"
-            # selecting messages swaps the tools for the bulk actions; they fit too
-            if width >= 760:
-                page.locator("#list li.row .row-check").nth(0).check()
-                ex(page.locator("#bulk-tools")).to_be_visible()
-                assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, selection"
-                page.locator("#list li.row .row-check").nth(0).uncheck()
-            if width in PICTURED:
-                shot(page, f"layout-{width}-{scheme}")
-            page.context.close()
+    for width, height in WIDTHS.items():
+        page = open_ui(width=width, height=height, color_scheme=scheme)
+        ex(page.locator("#list li.row")).to_have_count(5)
+        assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, list"
+        if width < 760 and width in PICTURED:
+            shot(page, f"layout-{width}-{scheme}-list")
+        # Conversations mode too (it used to squeeze the title to nothing).
+        if not page.locator("#group-btn").is_hidden():
+            page.click("#group-btn")
+            ex(page.locator("#group-btn")).to_have_attribute("aria-pressed", "true")
+            assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, conversations"
+            page.click("#group-btn")
+        page.locator("#list li.row", has_text="Invoice").click()
+        ex(page.locator("#msg-subject")).to_have_text("Invoice INV-2024-0042")
+        ex(page.locator("#tab-attachments")).to_be_attached()
+        assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, message"
+        # selecting messages swaps the tools for the bulk actions; they fit too
+        if width >= 760:
+            page.locator("#list li.row .row-check").nth(0).check()
+            ex(page.locator("#bulk-tools")).to_be_visible()
+            assert page.evaluate(OVERFLOW_JS) == [], f"{width} px {scheme}, selection"
+            page.locator("#list li.row .row-check").nth(0).uncheck()
+        if width in PICTURED:
+            shot(page, f"layout-{width}-{scheme}")
+        page.context.close()
