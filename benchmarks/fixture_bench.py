@@ -127,18 +127,33 @@ TIMER = """
 import json, os
 
 _phases = {"setup": 0.0, "call": 0.0, "teardown": 0.0}
-_tests = set()
+_per_test = {}
 _failed = []
 
 def pytest_runtest_logreport(report):
     _phases[report.when] += report.duration
-    _tests.add(report.nodeid)
+    _per_test[report.nodeid] = _per_test.get(report.nodeid, 0.0) + report.duration
     if report.failed:
         _failed.append(report.nodeid)
 
 def pytest_sessionfinish(session):
     with open(os.environ["BENCH_OUT"], "w") as f:
-        json.dump({"phases": _phases, "tests": len(_tests), "failed": _failed}, f)
+        json.dump({"phases": _phases, "tests": len(_per_test), "per_test": list(_per_test.values()),
+                   "failed": _failed}, f)
+"""
+
+SHARED_TEST = """
+import pytest
+from sendhelper import send
+
+@pytest.mark.parametrize("i", range(N))
+def test_one(mail, i):
+    to = mail.unique_address(f"user{i}")
+    import smtplib
+    with smtplib.SMTP(mail.host, mail.smtp_port) as c:
+        c.sendmail("app@example.com", [to], f"Subject: n{i}\\r\\n\\r\\nhello\\r\\n".encode())
+    assert mail.wait_for(to=to).subject == f"n{i}"
+    mail.assert_received(count=1)
 """
 
 
@@ -161,9 +176,9 @@ def _env(out: Path) -> dict[str, str]:
     return {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1", "BENCH_OUT": str(out), "CI": ""}
 
 
-def run_tests(tool: str, n: int, work: Path) -> dict[str, Any]:
-    plugin, body = TESTS[tool]
-    d = work / tool.replace(" ", "_")
+def run_tests(tool: str, n: int, work: Path, extra: list[str] | None = None) -> dict[str, Any]:
+    plugin, body = TESTS[tool] if extra is None else ("postroom.testing.plugin", SHARED_TEST)
+    d = work / (tool.replace(" ", "_") + ("-shared" if extra else ""))
     d.mkdir(exist_ok=True)
     (d / "sendhelper.py").write_text(SEND)
     (d / "bench_timer.py").write_text(TIMER)
@@ -173,13 +188,61 @@ def run_tests(tool: str, n: int, work: Path) -> dict[str, Any]:
     if plugin:
         args += ["-p", plugin]
     started = time.perf_counter()
-    proc = subprocess.run([*args, "test_bench.py"], cwd=d, env=_env(out), capture_output=True, text=True)
+    proc = subprocess.run(
+        [*args, *(extra or []), "test_bench.py"], cwd=d, env=_env(out), capture_output=True, text=True
+    )
     wall = time.perf_counter() - started
     if proc.returncode != 0:
         raise RuntimeError(f"{tool}: pytest failed\n{proc.stdout[-2000:]}\n{proc.stderr[-2000:]}")
     result: dict[str, Any] = json.loads(out.read_text())
     result["wall"] = wall
     return result
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def start_shared(stored: int) -> tuple[subprocess.Popen[bytes], list[str]]:
+    """A `postroom serve` holding ``stored`` messages; the pytest options that use it."""
+    import smtplib
+
+    smtp, http = _free_port(), _free_port()
+    proc = subprocess.Popen(
+        [_python(), "-m", "postroom", "serve", "--db", ":memory:", "--smtp", f"127.0.0.1:{smtp}",
+         "--http", f"127.0.0.1:{http}", "--pop3", "off", "--imap", "off", "--smtp-workers", "0", "--quiet"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    subprocess.run(
+        [_python(), "-m", "postroom", "readyz", "--http", f"127.0.0.1:{http}", "--wait", "--timeout", "60"],
+        check=True,
+    )
+    for _ in range(100):  # readyz answers once HTTP does; SMTP is a moment behind at most
+        try:
+            smtplib.SMTP("127.0.0.1", smtp).quit()
+            break
+        except OSError:
+            time.sleep(0.1)
+    with smtplib.SMTP("127.0.0.1", smtp) as c:
+        for i in range(stored):
+            c.sendmail(
+                "old@example.com", [f"old{i % 50}@example.com"], f"Subject: old {i}\r\n\r\nx\r\n".encode()
+            )
+    # measure once the server is idle: every stored message indexed
+    from postroom.testing import Client
+
+    client = Client(f"http://127.0.0.1:{http}")
+    deadline = time.monotonic() + 600
+    while stored and time.monotonic() < deadline:
+        page = client._json("GET", "/api/v1/search", {"query": "old", "limit": 1})
+        if int(page.get("messages_count", 0)) >= stored:
+            break
+        time.sleep(0.5)
+    return proc, [f"--postroom-url=http://127.0.0.1:{http}", f"--postroom-smtp-port={smtp}"]
 
 
 def pytest_start(plugin: str, work: Path) -> float:
@@ -219,9 +282,21 @@ def suite(quick: bool) -> dict[str, Any]:
                 res = run_tests(t, n, work)
                 if res["failed"] or res["tests"] != n:
                     raise RuntimeError(f"{t}: {res['failed'][:3]} failed of {res['tests']}")
-                total = sum(res["phases"].values())
-                per_test[t].append(total / n * 1000)
+                per_test[t].append(statistics.median(res["per_test"]) * 1000)
                 phases[t].append({k: v / n * 1000 for k, v in res["phases"].items()})
+        shared: dict[str, list[float]] = {"empty": [], "5,000 stored": []}
+        servers = {"empty": start_shared(0), "5,000 stored": start_shared(5000)}
+        try:
+            for r in range(rounds):
+                for name in list(servers) if r % 2 == 0 else list(reversed(servers)):
+                    res = run_tests("postroom", n, work, servers[name][1])
+                    if res["failed"] or res["tests"] != n:
+                        raise RuntimeError(f"shared {name}: {res['failed'][:3]} failed of {res['tests']}")
+                    shared[name].append(statistics.median(res["per_test"]) * 1000)
+        finally:
+            for proc, _ in servers.values():
+                proc.terminate()
+                proc.wait(30)
         start_plugins = {"no plugin": "", **{t: p for t, (p, _) in TESTS.items() if p}}
         starts: dict[str, list[float]] = {k: [] for k in start_plugins}
         for _ in range(starts_n):
@@ -257,6 +332,9 @@ def suite(quick: bool) -> dict[str, Any]:
         f"{rounds} alternating rounds of {n} tests per tool (send one message, check it arrived); "
         f"load average {load_before} before, {load_after} after (a shared 2-core machine).",
         "",
+        "Per test: the median over the run's tests of setup + call + teardown (the first test also "
+        "pays the imports); setup, call and teardown: totals / tests.",
+        "",
         "| tool | per test (median) | setup | call | teardown | each round |",
         "| --- | --- | --- | --- | --- | --- |",
     ]
@@ -276,6 +354,25 @@ def suite(quick: bool) -> dict[str, Any]:
         "| --- | --- | --- |",
     ]
     lines += [f"| {r['plugin']} | {r['start_ms']:.1f} ms | {r['added_ms']:+.1f} ms |" for r in start_rows]
+    empty, full = statistics.median(shared["empty"]), statistics.median(shared["5,000 stored"])
+    lines += [
+        "",
+        f"A shared server (`--postroom-url`, `postroom serve --db :memory:` in its own process): the same "
+        f"{n} tests, each sending to `mail.unique_address()` and checking `assert_received(count=1)`, "
+        "against a server holding no mail and one holding 5,000 messages (alternating):",
+        "",
+        "| shared server | per test (median) | each round |",
+        "| --- | --- | --- |",
+        *(
+            f"| {k} | {statistics.median(v):.2f} ms | {', '.join(f'{x:.1f}' for x in v)} |"
+            for k, v in shared.items()
+        ),
+        "",
+        f"5,000 stored / empty: {full / empty:.2f}x",
+    ]
+    start_rows += [
+        {"plugin": f"shared {k}", "per_test_ms": round(statistics.median(v), 2)} for k, v in shared.items()
+    ]
     return {
         "title": "Per-test cost of the pytest fixture, and pytest start-up",
         "rows": rows + start_rows,

@@ -43,6 +43,8 @@ __all__ = ["DEFAULT_TIMEOUT", "Criteria", "MailReader", "NoMatchingMail", "Predi
 DEFAULT_TIMEOUT = 10.0
 # Messages named in a failure listing before "... and N more".
 _LISTED = 25
+# Seconds between looks at a remote server's indexing (it has no event to wait on).
+_POLL = 0.02
 # Longest a subject is quoted in a near miss.
 _QUOTED = 60
 
@@ -228,8 +230,11 @@ class MailReader(ABC):
 
     # -- the one waiting loop ---------------------------------------------------------------
 
-    def _until(self, ready: Callable[[], bool], timeout: float, crit: Criteria) -> bool:
-        """Call ``ready`` until it is true, woken by changes; False when time ran out."""
+    def _until(self, ready: Callable[[], bool], timeout: float, crit: Criteria, *, poll: bool = False) -> bool:
+        """Call ``ready`` until it is true, woken by changes; False when time ran out.
+
+        ``poll``: without a subscription, look again every :data:`_POLL` seconds instead of
+        waiting for new mail (indexing is not new mail: a long-poll would not end for it)."""
         changed = threading.Event()
         unsubscribe = self._subscribe(changed.set)
         deadline = time.monotonic() + timeout
@@ -243,6 +248,8 @@ class MailReader(ABC):
                     return False
                 if unsubscribe is not None:
                     changed.wait(remaining)
+                elif poll:
+                    time.sleep(min(remaining, _POLL))
                 else:
                     self._idle(remaining, crit)
         finally:
@@ -263,7 +270,7 @@ class MailReader(ABC):
             pending[:] = self._unindexed(ids)
             return not pending
 
-        if not done() and not self._until(done, timeout, crit):
+        if not done() and not self._until(done, timeout, crit, poll=True):
             raise NoMatchingMail(
                 f"{plural(len(pending))} received but still not indexed after {shown or timeout:g} s "
                 f"(the indexer is overloaded or stopped), so {crit} cannot be checked yet: "
