@@ -4,13 +4,18 @@ Real servers on loopback ports, the real PostgreSQL at 127.0.0.1:5432 (a databas
 module's own, dropped at the end): mail sent over SMTP to node A is in node B's API, its
 event bus (what the WebSocket, ``/api/v2/wait`` and webhooks hear) and its IMAP IDLE within
 a second; concurrent deliveries through both nodes get unique, increasing UIDs per mailbox
-and are each listed once; ``--max`` is applied once for all nodes.
+and are each listed once; ``--max`` is applied once for all nodes; ``kill -9`` of one node
+in the middle of a burst loses no message that either node acknowledged.
 """
 
 from __future__ import annotations
 
 import json
+import os
+import signal
 import smtplib
+import subprocess
+import sys
 import threading
 import time
 import urllib.request
@@ -24,6 +29,7 @@ from postroom.store.base import INBOX
 from postroom.testing import Server
 
 from .. import pg
+from ..helpers import free_port, wait_for_port
 
 pytestmark = pytest.mark.postgres
 
@@ -129,3 +135,64 @@ def test_max_is_applied_once_for_all_nodes(database: str) -> None:
             page = node.app.store.list_messages()
             assert page.total == 5
             assert [m.subject for m in page.messages] == [f"m{i}" for i in range(11, 6, -1)]
+
+
+def _serve(url: str, port: int) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{port}", "--http", "off",
+         "--pop3", "off", "--imap", "off", "--db", url, "--max", "0", "--quiet"],
+        start_new_session=True,
+    )  # fmt: skip
+
+
+@pytest.mark.slow
+def test_kill_9_of_one_node_mid_burst_loses_no_acknowledged_message(database: str) -> None:
+    pg.reset_schema(database)
+    ports = [free_port(), free_port()]
+    procs = [_serve(database, p) for p in ports]
+    acked: set[str] = set()
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def sender(n: int) -> None:
+        port, i = ports[n % 2], 0
+        while not stop.is_set():
+            i += 1
+            mid = f"kill-{n}-{i}@test.example"
+            msg = f"From: a@test.example\r\nTo: b@test.example\r\nMessage-ID: <{mid}>\r\nSubject: {i}\r\n\r\nx\r\n"
+            try:
+                with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+                    s.sendmail("a@test.example", ["b@test.example"], msg)
+            except (OSError, smtplib.SMTPException):
+                if port == ports[1]:
+                    return  # the killed node: what it did not acknowledge may be lost
+                continue
+            with lock:
+                acked.add(mid)
+
+    try:
+        for p, proc in zip(ports, procs, strict=True):
+            wait_for_port(p, proc=proc)
+        threads = [threading.Thread(target=sender, args=(n,)) for n in range(6)]
+        for t in threads:
+            t.start()
+        deadline = time.monotonic() + 60
+        while len(acked) < 200 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        os.killpg(procs[1].pid, signal.SIGKILL)  # node B, mid-burst
+        procs[1].wait(10)
+        time.sleep(0.3)  # node A keeps taking mail meanwhile
+        stop.set()
+        for t in threads:
+            t.join(20)
+    finally:
+        for proc in procs:
+            if proc.poll() is None:
+                os.killpg(proc.pid, signal.SIGTERM)
+                proc.wait(10)
+    import psycopg
+
+    with psycopg.connect(database) as conn:
+        stored = {r[0] for r in conn.execute("SELECT message_id FROM message")}
+    assert len(acked) >= 200
+    assert acked <= stored, f"{len(acked - stored)} acknowledged messages lost"
