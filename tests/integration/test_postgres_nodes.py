@@ -59,7 +59,7 @@ def _send(port: int, to: str, subject: str) -> None:
 
 def test_mail_sent_to_one_node_reaches_the_others_api_events_and_idle(nodes: tuple[Server, Server]) -> None:
     a, b = nodes
-    heard: list[Event] = []
+    heard: list[MessageStored] = []
     got = threading.Event()
 
     def on_event(ev: Event) -> None:

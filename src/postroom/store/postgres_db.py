@@ -30,7 +30,7 @@ from psycopg_pool import ConnectionPool
 
 from ..events import Bus, Event
 from .base import StoreClosed, StoreError
-from .postgres_events import CHANNEL, encode, split_ids
+from .postgres_events import CHANNEL, CROSS_NODE, encode, split_ids
 
 __all__ = ["ADVISORY_INDEXER", "ADVISORY_MIGRATE", "ADVISORY_RETENTION", "Conn", "Db", "chunks"]
 
@@ -110,7 +110,9 @@ class Db:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def notify(self, conn: Conn, events: list[Event]) -> None:
-        payloads = [encode(piece, self.node) for ev in events for piece in split_ids(ev)]
+        payloads = [
+            encode(p, self.node) for ev in events if isinstance(ev, CROSS_NODE) for p in split_ids(ev)
+        ]
         if payloads:
             with conn.cursor() as cur:
                 cur.executemany("SELECT pg_notify(%s, %s)", [(CHANNEL, p) for p in payloads])

@@ -35,10 +35,23 @@ from ..events import (
 )
 from .base import Address, Summary
 
-__all__ = ["CHANNEL", "MAX_PAYLOAD", "StoredRef", "decode", "encode"]
+__all__ = ["CHANNEL", "CROSS_NODE", "MAX_PAYLOAD", "StoredRef", "decode", "encode", "split_ids"]
 
 CHANNEL = "postroom_events"
 MAX_PAYLOAD = 7900  # PostgreSQL's limit is 8000 bytes (NOTIFY)
+
+# The events other nodes hear (changes of the shared store); the others stay on their node.
+CROSS_NODE = (
+    MessageStored,
+    ReadChanged,
+    TagsChanged,
+    TagRenamed,
+    MessagesDeleted,
+    MessagesPruned,
+    StoreTruncated,
+    MessagesIndexed,
+    FolderChanged,
+)
 
 
 @dataclass(frozen=True, slots=True)
