@@ -3,6 +3,7 @@ over real sockets against postroom running in a thread."""
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 
 import pytest
@@ -143,3 +144,24 @@ def test_a_new_keyword_from_another_session_comes_in_flags_before_its_fetch(srv:
         fetch = next(i for i, line in enumerate(noop) if line.startswith(b"* 1 FETCH "))
         assert flags < fetch, noop
         assert b"$hello" in noop[flags] and noop[fetch] == b"* 1 FETCH (FLAGS ($hello \\Recent))\r\n"
+
+
+def test_condstore_enabled_by_fetch_modseq_and_search_modseq_entries(srv: RunningServer) -> None:
+    # cause 5 (RFC 7162 3.1, 3.1.5; RFC 4731 with MODSEQ)
+    with login(srv, "condstore@example.org") as w:
+        for _ in range(4):
+            w.append("INBOX", MSG)
+        w.ok("SELECT INBOX")
+        first = w.ok("FETCH 1 MODSEQ")
+        assert first[0].startswith(b"* 1 FETCH (MODSEQ (") and first[1].startswith(b"* OK [HIGHESTMODSEQ ")
+        mods = {}
+        for n in (1, 3, 2, 4):  # CONDSTORE is on: STORE replies carry MODSEQ
+            (line,) = w.ok(f"STORE {n} +FLAGS \\Seen")
+            m = re.fullmatch(rb"\* %d FETCH \(FLAGS \(\\Recent \\Seen\) MODSEQ \((\d+)\)\)\r\n" % n, line)
+            assert m is not None, line
+            mods[n] = int(m.group(1))
+        key = 'MODSEQ "/flags/\\\\seen" all 1'
+        assert w.ok(f"SEARCH RETURN (MIN) 1:3 {key}")[0].endswith(b" MIN 1 MODSEQ %d\r\n" % mods[1])
+        assert w.ok(f"SEARCH RETURN (MAX) 1:3 {key}")[0].endswith(b" MAX 3 MODSEQ %d\r\n" % mods[3])
+        assert w.ok(f"SEARCH RETURN () 1:3 {key}")[0].endswith(b" ALL 1:3 MODSEQ %d\r\n" % mods[2])
+        assert w.ok(f"SEARCH 1:3 {key}") == [b"* SEARCH 1 2 3 (MODSEQ %d)\r\n" % mods[2]]

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 from .args import Args, normalize_flag, parse_date
 from .bodystructure import parse_addresses
-from .decoder import MAX_DEPTH, Atom, Group
+from .decoder import MAX_DEPTH, Atom, Group, String
 from .errors import LimitError, No, ParseError
 from .numset import NumSet
 
@@ -171,9 +171,12 @@ def _key(args: Args, charset: str, depth: int) -> Key:
         return Key(name, args.number())
     if name == "MODSEQ":
         # RFC 7162 section 3.1.5: optional entry name and type before the number
-        if isinstance(args.peek(), Atom) and not (args.peek_atom() or "").isdigit():
+        # (entry-name is a quoted string such as "/flags/\\seen"; every entry has the
+        # message's mod-sequence here, as flags are not tracked one by one)
+        nxt = args.peek()
+        if isinstance(nxt, String) or (isinstance(nxt, Atom) and not nxt.value.isdigit()):
             args.next()
-            args.next()
+            args.atom("entry type")  # priv, shared or all
         return Key("MODSEQ", args.number("mod-sequence"))
     if name == "NOT":
         return Key("NOT", children=(_key(args, charset, depth + 1),))

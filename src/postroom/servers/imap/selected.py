@@ -246,6 +246,9 @@ class SelectedCommands(SessionBase):
             self.condstore = True
         args.end()
         names = {i.name for i in items}
+        enabling = "MODSEQ" in names and not self.condstore
+        if enabling:
+            self.condstore = True  # RFC 7162 3.1: FETCH MODSEQ is a CONDSTORE-enabling command
         if uid and "UID" not in names:
             items.insert(0, Item("UID"))
         if (
@@ -295,6 +298,11 @@ class SelectedCommands(SessionBase):
         finally:
             if ahead is not None:
                 ahead.cancel()
+        if enabling:
+            # RFC 7162 3.1: the first CONDSTORE-enabling command on a selected mailbox
+            # reports the mailbox's HIGHESTMODSEQ
+            highest = max([1, *t.modseq.values()])
+            self.untagged("OK", Raw(b"[HIGHESTMODSEQ %d] Highest" % highest))
         return "FETCH completed", None
 
     def _render_inline(self, batch: list[_Target], plan: _Plan, read: bool = False) -> list[bytes] | None:
@@ -461,6 +469,12 @@ class SelectedCommands(SessionBase):
                 parts.append(b"ALL " + format_numbers(nums).encode())
         if "COUNT" in ret:
             parts.append(b"COUNT %d" % len(nums))
+        if modseq and found and not ({"ALL", "COUNT"} & set(ret)):
+            # RFC 7162 3.1.5 / RFC 4731: with only MIN and/or MAX, the highest mod-sequence
+            # of the messages those return
+            shown = {min(nums)} if "MIN" in ret else set()
+            shown |= {max(nums)} if "MAX" in ret else set()
+            modseq = max(v.modseq for v in found if (v.uid if uid else v.seq) in shown)
         if modseq:
             parts.append(b"MODSEQ %d" % modseq)
         self.write(b"* ESEARCH " + b" ".join(parts) + b"\r\n")
