@@ -6,9 +6,12 @@ Mailpit's keys: ``host``, ``port``, ``starttls``, ``tls``, ``allow-insecure``, `
 ``override-from``, ``allowed-recipients`` (a regular expression), ``blocked-recipients``,
 ``preserve-message-ids``; the forward file also has ``to`` (comma-separated addresses).
 postroom adds: ``rate`` (messages a second to this server, default 10) and ``burst``,
-``concurrency`` (connections at once, default 4), ``retry-base`` (first retry delay,
+``concurrency`` (connections at once, default 4), ``timeout`` (per network step, default
+60s), ``retry-base`` (first retry delay,
 default 30s), ``retry-max`` (longest delay, default 1h), ``retry-for`` (give up after,
-default 24h), ``dkim-domain``, ``dkim-selector``, ``dkim-key`` (a PEM private key file).
+default 24h), ``dkim-domain``, ``dkim-selector``, ``dkim-key`` (a PEM private key file), and
+``mx: true`` (no ``host``: deliver to each recipient domain's mail exchanger, RFC 5321 5.1,
+on ``mx-port``, default 25, resolving through ``dns-server`` or the system's resolver).
 
 The relay password may come from the environment instead (``password-env: VAR``), so the
 file can be committed.
@@ -22,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..config import ConfigError, parse_duration
+from ..config import ConfigError, parse_dns_server, parse_duration
 from .smtp_client import Mode, SmtpTarget
 
 __all__ = ["ForwardConfig", "RelayConfig", "load_forward", "load_relay"]
@@ -32,7 +35,7 @@ _KEYS = {
     "host", "port", "starttls", "tls", "allow-insecure", "auth", "username", "password", "password-env", "secret",
     "return-path", "override-from", "allowed-recipients", "recipient-allowlist", "blocked-recipients",
     "preserve-message-ids", "forward-smtp-errors", "to", "rate", "burst", "concurrency", "retry-base",
-    "retry-max", "retry-for", "dkim-domain", "dkim-selector", "dkim-key", "cafile",
+    "retry-max", "retry-for", "dkim-domain", "dkim-selector", "dkim-key", "cafile", "mx", "mx-port", "dns-server", "timeout",
 }  # fmt: skip
 
 
@@ -53,6 +56,9 @@ class RelayConfig:
     dkim_domain: str = ""
     dkim_selector: str = ""
     dkim_key: bytes = b""
+    mx: bool = False  # deliver to each recipient domain's MX instead of one smarthost
+    mx_port: int = 25
+    dns_server: tuple[str, int] | None = None  # resolver for MX lookups (default: the system's)
 
     def permits(self, rcpt: str) -> bool:
         """Mailpit's rule: an allow-list regex must match, a block-list regex must not."""
@@ -95,8 +101,11 @@ def _read(path: str) -> dict[str, Any]:
 
 def _relay(data: dict[str, Any], path: str) -> RelayConfig:
     host = str(data.get("host") or "")
-    if not host:
-        raise ConfigError(f"{path}: host is required")
+    mx = bool(data.get("mx"))
+    if mx and host:
+        raise ConfigError(f"{path}: give host (a smarthost) or mx: true, not both")
+    if not host and not mx:
+        raise ConfigError(f"{path}: host is required (or mx: true to deliver to each domain's MX)")
     tls, starttls = bool(data.get("tls")), bool(data.get("starttls"))
     if tls and starttls:
         raise ConfigError(f"{path}: tls and starttls cannot both be true")
@@ -122,7 +131,7 @@ def _relay(data: dict[str, Any], path: str) -> RelayConfig:
     target = SmtpTarget(
         host=host, port=port, tls=mode, username=str(data.get("username") or "") if auth != "none" else "",
         password=password if auth != "none" else "", verify=not data.get("allow-insecure"),
-        cafile=str(data.get("cafile") or ""), timeout=60.0,
+        cafile=str(data.get("cafile") or ""), timeout=parse_duration(str(data.get("timeout", "60s"))),
     )  # fmt: skip
     try:
         return RelayConfig(
@@ -143,6 +152,9 @@ def _relay(data: dict[str, Any], path: str) -> RelayConfig:
             dkim_domain=str(data.get("dkim-domain") or ""),
             dkim_selector=str(data.get("dkim-selector") or ""),
             dkim_key=key,
+            mx=mx,
+            mx_port=int(data.get("mx-port", 25)),
+            dns_server=parse_dns_server(str(data["dns-server"])) if data.get("dns-server") else None,
         )
     except ValueError as e:
         raise ConfigError(f"{path}: {e}") from None

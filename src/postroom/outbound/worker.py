@@ -27,12 +27,13 @@ import re
 import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from ..events import DeliveryAttempted
 from ..store.outbound import Delivery, OutboundQueue, Outcome
+from .mx import MxError, addresses, mail_hosts
 from .relay_config import RelayConfig
-from .smtp_client import DeliveryError, deliver
+from .smtp_client import DeliveryError, SmtpTarget, deliver
 
 __all__ = ["Classified", "TokenBucket", "Worker", "classify", "prepare_message", "retry_delay"]
 
@@ -144,6 +145,7 @@ class Worker:
         self.bucket = TokenBucket(relay.rate, relay.burst)
         self.slots = asyncio.Semaphore(relay.concurrency)
         self._wake = asyncio.Event()
+        self._per_host: dict[str, tuple[TokenBucket, asyncio.Semaphore]] = {}
         self._running: set[asyncio.Task[None]] = set()
         self.on_attempt: Callable[[DeliveryAttempted], None] | None = None
 
@@ -179,20 +181,63 @@ class Worker:
             for task in list(self._running):
                 task.cancel()
 
+    def _limits(self, host: str) -> tuple[TokenBucket, asyncio.Semaphore]:
+        """The rate and connection limits of one destination server (per MX host with ``mx``)."""
+        if not self.relay.mx:
+            return self.bucket, self.slots
+        if host not in self._per_host:
+            self._per_host[host] = (
+                TokenBucket(self.relay.rate, self.relay.burst),
+                asyncio.Semaphore(self.relay.concurrency),
+            )
+        return self._per_host[host]
+
+    async def _hand_over(
+        self, target: SmtpTarget, mail_from: str, rcpt: str, data: bytes
+    ) -> tuple[int | None, str]:
+        bucket, slots = self._limits(target.host)
+        async with slots:
+            await bucket.take()
+            try:
+                refused = await asyncio.to_thread(deliver, target, mail_from, [rcpt], data)
+                return (250, "250 accepted") if not refused else _split(refused[rcpt])
+            except DeliveryError as e:
+                return e.code, str(e)
+
+    async def _attempt(self, row: Delivery) -> tuple[int | None, str, str]:
+        """(reply code or None for no connection, reply text, destination) of one try."""
+        cfg = self.relay
+        mail_from = cfg.return_path or row.mail_from
+        data = prepare_message(row.raw, cfg)
+        if not cfg.mx:
+            code, reply = await self._hand_over(cfg.target, mail_from, row.rcpt, data)
+            return code, reply, cfg.target.where
+        domain = row.rcpt.rpartition("@")[2]
+        try:
+            hosts = await asyncio.to_thread(mail_hosts, domain, cfg.dns_server)
+        except MxError as e:
+            return e.code, str(e), f"MX of {domain}"
+        code, reply, where = None, f"no MX host of {domain} answered", f"MX of {domain}"
+        for host in hosts:  # RFC 5321 5.1: the next host only when this one could not be reached
+            ips = await asyncio.to_thread(addresses, host, cfg.dns_server)
+            for ip in ips:
+                # opportunistic STARTTLS without certificate checks, as MTAs deliver (RFC 7435)
+                target = replace(cfg.target, host=ip, port=cfg.mx_port, tls="auto", verify=False)
+                code, reply = await self._hand_over(target, mail_from, row.rcpt, data)
+                where = f"{host}:{cfg.mx_port}"
+                if code is not None:
+                    break
+            if code is not None:
+                break
+        return code, reply, where
+
     async def _send(self, row: Delivery) -> None:
         cfg = self.relay
-        async with self.slots:
-            await self.bucket.take()
-            mail_from = cfg.return_path or row.mail_from
-            data = prepare_message(row.raw, cfg)
-            try:
-                refused = await asyncio.to_thread(deliver, cfg.target, mail_from, [row.rcpt], data)
-                code, reply = (250, "250 accepted") if not refused else _split(refused[row.rcpt])
-            except DeliveryError as e:
-                code, reply = e.code, str(e)
-            except Exception as e:  # a bug must not kill the worker; the row is retried
-                log.exception("relay of row %d failed unexpectedly", row.id)
-                code, reply = None, f"internal error: {e}"
+        try:
+            code, reply, where = await self._attempt(row)
+        except Exception as e:  # a bug must not kill the worker; the row is retried
+            log.exception("relay of row %d failed unexpectedly", row.id)
+            code, reply, where = None, f"internal error: {e}", cfg.target.where or "MX"
         verdict = classify(code, reply)
         next_at: float | None = None
         outcome: Outcome = verdict.outcome
@@ -201,9 +246,7 @@ class Worker:
             if next_at > row.give_up_at:
                 outcome, next_at = "failed", None
                 reply = f"gave up after {row.attempts + 1} attempts: {reply}"
-        await asyncio.to_thread(
-            self.queue.finish, row.id, self.node, outcome, cfg.target.where, reply, next_at
-        )
+        await asyncio.to_thread(self.queue.finish, row.id, self.node, outcome, where, reply, next_at)
         if verdict.hard:
             await asyncio.to_thread(self.queue.suppress, row.rcpt, reply)
         log.info("relay %s -> %s: %s (%s)", row.message_id, row.rcpt, outcome, reply[:120])
