@@ -58,6 +58,9 @@ PREFIX_KEY: web.AppKey[str] = web.AppKey("postroom_prefix", str)  # the webroot,
 MAX_BODY = 70 * 1024 * 1024
 # Largest page the API asks the store for (the store clamps further if it wants).
 MAX_LIMIT = 10_000
+# JSON bodies up to this size are parsed on the event loop (well under a millisecond);
+# larger ones in a thread, so that a 70 MB body never stalls other requests.
+JSON_INLINE_MAX = 256 * 1024
 
 T = TypeVar("T")
 
@@ -160,7 +163,8 @@ async def json_body(request: web.Request, *, required: bool = False) -> dict[str
             raise bad_request("request body is empty: expected a JSON object")
         return {}
     try:
-        data = json.loads(raw)
+        # a large body (POST /api/v1/send with attachments) is parsed off the event loop
+        data = json.loads(raw) if len(raw) <= JSON_INLINE_MAX else await asyncio.to_thread(json.loads, raw)
     except UnicodeDecodeError:
         raise bad_request("request body is not UTF-8 JSON") from None
     except json.JSONDecodeError as e:
