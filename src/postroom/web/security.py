@@ -99,6 +99,11 @@ def _is_ip(host: str) -> bool:
     return True
 
 
+def _is_single_label(host: str) -> bool:
+    """A name without dots, such as a container's service name (letters, digits, - and _)."""
+    return host.isascii() and host.replace("-", "").replace("_", "").isalnum()
+
+
 def _is_loopback(host: str) -> bool:
     if host in LOOPBACK_NAMES or host.endswith(".localhost"):
         return True
@@ -127,7 +132,7 @@ class Policy:
         host, port = _split_authority(host_header)
         if port == -1 or not host:
             return False
-        if _is_ip(host) or _is_loopback(host) or "." not in host:
+        if _is_ip(host) or _is_loopback(host) or _is_single_label(host):
             return True
         return host in self.own_names or self._explicitly_allowed(host)
 
@@ -138,7 +143,10 @@ class Policy:
 
     def same_origin(self, origin: str, host_header: str, scheme: str) -> bool:
         """Is ``origin`` this server's own origin, as reached through ``host_header``?"""
-        parts = urlsplit(origin.strip())
+        try:
+            parts = urlsplit(origin.strip())
+        except ValueError:  # "http://[::1" and the like
+            return False
         if parts.scheme not in ("http", "https") or not parts.netloc:
             return False  # "null" (sandboxed frames, file: pages) and anything odd
         o_host, o_port = _split_authority(parts.netloc)
@@ -158,7 +166,10 @@ class Policy:
             return True
         if not self.cors_origins:
             return False
-        netloc = urlsplit(origin.strip()).netloc.lower()
+        try:
+            netloc = urlsplit(origin.strip()).netloc.lower()
+        except ValueError:
+            return False
         return bool(netloc) and netloc in self.cors_origins
 
 
@@ -168,7 +179,10 @@ def _cors_entries(value: str) -> tuple[bool, frozenset[str]]:
         if item == "*":
             return True, frozenset()
         url = item if item.startswith(("http://", "https://")) else "http://" + item
-        netloc = urlsplit(url).netloc.lower()
+        try:
+            netloc = urlsplit(url).netloc.lower()
+        except ValueError:
+            netloc = ""
         if not netloc or "*" in netloc:
             log.warning("--api-cors: ignoring %r (expected an origin such as https://app.example:3000)", item)
             continue
