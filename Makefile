@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed
 TSTAMP := $(VENV)/.installed-test
 ARGS   ?=
 
-.PHONY: run test lint typecheck pytest pytest-postgres system-deps bench screenshots clean
+.PHONY: run test lint typecheck pytest pytest-postgres system-deps bench screenshots fuzz clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -58,6 +58,13 @@ bench: $(TSTAMP) system-deps
 # The web UI's pictures in docs/screenshots/ (docs/ui.md), taken by the browser tests.
 screenshots: $(TSTAMP) system-deps
 	POSTROOM_SCREENSHOTS=1 $(BIN)/python -m pytest -p no:xdist -q tests/browser
+
+# A longer fuzzing campaign than CI's (docs/security.md, "Fuzzing"): random seeds and
+# FUZZ_EXAMPLES inputs per target (make fuzz FUZZ_EXAMPLES=100000).
+FUZZ_EXAMPLES ?= 20000
+fuzz: $(TSTAMP)
+	POSTROOM_FUZZ=campaign POSTROOM_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) $(BIN)/python -m pytest -n 2 \
+		--timeout 0 -q tests/fuzz $(ARGS)
 
 clean:
 	rm -rf $(VENV) build dist src/*.egg-info

@@ -417,6 +417,9 @@ def html_to_text(html: str, *, tidy: bool = True) -> str:
 
 
 _PARSERS = threading.local()  # an lxml parser must not be shared between threads
+# C0 controls other than tab, LF and CR (and DEL) become spaces: lxml refuses to set a text
+# holding one (found by tests/fuzz: "<p>\x1f" raised ValueError), and they show nothing.
+_CONTROLS = {c: " " for c in (*range(0, 9), 11, 12, *range(14, 32), 127)}
 
 
 def _libxml2_text(html: str) -> str:
@@ -429,7 +432,8 @@ def _libxml2_text(html: str) -> str:
             encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, default_doctype=False
         )
     try:
-        root = lxml.html.document_fromstring(html.encode("utf-8", "surrogatepass"), parser=parser)
+        data = html.translate(_CONTROLS).encode("utf-8", "surrogatepass")
+        root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.LxmlError, ValueError):  # "Document is empty" and the like
         return ""
     # Skipped elements go with their content (not their tail); block elements get line

@@ -229,3 +229,44 @@ def test_sigterm_stops_a_busy_postroom_within_seconds(tmp_path: Path) -> None:
         reader.wait(30)
     assert proc.returncode == 0
     assert took < 8
+
+
+def test_indexer_parse_over_budget_indexes_the_raw_text(tmp_path: Path) -> None:
+    """In the indexer process a parse that overruns its budget is interrupted and the
+    message indexed from its raw text. A budget of a microsecond makes every parse overrun."""
+    import json
+    import urllib.request
+
+    from tests.helpers import free_port, wait_for_port
+
+    smtp_port, http_port = free_port(), free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "postroom", "serve", "--smtp", f"127.0.0.1:{smtp_port}",
+         "--http", f"127.0.0.1:{http_port}", "--pop3", "off", "--imap", "off",
+         "--db", str(tmp_path / "db.sqlite"), "--quiet"],
+        env={**os.environ, "POSTROOM_INDEX_PARSE_SECONDS": "0.000001"},
+        start_new_session=True,
+    )  # fmt: skip
+    try:
+        wait_for_port(http_port, proc=proc)
+        wait_for_port(smtp_port, proc=proc)
+        with smtplib.SMTP("127.0.0.1", smtp_port, timeout=30) as c:
+            c.sendmail("a@example.org", ["b@example.org"], (
+                b"Subject: budgeted\r\nContent-Transfer-Encoding: base64\r\n\r\n"
+                + base64.b64encode(b"secretword") + b"\r\n"
+            ))  # fmt: skip
+
+        def search(query: str) -> list[dict[str, str]]:
+            url = f"http://127.0.0.1:{http_port}/api/v1/search?query={q(query)}"
+            with urllib.request.urlopen(url, timeout=30) as r:
+                found: list[dict[str, str]] = json.load(r)["messages"]
+                return found
+
+        deadline = time.monotonic() + 30
+        while not (found := search("c2VjcmV0d29yZA")) and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert [m["Subject"] for m in found] == ["budgeted"]  # the raw (undecoded) body
+        assert search("secretword") == []  # the decoded text was never made
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(20)

@@ -88,6 +88,13 @@ def test_html_text_of_ordinary_markup() -> None:
     assert html_to_text("a < b and c > d") == "a < b and c > d"
 
 
+def test_control_characters_in_html() -> None:
+    # found by tests/fuzz: lxml refuses a text holding C0 controls, and parse_message raised
+    assert html_to_text("<p>a\x1fb</p><p>\x00c\x7f</p>") == "a b\n\nc"
+    pm = parse_message(b"Content-Type: text/html\r\n\r\n<p>\x1f</p>x")
+    assert pm.text == "x"
+
+
 def test_deeply_nested_html_is_read_in_linear_time() -> None:
     # An HTML5 tree builder (lexbor) takes time quadratic in the depth: 50,000 levels took
     # minutes. libxml2 stops descending at 256 levels, so what is deeper is not read.
@@ -172,8 +179,8 @@ def test_patterns_that_backtracked_are_linear_now() -> None:
         assert h.to == [("", "x")]
         # a LIST pattern with 6 stars took 10 s against a 60-letter name
         assert not ListPattern("", "*a" * 30 + "*b").match("a" * 60)
-        assert base_subject(" (fwd)" * 50_000 + "x") == "(fwd) " * 49_999 + "(fwd)x"
-        assert base_subject("[fwd: " * 20_000 + "Re: x" + "]" * 20_000) == "x"
+        assert base_subject(" (fwd)" * 50_000 + "x").lower() == "(fwd) " * 49_999 + "(fwd)x"
+        assert base_subject("[fwd: " * 20_000 + "Re: x" + "]" * 20_000).lower() == "x"
         assert thread_subject("[a] " * 50_000 + "x").text == "x"
         assert len(parse_params("a=b;" * 50_000)) == 50_000
         assert HEAD_TAG.search("<head" * 50_000) is None

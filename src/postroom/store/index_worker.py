@@ -136,7 +136,7 @@ def _index_many(path: str, items: list[tuple[int, bytes]]) -> tuple[list[str], l
     failed: list[int] = []
     for mid, data in items:
         try:
-            d = extract(unpack(data)) if extract is not None else None
+            d = extract_bounded(extract, unpack(data)) if extract is not None else None
         except Exception:
             d = None
         if d is None:
@@ -181,9 +181,49 @@ def _parallel_parts(
     return parts
 
 
+# Seconds of CPU-bound parsing one message may take in the indexer process (and its
+# helpers): past it, the parse is interrupted (SIGALRM) and the message is indexed from its
+# raw text (indexer.extract_raw). The parsers are linear, so only a huge message comes near
+# it. POSTROOM_INDEX_PARSE_SECONDS sets another value (0: no budget).
+INDEX_PARSE_SECONDS = 10.0
+_budget = 0.0  # set in the indexer process by main(); its helper processes inherit it
+
+
+class _Overrun(BaseException):
+    """The time budget of one parse ran out (raised by the SIGALRM handler). A
+    BaseException: the parsers' ``except Exception`` fallbacks must not swallow it."""
+
+
+def _on_alarm(signum: int, frame: object) -> None:
+    raise _Overrun
+
+
+def extract_bounded(extract: Callable[[bytes], Any], raw: bytes) -> Any:
+    """``extract(raw)`` within the process's time budget; the raw text's index data past it.
+
+    The budget is a SIGALRM timer, so it applies only in the indexer process (main()
+    installs the handler); elsewhere (``--indexer thread``, tests) this is ``extract``.
+    """
+    if not _budget:
+        return extract(raw)
+    try:
+        try:
+            signal.setitimer(signal.ITIMER_REAL, _budget)
+            return extract(raw)
+        finally:  # (a one-shot timer: if it fires in here, it is spent)
+            signal.setitimer(signal.ITIMER_REAL, 0)
+    except _Overrun:
+        from .indexer import extract_raw
+
+        log.warning(
+            "a message of %d bytes took over %g s to parse: indexed from its raw text", len(raw), _budget
+        )
+        return extract_raw(raw, f"time budget exceeded ({_budget:g} s)")
+
+
 def _parse_one(extract: Callable[[bytes], Any], row: Any) -> Any:
     try:
-        return extract(unpack(row[-1]))
+        return extract_bounded(extract, unpack(row[-1]))
     except Exception:  # one broken message must not stop the others
         log.exception("indexing message %s failed", row[0])
         return None
@@ -582,6 +622,12 @@ def main(argv: list[str] | None = None) -> int:
     if extract is None or not args:
         return 1
     path, options = _parse_args(args)
+    global _budget
+    _budget = float(os.environ.get("POSTROOM_INDEX_PARSE_SECONDS", INDEX_PARSE_SECONDS))
+    if _budget and hasattr(signal, "setitimer"):
+        signal.signal(signal.SIGALRM, _on_alarm)
+    else:
+        _budget = 0.0
     # Parsing can always wait; a burst of SMTP must not: yield the CPU to the server.
     try:
         os.nice(NICENESS)

@@ -16,10 +16,10 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..message import ParsedMessage, html_to_text, make_snippet, parse_message
+from ..message import ParsedMessage, html_to_text, make_snippet, parse_message, raw_view
 from .base import InvalidQuery
 
-__all__ = ["IndexData", "RuleError", "TagRules", "extract", "extract_reference"]
+__all__ = ["IndexData", "RuleError", "TagRules", "extract", "extract_raw", "extract_reference"]
 
 # Text indexed per message (body + HTML text). Longer bodies are indexed up to this
 # many characters: FTS5 rows are re-read on merge, and test mail rarely exceeds it.
@@ -47,6 +47,20 @@ def extract(raw: bytes) -> IndexData:
     not handle, ``email``'s parser, with the same result.
     """
     return _index_data(parse_message(raw, payloads=False), _html_untidy)
+
+
+def extract_raw(raw: bytes, reason: str) -> IndexData:
+    """What the index gets for a message whose parse ran out of budget: its subject and
+    addresses as written, and its raw body as the text (see :func:`~postroom.message.raw_view`)."""
+    pm = raw_view(raw, reason)
+    return IndexData(
+        snippet=make_snippet(pm.text),
+        attachments=0,
+        subject=pm.subject,
+        addresses="\n".join(v for k, v in pm.raw_headers if k.lower() in ("from", "to", "cc", "reply-to")),
+        body=pm.text[:MAX_BODY_CHARS],
+        attachment_names="",
+    )
 
 
 def extract_reference(raw: bytes) -> IndexData:

@@ -89,7 +89,9 @@ class NumSet:
 def _num(s: str) -> int:
     if s == "*":
         return STAR
-    n = int(s)
+    # more digits than any number in range: int() would refuse past 4,300 digits with a
+    # ValueError, not the protocol error (found by make fuzz)
+    n = int(s) if len(s.lstrip("0")) <= 10 else MAX_NUMBER + 1
     if n == 0 or n > MAX_NUMBER:
         raise ParseError(f"number out of range: {s[:20]}")
     return n
