@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from postroom.config import Settings
-from postroom.events import Bus, Event, MessagesPruned, MessageStored
+from postroom.events import Bus, Event, FolderChanged, MessagesPruned, MessageStored
 from postroom.store.base import AlreadyExists, Envelope, NotFound
 from postroom.store.sqlite import SQLiteStore
 
@@ -276,6 +276,38 @@ def test_sparse_matches_page_newest_first(tmp_path: Path) -> None:
             assert [m.id for m in page2.messages] == ids[:1]
             assert store.list_messages(query="from:nobody@example.net").messages == []
             assert store.list_messages(query="from:rare@example.net", start=5).messages == []
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_marking_many_read_is_one_modseq_and_one_event_per_folder(tmp_path: Path) -> None:
+    """Mark all read on more messages than one write chunk (500): each folder takes one new
+    MODSEQ shared by every delivery it changed (RFC 7162 3.1.2), and is announced once."""
+
+    async def main() -> None:
+        store, events = make(tmp_path)
+        try:
+            await asyncio.gather(
+                *(store.deliver(env("a@example.org", "b@example.org"), MSG) for _ in range(620))
+            )
+            before = store.folder_info("a@example.org", "INBOX")
+            assert before is not None
+            events.clear()
+            assert len(await asyncio.to_thread(store.set_read, None, True)) == 620
+            after = store.folder_info("a@example.org", "INBOX")
+            assert after is not None and after.highestmodseq == before.highestmodseq + 1
+            entries = store.folder_entries("a@example.org", "INBOX")
+            assert {e.modseq for e in entries} == {after.highestmodseq}
+            assert all("\\Seen" in e.flags for e in entries)
+            await asyncio.sleep(0.05)
+            folders = [
+                (ev.mailbox, ev.folder)
+                for ev in events
+                if isinstance(ev, FolderChanged) and ev.change == "flags"
+            ]
+            assert sorted(folders) == [("a@example.org", "INBOX"), ("b@example.org", "INBOX")]
         finally:
             store.close()
 

@@ -66,6 +66,7 @@ class ChangesMixin:
         def fn(conn: sqlite3.Connection) -> list[str]:
             mids = self._select_ids(conn, ids, mailbox, query)
             changed: list[str] = []
+            touched: dict[int, tuple[str, str]] = {}
             for chunk in _chunks(mids, 500):
                 marks = ",".join("?" * len(chunk))
                 changed += [
@@ -75,35 +76,47 @@ class ChangesMixin:
                     )
                 ]
                 conn.execute(f"UPDATE message SET read = ? WHERE id IN ({marks})", [int(read), *chunk])
-                self._set_seen(conn, chunk, read, mailbox)
+                touched.update(self._set_seen(conn, chunk, read, mailbox))
+            # One change, one modification sequence per folder (RFC 7162 3.1.2): the deliveries
+            # changed above carry the folder's next MODSEQ, which the folder now takes. Bumping
+            # once per folder, not once per chunk, also keeps a change to 100,000 messages in
+            # 1,000 mailboxes to 1,000 folder events.
+            for fid, (fname, mname) in touched.items():
+                conn.execute("UPDATE folder SET modseq = modseq + 1 WHERE id = ?", (fid,))
+                self._emit(FolderChanged(mname, fname, "flags"))
             if changed:
                 self._emit(ReadChanged(tuple(changed), read))
             return changed
 
         return self.write(fn)  # type: ignore[no-any-return]
 
-    def _set_seen(self, conn: sqlite3.Connection, mids: list[int], read: bool, mailbox: str | None) -> None:
+    def _set_seen(
+        self, conn: sqlite3.Connection, mids: list[int], read: bool, mailbox: str | None
+    ) -> dict[int, tuple[str, str]]:
+        """Set or clear \\Seen on the deliveries of ``mids``; returns the folders touched."""
         marks = ",".join("?" * len(mids))
         rows = conn.execute(
             f"SELECT d.folder_id, d.uid, d.flags, f.name, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
             f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message IN ({marks}) AND d.seen != ?",
             [*mids, int(read)],
         ).fetchall()
-        touched = set()
+        touched: dict[int, tuple[str, str]] = {}
+        updates = []
         for fid, uid, flags, fname, mname in rows:
             if mailbox and mname != mailbox.lower():
                 continue
             fl = set(flags.split())
             fl.add("\\Seen") if read else fl.discard("\\Seen")
-            conn.execute(
-                "UPDATE delivery SET flags = ?, seen = ?, modseq = (SELECT modseq + 1 FROM folder WHERE id = ?) "
-                "WHERE folder_id = ? AND uid = ?",
-                (" ".join(sorted(fl)), int(read), fid, fid, uid),
-            )
-            touched.add((fid, fname, mname))
-        for fid, fname, mname in touched:
-            conn.execute("UPDATE folder SET modseq = modseq + 1 WHERE id = ?", (fid,))
-            self._emit(FolderChanged(mname, fname, "flags"))
+            updates.append((" ".join(sorted(fl)), int(read), fid, fid, uid))
+            touched[fid] = (fname, mname)
+        # one prepared statement for the whole chunk (a Python call per row was most of the
+        # time of "mark all read" on a big store)
+        conn.executemany(
+            "UPDATE delivery SET flags = ?, seen = ?, modseq = (SELECT modseq + 1 FROM folder WHERE id = ?) "
+            "WHERE folder_id = ? AND uid = ?",
+            updates,
+        )
+        return touched
 
     def delete_messages(
         self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
