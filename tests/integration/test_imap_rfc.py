@@ -165,3 +165,46 @@ def test_condstore_enabled_by_fetch_modseq_and_search_modseq_entries(srv: Runnin
         assert w.ok(f"SEARCH RETURN (MAX) 1:3 {key}")[0].endswith(b" MAX 3 MODSEQ %d\r\n" % mods[3])
         assert w.ok(f"SEARCH RETURN () 1:3 {key}")[0].endswith(b" ALL 1:3 MODSEQ %d\r\n" % mods[2])
         assert w.ok(f"SEARCH 1:3 {key}") == [b"* SEARCH 1 2 3 (MODSEQ %d)\r\n" % mods[2]]
+
+
+def test_subscriptions_are_the_clients_and_outlive_delete(srv: RunningServer) -> None:
+    # cause 9 (RFC 3501 6.3.3, 6.3.6, 6.3.9; RFC 5258 \NonExistent)
+    with login(srv, "subs@example.org") as w:
+        w.ok("CREATE box")
+        w.ok("CREATE box/child")
+        assert w.ok('LSUB "" "box*"') == []  # CREATE does not subscribe
+        w.ok("SUBSCRIBE box/child")
+        assert w.ok('LSUB "" "box%"') == [b'* LSUB (\\Noselect) "/" box\r\n']
+        assert w.ok('LSUB "" "box/%"') == [b'* LSUB () "/" box/child\r\n']
+        w.ok("DELETE box/child")
+        assert w.ok('LIST (SUBSCRIBED) "" "box/*"') == [
+            b'* LIST (\\NonExistent \\HasNoChildren \\Subscribed) "/" box/child\r\n'
+        ]
+        assert w.ok('LIST "" "box/*"') == []
+        w.ok("CREATE box/child")  # the subscription is still there
+        assert w.ok('LSUB "" "box/%"') == [b'* LSUB () "/" box/child\r\n']
+        w.ok("UNSUBSCRIBE box/child")
+        assert w.ok('LSUB "" "box*"') == []
+        w.ok("SUBSCRIBE never")  # a name with no mailbox may be subscribed
+        assert w.ok('LSUB "" never') == [b'* LSUB (\\Noselect) "/" never\r\n']
+
+
+def test_list_extended_options_and_childinfo(srv: RunningServer) -> None:
+    # cause 10 (RFC 5258 sections 3 and 3.5)
+    with login(srv, "listext@example.org") as w:
+        for bad in (
+            'LIST (imaptest) "" ""',
+            'LIST (RECURSIVEMATCH) "" ""',
+            'LIST (RECURSIVEMATCH REMOTE) "" ""',
+        ):
+            assert tail(w.cmd(bad)).startswith(b"BAD "), bad
+        assert tail(w.cmd('LIST "" "" RETURN (imaptest)')).startswith(b"BAD ")
+        w.ok("CREATE p/q")
+        w.ok("SUBSCRIBE p/q")
+        assert w.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" "p" RETURN (CHILDREN)') == [
+            b'* LIST (\\HasChildren) "/" p (CHILDINFO ("SUBSCRIBED"))\r\n'
+        ]
+        # the child is listed itself: no CHILDINFO for it
+        assert w.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" (p p/q)') == [
+            b'* LIST (\\HasNoChildren \\Subscribed) "/" p/q\r\n'
+        ]

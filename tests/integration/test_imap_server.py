@@ -191,7 +191,8 @@ def test_list_hierarchy_special_use_and_utf7_names(srv: RunningServer) -> None:
     with connect(srv, "judy@example.org") as w:
         w.ok("CREATE Work/Projects/Alpha")
         w.ok("CREATE Entw&APw-rfe (USE (\\Drafts))")
-        w.ok("UNSUBSCRIBE Work/Projects/Alpha")
+        w.ok("SUBSCRIBE Work/Projects")  # CREATE does not subscribe (RFC 3501 6.3.3)
+        w.ok("SUBSCRIBE Entw&APw-rfe")
         assert w.ok('LIST "" ""') == [b'* LIST (\\Noselect) "/" ""\r\n']
         assert w.ok('LIST "" "%"') == [
             b'* LIST (\\HasNoChildren) "/" INBOX\r\n',
@@ -208,9 +209,9 @@ def test_list_hierarchy_special_use_and_utf7_names(srv: RunningServer) -> None:
         assert w.ok('LSUB "" "*"') == [
             b'* LSUB () "/" INBOX\r\n',
             b'* LSUB () "/" Entw&APw-rfe\r\n',
-            b'* LSUB () "/" Work\r\n',
             b'* LSUB () "/" Work/Projects\r\n',
         ]
+        assert w.ok('LSUB "" "%"')[-1] == b'* LSUB (\\Noselect) "/" Work\r\n'  # RFC 3501 6.3.9
         listing = w.ok('LIST "" "INBOX" RETURN (STATUS (MESSAGES UIDVALIDITY))')
         assert listing[1].startswith(b"* STATUS INBOX (MESSAGES 0 UIDVALIDITY ")
         w.ok("RENAME Work/Projects Work/Done")

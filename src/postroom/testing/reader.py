@@ -230,7 +230,9 @@ class MailReader(ABC):
 
     # -- the one waiting loop ---------------------------------------------------------------
 
-    def _until(self, ready: Callable[[], bool], timeout: float, crit: Criteria, *, poll: bool = False) -> bool:
+    def _until(
+        self, ready: Callable[[], bool], timeout: float, crit: Criteria, *, poll: bool = False
+    ) -> bool:
         """Call ``ready`` until it is true, woken by changes; False when time ran out.
 
         ``poll``: without a subscription, look again every :data:`_POLL` seconds instead of

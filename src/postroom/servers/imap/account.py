@@ -82,7 +82,10 @@ class Account:
             parent = DELIMITER.join(parts[:i])
             if parent and self.store.folder_info(mailbox, parent) is None:
                 self.store.create_folder(mailbox, parent)
+                self.store.set_subscribed(mailbox, parent, False)
         self.store.create_folder(mailbox, folder, special_use)
+        # RFC 3501 6.3.3/6.3.6: CREATE does not subscribe (the client SUBSCRIBEs if it wants)
+        self.store.set_subscribed(mailbox, folder, False)
 
     def delete(self, name: str) -> None:
         mailbox, folder = self.resolve(name)

@@ -14,7 +14,7 @@ from ...protocols.imap.encoder import Raw, encode
 from ...protocols.imap.errors import No, ParseError
 from ...protocols.imap.mime import without_nul
 from ...store.base import INBOX, Entry, FolderInfo, NotFound
-from .account import DELIMITER
+from .account import DELIMITER, Account
 from .core import Selected, SessionBase
 from .tracker import Tracker
 
@@ -136,6 +136,12 @@ class MailboxCommands(SessionBase):
         select_opts: set[str] = set()
         if isinstance(args.peek(), Group):
             select_opts = {Args([t]).atom().upper() for t in args.group("selection options")}
+            # RFC 5258 section 3: unknown options, and RECURSIVEMATCH without an option it
+            # could apply to, are errors
+            if select_opts - _SELECT_OPTIONS:
+                raise ParseError("unknown LIST selection option")
+            if "RECURSIVEMATCH" in select_opts and not select_opts - {"RECURSIVEMATCH", "REMOTE"}:
+                raise ParseError("RECURSIVEMATCH needs another selection option")
         ref = args.text("reference")
         pat_tok = args.peek()
         patterns: list[str]
@@ -151,6 +157,8 @@ class MailboxCommands(SessionBase):
             sub = Args(args.group("return options"))
             while sub.more():
                 opt = sub.atom("return option").upper()
+                if opt not in _RETURN_OPTIONS:
+                    raise ParseError("unknown LIST return option")
                 return_opts.add(opt)
                 if opt == "STATUS":
                     status_items = [Args([t]).atom().upper() for t in sub.group("status items")]
@@ -195,26 +203,48 @@ class MailboxCommands(SessionBase):
         subscribed_only = "SUBSCRIBED" in select_opts
         special_only = "SPECIAL-USE" in select_opts
         show_sub = subscribed_only or "SUBSCRIBED" in return_opts
-        for name in sorted(set(names) | implied, key=lambda n: (n != INBOX, n)):
+        recursive = "RECURSIVEMATCH" in select_opts
+        subscribed = {n for n, f in names.items() if f.subscribed}
+        ghosts: set[str] = set()
+        if subscribed_only or show_sub:
+            ghosts = {g for g in self._ghosts(account) if g not in names}
+            subscribed |= ghosts
+            implied -= ghosts
+        for name in sorted(set(names) | implied | ghosts, key=lambda n: (n != INBOX, n)):
             if not any(r.match(name) for r in regexes):
                 continue
             info = names.get(name)
-            if subscribed_only and (info is None or not info.subscribed):
+            # a subscribed mailbox below this one: RFC 5258 CHILDINFO, and for LSUB with "%"
+            # the parent is listed \Noselect (RFC 3501 6.3.9)
+            # (RFC 5258 3.5: only for a descendant the patterns do not list themselves)
+            hidden_sub = (subscribed_only or lsub) and any(
+                o.startswith(name + DELIMITER) and not any(r.match(o) for r in regexes) for o in subscribed
+            )
+            childinfo = subscribed_only and recursive and hidden_sub and not lsub
+            lsub_parent = lsub and name not in subscribed and hidden_sub
+            if subscribed_only and name not in subscribed and not childinfo and not lsub_parent:
                 continue
             if special_only and (info is None or not info.special_use):
                 continue
             attrs: list[str] = []
-            if info is None:
+            if name in ghosts and not lsub:
+                attrs.append("\\NonExistent")  # RFC 5258 3.4 (it implies \\Noselect)
+            elif info is None or lsub_parent:
                 attrs.append("\\Noselect")
             has_children = any(o.startswith(name + DELIMITER) for o in names)
             if not lsub:
                 attrs.append("\\HasChildren" if has_children else "\\HasNoChildren")
             if info is not None and info.special_use and not lsub:
                 attrs.append(info.special_use)
-            if show_sub and info is not None and info.subscribed and not lsub:
+            if show_sub and name in subscribed and not lsub:
                 attrs.append("\\Subscribed")
+            extra = [Raw(b'(CHILDINFO ("SUBSCRIBED"))')] if childinfo else []
             self.untagged(
-                verb, Raw(("(" + " ".join(attrs) + ")").encode()), DELIMITER.encode(), Raw(_quote_name(name))
+                verb,
+                Raw(("(" + " ".join(attrs) + ")").encode()),
+                DELIMITER.encode(),
+                Raw(_quote_name(name)),
+                *extra,
             )
             if status_items and info is not None:
                 await self._status(name, status_items)
@@ -271,8 +301,23 @@ class MailboxCommands(SessionBase):
         args.end()
         if not name.strip(DELIMITER):
             raise No("invalid mailbox name", "CANNOT")
-        await self.blocking(self.require_account().create, name, special)
+        account = self.require_account()
+        await self.blocking(account.create, name, special)
+        ghosts = self._ghosts(account)
+        if name.rstrip(DELIMITER) in ghosts:  # a subscription that outlived its mailbox
+            ghosts.discard(name.rstrip(DELIMITER))
+            mailbox, folder = account.resolve(name.rstrip(DELIMITER))
+            await self.blocking(self.store.set_subscribed, mailbox, folder, True)
         return "CREATE completed", None
+
+    def _ghosts(self, account: Account) -> set[str]:
+        """Subscribed names with no mailbox (RFC 3501 6.3.6: DELETE keeps the subscription,
+        SUBSCRIBE may name a mailbox that does not exist). Held in memory for the server's
+        life, per login name; subscriptions of existing folders are stored with the folder."""
+        table = self.app.extras.setdefault(GHOSTS_KEY, {})
+        assert isinstance(table, dict)
+        ghosts: set[str] = table.setdefault(account.user, set())
+        return ghosts
 
     async def cmd_delete(self, args: Args, uid: bool) -> Reply:
         name = args.mailbox()
@@ -281,7 +326,10 @@ class MailboxCommands(SessionBase):
         account = self.require_account()
         if sel is not None and sel.name == name:
             raise No("mailbox is selected; close it first", "INUSE")
+        info = await self.blocking(account.info, name)
         await self.blocking(account.delete, name)
+        if info is not None and info.subscribed:
+            self._ghosts(account).add(name)
         return "DELETE completed", None
 
     async def cmd_rename(self, args: Args, uid: bool) -> Reply:
@@ -302,11 +350,14 @@ class MailboxCommands(SessionBase):
         args.end()
         account = self.require_account()
         mailbox, folder = account.resolve(name)
+        ghosts = self._ghosts(account)
         try:
             await self.blocking(self.store.set_subscribed, mailbox, folder, on)
         except NotFound:
             if on:
-                raise No("mailbox does not exist", "NONEXISTENT") from None
+                ghosts.add(name)
+        if not on:
+            ghosts.discard(name)
         return ("SUBSCRIBE" if on else "UNSUBSCRIBE") + " completed", None
 
     # -- APPEND (RFC 3501 6.3.11, RFC 4315 APPENDUID) -----------------------------------------
@@ -353,6 +404,12 @@ class MailboxCommands(SessionBase):
                 enabled.append(cap)
         self.untagged("ENABLED", *[Raw(c.encode()) for c in enabled])
         return "ENABLE completed", None
+
+
+GHOSTS_KEY = "imap_subscribed_without_mailbox"  # app.extras: {login: {IMAP names}}
+# RFC 5258 (LIST-EXTENDED), RFC 6154 (SPECIAL-USE), RFC 5819 (LIST-STATUS)
+_SELECT_OPTIONS = frozenset({"SUBSCRIBED", "REMOTE", "RECURSIVEMATCH", "SPECIAL-USE"})
+_RETURN_OPTIONS = frozenset({"SUBSCRIBED", "CHILDREN", "STATUS", "SPECIAL-USE"})
 
 
 def _list_pattern(args: Args) -> str:
