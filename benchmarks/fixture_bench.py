@@ -1,6 +1,6 @@
 """Per-test cost of postroom's ``mail`` fixture against the lightest peers, and pytest start-up.
 
-  make bench ARGS="fixture"            # 5 alternating rounds of 200 tests per tool
+  make bench ARGS="fixture"            # 3 alternating rounds of 200 tests per tool
   make bench ARGS="fixture --quick"    # 2 rounds of 50
 
 The same test, 200 times, with each tool's per-test SMTP server: send one message with
@@ -267,7 +267,7 @@ def _load() -> str:
 def suite(quick: bool) -> dict[str, Any]:
     ensure_venv()
     n = 50 if quick else 200
-    rounds = 2 if quick else 5
+    rounds = 2 if quick else 3
     starts_n = 6 if quick else 15
     load_before = _load()
     per_test: dict[str, list[float]] = {t: [] for t in TESTS}

@@ -47,3 +47,17 @@ def test_app_holds_the_features_in_typed_fields() -> None:
     text = "\n".join(p.read_text() for p in SRC.rglob("*.py"))
     for key in ("chaos", "handlers", "webhooks", "smtp_hooks", "request_stop"):
         assert f'extras["{key}"]' not in text and f'extras.get("{key}")' not in text
+
+
+def test_the_pytest_plugin_imports_nothing_heavy_at_start() -> None:
+    """pytest imports the plugin at every start (and in every xdist worker): it must not pull
+    in the server, the store or aiohttp, which a test loads when it first asks for ``mail``."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, pytest; before = set(sys.modules); import postroom.testing.plugin; "
+        "print(sorted(m for m in set(sys.modules) - before if m.startswith(('postroom', 'aiohttp', 'email'))))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "['postroom', 'postroom.testing', 'postroom.testing.plugin']"

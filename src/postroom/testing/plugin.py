@@ -8,16 +8,20 @@ Installing postroom is enough; there is nothing to configure::
         msg = mail.wait_for(to="alice@example.com", subject="Reset")
         client.get(msg.link("/reset/"))
 
-Fixtures:
+Fixtures (both typed :class:`postroom.testing.Mail`):
 
-* ``mail`` -- per test. By default a fresh in-process :class:`~postroom.Server` (about
-  10 ms to start and stop, on free ports, so pytest-xdist workers never clash). With
-  ``@pytest.mark.postroom(shared=True)`` (or the ini option ``postroom_shared = true``)
-  it is an isolated view of the session server instead: it sees only the mail that
-  arrived during the test.
+* ``mail`` -- per test. By default a fresh in-process :class:`~postroom.Server` that starts
+  its SMTP listener only (HTTP, POP3 and IMAP on first use), on free ports, so
+  pytest-xdist workers never clash. With ``@pytest.mark.postroom(shared=True)`` (or the ini
+  option ``postroom_shared = true``) it is a view of the session server instead, and with
+  ``--postroom-url`` a view of that server: it sees only the mail that arrived during the
+  test (only mail to its ``unique_address()`` once it used one).
 * ``mail_server`` -- one per session (per xdist worker): a :class:`~postroom.Server`,
   or a :class:`~postroom.Client` of a running postroom when ``--postroom-url`` (or the
   ini option / ``POSTROOM_URL``) names one; ``mail`` then uses it too.
+
+Nothing of postroom but this module is imported when pytest starts; the rest is imported
+when a test first asks for ``mail``.
 
 The marker ``@pytest.mark.postroom(**options)`` configures the ``mail`` server: any
 setting (``smtp_require_auth=True``, ``smtp_auth_file=...``), ``handler=fn`` (see
