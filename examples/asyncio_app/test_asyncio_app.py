@@ -43,7 +43,7 @@ def test_server_inside_the_running_loop() -> None:
     async def main() -> None:
         async with Server(pop3=False, imap=False) as mail:
             code = await send_welcome("erin@example.com", host="127.0.0.1", port=mail.smtp_port)
-            [msg] = await mail.wait_for_async(to="erin@example.com")
+            msg = await mail.wait_for_async(to="erin@example.com")
             assert msg.code() == code
 
     asyncio.run(main())
