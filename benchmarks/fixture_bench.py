@@ -212,36 +212,51 @@ def start_shared(stored: int) -> tuple[subprocess.Popen[bytes], list[str]]:
     import smtplib
 
     smtp, http = _free_port(), _free_port()
-    proc = subprocess.Popen(
+    proc = subprocess.Popen(  # stopped by the caller (suite's finally), or below when filling fails
         [_python(), "-m", "postroom", "serve", "--db", ":memory:", "--smtp", f"127.0.0.1:{smtp}",
          "--http", f"127.0.0.1:{http}", "--pop3", "off", "--imap", "off", "--smtp-workers", "0", "--quiet"],
         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
     )  # fmt: skip
-    subprocess.run(
-        [_python(), "-m", "postroom", "readyz", "--http", f"127.0.0.1:{http}", "--wait", "--timeout", "60"],
-        check=True,
-    )
-    for _ in range(100):  # readyz answers once HTTP does; SMTP is a moment behind at most
-        try:
-            smtplib.SMTP("127.0.0.1", smtp).quit()
-            break
-        except OSError:
-            time.sleep(0.1)
-    with smtplib.SMTP("127.0.0.1", smtp) as c:
-        for i in range(stored):
-            c.sendmail(
-                "old@example.com", [f"old{i % 50}@example.com"], f"Subject: old {i}\r\n\r\nx\r\n".encode()
-            )
-    # measure once the server is idle: every stored message indexed
-    from postroom.testing import Client
+    try:
+        subprocess.run(
+            [
+                _python(),
+                "-m",
+                "postroom",
+                "readyz",
+                "--http",
+                f"127.0.0.1:{http}",
+                "--wait",
+                "--timeout",
+                "60",
+            ],
+            check=True,
+        )
+        for _ in range(100):  # readyz answers once HTTP does; SMTP is a moment behind at most
+            try:
+                smtplib.SMTP("127.0.0.1", smtp).quit()
+                break
+            except OSError:
+                time.sleep(0.1)
+        with smtplib.SMTP("127.0.0.1", smtp) as c:
+            for i in range(stored):
+                c.sendmail(
+                    "old@example.com", [f"old{i % 50}@example.com"], f"Subject: old {i}\r\n\r\nx\r\n".encode()
+                )
+        # measure once the server is idle: every stored message indexed
+        from postroom.testing import Client
 
-    client = Client(f"http://127.0.0.1:{http}")
-    deadline = time.monotonic() + 600
-    while stored and time.monotonic() < deadline:
-        page = client._json("GET", "/api/v1/search", {"query": "old", "limit": 1})
-        if int(page.get("messages_count", 0)) >= stored:
-            break
-        time.sleep(0.5)
+        client = Client(f"http://127.0.0.1:{http}")
+        deadline = time.monotonic() + 600
+        while stored and time.monotonic() < deadline:
+            page = client._json("GET", "/api/v1/search", {"query": "old", "limit": 1})
+            if int(page.get("messages_count", 0)) >= stored:
+                break
+            time.sleep(0.5)
+    except BaseException:
+        proc.terminate()
+        proc.wait(30)
+        raise
     return proc, [f"--postroom-url=http://127.0.0.1:{http}", f"--postroom-smtp-port={smtp}"]
 
 
@@ -285,8 +300,10 @@ def suite(quick: bool) -> dict[str, Any]:
                 per_test[t].append(statistics.median(res["per_test"]) * 1000)
                 phases[t].append({k: v / n * 1000 for k, v in res["phases"].items()})
         shared: dict[str, list[float]] = {"empty": [], "5,000 stored": []}
-        servers = {"empty": start_shared(0), "5,000 stored": start_shared(5000)}
+        servers: dict[str, tuple[subprocess.Popen[bytes], list[str]]] = {}
         try:
+            servers["empty"] = start_shared(0)
+            servers["5,000 stored"] = start_shared(5000)
             for r in range(rounds):
                 for name in list(servers) if r % 2 == 0 else list(reversed(servers)):
                     res = run_tests("postroom", n, work, servers[name][1])
