@@ -208,3 +208,21 @@ def test_list_extended_options_and_childinfo(srv: RunningServer) -> None:
         assert w.ok('LIST (SUBSCRIBED RECURSIVEMATCH) "" (p p/q)') == [
             b'* LIST (\\HasNoChildren \\Subscribed) "/" p/q\r\n'
         ]
+
+
+def test_multiappend_adds_every_message_or_none(srv: RunningServer) -> None:
+    # RFC 3502
+    a, b = b"Subject: a\r\n\r\n1\r\n", b"Subject: b\r\n\r\n2\r\n"
+    with login(srv, "multi@example.org") as w:
+        w.ok("CREATE m")
+        w.send(b"x APPEND m (\\Seen) {%d+}\r\n%s {%d+}\r\n%s\r\n" % (len(a), a, len(b), b))
+        reply = w.read_until("x")[-1]
+        assert re.fullmatch(rb"x OK \[APPENDUID \d+ 1:2\] APPEND completed\r\n", reply), reply
+        # an empty second message fails the whole command: the first is not added
+        w.send(b"y APPEND m {%d+}\r\n%s {0+}\r\n\r\n" % (len(a), a))
+        assert w.read_until("y")[-1] == b"y NO empty message\r\n"
+        w.ok("SELECT m")
+        assert w.ok("FETCH 1:* (FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])") == [
+            b"* 1 FETCH (FLAGS (\\Recent \\Seen) BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: a\r\n\r\n)\r\n",
+            b"* 2 FETCH (FLAGS (\\Recent) BODY[HEADER.FIELDS (SUBJECT)] {14}\r\nSubject: b\r\n\r\n)\r\n",
+        ]

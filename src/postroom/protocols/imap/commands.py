@@ -108,6 +108,7 @@ BASE_CAPABILITIES: Final = (
     "NAMESPACE",
     "UNSELECT",
     "UIDPLUS",
+    "MULTIAPPEND",
     "MOVE",
     "CHILDREN",
     "SPECIAL-USE",

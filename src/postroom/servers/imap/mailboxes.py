@@ -13,6 +13,7 @@ from ...protocols.imap.decoder import Atom, Group, String
 from ...protocols.imap.encoder import Raw, encode
 from ...protocols.imap.errors import No, ParseError
 from ...protocols.imap.mime import without_nul
+from ...protocols.imap.numset import format_numbers
 from ...store.base import INBOX, Entry, FolderInfo, NotFound
 from .account import DELIMITER, Account
 from .core import Selected, SessionBase
@@ -362,32 +363,49 @@ class MailboxCommands(SessionBase):
 
     # -- APPEND (RFC 3501 6.3.11, RFC 4315 APPENDUID) -----------------------------------------
     async def cmd_append(self, args: Args, uid: bool) -> Reply:
+        """APPEND, with several messages in one command (RFC 3502 MULTIAPPEND)."""
         name = args.mailbox()
-        flags: list[str] = []
-        date: float | None = None
-        tok = args.peek()
-        if isinstance(tok, Group):
-            flags = args.flags()
-            if "\\Recent" in flags:
-                raise ParseError("\\Recent cannot be set")
+        items: list[tuple[bytes, frozenset[str], float | None]] = []
+        while True:
+            flags: list[str] = []
+            date: float | None = None
             tok = args.peek()
-        if isinstance(tok, String) and not tok.literal:
-            date = parse_datetime(args.string("date-time").decode("ascii", "replace"))
-        message = args.string("message literal")
+            if isinstance(tok, Group):
+                flags = args.flags()
+                if "\\Recent" in flags:
+                    raise ParseError("\\Recent cannot be set")
+                tok = args.peek()
+            if isinstance(tok, String) and not tok.literal:
+                date = parse_datetime(args.string("date-time").decode("ascii", "replace"))
+            items.append((args.string("message literal"), frozenset(flags), date))
+            if not args.more():
+                break
         args.end()
         account = self.require_account()
         mailbox, folder = account.resolve(name)
         info = await self.blocking(account.info, name)
         if info is None:
             raise No("mailbox does not exist", "TRYCREATE")
-        if not message:
+        if any(not message for message, _, _ in items):
             raise No("empty message")
-        message = without_nul(message)  # literal8 content (RFC 3516 4.4): see without_nul
-        validity, new_uid = await self.store.append(mailbox, folder, message, frozenset(flags), date)
+        validity, uids = 0, []
+        try:
+            for message, flags_set, date in items:
+                # literal8 content (RFC 3516 4.4): see without_nul
+                validity, new_uid = await self.store.append(
+                    mailbox, folder, without_nul(message), flags_set, date
+                )
+                uids.append(new_uid)
+        except BaseException:
+            if uids:  # RFC 3502: all of them or none
+                deleted = frozenset({"\\Deleted"})
+                await self.blocking(self.store.update_flags, mailbox, folder, uids, deleted, "add")
+                await self.blocking(self.store.expunge, mailbox, folder, uids)
+            raise
         sel = self.selected
         if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
             self.dirty = True  # EXISTS before the tagged OK (RFC 3501 6.3.11), not at some later command
-        return "APPEND completed", f"APPENDUID {validity} {new_uid}"
+        return "APPEND completed", f"APPENDUID {validity} {format_numbers(uids)}"
 
     # -- NAMESPACE / ENABLE / CHECK ---------------------------------------------------------------
     async def cmd_namespace(self, args: Args, uid: bool) -> Reply:
