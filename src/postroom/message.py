@@ -419,7 +419,9 @@ def html_to_text(html: str, *, tidy: bool = True) -> str:
 _PARSERS = threading.local()  # an lxml parser must not be shared between threads
 # C0 controls other than tab, LF and CR (and DEL) become spaces: lxml refuses to set a text
 # holding one (found by tests/fuzz: "<p>\x1f" raised ValueError), and they show nothing.
-_CONTROLS = {c: " " for c in (*range(0, 9), 11, 12, *range(14, 32), 127)}
+# (On the UTF-8 bytes: a byte table is ~50x quicker than str.translate, and these bytes
+# never occur inside a multi-byte UTF-8 sequence.)
+_CONTROLS = bytes(32 if b in (*range(0, 9), 11, 12, *range(14, 32), 127) else b for b in range(256))
 
 
 def _libxml2_text(html: str) -> str:
@@ -432,7 +434,7 @@ def _libxml2_text(html: str) -> str:
             encoding="utf-8", remove_comments=True, remove_pis=True, no_network=True, default_doctype=False
         )
     try:
-        data = html.translate(_CONTROLS).encode("utf-8", "surrogatepass")
+        data = html.encode("utf-8", "surrogatepass").translate(_CONTROLS)
         root = lxml.html.document_fromstring(data, parser=parser)
     except (lxml.etree.LxmlError, ValueError):  # "Document is empty" and the like
         return ""
