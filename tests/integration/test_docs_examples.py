@@ -10,7 +10,7 @@ Examples run by language:
   directory, with a postroom of the test's own running. The ports the docs use (SMTP 1025 and
   2525, HTTP 8025 and 8125) are replaced by that server's ports or by free ones, so examples
   keep the usual numbers and tests keep ephemeral ports.
-* ``json``, ``toml``: parsed.
+* ``json``, ``toml``, ``yaml``: parsed.
 
 An example that cannot run here says so on the line before its fence:
 ``<!-- example: not run (the reason) -->``. The reason is required; the test lists them.
@@ -37,7 +37,7 @@ DOCS = [ROOT / "README.md", *sorted((ROOT / "docs").glob("*.md"))]
 BIN = Path(sys.executable).parent
 _FENCE = re.compile(r"^```(\w+)[^\n]*\n(.*?)^```[ \t]*$", re.S | re.M)
 _NOT_RUN = re.compile(r"<!--\s*example:\s*not run\s*\((?P<why>[^)]+)\)\s*-->\s*$")
-_RUNNERS = ("python", "sh", "json", "toml")
+_RUNNERS = ("python", "sh", "json", "toml", "yaml")
 # Long enough for a slow, shared CI machine; each example is small.
 _TIMEOUT = 300
 
@@ -120,6 +120,11 @@ def test_example(example: Example, server: Server, tmp_path: Path) -> None:
         return
     if example.lang == "toml":
         tomllib.loads(code)
+        return
+    if example.lang == "yaml":
+        import yaml
+
+        yaml.safe_load(code)
         return
     if example.lang == "sh":
         script = tmp_path / "example.sh"
