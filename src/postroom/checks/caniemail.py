@@ -1,9 +1,8 @@
 """The caniemail support data shipped with postroom, and what each feature looks for.
 
-``data/caniemail.json`` is made from the caniemail repository's ``_features/*.md``
-front matter by ``scripts/caniemail_to_json.py`` (MIT licence, notice in
-``data/caniemail.LICENSE``). Each feature keeps its newest result per email client
-family and platform. caniemail says *whether* clients support a feature; which
+``data/caniemail.json`` is the data file of the ``caniemail`` npm package, version 2.0.2
+(MIT licence, notices in ``data/caniemail.LICENSE``), caniemail.com's API format; each
+feature keeps its newest result per email client family and platform. caniemail says *whether* clients support a feature; which
 markup *is* that feature is ours to decide, and :func:`detector_of` derives it
 from the feature's slug, title and keywords (``display:flex`` is a property with a
 value, ``<video> element`` a tag, ``:hover`` a pseudo-class, ``rem unit`` a unit),
@@ -209,9 +208,37 @@ def detector_of(slug: str, category: str, title: str, keywords: str) -> Detector
 
 @cache
 def _data() -> dict[str, Any]:
+    """The shipped data in the shape the rest of this module reads: ``nicenames`` and
+    ``features``, each feature with its newest result per family and platform.
+
+    ``data/caniemail.json`` is the data file of the ``caniemail`` npm package (MIT; its
+    notice is ``data/caniemail.LICENSE``): caniemail.com's API format, where ``stats``
+    maps family -> platform -> {version: "y|n|a|u [#note...]"}, versions oldest first.
+    """
     text = resources.files("postroom.checks").joinpath("data/caniemail.json").read_text("utf-8")
-    data: dict[str, Any] = json.loads(text)
-    return data
+    raw: dict[str, Any] = json.loads(text)
+    features = []
+    for f in raw["data"]:
+        stats: dict[str, dict[str, list[str]]] = {}
+        for family, plats in (f.get("stats") or {}).items():
+            for platform, versions in (plats or {}).items():
+                if versions:
+                    version, result = list(versions.items())[-1]  # the newest test
+                    stats.setdefault(family, {})[platform] = [str(version), str(result)]
+        features.append(
+            {
+                "slug": f["slug"],
+                "title": f["title"],
+                "description": f.get("description") or "",
+                "category": f.get("category") or "",
+                "keywords": f.get("keywords") or "",
+                "tags": f.get("tags") or [],
+                "url": str(f.get("url") or "").rstrip("/"),
+                "stats": stats,
+                "notes": f.get("notes_by_num") or {},
+            }
+        )
+    return {"nicenames": raw["nicenames"], "features": features}
 
 
 def nicenames() -> dict[str, dict[str, str]]:
