@@ -149,6 +149,10 @@ class Worker:
         self._running: set[asyncio.Task[None]] = set()
         self.on_attempt: Callable[[DeliveryAttempted], None] | None = None
 
+    def _finished(self, task: asyncio.Task[None]) -> None:
+        self._running.discard(task)
+        self._wake.set()  # a slot is free: claim the next due row now, not at the next poll
+
     def wake(self) -> None:
         """New rows are queued: look at once (call on the loop's thread)."""
         self._wake.set()
@@ -168,7 +172,7 @@ class Worker:
                 for row in rows:
                     task = asyncio.get_running_loop().create_task(self._send(row))
                     self._running.add(task)
-                    task.add_done_callback(self._running.discard)
+                    task.add_done_callback(self._finished)
                 self._wake.clear()
                 if not rows:
                     try:
