@@ -12,8 +12,8 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from .base import Address, Envelope, InvalidQuery, MailboxInfo, MessagePage, StoreStats, Summary
-from .sqlite_search import fulltext_listing
+from .base import Address, Envelope, MailboxInfo, MessagePage, StoreStats, Summary
+from .sqlite_search import compile_query, fulltext_listing
 
 __all__ = ["PAGE_LIMIT_MAX", "SUMMARY_COLS", "ReadingMixin"]
 
@@ -64,10 +64,6 @@ class ReadingMixin:
             clauses.append(f"m.id IN (SELECT message FROM delivery WHERE folder_id IN ({marks}))")
             params.extend(fids)
         if query and query.strip():
-            try:
-                from .sqlite_search import compile_query
-            except ImportError:
-                raise InvalidQuery("search is not available in this build") from None
             sql, qp = compile_query(query)
             if sql:
                 clauses.append(f"({sql})")
