@@ -15,9 +15,10 @@ Row states::
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 __all__ = [
+    "COLUMNS",
     "Attempt",
     "Delivery",
     "HasOutbound",
@@ -25,6 +26,7 @@ __all__ = [
     "OutboundQueue",
     "Outcome",
     "Suppression",
+    "delivery_from_row",
 ]
 
 Outcome = Literal["sent", "retry", "failed", "suppressed"]
@@ -110,6 +112,19 @@ class OutboundQueue(Protocol):
     def suppress(self, address: str, reason: str) -> None: ...
     def unsuppress(self, address: str) -> bool: ...
     def suppressions(self) -> list[Suppression]: ...
+
+
+#: The queue table's columns in the order :func:`delivery_from_row` reads them (both backends).
+COLUMNS = "id, message_id, kind, mail_from, rcpt, state, attempts, created, next_at, give_up_at, last_reply"
+
+
+def delivery_from_row(r: Any, raw: bytes = b"", history: tuple[Attempt, ...] = ()) -> Delivery:
+    """A :class:`Delivery` from a row selected as :data:`COLUMNS` (any backend)."""
+    return Delivery(
+        id=int(r[0]), message_id=str(r[1]), kind=str(r[2]), mail_from=str(r[3]), rcpt=str(r[4]),
+        state=str(r[5]), attempts=int(r[6]), created=float(r[7]), next_at=float(r[8]),
+        give_up_at=float(r[9]), last_reply=str(r[10]), raw=raw, history=history,
+    )  # fmt: skip
 
 
 @runtime_checkable

@@ -9,21 +9,11 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .outbound import Attempt, Delivery, NewDelivery, Outcome, Suppression
+from .outbound import COLUMNS, Attempt, Delivery, NewDelivery, Outcome, Suppression, delivery_from_row
 from .postgres_db import Conn, Db
 from .rawcodec import compress, unpack
 
 __all__ = ["PostgresOutbound"]
-
-_COLUMNS = "id, message_id, kind, mail_from, rcpt, state, attempts, created, next_at, give_up_at, last_reply"
-
-
-def _row(r: Any, raw: bytes = b"", history: tuple[Attempt, ...] = ()) -> Delivery:
-    return Delivery(
-        id=int(r[0]), message_id=str(r[1]), kind=str(r[2]), mail_from=str(r[3]), rcpt=str(r[4]),
-        state=str(r[5]), attempts=int(r[6]), created=float(r[7]), next_at=float(r[8]),
-        give_up_at=float(r[9]), last_reply=str(r[10]), raw=raw, history=history,
-    )  # fmt: skip
 
 
 class PostgresOutbound:
@@ -61,10 +51,13 @@ class PostgresOutbound:
                 "UPDATE outbound SET state = 'sending', claimed_by = %s, lease_until = %s"
                 " WHERE id IN (SELECT id FROM outbound WHERE kind = ANY(%s) AND ((state = 'queued' AND next_at <= %s)"
                 "   OR (state = 'sending' AND lease_until < %s)) ORDER BY next_at, id LIMIT %s FOR UPDATE SKIP LOCKED)"
-                f" RETURNING {_COLUMNS}, raw",
+                f" RETURNING {COLUMNS}, raw",
                 (node, now + lease, list(kinds), now, now, limit),
             ).fetchall()
-            return [_row(r[:-1], unpack(bytes(r[-1]))) for r in sorted(rows, key=lambda r: (r[8], r[0]))]
+            return [
+                delivery_from_row(r[:-1], unpack(bytes(r[-1])))
+                for r in sorted(rows, key=lambda r: (r[8], r[0]))
+            ]
 
         return self._db.write(fn)
 
@@ -95,11 +88,11 @@ class PostgresOutbound:
         with self._db.read() as conn:
             if message_id is None:
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM outbound ORDER BY id DESC LIMIT %s", (limit,)
+                    f"SELECT {COLUMNS} FROM outbound ORDER BY id DESC LIMIT %s", (limit,)
                 ).fetchall()
             else:
                 rows = conn.execute(
-                    f"SELECT {_COLUMNS} FROM outbound WHERE message_id = %s ORDER BY id DESC LIMIT %s",
+                    f"SELECT {COLUMNS} FROM outbound WHERE message_id = %s ORDER BY id DESC LIMIT %s",
                     (message_id, limit),
                 ).fetchall()
             out: list[Delivery] = []
@@ -109,7 +102,7 @@ class PostgresOutbound:
                     (r[0],),
                 ).fetchall()
                 out.append(
-                    _row(
+                    delivery_from_row(
                         r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist)
                     )
                 )

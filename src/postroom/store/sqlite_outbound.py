@@ -9,25 +9,15 @@ from __future__ import annotations
 
 import sqlite3
 import time
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
-from .outbound import Attempt, Delivery, NewDelivery, Outcome, Suppression
+from .outbound import COLUMNS, Attempt, Delivery, NewDelivery, Outcome, Suppression, delivery_from_row
 from .rawcodec import compress, unpack
 
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
 __all__ = ["SQLiteOutbound"]
-
-_COLUMNS = "id, message_id, kind, mail_from, rcpt, state, attempts, created, next_at, give_up_at, last_reply"
-
-
-def _row(r: Any, raw: bytes = b"", history: tuple[Attempt, ...] = ()) -> Delivery:
-    return Delivery(
-        id=int(r[0]), message_id=str(r[1]), kind=str(r[2]), mail_from=str(r[3]), rcpt=str(r[4]),
-        state=str(r[5]), attempts=int(r[6]), created=float(r[7]), next_at=float(r[8]),
-        give_up_at=float(r[9]), last_reply=str(r[10]), raw=raw, history=history,
-    )  # fmt: skip
 
 
 class SQLiteOutbound:
@@ -66,10 +56,12 @@ class SQLiteOutbound:
                 "UPDATE outbound SET state = 'sending', claimed_by = ?, lease_until = ?"
                 f" WHERE id IN (SELECT id FROM outbound WHERE kind IN ({marks}) AND ((state = 'queued'"
                 "   AND next_at <= ?) OR (state = 'sending' AND lease_until < ?)) ORDER BY next_at, id LIMIT ?)"
-                f" RETURNING {_COLUMNS}, raw",
+                f" RETURNING {COLUMNS}, raw",
                 (node, now + lease, *kinds, now, now, limit),
             ).fetchall()
-            return [_row(r[:-1], unpack(r[-1])) for r in sorted(rows, key=lambda r: (r[8], r[0]))]
+            return [
+                delivery_from_row(r[:-1], unpack(r[-1])) for r in sorted(rows, key=lambda r: (r[8], r[0]))
+            ]
 
         return list(self._store.write(fn))
 
@@ -105,11 +97,11 @@ class SQLiteOutbound:
         conn = self._store._reader(wait=False)
         if message_id is None:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", (limit,)
+                f"SELECT {COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", (limit,)
             ).fetchall()
         else:
             rows = conn.execute(
-                f"SELECT {_COLUMNS} FROM outbound WHERE message_id = ? ORDER BY id DESC LIMIT ?",
+                f"SELECT {COLUMNS} FROM outbound WHERE message_id = ? ORDER BY id DESC LIMIT ?",
                 (message_id, limit),
             ).fetchall()
         out: list[Delivery] = []
@@ -119,7 +111,9 @@ class SQLiteOutbound:
                 (r[0],),
             ).fetchall()
             out.append(
-                _row(r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist))
+                delivery_from_row(
+                    r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist)
+                )
             )
         return out
 
