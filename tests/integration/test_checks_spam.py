@@ -93,7 +93,9 @@ def test_gtube_is_spam_and_a_plain_message_is_not(spamd: tuple[str, int]) -> Non
         assert spam.status == 200, spam.text
         body = spam.json()
         validate("SpamAssassinResponse", body)
-        assert body["Error"] == "" and body["IsSpam"] is True and body["Score"] >= 1000
+        assert (
+            body["Error"] == "" and body["IsSpam"] is True and body["Score"] >= 900
+        )  # GTUBE scores 1000, other rules may take a point or two off
         gtube = next(r for r in body["Rules"] if r["Name"] == "GTUBE")
         assert gtube["Score"] == 1000 and "Unsolicited Bulk Email" in gtube["Description"]
 
