@@ -122,3 +122,37 @@ def test_deleting_a_mailbox_keeps_messages_shared_with_others(api: Api) -> None:
     smtp_send(api.server, b"From: s@example.com\r\nSubject: back\r\n\r\nx\r\n", ["carol@example.com"])
     carol = api.get("/api/v1/messages?mailbox=carol@example.com").json()
     assert [m["Subject"] for m in carol["messages"]] == ["back"]
+
+
+def test_delete_all_leaves_no_empty_mailbox_listed(api: Api) -> None:
+    """issue 21 item 6: after Delete all, the mailboxes that held the mail are not listed;
+    one where an IMAP client made a folder stays (the folder is the user's)."""
+    import imaplib
+
+    smtp_send(
+        api.server,
+        b"From: s@example.com\r\nSubject: one\r\n\r\nx\r\n",
+        ["ann@example.com", "bob@example.com"],
+    )
+    imap = imaplib.IMAP4(*api.server.address("imap"))
+    try:
+        imap.login("dora@example.com", "x")  # only logged into: not listed
+        imap.logout()
+        imap = imaplib.IMAP4(*api.server.address("imap"))
+        imap.login("carl@example.com", "x")
+        assert imap.create("Projects")[0] == "OK"
+    finally:
+        imap.logout()
+    listed = [b["Name"] for b in api.get("/api/v2/mailboxes").json()["mailboxes"]]
+    assert listed == ["ann@example.com", "bob@example.com", "carl@example.com"]
+    assert api.request("DELETE", "/api/v1/messages", {}).text == "ok"
+    assert api.get("/api/v2/mailboxes").json()["mailboxes"] == [
+        {"Name": "carl@example.com", "Total": 0, "Unread": 0}
+    ]
+    # an emptied mailbox can still be deleted by name, and new mail brings one back
+    assert api.request("DELETE", "/api/v2/mailbox/ann@example.com").text == "ok"
+    assert api.request("DELETE", "/api/v2/mailbox/carl@example.com").text == "ok"
+    smtp_send(api.server, b"From: s@example.com\r\nSubject: two\r\n\r\nx\r\n", ["bob@example.com"])
+    assert api.get("/api/v2/mailboxes").json()["mailboxes"] == [
+        {"Name": "bob@example.com", "Total": 1, "Unread": 1}
+    ]

@@ -199,6 +199,9 @@ class MailboxInfo:
     name: str
     total: int
     unread: int
+    # folders a client made beside INBOX (IMAP CREATE): such a mailbox is kept in the
+    # web/API listing when it holds no mail (see api_v2.mailboxes)
+    made_folders: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -176,14 +176,20 @@ class Reader:
 
     def mailboxes(self) -> list[MailboxInfo]:
         with self.db.read() as conn:
-            totals: dict[str, list[int]] = {r[0]: [0, 0] for r in conn.execute("SELECT name FROM mailbox")}
+            totals: dict[str, list[int]] = {
+                r[0]: [0, 0, int(r[1])]
+                for r in conn.execute(
+                    "SELECT mb.name, count(f.id) FILTER (WHERE f.name <> 'INBOX') FROM mailbox mb "
+                    "LEFT JOIN folder f ON f.mailbox_id = mb.id GROUP BY mb.name"
+                )
+            }
             # a message copied to two folders of one mailbox counts twice (as IMAP STATUS would)
             for name, total, unseen in conn.execute(
                 "SELECT mb.name, count(*), count(*) FILTER (WHERE NOT d.seen) FROM delivery d "
                 "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id GROUP BY mb.name"
             ):
-                totals[name] = [int(total), int(unseen)]
-        return [MailboxInfo(n, t[0], t[1]) for n, t in sorted(totals.items())]
+                totals.setdefault(name, [0, 0, 0])[:2] = [int(total), int(unseen)]
+        return [MailboxInfo(n, t[0], t[1], t[2]) for n, t in sorted(totals.items())]
 
     def stats(self) -> StoreStats:
         with self.db.read() as conn:

@@ -242,9 +242,13 @@ class ReadingMixin:
 
     def mailboxes(self) -> list[MailboxInfo]:
         conn = self._reader()
-        names = dict(
-            conn.execute("SELECT f.id, mb.name FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id")
-        )
+        names: dict[int, str] = {}
+        made: dict[str, int] = {}
+        for fid, name, folder in conn.execute(
+            "SELECT f.id, mb.name, f.name FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id"
+        ):
+            names[fid] = name
+            made[name] = made.get(name, 0) + (folder != "INBOX")
         totals: dict[str, list[int]] = {
             n: [0, 0] for n in (r[0] for r in conn.execute("SELECT name FROM mailbox"))
         }
@@ -256,7 +260,7 @@ class ReadingMixin:
             t = totals.setdefault(names.get(fid, ""), [0, 0])
             t[0] += total
             t[1] += unseen
-        return [MailboxInfo(n, t[0], t[1]) for n, t in sorted(totals.items()) if n]
+        return [MailboxInfo(n, t[0], t[1], made.get(n, 0)) for n, t in sorted(totals.items()) if n]
 
     def stats(self) -> StoreStats:
         conn = self._reader()

@@ -43,8 +43,17 @@ DEFAULT_WAIT = 30.0
 
 async def mailboxes(request: web.Request) -> web.Response:
     boxes = await in_thread(store_of(request).mailboxes)
+    # A mailbox is listed while it holds mail: emptied by Delete all (or reached by an IMAP
+    # login only) it drops out, as a recipient with no mail does. One where an IMAP client
+    # made a folder is kept: that folder is the user's, and stays until the mailbox is deleted.
     return json_response(
-        {"mailboxes": [{"Name": b.name, "Total": b.total, "Unread": b.unread} for b in boxes]}
+        {
+            "mailboxes": [
+                {"Name": b.name, "Total": b.total, "Unread": b.unread}
+                for b in boxes
+                if b.total or b.made_folders
+            ]
+        }
     )
 
 

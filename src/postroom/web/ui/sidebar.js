@@ -102,8 +102,8 @@ export class Sidebar {
 
   render() {
     const items = [this.entry("", "All messages", this.total, this.unread, "inbox")];
-    // An emptied mailbox (after Delete all) is left out, unless it is the one on screen.
-    const visible = this.mailboxes.filter((mb) => mb.Total > 0 || mb.Name === this.current);
+    // What the API lists: an emptied mailbox (after Delete all) is not among them.
+    const visible = this.mailboxes;
     const matches = this.filter ? visible.filter((mb) => mb.Name.includes(this.filter)) : visible;
     for (const mb of matches.slice(0, MAX_SHOWN)) items.push(this.entry(mb.Name, mb.Name, mb.Total, mb.Unread, "user"));
     setChildren(this.root, items);
