@@ -174,7 +174,22 @@ OPTIONS: list[Option] = [
         "pop3/imap",
         "S",
     ),
-    Option("pop3_login_timeout", int, 180, "seconds a POP3 client gets to log in", "pop3/imap", "S"),
+    Option(
+        "pop3_login_timeout",
+        int,
+        180,
+        "seconds a POP3 client gets to log in, from its connect (not restarted by commands)",
+        "pop3/imap",
+        "S",
+    ),
+    Option(
+        "imap_login_timeout",
+        int,
+        60,
+        "seconds an IMAP client gets to log in, from its connect (not restarted by input)",
+        "pop3/imap",
+        "S",
+    ),
     Option("imap_max_connections", int, 1000, "concurrent IMAP connections in all", "pop3/imap", "N"),
     Option(
         "imap_max_per_address",
@@ -368,6 +383,7 @@ class Settings:
     require_tls_login: bool = False
     pop3_timeout: int = 600
     pop3_login_timeout: int = 180
+    imap_login_timeout: int = 60
     imap_max_connections: int = 1000
     imap_max_per_address: int = 100
     ui_auth_file: str = ""
@@ -451,8 +467,10 @@ class Settings:
             raise ConfigError("--smtp-timeout must be positive and --smtp-session-limit not negative")
         if self.pop3_timeout <= 0 or self.pop3_login_timeout <= 0:
             raise ConfigError("--pop3-timeout and --pop3-login-timeout must be positive numbers")
-        if self.imap_max_connections <= 0 or self.imap_max_per_address <= 0:
-            raise ConfigError("--imap-max-connections and --imap-max-per-address must be positive numbers")
+        if self.imap_max_connections <= 0 or self.imap_max_per_address <= 0 or self.imap_login_timeout <= 0:
+            raise ConfigError(
+                "--imap-max-connections, --imap-max-per-address and --imap-login-timeout must be positive numbers"
+            )
         for name in ("http_header_timeout", "http_body_timeout", "http_idle_timeout"):
             if getattr(self, name) <= 0:
                 raise ConfigError(f"--{name.replace('_', '-')} must be a positive number of seconds")

@@ -1,6 +1,7 @@
 """Connection limits that hold (issue 14 item 7), over real sockets: a client trickling a byte
-every so often is cut off once the timeout passes (SMTP and POP3), an SMTP session has a
-whole-session deadline, POP3 gives less time before login than after (RFC 1939 §3), and
+every so often is cut off once the timeout passes (SMTP, POP3 and IMAP), an SMTP session has a
+whole-session deadline, POP3 and IMAP give an absolute time to log in that neither bytes nor
+answered commands extend, POP3 gives less time before login than after (RFC 1939 §3), and
 ``--smtp-max-connections`` holds across SMTP worker processes.
 
 The bounds asserted are the ones the issue asks for, with a margin for a shared machine.
@@ -128,4 +129,81 @@ def test_pop3_logged_in_client_gets_the_longer_autologout(pop3_server) -> None: 
     lasted, said = trickle(sock, 0.5, 20)
     assert 3 < lasted < 8, lasted
     assert b"-ERR autologout" in said
+    sock.close()
+
+
+def chatter(sock: socket.socket, command: bytes, every: float, limit: float) -> tuple[float, bytes]:
+    """Send ``command`` every ``every`` seconds, reading the answers, until the server closes
+    the connection (or ``limit`` seconds pass); returns how long it lasted and what it said."""
+    start = time.monotonic()
+    sock.settimeout(every)
+    said = b""
+    while time.monotonic() - start < limit:
+        try:
+            sock.sendall(command)
+        except OSError:
+            break
+        deadline = time.monotonic() + every
+        while (left := deadline - time.monotonic()) > 0:
+            sock.settimeout(left)
+            try:
+                data = sock.recv(4096)
+            except TimeoutError:
+                break
+            except OSError:
+                return time.monotonic() - start, said
+            if not data:
+                return time.monotonic() - start, said
+            said += data
+    return time.monotonic() - start, said
+
+
+def test_pop3_answered_commands_do_not_extend_the_login_timeout(pop3_server) -> None:  # type: ignore[no-untyped-def]
+    """Each answered CAPA used to restart the login clock: a client could stay unauthenticated
+    for ever by asking for something every few seconds."""
+    sock = socket.create_connection(pop3_server.addr("pop3"))
+    assert sock.recv(1024).startswith(b"+OK")
+    lasted, said = chatter(sock, b"CAPA\r\n", 0.5, 20)
+    sock.close()
+    assert said.count(b"+OK") >= 2  # it was answered meanwhile
+    assert lasted < 6, f"an unauthenticated POP3 client stayed {lasted:.1f} s with a 2 s login timeout"
+    assert said.endswith(b"-ERR autologout: login time limit reached\r\n")
+
+
+@pytest.fixture
+def imap_server():  # type: ignore[no-untyped-def]
+    with running_server(smtp="off", http="off", pop3="off", imap_login_timeout=2) as s:
+        yield s
+
+
+def test_imap_trickle_before_login_is_cut_at_the_login_timeout(imap_server) -> None:  # type: ignore[no-untyped-def]
+    """One byte every 0.5 s restarted the 60 s pre-login idle clock each time: the
+    connection was kept for ever (issue 14's soak: the whole 600 s run)."""
+    sock = socket.create_connection(imap_server.addr("imap"))
+    assert sock.recv(1024).startswith(b"* OK")
+    lasted, said = trickle(sock, 0.5, 20)
+    sock.close()
+    assert lasted < 6, f"a trickling IMAP client stayed {lasted:.1f} s with --imap-login-timeout 2"
+    assert said.endswith(b"* BYE Autologout; login time limit reached\r\n")
+
+
+def test_imap_commands_before_login_do_not_extend_the_login_timeout(imap_server) -> None:  # type: ignore[no-untyped-def]
+    sock = socket.create_connection(imap_server.addr("imap"))
+    assert sock.recv(1024).startswith(b"* OK")
+    lasted, said = chatter(sock, b"a NOOP\r\n", 0.3, 20)
+    sock.close()
+    assert said.count(b"a OK") >= 2
+    assert lasted < 6, f"an IMAP client sending NOOP stayed {lasted:.1f} s with --imap-login-timeout 2"
+    assert said.endswith(b"* BYE Autologout; login time limit reached\r\n")
+
+
+def test_imap_login_timeout_ends_at_login(imap_server) -> None:  # type: ignore[no-untyped-def]
+    sock = socket.create_connection(imap_server.addr("imap"))
+    assert sock.recv(1024).startswith(b"* OK")
+    sock.sendall(b"a LOGIN someone@example.org x\r\n")
+    sock.settimeout(10)
+    assert b"a OK" in sock.recv(4096)
+    time.sleep(2.5)  # past the login timeout: a logged-in session has the 30-minute one
+    sock.sendall(b"b NOOP\r\n")
+    assert b"b OK" in sock.recv(4096)
     sock.close()

@@ -144,9 +144,10 @@ class _Session(asyncio.Protocol):
         self._can_write.set()
         self._lost = False
         self._reading_paused = False
-        # when the client must have finished its next command: the login timeout, then the
-        # autologout timeout, counted from our last response (a trickle of bytes does not
-        # move it; issue 14 item 7)
+        # when the client must have finished its next command: before login, the login
+        # timeout counted from the connect (neither a trickle of bytes nor answered commands
+        # move it, as Dovecot's pop3-login); after, the autologout timeout counted from our
+        # last response (a trickle of bytes does not move it; issue 14 item 7)
         self._deadline = asyncio.get_running_loop().time() + listener.login_timeout
         settings = app.settings
         self.conn = POP3Connection(
@@ -246,10 +247,16 @@ class _Session(asyncio.Protocol):
         """Wait for bytes; False once the command's deadline has passed (RFC 1939 §3's
         inactivity autologout, or the login timeout before login)."""
         try:
+            if asyncio.get_running_loop().time() >= self._deadline:
+                raise TimeoutError  # (a client that keeps sending never waits for the timer)
             async with asyncio.timeout_at(self._deadline):
                 await self._wake.wait()
         except TimeoutError:
-            self._write(b"-ERR autologout: idle for too long\r\n")
+            if self.mailbox is None:
+                log.info("pop3 %s: not logged in within --pop3-login-timeout, closing", self.peer)
+                self._write(b"-ERR autologout: login time limit reached\r\n")
+            else:
+                self._write(b"-ERR autologout: idle for too long\r\n")
             return False
         return True
 
@@ -259,10 +266,8 @@ class _Session(asyncio.Protocol):
 
     async def _flush(self) -> None:
         out = self.conn.data_to_send()
-        if out:  # a response: the next command has its own time
-            listener = self.listener
-            limit = listener.idle_timeout if self.mailbox is not None else listener.login_timeout
-            self._deadline = asyncio.get_running_loop().time() + limit
+        if out and self.mailbox is not None:  # a response: the next command has its own time
+            self._deadline = asyncio.get_running_loop().time() + self.listener.idle_timeout
         self._write(out)
         if self._can_write.is_set():
             return

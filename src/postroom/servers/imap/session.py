@@ -103,8 +103,10 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) and len(peer) >= 2 else "?"
         self.address = client_address(peer if isinstance(peer, tuple) else None)  # authlimit.py
         self.auth_failures = 0
-        self.address = str(peer[0]) if isinstance(peer, tuple) and peer else "?"
         self.last_active = asyncio.get_running_loop().time()
+        # --imap-login-timeout: an absolute deadline for logging in, from the connect; a byte
+        # now and then restarts the idle clock (PREAUTH_TIMEOUT) but never moves this one
+        self.login_deadline = self.last_active + app.settings.imap_login_timeout
         self.closing = False  # evicted or ending: no longer counts against the caps
         self._sock = writer.get_extra_info("socket")
         self._read_task: asyncio.Task[bytes] | None = None
@@ -166,6 +168,8 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
 
     async def _read_more(self, timeout: float) -> bool:
         """Feed the decoder with the next chunk; False at EOF or timeout."""
+        if not self.authenticated and asyncio.get_running_loop().time() >= self.login_deadline:
+            return await self._logout_unauthenticated()
         try:
             if self._read_task is None:
                 # the common case: read in this task (no task or wait() per command)
@@ -178,6 +182,8 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
                 task, self._read_task = self._read_task, None
                 data = task.result()
         except TimeoutError:
+            if not self.authenticated and asyncio.get_running_loop().time() >= self.login_deadline:
+                return await self._logout_unauthenticated()
             self.write(b"* BYE Autologout; idle for too long\r\n")
             await self.flush()
             return False
@@ -186,8 +192,18 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         self._received(data)
         return True
 
+    async def _logout_unauthenticated(self) -> bool:
+        """The login deadline has passed (a trickle of bytes, or commands but no login)."""
+        log.info("imap %s: not logged in within --imap-login-timeout, closing", self.peer)
+        self.write(b"* BYE Autologout; login time limit reached\r\n")
+        await self.flush()
+        return False
+
     def _timeout(self) -> float:
-        return AUTOLOGOUT if self.authenticated else PREAUTH_TIMEOUT
+        if self.authenticated:
+            return AUTOLOGOUT
+        left = self.login_deadline - asyncio.get_running_loop().time()
+        return max(0.0, min(PREAUTH_TIMEOUT, left))
 
     def _received(self, data: bytes) -> None:
         """Feed the decoder; acknowledge a partial command at once.
