@@ -1,7 +1,7 @@
 """Run postroom's benchmarks side by side with its peers and keep the results.
 
   make bench                      # every suite
-  make bench ARGS="ingest"        # one suite (ingest, search, imap, threads, ui, startup, html, fixture)
+  make bench ARGS="ingest"        # one suite (ingest, search, imap, imap-scale, imap-stress, threads, ui, startup, html, fixture)
   make bench ARGS="ingest --quick"
 
 Each suite is a module ``benchmarks/<name>_bench.py`` (or ``ingest.py``) exposing
@@ -40,6 +40,8 @@ SUITES = {
     "startup": "startup_bench",
     "search": "search_bench",
     "imap": "imap_bench",
+    "imap-scale": "imap_scale_bench",
+    "imap-stress": "imap_stress_bench",
     "threads": "thread_bench",
     "ui": "ui_bench",
     "html": "html_bench",

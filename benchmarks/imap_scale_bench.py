@@ -1,0 +1,294 @@
+"""IMAP at scale: one mailbox of N realistic messages (100,000 by default) in postroom and
+in Dovecot, the same bytes in both, side by side in one run (issue 19's targets).
+
+Both servers get the messages by pipelined APPEND (not timed). Then, alternating the
+servers so that machine load hits both alike:
+
+* ``SELECT`` of the big mailbox (median of several, each on a new connection);
+* ``UID SORT (DATE)`` and ``UID SORT (SUBJECT)``: the first run and the median of warm runs;
+* ``UID SEARCH TEXT`` of a word in 1% of the messages: first and warm, and the memory of
+  the server's whole process tree (PSS, summed) just before and after it;
+* the first ``FETCH 1:* (ENVELOPE BODYSTRUCTURE)`` of 1,000 messages appended just
+  before into a mailbox of their own (new mail nobody has fetched yet).
+
+  python benchmarks/run.py imap-scale [--quick]
+  python benchmarks/imap_scale_bench.py [--quick] [--n N]
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import random
+import shutil
+import socket
+import statistics
+import sys
+import tempfile
+import time
+from email.header import Header
+from email.utils import format_datetime
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fixtures import VOCAB  # noqa: E402
+from imap_bench import USER, Dovecot, FastWire, Postroom, load  # noqa: E402
+
+WORD = "zanzibar"  # in 1% of the messages
+FRESH = 1000  # new messages for the first FETCH ENVELOPE/BODYSTRUCTURE
+WARM = 3  # warm runs per operation (median)
+NAMES = ["Anna Berg", "Jörg Müller", "Chen Wei", "Sofia Núñez", "Olu Ade", "Marie Dubois", "Kim Lee"]
+TOPICS = ["quarterly report", "lunch on friday", "build failure", "Your order", "release plan", "Rechnung"]
+
+
+def _name(rng: random.Random) -> str:
+    name = rng.choice(NAMES)
+    # non-ASCII display names RFC 2047 encoded, as real mail has them
+    return f'"{name}"' if name.isascii() else Header(name, "utf-8").encode()
+
+
+def messages(n: int, seed: int = 7) -> list[bytes]:
+    """n messages with varied senders (some RFC 2047 names), subjects with Re:/Fwd:, dates
+    over two years, threads (In-Reply-To), a third multipart/alternative with HTML, a
+    few with a small attachment; ``WORD`` in 1% of them."""
+    rng = random.Random(seed)
+    base = 1_735_689_600  # 2025-01-01
+    out = []
+    for i in range(n):
+        words = " ".join(rng.choice(VOCAB) for _ in range(rng.randint(40, 400)))
+        if i % 100 == 7:
+            words += f" {WORD}"
+        who = rng.randrange(len(NAMES))
+        subject = f"{rng.choice(['', '', 'Re: ', 'RE: ', 'Fwd: '])}{rng.choice(TOPICS)} {i % 977}"
+        date = format_datetime(dt.datetime.fromtimestamp(base + rng.randrange(63_000_000), dt.UTC))
+        head = (
+            f"From: {_name(rng)} <user{who}@example.com>\r\nTo: Alice <alice@example.org>\r\n"
+            f"Subject: {subject}\r\nDate: {date}\r\nMessage-ID: <m{i}.{seed}@example.com>\r\n"
+            + (f"In-Reply-To: <m{i - 3}.{seed}@example.com>\r\n" if i % 4 == 3 else "")
+            + "MIME-Version: 1.0\r\n"
+        )
+        if i % 3 == 0:
+            html = f"<html><body><p>{words}</p></body></html>"
+            body = (
+                'Content-Type: multipart/alternative; boundary="b1"\r\n\r\n--b1\r\n'
+                f"Content-Type: text/plain; charset=utf-8\r\n\r\n{words}\r\n--b1\r\n"
+                f"Content-Type: text/html; charset=utf-8\r\n\r\n{html}\r\n--b1--\r\n"
+            )
+        elif i % 50 == 1:
+            body = (
+                'Content-Type: multipart/mixed; boundary="b2"\r\n\r\n--b2\r\n'
+                f"Content-Type: text/plain; charset=utf-8\r\n\r\n{words}\r\n--b2\r\n"
+                'Content-Type: application/pdf; name="r.pdf"\r\nContent-Transfer-Encoding: base64\r\n'
+                'Content-Disposition: attachment; filename="r.pdf"\r\n\r\n'
+                + "JVBERi0xLjQKJeLjz9MK\r\n" * 40
+                + "--b2--\r\n"
+            )
+        else:
+            body = f"Content-Type: text/plain; charset=utf-8\r\n\r\n{words}\r\n"
+        out.append((head + body).encode())
+    return out
+
+
+# -- memory of a server's process tree ----------------------------------------------------------
+def _children(pid: int) -> list[int]:
+    kids: list[int] = []
+    try:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids += [int(x) for x in f.read().split()]
+    except OSError:
+        pass
+    return kids
+
+
+def tree_pss_mb(pid: int) -> float:
+    """PSS of pid and all its descendants, in MB (smaps_rollup)."""
+    total, todo = 0, [pid]
+    while todo:
+        p = todo.pop()
+        todo += _children(p)
+        try:
+            with open(f"/proc/{p}/smaps_rollup") as f:
+                for line in f:
+                    if line.startswith("Pss:"):
+                        total += int(line.split()[1])
+                        break
+        except OSError:
+            pass
+    return total / 1024
+
+
+def server_pid(s: Postroom | Dovecot) -> int:
+    if isinstance(s, Postroom):
+        assert s.proc is not None
+        return s.proc.pid
+    return int((s.base / "run" / "master.pid").read_text().split()[0])
+
+
+# -- the run ----------------------------------------------------------------------------------
+def _ms(t0: float) -> float:
+    return (time.perf_counter() - t0) * 1000
+
+
+def _connect(port: int) -> FastWire:
+    w = FastWire("127.0.0.1", port, timeout=3600)
+    w.ok(f"LOGIN {USER} secret")
+    return w
+
+
+def _select_ms(port: int, folder: str, n: int) -> float:
+    with _connect(port) as w:
+        t0 = time.perf_counter()
+        lines = w.ok(f"SELECT {folder}")
+        ms = _ms(t0)
+    assert any(x == b"* %d EXISTS\r\n" % n for x in lines), lines[:4]
+    return ms
+
+
+def _sort(w: FastWire, key: str, n: int) -> float:
+    t0 = time.perf_counter()
+    [line] = [x for x in w.ok(f"UID SORT ({key}) UTF-8 ALL") if x.startswith(b"* SORT")]
+    ms = _ms(t0)
+    assert len(line.split()) - 2 == n, (key, line[:80])
+    return ms
+
+
+def _search(w: FastWire, n: int) -> float:
+    t0 = time.perf_counter()
+    [line] = [x for x in w.ok(f'UID SEARCH TEXT "{WORD}"') if x.startswith(b"* SEARCH")]
+    ms = _ms(t0)
+    assert len(line.split()) - 2 == len(range(7, n, 100)), line[:80]
+    return ms
+
+
+def _fresh_fetch(port: int, folder: str, msgs: list[bytes]) -> float:
+    with _connect(port) as w:
+        load(w, folder, msgs)
+        w.ok(f"SELECT {folder}")
+        t0 = time.perf_counter()
+        lines = w.ok("FETCH 1:* (ENVELOPE BODYSTRUCTURE)")
+        ms = _ms(t0)
+    assert len(lines) == len(msgs), len(lines)
+    return ms
+
+
+def suite(quick: bool, n: int | None = None) -> dict[str, Any]:
+    n = n or (1000 if quick else 100_000)
+    big = messages(n)
+    fresh = messages(FRESH, seed=11)
+    tmp = Path(tempfile.mkdtemp(prefix="postroom-imap-scale-"))
+    servers: list[Postroom | Dovecot] = [Postroom(tmp), Dovecot()]
+    res: dict[str, dict[str, Any]] = {s.name: {} for s in servers}
+    loads = []
+    try:
+        for s in servers:
+            s.start()
+            t0 = time.perf_counter()
+            with _connect(s.port) as w:
+                load(w, "big", big)
+            res[s.name]["load_s"] = round(time.perf_counter() - t0, 1)
+        # postroom's indexer works through the new mail in the background: let it finish
+        # (roughly a few thousand messages a second) so SEARCH measures search, not indexing
+        time.sleep(3 + n / 4000)
+        loads.append(_load())
+        order = servers
+        for s in order:
+            res[s.name]["select"] = [_select_ms(s.port, "big", n) for _ in range(WARM + 2)]
+        conns = {s.name: _connect(s.port) for s in servers}
+        for w in conns.values():
+            w.ok("SELECT big")
+        for key in ("DATE", "SUBJECT"):
+            for s in order:
+                res[s.name][f"sort_{key}"] = [_sort(conns[s.name], key, n) for _ in range(WARM + 1)]
+            order = order[::-1]
+        for s in order:
+            res[s.name]["pss_before_mb"] = round(tree_pss_mb(server_pid(s)), 1)
+            res[s.name]["search"] = [_search(conns[s.name], n) for _ in range(WARM + 1)]
+            res[s.name]["pss_after_mb"] = round(tree_pss_mb(server_pid(s)), 1)
+        for w in conns.values():
+            w.close()
+        loads.append(_load())
+        for s in order[::-1]:
+            res[s.name]["first_fetch"] = _fresh_fetch(s.port, "fresh", fresh)
+        loads.append(_load())
+    finally:
+        for s in servers:
+            s.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+        servers[1].remove()  # type: ignore[union-attr]
+    return report(n, res, loads)
+
+
+def _load() -> str:
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def report(n: int, res: dict[str, dict[str, Any]], loads: list[str]) -> dict[str, Any]:
+    p, d = res["postroom"], res["dovecot"]
+    rows: list[dict[str, Any]] = []
+
+    def add(op: str, pv: float, dv: float, target: str, unit: str = "ms") -> None:
+        rows.append(
+            {"operation": op, "postroom": round(pv, 1), "dovecot": round(dv, 1),
+             "ratio": round(pv / dv, 2) if dv else None, "unit": unit, "target": target}
+        )  # fmt: skip
+
+    add("SELECT (median)", statistics.median(p["select"]), statistics.median(d["select"]), "≤ 10 ms")
+    for key in ("DATE", "SUBJECT"):
+        add(f"UID SORT ({key}) first", p[f"sort_{key}"][0], d[f"sort_{key}"][0], "≤ 1x")
+        add(
+            f"UID SORT ({key}) warm",
+            statistics.median(p[f"sort_{key}"][1:]),
+            statistics.median(d[f"sort_{key}"][1:]),
+            "≤ 1x",
+        )
+    add("UID SEARCH TEXT first", p["search"][0], d["search"][0], "≤ 1x")
+    add(
+        "UID SEARCH TEXT warm", statistics.median(p["search"][1:]), statistics.median(d["search"][1:]), "≤ 1x"
+    )
+    add(
+        f"first FETCH 1:* (ENVELOPE BODYSTRUCTURE) of {FRESH:,} new",
+        p["first_fetch"],
+        d["first_fetch"],
+        "≤ 1.5x",
+    )
+    add("PSS before SEARCH TEXT", p["pss_before_mb"], d["pss_before_mb"], "", "MB")
+    add("PSS after SEARCH TEXT", p["pss_after_mb"], d["pss_after_mb"], "≤ before + 100 MB", "MB")
+    add("APPEND load (not a target)", p["load_s"], d["load_s"], "", "s")
+    lines = [
+        f"{n:,} messages in one mailbox, the same bytes in both servers; milliseconds unless "
+        f"marked. First = first run after loading; warm = median of {WARM}. PSS = the whole "
+        f"process tree. Load average at each phase: {', '.join(loads)}.",
+        "",
+        "| operation | postroom | Dovecot | ratio | target |",
+        "| --- | ---: | ---: | ---: | --- |",
+    ]
+    for r in rows:
+        u = "" if r["unit"] == "ms" else f" {r['unit']}"
+        lines.append(
+            f"| {r['operation']} | {r['postroom']}{u} | {r['dovecot']}{u} | {r['ratio']}x | {r['target']} |"
+        )
+    return {"title": f"IMAP at {n:,} messages: postroom vs Dovecot", "rows": rows,
+            "markdown": "\n".join(lines), "loads": loads, "raw": res}  # fmt: skip
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--quick", action="store_true", help="1,000 messages")
+    ap.add_argument("--n", type=int, help="messages in the big mailbox (default 100,000)")
+    ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    a = ap.parse_args()
+    result = suite(a.quick, a.n)
+    print(result["markdown"])
+    if a.json:
+        a.json.write_text(json.dumps({"rows": result["rows"], "raw": result["raw"]}, indent=1) + "\n")
+
+
+if __name__ == "__main__":
+    socket.setdefaulttimeout(3600)
+    main()
