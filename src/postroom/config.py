@@ -182,6 +182,16 @@ OPTIONS: list[Option] = [
         "pop3/imap",
         "S",
     ),
+    Option("pop3_max_connections", int, 1000, "concurrent POP3 connections in all", "pop3/imap", "N"),
+    Option(
+        "pop3_max_per_address",
+        int,
+        100,
+        "concurrent POP3 connections from one client address (an idle unauthenticated one is "
+        "dropped first to make room)",
+        "pop3/imap",
+        "N",
+    ),
     Option(
         "imap_login_timeout",
         int,
@@ -383,6 +393,8 @@ class Settings:
     require_tls_login: bool = False
     pop3_timeout: int = 600
     pop3_login_timeout: int = 180
+    pop3_max_connections: int = 1000
+    pop3_max_per_address: int = 100
     imap_login_timeout: int = 60
     imap_max_connections: int = 1000
     imap_max_per_address: int = 100
@@ -467,6 +479,8 @@ class Settings:
             raise ConfigError("--smtp-timeout must be positive and --smtp-session-limit not negative")
         if self.pop3_timeout <= 0 or self.pop3_login_timeout <= 0:
             raise ConfigError("--pop3-timeout and --pop3-login-timeout must be positive numbers")
+        if self.pop3_max_connections <= 0 or self.pop3_max_per_address <= 0:
+            raise ConfigError("--pop3-max-connections and --pop3-max-per-address must be positive numbers")
         if self.imap_max_connections <= 0 or self.imap_max_per_address <= 0 or self.imap_login_timeout <= 0:
             raise ConfigError(
                 "--imap-max-connections, --imap-max-per-address and --imap-login-timeout must be positive numbers"

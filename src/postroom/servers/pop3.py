@@ -47,6 +47,7 @@ from ..protocols.pop3 import (
     UpdateDone,
 )
 from ..store.base import INBOX, Entry, NotFound, StoreError
+from .admission import admit
 from .auth import Authenticator
 
 if TYPE_CHECKING:
@@ -99,6 +100,8 @@ class POP3Listener:
         self.server: asyncio.Server | None = None
         self.sessions: set[_Session] = set()
         self.locks: set[str] = app.extras.setdefault(LOCKS_KEY, set())
+        self.max_connections = app.settings.pop3_max_connections
+        self.max_per_address = app.settings.pop3_max_per_address
         self.idle_timeout = float(app.settings.pop3_timeout)
         self.login_timeout = float(app.settings.pop3_login_timeout)
         self.authenticator: Authenticator | None = None
@@ -144,6 +147,8 @@ class _Session(asyncio.Protocol):
         self._can_write.set()
         self._lost = False
         self._reading_paused = False
+        self.closing = False  # evicted or ending: no longer counts against the caps
+        self.last_active = asyncio.get_running_loop().time()
         # when the client must have finished its next command: before login, the login
         # timeout counted from the connect (neither a trickle of bytes nor answered commands
         # move it, as Dovecot's pop3-login); after, the autologout timeout counted from our
@@ -171,10 +176,31 @@ class _Session(asyncio.Protocol):
         peer = transport.get_extra_info("peername")
         self.peer = f"{peer[0]}:{peer[1]}" if isinstance(peer, tuple) else str(peer)
         self.address = client_address(peer if isinstance(peer, tuple) else None)
-        self.listener.sessions.add(self)
+        listener = self.listener
+        refusal = admit(listener.sessions, self.address, listener.max_connections, listener.max_per_address)
+        if refusal is not None:
+            # RFC 2449 8.1.2: SYS/TEMP, a problem that should go away if tried later
+            log.warning("pop3 %s: refused: %s", self.peer, refusal)
+            self.closing = True
+            self.transport.write(b"-ERR [SYS/TEMP] " + refusal.encode() + b"\r\n")
+            self.transport.close()
+            return
+        listener.sessions.add(self)
         self.task = asyncio.get_running_loop().create_task(self._run())
 
+    @property
+    def authenticated(self) -> bool:
+        return self.mailbox is not None
+
+    def evict(self) -> None:
+        """Close this (not logged-in) connection to make room for another (servers/admission.py)."""
+        self.closing = True
+        if self.transport is not None and not self.transport.is_closing():
+            self._write(b"-ERR [SYS/TEMP] connection limit reached; closing idle connections\r\n")
+            self.transport.close()
+
     def data_received(self, data: bytes) -> None:
+        self.last_active = asyncio.get_running_loop().time()
         self.conn.receive_data(data)
         if self.conn.buffered > READ_HIGH_WATER and not self._reading_paused and self.transport:
             self.transport.pause_reading()
@@ -238,6 +264,7 @@ class _Session(asyncio.Protocol):
         except asyncio.CancelledError:
             pass
         finally:
+            self.closing = True
             self._release()
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()

@@ -4,11 +4,11 @@
 ``start_server(app, host, port, implicit_tls=...)`` listens; each connection runs a
 :class:`~.session.Session`. The listener tracks its sessions so that stopping the app
 ends them too, and admits connections within two caps (``--imap-max-connections`` in
-all, ``--imap-max-per-address`` from one client address). When a cap is reached, the
-longest-idle session that has not logged in is closed to make room (it holds nothing a
-client could lose, and such sessions time out within a minute anyway); only when every
-session of the cap is logged in is the new connection refused, with ``* BYE`` saying why
-(RFC 3501 section 7.1.5 lets the server send BYE as its greeting).
+all, ``--imap-max-per-address`` from one client address; servers/admission.py). When a
+cap is reached, the longest-idle session that has not logged in is closed to make room (it
+holds nothing a client could lose, and such sessions time out within a minute anyway); only
+when every session of the cap is logged in is the new connection refused, with ``* BYE``
+saying why (RFC 3501 section 7.1.5 lets the server send BYE as its greeting).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ import asyncio
 import logging
 from typing import TYPE_CHECKING, Any
 
+from ..admission import admit
 from .core import CACHE_KEY
 from .messages import MessageCache
 from .session import Session
@@ -52,16 +53,6 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool) ->
         limit=STREAM_LIMIT,
     )
     return listener
-
-
-def _evict(sessions: list[Session]) -> bool:
-    """Close the longest-idle session of ``sessions`` that has not logged in; False if none."""
-    waiting = [s for s in sessions if not s.authenticated]
-    if not waiting:
-        return False
-    victim = min(waiting, key=lambda s: s.last_active)
-    victim.evict()
-    return True
 
 
 class IMAPListener:
@@ -103,13 +94,9 @@ class IMAPListener:
     def _admit(self, new: Session) -> str | None:
         """None if ``new`` may run (after making room if needed), else why it may not."""
         settings = self.app.settings
-        live = [s for s in self.sessions.values() if not s.closing]
-        same = [s for s in live if s.address == new.address]
-        if len(same) >= settings.imap_max_per_address and not _evict(same):
-            return f"too many connections from {new.address} (limit {settings.imap_max_per_address})"
-        if len(live) >= settings.imap_max_connections and not _evict(live):
-            return f"too many connections (limit {settings.imap_max_connections})"
-        return None
+        return admit(
+            self.sessions.values(), new.address, settings.imap_max_connections, settings.imap_max_per_address
+        )
 
     def close(self) -> None:
         """Stop listening and end every session."""
