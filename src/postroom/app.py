@@ -43,7 +43,8 @@ class Closable(Protocol):
 @dataclass
 class App:
     settings: Settings
-    store: Store = field(init=False)
+    store: Store = field(init=False)  # set by start(); store_open says whether it is set
+    store_open: bool = field(default=False, init=False)
     bus: Bus = field(default_factory=Bus)
     ssl_context: ssl.SSLContext | None = None
     addresses: dict[str, tuple[str, int]] = field(default_factory=dict)
@@ -80,6 +81,7 @@ class App:
 
             self.ssl_context = make_server_context(self.settings)
         self.store = open_store(self.settings, self.bus)
+        self.store_open = True  # stop() closes it, also when start() fails
         if blocking:
             self.store.start()
         else:
@@ -167,12 +169,12 @@ class App:
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
             self._tasks.clear()
-        store = getattr(self, "store", None)
-        if store is not None:
+        if self.store_open:
+            self.store_open = False
             if blocking:
-                store.close()
+                self.store.close()
             else:
-                await asyncio.to_thread(store.close)
+                await asyncio.to_thread(self.store.close)
 
     def banner(self) -> str:
         parts = []

@@ -10,31 +10,15 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from .base import (
-    Address,
-    Envelope,
-    MailboxInfo,
-    MessagePage,
-    StoreStats,
-    Summary,
-    ThreadInfo,
-    ThreadPage,
-)
+from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .postgres_db import Conn, Db
 from .postgres_search import compile_query
 from .rawcodec import unpack
+from .rows import SUMMARY_COLS, ThreadQuery, clamp_page, group_pairs, summaries_from_rows, thread_page
 
-__all__ = ["PAGE_LIMIT_MAX", "SUMMARY_COLS", "Reader", "summaries", "where"]
+__all__ = ["Reader", "summaries", "where"]
 
-PAGE_LIMIT_MAX = 1000  # largest page a listing returns (as SQLite's)
 PARTICIPANT_ROWS = 50  # messages of a conversation read for its participants
-MAX_PARTICIPANTS = 20
-
-SUMMARY_COLS = (
-    "m.id, m.pid, m.created, m.date, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, "
-    "m.cc_json, m.bcc_json, m.reply_to_json, m.in_reply_to, m.refs, m.size, m.attachments, m.snippet, "
-    "m.read, m.username, m.thread_id"
-)
 
 _IN_MAILBOX = (
     "m.id IN (SELECT d.message FROM delivery d JOIN folder f ON f.id = d.folder_id "
@@ -56,54 +40,27 @@ def where(mailbox: str | None, query: str | None) -> tuple[str, list[Any]]:
     return (" AND ".join(clauses) or "true"), params
 
 
-def _paddr(text: str) -> list[Address]:
-    return [Address(n, a) for n, a in json.loads(text)] if text and text != "[]" else []
-
-
 def summaries(conn: Conn, rows: list[Any]) -> list[Summary]:
-    """Summaries of ``rows`` of :data:`SUMMARY_COLS`, with their tags and mailboxes."""
+    """Summaries of ``rows`` of :data:`~postroom.store.rows.SUMMARY_COLS`, with their tags
+    and mailboxes."""
     if not rows:
         return []
     ids = [r[0] for r in rows]
-    tags: dict[int, list[str]] = {}
-    for mid, name in conn.execute(
-        "SELECT mt.message, t.name FROM message_tag mt JOIN tag t ON t.id = mt.tag "
-        "WHERE mt.message = ANY(%s) ORDER BY lower(t.name)",
-        (ids,),
-    ):
-        tags.setdefault(mid, []).append(name)
-    boxes: dict[int, set[str]] = {}
-    for mid, name in conn.execute(
-        "SELECT DISTINCT d.message, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
-        "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = ANY(%s)",
-        (ids,),
-    ):
-        boxes.setdefault(mid, set()).add(name)
-    return [
-        Summary(
-            id=r[1],
-            created=r[2],
-            date=r[3],
-            message_id=r[4],
-            subject=r[5],
-            from_=Address(r[6], r[7]) if (r[6] or r[7]) else None,
-            to=_paddr(r[8]),
-            cc=_paddr(r[9]),
-            bcc=_paddr(r[10]),
-            reply_to=_paddr(r[11]),
-            in_reply_to=r[12],
-            references=r[13].split() if r[13] else [],
-            size=r[14],
-            attachments=r[15],
-            snippet=r[16],
-            read=bool(r[17]),
-            username=r[18],
-            thread_id=r[19],
-            tags=tags.get(r[0], []),
-            mailboxes=sorted(boxes.get(r[0], ())),
+    tags = group_pairs(
+        conn.execute(
+            "SELECT mt.message, t.name FROM message_tag mt JOIN tag t ON t.id = mt.tag "
+            "WHERE mt.message = ANY(%s) ORDER BY lower(t.name)",
+            (ids,),
         )
-        for r in rows
-    ]
+    )
+    boxes = group_pairs(
+        conn.execute(
+            "SELECT DISTINCT d.message, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
+            "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = ANY(%s)",
+            (ids,),
+        )
+    )
+    return summaries_from_rows(rows, tags, boxes)
 
 
 class Reader:
@@ -115,8 +72,7 @@ class Reader:
     def list_messages(
         self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
     ) -> MessagePage:
-        start = max(0, int(start))
-        limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
+        start, limit = clamp_page(start, limit)
         cond, params = where(mailbox, query)  # InvalidQuery before any connection is taken
         with self.db.read() as conn:
             if mailbox:
@@ -200,9 +156,13 @@ class Reader:
             ).fetchone()
         assert row is not None
         return StoreStats(
-            messages=int(row[0]), unread=int(row[1]), size=int(row[2]), database=str(row[3]),
-            database_size=int(row[4]), engine=f"PostgreSQL {row[5]}",
-        )  # fmt: skip
+            messages=int(row[0]),
+            unread=int(row[1]),
+            size=int(row[2]),
+            database=str(row[3]),
+            database_size=int(row[4]),
+            engine=f"PostgreSQL {row[5]}",
+        )
 
     def tags(self) -> list[str]:
         with self.db.read() as conn:
@@ -215,40 +175,16 @@ class Reader:
             ]
 
     def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
-        start = max(0, int(start))
-        limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
+        start, limit = clamp_page(start, limit)
         cond, params = "m.thread_id <> ''", []
         if mailbox:
             cond += " AND " + _IN_MAILBOX
             params.append(mailbox.lower())
+        query = ThreadQuery(
+            "%s", "count(*) FILTER (WHERE NOT m.read)", cond, params, cond, params, PARTICIPANT_ROWS
+        )
         with self.db.read() as conn:
-            row = conn.execute(
-                f"SELECT count(DISTINCT m.thread_id) FROM message m WHERE {cond}", params
-            ).fetchone()
-            total = int(row[0]) if row else 0
-            groups = conn.execute(
-                f"SELECT m.thread_id, count(*), count(*) FILTER (WHERE NOT m.read), max(m.created), max(m.id) AS last "
-                f"FROM message m WHERE {cond} GROUP BY m.thread_id ORDER BY last DESC LIMIT %s OFFSET %s",
-                [*params, limit, start],
-            ).fetchall()
-            threads = []
-            for tid, count, unread, last, _ in groups:
-                rows = conn.execute(
-                    f"SELECT m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json FROM message m "
-                    f"WHERE m.thread_id = %s AND {cond} ORDER BY m.id LIMIT %s",
-                    [tid, *params, PARTICIPANT_ROWS],
-                ).fetchall()
-                threads.append(
-                    ThreadInfo(
-                        thread_id=tid,
-                        subject=rows[0][0] if rows else "",
-                        messages=int(count),
-                        unread=int(unread),
-                        participants=_participants(rows),
-                        last_activity=float(last),
-                    )
-                )
-        return ThreadPage(total, start, threads)
+            return thread_page(lambda sql, p: conn.execute(sql, p).fetchall(), query, start, limit)
 
     def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
         if not thread_id:
@@ -273,20 +209,3 @@ class Reader:
             return conn.execute("SELECT EXISTS (SELECT 1 FROM message WHERE indexed = 0)").fetchone() == (
                 True,
             )
-
-
-def _participants(rows: list[Any]) -> list[Address]:
-    """Distinct addresses of From, To and Cc, in order of first appearance."""
-    out: dict[str, Address] = {}
-    for _, from_name, from_addr, to_json, cc_json in rows:
-        pairs = [(from_name, from_addr)] if from_addr else []
-        for text in (to_json, cc_json):
-            if text and text != "[]":
-                pairs.extend((n, a) for n, a in json.loads(text))
-        for name, addr in pairs:
-            key = addr.lower()
-            if key and key not in out:
-                out[key] = Address(name, addr)
-                if len(out) >= MAX_PARTICIPANTS:
-                    return list(out.values())
-    return list(out.values())

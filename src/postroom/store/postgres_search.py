@@ -25,10 +25,9 @@ import unicodedata
 from datetime import tzinfo
 from typing import Any
 
-from .. import search
-from ..search import And, DateBound, Field, Flag, Header, Node, Not, Or, Size, Text
-from .base import InvalidQuery
-from .headers import decode_header_bytes, split_headers
+from ..search import And, Header, Node, Not, Or, Text
+from .headers import split_headers
+from .search_sql import Dialect, compile_term, decoded_value, header_fields, like_pattern, parse_query
 
 __all__ = ["compile_query", "header_lines", "tsquery", "words"]
 
@@ -37,15 +36,23 @@ _WORDS = re.compile(r"[^\W_]+")
 # SQLite's scan, 256 KiB, covers long DKIM/ARC chains and Received: trails).
 HEADER_SCAN_LIMIT = 256 * 1024
 
-_ADDRESS_COLUMNS = {
-    "to": ("m.to_json",),
-    "cc": ("m.cc_json",),
-    "bcc": ("m.bcc_json",),
-    "reply-to": ("m.reply_to_json",),
-    "from": ("(m.from_name || ' ' || m.from_addr)",),
-    "addressed": ("(m.from_name || ' ' || m.from_addr)", "m.to_json", "m.cc_json", "m.bcc_json"),
-    "subject": ("m.subject",),
-}
+POSTGRES = Dialect(
+    mark="%s",
+    like="{col} ILIKE %s",  # backslash is ILIKE's default escape
+    read="m.read",
+    unread="NOT m.read",
+    tag_name="lower(t.name) = lower(%s)",
+    address_columns={
+        "to": ("m.to_json",),
+        "cc": ("m.cc_json",),
+        "bcc": ("m.bcc_json",),
+        "reply-to": ("m.reply_to_json",),
+        # one expression, as the trigram index over sender is built
+        "from": ("(m.from_name || ' ' || m.from_addr)",),
+        "addressed": ("(m.from_name || ' ' || m.from_addr)", "m.to_json", "m.cc_json", "m.bcc_json"),
+        "subject": ("m.subject",),
+    },
+)
 
 
 def words(text: str) -> list[str]:
@@ -73,27 +80,8 @@ def tsquery(value: str, *, phrase: bool) -> str | None:
 def header_lines(raw: bytes) -> str:
     """``name: value`` per header field of ``raw`` (unfolded, decoded, lower case)."""
     block = split_headers(raw[:HEADER_SCAN_LIMIT])[0]
-    out: list[str] = []
-    name: bytes | None = None
-    pieces: list[bytes] = []
-
-    def flush() -> None:
-        if name is not None:
-            out.append(
-                f"{name.decode('latin-1').strip().lower()}: {decode_header_bytes(b' '.join(pieces)).lower()}"
-            )
-
-    for line in block.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                pieces.append(line.strip())
-            continue
-        flush()
-        k, sep, v = line.partition(b":")
-        name, pieces = (k, [v.strip()]) if sep and k.strip() else (None, [])
-    flush()
-    return "\n".join(out).replace("\x00", "")
+    lines = (f"{k.decode('latin-1').lower()}: {decoded_value(v)}" for k, v in header_fields(block))
+    return "\n".join(lines).replace("\x00", "")
 
 
 def compile_query(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, list[Any]]:
@@ -102,18 +90,11 @@ def compile_query(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, li
     Raises:
         InvalidQuery: the query does not parse; the message names the problem.
     """
-    try:
-        node = search.parse(text, tz=tz)
-    except search.SearchError as e:
-        raise InvalidQuery(str(e)) from None
+    node = parse_query(text, tz=tz)
     if node is None:
         return "true", []
     params: list[Any] = []
     return _node(node, params), params
-
-
-def _like(value: str) -> str:
-    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def _regex_literal(value: str) -> str:
@@ -132,56 +113,14 @@ def _node(node: Node, params: list[Any]) -> str:
     if isinstance(node, Text):
         q = tsquery(node.value, phrase=node.phrase)
         if q is None:
-            params.append(_like(node.value))
+            params.append(like_pattern(node.value))
             return "m.subject ILIKE %s"
         params.append(q)
         return "m.tsv @@ to_tsquery('simple', %s)"
-    if isinstance(node, Field):
-        return _field(node, params)
-    if isinstance(node, Flag):
-        return {
-            "read": "m.read",
-            "unread": "NOT m.read",
-            "tagged": "EXISTS (SELECT 1 FROM message_tag mt WHERE mt.message = m.id)",
-            "attachment": "m.attachments > 0",
-        }[node.name]
-    if isinstance(node, DateBound):
-        params.append(node.epoch)
-        return "m.created < %s" if node.op == "before" else "m.created >= %s"
-    if isinstance(node, Size):
-        params.append(node.bytes)
-        return "m.size > %s" if node.op == "larger" else "m.size < %s"
     if isinstance(node, Header):
         pattern = "(^|\n)" + _regex_literal(node.name.lower()) + ":"
         if node.value is not None:
             pattern += "[^\n]*" + _regex_literal(node.value.lower())
         params.append(pattern)
         return "m.headers ~ %s"
-    raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
-
-
-def _field(node: Field, params: list[Any]) -> str:
-    name, value = node.name, node.value
-    if name in _ADDRESS_COLUMNS:
-        cols = _ADDRESS_COLUMNS[name]
-        params.extend([_like(value)] * len(cols))
-        return "(" + " OR ".join(f"{c} ILIKE %s" for c in cols) + ")"
-    if name == "message-id":
-        params.append(value)
-        return "m.message_id = %s"
-    if name == "thread":
-        params.append(value)
-        return "m.thread_id = %s"
-    if name == "tag":
-        params.append(value)
-        return (
-            "EXISTS (SELECT 1 FROM message_tag mt JOIN tag t ON t.id = mt.tag "
-            "WHERE mt.message = m.id AND lower(t.name) = lower(%s))"
-        )
-    if name == "mailbox":
-        params.append(value.lower())
-        return (
-            "EXISTS (SELECT 1 FROM delivery d JOIN folder f ON f.id = d.folder_id "
-            "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = m.id AND mb.name = %s)"
-        )
-    raise AssertionError(f"unknown field {name}")  # pragma: no cover
+    return compile_term(node, params, POSTGRES)

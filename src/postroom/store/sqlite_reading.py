@@ -12,25 +12,15 @@ import os
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from .base import Address, Envelope, MailboxInfo, MessagePage, StoreStats, Summary
+from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary
+from .rows import SUMMARY_COLS, clamp_page, group_pairs, summaries_from_rows
 from .sqlite_search import compile_query, fulltext_listing
 
-__all__ = ["PAGE_LIMIT_MAX", "SUMMARY_COLS", "ReadingMixin"]
+__all__ = ["ReadingMixin"]
 
 SPARSE_MATCHES = 20_000  # up to this many matches, a listing collects ids first (see list_messages)
 SPARSE_DENSITY = 20  # ... when fewer than 1 in this many messages match
-PAGE_LIMIT_MAX = 1000  # largest page a listing returns
-
-SUMMARY_COLS = (
-    "m.id, m.pid, m.created, m.date, m.message_id, m.subject, m.from_name, m.from_addr, m.to_json, "
-    "m.cc_json, m.bcc_json, m.reply_to_json, m.in_reply_to, m.refs, m.size, m.attachments, m.snippet, "
-    "m.read, m.username, m.thread_id"
-)
 _SUMMARY_COLS = SUMMARY_COLS
-
-
-def _paddr(text: str) -> list[Address]:
-    return [Address(n, a) for n, a in json.loads(text)] if text and text != "[]" else []
 
 
 class ReadingMixin:
@@ -90,8 +80,7 @@ class ReadingMixin:
     def list_messages(
         self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
     ) -> MessagePage:
-        start = max(0, int(start))
-        limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
+        start, limit = clamp_page(start, limit)
         conn = self._reader()
         has_query = bool(query and query.strip())
         if mailbox:
@@ -167,47 +156,21 @@ class ReadingMixin:
             return []
         ids = [r[0] for r in rows]
         marks = ",".join("?" * len(ids))
-        tags: dict[int, list[str]] = {}
-        for mid, name in conn.execute(
-            f"SELECT mt.message, t.name FROM message_tag mt JOIN tag t ON t.id = mt.tag "
-            f"WHERE mt.message IN ({marks}) ORDER BY t.name COLLATE NOCASE",
-            ids,
-        ):
-            tags.setdefault(mid, []).append(name)
-        boxes: dict[int, list[str]] = {}
-        for mid, name in conn.execute(
-            f"SELECT DISTINCT d.message, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
-            f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message IN ({marks})",
-            ids,
-        ):
-            boxes.setdefault(mid, []).append(name)
-        out = []
-        for r in rows:
-            out.append(
-                Summary(
-                    id=r[1],
-                    created=r[2],
-                    date=r[3],
-                    message_id=r[4],
-                    subject=r[5],
-                    from_=Address(r[6], r[7]) if (r[6] or r[7]) else None,
-                    to=_paddr(r[8]),
-                    cc=_paddr(r[9]),
-                    bcc=_paddr(r[10]),
-                    reply_to=_paddr(r[11]),
-                    in_reply_to=r[12],
-                    references=r[13].split() if r[13] else [],
-                    size=r[14],
-                    attachments=r[15],
-                    snippet=r[16],
-                    read=bool(r[17]),
-                    username=r[18],
-                    thread_id=r[19],
-                    tags=tags.get(r[0], []),
-                    mailboxes=sorted(boxes.get(r[0], [])),
-                )
+        tags = group_pairs(
+            conn.execute(
+                f"SELECT mt.message, t.name FROM message_tag mt JOIN tag t ON t.id = mt.tag "
+                f"WHERE mt.message IN ({marks}) ORDER BY t.name COLLATE NOCASE",
+                ids,
             )
-        return out
+        )
+        boxes = group_pairs(
+            conn.execute(
+                f"SELECT DISTINCT d.message, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
+                f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message IN ({marks})",
+                ids,
+            )
+        )
+        return summaries_from_rows(rows, tags, boxes)
 
     def get_summary(self, id: str) -> Summary | None:
         conn = self._reader()

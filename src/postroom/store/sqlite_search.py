@@ -28,11 +28,9 @@ import sqlite3
 from datetime import tzinfo
 from typing import Any
 
-from .. import search
-from ..search import And, DateBound, Field, Flag, Header, Node, Not, Or, Size, Text
-from .base import InvalidQuery
-from .headers import decode_header_bytes
+from ..search import And, Header, Node, Not, Or, Text
 from .rawcodec import header_prefix
+from .search_sql import Dialect, compile_term, decoded_value, header_fields, like_pattern, parse_query
 
 __all__ = [
     "compile_node",
@@ -50,15 +48,22 @@ HEADER_SCAN_LIMIT = 256 * 1024
 
 _WORD = re.compile(r"\w")
 
-_ADDRESS_COLUMNS = {
-    "to": ("m.to_json",),
-    "cc": ("m.cc_json",),
-    "bcc": ("m.bcc_json",),
-    "reply-to": ("m.reply_to_json",),
-    "from": ("m.from_addr", "m.from_name"),
-    "addressed": ("m.from_addr", "m.from_name", "m.to_json", "m.cc_json", "m.bcc_json"),
-    "subject": ("m.subject",),
-}
+SQLITE = Dialect(
+    mark="?",
+    like="{col} LIKE ? ESCAPE '\\'",  # LIKE ignores ASCII case in SQLite
+    read="m.read = 1",
+    unread="m.read = 0",
+    tag_name="t.name = ?",  # tag.name is COLLATE NOCASE
+    address_columns={
+        "to": ("m.to_json",),
+        "cc": ("m.cc_json",),
+        "bcc": ("m.bcc_json",),
+        "reply-to": ("m.reply_to_json",),
+        "from": ("m.from_addr", "m.from_name"),
+        "addressed": ("m.from_addr", "m.from_name", "m.to_json", "m.cc_json", "m.bcc_json"),
+        "subject": ("m.subject",),
+    },
+)
 
 
 def compile_query(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, list[Any]]:
@@ -67,10 +72,7 @@ def compile_query(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, li
     Raises:
         InvalidQuery: the query does not parse; the message names the problem.
     """
-    try:
-        node = search.parse(text, tz=tz)
-    except search.SearchError as e:
-        raise InvalidQuery(str(e)) from None
+    node = parse_query(text, tz=tz)
     if node is None:
         return "1", []
     params: list[Any] = []
@@ -80,10 +82,6 @@ def compile_query(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, li
 def fts_quote(term: str, *, prefix: bool) -> str:
     """Quote user text as one FTS5 string (a phrase of its tokens), optionally a prefix."""
     return '"' + term.replace('"', '""') + '"' + ("*" if prefix else "")
-
-
-def _like(value: str) -> str:
-    return "%" + value.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
 def compile_node(node: Node, params: list[Any]) -> str:
@@ -96,25 +94,10 @@ def compile_node(node: Node, params: list[Any]) -> str:
         return f"NOT ({compile_node(node.child, params)})"
     if isinstance(node, Text):
         return _text([node], params, " AND ")
-    if isinstance(node, Field):
-        return _field(node, params)
-    if isinstance(node, Flag):
-        return {
-            "read": "m.read = 1",
-            "unread": "m.read = 0",
-            "tagged": "EXISTS (SELECT 1 FROM message_tag mt WHERE mt.message = m.id)",
-            "attachment": "m.attachments > 0",
-        }[node.name]
-    if isinstance(node, DateBound):
-        params.append(node.epoch)
-        return "m.created < ?" if node.op == "before" else "m.created >= ?"
-    if isinstance(node, Size):
-        params.append(node.bytes)
-        return "m.size > ?" if node.op == "larger" else "m.size < ?"
     if isinstance(node, Header):
         params.extend((node.name, node.value))
         return "postroom_header((SELECT r.data FROM raw r WHERE r.id = m.id), ?, ?)"
-    raise AssertionError(f"unknown node {node!r}")  # pragma: no cover
+    return compile_term(node, params, SQLITE)
 
 
 def _compile_group(children: tuple[Node, ...], params: list[Any], joiner: str) -> str:
@@ -177,37 +160,10 @@ def _split_fulltext(children: tuple[Node, ...]) -> tuple[str | None, list[Node]]
 
 def _text(texts: list[Text], params: list[Any], joiner: str) -> str:
     if len(texts) == 1 and not _WORD.search(texts[0].value):
-        params.append(_like(texts[0].value))
+        params.append(like_pattern(texts[0].value))
         return "m.subject LIKE ? ESCAPE '\\'"
     params.append(joiner.join(fts_quote(t.value, prefix=not t.phrase) for t in texts))
     return "m.id IN (SELECT rowid FROM fts WHERE fts MATCH ?)"
-
-
-def _field(node: Field, params: list[Any]) -> str:
-    name, value = node.name, node.value
-    if name in _ADDRESS_COLUMNS:
-        cols = _ADDRESS_COLUMNS[name]
-        params.extend([_like(value)] * len(cols))
-        return "(" + " OR ".join(f"{c} LIKE ? ESCAPE '\\'" for c in cols) + ")"
-    if name == "message-id":
-        params.append(value)
-        return "m.message_id = ?"
-    if name == "thread":
-        params.append(value)
-        return "m.thread_id = ?"
-    if name == "tag":
-        params.append(value)
-        return (
-            "EXISTS (SELECT 1 FROM message_tag mt JOIN tag t ON t.id = mt.tag "
-            "WHERE mt.message = m.id AND t.name = ?)"
-        )
-    if name == "mailbox":
-        params.append(value.lower())
-        return (
-            "EXISTS (SELECT 1 FROM delivery d JOIN folder f ON f.id = d.folder_id "
-            "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = m.id AND mb.name = ?)"
-        )
-    raise AssertionError(f"unknown field {name}")  # pragma: no cover
 
 
 # -- listings with free text -------------------------------------------------------------
@@ -247,10 +203,7 @@ def fulltext_listing(
     Raises:
         InvalidQuery: the query does not parse.
     """
-    try:
-        node = search.parse(query, tz=tz)
-    except search.SearchError as e:
-        raise InvalidQuery(str(e)) from None
+    node = parse_query(query, tz=tz)
     if node is None:
         return None
     if isinstance(node, And):
@@ -328,30 +281,9 @@ def header_matches(block: bytes, name: str, value: str | None) -> bool:
     """
     want = name.lower().encode("ascii", "replace")
     needle = value.lower() if value is not None else None
-    current: bytes | None = None
-    pieces: list[bytes] = []
-
-    def check() -> bool:
-        if current is None:
-            return False
-        if needle is None:
-            return True
-        return needle in decode_header_bytes(b" ".join(pieces)).lower()
-
-    for line in block.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if line[:1] in (b" ", b"\t"):
-            if current is not None:
-                pieces.append(line.strip())
-            continue
-        if check():
-            return True
-        k, sep, v = line.partition(b":")
-        if sep and k.strip().lower() == want:
-            current, pieces = k, [v.strip()]
-        else:
-            current, pieces = None, []
-    return check()
+    return any(
+        k.lower() == want and (needle is None or needle in decoded_value(v)) for k, v in header_fields(block)
+    )
 
 
 def _sql_header(data: bytes | None, name: str, value: str | None) -> int:

@@ -12,18 +12,15 @@ the page's conversations read message rows (subject and participants).
 
 from __future__ import annotations
 
-import json
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
-from .base import Address, Summary, ThreadInfo, ThreadPage
+from .base import Summary, ThreadPage
+from .rows import SUMMARY_COLS, ThreadQuery, clamp_page, thread_page
 
-__all__ = ["MAX_PARTICIPANTS", "ThreadsMixin"]
+__all__ = ["PARTICIPANT_ROWS", "ThreadsMixin"]
 
-# Participants listed per conversation; the rows read to find them (oldest messages first).
-MAX_PARTICIPANTS = 20
-PARTICIPANT_ROWS = 200
-PAGE_LIMIT_MAX = 1000  # as the message listing
+PARTICIPANT_ROWS = 200  # rows read to find a conversation's participants (oldest first)
 
 
 class ThreadsMixin:
@@ -34,11 +31,10 @@ class ThreadsMixin:
 
     def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
         """Conversations, newest activity first (counted within ``mailbox`` when given)."""
-        start = max(0, int(start))
-        limit = max(0, min(int(limit), PAGE_LIMIT_MAX))
+        start, limit = clamp_page(start, limit)
         conn = self._reader()
         where, params = "m.thread_id <> ''", []
-        rows_where, rows_params = "", []
+        rows_where, rows_params = "1", []
         if mailbox:
             # The counts walk the covering index (thread_id, read, created) and probe one set
             # of the mailbox's messages ("+" keeps SQLite from driving the query from that
@@ -50,63 +46,22 @@ class ThreadsMixin:
             )
             params = [mailbox.lower()]
             rows_where = (
-                " AND EXISTS (SELECT 1 FROM delivery d JOIN folder f ON f.id = d.folder_id "
+                "EXISTS (SELECT 1 FROM delivery d JOIN folder f ON f.id = d.folder_id "
                 "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = m.id AND mb.name = ?)"
             )
             rows_params = [mailbox.lower()]
-        total = conn.execute(
-            f"SELECT count(DISTINCT m.thread_id) FROM message m WHERE {where}", params
-        ).fetchone()[0]
-        groups = conn.execute(
-            f"SELECT m.thread_id, count(*), coalesce(sum(m.read = 0), 0), max(m.created), max(m.id) AS last "
-            f"FROM message m WHERE {where} GROUP BY m.thread_id ORDER BY last DESC LIMIT ? OFFSET ?",
-            [*params, limit, start],
-        ).fetchall()
-        threads = []
-        for tid, count, unread, last, _ in groups:
-            rows = conn.execute(
-                f"SELECT m.subject, m.from_name, m.from_addr, m.to_json, m.cc_json FROM message m "
-                f"WHERE m.thread_id = ?{rows_where} ORDER BY m.id LIMIT ?",
-                [tid, *rows_params, PARTICIPANT_ROWS],
-            ).fetchall()
-            threads.append(
-                ThreadInfo(
-                    thread_id=tid,
-                    subject=rows[0][0] if rows else "",
-                    messages=count,
-                    unread=unread,
-                    participants=_participants(rows),
-                    last_activity=last,
-                )
-            )
-        return ThreadPage(total, start, threads)
+        query = ThreadQuery(
+            "?", "coalesce(sum(m.read = 0), 0)", where, params, rows_where, rows_params, PARTICIPANT_ROWS
+        )
+        return thread_page(lambda sql, p: conn.execute(sql, p).fetchall(), query, start, limit)
 
     def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
         """The messages of a conversation in arrival order; [] for an unknown id."""
-        from .sqlite_reading import SUMMARY_COLS as _SUMMARY_COLS
-
         if not thread_id:
             return []
         conn = self._reader()
         rows = conn.execute(
-            f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.thread_id = ? ORDER BY m.id LIMIT ?",
+            f"SELECT {SUMMARY_COLS} FROM message m WHERE m.thread_id = ? ORDER BY m.id LIMIT ?",
             (thread_id, max(0, int(limit))),
         ).fetchall()
         return self._summaries(conn, rows)
-
-
-def _participants(rows: list[Any]) -> list[Address]:
-    """Distinct addresses of From, To and Cc, in order of first appearance."""
-    out: dict[str, Address] = {}
-    for _, from_name, from_addr, to_json, cc_json in rows:
-        pairs = [(from_name, from_addr)] if from_addr else []
-        for text in (to_json, cc_json):
-            if text and text != "[]":
-                pairs.extend((n, a) for n, a in json.loads(text))
-        for name, addr in pairs:
-            key = addr.lower()
-            if key and key not in out:
-                out[key] = Address(name, addr)
-                if len(out) >= MAX_PARTICIPANTS:
-                    return list(out.values())
-    return list(out.values())

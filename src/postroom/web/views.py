@@ -99,8 +99,7 @@ async def livez(request: web.Request) -> web.Response:
 async def readyz(request: web.Request) -> web.Response:
     from .common import APP_KEY
 
-    store = getattr(request.app[APP_KEY], "store", None)
-    if store is None:
+    if not request.app[APP_KEY].store_open:
         return text_response("store not open", status=503)
     return text_response("ok")
 
