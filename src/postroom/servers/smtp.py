@@ -55,7 +55,7 @@ from ..protocols.smtp import (
 from ..store.base import Envelope
 from ..store.ingest import Ingest, ingest_paths
 from .auth import Authenticator
-from .smtp_gate import ConnectionGate, LocalGate, SharedGate
+from .smtp_gate import GATE_KEY, ConnectionGate, LocalGate, SharedGate
 from .smtp_hooks import SMTPHook, call_stage
 from .smtp_workers import WorkerPool, worker_count
 
@@ -164,6 +164,7 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
     """
     if implicit_tls and app.ssl_context is None:
         raise ValueError("implicit TLS needs a certificate (app.ssl_context)")
+    _connection_gate(app)
     listener = SMTPListener(app, implicit_tls)
     loop = asyncio.get_running_loop()
     workers = 0 if implicit_tls else worker_count(app)
@@ -186,9 +187,8 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         def all_workers_gone() -> None:  # called from a pool thread
             loop.call_soon_threadsafe(loop.call_later, TAKEOVER_GRACE, take_over)
 
-        # one connection limit for this process and every worker (smtp_gate.py)
-        gate = SharedGate.create(workers + 1, app.settings.smtp_max_connections)
-        listener.gate = app.extras["smtp_gate"] = gate
+        gate = listener.gate
+        assert isinstance(gate, SharedGate)  # _connection_gate made it for these workers
         listener.pool = WorkerPool(app, on_all_gone=all_workers_gone, gate=gate)
         listener.pool.start(sock, workers)
     else:
@@ -202,6 +202,21 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         )
     listener.start_sweeper()
     return listener
+
+
+def _connection_gate(app: App) -> ConnectionGate:
+    """The one connection count of ``app``'s SMTP and SMTPS listeners and SMTP worker
+    processes (smtp_gate.py), made by whichever listener starts first: shared memory sized
+    for the workers the plain listener will start (SMTPS is served by this process only).
+    It was made by the SMTP listener, so an SMTPS listener started before it kept a count
+    of its own."""
+    gate: ConnectionGate | None = app.extras.get(GATE_KEY)
+    if gate is None:
+        limit = app.settings.smtp_max_connections
+        workers = worker_count(app) if app.settings.smtp != "off" else 0
+        gate = SharedGate.create(workers + 1, limit) if workers else LocalGate(limit)
+        app.extras[GATE_KEY] = gate
+    return gate
 
 
 def _family(host: str) -> socket.AddressFamily:
@@ -242,7 +257,7 @@ class SMTPListener:
         self.limiter = app.auth_limiter  # failed AUTH per client address (authlimit.py)
         self.max_connections = s.smtp_max_connections
         # shared by the SMTP and SMTPS listeners of one app (and by its worker processes)
-        self.gate: ConnectionGate = app.extras.setdefault("smtp_gate", LocalGate(s.smtp_max_connections))
+        self.gate: ConnectionGate = app.extras.setdefault(GATE_KEY, LocalGate(s.smtp_max_connections))
         self.timeout = float(s.smtp_timeout or COMMAND_TIMEOUT)
         # the whole-session deadline (--smtp-session-limit, 0: none)
         self.session_limit = float(s.smtp_session_limit) if s.smtp_session_limit > 0 else None

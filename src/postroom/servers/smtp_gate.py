@@ -20,7 +20,9 @@ import os
 import struct
 from typing import Protocol
 
-__all__ = ["ConnectionGate", "LocalGate", "SharedGate"]
+__all__ = ["GATE_KEY", "ConnectionGate", "LocalGate", "SharedGate"]
+
+GATE_KEY = "smtp_gate"  # app.extras: the gate of the SMTP and SMTPS listeners of one app
 
 _SLOT = struct.Struct("=q")
 

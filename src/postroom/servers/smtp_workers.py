@@ -47,7 +47,7 @@ from typing import TYPE_CHECKING, Any
 from ..authlimit import AuthLimiter
 from ..store.base import Envelope, StoreError
 from ..store.ingest import WorkerFeed, WorkerIngest, WorkerJournalWriter, ingest_paths
-from .smtp_gate import SharedGate
+from .smtp_gate import GATE_KEY, SharedGate
 
 if TYPE_CHECKING:
     import ssl
@@ -282,7 +282,7 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, gate: list[int], 
     store = _JournalStore(journal, writer)
     app = _WorkerApp(settings, store)
     if gate:  # the connection limit shared with the main process and the other workers
-        app.extras["smtp_gate"] = SharedGate(gate[0], gate[1], gate[2], settings.smtp_max_connections)
+        app.extras[GATE_KEY] = SharedGate(gate[0], gate[1], gate[2], settings.smtp_max_connections)
     if settings.tls_enabled:
         from .tls import make_server_context
 
