@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import logging
 import os
 import shutil
 import struct
@@ -15,6 +16,8 @@ import sys
 import textwrap
 import zlib
 from pathlib import Path
+
+import pytest
 
 from postroom.config import Settings
 from postroom.events import Bus
@@ -244,3 +247,39 @@ def test_a_damaged_worker_segment_is_replayed_around_the_damage_and_kept(tmp_pat
 
     assert asyncio.run(run()) == ["WorkerId0", "WorkerId2"]
     assert os.path.exists(path + ".damaged") and not os.path.exists(path)
+
+
+def test_a_damaged_main_journal_is_replayed_around_the_damage_and_kept(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """At start, the main process's journal with a damaged record in the middle: the records
+    around it are stored, and the file is kept as ``*.damaged`` (it was emptied in place),
+    said in one warning."""
+    db = str(tmp_path / "store.db")
+    path = db + "-journal-postroom"
+    j = Journal(path, 0)
+    for n in range(3):
+        j.append(f"MainId{n}", ENV, (), MSG.replace(b"<m@x.org>", f"<j{n}@x.org>".encode()))
+    j.close()
+    starts = offsets(path)
+    data = bytearray(Path(path).read_bytes())
+    data[starts[1] + FRAME.size + 7] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+
+    async def run() -> list[str]:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(db, Settings(indexer="thread"), bus)
+        store.start()
+        try:
+            return sorted(m.id for m in store.list_messages().messages)
+        finally:
+            store.close()
+
+    with caplog.at_level(logging.WARNING, logger="postroom.store.journal"):
+        assert asyncio.run(run()) == ["MainId0", "MainId2"]
+    assert Path(path + ".damaged").read_bytes() == bytes(data)  # as it was, for a person to read
+    said = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
+    assert len(said) == 1 and "2 records recovered" in said[0] and path + ".damaged" in said[0]
+    assert asyncio.run(run()) == ["MainId0", "MainId2"]  # the next start replays nothing twice
+    assert not os.path.exists(path + ".damaged.2")

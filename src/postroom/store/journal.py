@@ -67,6 +67,8 @@ __all__ = [
     "Scan",
     "SegmentedJournal",
     "encode_message",
+    "keep_damaged",
+    "read_journal",
     "read_records",
     "scan_file",
     "segment_path",
@@ -275,17 +277,44 @@ def scan_file(data: bytes, pos: int = 0) -> tuple[Iterator[tuple[Record | EndOfS
 
 def read_records(path: str) -> Iterator[Record]:
     """Every whole record of the journal at ``path``, in order (none if it does not exist)."""
+    records, damaged = read_journal(path)
+    if damaged:
+        log.warning("the ingest journal %s had %d damaged bytes, skipped", path, damaged)
+    yield from records
+
+
+def read_journal(path: str) -> tuple[list[Record], int]:
+    """Every whole record of the journal at ``path``, in order, and how many of its bytes
+    were damaged (skipped); no records if it does not exist. Logs nothing: after a replay
+    the caller keeps a damaged file aside with :func:`keep_damaged`, which says so once."""
     try:
         with open(path, "rb") as f:
             data = f.read()
     except FileNotFoundError:
-        return
+        return [], 0
     records, scan = scan_file(data)
-    for rec, _ in records:
-        if isinstance(rec, Record):
-            yield rec
-    if scan is not None and scan.skipped:
-        log.warning("the ingest journal %s had %d damaged bytes, skipped", path, scan.skipped)
+    whole = [rec for rec, _ in records if isinstance(rec, Record)]
+    return whole, scan.skipped if scan is not None else 0
+
+
+def keep_damaged(path: str, damaged: int, recovered: int) -> str:
+    """Rename a replayed journal file that had ``damaged`` bytes to ``<path>.damaged`` (or
+    ``.damaged.N`` when that is taken), for a person to look at, rather than delete it;
+    log it once. Call only once its ``recovered`` records are committed. Returns the new name."""
+    kept = path + ".damaged"
+    n = 1
+    while os.path.exists(kept):
+        n += 1
+        kept = f"{path}.damaged.{n}"
+    os.replace(path, kept)
+    log.warning(
+        "the ingest journal %s had %d damaged bytes: %d records recovered around them, the file kept as %s",
+        path,
+        damaged,
+        recovered,
+        kept,
+    )
+    return kept
 
 
 def segment_path(base: str, gen: int) -> str:

@@ -42,7 +42,7 @@ from .base import (
 from .headers import scan_headers
 from .ids import new_id
 from .index_worker import TEXT_ONLY, begin_immediate
-from .journal import Journal, JournalTail, read_records, segment_path
+from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
 from .owner import StoreLock
 from .rawcodec import compress, unpack
 from .sqlite_background import BackgroundMixin
@@ -366,7 +366,8 @@ class SQLiteStore(
         path = self.path + "-journal-postroom"
         row = conn.execute("SELECT value FROM meta WHERE key = 'journal_seq'").fetchone()
         applied = int(row[0]) if row else 0
-        pending = [r for r in read_records(path) if r.seq > applied]
+        records, damaged = read_journal(path)
+        pending = [r for r in records if r.seq > applied]
         if pending:
             log.warning("replaying %d acknowledged messages from the ingest journal", len(pending))
             for i in range(0, len(pending), MAX_BATCH):
@@ -375,6 +376,8 @@ class SQLiteStore(
                     raise StoreError("replay failed")
             applied = max(r.seq for r in pending)
         self._replay_worker_journals(conn)
+        if damaged:  # what could be read of it is committed: keep the file aside, not delete it
+            keep_damaged(path, damaged, len(records))
         self._applied_seq = applied
         if self.settings.fsync:
             if os.path.exists(path):
