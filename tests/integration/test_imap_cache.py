@@ -6,6 +6,8 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
+
 from postroom.servers.imap.core import CACHE_KEY
 from postroom.servers.imap.messages import MessageCache
 from postroom.servers.imap.persist import FORMAT, HEAD, META, TEXT, dump_meta
@@ -148,3 +150,30 @@ def test_cache_rows_are_not_written_for_a_message_deleted_meanwhile(tmp_path: Pa
         store.imap_cache_put(META, {pid: blob})
         assert store.imap_cache_get(META, [pid]) == {}
         assert rows(db, "imap_meta") == 0
+
+
+def test_sort_keys_are_remembered_within_their_bound(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """SORT computes a message's key once and keeps it (a bounded number of them): repeated
+    SORTs over more messages than the bound still order correctly."""
+    import postroom.servers.imap.messages as messages
+
+    monkeypatch.setattr(messages, "SORT_KEY_ITEMS", 5)
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        subjects = ["delta", "Re: alpha", "echo", "charlie", "[list] bravo", "foxtrot"]
+        for i, subject in enumerate(subjects):
+            raw = msg(subject).replace(b"01 Jan 2024 10:00", f"0{6 - i} Jan 2024 10:00".encode())
+            deliver(s, raw)
+        with login(s) as w:
+            w.ok("SELECT INBOX")
+            cache = s.app.extras[CACHE_KEY]
+            assert isinstance(cache, MessageCache)
+            for _ in range(3):
+                assert w.ok("SORT (SUBJECT) UTF-8 ALL")[0] == b"* SORT 2 5 4 1 3 6\r\n"
+                assert w.ok("SORT (DATE) UTF-8 ALL")[0] == b"* SORT 6 5 4 3 2 1\r\n"
+                assert w.ok("SORT (REVERSE ARRIVAL) UTF-8 ALL")[0] == b"* SORT 6 5 4 3 2 1\r\n"
+                assert sum(len(k) for k in cache._sort_keys.values()) == cache._sort_key_count <= 5
+            monkeypatch.setattr(messages, "SORT_KEY_ITEMS", 100)
+            w.ok("SORT (SUBJECT) UTF-8 ALL")
+            w.ok("SORT (DATE) UTF-8 ALL")
+            assert len(cache._sort_keys["SUBJECT"]) == len(cache._sort_keys["DATE"]) == 6
+            assert "ARRIVAL" not in cache._sort_keys  # taken from the listing, nothing kept

@@ -27,7 +27,7 @@ from ...protocols.imap import mime
 from ...protocols.imap.encoder import encode
 from ...protocols.imap.fetch import Section, decode_part, decode_qp
 from ...protocols.imap.search import fold
-from ...protocols.imap.sort import decode_words
+from ...protocols.imap.sort import decode_words, sort_key
 from ...store.base import Entry, ImapStore
 from .persist import (
     HEAD,
@@ -55,6 +55,14 @@ MAX_TEXT = 1024 * 1024
 # Search text kept in memory, in characters over all messages (our choice; what does not
 # fit is read back from the store's cache at the next search).
 TEXT_CACHE_CHARS = 64 * 1024 * 1024
+# SORT keys kept in memory, over all criteria (our choice: a date or a base subject per
+# message, ~100 bytes each, so ~20 MB at the bound). Messages never change, so a key
+# computed once holds for good; without these a SORT of a mailbox larger than the derived
+# cache read and decoded the header fields of every message again.
+SORT_KEY_ITEMS = 200_000
+# Criteria whose key comes from the listing alone (nothing to remember).
+_LISTING_KEYS = frozenset({"ARRIVAL", "SIZE"})
+SortKey = str | float | int
 
 Text = tuple[str, str]  # (header + "\n" + body text, body text), case-folded
 
@@ -111,6 +119,8 @@ class MessageCache:
         self._derived: OrderedDict[str, Derived] = OrderedDict()
         self._texts: OrderedDict[str, Text] = OrderedDict()
         self._text_chars = 0
+        self._sort_keys: dict[str, dict[str, SortKey]] = {}  # criterion -> message ID -> key
+        self._sort_key_count = 0
         self._lock = threading.Lock()
         self.writes = WriteBehind(store)
 
@@ -277,6 +287,40 @@ class MessageCache:
                 _, old = self._texts.popitem(last=False)
                 self._text_chars -= len(old[0]) + len(old[1])
         return out
+
+    def sort_keys(self, criterion: str, views: list[MessageView]) -> list[SortKey]:
+        """The SORT key of ``criterion`` (RFC 5256) for each of ``views``, in order: from
+        memory, computing (with one batch load of header fields) only what is not there."""
+        if criterion in _LISTING_KEYS:
+            return [sort_key(criterion, _no_header, v.size, v.internaldate) for v in views]
+        with self._lock:
+            memo = self._sort_keys.setdefault(criterion, {})
+            got = [memo.get(v.entry.id) for v in views]
+        todo = [i for i, k in enumerate(got) if k is None]
+        out: list[SortKey] = got  # type: ignore[assignment]  # (the None entries are filled below)
+        if not todo:
+            return out
+        missing = [views[i] for i in todo]
+        prefetch(self, missing, headers=True, text=False)
+        for i, v in zip(todo, missing, strict=True):
+            out[i] = sort_key(criterion, v.raw_header, v.size, v.internaldate)
+        with self._lock:
+            memo = self._sort_keys.setdefault(criterion, {})
+            for i, v in zip(todo, missing, strict=True):
+                if v.entry.id not in memo:
+                    memo[v.entry.id] = out[i]
+                    self._sort_key_count += 1
+            while self._sort_key_count > SORT_KEY_ITEMS:  # drop the oldest keys first
+                crit = max(self._sort_keys, key=lambda c: len(self._sort_keys[c]))
+                keys = self._sort_keys[crit]
+                for old in list(keys)[: max(1, self._sort_key_count - SORT_KEY_ITEMS)]:
+                    del keys[old]
+                    self._sort_key_count -= 1
+        return out
+
+
+def _no_header(name: str) -> str | None:
+    return None
 
 
 def derive(part: mime.Part) -> Derived:

@@ -35,7 +35,7 @@ from ...protocols.imap.search import (
     uses_headers,
     uses_text,
 )
-from ...protocols.imap.sort import parse_sort, sort_key
+from ...protocols.imap.sort import parse_sort
 from ...store.base import Entry
 from .core import Selected, SessionBase
 from .messages import Derived, MessageView, prefetch
@@ -488,11 +488,11 @@ class SelectedCommands(SessionBase):
         await self.sync_selected(allow_expunge=uid, with_uid=uid)
 
         def run() -> list[MessageView]:
-            found = self._run_search(sel, key, headers=True)
+            found = self._run_search(sel, key)
             found.sort(key=lambda v: v.seq)
             for name, reverse in reversed(criteria):
-                keyed = {v.seq: sort_key(name, v.raw_header, v.size, v.internaldate) for v in found}
-                found.sort(key=lambda v: keyed[v.seq], reverse=reverse)
+                keyed = dict(zip((v.seq for v in found), self.cache.sort_keys(name, found), strict=True))
+                found.sort(key=lambda v: keyed[v.seq], reverse=reverse)  # type: ignore[arg-type,return-value]
             return found
 
         found = await self.blocking(run)
