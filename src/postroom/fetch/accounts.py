@@ -12,10 +12,11 @@ to fetch and into which local postroom mailbox::
     protocol = "imap"                # or "pop3" (then folders is INBOX only)
     delete = false                   # POP3 only: delete after the local copy is committed
 
-The state (per account and folder: UIDVALIDITY, the highest UID fetched, and for each
-fetched message its remote UID, local UID and flags; for POP3 the UIDLs fetched) lives in
-an SQLite file, committed after every message, so a run that is killed resumes where it
-stopped and a re-run adds no duplicate.
+The state (per account and folder: UIDVALIDITY, the highest UID fetched, the remote
+HIGHESTMODSEQ last mirrored, and for each fetched message its remote UID, local UID and
+flags; the one message being copied; for POP3 the UIDLs fetched) lives in an SQLite file,
+committed after every message, so a run that is killed resumes where it stopped and a
+re-run adds no duplicate.
 """
 
 from __future__ import annotations
@@ -147,6 +148,12 @@ CREATE TABLE IF NOT EXISTS message (
     local_uid INTEGER NOT NULL, flags TEXT NOT NULL, PRIMARY KEY (account, folder, uid));
 CREATE TABLE IF NOT EXISTS pop3 (
     account TEXT NOT NULL, uidl TEXT NOT NULL, PRIMARY KEY (account, uidl));
+CREATE TABLE IF NOT EXISTS pending (
+    account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
+    local_min INTEGER NOT NULL, PRIMARY KEY (account, folder));
+CREATE TABLE IF NOT EXISTS modseq (
+    account TEXT NOT NULL, folder TEXT NOT NULL, highest INTEGER NOT NULL,
+    PRIMARY KEY (account, folder));
 """
 
 
@@ -171,15 +178,40 @@ class State:
     ) -> None:
         with self.db:
             self.db.execute("BEGIN")
-            self.db.execute("DELETE FROM message WHERE account=? AND folder=?", (account, folder))
+            for table in ("message", "pending", "modseq"):
+                self.db.execute(f"DELETE FROM {table} WHERE account=? AND folder=?", (account, folder))
             self.db.execute(
                 "INSERT OR REPLACE INTO folder VALUES (?, ?, ?, 0, ?, ?)",
                 (account, folder, uidvalidity, local_folder, local_uv),
             )
 
+    def appending(self, account: str, folder: str, uid: int, local_min: int) -> None:
+        """Remember, before the local APPEND, that remote ``uid`` is being copied and that its
+        copy will get a local UID of at least ``local_min``: if the run dies between the
+        APPEND and :meth:`fetched`, the next run finds that copy instead of adding another."""
+        self.db.execute(
+            "INSERT OR REPLACE INTO pending VALUES (?, ?, ?, ?)", (account, folder, uid, local_min)
+        )
+
+    def pending(self, account: str, folder: str) -> tuple[int, int] | None:
+        row = self.db.execute(
+            "SELECT uid, local_min FROM pending WHERE account=? AND folder=?", (account, folder)
+        ).fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    def highest_modseq(self, account: str, folder: str) -> int:
+        row = self.db.execute(
+            "SELECT highest FROM modseq WHERE account=? AND folder=?", (account, folder)
+        ).fetchone()
+        return 0 if row is None else int(row[0])
+
+    def set_highest_modseq(self, account: str, folder: str, highest: int) -> None:
+        self.db.execute("INSERT OR REPLACE INTO modseq VALUES (?, ?, ?)", (account, folder, highest))
+
     def fetched(self, account: str, folder: str, uid: int, local_uid: int, flags: str) -> None:
         with self.db:
             self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM pending WHERE account=? AND folder=?", (account, folder))
             self.db.execute(
                 "INSERT OR REPLACE INTO message VALUES (?, ?, ?, ?, ?)",
                 (account, folder, uid, local_uid, flags),

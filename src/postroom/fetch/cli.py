@@ -300,7 +300,9 @@ def _fetch_setup(p: argparse.ArgumentParser) -> None:
         "--state", metavar="FILE", help="sync state file (default ~/.local/state/postroom/fetch-state.sqlite)"
     )
     p.add_argument(
-        "--watch", action="store_true", help="keep fetching every --interval seconds until interrupted"
+        "--watch",
+        action="store_true",
+        help="keep fetching until interrupted: at once when IMAP IDLE reports new mail, else every --interval seconds",
     )
     p.add_argument(
         "--interval", type=float, default=60.0, help="seconds between fetches with --watch (default 60)"
@@ -310,7 +312,8 @@ def _fetch_setup(p: argparse.ArgumentParser) -> None:
 @command("fetch", "copy real inboxes (IMAP or POP3 accounts in the config file) into postroom, incrementally")
 def fetch(args: argparse.Namespace) -> int:
     from .accounts import State, default_state_path, load_accounts
-    from .imap_sync import FetchError, LocalTarget, Report, sync_account, watch
+    from .imap_sync import FetchError, LocalTarget, Report, sync_account
+    from .watch import watch
 
     path = args.config or os.environ.get("POSTROOM_CONFIG", "")
     if not path:

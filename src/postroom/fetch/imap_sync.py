@@ -21,13 +21,13 @@ provider's hint, TLS mode, server unreachable).
 
 from __future__ import annotations
 
+import hashlib
 import imaplib
 import poplib
 import re
 import socket
 import ssl
-import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -62,6 +62,7 @@ class Report:
     account: str
     fetched: int = 0
     flags_mirrored: int = 0
+    flags_read: int = 0  # flag states read from the server to find changes
     folders: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -127,6 +128,10 @@ def _remote_imap(acc: Account) -> imaplib.IMAP4:
             conn.authenticate("XOAUTH2", lambda _: sasl)
         else:
             conn.login(acc.user, acc.password)
+        # capabilities change at login (Dovecot adds CONDSTORE, QRESYNC, ...): ask again
+        typ, dat = conn.capability()
+        if typ == "OK" and dat and isinstance(dat[-1], bytes):
+            conn.capabilities = tuple(dat[-1].decode("ascii", "replace").upper().split())
     except imaplib.IMAP4.error as e:
         reply = str(e)
         conn.shutdown()
@@ -221,24 +226,92 @@ def _flags_of(text: str) -> str:
     return " ".join(sorted(f for f in text.split() if f.lower() not in _SESSION_FLAGS))
 
 
+def _untagged_int(conn: imaplib.IMAP4, name: str) -> int:
+    _, data = conn.response(name)
+    try:
+        return int(data[0]) if data and data[0] is not None else 0
+    except (TypeError, ValueError):
+        return 0
+
+
+def _local_copy(local: imaplib.IMAP4, local_min: int, body: bytes) -> int:
+    """The local UID of a message with exactly ``body`` among local UIDs >= ``local_min``
+    (the copy a killed run APPENDed without recording it), or 0."""
+    typ, data = local.uid("FETCH", f"{local_min}:*", "(UID BODY.PEEK[])")
+    for uid, _, _, stored in _parse_fetch(_check(typ, data, "local UID FETCH")):
+        if uid >= local_min and stored == body:
+            return uid
+    return 0
+
+
+@dataclass
+class _Folder:
+    """One remote folder being copied, and where its copies go."""
+
+    acc: Account
+    remote: imaplib.IMAP4
+    local: imaplib.IMAP4
+    state: State
+    name: str
+    local_name: str
+    local_next: int  # every later local APPEND gets at least this UID
+    # after a UIDVALIDITY change: SHA-256 of the bytes of the copies made before it -> their
+    # local UIDs, so a message still on the server is matched to its copy, not copied again
+    earlier: dict[bytes, list[int]] = field(default_factory=dict)
+
+
+def _earlier_copies(local: imaplib.IMAP4, local_uids: list[int]) -> dict[bytes, list[int]]:
+    out: dict[bytes, list[int]] = {}
+    for i in range(0, len(local_uids), 200):
+        uid_set = ",".join(str(u) for u in local_uids[i : i + 200])
+        typ, data = local.uid("FETCH", uid_set, "(UID BODY.PEEK[])")
+        for uid, _, _, body in _parse_fetch(_check(typ, data, "local UID FETCH")):
+            out.setdefault(hashlib.sha256(body).digest(), []).append(uid)
+    return out
+
+
+def _copy(f: _Folder, uid: int, flags: str, date: str, body: bytes, pending: tuple[int, int] | None) -> None:
+    kept = _flags_of(flags)
+    local_uid = _local_copy(f.local, pending[1], body) if pending and pending[0] == uid else 0
+    same = f.earlier.get(hashlib.sha256(body).digest()) if f.earlier and not local_uid else None
+    if same:
+        local_uid = same.pop(0)
+        _check(*f.local.uid("STORE", str(local_uid), "FLAGS", f"({kept})"), "local UID STORE")
+    if not local_uid:
+        f.state.appending(f.acc.name, f.name, uid, f.local_next)
+        when = f'"{date}"' if date else None
+        typ, resp = f.local.append(_quote(f.local_name), f"({kept})" if kept else None, when, body)
+        _check(typ, resp, f"local APPEND to {f.local_name}")
+        m = _APPENDUID.search(b" ".join(r for r in resp if isinstance(r, bytes)))
+        local_uid = int(m.group(2)) if m else 0
+        f.local_next = max(f.local_next, local_uid + 1)
+    f.state.fetched(f.acc.name, f.name, uid, local_uid, kept)
+
+
 def _sync_folder(
     acc: Account, remote: imaplib.IMAP4, local: imaplib.IMAP4, state: State, folder: str, report: Report
 ) -> None:
     _check(*remote.select(_quote(folder), readonly=True), f"EXAMINE {folder}")
     uidvalidity = _status_uidvalidity(remote)
+    highest_modseq = _untagged_int(remote, "HIGHESTMODSEQ")  # sent once CONDSTORE is enabled
     local_folder = "INBOX" if folder.upper() == "INBOX" else folder
     if local_folder != "INBOX":
         local.create(_quote(local_folder))  # NO [ALREADYEXISTS] is fine
     _check(*local.select(_quote(local_folder)), f"local SELECT {local_folder}")
     local_uv = _status_uidvalidity(local)
+    f = _Folder(acc, remote, local, state, folder, local_folder, _untagged_int(local, "UIDNEXT"))
     known = state.folder(acc.name, folder)
     if known is None or known[0] != uidvalidity or known[3] != local_uv:
         if known is not None:
             report.notes.append(f"{folder}: UIDVALIDITY changed, fetching it again")
+            if known[3] == local_uv:  # the local copies are still there: match, don't duplicate
+                old = sorted(lu for lu, _ in state.messages(acc.name, folder).values() if lu)
+                f.earlier = _earlier_copies(local, old)
         state.reset_folder(acc.name, folder, uidvalidity, local_folder, local_uv)
         last = 0
     else:
         last = known[1]
+    pending = state.pending(acc.name, folder)
     typ, data = remote.uid("SEARCH", f"UID {last + 1}:*")
     found = _check(typ, data, "UID SEARCH")[0] or b""
     uids = [int(u) for u in found.split()]
@@ -249,24 +322,23 @@ def _sync_folder(
         for uid, flags, date, body in sorted(
             _parse_fetch(_check(typ, data, "UID FETCH")), key=lambda t: t[0]
         ):
-            kept = _flags_of(flags)
-            when = f'"{date}"' if date else None
-            typ, resp = local.append(_quote(local_folder), f"({kept})" if kept else None, when, body)
-            _check(typ, resp, f"local APPEND to {local_folder}")
-            m = _APPENDUID.search(b" ".join(r for r in resp if isinstance(r, bytes)))
-            state.fetched(acc.name, folder, uid, int(m.group(2)) if m else 0, kept)
+            _copy(f, uid, flags, date, body, pending)
             report.fetched += 1
-    _mirror_flags(acc, remote, local, state, folder, report)
+    _mirror_flags(f, highest_modseq, report)
     report.folders.append(folder)
 
 
-def _mirror_flags(
-    acc: Account, remote: imaplib.IMAP4, local: imaplib.IMAP4, state: State, folder: str, report: Report
-) -> None:
+def _mirror_flags(f: _Folder, highest_modseq: int, report: Report) -> None:
+    """Copy remote flag changes of messages fetched earlier to their local copies. With
+    CONDSTORE (RFC 7162) only the messages changed since the HIGHESTMODSEQ mirrored last
+    are read, and nothing at all when it has not moved."""
+    acc, state, folder = f.acc, f.state, f.name
     known = state.messages(acc.name, folder)
-    if not known:
+    since = state.highest_modseq(acc.name, folder) if highest_modseq else 0
+    if not known or (since and since >= highest_modseq):
         return
-    typ, data = remote.uid("FETCH", f"1:{max(known)}", "(UID FLAGS)")
+    modifier = f" (CHANGEDSINCE {since})" if since else ""
+    typ, data = f.remote.uid("FETCH", f"1:{max(known)}", f"(UID FLAGS){modifier}")
     current: dict[int, str] = {}
     for line in _check(typ, data, "UID FETCH FLAGS"):
         raw = line[0] if isinstance(line, tuple) else line
@@ -276,23 +348,33 @@ def _mirror_flags(
         flags_m = re.search(rb"FLAGS \(([^)]*)\)", raw)
         if uid_m and flags_m:
             current[int(uid_m.group(1))] = _flags_of(flags_m.group(1).decode())
-    for uid, (local_uid, flags) in known.items():
-        now = current.get(uid)
-        if now is None or now == flags or not local_uid:
-            continue  # expunged remotely (kept locally), unchanged, or local UID unknown
-        _check(*local.uid("STORE", str(local_uid), "FLAGS", f"({now})"), "local UID STORE")
+    report.flags_read += len(current)
+    for uid, now in current.items():
+        local_uid, flags = known.get(uid, (0, now))
+        if now == flags or not local_uid:
+            continue  # unchanged, not fetched (yet), or local UID unknown
+        _check(*f.local.uid("STORE", str(local_uid), "FLAGS", f"({now})"), "local UID STORE")
         state.set_flags(acc.name, folder, uid, now)
         report.flags_mirrored += 1
+    if highest_modseq:
+        state.set_highest_modseq(acc.name, folder, highest_modseq)
 
 
 def _sync_imap(acc: Account, target: LocalTarget, state: State, report: Report) -> None:
     remote = _remote_imap(acc)
     local = _local_imap(target, acc.mailbox)
     try:
+        if "CONDSTORE" in remote.capabilities and "ENABLE" in remote.capabilities:
+            remote.enable("CONDSTORE")  # EXAMINE then reports HIGHESTMODSEQ
         for folder in resolve_folders(remote, acc.folders):
             _sync_folder(acc, remote, local, state, folder, report)
     except (imaplib.IMAP4.error, OSError) as e:
-        raise FetchError(f"{acc.host}:{acc.port}: {e}") from None
+        lost = isinstance(e, (imaplib.IMAP4.abort, OSError))
+        raise FetchError(
+            f"{'connection lost' if lost else 'failed'} while syncing {acc.name} ({acc.host}:{acc.port})"
+            f" after {report.fetched} new messages: {e}"
+            + ("; what was copied is kept, run again to continue" if lost else "")
+        ) from None
     finally:
         for conn in (remote, local):
             try:
@@ -358,24 +440,3 @@ def sync_account(acc: Account, target: LocalTarget, state: State) -> Report:
     else:
         _sync_imap(acc, target, state, report)
     return report
-
-
-def watch(accounts: list[Account], target: LocalTarget, state: State, interval: float,
-          on_report: Callable[[Report | FetchError], None], stop: Callable[[], bool]) -> None:  # fmt: skip
-    """Sync every ``interval`` seconds until ``stop()``; after a failure, back off
-    exponentially (up to 10 minutes) for that account."""
-    next_at = {a.name: 0.0 for a in accounts}
-    delay = {a.name: interval for a in accounts}
-    while not stop():
-        now = time.monotonic()
-        for acc in accounts:
-            if now < next_at[acc.name]:
-                continue
-            try:
-                on_report(sync_account(acc, target, state))
-                delay[acc.name] = interval
-            except FetchError as e:
-                on_report(e)
-                delay[acc.name] = min(delay[acc.name] * 2, 600.0)
-            next_at[acc.name] = time.monotonic() + delay[acc.name]
-        time.sleep(min(1.0, interval))
