@@ -219,24 +219,24 @@ def test_planner_statistics_are_gathered_and_readers_use_them(
             )
 
             def plan() -> str:
-                conn = store._reader()
+                conn = store.db.reader()
                 return " ".join(str(r[-1]) for r in conn.execute(plan_sql))
 
             await asyncio.to_thread(plan)  # this worker thread's reader exists before the statistics
-            assert store._stats_gen == 0
+            assert store.db.stats_gen == 0
             for i in range(120):
                 await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i))
             for _ in range(400):
-                if store._stats_gen:
+                if store.db.stats_gen:
                     break
                 await asyncio.sleep(0.05)
-            assert store._stats_gen >= 1 and store._analyzed_rows >= 50
+            assert store.db.stats_gen >= 1 and store._analyzed_rows >= 50
             # the same (default executor) threads: their readers reload the statistics
             plans = {await asyncio.to_thread(plan) for _ in range(4)}
             assert all("COVERING INDEX message_subject_cover" in p for p in plans), plans
-            gen = store._stats_gen
+            gen = store.db.stats_gen
             await asyncio.sleep(0.3)
-            assert store._stats_gen == gen  # no growth, no new ANALYZE
+            assert store.db.stats_gen == gen  # no growth, no new ANALYZE
         finally:
             store.close()
 

@@ -55,11 +55,11 @@ def crash(store: SQLiteStore) -> None:
     """Stop the store the way kill -9 would leave it: the workers' journals not applied."""
     from postroom.store import sqlite
 
-    store._queue.put(sqlite._STOP)  # no final read of the journals, unlike close()
+    store.db.queue.put(sqlite._STOP)  # no final read of the journals, unlike close()
     assert store._writer is not None
     store._writer.join(10)
     store._stop_indexer()
-    store._closed = True
+    store.db.closed = True
     store._owner.release()  # what the kernel does for a process that dies
 
 

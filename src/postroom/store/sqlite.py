@@ -13,7 +13,6 @@ Heavy work (MIME parse, full-text index) runs in the indexer thread after commit
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
 import dataclasses
 import json
 import logging
@@ -35,26 +34,30 @@ from .base import (
     INBOX,
     Address,
     Envelope,
+    MailboxInfo,
+    MessagePage,
     StoreClosed,
     StoreError,
+    StoreStats,
     Summary,
+    ThreadPage,
 )
 from .headers import scan_headers
 from .ids import new_id
 from .index_worker import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
 from .owner import StoreLock
-from .rawcodec import compress, unpack
+from .rawcodec import compress
 from .sqlite_background import BackgroundMixin
 from .sqlite_changes import ChangesMixin
+from .sqlite_db import SQLiteDb
 from .sqlite_folders import FolderMixin, next_uidvalidity
-from .sqlite_imapcache import ImapCacheMixin
+from .sqlite_imapcache import ImapCache
 from .sqlite_jobs import _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
 from .sqlite_outbound import SQLiteOutbound
-from .sqlite_reading import ReadingMixin
+from .sqlite_reading import Reader
 from .sqlite_search import register_functions
 from .sqlite_tails import TAIL_BYTES, WorkerJournalsMixin
-from .sqlite_threads import ThreadsMixin
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -84,12 +87,9 @@ RETRY_INTERVAL = 1.0
 
 
 class SQLiteStore(
-    ReadingMixin,
     ChangesMixin,
     BackgroundMixin,
     FolderMixin,
-    ThreadsMixin,
-    ImapCacheMixin,
     WorkerJournalsMixin,
 ):
     """SQLite implementation of :class:`postroom.store.base.Store`."""
@@ -103,11 +103,11 @@ class SQLiteStore(
             self._tmpdir = tempfile.mkdtemp(prefix="postroom-", dir=base)
             target = os.path.join(self._tmpdir, "store.db")
         self.path = target
+        self.db = SQLiteDb(target, settings, bus, throwaway=self._tmpdir is not None)
+        self.reading = Reader(self.db)
+        self.imap_cache = ImapCache(self.db)
+        self.db.wait_applied = self._wait_applied
         self._owner = StoreLock(target)
-        self._queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
-        self._local = threading.local()
-        self._readers: list[sqlite3.Connection] = []
-        self._readers_lock = threading.Lock()
         self._writer: threading.Thread | None = None
         self._indexer: threading.Thread | None = None
         self._checkpointer: threading.Thread | None = None
@@ -115,8 +115,6 @@ class SQLiteStore(
         self._index_wakeup = threading.Event()
         self._stopping = threading.Event()  # set by close(): background threads stop waiting
         self._analyzed_rows = -1  # messages at the last ANALYZE (-1: not looked up yet)
-        self._stats_gen = 0  # bumped when the planner's statistics change (readers reload them)
-        self._closed = False
         # writes are failing (disk full...): journaled mail waits in _retry, new mail is refused
         self._degraded = False
         self._retry: list[_Ingest] = []
@@ -141,8 +139,50 @@ class SQLiteStore(
     def outbound(self) -> SQLiteOutbound:
         """The outbound queue kept in this database (:class:`postroom.store.outbound.HasOutbound`)."""
         if self._outbound is None:
-            self._outbound = SQLiteOutbound(self)
+            self._outbound = SQLiteOutbound(self.db)
         return self._outbound
+
+    # -- reading (sqlite_reading.Reader) -----------------------------------------------------
+    def list_messages(
+        self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
+    ) -> MessagePage:
+        return self.reading.list_messages(mailbox=mailbox, query=query, start=start, limit=limit)
+
+    def get_summary(self, id: str) -> Summary | None:
+        return self.reading.get_summary(id)
+
+    def get_raw(self, id: str) -> bytes | None:
+        return self.reading.get_raw(id)
+
+    def get_raw_stored(self, id: str) -> bytes | None:
+        return self.reading.get_raw_stored(id)
+
+    def get_envelope(self, id: str) -> Envelope | None:
+        return self.reading.get_envelope(id)
+
+    def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
+        return self.reading.latest_id(mailbox=mailbox, query=query)
+
+    def mailboxes(self) -> list[MailboxInfo]:
+        return self.reading.mailboxes()
+
+    def stats(self) -> StoreStats:
+        return self.reading.stats()
+
+    def tags(self) -> list[str]:
+        return self.reading.tags()
+
+    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
+        return self.reading.list_threads(mailbox=mailbox, start=start, limit=limit)
+
+    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
+        return self.reading.thread_messages(thread_id, limit=limit)
+
+    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+        return self.imap_cache.get(kind, ids)
+
+    def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
+        self.imap_cache.put(kind, items)
 
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
@@ -191,13 +231,13 @@ class SQLiteStore(
         self._checkpointer.start()
 
     def close(self) -> None:
-        if self._closed:
+        if self.db.closed:
             return
-        self._closed = True
+        self.db.closed = True
         if self._writer is not None:
             if self._tails:
-                self._queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
-            self._queue.put(_STOP)
+                self.db.queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
+            self.db.queue.put(_STOP)
             self._writer.join(30)
         for tail in self._tails:
             done = not self._degraded and tail.applied >= tail.mark()
@@ -218,13 +258,7 @@ class SQLiteStore(
         self._stopping.set()
         if self._checkpointer is not None:
             self._checkpointer.join(10)
-        with self._readers_lock:
-            for c in self._readers:
-                try:
-                    c.close()
-                except sqlite3.Error:
-                    pass
-            self._readers.clear()
+        self.db.close_readers()
         self._owner.release()
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
@@ -267,7 +301,7 @@ class SQLiteStore(
         with self._applied_cond:
             self._waiting += 1  # the writer does not pause for batching meanwhile
             try:
-                while not self._closed and not self._degraded:
+                while not self.db.closed and not self._degraded:
                     # a journal drained after its worker died is done once what was read is
                     # stored; one its worker cut back (a failed write) is done at its new end
                     if self._applied_seq >= target and all(t.applied >= min(m, t.mark()) for t, m in behind):
@@ -287,34 +321,6 @@ class SQLiteStore(
         """What the writer has applied so far (changes whenever it commits journaled mail)."""
         return (self._applied_seq, *(t.applied for t in self._tails))
 
-    def _reader(self, wait: bool = True) -> sqlite3.Connection:
-        """This thread's read connection; first, unless ``wait`` is False, wait until every
-        acknowledged message is stored (read-your-writes)."""
-        if self._closed:
-            raise StoreClosed("store is closed")
-        if wait:
-            self._wait_applied()
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
-        if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA query_only=1")
-            register_functions(conn)
-            self._local.conn = conn
-            self._local.stats_gen = self._stats_gen
-            with self._readers_lock:
-                self._readers.append(conn)
-        elif self._local.stats_gen != self._stats_gen:
-            # new planner statistics (sqlite_background._maybe_analyze): load them
-            self._local.stats_gen = self._stats_gen
-            conn.execute("PRAGMA query_only=0")
-            conn.execute("ANALYZE sqlite_schema")  # only reads sqlite_stat1 into this connection
-            conn.execute("PRAGMA query_only=1")
-        return conn
-
-    def _decompress(self, data: bytes) -> bytes:
-        return unpack(data)
-
     # -- the writer thread -------------------------------------------------------------
     def _write_loop(self, conn: sqlite3.Connection, ready: threading.Event) -> None:
         self._load_folders(conn)
@@ -326,7 +332,7 @@ class SQLiteStore(
             conn.close()
             return
         ready.set()
-        q = self._queue
+        q = self.db.queue
         while True:
             if self._retry:  # a batch of journaled mail failed: try it again now and then
                 try:
@@ -409,7 +415,7 @@ class SQLiteStore(
             for c in calls:
                 sp = "sp"
                 conn.execute(f"SAVEPOINT {sp}")
-                mark = len(self._pending())
+                mark = len(self.db.pending())
                 try:
                     res = c.fn(conn)
                     conn.execute(f"RELEASE {sp}")
@@ -417,7 +423,7 @@ class SQLiteStore(
                 except Exception as e:  # the call's own failure, reported to its caller
                     conn.execute(f"ROLLBACK TO {sp}")
                     conn.execute(f"RELEASE {sp}")
-                    del self._pending()[mark:]
+                    del self.db.pending()[mark:]
                     self._load_folders(conn)
                     done.append((c.future, None, e))
             self._retention(conn, events)
@@ -450,7 +456,7 @@ class SQLiteStore(
                 pass
             self._load_folders(conn)
             self._count = conn.execute("SELECT count(*) FROM message").fetchone()[0]
-            self._pending().clear()
+            self.db.pending().clear()
             self._tag_cache.clear()
             err = StoreError(f"write failed: {e}")
             for j in jobs:
@@ -481,25 +487,13 @@ class SQLiteStore(
                     self._applied_cond.notify_all()
                 if self._journal is not None:
                     self._journal.truncate_if_applied(top_seq)
-        extra = self._pending()
+        extra = self.db.pending()
         if extra:
             events.extend(extra)
             extra.clear()
         if events:
             self.bus.publish_many(events)
         return True
-
-    _local_events = threading.local()
-
-    def _pending(self) -> list[Event]:
-        pending: list[Event] | None = getattr(self._local_events, "pending", None)
-        if pending is None:
-            pending = self._local_events.pending = []
-        return pending
-
-    def _emit(self, event: Event) -> None:
-        """Queue an event from inside a writer call; published after commit."""
-        self._pending().append(event)
 
     def _resolve_ingests(self, ingests: list[_Ingest]) -> None:
         by_loop: dict[asyncio.AbstractEventLoop, list[_Ingest]] = {}
@@ -709,26 +703,22 @@ class SQLiteStore(
             ):
                 conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
             for fname, mname in folders:
-                self._emit(FolderChanged(mname, fname, "expunge"))
+                self.db.emit(FolderChanged(mname, fname, "expunge"))
         self._count = max(0, self._count - len(pids))
         return pids
 
     def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any:
         """Run ``fn(conn)`` in the writer's next transaction and wait for the commit."""
-        if self._closed:
-            raise StoreClosed("store is closed")
-        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self._queue.put(_Call(fn, fut))
-        return fut.result(timeout)
+        return self.db.write(fn, timeout)
 
     # -- ingest ----------------------------------------------------------------------------
     async def deliver(self, envelope: Envelope, raw: bytes, *, tags: tuple[str, ...] = ()) -> str:
-        if self._closed:
+        if self.db.closed:
             raise StoreClosed("store is closed")
         if self._journal is not None:
             return self.deliver_journaled(envelope, raw, tags)
         fut: asyncio.Future[str] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Ingest(envelope, raw, tags, fut))
+        self.db.queue.put(_Ingest(envelope, raw, tags, fut))
         return await fut
 
     @property
@@ -745,7 +735,7 @@ class SQLiteStore(
         processes' forwarders can call it without an event loop.
         """
         journal = self._journal
-        if self._closed or journal is None:
+        if self.db.closed or journal is None:
             raise StoreClosed("store is closed")
         if self._degraded:
             raise StoreError("the store cannot write at the moment (is the disk full?)")
@@ -753,7 +743,7 @@ class SQLiteStore(
             envelope = dataclasses.replace(envelope, received_at=time.time())
         pid = new_id()
         seq = journal.append(pid, envelope.dumps(), tags, raw)
-        self._queue.put(_Ingest(envelope, raw, tags, None, pid=pid, seq=seq))
+        self.db.queue.put(_Ingest(envelope, raw, tags, None, pid=pid, seq=seq))
         return pid
 
     async def append(
@@ -764,7 +754,7 @@ class SQLiteStore(
         flags: frozenset[str] = frozenset(),
         internaldate: float | None = None,
     ) -> tuple[int, int]:
-        if self._closed:
+        if self.db.closed:
             raise StoreClosed("store is closed")
         info = await asyncio.to_thread(self.folder_info, mailbox, folder)
         if info is None:
@@ -773,7 +763,7 @@ class SQLiteStore(
             raise NotFound(f"no folder {folder!r}")
         env = Envelope(mail_from="", rcpt_to=(mailbox,), received_at=internaldate or time.time())
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._queue.put(_Ingest(env, raw, (), fut, folder=(mailbox, folder), flags=flags))
+        self.db.queue.put(_Ingest(env, raw, (), fut, folder=(mailbox, folder), flags=flags))
         uid = await fut
         return info.uidvalidity, int(uid)
 

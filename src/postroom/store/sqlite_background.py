@@ -11,7 +11,6 @@ import contextlib
 import json
 import logging
 import os
-import queue
 import signal
 import sqlite3
 import subprocess
@@ -20,15 +19,14 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, MessagesIndexed
+from ..events import MessagesIndexed
 from .base import StoreClosed
 from .index_worker import TEXT_ONLY
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ..config import Settings
     from ..events import Bus
+    from .sqlite_db import SQLiteDb
 
 __all__ = ["BackgroundMixin"]
 
@@ -56,21 +54,15 @@ class BackgroundMixin:
     path: str
     settings: Settings
     bus: Bus
-    _closed: bool
-    _queue: queue.SimpleQueue[Any]
     _tag_rules: Any
     _indexer: threading.Thread | None
     _index_proc: subprocess.Popen[bytes] | None
     _index_wakeup: threading.Event
     _stopping: threading.Event
     _analyzed_rows: int
-    _stats_gen: int
 
     if TYPE_CHECKING:
-
-        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
-        def _emit(self, event: Event) -> None: ...
-        def _reader(self, wait: bool = True) -> sqlite3.Connection: ...
+        db: SQLiteDb
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database every CHECKPOINT_INTERVAL seconds (PASSIVE: it never
@@ -79,12 +71,12 @@ class BackgroundMixin:
         conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
         wal = self.path + "-wal"
         try:
-            while not self._closed:
+            while not self.db.closed:
                 if self._stopping.wait(CHECKPOINT_INTERVAL):
                     break  # closing: one last checkpoint below, without waiting out the interval
                 try:
                     size = os.path.getsize(wal) if os.path.exists(wal) else 0
-                    mode = "TRUNCATE" if size > WAL_RESTART_BYTES and self._queue.empty() else "PASSIVE"
+                    mode = "TRUNCATE" if size > WAL_RESTART_BYTES and self.db.queue.empty() else "PASSIVE"
                     if size:
                         conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
                     self._maybe_analyze(conn)
@@ -100,7 +92,7 @@ class BackgroundMixin:
     def _maybe_analyze(self, conn: sqlite3.Connection) -> None:
         """Gather the planner's statistics of the message table when they are missing or its
         size has changed ANALYZE_GROWTH-fold since; readers reload them (``_stats_gen``)."""
-        if not self._queue.empty():
+        if not self.db.queue.empty():
             return  # the writer is busy: ANALYZE holds the write lock (~45 ms per 100,000 messages)
         row = conn.execute("SELECT max(id) - min(id) + 1 FROM message").fetchone()  # two b-tree seeks
         estimate = int(row[0] or 0)
@@ -113,7 +105,7 @@ class BackgroundMixin:
             return
         conn.execute("ANALYZE message")
         self._analyzed_rows = _analyzed_rows(conn)
-        self._stats_gen += 1
+        self.db.stats_gen += 1
         log.debug("planner statistics gathered at %d messages", self._analyzed_rows)
 
     # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
@@ -157,9 +149,9 @@ class BackgroundMixin:
         def fn(conn: sqlite3.Connection) -> None:
             pids = write_index(conn, rows, self._tag_rules)
             if pids:
-                self._emit(MessagesIndexed(tuple(pids)))
+                self.db.emit(MessagesIndexed(tuple(pids)))
 
-        self.write(fn)
+        self.db.write(fn)
 
     def _index_receiver(self) -> None:
         """Announce what the worker process indexed (it writes its results itself, in short
@@ -168,7 +160,7 @@ class BackgroundMixin:
         assert proc is not None and proc.stdout is not None
         for line in proc.stdout:
             pids = line.decode("ascii", "replace").split()
-            if pids and not self._closed:
+            if pids and not self.db.closed:
                 self.bus.publish(MessagesIndexed(tuple(pids)))
 
     def _index_loop(self) -> None:
@@ -182,21 +174,21 @@ class BackgroundMixin:
         try:
             # FTS5 merges at insert here (the worker process switches that off and merges
             # when idle; the same database may have been indexed by one before)
-            self.write(lambda c: c.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)"))
+            self.db.write(lambda c: c.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)"))
             fixes = indexer.start()  # the conversation index, from the stored messages
             for i in range(0, len(fixes), BATCH):
                 self._write_index(fixes[i : i + BATCH])
-            while not self._closed:
+            while not self.db.closed:
                 self._index_wakeup.wait(2)
                 self._index_wakeup.clear()
-                while not self._closed and (rows := indexer.next_batch()):
+                while not self.db.closed and (rows := indexer.next_batch()):
                     self._write_index(rows)
-                if not self._closed and (rows := indexer.idle()):
+                if not self.db.closed and (rows := indexer.idle()):
                     self._write_index(rows)
         except StoreClosed:
             pass
         except sqlite3.Error:
-            if not self._closed:
+            if not self.db.closed:
                 log.exception("indexer stopped")
         finally:
             conn.close()
@@ -241,7 +233,7 @@ class BackgroundMixin:
         """
         if not ids:
             return []
-        conn = self._reader()
+        conn = self.db.reader()
         pending: list[str] = []
         for i in range(0, len(ids), 500):  # SQLite's variable limit is 32,766; keep it small
             chunk = ids[i : i + 500]
@@ -261,7 +253,7 @@ class BackgroundMixin:
         and benchmarks)."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            conn = self._reader()
+            conn = self.db.reader()
             # the second test has no index (TEXT_ONLY rows are few and short-lived): only
             # once nothing is pending
             if not conn.execute(

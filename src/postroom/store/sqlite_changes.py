@@ -7,11 +7,10 @@ writer's next transaction (``self.write``) and announces itself after the commit
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 from ..events import (
-    Event,
     FolderChanged,
     MessagesDeleted,
     ReadChanged,
@@ -19,6 +18,10 @@ from ..events import (
     TagRenamed,
     TagsChanged,
 )
+
+if TYPE_CHECKING:
+    from .sqlite_db import SQLiteDb
+    from .sqlite_reading import Reader
 
 __all__ = ["ChangesMixin"]
 
@@ -35,12 +38,9 @@ class ChangesMixin:
     _folder_cache: dict[tuple[str, str], list[int]]
 
     if TYPE_CHECKING:
+        db: SQLiteDb
+        reading: Reader
 
-        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
-        def _emit(self, event: Event) -> None: ...
-        def _where(
-            self, mailbox: str | None, query: str | None, conn: sqlite3.Connection | None = None
-        ) -> tuple[str, list[Any]]: ...
         def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]: ...
         def _tag_id(self, conn: sqlite3.Connection, name: str) -> int: ...
 
@@ -54,14 +54,14 @@ class ChangesMixin:
                 marks = ",".join("?" * len(chunk))
                 out += [r[0] for r in conn.execute(f"SELECT id FROM message WHERE pid IN ({marks})", chunk)]
             return out
-        where, params = self._where(mailbox, query, conn)
+        where, params = self.reading.where(mailbox, query, conn)
         return [r[0] for r in conn.execute(f"SELECT m.id FROM message m WHERE {where}", params)]
 
     def set_read(
         self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
     ) -> list[str]:
         if query:
-            self._where(mailbox, query)  # raise InvalidQuery here, not in the writer
+            self.reading.where(mailbox, query)  # raise InvalidQuery here, not in the writer
 
         def fn(conn: sqlite3.Connection) -> list[str]:
             mids = self._select_ids(conn, ids, mailbox, query)
@@ -83,12 +83,12 @@ class ChangesMixin:
             # 1,000 mailboxes to 1,000 folder events.
             for fid, (fname, mname) in touched.items():
                 conn.execute("UPDATE folder SET modseq = modseq + 1 WHERE id = ?", (fid,))
-                self._emit(FolderChanged(mname, fname, "flags"))
+                self.db.emit(FolderChanged(mname, fname, "flags"))
             if changed:
-                self._emit(ReadChanged(tuple(changed), read))
+                self.db.emit(ReadChanged(tuple(changed), read))
             return changed
 
-        return self.write(fn)  # type: ignore[no-any-return]
+        return self.db.write(fn)  # type: ignore[no-any-return]
 
     def _set_seen(
         self, conn: sqlite3.Connection, mids: list[int], read: bool, mailbox: str | None
@@ -122,7 +122,7 @@ class ChangesMixin:
         self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
     ) -> list[str]:
         if query:
-            self._where(mailbox, query)
+            self.reading.where(mailbox, query)
         everything = ids is None and not mailbox and not (query and query.strip())
 
         def fn(conn: sqlite3.Connection) -> list[str]:
@@ -132,16 +132,16 @@ class ChangesMixin:
                     conn.execute(f"DELETE FROM {table}")
                 conn.execute("INSERT INTO fts(fts) VALUES ('delete-all')")
                 self._count = 0
-                self._emit(StoreTruncated(None))
+                self.db.emit(StoreTruncated(None))
                 for mname, fname in self._folder_cache:
-                    self._emit(FolderChanged(mname, fname, "expunge"))
+                    self.db.emit(FolderChanged(mname, fname, "expunge"))
                 return pids
             pids = self._delete_ids(conn, self._select_ids(conn, ids, mailbox, query))
             if pids:
-                self._emit(MessagesDeleted(tuple(pids)))
+                self.db.emit(MessagesDeleted(tuple(pids)))
             return pids
 
-        return self.write(fn)  # type: ignore[no-any-return]
+        return self.db.write(fn)  # type: ignore[no-any-return]
 
     def set_tags(self, ids: list[str], tags: list[str]) -> None:
         clean = list(dict.fromkeys(t.strip() for t in tags if t.strip()))
@@ -155,9 +155,9 @@ class ChangesMixin:
                     "INSERT OR IGNORE INTO message_tag(message, tag) VALUES (?, ?)", [(mid, t) for t in tids]
                 )
             if mids:
-                self._emit(TagsChanged(tuple(ids), tuple(clean)))
+                self.db.emit(TagsChanged(tuple(ids), tuple(clean)))
 
-        self.write(fn)
+        self.db.write(fn)
 
     def rename_tag(self, old: str, new: str) -> None:
         def fn(conn: sqlite3.Connection) -> None:
@@ -176,9 +176,9 @@ class ChangesMixin:
             else:
                 conn.execute("UPDATE tag SET name = ? WHERE id = ?", (new, row[0]))
             self._tag_cache.clear()
-            self._emit(TagRenamed(old, new))
+            self.db.emit(TagRenamed(old, new))
 
-        self.write(fn)
+        self.db.write(fn)
 
     def delete_tag(self, tag: str) -> None:
         def fn(conn: sqlite3.Connection) -> None:
@@ -186,4 +186,4 @@ class ChangesMixin:
             conn.execute("DELETE FROM tag WHERE name = ?", (tag,))
             self._tag_cache.clear()
 
-        self.write(fn)
+        self.db.write(fn)

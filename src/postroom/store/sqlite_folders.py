@@ -10,11 +10,11 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
+from ..events import FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
 from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from .sqlite_db import SQLiteDb
 
 __all__ = ["FolderMixin", "next_uidvalidity"]
 
@@ -50,10 +50,8 @@ class FolderMixin:
     _folder_cache: dict[tuple[str, str], list[int]]
 
     if TYPE_CHECKING:
+        db: SQLiteDb
 
-        def _reader(self, wait: bool = True) -> sqlite3.Connection: ...
-        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
-        def _emit(self, event: Event) -> None: ...
         def _folder(
             self, conn: sqlite3.Connection, mailbox: str, folder: str = INBOX, special_use: str = ""
         ) -> list[int]: ...
@@ -68,12 +66,12 @@ class FolderMixin:
 
     def _ensure_inbox(self, mailbox: str) -> None:
         if (mailbox, INBOX) not in self._folder_cache:
-            self.write(lambda c: self._folder(c, mailbox, INBOX))
+            self.db.write(lambda c: self._folder(c, mailbox, INBOX))
 
     def folders(self, mailbox: str) -> list[FolderInfo]:
         mailbox = mailbox.lower()
         self._ensure_inbox(mailbox)
-        rows = self._reader().execute(_FOLDER_INFO_SQL + " ORDER BY f.name != 'INBOX', f.name", (mailbox,))
+        rows = self.db.reader().execute(_FOLDER_INFO_SQL + " ORDER BY f.name != 'INBOX', f.name", (mailbox,))
         return [_info(mailbox, r) for r in rows]
 
     def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
@@ -81,7 +79,7 @@ class FolderMixin:
         folder = _norm(folder)
         if folder == INBOX:
             self._ensure_inbox(mailbox)
-        row = self._reader().execute(_FOLDER_INFO_SQL + " AND f.name = ?", (mailbox, folder)).fetchone()
+        row = self.db.reader().execute(_FOLDER_INFO_SQL + " AND f.name = ?", (mailbox, folder)).fetchone()
         return _info(mailbox, row) if row else None
 
     def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo:
@@ -93,7 +91,7 @@ class FolderMixin:
                 raise AlreadyExists(f"folder {folder!r} exists")
             self._folder(conn, mailbox, folder, special_use)
 
-        self.write(fn)
+        self.db.write(fn)
         info = self.folder_info(mailbox, folder)
         assert info is not None
         return info
@@ -112,7 +110,7 @@ class FolderMixin:
             del self._folder_cache[(mailbox, folder)]
             self._drop_orphans(conn, mids)
 
-        self.write(fn)
+        self.db.write(fn)
 
     def rename_folder(self, mailbox: str, old: str, new: str) -> None:
         mailbox = mailbox.lower()
@@ -144,7 +142,7 @@ class FolderMixin:
                 )
                 self._folder_cache[(mailbox, b)] = e
 
-        self.write(fn)
+        self.db.write(fn)
 
     def _move_all(self, conn: sqlite3.Connection, src: list[int], dest: list[int]) -> None:
         rows = conn.execute(
@@ -169,13 +167,13 @@ class FolderMixin:
                 (int(subscribed), self._folder_id(mailbox, folder)),
             )
 
-        self.write(fn)
+        self.db.write(fn)
 
     def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
         mailbox = mailbox.lower()
         folder = _norm(folder)
         rows = (
-            self._reader()
+            self.db.reader()
             .execute(
                 "SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq FROM delivery d "
                 "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
@@ -216,10 +214,10 @@ class FolderMixin:
                         changed_msgs.add(mid)
             if changed_msgs:
                 self._sync_read(conn, sorted(changed_msgs))
-            self._emit(FolderChanged(mailbox, folder, "flags", tuple(uids)))
+            self.db.emit(FolderChanged(mailbox, folder, "flags", tuple(uids)))
             return uids
 
-        self.write(fn)
+        self.db.write(fn)
         wanted = set(uids)
         return [e for e in self.folder_entries(mailbox, folder) if e.uid in wanted]
 
@@ -241,7 +239,7 @@ class FolderMixin:
                 conn.executemany(
                     "UPDATE message SET read = ? WHERE id = ?", [(int(read_state), m) for m, _ in flip]
                 )
-                self._emit(ReadChanged(tuple(p for _, p in flip), read_state))
+                self.db.emit(ReadChanged(tuple(p for _, p in flip), read_state))
 
     def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
         mailbox = mailbox.lower()
@@ -262,10 +260,10 @@ class FolderMixin:
                 conn.execute(f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [fid, *chunk])
             if rows:
                 self._drop_orphans(conn, [r[1] for r in rows])
-                self._emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
+                self.db.emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
             return [r[0] for r in rows]
 
-        return self.write(fn)  # type: ignore[no-any-return]
+        return self.db.write(fn)  # type: ignore[no-any-return]
 
     def delete_mailbox(self, mailbox: str) -> list[str]:
         mailbox = mailbox.lower()
@@ -286,15 +284,15 @@ class FolderMixin:
                 self._folder_cache.pop((mailbox, fname), None)
                 mids += [r[1] for r in rows]
                 if rows:  # sessions with the folder selected see the expunges
-                    self._emit(FolderChanged(mailbox, fname, "expunge", tuple(r[0] for r in rows)))
+                    self.db.emit(FolderChanged(mailbox, fname, "expunge", tuple(r[0] for r in rows)))
             conn.execute("DELETE FROM mailbox WHERE id = ?", (row[0],))
             # Only what no other mailbox holds leaves the store; shared messages keep their
             # other deliveries (and their read state follows those).
             pids = self._drop_orphans(conn, mids)
-            self._emit(StoreTruncated(mailbox))
+            self.db.emit(StoreTruncated(mailbox))
             return pids
 
-        return self.write(fn)  # type: ignore[no-any-return]
+        return self.db.write(fn)  # type: ignore[no-any-return]
 
     def _drop_orphans(self, conn: sqlite3.Connection, mids: list[int]) -> list[str]:
         """Messages with no delivery left are deleted from the store; returns their IDs."""
@@ -312,7 +310,7 @@ class FolderMixin:
         pids: list[str] = []
         if orphans:
             pids = self._delete_ids(conn, orphans)
-            self._emit(MessagesDeleted(tuple(pids)))
+            self.db.emit(MessagesDeleted(tuple(pids)))
         rest = sorted(set(mids) - set(orphans))
         for chunk in _chunks(rest, 500):
             self._sync_read(conn, chunk)
@@ -354,13 +352,13 @@ class FolderMixin:
                     conn.execute(
                         f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [src[0], *chunk]
                     )
-                self._emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
+                self.db.emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
             if rows:
-                self._emit(FolderChanged(mailbox, dest, "exists"))
+                self.db.emit(FolderChanged(mailbox, dest, "exists"))
             uidvalidity = conn.execute("SELECT uidvalidity FROM folder WHERE id = ?", (dst[0],)).fetchone()[0]
             return int(uidvalidity), pairs
 
-        return self.write(fn)  # type: ignore[no-any-return]
+        return self.db.write(fn)  # type: ignore[no-any-return]
 
 
 def _norm(folder: str) -> str:

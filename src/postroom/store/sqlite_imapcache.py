@@ -1,6 +1,6 @@
 """The IMAP cache in the SQLite store: blobs the IMAP server derives from a message.
 
-Mixed into :class:`postroom.store.sqlite.SQLiteStore`. The IMAP layer (see
+A part of :class:`postroom.store.sqlite.SQLiteStore`. The IMAP layer (see
 :mod:`postroom.servers.imap.messages`) parses a message once for ENVELOPE,
 BODYSTRUCTURE, header fields and search text, and keeps the result here so that the
 first FETCH or SEARCH after a restart reads rows instead of parsing every message again
@@ -14,17 +14,18 @@ message (every deletion path in the store deletes ``message`` rows). It is creat
 together with the first row, in the same transaction (the migration runner cannot hold a
 trigger body; see 0004_imap_cache.sql).
 
-Writes go through the writer (:meth:`SQLiteStore.write`); reads use the calling thread's
+Writes go through the writer (:meth:`~postroom.store.sqlite_db.SQLiteDb.write`); reads use the calling thread's
 reader connection. Errors: the store's own (:class:`~.base.StoreClosed`, ...).
 """
 
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Callable, Iterable
-from typing import TYPE_CHECKING, Any
+from collections.abc import Iterable
 
-__all__ = ["ImapCacheMixin"]
+from .sqlite_db import SQLiteDb
+
+__all__ = ["ImapCache"]
 
 # Host parameters per statement (SQLite's default limit is 32766 since 3.32; chunks of
 # 500 keep each IN list small, as the rest of the store does).
@@ -39,18 +40,17 @@ _GC_TRIGGER = (
 )
 
 
-class ImapCacheMixin:
-    if TYPE_CHECKING:
+class ImapCache:
+    """The IMAP server's cache of parsed message data, kept in the database."""
 
-        def _reader(self, wait: bool = True) -> sqlite3.Connection: ...
-        def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any: ...
+    def __init__(self, db: SQLiteDb) -> None:
+        self.db = db
+        self._imap_gc_ready = False  # the trigger is known to exist
 
-    _imap_gc_ready = False  # the trigger is known to exist (per store object)
-
-    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+    def get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
         """Cached blobs of ``kind`` for those of ``ids`` (public message IDs) that have one."""
         table = _table(kind)
-        conn = self._reader()
+        conn = self.db.reader()
         out: dict[str, bytes] = {}
         for chunk in _chunks(ids, CHUNK):
             marks = ",".join("?" * len(chunk))
@@ -60,7 +60,7 @@ class ImapCacheMixin:
             out.update(conn.execute(sql, chunk).fetchall())
         return out
 
-    def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
+    def put(self, kind: str, items: dict[str, bytes]) -> None:
         """Store blobs of ``kind`` by public message ID (through the writer; blocks until
         committed). Messages deleted in the meantime are skipped."""
         sql = f"INSERT OR REPLACE INTO {_table(kind)}(id, data) SELECT id, ? FROM message WHERE pid = ?"
@@ -74,7 +74,7 @@ class ImapCacheMixin:
                 conn.execute(_GC_TRIGGER)
             conn.executemany(sql, rows)
 
-        self.write(fn)
+        self.db.write(fn)
         self._imap_gc_ready = True
 
 

@@ -15,7 +15,7 @@ from .outbound import COLUMNS, Attempt, Delivery, NewDelivery, Outcome, Suppress
 from .rawcodec import compress, unpack
 
 if TYPE_CHECKING:
-    from .sqlite import SQLiteStore
+    from .sqlite_db import SQLiteDb
 
 __all__ = ["SQLiteOutbound"]
 
@@ -23,8 +23,8 @@ __all__ = ["SQLiteOutbound"]
 class SQLiteOutbound:
     """The queue of one :class:`~postroom.store.sqlite.SQLiteStore`."""
 
-    def __init__(self, store: SQLiteStore) -> None:
-        self._store = store
+    def __init__(self, db: SQLiteDb) -> None:
+        self._db = db
 
     def enqueue(self, items: list[NewDelivery], *, give_up_after: float) -> list[int]:
         now = time.time()
@@ -45,7 +45,7 @@ class SQLiteOutbound:
                 ids.append(int(cur.lastrowid or 0))
             return ids
 
-        return list(self._store.write(fn))
+        return list(self._db.write(fn))
 
     def claim(self, node: str, limit: int, lease: float, kinds: tuple[str, ...]) -> list[Delivery]:
         now = time.time()
@@ -63,7 +63,7 @@ class SQLiteOutbound:
                 delivery_from_row(r[:-1], unpack(r[-1])) for r in sorted(rows, key=lambda r: (r[8], r[0]))
             ]
 
-        return list(self._store.write(fn))
+        return list(self._db.write(fn))
 
     def requeue_orphans(self) -> int:
         # one process owns a SQLite store (store/owner.py), so every 'sending' row is an orphan
@@ -72,7 +72,7 @@ class SQLiteOutbound:
                 "UPDATE outbound SET state = 'queued', claimed_by = '', lease_until = 0 WHERE state = 'sending'"
             ).rowcount
 
-        return int(self._store.write(fn))
+        return int(self._db.write(fn))
 
     def finish(
         self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
@@ -91,10 +91,10 @@ class SQLiteOutbound:
                 (row, now, destination, reply, outcome, next_at),
             )
 
-        self._store.write(fn)
+        self._db.write(fn)
 
     def deliveries(self, message_id: str | None = None, *, limit: int = 200) -> list[Delivery]:
-        conn = self._store._reader(wait=False)
+        conn = self._db.reader(wait=False)
         if message_id is None:
             rows = conn.execute(
                 f"SELECT {COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", (limit,)
@@ -118,14 +118,14 @@ class SQLiteOutbound:
         return out
 
     def counts(self) -> dict[str, int]:
-        conn = self._store._reader(wait=False)
+        conn = self._db.reader(wait=False)
         return {
             str(s): int(n) for s, n in conn.execute("SELECT state, count(*) FROM outbound GROUP BY state")
         }
 
     def suppress(self, address: str, reason: str) -> None:
         now = time.time()
-        self._store.write(
+        self._db.write(
             lambda conn: conn.execute(
                 "INSERT INTO suppression (address, reason, created) VALUES (?, ?, ?)"
                 " ON CONFLICT(address) DO UPDATE SET reason = excluded.reason",
@@ -137,10 +137,10 @@ class SQLiteOutbound:
         def fn(conn: sqlite3.Connection) -> bool:
             return conn.execute("DELETE FROM suppression WHERE address = ?", (address.lower(),)).rowcount > 0
 
-        return bool(self._store.write(fn))
+        return bool(self._db.write(fn))
 
     def suppressions(self) -> list[Suppression]:
-        conn = self._store._reader(wait=False)
+        conn = self._db.reader(wait=False)
         rows = conn.execute(
             "SELECT address, reason, created FROM suppression ORDER BY created DESC"
         ).fetchall()

@@ -1,8 +1,9 @@
 """Reading from the SQLite store: listings, single messages, mailboxes, counts.
 
-Mixed into :class:`postroom.store.sqlite.SQLiteStore`. Every read uses the calling thread's
-own connection (``self._reader()``, which first waits until every journaled message is in
-SQLite, so that a client reading after its 250 finds its message).
+:class:`Reader` is the :class:`~postroom.store.base.MessageReader` part of
+:class:`postroom.store.sqlite.SQLiteStore`. Every read uses the calling thread's own
+connection (:meth:`~postroom.store.sqlite_db.SQLiteDb.reader`, which first waits until every
+journaled message is in SQLite, so that a client reading after its 250 finds its message).
 """
 
 from __future__ import annotations
@@ -10,31 +11,28 @@ from __future__ import annotations
 import json
 import os
 import sqlite3
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary
+from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .rows import SUMMARY_COLS, clamp_page, group_pairs, summaries_from_rows
+from .sqlite_db import SQLiteDb
 from .sqlite_search import compile_query, fulltext_listing
+from .sqlite_threads import thread_listing
 
-__all__ = ["ReadingMixin"]
+__all__ = ["Reader"]
 
 SPARSE_MATCHES = 20_000  # up to this many matches, a listing collects ids first (see list_messages)
 SPARSE_DENSITY = 20  # ... when fewer than 1 in this many messages match
 _SUMMARY_COLS = SUMMARY_COLS
 
 
-class ReadingMixin:
-    # provided by SQLiteStore
-    path: str
-    _tmpdir: str | None
+class Reader:
+    """Listings, single messages, mailboxes, counts and conversations."""
 
-    if TYPE_CHECKING:
+    def __init__(self, db: SQLiteDb) -> None:
+        self.db = db
 
-        def _reader(self, wait: bool = True) -> sqlite3.Connection: ...
-        def _decompress(self, data: bytes) -> bytes: ...
-
-    # -- reading --------------------------------------------------------------------------
-    def _folder_ids(self, conn: sqlite3.Connection, mailbox: str) -> list[int]:
+    def folder_ids(self, conn: sqlite3.Connection, mailbox: str) -> list[int]:
         return [
             r[0]
             for r in conn.execute(
@@ -43,13 +41,13 @@ class ReadingMixin:
             )
         ]
 
-    def _where(
+    def where(
         self, mailbox: str | None, query: str | None, conn: sqlite3.Connection | None = None
     ) -> tuple[str, list[Any]]:
         clauses: list[str] = []
         params: list[Any] = []
         if mailbox:
-            fids = self._folder_ids(conn or self._reader(), mailbox)
+            fids = self.folder_ids(conn or self.db.reader(), mailbox)
             marks = ",".join("?" * len(fids)) or "NULL"
             clauses.append(f"m.id IN (SELECT message FROM delivery WHERE folder_id IN ({marks}))")
             params.extend(fids)
@@ -81,10 +79,10 @@ class ReadingMixin:
         self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
     ) -> MessagePage:
         start, limit = clamp_page(start, limit)
-        conn = self._reader()
+        conn = self.db.reader()
         has_query = bool(query and query.strip())
         if mailbox:
-            fids = self._folder_ids(conn, mailbox)
+            fids = self.folder_ids(conn, mailbox)
             total, unread = self._mailbox_counts(conn, fids)
             if not has_query:
                 # walk the mailbox's deliveries newest first (index), then fetch just one page
@@ -95,7 +93,7 @@ class ReadingMixin:
                     f"ORDER BY m.id DESC",
                     [*fids, limit, start],
                 ).fetchall()
-                return MessagePage(total, unread, total, unread, start, self._summaries(conn, rows))
+                return MessagePage(total, unread, total, unread, start, self.summaries(conn, rows))
         else:
             # two index-only counts, not a scan of every row
             total = conn.execute("SELECT count(*) FROM message").fetchone()[0]
@@ -112,8 +110,8 @@ class ReadingMixin:
             )  # fmt: skip
             if found is not None:
                 count, count_unread, rows = found
-                return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
-            where, params = self._where(mailbox, query, conn)
+                return MessagePage(total, unread, count, count_unread, start, self.summaries(conn, rows))
+            where, params = self.where(mailbox, query, conn)
             # Few matches (at most SPARSE_MATCHES, and fewer than 1 in SPARSE_DENSITY): walking
             # the table newest first would read most of it before the page fills (or all of it,
             # to find none). So first collect the matching ids and read flags from whatever index
@@ -136,7 +134,7 @@ class ReadingMixin:
                     if ids
                     else []
                 )
-                return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
+                return MessagePage(total, unread, count, count_unread, start, self.summaries(conn, rows))
             count, count_unread = conn.execute(
                 f"SELECT count(*), coalesce(sum(m.read = 0), 0) FROM message m WHERE {where}", params
             ).fetchone()
@@ -149,9 +147,9 @@ class ReadingMixin:
                 f"SELECT {_SUMMARY_COLS} FROM message m WHERE {where} ORDER BY m.id DESC LIMIT ? OFFSET ?",
                 [*params, limit, start],
             ).fetchall()
-        return MessagePage(total, unread, count, count_unread, start, self._summaries(conn, rows))
+        return MessagePage(total, unread, count, count_unread, start, self.summaries(conn, rows))
 
-    def _summaries(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Summary]:
+    def summaries(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Summary]:
         if not rows:
             return []
         ids = [r[0] for r in rows]
@@ -173,38 +171,38 @@ class ReadingMixin:
         return summaries_from_rows(rows, tags, boxes)
 
     def get_summary(self, id: str) -> Summary | None:
-        conn = self._reader()
+        conn = self.db.reader()
         rows = conn.execute(f"SELECT {_SUMMARY_COLS} FROM message m WHERE m.pid = ?", (id,)).fetchall()
-        s = self._summaries(conn, rows)
+        s = self.summaries(conn, rows)
         return s[0] if s else None
 
     def get_raw(self, id: str) -> bytes | None:
-        return self._raw(self._reader(), id)
+        return self._raw(self.db.reader(), id)
 
     def get_raw_stored(self, id: str) -> bytes | None:
-        return self._raw(self._reader(wait=False), id)
+        return self._raw(self.db.reader(wait=False), id)
 
     def _raw(self, conn: sqlite3.Connection, id: str) -> bytes | None:
         row = conn.execute(
             "SELECT r.data FROM raw r JOIN message m ON m.id = r.id WHERE m.pid = ?", (id,)
         ).fetchone()
-        return self._decompress(row[0]) if row else None
+        return self.db.decompress(row[0]) if row else None
 
     def get_envelope(self, id: str) -> Envelope | None:
-        row = self._reader().execute("SELECT envelope FROM message WHERE pid = ?", (id,)).fetchone()
+        row = self.db.reader().execute("SELECT envelope FROM message WHERE pid = ?", (id,)).fetchone()
         return Envelope.from_json(json.loads(row[0])) if row else None
 
     def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
-        where, params = self._where(mailbox, query)
+        where, params = self.where(mailbox, query)
         row = (
-            self._reader()
+            self.db.reader()
             .execute(f"SELECT m.pid FROM message m WHERE {where} ORDER BY m.id DESC LIMIT 1", params)
             .fetchone()
         )
         return row[0] if row else None
 
     def mailboxes(self) -> list[MailboxInfo]:
-        conn = self._reader()
+        conn = self.db.reader()
         names: dict[int, str] = {}
         made: dict[str, int] = {}
         for fid, name, folder in conn.execute(
@@ -226,13 +224,14 @@ class ReadingMixin:
         return [MailboxInfo(n, t[0], t[1], made.get(n, 0)) for n, t in sorted(totals.items()) if n]
 
     def stats(self) -> StoreStats:
-        conn = self._reader()
+        conn = self.db.reader()
         total, unread, size = conn.execute(
             "SELECT count(*), coalesce(sum(read = 0), 0), coalesce(sum(size), 0) FROM message"
         ).fetchone()
+        path = self.db.path
         try:
-            db_size = os.path.getsize(self.path) + (
-                os.path.getsize(self.path + "-wal") if os.path.exists(self.path + "-wal") else 0
+            db_size = os.path.getsize(path) + (
+                os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
             )
         except OSError:
             db_size = 0
@@ -240,7 +239,7 @@ class ReadingMixin:
             messages=int(total),
             unread=int(unread),
             size=int(size),
-            database=self.path if not self._tmpdir else ":memory:",
+            database=path if not self.db.throwaway else ":memory:",
             database_size=db_size,
             engine=f"SQLite {sqlite3.sqlite_version}",
         )
@@ -248,8 +247,24 @@ class ReadingMixin:
     def tags(self) -> list[str]:
         return [
             r[0]
-            for r in self._reader().execute(
+            for r in self.db.reader().execute(
                 "SELECT t.name FROM tag t WHERE EXISTS (SELECT 1 FROM message_tag mt WHERE mt.tag = t.id) "
                 "ORDER BY t.name COLLATE NOCASE"
             )
         ]
+
+    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
+        """Conversations, newest activity first (counted within ``mailbox`` when given)."""
+        start, limit = clamp_page(start, limit)
+        return thread_listing(self.db.reader(), mailbox, start, limit)
+
+    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
+        """The messages of a conversation in arrival order; [] for an unknown id."""
+        if not thread_id:
+            return []
+        conn = self.db.reader()
+        rows = conn.execute(
+            f"SELECT {SUMMARY_COLS} FROM message m WHERE m.thread_id = ? ORDER BY m.id LIMIT ?",
+            (thread_id, max(0, int(limit))),
+        ).fetchall()
+        return self.summaries(conn, rows)

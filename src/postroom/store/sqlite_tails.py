@@ -12,13 +12,15 @@ from __future__ import annotations
 import concurrent.futures
 import logging
 import os
-import queue
 import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from .base import StoreError
 from .journal import Journal, JournalTail, Record, create_segment, scan_file, segment_path
 from .sqlite_jobs import _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
+
+if TYPE_CHECKING:
+    from .sqlite_db import SQLiteDb
 
 __all__ = ["TAIL_BYTES", "WorkerJournalsMixin"]
 
@@ -37,8 +39,7 @@ class WorkerJournalsMixin:
         _tails: list[JournalTail]
         _tail_turn: int
         _tail_queued: bool
-        _closed: bool
-        _queue: queue.SimpleQueue[Any]
+        db: SQLiteDb
 
         def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool: ...
 
@@ -130,9 +131,9 @@ class WorkerJournalsMixin:
 
     def poke_journals(self) -> None:
         """An SMTP worker has written to its journal: have the writer read it (thread-safe)."""
-        if not self._tail_queued and not self._closed:
+        if not self._tail_queued and not self.db.closed:
             self._tail_queued = True
-            self._queue.put(_TAIL)
+            self.db.queue.put(_TAIL)
 
     def _read_tails(self, limit: int) -> list[_Ingest]:
         """New records from the workers' journals. While any has mail, read again after this

@@ -1,6 +1,6 @@
 """Conversations in the SQLite store: listing them, and the messages of one.
 
-Mixed into :class:`postroom.store.sqlite.SQLiteStore`. Read-only: the indexer assigns
+Used by :class:`postroom.store.sqlite_reading.Reader`. Read-only: the indexer assigns
 ``message.thread_id`` (see :mod:`postroom.store.thread_index`); these queries read it.
 A message the indexer has not reached yet (a few milliseconds after delivery) has an
 empty thread id and is in no conversation.
@@ -13,55 +13,35 @@ the page's conversations read message rows (subject and participants).
 from __future__ import annotations
 
 import sqlite3
-from typing import TYPE_CHECKING, Any
 
-from .base import Summary, ThreadPage
-from .rows import SUMMARY_COLS, ThreadQuery, clamp_page, thread_page
+from .base import ThreadPage
+from .rows import ThreadQuery, thread_page
 
-__all__ = ["PARTICIPANT_ROWS", "ThreadsMixin"]
+__all__ = ["PARTICIPANT_ROWS", "thread_listing"]
 
 PARTICIPANT_ROWS = 200  # rows read to find a conversation's participants (oldest first)
 
 
-class ThreadsMixin:
-    if TYPE_CHECKING:
-
-        def _reader(self, wait: bool = True) -> sqlite3.Connection: ...
-        def _summaries(self, conn: sqlite3.Connection, rows: list[Any]) -> list[Summary]: ...
-
-    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
-        """Conversations, newest activity first (counted within ``mailbox`` when given)."""
-        start, limit = clamp_page(start, limit)
-        conn = self._reader()
-        where, params = "m.thread_id <> ''", []
-        rows_where, rows_params = "1", []
-        if mailbox:
-            # The counts walk the covering index (thread_id, read, created) and probe one set
-            # of the mailbox's messages ("+" keeps SQLite from driving the query from that
-            # set, which reads every message row: 1 s instead of 0.1-0.2 s at 100,000);
-            # the few rows of a page's conversations are checked one by one.
-            where = (
-                "m.thread_id > '' AND +m.id IN (SELECT d.message FROM delivery d "
-                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ?)"
-            )
-            params = [mailbox.lower()]
-            rows_where = (
-                "EXISTS (SELECT 1 FROM delivery d JOIN folder f ON f.id = d.folder_id "
-                "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = m.id AND mb.name = ?)"
-            )
-            rows_params = [mailbox.lower()]
-        query = ThreadQuery(
-            "?", "coalesce(sum(m.read = 0), 0)", where, params, rows_where, rows_params, PARTICIPANT_ROWS
+def thread_listing(conn: sqlite3.Connection, mailbox: str | None, start: int, limit: int) -> ThreadPage:
+    """A page of conversations, newest activity first (counted within ``mailbox`` when given)."""
+    where, params = "m.thread_id <> ''", []
+    rows_where, rows_params = "1", []
+    if mailbox:
+        # The counts walk the covering index (thread_id, read, created) and probe one set
+        # of the mailbox's messages ("+" keeps SQLite from driving the query from that
+        # set, which reads every message row: 1 s instead of 0.1-0.2 s at 100,000);
+        # the few rows of a page's conversations are checked one by one.
+        where = (
+            "m.thread_id > '' AND +m.id IN (SELECT d.message FROM delivery d "
+            "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ?)"
         )
-        return thread_page(lambda sql, p: conn.execute(sql, p).fetchall(), query, start, limit)
-
-    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
-        """The messages of a conversation in arrival order; [] for an unknown id."""
-        if not thread_id:
-            return []
-        conn = self._reader()
-        rows = conn.execute(
-            f"SELECT {SUMMARY_COLS} FROM message m WHERE m.thread_id = ? ORDER BY m.id LIMIT ?",
-            (thread_id, max(0, int(limit))),
-        ).fetchall()
-        return self._summaries(conn, rows)
+        params = [mailbox.lower()]
+        rows_where = (
+            "EXISTS (SELECT 1 FROM delivery d JOIN folder f ON f.id = d.folder_id "
+            "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = m.id AND mb.name = ?)"
+        )
+        rows_params = [mailbox.lower()]
+    query = ThreadQuery(
+        "?", "coalesce(sum(m.read = 0), 0)", where, params, rows_where, rows_params, PARTICIPANT_ROWS
+    )
+    return thread_page(lambda sql, p: conn.execute(sql, p).fetchall(), query, start, limit)

@@ -1,0 +1,112 @@
+"""What every part of the SQLite backend shares: :class:`SQLiteDb`.
+
+The backend (:class:`~postroom.store.sqlite.SQLiteStore`) is built from parts that each
+receive this object explicitly: the reader (``sqlite_reading.py``), the IMAP cache
+(``sqlite_imapcache.py``), the changes and folders (``sqlite_changes.py``,
+``sqlite_folders.py``), the background work (``sqlite_background.py``) and the writer
+(``sqlite.py``). It holds the database path and settings, the read connections (one per
+thread), the writer's queue with :meth:`SQLiteDb.write`, and the events a writer call
+queues for publication after its commit (:meth:`SQLiteDb.emit`).
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from ..events import Event
+from .base import StoreClosed
+from .rawcodec import unpack
+from .sqlite_jobs import _Call
+from .sqlite_search import register_functions
+
+if TYPE_CHECKING:
+    from ..config import Settings
+    from ..events import Bus
+
+__all__ = ["SQLiteDb"]
+
+
+def _no_wait() -> None:
+    return None
+
+
+class SQLiteDb:
+    """The shared handle of one SQLite database (see the module docstring)."""
+
+    def __init__(self, path: str, settings: Settings, bus: Bus, *, throwaway: bool) -> None:
+        self.path = path
+        self.settings = settings
+        self.bus = bus
+        self.throwaway = throwaway  # a ``:memory:`` store in a temporary directory
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # the writer's jobs
+        self.closed = False
+        # Read-your-writes: called before a read until every acknowledged message is stored
+        # (the writer sets it once its journal is open).
+        self.wait_applied: Callable[[], None] = _no_wait
+        self.stats_gen = 0  # bumped when the planner's statistics change (readers reload them)
+        self._local = threading.local()
+        self._readers: list[sqlite3.Connection] = []
+        self._readers_lock = threading.Lock()
+        self._events = threading.local()
+
+    def reader(self, wait: bool = True) -> sqlite3.Connection:
+        """This thread's read connection; first, unless ``wait`` is False, wait until every
+        acknowledged message is stored (read-your-writes)."""
+        if self.closed:
+            raise StoreClosed("store is closed")
+        if wait:
+            self.wait_applied()
+        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if conn is None:
+            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+            conn.execute("PRAGMA busy_timeout=30000")
+            conn.execute("PRAGMA query_only=1")
+            register_functions(conn)
+            self._local.conn = conn
+            self._local.stats_gen = self.stats_gen
+            with self._readers_lock:
+                self._readers.append(conn)
+        elif self._local.stats_gen != self.stats_gen:
+            # new planner statistics (sqlite_background.Background.maybe_analyze): load them
+            self._local.stats_gen = self.stats_gen
+            conn.execute("PRAGMA query_only=0")
+            conn.execute("ANALYZE sqlite_schema")  # only reads sqlite_stat1 into this connection
+            conn.execute("PRAGMA query_only=1")
+        return conn
+
+    def close_readers(self) -> None:
+        with self._readers_lock:
+            for c in self._readers:
+                try:
+                    c.close()
+                except sqlite3.Error:
+                    pass
+            self._readers.clear()
+
+    def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any:
+        """Run ``fn(conn)`` in the writer's next transaction and wait for the commit."""
+        if self.closed:
+            raise StoreClosed("store is closed")
+        fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
+        self.queue.put(_Call(fn, fut))
+        return fut.result(timeout)
+
+    def pending(self) -> list[Event]:
+        """Events queued by the writer thread's current transaction."""
+        pending: list[Event] | None = getattr(self._events, "pending", None)
+        if pending is None:
+            pending = self._events.pending = []
+        return pending
+
+    def emit(self, event: Event) -> None:
+        """Queue an event from inside a writer call; published after commit."""
+        self.pending().append(event)
+
+    @staticmethod
+    def decompress(data: bytes) -> bytes:
+        return unpack(data)
