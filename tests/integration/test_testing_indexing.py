@@ -86,9 +86,9 @@ def test_unindexed_error_names_the_reason(monkeypatch: pytest.MonkeyPatch) -> No
     gate = threading.Event()
     with Server(http=False, pop3=False, imap=False) as mail:
         store = mail.app.store
-        write = store._write_index  # type: ignore[attr-defined]
+        job = store._index_job  # type: ignore[attr-defined]
         # a stuck indexer: its writes wait until the test is done
-        store._write_index = lambda rows: (gate.wait(10), write(rows))  # type: ignore[attr-defined]
+        store._index_job = lambda rows: lambda conn: (gate.wait(10), job(rows)(conn))  # type: ignore[attr-defined]
         try:
             _send(mail.smtp_port, _with_attachment("late@example.com", "Late"))
             with pytest.raises(

@@ -48,12 +48,12 @@ from .index_worker import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
 from .owner import StoreLock
 from .rawcodec import compress
-from .sqlite_background import BackgroundMixin
+from .sqlite_background import ANALYZE_FROM, BackgroundMixin
 from .sqlite_changes import ChangesMixin
 from .sqlite_db import SQLiteDb
 from .sqlite_folders import FolderMixin, next_uidvalidity
 from .sqlite_imapcache import ImapCache
-from .sqlite_jobs import _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
+from .sqlite_jobs import _INDEX, _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
 from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import Reader
 from .sqlite_search import register_functions
@@ -113,6 +113,11 @@ class SQLiteStore(
         self._checkpointer: threading.Thread | None = None
         self._index_proc: subprocess.Popen[bytes] | None = None
         self._index_wakeup = threading.Event()
+        # A throwaway store with --indexer thread (every in-process test server) is indexed
+        # by its writer right after each commit: no thread to start, stop or wait for.
+        self._index_inline = self._tmpdir is not None and settings.indexer == "thread"
+        self._inline_indexer: Any = None  # index_worker.Indexer, made on the first message
+        self._index_queued = False
         self._stopping = threading.Event()  # set by close(): background threads stop waiting
         self._analyzed_rows = -1  # messages at the last ANALYZE (-1: not looked up yet)
         # writes are failing (disk full...): journaled mail waits in _retry, new mail is refused
@@ -225,10 +230,8 @@ class SQLiteStore(
             err = self._start_error
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {err}") from None
         self._start_indexer()
-        self._checkpointer = threading.Thread(
-            target=self._checkpoint_loop, name="postroom-checkpoint", daemon=True
-        )
-        self._checkpointer.start()
+        if not self._tmpdir:  # a throwaway store's starts with its 1,000th message (write loop)
+            self._start_checkpointer()
 
     def close(self) -> None:
         if self.db.closed:
@@ -349,7 +352,8 @@ class SQLiteStore(
                     break
             stop = any(j is _STOP for j in jobs)
             tail = any(j is _TAIL for j in jobs)
-            jobs = [j for j in jobs if j is not _STOP and j is not _TAIL]
+            index = any(j is _INDEX for j in jobs)
+            jobs = [j for j in jobs if j is not _STOP and j is not _TAIL and j is not _INDEX]
             if tail:
                 if not stop and len(jobs) == 0 and self._tail_reads_small and not self._waiting:
                     time.sleep(TAIL_PAUSE)  # let mail gather: fewer, larger transactions
@@ -358,6 +362,10 @@ class SQLiteStore(
                 jobs += got
             if jobs:
                 self._run_batch(conn, jobs)
+            if index and not stop:
+                self._index_now(conn)
+            if self._checkpointer is None and self._count >= ANALYZE_FROM and not stop:
+                self._start_checkpointer()
             if stop:
                 self._drain_after_stop(q)
                 conn.close()

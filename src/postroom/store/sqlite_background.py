@@ -2,7 +2,11 @@
 
 Mixed into :class:`postroom.store.sqlite.SQLiteStore`. The indexer parses in its own process
 by default (see index_worker.py), which writes its results itself; with ``--indexer thread``
-it runs here and writes through the store's writer.
+it runs here and writes through the store's writer. A throwaway store (``--db :memory:``, every
+in-process test server) with ``--indexer thread`` is indexed by the writer itself, right after
+each commit of new mail: a test server starts and stops no indexer thread, and a message is
+indexed without waking one. The checkpoint thread of such a store starts with its 1,000th
+message (until then SQLite's own automatic checkpoints keep its WAL small).
 """
 
 from __future__ import annotations
@@ -22,8 +26,11 @@ from typing import TYPE_CHECKING, Any
 from ..events import MessagesIndexed
 from .base import StoreClosed
 from .index_worker import TEXT_ONLY
+from .sqlite_jobs import _INDEX
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from ..config import Settings
     from ..events import Bus
     from .sqlite_db import SQLiteDb
@@ -58,11 +65,24 @@ class BackgroundMixin:
     _indexer: threading.Thread | None
     _index_proc: subprocess.Popen[bytes] | None
     _index_wakeup: threading.Event
+    _index_inline: bool
+    _inline_indexer: Any
+    _index_queued: bool
+    _checkpointer: threading.Thread | None
+    _count: int
     _stopping: threading.Event
     _analyzed_rows: int
 
     if TYPE_CHECKING:
         db: SQLiteDb
+
+        def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool: ...
+
+    def _start_checkpointer(self) -> None:
+        self._checkpointer = threading.Thread(
+            target=self._checkpoint_loop, name="postroom-checkpoint", daemon=True
+        )
+        self._checkpointer.start()
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database every CHECKPOINT_INTERVAL seconds (PASSIVE: it never
@@ -115,6 +135,10 @@ class BackgroundMixin:
         if _extractor() is None:
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
+        if self._index_inline:
+            if self._count:  # the writer indexes what the store holds already
+                self._wake_indexer()
+            return
         if self.settings.indexer == "process":
             from .thread_index import options_from_settings, worker_args
 
@@ -142,8 +166,8 @@ class BackgroundMixin:
         self._indexer.start()
         self._wake_indexer()
 
-    def _write_index(self, rows: list[Any]) -> None:
-        """Hand parsed results to the writer (its next group commit); announce them after."""
+    def _index_job(self, rows: list[Any]) -> Callable[[sqlite3.Connection], None]:
+        """A writer job storing parsed results; they are announced once committed."""
         from .index_worker import write_index
 
         def fn(conn: sqlite3.Connection) -> None:
@@ -151,7 +175,43 @@ class BackgroundMixin:
             if pids:
                 self.db.emit(MessagesIndexed(tuple(pids)))
 
-        self.db.write(fn)
+        return fn
+
+    def _write_index(self, rows: list[Any]) -> None:
+        """Hand parsed results to the writer (its next group commit); announce them after."""
+        self.db.write(self._index_job(rows))
+
+    def _index_now(self, conn: sqlite3.Connection) -> None:
+        """The inline indexer (writer thread only): parse and store what is not indexed yet."""
+        import concurrent.futures
+
+        from .sqlite_jobs import _Call
+
+        self._index_queued = False
+
+        def apply(rows: list[Any]) -> None:
+            self._run_batch(conn, [_Call(self._index_job(rows), concurrent.futures.Future())])
+
+        try:
+            indexer = self._inline_indexer
+            if indexer is None:
+                from .index_worker import BATCH, Indexer, _extractor, connect_readonly
+                from .thread_index import options_from_settings
+
+                extract = _extractor()
+                assert extract is not None  # checked by _start_indexer
+                indexer = Indexer(connect_readonly(self.path), extract, options_from_settings(self.settings))
+                self._inline_indexer = indexer
+                conn.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)")
+                fixes = indexer.start()  # the conversation index, from the stored messages
+                for i in range(0, len(fixes), BATCH):
+                    apply(fixes[i : i + BATCH])
+            while not self.db.closed and (rows := indexer.next_batch()):
+                apply(rows)
+            if not self.db.closed and (rows := indexer.idle()):
+                apply(rows)
+        except sqlite3.Error:
+            log.exception("indexing failed (tried again with the next message)")
 
     def _index_receiver(self) -> None:
         """Announce what the worker process indexed (it writes its results itself, in short
@@ -195,7 +255,11 @@ class BackgroundMixin:
 
     def _wake_indexer(self) -> None:
         proc = self._index_proc
-        if proc is not None and proc.stdin is not None:
+        if self._index_inline:
+            if not self._index_queued:
+                self._index_queued = True
+                self.db.queue.put(_INDEX)
+        elif proc is not None and proc.stdin is not None:
             try:
                 os.write(proc.stdin.fileno(), b".")
             except (OSError, ValueError):
@@ -223,6 +287,9 @@ class BackgroundMixin:
                 proc.wait()
         if self._indexer is not None:
             self._indexer.join(10)
+        inline, self._inline_indexer = self._inline_indexer, None
+        if inline is not None:  # the writer has stopped (close): its connection can go
+            inline.conn.close()
 
     def unindexed(self, ids: list[str]) -> list[str]:
         """Those of ``ids`` whose indexing (text, attachments, conversation) is not done yet,

@@ -2,7 +2,8 @@
 
 An :class:`_Ingest` is one message to store (from an SMTP session, IMAP APPEND, or an SMTP
 worker's journal); a :class:`_Call` runs a function inside the writer's transaction;
-``_STOP`` and ``_TAIL`` are signals (stop; read the SMTP workers' journals).
+``_STOP``, ``_TAIL`` and ``_INDEX`` are signals (stop; read the SMTP workers' journals;
+index what was stored).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from .base import Envelope
 from .headers import HeaderSummary, summary_from_fields
 from .journal import JournalTail, Record
 
-__all__ = ["MAX_BATCH", "_STOP", "_TAIL", "_Call", "_Ingest", "_ingest_from_record"]
+__all__ = ["MAX_BATCH", "_INDEX", "_STOP", "_TAIL", "_Call", "_Ingest", "_ingest_from_record"]
 
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 
@@ -51,6 +52,7 @@ class _Call:
 
 _STOP = object()
 _TAIL = object()  # read what the SMTP workers' journals hold
+_INDEX = object()  # index what was just stored, on the writer (a throwaway store's inline indexer)
 
 
 def _ingest_from_record(rec: Record, tail: JournalTail | None) -> _Ingest:

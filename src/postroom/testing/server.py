@@ -2,7 +2,7 @@
 
 Two ways to run it::
 
-    with Server() as mail:                  # its own event loop, in a background thread
+    with Server() as mail:                  # on the process's background event-loop thread
         send_password_reset("alice@example.com", port=mail.smtp_port)
         msg = mail.wait_for(to="alice@example.com", subject="Reset")
 
@@ -26,6 +26,8 @@ Errors: :class:`~postroom.app.ListenerError` (a port cannot be bound) and
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import os
 import threading
 import time
 from collections import OrderedDict
@@ -90,6 +92,36 @@ _CHANGES = (
     MessagesPruned,
     StoreTruncated,
 )
+
+
+# The event loop that in-process servers started with Server.start() run on: one daemon
+# thread per process (made again after a fork), never stopped.
+_loop_lock = threading.Lock()
+_loop_state: tuple[int, asyncio.AbstractEventLoop, int] | None = None  # (pid, loop, thread ident)
+
+
+def _shared_loop() -> tuple[asyncio.AbstractEventLoop, int]:
+    """The process's server loop and its thread's ident (started on first use)."""
+    global _loop_state
+    with _loop_lock:
+        state = _loop_state
+        if state is not None and state[0] == os.getpid():
+            return state[1], state[2]
+        loop = asyncio.new_event_loop()
+        running = threading.Event()
+        ident: list[int] = []
+
+        def run() -> None:
+            asyncio.set_event_loop(loop)
+            ident.append(threading.get_ident())
+            loop.call_soon(running.set)
+            loop.run_forever()
+
+        threading.Thread(target=run, name="postroom-servers", daemon=True).start()
+        if not running.wait(_START_TIMEOUT):
+            raise RuntimeError(f"postroom's event loop did not start within {_START_TIMEOUT:g} s")
+        _loop_state = (os.getpid(), loop, ident[0])
+        return loop, ident[0]
 
 
 def _iso(epoch: float) -> str:
@@ -279,7 +311,6 @@ class Server(_Base):
         self._app: App | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._loop_thread: int | None = None
-        self._thread: threading.Thread | None = None
         self._owns_loop = False
         self._cache: OrderedDict[str, Message] = OrderedDict()
         self._cache_lock = threading.Lock()
@@ -309,7 +340,10 @@ class Server(_Base):
         return list(self._app.addresses) if self._app is not None else []
 
     def start(self) -> Server:
-        """Start in a background thread with its own event loop; returns self.
+        """Start on the process's background event-loop thread; returns self.
+
+        Every in-process server started this way shares one loop thread (started with the
+        first): a test server costs no thread of its own to start and to join.
 
         Raises:
             ListenerError, ConfigError, StoreError: the server could not start.
@@ -318,33 +352,21 @@ class Server(_Base):
             raise RuntimeError("the server is already running")
         from ..app import App
 
-        loop = asyncio.new_event_loop()
+        loop, ident = _shared_loop()
+        if threading.get_ident() == ident:
+            raise RuntimeError("start() would block postroom's event loop: use `await server.start_async()`")
         app = App(self.settings)
-        started = threading.Event()
-        failure: list[BaseException] = []
-
-        def run() -> None:
-            asyncio.set_event_loop(loop)
-            self._loop_thread = threading.get_ident()
-            try:
-                loop.run_until_complete(self._start_app(app, self._lazy, blocking=True))
-            except BaseException as e:
-                failure.append(e)
-                started.set()
-                return
-            started.set()
-            loop.run_forever()
-
-        thread = threading.Thread(target=run, name="postroom-server", daemon=True)
-        thread.start()
-        if not started.wait(_START_TIMEOUT):
-            raise RuntimeError(f"postroom did not start within {_START_TIMEOUT:g} s")
-        if failure:
-            thread.join(_START_TIMEOUT)
-            loop.close()
+        self._loop_thread = ident
+        try:
+            asyncio.run_coroutine_threadsafe(self._start_app(app, self._lazy, blocking=True), loop).result(
+                _START_TIMEOUT
+            )
+        except concurrent.futures.TimeoutError:
+            raise RuntimeError(f"postroom did not start within {_START_TIMEOUT:g} s") from None
+        except BaseException:
             self._loop_thread = None
-            raise failure[0]
-        self._app, self._loop, self._thread, self._owns_loop = app, loop, thread, True
+            raise
+        self._app, self._loop, self._owns_loop = app, loop, True
         return self
 
     async def _start_app(self, app: App, lazy: bool = False, *, blocking: bool = False) -> None:
@@ -355,7 +377,7 @@ class Server(_Base):
 
     def stop(self) -> None:
         """Stop the server and delete its throwaway store. Idempotent."""
-        app, loop, thread = self._app, self._loop, self._thread
+        app, loop = self._app, self._loop
         if app is None or loop is None:
             return
         if not self._owns_loop:
@@ -364,11 +386,7 @@ class Server(_Base):
         try:
             asyncio.run_coroutine_threadsafe(app.stop(blocking=True), loop).result(_START_TIMEOUT)
         finally:
-            loop.call_soon_threadsafe(loop.stop)
-            if thread is not None:
-                thread.join(_START_TIMEOUT)
-            loop.close()
-            self._loop = self._thread = self._loop_thread = None
+            self._loop = self._loop_thread = None
             self._cache.clear()
 
     async def start_async(self) -> Server:
