@@ -187,3 +187,44 @@ def running_dovecot(prefix: str = "postroom-dovecot-") -> Iterator[tuple[int, in
     finally:
         subprocess.run([doveadm, "-c", f"{workdir}/dovecot.conf", "stop"], check=False, timeout=60)
         shutil.rmtree(workdir, ignore_errors=True)
+
+
+@contextmanager
+def running_spamd() -> Iterator[tuple[str, int]]:
+    """A private spamd (Debian's spamassassin, shipped rules) on a free loopback port:
+    (host, port). Skips (fails in CI) when spamd is not installed."""
+    exe = shutil.which("spamd")
+    if exe is None:
+        if IN_CI:
+            pytest.fail("spamd is missing (scripts/system-deps.sh installs spamassassin)")
+        pytest.skip("spamd is not installed (Debian package spamassassin)")
+    port = free_port()
+    tmp = tempfile.mkdtemp(prefix="postroom-spamd-")
+    os.chmod(tmp, 0o755)
+    cmd = [exe, "--listen", f"127.0.0.1:{port}", "-L", "-x", "--min-children", "1", "--max-children", "2"]
+    cmd += ["--pidfile", os.path.join(tmp, "spamd.pid"), "-s", os.path.join(tmp, "spamd.log")]
+    if os.geteuid() == 0:
+        cmd += ["-u", "nobody"]
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 60
+    while True:
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                pytest.fail(
+                    f"spamd did not start: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
+                )
+            time.sleep(0.2)
+    try:
+        yield "127.0.0.1", port
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(tmp, ignore_errors=True)

@@ -346,11 +346,11 @@ def build_app() -> web.Application:
 
     app.middlewares.append(csp)
     r.add_get("/", index)
-    r.add_get("/api/v1/messages", messages)
+    r.add_get("/api/v2/messages", messages)
     r.add_put("/api/v1/messages", put_messages)
     r.add_delete("/api/v1/messages", delete_messages)
-    r.add_get("/api/v1/search", search)
-    r.add_get("/api/v1/message/{id}", message)
+    r.add_get("/api/v2/search", search)
+    r.add_get("/api/v2/message/{id}", message)
     r.add_get("/api/v1/message/{id}/headers", headers)
     r.add_get("/api/v1/message/{id}/raw", raw)
     r.add_get("/api/v1/message/{id}/part/{part}", part)
@@ -363,7 +363,7 @@ def build_app() -> web.Application:
     r.add_delete("/api/v2/mailbox/{name}", delete_mailbox)
     r.add_put("/api/v1/tags", put_tags)
     r.add_post("/mock/inject", inject)
-    r.add_get("/api/events", events)
+    r.add_get("/api/v2/events", events)
     r.add_static("/", UI_DIR)
     return app
 

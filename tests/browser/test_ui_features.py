@@ -220,7 +220,7 @@ def test_tabs_a_message_needs(open_ui: OpenUI, ui_server: UIServer) -> None:
 def test_empty_screen_names_the_smtp_address(open_ui: OpenUI, ui_server: UIServer) -> None:
     if USE_MOCK:
         pytest.skip("the mock has no SMTP listener")
-    smtp = ui_server.api("GET", "/api/v1/webui")["Listeners"]["smtp"]
+    smtp = ui_server.api("GET", "/api/v2/webui")["Listeners"]["smtp"]
     assert re.fullmatch(r"127\.0\.0\.1:\d+", smtp)
     page = open_ui()
     ex(page.locator("#empty-hint")).to_contain_text(smtp)

@@ -56,7 +56,7 @@ def test_event_stream(server: RunningServer) -> None:
             )
             news = await _collect(ws, 2, {"new"})
             assert [n["Data"]["ID"] for n in news] == [a_id, b_id]
-            assert news[0]["Data"]["Subject"] == "A" and news[0]["Data"]["Mailboxes"] == ["a@example.com"]
+            assert news[0]["Data"]["Subject"] == "A" and "Mailboxes" not in news[0]["Data"]
             only = await _collect(only_b, 1, {"new"})
             assert only[0]["Data"]["ID"] == b_id  # A was filtered out
             await loop.run_in_executor(
@@ -109,29 +109,37 @@ def test_slow_client_is_dropped_and_ingest_goes_on(
     assert api.get("/api/v1/messages").json()["total"] == 1
 
 
-def test_indexed_message_is_resent_whole(server: RunningServer) -> None:
-    """Once the indexer has parsed a message, clients get its summary with snippet and thread."""
+def test_new_event_is_complete_and_stats_follow(server: RunningServer) -> None:
+    """As Mailpit's: ``new`` carries snippet and attachment count (it waits for the indexer),
+    nothing else about the message follows but ``stats``; /api/v2/events adds ThreadID and
+    Mailboxes."""
     api = Api(server)
-    url = server.http_url.replace("http", "ws", 1) + "/api/events"
+    base = server.http_url.replace("http", "ws", 1)
 
     async def run() -> None:
-        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(base + "/api/events") as ws,
+            session.ws_connect(base + "/api/v2/events") as ws2,
+        ):
             loop = asyncio.get_running_loop()
             mid = await loop.run_in_executor(
                 None,
                 lambda: api.send(
-                    To=[{"Email": "a@example.com"}], Subject="Indexed", Text="hello snippet world"
+                    To=[{"Email": "a@example.com"}],
+                    Subject="Indexed",
+                    Text="hello snippet world",
+                    Attachments=[{"Content": "aGk=", "Filename": "hi.txt"}],
                 ),
             )
-            [new] = await _collect(ws, 1, {"new"})
-            assert new["Data"]["ID"] == mid and new["Data"]["Snippet"] == ""
-            while True:
-                [upd] = await _collect(ws, 1, {"update"})
-                if "Subject" in upd["Data"]:
-                    break
-            assert upd["Data"]["ID"] == mid
-            assert upd["Data"]["Snippet"] == "hello snippet world"
-            assert upd["Data"]["ThreadID"]
+            frames = [json.loads((await asyncio.wait_for(ws.receive(), 20)).data) for _ in range(2)]
+            assert [f["Type"] for f in frames] == ["new", "stats"]
+            new = frames[0]["Data"]
+            assert new["ID"] == mid and new["Snippet"] == "hello snippet world" and new["Attachments"] == 1
+            assert "ThreadID" not in new and "Mailboxes" not in new
+            [new2] = await _collect(ws2, 1, {"new"})
+            assert new2["Data"]["ThreadID"] and new2["Data"]["Mailboxes"] == ["a@example.com"]
+            assert {k: v for k, v in new2["Data"].items() if k not in ("ThreadID", "Mailboxes")} == new
 
     _in_thread(run)
 

@@ -76,8 +76,12 @@ def test_list_messages_shape_and_order(shared: tuple[Api, dict[str, str]]) -> No
     assert m["Attachments"] == 1
     assert m["Snippet"] == "Please find the invoice attached."
     assert m["Created"].endswith("Z") and "T" in m["Created"]
-    assert sorted(m["Mailboxes"]) == ["bob@example.com", "carol@example.com"]
+    assert "Mailboxes" not in m and "ThreadID" not in m  # Mailpit's exact shape
     assert "billing" in data["tags"]
+    # /api/v2/messages: the same listing with postroom's fields
+    v2 = api.get("/api/v2/messages").json()["messages"][1]
+    assert sorted(v2["Mailboxes"]) == ["bob@example.com", "carol@example.com"] and v2["ThreadID"]
+    assert {k: v for k, v in v2.items() if k not in ("Mailboxes", "ThreadID")} == m
 
 
 def test_paging_and_huge_limits(shared: tuple[Api, dict[str, str]]) -> None:
@@ -288,7 +292,9 @@ def test_info_webui_health(shared: tuple[Api, dict[str, str]]) -> None:
     assert info["Version"]
     web = api.get("/api/v1/webui").json()
     assert web["MessageRelay"]["Enabled"] is False and web["ChaosEnabled"] is False
-    assert web["Listeners"]["smtp"] == f"127.0.0.1:{api.server.smtp_port}"  # for the UI's empty screen
+    assert "Listeners" not in web  # Mailpit's exact shape; /api/v2/webui adds it
+    web2 = api.get("/api/v2/webui").json()
+    assert web2["Listeners"]["smtp"] == f"127.0.0.1:{api.server.smtp_port}"  # for the UI's empty screen
     assert api.get("/livez").text == "ok" and api.get("/readyz").text == "ok"
     docs = api.get("/api/docs")
     assert docs.status == 200 and "/api/v2/wait" in docs.text
@@ -373,10 +379,15 @@ def test_send_builds_and_ingests(api: Api) -> None:
     assert m["From"] == {"Name": "Jö Doe", "Address": "jo@example.com"}
     assert m["Subject"] == "Grüße" and m["HTML"].strip() == "<p>hi</p>" and m["Tags"] == ["api"]
     assert m["ReplyTo"] == [{"Name": "", "Address": "reply@example.com"}]
-    assert sorted(m["Mailboxes"]) == ["hidden@example.com", "to@example.com"]
+    assert sorted(api.get(f"/api/v2/message/{mid}").json()["Mailboxes"]) == [
+        "hidden@example.com",
+        "to@example.com",
+    ]
     assert m["Bcc"] == [{"Name": "", "Address": "hidden@example.com"}]
-    raw = api.get(f"/api/v1/message/{mid}/raw").text
-    assert "hidden@example.com" not in raw.split("\r\n\r\n")[0]  # Bcc is not a header
+    assert m["ReturnPath"] == "jo@example.com"
+    head = api.get(f"/api/v1/message/{mid}/raw").text.split("\r\n\r\n")[0]
+    # as Mailpit's store does: the envelope-only recipient in Bcc, the sender in Return-Path
+    assert "\r\nBcc: hidden@example.com\r\n" in head and "\r\nReturn-Path: <jo@example.com>\r\n" in head
     env = api.get(f"/api/v2/message/{mid}/envelope").json()
     assert env["MailFrom"] == "jo@example.com" and sorted(env["RcptTo"]) == [
         "hidden@example.com",
@@ -415,3 +426,29 @@ def test_send_errors_are_json(api: Api, body: dict[str, object], problem: str) -
     r = api.request("POST", "/api/v1/send", body)
     assert r.status == 400
     assert problem in r.json()["Error"]
+
+
+def test_send_keeps_the_size_limit_and_answers_complete() -> None:
+    """POST /api/v1/send: --smtp-max-size holds (a 400, nothing stored), and what a client
+    reads right after the answer is complete: snippet and attachment count (issue 22)."""
+    with running_server(smtp_max_size=2000) as s:
+        api = Api(s)
+        big = api.request(
+            "POST",
+            "/api/v1/send",
+            {"From": {"Email": "a@b.c"}, "To": [{"Email": "x@y.z"}], "Text": "x" * 5000},
+        )
+        assert big.status == 400 and "exceeds the limit of 2000 bytes" in big.json()["Error"]
+        assert api.get("/api/v1/messages").json()["total"] == 0
+        mid = api.send(
+            To=[{"Email": "x@y.z"}],
+            Text="short\nand sweet",
+            Attachments=[{"Content": "aGk=", "Filename": "a.txt"}],
+        )
+        [m] = api.get("/api/v1/messages").json()["messages"]
+        assert m["ID"] == mid and m["Snippet"] == "short and sweet" and m["Attachments"] == 1
+        assert api.get(f"/api/v1/message/{mid}").json()["Text"] == "short\nand sweet"  # LF kept
+        # embed=1: each link opens in a new tab without a referrer, as Mailpit's swagger says
+        linked = api.send(To=[{"Email": "x@y.z"}], HTML='<a href="https://example.test">x</a>')
+        embed = api.get(f"/view/{linked}.html?embed=1").text
+        assert '<a target="_blank" rel="noreferrer noopener" href="https://example.test">' in embed

@@ -105,7 +105,7 @@ def test_deleting_a_mailbox_keeps_messages_shared_with_others(api: Api) -> None:
     smtp_send(api.server, b"From: s@example.com\r\nSubject: carol only\r\n\r\nx\r\n", ["carol@example.com"])
     smtp_send(api.server, b"From: s@example.com\r\nSubject: bob only\r\n\r\nx\r\n", ["bob@example.com"])
     assert api.request("DELETE", "/api/v2/mailbox/carol@example.com").text == "ok"
-    listing = api.get("/api/v1/messages").json()
+    listing = api.get("/api/v2/messages").json()
     assert sorted(m["Subject"] for m in listing["messages"]) == ["bob only", "shared"]
     shared_row = next(m for m in listing["messages"] if m["Subject"] == "shared")
     assert shared_row["Mailboxes"] == ["alice@example.com", "bob@example.com"]
@@ -114,7 +114,7 @@ def test_deleting_a_mailbox_keeps_messages_shared_with_others(api: Api) -> None:
     assert boxes == {"alice@example.com": 1, "bob@example.com": 2}
     # the same through /api/v1/messages?mailbox= without IDs
     assert api.request("DELETE", "/api/v1/messages?mailbox=bob@example.com", {}).text == "ok"
-    listing = api.get("/api/v1/messages").json()
+    listing = api.get("/api/v2/messages").json()
     assert [m["Subject"] for m in listing["messages"]] == ["shared"]
     assert listing["messages"][0]["Mailboxes"] == ["alice@example.com"]
     assert [b["Name"] for b in api.get("/api/v2/mailboxes").json()["mailboxes"]] == ["alice@example.com"]

@@ -2,20 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import signal
-import socket
-import subprocess
-import tempfile
-import time
 from collections.abc import Iterator
 from email.message import EmailMessage
 
 import pytest
 
 from postroom.checks.spam import SpamdError, parse_reply
-from tests.helpers import running_server
+from tests.helpers import free_port, running_server, running_spamd
 from tests.integration._api_client import Api, smtp_send
 from tests.integration.test_checks_html import validate
 
@@ -23,49 +16,10 @@ from tests.integration.test_checks_html import validate
 GTUBE = "XJS*C4JDBQADN1.NSBN3*2IDNEN*GTUBE-STANDARD-ANTI-UBE-TEST-EMAIL*C.34X"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 @pytest.fixture(scope="module")
 def spamd() -> Iterator[tuple[str, int]]:
-    exe = shutil.which("spamd")
-    if exe is None:
-        if os.environ.get("CI"):
-            pytest.fail("spamd is missing (scripts/system-deps.sh installs spamassassin)")
-        pytest.skip("spamd is not installed (Debian package spamassassin)")
-    port = free_port()
-    tmp = tempfile.mkdtemp(prefix="postroom-spamd-")
-    os.chmod(tmp, 0o755)
-    cmd = [exe, "--listen", f"127.0.0.1:{port}", "-L", "-x", "--min-children", "1", "--max-children", "2"]
-    cmd += ["--pidfile", os.path.join(tmp, "spamd.pid"), "-s", os.path.join(tmp, "spamd.log")]
-    if os.geteuid() == 0:
-        cmd += ["-u", "nobody"]
-    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 60
-    while True:
-        try:
-            socket.create_connection(("127.0.0.1", port), timeout=1).close()
-            break
-        except OSError:
-            if proc.poll() is not None or time.monotonic() > deadline:
-                proc.kill()
-                pytest.fail(
-                    f"spamd did not start: {proc.stderr.read().decode()[-500:] if proc.stderr else ''}"
-                )
-            time.sleep(0.2)
-    try:
-        yield "127.0.0.1", port
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
-        shutil.rmtree(tmp, ignore_errors=True)
+    with running_spamd() as addr:
+        yield addr
 
 
 def _mail(subject: str, body: str) -> EmailMessage:

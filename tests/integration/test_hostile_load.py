@@ -189,7 +189,7 @@ def test_parse_error_is_in_the_message_json(api: Api, server: RunningServer) -> 
     smtp_send(server, big_header_message("flag", "x"))
     api.wait_indexed()
     (mid,) = ids_of(api, "subject:flag")
-    assert api.get(f"/api/v1/message/{mid}").json()["ParseError"] == ""
+    assert api.get(f"/api/v2/message/{mid}").json()["ParseError"] == ""
 
 
 HOSTILE_HTML = "<a x='\">' " + "a=b " * 20

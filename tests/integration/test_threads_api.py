@@ -66,7 +66,7 @@ def world() -> Iterator[tuple[Api, dict[str, dict[str, Any]]]]:
             to = "carol@example.org" if subject.endswith("Quarterly numbers") else "bob@example.org"
             smtp_send(s, mail(n, msgid, subject, refs=refs, to=to), [to])
         api.wait_indexed()
-        listing = api.get("/api/v1/messages?limit=100").json()["messages"]
+        listing = api.get("/api/v2/messages?limit=100").json()["messages"]
         by_msgid = {m["MessageID"]: m for m in listing}
         yield api, {name: by_msgid[msgid] for name, msgid, _, _ in MAILS}
 

@@ -162,11 +162,29 @@ def test_build_message_structure() -> None:
         and tags == ["x"]
         and sender == "a@example.com"
     )
-    assert b"\r\nBcc:" not in raw and b"X-Test: 1\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
+    # as Mailpit's store: the recipients only the envelope names in Bcc, the sender in Return-Path
+    assert b"\r\nBcc: d@example.com\r\n" in raw and b"\r\nReturn-Path: <a@example.com>\r\n" in raw
+    assert b"X-Test: 1\r\n" in raw and b"\n" not in raw.replace(b"\r\n", b"")
     pm = parse_message(raw)
     assert pm.from_ == ("Ä", "a@example.com") and pm.text.strip() == "t"
     assert [(p.content_id, p.payload) for p in pm.inline] == [("logo", b"\x89PNG")]
     assert [(p.filename, p.content_type) for p in pm.attachments] == [("a.csv", "text/csv")]
+
+
+@pytest.mark.parametrize("text", ["a\nb", "a\r\nb\r\n", "line\n", "one line", "ünï\ncode", "x" * 2000])
+def test_build_message_text_reads_back_unchanged(text: str) -> None:
+    """Text and HTML come back byte for byte, LF line ends included (issue 22)."""
+    raw, *_ = build_message(
+        {
+            "from": {"email": "a@example.com"},
+            "to": [{"EMAIL": "b@example.com"}],
+            "text": text,
+            "Html": f"<p>{text}</p>",
+        }
+    )
+    assert b"\n" not in raw.replace(b"\r\n", b"")  # the message itself is CRLF, as on the wire
+    pm = parse_message(raw)
+    assert pm.text == text and pm.html == f"<p>{text}</p>"
 
 
 @pytest.mark.parametrize(

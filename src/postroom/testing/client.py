@@ -178,6 +178,7 @@ class Client(_Remote):
         self._lock = threading.Lock()
         self._has_wait: bool | None = None
         self._has_unindexed: bool | None = None
+        self._has_v2: bool | None = None  # postroom's /api/v2 listings (not on Mailpit)
         self._chaos: RemoteChaos | None = None
 
     # -- HTTP -------------------------------------------------------------------------------
@@ -223,10 +224,20 @@ class Client(_Remote):
     # -- reading ----------------------------------------------------------------------------
 
     def _page(self, mailbox: str | None, query: str | None, start: int, limit: int) -> dict[str, Any]:
-        path = "/api/v1/search" if query else "/api/v1/messages"
-        page: dict[str, Any] = self._json(
-            "GET", path, {"query": query, "mailbox": mailbox, "start": start, "limit": limit}
-        )
+        # postroom's /api/v2 listing adds each message's Mailboxes; Mailpit has only /api/v1
+        params = {"query": query, "mailbox": mailbox, "start": start, "limit": limit}
+        if self._has_v2 is not False:
+            try:
+                page: dict[str, Any] = self._json(
+                    "GET", "/api/v2/search" if query else "/api/v2/messages", params
+                )
+                self._has_v2 = True
+                return page
+            except ClientError as e:
+                if self._has_v2 is not None or "HTTP 404" not in str(e):
+                    raise
+                self._has_v2 = False
+        page = self._json("GET", "/api/v1/search" if query else "/api/v1/messages", params)
         return page
 
     def summaries(self, mailbox: str | None = None, query: str | None = None) -> list[Summary]:

@@ -1,9 +1,13 @@
 """Mailpit-compatible API under ``/api/v1`` (see ``../shared/reference/mailpit-swagger.json``).
 
 Every route, parameter, JSON field and status code of Mailpit's API v1 is here, so
-Mailpit clients work unchanged. postroom adds a ``mailbox`` query parameter to the
-listings and ``ThreadID``/``Mailboxes`` to each message summary. Errors are plain
-text (see :mod:`postroom.web.common`). The checks' routes (HTML, link,
+Mailpit clients work unchanged: the JSON has exactly Mailpit's fields (clients compare
+whole objects), and a summary is read once indexed, as Mailpit's is complete when stored
+(:mod:`postroom.web.indexwait`). postroom adds a ``mailbox`` query parameter to the
+listings; the same listings and message under ``/api/v2`` (``messages``, ``search``,
+``message/{ID}``, ``webui``) add ``ThreadID``/``Mailboxes`` to each summary, ``ParseError``
+to a message and ``Listeners`` to the UI settings. Errors are plain text (see
+:mod:`postroom.web.common`). The checks' routes (HTML, link,
 SpamAssassin) live in :mod:`postroom.web.api_checks`, release in
 :mod:`postroom.web.api_outbound`.
 """
@@ -23,7 +27,7 @@ from aiohttp import web
 from .. import __version__
 from ..message import ParsedMessage, Part
 from ..parsepool import shared_pool
-from ..store.base import StoreError, Summary
+from ..store.base import IndexProgress, StoreError, Summary
 from .common import (
     APP_KEY,
     AUTH_USER_KEY,
@@ -46,11 +50,27 @@ from .common import (
     str_list,
     summary_json,
 )
+from .indexwait import await_indexed
 from .send import SendError, build_message
 
 __all__ = ["add_routes", "message_json"]
 
 log = logging.getLogger(__name__)
+
+# The fields of Mailpit's SendMessageParams (matched in any letter case).
+SEND_FIELDS = (
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "ReplyTo",
+    "Subject",
+    "Text",
+    "HTML",
+    "Headers",
+    "Attachments",
+    "Tags",
+)
 
 # Mailpit's thumbnail size ("a cropped 180x120 JPEG thumbnail").
 THUMB_SIZE = (180, 120)
@@ -72,12 +92,20 @@ def _query_with_tz(request: web.Request, query: str | None) -> str | None:
     return query
 
 
-async def _page(request: web.Request, query: str | None) -> web.Response:
+async def _page(request: web.Request, query: str | None, *, extended: bool) -> web.Response:
     store = store_of(request)
     start = int_param(request, "start", 0)
     limit = int_param(request, "limit", 50, maximum=MAX_LIMIT)
     mailbox = request.query.get("mailbox") or None
     page = await in_thread(store.list_messages, mailbox=mailbox, query=query, start=start, limit=limit)
+    if not extended and page.messages:
+        # Mailpit's summaries are complete when listed: wait for the indexer's snippet and
+        # attachment count of just-arrived mail (usually none on the page), then re-read.
+        fresh = await in_thread(_unindexed, store, [s.id for s in page.messages])
+        if fresh and await await_indexed(request.app[APP_KEY], fresh):
+            page = await in_thread(
+                store.list_messages, mailbox=mailbox, query=query, start=start, limit=limit
+            )
     tags = await in_thread(store.tags)
     return json_response(
         {
@@ -88,20 +116,36 @@ async def _page(request: web.Request, query: str | None) -> web.Response:
             "messages_unread": page.messages_unread,
             "start": page.start,
             "tags": tags,
-            "messages": [summary_json(s) for s in page.messages],
+            "messages": [summary_json(s, extended=extended) for s in page.messages],
         }
     )
 
 
+def _unindexed(store: Any, ids: list[str]) -> list[str]:
+    return list(store.unindexed(ids)) if isinstance(store, IndexProgress) else []
+
+
 async def list_messages(request: web.Request) -> web.Response:
-    return await _page(request, None)
+    return await _page(request, None, extended=False)
 
 
-async def search(request: web.Request) -> web.Response:
+async def list_messages_v2(request: web.Request) -> web.Response:
+    return await _page(request, None, extended=True)
+
+
+def _search_text(request: web.Request) -> str | None:
     query = request.query.get("query", "").strip()
     if not query:
         raise bad_request("query is required (e.g. ?query=subject:hello)")
-    return await _page(request, _query_with_tz(request, query))
+    return _query_with_tz(request, query)
+
+
+async def search(request: web.Request) -> web.Response:
+    return await _page(request, _search_text(request), extended=False)
+
+
+async def search_v2(request: web.Request) -> web.Response:
+    return await _page(request, _search_text(request), extended=True)
 
 
 async def delete_search(request: web.Request) -> web.Response:
@@ -162,9 +206,14 @@ async def _parsed(request: web.Request) -> tuple[str, ParsedMessage]:
     return mid, await shared_pool().parse(raw)
 
 
-def message_json(s: Summary, pm: ParsedMessage) -> dict[str, Any]:
-    """Mailpit's ``Message`` (plus ``ThreadID``/``Mailboxes``)."""
-    return {
+def message_json(
+    s: Summary, pm: ParsedMessage, *, return_path: str = "", extended: bool = False
+) -> dict[str, Any]:
+    """Mailpit's ``Message`` (with ``extended``: plus ``ThreadID``/``Mailboxes``/``ParseError``).
+
+    ``ReturnPath`` is the Return-Path header, else ``return_path`` (the envelope sender).
+    """
+    out = {
         "ID": s.id,
         "MessageID": s.message_id,
         "From": address_json(s.from_),
@@ -172,7 +221,7 @@ def message_json(s: Summary, pm: ParsedMessage) -> dict[str, Any]:
         "Cc": [a.to_json() for a in s.cc],
         "Bcc": [a.to_json() for a in s.bcc],
         "ReplyTo": [a.to_json() for a in s.reply_to],
-        "ReturnPath": pm.return_path,
+        "ReturnPath": pm.return_path or return_path,
         "Subject": s.subject,
         "ListUnsubscribe": pm.list_unsubscribe(),
         "Date": rfc3339(s.date if s.date is not None else s.created),
@@ -183,15 +232,17 @@ def message_json(s: Summary, pm: ParsedMessage) -> dict[str, Any]:
         "Size": s.size,
         "Inline": [p.to_json() for p in pm.inline],
         "Attachments": [p.to_json() for p in pm.attachments],
-        "ThreadID": s.thread_id,
-        "Mailboxes": list(s.mailboxes),
-        # postroom: why this is the raw message (a parse over its time or memory budget,
-        # docs/security.md); "" when it was parsed
-        "ParseError": pm.unparsed,
     }
+    if extended:
+        out["ThreadID"] = s.thread_id
+        out["Mailboxes"] = list(s.mailboxes)
+        # why this is the raw message (a parse over its time or memory budget,
+        # docs/security.md); "" when it was parsed
+        out["ParseError"] = pm.unparsed
+    return out
 
 
-async def get_message(request: web.Request) -> web.Response:
+async def _get_message(request: web.Request, *, extended: bool) -> web.Response:
     mid = await resolve_id(request)
     store = store_of(request)
     s = await in_thread(store.get_summary, mid)
@@ -199,9 +250,21 @@ async def get_message(request: web.Request) -> web.Response:
     if s is None or raw is None:
         raise not_found(f"message {mid} not found")
     pm = await shared_pool().parse(raw)
+    return_path = ""
+    if not pm.return_path:  # Mailpit's ReturnPath is the envelope sender when no header says
+        envelope = await in_thread(store.get_envelope, mid)
+        return_path = envelope.mail_from if envelope is not None else ""
     if not s.read:  # Mailpit: reading a message marks it read
         s.read = await _mark_read(store, mid)
-    return json_response(message_json(s, pm))
+    return json_response(message_json(s, pm, return_path=return_path, extended=extended))
+
+
+async def get_message(request: web.Request) -> web.Response:
+    return await _get_message(request, extended=False)
+
+
+async def get_message_v2(request: web.Request) -> web.Response:
+    return await _get_message(request, extended=True)
 
 
 # Seconds a message view waits for its mark-read write (issue 14 item 2): a writer that is
@@ -313,6 +376,11 @@ async def send(request: web.Request) -> web.Response:
         return json_response({"Error": str(e)}, status=400)
     from ..store.base import Envelope
 
+    max_size = request.app[APP_KEY].settings.smtp_max_size
+    if max_size and len(raw) > max_size:  # the SMTP size limit holds for this way in too
+        return json_response(
+            {"Error": f"message size {len(raw)} exceeds the limit of {max_size} bytes"}, status=400
+        )
     peer = request.transport.get_extra_info("peername") if request.transport else None
     env = Envelope(
         mail_from=mail_from,
@@ -322,7 +390,11 @@ async def send(request: web.Request) -> web.Response:
         tls=request.secure,
         auth_user=request.get(AUTH_USER_KEY),
     )
+    app = request.app[APP_KEY]
     mid = await store_of(request).deliver(env, raw, tags=tuple(tags))
+    # Mailpit answers once the message is stored and parsed: a client reading it next
+    # sees its snippet and attachment count (bounded wait, see indexwait).
+    await await_indexed(app, [mid])
     return json_response({"ID": mid})
 
 
@@ -416,22 +488,28 @@ def _relay_json(request: web.Request) -> dict[str, Any]:
     }
 
 
+def _webui_json(request: web.Request) -> dict[str, Any]:
+    return {
+        "Label": str(request.app[APP_KEY].settings.extra.get("label", "")),
+        "MessageRelay": _relay_json(request),
+        "SpamAssassin": bool(request.app[APP_KEY].settings.enable_spamassassin),
+        "ChaosEnabled": request.app[APP_KEY].chaos.enabled,
+        "DuplicatesIgnored": False,
+        "HideDeleteAllButton": False,
+    }
+
+
 async def webui(request: web.Request) -> web.Response:
-    return json_response(
-        {
-            "Label": str(request.app[APP_KEY].settings.extra.get("label", "")),
-            "MessageRelay": _relay_json(request),
-            "SpamAssassin": bool(request.app[APP_KEY].settings.enable_spamassassin),
-            "ChaosEnabled": request.app[APP_KEY].chaos.enabled,
-            "DuplicatesIgnored": False,
-            "HideDeleteAllButton": False,
-            # postroom's own: where to send mail (and read it), for the UI's empty screen
-            "Listeners": {
-                name: f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
-                for name, (host, port) in request.app[APP_KEY].addresses.items()
-            },
-        }
-    )
+    return json_response(_webui_json(request))
+
+
+async def webui_v2(request: web.Request) -> web.Response:
+    """Mailpit's UI settings plus ``Listeners``: where to send mail, for the UI's empty screen."""
+    listeners = {
+        name: f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+        for name, (host, port) in request.app[APP_KEY].addresses.items()
+    }
+    return json_response({**_webui_json(request), "Listeners": listeners})
 
 
 def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
@@ -458,3 +536,10 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
 
     r.add_get(p + "/chaos", chaos_get)
     r.add_put(p + "/chaos", chaos_put)
+    # The same with postroom's fields added (see the module docstring): the UI's and
+    # postroom.testing's, since /api/v1 keeps Mailpit's exact shape.
+    v2 = prefix + "api/v2"
+    r.add_get(v2 + "/messages", list_messages_v2)
+    r.add_get(v2 + "/search", search_v2)
+    r.add_get(v2 + "/message/{ID}", get_message_v2)
+    r.add_get(v2 + "/webui", webui_v2)

@@ -118,9 +118,11 @@ def address_json(a: Address | None) -> dict[str, str]:
     return a.to_json() if a is not None else {"Name": "", "Address": ""}
 
 
-def summary_json(s: Summary) -> dict[str, Any]:
-    """Mailpit's ``MessageSummary`` plus postroom's ``ThreadID`` and ``Mailboxes``."""
-    return {
+def summary_json(s: Summary, *, extended: bool = True) -> dict[str, Any]:
+    """Mailpit's ``MessageSummary``, plus postroom's ``ThreadID`` and ``Mailboxes`` when
+    ``extended`` (``/api/v2``, webhooks; ``/api/v1`` is exactly Mailpit's shape, which
+    clients compare field for field)."""
+    out = {
         "ID": s.id,
         "MessageID": s.message_id,
         "Read": s.read,
@@ -136,9 +138,11 @@ def summary_json(s: Summary) -> dict[str, Any]:
         "Size": s.size,
         "Attachments": s.attachments,
         "Snippet": s.snippet,
-        "ThreadID": s.thread_id,
-        "Mailboxes": list(s.mailboxes),
     }
+    if extended:
+        out["ThreadID"] = s.thread_id
+        out["Mailboxes"] = list(s.mailboxes)
+    return out
 
 
 def int_param(request: web.Request, name: str, default: int, *, maximum: int | None = None) -> int:

@@ -1,6 +1,6 @@
 """WebSocket ``/api/events``: the bus's events as Mailpit's ``{Type, Data}`` envelopes.
 
-* ``new``      Data: the MessageSummary (with ``ThreadID``/``Mailboxes``)
+* ``new``      Data: the MessageSummary, once indexed (see below)
 * ``update``   Data: ``{"ID", "Read"}`` or ``{"ID", "Tags"}``, one per message; a change
   to more than BULK_IDS messages at once is one ``{"IDs": [...], "Read"}`` (or ``"Tags"``)
 * ``delete``   Data: ``{"ID"}``, one per message; ``{"IDs": [...]}`` past BULK_IDS
@@ -9,6 +9,14 @@
 * ``delivery`` Data: ``{"MessageID", "To", "Outcome", "Reply", "Attempts", "NextAttempt"}``, one
   per attempt of the outbound queue (postroom's; only with a relay, docs/relay.md)
 * ``stats``    Data: ``{"Total", "Unread", "Version"}``, at most every STATS_INTERVAL after changes
+
+``/api/events`` sends Mailpit's summary exactly (clients compare whole objects);
+``/api/v2/events`` (the UI's) adds ``ThreadID`` and ``Mailboxes`` to it.
+
+Mailpit parses a message as it stores it, so its ``new`` event carries the snippet and
+attachment count, then ``stats`` follows. postroom's indexer fills those moments after the
+commit, so a ``new`` event waits for the message's indexing (at most NEW_EVENT_WAIT
+seconds) and is sent with the summary read back then; ``stats`` follows it.
 
 ``?mailbox=NAME`` limits ``new`` events to messages delivered to that mailbox (other
 events carry IDs only and are sent to everyone; unknown IDs are simply ignored).
@@ -47,7 +55,7 @@ from ..events import (
 )
 from .common import APP_KEY, rfc3339, summary_json
 
-__all__ = ["BULK_IDS", "QUEUE_SIZE", "STATS_INTERVAL", "Hub", "add_routes"]
+__all__ = ["BULK_IDS", "NEW_EVENT_WAIT", "QUEUE_SIZE", "STATS_INTERVAL", "Hub", "add_routes"]
 
 log = logging.getLogger(__name__)
 
@@ -61,14 +69,20 @@ CLOSE_TIMEOUT = 1.0
 HUB_KEY: web.AppKey[Hub] = web.AppKey("postroom_ws_hub")
 
 
-INDEXED_MAX = 500  # summaries re-sent per "indexed" batch (the indexer writes 32 at a time)
+# Seconds a "new" event waits for the message's indexing before it is sent as stored.
+NEW_EVENT_WAIT = 2.0
+# "new" events held back for indexing at most; past this (a burst) they go out as stored.
+PENDING_MAX = 5000
 # A change to more messages than this is sent as one frame with "IDs" (well under QUEUE_SIZE).
 BULK_IDS = 100
 
 
 class _Client:
-    def __init__(self, ws: web.WebSocketResponse, request: web.Request, mailbox: str | None) -> None:
+    def __init__(
+        self, ws: web.WebSocketResponse, request: web.Request, mailbox: str | None, extended: bool
+    ) -> None:
         self.ws = ws
+        self.extended = extended
         self.request = request
         self.mailbox = mailbox
         self.queue: asyncio.Queue[str] = asyncio.Queue(QUEUE_SIZE)
@@ -114,21 +128,37 @@ class Hub:
         self._unsubscribe: Any = None
         self._stats_due = False
         self._tasks: set[asyncio.Task[None]] = set()
+        # message ID -> timer of a "new" event held back until the message is indexed
+        self._pending: dict[str, asyncio.TimerHandle] = {}
 
-    async def _send_summaries(self, ids: list[str]) -> None:
+    async def _send_new(self, ids: list[str]) -> None:
+        """Read back the summaries of ``ids`` (indexed by now, or waited for long enough) and
+        send them as ``new``; ``stats`` follows."""
         store = self.app[APP_KEY].store
         try:
             summaries = await asyncio.to_thread(lambda: [store.get_summary(i) for i in ids])
-        except Exception:  # the store closed, or the messages went meanwhile
-            log.debug("could not read indexed summaries", exc_info=True)
+        except Exception:  # the store closed meanwhile
+            log.debug("could not read new summaries", exc_info=True)
             return
         for s in summaries:
-            if s is None:
+            if s is None:  # deleted meanwhile: its delete event says so
                 continue
-            text = _envelope("update", summary_json(s))
+            plain = _envelope("new", summary_json(s, extended=False))
+            full = _envelope("new", summary_json(s))
             for c in list(self.clients):
                 if c.mailbox is None or c.mailbox in s.mailboxes:
-                    c.offer(text)
+                    c.offer(full if c.extended else plain)
+        self._schedule_stats()
+
+    def _release(self, ids: list[str]) -> None:
+        """Send the held-back ``new`` events of those ``ids`` that are pending."""
+        ready = [i for i in ids if i in self._pending]
+        for i in ready:
+            self._pending.pop(i).cancel()
+        if ready and self.clients:
+            task = asyncio.get_running_loop().create_task(self._send_new(ready))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     def start(self) -> None:
         self._unsubscribe = self.app[APP_KEY].bus.subscribe(self.on_event)
@@ -136,6 +166,9 @@ class Hub:
     async def stop(self) -> None:
         if self._unsubscribe is not None:
             self._unsubscribe()
+        for held in self._pending.values():
+            held.cancel()
+        self._pending.clear()
         for c in list(self.clients):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
@@ -149,20 +182,22 @@ class Hub:
         out: list[tuple[str, list[str] | None]] = []  # (text, mailboxes it concerns or None for all)
         match ev:
             case MessageStored(summary=s):
-                out.append((_envelope("new", summary_json(s)), list(ev.mailboxes)))
+                if len(self._pending) >= PENDING_MAX:
+                    self._release(list(self._pending))
+                loop = asyncio.get_running_loop()
+                self._pending[s.id] = loop.call_later(NEW_EVENT_WAIT, self._release, [s.id])
+                return
             case MessagesIndexed(ids=indexed):
-                # The indexer filled snippet, attachment count and ThreadID: send the whole
-                # summary (read off the loop), which the UI and Mailpit-style clients apply in place.
-                if batch := list(indexed[:INDEXED_MAX]):
-                    task = asyncio.get_running_loop().create_task(self._send_summaries(batch))
-                    self._tasks.add(task)
-                    task.add_done_callback(self._tasks.discard)
+                self._release(list(indexed))
                 return
             case ReadChanged(ids=ids, read=read):
                 out += _per_id("update", list(ids), {"Read": read})
             case TagsChanged(ids=ids, tags=tags):
                 out += _per_id("update", list(ids), {"Tags": list(tags)})
             case MessagesDeleted(ids=ids):
+                for i in ids:
+                    if (held := self._pending.pop(i, None)) is not None:
+                        held.cancel()
                 out += _per_id("delete", list(ids), {})
             case MessagesPruned(ids=ids):
                 out.append((_envelope("prune", {"IDs": list(ids)}), None))
@@ -178,6 +213,9 @@ class Hub:
             for text, boxes in out:
                 if c.mailbox is None or boxes is None or c.mailbox in boxes:
                     c.offer(text)
+        self._schedule_stats()
+
+    def _schedule_stats(self) -> None:
         if not self._stats_due:
             self._stats_due = True
             asyncio.get_running_loop().call_later(STATS_INTERVAL, self._send_stats)
@@ -200,10 +238,18 @@ class Hub:
             c.offer(text)
 
     async def handle(self, request: web.Request) -> web.StreamResponse:
+        """``/api/events``: Mailpit's event shapes."""
+        return await self._handle(request, extended=False)
+
+    async def handle_v2(self, request: web.Request) -> web.StreamResponse:
+        """``/api/v2/events``: summaries with postroom's ``ThreadID`` and ``Mailboxes``."""
+        return await self._handle(request, extended=True)
+
+    async def _handle(self, request: web.Request, *, extended: bool) -> web.StreamResponse:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
         await ws.prepare(request)
         mailbox = (request.query.get("mailbox") or "").strip().lower() or None
-        client = _Client(ws, request, mailbox)
+        client = _Client(ws, request, mailbox, extended)
         self.clients.add(client)
         sender = asyncio.get_running_loop().create_task(self._pump(client))
         try:
@@ -240,3 +286,4 @@ def add_routes(app: web.Application, prefix: str) -> None:
     app.on_startup.append(on_startup)
     app.on_shutdown.append(on_shutdown)
     app.router.add_get(prefix + "api/events", hub.handle)
+    app.router.add_get(prefix + "api/v2/events", hub.handle_v2)

@@ -2,7 +2,11 @@
 
 Structure of the result (RFC 2045/2046): text and HTML become ``multipart/alternative``;
 attachments with a ``ContentID`` are related to the HTML (``multipart/related``);
-others make the whole ``multipart/mixed``. Lines end in CRLF, as on the wire.
+others make the whole ``multipart/mixed``. Lines end in CRLF, as on the wire; Text and
+HTML are base64-encoded (unless one short ASCII line) so that they read back byte for
+byte, LF line ends included (a client compares what it sent with what it reads). The envelope-only
+recipients are named in a ``Bcc`` header and the sender in ``Return-Path``, as Mailpit's
+store adds them. Keys match in any letter case, as Go's JSON decoder does.
 
 Errors: :class:`SendError` (a ``ValueError``) names the field that is wrong.
 """
@@ -12,6 +16,7 @@ from __future__ import annotations
 import base64
 import binascii
 import mimetypes
+from collections.abc import Callable
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -20,17 +25,41 @@ from typing import Any
 
 __all__ = ["SendError", "build_message"]
 
+# Longest line a 7bit body may have (RFC 5322 section 2.1.1: 998 characters and CRLF).
+MAX_7BIT_LINE = 998
+
+# The fields of Mailpit's SendMessageParams (matched in any letter case).
+SEND_FIELDS = (
+    "From",
+    "To",
+    "Cc",
+    "Bcc",
+    "ReplyTo",
+    "Subject",
+    "Text",
+    "HTML",
+    "Headers",
+    "Attachments",
+    "Tags",
+)
 # Header names a caller may not set through "Headers" (the builder owns them).
-_RESERVED = frozenset(("content-type", "content-transfer-encoding", "mime-version", "bcc"))
+_RESERVED = frozenset(("content-type", "content-transfer-encoding", "mime-version", "bcc", "return-path"))
 
 
 class SendError(ValueError):
     """The request cannot become a message; the text names the field."""
 
 
+def _fields(value: dict[str, Any], *names: str) -> dict[str, Any]:
+    """``value`` with keys spelt as ``names`` when they match in any case (others kept)."""
+    canonical = {n.lower(): n for n in names}
+    return {canonical.get(k.lower(), k): v for k, v in value.items()}
+
+
 def _addr(value: Any, field: str) -> Address:
     if not isinstance(value, dict):
         raise SendError(f"{field} must be an object with Email and optional Name")
+    value = _fields(value, "Email", "Name")
     email = value.get("Email")
     name = value.get("Name") or ""
     if not isinstance(email, str) or not email.strip():
@@ -74,6 +103,7 @@ def build_message(body: dict[str, Any]) -> tuple[bytes, list[str], list[str], st
     Raises:
         SendError: a field is missing or has the wrong type.
     """
+    body = _fields(body, *SEND_FIELDS)
     if "From" not in body:
         raise SendError("From is required")
     sender = _addr(body["From"], "From")
@@ -123,6 +153,12 @@ def build_message(body: dict[str, Any]) -> tuple[bytes, list[str], list[str], st
         msg["Date"] = formatdate(localtime=False)
     if "Message-ID" not in msg:
         msg["Message-ID"] = make_msgid(domain=sender.domain or "postroom")
+    shown = {a.addr_spec.lower() for a in (*to, *cc)}
+    hidden = [b for b in bcc if b.lower() not in shown]
+    if hidden:
+        msg["Bcc"] = ", ".join(dict.fromkeys(hidden))
+    if "Return-Path" not in msg:
+        msg["Return-Path"] = f"<{sender.addr_spec}>"
 
     attachments = body.get("Attachments") or []
     if not isinstance(attachments, list):
@@ -130,12 +166,10 @@ def build_message(body: dict[str, Any]) -> tuple[bytes, list[str], list[str], st
     decoded = [_attachment(a, i) for i, a in enumerate(attachments)]
 
     if html and text:
-        msg.set_content(text)
-        msg.add_alternative(html, subtype="html")
-    elif html:
-        msg.set_content(html, subtype="html")
+        _add_text(msg.set_content, text, "plain")
+        _add_text(msg.add_alternative, html, "html")
     else:
-        msg.set_content(text)
+        _add_text(msg.set_content, html or text, "html" if html else "plain")
     html_part = _find_html(msg) if html else None
     for data, filename, ctype, cid in decoded:
         maintype, _, subtype = ctype.partition("/")
@@ -151,6 +185,15 @@ def build_message(body: dict[str, Any]) -> tuple[bytes, list[str], list[str], st
         else:
             msg.add_attachment(data, maintype, subtype, filename=filename)
     return msg.as_bytes(policy=policy.SMTP), rcpts, [t.strip() for t in tags if t.strip()], sender.addr_spec
+
+
+def _add_text(add: Callable[..., None], text: str, subtype: str) -> None:
+    """Add a text part with ``add`` (``set_content`` or ``add_alternative``) that reads back
+    as exactly ``text``: one short ASCII line as it is, anything else base64 (given a str,
+    ``email`` would rewrite LF line ends to CRLF and add one at the end)."""
+    data = text.encode("utf-8")
+    plain = text.isascii() and len(data) <= MAX_7BIT_LINE and not ("\r" in text or "\n" in text)
+    add(data, "text", subtype, cte="7bit" if plain else "base64", params={"charset": "utf-8"})
 
 
 def _find_html(msg: EmailMessage) -> EmailMessage | None:
@@ -169,6 +212,7 @@ def _attachment(a: Any, i: int) -> tuple[bytes, str, str, str]:
     field = f"Attachments[{i}]"
     if not isinstance(a, dict):
         raise SendError(f"{field} must be an object with Content and Filename")
+    a = _fields(a, "Content", "Filename", "ContentType", "ContentID")
     content, filename = a.get("Content"), a.get("Filename")
     if not isinstance(filename, str) or not filename.strip():
         raise SendError(f"{field}.Filename is required")

@@ -27,6 +27,9 @@ __all__ = ["HEAD_TAG", "UI_CSP", "add_routes", "openapi_document"]
 # "<head" then its attributes up to the next "<" or ">". "<head[^>]*>" ran to the end of the
 # document from every "<head" with no ">" after it: quadratic (issue 14, regex audit).
 HEAD_TAG = re.compile(r"<head(?:\s[^<>]*)?>", re.IGNORECASE)
+# The start of a link element ("<a" then space): the new-tab attributes go first, so they
+# win over any the message sets later in the tag (HTML keeps the first of a repeated one).
+LINK_TAG = re.compile(r"(<a)(?=\s)", re.IGNORECASE)
 
 # The UI's policy: nothing but its own files (no inline script or style, no CDN).
 UI_CSP = (
@@ -74,6 +77,10 @@ async def view_html(request: web.Request) -> web.Response:
 
     body = re.sub(r"""(["'(\s=])cid:([^"'\s)>]+)""", cid_url, pm.html)
     if request.query.get("embed") in ("1", "true"):
+        # Mailpit's embed mode: every link opens in a new tab without a referrer (its
+        # swagger says so, and clients check for the attributes); the base element covers
+        # what is not a link (an area, a form).
+        body = LINK_TAG.sub(r'\1 target="_blank" rel="noreferrer noopener"', body)
         base = '<base target="_blank">'
         head = HEAD_TAG.search(body)
         body = body[: head.end()] + base + body[head.end() :] if head else base + body

@@ -1,4 +1,6 @@
-// Thin client for postroom's HTTP API (Mailpit-compatible /api/v1 plus postroom's /api/v2).
+// Thin client for postroom's HTTP API (Mailpit-compatible /api/v1 plus postroom's /api/v2;
+// listings, messages, settings and events come from /api/v2, which adds ThreadID and
+// Mailboxes to Mailpit's shapes).
 // Every URL is relative to the page, so the UI also works when served under a webroot.
 
 export class ApiError extends Error {
@@ -55,16 +57,16 @@ export const api = {
   /** A page of message summaries, optionally for one mailbox, optionally a search. */
   messages({ query, mailbox, start = 0, limit = 50, signal }) {
     const params = { start, limit, mailbox };
-    if (query) return request("GET", "api/v1/search", { params: { ...params, query }, signal });
-    return request("GET", "api/v1/messages", { params, signal });
+    if (query) return request("GET", "api/v2/search", { params: { ...params, query }, signal });
+    return request("GET", "api/v2/messages", { params, signal });
   },
-  message: (id, signal) => request("GET", `api/v1/message/${enc(id)}`, { signal }),
+  message: (id, signal) => request("GET", `api/v2/message/${enc(id)}`, { signal }),
   headers: (id) => request("GET", `api/v1/message/${enc(id)}/headers`),
   raw: (id) => request("GET", `api/v1/message/${enc(id)}/raw`, { as: "text" }),
   envelope: (id) => request("GET", `api/v2/message/${enc(id)}/envelope`),
   mailboxes: () => request("GET", "api/v2/mailboxes"),
   tags: () => request("GET", "api/v1/tags"),
-  webui: () => request("GET", "api/v1/webui"),
+  webui: () => request("GET", "api/v2/webui"),
   setRead: (ids, read) => request("PUT", "api/v1/messages", { body: { IDs: ids, Read: read }, as: "none" }),
   markAllRead: () => request("PUT", "api/v1/messages", { body: { Read: true }, as: "none" }),
   markMailboxRead: (name) => request("PUT", `api/v2/mailbox/${enc(name)}/read`, { body: { Read: true }, as: "none" }),
@@ -89,7 +91,7 @@ export const api = {
   thumbUrl: (id, partId) => url(`api/v1/message/${enc(id)}/part/${enc(partId)}/thumb`),
   rawUrl: (id) => url(`api/v1/message/${enc(id)}/raw`),
   eventsUrl() {
-    const u = new URL("api/events", document.baseURI);
+    const u = new URL("api/v2/events", document.baseURI);
     u.protocol = u.protocol === "https:" ? "wss:" : "ws:";
     return u.toString();
   },
