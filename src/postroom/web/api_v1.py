@@ -57,21 +57,6 @@ __all__ = ["add_routes", "message_json"]
 
 log = logging.getLogger(__name__)
 
-# The fields of Mailpit's SendMessageParams (matched in any letter case).
-SEND_FIELDS = (
-    "From",
-    "To",
-    "Cc",
-    "Bcc",
-    "ReplyTo",
-    "Subject",
-    "Text",
-    "HTML",
-    "Headers",
-    "Attachments",
-    "Tags",
-)
-
 # Mailpit's thumbnail size ("a cropped 180x120 JPEG thumbnail").
 THUMB_SIZE = (180, 120)
 # Images larger than this (pixels, after a JPEG's DCT scaling) are not decoded for a
