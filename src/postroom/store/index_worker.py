@@ -56,6 +56,7 @@ from concurrent.futures import Executor, Future, ProcessPoolExecutor
 from dataclasses import dataclass
 from typing import IO, Any
 
+from ..lifeline import die_with_parent
 from ..threads import ThreadingOptions
 from .rawcodec import unpack
 from .thread_index import (
@@ -622,6 +623,8 @@ def main(argv: list[str] | None = None) -> int:
     if extract is None or not args:
         return 1
     path, options = _parse_args(args)
+    # end with postroom even when it is killed with -9 and this process is busy (issue 14)
+    die_with_parent()
     global _budget
     _budget = float(os.environ.get("POSTROOM_INDEX_PARSE_SECONDS", INDEX_PARSE_SECONDS))
     if _budget and hasattr(signal, "setitimer"):
@@ -642,7 +645,12 @@ def main(argv: list[str] | None = None) -> int:
     helpers = min((os.cpu_count() or 1) - 1, MAX_HELPERS) if sys.platform.startswith("linux") else 0
     pool = None
     if helpers > 0:
-        pool = ProcessPoolExecutor(helpers, mp_context=multiprocessing.get_context("fork"))
+        pool = ProcessPoolExecutor(
+            helpers,
+            mp_context=multiprocessing.get_context("fork"),
+            initializer=die_with_parent,  # they read no pipe that would tell them this process has gone
+            initargs=(os.getpid(),),
+        )
         for _ in range(helpers):  # start them now, not in the middle of the first burst
             pool.submit(_index_many, path, [])
     try:

@@ -140,31 +140,47 @@ class BackgroundMixin:
                 self._wake_indexer()
             return
         if self.settings.indexer == "process":
-            from .thread_index import options_from_settings, worker_args
-
-            self._index_proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "postroom.store.index_worker",
-                    self.path,
-                    *worker_args(options_from_settings(self.settings)),
-                ],
-                stdin=subprocess.PIPE,
-                stdout=subprocess.PIPE,
-                close_fds=True,
-                # its own process group, with its helper processes: stopping kills them all
-                # at once when they do not finish in time (_stop_indexer)
-                start_new_session=True,
-                env={**os.environ, "POSTROOM_TAG_RULES": json.dumps(self.settings.extra.get("tags") or [])},
+            spawned: list[BaseException] = []
+            ready = threading.Event()
+            self._indexer = threading.Thread(
+                target=self._index_receiver, args=(spawned, ready), name="postroom-index", daemon=True
             )
-            assert self._index_proc.stdin is not None
-            os.set_blocking(self._index_proc.stdin.fileno(), False)
-            self._indexer = threading.Thread(target=self._index_receiver, name="postroom-index", daemon=True)
+            self._indexer.start()
+            ready.wait()
+            if spawned:
+                raise spawned[0]
         else:
             self._indexer = threading.Thread(target=self._index_loop, name="postroom-index", daemon=True)
-        self._indexer.start()
+            self._indexer.start()
         self._wake_indexer()
+
+    def _spawn_indexer(self) -> subprocess.Popen[bytes]:
+        from ..lifeline import PARENT_ENV
+        from .thread_index import options_from_settings, worker_args
+
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "postroom.store.index_worker",
+                self.path,
+                *worker_args(options_from_settings(self.settings)),
+            ],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            close_fds=True,
+            # its own process group, with its helper processes: stopping kills them all
+            # at once when they do not finish in time (_stop_indexer)
+            start_new_session=True,
+            env={
+                **os.environ,
+                "POSTROOM_TAG_RULES": json.dumps(self.settings.extra.get("tags") or []),
+                PARENT_ENV: str(os.getpid()),  # it ends when this process does (lifeline.py)
+            },
+        )
+        assert proc.stdin is not None
+        os.set_blocking(proc.stdin.fileno(), False)
+        return proc
 
     def _index_job(self, rows: list[Any]) -> Callable[[sqlite3.Connection], None]:
         """A writer job storing parsed results; they are announced once committed."""
@@ -213,11 +229,20 @@ class BackgroundMixin:
         except sqlite3.Error:
             log.exception("indexing failed (tried again with the next message)")
 
-    def _index_receiver(self) -> None:
-        """Announce what the worker process indexed (it writes its results itself, in short
-        transactions, so the SMTP path never waits behind full-text work: one line of IDs each)."""
-        proc = self._index_proc
-        assert proc is not None and proc.stdout is not None
+    def _index_receiver(self, spawned: list[BaseException], ready: threading.Event) -> None:
+        """Start the worker process, then announce what it indexed (it writes its results
+        itself, in short transactions, so the SMTP path never waits behind full-text work:
+        one line of IDs each). It is started on this thread, which lives as long as it does:
+        the kernel's parent-death signal follows the thread that started a process
+        (lifeline.py)."""
+        try:
+            proc = self._index_proc = self._spawn_indexer()
+        except BaseException as e:
+            spawned.append(e)
+            return
+        finally:
+            ready.set()
+        assert proc.stdout is not None
         for line in proc.stdout:
             pids = line.decode("ascii", "replace").split()
             if pids and not self.db.closed:
