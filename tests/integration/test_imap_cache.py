@@ -177,3 +177,47 @@ def test_sort_keys_are_remembered_within_their_bound(tmp_path: Path, monkeypatch
             w.ok("SORT (DATE) UTF-8 ALL")
             assert len(cache._sort_keys["SUBJECT"]) == len(cache._sort_keys["DATE"]) == 6
             assert "ARRIVAL" not in cache._sort_keys  # taken from the listing, nothing kept
+
+
+def test_select_reuses_a_folder_listing_only_while_the_folder_is_unchanged(tmp_path: Path) -> None:
+    """SELECT copies a shared listing of the folder (snapshots.py) while the folder's
+    UIDVALIDITY, UIDNEXT, count and highest MODSEQ are those it was read in; any change
+    (flags, new mail, expunge) makes the next SELECT read the store again."""
+    import dataclasses
+
+    from postroom.servers.imap.core import SNAPSHOTS_KEY
+    from postroom.servers.imap.snapshots import Snapshots
+
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        for i in range(3):
+            deliver(s, msg(f"s{i}"))
+        with login(s) as a, login(s) as b:
+            a.ok("SELECT INBOX")
+            snaps = s.app.extras[SNAPSHOTS_KEY]
+            assert isinstance(snaps, Snapshots)
+            first = snaps._kept[("bob@example.org", "INBOX")]
+            assert b"* 3 EXISTS\r\n" in b.ok("SELECT INBOX")
+            assert snaps._kept[("bob@example.org", "INBOX")] is first  # reused
+            a.ok("STORE 1 +FLAGS (\\Flagged)")
+            b.ok("CLOSE")
+            b.ok("SELECT INBOX")
+            assert b"\\Flagged" in b.ok("FETCH 1 FLAGS")[0]
+            deliver(s, msg("s3"))
+            b.ok("CLOSE")
+            assert b"* 4 EXISTS\r\n" in b.ok("SELECT INBOX")
+            a.ok("NOOP")
+            a.ok("STORE 2 +FLAGS (\\Deleted)")
+            a.ok("EXPUNGE")
+            b.ok("CLOSE")
+            lines = b.ok("SELECT INBOX")
+            assert b"* 3 EXISTS\r\n" in lines
+            assert [x for x in b.ok("UID SEARCH ALL") if x.startswith(b"* SEARCH")] == [b"* SEARCH 1 3 4\r\n"]
+        # the folder state alone decides, whether or not a change event arrived
+        info = s.app.store.folder_info("bob@example.org", "INBOX")
+        assert info is not None
+        snap = snaps.get(info)
+        assert snaps.get(info) is snap and snaps.peek(info) is snap
+        for field, value in (("highestmodseq", 10**6), ("uidnext", 10**6), ("exists", 99)):
+            changed = dataclasses.replace(info, **{field: value})
+            assert snaps.peek(changed) is None
+            assert snaps.get(changed) is not snap

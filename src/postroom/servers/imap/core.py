@@ -19,6 +19,7 @@ from ...protocols.imap.errors import No
 from ...store.base import ImapStore
 from .account import Account
 from .messages import MessageCache
+from .snapshots import Snapshots
 from .tracker import RecentClaims, Tracker
 
 if TYPE_CHECKING:
@@ -35,6 +36,7 @@ FLUSH_BYTES = 256 * 1024
 SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 CACHE_KEY = "imap_message_cache"
 RECENT_KEY = "imap_recent_claims"
+SNAPSHOTS_KEY = "imap_folder_snapshots"
 
 
 @dataclass
@@ -68,6 +70,7 @@ class SessionBase:
     saved: frozenset[int]  # SEARCHRES result, as UIDs (RFC 5182)
     cache: MessageCache
     recent: RecentClaims
+    snapshots: Snapshots
     out: list[bytes]
     out_size: int
     dirty: bool
@@ -87,6 +90,11 @@ class SessionBase:
             cache = MessageCache(app.store)
             app.extras[CACHE_KEY] = cache
         self.cache = cache
+        snapshots = app.extras.get(SNAPSHOTS_KEY)
+        if not isinstance(snapshots, Snapshots):
+            snapshots = app.extras[SNAPSHOTS_KEY] = Snapshots(app.store)
+            app.bus.subscribe(snapshots.on_event)
+        self.snapshots = snapshots
         recent = app.extras.get(RECENT_KEY)
         if not isinstance(recent, RecentClaims):
             recent = app.extras[RECENT_KEY] = RecentClaims()

@@ -18,12 +18,13 @@ command that allows them.
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ...protocols.imap.encoder import Raw, untagged
 from ...store.base import Entry
+from .snapshots import Snapshot
 
 __all__ = ["RECENT", "RecentClaims", "Tracker"]
 
@@ -43,6 +44,14 @@ class RecentClaims:
         mine = {u for u in uids if u > mark}
         if mine and not readonly:
             self.marks[key] = max(mine)
+        return mine
+
+    def claim_sorted(self, key: tuple[str, str, int], uids: list[int], readonly: bool) -> set[int]:
+        """:meth:`claim` of ascending ``uids`` (only the tail above the mark is looked at)."""
+        mark = self.marks.get(key, 0)
+        mine = set(uids[bisect_right(uids, mark) :])
+        if mine and not readonly:
+            self.marks[key] = uids[-1]
         return mine
 
     def unclaimed(self, key: tuple[str, str, int], uids: list[int]) -> int:
@@ -90,6 +99,18 @@ class Tracker:
             t.entries[e.uid] = e
             t.modseq[e.uid] = e.modseq
         return t
+
+    @classmethod
+    def from_snapshot(cls, snap: Snapshot) -> Tracker:
+        """A tracker starting from a shared :class:`~.snapshots.Snapshot` (its tables are
+        copied: this session changes its own); then :meth:`set_recent`."""
+        return cls(list(snap.uids), dict(snap.flags), dict(snap.entries), modseq=dict(snap.modseq))
+
+    def set_recent(self, recent: set[int]) -> None:
+        """The UIDs this session holds as \\Recent (from :meth:`RecentClaims.claim_sorted`)."""
+        self.recent = recent
+        for uid in recent:
+            self.flags[uid] = self.flags[uid] | RECENT
 
     def view(self, e: Entry) -> frozenset[str]:
         """The flags of ``e`` as this session shows them (with its \\Recent)."""
