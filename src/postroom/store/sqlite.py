@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import json
 import logging
 import os
 import queue
@@ -24,16 +23,15 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable
-from importlib import resources
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from ..events import Event, FolderChanged, MessagesPruned, MessageStored, Placement
-from ..mailboxes import mailbox_for
+from ..events import Event
 from .base import (
-    INBOX,
-    Address,
+    Entry,
     Envelope,
+    FlagMode,
+    FolderInfo,
     MailboxInfo,
     MessagePage,
     StoreClosed,
@@ -42,22 +40,22 @@ from .base import (
     Summary,
     ThreadPage,
 )
-from .headers import scan_headers
 from .ids import new_id
 from .index_worker import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
 from .owner import StoreLock
-from .rawcodec import compress
 from .sqlite_background import ANALYZE_FROM, BackgroundMixin
-from .sqlite_changes import ChangesMixin
+from .sqlite_changes import Changes
 from .sqlite_db import SQLiteDb
-from .sqlite_folders import FolderMixin, next_uidvalidity
+from .sqlite_folders import Folders
 from .sqlite_imapcache import ImapCache
 from .sqlite_jobs import _INDEX, _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
 from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import Reader
+from .sqlite_schema import apply_migrations, schema_template
 from .sqlite_search import register_functions
 from .sqlite_tails import TAIL_BYTES, WorkerJournalsMixin
+from .sqlite_writes import Writes
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -67,7 +65,6 @@ __all__ = ["TAIL_BYTES", "SQLiteStore"]
 
 log = logging.getLogger(__name__)
 
-PRUNE_INTERVAL = 30.0  # seconds between age-based retention sweeps
 # While SMTP workers keep writing, the writer reads their journals again after each batch;
 # when it found fewer than TAIL_BATCH messages it first waits TAIL_PAUSE seconds, so that a
 # steady stream is stored in batches, not one transaction per message (mail is listed a few
@@ -86,12 +83,7 @@ READ_WAIT_LIMIT = 3.0
 RETRY_INTERVAL = 1.0
 
 
-class SQLiteStore(
-    ChangesMixin,
-    BackgroundMixin,
-    FolderMixin,
-    WorkerJournalsMixin,
-):
+class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
     """SQLite implementation of :class:`postroom.store.base.Store`."""
 
     def __init__(self, target: str, settings: Settings, bus: Bus) -> None:
@@ -106,6 +98,9 @@ class SQLiteStore(
         self.db = SQLiteDb(target, settings, bus, throwaway=self._tmpdir is not None)
         self.reading = Reader(self.db)
         self.imap_cache = ImapCache(self.db)
+        self.writes = Writes(self.db)
+        self.changes = Changes(self.db, self.writes, self.reading)
+        self.folders_ = Folders(self.db, self.writes)
         self.db.wait_applied = self._wait_applied
         self._owner = StoreLock(target)
         self._writer: threading.Thread | None = None
@@ -133,10 +128,6 @@ class SQLiteStore(
         self._waiting = 0  # readers waiting for their writes (guarded by _applied_cond)
         self._applied_cond = threading.Condition()
         # writer-thread state
-        self._folder_cache: dict[tuple[str, str], list[int]] = {}  # (mailbox, folder) -> [folder_id, uidnext]
-        self._count = 0
-        self._last_prune = 0.0
-        self._tag_cache: dict[str, int] = {}
         self._tag_rules: Any = None  # indexer.TagRules, built at start
         self._outbound: SQLiteOutbound | None = None
 
@@ -189,6 +180,64 @@ class SQLiteStore(
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         self.imap_cache.put(kind, items)
 
+    # -- changes (sqlite_changes.Changes) -----------------------------------------------------
+    def set_read(
+        self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        return self.changes.set_read(ids, read, mailbox=mailbox, query=query)
+
+    def delete_messages(
+        self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
+    ) -> list[str]:
+        return self.changes.delete_messages(ids, mailbox=mailbox, query=query)
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> None:
+        self.changes.set_tags(ids, tags)
+
+    def rename_tag(self, old: str, new: str) -> None:
+        self.changes.rename_tag(old, new)
+
+    def delete_tag(self, tag: str) -> None:
+        self.changes.delete_tag(tag)
+
+    # -- folders (sqlite_folders.Folders) -----------------------------------------------------
+    def folders(self, mailbox: str) -> list[FolderInfo]:
+        return self.folders_.folders(mailbox)
+
+    def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
+        return self.folders_.folder_info(mailbox, folder)
+
+    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo:
+        return self.folders_.create_folder(mailbox, folder, special_use)
+
+    def delete_folder(self, mailbox: str, folder: str) -> None:
+        self.folders_.delete_folder(mailbox, folder)
+
+    def rename_folder(self, mailbox: str, old: str, new: str) -> None:
+        self.folders_.rename_folder(mailbox, old, new)
+
+    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
+        self.folders_.set_subscribed(mailbox, folder, subscribed)
+
+    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
+        return self.folders_.folder_entries(mailbox, folder)
+
+    def update_flags(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        return self.folders_.update_flags(mailbox, folder, uids, flags, mode)
+
+    def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        return self.folders_.expunge(mailbox, folder, uids)
+
+    def delete_mailbox(self, mailbox: str) -> list[str]:
+        return self.folders_.delete_mailbox(mailbox)
+
+    def copy(
+        self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
+    ) -> tuple[int, list[tuple[int, int]]]:
+        return self.folders_.copy(mailbox, folder, uids, dest, move=move)
+
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -199,7 +248,7 @@ class SQLiteStore(
             raise StoreError(f"cannot open database {self.path}: {e}") from None
         try:
             if self._tmpdir and not os.path.exists(self.path):
-                shutil.copyfile(_schema_template(self._connect_file), self.path)
+                shutil.copyfile(schema_template(self._connect_file), self.path)
             conn = self._connect()
         except (OSError, sqlite3.Error) as e:
             self._owner.release()
@@ -212,7 +261,7 @@ class SQLiteStore(
         # text written by an indexing helper whose conversation the indexer did not write
         # before postroom stopped: done, so that the indexer's start fixes the conversation
         conn.execute("UPDATE message SET indexed = 1 WHERE indexed = ?", (TEXT_ONLY,))
-        self._count = conn.execute("SELECT count(*) FROM message").fetchone()[0]
+        self.writes.count = conn.execute("SELECT count(*) FROM message").fetchone()[0]
         from .indexer import RuleError, TagRules
 
         try:
@@ -283,7 +332,7 @@ class SQLiteStore(
         return conn
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
-        _apply_migrations(conn)
+        apply_migrations(conn)
 
     def _wait_applied(self) -> None:
         """Read-your-writes: wait until every journaled message is in SQLite (usually at once)."""
@@ -326,7 +375,7 @@ class SQLiteStore(
 
     # -- the writer thread -------------------------------------------------------------
     def _write_loop(self, conn: sqlite3.Connection, ready: threading.Event) -> None:
-        self._load_folders(conn)
+        self.writes.load_folders(conn)
         try:
             self._open_journal(conn)
         except Exception as e:
@@ -364,7 +413,7 @@ class SQLiteStore(
                 self._run_batch(conn, jobs)
             if index and not stop:
                 self._index_now(conn)
-            if self._checkpointer is None and self._count >= ANALYZE_FROM and not stop:
+            if self._checkpointer is None and self.writes.count >= ANALYZE_FROM and not stop:
                 self._start_checkpointer()
             if stop:
                 self._drain_after_stop(q)
@@ -419,7 +468,7 @@ class SQLiteStore(
         try:
             begin_immediate(conn)
             if ingests:
-                self._ingest(conn, ingests, events)
+                self.writes.ingest(conn, ingests, events)
             for c in calls:
                 sp = "sp"
                 conn.execute(f"SAVEPOINT {sp}")
@@ -432,9 +481,9 @@ class SQLiteStore(
                     conn.execute(f"ROLLBACK TO {sp}")
                     conn.execute(f"RELEASE {sp}")
                     del self.db.pending()[mark:]
-                    self._load_folders(conn)
+                    self.writes.load_folders(conn)
                     done.append((c.future, None, e))
-            self._retention(conn, events)
+            self.writes.retention(conn, events)
             top_seq = max((j.seq for j in ingests), default=0)
             if self._tails:
                 self._save_tail_positions(conn)
@@ -462,10 +511,8 @@ class SQLiteStore(
                 conn.execute("ROLLBACK")
             except sqlite3.Error:
                 pass
-            self._load_folders(conn)
-            self._count = conn.execute("SELECT count(*) FROM message").fetchone()[0]
+            self.writes.reset(conn)
             self.db.pending().clear()
-            self._tag_cache.clear()
             err = StoreError(f"write failed: {e}")
             for j in jobs:
                 if j.future is not None:
@@ -516,204 +563,6 @@ class SQLiteStore(
         for loop, items in by_loop.items():
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_resolve_async, items)
-
-    def _load_folders(self, conn: sqlite3.Connection) -> None:
-        self._folder_cache.clear()
-        for fid, uidnext, fname, mname in conn.execute(
-            "SELECT f.id, f.uidnext, f.name, mb.name FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id"
-        ):
-            self._folder_cache[(mname, fname)] = [fid, uidnext]
-
-    def _folder(
-        self, conn: sqlite3.Connection, mailbox: str, folder: str = INBOX, special_use: str = ""
-    ) -> list[int]:
-        """[folder id, uidnext] of a folder, creating the mailbox and folder when missing."""
-        entry = self._folder_cache.get((mailbox, folder))
-        if entry is not None:
-            return entry
-        now = time.time()
-        row = conn.execute("SELECT id FROM mailbox WHERE name = ?", (mailbox,)).fetchone()
-        if row is None:
-            mid = conn.execute("INSERT INTO mailbox(name, created) VALUES (?, ?)", (mailbox, now)).lastrowid
-            created_mailbox = True
-        else:
-            mid = row[0]
-            created_mailbox = False
-        uidvalidity = next_uidvalidity(conn, now)  # RFC 3501 2.3.1.1: never reused
-        fid = conn.execute(
-            "INSERT INTO folder(mailbox_id, name, uidvalidity, uidnext, special_use) VALUES (?, ?, ?, 1, ?)",
-            (mid, folder, uidvalidity, special_use),
-        ).lastrowid
-        assert fid is not None
-        entry = [fid, 1]
-        self._folder_cache[(mailbox, folder)] = entry
-        if created_mailbox and folder != INBOX:
-            self._folder(conn, mailbox, INBOX)
-        return entry
-
-    def _ingest(self, conn: sqlite3.Connection, jobs: list[_Ingest], events: list[Event]) -> None:
-        s = self.settings
-        msg_rows = []
-        raw_rows = []
-        now = time.time()
-        plans = []
-        for j in jobs:
-            env = j.envelope
-            h = j.head if j.head is not None else scan_headers(j.raw)
-            size = j.size or len(j.raw)
-            pid = j.pid or new_id()
-            listed = {a.lower() for _, a in h.to} | {a.lower() for _, a in h.cc}
-            bcc = [("", r) for r in env.rcpt_to if r.lower() not in listed]
-            tags = list(dict.fromkeys([*h.tags, *j.tags]))
-            wanted: dict[tuple[str, str], None] = {}
-            if j.folder is not None:
-                wanted[j.folder] = None
-            else:
-                for r in env.rcpt_to:
-                    name, tag = mailbox_for(r, s.mailbox_key, s.subaddress)
-                    wanted[(name, INBOX)] = None
-                    if tag and tag not in tags:
-                        tags.append(tag)
-            created = env.received_at or now
-            envelope_json = j.envelope_json or env.dumps()
-            msg_rows.append(
-                (
-                    pid,
-                    created,
-                    h.date,
-                    h.message_id,
-                    h.subject,
-                    h.from_[0] if h.from_ else "",
-                    h.from_[1] if h.from_ else "",
-                    _jaddr(h.to),
-                    _jaddr(h.cc),
-                    _jaddr(bcc),
-                    _jaddr(h.reply_to),
-                    h.in_reply_to,
-                    " ".join(h.references),
-                    size,
-                    env.auth_user or "",
-                    envelope_json,
-                )
-            )
-            raw_rows.append(j.zraw if j.zraw is not None else compress(j.raw))
-            plans.append((j, pid, h, bcc, tags, list(wanted), created, size))
-        cur = conn.cursor()
-        ids = []
-        for row, data in zip(msg_rows, raw_rows, strict=True):
-            cur.execute(
-                "INSERT INTO message(pid, created, date, message_id, subject, from_name, from_addr, to_json, "
-                "cc_json, bcc_json, reply_to_json, in_reply_to, refs, size, username, envelope) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-                row,
-            )
-            mid = cur.lastrowid
-            ids.append(mid)
-            cur.execute("INSERT INTO raw(id, data) VALUES (?, ?)", (mid, data))
-        deliveries = []
-        touched: dict[tuple[str, str], list[int]] = {}
-        tag_rows = []
-        for (j, pid, h, bcc, tags, targets, created, size), mid in zip(plans, ids, strict=True):
-            placed = []
-            seen_flag = "\\Seen" in j.flags
-            flag_text = " ".join(sorted(j.flags))
-            for key in targets:
-                entry = self._folder(conn, *key)
-                uid = entry[1]
-                entry[1] += 1
-                deliveries.append((entry[0], uid, mid, flag_text, int(seen_flag)))
-                placed.append(Placement(key[0], key[1], uid))
-                touched.setdefault(key, entry)
-            for t in tags:
-                tag_rows.append((mid, self._tag_id(conn, t)))
-            j.result = pid if j.folder is None else (placed[0].uid if placed else 0)
-            summary = Summary(
-                id=pid,
-                message_id=h.message_id,
-                subject=h.subject,
-                from_=Address(*h.from_) if h.from_ else None,
-                to=[Address(*a) for a in h.to],
-                cc=[Address(*a) for a in h.cc],
-                bcc=[Address(*a) for a in bcc],
-                reply_to=[Address(*a) for a in h.reply_to],
-                created=created,
-                date=h.date,
-                size=size,
-                read=seen_flag,
-                tags=tags,
-                username=j.envelope.auth_user or "",
-                in_reply_to=h.in_reply_to,
-                references=h.references,
-                mailboxes=list(dict.fromkeys(p.mailbox for p in placed)),
-            )
-            events.append(MessageStored(summary, tuple(placed)))
-        cur.executemany(
-            "INSERT INTO delivery(folder_id, uid, message, flags, seen) VALUES (?,?,?,?,?)", deliveries
-        )
-        if tag_rows:
-            cur.executemany("INSERT OR IGNORE INTO message_tag(message, tag) VALUES (?, ?)", tag_rows)
-        if any(j.flags for j in jobs):
-            cur.executemany(
-                "UPDATE message SET read = 1 WHERE id = ?",
-                [(mid,) for (j, *_), mid in zip(plans, ids, strict=True) if "\\Seen" in j.flags],
-            )
-        for (mailbox, folder), entry in touched.items():
-            cur.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (entry[1], entry[0]))
-            events.append(FolderChanged(mailbox, folder, "exists"))
-        self._count += len(jobs)
-
-    def _tag_id(self, conn: sqlite3.Connection, name: str) -> int:
-        key = name.lower()
-        tid = self._tag_cache.get(key)
-        if tid is None:
-            row = conn.execute("SELECT id FROM tag WHERE name = ?", (name,)).fetchone()
-            if row is None:
-                tid = conn.execute("INSERT INTO tag(name) VALUES (?)", (name,)).lastrowid
-            else:
-                tid = row[0]
-            assert tid is not None
-            self._tag_cache[key] = tid
-        return tid
-
-    def _retention(self, conn: sqlite3.Connection, events: list[Event]) -> None:
-        """Prune by count (every batch, cheap) and by age (every PRUNE_INTERVAL seconds)."""
-        s = self.settings
-        victims: list[int] = []
-        if s.max and self._count > s.max:
-            over = self._count - s.max
-            victims = [r[0] for r in conn.execute("SELECT id FROM message ORDER BY id LIMIT ?", (over,))]
-        age = s.max_age_seconds
-        now = time.monotonic()
-        if age and now - self._last_prune > PRUNE_INTERVAL:
-            self._last_prune = now
-            cutoff = time.time() - age
-            victims += [r[0] for r in conn.execute("SELECT id FROM message WHERE created < ?", (cutoff,))]
-        if victims:
-            pids = self._delete_ids(conn, sorted(set(victims)))
-            events.append(MessagesPruned(tuple(pids)))
-
-    def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]:
-        """Delete messages by internal id (inside a writer transaction). Returns public IDs."""
-        pids: list[str] = []
-        for chunk in _chunks(ids, 500):
-            marks = ",".join("?" * len(chunk))
-            pids += [r[0] for r in conn.execute(f"SELECT pid FROM message WHERE id IN ({marks})", chunk)]
-            folders = conn.execute(
-                f"SELECT DISTINCT f.name, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
-                f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message IN ({marks})",
-                chunk,
-            ).fetchall()
-            for table, col in (
-                ("raw", "id"),
-                ("delivery", "message"),
-                ("message_tag", "message"),
-                ("message", "id"),
-            ):
-                conn.execute(f"DELETE FROM {table} WHERE {col} IN ({marks})", chunk)
-            for fname, mname in folders:
-                self.db.emit(FolderChanged(mname, fname, "expunge"))
-        self._count = max(0, self._count - len(pids))
-        return pids
 
     def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any:
         """Run ``fn(conn)`` in the writer's next transaction and wait for the commit."""
@@ -795,90 +644,3 @@ def _fail(fut: Any, err: BaseException) -> None:
             loop.call_soon_threadsafe(_set_exception, fut, err)
     elif not fut.done():
         fut.set_exception(err)
-
-
-_JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def _jaddr(addrs: list[tuple[str, str]]) -> str:
-    return _JSON_TEXT([[n, a] for n, a in addrs]) if addrs else "[]"
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
-
-
-def _split_sql(script: str) -> list[str]:
-    """Split a migration file into statements (triggers' BEGIN ... END; included).
-
-    Comments run from ``--`` to the end of the line; our migrations keep ``--`` out of literals.
-    """
-    out: list[str] = []
-    buf = ""
-    for line in script.splitlines():
-        code = line.split("--", 1)[0]
-        if not code.strip():
-            continue
-        buf += code + "\n"
-        if sqlite3.complete_statement(buf):
-            out.append(buf.strip().rstrip(";").strip())
-            buf = ""
-    if buf.strip():
-        out.append(buf.strip())
-    return out
-
-
-def _apply_migrations(conn: sqlite3.Connection) -> None:
-    """Bring a database to the newest schema (versioned SQL files, each in a transaction)."""
-    version = conn.execute("PRAGMA user_version").fetchone()[0]
-    files = sorted(
-        (
-            f.name
-            for f in resources.files("postroom.store").joinpath("migrations/sqlite").iterdir()
-            if f.name.endswith(".sql")
-        ),
-    )
-    for name in files:
-        num = int(name.split("_", 1)[0])
-        if num <= version:
-            continue
-        sql = resources.files("postroom.store").joinpath(f"migrations/sqlite/{name}").read_text()
-        begin_immediate(conn)
-        try:
-            for stmt in _split_sql(sql):
-                conn.execute(stmt)
-            conn.execute(f"PRAGMA user_version={num}")
-            conn.execute("COMMIT")
-        except BaseException:
-            conn.execute("ROLLBACK")
-            raise
-        log.debug("applied migration %s", name)
-
-
-# A throwaway store (``--db :memory:``: every in-process test server) starts as a copy of a
-# database migrated once per process: the migrations are ~900 statements, most of the cost of
-# a fresh store; copying the migrated file is a fraction of that.
-_template_lock = threading.Lock()
-_template: str | None = None
-
-
-def _schema_template(connect: Callable[[str], sqlite3.Connection]) -> str:
-    """The path of this process's freshly migrated, empty database (made on first use)."""
-    global _template
-    with _template_lock:
-        if _template is None or not os.path.exists(_template):
-            import atexit
-
-            base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
-            directory = tempfile.mkdtemp(prefix="postroom-template-", dir=base)
-            atexit.register(shutil.rmtree, directory, True)
-            path = os.path.join(directory, "template.db")
-            conn = connect(path)
-            try:
-                _apply_migrations(conn)
-                conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the one file
-            finally:
-                conn.close()
-            _template = path
-        return _template

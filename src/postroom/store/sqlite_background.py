@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..events import Bus
     from .sqlite_db import SQLiteDb
+    from .sqlite_writes import Writes
 
 __all__ = ["BackgroundMixin"]
 
@@ -69,12 +70,12 @@ class BackgroundMixin:
     _inline_indexer: Any
     _index_queued: bool
     _checkpointer: threading.Thread | None
-    _count: int
     _stopping: threading.Event
     _analyzed_rows: int
 
     if TYPE_CHECKING:
         db: SQLiteDb
+        writes: Writes
 
         def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool: ...
 
@@ -136,7 +137,7 @@ class BackgroundMixin:
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
         if self._index_inline:
-            if self._count:  # the writer indexes what the store holds already
+            if self.writes.count:  # the writer indexes what the store holds already
                 self._wake_indexer()
             return
         if self.settings.indexer == "process":

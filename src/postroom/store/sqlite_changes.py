@@ -7,8 +7,7 @@ writer's next transaction (``self.write``) and announces itself after the commit
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ..events import (
     FolderChanged,
@@ -18,31 +17,22 @@ from ..events import (
     TagRenamed,
     TagsChanged,
 )
+from .sqlite_db import SQLiteDb, chunks
 
 if TYPE_CHECKING:
-    from .sqlite_db import SQLiteDb
     from .sqlite_reading import Reader
+    from .sqlite_writes import Writes
 
-__all__ = ["ChangesMixin"]
-
-
-def _chunks(items: list[Any], size: int) -> Iterable[list[Any]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
+__all__ = ["Changes"]
 
 
-class ChangesMixin:
-    # provided by SQLiteStore
-    _count: int
-    _tag_cache: dict[str, int]
-    _folder_cache: dict[tuple[str, str], list[int]]
+class Changes:
+    """Read state, deletion and tags of messages (each change one writer call)."""
 
-    if TYPE_CHECKING:
-        db: SQLiteDb
-        reading: Reader
-
-        def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]: ...
-        def _tag_id(self, conn: sqlite3.Connection, name: str) -> int: ...
+    def __init__(self, db: SQLiteDb, writes: Writes, reading: Reader) -> None:
+        self.db = db
+        self.writes = writes
+        self.reading = reading
 
     # -- changes -------------------------------------------------------------------------------
     def _select_ids(
@@ -50,7 +40,7 @@ class ChangesMixin:
     ) -> list[int]:
         if ids is not None:
             out: list[int] = []
-            for chunk in _chunks(ids, 500):
+            for chunk in chunks(ids, 500):
                 marks = ",".join("?" * len(chunk))
                 out += [r[0] for r in conn.execute(f"SELECT id FROM message WHERE pid IN ({marks})", chunk)]
             return out
@@ -67,7 +57,7 @@ class ChangesMixin:
             mids = self._select_ids(conn, ids, mailbox, query)
             changed: list[str] = []
             touched: dict[int, tuple[str, str]] = {}
-            for chunk in _chunks(mids, 500):
+            for chunk in chunks(mids, 500):
                 marks = ",".join("?" * len(chunk))
                 changed += [
                     r[0]
@@ -131,12 +121,12 @@ class ChangesMixin:
                 for table in ("raw", "delivery", "message_tag", "message"):
                     conn.execute(f"DELETE FROM {table}")
                 conn.execute("INSERT INTO fts(fts) VALUES ('delete-all')")
-                self._count = 0
+                self.writes.count = 0
                 self.db.emit(StoreTruncated(None))
-                for mname, fname in self._folder_cache:
+                for mname, fname in self.writes.folder_cache:
                     self.db.emit(FolderChanged(mname, fname, "expunge"))
                 return pids
-            pids = self._delete_ids(conn, self._select_ids(conn, ids, mailbox, query))
+            pids = self.writes.delete_ids(conn, self._select_ids(conn, ids, mailbox, query))
             if pids:
                 self.db.emit(MessagesDeleted(tuple(pids)))
             return pids
@@ -148,7 +138,7 @@ class ChangesMixin:
 
         def fn(conn: sqlite3.Connection) -> None:
             mids = self._select_ids(conn, ids, None, None)
-            tids = [self._tag_id(conn, t) for t in clean]
+            tids = [self.writes.tag_id(conn, t) for t in clean]
             for mid in mids:
                 conn.execute("DELETE FROM message_tag WHERE message = ?", (mid,))
                 conn.executemany(
@@ -175,7 +165,7 @@ class ChangesMixin:
                 conn.execute("DELETE FROM tag WHERE id = ?", (row[0],))
             else:
                 conn.execute("UPDATE tag SET name = ? WHERE id = ?", (new, row[0]))
-            self._tag_cache.clear()
+            self.writes.tag_cache.clear()
             self.db.emit(TagRenamed(old, new))
 
         self.db.write(fn)
@@ -184,6 +174,6 @@ class ChangesMixin:
         def fn(conn: sqlite3.Connection) -> None:
             conn.execute("DELETE FROM message_tag WHERE tag IN (SELECT id FROM tag WHERE name = ?)", (tag,))
             conn.execute("DELETE FROM tag WHERE name = ?", (tag,))
-            self._tag_cache.clear()
+            self.writes.tag_cache.clear()
 
         self.db.write(fn)

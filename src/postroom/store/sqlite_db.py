@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from ..config import Settings
     from ..events import Bus
 
-__all__ = ["SQLiteDb"]
+__all__ = ["SQLiteDb", "chunks"]
 
 
 def _no_wait() -> None:
@@ -110,3 +110,8 @@ class SQLiteDb:
     @staticmethod
     def decompress(data: bytes) -> bytes:
         return unpack(data)
+
+
+def chunks(items: list[Any], size: int = 500) -> list[list[Any]]:
+    """``items`` in lists of at most ``size`` (SQL ``IN`` lists stay short)."""
+    return [items[i : i + size] for i in range(0, len(items), size)]

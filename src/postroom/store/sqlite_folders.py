@@ -12,11 +12,12 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
 from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
+from .sqlite_db import SQLiteDb, chunks
 
 if TYPE_CHECKING:
-    from .sqlite_db import SQLiteDb
+    from .sqlite_writes import Writes
 
-__all__ = ["FolderMixin", "next_uidvalidity"]
+__all__ = ["Folders", "next_uidvalidity"]
 
 _FOLDER_INFO_SQL = (
     "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq, "
@@ -45,28 +46,23 @@ def next_uidvalidity(conn: sqlite3.Connection, now: float, count: int = 1) -> in
     return first
 
 
-class FolderMixin:
-    # provided by SQLiteStore
-    _folder_cache: dict[tuple[str, str], list[int]]
+class Folders:
+    """The IMAP and POP3 view: folders, their deliveries (UIDs, flags, MODSEQ), copies."""
 
-    if TYPE_CHECKING:
-        db: SQLiteDb
-
-        def _folder(
-            self, conn: sqlite3.Connection, mailbox: str, folder: str = INBOX, special_use: str = ""
-        ) -> list[int]: ...
-        def _delete_ids(self, conn: sqlite3.Connection, ids: list[int]) -> list[str]: ...
+    def __init__(self, db: SQLiteDb, writes: Writes) -> None:
+        self.db = db
+        self.writes = writes
 
     def _folder_id(self, mailbox: str, folder: str) -> int:
         """The id of an existing folder (inside a writer call). Raises NotFound."""
-        entry = self._folder_cache.get((mailbox, folder))
+        entry = self.writes.folder_cache.get((mailbox, folder))
         if entry is None:
             raise NotFound(f"no folder {folder!r}")
         return entry[0]
 
     def _ensure_inbox(self, mailbox: str) -> None:
-        if (mailbox, INBOX) not in self._folder_cache:
-            self.db.write(lambda c: self._folder(c, mailbox, INBOX))
+        if (mailbox, INBOX) not in self.writes.folder_cache:
+            self.db.write(lambda c: self.writes.folder(c, mailbox, INBOX))
 
     def folders(self, mailbox: str) -> list[FolderInfo]:
         mailbox = mailbox.lower()
@@ -87,9 +83,9 @@ class FolderMixin:
         folder = _norm(folder)
 
         def fn(conn: sqlite3.Connection) -> None:
-            if (mailbox, folder) in self._folder_cache:
+            if (mailbox, folder) in self.writes.folder_cache:
                 raise AlreadyExists(f"folder {folder!r} exists")
-            self._folder(conn, mailbox, folder, special_use)
+            self.writes.folder(conn, mailbox, folder, special_use)
 
         self.db.write(fn)
         info = self.folder_info(mailbox, folder)
@@ -107,7 +103,7 @@ class FolderMixin:
             mids = [r[0] for r in conn.execute("SELECT message FROM delivery WHERE folder_id = ?", (fid,))]
             conn.execute("DELETE FROM delivery WHERE folder_id = ?", (fid,))
             conn.execute("DELETE FROM folder WHERE id = ?", (fid,))
-            del self._folder_cache[(mailbox, folder)]
+            del self.writes.folder_cache[(mailbox, folder)]
             self._drop_orphans(conn, mids)
 
         self.db.write(fn)
@@ -117,30 +113,30 @@ class FolderMixin:
         old, new = _norm(old), _norm(new)
 
         def fn(conn: sqlite3.Connection) -> None:
-            entry = self._folder_cache.get((mailbox, old))
+            entry = self.writes.folder_cache.get((mailbox, old))
             if entry is None:
                 raise NotFound(f"no folder {old!r}")
-            if (mailbox, new) in self._folder_cache:
+            if (mailbox, new) in self.writes.folder_cache:
                 raise AlreadyExists(f"folder {new!r} exists")
             if old == INBOX:
                 # RFC 3501 6.3.5: renaming INBOX moves its messages to the new name and leaves INBOX empty.
-                dest = self._folder(conn, mailbox, new)
+                dest = self.writes.folder(conn, mailbox, new)
                 self._move_all(conn, entry, dest)
                 return
             # children move with their parent (hierarchy delimiter "/")
             renames = [
                 (name, new + name[len(old) :])
-                for (mb, name) in self._folder_cache
+                for (mb, name) in self.writes.folder_cache
                 if mb == mailbox and (name == old or name.startswith(old + "/"))
             ]
             top = next_uidvalidity(conn, time.time(), len(renames)) - 1
             for i, (a, b) in enumerate(renames):
-                e = self._folder_cache.pop((mailbox, a))
+                e = self.writes.folder_cache.pop((mailbox, a))
                 # a new name must not look like the folder that used it before: new UIDVALIDITY
                 conn.execute(
                     "UPDATE folder SET name = ?, uidvalidity = ? WHERE id = ?", (b, top + 1 + i, e[0])
                 )
-                self._folder_cache[(mailbox, b)] = e
+                self.writes.folder_cache[(mailbox, b)] = e
 
         self.db.write(fn)
 
@@ -196,7 +192,7 @@ class FolderMixin:
                 "UPDATE folder SET modseq = modseq + 1 WHERE id = ? RETURNING modseq", (fid,)
             ).fetchone()[0]
             changed_msgs: set[int] = set()
-            for chunk in _chunks(uids, 500):
+            for chunk in chunks(uids, 500):
                 marks = ",".join("?" * len(chunk))
                 for uid, mid, old in conn.execute(
                     f"SELECT uid, message, flags FROM delivery WHERE folder_id = ? AND uid IN ({marks})",
@@ -255,7 +251,7 @@ class FolderMixin:
             if uids is not None:
                 allowed = set(uids)
                 rows = [r for r in rows if r[0] in allowed]
-            for chunk in _chunks([r[0] for r in rows], 500):
+            for chunk in chunks([r[0] for r in rows], 500):
                 marks = ",".join("?" * len(chunk))
                 conn.execute(f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [fid, *chunk])
             if rows:
@@ -281,7 +277,7 @@ class FolderMixin:
                 ).fetchall()
                 conn.execute("DELETE FROM delivery WHERE folder_id = ?", (fid,))
                 conn.execute("DELETE FROM folder WHERE id = ?", (fid,))
-                self._folder_cache.pop((mailbox, fname), None)
+                self.writes.folder_cache.pop((mailbox, fname), None)
                 mids += [r[1] for r in rows]
                 if rows:  # sessions with the folder selected see the expunges
                     self.db.emit(FolderChanged(mailbox, fname, "expunge", tuple(r[0] for r in rows)))
@@ -297,7 +293,7 @@ class FolderMixin:
     def _drop_orphans(self, conn: sqlite3.Connection, mids: list[int]) -> list[str]:
         """Messages with no delivery left are deleted from the store; returns their IDs."""
         orphans = []
-        for chunk in _chunks(sorted(set(mids)), 500):
+        for chunk in chunks(sorted(set(mids)), 500):
             marks = ",".join("?" * len(chunk))
             orphans += [
                 r[0]
@@ -309,10 +305,10 @@ class FolderMixin:
             ]
         pids: list[str] = []
         if orphans:
-            pids = self._delete_ids(conn, orphans)
+            pids = self.writes.delete_ids(conn, orphans)
             self.db.emit(MessagesDeleted(tuple(pids)))
         rest = sorted(set(mids) - set(orphans))
-        for chunk in _chunks(rest, 500):
+        for chunk in chunks(rest, 500):
             self._sync_read(conn, chunk)
         return pids
 
@@ -323,15 +319,15 @@ class FolderMixin:
         folder, dest = _norm(folder), _norm(dest)
 
         def fn(conn: sqlite3.Connection) -> tuple[int, list[tuple[int, int]]]:
-            src = self._folder_cache.get((mailbox, folder))
-            dst = self._folder_cache.get((mailbox, dest))
+            src = self.writes.folder_cache.get((mailbox, folder))
+            dst = self.writes.folder_cache.get((mailbox, dest))
             if src is None:
                 raise NotFound(f"no folder {folder!r}")
             if dst is None:
                 raise NotFound(f"no folder {dest!r}")
             pairs: list[tuple[int, int]] = []
             rows = []
-            for chunk in _chunks(sorted(set(uids)), 500):
+            for chunk in chunks(sorted(set(uids)), 500):
                 marks = ",".join("?" * len(chunk))
                 rows += conn.execute(
                     f"SELECT uid, message, flags, seen FROM delivery WHERE folder_id = ? AND uid IN ({marks}) "
@@ -347,7 +343,7 @@ class FolderMixin:
                 dst[1] += 1
             conn.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (dst[1], dst[0]))
             if move and rows:
-                for chunk in _chunks([r[0] for r in rows], 500):
+                for chunk in chunks([r[0] for r in rows], 500):
                     marks = ",".join("?" * len(chunk))
                     conn.execute(
                         f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [src[0], *chunk]
@@ -378,7 +374,3 @@ def _info(mailbox: str, r: Any) -> FolderInfo:
         exists=r[7],
         unseen=r[8],
     )
-
-
-def _chunks(items: list[Any], size: int) -> list[list[Any]]:
-    return [items[i : i + size] for i in range(0, len(items), size)]

@@ -21,9 +21,8 @@ reader connection. Errors: the store's own (:class:`~.base.StoreClosed`, ...).
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import Iterable
 
-from .sqlite_db import SQLiteDb
+from .sqlite_db import SQLiteDb, chunks
 
 __all__ = ["ImapCache"]
 
@@ -52,7 +51,7 @@ class ImapCache:
         table = _table(kind)
         conn = self.db.reader()
         out: dict[str, bytes] = {}
-        for chunk in _chunks(ids, CHUNK):
+        for chunk in chunks(ids, CHUNK):
             marks = ",".join("?" * len(chunk))
             sql = (
                 f"SELECT m.pid, c.data FROM message m JOIN {table} c ON c.id = m.id WHERE m.pid IN ({marks})"
@@ -83,8 +82,3 @@ def _table(kind: str) -> str:
         return TABLES[kind]
     except KeyError:
         raise ValueError(f"unknown IMAP cache kind {kind!r}") from None
-
-
-def _chunks(items: list[str], size: int) -> Iterable[list[str]]:
-    for i in range(0, len(items), size):
-        yield items[i : i + size]
