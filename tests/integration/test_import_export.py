@@ -3,6 +3,7 @@ Maildir (with flags and sub-folders), mbox (mboxrd escaping), .eml directories a
 
 from __future__ import annotations
 
+import hashlib
 import mailbox
 import os
 import subprocess
@@ -134,3 +135,100 @@ def test_export_round_trips_through_each_format(tmp_path: Path, fmt: str, name: 
             "bob@example.org",
         )
         assert r.returncode == 0 and b"exported 1 messages" in r.stdout, r.stderr
+
+
+def _fill_store(s: RunningServer) -> None:
+    import smtplib
+
+    bodies = [
+        msg(1, body="From here on\n>From there\n>>From far"),
+        "From: s@example.net\nTo: bob@example.org\nSubject: =?utf-8?q?caf=C3=A9?=\n\ncafé ünïcode\n".encode(),
+        msg(3, to="alice@example.org, bob@example.org", body="two recipients"),
+    ]
+    with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+        for b in bodies:
+            c.sendmail("s@example.net", [a.strip() for a in b.split(b"\nTo: ")[1].split(b"\n")[0].decode().split(",")],
+                       b.replace(b"\n", b"\r\n"), mail_options=["BODY=8BITMIME"])  # fmt: skip
+    first = next(m for m in s.app.store.list_messages().messages if m.subject == "message 1")
+    s.app.store.set_read([first.id], True)
+
+
+def _hashes(s: RunningServer) -> dict[str, str]:
+    """ "SHA-256 of the raw bytes, mailbox" of each stored message in each of its mailboxes -> "read" or ""."""
+    out = {}
+    for m in s.app.store.list_messages().messages:
+        raw = s.app.store.get_raw(m.id)
+        assert raw is not None
+        for box in m.mailboxes:
+            out[f"{hashlib.sha256(raw).hexdigest()} {box}"] = "read" if m.read else ""
+    return out
+
+
+@pytest.mark.parametrize("fmt", ["maildir", "mbox", "eml"])
+def test_export_then_import_by_imap_keeps_the_exact_bytes(tmp_path: Path, fmt: str) -> None:
+    dest = tmp_path / "out"
+    with running_server(pop3="off", imap="off") as a:
+        _fill_store(a)
+        before = _hashes(a)
+        r = run("export", str(dest), "--url", a.http_url, "--format", fmt)
+        assert r.returncode == 0 and b"exported 3 messages" in r.stdout, r.stderr
+    with running_server(pop3="off") as b:
+        r = run("import", "--imap", f"127.0.0.1:{b.addr('imap')[1]}", str(dest))
+        assert r.returncode == 0, r.stderr
+        after = _hashes(b)
+    assert len(before) == 4
+    assert set(after) == set(before)  # every message's bytes, SHA-256-equal, in the same mailboxes
+    if fmt == "maildir":  # the read state travels as the S flag
+        assert after == before and sorted(before.values()) == ["", "", "", "read"]
+
+
+def test_import_by_imap_applies_flags_and_folders(tmp_path: Path) -> None:
+    import imaplib
+
+    make_maildir(tmp_path / "Maildir")  # message 1 is S and F; message 3 in .Archive
+    mbox = tmp_path / "old.mbox"
+    mbox.write_bytes(b"From a@b Sat Jan  3 01:05:34 1996\nStatus: RO\nX-Status: A\n" + msg(4) + b"\n")
+    with running_server(pop3="off") as s:
+        port = s.addr("imap")[1]
+        r = run("import", "--imap", f"127.0.0.1:{port}", str(tmp_path / "Maildir"), str(mbox))
+        assert r.returncode == 0 and b"imported 4 messages" in r.stdout, r.stderr
+
+        def flags(mailbox: str, folder: str) -> dict[str, str]:
+            c = imaplib.IMAP4("127.0.0.1", port, timeout=20)
+            c.login(mailbox, "x")
+            c.select(folder, readonly=True)
+            _, data = c.fetch("1:*", "(FLAGS BODY.PEEK[HEADER.FIELDS (SUBJECT)])")
+            c.logout()
+            return {
+                p[1].decode().strip().removeprefix("Subject: "): " ".join(
+                    f for f in p[0].decode().split("FLAGS (")[1].split(")")[0].split() if f != "\\Recent"
+                )
+                for p in data
+                if isinstance(p, tuple)
+            }
+
+        assert flags("alice@example.org", "INBOX") == {
+            "message 1": "\\Flagged \\Seen", "message 2": "", "message 4": "\\Answered \\Seen",
+        }  # fmt: skip
+        assert flags("bob@example.org", "Archive") == {"message 3": ""}
+
+
+def test_mailpit_ingest_and_dump_names(tmp_path: Path) -> None:
+    (tmp_path / "in").mkdir()
+    (tmp_path / "in" / "a.eml").write_bytes(msg(1))
+    old = tmp_path / "in" / "old.eml"
+    old.write_bytes(msg(2))
+    os.utime(old, (0, 0))  # 1970: outside --recent
+    with running_server(pop3="off", imap="off") as s:
+        r = run("ingest", "-S", f"127.0.0.1:{s.smtp_port}", "--recent", "1", str(tmp_path / "in"))
+        assert r.returncode == 0 and b"imported 1 messages" in r.stdout, r.stderr
+        assert subjects(s, "alice@example.org") == ["message 1"]
+        out = tmp_path / "dump"
+        r = run("dump", str(out), "--http", s.http_url)
+        assert r.returncode == 0 and b"dumped 1 messages" in r.stdout, r.stderr
+        (only,) = s.app.store.list_messages().messages
+        assert (out / f"{only.id}.eml").read_bytes() == s.app.store.get_raw(only.id)
+        r = run("dump", str(out), "--http", s.http_url)  # files already there are skipped
+        assert r.returncode == 0 and b"dumped 0 messages" in r.stdout
+        r = run("dump", str(out), "--database", "x.db")
+        assert r.returncode == 2 and r.stderr.decode().count("\n") == 1 and b"give --http" in r.stderr

@@ -63,7 +63,7 @@ class Item:
     """One message read from an archive."""
 
     source: str  # path (and entry) it came from, for messages to the user
-    folder: str  # Maildir++ folder or mbox file stem; "" for the top level
+    folder: str  # Maildir++ sub-folder; "" for a Maildir's top level, mbox, .eml
     flags: frozenset[str]  # seen, flagged, answered, deleted, draft
     data: bytes
 
@@ -195,7 +195,7 @@ def _iter_zip(path: Path) -> Iterator[Item]:
                 head = member.read(5)
             with zf.open(info) as member:
                 if head == b"From ":
-                    yield from iter_mbox(member, name, Path(info.filename).stem)  # type: ignore[arg-type]
+                    yield from iter_mbox(member, name, "")  # type: ignore[arg-type]
                 elif info.filename.lower().endswith(".eml"):
                     if info.file_size > MAX_MESSAGE:
                         raise ArchiveError(f"{name}: larger than {MAX_MESSAGE // (1 << 20)} MiB")
@@ -224,7 +224,7 @@ def iter_path(path: Path) -> Iterator[Item]:
             elif f.suffix.lower() in (".mbox", ".mbx") or (f.suffix == "" and _looks_like_mbox(f)):
                 found = True
                 with f.open("rb") as stream:
-                    yield from iter_mbox(stream, str(f), f.stem)
+                    yield from iter_mbox(stream, str(f), "")
             elif f.suffix.lower() == ".zip":
                 found = True
                 yield from _iter_zip(f)
@@ -240,7 +240,7 @@ def iter_path(path: Path) -> Iterator[Item]:
         yield from _iter_zip(path)
     elif _looks_like_mbox(path):
         with path.open("rb") as stream:
-            yield from iter_mbox(stream, str(path), path.stem)
+            yield from iter_mbox(stream, str(path), "")
     else:
         yield Item(str(path), "", frozenset(), _read_file(path))
 
@@ -255,6 +255,11 @@ class Writer:
 
     def add(self, data: bytes, flags: frozenset[str], received: float, name_hint: str) -> None:
         raise NotImplementedError
+
+    def has(self, name_hint: str) -> bool:
+        """Whether a message named ``name_hint`` is there already (only :class:`EmlDirWriter`
+        with ``by_id`` names files by it)."""
+        return False
 
     def close(self) -> None:
         pass
@@ -315,15 +320,24 @@ def _safe_name(hint: str, n: int) -> str:
 
 
 class EmlDirWriter(Writer):
-    """One ``.eml`` file per message in a directory."""
+    """One ``.eml`` file per message in a directory: ``NNNNNN-subject.eml``, or with
+    ``by_id`` ``ID.eml`` (Mailpit's ``dump`` layout; the hint is the message ID)."""
 
-    def __init__(self, root: Path) -> None:
-        self.root = root
+    def __init__(self, root: Path, by_id: bool = False) -> None:
+        self.root, self.by_id = root, by_id
         root.mkdir(parents=True, exist_ok=True)
+
+    def _path(self, name_hint: str) -> Path:
+        if self.by_id:
+            return self.root / (re.sub(r"[^A-Za-z0-9._-]", "_", name_hint).lstrip(".")[:120] + ".eml")
+        return self.root / _safe_name(name_hint, self.count)
+
+    def has(self, name_hint: str) -> bool:
+        return self.by_id and self._path(name_hint).exists()
 
     def add(self, data: bytes, flags: frozenset[str], received: float, name_hint: str) -> None:
         self.count += 1
-        path = self.root / _safe_name(name_hint, self.count)
+        path = self._path(name_hint)
         path.write_bytes(data)
         if received:
             os.utime(path, (received, received))

@@ -17,10 +17,12 @@ from __future__ import annotations
 import argparse
 import base64
 import datetime as dt
+import imaplib
 import json
 import os
 import smtplib
 import sys
+import time
 import urllib.error
 import urllib.parse
 import urllib.request
@@ -31,9 +33,10 @@ from typing import Any
 from ..cli import command
 from ..config import ConfigError
 from ..outbound.cli import local_postroom, split_hostport
-from .archive import ArchiveError, Item, iter_path, open_writer
+from .archive import ArchiveError, EmlDirWriter, Item, Writer, iter_path, open_writer
+from .deliver import ImapRefused, ImapSink, Progress, SmtpSink
 
-__all__ = ["export", "fetch", "import_"]
+__all__ = ["dump", "export", "fetch", "import_", "ingest"]
 
 # Messages per page when listing through the API (Mailpit's API caps a page too).
 PAGE = 250
@@ -66,10 +69,6 @@ def envelope_of(data: bytes) -> tuple[str, list[str]]:
     return sender, addrs("delivered-to", "x-original-to") or addrs("to", "cc", "bcc")
 
 
-def _crlf(data: bytes) -> bytes:
-    return data.replace(b"\r\n", b"\n").replace(b"\n", b"\r\n")
-
-
 def _import_setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("paths", nargs="+", metavar="PATH", help="Maildir, mbox, .eml file, directory or .zip")
     p.add_argument(
@@ -84,81 +83,90 @@ def _import_setup(p: argparse.ArgumentParser) -> None:
         metavar="ADDRESS",
         help="deliver every message to this mailbox (repeat)",
     )
+    p.add_argument(
+        "--imap",
+        metavar="HOST:PORT",
+        help="deliver by IMAP APPEND to postroom's IMAP instead: bytes kept exactly, with flags and Maildir folders",
+    )
+    p.add_argument(
+        "--local-password-env",
+        metavar="VAR",
+        help="with --imap: variable holding the IMAP password (when postroom has --auth-file)",
+    )
+    p.add_argument(
+        "--recent",
+        "-r",
+        type=int,
+        default=0,
+        metavar="DAYS",
+        help="only files changed in the last DAYS days (Mailpit's ingest --recent; Maildir and .eml)",
+    )
     p.add_argument("--dry-run", action="store_true", help="list what would be imported; deliver nothing")
 
 
-class _Sender:
-    """One SMTP connection reused for every message, reopened after a failure."""
-
-    def __init__(self, host: str, port: int) -> None:
-        self.host, self.port = host, port
-        self.smtp: smtplib.SMTP | None = None
-
-    def send(self, sender: str, rcpts: list[str], data: bytes) -> None:
-        for attempt in (1, 2):
-            try:
-                if self.smtp is None:
-                    self.smtp = smtplib.SMTP(self.host, self.port, timeout=60)
-                    self.smtp.ehlo()
-                opts = ["SMTPUTF8"] if not all(a.isascii() for a in (sender, *rcpts)) else []
-                if not data.isascii() and self.smtp.has_extn("8bitmime"):
-                    opts.append("BODY=8BITMIME")
-                self.smtp.sendmail(sender, rcpts, data, mail_options=opts)
-                return
-            except smtplib.SMTPServerDisconnected:
-                self.smtp = None
-                if attempt == 2:
-                    raise
-
-    def close(self) -> None:
-        if self.smtp is not None:
-            try:
-                self.smtp.quit()
-            except (smtplib.SMTPException, OSError):
-                self.smtp.close()
+def _sink(args: argparse.Namespace) -> tuple[SmtpSink | ImapSink, str]:
+    if args.imap:
+        host, port = split_hostport(args.imap, 1143)
+        env = args.local_password_env
+        return ImapSink(host, port, os.environ.get(env, "") if env else "postroom-import"), f"{host}:{port}"
+    host, port = split_hostport(args.smtp, 1025) if args.smtp else local_postroom()
+    return SmtpSink(host, port), f"{host}:{port}"
 
 
 @command("import", "deliver messages from Maildir, mbox, .eml files or .zip into a running postroom")
 def import_(args: argparse.Namespace) -> int:
-    host, port = split_hostport(args.smtp, 1025) if args.smtp else local_postroom()
+    sink, where = _sink(args)
     fixed = [a for _, a in getaddresses(args.to) if a]
-    sender = None if args.dry_run else _Sender(host, port)
+    newer = time.time() - args.recent * 86400 if args.recent > 0 else 0.0
+    progress = Progress("imported")
     done = skipped = 0
     try:
         for path in args.paths:
             try:
-                items = iter_path(Path(path))
-                for item in items:
-                    done, skipped = _import_one(item, fixed, sender, done, skipped)
+                for item in iter_path(Path(path)):
+                    if newer and _older(item, newer):
+                        continue
+                    done, skipped = _import_one(item, fixed, None if args.dry_run else sink, done, skipped)
+                    progress.update(done)
             except ArchiveError as e:
+                progress.done()
                 print(f"postroom import: {e}", file=sys.stderr)
                 return 1
-    except (OSError, smtplib.SMTPException) as e:
-        print(
-            f"postroom import: delivery to {host}:{port} failed after {done} messages: {e}", file=sys.stderr
-        )
+    except (OSError, smtplib.SMTPException, imaplib.IMAP4.error, ImapRefused) as e:
+        progress.done()
+        print(f"postroom import: delivery to {where} failed after {done} messages: {e}", file=sys.stderr)
         return 1
     finally:
-        if sender is not None:
-            sender.close()
+        sink.close()
+    progress.done()
     verb = "would import" if args.dry_run else "imported"
     print(f"{verb} {done} messages" + (f", skipped {skipped} (see above)" if skipped else ""))
     return 1 if skipped and not done else 0
 
 
+def _older(item: Item, since: float) -> bool:
+    """Whether the file ``item`` came from (not an mbox or zip entry) changed before ``since``."""
+    if "#" in item.source or "!" in item.source:
+        return False
+    try:
+        return Path(item.source).stat().st_mtime < since
+    except OSError:
+        return False
+
+
 def _import_one(
-    item: Item, fixed: list[str], sender: _Sender | None, done: int, skipped: int
+    item: Item, fixed: list[str], sink: SmtpSink | ImapSink | None, done: int, skipped: int
 ) -> tuple[int, int]:
     env_from, rcpts = envelope_of(item.data)
     rcpts = fixed or rcpts
     if not rcpts:
         print(f"postroom import: {item.source}: no recipient in its headers (use --to)", file=sys.stderr)
         return done, skipped + 1
-    if sender is None:
+    if sink is None:
         print(f"{item.source}: to {', '.join(rcpts)}")
         return done + 1, skipped
     try:
-        sender.send(env_from, rcpts, _crlf(item.data))
+        sink.send(env_from, rcpts, item)
     except (smtplib.SMTPRecipientsRefused, smtplib.SMTPSenderRefused, smtplib.SMTPDataError) as e:
         print(f"postroom import: {item.source}: refused: {e}", file=sys.stderr)
         return done, skipped + 1
@@ -240,44 +248,97 @@ def _received(summary: dict[str, Any]) -> float:
         return 0.0
 
 
+def _export_to(args: argparse.Namespace, writer: Writer, by_id: bool) -> int:
+    """Page through the API into ``writer``; the count written."""
+    base = _base_url(args.url)
+    headers = _auth_header(args)
+    terms = [t for t in (args.query, f"mailbox:{args.mailbox}" if args.mailbox else None) if t]
+    progress = Progress("exported")
+    try:
+        start = 0
+        while True:
+            q: dict[str, str | int] = {"start": start, "limit": PAGE}
+            if terms:
+                q["query"] = " ".join(terms)
+            where = "search" if terms else "messages"
+            page = json.loads(_get(f"{base}/api/v1/{where}?{urllib.parse.urlencode(q)}", headers))
+            messages = page.get("messages") or []
+            for m in messages:
+                if by_id and writer.has(m["ID"]):
+                    continue
+                raw = _get(f"{base}/api/v1/message/{urllib.parse.quote(m['ID'])}/raw", headers)
+                flags = frozenset({"seen"}) if m.get("Read") else frozenset()
+                writer.add(raw, flags, _received(m), m["ID"] if by_id else str(m.get("Subject") or m["ID"]))
+                progress.update(writer.count)
+            start += len(messages)
+            if not messages or start >= int(page.get("messages_count", page.get("total", 0))):
+                break
+    finally:
+        progress.done()
+        writer.close()
+    return writer.count
+
+
 @command("export", "write a running postroom's messages to Maildir, mbox, .eml files or .zip")
 def export(args: argparse.Namespace) -> int:
     dest = Path(args.dest)
     fmt = args.format or (
         "zip" if dest.suffix == ".zip" else "mbox" if dest.suffix in (".mbox", ".mbx") else "maildir"
     )
-    base = _base_url(args.url)
-    headers = _auth_header(args)
-    terms = [t for t in (args.query, f"mailbox:{args.mailbox}" if args.mailbox else None) if t]
     try:
-        writer = open_writer(dest, fmt)
-        try:
-            start = 0
-            while True:
-                if terms:
-                    q = urllib.parse.urlencode({"query": " ".join(terms), "start": start, "limit": PAGE})
-                    page = json.loads(_get(f"{base}/api/v1/search?{q}", headers))
-                else:
-                    q = urllib.parse.urlencode({"start": start, "limit": PAGE})
-                    page = json.loads(_get(f"{base}/api/v1/messages?{q}", headers))
-                messages = page.get("messages") or []
-                for m in messages:
-                    raw = _get(f"{base}/api/v1/message/{urllib.parse.quote(m['ID'])}/raw", headers)
-                    flags = frozenset({"seen"}) if m.get("Read") else frozenset()
-                    writer.add(raw, flags, _received(m), str(m.get("Subject") or m["ID"]))
-                start += len(messages)
-                if not messages or start >= int(page.get("messages_count", page.get("total", 0))):
-                    break
-        finally:
-            writer.close()
+        count = _export_to(args, open_writer(dest, fmt), by_id=False)
     except ArchiveError as e:
         print(f"postroom export: {e}", file=sys.stderr)
         return 1
-    print(f"exported {writer.count} messages to {dest} ({fmt})")
+    print(f"exported {count} messages to {dest} ({fmt})")
     return 0
 
 
 export.setup = _export_setup  # type: ignore[attr-defined]
+
+
+# -- Mailpit's names: `mailpit ingest PATH...` and `mailpit dump DIR --http URL` -----------
+
+
+def _ingest_setup(p: argparse.ArgumentParser) -> None:
+    _import_setup(p)
+    p.add_argument(
+        "--smtp-addr", "-S", dest="smtp", metavar="HOST:PORT", help="same as --smtp (Mailpit's name)"
+    )
+
+
+def ingest(args: argparse.Namespace) -> int:
+    return import_(args)
+
+
+ingest.setup = _ingest_setup  # type: ignore[attr-defined]
+command("ingest", "Mailpit's name for import: deliver .eml files, Maildir, mbox or .zip over SMTP")(ingest)
+
+
+def _dump_setup(p: argparse.ArgumentParser) -> None:
+    p.add_argument("dest", metavar="OUTPUT-DIR", help="directory for one ID.eml file per message")
+    p.add_argument("--http", dest="url", metavar="URL", help="base URL of the running postroom (or Mailpit)")
+    p.add_argument("--database", metavar="FILE", help="not supported: give --http")
+    p.add_argument("--user", metavar="NAME", help="HTTP user (password from $POSTROOM_HTTP_PASSWORD)")
+    p.add_argument("--password-file", metavar="FILE", help="file whose first line is the HTTP password")
+    p.set_defaults(query=None, mailbox=None)
+
+
+def dump(args: argparse.Namespace) -> int:
+    """Mailpit's ``dump``: every message as ``OUTPUT-DIR/ID.eml``, files already there skipped."""
+    if args.database:
+        raise ConfigError("postroom dump reads a running server: give --http URL, not --database")
+    try:
+        count = _export_to(args, EmlDirWriter(Path(args.dest), by_id=True), by_id=True)
+    except (ArchiveError, OSError) as e:
+        print(f"postroom dump: {e}", file=sys.stderr)
+        return 1
+    print(f"dumped {count} messages to {args.dest}")
+    return 0
+
+
+dump.setup = _dump_setup  # type: ignore[attr-defined]
+command("dump", "Mailpit's dump: write every message of a running postroom as OUTPUT-DIR/ID.eml")(dump)
 
 
 def _fetch_setup(p: argparse.ArgumentParser) -> None:
