@@ -1,9 +1,10 @@
-"""Text out of untrusted bytes: declared charsets and RFC 2047 encoded words.
+"""Decoding what a message says: declared charsets, RFC 2047 encoded words, Date: values
+and address lists.
 
-Every part of postroom that turns message bytes into text goes through here (the parsed
-view, the ingest header scan, IMAP SEARCH and SORT, threading keys), so one message cannot
-be read one way by the API and another by IMAP, and no reader can be made to fail or to
-take super-linear time by what a message declares:
+Every part of postroom that turns message bytes into text, dates or addresses goes through
+here (the ingest header scan, the parsed view of the API, the indexer, IMAP FETCH, SEARCH and
+SORT, threading), so one message cannot be read one way by the API and another by IMAP, and
+no reader can be made to fail or to take super-linear time by what a message declares:
 
 * :func:`decode_text` decodes with the part's declared charset when it is a real text
   encoding, else as UTF-8; always with replacement characters, never an exception.
@@ -15,7 +16,16 @@ take super-linear time by what a message declares:
   library's ``email.header.decode_header`` pops from the front of a list for each word,
   quadratic: a 1.4 MB Subject of 50,000 encoded words took 20 s, on the SMTP path too.
 
-Neither function raises on any input.
+* :func:`date_fields` and :func:`date_timestamp` read a Date: value (RFC 5322 section
+  3.3, with the obsolete forms the standard library accepts); a value without a zone, or
+  with ``-0000``, is taken as local time, as ``email.utils`` does.
+* :func:`address_list` reads an address-list value into (display name, address) pairs:
+  parsed first, then the encoded words of each name decoded (RFC 2047 section 5: an encoded
+  word is a whole word of the phrase, so a comma inside one never splits an address). The
+  shapes nearly every sender writes take a linear fast path; the rest the standard
+  library's parser.
+
+None of these functions raises on any input.
 """
 
 from __future__ import annotations
@@ -23,9 +33,10 @@ from __future__ import annotations
 import binascii
 import codecs
 import re
+from email.utils import getaddresses, mktime_tz, parsedate_tz
 from functools import lru_cache
 
-__all__ = ["decode_text", "decode_words", "text_charset"]
+__all__ = ["address_list", "date_fields", "date_timestamp", "decode_text", "decode_words", "text_charset"]
 
 # Codecs that are text encodings to Python but must not decode mail (see above).
 _REFUSED = frozenset(
@@ -112,3 +123,89 @@ def decode_words(value: str) -> str:
         out.append(decode_text(b"".join(pending), pending_charset))
     out.append(value[pos:])
     return "".join(out)
+
+
+# -- Date: values ---------------------------------------------------------------------------------
+DateFields = tuple[int, int, int, int, int, int, int, int, int, int | None]
+
+
+def date_fields(value: str) -> DateFields | None:
+    """A Date: value as (year, month, day, hour, minute, second, 0, 1, -1, zone offset in
+    seconds or None), as written (no zone conversion), or None when it does not parse."""
+    try:
+        t = parsedate_tz(value)
+    except (TypeError, ValueError, IndexError, OverflowError):
+        return None
+    return t  # type: ignore[return-value]  # (typeshed's tuple type is looser)
+
+
+def date_timestamp(value: str) -> float | None:
+    """A Date: value as epoch seconds, or None when it does not parse or is out of range."""
+    t = date_fields(value)
+    if t is None:
+        return None
+    try:
+        return float(mktime_tz(t))
+    except (OverflowError, ValueError, OSError):
+        return None
+
+
+# -- address lists --------------------------------------------------------------------------------
+# The shapes nearly every sender uses: "addr", "Name <addr>" and '"Name" <addr>', comma
+# separated. Anything else (quoted commas, comments, groups, routes) goes to the stdlib parser.
+# An address: the local part holds no "@", so where it ends is never in doubt and a match is
+# linear. (A regular expression that read "spaces, a name, spaces, <" with three overlapping
+# quantifiers took 37 s on 2,000 spaces in a To: header, on the SMTP path.)
+_ADDR = re.compile(r'[^<>\s"(),;:\\@]+@[^<>\s"(),;:\\]+')
+_NAME_SPECIALS = frozenset('"<>,;:()\\@')
+_HARD = re.compile(r"[()\\;:]")
+
+
+def _simple_address(piece: str) -> tuple[str, str] | None:
+    """``addr``, ``Name <addr>`` or ``"Name" <addr>``, else None."""
+    s = piece.strip()
+    if _ADDR.fullmatch(s):
+        return "", s
+    if not s.endswith(">"):
+        return None
+    lt = s.rfind("<")
+    if lt < 0 or not _ADDR.fullmatch(s, lt + 1, len(s) - 1):
+        return None
+    name = s[:lt].rstrip()
+    if len(name) >= 2 and name[0] == '"' and name[-1] == '"':
+        name = name[1:-1]
+        if '"' in name or "\\" in name:
+            return None
+    elif not _NAME_SPECIALS.isdisjoint(name):
+        return None
+    return name.strip(), s[lt + 1 : -1]
+
+
+def _fast_addresses(value: str) -> list[tuple[str, str]] | None:
+    if _HARD.search(value) or value.count('"') % 2:
+        return None
+    if '"' in value and "," in value:
+        return None  # a quoted name may hold a comma
+    out = []
+    for piece in value.split(","):
+        if not piece.strip():
+            continue
+        found = _simple_address(piece)
+        if found is None:
+            return None
+        out.append(found)
+    return out
+
+
+def address_list(value: str) -> list[tuple[str, str]]:
+    """(display name, address) of each address in an address-list value (empty ones left
+    out), names with their encoded words decoded."""
+    if not value:
+        return []
+    pairs = _fast_addresses(value)
+    if pairs is None:
+        try:
+            pairs = getaddresses([value])
+        except Exception:  # the stdlib parser on input it does not expect
+            return []
+    return [(decode_words(name) if "=?" in name else name, addr) for name, addr in pairs if name or addr]

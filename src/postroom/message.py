@@ -28,10 +28,9 @@ from dataclasses import dataclass, field
 from email import policy
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
-from email.utils import getaddresses, parsedate_to_datetime
 from typing import Any
 
-from .charsets import decode_text, decode_words
+from .charsets import address_list, date_timestamp, decode_text, decode_words
 from .mimeparse import parse_bytes
 
 __all__ = [
@@ -43,7 +42,6 @@ __all__ = [
     "ParsedMessage",
     "Part",
     "canonical_header_name",
-    "decode_header_value",
     "html_to_text",
     "make_snippet",
     "parse_message",
@@ -116,7 +114,7 @@ class ParsedMessage:
         low = name.lower()
         for k, v in self.raw_headers:
             if k.lower() == low:
-                return decode_header_value(v)
+                return decode_words(v)
         return ""
 
     def headers_json(self) -> dict[str, list[str]]:
@@ -154,12 +152,6 @@ def canonical_header_name(name: str) -> str:
     return "-".join(p[:1].upper() + p[1:].lower() for p in name.split("-"))
 
 
-def decode_header_value(value: str) -> str:
-    """Decode RFC 2047 encoded words (:func:`postroom.charsets.decode_words`: linear, never
-    raises); a word that does not decode stays as written."""
-    return decode_words(value)
-
-
 _HEADER_END = re.compile(rb"\r\n\r\n|\n\n")
 
 
@@ -189,16 +181,6 @@ def _text(b: bytes) -> str:
         return b.decode("utf-8")
     except UnicodeDecodeError:
         return b.decode("latin-1")
-
-
-def _addresses(value: str) -> list[tuple[str, str]]:
-    if not value:
-        return []
-    out = []
-    for name, addr in getaddresses([value]):
-        if name or addr:
-            out.append((decode_header_value(name), addr))
-    return out
 
 
 def _payload(part: Message) -> bytes:
@@ -231,7 +213,7 @@ def _filename(part: Message) -> str:
         except Exception:
             name = None
     if name:
-        return decode_header_value(str(name))
+        return decode_words(str(name))
     ctype = part.get_content_type()
     if ctype == "message/rfc822":
         return "message.eml"
@@ -260,23 +242,20 @@ def parse_message(raw: bytes, *, fast: bool = True, payloads: bool = True) -> Pa
         first.setdefault(k.lower(), v)
 
     def header(name: str) -> str:
-        return decode_header_value(first.get(name, ""))
+        return decode_words(first.get(name, ""))
 
     pm.subject = header("subject")
-    froms = _addresses(header("from"))
+    froms = address_list(first.get("from", ""))  # (names decoded after parsing)
     pm.from_ = froms[0] if froms else None
-    pm.to = _addresses(header("to"))
-    pm.cc = _addresses(header("cc"))
-    pm.bcc = _addresses(header("bcc"))
-    pm.reply_to = _addresses(header("reply-to"))
+    pm.to = address_list(first.get("to", ""))
+    pm.cc = address_list(first.get("cc", ""))
+    pm.bcc = address_list(first.get("bcc", ""))
+    pm.reply_to = address_list(first.get("reply-to", ""))
     mid = header("message-id").strip()
     pm.message_id = mid[1:-1] if mid.startswith("<") and mid.endswith(">") else mid
     pm.return_path = header("return-path").strip().strip("<>")
     if date := header("date"):
-        try:
-            pm.date = parsedate_to_datetime(date).timestamp()
-        except (ValueError, TypeError, IndexError, OverflowError):
-            pm.date = None
+        pm.date = date_timestamp(date)
     _walk(msg, "", 0, pm, payloads)
     if not pm.text and pm.html:
         pm.text = html_to_text(pm.html)
@@ -301,7 +280,7 @@ def raw_view(raw: bytes, reason: str) -> ParsedMessage:
     first: dict[str, str] = {}
     for k, v in headers:
         first.setdefault(k.lower(), v)
-    pm.subject = decode_header_value(first.get("subject", ""))
+    pm.subject = decode_words(first.get("subject", ""))
     pm.text = decode_text(body[:MAX_RAW_TEXT], "utf-8")
     return pm
 

@@ -33,10 +33,10 @@ import math
 from bisect import bisect_left, bisect_right
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from email.utils import mktime_tz, parsedate_tz
 from itertools import pairwise
 from typing import Protocol
 
+from postroom.charsets import date_timestamp
 from postroom.threadkeys import (
     LOCALIZED_FORWARD_PREFIXES,
     LOCALIZED_REPLY_PREFIXES,
@@ -136,8 +136,7 @@ class ThreadMessage:
         ids = parse_message_ids(message_id)
         irt = parse_message_ids(in_reply_to)
         if isinstance(date, str):
-            parsed = parsedate_tz(date)
-            date = float(mktime_tz(parsed)) if parsed else None
+            date = date_timestamp(date)
         return cls(
             uid=uid,
             message_id=ids[0] if ids else "",

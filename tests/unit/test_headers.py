@@ -8,7 +8,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from postroom.store.headers import _fast_addresses, scan_headers, split_headers
+from postroom.charsets import _fast_addresses
+from postroom.store.headers import scan_headers, split_headers
 
 CASES = [
     "a@b.c",

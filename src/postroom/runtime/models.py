@@ -21,7 +21,8 @@ from dataclasses import dataclass, field
 from html.parser import HTMLParser
 from typing import Any
 
-from ..message import ParsedMessage, Part, decode_header_value, html_to_text, parse_message
+from ..charsets import decode_words
+from ..message import ParsedMessage, Part, html_to_text, parse_message
 from ..store.base import Address, Envelope, Summary
 
 __all__ = [
@@ -85,7 +86,7 @@ class Headers:
     __slots__ = ("_items",)
 
     def __init__(self, items: list[tuple[str, str]]) -> None:
-        self._items = [(k, decode_header_value(v)) for k, v in items]
+        self._items = [(k, decode_words(v)) for k, v in items]
 
     def get(self, name: str, default: str | None = None) -> str | None:
         low = name.lower()

@@ -12,17 +12,15 @@ Errors::
 
 from __future__ import annotations
 
-import email.header
-import email.utils
 import re
 from collections.abc import Callable
 
-from ... import charsets
+from ...charsets import date_timestamp, decode_words
 from .args import Args
 from .bodystructure import parse_addresses
 from .errors import ParseError
 
-__all__ = ["CRITERIA", "base_subject", "decode_words", "parse_sort", "sent_timestamp", "sort_key"]
+__all__ = ["CRITERIA", "base_subject", "parse_sort", "sort_key"]
 
 CRITERIA = frozenset({"ARRIVAL", "CC", "DATE", "FROM", "SIZE", "SUBJECT", "TO", "DISPLAYFROM", "DISPLAYTO"})
 
@@ -51,11 +49,6 @@ def parse_sort(args: Args) -> list[tuple[str, bool]]:
     if reverse or not out:
         raise ParseError("invalid sort criteria")
     return out
-
-
-def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded words; undecodable input is returned as it was."""
-    return charsets.decode_words(value)
 
 
 _WSP = re.compile(r"[ \t\r\n]+")
@@ -115,22 +108,6 @@ def base_subject(subject: str) -> str:
     return ascii_casemap(s[pos:end])
 
 
-def sent_timestamp(date: str | None) -> float | None:
-    """The Date: header as UTC epoch seconds, or None."""
-    if not date:
-        return None
-    try:
-        t = email.utils.parsedate_tz(date)
-    except (TypeError, ValueError, IndexError):
-        return None
-    if t is None:
-        return None
-    try:
-        return float(email.utils.mktime_tz(t))
-    except (OverflowError, ValueError):
-        return None
-
-
 def _first_address(value: str | None, display: bool) -> str:
     if not value:
         return ""
@@ -164,7 +141,8 @@ def sort_key(
     if criterion == "SIZE":
         return size
     if criterion == "DATE":
-        ts = sent_timestamp(header("date"))
+        date = header("date")
+        ts = date_timestamp(date) if date else None
         return internaldate if ts is None else ts
     if criterion == "SUBJECT":
         return base_subject(header("subject") or "")

@@ -16,18 +16,17 @@ one indexed read, for a single small message).
 
 from __future__ import annotations
 
-import email.utils
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 
-from ...charsets import decode_text
+from ...charsets import date_fields, decode_text, decode_words
 from ...protocols.imap import bodystructure as bs
 from ...protocols.imap import mime
 from ...protocols.imap.encoder import encode
 from ...protocols.imap.fetch import Section, decode_part, decode_qp
 from ...protocols.imap.search import fold
-from ...protocols.imap.sort import decode_words, sort_key
+from ...protocols.imap.sort import sort_key
 from ...store.base import Entry, ImapStore
 from .persist import (
     HEAD,
@@ -328,15 +327,9 @@ def derive(part: mime.Part) -> Derived:
     headers: dict[str, list[str]] = {}
     for name, value in part.fields:
         headers.setdefault(name, []).append(mime.unfold(value).decode("utf-8", "replace").strip())
-    sent = None
     date = headers.get("date")
-    if date:
-        try:
-            t = email.utils.parsedate_tz(date[0])
-        except (TypeError, ValueError, IndexError):
-            t = None
-        if t is not None:
-            sent = (t[0], t[1], t[2])
+    t = date_fields(date[0]) if date else None
+    sent = (t[0], t[1], t[2]) if t is not None else None
     blob = dump_meta(
         encode(bs.envelope(part)),
         encode(bs.body_structure(part, True)),
