@@ -212,6 +212,23 @@ OPTIONS: list[Option] = [
     ),
     # web
     Option("ui_auth_file", str, "", "htpasswd file protecting the web UI and API", "web", "FILE"),
+    Option(
+        "ui_auth",
+        str,
+        "",
+        "inline UI/API credentials 'user:password ...' (Mailpit's MP_UI_AUTH)",
+        "web",
+        "PAIRS",
+    ),
+    Option(
+        "send_api_auth_file", str, "", "htpasswd file for POST /api/v1/send alone (Mailpit's)", "web", "FILE"
+    ),
+    Option(
+        "send_api_auth_accept_any", bool, False, "POST /api/v1/send needs no credentials (Mailpit's)", "web"
+    ),
+    Option(
+        "label", str, "", "a name for this server, shown in the UI's title (Mailpit's --label)", "web", "TEXT"
+    ),
     Option("webroot", str, "/", "URL path prefix of the UI and API", "web", "PATH"),
     Option("http_tls", bool, False, "serve HTTPS with --tls-cert/--tls-key (or self-signed)", "web"),
     Option(
@@ -399,6 +416,10 @@ class Settings:
     imap_max_connections: int = 1000
     imap_max_per_address: int = 100
     ui_auth_file: str = ""
+    ui_auth: str = ""
+    send_api_auth_file: str = ""
+    send_api_auth_accept_any: bool = False
+    label: str = ""
     webroot: str = "/"
     http_tls: bool = False
     allowed_hosts: str = ""
@@ -461,7 +482,14 @@ class Settings:
             parse_duration(self.max_age)
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("--tls-cert and --tls-key go together")
-        for name in ("tls_cert", "tls_key", "smtp_auth_file", "auth_file", "ui_auth_file"):
+        for name in (
+            "tls_cert",
+            "tls_key",
+            "smtp_auth_file",
+            "auth_file",
+            "ui_auth_file",
+            "send_api_auth_file",
+        ):
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")

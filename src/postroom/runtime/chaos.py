@@ -61,6 +61,9 @@ _ALIASES = {"ehlo": "helo", "sender": "mail", "from": "mail", "recipient": "rcpt
 _ALIASES |= {"authentication": "auth", "eom": "message", "body": "message", "greeting": "connect"}
 #: Mailpit's trigger names and the stage each one acts at.
 MAILPIT_TRIGGERS = {"Sender": "mail", "Recipient": "rcpt", "Authentication": "auth"}
+# Mailpit's error code of a trigger that does not name one (535: authentication failed,
+# RFC 4954 section 6).
+MAILPIT_DEFAULT_CODES = {"Sender": 451, "Recipient": 451, "Authentication": 535}
 # Longest delay a fault may hold a reply (seconds): RFC 5321 4.5.3.2 gives clients 5 min
 # per command; a longer delay would only test the client's patience.
 MAX_DELAY = 300.0
@@ -389,9 +392,9 @@ class Chaos(SMTPHook):
         """The ``ChaosTriggers`` object of Mailpit's API."""
         with self._lock:
             return {
-                name: {"ErrorCode": self._triggers.get(name, (451, 0))[0], "Probability": p}
+                name: {"ErrorCode": code, "Probability": p}
                 for name in MAILPIT_TRIGGERS
-                for p in [self._triggers.get(name, (451, 0))[1]]
+                for code, p in [self._triggers.get(name, (MAILPIT_DEFAULT_CODES[name], 0))]
             }
 
     def set_mailpit_triggers(self, body: dict[str, Any]) -> None:
@@ -406,7 +409,7 @@ class Chaos(SMTPHook):
                 raise ChaosError(f"unknown chaos trigger {name!r}")
             if not isinstance(value, dict):
                 raise ChaosError(f"{name}: expected an object with ErrorCode and Probability")
-            code, prob = value.get("ErrorCode", 451), value.get("Probability", 0)
+            code, prob = value.get("ErrorCode") or MAILPIT_DEFAULT_CODES[name], value.get("Probability", 0)
             if not isinstance(code, int) or isinstance(code, bool) or not 400 <= code <= 599:
                 raise ChaosError(f"{name}: ErrorCode must be a number from 400 to 599")
             if not isinstance(prob, int) or isinstance(prob, bool) or not 0 <= prob <= 100:
@@ -434,7 +437,7 @@ class Chaos(SMTPHook):
             for name, (code, percent) in self._triggers.items():
                 if MAILPIT_TRIGGERS[name] == stage and self._random.random() * 100 < percent:
                     enhanced = f"{code // 100}.0.0"
-                    return Reply(code, enhanced, (f"Chaos: {name.lower()} error",))
+                    return Reply(code, enhanced, (f"Chaos {name.lower()} error",))  # Mailpit's words
             for fault in self._faults:
                 if fault.applies(stage, info) and (
                     fault.probability >= 1.0 or self._random.random() < fault.probability

@@ -168,10 +168,26 @@ async def set_read(request: web.Request) -> web.Response:
     return ok()
 
 
+async def _form_ids(request: web.Request) -> list[str]:
+    """The IDs of a form body (``ids=A&ids=B`` or ``ids=A,B``, any letter case), sent by
+    older Mailpit clients; a form naming none, or naming other fields, is a 400 (it must
+    not read as "no IDs", which is everything)."""
+    form = await request.post()
+    unknown = [k for k in form if k.lower() != "ids"]
+    refuse_unknown(unknown, ("ids",))
+    ids = [i.strip() for v in form.values() if isinstance(v, str) for i in v.split(",") if i.strip()]
+    if not ids:
+        raise bad_request("the form names no ids (to delete every message, send no body)")
+    return ids
+
+
 async def delete_messages(request: web.Request) -> web.Response:
     # Mailpit: no IDs (or none given) deletes every message. Any other key, in any
     # letter case other than IDs', is refused rather than ignored (issue 22).
-    body = fields_of(await json_body(request), "IDs", strict=False)
+    if request.content_type == "application/x-www-form-urlencoded":
+        body: dict[str, Any] = {"IDs": await _form_ids(request)}
+    else:
+        body = fields_of(await json_body(request), "IDs", strict=False)
     ids = str_list(body, "IDs")
     if not ids:
         refuse_unknown([k for k in body if k != "IDs"], ("IDs",))
@@ -437,7 +453,7 @@ async def info(request: web.Request) -> web.Response:
     started = app.extras.get("started_at", time.time())
     return json_response(
         {
-            "Version": __version__,
+            "Version": f"v{__version__}",  # Mailpit's versions read "v1.29.7"
             "LatestVersion": "",
             "Database": stats.database,
             "DatabaseSize": stats.database_size,
@@ -475,7 +491,7 @@ def _relay_json(request: web.Request) -> dict[str, Any]:
 
 def _webui_json(request: web.Request) -> dict[str, Any]:
     return {
-        "Label": str(request.app[APP_KEY].settings.extra.get("label", "")),
+        "Label": request.app[APP_KEY].settings.label,
         "MessageRelay": _relay_json(request),
         "SpamAssassin": bool(request.app[APP_KEY].settings.enable_spamassassin),
         "ChaosEnabled": request.app[APP_KEY].chaos.enabled,

@@ -83,6 +83,28 @@ def _count_runtime(app: App) -> Callable[[Event], None]:
     return on_event
 
 
+def _auth_middlewares(app: App, prefix: str) -> list[Any]:
+    """Basic auth of the UI and API (``--ui-auth-file`` or inline ``--ui-auth``), and of
+    ``POST /api/v1/send`` as Mailpit does it: its own credentials when
+    ``--send-api-auth-file`` is given, none with ``--send-api-auth-accept-any``, else the UI's."""
+    from .auth import Htpasswd, auth_middleware
+
+    s = app.settings
+    send = frozenset({prefix + "api/v1/send"})
+    out: list[Any] = []
+    if s.ui_auth_file or s.ui_auth:
+        open_paths = {prefix + "livez", prefix + "readyz"}
+        if s.send_api_auth_file or s.send_api_auth_accept_any:
+            open_paths |= send
+        users = Htpasswd(s.ui_auth_file, inline="" if s.ui_auth_file else s.ui_auth)
+        out.append(auth_middleware(users, frozenset(open_paths), app.auth_limiter))
+    if s.send_api_auth_file and not s.send_api_auth_accept_any:
+        out.append(
+            auth_middleware(Htpasswd(s.send_api_auth_file), frozenset(), app.auth_limiter, only_paths=send)
+        )
+    return out
+
+
 def create_app(app: App) -> web.Application:
     """Build the aiohttp application serving ``app`` (its store, bus and settings)."""
     prefix = normalize_webroot(app.settings.webroot)
@@ -95,16 +117,7 @@ def create_app(app: App) -> web.Application:
         body_timeout=s.http_body_timeout,
     )
     middlewares: list[Any] = [_errors, _security_headers, security_middleware(policy, prefix + "api/")]
-    if app.settings.ui_auth_file:
-        from .auth import Htpasswd, auth_middleware
-
-        middlewares.append(
-            auth_middleware(
-                Htpasswd(app.settings.ui_auth_file),
-                frozenset({prefix + "livez", prefix + "readyz"}),
-                app.auth_limiter,
-            )
-        )
+    middlewares += _auth_middlewares(app, prefix)
     middlewares.append(body_deadline_middleware(policy.body_timeout))  # after auth
     wapp = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)
     wapp[APP_KEY] = app

@@ -146,15 +146,25 @@ def dummy_hash(hashes: Iterable[str]) -> str:
 class Htpasswd:
     """Users and hashes of an htpasswd file, reloaded when the file changes."""
 
-    def __init__(self, path: str) -> None:
+    def __init__(self, path: str, inline: str = "") -> None:
+        """``path``: the htpasswd file; or, with ``inline``, credentials given on the command
+        line as Mailpit's ``MP_UI_AUTH`` takes them: ``user:password`` pairs separated by
+        spaces (passwords in any of the formats above)."""
         self.path = path
         self._mtime: float | None = None
         self._users: dict[str, str] = {}
         self._ok: dict[bytes, None] = {}
         self._dummy: str | None = None
-        self.reload()
+        if inline:
+            self._users = dict(_pair(p) for p in inline.split() if ":" in p)
+            if not self._users:
+                raise HtpasswdError("no user:password pair in the inline credentials")
+        else:
+            self.reload()
 
     def reload(self) -> None:
+        if not self.path:  # inline credentials never change
+            return
         try:
             st = os.stat(self.path)
             if st.st_mtime == self._mtime:
@@ -202,13 +212,22 @@ class Htpasswd:
         return good
 
 
+def _pair(text: str) -> tuple[str, str]:
+    user, _, password = text.partition(":")
+    return user, password
+
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def auth_middleware(
-    htpasswd: Htpasswd, open_paths: frozenset[str], limiter: AuthLimiter
+    htpasswd: Htpasswd,
+    open_paths: frozenset[str],
+    limiter: AuthLimiter,
+    only_paths: frozenset[str] | None = None,
 ) -> Callable[[web.Request, Handler], Awaitable[web.StreamResponse]]:
-    """Middleware requiring valid basic credentials except on ``open_paths``.
+    """Middleware requiring valid basic credentials except on ``open_paths`` (and, with
+    ``only_paths``, only on those: the send API's own credentials).
 
     A request without credentials gets its 401 at once (a browser's first request, before
     it asks the user); wrong credentials count against the client address in
@@ -217,7 +236,7 @@ def auth_middleware(
 
     @web.middleware
     async def middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-        if request.path in open_paths:
+        if request.path in open_paths or (only_paths is not None and request.path not in only_paths):
             return await handler(request)
         header = request.headers.get("Authorization", "")
         scheme, _, value = header.partition(" ")

@@ -232,7 +232,7 @@ class Hub:
             return
         text = _envelope(
             "stats",
-            {"Total": st.messages, "Unread": st.unread, "Version": __version__},
+            {"Total": st.messages, "Unread": st.unread, "Version": f"v{__version__}"},
         )
         for c in list(self.clients):
             c.offer(text)

@@ -16,6 +16,7 @@ from functools import cache
 from importlib import resources
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote
 
 from aiohttp import web
 
@@ -197,13 +198,32 @@ async def docs(request: web.Request) -> web.Response:
     )
 
 
+async def view_in_ui(request: web.Request) -> web.Response:
+    """Mailpit's UI address of a message (``/view/{ID}``; ``/view/latest[?query=]`` for the
+    newest match): redirect to the UI showing it, or to the UI when nothing matches."""
+    prefix = request.app[PREFIX_KEY]
+    try:
+        mid = await resolve_id(request)
+    except web.HTTPNotFound:
+        raise web.HTTPFound(prefix) from None
+    raise web.HTTPFound(f"{prefix}#id={quote(mid, safe='')}")
+
+
+async def to_api_docs(request: web.Request) -> web.Response:
+    """Mailpit's API documentation page is ``/api/v1/``; postroom's is ``/api/docs``."""
+    raise web.HTTPFound(request.app[PREFIX_KEY] + "api/docs")
+
+
 def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     """Register the views; call last (the UI's file route matches any remaining path)."""
     r.add_get(prefix + "view/{ID}.html", view_html)
     r.add_get(prefix + "view/{ID}.txt", view_text)
+    r.add_get(prefix + "view/{ID:[A-Za-z0-9]+}", view_in_ui)
     r.add_get(prefix + "livez", livez)
     r.add_get(prefix + "readyz", readyz)
     r.add_get(prefix + "api/openapi.json", openapi_json)
+    r.add_get(prefix + "api/v1/swagger.json", openapi_json)  # where Mailpit serves its API description
+    r.add_get(prefix + "api/v1/", to_api_docs)
     r.add_get(prefix + "api/docs", docs)
     r.add_get(prefix, ui_index)
     r.add_get(prefix + "{path:(?!api/).+}", ui_static)

@@ -19,6 +19,7 @@ const SEARCH_DELAY_MS = 250;
 const $ = (id) => document.getElementById(id);
 
 const state = {
+  label: "", // the server's --label, in the page title
   mailbox: "",
   query: "",
   start: 0,
@@ -815,7 +816,8 @@ function onConnState(s) {
 
 function updateTitle() {
   const unread = sidebar.unread;
-  document.title = unread ? `(${formatNumber(unread)}) postroom` : "postroom";
+  const name = state.label ? `${state.label} - postroom` : "postroom"; // --label names the server
+  document.title = unread ? `(${formatNumber(unread)}) ${name}` : name;
 }
 
 // ---- notifications -------------------------------------------------------------------
@@ -1111,6 +1113,8 @@ function wire() {
 async function loadListeners() {
   try {
     const info = await api.webui();
+    state.label = info?.Label || "";
+    updateTitle();
     const smtp = info?.Listeners?.smtp;
     if (!smtp) return;
     // a wildcard bind is reached through the host name this page came from

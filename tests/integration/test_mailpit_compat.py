@@ -1,0 +1,102 @@
+"""Mailpit behaviours a migrating client or script relies on (issue 22): the send API's own
+credentials, inline UI credentials, form-body deletes, Mailpit's view and API-doc addresses,
+its version string, chaos defaults and the server label."""
+
+from __future__ import annotations
+
+import base64
+import http.client
+from pathlib import Path
+from urllib.parse import urlsplit
+
+import bcrypt
+
+from tests.helpers import RunningServer, running_server
+from tests.integration._api_client import Api
+
+
+def _call(
+    server: RunningServer, method: str, path: str, body: bytes = b"", headers: dict[str, str] | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    host, port = server.addr("http")
+    conn = http.client.HTTPConnection(host, port, timeout=20)
+    try:
+        conn.request(method, path, body=body or None, headers=headers or {})
+        r = conn.getresponse()
+        return r.status, {k.lower(): v for k, v in r.getheaders()}, r.read()
+    finally:
+        conn.close()
+
+
+def _basic(user: str, password: str) -> dict[str, str]:
+    return {"Authorization": "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()}
+
+
+SEND = b'{"From": {"Email": "a@example.org"}, "To": [{"Email": "b@example.org"}], "Subject": "s"}'
+JSON = {"Content-Type": "application/json"}
+
+
+def test_send_api_has_its_own_credentials(tmp_path: Path) -> None:
+    """--send-api-auth-file: only those credentials send (the UI's do not); the rest of the
+    API keeps the UI's (inline, as MP_UI_AUTH gives them)."""
+    sender = tmp_path / "send-users"
+    sender.write_text("robot:" + bcrypt.hashpw(b"beep", bcrypt.gensalt(4)).decode() + "\n")
+    with running_server(ui_auth="admin:pw other:pw2", send_api_auth_file=str(sender)) as s:
+        assert _call(s, "GET", "/api/v1/messages")[0] == 401
+        assert _call(s, "GET", "/api/v1/messages", headers=_basic("other", "pw2"))[0] == 200
+        assert _call(s, "GET", "/api/v1/messages", headers=_basic("admin", "nope"))[0] == 401
+        assert _call(s, "POST", "/api/v1/send", SEND, {**JSON, **_basic("admin", "pw")})[0] == 401
+        assert _call(s, "POST", "/api/v1/send", SEND, JSON)[0] == 401
+        status, _, body = _call(s, "POST", "/api/v1/send", SEND, {**JSON, **_basic("robot", "beep")})
+        assert status == 200 and b'"ID"' in body
+        assert _call(s, "GET", "/api/v1/messages", headers=_basic("robot", "beep"))[0] == 401
+
+
+def test_send_api_accept_any_and_the_default() -> None:
+    with running_server(ui_auth="admin:pw", send_api_auth_accept_any=True) as s:
+        assert _call(s, "POST", "/api/v1/send", SEND, JSON)[0] == 200
+        assert _call(s, "GET", "/api/v1/messages")[0] == 401
+    with running_server(ui_auth="admin:pw") as s:  # neither: the UI's credentials
+        assert _call(s, "POST", "/api/v1/send", SEND, JSON)[0] == 401
+        assert _call(s, "POST", "/api/v1/send", SEND, {**JSON, **_basic("admin", "pw")})[0] == 200
+
+
+def test_delete_with_a_form_body_deletes_only_the_ids_it_names(server: RunningServer) -> None:
+    api = Api(server)
+    ids = [api.send(To=[{"Email": "x@example.org"}], Subject=f"m{i}") for i in range(4)]
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    assert _call(server, "DELETE", "/api/v1/messages", f"ids={ids[0]}".encode(), form)[0] == 200
+    assert _call(server, "DELETE", "/api/v1/messages", f"IDs={ids[1]},{ids[2]}".encode(), form)[0] == 200
+    left = [m["ID"] for m in api.get("/api/v1/messages").json()["messages"]]
+    assert left == [ids[3]]
+    # a form naming no ids, or other fields, is refused: never "delete everything"
+    for body in (b"", b"ids=", b"id=" + ids[3].encode(), b"query=x"):
+        status, _, _ = _call(
+            server, "DELETE", "/api/v1/messages", body, {**form, "Content-Length": str(len(body))}
+        )
+        assert status == 400
+        assert [m["ID"] for m in api.get("/api/v1/messages").json()["messages"]] == [ids[3]]
+
+
+def test_mailpit_addresses_version_chaos_and_label() -> None:
+    with running_server(enable_chaos=True, label="staging mail") as s:
+        api = Api(s)
+        first = api.send(To=[{"Email": "x@example.org"}], Subject="first")
+        newest = api.send(To=[{"Email": "x@example.org"}], Subject="second")
+        status, headers, _ = _call(s, "GET", "/view/latest")
+        assert status == 302 and headers["location"] == f"/#id={newest}"
+        status, headers, _ = _call(s, "GET", "/view/latest?query=subject:first")
+        assert status == 302 and headers["location"] == f"/#id={first}"
+        status, headers, _ = _call(s, "GET", f"/view/{first}")
+        assert status == 302 and headers["location"] == f"/#id={first}"
+        status, headers, _ = _call(s, "GET", "/view/latest?query=subject:nothing-matches")
+        assert status == 302 and headers["location"] == "/"
+        swagger = api.get("/api/v1/swagger.json").json()
+        assert "/api/v1/messages" in swagger["paths"]
+        status, headers, _ = _call(s, "GET", "/api/v1/")
+        assert status == 302 and urlsplit(headers["location"]).path == "/api/docs"
+        info = api.get("/api/v1/info").json()
+        assert info["Version"].startswith("v") and info["Version"][1:2].isdigit()
+        chaos = api.get("/api/v1/chaos").json()
+        assert chaos["Authentication"]["ErrorCode"] == 535 and chaos["Sender"]["ErrorCode"] == 451
+        assert api.get("/api/v1/webui").json()["Label"] == "staging mail"
