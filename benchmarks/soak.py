@@ -2,7 +2,7 @@
 
 Starts a real ``postroom serve`` (default settings: two SMTP worker processes, the indexer
 process) on free loopback ports with a fresh database in a temporary directory, and runs,
-for ``--duration`` seconds (default 600), threads that each loop until the time is up:
+for ``--minutes`` minutes (default 10), threads that each loop until the time is up:
 
 - ordinary mail: SMTP senders of plain and HTML messages, each with a unique Message-ID,
   every 250 remembered; readers of those messages through the HTTP API, POP3 and IMAP;
@@ -13,15 +13,18 @@ for ``--duration`` seconds (default 600), threads that each loop until the time 
   100,000 ``[``, ``DELETE /api/v1/search?query=%00``; POP3 and IMAP garbage, overlong
   lines, trickles, and an IMAP ``APPEND {52428800}`` before login.
 
-Every few seconds it samples the proportional set size (PSS, from /proc/PID/smaps_rollup) of
-the server's whole process tree. At the end it checks, through the API, that every
-Message-ID that got a 250 is stored (then again after a restart), that no request for an
-ordinary message took more than 2 s (SMTP transaction, API read, POP3 RETR, IMAP FETCH),
-and that the PSS stayed under ``--max-pss-mb``. It prints a summary, writes it as JSON
-(``--out``), and exits non-zero if a check failed.
+Every few seconds it samples the proportional and resident set sizes (PSS and RSS, from
+/proc/PID/smaps_rollup) of the server's whole process tree. At the end it checks, through the
+API, that every Message-ID that got a 250 is stored (then again after a restart), that no
+request for an ordinary message took more than 2 s (SMTP transaction, API read, POP3 RETR,
+IMAP FETCH), and that the PSS stayed under ``--max-pss-mb``. It prints the three results
+(acknowledged against stored, the memory peaks, the ordinary requests over 2 s) and the
+whole summary as JSON (also to ``--out``), and exits non-zero if a check failed.
 
-Loopback only; bounded in time (the duration, then at most a minute or two of checks) and
-in what it sends. ``python benchmarks/soak.py --duration 60`` is a quick run.
+Loopback only; bounded in what it sends and in time: the traffic stops after ``--minutes``,
+and a watchdog ends the run (killing the server it started, exit status 3) if the checks
+after it have not finished :data:`CHECK_GRACE` seconds later. ``python benchmarks/soak.py
+--minutes 1`` is a quick run.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from pathlib import Path
 from typing import Any
 
 ORDINARY_LIMIT = 2.0  # seconds: no request for an ordinary message may take longer (issue 14)
+CHECK_GRACE = 300.0  # seconds after the traffic for stopping it, the checks and the restart
 HOSTILE_HTML = "<a x='\">' " + "a=b " * 20  # issue 14 item 1
 GOOD_RCPT = "soak@example.org"
 HOSTILE_RCPT = "hostile@example.org"
@@ -72,6 +76,8 @@ class Stats:
     counts: dict[str, int] = field(default_factory=dict)
     errors: dict[str, list[str]] = field(default_factory=dict)  # unexpected failures, by actor
     pss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, kB)
+    rss: list[tuple[float, int]] = field(default_factory=list)  # (seconds since start, kB)
+    ordinary: int = 0  # ordinary requests timed
 
     def count(self, name: str, n: int = 1) -> None:
         with self.lock:
@@ -80,8 +86,10 @@ class Stats:
     def timed(self, name: str, seconds: float, ordinary: bool = True) -> None:
         with self.lock:
             self.latencies.setdefault(name, []).append(seconds)
-            if ordinary and seconds > ORDINARY_LIMIT:
-                self.slow.append((name, seconds))
+            if ordinary:
+                self.ordinary += 1
+                if seconds > ORDINARY_LIMIT:
+                    self.slow.append((name, seconds))
 
     def error(self, name: str, what: str) -> None:
         with self.lock:
@@ -440,15 +448,19 @@ def imap_literal(srv: Server, st: Stats, stop: threading.Event) -> None:
             return
 
 
-def sample_pss(srv: Server, st: Stats, stop: threading.Event, started: float) -> None:
+def sample_memory(srv: Server, st: Stats, stop: threading.Event, started: float) -> None:
     while True:
-        st.pss.append((time.monotonic() - started, tree_pss_kb(srv.proc.pid)))
+        pss, rss = tree_memory_kb(srv.proc.pid)
+        now = time.monotonic() - started
+        st.pss.append((now, pss))
+        st.rss.append((now, rss))
         if stop.wait(5):
             return
 
 
-def tree_pss_kb(root: int) -> int:
-    """PSS of ``root`` and all its descendants, in kB."""
+def tree_memory_kb(root: int) -> tuple[int, int]:
+    """PSS and RSS of ``root`` and all its descendants, in kB (the RSS sum counts pages
+    the processes share once per process; the PSS sum divides them among them)."""
     children: dict[int, list[int]] = {}
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
@@ -459,19 +471,22 @@ def tree_pss_kb(root: int) -> int:
         except (OSError, IndexError, ValueError):
             continue
         children.setdefault(ppid, []).append(int(entry))
-    total, todo = 0, [root]
+    pss = rss = 0
+    todo = [root]
     while todo:
         pid = todo.pop()
         todo.extend(children.get(pid, ()))
         try:
             with open(f"/proc/{pid}/smaps_rollup") as f:
                 for line in f:
-                    if line.startswith("Pss:"):
-                        total += int(line.split()[1])
+                    if line.startswith("Rss:"):
+                        rss += int(line.split()[1])
+                    elif line.startswith("Pss:"):
+                        pss += int(line.split()[1])
                         break
         except OSError:
             pass
-    return total
+    return pss, rss
 
 
 # -- checks -------------------------------------------------------------------------------
@@ -498,18 +513,54 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def start_watchdog(seconds: float, servers: list[Server]) -> None:
+    """End the whole run after ``seconds`` whatever it is doing: kill the servers it started
+    (their process groups) and exit with status 3."""
+
+    def bite() -> None:
+        time.sleep(seconds)
+        print(f"soak: not finished {seconds:.0f} s after its start; stopping", file=sys.stderr, flush=True)
+        for srv in servers:
+            with contextlib.suppress(ProcessLookupError):
+                os.killpg(srv.proc.pid, signal.SIGKILL)
+        os._exit(3)
+
+    threading.Thread(target=bite, name="watchdog", daemon=True).start()
+
+
+def headline(summary: dict[str, Any]) -> str:
+    """The three results the soak is for, in words."""
+    return "\n".join(
+        [
+            f"acknowledged (250) {summary['acknowledged']}, stored {summary['stored']}: "
+            f"lost {summary['lost']} (after a restart: {summary['lost_after_restart']})",
+            f"process tree memory: PSS max {summary['pss_mb']['peak']} MB, RSS max {summary['rss_mb']['peak']} MB "
+            f"({summary['pss_mb']['samples']} samples)",
+            f"ordinary requests over {ORDINARY_LIMIT:.0f} s: {summary['ordinary_over_2s']} of "
+            f"{summary['ordinary_requests']}",
+            "ok" if summary["ok"] else "FAILED",
+        ]
+    )
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0] if __doc__ else None)
-    ap.add_argument("--duration", type=float, default=600, help="seconds of traffic (default 600)")
+    ap.add_argument("--minutes", type=float, default=10, help="minutes of traffic (default 10)")
     ap.add_argument("--max-pss-mb", type=float, default=1024, help="PSS bound for the process tree")
     ap.add_argument("--out", type=Path, help="write the summary as JSON here")
     ap.add_argument("--keep", action="store_true", help="keep the temporary directory (database, log)")
     args = ap.parse_args(argv)
+    if not 0 < args.minutes <= 120:
+        ap.error("--minutes must be more than 0 and at most 120")
+    duration = args.minutes * 60
     work = Path(tempfile.mkdtemp(prefix="postroom-soak-"))
+    servers: list[Server] = []
+    start_watchdog(duration + CHECK_GRACE, servers)
     db, log = work / "soak.db", work / "server.log"
     st = Stats()
     stop = threading.Event()
     with serve(db, log) as srv:
+        servers.append(srv)
         started = time.monotonic()
         actors: list[tuple[str, Callable[..., None], tuple[Any, ...]]] = [
             *[(f"smtp-good-{i}", good_smtp, (i * 10_000_000,)) for i in range(4)],
@@ -586,32 +637,37 @@ def main(argv: list[str] | None = None) -> int:
             ),
             ("imap-trickle", trickler("imap trickle", lambda s: s.imap, b"a LOGIN "), ()),
             ("imap-literal", imap_literal, ()),
-            ("pss", sample_pss, (started,)),
+            ("memory", sample_memory, (started,)),
         ]
         threads = []
         for name, fn, extra in actors:
             t = threading.Thread(target=fn, args=(srv, st, stop, *extra), name=name, daemon=True)
             t.start()
             threads.append(t)
-        stop.wait(args.duration)
+        stop.wait(duration)
         stop.set()
+        joined_by = time.monotonic() + 180  # a hostile actor finishes its exchange (<= 120 s)
         for t in threads:
-            t.join(180)
+            t.join(max(0.0, joined_by - time.monotonic()))
         traffic_seconds = time.monotonic() - started
         time.sleep(2)
         stored = stored_message_ids(srv)
         alive = srv.proc.poll() is None
     lost = sorted(st.acked - stored)
     with serve(db, log) as srv:  # and after a restart (SIGTERM, then a new serve)
+        servers.append(srv)
         lost_after_restart = sorted(st.acked - stored_message_ids(srv))
     pss_kb = [kb for _, kb in st.pss]
+    rss_kb = [kb for _, kb in st.rss]
     summary: dict[str, Any] = {
         "duration_s": round(traffic_seconds, 1),
         "acknowledged": len(st.acked),
+        "stored": len(st.acked) - len(lost),
         "lost": len(lost),
         "lost_examples": lost[:10],
         "lost_after_restart": len(lost_after_restart),
         "server_alive_at_end": alive,
+        "ordinary_requests": st.ordinary,
         "ordinary_over_2s": len(st.slow),
         "ordinary_over_2s_examples": [(n, round(s, 2)) for n, s in st.slow[:10]],
         "latency_ms": {
@@ -629,6 +685,11 @@ def main(argv: list[str] | None = None) -> int:
             "last": round(pss_kb[-1] / 1024, 1) if pss_kb else 0,
             "samples": len(pss_kb),
         },
+        "rss_mb": {
+            "first": round(rss_kb[0] / 1024, 1) if rss_kb else 0,
+            "peak": round(max(rss_kb) / 1024, 1) if rss_kb else 0,
+            "last": round(rss_kb[-1] / 1024, 1) if rss_kb else 0,
+        },
         "counts": dict(sorted(st.counts.items())),
         "unexpected_errors": st.errors,
     }
@@ -644,6 +705,7 @@ def main(argv: list[str] | None = None) -> int:
     summary["ok"] = ok
     text = json.dumps(summary, indent=2)
     print(text)
+    print(headline(summary))
     if args.out:
         args.out.write_text(text + "\n")
     if args.keep:
