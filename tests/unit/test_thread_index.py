@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import sqlite3
 from collections.abc import Sequence
+from contextlib import closing
 
 import pytest
 from hypothesis import given, settings
@@ -75,20 +76,28 @@ def database(records: Sequence[ThreadMessage], tids: dict[int, int]) -> sqlite3.
     return conn
 
 
-@settings(max_examples=300)
+# deadline=None: the FlakyFailure these two raised in a full CI run was "Unreliable test
+# timings": an example over Hypothesis's default 200 ms deadline (a loaded 2-core worker, a
+# full garbage collection of the worker's large heap landing in it), replayed in a few ms.
+# The code under test is pure (no clock, no globals, no iteration over object-hashed sets:
+# the same input gives the same answer), so only timing was flaky. The suite's profile
+# (tests/conftest.py) turns deadlines off since; said here too, so that no profile can
+# bring it back for these.
+@settings(max_examples=300, deadline=None)
 @given(messages(), OPTIONS)
 def test_incremental_equals_batch(records: list[ThreadMessage], options: ThreadingOptions) -> None:
     assert incremental(ConversationIndex(options), records) == batch(records, options)
 
 
-@settings(max_examples=200)
+@settings(max_examples=200, deadline=None)  # (see above)
 @given(messages(), OPTIONS, st.integers(0, 16))
 def test_loading_keeps_ids_and_continues(
     records: list[ThreadMessage], options: ThreadingOptions, k: int
 ) -> None:
     before = incremental(ConversationIndex(options), records[:k])
     index = ConversationIndex(options)
-    assert list(index.load(database(records[:k], before))) == []  # stored ids are consistent
+    with closing(database(records[:k], before)) as conn:  # not left to the garbage collector
+        assert list(index.load(conn)) == []  # stored ids are consistent
     assert {uid: index.find(t) for uid, t in before.items()} == before
     after = incremental(index, records[k:])
     full = batch(records, options)
