@@ -85,10 +85,10 @@ def test_unindexed_error_names_the_reason(monkeypatch: pytest.MonkeyPatch) -> No
     """When indexing does not finish in time, the error says so instead of "found 0"."""
     gate = threading.Event()
     with Server(http=False, pop3=False, imap=False) as mail:
-        store = mail.app.store
-        job = store._index_job  # type: ignore[attr-defined]
+        background = mail.app.store.background  # type: ignore[attr-defined]
+        job = background._index_job
         # a stuck indexer: its writes wait until the test is done
-        store._index_job = lambda rows: lambda conn: (gate.wait(10), job(rows)(conn))  # type: ignore[attr-defined]
+        background._index_job = lambda rows: lambda conn: (gate.wait(10), job(rows)(conn))
         try:
             _send(mail.smtp_port, _with_attachment("late@example.com", "Late"))
             with pytest.raises(

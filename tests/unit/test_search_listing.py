@@ -230,7 +230,7 @@ def test_planner_statistics_are_gathered_and_readers_use_them(
                 if store.db.stats_gen:
                     break
                 await asyncio.sleep(0.05)
-            assert store.db.stats_gen >= 1 and store._analyzed_rows >= 50
+            assert store.db.stats_gen >= 1 and store.background.analyzed_rows >= 50
             # the same (default executor) threads: their readers reload the statistics
             plans = {await asyncio.to_thread(plan) for _ in range(4)}
             assert all("COVERING INDEX message_subject_cover" in p for p in plans), plans

@@ -58,7 +58,7 @@ def crash(store: SQLiteStore) -> None:
     store.db.queue.put(sqlite._STOP)  # no final read of the journals, unlike close()
     assert store._writer is not None
     store._writer.join(10)
-    store._stop_indexer()
+    store.background.stop_indexer()
     store.db.closed = True
     store._owner.release()  # what the kernel does for a process that dies
 

@@ -19,7 +19,6 @@ import os
 import queue
 import shutil
 import sqlite3
-import subprocess
 import tempfile
 import threading
 import time
@@ -44,7 +43,7 @@ from .ids import new_id
 from .index_worker import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
 from .owner import StoreLock
-from .sqlite_background import ANALYZE_FROM, BackgroundMixin
+from .sqlite_background import ANALYZE_FROM, Background
 from .sqlite_changes import Changes
 from .sqlite_db import SQLiteDb
 from .sqlite_folders import Folders
@@ -54,7 +53,7 @@ from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import Reader
 from .sqlite_schema import apply_migrations, schema_template
 from .sqlite_search import register_functions
-from .sqlite_tails import TAIL_BYTES, WorkerJournalsMixin
+from .sqlite_tails import TAIL_BYTES, WorkerJournals
 from .sqlite_writes import Writes
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ READ_WAIT_LIMIT = 3.0
 RETRY_INTERVAL = 1.0
 
 
-class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
+class SQLiteStore:
     """SQLite implementation of :class:`postroom.store.base.Store`."""
 
     def __init__(self, target: str, settings: Settings, bus: Bus) -> None:
@@ -101,34 +100,22 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
         self.writes = Writes(self.db)
         self.changes = Changes(self.db, self.writes, self.reading)
         self.folders_ = Folders(self.db, self.writes)
+        self.background = Background(self.db, self.writes, lambda conn, jobs: self._run_batch(conn, jobs))
         self.db.wait_applied = self._wait_applied
         self._owner = StoreLock(target)
         self._writer: threading.Thread | None = None
-        self._indexer: threading.Thread | None = None
-        self._checkpointer: threading.Thread | None = None
-        self._index_proc: subprocess.Popen[bytes] | None = None
-        self._index_wakeup = threading.Event()
-        # A throwaway store with --indexer thread (every in-process test server) is indexed
-        # by its writer right after each commit: no thread to start, stop or wait for.
-        self._index_inline = self._tmpdir is not None and settings.indexer == "thread"
-        self._inline_indexer: Any = None  # index_worker.Indexer, made on the first message
-        self._index_queued = False
-        self._stopping = threading.Event()  # set by close(): background threads stop waiting
-        self._analyzed_rows = -1  # messages at the last ANALYZE (-1: not looked up yet)
         # writes are failing (disk full...): journaled mail waits in _retry, new mail is refused
         self._degraded = False
         self._retry: list[_Ingest] = []
         self._start_error: BaseException | None = None
         self._journal: Journal | None = None
         self._applied_seq = 0
-        self._tails: list[JournalTail] = []  # SMTP workers' journals (journal.py)
-        self._tail_turn = 0  # which journal a batch reads first (each in turn)
-        self._tail_queued = False
+        self.workers = WorkerJournals(
+            self.db, lambda *a, **k: self._run_batch(*a, **k), lambda: self._journal is not None
+        )
         self._tail_reads_small = False  # the last read of the workers' journals found a little
         self._waiting = 0  # readers waiting for their writes (guarded by _applied_cond)
         self._applied_cond = threading.Condition()
-        # writer-thread state
-        self._tag_rules: Any = None  # indexer.TagRules, built at start
         self._outbound: SQLiteOutbound | None = None
 
     @property
@@ -238,6 +225,22 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
     ) -> tuple[int, list[tuple[int, int]]]:
         return self.folders_.copy(mailbox, folder, uids, dest, move=move)
 
+    # -- SMTP workers' journals (sqlite_tails.WorkerJournals) --------------------------------
+    def open_worker_journal(self, slot: int) -> JournalTail:
+        """Create the (empty) journal of SMTP worker ``slot`` (it writes to ``tail.base``)."""
+        return self.workers.open(slot)
+
+    def poke_journals(self) -> None:
+        """An SMTP worker has written to its journal: have the writer read it (thread-safe)."""
+        self.workers.poke()
+
+    # -- indexing (sqlite_background.Background) ----------------------------------------------
+    def unindexed(self, ids: list[str]) -> list[str]:
+        return self.background.unindexed(ids)
+
+    def wait_indexed(self, timeout: float = 30) -> bool:
+        return self.background.wait_indexed(timeout)
+
     # -- lifecycle ------------------------------------------------------------------
     def start(self) -> None:
         directory = os.path.dirname(os.path.abspath(self.path))
@@ -265,7 +268,7 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
         from .indexer import RuleError, TagRules
 
         try:
-            self._tag_rules = TagRules(self.settings.extra.get("tags"))
+            self.background.tag_rules = TagRules(self.settings.extra.get("tags"))
         except RuleError as e:
             conn.close()
             raise StoreError(str(e)) from None
@@ -278,20 +281,20 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
         if self._start_error is not None:
             err = self._start_error
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {err}") from None
-        self._start_indexer()
+        self.background.start_indexer()
         if not self._tmpdir:  # a throwaway store's starts with its 1,000th message (write loop)
-            self._start_checkpointer()
+            self.background.start_checkpointer()
 
     def close(self) -> None:
         if self.db.closed:
             return
         self.db.closed = True
         if self._writer is not None:
-            if self._tails:
+            if self.workers.tails:
                 self.db.queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
             self.db.queue.put(_STOP)
             self._writer.join(30)
-        for tail in self._tails:
+        for tail in self.workers.tails:
             done = not self._degraded and tail.applied >= tail.mark()
             tail.close()
             if done:  # everything its worker acknowledged is stored: nothing to replay
@@ -305,11 +308,7 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
             self._journal.close()
         with self._applied_cond:
             self._applied_cond.notify_all()
-        self._stop_indexer()
-        self._index_wakeup.set()
-        self._stopping.set()
-        if self._checkpointer is not None:
-            self._checkpointer.join(10)
+        self.background.stop()
         self.db.close_readers()
         self._owner.release()
         if self._tmpdir:
@@ -342,12 +341,12 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
         if threading.current_thread() is self._writer:
             return
         target = journal.seq
-        marks = [(t, t.mark()) for t in self._tails]
+        marks = [(t, t.mark()) for t in self.workers.tails]
         behind = [(t, m) for t, m in marks if t.applied < m]
         if (self._applied_seq >= target and not behind) or self._degraded:
             return  # all there; or the writer cannot store anything now: read what is there
         if behind:
-            self.poke_journals()  # in case the worker's note is still on its way
+            self.workers.poke()  # in case the worker's note is still on its way
         deadline = time.monotonic() + READ_WAIT_LIMIT
         progress = self._progress()
         with self._applied_cond:
@@ -371,7 +370,7 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
 
     def _progress(self) -> tuple[Any, ...]:
         """What the writer has applied so far (changes whenever it commits journaled mail)."""
-        return (self._applied_seq, *(t.applied for t in self._tails))
+        return (self._applied_seq, *(t.applied for t in self.workers.tails))
 
     # -- the writer thread -------------------------------------------------------------
     def _write_loop(self, conn: sqlite3.Connection, ready: threading.Event) -> None:
@@ -406,15 +405,15 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
             if tail:
                 if not stop and len(jobs) == 0 and self._tail_reads_small and not self._waiting:
                     time.sleep(TAIL_PAUSE)  # let mail gather: fewer, larger transactions
-                got = self._read_tails(max(MAX_BATCH - len(jobs), 64))
+                got = self.workers.read(max(MAX_BATCH - len(jobs), 64))
                 self._tail_reads_small = 0 < len(got) < TAIL_BATCH
                 jobs += got
             if jobs:
                 self._run_batch(conn, jobs)
             if index and not stop:
-                self._index_now(conn)
-            if self._checkpointer is None and self.writes.count >= ANALYZE_FROM and not stop:
-                self._start_checkpointer()
+                self.background.index_now(conn)
+            if self.background.checkpointer is None and self.writes.count >= ANALYZE_FROM and not stop:
+                self.background.start_checkpointer()
             if stop:
                 self._drain_after_stop(q)
                 conn.close()
@@ -438,7 +437,7 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
                 if not self._run_batch(conn, jobs, replay=True):
                     raise StoreError("replay failed")
             applied = max(r.seq for r in pending)
-        self._replay_worker_journals(conn)
+        self.workers.replay(conn)
         if damaged:  # what could be read of it is committed: keep the file aside, not delete it
             keep_damaged(path, damaged, len(records))
         self._applied_seq = applied
@@ -485,8 +484,8 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
                     done.append((c.future, None, e))
             self.writes.retention(conn, events)
             top_seq = max((j.seq for j in ingests), default=0)
-            if self._tails:
-                self._save_tail_positions(conn)
+            if self.workers.tails:
+                self.workers.save_positions(conn)
             if top_seq:
                 conn.execute(
                     "INSERT OR REPLACE INTO meta(key, value) VALUES ('journal_seq', ?)", (str(top_seq),)
@@ -502,7 +501,7 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
                     log.exception("store write failed; %d messages kept to try again", len(journaled))
                     log.critical("the store cannot write: refusing mail (451) until it can")
                     self._degraded = True
-                    for tail in self._tails:
+                    for tail in self.workers.tails:
                         if tail.refuse is not None:
                             tail.refuse(True)  # the SMTP workers answer 451 from now on
             else:
@@ -523,7 +522,7 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
         if self._degraded:
             self._degraded = False
             log.warning("the store can write again: accepting mail")
-            for tail in self._tails:
+            for tail in self.workers.tails:
                 if tail.refuse is not None:
                     tail.refuse(False)
         # committed: now (and only now) tell the callers and the subscribers
@@ -534,10 +533,10 @@ class SQLiteStore(BackgroundMixin, WorkerJournalsMixin):
                 fut.set_result(res)
         if ingests:
             self._resolve_ingests(ingests)
-            self._wake_indexer()
-            if top_seq or self._tails:
+            self.background.wake_indexer()
+            if top_seq or self.workers.tails:
                 with self._applied_cond:
-                    self._tails_committed()
+                    self.workers.committed()
                     self._applied_seq = max(self._applied_seq, top_seq)
                     self._applied_cond.notify_all()
                 if self._journal is not None:

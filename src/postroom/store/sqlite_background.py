@@ -1,6 +1,6 @@
 """Background work of the SQLite store: WAL checkpoints and the indexer (parse, FTS, threads).
 
-Mixed into :class:`postroom.store.sqlite.SQLiteStore`. The indexer parses in its own process
+:class:`Background` is a part of :class:`postroom.store.sqlite.SQLiteStore`. The indexer parses in its own process
 by default (see index_worker.py), which writes its results itself; with ``--indexer thread``
 it runs here and writes through the store's writer. A throwaway store (``--db :memory:``, every
 in-process test server) with ``--indexer thread`` is indexed by the writer itself, right after
@@ -31,12 +31,10 @@ from .sqlite_jobs import _INDEX
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from ..config import Settings
-    from ..events import Bus
     from .sqlite_db import SQLiteDb
     from .sqlite_writes import Writes
 
-__all__ = ["BackgroundMixin"]
+__all__ = ["ANALYZE_FROM", "Background"]
 
 log = logging.getLogger("postroom.store.sqlite")
 
@@ -57,40 +55,48 @@ ANALYZE_FROM = 1000
 ANALYZE_GROWTH = 2.0
 
 
-class BackgroundMixin:
-    # provided by SQLiteStore
-    path: str
-    settings: Settings
-    bus: Bus
-    _tag_rules: Any
-    _indexer: threading.Thread | None
-    _index_proc: subprocess.Popen[bytes] | None
-    _index_wakeup: threading.Event
-    _index_inline: bool
-    _inline_indexer: Any
-    _index_queued: bool
-    _checkpointer: threading.Thread | None
-    _stopping: threading.Event
-    _analyzed_rows: int
+class Background:
+    """The checkpoint thread and the indexer of one SQLite store (see the module docstring)."""
 
-    if TYPE_CHECKING:
-        db: SQLiteDb
-        writes: Writes
+    def __init__(
+        self, db: SQLiteDb, writes: Writes, run_batch: Callable[[sqlite3.Connection, list[Any]], bool]
+    ) -> None:
+        self.db = db
+        self.writes = writes
+        self._run_batch = run_batch  # the writer's: apply jobs in one transaction (inline indexer)
+        self.tag_rules: Any = None  # indexer.TagRules, set by the store's start
+        self._indexer: threading.Thread | None = None
+        self.checkpointer: threading.Thread | None = None
+        self._index_proc: subprocess.Popen[bytes] | None = None
+        self._index_wakeup = threading.Event()
+        # A throwaway store with --indexer thread (every in-process test server) is indexed
+        # by its writer right after each commit: no thread to start, stop or wait for.
+        self.index_inline = db.throwaway and db.settings.indexer == "thread"
+        self._inline_indexer: Any = None  # index_worker.Indexer, made on the first message
+        self._index_queued = False
+        self._stopping = threading.Event()  # set by stop(): background threads stop waiting
+        self.analyzed_rows = -1  # messages at the last ANALYZE (-1: not looked up yet)
 
-        def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool: ...
+    def stop(self) -> None:
+        """Stop the indexer, then the checkpoint thread (after the writer has stopped)."""
+        self.stop_indexer()
+        self._index_wakeup.set()
+        self._stopping.set()
+        if self.checkpointer is not None:
+            self.checkpointer.join(10)
 
-    def _start_checkpointer(self) -> None:
-        self._checkpointer = threading.Thread(
+    def start_checkpointer(self) -> None:
+        self.checkpointer = threading.Thread(
             target=self._checkpoint_loop, name="postroom-checkpoint", daemon=True
         )
-        self._checkpointer.start()
+        self.checkpointer.start()
 
     def _checkpoint_loop(self) -> None:
         """Copy the WAL into the database every CHECKPOINT_INTERVAL seconds (PASSIVE: it never
         blocks the writer or readers), and restart the WAL when it has grown large and nobody
         is writing, so it does not grow without end."""
-        conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=0)
-        wal = self.path + "-wal"
+        conn = sqlite3.connect(self.db.path, isolation_level=None, check_same_thread=False, timeout=0)
+        wal = self.db.path + "-wal"
         try:
             while not self.db.closed:
                 if self._stopping.wait(CHECKPOINT_INTERVAL):
@@ -100,7 +106,7 @@ class BackgroundMixin:
                     mode = "TRUNCATE" if size > WAL_RESTART_BYTES and self.db.queue.empty() else "PASSIVE"
                     if size:
                         conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
-                    self._maybe_analyze(conn)
+                    self.maybe_analyze(conn)
                 except sqlite3.Error:
                     pass  # busy: try again next round
             try:
@@ -110,37 +116,37 @@ class BackgroundMixin:
         finally:
             conn.close()
 
-    def _maybe_analyze(self, conn: sqlite3.Connection) -> None:
+    def maybe_analyze(self, conn: sqlite3.Connection) -> None:
         """Gather the planner's statistics of the message table when they are missing or its
-        size has changed ANALYZE_GROWTH-fold since; readers reload them (``_stats_gen``)."""
+        size has changed ANALYZE_GROWTH-fold since; readers reload them (``SQLiteDb.stats_gen``)."""
         if not self.db.queue.empty():
             return  # the writer is busy: ANALYZE holds the write lock (~45 ms per 100,000 messages)
         row = conn.execute("SELECT max(id) - min(id) + 1 FROM message").fetchone()  # two b-tree seeks
         estimate = int(row[0] or 0)
         if estimate < ANALYZE_FROM:
             return
-        if self._analyzed_rows < 0:
-            self._analyzed_rows = _analyzed_rows(conn)
-        base = self._analyzed_rows
+        if self.analyzed_rows < 0:
+            self.analyzed_rows = _analyzed_rows(conn)
+        base = self.analyzed_rows
         if base and base / ANALYZE_GROWTH < estimate < base * ANALYZE_GROWTH:
             return
         conn.execute("ANALYZE message")
-        self._analyzed_rows = _analyzed_rows(conn)
+        self.analyzed_rows = _analyzed_rows(conn)
         self.db.stats_gen += 1
-        log.debug("planner statistics gathered at %d messages", self._analyzed_rows)
+        log.debug("planner statistics gathered at %d messages", self.analyzed_rows)
 
     # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
-    def _start_indexer(self) -> None:
+    def start_indexer(self) -> None:
         from .index_worker import _extractor
 
         if _extractor() is None:
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
-        if self._index_inline:
+        if self.index_inline:
             if self.writes.count:  # the writer indexes what the store holds already
-                self._wake_indexer()
+                self.wake_indexer()
             return
-        if self.settings.indexer == "process":
+        if self.db.settings.indexer == "process":
             spawned: list[BaseException] = []
             ready = threading.Event()
             self._indexer = threading.Thread(
@@ -153,7 +159,7 @@ class BackgroundMixin:
         else:
             self._indexer = threading.Thread(target=self._index_loop, name="postroom-index", daemon=True)
             self._indexer.start()
-        self._wake_indexer()
+        self.wake_indexer()
 
     def _spawn_indexer(self) -> subprocess.Popen[bytes]:
         from ..lifeline import PARENT_ENV
@@ -164,8 +170,8 @@ class BackgroundMixin:
                 sys.executable,
                 "-m",
                 "postroom.store.index_worker",
-                self.path,
-                *worker_args(options_from_settings(self.settings)),
+                self.db.path,
+                *worker_args(options_from_settings(self.db.settings)),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -175,7 +181,7 @@ class BackgroundMixin:
             start_new_session=True,
             env={
                 **os.environ,
-                "POSTROOM_TAG_RULES": json.dumps(self.settings.extra.get("tags") or []),
+                "POSTROOM_TAG_RULES": json.dumps(self.db.settings.extra.get("tags") or []),
                 PARENT_ENV: str(os.getpid()),  # it ends when this process does (lifeline.py)
             },
         )
@@ -188,17 +194,17 @@ class BackgroundMixin:
         from .index_worker import write_index
 
         def fn(conn: sqlite3.Connection) -> None:
-            pids = write_index(conn, rows, self._tag_rules)
+            pids = write_index(conn, rows, self.tag_rules)
             if pids:
                 self.db.emit(MessagesIndexed(tuple(pids)))
 
         return fn
 
-    def _write_index(self, rows: list[Any]) -> None:
+    def write_index(self, rows: list[Any]) -> None:
         """Hand parsed results to the writer (its next group commit); announce them after."""
         self.db.write(self._index_job(rows))
 
-    def _index_now(self, conn: sqlite3.Connection) -> None:
+    def index_now(self, conn: sqlite3.Connection) -> None:
         """The inline indexer (writer thread only): parse and store what is not indexed yet."""
         import concurrent.futures
 
@@ -217,7 +223,9 @@ class BackgroundMixin:
 
                 extract = _extractor()
                 assert extract is not None  # checked by _start_indexer
-                indexer = Indexer(connect_readonly(self.path), extract, options_from_settings(self.settings))
+                indexer = Indexer(
+                    connect_readonly(self.db.path), extract, options_from_settings(self.db.settings)
+                )
                 self._inline_indexer = indexer
                 conn.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)")
                 fixes = indexer.start()  # the conversation index, from the stored messages
@@ -247,7 +255,7 @@ class BackgroundMixin:
         for line in proc.stdout:
             pids = line.decode("ascii", "replace").split()
             if pids and not self.db.closed:
-                self.bus.publish(MessagesIndexed(tuple(pids)))
+                self.db.bus.publish(MessagesIndexed(tuple(pids)))
 
     def _index_loop(self) -> None:
         from .index_worker import BATCH, Indexer, _extractor, connect_readonly
@@ -255,22 +263,22 @@ class BackgroundMixin:
 
         extract = _extractor()
         assert extract is not None
-        conn = connect_readonly(self.path)
-        indexer = Indexer(conn, extract, options_from_settings(self.settings))
+        conn = connect_readonly(self.db.path)
+        indexer = Indexer(conn, extract, options_from_settings(self.db.settings))
         try:
             # FTS5 merges at insert here (the worker process switches that off and merges
             # when idle; the same database may have been indexed by one before)
             self.db.write(lambda c: c.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)"))
             fixes = indexer.start()  # the conversation index, from the stored messages
             for i in range(0, len(fixes), BATCH):
-                self._write_index(fixes[i : i + BATCH])
+                self.write_index(fixes[i : i + BATCH])
             while not self.db.closed:
                 self._index_wakeup.wait(2)
                 self._index_wakeup.clear()
                 while not self.db.closed and (rows := indexer.next_batch()):
-                    self._write_index(rows)
+                    self.write_index(rows)
                 if not self.db.closed and (rows := indexer.idle()):
-                    self._write_index(rows)
+                    self.write_index(rows)
         except StoreClosed:
             pass
         except sqlite3.Error:
@@ -279,9 +287,9 @@ class BackgroundMixin:
         finally:
             conn.close()
 
-    def _wake_indexer(self) -> None:
+    def wake_indexer(self) -> None:
         proc = self._index_proc
-        if self._index_inline:
+        if self.index_inline:
             if not self._index_queued:
                 self._index_queued = True
                 self.db.queue.put(_INDEX)
@@ -293,7 +301,7 @@ class BackgroundMixin:
         else:
             self._index_wakeup.set()
 
-    def _stop_indexer(self) -> None:
+    def stop_indexer(self) -> None:
         """Stop parsing; called before the writer stops, so results in flight are dropped."""
         self._index_wakeup.set()
         proc = self._index_proc
@@ -338,7 +346,7 @@ class BackgroundMixin:
                 )
             ]
         if pending:
-            self._wake_indexer()
+            self.wake_indexer()
         return pending
 
     def wait_indexed(self, timeout: float = 30) -> bool:
@@ -355,7 +363,7 @@ class BackgroundMixin:
                 (TEXT_ONLY,),
             ).fetchone()[0]:
                 return True
-            self._wake_indexer()
+            self.wake_indexer()
             time.sleep(0.02)
         return False
 

@@ -1,6 +1,6 @@
 """The SMTP workers' journals in the SQLite store: replay at start, and the writer's reads.
 
-Mixed into :class:`postroom.store.sqlite.SQLiteStore`. Each SMTP worker process
+:class:`WorkerJournals` is a part of :class:`postroom.store.sqlite.SQLiteStore`. Each SMTP worker process
 (servers/smtp_workers.py) appends prepared messages to a journal of its own
 (journal.SegmentedJournal); the writer thread reads them through a
 :class:`~postroom.store.journal.JournalTail` each, and records how far it has applied each
@@ -16,13 +16,15 @@ import sqlite3
 from typing import TYPE_CHECKING, Any
 
 from .base import StoreError
-from .journal import Journal, JournalTail, Record, create_segment, scan_file, segment_path
+from .journal import JournalTail, Record, create_segment, scan_file, segment_path
 from .sqlite_jobs import _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from .sqlite_db import SQLiteDb
 
-__all__ = ["TAIL_BYTES", "WorkerJournalsMixin"]
+__all__ = ["TAIL_BYTES", "WorkerJournals"]
 
 log = logging.getLogger(__name__)
 
@@ -32,23 +34,23 @@ log = logging.getLogger(__name__)
 TAIL_BYTES = 8 * 1024 * 1024
 
 
-class WorkerJournalsMixin:
-    if TYPE_CHECKING:
-        path: str
-        _journal: Journal | None
-        _tails: list[JournalTail]
-        _tail_turn: int
-        _tail_queued: bool
-        db: SQLiteDb
+class WorkerJournals:
+    """The SMTP workers' journals of one SQLite store, as the writer reads them."""
 
-        def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool: ...
+    def __init__(self, db: SQLiteDb, run_batch: Callable[..., bool], journaled: Callable[[], bool]) -> None:
+        self.db = db
+        self._run_batch = run_batch  # the writer's: apply jobs in one transaction
+        self._journaled = journaled  # whether the store has its ingest journal (not with --fsync)
+        self.tails: list[JournalTail] = []  # one per SMTP worker (journal.py)
+        self._tail_turn = 0  # which journal a batch reads first (each in turn)
+        self._tail_queued = False
 
-    def _replay_worker_journals(self, conn: sqlite3.Connection) -> None:
+    def replay(self, conn: sqlite3.Connection) -> None:
         """At start: apply what SMTP workers of an earlier run acknowledged, then delete their
         files, each only once everything in it is committed. A file with damaged bytes is
         kept, renamed ``*.damaged``, for a person to look at."""
-        prefix = self.path + "-journal-postroom-w"
-        directory = os.path.dirname(os.path.abspath(self.path))
+        prefix = self.db.path + "-journal-postroom-w"
+        directory = os.path.dirname(os.path.abspath(self.db.path))
         segments: dict[int, list[int]] = {}
         for name in os.listdir(directory):
             full = os.path.join(directory, name)
@@ -119,23 +121,23 @@ class WorkerJournalsMixin:
             raise StoreError("replay failed")
         return len(jobs) - 1
 
-    def open_worker_journal(self, slot: int) -> JournalTail:
+    def open(self, slot: int) -> JournalTail:
         """Create the (empty) journal of SMTP worker ``slot`` (it writes to ``tail.base``)."""
-        if self._journal is None:
+        if not self._journaled():
             raise StoreError("SMTP workers need the ingest journal (not available with --fsync)")
-        base = f"{self.path}-journal-postroom-w{slot}"
+        base = f"{self.db.path}-journal-postroom-w{slot}"
         create_segment(segment_path(base, 0))
         tail = JournalTail(base, slot)
-        self._tails.append(tail)
+        self.tails.append(tail)
         return tail
 
-    def poke_journals(self) -> None:
+    def poke(self) -> None:
         """An SMTP worker has written to its journal: have the writer read it (thread-safe)."""
         if not self._tail_queued and not self.db.closed:
             self._tail_queued = True
             self.db.queue.put(_TAIL)
 
-    def _read_tails(self, limit: int) -> list[_Ingest]:
+    def read(self, limit: int) -> list[_Ingest]:
         """New records from the workers' journals. While any has mail, read again after this
         batch; a journal read to its end is armed (its worker sends a note when it writes)."""
         self._tail_queued = False  # notes arriving from now on queue another read
@@ -143,9 +145,9 @@ class WorkerJournalsMixin:
         budget = TAIL_BYTES
         # each journal goes first in turn: one worker's large messages, filling the byte
         # budget every time, must not hold back another's mail
-        turn = self._tail_turn % max(len(self._tails), 1)
+        turn = self._tail_turn % max(len(self.tails), 1)
         self._tail_turn = turn + 1
-        for tail in self._tails[turn:] + self._tails[:turn]:
+        for tail in self.tails[turn:] + self.tails[:turn]:
             want = max(limit - len(jobs), 0) if budget > 0 else 0
             gone = tail.gone
             try:
@@ -162,12 +164,12 @@ class WorkerJournalsMixin:
                 tail.armed = True
                 tail.arm()
         if jobs:
-            self.poke_journals()
+            self.poke()
         return jobs
 
-    def _save_tail_positions(self, conn: sqlite3.Connection) -> None:
+    def save_positions(self, conn: sqlite3.Connection) -> None:
         """Inside the batch's transaction: how far each worker journal is applied."""
-        for tail in self._tails:
+        for tail in self.tails:
             if tail.position != tail.applied:
                 gen, pos = tail.position
                 conn.execute(
@@ -175,9 +177,9 @@ class WorkerJournalsMixin:
                     (f"journal_w{tail.slot}", f"{gen}:{pos}"),
                 )
 
-    def _tails_committed(self) -> None:
+    def committed(self) -> None:
         """After a commit: everything read from the tails is applied; drop finished segments."""
-        for tail in self._tails:
+        for tail in self.tails:
             tail.applied = tail.position
             while tail.finished:
                 try:
