@@ -212,23 +212,12 @@ OPTIONS: list[Option] = [
     ),
     # web
     Option("ui_auth_file", str, "", "htpasswd file protecting the web UI and API", "web", "FILE"),
-    Option(
-        "ui_auth",
-        str,
-        "",
-        "inline UI/API credentials 'user:password ...' (Mailpit's MP_UI_AUTH)",
-        "web",
-        "PAIRS",
-    ),
-    Option(
-        "send_api_auth_file", str, "", "htpasswd file for POST /api/v1/send alone (Mailpit's)", "web", "FILE"
-    ),
-    Option(
-        "send_api_auth_accept_any", bool, False, "POST /api/v1/send needs no credentials (Mailpit's)", "web"
-    ),
-    Option(
-        "label", str, "", "a name for this server, shown in the UI's title (Mailpit's --label)", "web", "TEXT"
-    ),
+    Option("ui_auth", str, "", "inline UI/API logins 'user:password ...' (Mailpit's)", "web", "PAIRS"),
+    Option("send_api_auth_file", str, "", "htpasswd file for POST /api/v1/send alone", "web", "FILE"),
+    Option("send_api_auth_accept_any", bool, False, "POST /api/v1/send needs no login", "web"),
+    Option("label", str, "", "a name for this server, in the UI's title", "web", "TEXT"),
+    Option("tag", str, "", "tag new mail by search: 'TAGS=FILTER ...' (docs/mailpit.md)", "web", "RULES"),
+    Option("tags_config", str, "", "Mailpit's YAML file of tagging filters (docs/mailpit.md)", "web", "FILE"),
     Option("webroot", str, "/", "URL path prefix of the UI and API", "web", "PATH"),
     Option("http_tls", bool, False, "serve HTTPS with --tls-cert/--tls-key (or self-signed)", "web"),
     Option(
@@ -420,6 +409,8 @@ class Settings:
     send_api_auth_file: str = ""
     send_api_auth_accept_any: bool = False
     label: str = ""
+    tag: str = ""
+    tags_config: str = ""
     webroot: str = "/"
     http_tls: bool = False
     allowed_hosts: str = ""
@@ -670,6 +661,11 @@ def load(args: argparse.Namespace | None = None, env: dict[str, str] | None = No
             values[opt.name] = _coerce(opt, v, "--" + opt.name.replace("_", "-"))
     known = {f.name for f in fields(Settings)}
     settings = Settings(**{k: v for k, v in values.items() if k in known})
+    if settings.tag or settings.tags_config:  # Mailpit's tagging filters join the [[tags]] rules
+        try:
+            settings.extra = mailpit_env.with_tag_rules(settings.extra, settings.tag, settings.tags_config)
+        except ValueError as e:
+            raise ConfigError(str(e)) from None
     settings.validate()
     return settings
 

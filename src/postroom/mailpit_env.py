@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["IGNORED", "MAPPED", "read"]
+__all__ = ["IGNORED", "MAPPED", "read", "with_tag_rules"]
 
 
 def _flag(value: str) -> bool:
@@ -66,6 +66,8 @@ MAPPED: dict[str, Setter] = {
     "MP_SEND_API_AUTH_FILE": _to("send_api_auth_file"),
     "MP_SEND_API_AUTH_ACCEPT_ANY": _when_true({"send_api_auth_accept_any": True}),
     "MP_LABEL": _to("label"),
+    "MP_TAG": _to("tag"),
+    "MP_TAGS_CONFIG": _to("tags_config"),
     "MP_SMTP_BIND_ADDR": _to("smtp", _addr),
     "MP_SMTP_AUTH_FILE": _smtp_auth_file,
     "MP_SMTP_AUTH_ACCEPT_ANY": _when_true({"smtp_require_auth": False}),
@@ -133,3 +135,15 @@ def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any],
         elif key != "MP_SENDMAIL_SMTP_ADDR":  # read by `postroom sendmail`
             notes.append(f"{key} is not supported by postroom (ignored)")
     return values, notes
+
+
+def with_tag_rules(extra: dict[str, Any], tag_arg: str, tags_config: str) -> dict[str, Any]:
+    """``extra`` (the config file's sections) with Mailpit's tagging filters added to its
+    ``[[tags]]`` rules (:mod:`postroom.mailpit_tags`).
+
+    Raises:
+        ValueError: a filter cannot be read (the text names it).
+    """
+    from .mailpit_tags import rules
+
+    return {**extra, "tags": [*(extra.get("tags") or []), *rules(tag_arg, tags_config)]}

@@ -78,6 +78,7 @@ def test_a_mailpit_style_environment_alone_configures_postroom(tmp_path: Path) -
             ) as big:  # MP_MAX_MESSAGE_SIZE=1 (MB)
                 c.sendmail("a@example.org", ["b@example.org"], b"Subject: big\r\n\r\n" + b"x" * 1_100_000)
             assert big.value.smtp_code == 552  # refused at MAIL FROM SIZE=
+            c.sendmail("a@example.org", ["b@example.org"], b"Subject: urgent: call\r\n\r\nx\r\n")
         import json
 
         deadline = time.monotonic() + 15
@@ -90,11 +91,21 @@ def test_a_mailpit_style_environment_alone_configures_postroom(tmp_path: Path) -
                 break
             time.sleep(0.2)
         assert total == 2
+        deadline = time.monotonic() + 15
+        while True:  # MP_TAG=important=subject:urgent tags it once indexed
+            req = urllib.request.Request(f"{base}/api/v1/search?query=subject:urgent")
+            req.add_header("Authorization", "Basic " + base64.b64encode(b"admin:pw").decode())
+            with urllib.request.urlopen(req, timeout=10) as resp:
+                tags = [m["Tags"] for m in json.load(resp)["messages"]]
+            if tags == [["important"]] or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        assert tags == [["important"]]
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=30)
     text = err.decode()
-    assert "MP_TAG is not supported by postroom (ignored)" in text
+    assert "MP_TAG" not in text  # applied, so not reported
     assert "MP_DISABLE_WAL ignored: postroom always uses SQLite's WAL" in text
     assert (tmp_path / "mailpit.db").exists()
 
