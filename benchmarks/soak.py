@@ -513,6 +513,14 @@ def percentile(values: list[float], q: float) -> float:
     return values[min(len(values) - 1, int(q * len(values)))]
 
 
+def memory_mb(samples_kb: list[int]) -> dict[str, float]:
+    """First, peak and last of memory samples in kB, in MB."""
+    if not samples_kb:
+        return {"first": 0, "peak": 0, "last": 0, "samples": 0}
+    first, peak, last = (round(kb / 1024, 1) for kb in (samples_kb[0], max(samples_kb), samples_kb[-1]))
+    return {"first": first, "peak": peak, "last": last, "samples": len(samples_kb)}
+
+
 def start_watchdog(seconds: float, servers: list[Server]) -> None:
     """End the whole run after ``seconds`` whatever it is doing: kill the servers it started
     (their process groups) and exit with status 3."""
@@ -657,8 +665,6 @@ def main(argv: list[str] | None = None) -> int:
     with serve(db, log) as srv:  # and after a restart (SIGTERM, then a new serve)
         servers.append(srv)
         lost_after_restart = sorted(st.acked - stored_message_ids(srv))
-    pss_kb = [kb for _, kb in st.pss]
-    rss_kb = [kb for _, kb in st.rss]
     summary: dict[str, Any] = {
         "duration_s": round(traffic_seconds, 1),
         "acknowledged": len(st.acked),
@@ -679,17 +685,8 @@ def main(argv: list[str] | None = None) -> int:
             }
             for name, v in sorted(st.latencies.items())
         },
-        "pss_mb": {
-            "first": round(pss_kb[0] / 1024, 1) if pss_kb else 0,
-            "peak": round(max(pss_kb) / 1024, 1) if pss_kb else 0,
-            "last": round(pss_kb[-1] / 1024, 1) if pss_kb else 0,
-            "samples": len(pss_kb),
-        },
-        "rss_mb": {
-            "first": round(rss_kb[0] / 1024, 1) if rss_kb else 0,
-            "peak": round(max(rss_kb) / 1024, 1) if rss_kb else 0,
-            "last": round(rss_kb[-1] / 1024, 1) if rss_kb else 0,
-        },
+        "pss_mb": memory_mb([kb for _, kb in st.pss]),
+        "rss_mb": memory_mb([kb for _, kb in st.rss]),
         "counts": dict(sorted(st.counts.items())),
         "unexpected_errors": st.errors,
     }
