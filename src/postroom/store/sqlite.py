@@ -107,7 +107,6 @@ class SQLiteStore:
         # writes are failing (disk full...): journaled mail waits in _retry, new mail is refused
         self._degraded = False
         self._retry: list[_Ingest] = []
-        self._start_error: BaseException | None = None
         self._journal: Journal | None = None
         self._applied_seq = 0
         self.workers = WorkerJournals(
@@ -272,15 +271,19 @@ class SQLiteStore:
         except RuleError as e:
             conn.close()
             raise StoreError(str(e)) from None
-        ready = threading.Event()
+        # the writer's state, made here before it starts (nothing else writes yet): the
+        # start waits for no hand-off between threads
+        self.writes.load_folders(conn)
+        try:
+            self._open_journal(conn)
+        except Exception as e:
+            conn.close()
+            self._owner.release()
+            raise StoreError(f"cannot replay the ingest journal of {self.path}: {e}") from None
         self._writer = threading.Thread(
-            target=self._write_loop, args=(conn, ready), name="postroom-writer", daemon=True
+            target=self._write_loop, args=(conn,), name="postroom-writer", daemon=True
         )
         self._writer.start()
-        ready.wait()
-        if self._start_error is not None:
-            err = self._start_error
-            raise StoreError(f"cannot replay the ingest journal of {self.path}: {err}") from None
         self.background.start_indexer()
         if not self._tmpdir:  # a throwaway store's starts with its 1,000th message (write loop)
             self.background.start_checkpointer()
@@ -373,16 +376,7 @@ class SQLiteStore:
         return (self._applied_seq, *(t.applied for t in self.workers.tails))
 
     # -- the writer thread -------------------------------------------------------------
-    def _write_loop(self, conn: sqlite3.Connection, ready: threading.Event) -> None:
-        self.writes.load_folders(conn)
-        try:
-            self._open_journal(conn)
-        except Exception as e:
-            self._start_error = e
-            ready.set()
-            conn.close()
-            return
-        ready.set()
+    def _write_loop(self, conn: sqlite3.Connection) -> None:
         q = self.db.queue
         while True:
             if self._retry:  # a batch of journaled mail failed: try it again now and then
