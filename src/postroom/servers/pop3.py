@@ -236,6 +236,9 @@ class _Session(asyncio.Protocol):
         try:
             await self._flush()
             while True:
+                if self.mailbox is None and asyncio.get_running_loop().time() >= self._deadline:
+                    self._time_up()  # (a client pipelining commands never waits for data)
+                    break
                 self._wake.clear()
                 event = self.conn.next_event()
                 await self._flush()
@@ -275,17 +278,21 @@ class _Session(asyncio.Protocol):
         inactivity autologout, or the login timeout before login)."""
         try:
             if asyncio.get_running_loop().time() >= self._deadline:
-                raise TimeoutError  # (a client that keeps sending never waits for the timer)
+                raise TimeoutError  # (bytes keep coming: the timer below would never fire)
             async with asyncio.timeout_at(self._deadline):
                 await self._wake.wait()
         except TimeoutError:
-            if self.mailbox is None:
-                log.info("pop3 %s: not logged in within --pop3-login-timeout, closing", self.peer)
-                self._write(b"-ERR autologout: login time limit reached\r\n")
-            else:
-                self._write(b"-ERR autologout: idle for too long\r\n")
+            self._time_up()
             return False
         return True
+
+    def _time_up(self) -> None:
+        """Say why the session ends at its deadline (the caller closes it)."""
+        if self.mailbox is None:
+            log.info("pop3 %s: not logged in within --pop3-login-timeout, closing", self.peer)
+            self._write(b"-ERR autologout: login time limit reached\r\n")
+        else:
+            self._write(b"-ERR autologout: idle for too long\r\n")
 
     def _write(self, data: bytes) -> None:
         if data and not self._lost and self.transport is not None and not self.transport.is_closing():
