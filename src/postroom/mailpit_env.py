@@ -99,6 +99,7 @@ IGNORED: dict[str, str] = {
     "MP_SMTP_AUTH_ALLOW_INSECURE": "postroom allows AUTH without TLS unless --smtp-require-tls",
     "MP_SMTP_DISABLE_RDNS": "postroom never looks up reverse DNS",
     "MP_DEMO_MODE": "postroom has no demo mode",
+    "MP_ENABLE_PROMETHEUS": "postroom always serves /metrics on its HTTP listener (behind the UI's auth)",
 }
 
 

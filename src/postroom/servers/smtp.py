@@ -29,6 +29,7 @@ import os
 import socket
 import ssl
 import time
+from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol, cast
@@ -263,6 +264,8 @@ class SMTPListener:
         self.session_limit = float(s.smtp_session_limit) if s.smtp_session_limit > 0 else None
         # shared by the SMTP and SMTPS listeners of one app: the limit is per server
         self.sessions: set[SMTPSession] = app.extras.setdefault("smtp_sessions", set())
+        # tallies for /metrics (sessions, refused connections, messages answered with an error)
+        self.counters: Counter[str] = app.extras.setdefault("smtp_counters", Counter())
         self.server: asyncio.Server | None = None
         self.pool: WorkerPool | None = None  # worker processes sharing the socket (smtp_workers.py)
         self.takeover: asyncio.Task[None] | None = None  # this process accepting once they are gone
@@ -403,11 +406,13 @@ class SMTPSession(asyncio.Protocol):
         self.transport = transport
         listener = self.listener
         if not listener.gate.admit():
+            listener.counters["refused"] += 1
             transport.write(TOO_MANY_CONNECTIONS.data)
             transport.close()
             log.info("SMTP connection refused: %d connections open", listener.gate.count)
             return
         listener.sessions.add(self)
+        listener.counters["sessions"] += 1
         peer = transport.get_extra_info("peername")
         if isinstance(peer, tuple) and len(peer) >= 2:
             self.ip = str(peer[0])
@@ -478,7 +483,10 @@ class SMTPSession(asyncio.Protocol):
                 cls = ev.__class__
                 if cls is MessageReceived and not hooks and self.listener.deliver_now is not None:
                     assert isinstance(ev, MessageReceived)
-                    out.append(conn.send(self._deliver_now(ev)))
+                    reply = self._deliver_now(ev)
+                    if reply.code >= 400:
+                        self.listener.counters["rejected"] += 1
+                    out.append(conn.send(reply))
                     continue
                 if cls is MessageReceived or (hooks and cls in _STAGE_OF):
                     self._run(self._answer_async(ev))
@@ -554,6 +562,8 @@ class SMTPSession(asyncio.Protocol):
         except Exception:
             log.exception("SMTP session %s: error while answering %s", self.peer, type(ev).__name__)
             reply = TEMP_FAILURE
+        if reply.code >= 400 and ev.__class__ is MessageReceived:
+            self.listener.counters["rejected"] += 1
         self._resume(conn.send(reply))
 
     # -- message --------------------------------------------------------------------------

@@ -53,7 +53,7 @@ from .common import (
 from .indexwait import await_indexed
 from .send import SendError, build_message
 
-__all__ = ["add_routes", "message_json"]
+__all__ = ["add_routes", "memory_bytes", "message_json", "tag_counts"]
 
 log = logging.getLogger(__name__)
 
@@ -429,7 +429,8 @@ async def delete_tag(request: web.Request) -> web.Response:
     return ok()
 
 
-def _memory() -> int:
+def memory_bytes() -> int:
+    """Resident memory of this process (Mailpit's ``RuntimeStats.Memory``)."""
     try:
         with open("/proc/self/statm") as f:
             return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
@@ -439,15 +440,20 @@ def _memory() -> int:
         return int(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss) * 1024
 
 
-async def info(request: web.Request) -> web.Response:
-    store = store_of(request)
-    stats = await in_thread(store.stats)
-    tags = await in_thread(store.tags)
+async def tag_counts(store: Any) -> dict[str, int]:
+    """Messages per tag (Mailpit's ``Tags`` of ``/api/v1/info``)."""
     counts: dict[str, int] = {}
-    for t in tags:
+    for t in await in_thread(store.tags):
         quoted = '"' + t.replace("\\", "\\\\").replace('"', '\\"') + '"'
         page = await in_thread(store.list_messages, query=f"tag:{quoted}", limit=0)
         counts[t] = page.messages_count
+    return counts
+
+
+async def info(request: web.Request) -> web.Response:
+    store = store_of(request)
+    stats = await in_thread(store.stats)
+    counts = await tag_counts(store)
     app = request.app[APP_KEY]
     runtime: dict[str, int] = app.extras.setdefault("runtime_stats", {})
     started = app.extras.get("started_at", time.time())
@@ -461,7 +467,7 @@ async def info(request: web.Request) -> web.Response:
             "Unread": stats.unread,
             "Tags": counts,
             "RuntimeStats": {
-                "Memory": _memory(),
+                "Memory": memory_bytes(),
                 "Uptime": int(time.time() - started),
                 "MessagesDeleted": runtime.get("MessagesDeleted", 0),
                 "SMTPAccepted": runtime.get("SMTPAccepted", 0),

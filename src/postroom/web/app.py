@@ -17,7 +17,7 @@ from aiohttp import web
 from ..config import parse_hostport
 from ..events import Event, MessagesDeleted, MessagesPruned, MessageStored
 from ..store.base import StoreClosed
-from . import api_checks, api_outbound, api_testing, api_threads, api_v1, api_v2, events, views
+from . import api_checks, api_outbound, api_testing, api_threads, api_v1, api_v2, events, metrics, views
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
 from .security import body_deadline_middleware, policy_from_settings, security_middleware
 
@@ -124,9 +124,11 @@ def create_app(app: App) -> web.Application:
     wapp[PREFIX_KEY] = prefix
     app.extras.setdefault("started_at", time.time())
     unsubscribe = app.bus.subscribe(_count_runtime(app))
+    unsubscribe_metrics = metrics.add_routes(wapp, prefix)  # /metrics (Prometheus)
 
     async def on_cleanup(_: web.Application) -> None:
         unsubscribe()
+        unsubscribe_metrics()
 
     wapp.on_cleanup.append(on_cleanup)
     api_v1.add_routes(wapp.router, prefix)

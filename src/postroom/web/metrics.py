@@ -1,0 +1,133 @@
+"""``GET /metrics``: counters and gauges in Prometheus' text exposition format (version 0.0.4).
+
+Counters come from the event bus (messages stored, bytes, deleted, outbound attempts by
+outcome, WebSocket-independent) and from the SMTP listener's own tallies (sessions,
+refused connections, messages answered with an error); gauges are read at scrape time
+(stored and unread messages, database size, open SMTP sessions, uptime, memory). The same
+figures also appear under Mailpit's metric names (``mailpit_*``), so that a dashboard
+built for Mailpit's ``--enable-prometheus`` keeps working.
+
+The route sits behind the UI's basic auth like the API. Counting is per process: SMTP
+worker processes (``--smtp-workers``) keep their own session tallies, which are not
+added here (the messages they hand over are counted, as stored).
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Callable
+from typing import Any
+
+from aiohttp import web
+
+from ..events import DeliveryAttempted, Event, MessagesDeleted, MessagesPruned, MessageStored
+from .common import APP_KEY, in_thread
+
+__all__ = ["METRICS_KEY", "Metrics", "add_routes", "render"]
+
+# Prometheus' text format (https://prometheus.io/docs/instrumenting/exposition_formats/).
+CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# DeliveryAttempted outcomes, as the metric's "outcome" label names them.
+OUTCOMES = {"sent": "delivered", "retry": "deferred", "failed": "bounced", "suppressed": "suppressed"}
+
+METRICS_KEY: web.AppKey[Metrics] = web.AppKey("postroom_metrics")
+
+
+class Metrics:
+    """Counters fed by the bus (on the loop's thread: no lock needed)."""
+
+    def __init__(self) -> None:
+        self.counts: Counter[str] = Counter()
+
+    def on_event(self, ev: Event) -> None:
+        if isinstance(ev, MessageStored):
+            self.counts["received"] += 1
+            self.counts["received_bytes"] += ev.summary.size
+        elif isinstance(ev, MessagesDeleted | MessagesPruned):
+            self.counts["deleted"] += len(ev.ids)
+        elif isinstance(ev, DeliveryAttempted):
+            self.counts["outbound_" + OUTCOMES.get(ev.outcome, ev.outcome)] += 1
+
+
+def _line(out: list[str], name: str, kind: str, help_: str, value: float, labels: str = "") -> None:
+    if f"# TYPE {name} {kind}" not in out:  # a labelled metric's later lines share them
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} {kind}")
+    text = str(int(value)) if float(value).is_integer() else repr(float(value))
+    out.append(f"{name}{labels} {text}")
+
+
+def render(counts: Counter[str], gauges: dict[str, float], smtp: Counter[str], tags: dict[str, int]) -> str:
+    """The exposition text of the given figures (one HELP and TYPE line per metric)."""
+    out: list[str] = []
+    counters: list[tuple[str, str, int]] = [
+        ("postroom_messages_received_total", "messages stored (SMTP, send API, import)", counts["received"]),
+        ("postroom_messages_received_bytes_total", "bytes of the messages stored", counts["received_bytes"]),
+        ("postroom_messages_deleted_total", "messages deleted or pruned", counts["deleted"]),
+        ("postroom_smtp_sessions_total", "SMTP connections accepted", smtp["sessions"]),
+        ("postroom_smtp_refused_total", "SMTP connections refused (too many open)", smtp["refused"]),
+        ("postroom_smtp_rejected_total", "messages answered with an SMTP error", smtp["rejected"]),
+    ]
+    for name, help_, value in counters:
+        _line(out, name, "counter", help_, value)
+    for outcome in OUTCOMES.values():
+        _line(out, "postroom_outbound_attempts_total", "counter", "outbound delivery attempts by outcome",
+              counts["outbound_" + outcome], f'{{outcome="{outcome}"}}')  # fmt: skip
+    for name, help_ in (
+        ("postroom_messages", "messages in the store"),
+        ("postroom_messages_unread", "unread messages in the store"),
+        ("postroom_database_size_bytes", "bytes the store occupies on disk"),
+        ("postroom_smtp_sessions", "SMTP sessions open"),
+        ("postroom_uptime_seconds", "seconds since the server started"),
+        ("postroom_memory_bytes", "resident memory of the server process"),
+    ):
+        _line(out, name, "gauge", help_, gauges[name])
+    # Mailpit's names (its --enable-prometheus), from the same figures
+    mailpit: tuple[tuple[str, str, str, float], ...] = (
+        ("mailpit_messages", "gauge", "Total number of messages in the database", gauges["postroom_messages"]),
+        ("mailpit_messages_unread", "gauge", "Number of unread messages", gauges["postroom_messages_unread"]),
+        ("mailpit_database_size_bytes", "gauge", "Size of the database in bytes",
+         gauges["postroom_database_size_bytes"]),
+        ("mailpit_messages_deleted_total", "counter", "Total number of messages deleted", counts["deleted"]),
+        ("mailpit_smtp_accepted_total", "counter", "Total number of SMTP messages accepted", counts["received"]),
+        ("mailpit_smtp_accepted_size_bytes_total", "counter", "Total size of accepted SMTP messages in bytes",
+         counts["received_bytes"]),
+        ("mailpit_smtp_rejected_total", "counter", "Total number of SMTP messages rejected", smtp["rejected"]),
+        ("mailpit_smtp_ignored_total", "counter", "Total number of SMTP messages ignored (duplicates)", 0),
+        ("mailpit_uptime_seconds", "gauge", "Uptime in seconds", gauges["postroom_uptime_seconds"]),
+        ("mailpit_memory_usage_bytes", "gauge", "Memory usage in bytes", gauges["postroom_memory_bytes"]),
+    )  # fmt: skip
+    for name, kind, help_, figure in mailpit:
+        _line(out, name, kind, help_, figure)
+    for tag, n in sorted(tags.items()):
+        escaped = tag.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
+        _line(out, "mailpit_tag_messages", "gauge", "Number of messages per tag", n, f'{{tag="{escaped}"}}')
+    return "\n".join(out) + "\n"
+
+
+async def metrics(request: web.Request) -> web.Response:
+    from .api_v1 import memory_bytes, tag_counts
+
+    app = request.app[APP_KEY]
+    store = app.store
+    stats = await in_thread(store.stats)
+    smtp: Counter[str] = app.extras.setdefault("smtp_counters", Counter())
+    gauges = {
+        "postroom_messages": float(stats.messages),
+        "postroom_messages_unread": float(stats.unread),
+        "postroom_database_size_bytes": float(stats.database_size),
+        "postroom_smtp_sessions": float(len(app.extras.get("smtp_sessions") or ())),
+        "postroom_uptime_seconds": float(int(time.time() - app.extras.get("started_at", time.time()))),
+        "postroom_memory_bytes": float(memory_bytes()),
+    }
+    text = render(request.app[METRICS_KEY].counts, gauges, smtp, await tag_counts(store))
+    return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
+
+
+def add_routes(wapp: web.Application, prefix: str) -> Callable[[], Any]:
+    """Register ``/metrics`` and its bus subscription; returns the unsubscribe function."""
+    m = Metrics()
+    wapp[METRICS_KEY] = m
+    wapp.router.add_get(prefix + "metrics", metrics)
+    return wapp[APP_KEY].bus.subscribe(m.on_event)
