@@ -234,10 +234,63 @@ def test_planner_statistics_are_gathered_and_readers_use_them(
             # the same (default executor) threads: their readers reload the statistics
             plans = {await asyncio.to_thread(plan) for _ in range(4)}
             assert all("COVERING INDEX message_subject_cover" in p for p in plans), plans
+            # statistics taken while the indexer lagged are taken again once it caught up
+            assert await asyncio.to_thread(store.wait_indexed, 30)
+            for _ in range(400):
+                if not store.background.analyzed_lagging:
+                    break
+                await asyncio.sleep(0.05)
+            assert not store.background.analyzed_lagging
             gen = store.db.stats_gen
             await asyncio.sleep(0.3)
             assert store.db.stats_gen == gen  # no growth, no new ANALYZE
         finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_statistics_wait_for_the_indexer(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ANALYZE does not replace statistics while messages wait for the indexer (their thread id
+    is still empty), and statistics gathered while it lagged (there were none) are gathered
+    again once it has caught up, even though the store has not grown."""
+    from postroom.store import index_worker, sqlite_background
+
+    monkeypatch.setattr(sqlite_background, "ANALYZE_FROM", 50)
+    monkeypatch.setattr(sqlite_background, "CHECKPOINT_INTERVAL", 3600.0)  # only this test analyzes
+    monkeypatch.setattr(index_worker, "_extractor", lambda: None)  # no indexer: mail stays pending
+
+    async def main() -> None:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread", max=0), bus)
+        store.start()
+        rng = random.Random(5)
+        conn = sqlite3.connect(store.path, isolation_level=None)
+        bg = store.background
+        try:
+            for i in range(60):
+                await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i))
+            assert store.list_messages(limit=0).total == 60  # stored (read-your-writes)
+            bg.maybe_analyze(conn)  # none yet: gathered although the indexer lags
+            assert store.db.stats_gen == 1 and bg.analyzed_lagging
+            bg.maybe_analyze(conn)
+            assert store.db.stats_gen == 1  # still lagging: kept
+            store.write(lambda c: c.execute("UPDATE message SET indexed = 1"))  # caught up
+            bg.maybe_analyze(conn)
+            assert store.db.stats_gen == 2 and not bg.analyzed_lagging
+            for i in range(60, 200):  # grown past twofold, not indexed yet
+                await store.deliver(Envelope("s@example.com", (BOXES[i % 3],)), _message(rng, i))
+            assert store.list_messages(limit=0).total == 200
+            bg.maybe_analyze(conn)
+            assert store.db.stats_gen == 2  # kept while the new mail waits
+            store.write(lambda c: c.execute("UPDATE message SET indexed = 1"))
+            bg.maybe_analyze(conn)
+            assert store.db.stats_gen == 3 and bg.analyzed_rows >= 150
+            bg.maybe_analyze(conn)
+            assert store.db.stats_gen == 3
+        finally:
+            conn.close()
             store.close()
 
     asyncio.run(main())
