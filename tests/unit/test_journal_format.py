@@ -15,7 +15,9 @@ import subprocess
 import sys
 import textwrap
 import zlib
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 import pytest
 
@@ -35,6 +37,7 @@ from postroom.store.journal import (
 )
 from postroom.store.sqlite import SQLiteStore
 
+T = TypeVar("T")
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 MSG = b"From: a@x.org\r\nTo: b@x.org\r\nSubject: s\r\nMessage-ID: <m@x.org>\r\n\r\nbody\r\n"
 ENV = Envelope(mail_from="a@x.org", rcpt_to=("b@x.org",), received_at=1.0).dumps()
@@ -178,6 +181,35 @@ def test_a_message_cannot_pass_for_a_frame(tmp_path: Path) -> None:
     assert [r.pid for r in read_records(path)] == ["Next"]
 
 
+def damage_record_1(path: str) -> bytes:
+    """Flip a payload byte of the second record of the journal file at ``path``; returns
+    the file's new bytes."""
+    data = bytearray(Path(path).read_bytes())
+    data[offsets(path)[1] + FRAME.size + 7] ^= 0xFF
+    Path(path).write_bytes(bytes(data))
+    return bytes(data)
+
+
+def message_ids(store: SQLiteStore) -> list[str]:
+    return sorted(m.id for m in store.list_messages().messages)
+
+
+def with_store(db: str, read: Callable[[SQLiteStore], T]) -> T:
+    """Start a store on ``db`` (replaying its journals), ``read`` it, close it."""
+
+    async def run() -> T:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(db, Settings(indexer="thread"), bus)
+        store.start()
+        try:
+            return read(store)
+        finally:
+            store.close()
+
+    return asyncio.run(run())
+
+
 def test_a_journal_of_the_previous_format_is_replayed_at_start(tmp_path: Path) -> None:
     """tests/vectors/journal-v1: files written by postroom before version 2 (``PRJ1``
     frames of ``marshal`` dumps): the main journal's two messages and an SMTP worker's two,
@@ -186,23 +218,14 @@ def test_a_journal_of_the_previous_format_is_replayed_at_start(tmp_path: Path) -
         shutil.copy(f, tmp_path / f.name)
     db = str(tmp_path / "store.db")
 
-    async def run() -> list[str]:
-        bus = Bus()
-        bus.bind(asyncio.get_running_loop())
-        store = SQLiteStore(db, Settings(indexer="thread"), bus)
-        store.start()
-        try:
-            page = store.list_messages()
-            ids = sorted(m.id for m in page.messages)
-            s = store.get_summary("LegacyMain00000000000001")
-            assert s is not None and s.subject == "legacy 1" and "legacy" in s.tags
-            raw = store.get_raw("LegacyWork00000000000004")
-            assert raw is not None and raw.endswith(b"Legacy body 4\r\n")
-            return ids
-        finally:
-            store.close()
+    def read(store: SQLiteStore) -> list[str]:
+        s = store.get_summary("LegacyMain00000000000001")
+        assert s is not None and s.subject == "legacy 1" and "legacy" in s.tags
+        raw = store.get_raw("LegacyWork00000000000004")
+        assert raw is not None and raw.endswith(b"Legacy body 4\r\n")
+        return message_ids(store)
 
-    ids = asyncio.run(run())
+    ids = with_store(db, read)
     assert ids == [
         "LegacyMain00000000000001",
         "LegacyMain00000000000002",
@@ -210,7 +233,7 @@ def test_a_journal_of_the_previous_format_is_replayed_at_start(tmp_path: Path) -
         "LegacyWork00000000000004",
     ]
     assert not [n for n in os.listdir(tmp_path) if "-w0." in n]  # worker files applied, removed
-    assert asyncio.run(run()) == ids  # applied once: a second start adds nothing
+    assert with_store(db, read) == ids  # applied once: a second start adds nothing
 
 
 def test_a_damaged_worker_segment_is_replayed_around_the_damage_and_kept(tmp_path: Path) -> None:
@@ -230,22 +253,8 @@ def test_a_damaged_worker_segment_is_replayed_around_the_damage_and_kept(tmp_pat
         )
     writer.close()
     path = segment_path(base, 0)
-    starts = offsets(path)
-    data = bytearray(Path(path).read_bytes())
-    data[starts[1] + FRAME.size + 7] ^= 0xFF
-    Path(path).write_bytes(bytes(data))
-
-    async def run() -> list[str]:
-        bus = Bus()
-        bus.bind(asyncio.get_running_loop())
-        store = SQLiteStore(db, Settings(indexer="thread"), bus)
-        store.start()
-        try:
-            return sorted(m.id for m in store.list_messages().messages)
-        finally:
-            store.close()
-
-    assert asyncio.run(run()) == ["WorkerId0", "WorkerId2"]
+    damage_record_1(path)
+    assert with_store(db, message_ids) == ["WorkerId0", "WorkerId2"]
     assert os.path.exists(path + ".damaged") and not os.path.exists(path)
 
 
@@ -261,25 +270,12 @@ def test_a_damaged_main_journal_is_replayed_around_the_damage_and_kept(
     for n in range(3):
         j.append(f"MainId{n}", ENV, (), MSG.replace(b"<m@x.org>", f"<j{n}@x.org>".encode()))
     j.close()
-    starts = offsets(path)
-    data = bytearray(Path(path).read_bytes())
-    data[starts[1] + FRAME.size + 7] ^= 0xFF
-    Path(path).write_bytes(bytes(data))
-
-    async def run() -> list[str]:
-        bus = Bus()
-        bus.bind(asyncio.get_running_loop())
-        store = SQLiteStore(db, Settings(indexer="thread"), bus)
-        store.start()
-        try:
-            return sorted(m.id for m in store.list_messages().messages)
-        finally:
-            store.close()
+    data = damage_record_1(path)
 
     with caplog.at_level(logging.WARNING, logger="postroom.store.journal"):
-        assert asyncio.run(run()) == ["MainId0", "MainId2"]
-    assert Path(path + ".damaged").read_bytes() == bytes(data)  # as it was, for a person to read
+        assert with_store(db, message_ids) == ["MainId0", "MainId2"]
+    assert Path(path + ".damaged").read_bytes() == data  # as it was, for a person to read
     said = [r.getMessage() for r in caplog.records if "damaged" in r.getMessage()]
     assert len(said) == 1 and "2 records recovered" in said[0] and path + ".damaged" in said[0]
-    assert asyncio.run(run()) == ["MainId0", "MainId2"]  # the next start replays nothing twice
+    assert with_store(db, message_ids) == ["MainId0", "MainId2"]  # the next start replays nothing twice
     assert not os.path.exists(path + ".damaged.2")
