@@ -39,7 +39,10 @@ def command(name: str, help: str) -> Callable[..., Callable[[argparse.Namespace]
 
 
 def _serve_setup(p: argparse.ArgumentParser) -> None:
+    from . import mailpit_env
+
     cfg.add_arguments(p)
+    mailpit_env.add_flags(p)  # Mailpit's spellings (--listen, --database, -d, ...)
 
 
 @command("serve", "run the mail server (SMTP, HTTP UI/API, POP3, IMAP)")

@@ -655,6 +655,12 @@ def load(args: argparse.Namespace | None = None, env: dict[str, str] | None = No
         key = "POSTROOM_" + opt.name.upper()
         if key in env:
             values[opt.name] = _coerce(opt, env[key], key)
+    try:  # Mailpit's flag spellings: above the environment, below postroom's own flags
+        flag_values, flag_notes = mailpit_env.read_flags(given, frozenset(o.name for o in OPTIONS))
+    except ValueError as e:
+        raise ConfigError(str(e)) from None
+    values.update(flag_values)
+    values["compat_notes"] += tuple(flag_notes)
     for opt in OPTIONS:
         v = given.get(opt.name)
         if v is not None:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["IGNORED", "MAPPED", "read", "with_tag_rules"]
+__all__ = ["FLAGS", "IGNORED", "MAPPED", "add_flags", "read", "read_flags", "with_tag_rules"]
 
 
 def _flag(value: str) -> bool:
@@ -148,3 +148,72 @@ def with_tag_rules(extra: dict[str, Any], tag_arg: str, tags_config: str) -> dic
     from .mailpit_tags import rules
 
     return {**extra, "tags": [*(extra.get("tags") or []), *rules(tag_arg, tags_config)]}
+
+
+#: Mailpit's command-line spellings that postroom's own flags do not already have: each
+#: sets what its ``MP_*`` variable sets (a flag of postroom's own name, such as --smtp,
+#: --max, --max-age, --webroot or --enable-chaos, is postroom's and means the same).
+FLAGS: dict[tuple[str, ...], str] = {
+    ("--listen", "-l"): "MP_UI_BIND_ADDR",
+    ("--database", "-d", "--db-file"): "MP_DATABASE",
+    ("-s",): "MP_SMTP_BIND_ADDR",
+    ("-m",): "MP_MAX_MESSAGES",
+    ("-t",): "MP_TAG",
+    ("--max-message-size",): "MP_MAX_MESSAGE_SIZE",
+    ("-q",): "MP_QUIET",
+    ("--verbose", "-v"): "MP_VERBOSE",
+    ("--smtp-auth-accept-any",): "MP_SMTP_AUTH_ACCEPT_ANY",
+    ("--smtp-tls-cert", "--smtp-ssl-cert"): "MP_SMTP_TLS_CERT",
+    ("--smtp-tls-key", "--smtp-ssl-key"): "MP_SMTP_TLS_KEY",
+    ("--smtp-require-starttls", "--smtp-tls-required"): "MP_SMTP_REQUIRE_STARTTLS",
+    ("--pop3-auth-file",): "MP_POP3_AUTH_FILE",
+    ("--allow-internal-http-requests",): "MP_ALLOW_INTERNAL_HTTP_REQUESTS",
+    ("--webhook-url",): "MP_WEBHOOK_URL",
+    ("--disable-wal",): "MP_DISABLE_WAL",
+    ("--compression",): "MP_COMPRESSION",
+    ("--disable-version-check",): "MP_DISABLE_VERSION_CHECK",
+    ("--disable-auto-vacuum",): "MP_DISABLE_AUTO_VACUUM",
+    ("--tenant-id",): "MP_TENANT_ID",
+    ("--disable-http-compression",): "MP_DISABLE_HTTP_COMPRESSION",
+    ("--smtp-auth-allow-insecure",): "MP_SMTP_AUTH_ALLOW_INSECURE",
+    ("--smtp-disable-rdns",): "MP_SMTP_DISABLE_RDNS",
+    ("--enable-prometheus",): "MP_ENABLE_PROMETHEUS",
+}
+# Those of FLAGS that Mailpit reads as switches (given alone, or =true/=false)
+_SWITCHES = frozenset(
+    {
+        "MP_QUIET", "MP_VERBOSE", "MP_SMTP_AUTH_ACCEPT_ANY", "MP_SMTP_REQUIRE_STARTTLS",
+        "MP_ALLOW_INTERNAL_HTTP_REQUESTS", "MP_DISABLE_WAL", "MP_DISABLE_VERSION_CHECK",
+        "MP_DISABLE_AUTO_VACUUM", "MP_DISABLE_HTTP_COMPRESSION", "MP_SMTP_AUTH_ALLOW_INSECURE",
+        "MP_SMTP_DISABLE_RDNS",
+    }
+)  # fmt: skip
+_DEST = "mailpit_flag_"
+
+
+def add_flags(parser: Any) -> None:
+    """Add Mailpit's spellings (:data:`FLAGS`) to ``serve``'s argparse parser."""
+    g = parser.add_argument_group("Mailpit's flags (docs/mailpit.md)")
+    for names, key in FLAGS.items():
+        label = "" if key in _SWITCHES else key[3:]
+        extra: dict[str, Any] = {"nargs": "?", "const": "true"} if key in _SWITCHES else {}
+        g.add_argument(
+            *names, dest=_DEST + key, default=None, metavar=label or "BOOL", help=f"as {key}", **extra
+        )
+
+
+def read_flags(given: Mapping[str, Any], known: frozenset[str]) -> tuple[dict[str, Any], list[str]]:
+    """Settings from the Mailpit flags in ``given`` (argparse's namespace as a dict), with
+    notes naming the flag; see :func:`read`."""
+    env = {k[len(_DEST) :]: str(v) for k, v in given.items() if k.startswith(_DEST) and v is not None}
+    flag_of = {key: names[0] for names, key in FLAGS.items()}
+    try:
+        values, notes = read(env, known)
+    except ValueError as e:  # "MP_X: cannot read ...": name the flag that was given
+        key, _, rest = str(e).partition(":")
+        raise ValueError(f"{flag_of.get(key, key)}:{rest}") from None
+    renamed = []
+    for note in notes:  # each note starts with the variable's name: name the flag instead
+        key, _, rest = note.partition(" ")
+        renamed.append(f"{flag_of.get(key, key)} {rest}")
+    return values, renamed

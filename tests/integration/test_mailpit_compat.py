@@ -6,13 +6,15 @@ from __future__ import annotations
 
 import base64
 import http.client
+import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
 import bcrypt
+import pytest
 
 from tests.helpers import RunningServer, running_server
-from tests.integration._api_client import Api
+from tests.integration._api_client import Api, smtp_send
 
 
 def _call(
@@ -100,3 +102,21 @@ def test_mailpit_addresses_version_chaos_and_label() -> None:
         chaos = api.get("/api/v1/chaos").json()
         assert chaos["Authentication"]["ErrorCode"] == 535 and chaos["Sender"]["ErrorCode"] == 451
         assert api.get("/api/v1/webui").json()["Label"] == "staging mail"
+
+
+def test_max_age_prunes_an_idle_server(monkeypatch: pytest.MonkeyPatch) -> None:
+    """--max-age: expired mail goes although no new mail arrives (Mailpit sweeps each minute;
+    postroom every AGE_SWEEP_INTERVAL, shortened here)."""
+    from postroom.runtime import install
+    from postroom.store import sqlite_writes
+
+    monkeypatch.setattr(install, "AGE_SWEEP_INTERVAL", 0.2)
+    monkeypatch.setattr(sqlite_writes, "PRUNE_INTERVAL", 0.1)
+    with running_server(max_age="1s") as s:
+        api = Api(s)
+        smtp_send(s, b"Subject: old\r\n\r\nx\r\n", ["a@example.org"])
+        assert api.get("/api/v1/messages").json()["total"] == 1
+        deadline = time.monotonic() + 15  # a bound that proves it happens, not a timing
+        while api.get("/api/v1/messages").json()["total"] and time.monotonic() < deadline:
+            time.sleep(0.2)
+        assert api.get("/api/v1/messages").json()["total"] == 0

@@ -150,3 +150,30 @@ def test_readyz_reports_why_in_one_line() -> None:
 def test_version_command() -> None:
     r = subprocess.run([POSTROOM, "version"], capture_output=True, timeout=30, check=True)
     assert r.stdout.decode().startswith("postroom ")
+
+
+def test_mailpit_flag_spellings_on_serve(tmp_path: Path) -> None:
+    """`postroom serve` takes Mailpit's flags: each sets what its MP_* variable sets, above
+    the environment and below postroom's own flags; one it does not apply is named."""
+    import argparse
+
+    from postroom import config as cfg
+
+    p = argparse.ArgumentParser()
+    cfg.add_arguments(p)
+    mailpit_env.add_flags(p)
+    db = str(tmp_path / "m.db")
+    args = p.parse_args(
+        ["--listen", "127.0.0.1:18025", "-d", db, "-s", "127.0.0.1:11025", "--max-message-size", "2",
+         "--smtp-auth-accept-any", "-m", "7", "--verbose", "--disable-wal", "-t", "hot=subject:urgent"]
+    )  # fmt: skip
+    s = cfg.load(args, env={"MP_UI_BIND_ADDR": "127.0.0.1:9", "MP_MAX_MESSAGES": "3"})
+    assert (s.http, s.db, s.smtp, s.max) == ("127.0.0.1:18025", db, "127.0.0.1:11025", 7)
+    assert s.smtp_max_size == 2 * 1024 * 1024 and s.log_level == "debug" and not s.smtp_require_auth
+    assert s.extra["tags"] == [{"query": "subject:urgent", "tags": ["hot"]}]
+    assert any(n.startswith("--disable-wal ignored: ") for n in s.compat_notes)
+    # postroom's own flag wins over Mailpit's spelling of the same setting
+    s = cfg.load(p.parse_args(["--listen", "127.0.0.1:1", "--http", "127.0.0.1:2", "--db", db]), env={})
+    assert s.http == "127.0.0.1:2"
+    with pytest.raises(ConfigError, match="-m"):
+        cfg.load(p.parse_args(["-m", "lots", "--db", db]), env={})

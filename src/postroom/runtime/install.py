@@ -5,7 +5,8 @@ Sets the app's typed fields:
 * ``app.chaos``: :class:`~postroom.runtime.chaos.Chaos`, loaded from ``--chaos``;
 * ``app.handlers``: :class:`~postroom.runtime.handlers.Handlers` (empty until a test adds one);
 * ``app.webhooks``: :class:`~postroom.runtime.webhooks.Webhooks` from ``--webhook``;
-* a :class:`~postroom.runtime.printer.Printer` runs for ``--print`` / ``--exit-after``.
+* a :class:`~postroom.runtime.printer.Printer` runs for ``--print`` / ``--exit-after``;
+* with ``--max-age``, a sweep that prunes expired mail on an idle server too.
 
 Chaos and handlers put themselves in ``app.smtp_hooks`` only while they have something to
 do, and webhooks subscribe to the bus only while they have a URL: a server that uses none
@@ -17,7 +18,10 @@ that cannot work.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
 from .chaos import Chaos, ChaosError
@@ -27,7 +31,14 @@ from .webhooks import Webhooks
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["install"]
+__all__ = ["AGE_SWEEP_INTERVAL", "install"]
+
+log = logging.getLogger(__name__)
+
+# Seconds between two --max-age sweeps of an idle server. The SQLite store prunes by age
+# when it writes, at most every PRUNE_INTERVAL (30 s); an idle server writes nothing, so the
+# sweep gives it an empty write this often. Mailpit sweeps every minute.
+AGE_SWEEP_INTERVAL = 30.0
 
 
 def install(app: App) -> None:
@@ -52,7 +63,20 @@ def install(app: App) -> None:
         raise ConfigError(f"--webhook: {e}") from None
     app.webhooks = webhooks
     webhooks.start()
+    write = getattr(app.store, "write", None)  # SQLite's; PostgreSQL's indexer loop sweeps itself
+    if s.max_age and callable(write):
+        app.spawn(_sweep_expired(write))
     if s.print or s.exit_after:
         from .printer import Printer
 
         Printer(app, print_messages=s.print, exit_after=s.exit_after).start()
+
+
+async def _sweep_expired(write: Callable[[Callable[[Any], None]], Any]) -> None:
+    """Give the store an empty write every AGE_SWEEP_INTERVAL: its retention runs with it."""
+    while True:
+        await asyncio.sleep(AGE_SWEEP_INTERVAL)
+        try:
+            await asyncio.to_thread(write, lambda conn: None)
+        except Exception:  # the store closing, or a full disk: the next sweep tries again
+            log.debug("--max-age sweep failed", exc_info=True)
