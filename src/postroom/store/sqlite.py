@@ -248,22 +248,25 @@ class SQLiteStore:
             self._owner.acquire()  # one postroom per database, before anything else (owner.py)
         except OSError as e:
             raise StoreError(f"cannot open database {self.path}: {e}") from None
+        fresh = False  # a copy of the migrated, empty template: nothing to migrate or count
         try:
             if self._tmpdir and not os.path.exists(self.path):
                 shutil.copyfile(schema_template(self._connect_file), self.path)
+                fresh = True
             conn = self._connect()
         except (OSError, sqlite3.Error) as e:
             self._owner.release()
             raise StoreError(f"cannot open database {self.path}: {e}") from None
-        try:
-            self._migrate(conn)
-        except sqlite3.DatabaseError as e:
-            conn.close()
-            raise StoreError(f"cannot use database {self.path}: {e}") from None
-        # text written by an indexing helper whose conversation the indexer did not write
-        # before postroom stopped: done, so that the indexer's start fixes the conversation
-        conn.execute("UPDATE message SET indexed = 1 WHERE indexed = ?", (TEXT_ONLY,))
-        self.writes.count = conn.execute("SELECT count(*) FROM message").fetchone()[0]
+        if not fresh:
+            try:
+                self._migrate(conn)
+            except sqlite3.DatabaseError as e:
+                conn.close()
+                raise StoreError(f"cannot use database {self.path}: {e}") from None
+            # text written by an indexing helper whose conversation the indexer did not write
+            # before postroom stopped: done, so that the indexer's start fixes the conversation
+            conn.execute("UPDATE message SET indexed = 1 WHERE indexed = ?", (TEXT_ONLY,))
+        self.writes.count = conn.execute("SELECT count(*) FROM message").fetchone()[0] if not fresh else 0
         from .indexer import RuleError, TagRules
 
         try:

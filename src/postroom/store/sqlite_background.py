@@ -228,16 +228,16 @@ class Background:
         try:
             indexer = self._inline_indexer
             if indexer is None:
-                from .index_worker import BATCH, Indexer, _extractor, connect_readonly
+                from .index_worker import BATCH, Indexer, _extractor
                 from .thread_index import options_from_settings
 
                 extract = _extractor()
                 assert extract is not None  # checked by _start_indexer
-                indexer = Indexer(
-                    connect_readonly(self.db.path), extract, options_from_settings(self.db.settings)
-                )
+                # It reads through the writer's own connection, between the writer's
+                # transactions (a connection of its own would parse the schema again, and
+                # the store's copy of the schema template has FTS5's automerge set already).
+                indexer = Indexer(conn, extract, options_from_settings(self.db.settings))
                 self._inline_indexer = indexer
-                conn.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)")
                 fixes = indexer.start()  # the conversation index, from the stored messages
                 for i in range(0, len(fixes), BATCH):
                     apply(fixes[i : i + BATCH])
@@ -331,9 +331,7 @@ class Background:
                 proc.wait()
         if self._indexer is not None:
             self._indexer.join(10)
-        inline, self._inline_indexer = self._inline_indexer, None
-        if inline is not None:  # the writer has stopped (close): its connection can go
-            inline.conn.close()
+        self._inline_indexer = None  # its connection is the writer's (closed by the writer)
 
     def unindexed(self, ids: list[str]) -> list[str]:
         """Those of ``ids`` whose indexing (text, attachments, conversation) is not done yet,

@@ -90,6 +90,9 @@ def schema_template(connect: Callable[[str], sqlite3.Connection]) -> str:
             conn = connect(path)
             try:
                 apply_migrations(conn)
+                # FTS5 merges at insert, as the thread indexer sets it (a setting stored in the
+                # database): a copy's inline indexer does not write it again (sqlite_background)
+                conn.execute("INSERT INTO fts(fts, rank) VALUES ('automerge', 4)")
                 conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")  # everything in the one file
             finally:
                 conn.close()
