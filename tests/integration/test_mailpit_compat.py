@@ -7,11 +7,15 @@ from __future__ import annotations
 import base64
 import http.client
 import time
+from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 from urllib.parse import urlsplit
 
 import bcrypt
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from tests.helpers import RunningServer, running_server
 from tests.integration._api_client import Api, smtp_send
@@ -120,3 +124,59 @@ def test_max_age_prunes_an_idle_server(monkeypatch: pytest.MonkeyPatch) -> None:
         while api.get("/api/v1/messages").json()["total"] and time.monotonic() < deadline:
             time.sleep(0.2)
         assert api.get("/api/v1/messages").json()["total"] == 0
+
+
+# Keys a client might send for the IDs of a bulk call, right or wrong, and values of every shape.
+_KEYS = st.sampled_from(
+    ["IDs", "ids", "Ids", "iDs", "ID", "id", "Id", "IDS ", "Read", "read", "Search", "x", ""]
+)
+_VALUES = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.sampled_from(["A", "B", "zzz", "", "A,B"]),
+    lambda inner: (
+        st.lists(inner, max_size=3) | st.dictionaries(st.sampled_from(["IDs", "a"]), inner, max_size=2)
+    ),
+    max_leaves=6,
+)
+
+
+def _given_ids(body: dict[str, Any], real: dict[str, str]) -> list[str] | None:
+    """The IDs a body names under an IDs key in any letter case (placeholders resolved)."""
+    values = [v for k, v in body.items() if k.lower() == "ids"]
+    if len(values) != 1 or not isinstance(values[0], list):
+        return None
+    return [real.get(v, v) if isinstance(v, str) else v for v in values[0]]
+
+
+@settings(
+    max_examples=80, derandomize=True, deadline=None, suppress_health_check=list(HealthCheck), database=None
+)
+@given(body=st.dictionaries(_KEYS, _VALUES, max_size=3), method=st.sampled_from(["DELETE", "PUT"]))
+def test_no_body_shape_widens_a_bulk_call(
+    shared_server: RunningServer, body: dict[str, Any], method: str
+) -> None:
+    """A bulk call changes at most the messages whose IDs it names; only a body naming no
+    IDs and nothing else ({} , {"IDs": []} or null; for PUT also Read) means "all"."""
+    api = Api(shared_server)
+    api.request("DELETE", "/api/v1/messages")
+    ids = [api.send(To=[{"Email": "x@example.org"}], Subject=f"m{i}") for i in range(3)]
+    real = {"A": ids[0], "B": ids[1]}
+    wire = {k: ([real.get(x, x) if isinstance(x, str) else x for x in v] if isinstance(v, list) else v)
+            for k, v in body.items()}  # fmt: skip
+    r = api.request(method, "/api/v1/messages", wire)
+    after = {m["ID"]: m["Read"] for m in api.get("/api/v1/messages").json()["messages"]}
+    touched = set(ids) - set(after) if method == "DELETE" else {i for i in ids if after.get(i)}
+    if r.status != 200 or not touched:
+        return
+    named = _given_ids(wire, real)
+    if named:
+        assert touched <= set(named), (body, touched)
+    else:  # everything: only when the body names no IDs and nothing but Read (PUT)
+        allowed = {"ids"} | ({"read"} if method == "PUT" else set())
+        assert all(k.lower() in allowed for k in wire), (body, touched)
+        assert all(v in (None, []) for k, v in wire.items() if k.lower() == "ids"), (body, touched)
+
+
+@pytest.fixture(scope="module")
+def shared_server() -> Iterator[RunningServer]:
+    with running_server() as s:
+        yield s
