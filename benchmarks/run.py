@@ -1,7 +1,7 @@
 """Run postroom's benchmarks side by side with its peers and keep the results.
 
   make bench                      # every suite
-  make bench ARGS="ingest"        # one suite (ingest, search, imap, imap-scale, imap-stress, threads, ui, startup, html, fixture, fixture-stress)
+  make bench ARGS="ingest"        # one suite (ingest, search, imap, imap-scale, imap-stress, threads, ui, startup, html, fixture, fixture-stress, import)
   make bench ARGS="ingest --quick"
 
 Each suite is a module ``benchmarks/<name>_bench.py`` (or ``ingest.py``) exposing
@@ -49,6 +49,7 @@ SUITES = {
     "fixture-stress": "fixture_stress",
     "checks": "checks_bench",
     "outbound": "outbound_bench",
+    "import": "import_bench",
 }
 
 

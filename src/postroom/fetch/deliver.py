@@ -17,6 +17,7 @@ import time
 from typing import TextIO
 
 from .archive import Item
+from .imap_sync import no_delay
 
 __all__ = ["IMAP_FLAGS", "ImapSink", "Progress", "SmtpSink"]
 
@@ -82,6 +83,7 @@ class ImapSink:
         conn = self.conns.get(mailbox)
         if conn is None:
             conn = imaplib.IMAP4(self.host, self.port, timeout=60)
+            no_delay(conn)
             try:
                 conn.login(mailbox, self.password)
             except imaplib.IMAP4.error as e:
