@@ -294,3 +294,58 @@ def test_statistics_wait_for_the_indexer(tmp_path: Path, monkeypatch: pytest.Mon
             store.close()
 
     asyncio.run(main())
+
+
+def test_header_index_backfill(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Messages stored before the header index existed (no header_field rows, hdr = 0) are
+    found by header: searches from their header blocks, and the background pass writes their
+    rows; the answers are the same before and after."""
+    from postroom.store import sqlite_background
+
+    monkeypatch.setattr(sqlite_background, "CHECKPOINT_INTERVAL", 3600.0)  # only this test backfills
+    monkeypatch.setattr(sqlite_background, "HEADER_BACKFILL", 7)
+
+    async def main() -> None:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread", max=0), bus)
+        store.start()
+        conn = sqlite3.connect(store.path, isolation_level=None)
+        try:
+            for i in range(20):
+                raw = (
+                    f"From: a@example.com\r\nTo: b@example.org\r\nSubject: m{i}\r\n"
+                    f"X-Campaign: =?utf-8?q?Fr=C3=BChling-{i % 3}?=\r\n\r\nbody\r\n"
+                ).encode()
+                await store.deliver(Envelope("s@example.com", ("b@example.org",)), raw)
+            assert await asyncio.to_thread(store.wait_indexed, 30)
+            queries = ["header:X-Campaign=frühling-1", "header:x-campaign", "header:X-Campaign=nope"]
+
+            def answers() -> list[list[str]]:
+                return [
+                    sorted(s.subject for s in store.list_messages(query=q, limit=100).messages)
+                    for q in queries
+                ]
+
+            indexed = answers()
+            assert [len(a) for a in indexed] == [7, 20, 0]
+            assert conn.execute("SELECT count(DISTINCT message) FROM header_field").fetchone()[0] == 20
+            # as a store from before the index: no rows, every message to be read back
+            store.write(
+                lambda c: (c.execute("DELETE FROM header_field"), c.execute("UPDATE message SET hdr = 0"))
+            )
+            assert answers() == indexed
+            done = [store.background.backfill_headers(conn) for _ in range(4)]
+            assert done == [7, 7, 6, 0]
+            assert conn.execute("SELECT count(*) FROM message WHERE hdr = 0").fetchone()[0] == 0
+            assert conn.execute("SELECT count(DISTINCT message) FROM header_field").fetchone()[0] == 20
+            assert answers() == indexed
+            # deleting a message deletes its rows
+            victim = store.list_messages(query="header:X-Campaign=frühling-1", limit=1).messages[0].id
+            store.delete_messages([victim])
+            assert conn.execute("SELECT count(DISTINCT message) FROM header_field").fetchone()[0] == 19
+        finally:
+            conn.close()
+            store.close()
+
+    asyncio.run(main())

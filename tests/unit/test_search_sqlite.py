@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import sqlite3
 from collections.abc import Iterator
-from importlib import resources
 
 import pytest
 import zstandard
@@ -13,8 +12,16 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postroom.store.base import InvalidQuery
+from postroom.store.index_worker import write_header_rows
 from postroom.store.indexer import TagRules, extract
-from postroom.store.sqlite_search import compile_query, fts_quote, header_matches, register_functions
+from postroom.store.sqlite_schema import apply_migrations
+from postroom.store.sqlite_search import (
+    compile_query,
+    fts_quote,
+    header_matches,
+    header_rows,
+    register_functions,
+)
 
 MESSAGES = {
     1: (
@@ -34,11 +41,12 @@ MESSAGES = {
 }
 
 
-@pytest.fixture(scope="module")
-def db() -> Iterator[sqlite3.Connection]:
-    conn = sqlite3.connect(":memory:")
-    sql = resources.files("postroom.store").joinpath("migrations/sqlite/0001_initial.sql").read_text()
-    conn.executescript(sql)
+@pytest.fixture(scope="module", params=["header block", "header index", "both"])
+def db(request: pytest.FixtureRequest) -> Iterator[sqlite3.Connection]:
+    """The messages in a migrated database; header: terms answered from each message's header
+    block (not indexed yet), from the header_field index, or from both (message 2 not indexed)."""
+    conn = sqlite3.connect(":memory:", isolation_level=None)
+    apply_migrations(conn)
     register_functions(conn)
     cctx = zstandard.ZstdCompressor()
     for mid, raw in MESSAGES.items():
@@ -61,6 +69,9 @@ def db() -> Iterator[sqlite3.Connection]:
             ),
         )
         conn.execute("INSERT INTO raw(id, data) VALUES (?, ?)", (mid, cctx.compress(raw)))
+        if request.param == "header index" or (request.param == "both" and mid != 2):
+            write_header_rows(conn, mid, header_rows(cctx.compress(raw)))
+            conn.execute("UPDATE message SET hdr = 1 WHERE id = ?", (mid,))
         conn.execute(
             "INSERT INTO fts(rowid, subject, addresses, body, attachments) VALUES (?,?,?,?,?)",
             (mid, d.subject, d.addresses, d.body, d.attachment_names),
@@ -115,6 +126,11 @@ def run(db: sqlite3.Connection, text: str) -> set[int]:
         ("header:x-priority", {1}),
         ("header:X-Campaign=frühling", {2}),  # RFC 2047 decoded
         ("header:X-Mailer=outlook", set()),
+        ("header:Content-Type=text/html", {2}),
+        ("header:content-type", {2, 3}),
+        ("header:subject=100%", {3}),  # LIKE wildcards are literal in header values too
+        ("header:subject=0_d", set()),
+        ("header:x-campaign=FRÜH header:subject=grüße", {2}),
         ("invoice OR sale", {1, 2}),
         ("(invoice OR sale) -from:alice", {2}),
         ("-(invoice OR sale)", {3}),

@@ -59,6 +59,7 @@ from typing import IO, Any
 from ..lifeline import die_with_parent
 from ..threads import ThreadingOptions
 from .rawcodec import unpack
+from .sqlite_search import header_rows
 from .thread_index import (
     DAY,
     RECORD_COLUMNS,
@@ -144,8 +145,9 @@ def _index_many(path: str, items: list[tuple[int, bytes]]) -> tuple[list[str], l
             failed.append(mid)
         else:
             rows.append(
-                (mid, 0, (), d.snippet, d.attachments, d.subject, d.addresses, d.body, d.attachment_names)
-            )
+                (mid, 0, (), d.snippet, d.attachments, d.subject, d.addresses, d.body, d.attachment_names,
+                 header_rows(data))
+            )  # fmt: skip
     if not rows:
         return [], failed
     conn, rules = _helper_db(path)
@@ -305,8 +307,10 @@ def _finish(batch: _Batch, extract: Callable[[bytes], Any], announce: list[str] 
     out: list[Row] = []
     for row, d, (tid, merged) in zip(rows, parsed, batch.assigned or [(0, ())] * len(rows), strict=True):
         mid = row[0]
-        if d is None or d is _WRITTEN:
+        if d is _WRITTEN:
             out.append((mid, tid, merged))
+        elif d is None:  # could not be parsed: no text, but its header fields are searchable
+            out.append((mid, tid, merged, "", 0, "", "", "", "", header_rows(row[-1])))
         else:
             out.append(
                 (
@@ -319,6 +323,7 @@ def _finish(batch: _Batch, extract: Callable[[bytes], Any], announce: list[str] 
                     d.addresses,
                     d.body,
                     d.attachment_names,
+                    header_rows(row[-1]),
                 )
             )
     return out
@@ -470,8 +475,8 @@ def write_index(
             )
             continue
         cur = conn.execute(
-            "UPDATE message SET snippet = ?, attachments = ?, indexed = ?, thread_id = coalesce(?, thread_id) "
-            "WHERE id = ? AND indexed = 0",
+            "UPDATE message SET snippet = ?, attachments = ?, indexed = ?, hdr = 1, "
+            "thread_id = coalesce(?, thread_id) WHERE id = ? AND indexed = 0",
             (row[3], row[4], done_state, thread, mid),
         )
         if cur.rowcount:  # still there, and not indexed meanwhile
@@ -479,6 +484,7 @@ def write_index(
                 "INSERT INTO fts(rowid, subject, addresses, body, attachments) VALUES (?, ?, ?, ?, ?)",
                 (mid, row[5], row[6], row[7], row[8]),
             )
+            write_header_rows(conn, mid, row[9])
             done.append(mid)
             if rules:
                 for tag in rules.tags_for(conn, mid):
@@ -489,6 +495,14 @@ def write_index(
         marks = ",".join("?" * len(chunk))
         pids += [r[0] for r in conn.execute(f"SELECT pid FROM message WHERE id IN ({marks})", chunk)]
     return pids
+
+
+def write_header_rows(conn: sqlite3.Connection, mid: int, fields: list[tuple[str, int, str]]) -> None:
+    """The ``header_field`` index rows of message ``mid`` (see sqlite_search.header_rows)."""
+    conn.executemany(
+        "INSERT OR IGNORE INTO header_field(name, message, seq, value) VALUES (?, ?, ?, ?)",
+        [(name, mid, seq, value) for name, seq, value in fields],
+    )
 
 
 def _add_tag(conn: sqlite3.Connection, mid: int, name: str) -> None:

@@ -118,7 +118,7 @@ class Changes:
         def fn(conn: sqlite3.Connection) -> list[str]:
             if everything:
                 pids = [r[0] for r in conn.execute("SELECT pid FROM message")]
-                for table in ("raw", "delivery", "message_tag", "message"):
+                for table in ("raw", "header_field", "delivery", "message_tag", "message"):
                     conn.execute(f"DELETE FROM {table}")
                 conn.execute("INSERT INTO fts(fts) VALUES ('delete-all')")
                 self.writes.count = 0

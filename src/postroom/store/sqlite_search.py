@@ -13,10 +13,13 @@ How each term is answered:
   A term with no letters or digits (FTS5 has no token for it) searches the subject.
 * from/to/cc/bcc/reply-to/addressed/subject: case-insensitive substring (``LIKE``) on the
   summary row, as Mailpit does.
-* header:Name=value: reads the header block of the raw message through the SQL function
-  ``postroom_header`` (see :func:`register_functions`), which decompresses only the
-  start of each candidate message. It is the slowest term; SQLite evaluates it after
-  the cheaper terms of the same AND group because it is placed last.
+* header:Name=value: the ``header_field`` index (one row per header field, name and
+  decoded value in lower case, clustered by name: :func:`header_rows`, written by the
+  indexer), a substring match on the values of that one name. A message whose rows are not
+  written yet (``message.hdr = 0``: not indexed yet, or stored before the index existed and
+  not reached by the background pass) is checked by reading its header block through the
+  SQL function ``postroom_header`` (see :func:`register_functions`), which decompresses only
+  the start of the message. header: terms go after the cheaper terms of an AND group.
 
 Errors: :class:`~postroom.store.base.InvalidQuery` (from :class:`postroom.search.SearchError`).
 """
@@ -95,8 +98,18 @@ def compile_node(node: Node, params: list[Any]) -> str:
     if isinstance(node, Text):
         return _text([node], params, " AND ")
     if isinstance(node, Header):
+        name = node.name.lower()
+        if node.value is None:
+            params.append(name)
+            indexed = "SELECT message FROM header_field WHERE name = ?"
+        else:
+            params.extend((name, like_pattern(node.value.lower())))
+            indexed = "SELECT message FROM header_field WHERE name = ? AND value LIKE ? ESCAPE '\\'"
         params.extend((node.name, node.value))
-        return "postroom_header((SELECT r.data FROM raw r WHERE r.id = m.id), ?, ?)"
+        return (
+            f"m.id IN ({indexed} UNION ALL SELECT p.id FROM message p WHERE p.hdr = 0 AND "
+            "postroom_header((SELECT r.data FROM raw r WHERE r.id = p.id), ?, ?))"
+        )
     return compile_term(node, params, SQLITE)
 
 
@@ -284,6 +297,19 @@ def header_matches(block: bytes, name: str, value: str | None) -> bool:
     return any(
         k.lower() == want and (needle is None or needle in decoded_value(v)) for k, v in header_fields(block)
     )
+
+
+def header_rows(data: bytes) -> list[tuple[str, int, str]]:
+    """``(name, position, value)`` of each header field of a stored message (compressed as
+    ``rawcodec`` stores it), for the ``header_field`` index: lower case, unfolded, decoded."""
+    try:
+        block = _header_block(data)
+    except Exception:  # a corrupt frame: no rows (a search then finds nothing in it, as before)
+        return []
+    return [
+        (k.decode("latin-1").lower(), seq, decoded_value(v).replace("\x00", ""))
+        for seq, (k, v) in enumerate(header_fields(block))
+    ]
 
 
 def _sql_header(data: bytes | None, name: str, value: str | None) -> int:

@@ -233,6 +233,7 @@ class Writes:
             ).fetchall()
             for table, col in (
                 ("raw", "id"),
+                ("header_field", "message"),
                 ("delivery", "message"),
                 ("message_tag", "message"),
                 ("message", "id"),
