@@ -22,6 +22,7 @@ from aiohttp import web
 
 from ..parsepool import shared_pool
 from .common import PREFIX_KEY, not_found, raw_or_404, resolve_id, text_response
+from .view_image import view_svg
 
 __all__ = ["HEAD_TAG", "UI_CSP", "add_routes", "openapi_document"]
 
@@ -218,6 +219,7 @@ def add_routes(r: web.UrlDispatcher, prefix: str) -> None:
     """Register the views; call last (the UI's file route matches any remaining path)."""
     r.add_get(prefix + "view/{ID}.html", view_html)
     r.add_get(prefix + "view/{ID}.txt", view_text)
+    r.add_get(prefix + "view/{ID}.svg", view_svg)
     r.add_get(prefix + "view/{ID:[A-Za-z0-9]+}", view_in_ui)
     r.add_get(prefix + "livez", livez)
     r.add_get(prefix + "readyz", readyz)

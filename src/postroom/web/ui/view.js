@@ -5,7 +5,7 @@
 // renders on first show; the HTML preview is a sandboxed iframe.
 
 import { api } from "./api.js";
-import { SANDBOX, countRemote, viewUrl } from "./preview.js";
+import { SANDBOX, countRemote, screenshotPng, viewUrl } from "./preview.js";
 import {
   el, formatAddress, formatAddressList, formatFullTime, formatListTime, formatSize, icon, linkify, setChildren, shortAddress,
 } from "./util.js";
@@ -266,9 +266,32 @@ export class MessageView {
         }),
       )
       : null;
+    const shot = el("button", {
+      type: "button",
+      class: "btn btn-small",
+      id: "screenshot-btn",
+      title: "Save the HTML view as a PNG image, at the preview's width",
+      onclick: async () => {
+        const px = WIDTHS.find((w) => w.key === this.width)?.px || Math.round(frame.getBoundingClientRect().width) || 1024;
+        shot.disabled = true;
+        try {
+          const blob = await screenshotPng(msg.ID, px);
+          const href = URL.createObjectURL(blob);
+          const a = el("a", { href, download: `${msg.ID}-${px}px.png`, hidden: true });
+          document.body.append(a);
+          a.click();
+          a.remove();
+          setTimeout(() => URL.revokeObjectURL(href), 10_000);
+        } catch (err) {
+          shot.title = `Could not make the screenshot: ${err.message || err}`;
+        } finally {
+          shot.disabled = false;
+        }
+      },
+    }, icon("image"), "Screenshot");
     setChildren(
       panel,
-      el("div", { class: "panel-bar" }, el("div", { class: "segmented", role: "group", "aria-label": "Preview width" }, widthButtons), notice),
+      el("div", { class: "panel-bar" }, el("div", { class: "segmented", role: "group", "aria-label": "Preview width" }, widthButtons), shot, notice),
       stage,
     );
   }
