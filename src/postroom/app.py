@@ -99,9 +99,22 @@ class App:
                 if name not in defer:
                     await self.start_listener(name)
             await self._wait_ready()
+            if self.settings.fetch_config:
+                await self._start_fetch()
         except BaseException:
             await self.stop()
             raise
+
+    async def _start_fetch(self) -> None:
+        """Fetch the accounts of --fetch-config into this server (docs/fetch.md)."""
+        from .fetch.service import build as build_fetch
+
+        s = self.settings
+        service = build_fetch(s.fetch_config, s.fetch_state, s.fetch_interval)
+        addr = await self.start_listener("imap")
+        assert addr is not None  # validate() requires the IMAP listener
+        service.start(*addr)
+        self.extras["fetch"] = service
 
     def _plan(self) -> dict[str, tuple[str, str, bool]]:
         """Listener name -> (address setting, module, implicit TLS), for those not 'off'."""
@@ -156,6 +169,9 @@ class App:
     async def stop(self, *, blocking: bool = False) -> None:
         """Stop the listeners and background tasks, then close the store (``blocking``: on
         this thread, for a loop that serves nothing else any more; see :meth:`start`)."""
+        fetch = self.extras.pop("fetch", None)
+        if fetch is not None:
+            await asyncio.to_thread(fetch.stop)
         for server in reversed(self._servers):
             server.close()
         for task in self._tasks:

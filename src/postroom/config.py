@@ -326,6 +326,31 @@ OPTIONS: list[Option] = [
         "relay",
         "REGEX",
     ),
+    # fetch (see docs/fetch.md)
+    Option(
+        "fetch_config",
+        str,
+        "",
+        "TOML file with [fetch.accounts.NAME] tables: fetch these accounts into this server while it runs",
+        "fetch",
+        "FILE",
+    ),
+    Option(
+        "fetch_state",
+        str,
+        "",
+        "sync state file of --fetch-config (default ~/.local/state/postroom/fetch-state.sqlite)",
+        "fetch",
+        "FILE",
+    ),
+    Option(
+        "fetch_interval",
+        float,
+        60.0,
+        "seconds between fetches of each --fetch-config account (new mail comes at once by IMAP IDLE)",
+        "fetch",
+        "S",
+    ),
     Option(
         "smtp_forward_config",
         str,
@@ -433,6 +458,9 @@ class Settings:
     smtp_relay_all: bool = False
     smtp_relay_matching: str = ""
     smtp_forward_config: str = ""
+    fetch_config: str = ""
+    fetch_state: str = ""
+    fetch_interval: float = 60.0
     webhook_retries: int = 5
     enable_spamassassin: str = ""
     link_check_private: bool = False
@@ -513,10 +541,18 @@ class Settings:
             )
         if self.exit_after < 0 or self.webhook_retries < 0:
             raise ConfigError("--exit-after and --webhook-retries must be 0 or more")
-        for name in ("smtp_relay_config", "smtp_forward_config"):
+        for name in ("smtp_relay_config", "smtp_forward_config", "fetch_config"):
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
+        if self.fetch_config and self.imap == "off":
+            raise ConfigError(
+                "--fetch-config needs the IMAP listener (--imap): fetched mail is stored through it"
+            )
+        if self.fetch_config and self.auth_file:
+            raise ConfigError(
+                "--fetch-config with --auth-file is not supported: run `postroom fetch --watch --local-password-env VAR`"
+            )
         if (self.smtp_relay_all or self.smtp_relay_matching) and not self.smtp_relay_config:
             raise ConfigError("--smtp-relay-all and --smtp-relay-matching need --smtp-relay-config")
         if self.smtp_relay_matching:

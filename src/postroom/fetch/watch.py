@@ -19,11 +19,12 @@ import ssl
 import threading
 import time
 from collections.abc import Callable
+from pathlib import Path
 
-from .accounts import Account, State
+from .accounts import Account, State, default_state_path
 from .imap_sync import FetchError, LocalTarget, Report, _quote, _remote_imap, resolve_folders, sync_account
 
-__all__ = ["watch"]
+__all__ = ["Watcher", "watch"]
 
 # IDLE is renewed before the 30-minute inactivity limit of RFC 3501 5.4.
 IDLE_RENEW = 25 * 60.0
@@ -118,43 +119,88 @@ class _Idler(threading.Thread):
                 self.wake.put(self.acc.name)
 
 
+class Watcher:
+    """Syncs ``accounts`` until :meth:`stop`: at once, when IDLE reports a change, when
+    :meth:`sync_now` asks, and every ``interval`` seconds; after a failure an account backs
+    off exponentially (up to 10 minutes). :meth:`run` blocks; ``on_report`` sees every result."""
+
+    def __init__(self, accounts: list[Account], target: LocalTarget, state_path: Path | None,
+                 interval: float, on_report: Callable[[Report | FetchError], None],
+                 on_start: Callable[[str], None] = lambda name: None) -> None:  # fmt: skip
+        self.accounts, self.target, self.state_path = accounts, target, state_path
+        self.interval, self.on_report, self.on_start = interval, on_report, on_start
+        self.wake: queue.Queue[str] = queue.Queue()
+        self.halt = threading.Event()
+        self.idlers = [
+            _Idler(a, f, self.wake, self.halt) for a in accounts if a.protocol == "imap" for f in a.folders
+        ]
+
+    def sync_now(self, name: str) -> None:
+        self.wake.put(name)
+
+    def stop(self) -> None:
+        self.halt.set()
+        self.wake.put("")
+
+    def idle(self, name: str) -> bool:
+        """Whether some folder of account ``name`` is held in IDLE (not known yet: True)."""
+        return any(t.supported for t in self.idlers if t.acc.name == name)
+
+    def run(self, state: State | None = None) -> None:
+        own = state is None
+        state = state or State(self.state_path or default_state_path())
+        for t in self.idlers:
+            t.start()
+        next_at = {a.name: 0.0 for a in self.accounts}
+        delay = {a.name: self.interval for a in self.accounts}
+        try:
+            while not self.halt.is_set():
+                now = time.monotonic()
+                for acc in self.accounts:
+                    if now < next_at[acc.name] or self.halt.is_set():
+                        continue
+                    self.on_start(acc.name)
+                    try:
+                        self.on_report(sync_account(acc, self.target, state))
+                        delay[acc.name] = self.interval
+                    except FetchError as e:
+                        self.on_report(e)
+                        delay[acc.name] = min(delay[acc.name] * 2, MAX_BACKOFF)
+                    next_at[acc.name] = time.monotonic() + delay[acc.name]
+                soonest = min(next_at.values(), default=time.monotonic() + 1.0) - time.monotonic()
+                try:
+                    name = self.wake.get(timeout=max(0.0, min(1.0, soonest)))
+                except queue.Empty:
+                    continue
+                for n in {name, *_drain(self.wake)}:
+                    if n in next_at:
+                        next_at[n] = 0.0
+        finally:
+            self.halt.set()
+            for t in self.idlers:
+                t.join(timeout=5)
+            if own:
+                state.close()
+
+
 def watch(accounts: list[Account], target: LocalTarget, state: State, interval: float,
           on_report: Callable[[Report | FetchError], None], stop: Callable[[], bool]) -> None:  # fmt: skip
-    """Sync each account now, when IDLE reports a change, and every ``interval`` seconds,
-    until ``stop()``; after a failure, back off exponentially (up to 10 minutes) for that
-    account."""
-    wake: queue.Queue[str] = queue.Queue()
-    halt = threading.Event()
-    idlers = [_Idler(a, f, wake, halt) for a in accounts if a.protocol == "imap" for f in a.folders]
-    for t in idlers:
-        t.start()
-    next_at = {a.name: 0.0 for a in accounts}
-    delay = {a.name: interval for a in accounts}
+    """:class:`Watcher` for ``postroom fetch --watch``: until interrupted (or ``stop()``)."""
+    w = Watcher(accounts, target, None, interval, on_report)
+    done = threading.Event()
+
+    def watch_stop() -> None:
+        while not done.wait(0.5):
+            if stop():
+                w.stop()
+                return
+
+    threading.Thread(target=watch_stop, daemon=True).start()
     try:
-        while not stop():
-            now = time.monotonic()
-            for acc in accounts:
-                if now < next_at[acc.name]:
-                    continue
-                try:
-                    on_report(sync_account(acc, target, state))
-                    delay[acc.name] = interval
-                except FetchError as e:
-                    on_report(e)
-                    delay[acc.name] = min(delay[acc.name] * 2, MAX_BACKOFF)
-                next_at[acc.name] = time.monotonic() + delay[acc.name]
-            soonest = min(next_at.values()) - time.monotonic()
-            try:
-                name = wake.get(timeout=max(0.0, min(1.0, soonest)))
-            except queue.Empty:
-                continue
-            for n in {name, *_drain(wake)}:
-                if delay.get(n) == interval:  # an account in backoff waits for its turn
-                    next_at[n] = 0.0
+        w.run(state)
     finally:
-        halt.set()
-        for t in idlers:
-            t.join(timeout=5)
+        done.set()
+        w.stop()
 
 
 def _drain(q: queue.Queue[str]) -> list[str]:

@@ -17,7 +17,18 @@ from aiohttp import web
 from ..config import parse_hostport
 from ..events import Event, MessagesDeleted, MessagesPruned, MessageStored
 from ..store.base import StoreClosed
-from . import api_checks, api_outbound, api_testing, api_threads, api_v1, api_v2, events, metrics, views
+from . import (
+    api_checks,
+    api_fetch,
+    api_outbound,
+    api_testing,
+    api_threads,
+    api_v1,
+    api_v2,
+    events,
+    metrics,
+    views,
+)
 from .common import APP_KEY, MAX_BODY, PREFIX_KEY
 from .security import body_deadline_middleware, policy_from_settings, security_middleware
 
@@ -137,6 +148,7 @@ def create_app(app: App) -> web.Application:
     api_testing.add_routes(wapp.router, prefix)  # chaos and webhooks (postroom.testing)
     api_checks.add_routes(wapp.router, prefix)  # HTML/link/spam/authentication checks
     api_outbound.add_routes(wapp.router, prefix)  # release, delivery log, suppressions
+    api_fetch.add_routes(wapp.router, prefix)  # fetch accounts inside serve (docs/fetch.md)
     events.add_routes(wapp, prefix)
     if prefix != "/":
 
