@@ -67,8 +67,10 @@ def test_smtplib_delivers_to_one_mailbox_per_recipient_bcc_included() -> None:
         assert env.helo and env.peer.startswith("127.0.0.1:") and env.tls is False
         raw = s.app.store.get_raw(msg_id)
         assert raw is not None
+        # final delivery adds the envelope sender as Return-Path (RFC 5321 4.4; Mailpit does too)
+        assert raw.startswith(b"Return-Path: <alice@example.org>\r\nReceived: from ")
         head, _, rest = raw.partition(b"\r\n\tby ")
-        assert head.startswith(b"Received: from ") and head.endswith(b"([127.0.0.1])")
+        assert head.endswith(b"([127.0.0.1])")
         assert rest.startswith(b"postroom (postroom) with ESMTP id ")
         assert b"for <" not in raw.split(b"\r\nFrom:")[0]  # several recipients: no "for"
         assert raw.endswith(b"\r\n\r\nHello Bob.\r\n.a line that starts with a dot\r\n")
@@ -85,7 +87,9 @@ def test_single_recipient_trace_header_names_it_and_the_reply_has_the_id() -> No
         msg_id = text.decode().rsplit(" ", 1)[1]
         raw = s.app.store.get_raw(msg_id)
         assert raw is not None
-        assert raw.startswith(b"Received: from tester.example ([127.0.0.1])\r\n\tby postroom")
+        assert raw.startswith(
+            b"Return-Path: <alice@example.org>\r\nReceived: from tester.example ([127.0.0.1])\r\n\tby postroom"
+        )
         assert b"\r\n\tfor <bob@example.org>;\r\n\t" in raw.split(b"\r\nFrom:")[0]
 
 
@@ -387,3 +391,22 @@ def test_commands_injected_with_starttls_are_dropped() -> None:
     lines = got.split(b"\r\n")
     assert lines[0] == b"503 5.5.1 Error: send HELO/EHLO first"  # the injected MAIL left no state
     assert b"250-STARTTLS" not in got and b"250-AUTH PLAIN LOGIN CRAM-MD5 XOAUTH2" in got
+
+
+def test_missing_message_id_is_generated_and_a_return_path_kept() -> None:
+    """As Mailpit's store: a message without Message-ID gets one (so every message has an ID
+    to search by); one that names its Return-Path keeps it (no second one is added)."""
+    with smtp_server() as s, smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as client:
+        client.sendmail("a@example.org", ["b@example.org"], b"Subject: no id\r\n\r\nx\r\n")
+        client.sendmail(
+            "a@example.org",
+            ["b@example.org"],
+            b"Return-Path: <bounce@example.org>\r\nSubject: rp\r\n\r\nx\r\n",
+        )
+        by_subject = {m.subject: m for m in s.app.store.list_messages().messages}
+        no_id = by_subject["no id"]
+        assert no_id.message_id.endswith("@postroom")
+        raw = s.app.store.get_raw(no_id.id)
+        assert raw is not None and f"\r\nMessage-ID: <{no_id.message_id}>\r\n".encode() in raw
+        kept = s.app.store.get_raw(by_subject["rp"].id)
+        assert kept is not None and kept.count(b"Return-Path:") == 1 and b"<bounce@example.org>" in kept

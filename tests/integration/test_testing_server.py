@@ -57,7 +57,11 @@ def test_ports_messages_and_rich_objects() -> None:
         [att] = m.attachments
         assert att.filename == "invoice.pdf" and att.content == b"%PDF-1.4" and not att.inline
         assert m.headers["subject"] == "Reset your password" and "X-Nope" not in m.headers
-        assert m.raw.startswith(b"Received: ") and b"Subject: Reset your password" in m.raw
+        assert (
+            m.raw.startswith(b"Return-Path: ")
+            and b"\r\nReceived: " in m.raw
+            and b"Subject: Reset your password" in m.raw
+        )
         assert sorted(m.mailboxes) == ["alice@example.com", "hidden@example.com"]
         assert s.messages(mailbox="hidden@example.com")[0].id == m.id
         assert s.messages("subject:reset") == [m] and s.messages("subject:nothing") == []

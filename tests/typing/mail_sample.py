@@ -52,7 +52,7 @@ def test_reading(mail: Mail) -> None:
     assert msg.received > 0 and (msg.date is None or msg.date > 0)
     assert msg.headers["Subject"] == "hi" and msg.headers.get_all("Received")
     assert msg.header("X-Missing", "none") == "none"
-    assert msg.raw.startswith(b"Received:") and msg.mailboxes and isinstance(msg.tags, list)
+    assert msg.raw.startswith(b"Return-Path:") and msg.mailboxes and isinstance(msg.tags, list)
     assert msg.recipients == [to] and msg.sender == "app@example.com"
     attachments: list[Attachment] = msg.attachments
     for a in attachments:

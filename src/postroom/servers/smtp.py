@@ -584,7 +584,22 @@ class SMTPSession(asyncio.Protocol):
             smtputf8=ev.smtputf8,
             received_at=now,
         )
-        return envelope, self._received(ev, conn, trace_id, now) + ev.data, trace_id
+        return envelope, self._trace(ev, conn, trace_id, now) + ev.data, trace_id
+
+    def _trace(self, ev: MessageReceived, conn: SMTPConnection, trace_id: str, now: float) -> bytes:
+        """The header lines this server adds above the message: ``Return-Path`` with the
+        envelope sender (RFC 5321 4.4, added at final delivery, as Mailpit does) unless the
+        message has one, ``Received``, and a ``Message-ID`` when it has none (Mailpit
+        generates one too, so that every message can be found by it)."""
+        end = ev.data.find(b"\r\n\r\n")
+        head = b"\r\n" + (ev.data[: end + 2] if end >= 0 else ev.data).lower()
+        out = b""
+        if b"\r\nreturn-path:" not in head:
+            out += b"Return-Path: <" + ev.mail_from.encode("utf-8", "replace") + b">\r\n"
+        out += self._received(ev, conn, trace_id, now)
+        if b"\r\nmessage-id:" not in head:
+            out += f"Message-ID: <{trace_id}.{int(now)}@{self.listener.config.hostname}>\r\n".encode()
+        return out
 
     async def _deliver(self, ev: MessageReceived) -> Reply:
         envelope, data, trace_id = self._envelope(ev)
