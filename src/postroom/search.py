@@ -7,9 +7,10 @@ few things users asked Mailpit for. Terms are separated by spaces and all must m
     invoice                      free text: subject, addresses, text/HTML body, attachment names
     "exact phrase"               a phrase (free text)
     -word   !word                negation (any term, including groups: -(a OR b))
-    from:  to:  cc:  bcc:  reply-to:  addressed:   (substring of name or address)
+    from:  to:  cc:  bcc:  reply-to:  addressed:   (substring of name or address;
+                                                   addressed: any of them, as Mailpit)
     subject:word  subject:"two words"             (substring of the subject)
-    message-id:<id@host>  thread:ID  tag:name  mailbox:user@example.com
+    message-id:<id@host> (substring)  thread:ID  tag:name  mailbox:user@example.com
     is:read  is:unread  is:tagged  has:attachment
     before:2024-05-01  after:2024-05-01T10:00:00Z  after:yesterday  after:3d (3 days ago)
     larger:10k  smaller:2M       (bytes; k/M/G are powers of 1024)
@@ -99,7 +100,7 @@ class Text:
 
 @dataclass(frozen=True, slots=True)
 class Field:
-    """``name:value`` on a summary field (substring, except message-id/thread/tag/mailbox)."""
+    """``name:value`` on a summary field (substring, except thread/tag/mailbox)."""
 
     name: str
     value: str

@@ -81,9 +81,22 @@ def test_listing_pages_counts_and_mailbox_filter(backend: Backend) -> None:
 
 
 def test_search_language(backend: Backend) -> None:
-    a = backend.deliver(message("Invoice 42", sender="Billing <billing@shop.example>", body="pay now"))
+    a = backend.deliver(
+        message(
+            "Invoice 42",
+            sender="Billing <billing@shop.example>",
+            body="pay now",
+            message_id="inv-42@shop.example",
+        )
+    )
     b = backend.deliver(
-        message("Lunch?", sender="Carol <carol@example.net>", body="pizza or sushi"), tags=("food",)
+        message(
+            "Lunch?",
+            sender="Carol <carol@example.net>",
+            body="pizza or sushi",
+            extra="Reply-To: team@lunch.example\r\n",
+        ),
+        tags=("food",),
     )
     backend.store.set_read([b], True)
     assert backend.store.wait_indexed(30)
@@ -96,6 +109,9 @@ def test_search_language(backend: Backend) -> None:
     assert ids("is:unread") == {a}
     assert ids("is:read") == {b}
     assert ids("tag:food") == {b}
+    # as Mailpit: message-id: is a substring, addressed: includes Reply-To
+    assert ids("message-id:inv-42") == ids("message-id:<inv-42@shop.example>") == {a}
+    assert ids("addressed:team@lunch") == {b} and ids("addressed:billing@") == {a}
     assert ids("pizza") == {b}  # full text of the body
     assert ids("-pizza") == {a}
     assert ids("pizza OR subject:invoice") == {a, b}

@@ -82,9 +82,9 @@ def _field(node: Field, params: list[Any], d: Dialect) -> str:
         cols = d.address_columns[name]
         params.extend([like_pattern(value)] * len(cols))
         return "(" + " OR ".join(d.like.format(col=c) for c in cols) + ")"
-    if name == "message-id":
-        params.append(value)
-        return f"m.message_id = {p}"
+    if name == "message-id":  # a substring, as in Mailpit (a client may leave off the domain)
+        params.append(like_pattern(value))
+        return d.like.format(col="m.message_id")
     if name == "thread":
         params.append(value)
         return f"m.thread_id = {p}"
