@@ -49,7 +49,13 @@ POSTGRES = Dialect(
         "reply-to": ("m.reply_to_json",),
         # one expression, as the trigram index over sender is built
         "from": ("(m.from_name || ' ' || m.from_addr)",),
-        "addressed": ("(m.from_name || ' ' || m.from_addr)", "m.to_json", "m.cc_json", "m.bcc_json", "m.reply_to_json"),
+        "addressed": (
+            "(m.from_name || ' ' || m.from_addr)",
+            "m.to_json",
+            "m.cc_json",
+            "m.bcc_json",
+            "m.reply_to_json",
+        ),
         "subject": ("m.subject",),
     },
 )

@@ -63,7 +63,14 @@ SQLITE = Dialect(
         "bcc": ("m.bcc_json",),
         "reply-to": ("m.reply_to_json",),
         "from": ("m.from_addr", "m.from_name"),
-        "addressed": ("m.from_addr", "m.from_name", "m.to_json", "m.cc_json", "m.bcc_json", "m.reply_to_json"),
+        "addressed": (
+            "m.from_addr",
+            "m.from_name",
+            "m.to_json",
+            "m.cc_json",
+            "m.bcc_json",
+            "m.reply_to_json",
+        ),
         "subject": ("m.subject",),
     },
 )
