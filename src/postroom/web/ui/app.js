@@ -11,6 +11,7 @@ import { debounce, el, formatNumber, icon, setChildren, shortAddress } from "./u
 import { MessageView } from "./view.js";
 import { probeSpam } from "./checks.js"; // the checks' tabs (HTML Check, Link Check, Spam, Authentication)
 import { probeRelay } from "./delivery.js"; // the Release tab (docs/relay.md)
+import { startFetchPanel } from "./fetch.js"; // the sidebar's fetched accounts (docs/fetch.md)
 
 const PAGE_SIZES = [25, 50, 100, 200];
 const PAGE_SIZE_KEY = "postroom.pageSize";
@@ -61,6 +62,7 @@ const view = new MessageView(
 );
 probeSpam(view);
 probeRelay(view);
+startFetchPanel();
 
 // ---- URL hash <-> state -------------------------------------------------------------
 
