@@ -4,6 +4,7 @@ across restarts, gone with its message. A real server over sockets, a real SQLit
 from __future__ import annotations
 
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
@@ -221,3 +222,53 @@ def test_select_reuses_a_folder_listing_only_while_the_folder_is_unchanged(tmp_p
             changed = dataclasses.replace(info, **{field: value})
             assert snaps.peek(changed) is None
             assert snaps.get(changed) is not snap
+
+
+def test_sessions_bring_their_clients_up_to_date_from_one_listing_per_change(tmp_path: Path) -> None:
+    """After a change, every session with the folder selected syncs from the same listing
+    (read once, keyed by the folder's generation, which each change event raises); a
+    listing read while a change event arrives is not kept."""
+    from postroom.events import FolderChanged
+    from postroom.servers.imap.core import SNAPSHOTS_KEY
+    from postroom.servers.imap.snapshots import Snapshots
+
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        for i in range(2):
+            deliver(s, msg(f"g{i}"))
+        sessions = [login(s) for _ in range(3)]
+        try:
+            for w in sessions:
+                w.ok("SELECT INBOX")
+            snaps = s.app.extras[SNAPSHOTS_KEY]
+            assert isinstance(snaps, Snapshots)
+            sessions[0].ok("STORE 1 +FLAGS (\\Answered)")
+            seen = []
+            for w in sessions[1:]:  # (not NOOP: it always reads the store, for other processes' writes)
+                assert any(b"\\Answered" in x for x in w.ok("UID SEARCH ALL"))
+                seen.append(snaps.peek_current("bob@example.org", "INBOX"))
+            assert seen[0] is not None and seen[0] is seen[1]  # one listing served both
+            deliver(s, msg("g2"))
+            for w in sessions:  # (the new mail's event reaches the sessions after the commit)
+                end = time.monotonic() + 10
+                while b"* 3 EXISTS\r\n" not in w.ok("NOOP"):
+                    assert time.monotonic() < end, "no EXISTS for the new message"
+                    time.sleep(0.02)
+        finally:
+            for w in sessions:
+                w.close()
+        snap = snaps.current("bob@example.org", "INBOX")
+        assert snaps.current("bob@example.org", "INBOX") is snap
+        snaps.on_event(FolderChanged("bob@example.org", "INBOX", "flags"))
+        assert snaps.peek_current("bob@example.org", "INBOX") is None
+        fresh = snaps.current("bob@example.org", "INBOX")
+        assert fresh is not snap and fresh.uids == snap.uids
+
+        class Racing:  # a store whose listing read sees a change event arrive meanwhile
+            def folder_entries(self, mailbox: str, folder: str) -> object:
+                snaps.on_event(FolderChanged(mailbox, folder, "exists"))
+                return s.app.store.folder_entries(mailbox, folder)
+
+        snaps.store = Racing()  # type: ignore[assignment]
+        snaps.on_event(FolderChanged("bob@example.org", "INBOX", "flags"))
+        assert snaps.current("bob@example.org", "INBOX").uids == [1, 2, 3]
+        assert snaps.peek_current("bob@example.org", "INBOX") is None  # not kept

@@ -50,6 +50,7 @@ class Selected:
     uidvalidity: int
     tracker: Tracker
     keywords: set[str] = field(default_factory=set)
+    listing: int = 0  # Snapshot.seq of the last listing the client was brought up to date from
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -152,6 +153,14 @@ class SessionBase:
             self.dirty = True
             self.wake.set()
 
+    def changed_here(self, mailbox: str, folder: str) -> None:
+        """This session changed the folder: listings read before are stale, and if it is
+        the selected one, the client hears of the change before the tagged OK."""
+        self.snapshots.changed(mailbox, folder)
+        sel = self.selected
+        if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
+            self.dirty = True
+
     async def sync_selected(self, *, allow_expunge: bool, with_uid: bool, force: bool = False) -> None:
         """Send EXISTS/EXPUNGE/FETCH for changes made elsewhere (RFC 3501 section 7)."""
         sel = self.selected
@@ -159,14 +168,19 @@ class SessionBase:
             return
         self.dirty = False
         self.wake.clear()
-        entries = await self.blocking(self.store.folder_entries, sel.mailbox, sel.folder)
+        if force:
+            self.snapshots.changed(sel.mailbox, sel.folder)
+        snap = self.snapshots.peek_current(sel.mailbox, sel.folder, sel.listing)
+        if snap is None:  # the first session to sync after a change reads the listing
+            snap = await self.blocking(self.snapshots.current, sel.mailbox, sel.folder, sel.listing)
+        sel.listing = snap.seq
         # a keyword another session added: * FLAGS before any FETCH that shows it (RFC 3501 7.2.6)
-        new_kw = {f for e in entries for f in e.flags if not f.startswith("\\")} - sel.keywords
+        new_kw = snap.keywords - sel.keywords
         if new_kw:
             sel.keywords |= new_kw
             self.write_flags(sel)
         for line in sel.tracker.sync(
-            entries,
+            snap,
             allow_expunge=allow_expunge,
             with_uid=with_uid,
             condstore=self.condstore,

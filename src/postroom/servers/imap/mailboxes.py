@@ -120,7 +120,9 @@ class MailboxCommands(SessionBase):
             snap, tracker = kept, Tracker.from_snapshot(kept)
         else:
             snap, tracker = await self.blocking(self._listing, info)
-        sel = Selected(name, info.mailbox, info.name, readonly, info.uidvalidity, tracker, set(snap.keywords))
+        sel = Selected(
+            name, info.mailbox, info.name, readonly, info.uidvalidity, tracker, set(snap.keywords), snap.seq
+        )
         recent = self.recent.claim_sorted(sel.key, snap.uids, readonly)
         tracker.set_recent(recent)
         self.write_flags(sel)
@@ -416,9 +418,7 @@ class MailboxCommands(SessionBase):
                 await self.blocking(self.store.update_flags, mailbox, folder, uids, deleted, "add")
                 await self.blocking(self.store.expunge, mailbox, folder, uids)
             raise
-        sel = self.selected
-        if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
-            self.dirty = True  # EXISTS before the tagged OK (RFC 3501 6.3.11), not at some later command
+        self.changed_here(mailbox, folder)  # EXISTS before the tagged OK (RFC 3501 6.3.11)
         return "APPEND completed", f"APPENDUID {validity} {format_numbers(uids)}"
 
     # -- NAMESPACE / ENABLE / CHECK ---------------------------------------------------------------

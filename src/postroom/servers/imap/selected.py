@@ -271,6 +271,7 @@ class SelectedCommands(SessionBase):
                     t.flags[e.uid] = t.view(e)
                     t.entries[e.uid] = e
                     seen_now.add(e.uid)
+                self._own_write(sel)
         has_flags = "FLAGS" in names
         plan = _plan(items)
         todo = [
@@ -387,6 +388,7 @@ class SelectedCommands(SessionBase):
                 self.write_flags(sel)
             mode = modes[base]
             entries = await self.blocking(self.store.update_flags, sel.mailbox, sel.folder, uids, flags, mode)  # type: ignore[arg-type]
+            self._own_write(sel)
             for e in entries:
                 t.flags[e.uid] = t.view(e)
                 t.entries[e.uid] = e
@@ -530,8 +532,9 @@ class SelectedCommands(SessionBase):
             )
         else:
             validity, pairs = await self._copy_across(sel, uids, dmb, dfolder, move)
-        if (dmb, dfolder) == (sel.mailbox, sel.folder):
-            self.dirty = True  # the copies' EXISTS before the tagged OK
+        if move:
+            self._own_write(sel)
+        self.changed_here(dmb, dfolder)  # into the selected folder: EXISTS before the tagged OK
         code = None
         if pairs:
             code = f"COPYUID {validity} {format_pairs([a for a, _ in pairs])} {format_pairs([b for _, b in pairs])}"
@@ -565,6 +568,12 @@ class SelectedCommands(SessionBase):
             await self.blocking(self.store.expunge, sel.mailbox, sel.folder, done)
         return validity, pairs
 
+    def _own_write(self, sel: Selected) -> None:
+        """This session changed its selected folder and has shown the client the result:
+        a folder listing read before the change must not serve its next sync (which would
+        take the flags and MODSEQs back), though the change's event is still on its way."""
+        self.snapshots.changed(sel.mailbox, sel.folder)
+
     # -- EXPUNGE / CLOSE / UNSELECT / CHECK ---------------------------------------------------------
     async def cmd_expunge(self, args: Args, uid: bool) -> Reply:
         sel = self.require_selected()
@@ -576,6 +585,7 @@ class SelectedCommands(SessionBase):
         if sel.readonly:
             raise No("mailbox is read-only", "READ-ONLY")
         gone = await self.blocking(self.store.expunge, sel.mailbox, sel.folder, only)
+        self._own_write(sel)
         for line in sel.tracker.remove(gone):
             self.write(line)
         return "EXPUNGE completed", None

@@ -13,6 +13,15 @@ raises UIDNEXT; an EXPUNGE lowers the count). SELECT reads those four from the s
 anyway and reuses the snapshot only if all four match, so a change whose event has not
 reached this process yet cannot hide behind a snapshot. Change events drop the
 folder's snapshot early, to free the memory. At most :data:`MAX_FOLDERS` are kept.
+
+After a change, every session with the folder selected brings its client up to date
+(RFC 3501 section 7) from a new listing: :meth:`Snapshots.current` reads it once for all
+of them (ten sessions each reading the listing after every STORE, EXPUNGE and APPEND
+were most of the server's work under imaptest's stress). It is keyed by the folder's
+*generation*, which each change event raises: a listing read at generation g (taken
+before the read) serves while the generation is still g. A change committed before the
+read is in it; one committed after raises the generation when its event arrives, and
+that event is also what tells the sessions to sync again.
 """
 
 from __future__ import annotations
@@ -41,7 +50,9 @@ class Snapshot:
     """A folder's listing in the tables a session's tracker keeps (treat as read-only:
     sessions copy them)."""
 
-    key: Key
+    key: Key | None  # the folder state it was read in (None: read for a sync, by generation)
+    gen: int  # the folder's generation when the read began
+    seq: int  # when the read began, among all reads (a later read never shows less)
     uids: list[int]  # ascending
     entries: dict[int, Entry]
     flags: dict[int, frozenset[str]]
@@ -51,13 +62,15 @@ class Snapshot:
     highest_modseq: int  # the highest MODSEQ of a message (0 for an empty folder)
 
     @classmethod
-    def build(cls, key: Key, listing: list[Entry]) -> Snapshot:
+    def build(cls, key: Key | None, gen: int, seq: int, listing: list[Entry]) -> Snapshot:
         uids = [e.uid for e in listing]
         first_unseen = next((i for i, e in enumerate(listing, 1) if "\\Seen" not in e.flags), 0)
         distinct = {e.flags for e in listing}  # few distinct flag sets
         keywords = frozenset(f for fl in distinct for f in fl if not f.startswith("\\"))
         return cls(
             key,
+            gen,
+            seq,
             uids,
             dict(zip(uids, listing, strict=True)),
             {e.uid: e.flags for e in listing},
@@ -75,6 +88,8 @@ class Snapshots:
         self.store = store
         self.max_folders = max_folders
         self._kept: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
+        self._gens: dict[tuple[str, str], int] = {}  # raised by each change event
+        self._seq = 0
         self._lock = threading.Lock()
 
     def peek(self, info: FolderInfo) -> Snapshot | None:
@@ -89,23 +104,53 @@ class Snapshots:
     def get(self, info: FolderInfo) -> Snapshot:
         """The listing of ``info``'s folder in the state ``info`` describes (or newer):
         the kept one if it matches, else read from the store (and kept)."""
-        where = (info.mailbox, info.name)
-        key = state_key(info)
+        snap = self.peek(info)
+        return snap if snap is not None else self._read(info.mailbox, info.name, state_key(info))
+
+    def peek_current(self, mailbox: str, folder: str, since: int = 0) -> Snapshot | None:
+        """The kept listing if no change event came since it was read and its read began
+        at ``since`` or later (a session passes its last listing's, so that it never goes
+        back to an older one), else None (no I/O: safe on the event loop)."""
+        where = (mailbox, folder)
         with self._lock:
             snap = self._kept.get(where)
-            if snap is not None and snap.key == key:
-                self._kept.move_to_end(where)
-                return snap
-        snap = Snapshot.build(key, self.store.folder_entries(info.mailbox, info.name))
-        with self._lock:
-            self._kept[where] = snap
+            if snap is None or snap.gen != self._gens.get(where, 0) or snap.seq < since:
+                return None
             self._kept.move_to_end(where)
-            while len(self._kept) > self.max_folders:
-                self._kept.popitem(last=False)
+            return snap
+
+    def current(self, mailbox: str, folder: str, since: int = 0) -> Snapshot:
+        """A listing with every change whose event has arrived: :meth:`peek_current`, else
+        read from the store (and kept)."""
+        snap = self.peek_current(mailbox, folder, since)
+        return snap if snap is not None else self._read(mailbox, folder, None)
+
+    def _read(self, mailbox: str, folder: str, key: Key | None) -> Snapshot:
+        where = (mailbox, folder)
+        with self._lock:
+            gen = self._gens.get(where, 0)
+            self._seq += 1
+            seq = self._seq
+        snap = Snapshot.build(key, gen, seq, self.store.folder_entries(mailbox, folder))
+        with self._lock:
+            kept = self._kept.get(where)
+            # not kept if a change came in meanwhile, or a read that began later is kept
+            if gen == self._gens.get(where, 0) and (kept is None or kept.seq < seq):
+                self._kept[where] = snap
+                self._kept.move_to_end(where)
+                while len(self._kept) > self.max_folders:
+                    self._kept.popitem(last=False)
         return snap
 
     def on_event(self, event: Event) -> None:
         """Bus subscriber: a changed folder's snapshot is stale, drop it now."""
         if isinstance(event, FolderChanged):
-            with self._lock:
-                self._kept.pop((event.mailbox, event.folder), None)
+            self.changed(event.mailbox, event.folder)
+
+    def changed(self, mailbox: str, folder: str) -> None:
+        """The folder changed (an event, or a session's own write whose event is still on
+        its way): what was read before is stale."""
+        where = (mailbox, folder)
+        with self._lock:
+            self._kept.pop(where, None)
+            self._gens[where] = self._gens.get(where, 0) + 1

@@ -137,7 +137,7 @@ class Tracker:
 
     def sync(
         self,
-        entries: list[Entry],
+        snap: Snapshot,
         *,
         allow_expunge: bool,
         with_uid: bool,
@@ -149,7 +149,7 @@ class Tracker:
         ``claim`` takes the new UIDs and returns those that are recent in this session.
         """
         out: list[bytes] = []
-        fresh = {e.uid: e for e in entries}
+        fresh = snap.entries
         gone_now = [u for u in self.uids if u not in fresh]
         self.gone.update(gone_now)
         if allow_expunge and self.gone:
@@ -159,6 +159,9 @@ class Tracker:
             e = fresh.get(uid)
             if e is None:
                 continue
+            known = self.entries.get(uid)
+            if known is not None and e.modseq < known.modseq:
+                continue  # a listing read before a change the client has seen (MODSEQ never goes down)
             self.entries[uid] = e
             shown = self.view(e)
             if self.flags.get(uid) != shown:
@@ -173,7 +176,7 @@ class Tracker:
                 out.append(b"* %d FETCH (" % self.seq_of(uid) + b" ".join(parts) + b")\r\n")
         # new messages: UIDs only grow (RFC 3501 2.3.1.1)
         top = self.largest_uid
-        added = [e for e in entries if e.uid > top]
+        added = [fresh[u] for u in snap.uids[bisect_right(snap.uids, top) :]]
         if added and claim is not None:
             self.recent |= claim([e.uid for e in added])
         for e in added:
