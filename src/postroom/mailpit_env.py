@@ -50,6 +50,17 @@ def _smtp_auth_file(value: str) -> dict[str, Any]:
     return {"smtp_auth_file": value, "smtp_require_auth": True} if value else {}
 
 
+def _chaos_triggers(value: str) -> dict[str, Any]:
+    # Mailpit: "Sender:451:10,Recipient:452:20" (trigger, code, percent) enables chaos;
+    # postroom's --chaos reads the same faults, separated by ";"
+    items = [t.strip() for t in value.split(",") if t.strip()]
+    for item in items:
+        name, code, percent = [*item.split(":"), "", ""][:3]
+        if name.lower() not in ("sender", "recipient", "authentication") or not (code + percent).isdigit():
+            raise ValueError(item)
+    return {"chaos": ";".join(items), "enable_chaos": True} if items else {}
+
+
 #: MP_* variable -> what it sets (a function of its value giving postroom settings).
 MAPPED: dict[str, Setter] = {
     "MP_DATABASE": _to("db"),
@@ -67,6 +78,9 @@ MAPPED: dict[str, Setter] = {
     "MP_SEND_API_AUTH_ACCEPT_ANY": _when_true({"send_api_auth_accept_any": True}),
     "MP_LABEL": _to("label"),
     "MP_TAG": _to("tag"),
+    "MP_CHAOS_TRIGGERS": _chaos_triggers,
+    "MP_UI_TLS_CERT": lambda v: {"tls_cert": v, "http_tls": True} if v else {},  # one certificate for all
+    "MP_UI_TLS_KEY": _to("tls_key"),
     "MP_TAGS_CONFIG": _to("tags_config"),
     "MP_SMTP_BIND_ADDR": _to("smtp", _addr),
     "MP_SMTP_AUTH_FILE": _smtp_auth_file,
@@ -100,6 +114,11 @@ IGNORED: dict[str, str] = {
     "MP_SMTP_DISABLE_RDNS": "postroom never looks up reverse DNS",
     "MP_DEMO_MODE": "postroom has no demo mode",
     "MP_ENABLE_PROMETHEUS": "postroom always serves /metrics on its HTTP listener (behind the UI's auth)",
+    "MP_BLOCK_REMOTE_CSS_AND_FONTS": "postroom's message view blocks all remote content unless asked",
+    "MP_SMTP_ALLOWED_RECIPIENTS": "postroom accepts every recipient (--chaos can refuse some)",
+    "MP_USE_MESSAGE_DATES": "postroom keeps the arrival time (the Date header is the summary's Date)",
+    "MP_POP3_TLS_CERT": "postroom's POP3 uses --tls-cert/--tls-key (STARTTLS, or --pop3s)",
+    "MP_POP3_TLS_KEY": "postroom's POP3 uses --tls-cert/--tls-key (STARTTLS, or --pop3s)",
 }
 
 
@@ -178,6 +197,27 @@ FLAGS: dict[tuple[str, ...], str] = {
     ("--smtp-auth-allow-insecure",): "MP_SMTP_AUTH_ALLOW_INSECURE",
     ("--smtp-disable-rdns",): "MP_SMTP_DISABLE_RDNS",
     ("--enable-prometheus",): "MP_ENABLE_PROMETHEUS",
+    ("--chaos-triggers",): "MP_CHAOS_TRIGGERS",
+    ("--ui-tls-cert", "--ui-ssl-cert"): "MP_UI_TLS_CERT",
+    ("--ui-tls-key", "--ui-ssl-key"): "MP_UI_TLS_KEY",
+    ("--block-remote-css-and-fonts",): "MP_BLOCK_REMOTE_CSS_AND_FONTS",
+    ("--smtp-allowed-recipients",): "MP_SMTP_ALLOWED_RECIPIENTS",
+    ("--use-message-dates",): "MP_USE_MESSAGE_DATES",
+    ("--pop3-tls-cert",): "MP_POP3_TLS_CERT",
+    ("--pop3-tls-key",): "MP_POP3_TLS_KEY",
+    # accepted so that a Mailpit command line starts; each is named at start as not applied
+    ("--smtp-ignore-rejected-recipients",): "MP_SMTP_IGNORE_REJECTED_RECIPIENTS",
+    ("--smtp-strict-rfc-headers",): "MP_SMTP_STRICT_RFC_HEADERS",
+    ("--ignore-duplicate-ids",): "MP_IGNORE_DUPLICATE_IDS",
+    ("--tags-username",): "MP_TAGS_USERNAME",
+    ("--tags-disable",): "MP_TAGS_DISABLE",
+    ("--tags-title-case",): "MP_TAGS_TITLE_CASE",
+    ("--hide-delete-all-button",): "MP_HIDE_DELETE_ALL_BUTTON",
+    ("--disable-link-check-rate-limit",): "MP_DISABLE_LINK_CHECK_RATE_LIMIT",
+    ("--allow-untrusted-tls",): "MP_ALLOW_UNTRUSTED_TLS",
+    ("--log-file",): "MP_LOG_FILE",
+    ("--webhook-limit",): "MP_WEBHOOK_LIMIT",
+    ("--webhook-delay",): "MP_WEBHOOK_DELAY",
 }
 # Those of FLAGS that Mailpit reads as switches (given alone, or =true/=false)
 _SWITCHES = frozenset(
@@ -185,7 +225,10 @@ _SWITCHES = frozenset(
         "MP_QUIET", "MP_VERBOSE", "MP_SMTP_AUTH_ACCEPT_ANY", "MP_SMTP_REQUIRE_STARTTLS",
         "MP_ALLOW_INTERNAL_HTTP_REQUESTS", "MP_DISABLE_WAL", "MP_DISABLE_VERSION_CHECK",
         "MP_DISABLE_AUTO_VACUUM", "MP_DISABLE_HTTP_COMPRESSION", "MP_SMTP_AUTH_ALLOW_INSECURE",
-        "MP_SMTP_DISABLE_RDNS",
+        "MP_SMTP_DISABLE_RDNS", "MP_BLOCK_REMOTE_CSS_AND_FONTS", "MP_USE_MESSAGE_DATES",
+        "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "MP_SMTP_STRICT_RFC_HEADERS", "MP_IGNORE_DUPLICATE_IDS",
+        "MP_TAGS_USERNAME", "MP_TAGS_TITLE_CASE", "MP_HIDE_DELETE_ALL_BUTTON",
+        "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS",
     }
 )  # fmt: skip
 _DEST = "mailpit_flag_"

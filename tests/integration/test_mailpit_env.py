@@ -128,6 +128,7 @@ def test_every_mapped_variable_sets_a_real_setting() -> None:
 
     names = {f.name for f in fields(Settings)}
     samples = {"MP_MAX_MESSAGES": "1", "MP_MAX_MESSAGE_SIZE": "1", "MP_SMTP_MAX_RECIPIENTS": "1"}
+    samples["MP_CHAOS_TRIGGERS"] = "Sender:451:10"
     for key, setter in mailpit_env.MAPPED.items():
         got = setter(samples.get(key, "true"))
         assert set(got) <= names, key
@@ -177,3 +178,15 @@ def test_mailpit_flag_spellings_on_serve(tmp_path: Path) -> None:
     assert s.http == "127.0.0.1:2"
     with pytest.raises(ConfigError, match="-m"):
         cfg.load(p.parse_args(["-m", "lots", "--db", db]), env={})
+
+
+def test_more_mailpit_settings_carry_over_or_are_named(tmp_path: Path) -> None:
+    s = load(None, env={"MP_CHAOS_TRIGGERS": "Sender:451:10, Authentication:535:5"})
+    assert s.enable_chaos and s.chaos == "Sender:451:10;Authentication:535:5"
+    with pytest.raises(ConfigError, match="MP_CHAOS_TRIGGERS"):
+        load(None, env={"MP_CHAOS_TRIGGERS": "Body:451:10"})
+    s = load(None, env={"MP_UI_TLS_CERT": __file__, "MP_UI_TLS_KEY": __file__})
+    assert s.http_tls and s.tls_cert == s.tls_key == __file__  # one certificate for every listener
+    s = load(None, env={"MP_TAGS_USERNAME": "true", "MP_USE_MESSAGE_DATES": "1"})
+    assert "MP_TAGS_USERNAME is not supported by postroom (ignored)" in s.compat_notes
+    assert any(n.startswith("MP_USE_MESSAGE_DATES ignored: ") for n in s.compat_notes)
