@@ -6,6 +6,7 @@ import asyncio
 import re
 import smtplib
 import threading
+import time
 from email.message import EmailMessage
 
 import aiosmtplib
@@ -229,3 +230,34 @@ def test_throwaway_stores_are_independent_copies() -> None:
 
         if isinstance(a.app.store, SQLiteStore) and isinstance(b.app.store, SQLiteStore):
             assert a.app.store.path != b.app.store.path  # two files (on PostgreSQL: two schemas)
+
+
+def test_test_servers_share_one_loop_thread_and_start_no_store_threads_but_the_writer() -> None:
+    """Issue 20's per-test cost: servers of one process share an event-loop thread; a test
+    server's store indexes on its writer (no indexer thread) and starts its checkpoint
+    thread only once it holds many messages."""
+    from postroom.store.base import Envelope
+    from postroom.store.sqlite_background import ANALYZE_FROM
+
+    with Server(lazy=True) as a, Server(lazy=True) as b:
+        assert a.loop is b.loop
+        if a.settings.db_target != ":memory:" or type(a.app.store).__name__ != "SQLiteStore":
+            pytest.skip("a throwaway SQLite store only (this run uses another backend)")
+        names = {t.name for t in threading.enumerate()}
+        assert "postroom-index" not in names and "postroom-checkpoint" not in names
+        bg = a.app.store.background  # type: ignore[attr-defined]
+        assert bg.index_inline and bg.checkpointer is None
+
+        async def fill() -> None:
+            raw = b"From: s@example.com\r\nSubject: bulk\r\n\r\nx\r\n"
+            env = Envelope("s@example.com", ("bulk@example.com",))
+            await asyncio.gather(*(a.app.store.deliver(env, raw) for _ in range(ANALYZE_FROM)))
+
+        a.call(fill(), timeout=120)
+        assert len(a.wait_for(to="bulk@example.com", count=ANALYZE_FROM, timeout=60)) == ANALYZE_FROM
+        assert len(a.messages("bulk")) == ANALYZE_FROM  # full text: every one indexed
+        deadline = time.monotonic() + 10
+        while bg.checkpointer is None and time.monotonic() < deadline:
+            time.sleep(0.05)  # the writer starts it after its next batch
+        assert bg.checkpointer is not None and bg.checkpointer.is_alive()
+        assert b.messages() == []
