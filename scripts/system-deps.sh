@@ -11,7 +11,8 @@ command -v mbsync      >/dev/null 2>&1 || need="$need isync"
 command -v fetchmail   >/dev/null 2>&1 || need="$need fetchmail"
 command -v chromium    >/dev/null 2>&1 || need="$need chromium"
 command -v node        >/dev/null 2>&1 || need="$need nodejs npm"
-command -v spamd       >/dev/null 2>&1 || need="$need spamassassin spamc"
+# Debian 12 ships the spamd daemon in a package of its own (spamassassin has the rules)
+command -v spamd       >/dev/null 2>&1 || need="$need spamassassin spamc$(apt-cache show spamd >/dev/null 2>&1 && echo ' spamd')"
 # PHP: its mail() drives `postroom sendmail` through sendmail_path
 command -v php         >/dev/null 2>&1 || need="$need php-cli"
 # PostgreSQL: the second store backend (contract suite, `make pytest-postgres`)
