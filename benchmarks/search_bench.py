@@ -312,6 +312,7 @@ def run_burst(n: int, sessions: int = 10, settle: float = 120.0) -> dict[str, An
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("postroom serve did not start") from None
                 time.sleep(0.05)
+        _greeting(smtp, time.monotonic() + 30)  # SMTP may accept a moment after HTTP answers
         load_before = _loadavg()
         src = ["smtp-source", "-s", str(sessions), "-m", str(n), "-F", str(fixture),
                "-f", "sender@shop.example.com", "-t", "alice@example.org", f"127.0.0.1:{smtp}"]  # fmt: skip

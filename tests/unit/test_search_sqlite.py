@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from postroom.store.base import InvalidQuery
-from postroom.store.index_worker import write_header_rows
+from postroom.store.index_write import write_header_rows
 from postroom.store.indexer import TagRules, extract
 from postroom.store.sqlite_schema import apply_migrations
 from postroom.store.sqlite_search import (

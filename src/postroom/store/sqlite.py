@@ -40,7 +40,7 @@ from .base import (
     ThreadPage,
 )
 from .ids import new_id
-from .index_worker import TEXT_ONLY, begin_immediate
+from .index_write import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
 from .owner import StoreLock
 from .sqlite_background import ANALYZE_FROM, Background

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import MessagesIndexed
 from .base import StoreClosed, StoreError
-from .index_worker import TEXT_ONLY, write_header_rows
+from .index_write import TEXT_ONLY, write_header_rows
 from .sqlite_jobs import _INDEX
 from .sqlite_search import header_rows
 
@@ -231,7 +231,7 @@ class Background:
 
     def _index_job(self, rows: list[Any]) -> Callable[[sqlite3.Connection], None]:
         """A writer job storing parsed results; they are announced once committed."""
-        from .index_worker import write_index
+        from .index_write import write_index
 
         def fn(conn: sqlite3.Connection) -> None:
             pids = write_index(conn, rows, self.tag_rules)

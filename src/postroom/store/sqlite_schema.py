@@ -15,7 +15,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 
-from .index_worker import begin_immediate
+from .index_write import begin_immediate
 
 __all__ = ["apply_migrations", "schema_template"]
 
