@@ -132,18 +132,9 @@ class ParsedMessage:
         """Mailpit's ``ListUnsubscribe`` object (RFC 2369, RFC 8058)."""
         header = self.header("List-Unsubscribe")
         post = self.header("List-Unsubscribe-Post")
-        links: list[str] = []
-        errors = ""
-        if header:
-            found = re.findall(r"<([^<>]*)>", header)
-            if not found:
-                errors = "No valid links found"
-            for link in found:
-                link = link.strip()
-                if re.match(r"(?i)^(https?|mailto):", link):
-                    links.append(link)
-                else:
-                    errors = f"Unsupported link: {link}"
+        from .listunsub import check_list_unsubscribe
+
+        links, errors = check_list_unsubscribe(header) if header else ([], "")
         return {"Header": header, "Links": links, "Errors": errors, "HeaderPost": post}
 
 
