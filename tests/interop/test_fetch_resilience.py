@@ -319,3 +319,92 @@ def test_watch_wakes_on_idle_not_on_the_poll(tmp_path: Path) -> None:
             proc.communicate(timeout=30)
         assert local_subjects(local, "INBOX") == ["inbox 0", "inbox 1"]
         a.logout()
+
+
+def test_pop3_kill_9_mid_download_then_rerun_copies_every_message_once(tmp_path: Path) -> None:
+    with running_dovecot() as (imap_port, pop3_port), running_server(pop3="off") as srv:
+        local = srv.addr("imap")[1]
+        b = remote(imap_port, "bob@example.org")
+        fill(b, "INBOX", "pop", 400)
+        b.logout()
+        s = Setup(tmp_path, imap_port, local)
+        s.config.write_text(f"""
+[fetch.accounts.alice]
+protocol = "pop3"
+host = "127.0.0.1"
+port = {pop3_port}
+tls = "none"
+user = "bob@example.org"
+password_env = "ALICE_PW"
+mailbox = "{ALICE}"
+delete = true
+""")
+
+        def recorded() -> int:
+            if not s.state.exists():
+                return 0
+            db = sqlite3.connect(str(s.state), timeout=30)
+            try:
+                return int(db.execute("SELECT count(*) FROM pop3").fetchone()[0])
+            except sqlite3.OperationalError:
+                return 0
+            finally:
+                db.close()
+
+        for at_least in (40, 200):
+            proc = s.start()
+            deadline = time.monotonic() + 120
+            while recorded() < at_least:
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < deadline, "the download did not progress"
+                time.sleep(0.02)
+            proc.send_signal(signal.SIGKILL)
+            proc.communicate()
+            assert recorded() < 400, "the download finished before it was killed"
+            got = local_subjects(local, "INBOX")
+            assert len(got) in (recorded(), recorded() + 1)
+            exactly_once(got, {f"pop {n}" for n in range(len(got))})
+        r = s.run()
+        assert r.returncode == 0, r.stderr
+        exactly_once(local_subjects(local, "INBOX"), {f"pop {n}" for n in range(400)})
+        # delete = true: the server's copies went with the run that finished (QUIT), none before
+        b = remote(imap_port, "bob@example.org")
+        assert b.select("INBOX")[1][0] == b"0"
+        b.logout()
+
+
+def test_pop3_copy_made_but_not_recorded_is_found_not_duplicated(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with running_dovecot() as (imap_port, pop3_port), running_server(pop3="off") as srv:
+        local = srv.addr("imap")[1]
+        b = remote(imap_port, "bob@example.org")
+        fill(b, "INBOX", "pop", 3)
+        b.logout()
+        s = Setup(tmp_path, imap_port, local)
+        s.config.write_text(f"""
+[fetch.accounts.bob]
+protocol = "pop3"
+host = "127.0.0.1"
+port = {pop3_port}
+tls = "none"
+user = "bob@example.org"
+password_env = "ALICE_PW"
+mailbox = "{ALICE}"
+""")
+        monkeypatch.setenv("ALICE_PW", "secret")
+        acc = load_accounts(str(s.config))["bob"]
+        state = State(s.state)
+        target = LocalTarget("127.0.0.1", local)
+        try:
+            assert sync_account(acc, target, state).fetched == 3
+            # the last message looks copied but unrecorded: its UIDL forgotten, marked pending
+            (last,) = state.db.execute("SELECT uidl FROM pop3 ORDER BY rowid DESC LIMIT 1").fetchone()
+            state.db.execute("DELETE FROM pop3 WHERE uidl = ?", (last,))
+            state.pop3_appending("bob", last, 1)
+            assert sync_account(acc, target, state).fetched == 1
+            assert state.pop3_pending("bob") is None
+            assert sync_account(acc, target, state).fetched == 0
+        finally:
+            state.close()
+        exactly_once(local_subjects(local, "INBOX"), {"pop 0", "pop 1", "pop 2"})

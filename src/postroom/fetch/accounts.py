@@ -240,7 +240,22 @@ class State:
         return {str(r[0]) for r in self.db.execute("SELECT uidl FROM pop3 WHERE account=?", (account,))}
 
     def pop3_fetched(self, account: str, uidl: str) -> None:
-        self.db.execute("INSERT OR IGNORE INTO pop3 VALUES (?, ?)", (account, uidl))
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.execute("DELETE FROM pending WHERE account=? AND folder LIKE 'pop3:%'", (account,))
+            self.db.execute("INSERT OR IGNORE INTO pop3 VALUES (?, ?)", (account, uidl))
+
+    def pop3_appending(self, account: str, uidl: str, local_min: int) -> None:
+        """:meth:`appending` for a POP3 message (a POP3 account has no folders: the key is
+        ``pop3:UIDL``)."""
+        self.db.execute("DELETE FROM pending WHERE account=? AND folder LIKE 'pop3:%'", (account,))
+        self.db.execute("INSERT INTO pending VALUES (?, ?, 0, ?)", (account, f"pop3:{uidl}", local_min))
+
+    def pop3_pending(self, account: str) -> tuple[str, int] | None:
+        row = self.db.execute(
+            "SELECT folder, local_min FROM pending WHERE account=? AND folder LIKE 'pop3:%'", (account,)
+        ).fetchone()
+        return None if row is None else (str(row[0])[5:], int(row[1]))
 
     def close(self) -> None:
         self.db.close()

@@ -416,14 +416,26 @@ def _sync_pop3(acc: Account, target: LocalTarget, state: State, report: Report) 
     local = _local_imap(target, acc.mailbox)
     try:
         seen = state.pop3_seen(acc.name)
+        pending = state.pop3_pending(acc.name)
+        _check(*local.select("INBOX"), "local SELECT INBOX")
+        local_next = _untagged_int(local, "UIDNEXT")
         _, listing, _ = pop.uidl()
         for entry in listing:
             num, _, uidl = entry.decode().partition(" ")
             if uidl in seen:
+                if acc.delete:  # copied by an earlier run that did not get to QUIT
+                    pop.dele(int(num))
                 continue
             _, lines, _ = pop.retr(int(num))
             body = b"\r\n".join(lines) + b"\r\n"
-            _check(*local.append("INBOX", None, None, body), "local APPEND to INBOX")
+            # copied by a run killed before it recorded the UIDL: found, not copied again
+            found = _local_copy(local, pending[1], body) if pending and pending[0] == uidl else 0
+            if not found:
+                state.pop3_appending(acc.name, uidl, local_next)
+                typ, resp = local.append("INBOX", None, None, body)
+                _check(typ, resp, "local APPEND to INBOX")
+                m = _APPENDUID.search(b" ".join(r for r in resp if isinstance(r, bytes)))
+                local_next = max(local_next, int(m.group(2)) + 1 if m else 0)
             state.pop3_fetched(acc.name, uidl)
             report.fetched += 1
             if acc.delete:  # only after the local copy is committed (APPEND answered OK)
