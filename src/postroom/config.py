@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import tomllib
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -136,6 +137,14 @@ OPTIONS: list[Option] = [
         "smtp_max_size", int, 50 * 1024 * 1024, "largest message accepted, in bytes (SIZE)", "smtp", "BYTES"
     ),
     Option("smtp_max_recipients", int, 1000, "recipients per message", "smtp", "N"),
+    Option(
+        "smtp_allowed_recipients",
+        str,
+        "",
+        "refuse recipients not matching this regex (Mailpit's)",
+        "smtp",
+        "REGEX",
+    ),
     Option("smtp_max_connections", int, 500, "concurrent SMTP connections", "smtp", "N"),
     Option(
         "smtp_hostname", str, "postroom", "name in the SMTP greeting and Received: headers", "smtp", "NAME"
@@ -416,6 +425,7 @@ class Settings:
     smtp_require_tls: bool = False
     smtp_max_size: int = 50 * 1024 * 1024
     smtp_max_recipients: int = 1000
+    smtp_allowed_recipients: str = ""
     smtp_max_connections: int = 500
     smtp_hostname: str = "postroom"
     smtp_timeout: int = 300
@@ -499,6 +509,10 @@ class Settings:
             raise ConfigError("--threads-window must be 0 or more days")
         if self.max_age:
             parse_duration(self.max_age)
+        try:
+            re.compile(self.smtp_allowed_recipients)
+        except re.error as e:
+            raise ConfigError(f"--smtp-allowed-recipients: not a regular expression: {e}") from None
         if bool(self.tls_cert) != bool(self.tls_key):
             raise ConfigError("--tls-cert and --tls-key go together")
         for name in (
@@ -556,8 +570,6 @@ class Settings:
         if (self.smtp_relay_all or self.smtp_relay_matching) and not self.smtp_relay_config:
             raise ConfigError("--smtp-relay-all and --smtp-relay-matching need --smtp-relay-config")
         if self.smtp_relay_matching:
-            import re
-
             try:
                 re.compile(self.smtp_relay_matching)
             except re.error as e:

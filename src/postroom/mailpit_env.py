@@ -90,6 +90,7 @@ MAPPED: dict[str, Setter] = {
     "MP_SMTP_REQUIRE_STARTTLS": _when_true({"smtp_require_tls": True}),
     "MP_SMTP_TLS_REQUIRED": _when_true({"smtp_require_tls": True}),  # deprecated name
     "MP_SMTP_MAX_RECIPIENTS": _to("smtp_max_recipients", int),
+    "MP_SMTP_ALLOWED_RECIPIENTS": _to("smtp_allowed_recipients"),
     "MP_POP3_BIND_ADDR": _to("pop3", _addr),
     "MP_POP3_AUTH_FILE": _to("auth_file"),
     "MP_ENABLE_CHAOS": _when_true({"enable_chaos": True}),
@@ -115,7 +116,6 @@ IGNORED: dict[str, str] = {
     "MP_DEMO_MODE": "postroom has no demo mode",
     "MP_ENABLE_PROMETHEUS": "postroom always serves /metrics on its HTTP listener (behind the UI's auth)",
     "MP_BLOCK_REMOTE_CSS_AND_FONTS": "postroom's message view blocks all remote content unless asked",
-    "MP_SMTP_ALLOWED_RECIPIENTS": "postroom accepts every recipient (--chaos can refuse some)",
     "MP_USE_MESSAGE_DATES": "postroom keeps the arrival time (the Date header is the summary's Date)",
     "MP_POP3_TLS_CERT": "postroom's POP3 uses --tls-cert/--tls-key (STARTTLS, or --pop3s)",
     "MP_POP3_TLS_KEY": "postroom's POP3 uses --tls-cert/--tls-key (STARTTLS, or --pop3s)",
@@ -201,7 +201,6 @@ FLAGS: dict[tuple[str, ...], str] = {
     ("--ui-tls-cert", "--ui-ssl-cert"): "MP_UI_TLS_CERT",
     ("--ui-tls-key", "--ui-ssl-key"): "MP_UI_TLS_KEY",
     ("--block-remote-css-and-fonts",): "MP_BLOCK_REMOTE_CSS_AND_FONTS",
-    ("--smtp-allowed-recipients",): "MP_SMTP_ALLOWED_RECIPIENTS",
     ("--use-message-dates",): "MP_USE_MESSAGE_DATES",
     ("--pop3-tls-cert",): "MP_POP3_TLS_CERT",
     ("--pop3-tls-key",): "MP_POP3_TLS_KEY",

@@ -180,3 +180,20 @@ def test_no_body_shape_widens_a_bulk_call(
 def shared_server() -> Iterator[RunningServer]:
     with running_server() as s:
         yield s
+
+
+def test_smtp_allowed_recipients_refuses_the_others() -> None:
+    """--smtp-allowed-recipients (MP_SMTP_ALLOWED_RECIPIENTS): a recipient not matching is
+    refused with Mailpit's 550; the message goes to the ones that match."""
+    import smtplib
+
+    with running_server(smtp_allowed_recipients=r"@example\.org$") as s:
+        with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+            refused = c.sendmail(
+                "a@example.net", ["ok@example.org", "no@example.com"], b"Subject: x\r\n\r\nx\r\n"
+            )
+        assert refused == {"no@example.com": (550, b"5.1.0 Requested action not taken: mailbox unavailable")}
+        [m] = Api(s).get("/api/v1/messages").json()["messages"]
+        assert m["Subject"] == "x"
+        envelope = Api(s).get(f"/api/v2/message/{m['ID']}/envelope").json()
+        assert envelope["RcptTo"] == ["ok@example.org"]

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import re
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -56,6 +57,8 @@ def install(app: App) -> None:
         raise ConfigError(f"--chaos: {e}") from None
     app.chaos = chaos
     app.handlers = Handlers(app.smtp_hooks)
+    if s.smtp_allowed_recipients:  # Mailpit's --smtp-allowed-recipients, as a recipient handler
+        app.handlers.add_rcpt(_allowed_recipients(re.compile(s.smtp_allowed_recipients)))
     urls = [u for u in s.webhook.split(",") if u.strip()] if s.webhook else []
     try:
         webhooks = Webhooks(app, urls, retries=s.webhook_retries)
@@ -80,3 +83,17 @@ async def _sweep_expired(write: Callable[[Callable[[Any], None]], Any]) -> None:
             await asyncio.to_thread(write, lambda conn: None)
         except Exception:  # the store closing, or a full disk: the next sweep tries again
             log.debug("--max-age sweep failed", exc_info=True)
+
+
+# Mailpit's answer to a recipient --smtp-allowed-recipients does not match.
+NOT_ALLOWED = "550 5.1.0 Requested action not taken: mailbox unavailable"
+
+
+def _allowed_recipients(pattern: re.Pattern[str]) -> Callable[[str, Any], Any]:
+    async def check(address: str, envelope: Any) -> str | None:
+        if pattern.search(address):
+            return None
+        log.info("SMTP recipient %s refused (--smtp-allowed-recipients)", address)
+        return NOT_ALLOWED
+
+    return check
