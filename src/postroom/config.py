@@ -131,6 +131,7 @@ OPTIONS: list[Option] = [
         "smtp",
         "FILE",
     ),
+    Option("smtp_auth", str, "", "inline SMTP AUTH logins 'user:password ...' (Mailpit's)", "smtp", "PAIRS"),
     Option("smtp_require_auth", bool, False, "refuse mail from clients that did not AUTH", "smtp"),
     Option("smtp_require_tls", bool, False, "refuse AUTH and mail before STARTTLS", "smtp"),
     Option(
@@ -421,6 +422,7 @@ class Settings:
     tls_key: str = ""
     tls_self_signed: bool = False
     smtp_auth_file: str = ""
+    smtp_auth: str = ""
     smtp_require_auth: bool = False
     smtp_require_tls: bool = False
     smtp_max_size: int = 50 * 1024 * 1024

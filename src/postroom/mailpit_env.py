@@ -84,6 +84,7 @@ MAPPED: dict[str, Setter] = {
     "MP_TAGS_CONFIG": _to("tags_config"),
     "MP_SMTP_BIND_ADDR": _to("smtp", _addr),
     "MP_SMTP_AUTH_FILE": _smtp_auth_file,
+    "MP_SMTP_AUTH": lambda v: {"smtp_auth": v, "smtp_require_auth": True} if v.strip() else {},
     "MP_SMTP_AUTH_ACCEPT_ANY": _when_true({"smtp_require_auth": False}),
     "MP_SMTP_TLS_CERT": _to("tls_cert"),
     "MP_SMTP_TLS_KEY": _to("tls_key"),

@@ -197,3 +197,23 @@ def test_smtp_allowed_recipients_refuses_the_others() -> None:
         assert m["Subject"] == "x"
         envelope = Api(s).get(f"/api/v2/message/{m['ID']}/envelope").json()
         assert envelope["RcptTo"] == ["ok@example.org"]
+
+
+def test_inline_smtp_credentials_as_mp_smtp_auth() -> None:
+    """MP_SMTP_AUTH 'user:password ...': those logins only, and AUTH required (as Mailpit)."""
+    import smtplib
+
+    from postroom import mailpit_env
+
+    values, _ = mailpit_env.read(
+        {"MP_SMTP_AUTH": "app:s3cret other:pw"}, frozenset({"smtp_auth", "smtp_require_auth"})
+    )
+    assert values == {"smtp_auth": "app:s3cret other:pw", "smtp_require_auth": True}
+    with running_server(**values) as s, smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+        with pytest.raises(smtplib.SMTPSenderRefused):
+            c.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nx\r\n")
+        with pytest.raises(smtplib.SMTPAuthenticationError):
+            c.login("app", "wrong")
+        c.login("app", "s3cret")
+        c.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nx\r\n")
+        assert Api(s).get("/api/v1/messages").json()["messages"][0]["Username"] == "app"

@@ -254,7 +254,13 @@ class SMTPListener:
             require_auth=s.smtp_require_auth,
             require_tls=s.smtp_require_tls,
         )
-        self.authenticator = Authenticator(s.smtp_auth_file) if s.smtp_auth_file else None
+        self.authenticator = (
+            Authenticator(s.smtp_auth_file)
+            if s.smtp_auth_file
+            else Authenticator.from_users(dict(p.split(":", 1) for p in s.smtp_auth.split() if ":" in p))
+            if s.smtp_auth  # inline "user:password ..." (Mailpit's MP_SMTP_AUTH)
+            else None
+        )
         self.limiter = app.auth_limiter  # failed AUTH per client address (authlimit.py)
         self.max_connections = s.smtp_max_connections
         # shared by the SMTP and SMTPS listeners of one app (and by its worker processes)
