@@ -149,3 +149,49 @@ def test_fetch_configuration_errors_are_one_line(tmp_path: Path) -> None:
     config.write_text('[fetch.accounts.x]\npreset = "qq"\nuser = "u@qq.com"\npassword_env = "HOME"\n')
     r = run("fetch", "y", "--config", str(config))
     assert r.returncode == 2 and "no fetch account 'y' (known: x)" in r.stderr
+
+
+def test_flags_both_ways(tmp_path: Path) -> None:
+    with running_dovecot() as (imap_port, _), running_server(pop3="off") as s:
+        local = s.addr("imap")[1]
+        a = remote(imap_port, "alice@example.org")
+        for subject in ("one", "two", "three"):
+            put(a, "INBOX", subject)
+        config = tmp_path / "postroom.toml"
+        config.write_text(f"""
+[fetch.accounts.alice]
+host = "127.0.0.1"
+port = {imap_port}
+tls = "none"
+user = "alice@example.org"
+password_env = "ALICE_PW"
+flags = "both"
+""")
+        args = ["fetch", "alice", "--config", str(config), "--into", f"127.0.0.1:{local}",
+                "--state", str(tmp_path / "state.sqlite")]  # fmt: skip
+        env = {"ALICE_PW": "secret"}
+        assert run(*args, env=env).returncode == 0
+        # read and flagged here, answered there, and both sides on "three" (the server wins)
+        c = imaplib.IMAP4("127.0.0.1", local, timeout=30)
+        c.login("alice@example.org", "x")
+        c.select("INBOX")
+        c.store("1", "+FLAGS", "(\\Seen \\Flagged)")
+        c.store("3", "+FLAGS", "(\\Draft)")
+        c.logout()
+        a.select("INBOX")
+        a.store("2", "+FLAGS", "(\\Answered)")
+        a.store("3", "+FLAGS", "(\\Deleted)")
+        r = run(*args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "2 flag changes, 1 flag changes sent to the server" in r.stdout
+        expected = {"one": "\\Flagged \\Seen", "two": "\\Answered", "three": "\\Deleted"}
+        assert local_folder(local, "alice@example.org", "INBOX") == expected
+        a.select("INBOX", readonly=True)  # drops the FETCH updates queued while it was selected
+        _, data = a.fetch("1:3", "(FLAGS)")
+        remote_flags = [" ".join(sorted(f for f in d.decode().split("FLAGS (")[1].split(")")[0].split()
+                                        if f != "\\Recent")) for d in data]  # fmt: skip
+        assert remote_flags == ["\\Flagged \\Seen", "\\Answered", "\\Deleted"]
+        # in step now: nothing moves either way
+        r = run(*args, env=env)
+        assert "alice: 0 new messages in INBOX" in r.stdout and "flag" not in r.stdout
+        a.logout()

@@ -11,6 +11,7 @@ to fetch and into which local postroom mailbox::
     mailbox = "me@gmail.com"         # local mailbox (default: user)
     protocol = "imap"                # or "pop3" (then folders is INBOX only)
     delete = false                   # POP3 only: delete after the local copy is committed
+    flags = "pull"                   # or "both": local flag changes are stored on the server too
 
 The state (per account and folder: UIDVALIDITY, the highest UID fetched, the remote
 HIGHESTMODSEQ last mirrored, and for each fetched message its remote UID, local UID and
@@ -52,6 +53,7 @@ class Account:
     cafile: str
     verify: bool
     provider: providers.Provider | None
+    push_flags: bool = False  # flags = "both": local flag changes are stored on the server too
 
 
 def _secret(raw: dict[str, Any], key: str, name: str) -> str:
@@ -107,11 +109,15 @@ def _account(name: str, raw: dict[str, Any]) -> Account:
         raise ConfigError(f"fetch account {name}: folders must be a list of names")
     if protocol == "pop3":
         folders = ["INBOX"]
+    flags = str(raw.get("flags", "pull")).lower()
+    if flags not in ("pull", "both"):
+        raise ConfigError(f"fetch account {name}: flags must be pull or both, not {flags!r}")
     return Account(
         name=name, protocol=protocol, host=host, port=int(port or default_port[(protocol, tls)]),  # type: ignore[arg-type]
         tls=tls, user=user, password=password, oauth2_token=token, folders=tuple(folders),  # type: ignore[arg-type]
         mailbox=str(raw.get("mailbox") or user).lower(), delete=bool(raw.get("delete", False)),
         cafile=str(raw.get("cafile", "")), verify=not raw.get("insecure", False), provider=provider,
+        push_flags=flags == "both" and protocol == "imap",
     )  # fmt: skip
 
 

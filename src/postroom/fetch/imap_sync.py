@@ -63,6 +63,7 @@ class Report:
     fetched: int = 0
     flags_mirrored: int = 0
     flags_read: int = 0  # flag states read from the server to find changes
+    flags_pushed: int = 0  # local flag changes stored on the server (flags = "both")
     folders: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -302,7 +303,8 @@ def _copy(f: _Folder, uid: int, flags: str, date: str, body: bytes, pending: tup
 def _sync_folder(
     acc: Account, remote: imaplib.IMAP4, local: imaplib.IMAP4, state: State, folder: str, report: Report
 ) -> None:
-    _check(*remote.select(_quote(folder), readonly=True), f"EXAMINE {folder}")
+    # read-only (EXAMINE) unless local flag changes go back to the server
+    _check(*remote.select(_quote(folder), readonly=not acc.push_flags), f"SELECT {folder}")
     uidvalidity = _status_uidvalidity(remote)
     highest_modseq = _untagged_int(remote, "HIGHESTMODSEQ")  # sent once CONDSTORE is enabled
     local_folder = "INBOX" if folder.upper() == "INBOX" else folder
@@ -339,36 +341,59 @@ def _sync_folder(
     report.folders.append(folder)
 
 
-def _mirror_flags(f: _Folder, highest_modseq: int, report: Report) -> None:
-    """Copy remote flag changes of messages fetched earlier to their local copies. With
-    CONDSTORE (RFC 7162) only the messages changed since the HIGHESTMODSEQ mirrored last
-    are read, and nothing at all when it has not moved."""
-    acc, state, folder = f.acc, f.state, f.name
-    known = state.messages(acc.name, folder)
-    since = state.highest_modseq(acc.name, folder) if highest_modseq else 0
-    if not known or (since and since >= highest_modseq):
-        return
-    modifier = f" (CHANGEDSINCE {since})" if since else ""
-    typ, data = f.remote.uid("FETCH", f"1:{max(known)}", f"(UID FLAGS){modifier}")
-    current: dict[int, str] = {}
-    for line in _check(typ, data, "UID FETCH FLAGS"):
+def _flags_by_uid(typ: str, data: Sequence[Any], what: str) -> dict[int, str]:
+    out: dict[int, str] = {}
+    for line in _check(typ, data, what):
         raw = line[0] if isinstance(line, tuple) else line
         if not isinstance(raw, bytes):
             continue
         uid_m = re.search(rb"UID (\d+)", raw)
         flags_m = re.search(rb"FLAGS \(([^)]*)\)", raw)
         if uid_m and flags_m:
-            current[int(uid_m.group(1))] = _flags_of(flags_m.group(1).decode())
-    report.flags_read += len(current)
-    for uid, now in current.items():
-        local_uid, flags = known.get(uid, (0, now))
-        if now == flags or not local_uid:
-            continue  # unchanged, not fetched (yet), or local UID unknown
-        _check(*f.local.uid("STORE", str(local_uid), "FLAGS", f"({now})"), "local UID STORE")
-        state.set_flags(acc.name, folder, uid, now)
-        report.flags_mirrored += 1
+            out[int(uid_m.group(1))] = _flags_of(flags_m.group(1).decode())
+    return out
+
+
+def _mirror_flags(f: _Folder, highest_modseq: int, report: Report) -> None:
+    """Copy remote flag changes of messages fetched earlier to their local copies. With
+    CONDSTORE (RFC 7162) only the messages changed since the HIGHESTMODSEQ mirrored last
+    are read, and nothing at all when it has not moved. With ``flags = "both"``, local
+    changes then go to the server (a message changed on both sides keeps the server's)."""
+    acc, state, folder = f.acc, f.state, f.name
+    known = state.messages(acc.name, folder)
+    if not known:
+        return
+    since = state.highest_modseq(acc.name, folder) if highest_modseq else 0
+    if not (since and since >= highest_modseq):
+        modifier = f" (CHANGEDSINCE {since})" if since else ""
+        typ, data = f.remote.uid("FETCH", f"1:{max(known)}", f"(UID FLAGS){modifier}")
+        current = _flags_by_uid(typ, data, "UID FETCH FLAGS")
+        report.flags_read += len(current)
+        for uid, now in current.items():
+            local_uid, flags = known.get(uid, (0, now))
+            if now == flags or not local_uid:
+                continue  # unchanged, not fetched (yet), or local UID unknown
+            _check(*f.local.uid("STORE", str(local_uid), "FLAGS", f"({now})"), "local UID STORE")
+            state.set_flags(acc.name, folder, uid, now)
+            report.flags_mirrored += 1
+    if acc.push_flags:
+        _push_flags(f, report)
     if highest_modseq:
         state.set_highest_modseq(acc.name, folder, highest_modseq)
+
+
+def _push_flags(f: _Folder, report: Report) -> None:
+    """Store on the server the flags changed locally since they were last in step."""
+    acc, state, folder = f.acc, f.state, f.name
+    by_local = {lu: (uid, flags) for uid, (lu, flags) in state.messages(acc.name, folder).items() if lu}
+    typ, data = f.local.uid("FETCH", "1:*", "(UID FLAGS)")
+    for local_uid, now in _flags_by_uid(typ, data, "local UID FETCH FLAGS").items():
+        uid, flags = by_local.get(local_uid, (0, now))
+        if not uid or now == flags:
+            continue
+        _check(*f.remote.uid("STORE", str(uid), "FLAGS.SILENT", f"({now})"), "UID STORE")
+        state.set_flags(acc.name, folder, uid, now)
+        report.flags_pushed += 1
 
 
 def _sync_imap(acc: Account, target: LocalTarget, state: State, report: Report) -> None:
