@@ -29,6 +29,7 @@ __all__ = [
     "summaries_from_rows",
     "thread_info",
     "thread_page",
+    "threads_of",
 ]
 
 PAGE_LIMIT_MAX = 1000  # largest page a listing returns
@@ -153,6 +154,13 @@ def thread_page(run: Run, q: ThreadQuery, start: int, limit: int) -> ThreadPage:
         f"FROM message m WHERE {q.where} GROUP BY m.thread_id ORDER BY last DESC LIMIT {p} OFFSET {p}",
         [*q.params, limit, start],
     )
+    return threads_of(run, q, int(total[0][0]) if total else 0, groups, start)
+
+
+def threads_of(run: Run, q: ThreadQuery, total: int, groups: list[Any], start: int) -> ThreadPage:
+    """A page of conversations from their grouped rows ``(thread id, messages, unread, last
+    activity, last id)``: subject and participants read for each."""
+    p = q.mark
     threads = [
         thread_info(
             tid,
@@ -167,4 +175,4 @@ def thread_page(run: Run, q: ThreadQuery, start: int, limit: int) -> ThreadPage:
         )
         for tid, count, unread, last, _ in groups
     ]
-    return ThreadPage(int(total[0][0]) if total else 0, start, threads)
+    return ThreadPage(total, start, threads)
