@@ -226,6 +226,7 @@ OPTIONS: list[Option] = [
     Option("send_api_auth_file", str, "", "htpasswd file for POST /api/v1/send alone", "web", "FILE"),
     Option("send_api_auth_accept_any", bool, False, "POST /api/v1/send needs no login", "web"),
     Option("label", str, "", "a name for this server, in the UI's title", "web", "TEXT"),
+    Option("hide_delete_all_button", bool, False, "no 'Delete all' button in the web UI", "web"),
     Option("tag", str, "", "tag new mail by search: 'TAGS=FILTER ...' (docs/mailpit.md)", "web", "RULES"),
     Option("tags_config", str, "", "Mailpit's YAML file of tagging filters (docs/mailpit.md)", "web", "FILE"),
     Option("webroot", str, "/", "URL path prefix of the UI and API", "web", "PATH"),
@@ -446,6 +447,7 @@ class Settings:
     send_api_auth_file: str = ""
     send_api_auth_accept_any: bool = False
     label: str = ""
+    hide_delete_all_button: bool = False
     tag: str = ""
     tags_config: str = ""
     webroot: str = "/"

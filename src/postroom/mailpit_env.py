@@ -77,6 +77,7 @@ MAPPED: dict[str, Setter] = {
     "MP_SEND_API_AUTH_FILE": _to("send_api_auth_file"),
     "MP_SEND_API_AUTH_ACCEPT_ANY": _when_true({"send_api_auth_accept_any": True}),
     "MP_LABEL": _to("label"),
+    "MP_HIDE_DELETE_ALL_BUTTON": _when_true({"hide_delete_all_button": True}),
     "MP_TAG": _to("tag"),
     "MP_CHAOS_TRIGGERS": _chaos_triggers,
     "MP_UI_TLS_CERT": lambda v: {"tls_cert": v, "http_tls": True} if v else {},  # one certificate for all
@@ -212,7 +213,6 @@ FLAGS: dict[tuple[str, ...], str] = {
     ("--tags-username",): "MP_TAGS_USERNAME",
     ("--tags-disable",): "MP_TAGS_DISABLE",
     ("--tags-title-case",): "MP_TAGS_TITLE_CASE",
-    ("--hide-delete-all-button",): "MP_HIDE_DELETE_ALL_BUTTON",
     ("--disable-link-check-rate-limit",): "MP_DISABLE_LINK_CHECK_RATE_LIMIT",
     ("--allow-untrusted-tls",): "MP_ALLOW_UNTRUSTED_TLS",
     ("--log-file",): "MP_LOG_FILE",
@@ -227,7 +227,7 @@ _SWITCHES = frozenset(
         "MP_DISABLE_AUTO_VACUUM", "MP_DISABLE_HTTP_COMPRESSION", "MP_SMTP_AUTH_ALLOW_INSECURE",
         "MP_SMTP_DISABLE_RDNS", "MP_BLOCK_REMOTE_CSS_AND_FONTS", "MP_USE_MESSAGE_DATES",
         "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "MP_SMTP_STRICT_RFC_HEADERS", "MP_IGNORE_DUPLICATE_IDS",
-        "MP_TAGS_USERNAME", "MP_TAGS_TITLE_CASE", "MP_HIDE_DELETE_ALL_BUTTON",
+        "MP_TAGS_USERNAME", "MP_TAGS_TITLE_CASE",
         "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS",
     }
 )  # fmt: skip

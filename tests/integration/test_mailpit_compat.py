@@ -85,7 +85,7 @@ def test_delete_with_a_form_body_deletes_only_the_ids_it_names(server: RunningSe
 
 
 def test_mailpit_addresses_version_chaos_and_label() -> None:
-    with running_server(enable_chaos=True, label="staging mail") as s:
+    with running_server(enable_chaos=True, label="staging mail", hide_delete_all_button=True) as s:
         api = Api(s)
         first = api.send(To=[{"Email": "x@example.org"}], Subject="first")
         newest = api.send(To=[{"Email": "x@example.org"}], Subject="second")
@@ -105,7 +105,8 @@ def test_mailpit_addresses_version_chaos_and_label() -> None:
         assert info["Version"].startswith("v") and info["Version"][1:2].isdigit()
         chaos = api.get("/api/v1/chaos").json()
         assert chaos["Authentication"]["ErrorCode"] == 535 and chaos["Sender"]["ErrorCode"] == 451
-        assert api.get("/api/v1/webui").json()["Label"] == "staging mail"
+        webui = api.get("/api/v1/webui").json()
+        assert webui["Label"] == "staging mail" and webui["HideDeleteAllButton"] is True
 
 
 def test_max_age_prunes_an_idle_server(monkeypatch: pytest.MonkeyPatch) -> None:

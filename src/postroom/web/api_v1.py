@@ -502,7 +502,7 @@ def _webui_json(request: web.Request) -> dict[str, Any]:
         "SpamAssassin": bool(request.app[APP_KEY].settings.enable_spamassassin),
         "ChaosEnabled": request.app[APP_KEY].chaos.enabled,
         "DuplicatesIgnored": False,
-        "HideDeleteAllButton": False,
+        "HideDeleteAllButton": request.app[APP_KEY].settings.hide_delete_all_button,
     }
 
 

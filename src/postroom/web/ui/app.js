@@ -1117,6 +1117,7 @@ async function loadListeners() {
     const info = await api.webui();
     state.label = info?.Label || "";
     updateTitle();
+    $("delete-all-btn").hidden = Boolean(info?.HideDeleteAllButton); // --hide-delete-all-button
     const smtp = info?.Listeners?.smtp;
     if (!smtp) return;
     // a wildcard bind is reached through the host name this page came from
