@@ -138,14 +138,8 @@ OPTIONS: list[Option] = [
         "smtp_max_size", int, 50 * 1024 * 1024, "largest message accepted, in bytes (SIZE)", "smtp", "BYTES"
     ),
     Option("smtp_max_recipients", int, 1000, "recipients per message", "smtp", "N"),
-    Option(
-        "smtp_allowed_recipients",
-        str,
-        "",
-        "refuse recipients not matching this regex (Mailpit's)",
-        "smtp",
-        "REGEX",
-    ),
+    Option("smtp_allowed_recipients", str, "", "refuse recipients not matching this regex", "smtp", "REGEX"),
+    Option("ignore_duplicate_ids", bool, False, "accept but drop mail whose Message-ID is stored", "smtp"),
     Option("smtp_max_connections", int, 500, "concurrent SMTP connections", "smtp", "N"),
     Option(
         "smtp_hostname", str, "postroom", "name in the SMTP greeting and Received: headers", "smtp", "NAME"
@@ -429,6 +423,7 @@ class Settings:
     smtp_max_size: int = 50 * 1024 * 1024
     smtp_max_recipients: int = 1000
     smtp_allowed_recipients: str = ""
+    ignore_duplicate_ids: bool = False
     smtp_max_connections: int = 500
     smtp_hostname: str = "postroom"
     smtp_timeout: int = 300

@@ -93,6 +93,7 @@ MAPPED: dict[str, Setter] = {
     "MP_SMTP_TLS_REQUIRED": _when_true({"smtp_require_tls": True}),  # deprecated name
     "MP_SMTP_MAX_RECIPIENTS": _to("smtp_max_recipients", int),
     "MP_SMTP_ALLOWED_RECIPIENTS": _to("smtp_allowed_recipients"),
+    "MP_IGNORE_DUPLICATE_IDS": _when_true({"ignore_duplicate_ids": True}),
     "MP_POP3_BIND_ADDR": _to("pop3", _addr),
     "MP_POP3_AUTH_FILE": _to("auth_file"),
     "MP_ENABLE_CHAOS": _when_true({"enable_chaos": True}),
@@ -209,7 +210,6 @@ FLAGS: dict[tuple[str, ...], str] = {
     # accepted so that a Mailpit command line starts; each is named at start as not applied
     ("--smtp-ignore-rejected-recipients",): "MP_SMTP_IGNORE_REJECTED_RECIPIENTS",
     ("--smtp-strict-rfc-headers",): "MP_SMTP_STRICT_RFC_HEADERS",
-    ("--ignore-duplicate-ids",): "MP_IGNORE_DUPLICATE_IDS",
     ("--tags-username",): "MP_TAGS_USERNAME",
     ("--tags-disable",): "MP_TAGS_DISABLE",
     ("--tags-title-case",): "MP_TAGS_TITLE_CASE",
@@ -226,7 +226,7 @@ _SWITCHES = frozenset(
         "MP_ALLOW_INTERNAL_HTTP_REQUESTS", "MP_DISABLE_WAL", "MP_DISABLE_VERSION_CHECK",
         "MP_DISABLE_AUTO_VACUUM", "MP_DISABLE_HTTP_COMPRESSION", "MP_SMTP_AUTH_ALLOW_INSECURE",
         "MP_SMTP_DISABLE_RDNS", "MP_BLOCK_REMOTE_CSS_AND_FONTS", "MP_USE_MESSAGE_DATES",
-        "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "MP_SMTP_STRICT_RFC_HEADERS", "MP_IGNORE_DUPLICATE_IDS",
+        "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "MP_SMTP_STRICT_RFC_HEADERS",
         "MP_TAGS_USERNAME", "MP_TAGS_TITLE_CASE",
         "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS",
     }

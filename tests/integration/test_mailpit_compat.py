@@ -218,3 +218,19 @@ def test_inline_smtp_credentials_as_mp_smtp_auth() -> None:
         c.login("app", "s3cret")
         c.sendmail("a@example.org", ["b@example.org"], b"Subject: x\r\n\r\nx\r\n")
         assert Api(s).get("/api/v1/messages").json()["messages"][0]["Username"] == "app"
+
+
+def test_ignore_duplicate_ids_accepts_and_drops_a_repeat() -> None:
+    """--ignore-duplicate-ids (MP_IGNORE_DUPLICATE_IDS): a message whose Message-ID is stored
+    already is answered 250 and not stored again (Mailpit's SMTPIgnored counts it)."""
+    with running_server(ignore_duplicate_ids=True) as s:
+        api = Api(s)
+        for subject in ("first", "again"):
+            smtp_send(
+                s,
+                f"Message-ID: <same@example.org>\r\nSubject: {subject}\r\n\r\nx\r\n".encode(),
+                ["a@example.org"],
+            )
+        smtp_send(s, b"Message-ID: <other@example.org>\r\nSubject: other\r\n\r\nx\r\n", ["a@example.org"])
+        assert [m["Subject"] for m in api.get("/api/v1/messages").json()["messages"]] == ["other", "first"]
+        assert api.get("/api/v1/info").json()["RuntimeStats"]["SMTPIgnored"] == 1

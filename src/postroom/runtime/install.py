@@ -59,6 +59,8 @@ def install(app: App) -> None:
     app.handlers = Handlers(app.smtp_hooks)
     if s.smtp_allowed_recipients:  # Mailpit's --smtp-allowed-recipients, as a recipient handler
         app.handlers.add_rcpt(_allowed_recipients(re.compile(s.smtp_allowed_recipients)))
+    if s.ignore_duplicate_ids:  # Mailpit's --ignore-duplicate-ids, as a message handler
+        app.handlers.add(_drop_duplicates(app))
     urls = [u for u in s.webhook.split(",") if u.strip()] if s.webhook else []
     try:
         webhooks = Webhooks(app, urls, retries=s.webhook_retries)
@@ -95,5 +97,26 @@ def _allowed_recipients(pattern: re.Pattern[str]) -> Callable[[str, Any], Any]:
             return None
         log.info("SMTP recipient %s refused (--smtp-allowed-recipients)", address)
         return NOT_ALLOWED
+
+    return check
+
+
+# Mailpit's answer to a message it ignores as a duplicate: accepted, not stored.
+IGNORED_DUPLICATE = "250 2.0.0 Ok: duplicate Message-ID, ignored"
+
+
+def _drop_duplicates(app: App) -> Callable[[Any], Any]:
+    def check(msg: Any) -> str | None:  # runs in a worker thread (it queries the store)
+        mid = (msg.message_id or "").strip().strip("<>")
+        if not mid:
+            return None
+        quoted = '"' + mid.replace("\\", "\\\\").replace('"', '\\"') + '"'
+        page = app.store.list_messages(query=f"message-id:{quoted}", limit=50)
+        if not any(s.message_id == mid for s in page.messages):
+            return None
+        stats = app.extras.setdefault("runtime_stats", {})
+        stats["SMTPIgnored"] = stats.get("SMTPIgnored", 0) + 1
+        log.info("SMTP message %s ignored: its Message-ID is stored already", mid)
+        return IGNORED_DUPLICATE
 
     return check
