@@ -234,3 +234,4 @@ def test_ignore_duplicate_ids_accepts_and_drops_a_repeat() -> None:
         smtp_send(s, b"Message-ID: <other@example.org>\r\nSubject: other\r\n\r\nx\r\n", ["a@example.org"])
         assert [m["Subject"] for m in api.get("/api/v1/messages").json()["messages"]] == ["other", "first"]
         assert api.get("/api/v1/info").json()["RuntimeStats"]["SMTPIgnored"] == 1
+        assert "\nmailpit_smtp_ignored_total 1\n" in api.get("/metrics").text

@@ -94,7 +94,8 @@ def render(counts: Counter[str], gauges: dict[str, float], smtp: Counter[str], t
         ("mailpit_smtp_accepted_size_bytes_total", "counter", "Total size of accepted SMTP messages in bytes",
          counts["received_bytes"]),
         ("mailpit_smtp_rejected_total", "counter", "Total number of SMTP messages rejected", smtp["rejected"]),
-        ("mailpit_smtp_ignored_total", "counter", "Total number of SMTP messages ignored (duplicates)", 0),
+        ("mailpit_smtp_ignored_total", "counter", "Total number of SMTP messages ignored (duplicates)",
+         smtp["ignored"]),
         ("mailpit_uptime_seconds", "gauge", "Uptime in seconds", gauges["postroom_uptime_seconds"]),
         ("mailpit_memory_usage_bytes", "gauge", "Memory usage in bytes", gauges["postroom_memory_bytes"]),
     )  # fmt: skip
@@ -112,7 +113,8 @@ async def metrics(request: web.Request) -> web.Response:
     app = request.app[APP_KEY]
     store = app.store
     stats = await in_thread(store.stats)
-    smtp: Counter[str] = app.extras.setdefault("smtp_counters", Counter())
+    smtp: Counter[str] = Counter(app.extras.setdefault("smtp_counters", Counter()))
+    smtp["ignored"] = app.extras.get("runtime_stats", {}).get("SMTPIgnored", 0)  # --ignore-duplicate-ids
     gauges = {
         "postroom_messages": float(stats.messages),
         "postroom_messages_unread": float(stats.unread),
