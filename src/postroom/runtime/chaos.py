@@ -280,12 +280,20 @@ class Chaos(SMTPHook):
     ) -> None:
         self._hooks: list[SMTPHook] = hooks if hooks is not None else []
         self.enabled = enabled
-        self._random = random.Random(seed)
+        self._seed = seed
+        self._rng: random.Random | None = None  # made on first draw (seeding costs ~30 us)
         self._lock = threading.Lock()
         self._faults: list[Fault] = []
         self._triggers: dict[str, tuple[int, int]] = {}  # Mailpit name -> (code, percent)
         self._next_id = 1
         self.on_change: Callable[[], None] | None = None
+
+    @property
+    def _random(self) -> random.Random:
+        rng = self._rng
+        if rng is None:
+            rng = self._rng = random.Random(self._seed)
+        return rng
 
     # -- Python API ----------------------------------------------------------------------
 

@@ -50,7 +50,7 @@ from ..events import (
     TagsChanged,
 )
 from ..runtime.models import Message
-from ..store.base import IndexProgress
+from ..store.base import IndexProgress, Summary
 from .reader import MailReader, plural
 
 if TYPE_CHECKING:
@@ -247,9 +247,13 @@ class _Base(MailReader):
 
     # -- MailReader backend -----------------------------------------------------------------
 
-    def _ids(self, mailbox: str | None, query: str | None) -> list[str]:
+    def _listing(self, mailbox: str | None, query: str | None) -> list[Summary]:
+        """Summaries of the matching messages, oldest first."""
         page = self._server.app.store.list_messages(mailbox=mailbox, query=query, limit=_FETCH_LIMIT)
-        return [s.id for s in reversed(page.messages)]
+        return list(reversed(page.messages))
+
+    def _ids(self, mailbox: str | None, query: str | None) -> list[str]:
+        return [s.id for s in self._listing(mailbox, query)]
 
     def _scope_ids(self) -> list[str]:
         """Every message ID in scope (the whole store for a server)."""
@@ -445,15 +449,18 @@ class Server(_Base):
 
     # -- MailReader backend -----------------------------------------------------------------
 
-    def load(self, ids: list[str]) -> list[Message]:
-        """Messages by ID (skipping deleted ones), parsed once and cached."""
+    def load(self, ids: list[str], listed: dict[str, Summary] | None = None) -> list[Message]:
+        """Messages by ID (skipping deleted ones), parsed once and cached; ``listed``: their
+        summaries when a listing gave them already (not read again)."""
         store = self.app.store
         out = []
         for mid in ids:
             with self._cache_lock:
                 msg = self._cache.get(mid)
             if msg is None:
-                summary = store.get_summary(mid)
+                summary = listed.get(mid) if listed is not None else None
+                if summary is None:
+                    summary = store.get_summary(mid)
                 raw = store.get_raw(mid)
                 if summary is None or raw is None:
                     continue
@@ -466,7 +473,8 @@ class Server(_Base):
         return out
 
     def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
-        return self.load(self._ids(mailbox, query))
+        found = self._listing(mailbox, query)
+        return self.load([s.id for s in found], {s.id: s for s in found})
 
     def _delete(self, ids: list[str] | None) -> None:
         self.app.store.delete_messages(ids)
@@ -548,8 +556,8 @@ class MailView(_Base):
             return self._server.load(mine)
         # only what arrived since the view was made: the cost does not grow with the store
         narrowed = f"after:{self._after}" + (f" ({query})" if query else "")
-        wanted = set(self._ids(mailbox, narrowed))
-        return self._server.load([i for i in mine if i in wanted])
+        listed = {s.id: s for s in self._listing(mailbox, narrowed)}
+        return self._server.load([i for i in mine if i in listed], listed)
 
     def _delete(self, ids: list[str] | None) -> None:
         owned = self._owned()
