@@ -38,19 +38,12 @@ import psycopg
 
 from ..events import Event, MessagesIndexed, MessagesPruned, MessageStored
 from .base import (
-    Entry,
     Envelope,
-    FlagMode,
-    FolderInfo,
-    MailboxInfo,
-    MessagePage,
     NotFound,
     StoreClosed,
-    StoreStats,
-    Summary,
-    ThreadPage,
 )
-from .postgres_changes import Changes, Folders, delete_ids, norm, tag_id
+from .composed import Composed
+from .postgres_changes import Changes, Folders, delete_ids, tag_id
 from .postgres_db import ADVISORY_INDEXER, Conn, Db
 from .postgres_events import CHANNEL, StoredRef, decode
 from .postgres_ingest import Ingester
@@ -85,7 +78,7 @@ def _jaddr(items: list[tuple[str, str]]) -> str:
     return json.dumps([[n, a] for n, a in items], ensure_ascii=False)
 
 
-class PostgresStore:
+class PostgresStore(Composed):
     """The :class:`~postroom.store.base.Store` on PostgreSQL (see the module docstring)."""
 
     def __init__(self, url: str, settings: Settings, bus: Bus) -> None:
@@ -97,8 +90,9 @@ class PostgresStore:
         self._stop = threading.Event()
         self._wake = threading.Event()
         self.reader = Reader(self.db)
-        self.changes = Changes(self.db)
-        self.folders_ = Folders(self.db)
+        self.message_changes = Changes(self.db)  # typed as itself: delete_mailbox too
+        self.folder_view = Folders(self.db)  # ... and the IMAP cache
+        super().__init__(self.reader, self.message_changes, self.folder_view)
         self._outbound = PostgresOutbound(self.db)
         self.ingester = Ingester(self.db, settings, self._wake.set)
         self._threads: list[threading.Thread] = []
@@ -313,103 +307,15 @@ class PostgresStore:
             ev = MessageStored(summary, ev.placed)
         self.bus.publish(ev)
 
-    # -- the seam: reads, changes, folders (collaborators) ------------------------------------
-    def list_messages(
-        self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
-    ) -> MessagePage:
-        return self.reader.list_messages(mailbox=mailbox, query=query, start=start, limit=limit)
-
-    def get_summary(self, id: str) -> Summary | None:
-        return self.reader.get_summary(id)
-
-    def get_raw(self, id: str) -> bytes | None:
-        return self.reader.get_raw(id)
-
-    def get_raw_stored(self, id: str) -> bytes | None:
-        return self.reader.get_raw(id)
-
-    def get_envelope(self, id: str) -> Envelope | None:
-        return self.reader.get_envelope(id)
-
-    def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
-        return self.reader.latest_id(mailbox=mailbox, query=query)
-
-    def mailboxes(self) -> list[MailboxInfo]:
-        return self.reader.mailboxes()
-
-    def stats(self) -> StoreStats:
-        return self.reader.stats()
-
-    def tags(self) -> list[str]:
-        return self.reader.tags()
-
-    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
-        return self.reader.list_threads(mailbox=mailbox, start=start, limit=limit)
-
-    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
-        return self.reader.thread_messages(thread_id, limit=limit)
-
+    # -- served by the parts (composed.Composed) but for these ---------------------------------
     def unindexed(self, ids: list[str]) -> list[str]:
         return self.reader.unindexed(ids)
 
-    def set_read(
-        self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
-    ) -> list[str]:
-        return self.changes.set_read(ids, read, mailbox=mailbox, query=query)
-
-    def delete_messages(
-        self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
-    ) -> list[str]:
-        return self.changes.delete_messages(ids, mailbox=mailbox, query=query)
-
     def delete_mailbox(self, mailbox: str) -> list[str]:
-        return self.changes.delete_mailbox(mailbox)
-
-    def set_tags(self, ids: list[str], tags: list[str]) -> None:
-        self.changes.set_tags(ids, tags)
-
-    def rename_tag(self, old: str, new: str) -> None:
-        self.changes.rename_tag(old, new)
-
-    def delete_tag(self, tag: str) -> None:
-        self.changes.delete_tag(tag)
-
-    def folders(self, mailbox: str) -> list[FolderInfo]:
-        return self.folders_.folders(mailbox)
-
-    def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
-        return self.folders_.folder_info(mailbox, norm(folder))
-
-    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo:
-        return self.folders_.create_folder(mailbox, folder, special_use)
-
-    def delete_folder(self, mailbox: str, folder: str) -> None:
-        self.folders_.delete_folder(mailbox, folder)
-
-    def rename_folder(self, mailbox: str, old: str, new: str) -> None:
-        self.folders_.rename_folder(mailbox, old, new)
-
-    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
-        self.folders_.set_subscribed(mailbox, folder, subscribed)
-
-    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
-        return self.folders_.folder_entries(mailbox, folder)
-
-    def update_flags(
-        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
-    ) -> list[Entry]:
-        return self.folders_.update_flags(mailbox, folder, uids, flags, mode)
-
-    def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
-        return self.folders_.expunge(mailbox, folder, uids)
-
-    def copy(
-        self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
-    ) -> tuple[int, list[tuple[int, int]]]:
-        return self.folders_.copy(mailbox, folder, uids, dest, move=move)
+        return self.message_changes.delete_mailbox(mailbox)
 
     def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
-        return self.folders_.imap_cache_get(kind, ids)
+        return self.folder_view.imap_cache_get(kind, ids)
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
-        self.folders_.imap_cache_put(kind, items)
+        self.folder_view.imap_cache_put(kind, items)

@@ -117,6 +117,10 @@ class Reader:
             ).fetchone()
         return unpack(bytes(row[0])) if row else None
 
+    def get_raw_stored(self, id: str) -> bytes | None:
+        """As :meth:`get_raw` (every read sees every commit; there is nothing to wait for)."""
+        return self.get_raw(id)
+
     def get_envelope(self, id: str) -> Envelope | None:
         with self.db.read() as conn:
             row = conn.execute("SELECT envelope FROM message WHERE pid = %s", (id,)).fetchone()

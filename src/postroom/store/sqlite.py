@@ -27,18 +27,11 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Event
 from .base import (
-    Entry,
     Envelope,
-    FlagMode,
-    FolderInfo,
-    MailboxInfo,
-    MessagePage,
     StoreClosed,
     StoreError,
-    StoreStats,
-    Summary,
-    ThreadPage,
 )
+from .composed import Composed
 from .ids import new_id
 from .index_write import TEXT_ONLY, begin_immediate
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
@@ -82,7 +75,7 @@ READ_WAIT_LIMIT = 3.0
 RETRY_INTERVAL = 1.0
 
 
-class SQLiteStore:
+class SQLiteStore(Composed):
     """SQLite implementation of :class:`postroom.store.base.Store`."""
 
     def __init__(self, target: str, settings: Settings, bus: Bus) -> None:
@@ -95,11 +88,11 @@ class SQLiteStore:
             target = os.path.join(self._tmpdir, "store.db")
         self.path = target
         self.db = SQLiteDb(target, settings, bus, throwaway=self._tmpdir is not None)
-        self.reading = Reader(self.db)
-        self.imap_cache = ImapCache(self.db)
         self.writes = Writes(self.db)
-        self.changes = Changes(self.db, self.writes, self.reading)
-        self.folders_ = Folders(self.db, self.writes)
+        reading = Reader(self.db)
+        self.folder_view = Folders(self.db, self.writes)  # typed as itself: delete_mailbox too
+        super().__init__(reading, Changes(self.db, self.writes, reading), self.folder_view)
+        self.imap_cache = ImapCache(self.db)
         self.background = Background(self.db, self.writes, lambda conn, jobs: self._run_batch(conn, jobs))
         self.db.wait_applied = self._wait_applied
         self._owner = StoreLock(target)
@@ -124,105 +117,15 @@ class SQLiteStore:
             self._outbound = SQLiteOutbound(self.db)
         return self._outbound
 
-    # -- reading (sqlite_reading.Reader) -----------------------------------------------------
-    def list_messages(
-        self, *, mailbox: str | None = None, query: str | None = None, start: int = 0, limit: int = 50
-    ) -> MessagePage:
-        return self.reading.list_messages(mailbox=mailbox, query=query, start=start, limit=limit)
-
-    def get_summary(self, id: str) -> Summary | None:
-        return self.reading.get_summary(id)
-
-    def get_raw(self, id: str) -> bytes | None:
-        return self.reading.get_raw(id)
-
-    def get_raw_stored(self, id: str) -> bytes | None:
-        return self.reading.get_raw_stored(id)
-
-    def get_envelope(self, id: str) -> Envelope | None:
-        return self.reading.get_envelope(id)
-
-    def latest_id(self, *, mailbox: str | None = None, query: str | None = None) -> str | None:
-        return self.reading.latest_id(mailbox=mailbox, query=query)
-
-    def mailboxes(self) -> list[MailboxInfo]:
-        return self.reading.mailboxes()
-
-    def stats(self) -> StoreStats:
-        return self.reading.stats()
-
-    def tags(self) -> list[str]:
-        return self.reading.tags()
-
-    def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
-        return self.reading.list_threads(mailbox=mailbox, start=start, limit=limit)
-
-    def thread_messages(self, thread_id: str, *, limit: int = 10_000) -> list[Summary]:
-        return self.reading.thread_messages(thread_id, limit=limit)
-
+    # -- served by the parts themselves (composed.Composed) but for these -------------------------
     def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
         return self.imap_cache.get(kind, ids)
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         self.imap_cache.put(kind, items)
 
-    # -- changes (sqlite_changes.Changes) -----------------------------------------------------
-    def set_read(
-        self, ids: list[str] | None, read: bool, *, mailbox: str | None = None, query: str | None = None
-    ) -> list[str]:
-        return self.changes.set_read(ids, read, mailbox=mailbox, query=query)
-
-    def delete_messages(
-        self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None
-    ) -> list[str]:
-        return self.changes.delete_messages(ids, mailbox=mailbox, query=query)
-
-    def set_tags(self, ids: list[str], tags: list[str]) -> None:
-        self.changes.set_tags(ids, tags)
-
-    def rename_tag(self, old: str, new: str) -> None:
-        self.changes.rename_tag(old, new)
-
-    def delete_tag(self, tag: str) -> None:
-        self.changes.delete_tag(tag)
-
-    # -- folders (sqlite_folders.Folders) -----------------------------------------------------
-    def folders(self, mailbox: str) -> list[FolderInfo]:
-        return self.folders_.folders(mailbox)
-
-    def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
-        return self.folders_.folder_info(mailbox, folder)
-
-    def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo:
-        return self.folders_.create_folder(mailbox, folder, special_use)
-
-    def delete_folder(self, mailbox: str, folder: str) -> None:
-        self.folders_.delete_folder(mailbox, folder)
-
-    def rename_folder(self, mailbox: str, old: str, new: str) -> None:
-        self.folders_.rename_folder(mailbox, old, new)
-
-    def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
-        self.folders_.set_subscribed(mailbox, folder, subscribed)
-
-    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
-        return self.folders_.folder_entries(mailbox, folder)
-
-    def update_flags(
-        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
-    ) -> list[Entry]:
-        return self.folders_.update_flags(mailbox, folder, uids, flags, mode)
-
-    def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
-        return self.folders_.expunge(mailbox, folder, uids)
-
     def delete_mailbox(self, mailbox: str) -> list[str]:
-        return self.folders_.delete_mailbox(mailbox)
-
-    def copy(
-        self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
-    ) -> tuple[int, list[tuple[int, int]]]:
-        return self.folders_.copy(mailbox, folder, uids, dest, move=move)
+        return self.folder_view.delete_mailbox(mailbox)
 
     # -- SMTP workers' journals (sqlite_tails.WorkerJournals) --------------------------------
     def open_worker_journal(self, slot: int) -> JournalTail:
