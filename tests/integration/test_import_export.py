@@ -4,6 +4,7 @@ Maildir (with flags and sub-folders), mbox (mboxrd escaping), .eml directories a
 from __future__ import annotations
 
 import hashlib
+import json
 import mailbox
 import os
 import subprocess
@@ -232,3 +233,44 @@ def test_mailpit_ingest_and_dump_names(tmp_path: Path) -> None:
         assert r.returncode == 0 and b"dumped 0 messages" in r.stdout
         r = run("dump", str(out), "--database", "x.db")
         assert r.returncode == 2 and r.stderr.decode().count("\n") == 1 and b"give --http" in r.stderr
+
+
+def test_api_mbox_download_and_upload(tmp_path: Path) -> None:
+    import io
+    import urllib.error
+    import urllib.request
+
+    from postroom.fetch.archive import iter_mbox
+
+    with running_server(pop3="off", imap="off") as a:
+        _fill_store(a)
+        before = _hashes(a)
+        url = f"{a.http_url}/api/v2/export/mbox?mailbox=bob@example.org"
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert r.headers["Content-Type"] == "application/mbox"
+            assert 'filename="bob@example.org.mbox"' in r.headers["Content-Disposition"]
+            mbox = r.read()
+        with urllib.request.urlopen(f"{a.http_url}/api/v2/export/mbox", timeout=30) as r:
+            everything = r.read()
+    assert len(list(iter_mbox(io.BytesIO(mbox), "x", ""))) == 2  # bob's two of the three
+    assert len(list(iter_mbox(io.BytesIO(everything), "x", ""))) == 3
+    with running_server(pop3="off", imap="off") as b:
+        post = f"{b.http_url}/api/v2/import"
+        # a form-like POST (another site could send it) is refused: the cross-site contract
+        req = urllib.request.Request(
+            post, data=everything, method="POST", headers={"Content-Type": "text/plain"}
+        )
+        with pytest.raises(urllib.error.HTTPError) as refused:
+            urllib.request.urlopen(req, timeout=30)
+        assert refused.value.code == 415
+        req.add_header("X-Postroom-Request", "1")
+        with urllib.request.urlopen(req, timeout=30) as r:
+            answer = json.loads(r.read())
+        assert answer["Imported"] == 3 and answer["Skipped"] == []
+        assert {k.split()[0] for k in _hashes(b)} == {k.split()[0] for k in before}  # the same bytes
+        assert set(_hashes(b)) == set(before)  # in the same mailboxes
+        one = urllib.request.Request(f"{post}?to=qa@example.org", data=msg(9), method="POST",
+                                     headers={"X-Postroom-Request": "1"})  # fmt: skip
+        with urllib.request.urlopen(one, timeout=30) as r:
+            assert json.loads(r.read())["Imported"] == 1
+        assert subjects(b, "qa@example.org") == ["message 9"]

@@ -42,7 +42,9 @@ __all__ = [
     "MboxWriter",
     "Writer",
     "ZipWriter",
+    "iter_mbox",
     "iter_path",
+    "mbox_entry",
     "open_writer",
 ]
 
@@ -289,6 +291,22 @@ class MaildirWriter(Writer):
             os.utime(final, (received, received))
 
 
+def mbox_entry(data: bytes, received: float) -> bytes:
+    """One message as an mboxrd entry: its ``From `` line, its lines with LF ends and
+    ``From ``/``>From `` escaped with one more ``>``, and the empty line that ends it."""
+    when = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(received or time.time()))
+    out = io.BytesIO()
+    out.write(f"From MAILER-DAEMON {when}\n".encode())
+    for line in data.replace(b"\r\n", b"\n").splitlines(keepends=True):
+        if line.startswith(b"From ") or _ESCAPED_FROM.match(line):
+            out.write(b">")
+        out.write(line)
+    if not data.endswith(b"\n"):
+        out.write(b"\n")
+    out.write(b"\n")
+    return out.getvalue()
+
+
 class MboxWriter(Writer):
     """An mboxrd file (appended to when it exists)."""
 
@@ -297,18 +315,7 @@ class MboxWriter(Writer):
 
     def add(self, data: bytes, flags: frozenset[str], received: float, name_hint: str) -> None:
         self.count += 1
-        when = time.strftime("%a %b %d %H:%M:%S %Y", time.gmtime(received or time.time()))
-        self.f.write(f"From MAILER-DAEMON {when}\n".encode())
-        body = data.replace(b"\r\n", b"\n")
-        out = io.BytesIO()
-        for line in body.splitlines(keepends=True):
-            if line.startswith(b"From ") or _ESCAPED_FROM.match(line):
-                out.write(b">")
-            out.write(line)
-        text = out.getvalue()
-        if not text.endswith(b"\n"):
-            text += b"\n"
-        self.f.write(text + b"\n")
+        self.f.write(mbox_entry(data, received))
 
     def close(self) -> None:
         self.f.close()
