@@ -46,7 +46,8 @@ PG_SUITES := tests/integration/test_api_v1.py tests/integration/test_api_v2.py \
 	tests/integration/test_testing_server.py tests/integration/test_testing_plugin.py \
 	tests/integration/test_testing_webhooks.py tests/integration/test_testing_handlers.py \
 	tests/integration/test_testing_chaos.py tests/integration/test_testing_shared.py \
-	tests/integration/test_testing_cli.py
+	tests/integration/test_testing_cli.py tests/integration/test_mailpit_compat.py \
+	tests/integration/test_metrics.py
 pytest-postgres: $(TSTAMP) system-deps
 	POSTROOM_TEST_DB=postgresql $(BIN)/python -m pytest -n 2 --dist loadfile $(PG_SUITES) $(ARGS)
 
