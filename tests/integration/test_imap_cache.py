@@ -272,3 +272,22 @@ def test_sessions_bring_their_clients_up_to_date_from_one_listing_per_change(tmp
         snaps.on_event(FolderChanged("bob@example.org", "INBOX", "flags"))
         assert snaps.current("bob@example.org", "INBOX").uids == [1, 2, 3]
         assert snaps.peek_current("bob@example.org", "INBOX") is None  # not kept
+
+
+def test_search_goes_through_the_folder_a_chunk_at_a_time(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SEARCH loads message text and header data one chunk at a time (its memory is one
+    chunk's, whatever the folder's size): results do not depend on where chunks end."""
+    import postroom.servers.imap.selected as selected
+
+    monkeypatch.setattr(selected, "SEARCH_CHUNK", 2)
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        for i in range(7):
+            deliver(s, msg(f"c{i}", "the okapi" if i % 3 == 0 else "nothing here"))
+        with login(s) as w:
+            w.ok("SELECT INBOX")
+            assert w.ok('SEARCH TEXT "okapi"')[0] == b"* SEARCH 1 4 7\r\n"
+            assert w.ok('SEARCH BODY "nothing" SUBJECT "c"')[0] == b"* SEARCH 2 3 5 6\r\n"
+            assert w.ok('SEARCH OR SUBJECT "c1" BODY "okapi"')[0] == b"* SEARCH 1 2 4 7\r\n"
+            assert w.ok('SORT (REVERSE SUBJECT) UTF-8 TEXT "okapi"')[0] == b"* SORT 7 4 1\r\n"

@@ -386,6 +386,12 @@ class MessageView:
         self._d: Derived | None = None
         self._t: Text | None = None
 
+    def release(self) -> None:
+        """Let go of the derived data and text loaded for this message (they are read
+        again, from the caches, if asked for)."""
+        self._d = None
+        self._t = None
+
     def _derived(self) -> Derived | None:
         if self._d is None:
             self._d = self._cache.derived(self.entry.id)

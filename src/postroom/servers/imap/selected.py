@@ -57,6 +57,9 @@ INLINE_PARSE_MAX = 64 * 1024
 # back ~170 us on a 2-core machine (measured: 200 single-message UID FETCH BODY.PEEK[]
 # after a restart, 65 ms through a thread, 30 ms inline).
 INLINE_READ_MAX = 256 * 1024
+# Messages whose data one SEARCH holds at once (our choice: ~1,000 messages of text is a
+# few MB; fewer chunks cost one more batch read of the store each).
+SEARCH_CHUNK = 1000
 _NEEDS_PART = frozenset({"RFC822.HEADER", "RFC822.TEXT"})
 _NEEDS_DERIVED = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
 _WHOLE = Section()
@@ -427,9 +430,20 @@ class SelectedCommands(SessionBase):
         result's header fields are loaded too (SORT and THREAD read them)."""
         views = self._views(sel)
         ctx = Context(sel.tracker.exists, sel.tracker.largest_uid, self.saved)
-        if needs_message(key):
-            prefetch(self.cache, views, headers=uses_headers(key), text=uses_text(key))
-        found = [v for v in views if matches(key, v, ctx)]
+        if not needs_message(key):
+            found = [v for v in views if matches(key, v, ctx)]
+        else:
+            # a chunk at a time, each chunk's text and header data let go once matched: the
+            # memory of a SEARCH TEXT stays that of one chunk, whatever the folder's size
+            # (the text cache keeps what fits under its own bound)
+            with_headers, with_text = uses_headers(key), uses_text(key)
+            found = []
+            for start in range(0, len(views), SEARCH_CHUNK):
+                chunk = views[start : start + SEARCH_CHUNK]
+                prefetch(self.cache, chunk, headers=with_headers, text=with_text)
+                found += [v for v in chunk if matches(key, v, ctx)]
+                for v in chunk:
+                    v.release()
         if headers:
             prefetch(self.cache, found, headers=True, text=False)
         return found
