@@ -30,8 +30,10 @@ def parse(text: str) -> dict[str, float]:
             continue
         if line.startswith("# TYPE "):
             _, _, name, kind = line.split(" ")
-            assert kind in ("counter", "gauge") and name not in typed, line
+            assert kind in ("counter", "gauge", "histogram") and name not in typed, line
             typed.add(name)
+            if kind == "histogram":
+                typed |= {name + "_bucket", name + "_sum", name + "_count"}
             continue
         m = SAMPLE.match(line)
         assert m, f"not a sample line: {line!r}"
@@ -64,3 +66,13 @@ def test_metrics_count_what_happened() -> None:
     assert m['postroom_outbound_attempts_total{outcome="bounced"}'] == 0
     assert m["mailpit_messages"] == 1 and m["mailpit_smtp_rejected_total"] == 1
     assert m["postroom_memory_bytes"] > 0 and "postroom_smtp_sessions" in m
+    # histograms: the one stored message's size, and HTTP answers (the refused scrape among them)
+    assert (
+        m["postroom_message_size_bytes_count"] == 1
+        and m['postroom_message_size_bytes_bucket{le="+Inf"}'] == 1
+    )
+    assert m['postroom_message_size_bytes_bucket{le="1000"}'] == 1  # a small message
+    assert (
+        m['postroom_http_requests_total{code="4xx"}'] >= 1
+        and m["postroom_http_request_duration_seconds_count"] >= 1
+    )

@@ -127,7 +127,12 @@ def create_app(app: App) -> web.Application:
         bind_host,
         body_timeout=s.http_body_timeout,
     )
-    middlewares: list[Any] = [_errors, _security_headers, security_middleware(policy, prefix + "api/")]
+    middlewares: list[Any] = [
+        metrics.middleware,
+        _errors,
+        _security_headers,
+        security_middleware(policy, prefix + "api/"),
+    ]
     middlewares += _auth_middlewares(app, prefix)
     middlewares.append(body_deadline_middleware(policy.body_timeout))  # after auth
     wapp = web.Application(middlewares=middlewares, client_max_size=MAX_BODY)

@@ -24,7 +24,7 @@ from aiohttp import web
 from ..events import DeliveryAttempted, Event, MessagesDeleted, MessagesPruned, MessageStored
 from .common import APP_KEY, in_thread
 
-__all__ = ["METRICS_KEY", "Metrics", "add_routes", "render"]
+__all__ = ["METRICS_KEY", "Histogram", "Metrics", "add_routes", "middleware", "render"]
 
 # Prometheus' text format (https://prometheus.io/docs/instrumenting/exposition_formats/).
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
@@ -34,16 +34,54 @@ OUTCOMES = {"sent": "delivered", "retry": "deferred", "failed": "bounced", "supp
 METRICS_KEY: web.AppKey[Metrics] = web.AppKey("postroom_metrics")
 
 
+# Histogram buckets (upper bounds): message sizes in bytes, HTTP answer times in seconds.
+SIZE_BUCKETS = (1_000, 10_000, 100_000, 1_000_000, 10_000_000, 50_000_000)
+SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 10.0)
+
+
+class Histogram:
+    """Prometheus' cumulative histogram: observations per upper bound, their sum and count."""
+
+    def __init__(self, bounds: tuple[float, ...]) -> None:
+        self.bounds = bounds
+        self.buckets = [0] * len(bounds)
+        self.sum = 0.0
+        self.count = 0
+
+    def observe(self, value: float) -> None:
+        self.sum += value
+        self.count += 1
+        for i, bound in enumerate(self.bounds):
+            if value <= bound:
+                self.buckets[i] += 1
+                break
+
+    def render(self, out: list[str], name: str, help_: str) -> None:
+        out.append(f"# HELP {name} {help_}")
+        out.append(f"# TYPE {name} histogram")
+        total = 0
+        for bound, n in zip(self.bounds, self.buckets, strict=True):
+            total += n
+            out.append(f'{name}_bucket{{le="{bound:g}"}} {total}')
+        out.append(f'{name}_bucket{{le="+Inf"}} {self.count}')
+        out.append(f"{name}_sum {self.sum:.6g}")
+        out.append(f"{name}_count {self.count}")
+
+
 class Metrics:
-    """Counters fed by the bus (on the loop's thread: no lock needed)."""
+    """Counters and histograms fed by the bus and the HTTP middleware (both on the loop's
+    thread: no lock needed)."""
 
     def __init__(self) -> None:
         self.counts: Counter[str] = Counter()
+        self.sizes = Histogram(SIZE_BUCKETS)
+        self.http_seconds = Histogram(SECONDS_BUCKETS)
 
     def on_event(self, ev: Event) -> None:
         if isinstance(ev, MessageStored):
             self.counts["received"] += 1
             self.counts["received_bytes"] += ev.summary.size
+            self.sizes.observe(ev.summary.size)
         elif isinstance(ev, MessagesDeleted | MessagesPruned):
             self.counts["deleted"] += len(ev.ids)
         elif isinstance(ev, DeliveryAttempted):
@@ -58,9 +96,21 @@ def _line(out: list[str], name: str, kind: str, help_: str, value: float, labels
     out.append(f"{name}{labels} {text}")
 
 
-def render(counts: Counter[str], gauges: dict[str, float], smtp: Counter[str], tags: dict[str, int]) -> str:
+def render(
+    counts: Counter[str],
+    gauges: dict[str, float],
+    smtp: Counter[str],
+    tags: dict[str, int],
+    m: Metrics | None = None,
+) -> str:
     """The exposition text of the given figures (one HELP and TYPE line per metric)."""
     out: list[str] = []
+    if m is not None:
+        m.sizes.render(out, "postroom_message_size_bytes", "sizes of the messages stored")
+        m.http_seconds.render(out, "postroom_http_request_duration_seconds", "time to answer HTTP requests")
+        for code in ("2xx", "3xx", "4xx", "5xx"):
+            _line(out, "postroom_http_requests_total", "counter", "HTTP requests answered, by status class",
+                  counts["http_" + code], f'{{code="{code}"}}')  # fmt: skip
     counters: list[tuple[str, str, int]] = [
         ("postroom_messages_received_total", "messages stored (SMTP, send API, import)", counts["received"]),
         ("postroom_messages_received_bytes_total", "bytes of the messages stored", counts["received_bytes"]),
@@ -123,7 +173,8 @@ async def metrics(request: web.Request) -> web.Response:
         "postroom_uptime_seconds": float(int(time.time() - app.extras.get("started_at", time.time()))),
         "postroom_memory_bytes": float(memory_bytes()),
     }
-    text = render(request.app[METRICS_KEY].counts, gauges, smtp, await tag_counts(store))
+    m = request.app[METRICS_KEY]
+    text = render(m.counts, gauges, smtp, await tag_counts(store), m)
     return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
 
 
@@ -133,3 +184,24 @@ def add_routes(wapp: web.Application, prefix: str) -> Callable[[], Any]:
     wapp[METRICS_KEY] = m
     wapp.router.add_get(prefix + "metrics", metrics)
     return wapp[APP_KEY].bus.subscribe(m.on_event)
+
+
+@web.middleware
+async def middleware(request: web.Request, handler: Any) -> web.StreamResponse:
+    """Count each HTTP answer by status class and time it (the WebSocket's whole life is
+    not an answer time: its upgrade is counted, not timed)."""
+    m = request.app.get(METRICS_KEY)
+    started = time.perf_counter()
+    status = 500
+    try:
+        response: web.StreamResponse = await handler(request)
+        status = response.status
+        return response
+    except web.HTTPException as e:
+        status = e.status
+        raise
+    finally:
+        if m is not None:
+            m.counts[f"http_{min(status // 100, 5)}xx"] += 1
+            if status != 101:
+                m.http_seconds.observe(time.perf_counter() - started)
