@@ -48,6 +48,7 @@ from .sqlite_schema import apply_migrations, schema_template
 from .sqlite_search import register_functions
 from .sqlite_tails import TAIL_BYTES, WorkerJournals
 from .sqlite_writes import Writes
+from .writer_pool import run_writer
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -97,6 +98,7 @@ class SQLiteStore(Composed):
         self.db.wait_applied = self._wait_applied
         self._owner = StoreLock(target)
         self._writer: threading.Thread | None = None
+        self._writer_done: threading.Event | None = None  # set when a pooled writer's loop ended
         # writes are failing (disk full...): journaled mail waits in _retry, new mail is refused
         self._degraded = False
         self._retry: list[_Ingest] = []
@@ -186,10 +188,13 @@ class SQLiteStore(Composed):
             conn.close()
             self._owner.release()
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {e}") from None
-        self._writer = threading.Thread(
-            target=self._write_loop, args=(conn,), name="postroom-writer", daemon=True
-        )
-        self._writer.start()
+        if self._tmpdir:  # a test's store: its writer thread is kept for the next (writer_pool.py)
+            self._writer, self._writer_done = run_writer(lambda: self._write_loop(conn))
+        else:
+            self._writer = threading.Thread(
+                target=self._write_loop, args=(conn,), name="postroom-writer", daemon=True
+            )
+            self._writer.start()
         self.background.start_indexer()
         if not self._tmpdir:  # a throwaway store's starts with its 1,000th message (write loop)
             self.background.start_checkpointer()
@@ -202,7 +207,10 @@ class SQLiteStore(Composed):
             if self.workers.tails:
                 self.db.queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
             self.db.queue.put(_STOP)
-            self._writer.join(30)
+            if self._writer_done is not None:
+                self._writer_done.wait(30)
+            else:
+                self._writer.join(30)
         for tail in self.workers.tails:
             done = not self._degraded and tail.applied >= tail.mark()
             tail.close()
