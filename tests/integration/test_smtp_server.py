@@ -410,3 +410,23 @@ def test_missing_message_id_is_generated_and_a_return_path_kept() -> None:
         assert raw is not None and f"\r\nMessage-ID: <{no_id.message_id}>\r\n".encode() in raw
         kept = s.app.store.get_raw(by_subject["rp"].id)
         assert kept is not None and kept.count(b"Return-Path:") == 1 and b"<bounce@example.org>" in kept
+
+
+def test_envelope_only_recipients_are_named_in_a_bcc_header() -> None:
+    """As Mailpit's store: recipients the To/Cc headers do not name get a Bcc header; a
+    message that has a Bcc header, or names everyone, gets none."""
+    with smtp_server() as s, smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as client:
+        head = "To: Bob <Bob@example.org>,\r\n carol@example.org\r\nSubject: {}\r\n"
+        client.sendmail("a@example.org", ["bob@example.org", "carol@example.org", "hidden@example.net"],
+                        (head.format("hidden") + "\r\nx\r\n").encode())  # fmt: skip
+        client.sendmail(
+            "a@example.org",
+            ["bob@example.org", "carol@example.org"],
+            (head.format("all") + "\r\nx\r\n").encode(),
+        )
+        client.sendmail(
+            "a@example.org", ["x@example.net"], b"Bcc: x@example.net\r\nSubject: own\r\n\r\nx\r\n"
+        )
+        raws = {m.subject: s.app.store.get_raw(m.id) or b"" for m in s.app.store.list_messages().messages}
+        assert b"\r\nBcc: hidden@example.net\r\n" in raws["hidden"]
+        assert b"Bcc:" not in raws["all"] and raws["own"].count(b"Bcc:") == 1

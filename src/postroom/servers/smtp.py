@@ -26,12 +26,14 @@ import asyncio
 import itertools
 import logging
 import os
+import re
 import socket
 import ssl
 import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
+from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..authlimit import FAILURES_PER_CONNECTION, AuthLimiter, client_address
@@ -346,6 +348,22 @@ class SMTPListener:
             await self.server.wait_closed()
 
 
+# Where a header field starts: a line break not followed by folding whitespace.
+_FIELD_START = re.compile(rb"\r\n(?![ \t])")
+
+
+def _unnamed_recipients(head: bytes, rcpt_to: tuple[str, ...]) -> list[str]:
+    """Those of ``rcpt_to`` that no To, Cc or Bcc field of ``head`` (the lowercased header
+    block, after a leading CRLF) names."""
+    named: set[str] = set()
+    for line in _FIELD_START.split(head):
+        name, sep, value = line.partition(b":")
+        if sep and name.strip() in (b"to", b"cc", b"bcc"):
+            text = value.decode("utf-8", "replace").replace("\r\n", " ")
+            named.update(addr for _, addr in getaddresses([text]) if addr)
+    return [r for r in dict.fromkeys(rcpt_to) if r.lower() not in named]
+
+
 _ids = itertools.count(1)
 _ID_PREFIX = os.urandom(3).hex().upper()
 _date_cache: list[Any] = [0, ""]
@@ -605,6 +623,10 @@ class SMTPSession(asyncio.Protocol):
         out += self._received(ev, conn, trace_id, now)
         if b"\r\nmessage-id:" not in head:
             out += f"Message-ID: <{trace_id}.{int(now)}@{self.listener.config.hostname}>\r\n".encode()
+        if b"\r\nbcc:" not in head and (hidden := _unnamed_recipients(head, ev.rcpt_to)):
+            # as Mailpit: the envelope recipients the headers do not name (a Bcc that the
+            # sender's client stripped) are listed, so that the message shows them
+            out += b"Bcc: " + ", ".join(hidden).encode("utf-8", "replace") + b"\r\n"
         return out
 
     async def _deliver(self, ev: MessageReceived) -> Reply:
