@@ -33,7 +33,6 @@ import time
 from collections import Counter
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass, field
-from email.utils import getaddresses
 from typing import TYPE_CHECKING, Any, Protocol, cast
 
 from ..authlimit import FAILURES_PER_CONNECTION, AuthLimiter, client_address
@@ -354,14 +353,38 @@ _FIELD_START = re.compile(rb"\r\n(?![ \t])")
 
 def _unnamed_recipients(head: bytes, rcpt_to: tuple[str, ...]) -> list[str]:
     """Those of ``rcpt_to`` that no To, Cc or Bcc field of ``head`` (the lowercased header
-    block, after a leading CRLF) names."""
-    named: set[str] = set()
-    for line in _FIELD_START.split(head):
-        name, sep, value = line.partition(b":")
-        if sep and name.strip() in (b"to", b"cc", b"bcc"):
-            text = value.decode("utf-8", "replace").replace("\r\n", " ")
-            named.update(addr for _, addr in getaddresses([text]) if addr)
-    return [r for r in dict.fromkeys(rcpt_to) if r.lower() not in named]
+    block, after a leading CRLF) names.
+
+    On the SMTP path, so no address parser (``getaddresses`` cost ~150 us a message): an
+    address counts as named when it appears in those fields as a whole address (not the
+    tail of a longer one).
+    """
+    fields = b"\n".join(
+        value
+        for name, sep, value in (line.partition(b":") for line in _FIELD_START.split(head))
+        if sep and name.strip() in (b"to", b"cc", b"bcc")
+    )
+    unnamed = []
+    for rcpt in dict.fromkeys(rcpt_to):
+        addr = rcpt.lower().encode("utf-8", "replace")
+        at = fields.find(addr)
+        while at >= 0 and not _whole(fields, at, at + len(addr)):
+            at = fields.find(addr, at + 1)
+        if at < 0:
+            unnamed.append(rcpt)
+    return unnamed
+
+
+# What may stand around an address in a To/Cc field (besides its start and end): angle
+# brackets, spaces, commas, a group's colon and semicolon, quotes, line breaks, comments.
+_ADDRESS_BEFORE = frozenset((b"<", b" ", b"\t", b",", b":", b'"', b"\n", b"\r", b"("))
+_ADDRESS_AFTER = frozenset((b">", b" ", b"\t", b",", b";", b'"', b"\n", b"\r", b")"))
+
+
+def _whole(text: bytes, start: int, end: int) -> bool:
+    return (start == 0 or text[start - 1 : start] in _ADDRESS_BEFORE) and (
+        end == len(text) or text[end : end + 1] in _ADDRESS_AFTER
+    )
 
 
 _ids = itertools.count(1)
