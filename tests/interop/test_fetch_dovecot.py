@@ -4,6 +4,7 @@ incremental, idempotent, flags mirrored, one-line errors."""
 from __future__ import annotations
 
 import imaplib
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,16 @@ from tests.helpers import running_dovecot, running_server
 
 pytestmark = pytest.mark.interop
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
+
+
+def account(name: str, port: int, user: str, password_env: str, **extra: object) -> str:
+    """A ``[fetch.accounts.NAME]`` table for the test Dovecot on ``port`` (plain text);
+    ``extra`` adds keys (``protocol="pop3"``, ``delete=True``, ``folders=[...]``...)."""
+    lines = [f"[fetch.accounts.{name}]", 'host = "127.0.0.1"', f"port = {port}", 'tls = "none"',
+             f'user = "{user}"', f'password_env = "{password_env}"']  # fmt: skip
+    for key, value in extra.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n\n"
 
 
 def remote(port: int, user: str) -> imaplib.IMAP4:
@@ -67,25 +78,11 @@ def test_fetch_imap_and_pop3_from_dovecot(tmp_path: Path) -> None:
         put(b, "INBOX", "pop two")
         b.logout()
         config = tmp_path / "postroom.toml"
-        config.write_text(f"""
-[fetch.accounts.alice]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "alice@example.org"
-password_env = "ALICE_PW"
-folders = ["INBOX", "\\\\Sent"]
-
-[fetch.accounts.bob]
-protocol = "pop3"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-user = "bob@example.org"
-password_file = "{tmp_path / "bob-pw"}"
-mailbox = "bob-copy@example.org"
-delete = true
-""")
+        config.write_text(
+            account("alice", imap_port, "alice@example.org", "ALICE_PW", folders=["INBOX", "\\Sent"])
+            + account("bob", pop3_port, "bob@example.org", "", protocol="pop3",
+                      password_file=str(tmp_path / "bob-pw"), mailbox="bob-copy@example.org", delete=True)
+        )  # fmt: skip
         (tmp_path / "bob-pw").write_text("secret\n")
         args = [
             "fetch",
@@ -158,15 +155,7 @@ def test_flags_both_ways(tmp_path: Path) -> None:
         for subject in ("one", "two", "three"):
             put(a, "INBOX", subject)
         config = tmp_path / "postroom.toml"
-        config.write_text(f"""
-[fetch.accounts.alice]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "alice@example.org"
-password_env = "ALICE_PW"
-flags = "both"
-""")
+        config.write_text(account("alice", imap_port, "alice@example.org", "ALICE_PW", flags="both"))
         args = ["fetch", "alice", "--config", str(config), "--into", f"127.0.0.1:{local}",
                 "--state", str(tmp_path / "state.sqlite")]  # fmt: skip
         env = {"ALICE_PW": "secret"}
