@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -109,3 +110,39 @@ def test_write_behind_outlives_a_closed_store(store: SQLiteStore) -> None:
 def test_unknown_kind(store: SQLiteStore) -> None:
     with pytest.raises(ValueError):
         store.imap_cache_get("thumbnail", ["x"])
+
+
+MULTIPART = (
+    b"From: a@x\r\nTo: b@y\r\nSubject: parts\r\nDate: Thu, 04 Jan 2024 09:00:00 +0000\r\n"
+    b"MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=zz\r\n\r\n"
+    b"--zz\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nhello\r\n"
+    b"--zz\r\nContent-Type: message/rfc822\r\n\r\nFrom: c@z\r\nSubject: inner\r\n\r\ninner body\r\n"
+    b"--zz--\r\n"
+)
+
+
+@pytest.mark.parametrize("mode", ["process", "thread"])
+def test_the_indexer_stores_what_imap_derives(tmp_path: Path, mode: str) -> None:
+    """Once a message is indexed, the indexer stores its meta and head blobs, byte for byte
+    what the IMAP server would derive itself; they go with the message."""
+    settings = Settings(db=str(tmp_path / "s.db"), indexer=mode)
+    settings.validate()
+    st = SQLiteStore(str(tmp_path / "s.db"), settings, Bus())
+    st.start()
+    try:
+        ids = [asyncio.run(st.deliver(Envelope("a@x", ("b@y",)), raw)) for raw in (RAW, MULTIPART)]
+        assert st.wait_indexed(30)
+        deadline = time.monotonic() + 30  # the IMAP data follows the text index
+        while len(metas := st.imap_cache_get("meta", ids)) < len(ids) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        heads = st.imap_cache_get("head", ids)
+        for id, raw in zip(ids, (RAW, MULTIPART), strict=True):
+            d = derive(mime.parse(raw))
+            assert d.headers is not None
+            assert metas[id] == d.blob
+            assert heads[id] == dump_head(d.headers)
+        st.delete_messages([ids[0]])
+        assert st.imap_cache_get("meta", ids).keys() == {ids[1]}
+        assert st.imap_cache_get("head", ids).keys() == {ids[1]}
+    finally:
+        st.close()

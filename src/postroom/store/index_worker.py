@@ -65,6 +65,7 @@ from .index_write import (
     begin_immediate,
     defer_fts_merges,
     merge_fts,
+    store_imap_rows,
     store_rows,
     write_header_rows,
     write_index,
@@ -219,8 +220,9 @@ def _on_alarm(signum: int, frame: object) -> None:
     raise _Overrun
 
 
-def extract_bounded(extract: Callable[[bytes], Any], raw: bytes) -> Any:
-    """``extract(raw)`` within the process's time budget; the raw text's index data past it.
+def extract_bounded(extract: Callable[[bytes], Any], raw: bytes, fallback: bool = True) -> Any:
+    """``extract(raw)`` within the process's time budget; the raw text's index data past it
+    (without ``fallback``: :class:`_Overrun` is raised).
 
     The budget is a SIGALRM timer, so it applies only in the indexer process (main()
     installs the handler); elsewhere (``--indexer thread``, tests) this is ``extract``.
@@ -234,12 +236,37 @@ def extract_bounded(extract: Callable[[bytes], Any], raw: bytes) -> Any:
         finally:  # (a one-shot timer: if it fires in here, it is spent)
             signal.setitimer(signal.ITIMER_REAL, 0)
     except _Overrun:
+        if not fallback:
+            raise
         from .indexer import extract_raw
 
         log.warning(
             "a message of %d bytes took over %g s to parse: indexed from its raw text", len(raw), _budget
         )
         return extract_raw(raw, f"time budget exceeded ({_budget:g} s)")
+
+
+def imap_blobs(raw: bytes) -> tuple[bytes, bytes] | None:
+    """The IMAP server's ``meta`` and ``head`` blobs of a message (ENVELOPE, BODYSTRUCTURE,
+    BODY, sent date, and the header fields SEARCH, SORT and THREAD read; the format is
+    ``servers.imap.persist``'s). None when that fails or overruns the parse budget: the IMAP
+    server then derives them on demand, as it does for a message not indexed yet."""
+    try:
+        from ..servers.imap.messages import index_blobs
+    except ImportError:
+        return None
+    try:
+        return extract_bounded(index_blobs, raw, fallback=False)  # type: ignore[no-any-return]
+    except _Overrun:
+        log.warning("a message of %d bytes took over %g s to derive its IMAP data", len(raw), _budget)
+    except Exception:
+        log.debug("IMAP data of a message not derived", exc_info=True)
+    return None
+
+
+# What imap_batch() returns: (message id, (meta, head) or None when it could not be derived).
+ImapRow = tuple[int, tuple[bytes, bytes] | None]
+IMAP_BATCH = 100  # messages per IMAP batch (a transaction of its own; ~40 ms of parsing)
 
 
 def _parse_one(extract: Callable[[bytes], Any], row: Any) -> Any:
@@ -389,6 +416,7 @@ class Indexer:
         self.after = 0
         self.threads: ConversationIndex | None = None
         self._check_at = COMPACT_SLACK  # index size at which idle() next looks at the store
+        self.imap_after = 0  # imap_batch() has seen the messages up to this id
 
     def start(self) -> list[Row]:
         """Build the conversation index from the stored messages; returns the rows to fix."""
@@ -422,6 +450,30 @@ class Indexer:
         if batch.rows:
             self.after = batch.rows[-1][0]
         return batch
+
+    def imap_batch(self) -> list[ImapRow]:
+        """The IMAP server's data (:func:`imap_blobs`) of the next indexed messages that have
+        none stored yet, in id order; empty when there are none.
+
+        Called once the text index has caught up, so that a burst is searchable as soon as
+        before (parsing for IMAP costs about as much again as for the index); the first
+        FETCH ENVELOPE/BODYSTRUCTURE or SORT after that reads the rows instead of parsing.
+        A message still waiting for the indexer ends the batch (it comes next time)."""
+        out: list[ImapRow] = []
+        total = 0
+        rows = self.conn.execute(
+            "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id "
+            "WHERE m.id > ? AND m.id < (SELECT coalesce(min(id), 1 << 62) FROM message WHERE indexed = 0) "
+            "AND NOT EXISTS (SELECT 1 FROM imap_meta c WHERE c.id = m.id) ORDER BY m.id LIMIT ?",
+            (self.imap_after, IMAP_BATCH),
+        )
+        for mid, data in rows:
+            self.imap_after = mid
+            out.append((mid, imap_blobs(unpack(data))))
+            total += len(data)
+            if total >= BATCH_BYTES:
+                break
+        return out
 
     def mail_arriving(self) -> bool:
         """True during a burst of SMTP: the newest message is less than QUIET_AFTER seconds
@@ -594,7 +646,11 @@ def _serve(
             last = time.monotonic()
             rows = indexer.next_batch()
             if not rows:
-                burst = 0.0  # caught up: a burst seen from now on is a new one
+                # caught up: the IMAP data of what is indexed, a batch at a time (new mail first)
+                if imap := indexer.imap_batch():
+                    store_imap_rows(wconn, imap)
+                    continue
+                burst = 0.0  # a burst seen from now on is a new one
                 break
             if not store_rows(wconn, out, rows, rules, WRITE_CHUNK if burst else QUIET_CHUNK):
                 return 0

@@ -16,14 +16,17 @@ import time
 from typing import IO, Any
 
 __all__ = [
+    "IMAP_GC_TRIGGER",
     "TEXT_ONLY",
     "WRITE_CHUNK",
     "Row",
     "begin_immediate",
     "defer_fts_merges",
     "merge_fts",
+    "store_imap_rows",
     "store_rows",
     "write_header_rows",
+    "write_imap_rows",
     "write_index",
 ]
 
@@ -93,6 +96,45 @@ def write_header_rows(conn: sqlite3.Connection, mid: int, fields: list[tuple[str
         "INSERT OR IGNORE INTO header_field(name, message, seq, value) VALUES (?, ?, ?, ?)",
         [(name, mid, seq, value) for name, seq, value in fields],
     )
+
+
+# Deletes a message's IMAP cache rows with it (sqlite_imapcache.py): created with the first
+# row stored, by the indexer or the IMAP server (IF NOT EXISTS: a no-op after that).
+IMAP_GC_TRIGGER = (
+    "CREATE TRIGGER IF NOT EXISTS imap_cache_gc AFTER DELETE ON message BEGIN "
+    "DELETE FROM imap_meta WHERE id = old.id; DELETE FROM imap_head WHERE id = old.id; "
+    "DELETE FROM imap_text WHERE id = old.id; END"
+)
+
+
+def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, tuple[bytes, bytes] | None]]) -> None:
+    """The IMAP server's ``meta`` and ``head`` cache rows derived by the indexer
+    (``index_worker.Indexer.imap_batch``; the format is ``servers.imap.persist``'s), inside
+    the caller's transaction. A message deleted meanwhile gets none; one whose data could
+    not be derived neither (the IMAP server derives it on demand)."""
+    items = [(mid, blobs) for mid, blobs in rows if blobs is not None]
+    if not items:
+        return
+    conn.execute(IMAP_GC_TRIGGER)
+    conn.executemany(
+        "INSERT OR REPLACE INTO imap_meta(id, data) SELECT id, ? FROM message WHERE id = ?",
+        [(meta, mid) for mid, (meta, _) in items],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO imap_head(id, data) SELECT id, ? FROM message WHERE id = ?",
+        [(head, mid) for mid, (_, head) in items],
+    )
+
+
+def store_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, tuple[bytes, bytes] | None]]) -> None:
+    """:func:`write_imap_rows` in a transaction of its own (the worker process)."""
+    begin_immediate(conn)
+    try:
+        write_imap_rows(conn, rows)
+        conn.execute("COMMIT")
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
 
 
 def _add_tag(conn: sqlite3.Connection, mid: int, name: str) -> None:

@@ -240,6 +240,12 @@ class Background:
 
         return fn
 
+    def _imap_job(self, rows: list[Any]) -> Callable[[sqlite3.Connection], None]:
+        """A writer job storing the IMAP data the indexer derived (index_write.write_imap_rows)."""
+        from .index_write import write_imap_rows
+
+        return lambda conn: write_imap_rows(conn, rows)
+
     def write_index(self, rows: list[Any]) -> None:
         """Hand parsed results to the writer (its next group commit); announce them after."""
         self.db.write(self._index_job(rows))
@@ -273,6 +279,8 @@ class Background:
                     apply(fixes[i : i + BATCH])
             while not self.db.closed and (rows := indexer.next_batch()):
                 apply(rows)
+            while not self.db.closed and (imap := indexer.imap_batch()):
+                self._run_batch(conn, [_Call(self._imap_job(imap), concurrent.futures.Future())])
             if not self.db.closed and (rows := indexer.idle()):
                 apply(rows)
         except sqlite3.Error:
@@ -317,6 +325,12 @@ class Background:
                 self._index_wakeup.clear()
                 while not self.db.closed and (rows := indexer.next_batch()):
                     self.write_index(rows)
+                # then the IMAP server's data of what is indexed (a batch at a time, so that
+                # new mail waiting for the text index goes first)
+                while (
+                    not self.db.closed and not self._index_wakeup.is_set() and (imap := indexer.imap_batch())
+                ):
+                    self.db.write(self._imap_job(imap))
                 if not self.db.closed and (rows := indexer.idle()):
                     self.write_index(rows)
         except StoreClosed:

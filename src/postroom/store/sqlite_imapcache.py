@@ -7,6 +7,10 @@ first FETCH or SEARCH after a restart reads rows instead of parsing every messag
 (Dovecot keeps its ``dovecot.index.cache`` for the same reason). The store treats each
 blob as opaque bytes under a ``kind``; the IMAP layer owns the format and its version.
 
+The indexer writes the ``meta`` and ``head`` rows of each new message in the pass that
+indexes it (``index_write.write_imap_blobs``); the IMAP server writes what it derives on
+demand (a message not indexed yet, ``text``, a blob of an older format).
+
 One table per kind (``imap_meta``, ``imap_head``, ``imap_text``), keyed by the internal ``message.id``,
 which AUTOINCREMENT never reuses, and read through a join with ``message``: a deleted
 message's rows can never be served. The trigger ``imap_cache_gc`` deletes them with their
@@ -22,6 +26,7 @@ from __future__ import annotations
 
 import sqlite3
 
+from .index_write import IMAP_GC_TRIGGER as _GC_TRIGGER
 from .sqlite_db import SQLiteDb, chunks
 
 __all__ = ["ImapCache"]
@@ -31,12 +36,6 @@ __all__ = ["ImapCache"]
 CHUNK = 500
 # kind -> table (0004_imap_cache.sql)
 TABLES = {"meta": "imap_meta", "head": "imap_head", "text": "imap_text"}
-
-_GC_TRIGGER = (
-    "CREATE TRIGGER IF NOT EXISTS imap_cache_gc AFTER DELETE ON message BEGIN "
-    "DELETE FROM imap_meta WHERE id = old.id; DELETE FROM imap_head WHERE id = old.id; "
-    "DELETE FROM imap_text WHERE id = old.id; END"
-)
 
 
 class ImapCache:

@@ -43,7 +43,7 @@ from .persist import (
     meta_layout,
 )
 
-__all__ = ["Derived", "MessageCache", "MessageView"]
+__all__ = ["Derived", "MessageCache", "MessageView", "index_blobs"]
 
 # Raw bytes kept in memory for repeated FETCH BODY[...] of the same messages (our choice).
 RAW_CACHE_BYTES = 64 * 1024 * 1024
@@ -340,6 +340,15 @@ def derive(part: mime.Part) -> Derived:
     assert d is not None
     d.headers = headers
     return d
+
+
+def index_blobs(raw: bytes) -> tuple[bytes, bytes]:
+    """The ``meta`` and ``head`` blobs of a message (:mod:`.persist`), which the indexer
+    stores in the same pass that indexes it, so that the first FETCH ENVELOPE/BODYSTRUCTURE
+    or SORT after delivery reads them instead of parsing (``store.index_worker``)."""
+    d = derive(mime.parse(raw))
+    assert d.headers is not None
+    return d.blob, dump_head(d.headers)
 
 
 def body_text(part: mime.Part, depth: int = 0) -> str:
