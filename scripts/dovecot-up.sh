@@ -1,12 +1,15 @@
 #!/bin/sh
 # Start a throwaway Dovecot for the interop tests and benchmarks, bound to 127.0.0.1 only.
-#   scripts/dovecot-up.sh DIR IMAP_PORT POP3_PORT
+#   scripts/dovecot-up.sh DIR IMAP_PORT POP3_PORT [OAUTH2_INTROSPECTION_URL]
 # Accounts: alice@example.org and bob@example.org, password "secret"; mail in DIR/mail.
+# With an introspection URL, XOAUTH2 and OAUTHBEARER logins are accepted too: Dovecot POSTs
+# the token there (RFC 7662) and takes {"active": true, "username": ...} as a login.
 # Stop it with: doveadm -c DIR/dovecot.conf stop
 set -eu
 dir=$1
 imap_port=${2:-10143}
 pop3_port=${3:-10110}
+oauth2_url=${4:-}
 mkdir -p "$dir/run/state" "$dir/mail"
 chmod 755 "$dir"
 chown -R nobody:nogroup "$dir/mail"
@@ -26,11 +29,12 @@ state_dir = $dir/run/state
 log_path = $dir/dovecot.log
 ssl = no
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login${oauth2_url:+ xoauth2 oauthbearer}
 mail_location = maildir:$dir/mail/%d/%n/Maildir
 first_valid_uid = 1
 default_internal_user = dovecot
 default_login_user = dovenull
+$(if [ -n "$oauth2_url" ]; then printf 'passdb {\n  driver = oauth2\n  mechanisms = xoauth2 oauthbearer\n  args = %s/oauth2.conf\n}\n' "$dir"; fi)
 passdb {
   driver = passwd-file
   args = scheme=PLAIN username_format=%u $dir/passwd
@@ -61,4 +65,14 @@ protocol imap {
   mail_max_userip_connections = 100
 }
 CONF
+if [ -n "$oauth2_url" ]; then
+  cat > "$dir/oauth2.conf" <<OAUTH
+introspection_mode = post
+introspection_url = $oauth2_url
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+OAUTH
+fi
 exec dovecot -c "$dir/dovecot.conf"

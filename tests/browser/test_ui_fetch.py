@@ -9,7 +9,7 @@ import pytest
 
 from tests.browser.conftest import CHROMIUM_ARGS
 from tests.helpers import require_tool, running_dovecot, running_server
-from tests.interop.test_fetch_dovecot import local_folder, put, remote
+from tests.interop.test_fetch_dovecot import account, local_folder, put, remote
 
 pytestmark = pytest.mark.browser
 ex = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)").expect
@@ -22,22 +22,10 @@ def test_fetch_panel_shows_accounts_and_syncs_now(tmp_path: Path, monkeypatch: p
     monkeypatch.setenv("WRONG_PW", "wrong")
     with running_dovecot() as (imap_port, pop3_port):
         config = tmp_path / "fetch.toml"
-        config.write_text(f"""
-[fetch.accounts.bob]
-protocol = "pop3"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-user = "bob@example.org"
-password_env = "BOB_PW"
-
-[fetch.accounts.broken]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "alice@example.org"
-password_env = "WRONG_PW"
-""")
+        config.write_text(
+            account("bob", pop3_port, "bob@example.org", "BOB_PW", protocol="pop3")
+            + account("broken", imap_port, "alice@example.org", "WRONG_PW")
+        )
         settings = {"pop3": "off", "fetch_config": str(config), "fetch_state": str(tmp_path / "s.sqlite"),
                     "fetch_interval": 600.0}  # fmt: skip
         with running_server(**settings) as srv, sync_api.sync_playwright() as pw:

@@ -4,6 +4,7 @@ incremental, idempotent, flags mirrored, one-line errors."""
 from __future__ import annotations
 
 import imaplib
+import json
 import os
 import subprocess
 import sys
@@ -15,6 +16,16 @@ from tests.helpers import running_dovecot, running_server
 
 pytestmark = pytest.mark.interop
 POSTROOM = str(Path(sys.executable).with_name("postroom"))
+
+
+def account(name: str, port: int, user: str, password_env: str, **extra: object) -> str:
+    """A ``[fetch.accounts.NAME]`` table for the test Dovecot on ``port`` (plain text);
+    ``extra`` adds keys (``protocol="pop3"``, ``delete=True``, ``folders=[...]``...)."""
+    lines = [f"[fetch.accounts.{name}]", 'host = "127.0.0.1"', f"port = {port}", 'tls = "none"',
+             f'user = "{user}"', f'password_env = "{password_env}"']  # fmt: skip
+    for key, value in extra.items():
+        lines.append(f"{key} = {json.dumps(value)}")
+    return "\n".join(lines) + "\n\n"
 
 
 def remote(port: int, user: str) -> imaplib.IMAP4:
@@ -67,25 +78,11 @@ def test_fetch_imap_and_pop3_from_dovecot(tmp_path: Path) -> None:
         put(b, "INBOX", "pop two")
         b.logout()
         config = tmp_path / "postroom.toml"
-        config.write_text(f"""
-[fetch.accounts.alice]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "alice@example.org"
-password_env = "ALICE_PW"
-folders = ["INBOX", "\\\\Sent"]
-
-[fetch.accounts.bob]
-protocol = "pop3"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-user = "bob@example.org"
-password_file = "{tmp_path / "bob-pw"}"
-mailbox = "bob-copy@example.org"
-delete = true
-""")
+        config.write_text(
+            account("alice", imap_port, "alice@example.org", "ALICE_PW", folders=["INBOX", "\\Sent"])
+            + account("bob", pop3_port, "bob@example.org", "", protocol="pop3",
+                      password_file=str(tmp_path / "bob-pw"), mailbox="bob-copy@example.org", delete=True)
+        )  # fmt: skip
         (tmp_path / "bob-pw").write_text("secret\n")
         args = [
             "fetch",
@@ -158,15 +155,7 @@ def test_flags_both_ways(tmp_path: Path) -> None:
         for subject in ("one", "two", "three"):
             put(a, "INBOX", subject)
         config = tmp_path / "postroom.toml"
-        config.write_text(f"""
-[fetch.accounts.alice]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "alice@example.org"
-password_env = "ALICE_PW"
-flags = "both"
-""")
+        config.write_text(account("alice", imap_port, "alice@example.org", "ALICE_PW", flags="both"))
         args = ["fetch", "alice", "--config", str(config), "--into", f"127.0.0.1:{local}",
                 "--state", str(tmp_path / "state.sqlite")]  # fmt: skip
         env = {"ALICE_PW": "secret"}
@@ -195,3 +184,52 @@ flags = "both"
         r = run(*args, env=env)
         assert "alice: 0 new messages in INBOX" in r.stdout and "flag" not in r.stdout
         a.logout()
+
+
+def test_xoauth2_login(tmp_path: Path) -> None:
+    """An OAuth2 access token (XOAUTH2) against Dovecot, which checks it at a local RFC 7662
+    introspection endpoint: the right token fetches, a revoked one is one line."""
+    import http.server
+    import threading
+    import urllib.parse
+
+    seen: list[str] = []
+
+    class Introspect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:
+            body = self.rfile.read(int(self.headers.get("Content-Length") or 0)).decode()
+            token = urllib.parse.parse_qs(body).get("token", [""])[0] or self.headers.get("Authorization", "")
+            seen.append(token)
+            active = token.endswith("good-token")
+            answer = {"active": active, "username": "alice@example.org"} if active else {"active": False}
+            data = json.dumps(answer).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(data)))
+            self.end_headers()
+            self.wfile.write(data)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Introspect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/introspect"
+        with running_dovecot(oauth2_url=url) as (imap_port, _), running_server(pop3="off") as s:
+            a = remote(imap_port, "alice@example.org")
+            put(a, "INBOX", "by token")
+            a.logout()
+            config = tmp_path / "postroom.toml"
+            config.write_text(account("alice", imap_port, "alice@example.org", "", oauth2_token_env="TOKEN"))
+            args = ["fetch", "alice", "--config", str(config), "--into", f"127.0.0.1:{s.addr('imap')[1]}",
+                    "--state", str(tmp_path / "state.sqlite")]  # fmt: skip
+            r = run(*args, env={"TOKEN": "good-token"})
+            assert r.returncode == 0, r.stderr
+            assert "alice: 1 new messages" in r.stdout
+            assert any(t.endswith("good-token") for t in seen)  # Dovecot really asked about it
+            r = run(*args, env={"TOKEN": "revoked-token"})
+            assert r.returncode == 1 and r.stderr.count("\n") == 1 and "refused" in r.stderr, r.stderr
+            assert "revoked-token" not in r.stderr
+    finally:
+        server.shutdown()

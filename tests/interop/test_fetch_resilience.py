@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pytest
 from tests.helpers import running_dovecot, running_server
-from tests.interop.test_fetch_dovecot import POSTROOM, remote
+from tests.interop.test_fetch_dovecot import POSTROOM, account, remote
 
 from postroom.fetch.accounts import State, load_accounts
 from postroom.fetch.imap_sync import LocalTarget, sync_account
@@ -58,17 +58,11 @@ def exactly_once(subjects: list[str], expected: set[str]) -> None:
 
 
 class Setup:
-    def __init__(self, tmp: Path, imap_port: int, local_port: int, folders: str = '["INBOX"]') -> None:
+    def __init__(
+        self, tmp: Path, imap_port: int, local_port: int, folders: tuple[str, ...] = ("INBOX",)
+    ) -> None:
         self.config = tmp / "postroom.toml"
-        self.config.write_text(f"""
-[fetch.accounts.alice]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "{ALICE}"
-password_env = "ALICE_PW"
-folders = {folders}
-""")
+        self.config.write_text(account("alice", imap_port, ALICE, "ALICE_PW", folders=list(folders)))
         self.state = tmp / "state.sqlite"
         self.local_port = local_port
         self.args = [POSTROOM, "fetch", "alice", "--config", str(self.config), "--into",
@@ -117,7 +111,7 @@ def test_thousand_messages_in_three_folders_then_only_new_ones(tmp_path: Path) -
         fill(a, "INBOX", "inbox", 400)
         fill(a, "Lists", "lists", 300)
         fill(a, "Archive", "archive", 300)
-        s = Setup(tmp_path, imap_port, local, '["INBOX", "Lists", "\\\\Archive"]')
+        s = Setup(tmp_path, imap_port, local, ("INBOX", "Lists", "\\Archive"))
         r = s.run()
         assert r.returncode == 0, r.stderr
         assert "alice: 1000 new messages in INBOX, Lists, Archive" in r.stdout
@@ -141,7 +135,7 @@ def test_uidvalidity_reset_refetches_without_duplicates(tmp_path: Path) -> None:
         a = remote(imap_port, ALICE)
         a.create("Lists")
         fill(a, "Lists", "lists", 5)
-        s = Setup(tmp_path, imap_port, local, '["Lists"]')
+        s = Setup(tmp_path, imap_port, local, ("Lists",))
         assert s.run().returncode == 0
         a.select("Lists", readonly=True)
         before = a.response("UIDVALIDITY")[1][0]
@@ -328,17 +322,11 @@ def test_pop3_kill_9_mid_download_then_rerun_copies_every_message_once(tmp_path:
         fill(b, "INBOX", "pop", 400)
         b.logout()
         s = Setup(tmp_path, imap_port, local)
-        s.config.write_text(f"""
-[fetch.accounts.alice]
-protocol = "pop3"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-user = "bob@example.org"
-password_env = "ALICE_PW"
-mailbox = "{ALICE}"
-delete = true
-""")
+        s.config.write_text(
+            account(
+                "alice", pop3_port, "bob@example.org", "ALICE_PW", protocol="pop3", mailbox=ALICE, delete=True
+            )
+        )
 
         def recorded() -> int:
             if not s.state.exists():
@@ -382,16 +370,9 @@ def test_pop3_copy_made_but_not_recorded_is_found_not_duplicated(
         fill(b, "INBOX", "pop", 3)
         b.logout()
         s = Setup(tmp_path, imap_port, local)
-        s.config.write_text(f"""
-[fetch.accounts.bob]
-protocol = "pop3"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-user = "bob@example.org"
-password_env = "ALICE_PW"
-mailbox = "{ALICE}"
-""")
+        s.config.write_text(
+            account("bob", pop3_port, "bob@example.org", "ALICE_PW", protocol="pop3", mailbox=ALICE)
+        )
         monkeypatch.setenv("ALICE_PW", "secret")
         acc = load_accounts(str(s.config))["bob"]
         state = State(s.state)

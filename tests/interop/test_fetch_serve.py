@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 from tests.helpers import running_dovecot, running_server
-from tests.interop.test_fetch_dovecot import local_folder, put, remote
+from tests.interop.test_fetch_dovecot import account, local_folder, put, remote
 
 pytestmark = pytest.mark.interop
 
@@ -48,30 +48,11 @@ def test_accounts_fetched_inside_serve(tmp_path: Path, monkeypatch: pytest.Monke
         put(a, "INBOX", "first")
         put(a, "INBOX", "second", "\\Seen")
         config = tmp_path / "fetch.toml"
-        config.write_text(f"""
-[fetch.accounts.alice]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "alice@example.org"
-password_env = "ALICE_PW"
-
-[fetch.accounts.bob]
-protocol = "pop3"
-host = "127.0.0.1"
-port = {pop3_port}
-tls = "none"
-user = "bob@example.org"
-password_env = "BOB_PW"
-
-[fetch.accounts.broken]
-host = "127.0.0.1"
-port = {imap_port}
-tls = "none"
-user = "alice@example.org"
-password_env = "WRONG_PW"
-mailbox = "broken@example.org"
-""")
+        config.write_text(
+            account("alice", imap_port, "alice@example.org", "ALICE_PW")
+            + account("bob", pop3_port, "bob@example.org", "BOB_PW", protocol="pop3")
+            + account("broken", imap_port, "alice@example.org", "WRONG_PW", mailbox="broken@example.org")
+        )
         settings = {"pop3": "off", "fetch_config": str(config), "fetch_state": str(tmp_path / "state.sqlite"),
                     "fetch_interval": 600.0}  # fmt: skip
         with running_server(**settings) as s:
