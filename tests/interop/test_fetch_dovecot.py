@@ -20,12 +20,10 @@ POSTROOM = str(Path(sys.executable).with_name("postroom"))
 
 def account(name: str, port: int, user: str, password_env: str, **extra: object) -> str:
     """A ``[fetch.accounts.NAME]`` table for the test Dovecot on ``port`` (plain text);
-    ``extra`` adds keys (``protocol="pop3"``, ``delete=True``, ``folders=[...]``...)."""
-    lines = [f"[fetch.accounts.{name}]", 'host = "127.0.0.1"', f"port = {port}", 'tls = "none"',
-             f'user = "{user}"', f'password_env = "{password_env}"']  # fmt: skip
-    for key, value in extra.items():
-        lines.append(f"{key} = {json.dumps(value)}")
-    return "\n".join(lines) + "\n\n"
+    ``extra`` adds or replaces keys (``protocol="pop3"``, ``delete=True``, ``tls="tls"``...)."""
+    keys: dict[str, object] = {"host": "127.0.0.1", "port": port, "tls": "none", "user": user,
+                               "password_env": password_env, **extra}  # fmt: skip
+    return f"[fetch.accounts.{name}]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in keys.items()) + "\n"
 
 
 def remote(port: int, user: str) -> imaplib.IMAP4:
@@ -233,3 +231,28 @@ def test_xoauth2_login(tmp_path: Path) -> None:
             assert "revoked-token" not in r.stderr
     finally:
         server.shutdown()
+
+
+def test_connection_errors_name_the_likely_cause(tmp_path: Path) -> None:
+    from tests.helpers import free_port
+
+    with running_dovecot() as (imap_port, pop3_port):
+        config = tmp_path / "postroom.toml"
+        config.write_text(
+            account("implicit", imap_port, "alice@example.org", "PW", tls="tls")  # a plain-text port
+            + account("pop", pop3_port, "alice@example.org", "PW", tls="tls", protocol="pop3")
+            + account("nobody", free_port(), "alice@example.org", "PW")
+            + account("nohost", imap_port, "alice@example.org", "PW").replace(
+                "127.0.0.1", "no-such-host.invalid"
+            )
+        )
+        for name, expected in [
+            ("implicit", 'it speaks plain text there; use tls = "starttls"'),
+            ("pop", 'it speaks plain text there; use tls = "starttls"'),
+            ("nobody", "connection refused by 127.0.0.1:"),
+            ("nohost", "cannot resolve host 'no-such-host.invalid'"),
+        ]:
+            r = run("fetch", name, "--config", str(config), "--into", "127.0.0.1:1", "--state",
+                    str(tmp_path / "s.sqlite"), env={"PW": "secret"})  # fmt: skip
+            assert r.returncode == 1 and r.stderr.count("\n") == 1, (name, r.stderr)
+            assert expected in r.stderr, (name, r.stderr)
