@@ -87,8 +87,10 @@ def test_unindexed_error_names_the_reason(monkeypatch: pytest.MonkeyPatch) -> No
     with Server(http=False, pop3=False, imap=False) as mail:
         background = mail.app.store.background  # type: ignore[attr-defined]
         job = background._index_job
-        # a stuck indexer: its writes wait until the test is done
+        # a stuck indexer: its writes wait until the test is done (and the writer's indexing
+        # in the mail's own transaction did not happen, as when it fails)
         background._index_job = lambda rows: lambda conn: (gate.wait(10), job(rows)(conn))
+        background.index_in_transaction = lambda conn: None
         try:
             _send(mail.smtp_port, _with_attachment("late@example.com", "Late"))
             with pytest.raises(
@@ -101,3 +103,53 @@ def test_unindexed_error_names_the_reason(monkeypatch: pytest.MonkeyPatch) -> No
         finally:
             gate.set()
         assert mail.wait_for(to="late@example.com").subject == "Late"
+
+
+def test_a_test_server_stores_and_indexes_mail_in_one_commit() -> None:
+    """A throwaway store indexes new mail in the transaction that stores it: a message is
+    searchable as soon as it is announced stored."""
+    from postroom.events import MessageStored
+
+    with Server(http=False, pop3=False, imap=False) as mail:
+        if type(mail.app.store).__name__ != "SQLiteStore":
+            pytest.skip("a throwaway SQLite store only (this run uses another backend)")
+        unindexed_at_announce: list[list[str]] = []
+        announced = threading.Event()
+
+        def on_event(ev: object) -> None:
+            if isinstance(ev, MessageStored):
+                unindexed_at_announce.append(mail.app.store.unindexed([ev.id]))  # type: ignore[attr-defined]
+                announced.set()
+
+        mail.app.bus.subscribe(on_event)
+        _send(mail.smtp_port, _with_attachment("one@example.com", "One"))
+        msg = mail.wait_for(to="one@example.com")
+        assert announced.wait(10)  # the reader may find the message before the event is out
+        assert unindexed_at_announce == [[]]
+        assert [m.id for m in mail.messages("has:attachment")] == [msg.id]
+
+
+def test_indexing_that_fails_in_the_mail_transaction_keeps_the_mail_and_indexes_it_after() -> None:
+    import sqlite3
+
+    with Server(http=False, pop3=False, imap=False) as mail:
+        if type(mail.app.store).__name__ != "SQLiteStore":
+            pytest.skip("a throwaway SQLite store only (this run uses another backend)")
+        background = mail.app.store.background  # type: ignore[attr-defined]
+        job = background._index_job
+        failed: list[bool] = []
+
+        def flaky(rows: list[object]) -> object:
+            def fn(conn: sqlite3.Connection) -> None:
+                if not failed:
+                    failed.append(True)
+                    raise sqlite3.OperationalError("simulated failure")
+                job(rows)(conn)
+
+            return fn
+
+        background._index_job = flaky
+        _send(mail.smtp_port, _with_attachment("two@example.com", "Two"))
+        msg = mail.wait_for(to="two@example.com")  # stored, and indexed by the writer after
+        assert failed == [True]
+        assert [m.id for m in mail.messages("has:attachment")] == [msg.id]

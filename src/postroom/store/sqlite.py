@@ -376,6 +376,8 @@ class SQLiteStore(Composed):
             begin_immediate(conn)
             if ingests:
                 self.writes.ingest(conn, ingests, events)
+                if self.background.index_inline and not replay:  # one commit for both
+                    self.background.index_in_transaction(conn)
             for c in calls:
                 sp = "sp"
                 conn.execute(f"SAVEPOINT {sp}")

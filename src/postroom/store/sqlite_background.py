@@ -262,21 +262,7 @@ class Background:
             self._run_batch(conn, [_Call(self._index_job(rows), concurrent.futures.Future())])
 
         try:
-            indexer = self._inline_indexer
-            if indexer is None:
-                from .index_worker import BATCH, Indexer, _extractor
-                from .thread_index import options_from_settings
-
-                extract = _extractor()
-                assert extract is not None  # checked by _start_indexer
-                # It reads through the writer's own connection, between the writer's
-                # transactions (a connection of its own would parse the schema again, and
-                # the store's copy of the schema template has FTS5's automerge set already).
-                indexer = Indexer(conn, extract, options_from_settings(self.db.settings))
-                self._inline_indexer = indexer
-                fixes = indexer.start()  # the conversation index, from the stored messages
-                for i in range(0, len(fixes), BATCH):
-                    apply(fixes[i : i + BATCH])
+            indexer = self._inline(conn, apply)
             while not self.db.closed and (rows := indexer.next_batch()):
                 apply(rows)
             while not self.db.closed and (imap := indexer.imap_batch()):
@@ -285,6 +271,49 @@ class Background:
                 apply(rows)
         except sqlite3.Error:
             log.exception("indexing failed (tried again with the next message)")
+
+    def _inline(self, conn: sqlite3.Connection, apply: Callable[[list[Any]], None]) -> Any:
+        """The inline indexer (index_worker.Indexer), made on first use; ``apply`` writes the
+        conversation fixes its start finds."""
+        indexer = self._inline_indexer
+        if indexer is None:
+            from .index_worker import BATCH, Indexer, _extractor
+            from .thread_index import options_from_settings
+
+            extract = _extractor()
+            assert extract is not None  # checked by _start_indexer
+            # It reads through the writer's own connection, between the writer's
+            # transactions (a connection of its own would parse the schema again, and
+            # the store's copy of the schema template has FTS5's automerge set already).
+            indexer = Indexer(conn, extract, options_from_settings(self.db.settings))
+            self._inline_indexer = indexer
+            fixes = indexer.start()  # the conversation index, from the stored messages
+            for i in range(0, len(fixes), BATCH):
+                apply(fixes[i : i + BATCH])
+        return indexer
+
+    def index_in_transaction(self, conn: sqlite3.Connection) -> None:
+        """The inline indexer inside the writer's open transaction, right after it stored new
+        mail: the messages are committed indexed, in the same commit, and announced with
+        their MessageStored. A failure here leaves the mail's transaction alone (its own
+        savepoint is rolled back) and the next index_now tries again."""
+        from .index_worker import _extractor
+
+        if _extractor() is None:
+            return
+        conn.execute("SAVEPOINT ix")
+        mark = len(self.db.pending())
+        try:
+            indexer = self._inline(conn, lambda rows: self._index_job(rows)(conn))
+            while rows := indexer.next_batch():
+                self._index_job(rows)(conn)
+            conn.execute("RELEASE ix")
+        except Exception:
+            log.exception("indexing failed (tried again after the commit)")
+            conn.execute("ROLLBACK TO ix")
+            conn.execute("RELEASE ix")
+            del self.db.pending()[mark:]
+            self._inline_indexer = None  # its conversation index may hold what was rolled back
 
     def _index_receiver(self, spawned: list[BaseException], ready: threading.Event) -> None:
         """Start the worker process, then announce what it indexed (it writes its results
