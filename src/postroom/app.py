@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import ssl
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
@@ -143,7 +144,7 @@ class App:
         if planned is None:
             return None
         addr, module, implicit = planned
-        starter = _starter(module)
+        starter = await _starter(module)
         host, port = parse_hostport(addr, name)
         try:
             server = await starter(self, host, port, implicit_tls=implicit)
@@ -201,12 +202,18 @@ class App:
         return "postroom ready: " + ", ".join(parts) + f" (store {self.settings.db_target})"
 
 
-def _starter(module: str) -> Any:
-    """``start_server`` of ``postroom.servers.<module>`` (imported on first use: a test server
-    that only speaks SMTP never loads IMAP)."""
+async def _starter(module: str) -> Any:
+    """``start_server`` of ``postroom.servers.<module>``, imported on first use (a test server
+    that only speaks SMTP never loads IMAP) and, the first time, on a worker thread: the
+    listeners started before it (SMTP first) answer while the web app (a quarter of a
+    second of imports) loads."""
     import importlib
 
-    return importlib.import_module(f"postroom.servers.{module}").start_server
+    name = f"postroom.servers.{module}"
+    loaded = sys.modules.get(name)
+    if loaded is None:
+        loaded = await asyncio.to_thread(importlib.import_module, name)
+    return loaded.start_server
 
 
 def _bound_address(server: Any, host: str, port: int) -> tuple[str, int]:

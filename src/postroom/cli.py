@@ -104,8 +104,12 @@ def _load_commands() -> None:
                 raise
 
 
-def build_parser() -> argparse.ArgumentParser:
-    _load_commands()
+def build_parser(*, only_serve: bool = False) -> argparse.ArgumentParser:
+    """The ``postroom`` parser; ``only_serve``: with the ``serve`` subcommand alone (what
+    ``postroom serve ...`` needs: the other commands' modules, such as ``check`` with its
+    HTTP and DNS clients, are not imported before the server answers)."""
+    if not only_serve:
+        _load_commands()
     parser = argparse.ArgumentParser(
         prog="postroom",
         description="A local mail server for building and testing software that sends or reads email.",
@@ -113,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"postroom {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (help_, setup, fn) in COMMANDS.items():
+        if only_serve and name != "serve":
+            continue
         p = sub.add_parser(name, help=help_, description=help_)
         getattr(fn, "setup", setup)(p)  # set after decoration, as on serve below
         p.set_defaults(func=fn)
@@ -130,7 +136,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .outbound.sendmail import run_sendmail
 
         return run_sendmail(list(argv[1:]))
-    parser = build_parser()
+    parser = build_parser(only_serve=argv[0] == "serve" if argv else False)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -145,17 +145,18 @@ def test_a_signal_to_the_whole_process_group_stops_everything_quietly(tmp_path: 
     assert not [p.name for p in tmp_path.iterdir() if "-journal-postroom-w" in p.name]
 
 
-def test_the_port_opens_when_a_worker_can_greet(tmp_path: Path) -> None:
-    """The main process binds the SMTP port but does not listen on it; the first worker to
-    serve it does. So a client (or a script waiting for the port, or for the banner) never
-    connects to a port nobody answers yet. A sitecustomize makes each worker wait a second
-    before it starts and then leaves a mark: when the port first accepts, a mark is there."""
+def test_the_main_process_greets_until_a_worker_serves_the_port(tmp_path: Path) -> None:
+    """A restarted server does not make clients wait for its SMTP workers (new interpreters):
+    the main process accepts on the port until the first worker does, and what it accepts
+    is stored like the workers' mail. A sitecustomize makes each worker wait 5 s before it
+    starts and then leave a mark: the first connection is greeted, and its message stored,
+    with no mark there yet; once a worker serves, mail still arrives."""
     site = tmp_path / "site"
     site.mkdir()
     (site / "sitecustomize.py").write_text(
         "import os, sys, time\n"
         "if any('-journal-postroom-w' in a for a in sys.argv):\n"
-        "    time.sleep(1.0)\n"
+        "    time.sleep(5.0)\n"
         f"    open(os.path.join({str(tmp_path)!r}, 'worker-started-%d' % os.getpid()), 'w').close()\n"
     )
     smtp, http = free_port(), free_port()
@@ -165,6 +166,10 @@ def test_the_port_opens_when_a_worker_can_greet(tmp_path: Path) -> None:
          "--pop3", "off", "--imap", "off", "--db", str(tmp_path / "s.db"), "--smtp-workers", "2"],
         start_new_session=True, env=env, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
     )  # fmt: skip
+
+    def started() -> bool:
+        return any(p.name.startswith("worker-started-") for p in tmp_path.iterdir())
+
     try:
         deadline = time.monotonic() + 30
         while True:
@@ -175,13 +180,16 @@ def test_the_port_opens_when_a_worker_can_greet(tmp_path: Path) -> None:
             except OSError:
                 assert time.monotonic() < deadline, "the SMTP port never opened"
                 time.sleep(0.01)
-        assert [p for p in tmp_path.iterdir() if p.name.startswith("worker-started-")], (
-            "the port accepted a connection before any SMTP worker had started"
-        )
         with conn:
             assert conn.recv(100).startswith(b"220 ")
+        _send(smtp, "a@x.org", "before the workers")
+        assert not started(), "the test's premise: no worker serves yet"
+        assert proc.stdout is not None
+        assert b"postroom ready" in proc.stdout.readline()  # said once a worker serves
+        assert started()
         _send(smtp, "a@x.org", "after start")
-        assert _api(http, "/api/v1/messages?limit=1")["total"] == 1
+        subjects = {m["Subject"] for m in _api(http, "/api/v1/messages?limit=10")["messages"]}
+        assert subjects == {"before the workers", "after start"}
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)

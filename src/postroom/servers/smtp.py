@@ -174,8 +174,7 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         # One socket, accepted from by the worker processes only (measured faster than sharing
         # it with this process, whose loop also runs HTTP, IMAP and POP3); this process starts
         # accepting itself if every worker has gone. It is bound here (a port in use is this
-        # process's error) and listens once the first worker serves it: the port opens when a
-        # client would get its greeting at once (SMTPListener.ready waits for that).
+        # process's error); SMTPListener.ready waits for the first worker to serve it.
         sock = _bind(host, port)
         server = await loop.create_server(listener.new_session, sock=sock, backlog=1024, start_serving=False)
         listener.server = server
@@ -193,6 +192,10 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         assert isinstance(gate, SharedGate)  # _connection_gate made it for these workers
         listener.pool = WorkerPool(app, on_all_gone=all_workers_gone, gate=gate)
         listener.pool.start(sock, workers)
+        # Until the first worker accepts (a new interpreter: ~0.3 s), this process does, on a
+        # duplicate of the socket: a restarted server greets without waiting for its workers.
+        listener.early = await loop.create_server(listener.new_session, sock=sock.dup(), backlog=1024)
+        listener.early_end = loop.create_task(listener.end_early(listener.pool))
     else:
         listener.server = await loop.create_server(
             listener.new_session,
@@ -276,6 +279,8 @@ class SMTPListener:
         self.server: asyncio.Server | None = None
         self.pool: WorkerPool | None = None  # worker processes sharing the socket (smtp_workers.py)
         self.takeover: asyncio.Task[None] | None = None  # this process accepting once they are gone
+        self.early: asyncio.Server | None = None  # accepting here until a worker does (start_server)
+        self.early_end: asyncio.Task[None] | None = None
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.Task[None] | None = None
         # How mail is committed, decided once (store/ingest.py): a store that commits at once
@@ -285,6 +290,15 @@ class SMTPListener:
 
     def new_session(self) -> SMTPSession:
         return SMTPSession(self)
+
+    async def end_early(self, pool: WorkerPool) -> None:
+        """Stop accepting on the early socket once a worker accepts (or none is left: the
+        take-over or :meth:`ready` starts this process's own server)."""
+        try:
+            await asyncio.to_thread(pool.ready.wait, WORKER_START_LIMIT)
+        finally:
+            if self.early is not None:
+                self.early.close()
 
     async def ready(self) -> None:
         """Return once SMTP is answered: at once, or when the first worker process serves the
@@ -328,6 +342,8 @@ class SMTPListener:
         """Stop listening and say goodbye to idle sessions (421, RFC 5321 3.8)."""
         if self.server is not None:
             self.server.close()
+        if self.early is not None:
+            self.early.close()
         if self.pool is not None:
             self.pool.close()
             self.pool = None
@@ -343,6 +359,8 @@ class SMTPListener:
                 await self._sweeper
             except asyncio.CancelledError:
                 pass
+        if self.early_end is not None:
+            await asyncio.gather(self.early_end, return_exceptions=True)
         if self.server is not None:
             await self.server.wait_closed()
 

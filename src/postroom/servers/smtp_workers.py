@@ -5,8 +5,8 @@ With one process, the event loop's thread spends about a third of its time in th
 connection-per-message load well below what the machine can do (docs/performance.md).
 ``--smtp-workers N`` starts N processes that accept connections on the same socket
 (inherited file descriptor) and run the same SMTP server (servers/smtp.py). The main process
-binds it; the workers listen on it, each sending :data:`READY` once it serves, so the port
-opens when a worker can greet (SMTPListener.ready waits for the first).
+binds it and accepts on it only until a worker sends :data:`READY` (it serves): clients are
+greeted at once, not after the workers' start (SMTPListener.ready waits for the first).
 
 At the end of DATA a worker prepares the message for the store (scans its header fields,
 compresses it) and appends it to a journal file of its own (store/journal.py,
@@ -291,8 +291,7 @@ async def _run(listen_fd: int, ipc_fd: int, journal_base: str, gate: list[int], 
     listen = socket.socket(fileno=listen_fd)
     listener = smtp.SMTPListener(app, False)
     loop = asyncio.get_running_loop()
-    # the main process bound the socket; it listens from here on, so the port opens (and the
-    # main process says SMTP is ready) once a worker can greet
+    # the main process bound the socket and accepts on it until a worker says READY
     listener.server = await loop.create_server(listener.new_session, sock=listen, backlog=1024)
     writer.write(READY)
     listener.start_sweeper()
