@@ -26,7 +26,6 @@ import asyncio
 import itertools
 import logging
 import os
-import re
 import socket
 import ssl
 import time
@@ -59,6 +58,7 @@ from ..store.ingest import Ingest, ingest_paths
 from .auth import Authenticator
 from .smtp_gate import GATE_KEY, ConnectionGate, LocalGate, SharedGate
 from .smtp_hooks import SMTPHook, call_stage
+from .smtp_trace import delivery_headers
 from .smtp_workers import WorkerPool, worker_count
 
 if TYPE_CHECKING:
@@ -365,46 +365,6 @@ class SMTPListener:
             await self.server.wait_closed()
 
 
-# Where a header field starts: a line break not followed by folding whitespace.
-_FIELD_START = re.compile(rb"\r\n(?![ \t])")
-
-
-def _unnamed_recipients(head: bytes, rcpt_to: tuple[str, ...]) -> list[str]:
-    """Those of ``rcpt_to`` that no To, Cc or Bcc field of ``head`` (the lowercased header
-    block, after a leading CRLF) names.
-
-    On the SMTP path, so no address parser (``getaddresses`` cost ~150 us a message): an
-    address counts as named when it appears in those fields as a whole address (not the
-    tail of a longer one).
-    """
-    fields = b"\n".join(
-        value
-        for name, sep, value in (line.partition(b":") for line in _FIELD_START.split(head))
-        if sep and name.strip() in (b"to", b"cc", b"bcc")
-    )
-    unnamed = []
-    for rcpt in dict.fromkeys(rcpt_to):
-        addr = rcpt.lower().encode("utf-8", "replace")
-        at = fields.find(addr)
-        while at >= 0 and not _whole(fields, at, at + len(addr)):
-            at = fields.find(addr, at + 1)
-        if at < 0:
-            unnamed.append(rcpt)
-    return unnamed
-
-
-# What may stand around an address in a To/Cc field (besides its start and end): angle
-# brackets, spaces, commas, a group's colon and semicolon, quotes, line breaks, comments.
-_ADDRESS_BEFORE = frozenset((b"<", b" ", b"\t", b",", b":", b'"', b"\n", b"\r", b"("))
-_ADDRESS_AFTER = frozenset((b">", b" ", b"\t", b",", b";", b'"', b"\n", b"\r", b")"))
-
-
-def _whole(text: bytes, start: int, end: int) -> bool:
-    return (start == 0 or text[start - 1 : start] in _ADDRESS_BEFORE) and (
-        end == len(text) or text[end : end + 1] in _ADDRESS_AFTER
-    )
-
-
 _ids = itertools.count(1)
 _ID_PREFIX = os.urandom(3).hex().upper()
 _date_cache: list[Any] = [0, ""]
@@ -652,23 +612,11 @@ class SMTPSession(asyncio.Protocol):
         return envelope, self._trace(ev, conn, trace_id, now) + ev.data, trace_id
 
     def _trace(self, ev: MessageReceived, conn: SMTPConnection, trace_id: str, now: float) -> bytes:
-        """The header lines this server adds above the message: ``Return-Path`` with the
-        envelope sender (RFC 5321 4.4, added at final delivery, as Mailpit does) unless the
-        message has one, ``Received``, and a ``Message-ID`` when it has none (Mailpit
-        generates one too, so that every message can be found by it)."""
-        end = ev.data.find(b"\r\n\r\n")
-        head = b"\r\n" + (ev.data[: end + 2] if end >= 0 else ev.data).lower()
-        out = b""
-        if b"\r\nreturn-path:" not in head:
-            out += b"Return-Path: <" + ev.mail_from.encode("utf-8", "replace") + b">\r\n"
-        out += self._received(ev, conn, trace_id, now)
-        if b"\r\nmessage-id:" not in head:
-            out += f"Message-ID: <{trace_id}.{int(now)}@{self.listener.config.hostname}>\r\n".encode()
-        if b"\r\nbcc:" not in head and (hidden := _unnamed_recipients(head, ev.rcpt_to)):
-            # as Mailpit: the envelope recipients the headers do not name (a Bcc that the
-            # sender's client stripped) are listed, so that the message shows them
-            out += b"Bcc: " + ", ".join(hidden).encode("utf-8", "replace") + b"\r\n"
-        return out
+        """The header lines this server adds above the message (:mod:`.smtp_trace`)."""
+        message_id = f"{trace_id}.{int(now)}@{self.listener.config.hostname}"
+        return delivery_headers(
+            ev.data, ev.mail_from, ev.rcpt_to, self._received(ev, conn, trace_id, now), message_id
+        )
 
     async def _deliver(self, ev: MessageReceived) -> Reply:
         envelope, data, trace_id = self._envelope(ev)
