@@ -5,7 +5,11 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
 from tests.helpers import running_server
+
+expect = pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)").expect
 
 
 def test_label_titles_the_page_and_the_delete_all_button_can_be_hidden(chromium: Any) -> None:
@@ -14,9 +18,8 @@ def test_label_titles_the_page_and_the_delete_all_button_can_be_hidden(chromium:
         try:
             page = ctx.new_page()
             page.goto(s.http_url + "/")
-            page.wait_for_function("document.body.dataset.ready === '1'", timeout=20_000)
-            page.wait_for_function("document.title.includes('staging mail')", timeout=20_000)
-            assert page.title() == "staging mail - postroom"
+            page.wait_for_selector("body[data-ready]", timeout=20_000)
+            expect(page).to_have_title("staging mail - postroom", timeout=20_000)
             assert page.locator("#delete-all-btn").is_hidden()
         finally:
             ctx.close()
@@ -25,7 +28,7 @@ def test_label_titles_the_page_and_the_delete_all_button_can_be_hidden(chromium:
         try:
             page = ctx.new_page()
             page.goto(s.http_url + "/")
-            page.wait_for_function("document.body.dataset.ready === '1'", timeout=20_000)
+            page.wait_for_selector("body[data-ready]", timeout=20_000)
             assert page.title() == "postroom" and page.locator("#delete-all-btn").is_visible()
         finally:
             ctx.close()
