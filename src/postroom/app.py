@@ -91,11 +91,13 @@ class App:
             from .runtime.install import install  # chaos, handlers, webhooks, --print
 
             install(self)
-            from .outbound.service import build as build_outbound
+            if self.settings.smtp_relay_config or self.settings.smtp_forward_config:
+                # (imported only then: its MX lookups bring DNS modules, before the greeting)
+                from .outbound.service import build as build_outbound
 
-            self.outbound = build_outbound(self.settings, self.store)
-            if self.outbound is not None:
-                self.outbound.start(self.bus, self.spawn)
+                self.outbound = build_outbound(self.settings, self.store)
+                if self.outbound is not None:
+                    self.outbound.start(self.bus, self.spawn)
             for name in self._plan():
                 if name not in defer:
                     await self.start_listener(name)

@@ -170,7 +170,8 @@ class SQLiteStore(Composed):
                 raise StoreError(f"cannot use database {self.path}: {e}") from None
             # text written by an indexing helper whose conversation the indexer did not write
             # before postroom stopped: done, so that the indexer's start fixes the conversation
-            conn.execute("UPDATE message SET indexed = 1 WHERE indexed = ?", (TEXT_ONLY,))
+            # (TEXT_ONLY spelled out: the partial index message_text_only serves it)
+            conn.execute(f"UPDATE message SET indexed = 1 WHERE indexed = {TEXT_ONLY:d}")
         self.writes.count = conn.execute("SELECT count(*) FROM message").fetchone()[0] if not fresh else 0
         from .indexer import RuleError, TagRules
 

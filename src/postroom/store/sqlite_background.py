@@ -436,12 +436,10 @@ class Background:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             conn = self.db.reader()
-            # the second test has no index (TEXT_ONLY rows are few and short-lived): only
-            # once nothing is pending
+            # both tests are partial-index seeks (message_pending, message_text_only)
             if not conn.execute(
                 "SELECT EXISTS (SELECT 1 FROM message WHERE indexed = 0) "
-                "OR EXISTS (SELECT 1 FROM message WHERE indexed = ?)",
-                (TEXT_ONLY,),
+                f"OR EXISTS (SELECT 1 FROM message WHERE indexed = {TEXT_ONLY:d})"
             ).fetchone()[0]:
                 return True
             self.wake_indexer()
