@@ -146,3 +146,28 @@ def test_the_indexer_stores_what_imap_derives(tmp_path: Path, mode: str) -> None
         assert st.imap_cache_get("head", ids).keys() == {ids[1]}
     finally:
         st.close()
+
+
+def test_search_text_is_bounded_by_bytes_and_keeps_no_raw(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The text cache holds at most TEXT_CACHE_BYTES (in bytes of the strings, non-ASCII text
+    included); deriving search text keeps neither the message's bytes nor its header fields."""
+    from postroom.servers.imap import messages
+
+    body = "Grüße aus Köln " * 400  # non-ASCII: 2 bytes a character in CPython
+    raws = [RAW.replace(b"body\r\n", f"{body} {i}\r\n".encode()) for i in range(12)]
+    ids = [asyncio.run(store.deliver(Envelope("a@x", ("b@y",)), raw)) for raw in raws]
+    monkeypatch.setattr(messages, "TEXT_CACHE_BYTES", 40_000)
+    cache = messages.MessageCache(store)
+    got = cache.texts_many(ids)
+    assert [t[1].split()[-1] for t in (got[id] for id in ids)] == [str(i) for i in range(12)]
+    assert "grüsse aus köln" in got[ids[0]][1]  # case-folded (ß: ss)
+    assert 0 < cache._text_bytes <= 40_000
+    assert cache._text_bytes == sum(messages._size(t) for t in cache._texts.values())
+    assert len(cache._texts) < 12  # the oldest went
+    assert list(cache._texts)[-1] == ids[-1]
+    assert cache._raws == {} and cache._derived == {}
+    assert cache.writes.drain(30)
+    assert store.imap_cache_get("text", ids).keys() == set(ids)  # read back next time
+    assert cache.text(ids[0]) == got[ids[0]]

@@ -16,6 +16,7 @@ one indexed read, for a single small message).
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -51,9 +52,12 @@ RAW_CACHE_BYTES = 64 * 1024 * 1024
 DERIVED_CACHE_ITEMS = 50_000
 # Decoded text kept per message for SEARCH BODY/TEXT (longer text is cut; our choice).
 MAX_TEXT = 1024 * 1024
-# Search text kept in memory, in characters over all messages (our choice; what does not
-# fit is read back from the store's cache at the next search).
-TEXT_CACHE_CHARS = 64 * 1024 * 1024
+# Search text kept in memory, in bytes of the strings over all messages (our choice; what
+# does not fit is read back from the store's cache at the next search, ~20 ms per 1,000
+# messages). It was 64M characters, counted as characters: with the body text a copy of
+# the full text's tail and non-ASCII text taking 2-4 bytes a character, that let a SEARCH
+# TEXT over a large mailbox keep 150-250 MB (issue 19).
+TEXT_CACHE_BYTES = 24 * 1024 * 1024
 # SORT keys kept in memory, over all criteria (our choice: a date or a base subject per
 # message, ~100 bytes each, so ~20 MB at the bound). Messages never change, so a key
 # computed once holds for good; without these a SORT of a mailbox larger than the derived
@@ -117,7 +121,7 @@ class MessageCache:
         self._raw_size = 0
         self._derived: OrderedDict[str, Derived] = OrderedDict()
         self._texts: OrderedDict[str, Text] = OrderedDict()
-        self._text_chars = 0
+        self._text_bytes = 0
         self._sort_keys: dict[str, dict[str, SortKey]] = {}  # criterion -> message ID -> key
         self._sort_key_count = 0
         self._lock = threading.Lock()
@@ -139,11 +143,14 @@ class MessageCache:
             return d
 
     # -- may read the store ---------------------------------------------------------------------
-    def raw(self, id: str) -> bytes | None:
+    def raw(self, id: str, keep: bool = True) -> bytes | None:
+        """The message's bytes; kept in memory for the next FETCH unless not ``keep`` (a
+        search reads every message once: it must not push out what FETCH reads again)."""
         data = self.peek_raw(id)
         if data is not None:
             return data
-        return self._keep(id, self.store.get_raw(id))
+        data = self.store.get_raw(id)
+        return self._keep(id, data) if keep else data
 
     def raw_stored(self, id: str) -> bytes | None:
         """:meth:`raw` of a message listed in a folder: one indexed read and no waiting, so a
@@ -166,8 +173,8 @@ class MessageCache:
                         self._raw_size -= len(old)
         return data
 
-    def part(self, id: str) -> mime.Part | None:
-        data = self.raw(id)
+    def part(self, id: str, keep: bool = True) -> mime.Part | None:
+        data = self.raw(id, keep)
         return None if data is None else mime.parse(data)
 
     def derived(self, id: str) -> Derived | None:
@@ -242,7 +249,8 @@ class MessageCache:
 
     def texts_many(self, ids: Iterable[str]) -> dict[str, Text]:
         """Search text of each of ``ids`` that still exists: memory, then one batch read of
-        the store's cache, then decoding (which needs the header fields too)."""
+        the store's cache, then decoding the message. Nothing but the text is kept from
+        that decoding (not its bytes, MIME tree or header fields)."""
         out: dict[str, Text] = {}
         missing: list[str] = []
         with self._lock:
@@ -264,15 +272,12 @@ class MessageCache:
                 todo.append(id)
             else:
                 out[id] = loaded
-        derived = self.derived_many(todo) if todo else {}
-        self.headers_many(list(derived.items()))
         for id in todo:
-            d = derived.get(id)
-            part = self.part(id) if d is not None else None
-            if d is None or d.headers is None or part is None:
+            part = self.part(id, keep=False)
+            if part is None:
                 continue  # deleted meanwhile
             body = fold(body_text(part)[:MAX_TEXT])
-            head = fold("\n".join(decode_words(v) for vs in d.headers.values() for v in vs))
+            head = fold("\n".join(decode_words(v) for vs in header_fields(part).values() for v in vs))
             out[id] = (head + "\n" + body, body)
             self.writes.add(TEXT, id, dump_text(out[id][0], len(head)))
         self.writes.kick()
@@ -281,10 +286,10 @@ class MessageCache:
                 t = out.get(id)
                 if t is not None and id not in self._texts:
                     self._texts[id] = t
-                    self._text_chars += len(t[0]) + len(t[1])
-            while self._text_chars > TEXT_CACHE_CHARS and self._texts:
+                    self._text_bytes += _size(t)
+            while self._text_bytes > TEXT_CACHE_BYTES and self._texts:
                 _, old = self._texts.popitem(last=False)
-                self._text_chars -= len(old[0]) + len(old[1])
+                self._text_bytes -= _size(old)
         return out
 
     def sort_keys(self, criterion: str, views: list[MessageView]) -> list[SortKey]:
@@ -322,11 +327,22 @@ def _no_header(name: str) -> str | None:
     return None
 
 
-def derive(part: mime.Part) -> Derived:
-    """Parse what FETCH/SEARCH/SORT need out of a message's MIME tree."""
+def _size(t: Text) -> int:
+    """Bytes a cached text takes (both strings, as CPython stores them)."""
+    return sys.getsizeof(t[0]) + sys.getsizeof(t[1])
+
+
+def header_fields(part: mime.Part) -> dict[str, list[str]]:
+    """Lower-case name -> unfolded values (as the ``head`` blob holds them)."""
     headers: dict[str, list[str]] = {}
     for name, value in part.fields:
         headers.setdefault(name, []).append(mime.unfold(value).decode("utf-8", "replace").strip())
+    return headers
+
+
+def derive(part: mime.Part) -> Derived:
+    """Parse what FETCH/SEARCH/SORT need out of a message's MIME tree."""
+    headers = header_fields(part)
     date = headers.get("date")
     t = date_fields(date[0]) if date else None
     sent = (t[0], t[1], t[2]) if t is not None else None
