@@ -50,6 +50,7 @@ SUITES = {
     "checks": "checks_bench",
     "outbound": "outbound_bench",
     "import": "import_bench",
+    "mailpit-api": "mailpit_api_bench",
 }
 
 
