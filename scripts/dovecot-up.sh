@@ -4,6 +4,7 @@
 # Accounts: alice@example.org and bob@example.org, password "secret"; mail in DIR/mail.
 # With an introspection URL, XOAUTH2 and OAUTHBEARER logins are accepted too: Dovecot POSTs
 # the token there (RFC 7662) and takes {"active": true, "username": ...} as a login.
+# Settings in DIR/extra.conf, when the caller wrote one, come last (TLS, for instance).
 # Stop it with: doveadm -c DIR/dovecot.conf stop
 set -eu
 dir=$1
@@ -64,6 +65,7 @@ service pop3-login {
 protocol imap {
   mail_max_userip_connections = 100
 }
+!include_try $dir/extra.conf
 CONF
 if [ -n "$oauth2_url" ]; then
   cat > "$dir/oauth2.conf" <<OAUTH

@@ -169,17 +169,22 @@ def serve_process(db: Path, *args: str) -> Iterator[tuple[subprocess.Popen[bytes
 
 
 @contextmanager
-def running_dovecot(prefix: str = "postroom-dovecot-", oauth2_url: str = "") -> Iterator[tuple[int, int]]:
+def running_dovecot(
+    prefix: str = "postroom-dovecot-", oauth2_url: str = "", extra_conf: str = ""
+) -> Iterator[tuple[int, int]]:
     """A private Dovecot (scripts/dovecot-up.sh) on free loopback ports: (imap port, pop3 port).
 
     Accounts alice@example.org and bob@example.org, password "secret"; with ``oauth2_url``
-    also XOAUTH2 logins, whose tokens Dovecot checks at that introspection URL.
+    also XOAUTH2 logins, whose tokens Dovecot checks at that introspection URL; ``extra_conf``
+    (with ``{dir}`` for its directory) is added at the end of its configuration.
     """
     require_tool("dovecot", "dovecot-imapd")
     doveadm = require_tool("doveadm", "dovecot-core")
     workdir = tempfile.mkdtemp(prefix=prefix, dir="/tmp")
     os.chmod(workdir, 0o755)  # Dovecot's unprivileged processes must read it
     imap_port, pop3_port = free_port(), free_port()
+    if extra_conf:
+        Path(workdir, "extra.conf").write_text(extra_conf.replace("{dir}", workdir))
     extra = [oauth2_url] if oauth2_url else []
     subprocess.run(
         ["sh", str(DOVECOT_UP), workdir, str(imap_port), str(pop3_port), *extra], check=True, timeout=60

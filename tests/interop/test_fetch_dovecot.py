@@ -256,3 +256,63 @@ def test_connection_errors_name_the_likely_cause(tmp_path: Path) -> None:
                     str(tmp_path / "s.sqlite"), env={"PW": "secret"})  # fmt: skip
             assert r.returncode == 1 and r.stderr.count("\n") == 1, (name, r.stderr)
             assert expected in r.stderr, (name, r.stderr)
+
+
+def test_tls_modes(tmp_path: Path) -> None:
+    """Implicit TLS (IMAPS, POP3S) and STARTTLS/STLS against Dovecot with a certificate
+    for 127.0.0.1 that the account trusts through cafile; an untrusted one is one line."""
+    from tests.helpers import free_port
+
+    key, cert = tmp_path / "key.pem", tmp_path / "cert.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key),
+                    "-out", str(cert), "-days", "2", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1"], check=True, capture_output=True)  # fmt: skip
+    imaps, pop3s = free_port(), free_port()
+    extra = f"""ssl = yes
+ssl_cert = <{cert}
+ssl_key = <{key}
+service imap-login {{
+  inet_listener imaps {{
+    address = 127.0.0.1
+    port = {imaps}
+  }}
+}}
+service pop3-login {{
+  inet_listener pop3s {{
+    address = 127.0.0.1
+    port = {pop3s}
+  }}
+}}
+"""
+    with running_dovecot(extra_conf=extra) as (imap_port, pop3_port), running_server(pop3="off") as s:
+        a = remote(imap_port, "alice@example.org")
+        put(a, "INBOX", "over tls")
+        a.logout()
+        config = tmp_path / "postroom.toml"
+        ca = str(cert)
+        config.write_text(
+            account("imaps", imaps, "alice@example.org", "PW", tls="tls", cafile=ca, mailbox="a1@example.org")
+            + account("starttls", imap_port, "alice@example.org", "PW", tls="starttls", cafile=ca,
+                      mailbox="a2@example.org")
+            + account("pop3s", pop3s, "alice@example.org", "PW", tls="tls", cafile=ca, protocol="pop3",
+                      mailbox="a3@example.org")
+            + account("stls", pop3_port, "alice@example.org", "PW", tls="starttls", cafile=ca, protocol="pop3",
+                      mailbox="a4@example.org")
+            + account("untrusted", imaps, "alice@example.org", "PW", tls="tls")
+        )  # fmt: skip
+        local = s.addr("imap")[1]
+        args = [
+            "--config",
+            str(config),
+            "--into",
+            f"127.0.0.1:{local}",
+            "--state",
+            str(tmp_path / "s.sqlite"),
+        ]
+        for n, name in enumerate(("imaps", "starttls", "pop3s", "stls"), 1):
+            r = run("fetch", name, *args, env={"PW": "secret"})
+            assert r.returncode == 0 and f"{name}: 1 new messages" in r.stdout, (name, r.stderr)
+            assert list(local_folder(local, f"a{n}@example.org", "INBOX")) == ["over tls"]
+        r = run("fetch", "untrusted", *args, env={"PW": "secret"})
+        assert r.returncode == 1 and r.stderr.count("\n") == 1
+        assert "is not trusted" in r.stderr and "set cafile" in r.stderr
