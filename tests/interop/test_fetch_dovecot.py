@@ -316,3 +316,39 @@ service pop3-login {{
         r = run("fetch", "untrusted", *args, env={"PW": "secret"})
         assert r.returncode == 1 and r.stderr.count("\n") == 1
         assert "is not trusted" in r.stderr and "set cafile" in r.stderr
+
+
+def test_special_use_folders_are_found_by_attribute(tmp_path: Path) -> None:
+    """``\\Sent`` and ``\\Junk`` pick the folders Dovecot marks so (RFC 6154), whatever their names."""
+    extra = """namespace inbox {
+  inbox = yes
+  mailbox "Sent Items" {
+    special_use = \\Sent
+    auto = create
+  }
+  mailbox "Spam" {
+    special_use = \\Junk
+    auto = create
+  }
+  mailbox "Sent" {
+    auto = create
+  }
+}
+"""
+    with running_dovecot(extra_conf=extra) as (imap_port, _), running_server(pop3="off") as s:
+        a = remote(imap_port, "alice@example.org")
+        put(a, '"Sent Items"', "really sent")
+        put(a, "Sent", "a folder merely called Sent")
+        put(a, "Spam", "junk")
+        a.logout()
+        config = tmp_path / "postroom.toml"
+        config.write_text(
+            account("alice", imap_port, "alice@example.org", "PW", folders=["\\Sent", "\\Junk"])
+        )
+        local = s.addr("imap")[1]
+        r = run("fetch", "alice", "--config", str(config), "--into", f"127.0.0.1:{local}", "--state",
+                str(tmp_path / "s.sqlite"), env={"PW": "secret"})  # fmt: skip
+        assert r.returncode == 0, r.stderr
+        assert "alice: 2 new messages in Sent Items, Spam" in r.stdout
+        assert list(local_folder(local, "alice@example.org", "Sent Items")) == ["really sent"]
+        assert list(local_folder(local, "alice@example.org", "Spam")) == ["junk"]
