@@ -389,3 +389,33 @@ def test_pop3_copy_made_but_not_recorded_is_found_not_duplicated(
         finally:
             state.close()
         exactly_once(local_subjects(local, "INBOX"), {"pop 0", "pop 1", "pop 2"})
+
+
+def test_watch_reconnects_after_the_idle_connection_is_killed(tmp_path: Path) -> None:
+    with dovecot_and_postroom() as (imap_port, local):
+        a = remote(imap_port, ALICE)
+        fill(a, "INBOX", "inbox", 1)
+        a.logout()
+        s = Setup(tmp_path, imap_port, local)
+        proc = s.start("--watch", "--interval", "600")
+        try:
+            s.wait_recorded(1, proc)
+            end = time.monotonic() + 20
+            while not _dovecot_sessions(imap_port):  # the IDLE connection is up
+                assert time.monotonic() < end
+                time.sleep(0.1)
+            for pid in _dovecot_sessions(imap_port):
+                os.kill(pid, signal.SIGKILL)
+            a = remote(imap_port, ALICE)
+            fill(a, "INBOX", "inbox", 1, start=1)
+            a.logout()
+            # reopened after a 1 s backoff; the sync on reconnecting brings the new message
+            end = time.monotonic() + 20
+            while "inbox 1" not in local_subjects(local, "INBOX"):
+                assert proc.poll() is None, proc.communicate()
+                assert time.monotonic() < end, "no reconnect within 20 s"
+                time.sleep(0.1)
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+        exactly_once(local_subjects(local, "INBOX"), {"inbox 0", "inbox 1"})
