@@ -11,7 +11,9 @@ Two parts:
    in-process through the real store (``SQLiteStore.deliver`` in large gathers: group
    commit) and indexed by its indexer process. The store is closed and ``postroom serve``
    started on the database: the time from its start to the SMTP greeting is measured (a
-   restart at N). Then each query is asked ``REPEAT`` times through the HTTP API as a user
+   restart at N; postroom's modules are byte-compiled first, as an installed package's are:
+   a development checkout run with PYTHONDONTWRITEBYTECODE would compile them at every
+   start, ~0.25 s that no user pays; ``GREETINGS`` more restarts give the median). Then each query is asked ``REPEAT`` times through the HTTP API as a user
    would (``/api/v2/messages``, ``/api/v2/search``, ``/api/v2/threads``, one kept-alive
    connection) and its p50/p90 reported; ``--in-process`` times ``store.list_messages``
    instead.
@@ -74,6 +76,7 @@ TARGET_QUERY_MS = 30.0
 TARGET_LIST_MS = 20.0
 TARGET_BURST_S = 5.0
 TARGET_GREETING_S = 0.5
+GREETINGS = 5  # starts timed to the SMTP greeting (the median is reported)
 CAMPAIGNS = 200  # X-Campaign values, one message in CAMPAIGNS each
 
 
@@ -176,6 +179,31 @@ def _greeting(port: int, deadline: float) -> None:
         time.sleep(0.005)
 
 
+def _as_installed() -> None:
+    """Byte-compile postroom's modules, as installing the package does (``pip`` compiles
+    them): a start then reads them, also when PYTHONDONTWRITEBYTECODE is set."""
+    import compileall
+
+    compileall.compile_dir(ROOT / "src" / "postroom", quiet=1)
+
+
+def greeting_time(path: str) -> float:
+    """Seconds from starting ``postroom serve`` on the database ``path`` to its SMTP greeting."""
+    smtp = free_port()
+    cmd = [
+        str(ROOT / ".venv/bin/postroom"), "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", "127.0.0.1:0",
+        "--pop3", "off", "--imap", "off", "--db", path, "--max", "0", "--quiet",
+    ]  # fmt: skip
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
+    try:
+        _greeting(smtp, time.monotonic() + 60)
+        return time.perf_counter() - t0
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        proc.wait(30)
+
+
 def serve_and_query(path: str, n: int) -> tuple[float, list[dict[str, Any]]]:
     """Start ``postroom serve`` on the database ``path``: (seconds to the SMTP greeting,
     rows of every query asked through the HTTP API)."""
@@ -184,6 +212,7 @@ def serve_and_query(path: str, n: int) -> tuple[float, list[dict[str, Any]]]:
         str(ROOT / ".venv/bin/postroom"), "serve", "--smtp", f"127.0.0.1:{smtp}", "--http", f"127.0.0.1:{port}",
         "--pop3", "off", "--imap", "off", "--db", path, "--max", "0", "--quiet",
     ]  # fmt: skip
+    _as_installed()
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
@@ -259,6 +288,7 @@ def run_queries(n: int, db: str | None = None, *, in_process: bool = False) -> d
         rows = []
         stored = store.list_messages(limit=0).total
         greeting_s = None
+        greetings: list[float] = []
         if in_process:
             for label, kind, kw in queries(n):
                 if kind == "threads":
@@ -270,14 +300,16 @@ def run_queries(n: int, db: str | None = None, *, in_process: bool = False) -> d
                 rows.append(_row(label, kind, page.messages_count, p50, p90))
         else:
             store.close()
-            greeting_s, rows = serve_and_query(path, n)
+            first_s, rows = serve_and_query(path, n)
+            greetings = sorted([first_s, *(greeting_time(path) for _ in range(GREETINGS - 1))])
+            greeting_s = statistics.median(greetings)
     finally:
         store.close()
         loop.close()
         shutil.rmtree(tmp, ignore_errors=True)
     return {
         "n": stored, "ingest_s": ingest_s, "index_s": lag_s, "load": load, "rows": rows,
-        "greeting_s": greeting_s, "via": "store.list_messages" if in_process else "HTTP",
+        "greeting_s": greeting_s, "greetings_s": [round(g, 3) for g in greetings], "via": "store.list_messages" if in_process else "HTTP",
     }  # fmt: skip
 
 
@@ -366,7 +398,7 @@ def markdown(q: dict[str, Any], b: dict[str, Any] | None) -> str:
             f"Times are `store.list_messages` (count + unread + one 50-row page), {REPEAT} runs after a warm-up."
             if q.get("via") != "HTTP"
             else f"Times are HTTP requests to `postroom serve` (one kept-alive connection), {REPEAT} runs after "
-            f"a warm-up; start to SMTP greeting {q['greeting_s']:.2f} s (target ≤ {TARGET_GREETING_S} s: "
+            f"a warm-up; start to SMTP greeting {q['greeting_s']:.2f} s (median of {GREETINGS} starts; target ≤ {TARGET_GREETING_S} s: "
             f"{'yes' if q['greeting_s'] <= TARGET_GREETING_S else 'NO'})."
         ),
         "",
