@@ -121,6 +121,7 @@ class SQLiteStore(Composed):
 
     # -- served by the parts themselves (composed.Composed) but for these -------------------------
     def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+        self.background.imap_in_use = True  # from now on the indexer derives it for new mail
         return self.imap_cache.get(kind, ids)
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
