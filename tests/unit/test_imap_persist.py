@@ -164,7 +164,8 @@ def test_search_text_is_bounded_by_bytes_and_keeps_no_raw(
     assert [t[1].split()[-1] for t in (got[id] for id in ids)] == [str(i) for i in range(12)]
     assert "grüsse aus köln" in got[ids[0]][1]  # case-folded (ß: ss)
     assert 0 < cache._text_bytes <= 40_000
-    assert cache._text_bytes == sum(messages._size(t) for t in cache._texts.values())
+    assert cache._text_bytes == sum(messages._size(k) for k in cache._texts.values())
+    assert all(full[start:].startswith("grüsse") for full, start in cache._texts.values())
     assert len(cache._texts) < 12  # the oldest went
     assert list(cache._texts)[-1] == ids[-1]
     assert cache._raws == {} and cache._derived == {}

@@ -56,7 +56,7 @@ MAX_TEXT = 1024 * 1024
 # does not fit is read back from the store's cache at the next search, ~20 ms per 1,000
 # messages). It was 64M characters, counted as characters: with the body text a copy of
 # the full text's tail and non-ASCII text taking 2-4 bytes a character, that let a SEARCH
-# TEXT over a large mailbox keep 150-250 MB (issue 19).
+# TEXT over a large mailbox keep 150-250 MB (issue 19). The body is not kept apart (_Kept).
 TEXT_CACHE_BYTES = 24 * 1024 * 1024
 # SORT keys kept in memory, over all criteria (our choice: a date or a base subject per
 # message, ~100 bytes each, so ~20 MB at the bound). Messages never change, so a key
@@ -68,6 +68,9 @@ _LISTING_KEYS = frozenset({"ARRIVAL", "SIZE"})
 SortKey = str | float | int
 
 Text = tuple[str, str]  # (header + "\n" + body text, body text), case-folded
+# What the text cache keeps of a Text: the full text and where its body starts (the body
+# is sliced off when asked for, not kept twice).
+_Kept = tuple[str, int]
 
 
 class Derived:
@@ -120,7 +123,7 @@ class MessageCache:
         self._raws: OrderedDict[str, bytes] = OrderedDict()
         self._raw_size = 0
         self._derived: OrderedDict[str, Derived] = OrderedDict()
-        self._texts: OrderedDict[str, Text] = OrderedDict()
+        self._texts: OrderedDict[str, _Kept] = OrderedDict()
         self._text_bytes = 0
         self._sort_keys: dict[str, dict[str, SortKey]] = {}  # criterion -> message ID -> key
         self._sort_key_count = 0
@@ -241,10 +244,10 @@ class MessageCache:
     def text(self, id: str) -> Text:
         """The search text of a message (empty for a deleted one)."""
         with self._lock:
-            t = self._texts.get(id)
-            if t is not None:
+            k = self._texts.get(id)
+            if k is not None:
                 self._texts.move_to_end(id)
-                return t
+                return k[0], k[0][k[1] :]
         return self.texts_many([id]).get(id, ("", ""))
 
     def texts_many(self, ids: Iterable[str]) -> dict[str, Text]:
@@ -255,12 +258,12 @@ class MessageCache:
         missing: list[str] = []
         with self._lock:
             for id in ids:
-                t = self._texts.get(id)
-                if t is None:
+                k = self._texts.get(id)
+                if k is None:
                     missing.append(id)
                 else:
                     self._texts.move_to_end(id)
-                    out[id] = t
+                    out[id] = (k[0], k[0][k[1] :])
         if not missing:
             return out
         blobs = self.store.imap_cache_get(TEXT, missing)
@@ -285,8 +288,8 @@ class MessageCache:
             for id in missing:
                 t = out.get(id)
                 if t is not None and id not in self._texts:
-                    self._texts[id] = t
-                    self._text_bytes += _size(t)
+                    k = self._texts[id] = (t[0], len(t[0]) - len(t[1]))
+                    self._text_bytes += _size(k)
             while self._text_bytes > TEXT_CACHE_BYTES and self._texts:
                 _, old = self._texts.popitem(last=False)
                 self._text_bytes -= _size(old)
@@ -327,9 +330,9 @@ def _no_header(name: str) -> str | None:
     return None
 
 
-def _size(t: Text) -> int:
-    """Bytes a cached text takes (both strings, as CPython stores them)."""
-    return sys.getsizeof(t[0]) + sys.getsizeof(t[1])
+def _size(k: _Kept) -> int:
+    """Bytes a cached text takes (as CPython stores the string)."""
+    return sys.getsizeof(k[0])
 
 
 def header_fields(part: mime.Part) -> dict[str, list[str]]:
