@@ -168,6 +168,12 @@ FIELD_QUERIES = [
     "subject:nothing-like-this",
     "alpha from:a2@",
     "from:a3@ OR subject:m7",
+    # header: terms: one scan collects every match, however many (sqlite_reading)
+    "header:From=a1@",
+    "header:To=two@ is:unread",
+    "-header:From=a1@",
+    "header:Subject=m1 OR from:a3@",
+    "header:x-none",
 ]
 
 
@@ -176,7 +182,8 @@ def test_field_listings_equal_plain_plan(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch, sparse_matches: int, sparse_density: int
 ) -> None:
     """Queries the index cannot answer: the one-scan path for few matches (ids and read flags,
-    stopping once there are too many) and the count-then-page path give the plain plan's answer."""
+    stopping once there are too many; all of them with a header: term) and the count-then-page
+    path give the plain plan's answer."""
     from postroom.store import sqlite_reading
 
     monkeypatch.setattr(sqlite_reading, "SPARSE_MATCHES", sparse_matches)

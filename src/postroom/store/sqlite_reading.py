@@ -16,7 +16,7 @@ from typing import Any
 from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .rows import SUMMARY_COLS, clamp_page, group_pairs, summaries_from_rows
 from .sqlite_db import SQLiteDb
-from .sqlite_search import compile_query, fulltext_listing
+from .sqlite_search import compile_query, fulltext_listing, has_header_term
 from .sqlite_threads import thread_listing
 
 __all__ = ["Reader"]
@@ -117,11 +117,14 @@ class Reader:
             # to find none). So first collect the matching ids and read flags from whatever index
             # covers the condition, in one scan that stops as soon as the matches are too many
             # to be few: for few matches it gives the counts and the page's ids at once.
+            # A header: term costs the same (all the header's values) in each statement that
+            # has it, however many it matches: there this one scan collects every match.
             cap = min(SPARSE_MATCHES, max(0, (total - 1) // SPARSE_DENSITY))
+            one_pass = has_header_term(query)
             cur = conn.execute(f"SELECT m.id, m.read FROM message m WHERE {where}", params)
-            found_ids = cur.fetchmany(cap + 1)
+            found_ids = cur.fetchall() if one_pass else cur.fetchmany(cap + 1)
             cur.close()
-            if len(found_ids) <= cap:
+            if one_pass or len(found_ids) <= cap:
                 count = len(found_ids)
                 count_unread = sum(1 for _, read in found_ids if not read)
                 ids = sorted((i for i, _ in found_ids), reverse=True)[start : start + limit]

@@ -41,6 +41,7 @@ __all__ = [
     "fts_expression",
     "fts_quote",
     "fulltext_listing",
+    "has_header_term",
     "header_matches",
     "register_functions",
 ]
@@ -87,6 +88,22 @@ def compile_query(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, li
         return "1", []
     params: list[Any] = []
     return compile_node(node, params), params
+
+
+def has_header_term(text: str) -> bool:
+    """Whether the query has a header: term anywhere (negated or in an OR too). Its condition
+    (``m.id IN (...)``, :func:`compile_node`) reads every ``header_field`` row of that name
+    once per statement that uses it, however few rows the statement returns."""
+    stack = [parse_query(text)]
+    while stack:
+        node = stack.pop()
+        if isinstance(node, Header):
+            return True
+        if isinstance(node, Not):
+            stack.append(node.child)
+        elif isinstance(node, And | Or):
+            stack.extend(node.children)
+    return False
 
 
 def fts_quote(term: str, *, prefix: bool) -> str:
