@@ -26,7 +26,7 @@ Every setting can be given five ways; the first that is present wins:
 5. the default below.
 
 Listeners bind to 127.0.0.1 unless told otherwise; `off` disables one. Boolean flags also have a
-`--no-...` form. This page is generated from the option table in `src/postroom/config.py`
+`--no-...` form. This page is generated from the option table in `src/postroom/config_options.py`
 (`python scripts/gen_config_doc.py`); a test fails when it is out of date.
 """
 

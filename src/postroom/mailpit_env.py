@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["FLAGS", "IGNORED", "MAPPED", "add_flags", "read", "read_flags", "with_tag_rules"]
+__all__ = ["FLAGS", "IGNORED", "MAPPED", "UNSUPPORTED", "add_flags", "read", "read_flags", "with_tag_rules"]
 
 
 def _flag(value: str) -> bool:
@@ -93,6 +93,7 @@ MAPPED: dict[str, Setter] = {
     "MP_SMTP_TLS_REQUIRED": _when_true({"smtp_require_tls": True}),  # deprecated name
     "MP_SMTP_MAX_RECIPIENTS": _to("smtp_max_recipients", int),
     "MP_SMTP_ALLOWED_RECIPIENTS": _to("smtp_allowed_recipients"),
+    "MP_SMTP_IGNORE_REJECTED_RECIPIENTS": _when_true({"smtp_ignore_rejected_recipients": True}),
     "MP_IGNORE_DUPLICATE_IDS": _when_true({"ignore_duplicate_ids": True}),
     "MP_POP3_BIND_ADDR": _to("pop3", _addr),
     "MP_POP3_AUTH_FILE": _to("auth_file"),
@@ -119,10 +120,23 @@ IGNORED: dict[str, str] = {
     "MP_DEMO_MODE": "postroom has no demo mode",
     "MP_ENABLE_PROMETHEUS": "postroom always serves /metrics on its HTTP listener (behind the UI's auth)",
     "MP_BLOCK_REMOTE_CSS_AND_FONTS": "postroom's message view blocks all remote content unless asked",
-    "MP_USE_MESSAGE_DATES": "postroom keeps the arrival time (the Date header is the summary's Date)",
     "MP_POP3_TLS_CERT": "postroom's POP3 uses --tls-cert/--tls-key (STARTTLS, or --pop3s)",
     "MP_POP3_TLS_KEY": "postroom's POP3 uses --tls-cert/--tls-key (STARTTLS, or --pop3s)",
 }
+
+
+#: MP_* variables (and so their flags) postroom refuses: a Mailpit setting that would change
+#: behaviour here and is not implemented. Starting without it would silently differ.
+UNSUPPORTED: frozenset[str] = frozenset(
+    {
+        "MP_USE_MESSAGE_DATES", "MP_SMTP_STRICT_RFC_HEADERS", "MP_POP3_AUTH",
+        "MP_TAGS_USERNAME", "MP_TAGS_DISABLE", "MP_TAGS_TITLE_CASE",
+        "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS", "MP_LOG_FILE",
+        "MP_WEBHOOK_LIMIT", "MP_WEBHOOK_DELAY",
+    }
+)  # fmt: skip
+# Mailpit's per-key relay and forward variables (MP_SMTP_RELAY_HOST, ...): use the YAML files
+_UNSUPPORTED_PREFIXES = ("MP_SMTP_RELAY_", "MP_SMTP_FORWARD_")
 
 
 def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any], list[str]]:
@@ -137,12 +151,15 @@ def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any],
         (settings by name, one-line notes about variables that are not applied)
 
     Raises:
-        ValueError: a variable's value has the wrong shape (the text names it).
+        ValueError: a variable's value has the wrong shape, or postroom does not support it
+            (:data:`UNSUPPORTED`); the text names it.
     """
     values: dict[str, Any] = {}
     notes: list[str] = []
     for key in sorted(k for k in env if k.startswith("MP_")):
         raw = env[key]
+        if key in UNSUPPORTED or (key not in MAPPED and key.startswith(_UNSUPPORTED_PREFIXES)):
+            raise ValueError(f"{key}: not supported by postroom (see docs/mailpit.md); remove it")
         if key in MAPPED:
             try:
                 got = MAPPED[key](raw)
@@ -207,8 +224,6 @@ FLAGS: dict[tuple[str, ...], str] = {
     ("--use-message-dates",): "MP_USE_MESSAGE_DATES",
     ("--pop3-tls-cert",): "MP_POP3_TLS_CERT",
     ("--pop3-tls-key",): "MP_POP3_TLS_KEY",
-    # accepted so that a Mailpit command line starts; each is named at start as not applied
-    ("--smtp-ignore-rejected-recipients",): "MP_SMTP_IGNORE_REJECTED_RECIPIENTS",
     ("--smtp-strict-rfc-headers",): "MP_SMTP_STRICT_RFC_HEADERS",
     ("--tags-username",): "MP_TAGS_USERNAME",
     ("--tags-disable",): "MP_TAGS_DISABLE",

@@ -200,6 +200,36 @@ def test_smtp_allowed_recipients_refuses_the_others() -> None:
         assert envelope["RcptTo"] == ["ok@example.org"]
 
 
+def test_smtp_ignore_rejected_recipients_answers_250_and_drops_them() -> None:
+    """--smtp-ignore-rejected-recipients (MP_SMTP_IGNORE_REJECTED_RECIPIENTS): a recipient
+    --smtp-allowed-recipients refuses gets 250 and is left out; a message for refused
+    recipients only is accepted and not stored."""
+    import smtplib
+
+    from postroom import mailpit_env
+
+    values, notes = mailpit_env.read(
+        {"MP_SMTP_ALLOWED_RECIPIENTS": r"@example\.org$", "MP_SMTP_IGNORE_REJECTED_RECIPIENTS": "true"},
+        frozenset({"smtp_allowed_recipients", "smtp_ignore_rejected_recipients"}),
+    )
+    assert notes == [] and values["smtp_ignore_rejected_recipients"] is True
+    with running_server(**values) as s:
+        with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+            refused = c.sendmail(
+                "a@example.net", ["no@example.com", "ok@example.org"], b"Subject: one\r\n\r\nx\r\n"
+            )
+            assert refused == {}
+            c.ehlo()
+            c.mail("a@example.net")
+            assert c.rcpt("nobody@example.com")[0] == 250
+            code, text = c.data(b"Subject: two\r\n\r\nx\r\n")
+            assert code == 250 and b"ignored" in text
+        [m] = Api(s).get("/api/v1/messages").json()["messages"]
+        assert m["Subject"] == "one"
+        envelope = Api(s).get(f"/api/v2/message/{m['ID']}/envelope").json()
+        assert envelope["RcptTo"] == ["ok@example.org"]
+
+
 def test_inline_smtp_credentials_as_mp_smtp_auth() -> None:
     """MP_SMTP_AUTH 'user:password ...': those logins only, and AUTH required (as Mailpit)."""
     import smtplib

@@ -25,6 +25,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..config import ConfigError
+from ..protocols.smtp import IGNORED_RCPT, Reply
 from .chaos import Chaos, ChaosError
 from .handlers import Handlers
 from .webhooks import Webhooks
@@ -58,7 +59,8 @@ def install(app: App) -> None:
     app.chaos = chaos
     app.handlers = Handlers(app.smtp_hooks)
     if s.smtp_allowed_recipients:  # Mailpit's --smtp-allowed-recipients, as a recipient handler
-        app.handlers.add_rcpt(_allowed_recipients(re.compile(s.smtp_allowed_recipients)))
+        pattern = re.compile(s.smtp_allowed_recipients)
+        app.handlers.add_rcpt(_allowed_recipients(pattern, ignore=s.smtp_ignore_rejected_recipients))
     if s.ignore_duplicate_ids:  # Mailpit's --ignore-duplicate-ids, as a message handler
         app.handlers.add(_drop_duplicates(app))
     urls = [u for u in s.webhook.split(",") if u.strip()] if s.webhook else []
@@ -91,10 +93,16 @@ async def _sweep_expired(write: Callable[[Callable[[Any], None]], Any]) -> None:
 NOT_ALLOWED = "550 5.1.0 Requested action not taken: mailbox unavailable"
 
 
-def _allowed_recipients(pattern: re.Pattern[str]) -> Callable[[str, Any], Any]:
-    async def check(address: str, envelope: Any) -> str | None:
+def _allowed_recipients(pattern: re.Pattern[str], ignore: bool) -> Callable[[str, Any], Any]:
+    """Refuse a recipient ``pattern`` does not match; with ``ignore`` (Mailpit's
+    --smtp-ignore-rejected-recipients) answer it 250 and leave it out of the envelope."""
+
+    async def check(address: str, envelope: Any) -> str | Reply | None:
         if pattern.search(address):
             return None
+        if ignore:
+            log.info("SMTP recipient %s ignored (--smtp-allowed-recipients)", address)
+            return IGNORED_RCPT
         log.info("SMTP recipient %s refused (--smtp-allowed-recipients)", address)
         return NOT_ALLOWED
 

@@ -366,6 +366,7 @@ class SMTPListener:
 
 
 _ids = itertools.count(1)
+NOTHING_TO_STORE = Reply(250, "2.0.0", ("Ok: no recipient to store it for, ignored",))
 _ID_PREFIX = os.urandom(3).hex().upper()
 _date_cache: list[Any] = [0, ""]
 _DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -575,7 +576,8 @@ class SMTPSession(asyncio.Protocol):
             if reply is None:
                 if ev.__class__ is MessageReceived:
                     assert isinstance(ev, MessageReceived)
-                    reply = await self._deliver(ev)
+                    # every recipient ignored by a hook (IGNORED_RCPT): accepted, not stored
+                    reply = await self._deliver(ev) if ev.rcpt_to else NOTHING_TO_STORE
                 elif ev.__class__ is AuthAttempt and self.listener.authenticator is not None:
                     assert isinstance(ev, AuthAttempt)
                     reply = await self._limited_auth(ev)

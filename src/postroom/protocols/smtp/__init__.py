@@ -76,13 +76,14 @@ from .events import (
     Sentinel,
     StartTLS,
 )
-from .replies import AUTH_FAILED, TEMP_FAILURE, Reply
+from .replies import AUTH_FAILED, IGNORED_RCPT, TEMP_FAILURE, Reply
 
 __all__ = [
     "AUTH_FAILED",
     "AUTH_MECHANISMS",
     "COMMANDS",
     "COMMAND_TIMEOUT",
+    "IGNORED_RCPT",
     "MAX_AUTH_LINE",
     "MAX_COMMAND_LINE",
     "MAX_ERRORS",

@@ -37,6 +37,7 @@ from .replies import (
     AUTH_UNKNOWN_MECH,
     BYE,
     HELP_REPLY,
+    IGNORED_RCPT,
     LINE_TOO_LONG,
     NEED_HELO,
     NOT_IMPLEMENTED,
@@ -635,7 +636,8 @@ class SMTPConnection:
         def after(r: Reply) -> None:
             if r.code < 400:
                 self.state = State.RCPT
-                self.rcpt_to.append(address)
+                if r is not IGNORED_RCPT:  # a recipient a hook ignores stays out of the envelope
+                    self.rcpt_to.append(address)
 
         self._after = after
         return RcptTo(OK_RCPT, address)

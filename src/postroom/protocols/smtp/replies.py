@@ -64,6 +64,9 @@ def line_reply(code: int, enhanced: str, text: str) -> Reply:
 OK = line_reply(250, "2.0.0", "Ok")
 OK_MAIL = line_reply(250, "2.1.0", "Ok")
 OK_RCPT = line_reply(250, "2.1.5", "Ok")
+# A hook's answer to RCPT TO: "250 Ok" on the wire, the recipient left out of the envelope
+# (Mailpit's --smtp-ignore-rejected-recipients). Recognised by identity, not by value.
+IGNORED_RCPT = line_reply(250, "2.1.5", "Ok")
 START_DATA = line_reply(354, "", "End data with <CR><LF>.<CR><LF>")
 BYE = line_reply(221, "2.0.0", "Bye")
 VRFY_REPLY = line_reply(252, "2.5.0", "Cannot VRFY user, but will accept message and attempt delivery")
