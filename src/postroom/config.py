@@ -55,6 +55,7 @@ class Settings:
     smtp_max_recipients: int = 1000
     smtp_allowed_recipients: str = ""
     smtp_ignore_rejected_recipients: bool = False
+    use_message_dates: bool = False
     ignore_duplicate_ids: bool = False
     smtp_max_connections: int = 500
     smtp_hostname: str = "postroom"

@@ -94,6 +94,7 @@ MAPPED: dict[str, Setter] = {
     "MP_SMTP_MAX_RECIPIENTS": _to("smtp_max_recipients", int),
     "MP_SMTP_ALLOWED_RECIPIENTS": _to("smtp_allowed_recipients"),
     "MP_SMTP_IGNORE_REJECTED_RECIPIENTS": _when_true({"smtp_ignore_rejected_recipients": True}),
+    "MP_USE_MESSAGE_DATES": _when_true({"use_message_dates": True}),
     "MP_IGNORE_DUPLICATE_IDS": _when_true({"ignore_duplicate_ids": True}),
     "MP_POP3_BIND_ADDR": _to("pop3", _addr),
     "MP_POP3_AUTH_FILE": _to("auth_file"),
@@ -129,7 +130,7 @@ IGNORED: dict[str, str] = {
 #: behaviour here and is not implemented. Starting without it would silently differ.
 UNSUPPORTED: frozenset[str] = frozenset(
     {
-        "MP_USE_MESSAGE_DATES", "MP_SMTP_STRICT_RFC_HEADERS", "MP_POP3_AUTH",
+        "MP_SMTP_STRICT_RFC_HEADERS", "MP_POP3_AUTH",
         "MP_TAGS_USERNAME", "MP_TAGS_DISABLE", "MP_TAGS_TITLE_CASE",
         "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS", "MP_LOG_FILE",
         "MP_WEBHOOK_LIMIT", "MP_WEBHOOK_DELAY",
@@ -221,7 +222,6 @@ FLAGS: dict[tuple[str, ...], str] = {
     ("--ui-tls-cert", "--ui-ssl-cert"): "MP_UI_TLS_CERT",
     ("--ui-tls-key", "--ui-ssl-key"): "MP_UI_TLS_KEY",
     ("--block-remote-css-and-fonts",): "MP_BLOCK_REMOTE_CSS_AND_FONTS",
-    ("--use-message-dates",): "MP_USE_MESSAGE_DATES",
     ("--pop3-tls-cert",): "MP_POP3_TLS_CERT",
     ("--pop3-tls-key",): "MP_POP3_TLS_KEY",
     ("--smtp-strict-rfc-headers",): "MP_SMTP_STRICT_RFC_HEADERS",
@@ -240,7 +240,7 @@ _SWITCHES = frozenset(
         "MP_QUIET", "MP_VERBOSE", "MP_SMTP_AUTH_ACCEPT_ANY", "MP_SMTP_REQUIRE_STARTTLS",
         "MP_ALLOW_INTERNAL_HTTP_REQUESTS", "MP_DISABLE_WAL", "MP_DISABLE_VERSION_CHECK",
         "MP_DISABLE_AUTO_VACUUM", "MP_DISABLE_HTTP_COMPRESSION", "MP_SMTP_AUTH_ALLOW_INSECURE",
-        "MP_SMTP_DISABLE_RDNS", "MP_BLOCK_REMOTE_CSS_AND_FONTS", "MP_USE_MESSAGE_DATES",
+        "MP_SMTP_DISABLE_RDNS", "MP_BLOCK_REMOTE_CSS_AND_FONTS",
         "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "MP_SMTP_STRICT_RFC_HEADERS",
         "MP_TAGS_USERNAME", "MP_TAGS_TITLE_CASE",
         "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS",

@@ -230,6 +230,37 @@ def test_smtp_ignore_rejected_recipients_answers_250_and_drops_them() -> None:
         assert envelope["RcptTo"] == ["ok@example.org"]
 
 
+def test_use_message_dates_makes_created_the_date_header() -> None:
+    """--use-message-dates (MP_USE_MESSAGE_DATES): Created is the Date header's time, for
+    SMTP and the send API; without a readable Date, the arrival time; without the option,
+    always the arrival time."""
+    import smtplib
+
+    from postroom import mailpit_env
+
+    values, notes = mailpit_env.read({"MP_USE_MESSAGE_DATES": "1"}, frozenset({"use_message_dates"}))
+    assert notes == [] and values == {"use_message_dates": True}
+    dated = b"Date: Tue, 01 Mar 2022 10:20:30 +0100\r\nSubject: %s\r\n\r\nx\r\n"
+    for on in (True, False):
+        with running_server(use_message_dates=on) as s:
+            with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+                c.sendmail("a@example.org", ["b@example.org"], dated % b"dated")
+                c.sendmail(
+                    "a@example.org", ["b@example.org"], b"Date: not a date\r\nSubject: bad\r\n\r\nx\r\n"
+                )
+            Api(s).send(
+                From={"Email": "a@example.org"},
+                To=[{"Email": "b@example.org"}],
+                Subject="api",
+                Headers={"Date": "Tue, 01 Mar 2022 10:20:30 +0100"},
+            )
+            created = {m["Subject"]: m["Created"] for m in Api(s).get("/api/v1/messages").json()["messages"]}
+            assert set(created) == {"dated", "bad", "api"}
+            assert created["dated"].startswith("2022-03-01T09:20:30") is on, created
+            assert created["api"].startswith("2022-03-01T09:20:30") is on, created
+            assert not created["bad"].startswith("2022"), created
+
+
 def test_inline_smtp_credentials_as_mp_smtp_auth() -> None:
     """MP_SMTP_AUTH 'user:password ...': those logins only, and AUTH required (as Mailpit)."""
     import smtplib

@@ -58,7 +58,7 @@ from ..store.ingest import Ingest, ingest_paths
 from .auth import Authenticator
 from .smtp_gate import GATE_KEY, ConnectionGate, LocalGate, SharedGate
 from .smtp_hooks import SMTPHook, call_stage
-from .smtp_trace import delivery_headers
+from .smtp_trace import delivery_headers, message_date
 from .smtp_workers import WorkerPool, worker_count
 
 if TYPE_CHECKING:
@@ -265,6 +265,7 @@ class SMTPListener:
             if s.smtp_auth  # inline "user:password ..." (Mailpit's MP_SMTP_AUTH)
             else None
         )
+        self.use_message_dates = s.use_message_dates
         self.limiter = app.auth_limiter  # failed AUTH per client address (authlimit.py)
         self.max_connections = s.smtp_max_connections
         # shared by the SMTP and SMTPS listeners of one app (and by its worker processes)
@@ -609,7 +610,8 @@ class SMTPSession(asyncio.Protocol):
             tls=conn.tls,
             auth_user=conn.auth_user,
             smtputf8=ev.smtputf8,
-            received_at=now,
+            # Mailpit's --use-message-dates: the listing's Created is the Date header's time
+            received_at=(self.listener.use_message_dates and message_date(ev.data)) or now,
         )
         return envelope, self._trace(ev, conn, trace_id, now) + ev.data, trace_id
 

@@ -15,6 +15,8 @@ this ~7 us).
 from __future__ import annotations
 
 import re
+from datetime import UTC
+from email.utils import parsedate_to_datetime
 
 __all__ = ["delivery_headers", "unnamed_recipients"]
 
@@ -73,3 +75,21 @@ def _whole(text: bytes, start: int, end: int) -> bool:
     return (start == 0 or text[start - 1 : start] in _ADDRESS_BEFORE) and (
         end == len(text) or text[end : end + 1] in _ADDRESS_AFTER
     )
+
+
+def message_date(data: bytes) -> float | None:
+    """The time (epoch seconds) of the first Date field of ``data``'s header, or None when
+    it has none that reads as a date (RFC 5322 3.3, with its obsolete forms)."""
+    end = data.find(b"\r\n\r\n")
+    head = b"\r\n" + (data[: end + 2] if end >= 0 else data)
+    for line in _FIELD_START.split(head):
+        name, sep, value = line.partition(b":")
+        if sep and name.strip().lower() == b"date":
+            try:
+                when = parsedate_to_datetime(value.decode("ascii", "replace").replace("\r\n", "").strip())
+            except (TypeError, ValueError, IndexError):
+                return None
+            if when.tzinfo is None:  # "-0000": the zone is unknown (RFC 5322 3.3); read as UTC
+                when = when.replace(tzinfo=UTC)
+            return when.timestamp()
+    return None

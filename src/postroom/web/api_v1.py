@@ -375,6 +375,7 @@ async def send(request: web.Request) -> web.Response:
         raw, rcpts, tags, mail_from = build_message(body)
     except SendError as e:
         return json_response({"Error": str(e)}, status=400)
+    from ..servers.smtp_trace import message_date
     from ..store.base import Envelope
 
     max_size = request.app[APP_KEY].settings.smtp_max_size
@@ -390,6 +391,8 @@ async def send(request: web.Request) -> web.Response:
         helo="HTTP API",
         tls=request.secure,
         auth_user=request.get(AUTH_USER_KEY),
+        # --use-message-dates: Created is the Date header's time (0: the store's "now")
+        received_at=(request.app[APP_KEY].settings.use_message_dates and message_date(raw)) or 0.0,
     )
     app = request.app[APP_KEY]
     mid = await store_of(request).deliver(env, raw, tags=tuple(tags))
