@@ -56,6 +56,7 @@ class Settings:
     smtp_allowed_recipients: str = ""
     smtp_ignore_rejected_recipients: bool = False
     use_message_dates: bool = False
+    smtp_strict_rfc_headers: bool = False
     ignore_duplicate_ids: bool = False
     smtp_max_connections: int = 500
     smtp_hostname: str = "postroom"

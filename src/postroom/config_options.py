@@ -133,6 +133,13 @@ OPTIONS: list[Option] = [
         "answer 250 to recipients --smtp-allowed-recipients refuses, and drop them",
         "smtp",
     ),
+    Option(
+        "smtp_strict_rfc_headers",
+        bool,
+        False,
+        "refuse a message with CR CR LF (a CR without LF) in its header",
+        "smtp",
+    ),
     Option("use_message_dates", bool, False, "a message's Created is its Date header's time", "smtp"),
     Option("ignore_duplicate_ids", bool, False, "accept but drop mail whose Message-ID is stored", "smtp"),
     Option("smtp_max_connections", int, 500, "concurrent SMTP connections", "smtp", "N"),

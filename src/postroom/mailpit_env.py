@@ -94,6 +94,7 @@ MAPPED: dict[str, Setter] = {
     "MP_SMTP_MAX_RECIPIENTS": _to("smtp_max_recipients", int),
     "MP_SMTP_ALLOWED_RECIPIENTS": _to("smtp_allowed_recipients"),
     "MP_SMTP_IGNORE_REJECTED_RECIPIENTS": _when_true({"smtp_ignore_rejected_recipients": True}),
+    "MP_SMTP_STRICT_RFC_HEADERS": _when_true({"smtp_strict_rfc_headers": True}),
     "MP_USE_MESSAGE_DATES": _when_true({"use_message_dates": True}),
     "MP_IGNORE_DUPLICATE_IDS": _when_true({"ignore_duplicate_ids": True}),
     "MP_POP3_BIND_ADDR": _to("pop3", _addr),
@@ -130,7 +131,7 @@ IGNORED: dict[str, str] = {
 #: behaviour here and is not implemented. Starting without it would silently differ.
 UNSUPPORTED: frozenset[str] = frozenset(
     {
-        "MP_SMTP_STRICT_RFC_HEADERS", "MP_POP3_AUTH",
+        "MP_POP3_AUTH",
         "MP_TAGS_USERNAME", "MP_TAGS_DISABLE", "MP_TAGS_TITLE_CASE",
         "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS", "MP_LOG_FILE",
         "MP_WEBHOOK_LIMIT", "MP_WEBHOOK_DELAY",
@@ -224,7 +225,6 @@ FLAGS: dict[tuple[str, ...], str] = {
     ("--block-remote-css-and-fonts",): "MP_BLOCK_REMOTE_CSS_AND_FONTS",
     ("--pop3-tls-cert",): "MP_POP3_TLS_CERT",
     ("--pop3-tls-key",): "MP_POP3_TLS_KEY",
-    ("--smtp-strict-rfc-headers",): "MP_SMTP_STRICT_RFC_HEADERS",
     ("--tags-username",): "MP_TAGS_USERNAME",
     ("--tags-disable",): "MP_TAGS_DISABLE",
     ("--tags-title-case",): "MP_TAGS_TITLE_CASE",
@@ -241,7 +241,6 @@ _SWITCHES = frozenset(
         "MP_ALLOW_INTERNAL_HTTP_REQUESTS", "MP_DISABLE_WAL", "MP_DISABLE_VERSION_CHECK",
         "MP_DISABLE_AUTO_VACUUM", "MP_DISABLE_HTTP_COMPRESSION", "MP_SMTP_AUTH_ALLOW_INSECURE",
         "MP_SMTP_DISABLE_RDNS", "MP_BLOCK_REMOTE_CSS_AND_FONTS",
-        "MP_SMTP_IGNORE_REJECTED_RECIPIENTS", "MP_SMTP_STRICT_RFC_HEADERS",
         "MP_TAGS_USERNAME", "MP_TAGS_TITLE_CASE",
         "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS",
     }

@@ -261,6 +261,50 @@ def test_use_message_dates_makes_created_the_date_header() -> None:
             assert not created["bad"].startswith("2022"), created
 
 
+def _raw_smtp(port: int, data: bytes) -> bytes:
+    """One message sent byte for byte (smtplib would rewrite its line breaks); the reply to
+    the end of data."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as c:
+        f = c.makefile("rb")
+        f.readline()
+        c.sendall(b"HELO t\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<b@example.org>\r\nDATA\r\n")
+        assert [f.readline()[:3] for _ in range(4)] == [b"250", b"250", b"250", b"354"]
+        c.sendall(data + b"\r\n.\r\n")
+        reply = f.readline()
+        c.sendall(b"QUIT\r\n")
+        return reply
+
+
+def test_smtp_strict_rfc_headers_refuses_other_line_breaks_in_the_header() -> None:
+    """--smtp-strict-rfc-headers (MP_SMTP_STRICT_RFC_HEADERS): CR CR LF or a bare CR in the
+    header block is refused with a 550; in the body it is not, nor are bare LFs (stored as
+    CRLF); without the option such a message is stored."""
+    from postroom import mailpit_env
+
+    values, notes = mailpit_env.read(
+        {"MP_SMTP_STRICT_RFC_HEADERS": "true"}, frozenset({"smtp_strict_rfc_headers"})
+    )
+    assert notes == [] and values == {"smtp_strict_rfc_headers": True}
+    bad = [
+        b"Subject: crcrlf\r\r\nFrom: a@example.org\r\n\r\nx",
+        b"Subject: crcrlf\r\r\nFrom: a@example.org\r\r\n\r\r\nx",
+        b"Subject: cr\rFrom: a@example.org\r\n\r\nx",
+    ]
+    fine = b"Subject: fine\r\nFrom: a@example.org\r\n\r\nbody line\nwith a bare LF\r\r\n"
+    lf = b"Subject: lf\nFrom: a@example.org\n\nx"
+    with running_server(**values) as s:
+        for data in bad:
+            assert _raw_smtp(s.smtp_port, data).startswith(b"550 5.6.0 "), data
+        assert _raw_smtp(s.smtp_port, fine).startswith(b"250 "), fine
+        assert _raw_smtp(s.smtp_port, lf).startswith(b"250 "), lf
+        subjects = [m["Subject"] for m in Api(s).get("/api/v1/messages").json()["messages"]]
+        assert sorted(subjects) == ["fine", "lf"]
+    with running_server() as s:
+        assert _raw_smtp(s.smtp_port, bad[0]).startswith(b"250 ")
+
+
 def test_inline_smtp_credentials_as_mp_smtp_auth() -> None:
     """MP_SMTP_AUTH 'user:password ...': those logins only, and AUTH required (as Mailpit)."""
     import smtplib

@@ -61,6 +61,8 @@ def install(app: App) -> None:
     if s.smtp_allowed_recipients:  # Mailpit's --smtp-allowed-recipients, as a recipient handler
         pattern = re.compile(s.smtp_allowed_recipients)
         app.handlers.add_rcpt(_allowed_recipients(pattern, ignore=s.smtp_ignore_rejected_recipients))
+    if s.smtp_strict_rfc_headers:  # Mailpit's --smtp-strict-rfc-headers, as a message handler
+        app.handlers.add(_strict_line_breaks)
     if s.ignore_duplicate_ids:  # Mailpit's --ignore-duplicate-ids, as a message handler
         app.handlers.add(_drop_duplicates(app))
     urls = [u for u in s.webhook.split(",") if u.strip()] if s.webhook else []
@@ -107,6 +109,24 @@ def _allowed_recipients(pattern: re.Pattern[str], ignore: bool) -> Callable[[str
         return NOT_ALLOWED
 
     return check
+
+
+# --smtp-strict-rfc-headers (Mailpit's meaning, from its code: headers with CR CR LF, left by
+# a client that turned LF into CRLF on a CRLF message, are an error instead of repaired): a
+# CR not followed by LF in the header block (up to its first empty line) is refused. Bare
+# LFs never get here: the SMTP server stores them as CRLF, as Mailpit's parser accepts them.
+BAD_LINE_BREAKS = "550 5.6.0 Error: message headers have a CR not followed by LF (CR CR LF?)"
+_HEADER_END = re.compile(rb"\n\r*\n")
+_STRAY_CR = re.compile(rb"\r(?!\n)")
+
+
+def _strict_line_breaks(msg: Any) -> str | None:
+    end = _HEADER_END.search(msg.raw)
+    head = msg.raw[: end.end()] if end else msg.raw
+    if _STRAY_CR.search(head):
+        log.info("SMTP message refused: a CR without LF in its header (--smtp-strict-rfc-headers)")
+        return BAD_LINE_BREAKS
+    return None
 
 
 # Mailpit's answer to a message it ignores as a duplicate: accepted, not stored.
