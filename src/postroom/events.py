@@ -242,18 +242,24 @@ class Bus:
         if running is loop:
             self._dispatch(event)
         elif not loop.is_closed():
-            loop.call_soon_threadsafe(self._dispatch, event)
+            try:
+                loop.call_soon_threadsafe(self._dispatch, event)
+            except RuntimeError:  # it closed since the test above: as if it had been closed
+                pass
 
     def publish_many(self, events: list[Event]) -> None:
         """Publish a batch with one hop to the loop (the writer thread's path)."""
         if not events:
             return
         loop = self._loop
-        if loop is None or loop.is_closed():
-            for e in events:
-                self._dispatch(e)
-            return
-        loop.call_soon_threadsafe(self._dispatch_many, events)
+        if loop is not None and not loop.is_closed():
+            try:
+                loop.call_soon_threadsafe(self._dispatch_many, events)
+                return
+            except RuntimeError:  # it closed since the test above (a thread racing the
+                pass  # loop's end, such as a store's indexer at shutdown): as if it had been
+        for e in events:
+            self._dispatch(e)
 
     def _dispatch_many(self, events: list[Event]) -> None:
         for e in events:
