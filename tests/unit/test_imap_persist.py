@@ -172,3 +172,32 @@ def test_search_text_is_bounded_by_bytes_and_keeps_no_raw(
     assert cache.writes.drain(30)
     assert store.imap_cache_get("text", ids).keys() == set(ids)  # read back next time
     assert cache.text(ids[0]) == got[ids[0]]
+
+
+def test_the_imap_pass_takes_what_lacks_data_and_moves_on(store: SQLiteStore, tmp_path: Path) -> None:
+    """Indexer.imap_batch derives only what has no IMAP data yet, and once it has seen every
+    indexed message it starts after them (no rescan of the whole table at each wake-up)."""
+    import sqlite3
+
+    from postroom.store.index_worker import Indexer, connect_readonly
+    from postroom.store.indexer import extract
+
+    ids = [asyncio.run(store.deliver(Envelope("a@x", ("b@y",)), raw)) for raw in (RAW, MULTIPART, RAW)]
+    assert store.wait_indexed(30)
+    deadline = time.monotonic() + 30
+    while len(store.imap_cache_get("meta", ids)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    db = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    (first, last) = db.execute("SELECT min(id), max(id) FROM message").fetchone()
+    db.execute("DELETE FROM imap_meta WHERE id = ?", (first,))
+    db.close()
+    conn = connect_readonly(str(tmp_path / "s.db"))
+    try:
+        ix = Indexer(conn, extract, None)
+        [(mid, blobs)] = ix.imap_batch()
+        assert mid == first and blobs is not None
+        assert blobs[0] == derive(mime.parse(RAW)).blob
+        assert ix.imap_after == last  # it saw the others have theirs
+        assert ix.imap_batch() == []
+    finally:
+        conn.close()

@@ -461,18 +461,24 @@ class Indexer:
         A message still waiting for the indexer ends the batch (it comes next time)."""
         out: list[ImapRow] = []
         total = 0
+        # everything below the first message waiting for the text index is indexed
+        (bound,) = self.conn.execute(
+            "SELECT coalesce((SELECT min(id) FROM message WHERE indexed = 0), 1 << 62)"
+        ).fetchone()
         rows = self.conn.execute(
-            "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id "
-            "WHERE m.id > ? AND m.id < (SELECT coalesce(min(id), 1 << 62) FROM message WHERE indexed = 0) "
+            "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id WHERE m.id > ? AND m.id < ? "
             "AND NOT EXISTS (SELECT 1 FROM imap_meta c WHERE c.id = m.id) ORDER BY m.id LIMIT ?",
-            (self.imap_after, IMAP_BATCH),
+            (self.imap_after, bound, IMAP_BATCH),
         )
         for mid, data in rows:
             self.imap_after = mid
             out.append((mid, imap_blobs(unpack(data))))
             total += len(data)
             if total >= BATCH_BYTES:
-                break
+                return out
+        if len(out) < IMAP_BATCH:  # seen all up to the bound: the next call starts there
+            (last,) = self.conn.execute("SELECT max(id) FROM message WHERE id < ?", (bound,)).fetchone()
+            self.imap_after = max(self.imap_after, last or 0)
         return out
 
     def mail_arriving(self) -> bool:
