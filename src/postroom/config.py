@@ -63,6 +63,7 @@ class Settings:
     smtp_timeout: int = 300
     smtp_session_limit: int = 3600
     auth_file: str = ""
+    pop3_auth: str = ""
     require_tls_login: bool = False
     pop3_timeout: int = 600
     pop3_login_timeout: int = 180

@@ -171,6 +171,14 @@ OPTIONS: list[Option] = [
         "pop3/imap",
         "FILE",
     ),
+    Option(
+        "pop3_auth",
+        str,
+        "",
+        "inline POP3 logins 'user:password ...' (Mailpit's MP_POP3_AUTH; --auth-file wins)",
+        "pop3/imap",
+        "PAIRS",
+    ),
     Option("require_tls_login", bool, False, "refuse plaintext POP3/IMAP login without TLS", "pop3/imap"),
     Option(
         "pop3_timeout",

@@ -99,6 +99,7 @@ MAPPED: dict[str, Setter] = {
     "MP_IGNORE_DUPLICATE_IDS": _when_true({"ignore_duplicate_ids": True}),
     "MP_POP3_BIND_ADDR": _to("pop3", _addr),
     "MP_POP3_AUTH_FILE": _to("auth_file"),
+    "MP_POP3_AUTH": _to("pop3_auth"),
     "MP_ENABLE_CHAOS": _when_true({"enable_chaos": True}),
     "MP_WEBHOOK_URL": _to("webhook"),
     "MP_ENABLE_SPAMASSASSIN": _to("enable_spamassassin"),
@@ -131,7 +132,6 @@ IGNORED: dict[str, str] = {
 #: behaviour here and is not implemented. Starting without it would silently differ.
 UNSUPPORTED: frozenset[str] = frozenset(
     {
-        "MP_POP3_AUTH",
         "MP_TAGS_USERNAME", "MP_TAGS_DISABLE", "MP_TAGS_TITLE_CASE",
         "MP_DISABLE_LINK_CHECK_RATE_LIMIT", "MP_ALLOW_UNTRUSTED_TLS", "MP_LOG_FILE",
         "MP_WEBHOOK_LIMIT", "MP_WEBHOOK_DELAY",

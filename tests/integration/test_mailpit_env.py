@@ -194,7 +194,6 @@ def test_more_mailpit_settings_carry_over_or_are_named(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "env",
     [
-        {"MP_POP3_AUTH": "u:p"},
         {"MP_TAGS_USERNAME": "true"},
         {"MP_SMTP_RELAY_HOST": "smtp.example.org"},
         {"MP_SMTP_FORWARD_TO": "a@example.org"},

@@ -275,6 +275,32 @@ def test_auth_file_checks_passwords(auth_file: str) -> None:
         c.close()
 
 
+def test_inline_pop3_logins_as_mp_pop3_auth() -> None:
+    """MP_POP3_AUTH "user:password user2:password2": those logins only (USER/PASS, APOP),
+    with the same reader as MP_SMTP_AUTH; a malformed entry stops the start."""
+    from postroom import mailpit_env
+    from postroom.config import ConfigError
+
+    values, notes = mailpit_env.read(
+        {"MP_POP3_AUTH": f"{ALICE}:s3cret bob@example.org:hunter2"}, frozenset({"pop3_auth"})
+    )
+    assert notes == [] and values == {"pop3_auth": f"{ALICE}:s3cret bob@example.org:hunter2"}
+    with running_server(**values) as server:
+        c = Client(server)
+        assert c.login(password="wrong") == b"-ERR [AUTH] invalid user name or password\r\n"
+        assert c.login(password="s3cret").startswith(b"+OK")
+        c.close()
+        c = Client(server)
+        assert c.login("bob@example.org", "hunter2").startswith(b"+OK")
+        c.close()
+        c = Client(server)
+        timestamp = c.greeting.split()[-1].decode()
+        assert c.cmd(f"APOP {ALICE} {apop_digest(timestamp, 's3cret')}").startswith(f"+OK {ALICE}".encode())
+        c.close()
+    with pytest.raises(ConfigError, match="--pop3-auth"), running_server(pop3_auth="nocolon"):
+        pass
+
+
 def test_require_tls_login_refuses_plaintext() -> None:
     with running_server(require_tls_login=True) as server:
         c = Client(server)

@@ -73,6 +73,16 @@ class Authenticator:
         self._users = {u.lower(): p for u, p in users.items()}
         return self
 
+    @classmethod
+    def inline(cls, text: str, source: str) -> Authenticator:
+        """Over Mailpit's inline logins, ``"user:password user2:password2"`` (``MP_SMTP_AUTH``,
+        ``MP_POP3_AUTH``); ``source`` names the setting in errors.
+
+        Raises:
+            ConfigError: an entry without a colon or with an empty user name.
+        """
+        return cls.from_users(parse_credentials("\n".join(text.split()), source))
+
     def _reload(self, force: bool = False) -> None:
         if not self.path:
             return

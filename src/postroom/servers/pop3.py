@@ -109,6 +109,8 @@ class POP3Listener:
             if AUTH_KEY not in app.extras:
                 app.extras[AUTH_KEY] = Authenticator(app.settings.auth_file)
             self.authenticator = app.extras[AUTH_KEY]
+        elif app.settings.pop3_auth:  # inline "user:password ..." (Mailpit's MP_POP3_AUTH)
+            self.authenticator = Authenticator.inline(app.settings.pop3_auth, "--pop3-auth")
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -159,7 +161,7 @@ class _Session(asyncio.Protocol):
             Config(
                 hostname=IMPLEMENTATION,
                 apop_timestamp=f"<{os.getpid()}.{secrets.token_hex(8)}@postroom>"
-                if settings.auth_file
+                if listener.authenticator is not None
                 else None,
                 tls_active=implicit_tls,
                 stls_available=app.ssl_context is not None and not implicit_tls,

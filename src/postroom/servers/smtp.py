@@ -261,7 +261,7 @@ class SMTPListener:
         self.authenticator = (
             Authenticator(s.smtp_auth_file)
             if s.smtp_auth_file
-            else Authenticator.from_users(dict(p.split(":", 1) for p in s.smtp_auth.split() if ":" in p))
+            else Authenticator.inline(s.smtp_auth, "--smtp-auth")
             if s.smtp_auth  # inline "user:password ..." (Mailpit's MP_SMTP_AUTH)
             else None
         )
