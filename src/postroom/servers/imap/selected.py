@@ -504,11 +504,11 @@ class SelectedCommands(SessionBase):
         await self.sync_selected(allow_expunge=uid, with_uid=uid)
 
         def run() -> list[MessageView]:
-            found = self._run_search(sel, key)
-            found.sort(key=lambda v: v.seq)
-            for name, reverse in reversed(criteria):
-                keyed = dict(zip((v.seq for v in found), self.cache.sort_keys(name, found), strict=True))
-                found.sort(key=lambda v: keyed[v.seq], reverse=reverse)  # type: ignore[arg-type,return-value]
+            found = self._run_search(sel, key)  # in sequence order (the final tie-break)
+            for name, reverse in reversed(criteria):  # stable sorts, the last criterion first
+                keys = self.cache.sort_keys(name, found)
+                order = sorted(range(len(found)), key=keys.__getitem__, reverse=reverse)
+                found = [found[i] for i in order]
             return found
 
         found = await self.blocking(run)
