@@ -91,7 +91,8 @@ class App:
             from .runtime.install import install  # chaos, handlers, webhooks, --print
 
             install(self)
-            if self.settings.smtp_relay_config or self.settings.smtp_forward_config:
+            s = self.settings
+            if s.smtp_relay_config or s.smtp_relay_keys or s.smtp_forward_config:
                 # (imported only then: its MX lookups bring DNS modules, before the greeting)
                 from .outbound.service import build as build_outbound
 

@@ -112,6 +112,9 @@ class Settings:
     extra: dict[str, Any] = field(default_factory=dict)
     # one line each for Mailpit variables (MP_*) that were not applied; logged at start
     compat_notes: tuple[str, ...] = ()
+    # Mailpit's per-key MP_SMTP_RELAY_* variables as (relay YAML key, value): a relay
+    # configuration when no --smtp-relay-config file is given
+    smtp_relay_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
 
     @property
     def db_target(self) -> str:
@@ -201,7 +204,13 @@ class Settings:
             raise ConfigError(
                 "--fetch-config with --auth-file is not supported: run `postroom fetch --watch --local-password-env VAR`"
             )
-        if (self.smtp_relay_all or self.smtp_relay_matching) and not self.smtp_relay_config:
+        if self.smtp_relay_keys and self.smtp_relay_config:
+            raise ConfigError(
+                "give MP_SMTP_RELAY_CONFIG (--smtp-relay-config) or MP_SMTP_RELAY_* variables, not both"
+            )
+        if (self.smtp_relay_all or self.smtp_relay_matching) and not (
+            self.smtp_relay_config or self.smtp_relay_keys
+        ):
             raise ConfigError("--smtp-relay-all and --smtp-relay-matching need --smtp-relay-config")
         if self.smtp_relay_matching:
             try:

@@ -12,7 +12,17 @@ from __future__ import annotations
 from collections.abc import Callable, Mapping
 from typing import Any
 
-__all__ = ["FLAGS", "IGNORED", "MAPPED", "UNSUPPORTED", "add_flags", "read", "read_flags", "with_tag_rules"]
+__all__ = [
+    "FLAGS",
+    "IGNORED",
+    "MAPPED",
+    "RELAY_KEYS",
+    "UNSUPPORTED",
+    "add_flags",
+    "read",
+    "read_flags",
+    "with_tag_rules",
+]
 
 
 def _flag(value: str) -> bool:
@@ -137,8 +147,20 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "MP_WEBHOOK_LIMIT", "MP_WEBHOOK_DELAY",
     }
 )  # fmt: skip
-# Mailpit's per-key relay and forward variables (MP_SMTP_RELAY_HOST, ...): use the YAML files
+# Mailpit's per-key forward variables (MP_SMTP_FORWARD_TO, ...) and relay variables it does
+# not document: use the YAML files
 _UNSUPPORTED_PREFIXES = ("MP_SMTP_RELAY_", "MP_SMTP_FORWARD_")
+
+#: Mailpit's per-key relay variables -> the relay YAML key each one sets (used when no
+#: MP_SMTP_RELAY_CONFIG file is given: see outbound/relay_config.py ``relay_from_keys``).
+RELAY_KEYS: dict[str, str] = {
+    f"MP_SMTP_RELAY_{k.upper().replace('-', '_')}": k
+    for k in (
+        "host", "port", "starttls", "tls", "allow-insecure", "auth", "username", "password",
+        "secret", "return-path", "override-from", "allowed-recipients", "blocked-recipients",
+        "preserve-message-ids",
+    )
+}  # fmt: skip
 
 
 def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any], list[str]]:
@@ -160,6 +182,9 @@ def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any],
     notes: list[str] = []
     for key in sorted(k for k in env if k.startswith("MP_")):
         raw = env[key]
+        if key in RELAY_KEYS:  # per-key relay settings: a relay config of their own
+            values["smtp_relay_keys"] = (*values.get("smtp_relay_keys", ()), (RELAY_KEYS[key], raw))
+            continue
         if key in UNSUPPORTED or (key not in MAPPED and key.startswith(_UNSUPPORTED_PREFIXES)):
             raise ValueError(f"{key}: not supported by postroom (see docs/mailpit.md); remove it")
         if key in MAPPED:

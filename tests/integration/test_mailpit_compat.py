@@ -305,6 +305,50 @@ def test_smtp_strict_rfc_headers_refuses_other_line_breaks_in_the_header() -> No
         assert _raw_smtp(s.smtp_port, bad[0]).startswith(b"250 ")
 
 
+def test_per_key_mp_smtp_relay_variables_make_a_relay() -> None:
+    """MP_SMTP_RELAY_HOST, _PORT, ... (no config file): a relay as the YAML file would give;
+    with MP_SMTP_RELAY_ALL each message goes to the upstream server, with the override-from
+    and the blocked-recipients rule applied. Bad values stop the start with one line."""
+    import smtplib
+    import time
+
+    from postroom.config import ConfigError, load
+
+    with running_server(pop3="off", imap="off", http="off") as up:
+        env = {
+            "MP_SMTP_RELAY_HOST": "127.0.0.1",
+            "MP_SMTP_RELAY_PORT": str(up.smtp_port),
+            "MP_SMTP_RELAY_STARTTLS": "false",
+            "MP_SMTP_RELAY_OVERRIDE_FROM": "relay@example.com",
+            "MP_SMTP_RELAY_BLOCKED_RECIPIENTS": r"@blocked\.example$",
+            "MP_SMTP_RELAY_PASSWORD": "pw-s3cret-42",  # no username: AUTH none, as in the file
+            "MP_SMTP_RELAY_ALL": "true",
+        }
+        settings = load(None, env=env)
+        assert settings.smtp_relay_all and not settings.smtp_relay_config
+        assert "pw-s3cret-42" not in repr(settings)  # the relay's keys (a password) stay out of logs
+        keys = {k: v for k, v in settings.smtp_relay_keys}
+        with running_server(
+            pop3="off", imap="off", smtp_relay_all=True, smtp_relay_keys=tuple(keys.items())
+        ) as s:
+            with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+                c.sendmail(
+                    "app@example.org", ["a@example.net", "b@blocked.example"], b"Subject: r\r\n\r\nx\r\n"
+                )
+            deadline = time.monotonic() + 30
+            while up.app.store.list_messages(mailbox="a@example.net").total == 0:
+                assert time.monotonic() < deadline, "not relayed"
+                time.sleep(0.05)
+            [m] = up.app.store.list_messages(mailbox="a@example.net").messages
+            assert up.app.store.list_messages(mailbox="b@blocked.example").total == 0
+        assert m.from_.address == "relay@example.com", m.from_
+    bad_port = (("host", "127.0.0.1"), ("port", "x"))
+    with pytest.raises(ConfigError, match=r"^MP_SMTP_RELAY_\*: "), running_server(smtp_relay_keys=bad_port):
+        pass
+    with pytest.raises(ConfigError, match="not both"):
+        load(None, env={"MP_SMTP_RELAY_HOST": "h", "MP_SMTP_RELAY_CONFIG": __file__})
+
+
 def test_inline_smtp_credentials_as_mp_smtp_auth() -> None:
     """MP_SMTP_AUTH 'user:password ...': those logins only, and AUTH required (as Mailpit)."""
     import smtplib

@@ -28,7 +28,7 @@ from typing import Any
 from ..config import ConfigError, parse_dns_server, parse_duration
 from .smtp_client import Mode, SmtpTarget
 
-__all__ = ["ForwardConfig", "RelayConfig", "load_forward", "load_relay"]
+__all__ = ["ForwardConfig", "RelayConfig", "load_forward", "load_relay", "relay_from_keys"]
 
 # Mailpit's keys (with postroom's) that a file may hold; anything else is a typo to report.
 _KEYS = {
@@ -166,7 +166,32 @@ def load_relay(path: str) -> RelayConfig:
     Raises:
         ConfigError: unreadable, or a setting that cannot work (the text names it).
     """
-    cfg = _relay(_read(path), path)
+    return _checked(_relay(_read(path), path), path)
+
+
+_SWITCH_KEYS = ("starttls", "tls", "allow-insecure", "preserve-message-ids")
+
+
+def relay_from_keys(keys: dict[str, str]) -> RelayConfig:
+    """The relay Mailpit's per-key ``MP_SMTP_RELAY_*`` variables describe (``keys``: the
+    file's key names; a switch is true for ``1``, ``true`` or ``yes``, as Mailpit reads it).
+
+    Raises:
+        ConfigError: as :func:`load_relay`, naming ``MP_SMTP_RELAY_*``.
+    """
+    data: dict[str, Any] = dict(keys)
+    for k in _SWITCH_KEYS:
+        if k in data:
+            data[k] = data[k].strip().lower() in ("1", "true", "yes")
+    try:
+        return _checked(_relay(data, "MP_SMTP_RELAY_*"), "MP_SMTP_RELAY_*")
+    except ValueError as e:  # a port that is not a number
+        if isinstance(e, ConfigError):
+            raise
+        raise ConfigError(f"MP_SMTP_RELAY_*: {e}") from None
+
+
+def _checked(cfg: RelayConfig, path: str) -> RelayConfig:
     if cfg.rate <= 0 or cfg.concurrency <= 0 or cfg.burst <= 0:
         raise ConfigError(f"{path}: rate, burst and concurrency must be positive")
     return cfg

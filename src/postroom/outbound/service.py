@@ -19,7 +19,7 @@ from ..config import ConfigError, Settings
 from ..events import Bus, Event, MessageStored
 from ..store.base import Store
 from ..store.outbound import HasOutbound, NewDelivery, OutboundQueue
-from .relay_config import ForwardConfig, RelayConfig, load_forward, load_relay
+from .relay_config import ForwardConfig, RelayConfig, load_forward, load_relay, relay_from_keys
 from .worker import Worker
 
 __all__ = ["Outbound", "ReleaseError", "build"]
@@ -138,13 +138,19 @@ def build(settings: Settings, store: Store) -> Outbound | None:
         ConfigError: a relay or forward is configured but the store keeps no queue, or a
             configuration file is wrong.
     """
-    if not (settings.smtp_relay_config or settings.smtp_forward_config):
+    if not (settings.smtp_relay_config or settings.smtp_relay_keys or settings.smtp_forward_config):
         return None
     if not isinstance(store, HasOutbound):
         raise ConfigError(
             "this store backend keeps no outbound queue: relay and forward need the SQLite store"
         )
-    relay = load_relay(settings.smtp_relay_config) if settings.smtp_relay_config else None
+    relay = (
+        load_relay(settings.smtp_relay_config)
+        if settings.smtp_relay_config
+        else relay_from_keys(dict(settings.smtp_relay_keys))
+        if settings.smtp_relay_keys
+        else None
+    )
     forward = load_forward(settings.smtp_forward_config) if settings.smtp_forward_config else None
     return Outbound(
         store, store.outbound, relay, forward, settings.smtp_relay_all, settings.smtp_relay_matching
