@@ -3,7 +3,8 @@
 A team moving from Mailpit keeps its ``docker-compose.yml``: each ``MP_*`` variable that
 has a postroom equivalent sets it (below postroom's own ``POSTROOM_*`` variables and flags,
 above the TOML file). A variable postroom treats differently, or has no use for, is named in
-one line at start (:func:`read` returns those notes) and never silently changes behaviour.
+one line at start (:func:`read` returns those notes); one whose behaviour postroom lacks
+(:data:`UNSUPPORTED`) stops the start with one line. Nothing is silently ignored.
 Mailpit reads a boolean as true for ``1``, ``true`` or ``yes``; so does this module.
 """
 
