@@ -92,7 +92,7 @@ class App:
 
             install(self)
             s = self.settings
-            if s.smtp_relay_config or s.smtp_relay_keys or s.smtp_forward_config:
+            if s.smtp_relay_config or s.smtp_relay_keys or s.smtp_forward_config or s.smtp_forward_keys:
                 # (imported only then: its MX lookups bring DNS modules, before the greeting)
                 from .outbound.service import build as build_outbound
 

@@ -115,6 +115,7 @@ class Settings:
     # Mailpit's per-key MP_SMTP_RELAY_* variables as (relay YAML key, value): a relay
     # configuration when no --smtp-relay-config file is given
     smtp_relay_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)
+    smtp_forward_keys: tuple[tuple[str, str], ...] = field(default=(), repr=False)  # MP_SMTP_FORWARD_*
 
     @property
     def db_target(self) -> str:
@@ -207,6 +208,10 @@ class Settings:
         if self.smtp_relay_keys and self.smtp_relay_config:
             raise ConfigError(
                 "give MP_SMTP_RELAY_CONFIG (--smtp-relay-config) or MP_SMTP_RELAY_* variables, not both"
+            )
+        if self.smtp_forward_keys and self.smtp_forward_config:
+            raise ConfigError(
+                "give MP_SMTP_FORWARD_CONFIG (--smtp-forward-config) or MP_SMTP_FORWARD_* variables, not both"
             )
         if (self.smtp_relay_all or self.smtp_relay_matching) and not (
             self.smtp_relay_config or self.smtp_relay_keys

@@ -148,20 +148,25 @@ UNSUPPORTED: frozenset[str] = frozenset(
         "MP_WEBHOOK_LIMIT", "MP_WEBHOOK_DELAY",
     }
 )  # fmt: skip
-# Mailpit's per-key forward variables (MP_SMTP_FORWARD_TO, ...) and relay variables it does
-# not document: use the YAML files
+# Mailpit's relay and forward variables that it does not document
 _UNSUPPORTED_PREFIXES = ("MP_SMTP_RELAY_", "MP_SMTP_FORWARD_")
+_TARGET_KEYS = (
+    "host", "port", "starttls", "tls", "allow-insecure", "auth", "username", "password", "secret",
+    "return-path", "override-from",
+)  # fmt: skip
+
+
+def _per_key(prefix: str, keys: tuple[str, ...]) -> dict[str, str]:
+    return {f"{prefix}{k.upper().replace('-', '_')}": k for k in keys}
+
 
 #: Mailpit's per-key relay variables -> the relay YAML key each one sets (used when no
-#: MP_SMTP_RELAY_CONFIG file is given: see outbound/relay_config.py ``relay_from_keys``).
-RELAY_KEYS: dict[str, str] = {
-    f"MP_SMTP_RELAY_{k.upper().replace('-', '_')}": k
-    for k in (
-        "host", "port", "starttls", "tls", "allow-insecure", "auth", "username", "password",
-        "secret", "return-path", "override-from", "allowed-recipients", "blocked-recipients",
-        "preserve-message-ids",
-    )
-}  # fmt: skip
+#: MP_SMTP_RELAY_CONFIG file is given: outbound/relay_config.py ``relay_from_keys``).
+RELAY_KEYS = _per_key(
+    "MP_SMTP_RELAY_", (*_TARGET_KEYS, "allowed-recipients", "blocked-recipients", "preserve-message-ids")
+)
+#: The same for forwarding (MP_SMTP_FORWARD_*, instead of MP_SMTP_FORWARD_CONFIG).
+FORWARD_KEYS = _per_key("MP_SMTP_FORWARD_", (*_TARGET_KEYS, "to"))
 
 
 def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any], list[str]]:
@@ -183,8 +188,13 @@ def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any],
     notes: list[str] = []
     for key in sorted(k for k in env if k.startswith("MP_")):
         raw = env[key]
-        if key in RELAY_KEYS:  # per-key relay settings: a relay config of their own
-            values["smtp_relay_keys"] = (*values.get("smtp_relay_keys", ()), (RELAY_KEYS[key], raw))
+        if key in RELAY_KEYS or key in FORWARD_KEYS:  # per-key settings: a config of their own
+            name, file_key = (
+                ("smtp_relay_keys", RELAY_KEYS[key])
+                if key in RELAY_KEYS
+                else ("smtp_forward_keys", FORWARD_KEYS[key])
+            )
+            values[name] = (*values.get(name, ()), (file_key, raw))
             continue
         if key in UNSUPPORTED or (key not in MAPPED and key.startswith(_UNSUPPORTED_PREFIXES)):
             raise ValueError(f"{key}: not supported by postroom (see docs/mailpit.md); remove it")

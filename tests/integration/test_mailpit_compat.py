@@ -349,6 +349,41 @@ def test_per_key_mp_smtp_relay_variables_make_a_relay() -> None:
         load(None, env={"MP_SMTP_RELAY_HOST": "h", "MP_SMTP_RELAY_CONFIG": __file__})
 
 
+def test_per_key_mp_smtp_forward_variables_forward_each_message() -> None:
+    """MP_SMTP_FORWARD_HOST, _PORT, _TO, ... (no config file): each message is forwarded to
+    the _TO addresses, as the forward YAML file would; no _TO stops the start."""
+    import smtplib
+    import time
+
+    from postroom.config import ConfigError, load
+
+    with running_server(pop3="off", imap="off", http="off") as up:
+        env = {
+            "MP_SMTP_FORWARD_HOST": "127.0.0.1",
+            "MP_SMTP_FORWARD_PORT": str(up.smtp_port),
+            "MP_SMTP_FORWARD_TO": "archive@example.com, audit@example.com",
+            "MP_SMTP_FORWARD_PASSWORD": "pw-s3cret-43",
+        }
+        settings = load(None, env=env)
+        assert not settings.smtp_forward_config and "pw-s3cret-43" not in repr(settings)
+        with running_server(pop3="off", imap="off", smtp_forward_keys=settings.smtp_forward_keys) as s:
+            with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as c:
+                c.sendmail("app@example.org", ["a@example.net"], b"Subject: f\r\n\r\nx\r\n")
+            deadline = time.monotonic() + 30
+            boxes = ("archive@example.com", "audit@example.com")
+            while any(up.app.store.list_messages(mailbox=b).total == 0 for b in boxes):
+                assert time.monotonic() < deadline, "not forwarded"
+                time.sleep(0.05)
+            assert up.app.store.list_messages(mailbox="a@example.net").total == 0
+    with (
+        pytest.raises(ConfigError, match=r"^MP_SMTP_FORWARD_\*: to "),
+        running_server(smtp_forward_keys=(("host", "127.0.0.1"),)),
+    ):
+        pass
+    with pytest.raises(ConfigError, match="not both"):
+        load(None, env={"MP_SMTP_FORWARD_HOST": "h", "MP_SMTP_FORWARD_CONFIG": __file__})
+
+
 def test_inline_smtp_credentials_as_mp_smtp_auth() -> None:
     """MP_SMTP_AUTH 'user:password ...': those logins only, and AUTH required (as Mailpit)."""
     import smtplib

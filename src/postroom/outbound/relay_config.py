@@ -21,14 +21,22 @@ from __future__ import annotations
 
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import ConfigError, parse_dns_server, parse_duration
 from .smtp_client import Mode, SmtpTarget
 
-__all__ = ["ForwardConfig", "RelayConfig", "load_forward", "load_relay", "relay_from_keys"]
+__all__ = [
+    "ForwardConfig",
+    "RelayConfig",
+    "forward_from_keys",
+    "load_forward",
+    "load_relay",
+    "relay_from_keys",
+]
 
 # Mailpit's keys (with postroom's) that a file may hold; anything else is a typo to report.
 _KEYS = {
@@ -169,6 +177,7 @@ def load_relay(path: str) -> RelayConfig:
     return _checked(_relay(_read(path), path), path)
 
 
+_T = TypeVar("_T")
 _SWITCH_KEYS = ("starttls", "tls", "allow-insecure", "preserve-message-ids")
 
 
@@ -179,16 +188,31 @@ def relay_from_keys(keys: dict[str, str]) -> RelayConfig:
     Raises:
         ConfigError: as :func:`load_relay`, naming ``MP_SMTP_RELAY_*``.
     """
+    where = "MP_SMTP_RELAY_*"
+    return _from_keys(keys, where, lambda data: _checked(_relay(data, where), where))
+
+
+def forward_from_keys(keys: dict[str, str]) -> ForwardConfig:
+    """The same for ``MP_SMTP_FORWARD_*`` (a relay plus ``to``).
+
+    Raises:
+        ConfigError: as :func:`load_forward`, naming ``MP_SMTP_FORWARD_*``.
+    """
+    where = "MP_SMTP_FORWARD_*"
+    return _from_keys(keys, where, lambda data: _forward(data, where))
+
+
+def _from_keys(keys: dict[str, str], where: str, build: Callable[[dict[str, Any]], _T]) -> _T:
     data: dict[str, Any] = dict(keys)
     for k in _SWITCH_KEYS:
         if k in data:
             data[k] = data[k].strip().lower() in ("1", "true", "yes")
     try:
-        return _checked(_relay(data, "MP_SMTP_RELAY_*"), "MP_SMTP_RELAY_*")
+        return build(data)
     except ValueError as e:  # a port that is not a number
         if isinstance(e, ConfigError):
             raise
-        raise ConfigError(f"MP_SMTP_RELAY_*: {e}") from None
+        raise ConfigError(f"{where}: {e}") from None
 
 
 def _checked(cfg: RelayConfig, path: str) -> RelayConfig:
@@ -203,7 +227,10 @@ def load_forward(path: str) -> ForwardConfig:
     Raises:
         ConfigError: as :func:`load_relay`, or no ``to`` addresses.
     """
-    data = _read(path)
+    return _forward(_read(path), path)
+
+
+def _forward(data: dict[str, Any], path: str) -> ForwardConfig:
     to = tuple(a.strip() for a in str(data.get("to") or "").split(",") if a.strip())
     if not to:
         raise ConfigError(f"{path}: to (the addresses to forward to) is required")

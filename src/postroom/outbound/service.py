@@ -19,7 +19,14 @@ from ..config import ConfigError, Settings
 from ..events import Bus, Event, MessageStored
 from ..store.base import Store
 from ..store.outbound import HasOutbound, NewDelivery, OutboundQueue
-from .relay_config import ForwardConfig, RelayConfig, load_forward, load_relay, relay_from_keys
+from .relay_config import (
+    ForwardConfig,
+    RelayConfig,
+    forward_from_keys,
+    load_forward,
+    load_relay,
+    relay_from_keys,
+)
 from .worker import Worker
 
 __all__ = ["Outbound", "ReleaseError", "build"]
@@ -138,7 +145,8 @@ def build(settings: Settings, store: Store) -> Outbound | None:
         ConfigError: a relay or forward is configured but the store keeps no queue, or a
             configuration file is wrong.
     """
-    if not (settings.smtp_relay_config or settings.smtp_relay_keys or settings.smtp_forward_config):
+    s = settings
+    if not (s.smtp_relay_config or s.smtp_relay_keys or s.smtp_forward_config or s.smtp_forward_keys):
         return None
     if not isinstance(store, HasOutbound):
         raise ConfigError(
@@ -151,7 +159,13 @@ def build(settings: Settings, store: Store) -> Outbound | None:
         if settings.smtp_relay_keys
         else None
     )
-    forward = load_forward(settings.smtp_forward_config) if settings.smtp_forward_config else None
+    forward = (
+        load_forward(s.smtp_forward_config)
+        if s.smtp_forward_config
+        else forward_from_keys(dict(s.smtp_forward_keys))
+        if s.smtp_forward_keys
+        else None
+    )
     return Outbound(
         store, store.outbound, relay, forward, settings.smtp_relay_all, settings.smtp_relay_matching
     )
