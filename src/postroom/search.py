@@ -11,7 +11,7 @@ few things users asked Mailpit for. Terms are separated by spaces and all must m
                                                    addressed: any of them, as Mailpit)
     subject:word  subject:"two words"             (substring of the subject)
     message-id:<id@host> (substring)  thread:ID  tag:name  mailbox:user@example.com
-    is:read  is:unread  is:tagged  has:attachment
+    is:read  is:unread  is:tagged  has:attachment  has:inline (an inline part: cid picture)
     before:2024-05-01  after:2024-05-01T10:00:00Z  after:yesterday  after:3d (3 days ago)
     larger:10k  smaller:2M       (bytes; k/M/G are powers of 1024)
     header:X-Mailer=postfix      any header whose value contains the text
@@ -59,7 +59,7 @@ FieldName = Literal[
     "from", "to", "cc", "bcc", "reply-to", "addressed", "subject", "message-id", "tag", "mailbox", "thread"
 ]
 FIELDS: frozenset[str] = frozenset(FieldName.__args__)  # type: ignore[attr-defined]
-FlagName = Literal["read", "unread", "tagged", "attachment"]
+FlagName = Literal["read", "unread", "tagged", "attachment", "inline"]
 KEYS = FIELDS | {"is", "has", "before", "after", "larger", "smaller", "header", "tz"}
 
 _SIZE = re.compile(r"^(\d+(?:\.\d+)?)\s*([kmg]?)b?$", re.IGNORECASE)
@@ -314,9 +314,12 @@ class _Parser:
                 raise SearchError(f"is:{value} is not known (use is:read, is:unread or is:tagged)", t.pos)
             return Flag(v)
         if key == "has":
-            if value.lower() not in ("attachment", "attachments"):
-                raise SearchError(f"has:{value} is not known (use has:attachment)", t.pos)
-            return Flag("attachment")
+            v = value.lower()
+            if v in ("attachment", "attachments"):
+                return Flag("attachment")
+            if v == "inline":
+                return Flag("inline")
+            raise SearchError(f"has:{value} is not known (use has:attachment or has:inline)", t.pos)
         if key in ("before", "after"):
             return DateBound(key, self.instant(value, t.pos))  # type: ignore[arg-type]
         if key in ("larger", "smaller"):

@@ -165,7 +165,7 @@ def _index_many(path: str, items: list[tuple[int, bytes]]) -> tuple[list[str], l
         else:
             rows.append(
                 (mid, 0, (), d.snippet, d.attachments, d.subject, d.addresses, d.body, d.attachment_names,
-                 header_rows(data))
+                 header_rows(data), d.inline)
             )  # fmt: skip
     if not rows:
         return [], failed
@@ -355,7 +355,7 @@ def _finish(batch: _Batch, extract: Callable[[bytes], Any], announce: list[str] 
         if d is _WRITTEN:
             out.append((mid, tid, merged))
         elif d is None:  # could not be parsed: no text, but its header fields are searchable
-            out.append((mid, tid, merged, "", 0, "", "", "", "", header_rows(row[-1])))
+            out.append((mid, tid, merged, "", 0, "", "", "", "", header_rows(row[-1]), 0))
         else:
             out.append(
                 (
@@ -369,6 +369,7 @@ def _finish(batch: _Batch, extract: Callable[[bytes], Any], announce: list[str] 
                     d.body,
                     d.attachment_names,
                     header_rows(row[-1]),
+                    d.inline,
                 )
             )
     return out

@@ -31,7 +31,7 @@ __all__ = [
 ]
 
 # (message id, thread id, merged thread ids, snippet, attachments, subject, addresses, body,
-# attachment names, header fields); or (message id, thread id, merged) when only its
+# attachment names, header fields, inline parts); or (message id, thread id, merged) when only its
 # conversation is written (a helper process wrote its text). Thread id 0: conversations are
 # switched off. A message that cannot be parsed gets empty text (and its header fields).
 Row = tuple[Any, ...]
@@ -68,9 +68,9 @@ def write_index(
             )
             continue
         cur = conn.execute(
-            "UPDATE message SET snippet = ?, attachments = ?, indexed = ?, hdr = 1, "
+            "UPDATE message SET snippet = ?, attachments = ?, inline_parts = ?, indexed = ?, hdr = 1, "
             "thread_id = coalesce(?, thread_id) WHERE id = ? AND indexed = 0",
-            (row[3], row[4], done_state, thread, mid),
+            (row[3], row[4], row[10], done_state, thread, mid),
         )
         if cur.rowcount:  # still there, and not indexed meanwhile
             conn.execute(

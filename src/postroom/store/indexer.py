@@ -18,6 +18,7 @@ from typing import Any
 
 from ..message import ParsedMessage, html_to_text, make_snippet, parse_message, raw_view
 from .base import InvalidQuery
+from .rawcodec import unpack
 
 __all__ = ["IndexData", "RuleError", "TagRules", "extract", "extract_raw", "extract_reference"]
 
@@ -38,6 +39,7 @@ class IndexData:
     addresses: str
     body: str  # text + text of the HTML
     attachment_names: str
+    inline: int = 0  # inline parts (disposition inline, or a Content-ID and no disposition)
 
 
 def extract(raw: bytes) -> IndexData:
@@ -61,6 +63,16 @@ def extract_raw(raw: bytes, reason: str) -> IndexData:
         body=pm.text[:MAX_BODY_CHARS],
         attachment_names="",
     )
+
+
+def count_inline(stored: bytes) -> int:
+    """How many inline parts a stored message (as ``rawcodec`` stores it) has, as
+    :attr:`IndexData.inline`; 0 when it does not parse. For the background pass that counts
+    them in mail indexed before the count existed."""
+    try:
+        return len(parse_message(unpack(stored), payloads=False).inline)
+    except Exception:
+        return 0
 
 
 def extract_reference(raw: bytes) -> IndexData:
@@ -90,6 +102,7 @@ def _index_data(pm: ParsedMessage, to_text: Callable[[str], str]) -> IndexData:
         addresses="\n".join(people),
         body=body[:MAX_BODY_CHARS],
         attachment_names="\n".join(names),
+        inline=len(pm.inline),
     )
 
 

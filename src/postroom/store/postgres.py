@@ -214,7 +214,7 @@ class PostgresStore(Composed):
                 (INDEX_BATCH,),
             ).fetchall()
         if not rows:
-            return False
+            return self._count_inline()
         results = []
         for r in rows:
             data = extract(unpack(bytes(r[8])))
@@ -223,15 +223,27 @@ class PostgresStore(Composed):
             if index is not None:
                 a = index.add(record_from_row(r[:7]))
                 thread, merged = str(a.thread_id), tuple(str(m) for m in a.merged)
-            results.append((r[0], r[7], data.snippet, data.attachments, text[:MAX_TSV_CHARS], thread, merged))
+            results.append(
+                (
+                    r[0],
+                    r[7],
+                    data.snippet,
+                    data.attachments,
+                    data.inline,
+                    text[:MAX_TSV_CHARS],
+                    thread,
+                    merged,
+                )
+            )
 
         def fn(conn: Conn, events: list[Event]) -> None:
             done = []
-            for mid, pid, snippet, attachments, text, thread, merged in results:
+            for mid, pid, snippet, attachments, inline, text, thread, merged in results:
                 got = conn.execute(
-                    "UPDATE message SET snippet = %s, attachments = %s, tsv = to_tsvector('simple', %s), "
-                    "thread_id = %s, indexed = 1 WHERE id = %s AND indexed = 0 RETURNING id",
-                    (snippet, attachments, text, thread, mid),
+                    "UPDATE message SET snippet = %s, attachments = %s, inline_parts = %s, "
+                    "tsv = to_tsvector('simple', %s), thread_id = %s, indexed = 1 "
+                    "WHERE id = %s AND indexed = 0 RETURNING id",
+                    (snippet, attachments, inline, text, thread, mid),
                 ).fetchone()
                 if merged:
                     conn.execute(
@@ -251,6 +263,30 @@ class PostgresStore(Composed):
                             )
             if done:
                 events.append(MessagesIndexed(tuple(done)))
+
+        self.db.write(fn)
+        return True
+
+    def _count_inline(self) -> bool:
+        """Count the inline parts of up to INDEX_BATCH indexed messages stored before the
+        count existed (``inline_parts`` NULL); False when there are none left."""
+        from .indexer import count_inline
+
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id "
+                "WHERE m.inline_parts IS NULL AND m.indexed = 1 ORDER BY m.id LIMIT %s",
+                (INDEX_BATCH,),
+            ).fetchall()
+        if not rows:
+            return False
+        counts = [(count_inline(bytes(data)), mid) for mid, data in rows]
+
+        def fn(conn: Conn, events: list[Event]) -> None:
+            with conn.cursor() as cur:
+                cur.executemany(
+                    "UPDATE message SET inline_parts = %s WHERE id = %s AND inline_parts IS NULL", counts
+                )
 
         self.db.write(fn)
         return True

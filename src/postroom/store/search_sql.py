@@ -66,6 +66,7 @@ def compile_term(node: Node, params: list[Any], d: Dialect) -> str:
             "unread": d.unread,
             "tagged": "EXISTS (SELECT 1 FROM message_tag mt WHERE mt.message = m.id)",
             "attachment": "m.attachments > 0",
+            "inline": "m.inline_parts > 0",  # NULL (not counted yet) is no match
         }[node.name]
     if isinstance(node, DateBound):
         params.append(node.epoch)

@@ -61,6 +61,7 @@ ANALYZE_FROM = 1000
 # Messages stored before the header index existed whose header fields the checkpoint thread
 # writes per round (every CHECKPOINT_INTERVAL while idle: 100,000 in under a minute).
 HEADER_BACKFILL = 1000
+INLINE_BACKFILL = 200  # messages per round whose inline parts the background pass counts
 ANALYZE_GROWTH = 2.0
 
 
@@ -123,6 +124,7 @@ class Background:
                         conn.execute(f"PRAGMA wal_checkpoint({mode})").fetchone()
                     self.maybe_analyze(conn)
                     self.backfill_headers(conn)
+                    self.backfill_inline(conn)
                 except sqlite3.Error:
                     pass  # busy: try again next round
             try:
@@ -178,6 +180,31 @@ class Background:
             self.db.write(fn, timeout=10)
         except (StoreError, TimeoutError):
             return 0  # closing, or the write failed: another round (or the next start) goes on
+        return len(rows)
+
+    def backfill_inline(self, conn: sqlite3.Connection) -> int:
+        """Count the inline parts of up to INLINE_BACKFILL indexed messages stored before the
+        count existed (``inline_parts`` NULL), through the writer; returns how many."""
+        from .indexer import count_inline
+
+        if not self.db.queue.empty():
+            return 0  # the writer is busy: another round
+        rows = conn.execute(
+            "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id "
+            "WHERE m.inline_parts IS NULL AND m.indexed != 0 ORDER BY m.id LIMIT ?",
+            (INLINE_BACKFILL,),
+        ).fetchall()
+        if not rows:
+            return 0
+        counts = [(count_inline(data), mid) for mid, data in rows]
+
+        def fn(c: sqlite3.Connection) -> None:
+            c.executemany("UPDATE message SET inline_parts = ? WHERE id = ? AND inline_parts IS NULL", counts)
+
+        try:
+            self.db.write(fn, timeout=10)
+        except (StoreError, TimeoutError):
+            return 0
         return len(rows)
 
     # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
