@@ -317,7 +317,7 @@ class _Parser:
             v = value.lower()
             if v in ("attachment", "attachments"):
                 return Flag("attachment")
-            if v == "inline":
+            if v in ("inline", "inlines"):
                 return Flag("inline")
             raise SearchError(f"has:{value} is not known (use has:attachment or has:inline)", t.pos)
         if key in ("before", "after"):

@@ -48,6 +48,7 @@ NOW = datetime(2024, 5, 10, 12, 0, tzinfo=UTC)
         ("has:attachments", Flag("attachment")),
         ("has:inline", Flag("inline")),
         ("has:INLINE", Flag("inline")),
+        ("has:inlines", Flag("inline")),
         ("larger:10k", Size("larger", 10 * 1024)),
         ("smaller:2M", Size("smaller", 2 * 1024 * 1024)),
         ("larger:1.5mb", Size("larger", int(1.5 * 1024 * 1024))),
