@@ -223,8 +223,11 @@ def _dovecot_sessions(imap_port: int) -> list[int]:
     pids = {int(p.split("=")[1]) for p in out.stdout.replace(",", " ").split() if p.startswith("pid=")}
     masters = set()
     for pid in pids:
-        comm = Path(f"/proc/{pid}/comm").read_text().strip()
-        masters.add(pid if comm == "dovecot" else int(Path(f"/proc/{pid}/stat").read_text().split()[3]))
+        try:  # a login process holding the socket may have exited since `ss` listed it
+            comm = Path(f"/proc/{pid}/comm").read_text().strip()
+            masters.add(pid if comm == "dovecot" else int(Path(f"/proc/{pid}/stat").read_text().split()[3]))
+        except (OSError, IndexError, ValueError):
+            continue
     found = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
