@@ -18,7 +18,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import RunningServer, running_server
-from tests.integration._api_client import Api, smtp_send
+from tests.integration._api_client import Api, q, smtp_send
 
 
 def _call(
@@ -419,3 +419,33 @@ def test_ignore_duplicate_ids_accepts_and_drops_a_repeat() -> None:
         assert [m["Subject"] for m in api.get("/api/v1/messages").json()["messages"]] == ["other", "first"]
         assert api.get("/api/v1/info").json()["RuntimeStats"]["SMTPIgnored"] == 1
         assert "\nmailpit_smtp_ignored_total 1\n" in api.get("/metrics").text
+
+
+def test_has_inline_search_and_the_message_views_inline_list(server: RunningServer) -> None:
+    """has:inline through Mailpit's search route: the message whose picture is sent with a
+    ContentID (inline, shown by cid:) against one attached plainly and one with neither."""
+    api = Api(server)
+    png = base64.b64encode(b"\x89PNG\r\n\x1a\n").decode()
+    to = [{"Email": "x@example.org"}]
+    inline = api.send(
+        To=to,
+        Subject="logo",
+        HTML='<img src="cid:logo">',
+        Attachments=[{"Content": png, "Filename": "logo.png", "ContentID": "logo"}],
+    )
+    attached = api.send(
+        To=to, Subject="file", Text="see", Attachments=[{"Content": png, "Filename": "f.png"}]
+    )
+    plain = api.send(To=to, Subject="none", Text="nothing")
+    api.wait_indexed()
+
+    def found(query: str) -> set[str]:
+        r = api.get("/api/v1/search?query=" + q(query))
+        assert r.status == 200, r.text
+        return {m["ID"] for m in r.json()["messages"]}
+
+    assert found("has:inline") == {inline}
+    assert found("has:attachment") == {attached}
+    assert found("-has:inline") == {attached, plain}
+    view = api.get(f"/api/v1/message/{inline}").json()
+    assert [p["FileName"] for p in view["Inline"]] == ["logo.png"] and view["Attachments"] == []
