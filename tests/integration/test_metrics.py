@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import base64
+import imaplib
+import poplib
 import re
 import smtplib
+import time
 import urllib.error
 import urllib.request
+from pathlib import Path
 
 import pytest
 
 from postroom.events import DeliveryAttempted
-from tests.helpers import running_server
+from tests.helpers import RunningServer, running_server
 from tests.integration._api_client import Api, smtp_send
 
 SAMPLE = re.compile(
@@ -76,3 +80,43 @@ def test_metrics_count_what_happened() -> None:
         m['postroom_http_requests_total{code="4xx"}'] >= 1
         and m["postroom_http_request_duration_seconds_count"] >= 1
     )
+
+
+def test_metrics_count_imap_and_pop3_sessions_and_logins(tmp_path: Path) -> None:
+    users = tmp_path / "users"
+    users.write_text("alice@example.org:right\n")
+    with running_server(auth_file=str(users), auth_failure_delay=0.0) as s:
+        imap_host, imap_port = s.addr("imap")
+        with imaplib.IMAP4(imap_host, imap_port, timeout=10) as imap:
+            with pytest.raises(imaplib.IMAP4.error):
+                imap.login("alice@example.org", "wrong")
+            imap.login("alice@example.org", "right")
+            m = parse(_scrape(s))
+            assert m["postroom_imap_sessions"] == 1  # this one, still open
+            imap.logout()
+        pop_host, pop_port = s.addr("pop3")
+        pop = poplib.POP3(pop_host, pop_port, timeout=10)
+        pop.user("alice@example.org")
+        pop.pass_("right")
+        pop.quit()
+        for _ in range(2):
+            pop = poplib.POP3(pop_host, pop_port, timeout=10)
+            pop.user("alice@example.org")
+            with pytest.raises(poplib.error_proto):
+                pop.pass_("wrong")
+            pop.quit()
+        deadline = time.monotonic() + 10  # a session is counted closed once its task ends
+        while (m := parse(_scrape(s)))["postroom_pop3_sessions"] and time.monotonic() < deadline:
+            time.sleep(0.05)
+    assert m["postroom_imap_sessions_total"] == 1 and m["postroom_imap_refused_total"] == 0
+    assert m['postroom_imap_logins_total{result="ok"}'] == 1
+    assert m['postroom_imap_logins_total{result="failed"}'] == 1
+    assert m["postroom_pop3_sessions_total"] == 3
+    assert m['postroom_pop3_logins_total{result="ok"}'] == 1
+    assert m['postroom_pop3_logins_total{result="failed"}'] == 2
+    assert m["postroom_pop3_sessions"] == 0 and m["postroom_imap_sessions"] == 0  # all closed
+
+
+def _scrape(s: RunningServer) -> str:
+    with urllib.request.urlopen(s.http_url + "/metrics", timeout=10) as r:
+        return str(r.read().decode())

@@ -28,6 +28,7 @@ import asyncio
 import logging
 import os
 import secrets
+from collections import Counter
 from typing import TYPE_CHECKING, Any, cast
 
 from ..authlimit import client_address
@@ -100,6 +101,8 @@ class POP3Listener:
         self.server: asyncio.Server | None = None
         self.sessions: set[_Session] = set()
         self.locks: set[str] = app.extras.setdefault(LOCKS_KEY, set())
+        # /metrics (web/metrics.py): shared by POP3 and POP3S, counted on the loop's thread
+        self.counters: Counter[str] = app.extras.setdefault("pop3_counters", Counter())
         self.max_connections = app.settings.pop3_max_connections
         self.max_per_address = app.settings.pop3_max_per_address
         self.idle_timeout = float(app.settings.pop3_timeout)
@@ -183,11 +186,14 @@ class _Session(asyncio.Protocol):
         if refusal is not None:
             # RFC 2449 8.1.2: SYS/TEMP, a problem that should go away if tried later
             log.warning("pop3 %s: refused: %s", self.peer, refusal)
+            listener.counters["refused"] += 1
             self.closing = True
             self.transport.write(b"-ERR [SYS/TEMP] " + refusal.encode() + b"\r\n")
             self.transport.close()
             return
         listener.sessions.add(self)
+        listener.counters["sessions"] += 1
+        listener.counters["open"] += 1
         self.task = asyncio.get_running_loop().create_task(self._run())
 
     @property
@@ -274,6 +280,7 @@ class _Session(asyncio.Protocol):
             if self.transport is not None and not self.transport.is_closing():
                 self.transport.close()
             self.listener.sessions.discard(self)
+            self.listener.counters["open"] -= 1
 
     async def _wait_for_data(self) -> bool:
         """Wait for bytes; False once the command's deadline has passed (RFC 1939 §3's
@@ -348,6 +355,7 @@ class _Session(asyncio.Protocol):
             return
         if not await self._password_ok(name, event):
             log.info("pop3 %s: login failed for %s", self.peer, name)
+            self.listener.counters["login_failures"] += 1
             await limiter.failed(self.address)  # waits --auth-failure-delay
             # (the core closes the connection after its MAX_AUTH_FAILURES rejections)
             self.conn.send(Reject("invalid user name or password", "AUTH"))
@@ -363,6 +371,7 @@ class _Session(asyncio.Protocol):
         except BaseException:
             self._release()
             raise
+        self.listener.counters["logins"] += 1
         log.info("pop3 %s: %s logged in (%d messages)", self.peer, name, len(maildrop))
         self.conn.send(AuthAccepted(name, maildrop))
 

@@ -1,9 +1,10 @@
 """``GET /metrics``: counters and gauges in Prometheus' text exposition format (version 0.0.4).
 
 Counters come from the event bus (messages stored, bytes, deleted, outbound attempts by
-outcome, WebSocket-independent) and from the SMTP listener's own tallies (sessions,
-refused connections, messages answered with an error); gauges are read at scrape time
-(stored and unread messages, database size, open SMTP sessions, uptime, memory). The same
+outcome, WebSocket-independent), from the SMTP listener's own tallies (sessions, refused
+connections, messages answered with an error) and from the IMAP and POP3 listeners'
+(sessions, refused connections, logins and failed logins); gauges are read at scrape time
+(stored and unread messages, database size, open SMTP/IMAP/POP3 sessions, uptime, memory). The same
 figures also appear under Mailpit's metric names (``mailpit_*``), so that a dashboard
 built for Mailpit's ``--enable-prometheus`` keeps working.
 
@@ -102,6 +103,7 @@ def render(
     smtp: Counter[str],
     tags: dict[str, int],
     m: Metrics | None = None,
+    readers: dict[str, Counter[str]] | None = None,
 ) -> str:
     """The exposition text of the given figures (one HELP and TYPE line per metric)."""
     out: list[str] = []
@@ -124,6 +126,21 @@ def render(
     for outcome in OUTCOMES.values():
         _line(out, "postroom_outbound_attempts_total", "counter", "outbound delivery attempts by outcome",
               counts["outbound_" + outcome], f'{{outcome="{outcome}"}}')  # fmt: skip
+    for proto, tally in sorted((readers or {}).items()):  # "imap", "pop3"
+        label = proto.upper()
+        _line(
+            out,
+            f"postroom_{proto}_sessions_total",
+            "counter",
+            f"{label} connections accepted",
+            tally["sessions"],
+        )
+        _line(out, f"postroom_{proto}_refused_total", "counter", f"{label} connections refused (too many open)",
+              tally["refused"])  # fmt: skip
+        for result, key in (("ok", "logins"), ("failed", "login_failures")):
+            _line(out, f"postroom_{proto}_logins_total", "counter", f"{label} logins by result", tally[key],
+                  f'{{result="{result}"}}')  # fmt: skip
+        _line(out, f"postroom_{proto}_sessions", "gauge", f"{label} sessions open", max(tally["open"], 0))
     for name, help_ in (
         ("postroom_messages", "messages in the store"),
         ("postroom_messages_unread", "unread messages in the store"),
@@ -174,7 +191,8 @@ async def metrics(request: web.Request) -> web.Response:
         "postroom_memory_bytes": float(memory_bytes()),
     }
     m = request.app[METRICS_KEY]
-    text = render(m.counts, gauges, smtp, await tag_counts(store), m)
+    readers = {proto: app.extras.setdefault(f"{proto}_counters", Counter()) for proto in ("imap", "pop3")}
+    text = render(m.counts, gauges, smtp, await tag_counts(store), m, readers)
     return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
 
 

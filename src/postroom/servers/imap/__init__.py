@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from ..admission import admit
@@ -64,6 +65,8 @@ class IMAPListener:
         self.server: asyncio.Server | None = None
         self.tasks: set[asyncio.Task[Any]] = set()
         self.sessions: dict[asyncio.Task[Any], Session] = {}
+        # /metrics (web/metrics.py): shared by IMAP and IMAPS, counted on the loop's thread
+        self.counters: Counter[str] = app.extras.setdefault("imap_counters", Counter())
 
     @property
     def sockets(self) -> tuple[Any, ...]:
@@ -74,6 +77,7 @@ class IMAPListener:
         refusal = self._admit(session)
         if refusal is not None:
             log.warning("imap %s: refused: %s", session.peer, refusal)
+            self.counters["refused"] += 1
             writer.write(b"* BYE [UNAVAILABLE] " + refusal.encode() + b"\r\n")
             writer.close()
             return
@@ -81,6 +85,8 @@ class IMAPListener:
         assert task is not None
         self.tasks.add(task)
         self.sessions[task] = session
+        self.counters["sessions"] += 1
+        self.counters["open"] += 1
         try:
             await session.run()
         except asyncio.CancelledError:
@@ -90,6 +96,7 @@ class IMAPListener:
         finally:
             self.tasks.discard(task)
             self.sessions.pop(task, None)
+            self.counters["open"] -= 1
 
     def _admit(self, new: Session) -> str | None:
         """None if ``new`` may run (after making room if needed), else why it may not."""

@@ -13,6 +13,7 @@ import base64
 import binascii
 import logging
 import socket
+from collections import Counter
 from typing import TYPE_CHECKING
 
 from ... import __version__
@@ -358,6 +359,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
                 raise No("too many failed logins from your address, try again later", "UNAVAILABLE")
             if not await self.blocking(check_password, self.app, user, password):
                 self.auth_failures += 1
+                self.app.extras.setdefault("imap_counters", Counter())["login_failures"] += 1
                 await limiter.failed(self.address)  # waits --auth-failure-delay
                 if self.auth_failures >= FAILURES_PER_CONNECTION:
                     self.write(b"* BYE too many failed logins\r\n")
@@ -371,6 +373,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         self.decoder.max_line = MAX_LINE
         self.decoder.max_command = MAX_COMMAND_SIZE
         self.decoder.max_literal = self.append_limit
+        self.app.extras.setdefault("imap_counters", Counter())["logins"] += 1
         log.info("imap %s: %s logged in", self.peer, self.account.user)
         return "Logged in", "CAPABILITY " + " ".join(self.caps())
 
