@@ -42,8 +42,9 @@ def _split_sql(script: str) -> list[str]:
     return out
 
 
-def apply_migrations(conn: sqlite3.Connection) -> None:
-    """Bring a database to the newest schema (versioned SQL files, each in a transaction)."""
+def apply_migrations(conn: sqlite3.Connection, upto: int | None = None) -> None:
+    """Bring a database to the newest schema (versioned SQL files, each in a transaction),
+    or only to version ``upto`` (tests that build an older store)."""
     version = conn.execute("PRAGMA user_version").fetchone()[0]
     files = sorted(
         (
@@ -54,7 +55,7 @@ def apply_migrations(conn: sqlite3.Connection) -> None:
     )
     for name in files:
         num = int(name.split("_", 1)[0])
-        if num <= version:
+        if num <= version or (upto is not None and num > upto):
             continue
         sql = resources.files("postroom.store").joinpath(f"migrations/sqlite/{name}").read_text()
         begin_immediate(conn)
