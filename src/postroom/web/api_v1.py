@@ -50,7 +50,7 @@ from .common import (
     str_list,
     summary_json,
 )
-from .indexwait import await_indexed
+from .indexwait import LISTING_WAIT, await_indexed
 from .send import SendError, build_message
 
 __all__ = ["add_routes", "memory_bytes", "message_json", "tag_counts"]
@@ -87,7 +87,7 @@ async def _page(request: web.Request, query: str | None, *, extended: bool) -> w
         # Mailpit's summaries are complete when listed: wait for the indexer's snippet and
         # attachment count of just-arrived mail (usually none on the page), then re-read.
         fresh = await in_thread(_unindexed, store, [s.id for s in page.messages])
-        if fresh and await await_indexed(request.app[APP_KEY], fresh):
+        if fresh and await await_indexed(request.app[APP_KEY], fresh, LISTING_WAIT):
             page = await in_thread(
                 store.list_messages, mailbox=mailbox, query=query, start=start, limit=limit
             )
