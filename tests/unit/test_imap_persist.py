@@ -201,3 +201,37 @@ def test_the_imap_pass_takes_what_lacks_data_and_moves_on(store: SQLiteStore, tm
         assert ix.imap_batch() == []
     finally:
         conn.close()
+
+
+def test_the_imap_pass_gives_way_to_new_mail(store: SQLiteStore, tmp_path: Path) -> None:
+    """imap_batch(interrupted) stops before the next message once ``interrupted()`` is true (the
+    store woke the indexer: new mail's text index goes first) and later goes on from there."""
+    import sqlite3
+
+    from postroom.store.index_worker import Indexer, connect_readonly
+    from postroom.store.indexer import extract
+
+    ids = [asyncio.run(store.deliver(Envelope("a@x", ("b@y",)), raw)) for raw in (RAW, MULTIPART, RAW)]
+    assert store.wait_indexed(30)
+    deadline = time.monotonic() + 30
+    while len(store.imap_cache_get("meta", ids)) < 3 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    db = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
+    mids = [r[0] for r in db.execute("SELECT id FROM message ORDER BY id")]
+    db.execute("DELETE FROM imap_meta")
+    db.close()
+    conn = connect_readonly(str(tmp_path / "s.db"))
+    try:
+        ix = Indexer(conn, extract, None)
+        asked: list[int] = []
+
+        def after_one() -> bool:
+            asked.append(1)
+            return len(asked) > 1
+
+        assert [mid for mid, _ in ix.imap_batch(after_one)] == mids[:1]
+        assert ix.imap_batch(lambda: True) == []
+        assert [mid for mid, blobs in ix.imap_batch(lambda: False) if blobs is not None] == mids[1:]
+        assert ix.imap_batch() == []
+    finally:
+        conn.close()

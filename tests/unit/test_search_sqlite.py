@@ -198,3 +198,23 @@ def test_any_query_compiles_to_valid_sql_or_invalid_query(db: sqlite3.Connection
     except InvalidQuery:
         return
     db.execute(f"SELECT count(*) FROM message m WHERE {sql}", params).fetchone()
+
+
+@pytest.mark.parametrize(
+    "raw",
+    [
+        b"Subject: =?utf-8?q?caf=C3=A9?=\r\nX-Long: a\r\n b\r\n\r\nbody\r\nX-Not: header\r\n",
+        b"From: a@x\nTo: b@y\n\nbody",
+        b"X-Only: headers, no body",
+        b"X-Big: " + b"v" * 40_000 + b"\r\nX-After: yes\r\n\r\nbody",
+        b"X-Huge: " + b"w" * 300_000 + b"\r\nX-Past: the scan limit\r\n\r\nbody",
+    ],
+)
+def test_header_rows_of_the_message_as_stored_or_decompressed_are_the_same(raw: bytes) -> None:
+    """The indexer reads the header fields from the message it has decompressed for parsing
+    (packed=False); the background pass from the stored frame: the same rows either way."""
+    from postroom.store.rawcodec import compress
+
+    rows = header_rows(raw, packed=False)
+    assert rows == header_rows(compress(raw)) == header_rows(zstandard.ZstdCompressor().compress(raw))
+    assert rows and rows[0][0] in ("subject", "from", "x-only", "x-big", "x-huge")

@@ -241,3 +241,46 @@ def test_indexer_batches_are_bounded_in_bytes(tmp_path: Path, monkeypatch: pytes
         assert len(one) == 3 and [r[0] for r in one] == sorted(r[0] for r in one)
     finally:
         conn.close()
+
+
+def test_a_batch_fetched_during_a_burst_is_shared_with_the_helpers_after_it(tmp_path: Path) -> None:
+    """The batch the indexer fetched ahead while mail was arriving (for itself alone) gets its
+    helper processes' share handed out once the burst is over, not parsed here whole."""
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+
+    from postroom.store import index_worker
+    from postroom.store.indexer import extract
+
+    db = tmp_path / "s.db"
+    store = SQLiteStore(str(db), Settings(indexer="thread", max=0), Bus())  # type: ignore[arg-type]
+    store.start()
+    n = index_worker.PARALLEL_MIN + 8
+
+    async def send() -> None:
+        for k in range(n):
+            await store.deliver(Envelope("a@example.com", ("b@example.org",)), mail(k, f"{k}@x", "s"))
+
+    asyncio.run(send())
+    store.close()
+    with sqlite3.connect(db) as c:  # pending again, arriving now
+        c.execute("UPDATE message SET indexed = 0, hdr = 0, created = ?", (time.time(),))
+        c.execute("INSERT INTO fts(fts) VALUES ('delete-all')")
+        c.execute("DELETE FROM header_field")
+    pool = ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("fork"))
+    conn = index_worker.connect_readonly(str(db))
+    try:
+        indexer = index_worker.Indexer(conn, extract, None, pool, 1, str(db))
+        assert indexer.mail_arriving()
+        indexer._ahead = indexer._fetch()
+        assert len(indexer._ahead.rows) == n and indexer._ahead.parts == []  # a burst: none handed out
+        with sqlite3.connect(db) as c:
+            c.execute("UPDATE message SET created = ?", (time.time() - 60,))
+        assert not indexer.mail_arriving()
+        rows = indexer.next_batch()
+        helped = [row for row in rows if len(row) == 3]  # only the conversation left to write
+        assert helped and len(indexer.announce) == len(helped)
+        assert len(rows) == n
+    finally:
+        conn.close()
+        pool.shutdown(wait=True)

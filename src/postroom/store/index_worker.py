@@ -157,7 +157,8 @@ def _index_many(path: str, items: list[tuple[int, bytes]]) -> tuple[list[str], l
     failed: list[int] = []
     for mid, data in items:
         try:
-            d = extract_bounded(extract, unpack(data)) if extract is not None else None
+            raw = unpack(data)
+            d = extract_bounded(extract, raw) if extract is not None else None
         except Exception:
             d = None
         if d is None:
@@ -165,7 +166,7 @@ def _index_many(path: str, items: list[tuple[int, bytes]]) -> tuple[list[str], l
         else:
             rows.append(
                 (mid, 0, (), d.snippet, d.attachments, d.subject, d.addresses, d.body, d.attachment_names,
-                 header_rows(data), d.inline)
+                 header_rows(raw, packed=False), d.inline)
             )  # fmt: skip
     if not rows:
         return [], failed
@@ -269,12 +270,20 @@ ImapRow = tuple[int, tuple[bytes, bytes] | None]
 IMAP_BATCH = 100  # messages per IMAP batch (a transaction of its own; ~40 ms of parsing)
 
 
-def _parse_one(extract: Callable[[bytes], Any], row: Any) -> Any:
+def _parse_one(extract: Callable[[bytes], Any], row: Any) -> tuple[Any, list[tuple[str, int, str]]]:
+    """The index data of a stored message (None when it cannot be parsed) and its header
+    fields (read from the message decompressed once, for both)."""
     try:
-        return extract_bounded(extract, unpack(row[-1]))
+        raw = unpack(row[-1])
+    except Exception:  # a corrupt frame: nothing to index, no header fields
+        log.exception("indexing message %s failed", row[0])
+        return None, []
+    fields = header_rows(raw, packed=False)
+    try:
+        return extract_bounded(extract, raw), fields
     except Exception:  # one broken message must not stop the others
         log.exception("indexing message %s failed", row[0])
-        return None
+        return None, fields
 
 
 @dataclass
@@ -350,12 +359,14 @@ def _finish(batch: _Batch, extract: Callable[[bytes], Any], announce: list[str] 
             _parse_one(extract, rows[k]) if rows[k][0] in again else _WRITTEN for k in range(first, last)
         ]
     out: list[Row] = []
-    for row, d, (tid, merged) in zip(rows, parsed, batch.assigned or [(0, ())] * len(rows), strict=True):
+    for row, p, (tid, merged) in zip(rows, parsed, batch.assigned or [(0, ())] * len(rows), strict=True):
         mid = row[0]
-        if d is _WRITTEN:
+        if p is _WRITTEN:
             out.append((mid, tid, merged))
-        elif d is None:  # could not be parsed: no text, but its header fields are searchable
-            out.append((mid, tid, merged, "", 0, "", "", "", "", header_rows(row[-1]), 0))
+            continue
+        d, fields = p
+        if d is None:  # could not be parsed: no text, but its header fields are searchable
+            out.append((mid, tid, merged, "", 0, "", "", "", "", fields, 0))
         else:
             out.append(
                 (
@@ -368,7 +379,7 @@ def _finish(batch: _Batch, extract: Callable[[bytes], Any], announce: list[str] 
                     d.addresses,
                     d.body,
                     d.attachment_names,
-                    header_rows(row[-1]),
+                    fields,
                     d.inline,
                 )
             )
@@ -439,6 +450,11 @@ class Indexer:
         self._ahead = None
         if not batch.rows:
             return []
+        if not batch.parts and self.pool is not None and self.helpers and not self.mail_arriving():
+            # fetched ahead during a burst (this process's alone), and the burst is over: the
+            # helpers take their share now (the first batch after a burst, ~0.1 s sooner)
+            items = [(row[0], row[-1]) for row in batch.rows]
+            batch.parts = _parallel_parts(self.pool, self.helpers, self.path, items)
         rows = _finish(batch, self.extract, self.announce)
         if self.pool is not None:
             self._ahead = self._fetch()
@@ -452,14 +468,15 @@ class Indexer:
             self.after = batch.rows[-1][0]
         return batch
 
-    def imap_batch(self) -> list[ImapRow]:
+    def imap_batch(self, interrupted: Callable[[], bool] | None = None) -> list[ImapRow]:
         """The IMAP server's data (:func:`imap_blobs`) of the next indexed messages that have
         none stored yet, in id order; empty when there are none.
 
         Called once the text index has caught up, so that a burst is searchable as soon as
         before (parsing for IMAP costs about as much again as for the index); the first
         FETCH ENVELOPE/BODYSTRUCTURE or SORT after that reads the rows instead of parsing.
-        A message still waiting for the indexer ends the batch (it comes next time)."""
+        A message still waiting for the indexer ends the batch (it comes next time), and so
+        does ``interrupted()`` turning true before a message (new mail to index first)."""
         out: list[ImapRow] = []
         total = 0
         # everything below the first message waiting for the text index is indexed
@@ -472,6 +489,8 @@ class Indexer:
             (self.imap_after, bound, IMAP_BATCH),
         )
         for mid, data in rows:
+            if interrupted is not None and interrupted():
+                return out
             self.imap_after = mid
             out.append((mid, imap_blobs(unpack(data))))
             total += len(data)
@@ -654,7 +673,7 @@ def _serve(
             rows = indexer.next_batch()
             if not rows:
                 # caught up: the IMAP data of what is indexed, a batch at a time (new mail first)
-                if imap := indexer.imap_batch():
+                if imap := indexer.imap_batch(lambda: _woken(stdin)):
                     store_imap_rows(wconn, imap)
                     continue
                 burst = 0.0  # a burst seen from now on is a new one
@@ -677,6 +696,11 @@ def _serve(
             conn.close()
             return 0
         time.sleep(0.002)  # let a burst gather into one batch
+
+
+def _woken(stdin: int) -> bool:
+    """True when the store has written a wake-up byte (a commit, maybe new mail) not read yet."""
+    return bool(select.select([stdin], [], [], 0)[0])
 
 
 def _pause(stdin: int, seconds: float) -> bool:

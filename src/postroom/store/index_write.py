@@ -52,7 +52,7 @@ def write_index(
     the tagging rules (an ``indexer.TagRules``) once a message's full-text row exists. A row
     with text marks its message ``indexed = done_state`` (a helper: :data:`TEXT_ONLY`).
     """
-    done: list[int] = []
+    written: list[Row] = []  # rows with text whose message was still waiting for it
     for row in rows:
         mid, tid, merged = row[0], row[1], row[2]
         thread = str(tid) if tid else None
@@ -73,15 +73,22 @@ def write_index(
             (row[3], row[4], row[10], done_state, thread, mid),
         )
         if cur.rowcount:  # still there, and not indexed meanwhile
-            conn.execute(
-                "INSERT INTO fts(rowid, subject, addresses, body, attachments) VALUES (?, ?, ?, ?, ?)",
-                (mid, row[5], row[6], row[7], row[8]),
-            )
-            write_header_rows(conn, mid, row[9])
-            done.append(mid)
-            if rules:
-                for tag in rules.tags_for(conn, mid):
-                    _add_tag(conn, mid, tag)
+            written.append(row)
+    # the full-text and header rows of the whole chunk in one statement each (a statement
+    # per message cost ~15% of the write)
+    conn.executemany(
+        "INSERT INTO fts(rowid, subject, addresses, body, attachments) VALUES (?, ?, ?, ?, ?)",
+        [row[0:1] + row[5:9] for row in written],
+    )
+    conn.executemany(
+        "INSERT OR IGNORE INTO header_field(name, message, seq, value) VALUES (?, ?, ?, ?)",
+        [(name, row[0], seq, value) for row in written for name, seq, value in row[9]],
+    )
+    done = [row[0] for row in written]
+    if rules:  # once the message's full-text and header rows exist
+        for mid in done:
+            for tag in rules.tags_for(conn, mid):
+                _add_tag(conn, mid, tag)
     pids: list[str] = []
     for i in range(0, len(done), 500):
         chunk = done[i : i + 500]

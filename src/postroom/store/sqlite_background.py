@@ -389,7 +389,9 @@ class Background:
                 # then the IMAP server's data of what is indexed (a batch at a time, so that
                 # new mail waiting for the text index goes first)
                 while (
-                    not self.db.closed and not self._index_wakeup.is_set() and (imap := indexer.imap_batch())
+                    not self.db.closed
+                    and not self._index_wakeup.is_set()
+                    and (imap := indexer.imap_batch(self._index_wakeup.is_set))
                 ):
                     self.db.write(self._imap_job(imap))
                 if not self.db.closed and (rows := indexer.idle()):

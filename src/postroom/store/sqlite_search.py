@@ -305,7 +305,16 @@ def _merge_count(conn: sqlite3.Connection, expr: str, ids: str, params: list[Any
 
 
 def _header_block(data: bytes) -> bytes:
-    out = header_prefix(data, HEADER_SCAN_LIMIT)
+    return _cut_header(header_prefix(data, HEADER_SCAN_LIMIT, _SCAN_CHUNK))
+
+
+# header_prefix() reads whole chunks: of a message without a separator in its first
+# HEADER_SCAN_LIMIT bytes it returns this many (header_rows(packed=False) cuts the same).
+_SCAN_CHUNK = 16384
+_SCAN_SPAN = -(-HEADER_SCAN_LIMIT // _SCAN_CHUNK) * _SCAN_CHUNK
+
+
+def _cut_header(out: bytes) -> bytes:
     end = min((i for i in (out.find(b"\r\n\r\n"), out.find(b"\n\n")) if i >= 0), default=len(out))
     return out[:end]
 
@@ -323,11 +332,12 @@ def header_matches(block: bytes, name: str, value: str | None) -> bool:
     )
 
 
-def header_rows(data: bytes) -> list[tuple[str, int, str]]:
+def header_rows(data: bytes, *, packed: bool = True) -> list[tuple[str, int, str]]:
     """``(name, position, value)`` of each header field of a stored message (compressed as
-    ``rawcodec`` stores it), for the ``header_field`` index: lower case, unfolded, decoded."""
+    ``rawcodec`` stores it; ``packed=False``: the message itself, already decompressed), for
+    the ``header_field`` index: lower case, unfolded, decoded."""
     try:
-        block = _header_block(data)
+        block = _header_block(data) if packed else _cut_header(data[:_SCAN_SPAN])
     except Exception:  # a corrupt frame: no rows (a search then finds nothing in it, as before)
         return []
     return [
