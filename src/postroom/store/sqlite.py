@@ -524,8 +524,8 @@ class SQLiteStore(Composed):
     ) -> tuple[int, int]:
         if self.db.closed:
             raise StoreClosed("store is closed")
-        info = await asyncio.to_thread(self.folder_info, mailbox, folder)
-        if info is None:
+        validity = await asyncio.to_thread(self.folder_view.folder_validity, mailbox, folder)
+        if validity is None:
             from .base import NotFound
 
             raise NotFound(f"no folder {folder!r}")
@@ -533,7 +533,7 @@ class SQLiteStore(Composed):
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self.db.queue.put(_Ingest(env, raw, (), fut, folder=(mailbox, folder), flags=flags))
         uid = await fut
-        return info.uidvalidity, int(uid)
+        return validity, int(uid)
 
 
 def _resolve_async(items: list[_Ingest]) -> None:
