@@ -15,6 +15,7 @@ from pathlib import Path
 import pytest
 
 from postroom.events import DeliveryAttempted
+from postroom.store.outbound import NewDelivery
 from tests.helpers import RunningServer, running_server
 from tests.integration._api_client import Api, smtp_send
 
@@ -57,6 +58,11 @@ def test_metrics_count_what_happened() -> None:
         with pytest.raises(smtplib.SMTPDataError):  # chaos refuses the first message
             smtp_send(s, b"Subject: one\r\n\r\nx\r\n", ["a@example.org"])
         smtp_send(s, b"Subject: two\r\n\r\nx\r\n", ["a@example.org"])
+        # two rows in the outbound queue, as a release without a running worker leaves them
+        s.app.store.outbound.enqueue(  # type: ignore[attr-defined]
+            [NewDelivery("m0", "release", "a@example.org", f"r{i}@example.org", b"x") for i in range(2)],
+            give_up_after=3600,
+        )
         s.app.bus.publish(DeliveryAttempted("m1", "x@example.org", "sent", "250 ok", 1))
         s.app.bus.publish(DeliveryAttempted("m2", "y@example.org", "retry", "451 later", 1, 99.0))
         api.wait_indexed()
@@ -68,6 +74,8 @@ def test_metrics_count_what_happened() -> None:
     assert m['postroom_outbound_attempts_total{outcome="delivered"}'] == 1
     assert m['postroom_outbound_attempts_total{outcome="deferred"}'] == 1
     assert m['postroom_outbound_attempts_total{outcome="bounced"}'] == 0
+    assert m['postroom_outbound_queue{state="queued"}'] == 2
+    assert m['postroom_outbound_queue{state="sending"}'] == 0
     assert m["mailpit_messages"] == 1 and m["mailpit_smtp_rejected_total"] == 1
     assert m["postroom_memory_bytes"] > 0 and "postroom_smtp_sessions" in m
     # histograms: the one stored message's size, and HTTP answers (the refused scrape among them)

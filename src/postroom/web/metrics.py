@@ -23,6 +23,7 @@ from typing import Any
 from aiohttp import web
 
 from ..events import DeliveryAttempted, Event, MessagesDeleted, MessagesPruned, MessageStored
+from ..store.outbound import HasOutbound
 from .common import APP_KEY, in_thread
 
 __all__ = ["METRICS_KEY", "Histogram", "Metrics", "add_routes", "middleware", "render"]
@@ -104,6 +105,7 @@ def render(
     tags: dict[str, int],
     m: Metrics | None = None,
     readers: dict[str, Counter[str]] | None = None,
+    queue: dict[str, int] | None = None,
 ) -> str:
     """The exposition text of the given figures (one HELP and TYPE line per metric)."""
     out: list[str] = []
@@ -126,6 +128,9 @@ def render(
     for outcome in OUTCOMES.values():
         _line(out, "postroom_outbound_attempts_total", "counter", "outbound delivery attempts by outcome",
               counts["outbound_" + outcome], f'{{outcome="{outcome}"}}')  # fmt: skip
+    for state in sorted({"queued", "sending", *(queue or {})}):  # the outbound queue's rows
+        _line(out, "postroom_outbound_queue", "gauge", "outbound deliveries by state",
+              (queue or {}).get(state, 0), f'{{state="{state}"}}')  # fmt: skip
     for proto, tally in sorted((readers or {}).items()):  # "imap", "pop3"
         label = proto.upper()
         _line(
@@ -192,7 +197,8 @@ async def metrics(request: web.Request) -> web.Response:
     }
     m = request.app[METRICS_KEY]
     readers = {proto: app.extras.setdefault(f"{proto}_counters", Counter()) for proto in ("imap", "pop3")}
-    text = render(m.counts, gauges, smtp, await tag_counts(store), m, readers)
+    queue = await in_thread(store.outbound.counts) if isinstance(store, HasOutbound) else {}
+    text = render(m.counts, gauges, smtp, await tag_counts(store), m, readers, queue)
     return web.Response(text=text, headers={"Content-Type": CONTENT_TYPE})
 
 
