@@ -106,6 +106,16 @@ def _loadavg() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
 
 
+def _stop(proc: subprocess.Popen[bytes]) -> None:
+    """End a server started in its own process group: SIGTERM, SIGKILL after 15 s."""
+    os.killpg(proc.pid, signal.SIGTERM)
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()
+
+
 def _times(fn: Any, repeat: int = REPEAT) -> tuple[float, float]:
     """(p50, p90) in milliseconds of ``repeat`` runs after one warm-up run."""
     fn()
@@ -247,12 +257,7 @@ def serve_and_query(path: str, n: int) -> tuple[float, list[dict[str, Any]]]:
         conn.close()
         return greeting_s, rows
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
 
 
 def _row(label: str, kind: str, matches: int, p50: float, p90: float) -> dict[str, Any]:
@@ -380,12 +385,7 @@ def run_burst(n: int, sessions: int = 10, settle: float = 120.0) -> dict[str, An
             "ok": found == n and t_searchable - t_last_250 <= TARGET_BURST_S,
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        _stop(proc)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

@@ -21,6 +21,7 @@ import subprocess
 import sys
 import threading
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..events import MessagesIndexed
@@ -160,51 +161,56 @@ class Background:
     def backfill_headers(self, conn: sqlite3.Connection) -> int:
         """Write the ``header_field`` rows of up to HEADER_BACKFILL indexed messages that have
         none (stored before the index existed), through the writer; returns how many."""
-        if not self.db.queue.empty():
-            return 0  # the writer is busy: another round
-        rows = conn.execute(
-            "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id "
-            "WHERE m.hdr = 0 AND m.indexed != 0 ORDER BY m.id LIMIT ?",
-            (HEADER_BACKFILL,),
-        ).fetchall()
-        if not rows:
-            return 0
-        fields = [(mid, header_rows(data)) for mid, data in rows]
 
-        def fn(c: sqlite3.Connection) -> None:
-            for mid, found in fields:
-                if c.execute("UPDATE message SET hdr = 1 WHERE id = ? AND hdr = 0", (mid,)).rowcount:
-                    write_header_rows(c, mid, found)  # still there, and not written meanwhile
+        def apply(c: sqlite3.Connection, mid: int, found: Any) -> None:
+            if c.execute("UPDATE message SET hdr = 1 WHERE id = ? AND hdr = 0", (mid,)).rowcount:
+                write_header_rows(c, mid, found)  # still there, and not written meanwhile
 
-        try:
-            self.db.write(fn, timeout=10)
-        except (StoreError, TimeoutError):
-            return 0  # closing, or the write failed: another round (or the next start) goes on
-        return len(rows)
+        return self._backfill(conn, "m.hdr = 0", HEADER_BACKFILL, header_rows, apply)
 
     def backfill_inline(self, conn: sqlite3.Connection) -> int:
         """Count the inline parts of up to INLINE_BACKFILL indexed messages stored before the
         count existed (``inline_parts`` NULL), through the writer; returns how many."""
         from .indexer import count_inline
 
+        def apply(c: sqlite3.Connection, mid: int, count: Any) -> None:
+            c.execute(
+                "UPDATE message SET inline_parts = ? WHERE id = ? AND inline_parts IS NULL", (count, mid)
+            )
+
+        return self._backfill(conn, "m.inline_parts IS NULL", INLINE_BACKFILL, count_inline, apply)
+
+    def _backfill(
+        self,
+        conn: sqlite3.Connection,
+        missing: str,
+        limit: int,
+        derive: Callable[[bytes], Any],
+        apply: Callable[[sqlite3.Connection, int, Any], None],
+    ) -> int:
+        """One round of filling what older messages lack: up to ``limit`` indexed messages
+        matching ``missing`` (SQL over ``m``, the message), each parsed here by ``derive``
+        (not on the writer's thread) and written by ``apply`` through the writer; returns
+        how many were read."""
         if not self.db.queue.empty():
             return 0  # the writer is busy: another round
         rows = conn.execute(
             "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id "
-            "WHERE m.inline_parts IS NULL AND m.indexed != 0 ORDER BY m.id LIMIT ?",
-            (INLINE_BACKFILL,),
+            f"WHERE {missing} AND m.indexed != 0 ORDER BY m.id LIMIT ?",
+            (limit,),
         ).fetchall()
         if not rows:
             return 0
-        counts = [(count_inline(data), mid) for mid, data in rows]
+        derived = [(mid, derive(data)) for mid, data in rows]
 
         def fn(c: sqlite3.Connection) -> None:
-            c.executemany("UPDATE message SET inline_parts = ? WHERE id = ? AND inline_parts IS NULL", counts)
+            for mid, value in derived:
+                apply(c, mid, value)
 
         try:
             self.db.write(fn, timeout=10)
         except (StoreError, TimeoutError):
-            return 0
+            return 0  # closing, or the write failed: another round (or the next start) goes on
         return len(rows)
 
     # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
