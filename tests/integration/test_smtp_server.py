@@ -7,6 +7,7 @@ import smtplib
 import socket
 import threading
 import time
+from contextlib import ExitStack
 from pathlib import Path
 
 import pytest
@@ -305,6 +306,23 @@ def test_shutdown_says_421_to_idle_clients() -> None:
     finally:
         sock.close()
     assert data.startswith(b"421 4.3.2 ")
+
+
+def test_a_session_may_finish_while_the_server_stops() -> None:
+    """A client that has just had its 250 when the server begins to stop (--exit-after)
+    sends QUIT and gets 221, not 421: sessions carry on for DRAIN_SECONDS."""
+    with ExitStack() as stack:
+        s = stack.enter_context(smtp_server())
+        client = smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20)
+        client.sendmail("a@example.org", ["ok@example.org"], MESSAGE)
+        stopping = threading.Thread(target=stack.close)
+        stopping.start()
+        time.sleep(0.2)  # the listener is closed by now; the session is not
+        assert stopping.is_alive()
+        assert client.docmd("QUIT") == (221, b"2.0.0 Bye")
+        client.close()
+        stopping.join(10)
+        assert not stopping.is_alive()
 
 
 def test_client_gone_mid_data_stores_nothing() -> None:

@@ -97,6 +97,8 @@ MAX_BUFFER_WHILE_BUSY = 1 << 20
 # Seconds between the last SMTP worker's exit and this process accepting SMTP itself: a
 # signal sent to the whole process group stops the workers a moment before this process.
 TAKEOVER_GRACE = 0.5
+# how long sessions may carry on once the server is stopping (a QUIT on its way gets 221)
+DRAIN_SECONDS = 1.0
 # Seconds to wait at start for the first SMTP worker to accept connections (it usually takes
 # ~0.3 s: a new interpreter importing the SMTP server); past it, this process accepts too.
 WORKER_START_LIMIT = 15.0
@@ -340,7 +342,8 @@ class SMTPListener:
                     session.expired()
 
     def close(self) -> None:
-        """Stop listening and say goodbye to idle sessions (421, RFC 5321 3.8)."""
+        """Stop listening; :meth:`wait_closed` lets open sessions finish for up to
+        :data:`DRAIN_SECONDS`, then says goodbye to the idle ones (421, RFC 5321 3.8)."""
         if self.server is not None:
             self.server.close()
         if self.early is not None:
@@ -350,9 +353,8 @@ class SMTPListener:
             self.pool = None
         if self._sweeper is not None:
             self._sweeper.cancel()
-        for session in list(self.sessions):
-            if session.listener is self:
-                session.shutdown()
+        # Open sessions carry on for a moment (wait_closed): a client that has just had its
+        # 250 sends QUIT, and gets 221 rather than 421.
 
     async def wait_closed(self) -> None:
         if self._sweeper is not None:
@@ -360,6 +362,12 @@ class SMTPListener:
                 await self._sweeper
             except asyncio.CancelledError:
                 pass
+        deadline = time.monotonic() + DRAIN_SECONDS
+        while time.monotonic() < deadline and any(s.listener is self for s in self.sessions):
+            await asyncio.sleep(0.01)
+        for session in list(self.sessions):
+            if session.listener is self:
+                session.shutdown()
         if self.early_end is not None:
             await asyncio.gather(self.early_end, return_exceptions=True)
         if self.server is not None:
