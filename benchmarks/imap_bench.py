@@ -24,6 +24,7 @@ the load average is reported with the figures.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -35,7 +36,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -215,6 +216,35 @@ class Dovecot:
         shutil.rmtree(self.base, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def server_pair(prefix: str) -> Iterator[tuple[Path, Postroom, Dovecot]]:
+    """A scratch folder (``prefix`` names it), a postroom with its database there and a
+    Dovecot, neither started yet; on the way out both are stopped and their files removed.
+    Every IMAP benchmark (imap, imap-scale, imap-stress) runs inside one."""
+    tmp = Path(tempfile.mkdtemp(prefix=prefix))
+    postroom = Postroom(tmp)
+    dovecot = Dovecot()
+    try:
+        yield tmp, postroom, dovecot
+    finally:
+        postroom.stop()
+        dovecot.stop()
+        shutil.rmtree(tmp, ignore_errors=True)
+        dovecot.remove()
+
+
+def load_average() -> str:
+    """The 1/5/15-minute load averages as ``a/b/c`` (reported with the figures)."""
+    return "/".join(f"{x:.1f}" for x in os.getloadavg())
+
+
+def emit(result: dict[str, Any], json_path: Path | None, raw: Any = None) -> None:
+    """Prints a suite's markdown table; with ``--json``, writes ``raw`` (default: its rows)."""
+    print(result["markdown"])
+    if json_path:
+        json_path.write_text(json.dumps(result["rows"] if raw is None else raw, indent=1) + "\n")
+
+
 # -- the operations -------------------------------------------------------------------------------
 Op = Callable[[Wire], None]
 
@@ -256,29 +286,24 @@ def session(port: int, folder: str) -> Wire:
     return w
 
 
-def _load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
-
-
 def suite(quick: bool, n: int | None = None, rounds: int | None = None) -> dict[str, Any]:
     n = n or (1000 if quick else 10_000)
     runs = 3 if quick else 7
     rounds = rounds or (1 if quick else 3)
     msgs = messages(n)
-    tmp = Path(tempfile.mkdtemp(prefix="postroom-imap-bench-"))
-    servers = [Postroom(tmp), Dovecot()]
     folder = "bench" + uuid.uuid4().hex[:6]
     # results[server][op] = {"first": ms, "warm": [ms...], "restart": [ms...]}
-    res: dict[str, dict[str, dict[str, Any]]] = {s.name: {} for s in servers}
+    res: dict[str, dict[str, dict[str, Any]]] = {"postroom": {}, "dovecot": {}}
     loads = []
-    try:
+    with server_pair("postroom-imap-bench-") as (_, postroom, dovecot):
+        servers: list[Postroom | Dovecot] = [postroom, dovecot]
         for s in servers:
             s.start()
             with Wire("127.0.0.1", s.port, timeout=600) as w:
                 w.ok(f"LOGIN {USER} secret")
                 load(w, folder, msgs)
         time.sleep(SETTLE * 3)  # postroom's indexer catches up on the new mail
-        loads.append(_load())
+        loads.append(load_average())
         conns = {s.name: session(s.port, folder) for s in servers}
         uids = {name: [int(x) for x in w.ok("UID SEARCH ALL")[0].split()[2:]] for name, w in conns.items()}
         ops = {name: operations(n, u) for name, u in uids.items()}
@@ -293,7 +318,7 @@ def suite(quick: bool, n: int | None = None, rounds: int | None = None) -> dict[
                     res[s.name][op]["warm"].append(timed(ops[s.name][op], conns[s.name]))
         for w in conns.values():
             w.close()
-        loads.append(_load())
+        loads.append(load_average())
         # after a restart: each operation on freshly started servers
         for r in range(rounds):
             for op in names:
@@ -305,12 +330,7 @@ def suite(quick: bool, n: int | None = None, rounds: int | None = None) -> dict[
                 for s in servers if r % 2 else servers[::-1]:
                     with session(s.port, folder) as w:
                         res[s.name][op]["restart"].append(timed(ops[s.name][op], w))
-        loads.append(_load())
-    finally:
-        for s in servers:
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-        servers[1].remove()  # type: ignore[attr-defined]
+        loads.append(load_average())
     return _report(n, runs, rounds, res, loads)
 
 
@@ -357,10 +377,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, help="restart rounds (default 3; 1 with --quick)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     a = ap.parse_args()
-    result = suite(a.quick, a.n, a.rounds)
-    print(result["markdown"])
-    if a.json:
-        a.json.write_text(json.dumps(result["rows"], indent=1) + "\n")
+    emit(suite(a.quick, a.n, a.rounds), a.json)
 
 
 if __name__ == "__main__":

@@ -22,15 +22,12 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import json
 import os
 import random
-import shutil
 import socket
 import sqlite3
 import statistics
 import sys
-import tempfile
 import time
 from email.header import Header
 from email.utils import format_datetime
@@ -41,7 +38,7 @@ HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE))
 
 from fixtures import VOCAB  # noqa: E402
-from imap_bench import USER, Dovecot, FastWire, Postroom, load  # noqa: E402
+from imap_bench import USER, Dovecot, FastWire, Postroom, emit, load, load_average, server_pair  # noqa: E402
 
 WORD = "zanzibar"  # in 1% of the messages
 FRESH = 1000  # new messages for the first FETCH ENVELOPE/BODYSTRUCTURE
@@ -207,11 +204,10 @@ def suite(quick: bool, n: int | None = None) -> dict[str, Any]:
     big = messages(n)
     fresh = messages(FRESH, seed=11)
     settled = messages(FRESH, seed=12)
-    tmp = Path(tempfile.mkdtemp(prefix="postroom-imap-scale-"))
-    servers: list[Postroom | Dovecot] = [Postroom(tmp), Dovecot()]
-    res: dict[str, dict[str, Any]] = {s.name: {} for s in servers}
+    res: dict[str, dict[str, Any]] = {"postroom": {}, "dovecot": {}}
     loads = []
-    try:
+    with server_pair("postroom-imap-scale-") as (_, postroom, dovecot):
+        servers: list[Postroom | Dovecot] = [postroom, dovecot]
         for s in servers:
             s.start()
             t0 = time.perf_counter()
@@ -224,7 +220,7 @@ def suite(quick: bool, n: int | None = None) -> dict[str, Any]:
         for s in servers:
             if isinstance(s, Postroom):
                 _wait_indexed(s.db)
-        loads.append(_load())
+        loads.append(load_average())
         order = servers
         for s in order:
             res[s.name]["select"] = [_select_ms(s.port, "big", n) for _ in range(WARM + 2)]
@@ -241,22 +237,13 @@ def suite(quick: bool, n: int | None = None) -> dict[str, Any]:
             res[s.name]["pss_after_mb"] = round(tree_pss_mb(server_pid(s)), 1)
         for w in conns.values():
             w.close()
-        loads.append(_load())
+        loads.append(load_average())
         for s in order[::-1]:
             res[s.name]["first_fetch"] = _fresh_fetch(s.port, "fresh", fresh)
         for s in order:
             res[s.name]["first_fetch_settled"] = _fresh_fetch(s.port, "settled", settled, SETTLE)
-        loads.append(_load())
-    finally:
-        for s in servers:
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-        servers[1].remove()  # type: ignore[union-attr]
+        loads.append(load_average())
     return report(n, res, loads)
-
-
-def _load() -> str:
-    return "/".join(f"{x:.1f}" for x in os.getloadavg())
 
 
 def report(n: int, res: dict[str, dict[str, Any]], loads: list[str]) -> dict[str, Any]:
@@ -321,9 +308,7 @@ def main() -> None:
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     a = ap.parse_args()
     result = suite(a.quick, a.n)
-    print(result["markdown"])
-    if a.json:
-        a.json.write_text(json.dumps({"rows": result["rows"], "raw": result["raw"]}, indent=1) + "\n")
+    emit(result, a.json, {"rows": result["rows"], "raw": result["raw"]})
 
 
 if __name__ == "__main__":

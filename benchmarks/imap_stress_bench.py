@@ -22,15 +22,12 @@ read after each run.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import re
-import shutil
 import socket
 import statistics
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 from typing import Any
 
@@ -38,7 +35,7 @@ HERE = Path(__file__).resolve().parent
 ROOT = HERE.parent
 sys.path.insert(0, str(HERE))
 
-from imap_bench import USER, Dovecot, Postroom, Wire  # noqa: E402
+from imap_bench import USER, Dovecot, Postroom, Wire, emit, load_average, server_pair  # noqa: E402
 from imap_scale_bench import messages, server_pid, tree_pss_mb  # noqa: E402
 
 BUILD = ROOT.parent / "shared" / "tools" / "imaptest" / "build.sh"
@@ -97,13 +94,12 @@ def suite(
     secs = secs or (10 if quick else 30)
     rounds = rounds or (1 if quick else 2)
     binary = imaptest_binary()
-    tmp = Path(tempfile.mkdtemp(prefix="postroom-imap-stress-"))
-    mbox = tmp / "source.mbox"
-    write_mbox(mbox)
-    servers: list[Postroom | Dovecot] = [Postroom(tmp), Dovecot()]
-    res: dict[str, dict[str, list[dict[str, Any]]]] = {m: {s.name: [] for s in servers} for m in MIXES}
+    res: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"postroom": [], "dovecot": []} for m in MIXES}
     loads = []
-    try:
+    with server_pair("postroom-imap-stress-") as (tmp, postroom, dovecot):
+        mbox = tmp / "source.mbox"
+        write_mbox(mbox)
+        servers: list[Postroom | Dovecot] = [postroom, dovecot]
         for s in servers:
             s.start()
             _prepare(s)
@@ -115,12 +111,7 @@ def suite(
                     res[mix][s.name].append(run)
                     print(f"  {mix} {s.name}: {run['ops_per_s']} cmds/s, errors {run['errors']}, "
                           f"PSS {run['pss_mb']} MB", file=sys.stderr)  # fmt: skip
-            loads.append("/".join(f"{x:.1f}" for x in os.getloadavg()))
-    finally:
-        for s in servers:
-            s.stop()
-        shutil.rmtree(tmp, ignore_errors=True)
-        servers[1].remove()  # type: ignore[union-attr]
+            loads.append(load_average())
     return report(clients, secs, rounds, res, loads)
 
 
@@ -161,10 +152,7 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, help="rounds (default 2)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     a = ap.parse_args()
-    result = suite(a.quick, a.secs, a.clients, a.rounds)
-    print(result["markdown"])
-    if a.json:
-        a.json.write_text(json.dumps(result["rows"], indent=1) + "\n")
+    emit(suite(a.quick, a.secs, a.clients, a.rounds), a.json)
 
 
 if __name__ == "__main__":
