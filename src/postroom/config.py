@@ -205,14 +205,13 @@ class Settings:
             raise ConfigError(
                 "--fetch-config with --auth-file is not supported: run `postroom fetch --watch --local-password-env VAR`"
             )
-        if self.smtp_relay_keys and self.smtp_relay_config:
-            raise ConfigError(
-                "give MP_SMTP_RELAY_CONFIG (--smtp-relay-config) or MP_SMTP_RELAY_* variables, not both"
-            )
-        if self.smtp_forward_keys and self.smtp_forward_config:
-            raise ConfigError(
-                "give MP_SMTP_FORWARD_CONFIG (--smtp-forward-config) or MP_SMTP_FORWARD_* variables, not both"
-            )
+        for keys, path, kind in (
+            (self.smtp_relay_keys, self.smtp_relay_config, "relay"),
+            (self.smtp_forward_keys, self.smtp_forward_config, "forward"),
+        ):
+            if keys and path:
+                var = f"MP_SMTP_{kind.upper()}"
+                raise ConfigError(f"give {var}_CONFIG (--smtp-{kind}-config) or {var}_* variables, not both")
         if (self.smtp_relay_all or self.smtp_relay_matching) and not (
             self.smtp_relay_config or self.smtp_relay_keys
         ):

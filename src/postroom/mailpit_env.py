@@ -15,8 +15,10 @@ from typing import Any
 
 __all__ = [
     "FLAGS",
+    "FORWARD_KEYS",
     "IGNORED",
     "MAPPED",
+    "PER_KEY",
     "RELAY_KEYS",
     "UNSUPPORTED",
     "add_flags",
@@ -167,6 +169,9 @@ RELAY_KEYS = _per_key(
 )
 #: The same for forwarding (MP_SMTP_FORWARD_*, instead of MP_SMTP_FORWARD_CONFIG).
 FORWARD_KEYS = _per_key("MP_SMTP_FORWARD_", (*_TARGET_KEYS, "to"))
+#: The per-key families by the setting that collects each one's ``(file key, value)`` pairs
+#: (read by :func:`read`; outbound/relay_config.py ``relay_from_keys``, ``forward_from_keys``).
+PER_KEY: dict[str, dict[str, str]] = {"smtp_relay_keys": RELAY_KEYS, "smtp_forward_keys": FORWARD_KEYS}
 
 
 def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any], list[str]]:
@@ -188,13 +193,9 @@ def read(env: Mapping[str, str], known: frozenset[str]) -> tuple[dict[str, Any],
     notes: list[str] = []
     for key in sorted(k for k in env if k.startswith("MP_")):
         raw = env[key]
-        if key in RELAY_KEYS or key in FORWARD_KEYS:  # per-key settings: a config of their own
-            name, file_key = (
-                ("smtp_relay_keys", RELAY_KEYS[key])
-                if key in RELAY_KEYS
-                else ("smtp_forward_keys", FORWARD_KEYS[key])
-            )
-            values[name] = (*values.get(name, ()), (file_key, raw))
+        family = next((name for name, table in PER_KEY.items() if key in table), None)
+        if family is not None:  # per-key settings: a config of their own
+            values[family] = (*values.get(family, ()), (PER_KEY[family][key], raw))
             continue
         if key in UNSUPPORTED or (key not in MAPPED and key.startswith(_UNSUPPORTED_PREFIXES)):
             raise ValueError(f"{key}: not supported by postroom (see docs/mailpit.md); remove it")

@@ -13,7 +13,7 @@ import asyncio
 import logging
 import re
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..config import ConfigError, Settings
 from ..events import Bus, Event, MessageStored
@@ -32,6 +32,7 @@ from .worker import Worker
 __all__ = ["Outbound", "ReleaseError", "build"]
 
 log = logging.getLogger("postroom.outbound")
+_C = TypeVar("_C", RelayConfig, ForwardConfig)
 
 
 class ReleaseError(ValueError):
@@ -138,6 +139,18 @@ class Outbound:
             self.relay_worker.wake()
 
 
+def _config(
+    path: str,
+    keys: tuple[tuple[str, str], ...],
+    load: Callable[[str], _C],
+    from_keys: Callable[[dict[str, str]], _C],
+) -> _C | None:
+    # a file (MP_SMTP_*_CONFIG), else Mailpit's per-key variables (MP_SMTP_RELAY_HOST ...)
+    if path:
+        return load(path)
+    return from_keys(dict(keys)) if keys else None
+
+
 def build(settings: Settings, store: Store) -> Outbound | None:
     """The outbound service the settings ask for, or None.
 
@@ -152,20 +165,8 @@ def build(settings: Settings, store: Store) -> Outbound | None:
         raise ConfigError(
             "this store backend keeps no outbound queue: relay and forward need the SQLite store"
         )
-    relay = (
-        load_relay(settings.smtp_relay_config)
-        if settings.smtp_relay_config
-        else relay_from_keys(dict(settings.smtp_relay_keys))
-        if settings.smtp_relay_keys
-        else None
-    )
-    forward = (
-        load_forward(s.smtp_forward_config)
-        if s.smtp_forward_config
-        else forward_from_keys(dict(s.smtp_forward_keys))
-        if s.smtp_forward_keys
-        else None
-    )
+    relay = _config(s.smtp_relay_config, s.smtp_relay_keys, load_relay, relay_from_keys)
+    forward = _config(s.smtp_forward_config, s.smtp_forward_keys, load_forward, forward_from_keys)
     return Outbound(
         store, store.outbound, relay, forward, settings.smtp_relay_all, settings.smtp_relay_matching
     )
