@@ -345,8 +345,9 @@ class Pop3Store(Protocol):
 
     def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None: ...
 
-    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
-        """Every delivery of the folder, ordered by UID."""
+    def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
+        """Every delivery of the folder with a UID above ``after_uid``, ordered by UID
+        (a read of the new deliveries alone costs what they do, not the folder)."""
         ...
 
     def get_raw_stored(self, id: str) -> bytes | None:

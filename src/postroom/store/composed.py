@@ -68,7 +68,7 @@ class FolderPart(Protocol):
     def delete_folder(self, mailbox: str, folder: str) -> None: ...
     def rename_folder(self, mailbox: str, old: str, new: str) -> None: ...
     def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None: ...
-    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]: ...
+    def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]: ...
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]: ...
@@ -161,8 +161,8 @@ class Composed:
     def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
         self.folders_.set_subscribed(mailbox, folder, subscribed)
 
-    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
-        return self.folders_.folder_entries(mailbox, folder)
+    def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
+        return self.folders_.folder_entries(mailbox, folder, after_uid)
 
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode

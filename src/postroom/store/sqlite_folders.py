@@ -183,7 +183,7 @@ class Folders:
 
         self.db.write(fn)
 
-    def folder_entries(self, mailbox: str, folder: str) -> list[Entry]:
+    def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
         mailbox = mailbox.lower()
         folder = _norm(folder)
         rows = (
@@ -191,8 +191,9 @@ class Folders:
             .execute(
                 "SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq FROM delivery d "
                 "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
-                "JOIN message m ON m.id = d.message WHERE mb.name = ? AND f.name = ? ORDER BY d.uid",
-                (mailbox, folder),
+                "JOIN message m ON m.id = d.message WHERE mb.name = ? AND f.name = ? AND d.uid > ? "
+                "ORDER BY d.uid",
+                (mailbox, folder, after_uid),
             )
             .fetchall()
         )

@@ -75,6 +75,7 @@ class SessionBase:
     out: list[bytes]
     out_size: int
     dirty: bool
+    relist: bool  # a change other than new messages came: the next sync reads the listing
     wake: asyncio.Event
     writer: asyncio.StreamWriter
 
@@ -103,6 +104,7 @@ class SessionBase:
         self.out = []
         self.out_size = 0
         self.dirty = False
+        self.relist = False
         self.wake = asyncio.Event()
 
     # -- output ---------------------------------------------------------------------------
@@ -151,23 +153,35 @@ class SessionBase:
             return
         if event.mailbox == sel.mailbox and event.folder == sel.folder:
             self.dirty = True
+            if event.change != "exists":
+                self.relist = True
             self.wake.set()
 
-    def changed_here(self, mailbox: str, folder: str) -> None:
-        """This session changed the folder: listings read before are stale, and if it is
-        the selected one, the client hears of the change before the tagged OK."""
+    def added_here(self, mailbox: str, folder: str) -> None:
+        """This session added messages to the folder (APPEND, COPY, MOVE): listings read
+        before are stale, and if it is the selected one, the client hears of the new
+        messages before the tagged OK (read without a listing: see :meth:`sync_selected`)."""
         self.snapshots.changed(mailbox, folder)
         sel = self.selected
         if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
             self.dirty = True
 
     async def sync_selected(self, *, allow_expunge: bool, with_uid: bool, force: bool = False) -> None:
-        """Send EXISTS/EXPUNGE/FETCH for changes made elsewhere (RFC 3501 section 7)."""
+        """Send EXISTS/EXPUNGE/FETCH for changes made elsewhere (RFC 3501 section 7).
+
+        When only new messages came since the last sync (no flag change, no expunge, no
+        ``force``), just the deliveries above the highest UID the session knows are read
+        (:meth:`_sync_new`); else the folder's listing (shared by the sessions, see
+        :mod:`.snapshots`)."""
         sel = self.selected
         if sel is None or not (self.dirty or force or sel.tracker.gone):
             return
-        self.dirty = False
+        relist = force or self.relist or bool(sel.tracker.gone)
+        self.dirty = self.relist = False
         self.wake.clear()
+        if not relist:
+            await self._sync_new(sel)
+            return
         if force:
             self.snapshots.changed(sel.mailbox, sel.folder)
         snap = self.snapshots.peek_current(sel.mailbox, sel.folder, sel.listing)
@@ -186,6 +200,27 @@ class SessionBase:
             condstore=self.condstore,
             claim=lambda uids: self.recent.claim(sel.key, uids, sel.readonly),
         ):
+            self.write(line)
+
+    async def _sync_new(self, sel: Selected) -> None:
+        """EXISTS and RECENT for the messages above the tracker's highest UID, read from
+        the store by UID range (an APPEND into a 20,000-message folder reads one row, not
+        20,000). UIDs only grow and are given out in commit order (RFC 3501 2.3.1.1), so
+        nothing can appear below that UID later; flag changes and expunges come with
+        events of their own, which take the listing path."""
+        t = sel.tracker
+        # a shared listing whose read began before this one may lack what it finds
+        sel.listing = max(sel.listing, self.snapshots.ticket())
+        added = await self.blocking(self.store.folder_entries, sel.mailbox, sel.folder, t.largest_uid)
+        new_kw = {f for e in added for f in e.flags if not f.startswith("\\")} - sel.keywords
+        if new_kw:  # * FLAGS before a FETCH could show the keyword (RFC 3501 7.2.6)
+            sel.keywords |= new_kw
+            self.write_flags(sel)
+
+        def claim(uids: list[int]) -> set[int]:
+            return self.recent.claim(sel.key, uids, sel.readonly)
+
+        for line in t.extend(added, claim):
             self.write(line)
 
     def write_flags(self, sel: Selected) -> None:

@@ -138,7 +138,7 @@ class MailboxCommands(SessionBase):
                 "OK", Raw(b"[HIGHESTMODSEQ %d] Highest" % max(info.highestmodseq, snap.highest_modseq, 1))
             )
         self.selected = sel
-        self.dirty = False
+        self.dirty = self.relist = False
         self.state = State.SELECTED
         return ("SELECT completed" if not readonly else "EXAMINE completed"), (
             "READ-ONLY" if readonly else "READ-WRITE"
@@ -423,7 +423,7 @@ class MailboxCommands(SessionBase):
             if uids:  # RFC 3502: all of them or none
                 await self._undo_append(mailbox, folder, uids)
             raise
-        self.changed_here(mailbox, folder)  # EXISTS before the tagged OK (RFC 3501 6.3.11)
+        self.added_here(mailbox, folder)  # EXISTS before the tagged OK (RFC 3501 6.3.11)
         return "APPEND completed", f"APPENDUID {validity} {format_numbers(uids)}"
 
     async def _undo_append(self, mailbox: str, folder: str, uids: list[int]) -> None:

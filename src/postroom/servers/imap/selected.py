@@ -548,7 +548,7 @@ class SelectedCommands(SessionBase):
             validity, pairs = await self._copy_across(sel, uids, dmb, dfolder, move)
         if move:
             self._own_write(sel)
-        self.changed_here(dmb, dfolder)  # into the selected folder: EXISTS before the tagged OK
+        self.added_here(dmb, dfolder)  # into the selected folder: EXISTS before the tagged OK
         code = None
         if pairs:
             code = f"COPYUID {validity} {format_pairs([a for a, _ in pairs])} {format_pairs([b for _, b in pairs])}"
@@ -626,7 +626,7 @@ class SelectedCommands(SessionBase):
     def _deselect(self) -> None:
         self.selected = None
         self.state = State.AUTHENTICATED
-        self.dirty = False
+        self.dirty = self.relist = False
 
 
 def _uses_modseq(key: Key) -> bool:

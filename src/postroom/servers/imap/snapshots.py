@@ -22,6 +22,13 @@ were most of the server's work under imaptest's stress). It is keyed by the fold
 before the read) serves while the generation is still g. A change committed before the
 read is in it; one committed after raises the generation when its event arrives, and
 that event is also what tells the sessions to sync again.
+
+New messages alone (an APPEND, a COPY or MOVE into the folder, a delivery: change events
+of kind ``exists``) need no listing: a session reads just the deliveries above the
+highest UID it knows (an index range, whatever the folder's size) and extends its own
+tracker. Without that, every APPEND into the folder a session has selected read the whole
+listing again (``postroom fetch`` of 20,000 messages, Thunderbird saving into an open Sent
+folder, imapsync), so a long run slowed down quadratically.
 """
 
 from __future__ import annotations
@@ -124,6 +131,15 @@ class Snapshots:
         read from the store (and kept)."""
         snap = self.peek_current(mailbox, folder, since)
         return snap if snap is not None else self._read(mailbox, folder, None)
+
+    def ticket(self) -> int:
+        """A place among the reads, for a session about to read part of a folder itself
+        (the new messages only, :meth:`~.core.SessionBase.sync_selected`): a listing whose
+        read began before it may lack what that read finds, so a session that passes it
+        as ``since`` is never given one."""
+        with self._lock:
+            self._seq += 1
+            return self._seq
 
     def _read(self, mailbox: str, folder: str, key: Key | None) -> Snapshot:
         where = (mailbox, folder)

@@ -176,18 +176,26 @@ class Tracker:
                 out.append(b"* %d FETCH (" % self.seq_of(uid) + b" ".join(parts) + b")\r\n")
         # new messages: UIDs only grow (RFC 3501 2.3.1.1)
         top = self.largest_uid
-        added = [fresh[u] for u in snap.uids[bisect_right(snap.uids, top) :]]
-        if added and claim is not None:
+        out += self.extend([fresh[u] for u in snap.uids[bisect_right(snap.uids, top) :]], claim)
+        return out
+
+    def extend(self, added: list[Entry], claim: Callable[[list[int]], set[int]] | None = None) -> list[bytes]:
+        """Take in new messages (ascending; those not above the largest known UID are left
+        out) without a listing of the folder; return ``* n EXISTS`` and ``* n RECENT``, or
+        nothing if none is new. ``claim`` as in :meth:`sync`."""
+        top = self.largest_uid
+        added = [e for e in added if e.uid > top]
+        if not added:
+            return []
+        if claim is not None:
             self.recent |= claim([e.uid for e in added])
         for e in added:
             self.uids.append(e.uid)
             self.flags[e.uid] = self.view(e)
             self.entries[e.uid] = e
             self.modseq[e.uid] = e.modseq
-        if added:
-            out.append(untagged(self.exists, "EXISTS"))
-            out.append(untagged(len(self.recent), "RECENT"))  # RFC 3501 7.3.2: with EXISTS
-        return out
+        # RFC 3501 7.3.2: RECENT with EXISTS
+        return [untagged(self.exists, "EXISTS"), untagged(len(self.recent), "RECENT")]
 
     def flush_expunges(self) -> list[bytes]:
         """Report held-back expunges (highest sequence number first, so numbers stay valid)."""
