@@ -16,7 +16,7 @@ from typing import Any
 from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .rows import SUMMARY_COLS, clamp_page, group_pairs, summaries_from_rows
 from .sqlite_db import SQLiteDb
-from .sqlite_search import compile_query, fulltext_listing, has_header_term
+from .sqlite_search import compile_query, fulltext_listing, has_header_term, header_listing
 from .sqlite_threads import thread_listing
 
 __all__ = ["Reader"]
@@ -99,7 +99,8 @@ class Reader:
             total = conn.execute("SELECT count(*) FROM message").fetchone()[0]
             unread = conn.execute("SELECT count(*) FROM message WHERE read = 0").fetchone()[0]
         if has_query and query is not None:
-            # Free text alone (in a mailbox or not): page and counts from the index itself.
+            # Free text alone, or one header: term (in a mailbox or not): page and counts from
+            # the index itself.
             within = None
             if mailbox:
                 marks = ",".join("?" * len(fids)) or "NULL"
@@ -108,6 +109,11 @@ class Reader:
                 conn, query, columns=_SUMMARY_COLS, start=start, limit=limit, within=within,
                 store_counts=None if mailbox else (total, unread),
             )  # fmt: skip
+            if found is None:
+                found = header_listing(
+                    conn, query, columns=_SUMMARY_COLS, start=start, limit=limit, within=within,
+                    store_counts=None if mailbox else (total, unread),
+                )  # fmt: skip
             if found is not None:
                 count, count_unread, rows = found
                 return MessagePage(total, unread, count, count_unread, start, self.summaries(conn, rows))

@@ -26,6 +26,7 @@ Errors: :class:`~postroom.store.base.InvalidQuery` (from :class:`postroom.search
 
 from __future__ import annotations
 
+import json
 import re
 import sqlite3
 from datetime import tzinfo
@@ -42,6 +43,7 @@ __all__ = [
     "fts_quote",
     "fulltext_listing",
     "has_header_term",
+    "header_listing",
     "header_matches",
     "register_functions",
 ]
@@ -127,8 +129,8 @@ def compile_node(node: Node, params: list[Any]) -> str:
             params.append(name)
             indexed = "SELECT message FROM header_field WHERE name = ?"
         else:
-            params.extend((name, like_pattern(node.value.lower())))
-            indexed = "SELECT message FROM header_field WHERE name = ? AND value LIKE ? ESCAPE '\\'"
+            params.extend((name, node.value.lower()))
+            indexed = "SELECT message FROM header_field WHERE name = ? AND instr(value, ?) > 0"
         params.extend((node.name, node.value))
         return (
             f"m.id IN ({indexed} UNION ALL SELECT p.id FROM message p WHERE p.hdr = 0 AND "
@@ -299,6 +301,75 @@ def _merge_count(conn: sqlite3.Connection, expr: str, ids: str, params: list[Any
         [expr, *params],
     ).fetchone()
     return int(row[0])
+
+
+def header_listing(
+    conn: sqlite3.Connection,
+    query: str,
+    *,
+    columns: str,
+    start: int,
+    limit: int,
+    within: tuple[str, list[Any]] | None = None,
+    store_counts: tuple[int, int] | None = None,
+    tz: str | tzinfo | None = None,
+) -> tuple[int, int, list[Any]] | None:
+    """One page of a listing whose query is one header: term: (matches, unread matches, rows);
+    for any other query None (the caller then uses :func:`compile_query`).
+
+    The matching ids come from ``header_field`` alone, whose rows exist only for stored
+    messages (written by the indexer for messages still there, deleted with them), plus the
+    messages whose rows are not written yet (``hdr = 0``, read through ``postroom_header``).
+    The message table is then read only for the page and, when some messages are read and
+    some not, for the unread count through the small ``message_unread`` index: a lookup of
+    every match in the message table (~2 us each once the table outgrows the page cache:
+    14,286 matches at 100,000 messages, most of a 52 ms request) is not made. ``within`` is
+    an SQL query of the message ids the listing is limited to (a mailbox's), with its
+    parameters; ``store_counts`` the store's (messages, unread) when the caller has them.
+
+    Raises:
+        InvalidQuery: the query does not parse.
+    """
+    node = parse_query(query, tz=tz)
+    if not isinstance(node, Header):
+        return None
+    cond, params = "name = ?", [node.name.lower()]
+    if node.value is not None:
+        cond += " AND instr(value, ?) > 0"
+        params.append(node.value.lower())
+    fields, pending, inside = "", "", []
+    if within is not None:
+        fields, pending, inside = f" AND message IN ({within[0]})", f" AND p.id IN ({within[0]})", within[1]
+    found = conn.execute(
+        f"SELECT message FROM header_field WHERE {cond}{fields} UNION ALL SELECT p.id FROM message p "
+        f"WHERE p.hdr = 0{pending} AND postroom_header((SELECT r.data FROM raw r WHERE r.id = p.id), ?, ?)",
+        [*params, *inside, *inside, node.name, node.value],
+    )
+    ids = sorted({r[0] for r in found}, reverse=True)  # a message may have the header twice
+    page = ids[start : start + limit]
+    rows = (
+        conn.execute(
+            f"SELECT {columns} FROM message m WHERE m.id IN ({','.join('?' * len(page))}) ORDER BY m.id DESC",
+            page,
+        ).fetchall()
+        if page
+        else []
+    )
+    if not ids:
+        return 0, 0, rows
+    if store_counts is None:
+        store_counts = (
+            conn.execute("SELECT count(*) FROM message").fetchone()[0],
+            conn.execute("SELECT count(*) FROM message WHERE read = 0").fetchone()[0],
+        )
+    live, unread = store_counts
+    if unread == 0 or unread == live:  # nothing unread, or nothing read
+        return len(ids), len(ids) if unread else 0, rows
+    row = conn.execute(
+        "SELECT count(*) FROM message m WHERE m.read = 0 AND m.id IN (SELECT value FROM json_each(?))",
+        (json.dumps(ids),),
+    ).fetchone()
+    return len(ids), int(row[0]), rows
 
 
 # -- header: support ---------------------------------------------------------------------
