@@ -2,10 +2,10 @@
 ``handle_RCPT``/``handle_DATA``.
 
 An :class:`SMTPHook` in ``app.smtp_hooks`` is called at each stage of a session, with what
-the session knows (:class:`~postroom.servers.smtp.SessionInfo`). A method that returns a
+the session knows (:class:`~postroom.servers.smtp_session.SessionInfo`). A method that returns a
 reply has the client get it instead of the server's own (a rejected recipient, a refused
 message, a greeting of ``421``); ``None`` goes on. Raising
-:class:`~postroom.servers.smtp.HookDisconnect` closes the connection without a reply.
+:class:`~postroom.servers.smtp_session.HookDisconnect` closes the connection without a reply.
 
 Stages (RFC 5321 section 3 for the order): ``on_connect`` (instead of the greeting),
 ``on_helo``, ``on_auth``, ``on_mail``, ``on_rcpt`` (``info.argument`` is the address being
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from ..protocols.smtp import Reply
-    from .smtp import SessionInfo
+    from .smtp_session import SessionInfo
 
 __all__ = ["STAGES", "SMTPHook", "call_stage"]
 
