@@ -1,7 +1,7 @@
 """Run postroom's benchmarks side by side with its peers and keep the results.
 
   make bench                      # every suite
-  make bench ARGS="ingest"        # one suite (ingest, search, imap, imap-scale, imap-stress, threads, ui, startup, html, fixture, fixture-stress, import)
+  make bench ARGS="ingest"        # one suite (ingest, search, search-pg, imap, imap-scale, imap-stress, threads, ui, startup, html, fixture, fixture-stress, import)
   make bench ARGS="ingest --quick"
 
 Each suite is a module ``benchmarks/<name>_bench.py`` (or ``ingest.py``) exposing
@@ -39,6 +39,7 @@ SUITES = {
     "ingest": "ingest_suite",
     "startup": "startup_bench",
     "search": "search_bench",
+    "search-pg": "search_pg_bench",
     "imap": "imap_bench",
     "imap-scale": "imap_scale_bench",
     "imap-stress": "imap_stress_bench",

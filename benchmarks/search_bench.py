@@ -1,15 +1,18 @@
 """Search and listing at scale, and how soon a burst of mail is searchable (issue 3 targets).
 
-  .venv/bin/python benchmarks/search_bench.py [--n 100000] [--burst 20000]
+  .venv/bin/python benchmarks/search_bench.py [--n 100000] [--burst 20000] [--postgres]
   make bench ARGS="search"            (or: benchmarks/run.py search [--quick])
+  make bench ARGS="search-pg"         (the queries on PostgreSQL: search_pg_bench.py)
 
 Two parts:
 
 1. **Queries at N stored messages.** N messages (plain text with the header block of real
    mail: Received trail, DKIM-Signature, List-Id, X-Mailer, a campaign header; 20
    mailboxes, 50 senders, one message in a thousand holds a rare word) are delivered
-   in-process through the real store (``SQLiteStore.deliver`` in large gathers: group
-   commit) and indexed by its indexer process. The store is closed and ``postroom serve``
+   in-process through the real store (``deliver`` in large gathers: group commit on
+   SQLite) and indexed by its indexer. With ``--postgres`` the store is a fresh database on
+   the PostgreSQL server the tests use (127.0.0.1:5432, dropped afterwards), and the server
+   below is started with ``--db postgresql://...``. The store is closed and ``postroom serve``
    started on the database: the time from its start to the SMTP greeting is measured (a
    restart at N; postroom's modules are byte-compiled first, as an installed package's are:
    a development checkout run with PYTHONDONTWRITEBYTECODE would compile them at every
@@ -53,14 +56,15 @@ from typing import Any
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "src"))
 sys.path.insert(0, str(HERE))
+sys.path.append(str(HERE.parent))  # tests.pg: the PostgreSQL server the tests use
 
 from fixtures import write as write_fixture  # noqa: E402
 from ingest import ROOT, free_port  # noqa: E402
 
 from postroom.config import Settings  # noqa: E402
 from postroom.events import Bus  # noqa: E402
+from postroom.store import Store, open_store  # noqa: E402
 from postroom.store.base import Envelope  # noqa: E402
-from postroom.store.sqlite import SQLiteStore  # noqa: E402
 
 WORDS = ["account", "alpha", "billing", "budget", "calendar", "customer", "delivery", "design", "draft",
          "invoice", "launch", "meeting", "network", "order", "password", "payment", "project", "quarterly",
@@ -128,7 +132,7 @@ def _times(fn: Any, repeat: int = REPEAT) -> tuple[float, float]:
     return statistics.median(times), times[min(len(times) - 1, int(len(times) * 0.9))]
 
 
-async def _fill(store: SQLiteStore, n: int) -> tuple[float, float]:
+async def _fill(store: Store, n: int) -> tuple[float, float]:
     rng = random.Random(42)
     envs = [Envelope("bench@example.com", (f"team{k}@example.org",)) for k in range(MAILBOXES)]
     t0 = time.perf_counter()
@@ -273,14 +277,23 @@ def _row(label: str, kind: str, matches: int, p50: float, p90: float) -> dict[st
     }
 
 
-def run_queries(n: int, db: str | None = None, *, in_process: bool = False) -> dict[str, Any]:
-    """Store ``n`` messages (or reuse the database ``db``) and time every query (through
-    ``postroom serve``'s HTTP API, or ``store.list_messages`` with ``in_process``)."""
+def run_queries(
+    n: int, db: str | None = None, *, in_process: bool = False, postgres: bool = False
+) -> dict[str, Any]:
+    """Store ``n`` messages (or reuse the database ``db``: a SQLite file or a
+    ``postgresql://`` URL) and time every query (through ``postroom serve``'s HTTP API, or
+    ``store.list_messages`` with ``in_process``). ``postgres``: in a fresh PostgreSQL database
+    (unless ``db`` names one), dropped afterwards."""
     tmp = tempfile.mkdtemp(prefix="postroom-search-")
+    dropped = None
+    if postgres and db is None:
+        from tests import pg
+
+        dropped, db = pg.fresh_database("postroom_search")
     path = db or str(Path(tmp) / "bench.db")
     settings = Settings(db=path, max=0)
     bus = Bus()
-    store = SQLiteStore(settings.db, settings, bus)
+    store = open_store(settings, bus)
     loop = asyncio.new_event_loop()
     bus.bind(loop)
     store.start()
@@ -312,7 +325,12 @@ def run_queries(n: int, db: str | None = None, *, in_process: bool = False) -> d
         store.close()
         loop.close()
         shutil.rmtree(tmp, ignore_errors=True)
+        if dropped is not None:
+            from tests import pg
+
+            pg.drop_database(dropped)
     return {
+        "backend": "PostgreSQL" if path.startswith(("postgresql://", "postgres://")) else "SQLite",
         "n": stored, "ingest_s": ingest_s, "index_s": lag_s, "load": load, "rows": rows,
         "greeting_s": greeting_s, "greetings_s": [round(g, 3) for g in greetings], "via": "store.list_messages" if in_process else "HTTP",
     }  # fmt: skip
@@ -392,7 +410,7 @@ def run_burst(n: int, sessions: int = 10, settle: float = 120.0) -> dict[str, An
 
 def markdown(q: dict[str, Any], b: dict[str, Any] | None) -> str:
     lines = [
-        f"{q['n']:,} messages stored in {q['ingest_s']:.1f} s (in-process, group commit) and indexed "
+        f"{q.get('backend', 'SQLite')}: {q['n']:,} messages stored in {q['ingest_s']:.1f} s (in-process) and indexed "
         f"{q['index_s']:.1f} s later; load average during the queries {q['load']} (1/5/15 min, 2 cores).",
         (
             f"Times are `store.list_messages` (count + unread + one 50-row page), {REPEAT} runs after a warm-up."
@@ -439,12 +457,17 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=100_000, help="messages to store (default 100000)")
     ap.add_argument("--burst", type=int, default=20_000, help="messages in the SMTP burst (0: skip)")
-    ap.add_argument("--db", help="reuse (or fill) this database instead of a fresh one (development)")
+    ap.add_argument(
+        "--db", help="reuse (or fill) this database (SQLite file or postgresql:// URL) instead of a fresh one"
+    )
+    ap.add_argument(
+        "--postgres", action="store_true", help="the store on PostgreSQL (127.0.0.1:5432, a fresh database)"
+    )
     ap.add_argument("--no-queries", action="store_true", help="only the burst")
     ap.add_argument("--in-process", action="store_true", help="time store.list_messages, not HTTP")
     a = ap.parse_args()
     qres = (
-        run_queries(a.n, a.db, in_process=a.in_process)
+        run_queries(a.n, a.db, in_process=a.in_process, postgres=a.postgres)
         if not a.no_queries
         else {"n": 0, "ingest_s": 0, "index_s": 0, "load": _loadavg(), "rows": []}
     )
