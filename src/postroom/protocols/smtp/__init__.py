@@ -32,8 +32,9 @@ Input handling, and what it tolerates:
 * Oversized messages are read to their end and thrown away, then refused with
   ``552 5.3.4``, so the session stays in step with the client.
 
-Modules: :mod:`.connection` (states, the command table, limits, the session),
-:mod:`.events`, :mod:`.replies`, :mod:`.syntax` (paths, parameters, base64).
+Modules: :mod:`.states` (states, the command table, limits, configuration),
+:mod:`.connection` (the session), :mod:`.events`, :mod:`.replies`, :mod:`.syntax` (the
+commands' arguments: paths, ESMTP parameters, SASL responses).
 
 Errors::
 
@@ -46,19 +47,7 @@ Errors::
 
 from __future__ import annotations
 
-from .connection import (
-    AUTH_MECHANISMS,
-    COMMAND_TIMEOUT,
-    COMMANDS,
-    MAX_AUTH_LINE,
-    MAX_COMMAND_LINE,
-    MAX_ERRORS,
-    LocalProtocolError,
-    SMTPConfig,
-    SMTPConnection,
-    SMTPError,
-    State,
-)
+from .connection import SMTPConnection
 from .events import (
     NEED_DATA,
     AuthAttempt,
@@ -77,6 +66,18 @@ from .events import (
     StartTLS,
 )
 from .replies import AUTH_FAILED, IGNORED_RCPT, TEMP_FAILURE, Reply
+from .states import (
+    AUTH_MECHANISMS,
+    COMMAND_TIMEOUT,
+    COMMANDS,
+    MAX_AUTH_LINE,
+    MAX_COMMAND_LINE,
+    MAX_ERRORS,
+    LocalProtocolError,
+    SMTPConfig,
+    SMTPError,
+    State,
+)
 
 __all__ = [
     "AUTH_FAILED",

@@ -1,15 +1,15 @@
-"""The SMTP session state machine (see the package docstring for how to drive it)."""
+"""The SMTP session state machine (see the package docstring for how to drive it): input
+framing (command lines, DATA, BDAT), each command's handler and the state change its reply
+applies. The states and the command table are :mod:`.states`; argument syntax :mod:`.syntax`."""
 
 from __future__ import annotations
 
 import base64
-import enum
 import os
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from typing import ClassVar, Final, Literal
+from typing import ClassVar, Literal
 
 from .events import (
     NEED_DATA,
@@ -39,7 +39,6 @@ from .replies import (
     HELP_REPLY,
     IGNORED_RCPT,
     LINE_TOO_LONG,
-    NEED_HELO,
     NOT_IMPLEMENTED,
     OK,
     OK_MAIL,
@@ -52,134 +51,36 @@ from .replies import (
     TOO_MANY_ERRORS,
     TOO_MANY_RECIPIENTS,
     UNRECOGNIZED,
-    UNSUPPORTED_PARAM,
     VRFY_REPLY,
     Reply,
     line_reply,
 )
-from .syntax import CTL, decode_b64, parse_path
+from .states import (
+    AUTH_MECHANISMS,
+    COMMANDS,
+    MAX_AUTH_LINE,
+    MAX_COMMAND_LINE,
+    MAX_ERRORS,
+    NOT_IMPLEMENTED_COMMANDS,
+    LocalProtocolError,
+    SMTPConfig,
+    State,
+    sequence_error,
+)
+from .syntax import (
+    CTL,
+    bdat_arguments,
+    cram_md5_response,
+    decode_b64,
+    mail_arguments,
+    plain_response,
+    rcpt_argument,
+    xoauth2_response,
+)
 
-__all__ = [
-    "AUTH_MECHANISMS",
-    "COMMANDS",
-    "COMMAND_TIMEOUT",
-    "MAX_AUTH_LINE",
-    "MAX_COMMAND_LINE",
-    "MAX_ERRORS",
-    "LocalProtocolError",
-    "SMTPConfig",
-    "SMTPConnection",
-    "SMTPError",
-    "State",
-]
-
-# -- limits ------------------------------------------------------------------------------
-
-#: Longest command line we accept, CRLF included. RFC 5321 4.5.3.1.4 sets 512 octets
-#: and lets each extension raise it (RFC 1869 4.1.2); ESMTP parameters (SIZE, BODY,
-#: SMTPUTF8, RET, ENVID, AUTH=, ORCPT=) and long addresses can pass 512, so we accept
-#: 4096, twice Postfix's ``line_length_limit`` default of 2048.
-MAX_COMMAND_LINE: Final = 4096
-#: AUTH commands with an initial response and SASL response lines: RFC 4954 section 4
-#: raises the limit for them to 12288 octets.
-MAX_AUTH_LINE: Final = 12288
-#: Server timeout while waiting for the next command or the next block of data:
-#: at least 5 minutes (RFC 5321 4.5.3.2.7). Enforced by the I/O layer.
-COMMAND_TIMEOUT: Final = 300.0
-#: Errors tolerated in one session before it is closed with 421, like Postfix's
-#: ``smtpd_hard_error_limit`` default of 20: binary garbage must not keep a slot forever.
-MAX_ERRORS: Final = 20
-#: Mechanisms we speak (RFC 4616 PLAIN, draft-murchison-sasl-login LOGIN, RFC 2195 CRAM-MD5,
-#: and XOAUTH2, Google's and Microsoft's OAuth2 bearer-token mechanism, so that an application
-#: written for Gmail or Microsoft 365 can be pointed at postroom unchanged; its token is
-#: checked as the password).
-AUTH_MECHANISMS: Final = ("PLAIN", "LOGIN", "CRAM-MD5", "XOAUTH2")
+__all__ = ["SMTPConnection"]
 
 _DOT_LINE = re.compile(rb"\n\.")
-
-
-class SMTPError(Exception):
-    """Base of this module's errors."""
-
-
-class LocalProtocolError(SMTPError):
-    """The caller misused the API (a server bug, never a client's doing)."""
-
-
-class State(enum.Enum):
-    """Where a session is. Transitions happen when the caller sends a reply."""
-
-    GREETING = "greeting"  # the 220 banner has not been sent yet
-    CONNECTED = "connected"  # banner sent; waiting for HELO/EHLO
-    READY = "ready"  # greeted; no mail transaction
-    MAIL = "mail"  # MAIL accepted
-    RCPT = "rcpt"  # at least one RCPT accepted
-    CHUNKING = "chunking"  # between BDAT chunks of one message (RFC 3030)
-    DATA = "data"  # reading the body after 354
-    BDAT = "bdat"  # reading the octets of one BDAT chunk
-    AUTH = "auth"  # in a SASL exchange, waiting for the client's response line
-    CLOSED = "closed"  # after QUIT or a 421: input is ignored
-
-
-_CMD_STATES = frozenset({State.CONNECTED, State.READY, State.MAIL, State.RCPT, State.CHUNKING})
-
-#: Command -> the states it is valid in. Anything else gets a 503 (bad sequence).
-COMMANDS: Final[dict[bytes, frozenset[State]]] = {
-    b"EHLO": _CMD_STATES,
-    b"HELO": _CMD_STATES,
-    b"MAIL": frozenset({State.READY}),
-    b"RCPT": frozenset({State.MAIL, State.RCPT}),
-    b"DATA": frozenset({State.RCPT}),
-    b"BDAT": frozenset({State.RCPT, State.CHUNKING}),
-    b"RSET": _CMD_STATES,
-    b"NOOP": _CMD_STATES,
-    b"VRFY": _CMD_STATES,
-    b"HELP": _CMD_STATES,
-    b"QUIT": _CMD_STATES,
-    b"STARTTLS": frozenset({State.CONNECTED, State.READY}),  # not inside a transaction
-    b"AUTH": frozenset({State.READY}),  # after EHLO, outside a transaction (RFC 4954 4)
-}
-#: Recognised but not offered (RFC 5321 4.2.4: 502 "command not implemented").
-_NOT_IMPLEMENTED = frozenset({b"EXPN", b"ETRN", b"TURN", b"ATRN", b"SEND", b"SOML", b"SAML"})
-
-
-# -- configuration ------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class SMTPConfig:
-    """What a session needs to know about the server."""
-
-    hostname: str = "postroom"
-    max_size: int = 50 * 1024 * 1024  # RFC 1870 SIZE
-    max_recipients: int = 1000  # RFC 5321 4.5.3.1.8 requires at least 100
-    tls_available: bool = False  # can STARTTLS be offered?
-    require_auth: bool = False
-    require_tls: bool = False
-    software: str = "postroom"
-    _cache: dict[bool | None, Reply] = field(default_factory=dict, init=False, repr=False, compare=False)
-
-    def greeting_reply(self) -> Reply:
-        """The 220 banner (cached per config)."""
-        cached = self._cache.get(None)
-        if cached is None:
-            cached = self._cache[None] = Reply(220, "", (f"{self.hostname} ESMTP {self.software}",))
-        return cached
-
-    def ehlo_reply(self, tls_active: bool) -> Reply:
-        """The EHLO reply for a session with or without TLS (cached per config)."""
-        cached = self._cache.get(tls_active)
-        if cached is None:
-            ext = [self.hostname, "PIPELINING", f"SIZE {self.max_size}", "8BITMIME", "SMTPUTF8"]
-            ext += ["CHUNKING", "BINARYMIME", "ENHANCEDSTATUSCODES", "DSN"]
-            if self.tls_available and not tls_active:
-                ext.append("STARTTLS")
-            if tls_active or not self.require_tls:  # RFC 3207 4.2: AUTH after STARTTLS
-                ext.append("AUTH " + " ".join(AUTH_MECHANISMS))
-            ext.append("HELP")
-            cached = Reply(250, "", tuple(ext))
-            self._cache[tls_active] = cached
-        return cached
 
 
 def _default_nonce() -> str:
@@ -402,40 +303,14 @@ class SMTPConnection:
             verb, arg = line[:sp].upper(), line[sp + 1 :].strip()
         allowed = COMMANDS.get(verb)
         if allowed is None:
-            if verb in _NOT_IMPLEMENTED:
+            if verb in NOT_IMPLEMENTED_COMMANDS:
                 return self._error(NOT_IMPLEMENTED)
             return self._error(UNRECOGNIZED)
         if verb == b"BDAT":  # the chunk must be read even when the command is refused
             return self._bdat(arg, self.state in allowed)
         if self.state not in allowed:
-            return self._error(self._sequence_error(verb))
+            return self._error(sequence_error(self.state, verb, self.auth_user is not None))
         return self._HANDLERS[verb](self, arg)
-
-    def _sequence_error(self, verb: bytes) -> Reply:
-        state = self.state
-        if state is State.CONNECTED:
-            return NEED_HELO
-        if verb == b"MAIL":
-            return line_reply(503, "5.5.1", "Error: nested MAIL command")
-        if verb == b"RCPT":
-            return line_reply(503, "5.5.1", "Error: need MAIL command")
-        if verb == b"DATA":
-            if state is State.CHUNKING:
-                return line_reply(503, "5.5.1", "Error: DATA cannot follow BDAT")
-            if state is State.MAIL:
-                return line_reply(503, "5.5.1", "Error: need RCPT command")
-            return line_reply(503, "5.5.1", "Error: need MAIL command")
-        if verb == b"BDAT":
-            return line_reply(
-                503,
-                "5.5.1",
-                "Error: need RCPT command" if state is State.MAIL else "Error: need MAIL command",
-            )
-        if verb == b"AUTH" and self.auth_user is not None:
-            return ALREADY_AUTHED
-        if verb in (b"AUTH", b"STARTTLS"):
-            return line_reply(503, "5.5.1", "Error: not allowed during a mail transaction")
-        return line_reply(503, "5.5.1", "Error: bad sequence of commands")
 
     def _read_data(self) -> Event | Literal[Sentinel.NEED_DATA]:
         buf = self._buf
@@ -572,40 +447,10 @@ class SMTPConnection:
             return self._error(TLS_REQUIRED)
         if cfg.require_auth and self.auth_user is None:
             return self._error(AUTH_REQUIRED)
-        if arg[:5].upper() != b"FROM:":
-            return self._error(line_reply(501, "5.5.4", "Syntax: MAIL FROM:<address>"))
-        parsed = parse_path(arg[5:])
-        if parsed is None:
-            return self._error(line_reply(501, "5.1.7", "Bad sender address syntax"))
-        address, params = parsed
-        size: int | None = None
-        body = "7BIT"
-        utf8 = False
-        for key, value in params:
-            if key == "SIZE":
-                if value is None or not value.isdigit():
-                    return self._error(line_reply(501, "5.5.4", "Bad SIZE parameter"))
-                size = int(value)
-                if size > cfg.max_size:  # RFC 1870 6.1: refuse before the data is sent
-                    return self._error(
-                        line_reply(552, "5.3.4", "Message size exceeds fixed maximum message size")
-                    )
-            elif key == "BODY":
-                body = (value or "").upper()
-                if body not in ("7BIT", "8BITMIME", "BINARYMIME"):
-                    return self._error(line_reply(501, "5.5.4", "Bad BODY parameter"))
-            elif key == "SMTPUTF8":
-                if value is not None:
-                    return self._error(line_reply(501, "5.5.4", "SMTPUTF8 takes no value"))
-                utf8 = True
-            elif key == "RET":
-                if (value or "").upper() not in ("FULL", "HDRS"):
-                    return self._error(line_reply(501, "5.5.4", "Bad RET parameter"))
-            elif key in ("ENVID", "AUTH"):  # RFC 3461 4.4, RFC 4954 5: accepted, not used
-                if not value:
-                    return self._error(line_reply(501, "5.5.4", f"Bad {key} parameter"))
-            else:
-                return self._error(UNSUPPORTED_PARAM)
+        got = mail_arguments(arg, cfg.max_size)
+        if isinstance(got, Reply):
+            return self._error(got)
+        address, size, body, utf8 = got.address, got.size, got.body, got.smtputf8
 
         def after(r: Reply) -> None:
             if r.code < 400:
@@ -619,17 +464,9 @@ class SMTPConnection:
         return MailFrom(OK_MAIL, address, size, body, utf8)
 
     def _rcpt(self, arg: bytes) -> Event:
-        if arg[:3].upper() != b"TO:":
-            return self._error(line_reply(501, "5.5.4", "Syntax: RCPT TO:<address>"))
-        parsed = parse_path(arg[3:])
-        if parsed is None or not parsed[0]:
-            return self._error(line_reply(501, "5.1.3", "Bad recipient address syntax"))
-        address, params = parsed
-        for key, value in params:
-            if key not in ("NOTIFY", "ORCPT"):  # RFC 3461 4.1, 4.2: accepted, not used
-                return self._error(UNSUPPORTED_PARAM)
-            if not value:
-                return self._error(line_reply(501, "5.5.4", f"Bad {key} parameter"))
+        address = rcpt_argument(arg)
+        if isinstance(address, Reply):
+            return self._error(address)
         if len(self.rcpt_to) >= self.config.max_recipients:  # RFC 5321 4.5.3.1.10
             return self._error(TOO_MANY_RECIPIENTS)
 
@@ -665,17 +502,15 @@ class SMTPConnection:
             self._too_big = False
 
     def _bdat(self, arg: bytes, allowed: bool) -> Event | Literal[Sentinel.NEED_DATA]:
-        parts = arg.split()
-        if not parts or len(parts) > 2 or not parts[0].isdigit():
-            return self._error(line_reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
-        if len(parts) == 2 and parts[1].upper() != b"LAST":
-            return self._error(line_reply(501, "5.5.4", "Syntax: BDAT size [LAST]"))
-        size = int(parts[0])
+        got = bdat_arguments(arg)
+        if isinstance(got, Reply):
+            return self._error(got)
+        size, last = got
         self._bdat_left = self._bdat_size = size
-        self._bdat_last = len(parts) == 2
+        self._bdat_last = last
         self._bdat_resume = self.state
         if not allowed:
-            self._bdat_error = self._sequence_error(b"BDAT")
+            self._bdat_error = sequence_error(self.state, b"BDAT", self.auth_user is not None)
         elif len(self._chunks) + size > self.config.max_size:
             self._bdat_error = TOO_BIG
         else:
@@ -793,34 +628,25 @@ class SMTPConnection:
             return self._challenge("LOGIN-PASS", "Password:")
         if step == "LOGIN-PASS":
             return self._attempt(AuthAttempt(AUTH_OK, "LOGIN", self._sasl_user, password=text))
-        # CRAM-MD5: "user hexdigest" (RFC 2195 2)
-        user, _, digest = text.rpartition(" ")
-        if not user or not re.fullmatch(r"[0-9a-fA-F]{32}", digest):
-            return self._error(line_reply(501, "5.5.4", "Bad CRAM-MD5 response"))
+        got = cram_md5_response(text)  # "user hexdigest" (RFC 2195 2)
+        if isinstance(got, Reply):
+            return self._error(got)
+        user, digest = got
         return self._attempt(
-            AuthAttempt(AUTH_OK, "CRAM-MD5", user, challenge=self._sasl_challenge, digest=digest.lower())
+            AuthAttempt(AUTH_OK, "CRAM-MD5", user, challenge=self._sasl_challenge, digest=digest)
         )
 
     def _plain(self, initial: bytes) -> Event:
-        text = decode_b64(initial)
-        if text is None:
-            return self._error(AUTH_UNDECODABLE)
-        parts = text.split("\0")
-        if len(parts) != 3 or not parts[1]:  # RFC 4616 2: [authzid] NUL authcid NUL passwd
-            return self._error(line_reply(501, "5.5.2", "Bad PLAIN response"))
-        return self._attempt(AuthAttempt(AUTH_OK, "PLAIN", parts[1], password=parts[2]))
+        got = plain_response(initial)
+        if isinstance(got, Reply):
+            return self._error(got)
+        return self._attempt(AuthAttempt(AUTH_OK, "PLAIN", got[0], password=got[1]))
 
     def _xoauth2(self, initial: bytes) -> Event:
-        # "user=" USER ^A "auth=Bearer " TOKEN ^A ^A (the XOAUTH2 client response)
-        text = decode_b64(initial)
-        if text is None:
-            return self._error(AUTH_UNDECODABLE)
-        fields = dict(f.partition("=")[::2] for f in text.split("\x01") if f)
-        user = fields.get("user", "")
-        kind, _, token = fields.get("auth", "").partition(" ")
-        if not user or kind.lower() != "bearer" or not token:
-            return self._error(line_reply(501, "5.5.2", "Bad XOAUTH2 response"))
-        return self._attempt(AuthAttempt(AUTH_OK, "XOAUTH2", user, password=token))
+        got = xoauth2_response(initial)
+        if isinstance(got, Reply):
+            return self._error(got)
+        return self._attempt(AuthAttempt(AUTH_OK, "XOAUTH2", got[0], password=got[1]))
 
     def _attempt(self, ev: AuthAttempt) -> Event:
         user = ev.username
