@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import sqlite3
 import time
+
+import pytest
 
 from postroom.config import Settings
 from postroom.events import Bus
+from postroom.store import sqlite_recycle as recycle
 from postroom.store.base import Envelope
 from postroom.store.sqlite import SQLiteStore
+from postroom.store.sqlite_schema import schema_template
 
 RAW = b"From: a@x\r\nTo: b@y\r\nSubject: hello\r\n\r\nbody\r\n"
 
@@ -33,3 +39,90 @@ def test_imap_data_is_derived_by_the_writer_only_once_imap_reads_the_cache() -> 
         assert st.imap_cache_get("meta", [first, second]).keys() == {first, second}
     finally:
         st.close()
+
+
+def _dump(path: str) -> dict[str, list[tuple[object, ...]]]:
+    """Every table's rows (FTS5's own tables and the sequence table included)."""
+    conn = sqlite3.connect(path)
+    try:
+        names = [
+            r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name")
+        ]
+        return {
+            n: sorted(conn.execute(f'SELECT * FROM "{n}"').fetchall(), key=repr)
+            for n in names
+            if n != "fts"  # contentless: its rows are in fts_data/fts_idx/fts_docsize
+        }
+    finally:
+        conn.close()
+
+
+def _throwaway() -> SQLiteStore:
+    settings = Settings(db=":memory:", indexer="thread")
+    settings.validate()
+    st = SQLiteStore(":memory:", settings, Bus())
+    st.start()
+    return st
+
+
+def test_a_closed_throwaway_database_is_emptied_and_taken_by_the_next_store() -> None:
+    first = _throwaway()
+    try:
+        ids = [
+            asyncio.run(first.deliver(Envelope("a@x", ("b@y",)), raw))
+            for raw in (
+                RAW,
+                b"From: c@x\r\nTo: b@y\r\nSubject: Re: hello\r\nMessage-ID: <2@x>\r\nIn-Reply-To: <1@x>\r\n\r\nzebra\r\n",
+                b"Message-ID: <1@x>\r\nFrom: a@x\r\nTo: b@y\r\nSubject: hello\r\n\r\nzebra\r\n",
+            )
+        ]
+        assert first.wait_indexed(30)
+        first.set_tags(ids[:2], ["keep", "old"])
+        first.set_read(ids[:1], True)
+        first.create_folder("b@y", "Archive")
+        first.imap_cache_get("meta", ids)  # the writer derives the IMAP cache from now on
+        asyncio.run(first.deliver(Envelope("a@x", ("b@y",)), RAW))
+        assert first.wait_indexed(30)
+        assert (
+            first.list_messages(query="zebra").total == 4
+            and first.list_messages(query="zebra").messages_count == 2
+        )
+        path = first.path
+    finally:
+        first.close()
+    second = _throwaway()
+    try:
+        assert second.path == path  # the same file, emptied: no copy of the template
+        assert _dump(path) == _dump(schema_template(second._connect_file))
+        assert second.list_messages().total == 0
+        assert second.list_messages(query="zebra").messages_count == 0
+        assert second.list_messages(query="tag:old").messages_count == 0
+        new = asyncio.run(second.deliver(Envelope("a@x", ("b@y",)), RAW))
+        assert second.wait_indexed(30)
+        assert [s.id for s in second.list_messages(query="hello").messages] == [new]
+        conn = sqlite3.connect(path)
+        try:  # numbering starts again (IMAP UIDs, message rowids), as in a fresh store
+            assert conn.execute("SELECT id FROM message").fetchall() == [(1,)]
+            assert conn.execute("SELECT uid FROM delivery").fetchall() == [(1,)]
+        finally:
+            conn.close()
+    finally:
+        second.close()
+
+
+def test_a_throwaway_store_that_grew_is_deleted_not_kept(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(recycle, "MAX_MESSAGES", 1)
+    first = _throwaway()
+    try:
+        for _ in range(2):
+            asyncio.run(first.deliver(Envelope("a@x", ("b@y",)), RAW))
+        assert first.list_messages().total == 2
+        path = first.path
+    finally:
+        first.close()
+    assert not os.path.exists(path)
+    second = _throwaway()
+    try:
+        assert second.path != path and second.list_messages().total == 0
+    finally:
+        second.close()

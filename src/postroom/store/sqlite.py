@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event
+from . import sqlite_recycle as recycle
 from .base import (
     Envelope,
     StoreClosed,
@@ -83,12 +84,19 @@ class SQLiteStore(Composed):
         self.settings = settings
         self.bus = bus
         self._tmpdir: str | None = None
-        if target == ":memory:":
+        # an emptied throwaway database of an earlier store, with its connections
+        self._kept = recycle.take(settings.fsync) if target == ":memory:" else None
+        self._keep_conn: sqlite3.Connection | None = None  # the writer's, emptied at stop
+        if self._kept is not None:
+            self._tmpdir, target = self._kept.tmpdir, self._kept.path
+        elif target == ":memory:":
             base = "/dev/shm" if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK) else None
             self._tmpdir = tempfile.mkdtemp(prefix="postroom-", dir=base)
             target = os.path.join(self._tmpdir, "store.db")
         self.path = target
         self.db = SQLiteDb(target, settings, bus, throwaway=self._tmpdir is not None)
+        if self._kept is not None:
+            self.db.adopt_readers(self._kept.readers)
         self.writes = Writes(self.db)
         reading = Reader(self.db)
         self.folder_view = Folders(self.db, self.writes)  # typed as itself: delete_mailbox too
@@ -156,10 +164,13 @@ class SQLiteStore(Composed):
             raise StoreError(f"cannot open database {self.path}: {e}") from None
         fresh = False  # a copy of the migrated, empty template: nothing to migrate or count
         try:
-            if self._tmpdir and not os.path.exists(self.path):
-                shutil.copyfile(schema_template(self._connect_file), self.path)
-                fresh = True
-            conn = self._connect()
+            if self._kept is not None:  # emptied by the store that used it (sqlite_recycle.py)
+                conn, fresh = self._kept.writer, True
+            else:
+                if self._tmpdir and not os.path.exists(self.path):
+                    shutil.copyfile(schema_template(self._connect_file), self.path)
+                    fresh = True
+                conn = self._connect()
         except (OSError, sqlite3.Error) as e:
             self._owner.release()
             raise StoreError(f"cannot open database {self.path}: {e}") from None
@@ -228,6 +239,14 @@ class SQLiteStore(Composed):
         with self._applied_cond:
             self._applied_cond.notify_all()
         self.background.stop()
+        kept = self._keep_conn
+        if kept is not None and self._tmpdir and not self._degraded:
+            readers = self.db.hand_over_readers()
+            self._owner.release()
+            recycle.keep(recycle.Kept(self._tmpdir, self.path, self.settings.fsync, kept, readers))
+            return
+        if kept is not None:
+            kept.close()
         self.db.close_readers()
         self._owner.release()
         if self._tmpdir:
@@ -248,6 +267,20 @@ class SQLiteStore(Composed):
         conn.execute("PRAGMA cache_size=-16000")
         register_functions(conn)  # header: searches run on the writer too (set_read/delete by query)
         return conn
+
+    def _recyclable(self) -> bool:
+        """A throwaway store whose database the next one can take emptied (sqlite_recycle)."""
+        return (
+            self._tmpdir is not None
+            and self.background.index_inline  # no indexer of its own (its FTS5 settings differ)
+            and not self._degraded
+            and not self._retry
+            and not self.workers.tails
+            and self.background.checkpointer is None
+            and self.writes.count <= recycle.MAX_MESSAGES
+            and recycle.small(self.path)
+            and (self._journal is None or self._applied_seq >= self._journal.seq)
+        )
 
     def _migrate(self, conn: sqlite3.Connection) -> None:
         apply_migrations(conn)
@@ -326,7 +359,10 @@ class SQLiteStore(Composed):
                 self.background.start_checkpointer()
             if stop:
                 self._drain_after_stop(q)
-                conn.close()
+                if self._recyclable() and recycle.reset(conn, schema_template(self._connect_file)):
+                    self._keep_conn = conn  # the next throwaway store's (close)
+                else:
+                    conn.close()
                 return
 
     def _open_journal(self, conn: sqlite3.Connection) -> None:

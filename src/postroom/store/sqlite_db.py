@@ -52,6 +52,10 @@ class SQLiteDb:
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
         self._readers_lock = threading.Lock()
+        # read connections of a kept throwaway database (sqlite_recycle.py), by thread ident:
+        # a thread takes its own the first time it reads
+        self._adopted: dict[int, sqlite3.Connection] = {}
+        self._reader_threads: dict[sqlite3.Connection, int] = {}  # each reader's thread ident
         self._events = threading.local()
 
     def reader(self, wait: bool = True) -> sqlite3.Connection:
@@ -63,14 +67,18 @@ class SQLiteDb:
             self.wait_applied()
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
-            conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
-            conn.execute("PRAGMA busy_timeout=30000")
-            conn.execute("PRAGMA query_only=1")
-            register_functions(conn)
+            with self._readers_lock:
+                conn = self._adopted.pop(threading.get_ident(), None) if self._adopted else None
+            if conn is None:
+                conn = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False, timeout=30)
+                conn.execute("PRAGMA busy_timeout=30000")
+                conn.execute("PRAGMA query_only=1")
+                register_functions(conn)
             self._local.conn = conn
             self._local.stats_gen = self.stats_gen
             with self._readers_lock:
                 self._readers.append(conn)
+                self._reader_threads[conn] = threading.get_ident()
         elif self._local.stats_gen != self.stats_gen:
             # new planner statistics (sqlite_background.Background.maybe_analyze): load them
             self._local.stats_gen = self.stats_gen
@@ -79,14 +87,32 @@ class SQLiteDb:
             conn.execute("PRAGMA query_only=1")
         return conn
 
+    def adopt_readers(self, readers: dict[int, sqlite3.Connection]) -> None:
+        """Read connections (by thread ident) of a kept throwaway database, before start."""
+        self._adopted = dict(readers)
+
+    def hand_over_readers(self) -> dict[int, sqlite3.Connection]:
+        """Every read connection, by the ident of the thread it serves (the store is closed:
+        a kept throwaway database takes them along)."""
+        with self._readers_lock:
+            out = dict(self._adopted)
+            self._adopted.clear()
+            for conn, ident in self._reader_threads.items():
+                out[ident] = conn
+            self._readers.clear()
+            self._reader_threads.clear()
+        return out
+
     def close_readers(self) -> None:
         with self._readers_lock:
-            for c in self._readers:
+            for c in [*self._readers, *self._adopted.values()]:
                 try:
                     c.close()
                 except sqlite3.Error:
                     pass
             self._readers.clear()
+            self._adopted.clear()
+            self._reader_threads.clear()
 
     def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any:
         """Run ``fn(conn)`` in the writer's next transaction and wait for the commit."""
