@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 from pathlib import Path
 
 import pytest
@@ -308,6 +309,43 @@ def test_marking_many_read_is_one_modseq_and_one_event_per_folder(tmp_path: Path
                 if isinstance(ev, FolderChanged) and ev.change == "flags"
             ]
             assert sorted(folders) == [("a@example.org", "INBOX"), ("b@example.org", "INBOX")]
+        finally:
+            store.close()
+
+    asyncio.run(main())
+
+
+def test_flag_changes_arriving_during_a_commit_share_the_next_one(tmp_path: Path) -> None:
+    """Group commit for IMAP STORE/EXPUNGE (issue 19, imaptest logout=0): changes that come
+    while the writer is busy all go into its next transaction, hold no thread meanwhile,
+    and are answered together once it is committed, never before."""
+
+    async def main() -> None:
+        store, _ = make(tmp_path)
+        try:
+            await asyncio.gather(*(store.deliver(env("a@example.org"), MSG) for _ in range(40)))
+            busy, release = threading.Event(), threading.Event()
+
+            def hold(conn: object) -> None:  # the writer's current transaction, still going
+                busy.set()
+                release.wait(10)
+
+            held = asyncio.get_running_loop().run_in_executor(None, store.write, hold)
+            assert await asyncio.to_thread(busy.wait, 10)
+            flag = frozenset({"\\Flagged"})
+            stores = [
+                asyncio.ensure_future(store.update_flags_async("a@example.org", "INBOX", [u], flag, "add"))
+                for u in range(1, 41)
+            ]
+            await asyncio.sleep(0.05)
+            assert not any(t.done() for t in stores)  # nothing answered before its commit
+            assert store.db.queue.qsize() == 40  # all queued, no worker thread taken
+            release.set()
+            await held
+            _, pending = await asyncio.wait(stores, return_when=asyncio.FIRST_COMPLETED)
+            assert not pending  # one commit for all forty: answered together
+            assert all("\\Flagged" in t.result()[0].flags for t in stores)
+            assert all("\\Flagged" in e.flags for e in store.folder_entries("a@example.org", "INBOX"))
         finally:
             store.close()
 

@@ -368,6 +368,17 @@ class Pop3Store(Protocol):
         their UIDs. A message left with no delivery is deleted."""
         ...
 
+    async def update_flags_async(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        """:meth:`update_flags` for an event loop; returns once the change is committed.
+        Changes from many sessions may share one commit (SQLite: the writer's next batch)."""
+        ...
+
+    async def expunge_async(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        """:meth:`expunge` for an event loop; returns once the expunge is committed."""
+        ...
+
 
 class ImapStore(Pop3Store, Protocol):
     """What IMAP sessions need: folders of a mailbox, UIDs, flags, copy/move, append, and

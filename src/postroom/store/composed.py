@@ -10,6 +10,7 @@ progress). The part protocols say what each part serves.
 
 from __future__ import annotations
 
+import asyncio
 from typing import Protocol
 
 from .base import (
@@ -171,6 +172,17 @@ class Composed:
 
     def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
         return self.folders_.expunge(mailbox, folder, uids)
+
+    async def update_flags_async(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        """:meth:`update_flags` from an event loop (a backend without a writer queue of its
+        own runs it on a worker thread)."""
+        return await asyncio.to_thread(self.update_flags, mailbox, folder, uids, flags, mode)
+
+    async def expunge_async(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        """:meth:`expunge` from an event loop (on a worker thread unless the backend says otherwise)."""
+        return await asyncio.to_thread(self.expunge, mailbox, folder, uids)
 
     def copy(
         self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False

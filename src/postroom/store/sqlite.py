@@ -28,7 +28,9 @@ from typing import TYPE_CHECKING, Any
 from ..events import Event
 from . import sqlite_recycle as recycle
 from .base import (
+    Entry,
     Envelope,
+    FlagMode,
     StoreClosed,
     StoreError,
 )
@@ -137,6 +139,15 @@ class SQLiteStore(Composed):
 
     def delete_mailbox(self, mailbox: str) -> list[str]:
         return self.folder_view.delete_mailbox(mailbox)
+
+    async def update_flags_async(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        # straight to the writer's queue: no thread waits, and concurrent changes share a commit
+        return await self.folder_view.update_flags_async(mailbox, folder, uids, flags, mode)
+
+    async def expunge_async(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        return await self.folder_view.expunge_async(mailbox, folder, uids)
 
     # -- SMTP workers' journals (sqlite_tails.WorkerJournals) --------------------------------
     def open_worker_journal(self, slot: int) -> JournalTail:
@@ -474,11 +485,17 @@ class SQLiteStore(Composed):
                 if tail.refuse is not None:
                     tail.refuse(False)
         # committed: now (and only now) tell the callers and the subscribers
+        by_loop: dict[asyncio.AbstractEventLoop, list[tuple[Any, Any, BaseException | None]]] = {}
         for fut, res, call_err in done:
-            if call_err is not None:
+            if isinstance(fut, asyncio.Future):
+                by_loop.setdefault(fut.get_loop(), []).append((fut, res, call_err))
+            elif call_err is not None:
                 fut.set_exception(call_err)
             else:
                 fut.set_result(res)
+        for loop, results in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve_calls, results)
         if ingests:
             self._resolve_ingests(ingests)
             self.background.wake_indexer()
@@ -577,6 +594,16 @@ def _resolve_async(items: list[_Ingest]) -> None:
         fut = j.future
         if fut is not None and not fut.done():
             fut.set_result(j.result)
+
+
+def _resolve_calls(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, res, err in results:
+        if fut.done():  # its caller was cancelled (a client gone): the change is committed anyway
+            continue
+        if err is not None:
+            fut.set_exception(err)
+        else:
+            fut.set_result(res)
 
 
 def _set_exception(fut: asyncio.Future[Any], err: BaseException) -> None:

@@ -11,6 +11,7 @@ queues for publication after its commit (:meth:`SQLiteDb.emit`).
 
 from __future__ import annotations
 
+import asyncio
 import concurrent.futures
 import queue
 import sqlite3
@@ -121,6 +122,16 @@ class SQLiteDb:
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
         self.queue.put(_Call(fn, fut))
         return fut.result(timeout)
+
+    async def write_async(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+        """:meth:`write` for an event loop: no thread waits for the commit. Calls that come
+        while the writer commits share its next transaction and commit; each is resolved
+        only after that commit (one hop to the loop for all of a batch's)."""
+        if self.closed:
+            raise StoreClosed("store is closed")
+        fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self.queue.put(_Call(fn, fut))
+        return await fut
 
     def pending(self) -> list[Event]:
         """Events queued by the writer thread's current transaction."""

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import sqlite3
 import time
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..events import FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
@@ -202,39 +203,57 @@ class Folders:
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]:
+        return self.db.write(self._flags_call(mailbox, folder, uids, flags, mode))  # type: ignore[no-any-return]
+
+    async def update_flags_async(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> list[Entry]:
+        return await self.db.write_async(self._flags_call(mailbox, folder, uids, flags, mode))  # type: ignore[no-any-return]
+
+    def _flags_call(
+        self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
+    ) -> Callable[[sqlite3.Connection], list[Entry]]:
+        """The writer call of a flag change: returns the entries as they are after it (read
+        in the same transaction, so no reader goes over the folder afterwards)."""
         mailbox = mailbox.lower()
         folder = _norm(folder)
 
-        def fn(conn: sqlite3.Connection) -> list[int]:
+        def fn(conn: sqlite3.Connection) -> list[Entry]:
             fid = self._folder_id(mailbox, folder)
             modseq = conn.execute(
                 "UPDATE folder SET modseq = modseq + 1 WHERE id = ? RETURNING modseq", (fid,)
             ).fetchone()[0]
             changed_msgs: set[int] = set()
-            for chunk in chunks(uids, 500):
+            updates: list[tuple[str, int, int, int, int]] = []
+            entries: list[Entry] = []
+            for chunk in chunks(sorted(set(uids)), 500):
                 marks = ",".join("?" * len(chunk))
-                for uid, mid, old in conn.execute(
-                    f"SELECT uid, message, flags FROM delivery WHERE folder_id = ? AND uid IN ({marks})",
+                for uid, mid, old, pid, size, created, old_modseq in conn.execute(
+                    "SELECT d.uid, d.message, d.flags, m.pid, m.size, m.created, d.modseq FROM delivery d "
+                    f"JOIN message m ON m.id = d.message WHERE d.folder_id = ? AND d.uid IN ({marks})",
                     [fid, *chunk],
                 ).fetchall():
                     cur = frozenset(old.split())
                     new = flags if mode == "set" else (cur | flags if mode == "add" else cur - flags)
                     if new == cur:
+                        entries.append(Entry(uid, pid, cur, size, created, old_modseq))
                         continue
-                    conn.execute(
-                        "UPDATE delivery SET flags = ?, seen = ?, modseq = ? WHERE folder_id = ? AND uid = ?",
-                        (" ".join(sorted(new)), int("\\Seen" in new), modseq, fid, uid),
-                    )
+                    updates.append((" ".join(sorted(new)), int("\\Seen" in new), modseq, fid, uid))
+                    entries.append(Entry(uid, pid, new, size, created, modseq))
                     if ("\\Seen" in new) != ("\\Seen" in cur):
                         changed_msgs.add(mid)
+            if updates:
+                conn.executemany(
+                    "UPDATE delivery SET flags = ?, seen = ?, modseq = ? WHERE folder_id = ? AND uid = ?",
+                    updates,
+                )
             if changed_msgs:
                 self._sync_read(conn, sorted(changed_msgs))
             self.db.emit(FolderChanged(mailbox, folder, "flags", tuple(uids)))
-            return uids
+            entries.sort(key=lambda e: e.uid)
+            return entries
 
-        self.db.write(fn)
-        wanted = set(uids)
-        return [e for e in self.folder_entries(mailbox, folder) if e.uid in wanted]
+        return fn
 
     def _sync_read(self, conn: sqlite3.Connection, mids: list[int]) -> None:
         """A message reads as read (API "Read") when every delivery of it is \\Seen."""
@@ -257,6 +276,14 @@ class Folders:
                 self.db.emit(ReadChanged(tuple(p for _, p in flip), read_state))
 
     def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        return self.db.write(self._expunge_call(mailbox, folder, uids))  # type: ignore[no-any-return]
+
+    async def expunge_async(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
+        return await self.db.write_async(self._expunge_call(mailbox, folder, uids))  # type: ignore[no-any-return]
+
+    def _expunge_call(
+        self, mailbox: str, folder: str, uids: list[int] | None
+    ) -> Callable[[sqlite3.Connection], list[int]]:
         mailbox = mailbox.lower()
         folder = _norm(folder)
 
@@ -278,7 +305,7 @@ class Folders:
                 self.db.emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
             return [r[0] for r in rows]
 
-        return self.db.write(fn)  # type: ignore[no-any-return]
+        return fn
 
     def delete_mailbox(self, mailbox: str) -> list[str]:
         mailbox = mailbox.lower()

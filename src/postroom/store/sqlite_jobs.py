@@ -47,7 +47,9 @@ class _Ingest:
 @dataclass(slots=True)
 class _Call:
     fn: Callable[[sqlite3.Connection], Any]
-    future: concurrent.futures.Future[Any]
+    # a thread's (SQLiteDb.write) or an event loop's (SQLiteDb.write_async); resolved after
+    # the commit, a loop's all at once per batch
+    future: concurrent.futures.Future[Any] | asyncio.Future[Any]
 
 
 _STOP = object()

@@ -430,8 +430,8 @@ class MailboxCommands(SessionBase):
         """Take back the messages of a MULTIAPPEND that failed part way (RFC 3502: all or none)."""
         with contextlib.suppress(NotFound):
             deleted = frozenset({"\\Deleted"})
-            await self.blocking(self.store.update_flags, mailbox, folder, uids, deleted, "add")
-            await self.blocking(self.store.expunge, mailbox, folder, uids)
+            await self.store.update_flags_async(mailbox, folder, uids, deleted, "add")
+            await self.store.expunge_async(mailbox, folder, uids)
 
     # -- NAMESPACE / ENABLE / CHECK ---------------------------------------------------------------
     async def cmd_namespace(self, args: Args, uid: bool) -> Reply:

@@ -268,9 +268,8 @@ class SelectedCommands(SessionBase):
         if not sel.readonly and any(i.sets_seen for i in items):
             want = [u for _, u in targets if t.live(u) and "\\Seen" not in t.flags.get(u, frozenset())]
             if want:
-                for e in await self.blocking(
-                    self.store.update_flags, sel.mailbox, sel.folder, want, frozenset({"\\Seen"}), "add"
-                ):
+                seen = frozenset({"\\Seen"})
+                for e in await self.store.update_flags_async(sel.mailbox, sel.folder, want, seen, "add"):
                     t.flags[e.uid] = t.view(e)
                     t.entries[e.uid] = e
                     seen_now.add(e.uid)
@@ -390,7 +389,7 @@ class SelectedCommands(SessionBase):
                 sel.keywords |= new_kw  # announce a new keyword before it is used (RFC 3501 7.2.6)
                 self.write_flags(sel)
             mode = modes[base]
-            entries = await self.blocking(self.store.update_flags, sel.mailbox, sel.folder, uids, flags, mode)  # type: ignore[arg-type]
+            entries = await self.store.update_flags_async(sel.mailbox, sel.folder, uids, flags, mode)  # type: ignore[arg-type]
             self._own_write(sel)
             for e in entries:
                 t.flags[e.uid] = t.view(e)
@@ -576,10 +575,10 @@ class SelectedCommands(SessionBase):
             pairs.append((u, new))
         if move and pairs:
             done = [a for a, _ in pairs]
-            await self.blocking(
-                self.store.update_flags, sel.mailbox, sel.folder, done, frozenset({"\\Deleted"}), "add"
+            await self.store.update_flags_async(
+                sel.mailbox, sel.folder, done, frozenset({"\\Deleted"}), "add"
             )
-            await self.blocking(self.store.expunge, sel.mailbox, sel.folder, done)
+            await self.store.expunge_async(sel.mailbox, sel.folder, done)
         return validity, pairs
 
     def _own_write(self, sel: Selected) -> None:
@@ -598,7 +597,7 @@ class SelectedCommands(SessionBase):
         args.end()
         if sel.readonly:
             raise No("mailbox is read-only", "READ-ONLY")
-        gone = await self.blocking(self.store.expunge, sel.mailbox, sel.folder, only)
+        gone = await self.store.expunge_async(sel.mailbox, sel.folder, only)
         self._own_write(sel)
         for line in sel.tracker.remove(gone):
             self.write(line)
@@ -608,7 +607,7 @@ class SelectedCommands(SessionBase):
         sel = self.require_selected()
         args.end()
         if not sel.readonly:
-            await self.blocking(self.store.expunge, sel.mailbox, sel.folder, None)
+            await self.store.expunge_async(sel.mailbox, sel.folder, None)
         self._deselect()
         return "CLOSE completed", None
 
