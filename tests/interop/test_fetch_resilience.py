@@ -19,7 +19,7 @@ import pytest
 from tests.helpers import running_dovecot, running_server
 from tests.interop.test_fetch_dovecot import POSTROOM, account, remote
 
-from postroom.fetch.accounts import State, load_accounts
+from postroom.fetch.accounts import Account, State, load_accounts
 from postroom.fetch.imap_sync import LocalTarget, sync_account
 
 pytestmark = pytest.mark.interop
@@ -57,18 +57,43 @@ def exactly_once(subjects: list[str], expected: set[str]) -> None:
     assert set(counts) == expected
 
 
-class Setup:
-    def __init__(
-        self, tmp: Path, imap_port: int, local_port: int, folders: tuple[str, ...] = ("INBOX",)
-    ) -> None:
+class Fetch:
+    """One test's world: a private Dovecot (alice@ and bob@example.org), a postroom to fetch
+    into, and `postroom fetch alice`'s configuration and state file in the test's folder (an
+    IMAP account for alice's INBOX until :meth:`imap_account` or :meth:`pop3_account`)."""
+
+    def __init__(self, tmp: Path, imap_port: int, pop3_port: int, local: int) -> None:
+        self.imap_port, self.pop3_port, self.local = imap_port, pop3_port, local
         self.config = tmp / "postroom.toml"
-        self.config.write_text(account("alice", imap_port, ALICE, "ALICE_PW", folders=list(folders)))
         self.state = tmp / "state.sqlite"
-        self.local_port = local_port
         self.args = [POSTROOM, "fetch", "alice", "--config", str(self.config), "--into",
-                     f"127.0.0.1:{local_port}", "--state", str(self.state)]  # fmt: skip
+                     f"127.0.0.1:{local}", "--state", str(self.state)]  # fmt: skip
         self.env = {k: v for k, v in os.environ.items() if not k.startswith(("POSTROOM_", "MP_"))}
         self.env["ALICE_PW"] = "secret"
+        self.imap_account("INBOX")
+
+    def imap_account(self, *folders: str) -> None:
+        self.config.write_text(account("alice", self.imap_port, ALICE, "ALICE_PW", folders=list(folders)))
+
+    def pop3_account(self, name: str, **extra: object) -> None:
+        """Account ``name``: bob's POP3 mailbox, fetched into alice's INBOX."""
+        self.config.write_text(
+            account(
+                name, self.pop3_port, "bob@example.org", "ALICE_PW", protocol="pop3", mailbox=ALICE, **extra
+            )
+        )
+
+    def remote(self, user: str = ALICE) -> imaplib.IMAP4:
+        return remote(self.imap_port, user)
+
+    def seed(self, count: int, folder: str = "INBOX", prefix: str = "inbox", user: str = ALICE) -> None:
+        """``count`` messages into ``user``'s ``folder`` on Dovecot (see :func:`fill`)."""
+        c = self.remote(user)
+        fill(c, folder, prefix, count)
+        c.logout()
+
+    def subjects(self, folder: str = "INBOX") -> list[str]:
+        return local_subjects(self.local, folder)
 
     def run(self, *extra: str) -> subprocess.CompletedProcess[str]:
         return subprocess.run([*self.args, *extra], capture_output=True, text=True, env=self.env, timeout=300)
@@ -78,143 +103,153 @@ class Setup:
             [*self.args, *extra], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=self.env
         )
 
-    def recorded(self) -> int:
+    def run_to_the_end(self, expected: set[str]) -> None:
+        """A run that finishes, leaving each of ``expected`` in INBOX exactly once."""
+        r = self.run()
+        assert r.returncode == 0, r.stderr
+        exactly_once(self.subjects(), expected)
+
+    @contextmanager
+    def watching(self, *extra: str) -> Iterator[subprocess.Popen[str]]:
+        """`postroom fetch --watch`, stopped with Ctrl-C (SIGINT) on the way out."""
+        proc = self.start("--watch", *extra)
+        try:
+            yield proc
+        finally:
+            proc.send_signal(signal.SIGINT)
+            proc.communicate(timeout=30)
+
+    @contextmanager
+    def in_process(self, name: str = "alice") -> Iterator[tuple[Account, LocalTarget, State]]:
+        """Account ``name``, the local target and the state file, for syncs run in this process."""
+        acc = load_accounts(str(self.config))[name]
+        state = State(self.state)
+        try:
+            yield acc, LocalTarget("127.0.0.1", self.local), state
+        finally:
+            state.close()
+
+    def recorded(self, table: str = "message") -> int:
+        """Messages the state file records as copied (``pop3``: by a POP3 account)."""
         if not self.state.exists():
             return 0
         db = sqlite3.connect(str(self.state), timeout=30)
         try:
-            return int(db.execute("SELECT count(*) FROM message").fetchone()[0])
+            return int(db.execute(f"SELECT count(*) FROM {table}").fetchone()[0])
         except sqlite3.OperationalError:
             return 0  # the schema is not written yet
         finally:
             db.close()
 
-    def wait_recorded(self, at_least: int, proc: subprocess.Popen[str]) -> None:
+    def wait_recorded(self, at_least: int, proc: subprocess.Popen[str], table: str = "message") -> None:
         deadline = time.monotonic() + 120
-        while self.recorded() < at_least:
+        while self.recorded(table) < at_least:
             assert proc.poll() is None, proc.communicate()
-            assert time.monotonic() < deadline, "the sync did not progress"
+            assert time.monotonic() < deadline, "the fetch did not progress"
             time.sleep(0.02)
 
 
-@contextmanager
-def dovecot_and_postroom() -> Iterator[tuple[int, int]]:
-    with running_dovecot() as (imap_port, _), running_server(pop3="off") as s:
-        yield imap_port, s.addr("imap")[1]
+@pytest.fixture
+def fx(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Fetch]:
+    monkeypatch.setenv("ALICE_PW", "secret")  # the accounts' password, for in-process syncs
+    with running_dovecot() as (imap_port, pop3_port), running_server(pop3="off") as srv:
+        yield Fetch(tmp_path, imap_port, pop3_port, srv.addr("imap")[1])
 
 
-def test_thousand_messages_in_three_folders_then_only_new_ones(tmp_path: Path) -> None:
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        for name in ("Lists", "Archive"):
-            a.create(name)
-        fill(a, "INBOX", "inbox", 400)
-        fill(a, "Lists", "lists", 300)
-        fill(a, "Archive", "archive", 300)
-        s = Setup(tmp_path, imap_port, local, ("INBOX", "Lists", "\\Archive"))
-        r = s.run()
-        assert r.returncode == 0, r.stderr
-        assert "alice: 1000 new messages in INBOX, Lists, Archive" in r.stdout
-        exactly_once(local_subjects(local, "INBOX"), {f"inbox {n}" for n in range(400)})
-        exactly_once(local_subjects(local, "Lists"), {f"lists {n}" for n in range(300)})
-        exactly_once(local_subjects(local, "Archive"), {f"archive {n}" for n in range(300)})
+def test_thousand_messages_in_three_folders_then_only_new_ones(fx: Fetch) -> None:
+    a = fx.remote()
+    for name in ("Lists", "Archive"):
+        a.create(name)
+    fill(a, "INBOX", "inbox", 400)
+    fill(a, "Lists", "lists", 300)
+    fill(a, "Archive", "archive", 300)
+    fx.imap_account("INBOX", "Lists", "\\Archive")
+    r = fx.run()
+    assert r.returncode == 0, r.stderr
+    assert "alice: 1000 new messages in INBOX, Lists, Archive" in r.stdout
+    exactly_once(fx.subjects("INBOX"), {f"inbox {n}" for n in range(400)})
+    exactly_once(fx.subjects("Lists"), {f"lists {n}" for n in range(300)})
+    exactly_once(fx.subjects("Archive"), {f"archive {n}" for n in range(300)})
 
-        fill(a, "INBOX", "inbox", 2, start=400)
-        fill(a, "Archive", "archive", 1, start=300)
-        r = s.run()
-        assert r.returncode == 0, r.stderr
-        assert "alice: 3 new messages in INBOX, Lists, Archive" in r.stdout
-        exactly_once(local_subjects(local, "INBOX"), {f"inbox {n}" for n in range(402)})
-        exactly_once(local_subjects(local, "Archive"), {f"archive {n}" for n in range(301)})
-        assert len(local_subjects(local, "Lists")) == 300
-        a.logout()
-
-
-def test_uidvalidity_reset_refetches_without_duplicates(tmp_path: Path) -> None:
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        a.create("Lists")
-        fill(a, "Lists", "lists", 5)
-        s = Setup(tmp_path, imap_port, local, ("Lists",))
-        assert s.run().returncode == 0
-        a.select("Lists", readonly=True)
-        before = a.response("UIDVALIDITY")[1][0]
-        a.close()
-        # the folder is deleted and made again (as a server restore does): new UIDVALIDITY,
-        # three of the same messages again and one new one
-        assert a.delete("Lists")[0] == "OK" and a.create("Lists")[0] == "OK"
-        fill(a, "Lists", "lists", 3, start=2)
-        fill(a, "Lists", "lists", 1, start=5)
-        a.select("Lists", readonly=True)
-        assert a.response("UIDVALIDITY")[1][0] != before
-        r = s.run()
-        assert r.returncode == 0, r.stderr
-        assert "alice: Lists: UIDVALIDITY changed" in r.stdout
-        # messages 0 and 1 are gone from the server and kept here; 2-4 matched, not copied again
-        exactly_once(local_subjects(local, "Lists"), {f"lists {n}" for n in range(6)})
-        # and the new UIDs are tracked: a third run adds nothing
-        r = s.run()
-        assert "alice: 0 new messages" in r.stdout
-        assert len(local_subjects(local, "Lists")) == 6
-        a.logout()
+    fill(a, "INBOX", "inbox", 2, start=400)
+    fill(a, "Archive", "archive", 1, start=300)
+    r = fx.run()
+    assert r.returncode == 0, r.stderr
+    assert "alice: 3 new messages in INBOX, Lists, Archive" in r.stdout
+    exactly_once(fx.subjects("INBOX"), {f"inbox {n}" for n in range(402)})
+    exactly_once(fx.subjects("Archive"), {f"archive {n}" for n in range(301)})
+    assert len(fx.subjects("Lists")) == 300
+    a.logout()
 
 
-def test_kill_9_mid_sync_then_rerun_copies_every_message_once(tmp_path: Path) -> None:
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        fill(a, "INBOX", "inbox", 600)
-        a.logout()
-        s = Setup(tmp_path, imap_port, local)
-        for at_least in (40, 200, 350):  # killed three times, at different points
-            proc = s.start()
-            s.wait_recorded(at_least, proc)
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-            assert s.recorded() < 600, "the sync finished before it was killed"
-            # no duplicate, no gap; the message being copied may be there unrecorded (the
-            # next run finds it: test_copy_made_but_not_recorded_is_found_not_duplicated)
-            got, done = local_subjects(local, "INBOX"), s.recorded()
-            assert len(got) in (done, done + 1)
-            exactly_once(got, {f"inbox {n}" for n in range(len(got))})
-        r = s.run()
-        assert r.returncode == 0, r.stderr
-        exactly_once(local_subjects(local, "INBOX"), {f"inbox {n}" for n in range(600)})
+def test_uidvalidity_reset_refetches_without_duplicates(fx: Fetch) -> None:
+    a = fx.remote()
+    a.create("Lists")
+    fill(a, "Lists", "lists", 5)
+    fx.imap_account("Lists")
+    assert fx.run().returncode == 0
+    a.select("Lists", readonly=True)
+    before = a.response("UIDVALIDITY")[1][0]
+    a.close()
+    # the folder is deleted and made again (as a server restore does): new UIDVALIDITY,
+    # three of the same messages again and one new one
+    assert a.delete("Lists")[0] == "OK" and a.create("Lists")[0] == "OK"
+    fill(a, "Lists", "lists", 3, start=2)
+    fill(a, "Lists", "lists", 1, start=5)
+    a.select("Lists", readonly=True)
+    assert a.response("UIDVALIDITY")[1][0] != before
+    r = fx.run()
+    assert r.returncode == 0, r.stderr
+    assert "alice: Lists: UIDVALIDITY changed" in r.stdout
+    # messages 0 and 1 are gone from the server and kept here; 2-4 matched, not copied again
+    exactly_once(fx.subjects("Lists"), {f"lists {n}" for n in range(6)})
+    # and the new UIDs are tracked: a third run adds nothing
+    r = fx.run()
+    assert "alice: 0 new messages" in r.stdout
+    assert len(fx.subjects("Lists")) == 6
+    a.logout()
 
 
-def test_copy_made_but_not_recorded_is_found_not_duplicated(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+def test_kill_9_mid_sync_then_rerun_copies_every_message_once(fx: Fetch) -> None:
+    fx.seed(600)
+    for at_least in (40, 200, 350):  # killed three times, at different points
+        proc = fx.start()
+        fx.wait_recorded(at_least, proc)
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert fx.recorded() < 600, "the sync finished before it was killed"
+        # no duplicate, no gap; the message being copied may be there unrecorded (the
+        # next run finds it: test_copy_made_but_not_recorded_is_found_not_duplicated)
+        got, done = fx.subjects(), fx.recorded()
+        assert len(got) in (done, done + 1)
+        exactly_once(got, {f"inbox {n}" for n in range(len(got))})
+    fx.run_to_the_end({f"inbox {n}" for n in range(600)})
+
+
+def test_copy_made_but_not_recorded_is_found_not_duplicated(fx: Fetch) -> None:
     """The window `kill -9` rarely hits: postroom has the copy, the state file not yet."""
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        fill(a, "INBOX", "inbox", 3)
-        a.select("INBOX", readonly=True)
-        _, data = a.uid("FETCH", "3", "(BODY.PEEK[])")
-        third = data[0][1]
-        a.logout()
-        s = Setup(tmp_path, imap_port, local)
-        monkeypatch.setenv("ALICE_PW", "secret")
-        acc = load_accounts(str(s.config))["alice"]
-        state = State(s.state)
-        try:
-            target = LocalTarget("127.0.0.1", local)
-            sync_account(acc, target, state)
-            # make message 3 look copied but unrecorded: forget it, mark it pending
-            state.db.execute("DELETE FROM message WHERE uid = 3")
-            state.db.execute("UPDATE folder SET last_uid = 2")
-            lc = imaplib.IMAP4("127.0.0.1", local, timeout=30)
-            lc.login(ALICE, "x")
-            lc.select("INBOX")
-            local_min = int(lc.response("UIDNEXT")[1][0]) - 1
-            _, data = lc.uid("FETCH", str(local_min), "(BODY.PEEK[])")
-            assert data[0][1] == third  # postroom keeps the APPENDed bytes exactly
-            lc.logout()
-            state.appending("alice", "INBOX", 3, local_min)
-            assert sync_account(acc, target, state).fetched == 1
-            assert state.pending("alice", "INBOX") is None
-        finally:
-            state.close()
-        exactly_once(local_subjects(local, "INBOX"), {"inbox 0", "inbox 1", "inbox 2"})
+    a = fx.remote()
+    fill(a, "INBOX", "inbox", 3)
+    a.select("INBOX", readonly=True)
+    _, data = a.uid("FETCH", "3", "(BODY.PEEK[])")
+    third = data[0][1]
+    a.logout()
+    with fx.in_process() as (acc, target, state):
+        sync_account(acc, target, state)
+        # make message 3 look copied but unrecorded: forget it, mark it pending
+        state.db.execute("DELETE FROM message WHERE uid = 3")
+        state.db.execute("UPDATE folder SET last_uid = 2")
+        lc = imaplib.IMAP4("127.0.0.1", fx.local, timeout=30)
+        lc.login(ALICE, "x")
+        lc.select("INBOX")
+        local_min = int(lc.response("UIDNEXT")[1][0]) - 1
+        _, data = lc.uid("FETCH", str(local_min), "(BODY.PEEK[])")
+        assert data[0][1] == third  # postroom keeps the APPENDed bytes exactly
+        lc.logout()
+        state.appending("alice", "INBOX", 3, local_min)
+        assert sync_account(acc, target, state).fetched == 1
+        assert state.pending("alice", "INBOX") is None
+    exactly_once(fx.subjects(), {"inbox 0", "inbox 1", "inbox 2"})
 
 
 def _dovecot_sessions(imap_port: int) -> list[int]:
@@ -243,182 +278,112 @@ def _dovecot_sessions(imap_port: int) -> list[int]:
     return found
 
 
-def test_server_drops_the_connection_mid_sync(tmp_path: Path) -> None:
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        fill(a, "INBOX", "inbox", 600)
-        a.logout()
-        s = Setup(tmp_path, imap_port, local)
-        proc = s.start()
-        s.wait_recorded(50, proc)
-        sessions = _dovecot_sessions(imap_port)
-        assert sessions, "found no Dovecot imap session to kill"
-        for pid in sessions:
+def test_server_drops_the_connection_mid_sync(fx: Fetch) -> None:
+    fx.seed(600)
+    proc = fx.start()
+    fx.wait_recorded(50, proc)
+    sessions = _dovecot_sessions(fx.imap_port)
+    assert sessions, "found no Dovecot imap session to kill"
+    for pid in sessions:
+        os.kill(pid, signal.SIGKILL)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert err.count("\n") == 1 and "connection lost while syncing alice" in err, err
+    assert "run again to continue" in err
+    assert fx.recorded() < 600
+    fx.run_to_the_end({f"inbox {n}" for n in range(600)})
+
+
+def test_condstore_reads_only_changed_flags(fx: Fetch) -> None:
+    a = fx.remote()
+    assert "CONDSTORE" in a.capability()[1][0].decode()
+    fill(a, "INBOX", "inbox", 50)
+    with fx.in_process() as (acc, target, state):
+        assert sync_account(acc, target, state).fetched == 50
+        # nothing changed: HIGHESTMODSEQ has not moved, no flag is read
+        r = sync_account(acc, target, state)
+        assert (r.fetched, r.flags_read, r.flags_mirrored) == (0, 0, 0)
+        a.select("INBOX")
+        a.store("7", "+FLAGS", "(\\Flagged)")
+        r = sync_account(acc, target, state)
+        assert (r.fetched, r.flags_read, r.flags_mirrored) == (0, 1, 1)
+    c = imaplib.IMAP4("127.0.0.1", fx.local, timeout=30)
+    c.login(ALICE, "x")
+    c.select("INBOX", readonly=True)
+    _, data = c.search(None, "FLAGGED")
+    assert data[0] == b"7"
+    c.logout()
+    a.logout()
+
+
+def test_watch_wakes_on_idle_not_on_the_poll(fx: Fetch) -> None:
+    a = fx.remote()
+    assert "IDLE" in a.capabilities
+    fill(a, "INBOX", "inbox", 1)
+    with fx.watching("--interval", "600") as proc:  # a poll would come after 10 minutes
+        fx.wait_recorded(1, proc)
+        time.sleep(1)  # let the IDLE connection settle (the test holds either way)
+        fill(a, "INBOX", "inbox", 1, start=1)
+        sent = time.monotonic()
+        while "inbox 1" not in fx.subjects():
+            assert time.monotonic() - sent < 10, "the new message did not arrive within 10 s"
+            time.sleep(0.05)
+        print(f"IDLE delivery took {time.monotonic() - sent:.2f} s")
+    assert fx.subjects() == ["inbox 0", "inbox 1"]
+    a.logout()
+
+
+def test_pop3_kill_9_mid_download_then_rerun_copies_every_message_once(fx: Fetch) -> None:
+    fx.seed(400, prefix="pop", user="bob@example.org")
+    fx.pop3_account("alice", delete=True)
+    for at_least in (40, 200):
+        proc = fx.start()
+        fx.wait_recorded(at_least, proc, "pop3")
+        proc.send_signal(signal.SIGKILL)
+        proc.communicate()
+        assert fx.recorded("pop3") < 400, "the download finished before it was killed"
+        got = fx.subjects()
+        assert len(got) in (fx.recorded("pop3"), fx.recorded("pop3") + 1)
+        exactly_once(got, {f"pop {n}" for n in range(len(got))})
+    fx.run_to_the_end({f"pop {n}" for n in range(400)})
+    # delete = true: the server's copies went with the run that finished (QUIT), none before
+    b = fx.remote("bob@example.org")
+    assert b.select("INBOX")[1][0] == b"0"
+    b.logout()
+
+
+def test_pop3_copy_made_but_not_recorded_is_found_not_duplicated(fx: Fetch) -> None:
+    fx.seed(3, prefix="pop", user="bob@example.org")
+    fx.pop3_account("bob")
+    with fx.in_process("bob") as (acc, target, state):
+        assert sync_account(acc, target, state).fetched == 3
+        # the last message looks copied but unrecorded: its UIDL forgotten, marked pending
+        (last,) = state.db.execute("SELECT uidl FROM pop3 ORDER BY rowid DESC LIMIT 1").fetchone()
+        state.db.execute("DELETE FROM pop3 WHERE uidl = ?", (last,))
+        state.pop3_appending("bob", last, 1)
+        assert sync_account(acc, target, state).fetched == 1
+        assert state.pop3_pending("bob") is None
+        assert sync_account(acc, target, state).fetched == 0
+    exactly_once(fx.subjects(), {"pop 0", "pop 1", "pop 2"})
+
+
+def test_watch_reconnects_after_the_idle_connection_is_killed(fx: Fetch) -> None:
+    fx.seed(1)
+    with fx.watching("--interval", "600") as proc:
+        fx.wait_recorded(1, proc)
+        end = time.monotonic() + 20
+        while not _dovecot_sessions(fx.imap_port):  # the IDLE connection is up
+            assert time.monotonic() < end
+            time.sleep(0.1)
+        for pid in _dovecot_sessions(fx.imap_port):
             os.kill(pid, signal.SIGKILL)
-        _, err = proc.communicate(timeout=120)
-        assert proc.returncode == 1
-        assert err.count("\n") == 1 and "connection lost while syncing alice" in err, err
-        assert "run again to continue" in err
-        assert s.recorded() < 600
-        r = s.run()
-        assert r.returncode == 0, r.stderr
-        exactly_once(local_subjects(local, "INBOX"), {f"inbox {n}" for n in range(600)})
-
-
-def test_condstore_reads_only_changed_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        assert "CONDSTORE" in a.capability()[1][0].decode()
-        fill(a, "INBOX", "inbox", 50)
-        s = Setup(tmp_path, imap_port, local)
-        monkeypatch.setenv("ALICE_PW", "secret")
-        acc = load_accounts(str(s.config))["alice"]
-        state = State(s.state)
-        target = LocalTarget("127.0.0.1", local)
-        try:
-            assert sync_account(acc, target, state).fetched == 50
-            # nothing changed: HIGHESTMODSEQ has not moved, no flag is read
-            r = sync_account(acc, target, state)
-            assert (r.fetched, r.flags_read, r.flags_mirrored) == (0, 0, 0)
-            a.select("INBOX")
-            a.store("7", "+FLAGS", "(\\Flagged)")
-            r = sync_account(acc, target, state)
-            assert (r.fetched, r.flags_read, r.flags_mirrored) == (0, 1, 1)
-        finally:
-            state.close()
-        c = imaplib.IMAP4("127.0.0.1", local, timeout=30)
-        c.login(ALICE, "x")
-        c.select("INBOX", readonly=True)
-        _, data = c.search(None, "FLAGGED")
-        assert data[0] == b"7"
-        c.logout()
+        a = fx.remote()
+        fill(a, "INBOX", "inbox", 1, start=1)
         a.logout()
-
-
-def test_watch_wakes_on_idle_not_on_the_poll(tmp_path: Path) -> None:
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        assert "IDLE" in a.capabilities
-        fill(a, "INBOX", "inbox", 1)
-        s = Setup(tmp_path, imap_port, local)
-        proc = s.start("--watch", "--interval", "600")  # a poll would come after 10 minutes
-        try:
-            s.wait_recorded(1, proc)
-            time.sleep(1)  # let the IDLE connection settle (the test holds either way)
-            fill(a, "INBOX", "inbox", 1, start=1)
-            sent = time.monotonic()
-            while "inbox 1" not in local_subjects(local, "INBOX"):
-                assert time.monotonic() - sent < 10, "the new message did not arrive within 10 s"
-                time.sleep(0.05)
-            print(f"IDLE delivery took {time.monotonic() - sent:.2f} s")
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
-        assert local_subjects(local, "INBOX") == ["inbox 0", "inbox 1"]
-        a.logout()
-
-
-def test_pop3_kill_9_mid_download_then_rerun_copies_every_message_once(tmp_path: Path) -> None:
-    with running_dovecot() as (imap_port, pop3_port), running_server(pop3="off") as srv:
-        local = srv.addr("imap")[1]
-        b = remote(imap_port, "bob@example.org")
-        fill(b, "INBOX", "pop", 400)
-        b.logout()
-        s = Setup(tmp_path, imap_port, local)
-        s.config.write_text(
-            account(
-                "alice", pop3_port, "bob@example.org", "ALICE_PW", protocol="pop3", mailbox=ALICE, delete=True
-            )
-        )
-
-        def recorded() -> int:
-            if not s.state.exists():
-                return 0
-            db = sqlite3.connect(str(s.state), timeout=30)
-            try:
-                return int(db.execute("SELECT count(*) FROM pop3").fetchone()[0])
-            except sqlite3.OperationalError:
-                return 0
-            finally:
-                db.close()
-
-        for at_least in (40, 200):
-            proc = s.start()
-            deadline = time.monotonic() + 120
-            while recorded() < at_least:
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < deadline, "the download did not progress"
-                time.sleep(0.02)
-            proc.send_signal(signal.SIGKILL)
-            proc.communicate()
-            assert recorded() < 400, "the download finished before it was killed"
-            got = local_subjects(local, "INBOX")
-            assert len(got) in (recorded(), recorded() + 1)
-            exactly_once(got, {f"pop {n}" for n in range(len(got))})
-        r = s.run()
-        assert r.returncode == 0, r.stderr
-        exactly_once(local_subjects(local, "INBOX"), {f"pop {n}" for n in range(400)})
-        # delete = true: the server's copies went with the run that finished (QUIT), none before
-        b = remote(imap_port, "bob@example.org")
-        assert b.select("INBOX")[1][0] == b"0"
-        b.logout()
-
-
-def test_pop3_copy_made_but_not_recorded_is_found_not_duplicated(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    with running_dovecot() as (imap_port, pop3_port), running_server(pop3="off") as srv:
-        local = srv.addr("imap")[1]
-        b = remote(imap_port, "bob@example.org")
-        fill(b, "INBOX", "pop", 3)
-        b.logout()
-        s = Setup(tmp_path, imap_port, local)
-        s.config.write_text(
-            account("bob", pop3_port, "bob@example.org", "ALICE_PW", protocol="pop3", mailbox=ALICE)
-        )
-        monkeypatch.setenv("ALICE_PW", "secret")
-        acc = load_accounts(str(s.config))["bob"]
-        state = State(s.state)
-        target = LocalTarget("127.0.0.1", local)
-        try:
-            assert sync_account(acc, target, state).fetched == 3
-            # the last message looks copied but unrecorded: its UIDL forgotten, marked pending
-            (last,) = state.db.execute("SELECT uidl FROM pop3 ORDER BY rowid DESC LIMIT 1").fetchone()
-            state.db.execute("DELETE FROM pop3 WHERE uidl = ?", (last,))
-            state.pop3_appending("bob", last, 1)
-            assert sync_account(acc, target, state).fetched == 1
-            assert state.pop3_pending("bob") is None
-            assert sync_account(acc, target, state).fetched == 0
-        finally:
-            state.close()
-        exactly_once(local_subjects(local, "INBOX"), {"pop 0", "pop 1", "pop 2"})
-
-
-def test_watch_reconnects_after_the_idle_connection_is_killed(tmp_path: Path) -> None:
-    with dovecot_and_postroom() as (imap_port, local):
-        a = remote(imap_port, ALICE)
-        fill(a, "INBOX", "inbox", 1)
-        a.logout()
-        s = Setup(tmp_path, imap_port, local)
-        proc = s.start("--watch", "--interval", "600")
-        try:
-            s.wait_recorded(1, proc)
-            end = time.monotonic() + 20
-            while not _dovecot_sessions(imap_port):  # the IDLE connection is up
-                assert time.monotonic() < end
-                time.sleep(0.1)
-            for pid in _dovecot_sessions(imap_port):
-                os.kill(pid, signal.SIGKILL)
-            a = remote(imap_port, ALICE)
-            fill(a, "INBOX", "inbox", 1, start=1)
-            a.logout()
-            # reopened after a 1 s backoff; the sync on reconnecting brings the new message
-            end = time.monotonic() + 20
-            while "inbox 1" not in local_subjects(local, "INBOX"):
-                assert proc.poll() is None, proc.communicate()
-                assert time.monotonic() < end, "no reconnect within 20 s"
-                time.sleep(0.1)
-        finally:
-            proc.send_signal(signal.SIGINT)
-            proc.communicate(timeout=30)
-        exactly_once(local_subjects(local, "INBOX"), {"inbox 0", "inbox 1"})
+        # reopened after a 1 s backoff; the sync on reconnecting brings the new message
+        end = time.monotonic() + 20
+        while "inbox 1" not in fx.subjects():
+            assert proc.poll() is None, proc.communicate()
+            assert time.monotonic() < end, "no reconnect within 20 s"
+            time.sleep(0.1)
+    exactly_once(fx.subjects(), {"inbox 0", "inbox 1"})
