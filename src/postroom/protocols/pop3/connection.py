@@ -1,327 +1,50 @@
-"""POP3 server protocol, sans-IO (RFC 1939, RFC 2449, RFC 2595 STLS, RFC 5034 SASL).
-
-No sockets, no asyncio, no store: bytes go in, events and bytes come out. The caller
-(``postroom.servers.pop3``) owns the socket and the mailbox and drives a
-:class:`POP3Connection` like this::
-
-    conn = POP3Connection(config)          # the greeting is queued at once
-    write(conn.data_to_send())
-    conn.receive_data(chunk)               # b"" means the peer closed its side
-    while (event := conn.next_event()) not in (NEED_DATA, PAUSED):
-        ...                                # Authenticate, Retrieve, StartTLS, Update, Close
-        conn.send(answer)                  # AuthAccepted, Reject, MessageContent, ...
-    write(conn.data_to_send())
-
-Everything the core can answer alone (CAPA, STAT, LIST, UIDL, DELE, RSET, NOOP, wrong
-state, bad syntax) never becomes an event: its reply is queued and the next command is
-parsed. A command that needs the outside world (a credential check, message bytes, the
-UPDATE state's deletions, a TLS handshake) becomes an event, and the connection is
-*paused* (:data:`PAUSED`) until the caller answers it with :meth:`POP3Connection.send`;
-pipelined commands (RFC 2449 §6.6) wait in the buffer and are answered in order.
-
-States are :class:`State`; which command is valid in which state is one table,
-:data:`COMMANDS`, checked in one place.
-
-Errors::
-
-    POP3Error                 base of this module's errors
-     +-- LocalProtocolError   the caller misused the API (answered nothing, or the wrong
-                              event): a bug in the server, never caused by a client
-     +-- CommandError         a client command cannot be honoured; internal, turned into
-                              ``-ERR [CODE] text`` in exactly one place (_guard)
-
-A client can never make this module raise: malformed input gets ``-ERR``.
-"""
+"""The POP3 session (see :mod:`postroom.protocols.pop3` for how to drive it): line
+splitting, the commands of each state, and the replies; plus the helpers the server
+shares with it (APOP digests, dot-stuffing, TOP)."""
 
 from __future__ import annotations
 
 import binascii
-import enum
 import hashlib
 import hmac
 import re
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 
-__all__ = [
-    "COMMANDS",
-    "IDLE_TIMEOUT",
-    "LOGIN_TIMEOUT",
-    "MAX_BAD_COMMANDS",
-    "MAX_COMMAND_LINE",
-    "MAX_SASL_LINE",
-    "NEED_DATA",
-    "PAUSED",
-    "AuthAccepted",
-    "Authenticate",
-    "Close",
-    "CommandError",
-    "Config",
-    "LocalProtocolError",
-    "MaildropItem",
-    "MessageContent",
-    "POP3Connection",
-    "POP3Error",
-    "Reject",
-    "Retrieve",
-    "StartTLS",
-    "State",
-    "TLSStarted",
-    "Update",
-    "UpdateDone",
-    "apop_digest",
-    "apop_matches",
-    "dot_stuff",
-    "top_of",
-]
-
-# -- limits ---------------------------------------------------------------------------
-
-# RFC 2449 §4: "the maximum length of a command is increased from 47 characters ... to
-# 255 octets, including the terminating CRLF".
-MAX_COMMAND_LINE = 255
-# RFC 5034 §4 keeps the AUTH *command* within RFC 2449's 255 octets; the client's answers
-# to challenges are SASL data lines, not commands. PLAIN needs little; 8 KiB is our cap.
-MAX_SASL_LINE = 8192
-# RFC 2449 §4: "Responses may be up to 512 characters long, including the terminating
-# CRLF" (applies to status lines, not to message content).
-MAX_RESPONSE_LINE = 512
-# RFC 2449 §4: each argument "may be up to 40 characters long". We enforce only the
-# line limit, since login names are addresses that can be longer; kept for reference.
-MAX_ARGUMENT = 40
-# Dovecot closes a session after 20 unknown/invalid commands (CLIENT_MAX_BAD_COMMANDS).
-MAX_BAD_COMMANDS = 20
-# Failed logins before we hang up; RFC 1939 §4 lets the server close after a failed
-# authentication. Three tries is what most servers allow a mistyping human.
-MAX_AUTH_FAILURES = 3
-# RFC 1939 §3: an inactivity autologout timer "MUST be of at least 10 minutes". Seconds,
-# counted from the last response (--pop3-timeout); Dovecot's CLIENT_IDLE_TIMEOUT is the same.
-IDLE_TIMEOUT = 600
-# Seconds a client gets to log in (--pop3-login-timeout): before login there is no session
-# to autologout, so the 10 minutes of RFC 1939 §3 need not apply, and a stranger holding a
-# connection open should not get them. Dovecot's pre-login limit (CLIENT_LOGIN_TIMEOUT_MSECS)
-# is 3 minutes; so is ours.
-LOGIN_TIMEOUT = 180
-
-CRLF = b"\r\n"
-
-
-# -- errors ---------------------------------------------------------------------------
-
-
-class POP3Error(Exception):
-    """Base of this module's errors."""
-
-
-class LocalProtocolError(POP3Error):
-    """The caller used the API wrongly (a server bug, never a client's doing)."""
-
-
-class CommandError(POP3Error):
-    """A command that cannot be honoured; becomes ``-ERR [code] text``."""
-
-    def __init__(self, text: str, code: str | None = None) -> None:
-        super().__init__(text)
-        self.text = text
-        self.code = code
-
-
-# -- states and the command table -------------------------------------------------------
-
-
-class State(enum.Enum):
-    """RFC 1939 §3 session states, plus CLOSED once the session is over."""
-
-    AUTHORIZATION = "AUTHORIZATION"
-    TRANSACTION = "TRANSACTION"
-    UPDATE = "UPDATE"
-    CLOSED = "CLOSED"
-
-
-_A = frozenset({State.AUTHORIZATION})
-_T = frozenset({State.TRANSACTION})
-_AT = _A | _T
-
-# Which command is valid in which state (RFC 1939 §4-7, RFC 2449 §5, RFC 2595 §4,
-# RFC 5034 §4). Anything else is unknown; a known command outside its states is refused.
-COMMANDS: dict[str, frozenset[State]] = {
-    "CAPA": _AT,
-    "QUIT": _AT,
-    "USER": _A,
-    "PASS": _A,
-    "APOP": _A,
-    "AUTH": _A,
-    "STLS": _A,
-    "STAT": _T,
-    "LIST": _T,
-    "UIDL": _T,
-    "RETR": _T,
-    "TOP": _T,
-    "DELE": _T,
-    "RSET": _T,
-    "NOOP": _T,
-}
-
-
-# -- configuration and maildrop -----------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Config:
-    """How one session behaves; the server builds it per connection.
-
-    Attributes:
-        hostname: shown in the greeting and the sign-off.
-        apop_timestamp: the RFC 1939 §7 greeting timestamp (``<...@host>``); APOP is
-            offered only when given (the server needs plaintext secrets to check it).
-        tls_active: the connection is already encrypted (implicit TLS).
-        stls_available: STLS can be offered (a certificate is configured).
-        require_tls_login: refuse USER/PASS/AUTH/APOP until TLS is active.
-        implementation: RFC 2449 §6.9 IMPLEMENTATION capability text.
-    """
-
-    hostname: str = "postroom"
-    apop_timestamp: str | None = None
-    tls_active: bool = False
-    stls_available: bool = False
-    require_tls_login: bool = False
-    implementation: str = "postroom"
-
-    def __post_init__(self) -> None:
-        ts = self.apop_timestamp
-        if ts is not None and not re.fullmatch(r"<[\x21-\x7e]+>", ts):
-            raise ValueError("apop_timestamp must look like <token@host> (RFC 1939 §7)")
-
-
-_UIDL_RE = re.compile(r"[\x21-\x7e]{1,70}")
-
-
-@dataclass(frozen=True, slots=True)
-class MaildropItem:
-    """One message of the maildrop as the session sees it.
-
-    Attributes:
-        number: the message-number, 1-based, fixed for the session (RFC 1939 §5).
-        uidl: unique-id, 1-70 characters 0x21-0x7E, stable across sessions (RFC 1939 §7).
-        size: exact size in octets (RFC 1939 §5, LIST).
-        ref: opaque handle the server uses to find the message again.
-    """
-
-    number: int
-    uidl: str
-    size: int
-    ref: object = field(compare=False, default=None)
-
-    def __post_init__(self) -> None:
-        if self.number < 1 or self.size < 0:
-            raise ValueError("message numbers start at 1 and sizes are not negative")
-        if not _UIDL_RE.fullmatch(self.uidl):
-            raise ValueError("a unique-id is 1-70 characters in 0x21-0x7E (RFC 1939 §7)")
-
-
-# -- events (core -> server) ------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class Authenticate:
-    """Check a login. Answer :class:`AuthAccepted` or :class:`Reject`.
-
-    ``mechanism`` is "USER" (USER/PASS), "PLAIN" (AUTH PLAIN) or "APOP"; for APOP
-    ``secret`` is the client's hex digest, to compare with :func:`apop_digest`.
-    """
-
-    username: str
-    secret: str = field(repr=False)
-    mechanism: str
-    authzid: str = ""
-    apop_timestamp: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class Retrieve:
-    """RETR (``lines`` None) or TOP. Answer :class:`MessageContent` or :class:`Reject`."""
-
-    item: MaildropItem
-    lines: int | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class StartTLS:
-    """The ``+OK`` is queued: write it, run the TLS handshake, then send :class:`TLSStarted`."""
-
-
-@dataclass(frozen=True, slots=True)
-class Update:
-    """QUIT from TRANSACTION (RFC 1939 §6): apply deletions, answer :class:`UpdateDone`.
-
-    ``retrieved`` lists messages that RETR sent, for servers that mark them seen.
-    """
-
-    deleted: tuple[MaildropItem, ...]
-    retrieved: tuple[MaildropItem, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class Close:
-    """The session is over: write what is queued, then close the connection."""
-
-    reason: str = ""
-
-
-class _Sentinel:
-    def __init__(self, name: str) -> None:
-        self._name = name
-
-    def __repr__(self) -> str:
-        return self._name
-
-
-NEED_DATA = _Sentinel("NEED_DATA")  # feed more bytes with receive_data()
-PAUSED = _Sentinel("PAUSED")  # an event awaits its answer via send()
-_TOO_LONG = _Sentinel("TOO_LONG")  # internal: a line over the limit was dropped
-
-Event = Authenticate | Retrieve | StartTLS | Update | Close
-
-
-# -- answers (server -> core) -------------------------------------------------------------
-
-
-@dataclass(frozen=True, slots=True)
-class AuthAccepted:
-    """The login is good; the maildrop is locked and listed (numbers 1..n in order)."""
-
-    mailbox: str
-    maildrop: Sequence[MaildropItem]
-
-
-@dataclass(frozen=True, slots=True)
-class Reject:
-    """Refuse the pending event with ``-ERR [code] text`` (for Update: then close)."""
-
-    text: str
-    code: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class MessageContent:
-    """The raw bytes of the message a :class:`Retrieve` asked for."""
-
-    raw: bytes = field(repr=False)
-
-
-@dataclass(frozen=True, slots=True)
-class TLSStarted:
-    """The TLS handshake after STLS succeeded."""
-
-
-@dataclass(frozen=True, slots=True)
-class UpdateDone:
-    """Deletions applied; ``remaining`` messages are left in the maildrop."""
-
-    remaining: int
-
-
-Answer = AuthAccepted | Reject | MessageContent | TLSStarted | UpdateDone
+from .events import (
+    NEED_DATA,
+    PAUSED,
+    Answer,
+    AuthAccepted,
+    Authenticate,
+    Close,
+    Event,
+    MessageContent,
+    Reject,
+    Retrieve,
+    StartTLS,
+    TLSStarted,
+    Update,
+    UpdateDone,
+    _Sentinel,
+)
+from .states import (
+    COMMANDS,
+    CRLF,
+    MAX_AUTH_FAILURES,
+    MAX_BAD_COMMANDS,
+    MAX_COMMAND_LINE,
+    MAX_RESPONSE_LINE,
+    MAX_SASL_LINE,
+    CommandError,
+    Config,
+    LocalProtocolError,
+    MaildropItem,
+    State,
+)
+
+__all__ = ["POP3Connection", "apop_digest", "apop_matches", "dot_stuff", "top_of"]
+
+_TOO_LONG = _Sentinel("TOO_LONG")  # a line over the limit was dropped
 
 
 # -- helpers --------------------------------------------------------------------------
