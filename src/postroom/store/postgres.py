@@ -51,6 +51,7 @@ from .postgres_outbound import PostgresOutbound
 from .postgres_read import Reader
 from .postgres_search import compile_query, words
 from .rawcodec import unpack
+from .sqlite_search import header_rows
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -217,7 +218,8 @@ class PostgresStore(Composed):
             return self._count_inline()
         results = []
         for r in rows:
-            data = extract(unpack(bytes(r[8])))
+            raw = unpack(bytes(r[8]))
+            data = extract(raw)
             text = " ".join(words(" ".join((data.subject, data.addresses, data.body, data.attachment_names))))
             thread, merged = "", tuple[str, ...]()
             if index is not None:
@@ -233,12 +235,13 @@ class PostgresStore(Composed):
                     text[:MAX_TSV_CHARS],
                     thread,
                     merged,
+                    header_rows(raw, packed=False),
                 )
             )
 
         def fn(conn: Conn, events: list[Event]) -> None:
             done = []
-            for mid, pid, snippet, attachments, inline, text, thread, merged in results:
+            for mid, pid, snippet, attachments, inline, text, thread, merged, fields in results:
                 got = conn.execute(
                     "UPDATE message SET snippet = %s, attachments = %s, inline_parts = %s, "
                     "tsv = to_tsvector('simple', %s), thread_id = %s, indexed = 1 "
@@ -251,6 +254,12 @@ class PostgresStore(Composed):
                     )
                 if got is None:
                     continue  # deleted meanwhile
+                with conn.cursor() as cur:  # header: reads these once indexed = 1 (0016)
+                    cur.executemany(
+                        "INSERT INTO header_field (message, seq, name, value) VALUES (%s, %s, %s, %s) "
+                        "ON CONFLICT DO NOTHING",
+                        [(mid, seq, name, value) for name, seq, value in fields],
+                    )
                 done.append(pid)
                 for sql, params, names in self._tag_rules:
                     if conn.execute(

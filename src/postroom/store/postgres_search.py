@@ -10,10 +10,14 @@ The same language and the same answers as the SQLite backend (``sqlite_search.py
   ``tsquery`` is built from those words only (no user text reaches ``to_tsquery``'s own
   syntax). A term with no letters or digits searches the subject.
 * from/to/cc/bcc/reply-to/addressed/subject: case-insensitive substring (``ILIKE``), with
-  trigram indexes (``pg_trgm``) on subject, sender and the header lines.
-* header:Name=value: ``message.headers`` holds one ``name: decoded value`` line per header
-  field (lower case, unfolded, RFC 2047 decoded), written at ingest; a term is a regular
-  expression anchored at a line start with the user's text escaped.
+  trigram indexes (``pg_trgm``) on subject and sender.
+* header:Name=value: the ``header_field`` table (migration 0016: one row per header field,
+  name and decoded value in lower case, the rows SQLite's index holds:
+  ``sqlite_search.header_rows``), written by the indexer in the transaction that marks the
+  message indexed; a substring ``LIKE`` on the values of that name, helped by a trigram
+  index on the values. A message not indexed yet is checked against ``message.headers``,
+  one ``name: decoded value`` line per header field written at ingest, with a regular
+  expression anchored at a line start (the user's text escaped).
 
 Errors: :class:`~postroom.store.base.InvalidQuery` (from :class:`postroom.search.SearchError`).
 """
@@ -124,9 +128,17 @@ def _node(node: Node, params: list[Any]) -> str:
         params.append(q)
         return "m.tsv @@ to_tsquery('simple', %s)"
     if isinstance(node, Header):
-        pattern = "(^|\n)" + _regex_literal(node.name.lower()) + ":"
-        if node.value is not None:
+        name = node.name.lower()
+        pattern = "(^|\n)" + _regex_literal(name) + ":"
+        if node.value is None:
+            params.append(name)
+            indexed = "SELECT h.message FROM header_field h WHERE h.name = %s"
+        else:
             pattern += "[^\n]*" + _regex_literal(node.value.lower())
+            params.extend((name, like_pattern(node.value.lower())))
+            indexed = "SELECT h.message FROM header_field h WHERE h.name = %s AND h.value LIKE %s"
         params.append(pattern)
-        return "m.headers ~ %s"
+        return (
+            f"m.id IN ({indexed} UNION ALL SELECT p.id FROM message p WHERE p.indexed = 0 AND p.headers ~ %s)"
+        )
     return compile_term(node, params, POSTGRES)

@@ -1,0 +1,124 @@
+"""header:Name=value on both backends: the same answers from each one's header index (SQLite's
+header_field, 0011; PostgreSQL's header_field, 0016), the same rows in it, and on PostgreSQL
+the rows of mail stored before the index existed."""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Any
+
+import pytest
+
+from postroom.store.sqlite_search import header_rows
+
+from .conftest import Backend, message
+
+QUERIES: list[tuple[str, set[str]]] = [
+    ("header:List-Id=list3", {"a", "d"}),
+    ("header:LIST-ID=<List3.Example", {"a", "d"}),  # names and values ignore case
+    ("header:List-Id", {"a", "b", "d"}),
+    ("header:X-Tag=t2", {"b"}),  # X-Tag twice, both match: listed once
+    ("header:x-tag", {"b", "c"}),
+    ("header:X-Campaign=frühling", {"c"}),  # RFC 2047 decoded
+    ("header:X-Note=100%_", {"d"}),  # LIKE's wildcards are plain characters
+    ("header:X-Note=1000", set()),
+    ('header:X-Note="two lines"', {"c"}),  # unfolded
+    ("header:List-Id=nonesuch", set()),
+    ("header:X-Absent", set()),
+    ("-header:List-Id=list3", {"b", "c"}),
+    ("header:List-Id=list3 OR header:x-tag", {"a", "b", "c", "d"}),
+    ("header:List-Id=list3 subject:second", set()),
+    ("header:List-Id=list3 subject:fourth", {"d"}),
+]
+
+
+def _deliver_four(backend: Backend) -> dict[str, str]:
+    ids = {
+        "a": backend.deliver(message("first", extra="List-Id: <list3.example.com>\r\n")),
+        "b": backend.deliver(
+            message("second", extra="List-Id: <list4.example.com>\r\nX-Tag: t2\r\nX-Tag: T2-again\r\n")
+        ),
+        "c": backend.deliver(
+            message(
+                "third",
+                extra="X-Campaign: =?utf-8?q?Fr=C3=BChling-1?=\r\nX-Tag: t1\r\nX-Note: two\r\n lines\r\n",
+            ),
+            "bob@example.org",
+        ),
+        "d": backend.deliver(
+            message("fourth", extra="List-Id: <LIST3.example.com>\r\nX-Note: 100%_ off\r\n")
+        ),
+    }
+    assert backend.store.wait_indexed(30)
+    return ids
+
+
+@pytest.mark.parametrize(("query", "expect"), QUERIES)
+def test_header_search_gives_the_same_answers(backend: Backend, query: str, expect: set[str]) -> None:
+    ids = _deliver_four(backend)
+    names = {v: k for k, v in ids.items()}
+    page = backend.store.list_messages(query=query)
+    assert {names[m.id] for m in page.messages} == expect
+    assert page.messages_count == page.messages_unread == len(expect)
+
+
+def test_header_search_counts_read_mail_and_mailboxes(backend: Backend) -> None:
+    ids = _deliver_four(backend)
+    backend.store.set_read([ids["a"]], True)
+    page = backend.store.list_messages(query="header:List-Id=list3")
+    assert (page.messages_count, page.messages_unread) == (2, 1)
+    assert [m.id for m in page.messages] == [ids["d"], ids["a"]]  # newest first
+    page = backend.store.list_messages(query="header:x-tag", mailbox="bob@example.org")
+    assert [m.id for m in page.messages] == [ids["c"]]
+    backend.store.delete_messages([ids["d"]])
+    page = backend.store.list_messages(query="header:List-Id=list3")
+    assert (page.messages_count, page.messages_unread, [m.id for m in page.messages]) == (1, 0, [ids["a"]])
+
+
+def _rows(backend: Backend) -> list[tuple[Any, ...]]:
+    """Every header_field row as (message pid, seq, name, value)."""
+    store: Any = backend.store
+    sql = (
+        "SELECT m.pid, h.seq, h.name, h.value FROM header_field h JOIN message m ON m.id = h.message "
+        "ORDER BY m.pid, h.seq"
+    )
+    if backend.name == "sqlite":
+        conn = sqlite3.connect(store.path)
+        try:
+            return [tuple(r) for r in conn.execute(sql)]
+        finally:
+            conn.close()
+    with store.db.read() as conn:
+        return [tuple(r) for r in conn.execute(sql)]
+
+
+def test_the_index_holds_the_same_rows(backend: Backend) -> None:
+    ids = _deliver_four(backend)
+    want = sorted(
+        (pid, seq, name, value)
+        for pid in ids.values()
+        for name, seq, value in header_rows(backend.store.get_raw(pid) or b"", packed=False)
+    )
+    assert len(want) > 20
+    assert sorted(_rows(backend)) == want
+
+
+def test_postgres_rows_of_mail_stored_before_the_index(backend: Backend) -> None:
+    """A PostgreSQL database from before 0016 (no header_field, the header lines' trigram
+    index): the migration writes the rows from the stored header lines."""
+    if backend.name != "postgresql":
+        pytest.skip("PostgreSQL's migration 0016")
+    _deliver_four(backend)
+    before = _rows(backend)
+    store: Any = backend.store
+    store.db.write(
+        lambda c, events: (
+            c.execute("DROP TABLE header_field"),
+            c.execute("CREATE INDEX message_headers_trgm ON message USING gin (headers gin_trgm_ops)"),
+            c.execute("DELETE FROM schema_version WHERE version >= 16"),
+        )
+    )
+    backend.reopen()
+    assert _rows(backend) == before
+    for query, expect in QUERIES:
+        assert len(backend.store.list_messages(query=query).messages) == len(expect), query
