@@ -21,9 +21,7 @@ Rounds are interleaved (every check on every message, then again), median of the
 
 from __future__ import annotations
 
-import argparse
 import asyncio
-import json
 import shutil
 import socket
 import statistics
@@ -34,6 +32,8 @@ import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import rows_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "src"))
@@ -195,22 +195,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def suite(quick: bool) -> dict[str, Any]:
-    rows = measure(2 if quick else 5)
-    return {
-        "title": "Checks: cost per message (median of interleaved rounds, on demand, never at ingest)",
-        "rows": rows,
-        "markdown": markdown(rows),
-    }
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
-    rows = measure(a.rounds)
-    print(json.dumps(rows, indent=1) if a.json else markdown(rows))
+    return rows_suite.suite(
+        "Checks: cost per message (median of interleaved rounds, on demand, never at ingest)",
+        measure(2 if quick else 5),
+        markdown,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    rows_suite.main(measure, markdown, "--rounds", 5)

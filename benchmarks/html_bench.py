@@ -26,13 +26,13 @@ hostile input (it never finishes).
 
 from __future__ import annotations
 
-import argparse
-import json
 import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+
+import rows_suite
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "src"))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -192,22 +192,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def suite(quick: bool) -> dict[str, Any]:
-    rows = measure(2 if quick else 5)
-    return {
-        "title": "HTML to text: C-backed HTML5 parsers (best of interleaved rounds)",
-        "rows": rows,
-        "markdown": markdown(rows),
-    }
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--rounds", type=int, default=5)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
-    rows = measure(a.rounds)
-    print(json.dumps(rows, indent=1) if a.json else markdown(rows))
+    return rows_suite.suite(
+        "HTML to text: C-backed HTML5 parsers (best of interleaved rounds)",
+        measure(2 if quick else 5),
+        markdown,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    rows_suite.main(measure, markdown, "--rounds", 5)

@@ -19,7 +19,6 @@ Rounds alternate the calls; each figure is the median (and p95) in milliseconds.
 
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import os
@@ -35,6 +34,8 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
+
+import rows_suite
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -129,22 +130,12 @@ def markdown(rows: list[dict[str, Any]]) -> str:
 
 
 def suite(quick: bool) -> dict[str, Any]:
-    rows = measure(60 if quick else 300)
-    return {
-        "title": "Mailpit API: send answered once indexed, listings right after, /metrics (ms, loopback)",
-        "rows": rows,
-        "markdown": markdown(rows),
-    }
-
-
-def main() -> None:
-    ap = argparse.ArgumentParser()
-    ap.add_argument("--sends", type=int, default=300)
-    ap.add_argument("--json", action="store_true")
-    a = ap.parse_args()
-    rows = measure(a.sends)
-    print(json.dumps(rows, indent=1) if a.json else markdown(rows))
+    return rows_suite.suite(
+        "Mailpit API: send answered once indexed, listings right after, /metrics (ms, loopback)",
+        measure(60 if quick else 300),
+        markdown,
+    )
 
 
 if __name__ == "__main__":
-    main()
+    rows_suite.main(measure, markdown, "--sends", 300)
