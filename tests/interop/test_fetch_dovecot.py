@@ -352,3 +352,63 @@ def test_special_use_folders_are_found_by_attribute(tmp_path: Path) -> None:
         assert "alice: 2 new messages in Sent Items, Spam" in r.stdout
         assert list(local_folder(local, "alice@example.org", "Sent Items")) == ["really sent"]
         assert list(local_folder(local, "alice@example.org", "Spam")) == ["junk"]
+
+
+def test_expunges_mirrored_when_asked(tmp_path: Path) -> None:
+    """``expunge = true``: messages expunged on the server are expunged from the local copy
+    at the next run, by QRESYNC's VANISHED against Dovecot (RFC 7162) and by UID SEARCH
+    against a server without QRESYNC (a second postroom); without it the copies stay."""
+    with (
+        running_dovecot() as (imap_port, _),
+        running_server(pop3="off") as s,
+        running_server(pop3="off") as far,
+    ):
+        local = s.addr("imap")[1]
+        far_port = far.addr("imap")[1]
+        a = remote(imap_port, "alice@example.org")
+        assert b"QRESYNC" in a.capability()[1][-1]
+        c = imaplib.IMAP4("127.0.0.1", far_port, timeout=30)
+        c.login("carol@example.org", "x")
+        assert b"QRESYNC" not in c.capability()[1][-1]
+        for subject in ("one", "two", "three", "four"):
+            put(a, "INBOX", subject)
+            put(c, "INBOX", f"carol {subject}")
+        config = tmp_path / "postroom.toml"
+        config.write_text(
+            account("alice", imap_port, "alice@example.org", "ALICE_PW", expunge=True)
+            + account("kept", imap_port, "alice@example.org", "ALICE_PW", mailbox="kept@example.org")
+            + account("carol", far_port, "carol@example.org", "ALICE_PW", expunge=True)
+        )
+        args = ["fetch", "--all", "--config", str(config), "--into", f"127.0.0.1:{local}",
+                "--state", str(tmp_path / "state.sqlite")]  # fmt: skip
+        env = {"ALICE_PW": "secret"}
+        r = run(*args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert r.stdout.count(": 4 new messages in INBOX\n") == 3, r.stdout
+        # two go on each server, and one more message arrives
+        for conn, prefix in ((a, ""), (c, "carol ")):
+            conn.select("INBOX")
+            conn.store("2:3", "+FLAGS.SILENT", "(\\Deleted)")
+            assert conn.expunge()[0] == "OK"
+            put(conn, "INBOX", f"{prefix}five")
+        r = run(*args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "alice: 1 new messages in INBOX, 2 expunged\n" in r.stdout, r.stdout
+        assert "carol: 1 new messages in INBOX, 2 expunged\n" in r.stdout, r.stdout
+        assert "kept: 1 new messages in INBOX\n" in r.stdout, r.stdout
+        assert set(local_folder(local, "alice@example.org", "INBOX")) == {"one", "four", "five"}
+        assert set(local_folder(local, "carol@example.org", "INBOX")) == {
+            "carol one",
+            "carol four",
+            "carol five",
+        }
+        assert len(local_folder(local, "kept@example.org", "INBOX")) == 5  # expunge = false: kept
+        # in step: nothing more goes; a flag change after the expunges is still mirrored
+        a.store("1", "+FLAGS", "(\\Flagged)")
+        r = run(*args, env=env)
+        assert r.returncode == 0, r.stderr
+        assert "expunged" not in r.stdout, r.stdout
+        assert "alice: 0 new messages in INBOX, 1 flag changes\n" in r.stdout, r.stdout
+        assert local_folder(local, "alice@example.org", "INBOX")["one"] == "\\Flagged"
+        a.logout()
+        c.logout()

@@ -12,6 +12,7 @@ to fetch and into which local postroom mailbox::
     protocol = "imap"                # or "pop3" (then folders is INBOX only)
     delete = false                   # POP3 only: delete after the local copy is committed
     flags = "pull"                   # or "both": local flag changes are stored on the server too
+    expunge = false                  # IMAP: a message expunged on the server goes locally too
 
 The state (per account and folder: UIDVALIDITY, the highest UID fetched, the remote
 HIGHESTMODSEQ last mirrored, and for each fetched message its remote UID, local UID and
@@ -54,6 +55,7 @@ class Account:
     verify: bool
     provider: providers.Provider | None
     push_flags: bool = False  # flags = "both": local flag changes are stored on the server too
+    expunge: bool = False  # messages expunged on the server are expunged from the local copy (IMAP)
 
 
 def _secret(raw: dict[str, Any], key: str, name: str) -> str:
@@ -118,6 +120,7 @@ def _account(name: str, raw: dict[str, Any]) -> Account:
         mailbox=str(raw.get("mailbox") or user).lower(), delete=bool(raw.get("delete", False)),
         cafile=str(raw.get("cafile", "")), verify=not raw.get("insecure", False), provider=provider,
         push_flags=flags == "both" and protocol == "imap",
+        expunge=bool(raw.get("expunge", False)) and protocol == "imap",
     )  # fmt: skip
 
 
@@ -241,6 +244,15 @@ class State:
         self.db.execute(
             "UPDATE message SET flags=? WHERE account=? AND folder=? AND uid=?", (flags, account, folder, uid)
         )
+
+    def forget(self, account: str, folder: str, uids: list[int]) -> None:
+        """Drop the records of remote ``uids`` (expunged on the server, and locally)."""
+        with self.db:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                "DELETE FROM message WHERE account=? AND folder=? AND uid=?",
+                [(account, folder, u) for u in uids],
+            )
 
     def pop3_seen(self, account: str) -> set[str]:
         return {str(r[0]) for r in self.db.execute("SELECT uidl FROM pop3 WHERE account=?", (account,))}

@@ -401,6 +401,7 @@ def fetch(args: argparse.Namespace) -> int:
             return
         extra = f", {r.flags_mirrored} flag changes" if r.flags_mirrored else ""
         extra += f", {r.flags_pushed} flag changes sent to the server" if r.flags_pushed else ""
+        extra += f", {r.expunged} expunged" if r.expunged else ""
         print(
             f"{r.account}: {r.fetched} new messages in {', '.join(r.folders) or 'no folder'}{extra}",
             flush=True,

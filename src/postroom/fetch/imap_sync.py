@@ -64,6 +64,7 @@ class Report:
     flags_mirrored: int = 0
     flags_read: int = 0  # flag states read from the server to find changes
     flags_pushed: int = 0  # local flag changes stored on the server (flags = "both")
+    expunged: int = 0  # local copies expunged because the server expunged theirs (expunge = true)
     folders: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -267,6 +268,7 @@ class _Folder:
     name: str
     local_name: str
     local_next: int  # every later local APPEND gets at least this UID
+    qresync: bool = False  # QRESYNC is enabled on the remote connection (RFC 7162)
     # after a UIDVALIDITY change: SHA-256 of the bytes of the copies made before it -> their
     # local UIDs, so a message still on the server is matched to its copy, not copied again
     earlier: dict[bytes, list[int]] = field(default_factory=dict)
@@ -301,7 +303,13 @@ def _copy(f: _Folder, uid: int, flags: str, date: str, body: bytes, pending: tup
 
 
 def _sync_folder(
-    acc: Account, remote: imaplib.IMAP4, local: imaplib.IMAP4, state: State, folder: str, report: Report
+    acc: Account,
+    remote: imaplib.IMAP4,
+    local: imaplib.IMAP4,
+    state: State,
+    folder: str,
+    report: Report,
+    qresync: bool = False,
 ) -> None:
     # read-only (EXAMINE) unless local flag changes go back to the server
     _check(*remote.select(_quote(folder), readonly=not acc.push_flags), f"SELECT {folder}")
@@ -312,7 +320,7 @@ def _sync_folder(
         local.create(_quote(local_folder))  # NO [ALREADYEXISTS] is fine
     _check(*local.select(_quote(local_folder)), f"local SELECT {local_folder}")
     local_uv = _status_uidvalidity(local)
-    f = _Folder(acc, remote, local, state, folder, local_folder, _untagged_int(local, "UIDNEXT"))
+    f = _Folder(acc, remote, local, state, folder, local_folder, _untagged_int(local, "UIDNEXT"), qresync)
     known = state.folder(acc.name, folder)
     if known is None or known[0] != uidvalidity or known[3] != local_uv:
         if known is not None:
@@ -337,8 +345,59 @@ def _sync_folder(
         ):
             _copy(f, uid, flags, date, body, pending)
             report.fetched += 1
+    if acc.expunge:
+        _mirror_expunges(f, highest_modseq, report)
     _mirror_flags(f, highest_modseq, report)
     report.folders.append(folder)
+
+
+def _uid_set(text: bytes) -> set[int]:
+    """The UIDs of a sequence set such as ``1:3,7`` (ranges taken either way round)."""
+    out: set[int] = set()
+    for part in text.split(b","):
+        lo, _, hi = part.strip().partition(b":")
+        if lo.isdigit() and (not hi or hi.isdigit()):
+            a, b = int(lo), int(hi or lo)
+            out.update(range(min(a, b), max(a, b) + 1))
+    return out
+
+
+def _mirror_expunges(f: _Folder, highest_modseq: int, report: Report) -> None:
+    """Expunge the local copies of messages fetched earlier that the server no longer has
+    (``expunge = true``). With QRESYNC (RFC 7162 3.2.6) the server names them itself
+    (``UID FETCH ... (CHANGEDSINCE m VANISHED)`` since the HIGHESTMODSEQ mirrored last, and
+    nothing is asked when it has not moved); without it, the UIDs still there are listed
+    (``UID SEARCH``) and the rest of those fetched are gone."""
+    acc, state, folder = f.acc, f.state, f.name
+    known = state.messages(acc.name, folder)
+    if not known:
+        return
+    since = state.highest_modseq(acc.name, folder) if highest_modseq else 0
+    top = max(known)
+    if since and f.qresync:
+        if since >= highest_modseq:
+            return  # an expunge raises HIGHESTMODSEQ: nothing went
+        f.remote.response("VANISHED")  # (drop any earlier ones)
+        typ, data = f.remote.uid("FETCH", f"1:{top}", f"(UID) (CHANGEDSINCE {since} VANISHED)")
+        _check(typ, data, "UID FETCH VANISHED")
+        gone: set[int] = set()
+        for line in f.remote.response("VANISHED")[1]:
+            if isinstance(line, bytes):
+                gone |= _uid_set(line.removeprefix(b"(EARLIER)").strip())
+    else:
+        typ, data = f.remote.uid("SEARCH", f"UID 1:{top}")
+        present = {int(u) for u in (_check(typ, data, "UID SEARCH")[0] or b"").split()}
+        gone = set(known) - present
+    gone &= set(known)
+    if not gone:
+        return
+    local = sorted(known[u][0] for u in gone if known[u][0])
+    for i in range(0, len(local), 500):
+        uid_set = ",".join(str(u) for u in local[i : i + 500])
+        _check(*f.local.uid("STORE", uid_set, "+FLAGS.SILENT", "(\\Deleted)"), "local UID STORE")
+        _check(*f.local.uid("EXPUNGE", uid_set), "local UID EXPUNGE")
+    state.forget(acc.name, folder, sorted(gone))
+    report.expunged += len(local)
 
 
 def _flags_by_uid(typ: str, data: Sequence[Any], what: str) -> dict[int, str]:
@@ -400,10 +459,14 @@ def _sync_imap(acc: Account, target: LocalTarget, state: State, report: Report) 
     remote = _remote_imap(acc)
     local = _local_imap(target, acc.mailbox)
     try:
-        if "CONDSTORE" in remote.capabilities and "ENABLE" in remote.capabilities:
+        caps = remote.capabilities
+        qresync = acc.expunge and "QRESYNC" in caps and "ENABLE" in caps
+        if qresync:  # (implies CONDSTORE, RFC 7162 3.2.3): the server names what it expunged
+            _check(*remote.enable("QRESYNC"), "ENABLE QRESYNC")
+        elif "CONDSTORE" in caps and "ENABLE" in caps:
             remote.enable("CONDSTORE")  # EXAMINE then reports HIGHESTMODSEQ
         for folder in resolve_folders(remote, acc.folders):
-            _sync_folder(acc, remote, local, state, folder, report)
+            _sync_folder(acc, remote, local, state, folder, report, qresync)
     except (imaplib.IMAP4.error, OSError) as e:
         lost = isinstance(e, (imaplib.IMAP4.abort, OSError))
         raise FetchError(
