@@ -25,8 +25,11 @@ __all__ = [
     "NewDelivery",
     "OutboundQueue",
     "Outcome",
+    "SQLConnection",
     "Suppression",
     "delivery_from_row",
+    "read_deliveries",
+    "record_attempt",
 ]
 
 Outcome = Literal["sent", "retry", "failed", "suppressed"]
@@ -125,6 +128,67 @@ def delivery_from_row(r: Any, raw: bytes = b"", history: tuple[Attempt, ...] = (
         state=str(r[5]), attempts=int(r[6]), created=float(r[7]), next_at=float(r[8]),
         give_up_at=float(r[9]), last_reply=str(r[10]), raw=raw, history=history,
     )  # fmt: skip
+
+
+class SQLConnection(Protocol):
+    """A database connection of either backend, as the shared queries below use it."""
+
+    def execute(self, query: Any, params: Any = ..., /) -> Any: ...
+
+
+def _sql(query: str, mark: str) -> str:
+    # the queries are written with "?" (SQLite's placeholder); PostgreSQL's is "%s"
+    return query.replace("?", mark) if mark != "?" else query
+
+
+def record_attempt(
+    conn: SQLConnection, mark: str, row: int, node: str, outcome: Outcome, destination: str,
+    reply: str, next_at: float | None, now: float,
+) -> None:  # fmt: skip
+    """In a write transaction: the claimed ``row`` (``node``'s) leaves 'sending' for what
+    ``outcome`` says, and the attempt is added to its history (``mark``: the placeholder)."""
+    state = "queued" if outcome == "retry" else outcome
+    conn.execute(
+        _sql(
+            "UPDATE outbound SET state = ?, attempts = attempts + 1, next_at = ?, last_reply = ?,"
+            " claimed_by = '', lease_until = 0 WHERE id = ? AND claimed_by = ?",
+            mark,
+        ),
+        (state, next_at if next_at is not None else now, reply, row, node),
+    )
+    conn.execute(
+        _sql(
+            "INSERT INTO outbound_attempt (outbound_id, at, destination, reply, outcome, next_at)"
+            " VALUES (?, ?, ?, ?, ?, ?)",
+            mark,
+        ),
+        (row, now, destination, reply, outcome, next_at),
+    )
+
+
+def read_deliveries(conn: SQLConnection, mark: str, message_id: str | None, limit: int) -> list[Delivery]:
+    """The delivery log (:meth:`OutboundQueue.deliveries`) read on ``conn``: the newest rows
+    (of ``message_id``, or all), each with its attempts (``mark``: the placeholder)."""
+    if message_id is None:
+        rows = conn.execute(_sql(f"SELECT {COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", mark), (limit,))
+    else:
+        rows = conn.execute(
+            _sql(f"SELECT {COLUMNS} FROM outbound WHERE message_id = ? ORDER BY id DESC LIMIT ?", mark),
+            (message_id, limit),
+        )
+    out: list[Delivery] = []
+    for r in rows.fetchall():
+        hist = conn.execute(
+            _sql(
+                "SELECT at, destination, reply, outcome, next_at FROM outbound_attempt"
+                " WHERE outbound_id = ? ORDER BY id",
+                mark,
+            ),
+            (r[0],),
+        ).fetchall()
+        history = tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist)
+        out.append(delivery_from_row(r, history=history))
+    return out
 
 
 @runtime_checkable

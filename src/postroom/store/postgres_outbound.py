@@ -9,7 +9,16 @@ from __future__ import annotations
 import time
 from typing import Any
 
-from .outbound import COLUMNS, Attempt, Delivery, NewDelivery, Outcome, Suppression, delivery_from_row
+from .outbound import (
+    COLUMNS,
+    Delivery,
+    NewDelivery,
+    Outcome,
+    Suppression,
+    delivery_from_row,
+    read_deliveries,
+    record_attempt,
+)
 from .postgres_db import Conn, Db
 from .rawcodec import compress, unpack
 
@@ -68,45 +77,15 @@ class PostgresOutbound:
         self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
     ) -> None:
         now = time.time()
-        state = "queued" if outcome == "retry" else outcome
 
         def fn(conn: Conn, events: list[Any]) -> None:
-            conn.execute(
-                "UPDATE outbound SET state = %s, attempts = attempts + 1, next_at = %s, last_reply = %s,"
-                " claimed_by = '', lease_until = 0 WHERE id = %s AND claimed_by = %s",
-                (state, next_at if next_at is not None else now, reply, row, node),
-            )
-            conn.execute(
-                "INSERT INTO outbound_attempt (outbound_id, at, destination, reply, outcome, next_at)"
-                " VALUES (%s, %s, %s, %s, %s, %s)",
-                (row, now, destination, reply, outcome, next_at),
-            )
+            record_attempt(conn, "%s", row, node, outcome, destination, reply, next_at, now)
 
         self._db.write(fn)
 
     def deliveries(self, message_id: str | None = None, *, limit: int = 200) -> list[Delivery]:
         with self._db.read() as conn:
-            if message_id is None:
-                rows = conn.execute(
-                    f"SELECT {COLUMNS} FROM outbound ORDER BY id DESC LIMIT %s", (limit,)
-                ).fetchall()
-            else:
-                rows = conn.execute(
-                    f"SELECT {COLUMNS} FROM outbound WHERE message_id = %s ORDER BY id DESC LIMIT %s",
-                    (message_id, limit),
-                ).fetchall()
-            out: list[Delivery] = []
-            for r in rows:
-                hist = conn.execute(
-                    "SELECT at, destination, reply, outcome, next_at FROM outbound_attempt WHERE outbound_id = %s ORDER BY id",
-                    (r[0],),
-                ).fetchall()
-                out.append(
-                    delivery_from_row(
-                        r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist)
-                    )
-                )
-            return out
+            return read_deliveries(conn, "%s", message_id, limit)
 
     def counts(self) -> dict[str, int]:
         with self._db.read() as conn:

@@ -11,7 +11,16 @@ import sqlite3
 import time
 from typing import TYPE_CHECKING
 
-from .outbound import COLUMNS, Attempt, Delivery, NewDelivery, Outcome, Suppression, delivery_from_row
+from .outbound import (
+    COLUMNS,
+    Delivery,
+    NewDelivery,
+    Outcome,
+    Suppression,
+    delivery_from_row,
+    read_deliveries,
+    record_attempt,
+)
 from .rawcodec import compress, unpack
 
 if TYPE_CHECKING:
@@ -78,44 +87,14 @@ class SQLiteOutbound:
         self, row: int, node: str, outcome: Outcome, destination: str, reply: str, next_at: float | None
     ) -> None:
         now = time.time()
-        state = "queued" if outcome == "retry" else outcome
 
         def fn(conn: sqlite3.Connection) -> None:
-            conn.execute(
-                "UPDATE outbound SET state = ?, attempts = attempts + 1, next_at = ?, last_reply = ?,"
-                " claimed_by = '', lease_until = 0 WHERE id = ? AND claimed_by = ?",
-                (state, next_at if next_at is not None else now, reply, row, node),
-            )
-            conn.execute(
-                "INSERT INTO outbound_attempt (outbound_id, at, destination, reply, outcome, next_at) VALUES (?, ?, ?, ?, ?, ?)",
-                (row, now, destination, reply, outcome, next_at),
-            )
+            record_attempt(conn, "?", row, node, outcome, destination, reply, next_at, now)
 
         self._db.write(fn)
 
     def deliveries(self, message_id: str | None = None, *, limit: int = 200) -> list[Delivery]:
-        conn = self._db.reader(wait=False)
-        if message_id is None:
-            rows = conn.execute(
-                f"SELECT {COLUMNS} FROM outbound ORDER BY id DESC LIMIT ?", (limit,)
-            ).fetchall()
-        else:
-            rows = conn.execute(
-                f"SELECT {COLUMNS} FROM outbound WHERE message_id = ? ORDER BY id DESC LIMIT ?",
-                (message_id, limit),
-            ).fetchall()
-        out: list[Delivery] = []
-        for r in rows:
-            hist = conn.execute(
-                "SELECT at, destination, reply, outcome, next_at FROM outbound_attempt WHERE outbound_id = ? ORDER BY id",
-                (r[0],),
-            ).fetchall()
-            out.append(
-                delivery_from_row(
-                    r, history=tuple(Attempt(float(a), str(d), str(rp), o, n) for a, d, rp, o, n in hist)
-                )
-            )
-        return out
+        return read_deliveries(self._db.reader(wait=False), "?", message_id, limit)
 
     def counts(self) -> dict[str, int]:
         conn = self._db.reader(wait=False)
