@@ -13,16 +13,14 @@ import re
 from hypothesis import example, given
 from hypothesis import strategies as st
 
-from postroom.protocols.imap.args import Args
 from postroom.protocols.imap.decoder import NEED_DATA as IMAP_NEED_DATA
 from postroom.protocols.imap.decoder import Decoder, tokenize
 from postroom.protocols.imap.errors import ImapError
-from postroom.protocols.imap.fetch import parse_items
-from postroom.protocols.imap.search import parse_criteria
-from postroom.protocols.imap.sort import base_subject, parse_sort
+from postroom.protocols.imap.sort import base_subject
 from postroom.protocols.pop3 import COMMANDS, Config, POP3Connection
 from postroom.protocols.smtp import SMTPConfig
 from tests.fuzz.fuzzlib import amplified, bounded, fuzz, joined
+from tests.unit.test_imap_fuzz import argument_parsers
 from tests.unit.test_pop3_protocol import feed as pop3_feed
 from tests.unit.test_smtp_protocol import Harness
 
@@ -186,13 +184,7 @@ def test_imap_argument_parsers(data: bytes) -> None:
         tokens = bounded(tokenize, [data])
     except ImapError:
         return
-    for parse in (
-        lambda: parse_criteria(Args(tokens)),
-        lambda: parse_items(tokens[0]) if tokens else None,
-        lambda: parse_sort(Args(tokens)),
-        lambda: Args(tokens).flags(),
-        lambda: Args(tokens).mailbox(),
-    ):
+    for parse in argument_parsers(tokens):
         try:
             bounded(parse)
         except ImapError:

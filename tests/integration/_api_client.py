@@ -103,3 +103,16 @@ def smtp_send(server: RunningServer, msg: EmailMessage | bytes, rcpts: list[str]
 
 def q(text: str) -> str:
     return urllib.parse.quote(text, safe="")
+
+
+def strict_schema(schema: Any) -> Any:
+    """``schema`` (JSON Schema, Mailpit's API shape) with every property it lists required:
+    Mailpit always sends them all, so must we."""
+    if isinstance(schema, dict):
+        out = {k: strict_schema(v) for k, v in schema.items()}
+        if out.get("type") == "object" and "properties" in out:
+            out["required"] = sorted(out["properties"])
+        return out
+    if isinstance(schema, list):
+        return [strict_schema(v) for v in schema]
+    return schema

@@ -13,7 +13,7 @@ import jsonschema
 import pytest
 
 from tests.helpers import running_server
-from tests.integration._api_client import Api
+from tests.integration._api_client import Api, strict_schema
 
 # Mailpit's swagger without its prose (scripts/mailpit_api_shape.py): routes, status codes, fields.
 SPEC_PATH = Path(__file__).resolve().parents[1] / "vectors" / "mailpit" / "api-shape.json"
@@ -42,21 +42,9 @@ def api() -> Iterator[Api]:
         yield a
 
 
-def _strict(schema: Any) -> Any:
-    """Every property the spec lists must be present (Mailpit always sends them all)."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items()}
-        if out.get("type") == "object" and "properties" in out:
-            out["required"] = sorted(out["properties"])
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
 def _validate(spec: dict[str, Any], schema: dict[str, Any], instance: Any) -> None:
-    resolver_doc = {"definitions": _strict(spec["definitions"])}
-    full = {**_strict(schema), "definitions": resolver_doc["definitions"]}
+    resolver_doc = {"definitions": strict_schema(spec["definitions"])}
+    full = {**strict_schema(schema), "definitions": resolver_doc["definitions"]}
     jsonschema.validate(instance, full, cls=jsonschema.Draft4Validator)
 
 

@@ -15,27 +15,15 @@ import pytest
 
 from postroom.checks.html import analyse, html_check
 from tests.helpers import running_server
-from tests.integration._api_client import Api, smtp_send
+from tests.integration._api_client import Api, smtp_send, strict_schema
 
 VECTORS = Path(__file__).resolve().parents[1] / "vectors"
 SPEC = json.loads((VECTORS / "mailpit" / "api-shape.json").read_text())
 FLEX = (VECTORS / "checks" / "unsupported-css.eml").read_bytes()
 
 
-def _strict(schema: Any) -> Any:
-    """Every property Mailpit's schema lists must be present."""
-    if isinstance(schema, dict):
-        out = {k: _strict(v) for k, v in schema.items()}
-        if out.get("type") == "object" and "properties" in out:
-            out["required"] = sorted(out["properties"])
-        return out
-    if isinstance(schema, list):
-        return [_strict(v) for v in schema]
-    return schema
-
-
 def validate(definition: str, instance: Any) -> None:
-    defs = _strict(SPEC["definitions"])
+    defs = strict_schema(SPEC["definitions"])
     jsonschema.validate(
         instance, {"$ref": f"#/definitions/{definition}", "definitions": defs}, cls=jsonschema.Draft4Validator
     )

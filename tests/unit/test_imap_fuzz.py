@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -68,6 +71,17 @@ def test_decoder_never_crashes(data: bytes, chunk: int) -> None:
             assert isinstance(ev, Command | Rejected) or ev.size >= 0  # type: ignore[union-attr]
 
 
+def argument_parsers(tokens: list[Any]) -> tuple[Callable[[], object], ...]:
+    """Each IMAP argument parser run over ``tokens`` (the deep fuzz, tests/fuzz, runs them too)."""
+    return (
+        lambda: parse_criteria(Args(tokens)),
+        lambda: parse_items(tokens[0]) if tokens else None,
+        lambda: parse_sort(Args(tokens)),
+        lambda: Args(tokens).flags(),
+        lambda: Args(tokens).mailbox(),
+    )
+
+
 @FAST
 @given(SYNTAX)
 def test_argument_parsers_raise_only_protocol_errors(data: bytes) -> None:
@@ -75,13 +89,7 @@ def test_argument_parsers_raise_only_protocol_errors(data: bytes) -> None:
         tokens = tokenize([data])
     except ImapError:
         return
-    for parse in (
-        lambda: parse_criteria(Args(tokens)),
-        lambda: parse_items(tokens[0]) if tokens else None,
-        lambda: parse_sort(Args(tokens)),
-        lambda: Args(tokens).flags(),
-        lambda: Args(tokens).mailbox(),
-    ):
+    for parse in argument_parsers(tokens):
         try:
             parse()
         except ImapError:
