@@ -345,7 +345,7 @@ def _sync_folder(
         ):
             _copy(f, uid, flags, date, body, pending)
             report.fetched += 1
-    if acc.expunge:
+    if acc.expunge and last:  # (after a first copy, or a new UIDVALIDITY, none can be gone)
         _mirror_expunges(f, highest_modseq, report)
     _mirror_flags(f, highest_modseq, report)
     report.folders.append(folder)
