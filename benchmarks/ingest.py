@@ -34,6 +34,15 @@ ROOT = Path(__file__).resolve().parent.parent
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache" / "postroom-peers"))
 
 
+def smtp_source(port: int, sessions: int, n: int, fixture: Path, *, keep_conn: bool = False) -> list[str]:
+    """Postfix's ``smtp-source`` sending ``n`` copies of ``fixture`` to alice@example.org on
+    127.0.0.1:``port`` over ``sessions`` parallel sessions (``keep_conn``: one connection per
+    session for all its messages, ``-d``)."""
+    return ["smtp-source", *(["-d"] if keep_conn else []), "-s", str(sessions), "-m", str(n),
+            "-F", str(fixture), "-f", "sender@shop.example.com", "-t", "alice@example.org",
+            f"127.0.0.1:{port}"]  # fmt: skip
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -127,22 +136,7 @@ def run_one(
     try:
         _wait_port(ports["smtp"], proc)
         time.sleep(0.5)
-        src = [
-            "smtp-source",
-            "-s",
-            str(sessions),
-            "-m",
-            str(n),
-            "-F",
-            str(fixture),
-            "-f",
-            "sender@shop.example.com",
-            "-t",
-            "alice@example.org",
-            f"127.0.0.1:{ports['smtp']}",
-        ]
-        if keep_conn:
-            src.insert(1, "-d")
+        src = smtp_source(ports["smtp"], sessions, n, fixture, keep_conn=keep_conn)
         t0 = time.perf_counter()
         r = subprocess.run(src, capture_output=True, text=True)
         t_smtp = time.perf_counter() - t0

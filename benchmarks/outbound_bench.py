@@ -27,7 +27,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures import write as write_fixture
-from ingest import _wait_port, free_port
+from ingest import _wait_port, free_port, smtp_source
 
 ROOT = Path(__file__).resolve().parent.parent
 POSTROOM = str(ROOT / ".venv" / "bin" / "postroom")
@@ -62,9 +62,7 @@ def run_one(n: int, relay: bool) -> dict[str, Any]:
         _wait_port(smtp, server)
         _wait_port(http, server)
         t0 = time.perf_counter()
-        src = ["smtp-source", "-s", "10", "-m", str(n), "-F", str(fixture), "-f", "sender@shop.example.com",
-               "-t", "alice@example.org", f"127.0.0.1:{smtp}"]  # fmt: skip
-        subprocess.run(src, check=True, capture_output=True)
+        subprocess.run(smtp_source(smtp, 10, n, fixture), check=True, capture_output=True)
         t_ingest = time.perf_counter() - t0
         row: dict[str, Any] = {
             "relay": relay,

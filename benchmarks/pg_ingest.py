@@ -29,7 +29,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures import write as write_fixture  # noqa: E402
-from ingest import _count_api_v1, _wait_port, free_port  # noqa: E402
+from ingest import _count_api_v1, _wait_port, free_port, smtp_source  # noqa: E402
 from tests import pg  # noqa: E402
 
 
@@ -63,20 +63,7 @@ def run(setup: str, n: int, sessions: int) -> dict[str, Any]:
         t0 = time.perf_counter()
         senders = [
             subprocess.Popen(
-                [
-                    "smtp-source",
-                    "-s",
-                    str(max(1, sessions // nodes)),
-                    "-m",
-                    str(share),
-                    "-F",
-                    str(fixture),
-                    "-f",
-                    "sender@shop.example.com",
-                    "-t",
-                    "alice@example.org",
-                    f"127.0.0.1:{ports['smtp']}",
-                ],
+                smtp_source(ports["smtp"], max(1, sessions // nodes), share, fixture),
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.PIPE,
             )

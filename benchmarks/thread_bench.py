@@ -190,11 +190,24 @@ def thread_in_sql(
     return result
 
 
+async def deliver_all(store: Any, raws: list[bytes]) -> None:
+    """Deliver every message through ``store``, 256 at a time in flight (as many concurrent
+    SMTP sessions, which share a group commit)."""
+    from postroom.store.base import Envelope
+
+    env = Envelope("a@bench.example", ("b@bench.example",))
+    pending: set[asyncio.Task[str]] = set()
+    for raw in raws:
+        pending.add(asyncio.ensure_future(store.deliver(env, raw)))
+        if len(pending) >= 256:
+            _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+    await asyncio.gather(*pending)
+
+
 def ingest_store(raws: list[bytes], workdir: str) -> float:
     """Seconds to deliver every message through the real SQLite store."""
     from postroom.config import Settings
     from postroom.events import Bus
-    from postroom.store.base import Envelope
     from postroom.store.sqlite import SQLiteStore
 
     settings = Settings(db=os.path.join(workdir, "store.db"), max=0)
@@ -202,14 +215,8 @@ def ingest_store(raws: list[bytes], workdir: str) -> float:
     store.start()
 
     async def run() -> float:
-        env = Envelope("a@bench.example", ("b@bench.example",))
         t0 = time.perf_counter()
-        pending: set[asyncio.Task[str]] = set()
-        for raw in raws:
-            pending.add(asyncio.ensure_future(store.deliver(env, raw)))
-            if len(pending) >= 256:  # many concurrent SMTP sessions share a group commit
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        await asyncio.gather(*pending)
+        await deliver_all(store, raws)
         return time.perf_counter() - t0
 
     try:
@@ -229,7 +236,6 @@ def store_run(raws: list[bytes], workdir: str, *, threading: bool) -> dict[str, 
     """Deliver every message through the real store (indexer process) and wait for the index."""
     from postroom.config import Settings
     from postroom.events import Bus
-    from postroom.store.base import Envelope
     from postroom.store.sqlite import SQLiteStore
 
     path = os.path.join(workdir, f"store-{'on' if threading else 'off'}-{time.monotonic_ns()}.db")
@@ -240,14 +246,8 @@ def store_run(raws: list[bytes], workdir: str, *, threading: bool) -> dict[str, 
     store.start()
 
     async def run() -> tuple[float, float]:
-        env = Envelope("a@bench.example", ("b@bench.example",))
         t0 = time.perf_counter()
-        pending: set[asyncio.Task[str]] = set()
-        for raw in raws:
-            pending.add(asyncio.ensure_future(store.deliver(env, raw)))
-            if len(pending) >= 256:  # many concurrent SMTP sessions share a group commit
-                _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
-        await asyncio.gather(*pending)
+        await deliver_all(store, raws)
         ingest = time.perf_counter() - t0
         assert await asyncio.to_thread(store.wait_indexed, 3600)
         return ingest, time.perf_counter() - t0
