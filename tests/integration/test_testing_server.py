@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import re
 import smtplib
+import subprocess
+import sys
 import threading
 import time
 from email.message import EmailMessage
+from pathlib import Path
 
 import aiosmtplib
 import pytest
@@ -230,6 +234,49 @@ def test_throwaway_stores_are_independent_copies() -> None:
 
         if isinstance(a.app.store, SQLiteStore) and isinstance(b.app.store, SQLiteStore):
             assert a.app.store.path != b.app.store.path  # two files (on PostgreSQL: two schemas)
+
+
+def test_a_server_stopped_without_waiting_leaves_the_next_one_nothing_of_its_mail() -> None:
+    """The mail fixture's teardown: stop(wait=False) returns at once, the store closes on the
+    loop thread, and the next server (which may take that store's emptied database: a
+    throwaway SQLite store's) starts empty: no message, no search hit, numbering anew."""
+    from postroom.store.sqlite import SQLiteStore
+
+    paths = []
+    for i in range(3):
+        s = Server(lazy=True).start()
+        try:
+            assert s.messages() == [] and s.messages("zebra") == []
+            _send(s.smtp_port, _email(f"u{i}@example.com", f"zebra {i}"))
+            assert s.wait_for(to=f"u{i}@example.com").subject == f"zebra {i}"
+            assert [m.subject for m in s.messages("zebra")] == [f"zebra {i}"]
+            if isinstance(s.app.store, SQLiteStore):
+                paths.append(s.app.store.path)
+        finally:
+            s.stop(wait=False)
+        assert not s.running
+    if paths:  # SQLite: each server took the emptied database the previous one left
+        assert len(set(paths)) == 1
+
+
+def test_an_exit_right_after_stop_without_waiting_leaves_no_store_behind(tmp_path: Path) -> None:
+    script = tmp_path / "run.py"
+    script.write_text(
+        "import smtplib\n"
+        "from postroom.testing import Server\n"
+        "s = Server(lazy=True).start()\n"
+        "with smtplib.SMTP(s.host, s.smtp_port) as c:\n"
+        "    c.sendmail('a@example.com', ['b@example.com'], b'Subject: x\\r\\n\\r\\nx\\r\\n')\n"
+        "s.wait_for(to='b@example.com')\n"
+        "print(s.app.store.path, flush=True)\n"  # type: ignore[attr-defined]
+        "s.stop(wait=False)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, str(script)], capture_output=True, text=True, timeout=60, check=True
+    )
+    path = out.stdout.strip()
+    assert path.endswith("store.db")
+    assert not os.path.exists(os.path.dirname(path)), os.listdir(os.path.dirname(path))
 
 
 def test_test_servers_share_one_loop_thread_and_start_no_store_threads_but_the_writer() -> None:

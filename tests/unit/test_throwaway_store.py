@@ -119,10 +119,10 @@ def test_a_throwaway_store_that_grew_is_deleted_not_kept(monkeypatch: pytest.Mon
         assert first.list_messages().total == 2
         path = first.path
     finally:
-        first.close()
-    assert not os.path.exists(path)
+        first.close()  # finished by its writer thread: the next store waits for that
     second = _throwaway()
     try:
+        assert not os.path.exists(path)
         assert second.path != path and second.list_messages().total == 0
     finally:
         second.close()

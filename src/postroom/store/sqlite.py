@@ -89,6 +89,10 @@ class SQLiteStore(Composed):
         # an emptied throwaway database of an earlier store, with its connections
         self._kept = recycle.take(settings.fsync) if target == ":memory:" else None
         self._keep_conn: sqlite3.Connection | None = None  # the writer's, emptied at stop
+        # close() left the rest of the close to the pooled writer thread (_pooled_write_loop)
+        self._close_lock = threading.Lock()
+        self._close_in_writer = False
+        self._writer_ended = False
         if self._kept is not None:
             self._tmpdir, target = self._kept.tmpdir, self._kept.path
         elif target == ":memory:":
@@ -213,7 +217,7 @@ class SQLiteStore(Composed):
             self._owner.release()
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {e}") from None
         if self._tmpdir:  # a test's store: its writer thread is kept for the next (writer_pool.py)
-            self._writer, self._writer_done = run_writer(lambda: self._write_loop(conn))
+            self._writer, self._writer_done = run_writer(lambda: self._pooled_write_loop(conn))
         else:
             self._writer = threading.Thread(
                 target=self._write_loop, args=(conn,), name="postroom-writer", daemon=True
@@ -230,11 +234,27 @@ class SQLiteStore(Composed):
         if self._writer is not None:
             if self.workers.tails:
                 self.db.queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
+            elif self._writer_done is not None:
+                # a throwaway store's pooled writer finishes the close itself after its last
+                # transaction (emptying the database to keep it takes ~0.25 ms): the caller
+                # goes on, and the next throwaway store waits for it (sqlite_recycle.take)
+                with self._close_lock:
+                    if not self._writer_ended:
+                        self._close_in_writer = True
+                        recycle.closing()
+                if self._close_in_writer:
+                    self.db.queue.put(_STOP)
+                    return
             self.db.queue.put(_STOP)
             if self._writer_done is not None:
                 self._writer_done.wait(30)
             else:
                 self._writer.join(30)
+        self._finish_close()
+
+    def _finish_close(self) -> None:
+        """What closing does once the writer has stopped (on the closing thread, or on a
+        throwaway store's writer thread: see :meth:`close`)."""
         for tail in self.workers.tails:
             done = not self._degraded and tail.applied >= tail.mark()
             tail.close()
@@ -262,6 +282,21 @@ class SQLiteStore(Composed):
         self._owner.release()
         if self._tmpdir:
             shutil.rmtree(self._tmpdir, ignore_errors=True)
+
+    def _pooled_write_loop(self, conn: sqlite3.Connection) -> None:
+        """A throwaway store's write loop (on a pooled writer thread), then the rest of its
+        close when :meth:`close` left that to this thread."""
+        try:
+            self._write_loop(conn)
+        finally:
+            with self._close_lock:
+                self._writer_ended = True
+                finish = self._close_in_writer
+            if finish:
+                try:
+                    self._finish_close()
+                finally:
+                    recycle.closed()
 
     def _connect(self) -> sqlite3.Connection:
         return self._connect_file(self.path)

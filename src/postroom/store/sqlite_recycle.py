@@ -31,7 +31,19 @@ from dataclasses import dataclass, field
 
 from .index_write import begin_immediate
 
-__all__ = ["MAX_BYTES", "MAX_KEPT", "MAX_MESSAGES", "Kept", "keep", "reset", "small", "take"]
+__all__ = [
+    "CLOSING_WAIT",
+    "MAX_BYTES",
+    "MAX_KEPT",
+    "MAX_MESSAGES",
+    "Kept",
+    "closed",
+    "closing",
+    "keep",
+    "reset",
+    "small",
+    "take",
+]
 
 # Databases kept (a test closes its store before the next one starts: one is usually used).
 MAX_KEPT = 2
@@ -62,7 +74,11 @@ class Kept:
 
 
 _lock = threading.Lock()
+_changed = threading.Condition(_lock)
 _kept: list[Kept] = []
+_closing = 0  # throwaway stores whose writer is still closing them (it may keep the database)
+# How long a new throwaway store waits for the stores still closing (then it makes its own).
+CLOSING_WAIT = 5.0
 _reset_sql: list[str] | None = None
 _config_sql: str | None = None  # reads the FTS5 configuration (kept by 'delete-all')
 _template_config: list[tuple[object, ...]] | None = None
@@ -141,9 +157,25 @@ def keep(kept: Kept) -> None:
     kept.discard()
 
 
-def take(fsync: bool) -> Kept | None:
-    """An emptied database of this process whose writer connection fits ``fsync``, if any."""
+def closing() -> None:
+    """A throwaway store's writer has started closing it (:func:`closed` when it is done)."""
+    global _closing
     with _lock:
+        _closing += 1
+
+
+def closed() -> None:
+    global _closing
+    with _lock:
+        _closing -= 1
+        _changed.notify_all()
+
+
+def take(fsync: bool) -> Kept | None:
+    """An emptied database of this process whose writer connection fits ``fsync``, if any
+    (once the stores still closing are closed: one of them may keep its database)."""
+    with _lock:
+        _changed.wait_for(lambda: _closing <= 0, CLOSING_WAIT)
         for i in range(len(_kept) - 1, -1, -1):
             kept = _kept[i]
             if kept.pid != os.getpid():
@@ -157,6 +189,7 @@ def take(fsync: bool) -> Kept | None:
 @atexit.register
 def _discard_all() -> None:
     with _lock:
+        _changed.wait_for(lambda: _closing <= 0, CLOSING_WAIT)
         mine = [k for k in _kept if k.pid == os.getpid()]
         _kept.clear()
     for kept in mine:

@@ -126,9 +126,12 @@ def mail(request: pytest.FixtureRequest) -> Iterator[Mail]:
     from .server import Server
 
     # SMTP now; HTTP, POP3 and IMAP the first time the test asks for their address
-    with Server(lazy=True, **options) as server:
+    server = Server(lazy=True, **options).start()
+    try:
         yield server
         server.handlers.raise_errors()  # a handler that raised fails the test that owns it
+    finally:
+        server.stop(wait=False)  # stops on its loop thread while pytest goes on to the next test
 
 
 def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generator[Mail, None, None]:

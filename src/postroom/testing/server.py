@@ -26,7 +26,9 @@ Errors: :class:`~postroom.app.ListenerError` (a port cannot be bound) and
 from __future__ import annotations
 
 import asyncio
+import atexit
 import concurrent.futures
+import logging
 import os
 import threading
 import time
@@ -60,6 +62,8 @@ if TYPE_CHECKING:
     from ..runtime.webhooks import Webhooks
 
 __all__ = ["MailView", "Server"]
+
+log = logging.getLogger("postroom")
 
 H = TypeVar("H", bound="Handler")
 R = TypeVar("R", bound="RcptHandler")
@@ -122,6 +126,28 @@ def _shared_loop() -> tuple[asyncio.AbstractEventLoop, int]:
             raise RuntimeError(f"postroom's event loop did not start within {_START_TIMEOUT:g} s")
         _loop_state = (os.getpid(), loop, ident[0])
         return loop, ident[0]
+
+
+# Stops left to run on the loop thread (Server.stop(wait=False), the mail fixture's): the
+# next start waits for them, and so does the interpreter's exit.
+_stopping_lock = threading.Lock()
+_stopping: set[concurrent.futures.Future[None]] = set()
+_exit_waits = False  # _wait_stopping is an exit hook
+
+
+def _stopped(fut: concurrent.futures.Future[None]) -> None:
+    with _stopping_lock:
+        _stopping.discard(fut)
+    if not fut.cancelled() and fut.exception() is not None:
+        log.error("postroom server stop failed", exc_info=fut.exception())
+
+
+def _wait_stopping(timeout: float = _START_TIMEOUT) -> None:
+    """Wait for the stops still running on the loop thread (their stores to be closed)."""
+    with _stopping_lock:
+        pending = list(_stopping)
+    if pending:
+        concurrent.futures.wait(pending, timeout)
 
 
 def _iso(epoch: float) -> str:
@@ -359,6 +385,7 @@ class Server(_Base):
         loop, ident = _shared_loop()
         if threading.get_ident() == ident:
             raise RuntimeError("start() would block postroom's event loop: use `await server.start_async()`")
+        _wait_stopping()  # a server stopped with wait=False: its store is closed (and kept) first
         app = App(self.settings)
         self._loop_thread = ident
         try:
@@ -379,8 +406,14 @@ class Server(_Base):
         if self._handler is not None:
             app.handlers.add(self._handler)
 
-    def stop(self) -> None:
-        """Stop the server and delete its throwaway store. Idempotent."""
+    def stop(self, *, wait: bool = True) -> None:
+        """Stop the server and delete its throwaway store. Idempotent.
+
+        Args:
+            wait: False returns at once, while the server stops on postroom's loop thread
+                (the ``mail`` fixture's teardown): the next :meth:`start` waits for it, and
+                so does the interpreter's exit; a failure is logged, not raised.
+        """
         app, loop = self._app, self._loop
         if app is None or loop is None:
             return
@@ -388,7 +421,17 @@ class Server(_Base):
             raise RuntimeError("this server runs in your event loop: use `await server.stop_async()`")
         self._app = None
         try:
-            asyncio.run_coroutine_threadsafe(app.stop(blocking=True), loop).result(_START_TIMEOUT)
+            fut = asyncio.run_coroutine_threadsafe(app.stop(blocking=True), loop)
+            if wait:
+                fut.result(_START_TIMEOUT)
+            else:
+                global _exit_waits
+                with _stopping_lock:
+                    _stopping.add(fut)
+                    if not _exit_waits:  # registered after the store's own exit hooks: runs before them
+                        atexit.register(_wait_stopping)
+                        _exit_waits = True
+                fut.add_done_callback(_stopped)
         finally:
             self._loop = self._loop_thread = None
             self._cache.clear()
