@@ -291,3 +291,46 @@ def test_search_goes_through_the_folder_a_chunk_at_a_time(
             assert w.ok('SEARCH BODY "nothing" SUBJECT "c"')[0] == b"* SEARCH 2 3 5 6\r\n"
             assert w.ok('SEARCH OR SUBJECT "c1" BODY "okapi"')[0] == b"* SEARCH 1 2 4 7\r\n"
             assert w.ok('SORT (REVERSE SUBJECT) UTF-8 TEXT "okapi"')[0] == b"* SORT 7 4 1\r\n"
+
+
+def test_sessions_fetching_sections_of_one_message_parse_it_once(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """imaptest's FETCH mix: several sessions read sections of the same new message. Its
+    part tree is kept with its bytes, so it is parsed once, not once per FETCH; a message
+    pushed out of memory takes its tree with it."""
+    import postroom.protocols.imap.mime as mime
+
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        deliver(s, MIXED)
+        deliver(s, msg("other"))
+        parsed: list[bytes] = []
+        entity = mime._parse_entity
+
+        def counting(raw: bytes, start: int, end: int, *rest: object) -> mime.Part:
+            if start == 0:
+                parsed.append(raw)
+            return entity(raw, start, end, *rest)  # type: ignore[arg-type]
+
+        monkeypatch.setattr(mime, "_parse_entity", counting)
+        sessions = [login(s) for _ in range(3)]
+        try:
+            for w in sessions:
+                w.ok("SELECT INBOX")
+            for _ in range(2):
+                for w in sessions:
+                    lines = w.ok(
+                        "FETCH 1 (BODY.PEEK[1] BODY.PEEK[2.MIME] BODY.PEEK[HEADER.FIELDS (SUBJECT)])"
+                    )
+                    assert b"the quetzal is green" in b"".join(lines)
+            assert parsed == [MIXED]  # six FETCHes from three sessions, one parse
+            cache = s.app.extras[CACHE_KEY]
+            assert isinstance(cache, MessageCache)
+            sessions[0].ok("FETCH 2 (BODY.PEEK[1])")
+            assert set(cache._parts) == set(cache._raws) and len(parsed) == 2
+            cache.raw_budget = 0  # the next message kept pushes out every other, trees too
+            cache._keep("x", b"")
+            assert not cache._parts and list(cache._raws) == ["x"]
+        finally:
+            for w in sessions:
+                w.close()

@@ -321,7 +321,7 @@ def test_flag_changes_arriving_during_a_commit_share_the_next_one(tmp_path: Path
     and are answered together once it is committed, never before."""
 
     async def main() -> None:
-        store, _ = make(tmp_path)
+        store, events = make(tmp_path)
         try:
             await asyncio.gather(*(store.deliver(env("a@example.org"), MSG) for _ in range(40)))
             busy, release = threading.Event(), threading.Event()
@@ -344,6 +344,11 @@ def test_flag_changes_arriving_during_a_commit_share_the_next_one(tmp_path: Path
             await held
             _, pending = await asyncio.wait(stores, return_when=asyncio.FIRST_COMPLETED)
             assert not pending  # one commit for all forty: answered together
+            # other sessions heard of the changes before the answers (FETCH to them first)
+            heard = [
+                u for ev in events if isinstance(ev, FolderChanged) and ev.change == "flags" for u in ev.uids
+            ]
+            assert sorted(heard) == list(range(1, 41))
             assert all("\\Flagged" in t.result()[0].flags for t in stores)
             assert all("\\Flagged" in e.flags for e in store.folder_entries("a@example.org", "INBOX"))
         finally:

@@ -528,9 +528,6 @@ class SQLiteStore(Composed):
                 fut.set_exception(call_err)
             else:
                 fut.set_result(res)
-        for loop, results in by_loop.items():
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_resolve_calls, results)
         if ingests:
             self._resolve_ingests(ingests)
             self.background.wake_indexer()
@@ -547,6 +544,11 @@ class SQLiteStore(Composed):
             extra.clear()
         if events:
             self.bus.publish_many(events)
+        # after the events: on the loop, other sessions have heard of a change before the
+        # session that made it is answered (and its client can tell them to look)
+        for loop, results in by_loop.items():
+            if not loop.is_closed():
+                loop.call_soon_threadsafe(_resolve_calls, results)
         return True
 
     def _resolve_ingests(self, ingests: list[_Ingest]) -> None:

@@ -122,6 +122,9 @@ class MessageCache:
         self.max_derived = max_derived
         self._raws: OrderedDict[str, bytes] = OrderedDict()
         self._raw_size = 0
+        # the part tree of a kept message (offsets into its bytes, so little besides them):
+        # ten sessions FETCHing sections of the same new mail parse it once, not ten times
+        self._parts: dict[str, mime.Part] = {}
         self._derived: OrderedDict[str, Derived] = OrderedDict()
         self._texts: OrderedDict[str, _Kept] = OrderedDict()
         self._text_bytes = 0
@@ -172,13 +175,29 @@ class MessageCache:
                     self._raws[id] = data
                     self._raw_size += len(data)
                     while self._raw_size > self.raw_budget and self._raws:
-                        _, old = self._raws.popitem(last=False)
+                        gone, old = self._raws.popitem(last=False)
                         self._raw_size -= len(old)
+                        self._parts.pop(gone, None)
         return data
 
     def part(self, id: str, keep: bool = True) -> mime.Part | None:
         data = self.raw(id, keep)
-        return None if data is None else mime.parse(data)
+        return None if data is None else self.parsed(id, data)
+
+    def parsed(self, id: str, data: bytes) -> mime.Part:
+        """The part tree of message ``id`` whose bytes are ``data``: parsed once while the
+        bytes are kept in memory (a tree is only read once built)."""
+        with self._lock:
+            part = self._parts.get(id)
+            kept = self._raws.get(id) is data
+        if part is not None and part.raw is data:
+            return part
+        part = mime.parse(data)
+        if kept:
+            with self._lock:
+                if self._raws.get(id) is data:  # not pushed out meanwhile
+                    self._parts[id] = part
+        return part
 
     def derived(self, id: str) -> Derived | None:
         d = self.peek_derived(id)

@@ -22,7 +22,6 @@ from ...protocols.imap.fetch import (
     was_decoded,
 )
 from ...protocols.imap.mime import Part, SectionError
-from ...protocols.imap.mime import parse as mime_parse
 from ...protocols.imap.numset import NumSet, format_numbers, format_pairs
 from ...protocols.imap.search import (
     CHARSETS,
@@ -323,7 +322,7 @@ class SelectedCommands(SessionBase):
                 if plan.part:
                     if len(raw) > INLINE_PARSE_MAX:
                         return None
-                    part = mime_parse(raw)
+                    part = cache.parsed(entry.id, raw)
             if plan.derived:
                 derived = cache.peek_derived(entry.id)
                 if derived is None:
@@ -343,7 +342,7 @@ class SelectedCommands(SessionBase):
                 if raw is None:
                     continue  # deleted meanwhile
                 if plan.part:
-                    part = mime_parse(raw)
+                    part = cache.parsed(entry.id, raw)
             if plan.derived:
                 d = derived.get(entry.id)
                 if d is None:
