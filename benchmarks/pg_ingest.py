@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -42,6 +43,7 @@ def _serve(db: str, tmp: str) -> tuple[subprocess.Popen[bytes], dict[str, Any]]:
     log = open(os.path.join(tmp, f"server-{ports['smtp']}.log"), "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     _wait_port(ports["smtp"], proc)
+    _wait_port(ports["http"], proc)  # SMTP answers first (its socket is bound early): the API is counted
     return proc, ports
 
 
@@ -91,6 +93,7 @@ def run(setup: str, n: int, sessions: int) -> dict[str, Any]:
             p.wait(10)
         if dbname:
             pg.drop_database(dbname)
+        shutil.rmtree(tmp, ignore_errors=True)
 
 
 def main() -> int:
