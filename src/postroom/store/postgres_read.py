@@ -14,7 +14,15 @@ from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, Threa
 from .postgres_db import Conn, Db
 from .postgres_search import compile_query
 from .rawcodec import unpack
-from .rows import SUMMARY_COLS, ThreadQuery, clamp_page, group_pairs, summaries_from_rows, thread_page
+from .rows import (
+    SUMMARY_COLS,
+    ThreadQuery,
+    clamp_page,
+    group_pairs,
+    summaries_from_rows,
+    thread_page,
+    threads_of,
+)
 
 __all__ = ["Reader", "summaries", "where"]
 
@@ -180,6 +188,21 @@ class Reader:
 
     def list_threads(self, *, mailbox: str | None = None, start: int = 0, limit: int = 50) -> ThreadPage:
         start, limit = clamp_page(start, limit)
+        if not mailbox:
+            # the conversations' counts and last activity, kept by a trigger (0017_thread_summary.sql)
+            with self.db.read() as conn:
+
+                def run(sql: str, p: list[Any]) -> list[Any]:
+                    return conn.execute(sql, p).fetchall()
+
+                total = run("SELECT count(*) FROM thread", [])[0][0]
+                groups = run(
+                    "SELECT thread_id, messages, unread, last_created, last_id FROM thread "
+                    "ORDER BY last_id DESC LIMIT %s OFFSET %s",
+                    [limit, start],
+                )
+                everywhere = ThreadQuery("%s", "", "", [], "true", [], PARTICIPANT_ROWS)
+                return threads_of(run, everywhere, int(total), groups, start)
         cond, params = "m.thread_id <> ''", []
         if mailbox:
             cond += " AND " + _IN_MAILBOX
