@@ -279,12 +279,17 @@ class MailboxCommands(SessionBase):
 
     async def _status(self, name: str, items: list[str]) -> None:
         account = self.require_account()
-        info = await self.blocking(account.info, name)
+        listed = bool({"SIZE", "DELETED", "HIGHESTMODSEQ", "RECENT"} & set(items))
+
+        def read() -> tuple[FolderInfo | None, list[Entry] | None]:  # one trip to a worker thread
+            info = account.info(name)
+            if info is None or not listed:
+                return info, None
+            return info, self.store.folder_entries(info.mailbox, info.name)
+
+        info, entries = await self.blocking(read)
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
-        entries = None
-        if {"SIZE", "DELETED", "HIGHESTMODSEQ", "RECENT"} & set(items):
-            entries = await self.blocking(self.store.folder_entries, info.mailbox, info.name)
         values: dict[str, int] = {
             "MESSAGES": info.exists,
             "RECENT": 0,
