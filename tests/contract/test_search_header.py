@@ -123,3 +123,17 @@ def test_postgres_rows_of_mail_stored_before_the_index(backend: Backend) -> None
     assert _rows(backend) == before
     for query, expect in QUERIES:
         assert len(backend.store.list_messages(query=query).messages) == len(expect), query
+
+
+def test_postgres_takes_one_header_term_in_one_statement() -> None:
+    """PostgreSQL lists a query of one header: term from its matching ids alone
+    (postgres_read.Reader._header_page); any other query takes the plain plan."""
+    from postroom.store.base import InvalidQuery
+    from postroom.store.postgres_search import header_ids
+
+    sql, params = header_ids("header:List-Id=list3") or ("", [])
+    assert sql.startswith("SELECT h.message FROM header_field h") and params[:2] == ["list-id", "%list3%"]
+    for q in ("-header:a=b", "header:a=b is:read", "header:a=b OR header:c", "alpha", "from:x", "  "):
+        assert header_ids(q) is None, q
+    with pytest.raises(InvalidQuery):
+        header_ids("header:")

@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .postgres_db import Conn, Db
-from .postgres_search import compile_query
+from .postgres_search import compile_query, header_ids
 from .rawcodec import unpack
 from .rows import (
     SUMMARY_COLS,
@@ -96,6 +96,9 @@ class Reader:
                 ).fetchone()
             assert row is not None
             total, unread = int(row[0]), int(row[1])
+            hits = header_ids(query) if query and query.strip() else None
+            if hits is not None:
+                return self._header_page(conn, hits, mailbox, (total, unread), start, limit)
             if query and query.strip():
                 crow = conn.execute(
                     f"SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM message m WHERE {cond}", params
@@ -111,6 +114,52 @@ class Reader:
                     [*params, limit, start],
                 ).fetchall()
             return MessagePage(total, unread, count, count_unread, start, summaries(conn, rows))
+
+    def _header_page(
+        self,
+        conn: Conn,
+        hits: tuple[str, list[Any]],
+        mailbox: str | None,
+        counts: tuple[int, int],
+        start: int,
+        limit: int,
+    ) -> MessagePage:
+        """A listing whose query is one header: term: the matching ids from ``header_field``
+        in one statement (counts and page from them), so that the values are read once, not
+        once for the counts and again for the page, and a match is not looked up in the
+        message table for its read flag unless some mail is read and some not (then through
+        the partial index ``message_unread``). ``counts`` are the store's (messages, unread)
+        without a mailbox, the mailbox's with one."""
+        sql, params = hits
+        if mailbox:
+            sql = (
+                f"SELECT x.id FROM ({sql}) x(id) WHERE x.id IN (SELECT d.message FROM delivery d "
+                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = %s)"
+            )
+            params = [*params, mailbox.lower()]
+        ids = sorted({r[0] for r in conn.execute(sql, params)}, reverse=True)
+        page = ids[start : start + limit]
+        rows = (
+            conn.execute(
+                f"SELECT {SUMMARY_COLS} FROM message m WHERE m.id = ANY(%s) ORDER BY m.id DESC", (page,)
+            ).fetchall()
+            if page
+            else []
+        )
+        # the store's counts (not a mailbox's: those are of its deliveries' seen flags)
+        store_total, store_unread = counts if not mailbox else (-1, -1)
+        if not ids or store_unread == 0:
+            unread = 0
+        elif store_unread == store_total:  # nothing read: every match is unread
+            unread = len(ids)
+        else:
+            row = conn.execute(
+                "SELECT count(*) FROM message WHERE NOT read AND id = ANY(%s)", (ids,)
+            ).fetchone()
+            assert row is not None
+            unread = int(row[0])
+        total, all_unread = counts
+        return MessagePage(total, all_unread, len(ids), unread, start, summaries(conn, rows))
 
     def get_summary(self, id: str) -> Summary | None:
         with self.db.read() as conn:

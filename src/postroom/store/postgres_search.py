@@ -33,7 +33,7 @@ from ..search import And, Header, Node, Not, Or, Text
 from .headers import split_headers
 from .search_sql import Dialect, compile_term, decoded_value, header_fields, like_pattern, parse_query
 
-__all__ = ["compile_query", "header_lines", "tsquery", "words"]
+__all__ = ["compile_query", "header_ids", "header_lines", "tsquery", "words"]
 
 _WORDS = re.compile(r"[^\W_]+")
 # Header block read at ingest for header: search (RFC 5322 sets no limit; the same bound as
@@ -107,6 +107,20 @@ def compile_query(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, li
     return _node(node, params), params
 
 
+def header_ids(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, list[Any]] | None:
+    """For a query that is one header: term, SQL of the ids of the messages it matches (a
+    message may come twice) and its parameters; for any other query None.
+
+    Raises:
+        InvalidQuery: the query does not parse.
+    """
+    node = parse_query(text, tz=tz)
+    if not isinstance(node, Header):
+        return None
+    params: list[Any] = []
+    return _header_ids(node, params), params
+
+
 def _regex_literal(value: str) -> str:
     # Every character that is not a letter or digit is escaped: it then stands for itself
     # in PostgreSQL's regular expressions (whose engine does not backtrack exponentially).
@@ -128,17 +142,21 @@ def _node(node: Node, params: list[Any]) -> str:
         params.append(q)
         return "m.tsv @@ to_tsquery('simple', %s)"
     if isinstance(node, Header):
-        name = node.name.lower()
-        pattern = "(^|\n)" + _regex_literal(name) + ":"
-        if node.value is None:
-            params.append(name)
-            indexed = "SELECT h.message FROM header_field h WHERE h.name = %s"
-        else:
-            pattern += "[^\n]*" + _regex_literal(node.value.lower())
-            params.extend((name, like_pattern(node.value.lower())))
-            indexed = "SELECT h.message FROM header_field h WHERE h.name = %s AND h.value LIKE %s"
-        params.append(pattern)
-        return (
-            f"m.id IN ({indexed} UNION ALL SELECT p.id FROM message p WHERE p.indexed = 0 AND p.headers ~ %s)"
-        )
+        return f"m.id IN ({_header_ids(node, params)})"
     return compile_term(node, params, POSTGRES)
+
+
+def _header_ids(node: Header, params: list[Any]) -> str:
+    """SQL of the ids of the messages with header ``node``: from ``header_field``, and of the
+    messages not indexed yet from their header lines."""
+    name = node.name.lower()
+    pattern = "(^|\n)" + _regex_literal(name) + ":"
+    if node.value is None:
+        params.append(name)
+        indexed = "SELECT h.message FROM header_field h WHERE h.name = %s"
+    else:
+        pattern += "[^\n]*" + _regex_literal(node.value.lower())
+        params.extend((name, like_pattern(node.value.lower())))
+        indexed = "SELECT h.message FROM header_field h WHERE h.name = %s AND h.value LIKE %s"
+    params.append(pattern)
+    return f"{indexed} UNION ALL SELECT p.id FROM message p WHERE p.indexed = 0 AND p.headers ~ %s"
