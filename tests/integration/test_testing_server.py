@@ -238,12 +238,12 @@ def test_throwaway_stores_are_independent_copies() -> None:
 
 def test_a_server_stopped_without_waiting_leaves_the_next_one_nothing_of_its_mail() -> None:
     """The mail fixture's teardown: stop(wait=False) returns at once, the store closes on the
-    loop thread, and the next server (which may take that store's emptied database: a
-    throwaway SQLite store's) starts empty: no message, no search hit, numbering anew."""
+    loop thread, and the next server (which may take an earlier store's emptied database: a
+    throwaway SQLite store's) starts empty: no message, no search hit."""
     from postroom.store.sqlite import SQLiteStore
 
     paths = []
-    for i in range(3):
+    for i in range(6):
         s = Server(lazy=True).start()
         try:
             assert s.messages() == [] and s.messages("zebra") == []
@@ -255,8 +255,8 @@ def test_a_server_stopped_without_waiting_leaves_the_next_one_nothing_of_its_mai
         finally:
             s.stop(wait=False)
         assert not s.running
-    if paths:  # SQLite: each server took the emptied database the previous one left
-        assert len(set(paths)) == 1
+    if paths:  # SQLite: the servers took emptied databases the earlier ones left
+        assert len(set(paths)) < len(paths)
 
 
 def test_an_exit_right_after_stop_without_waiting_leaves_no_store_behind(tmp_path: Path) -> None:

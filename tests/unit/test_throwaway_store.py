@@ -90,6 +90,7 @@ def test_a_closed_throwaway_database_is_emptied_and_taken_by_the_next_store() ->
         path = first.path
     finally:
         first.close()
+    assert recycle.wait_closed(30)  # its writer empties and keeps the database after close()
     second = _throwaway()
     try:
         assert second.path == path  # the same file, emptied: no copy of the template
@@ -119,10 +120,11 @@ def test_a_throwaway_store_that_grew_is_deleted_not_kept(monkeypatch: pytest.Mon
         assert first.list_messages().total == 2
         path = first.path
     finally:
-        first.close()  # finished by its writer thread: the next store waits for that
+        first.close()  # finished by its writer thread
+    assert recycle.wait_closed(30)
+    assert not os.path.exists(path)
     second = _throwaway()
     try:
-        assert not os.path.exists(path)
         assert second.path != path and second.list_messages().total == 0
     finally:
         second.close()

@@ -30,6 +30,7 @@ from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 from .base import Envelope, Ingest
+from .conforms import conforms
 from .headers import scan_headers, summary_fields
 from .ids import new_id
 from .journal import SegmentedJournal
@@ -94,9 +95,9 @@ class IngestPaths:
 
 def ingest_paths(store: Ingest) -> IngestPaths:
     """The ways ``store`` can take mail (checked once: a listener calls this at start)."""
-    journaled = isinstance(store, JournaledIngest) and store.journaled
-    now = store.deliver_journaled if isinstance(store, JournaledIngest) and journaled else None
-    workers = store if journaled and isinstance(store, WorkerIngest) else None
+    journaled = conforms(store, JournaledIngest) and store.journaled
+    now = store.deliver_journaled if conforms(store, JournaledIngest) and journaled else None
+    workers = store if journaled and conforms(store, WorkerIngest) else None
     return IngestPaths(store.deliver, now, workers)
 
 

@@ -9,7 +9,9 @@ next ones, and copying, connecting and deleting another half.
 So when a throwaway store closes small and healthy, its writer empties the database in one
 transaction (:func:`reset`: every table as in the template) and keeps its connection open;
 the store's read connections are kept with it, by thread. The next throwaway store of this
-process takes them (:func:`take`) instead of copying the template and connecting.
+process takes them (:func:`take`) instead of copying the template and connecting. The
+writer does that after ``close()`` has returned (``SQLiteStore.close``), so the next test
+does not wait for it: it takes the database emptied before, and the two take turns.
 
 Only the database file and its connections are kept: every part of a store's state in
 memory (folders, UIDs, caches, its journal's position) is new with each store, and the
@@ -77,7 +79,7 @@ _lock = threading.Lock()
 _changed = threading.Condition(_lock)
 _kept: list[Kept] = []
 _closing = 0  # throwaway stores whose writer is still closing them (it may keep the database)
-# How long a new throwaway store waits for the stores still closing (then it makes its own).
+# How long the interpreter's exit waits for the stores still closing (to delete their files).
 CLOSING_WAIT = 5.0
 _reset_sql: list[str] | None = None
 _config_sql: str | None = None  # reads the FTS5 configuration (kept by 'delete-all')
@@ -171,11 +173,18 @@ def closed() -> None:
         _changed.notify_all()
 
 
-def take(fsync: bool) -> Kept | None:
-    """An emptied database of this process whose writer connection fits ``fsync``, if any
-    (once the stores still closing are closed: one of them may keep its database)."""
+def wait_closed(timeout: float = CLOSING_WAIT) -> bool:
+    """Wait until no throwaway store is being closed by its writer; False on timeout."""
     with _lock:
-        _changed.wait_for(lambda: _closing <= 0, CLOSING_WAIT)
+        return _changed.wait_for(lambda: _closing <= 0, timeout)
+
+
+def take(fsync: bool) -> Kept | None:
+    """An emptied database of this process whose writer connection fits ``fsync``, if any.
+
+    It does not wait for the stores still closing: while one test's writer empties its
+    database, the next test takes the one emptied before (two databases take turns)."""
+    with _lock:
         for i in range(len(_kept) - 1, -1, -1):
             kept = _kept[i]
             if kept.pid != os.getpid():
@@ -188,8 +197,8 @@ def take(fsync: bool) -> Kept | None:
 
 @atexit.register
 def _discard_all() -> None:
+    wait_closed()
     with _lock:
-        _changed.wait_for(lambda: _closing <= 0, CLOSING_WAIT)
         mine = [k for k in _kept if k.pid == os.getpid()]
         _kept.clear()
     for kept in mine:

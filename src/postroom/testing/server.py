@@ -53,6 +53,7 @@ from ..events import (
 )
 from ..runtime.models import Message
 from ..store.base import IndexProgress, Summary
+from ..store.conforms import conforms
 from .reader import MailReader, plural
 
 if TYPE_CHECKING:
@@ -287,7 +288,7 @@ class _Base(MailReader):
 
     def _unindexed(self, ids: list[str] | None) -> list[str]:
         store = self._server.app.store
-        if not isinstance(store, IndexProgress):
+        if not conforms(store, IndexProgress):
             return []  # a backend that indexes as it stores
         return store.unindexed(self._scope_ids() if ids is None else ids)
 
