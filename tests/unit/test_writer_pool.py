@@ -8,6 +8,7 @@ import pytest
 
 from postroom.config import Settings
 from postroom.events import Bus
+from postroom.store import sqlite_recycle as recycle
 from postroom.store.sqlite import SQLiteStore
 from postroom.store.writer_pool import run_writer
 
@@ -17,6 +18,7 @@ def test_a_closed_throwaway_store_leaves_its_writer_thread_to_the_next() -> None
     first.start()
     writer = first._writer
     first.close()
+    assert recycle.wait_closed(30)  # the writer finishes the close itself (sqlite.SQLiteStore.close)
     assert writer is not None and writer.is_alive()  # idle, waiting for the next store
     second = SQLiteStore(":memory:", Settings(db=":memory:"), Bus())
     second.start()
