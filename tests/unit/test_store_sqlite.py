@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 from pathlib import Path
 
@@ -353,5 +354,39 @@ def test_flag_changes_arriving_during_a_commit_share_the_next_one(tmp_path: Path
             assert all("\\Flagged" in e.flags for e in store.folder_entries("a@example.org", "INBOX"))
         finally:
             store.close()
+
+    asyncio.run(main())
+
+
+def test_append_to_a_known_folder_needs_no_worker_thread(tmp_path: Path) -> None:
+    """IMAP APPEND (and STORE, EXPUNGE) go to the writer without a worker thread: with every
+    thread of the loop's pool taken (slow SEARCHes elsewhere), they still complete. An
+    unknown folder is still refused."""
+
+    async def main() -> None:
+        store, _ = make(tmp_path)
+        loop = asyncio.get_running_loop()
+        pool = concurrent.futures.ThreadPoolExecutor(1)
+        loop.set_default_executor(pool)
+        try:
+            await store.deliver(env("a@example.org"), MSG)
+            assert store.folder_view.folder_validity("a@example.org", "INBOX") is not None
+            taken = threading.Event()
+            busy = loop.run_in_executor(None, taken.wait, 10)
+            validity, uid = await asyncio.wait_for(store.append("a@example.org", "INBOX", MSG), 5)
+            assert (validity, uid) == (store.folder_view.folder_validity("a@example.org", "INBOX"), 2)
+            flag = frozenset({"\\Deleted"})
+            (e,) = await asyncio.wait_for(
+                store.update_flags_async("a@example.org", "INBOX", [1], flag, "add"), 5
+            )
+            assert e.flags == flag
+            assert await asyncio.wait_for(store.expunge_async("a@example.org", "INBOX", None), 5) == [1]
+            taken.set()
+            await busy
+            with pytest.raises(NotFound):
+                await store.append("a@example.org", "Nope", MSG)
+        finally:
+            store.close()
+            pool.shutdown()
 
     asyncio.run(main())

@@ -614,7 +614,10 @@ class SQLiteStore(Composed):
     ) -> tuple[int, int]:
         if self.db.closed:
             raise StoreClosed("store is closed")
-        validity = await asyncio.to_thread(self.folder_view.folder_validity, mailbox, folder)
+        # a folder the writer knows: read on the loop (a hop to a worker thread costs more)
+        validity = self.folder_view.known_validity(mailbox, folder)
+        if validity is None:
+            validity = await asyncio.to_thread(self.folder_view.folder_validity, mailbox, folder)
         if validity is None:
             from .base import NotFound
 
