@@ -1,8 +1,9 @@
 """PostgreSQL's ``thread`` table (0017_thread_summary.sql) always equals grouping the message
-table, as SQLite's does (test_thread_summary.py): the same seeded walk of the statements the
-store and the indexer issue (new mail, conversations assigned and merged, read and unread,
-deletion, deleting everything) on the real schema, compared with ``GROUP BY thread_id``
-after each step; and the migration fills the table from conversations already assigned."""
+table, as SQLite's does (test_thread_summary.py), and its ``message_count`` (0018) counting
+it: the same seeded walk of the statements the store and the indexer issue (new mail,
+conversations assigned and merged, read and unread, deletion, deleting everything) on the
+real schema, compared with ``GROUP BY thread_id`` and ``count(*)`` after each step; and the
+migrations fill both from messages already stored."""
 
 from __future__ import annotations
 
@@ -46,12 +47,25 @@ def _table(conn: psycopg.Connection[tuple[object, ...]]) -> list[tuple[object, .
     ).fetchall()
 
 
-def test_thread_table_follows_every_change(database: str) -> None:
-    with psycopg.connect(database, autocommit=True) as conn:
-        _migrate(conn)
+def _counts(conn: psycopg.Connection[tuple[object, ...]]) -> tuple[object, ...] | None:
+    return conn.execute(
+        "SELECT (SELECT coalesce(sum(messages), 0) FROM message_count), (SELECT coalesce(sum(unread), 0) "
+        "FROM message_count), (SELECT count(*) FROM message), (SELECT count(*) FILTER (WHERE NOT read) FROM message)"
+    ).fetchone()
+
+
+def test_thread_table_and_counts_follow_every_change(database: str) -> None:
+    """... and the store's message and unread counts (message_count, 0018), changed from two
+    connections (two slots)."""
+    with (
+        psycopg.connect(database, autocommit=True) as first,
+        psycopg.connect(database, autocommit=True) as second,
+    ):
+        _migrate(first)
         rng = random.Random(15)
         next_id = 1
         for step in range(400):
+            conn = rng.choice((first, second))
             ids = [r[0] for r in conn.execute("SELECT id FROM message")]
             op = rng.random()
             if op < 0.35 or not ids:  # new mail: no conversation yet; arrival times not in id order
@@ -76,7 +90,11 @@ def test_thread_table_follows_every_change(database: str) -> None:
             else:  # everything deleted
                 conn.execute("DELETE FROM message")
             assert _table(conn) == _grouped(conn), f"step {step}"
+            counts = _counts(conn)
+            assert counts is not None and counts[:2] == counts[2:], f"step {step}: {counts}"
         assert _grouped(conn), "the walk ended with no conversation at all: it tested little"
+        slots = first.execute("SELECT count(*) FROM message_count").fetchone()
+        assert slots is not None and slots[0] >= 2  # both connections counted in slots of their own
 
 
 def test_migration_fills_the_table_from_existing_conversations(database: str) -> None:
@@ -90,3 +108,4 @@ def test_migration_fills_the_table_from_existing_conversations(database: str) ->
         _migrate(conn, after=16)
         assert _table(conn) == _grouped(conn)
         assert len(_table(conn)) == 4
+        assert _counts(conn) == (29, 20, 29, 20)

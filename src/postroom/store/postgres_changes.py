@@ -186,7 +186,9 @@ class Changes:
                 folders = conn.execute(
                     "SELECT mb.name, f.name FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id"
                 ).fetchall()
-                conn.execute("TRUNCATE message, raw, delivery, message_tag, imap_cache, header_field, thread")
+                conn.execute(
+                    "TRUNCATE message, raw, delivery, message_tag, imap_cache, header_field, thread, message_count"
+                )
                 events.append(StoreTruncated(None))
                 events.extend(FolderChanged(m, f, "expunge") for m, f in folders)
                 return pids

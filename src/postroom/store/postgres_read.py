@@ -91,8 +91,9 @@ class Reader:
                     (mailbox.lower(),),
                 ).fetchone()
             else:
+                # kept by statement triggers (0018_message_counts.sql), not a scan of every message
                 row = conn.execute(
-                    "SELECT count(*), count(*) FILTER (WHERE NOT read) FROM message"
+                    "SELECT coalesce(sum(messages), 0), coalesce(sum(unread), 0) FROM message_count"
                 ).fetchone()
             assert row is not None
             total, unread = int(row[0]), int(row[1])
