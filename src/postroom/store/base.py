@@ -422,6 +422,13 @@ class ImapStore(Pop3Store, Protocol):
         """Keep blobs by message ID (through the writer); they go when their message goes."""
         ...
 
+    def conversation_ids(self, ids: list[str]) -> dict[str, tuple[int, str, bool]]:
+        """For those of ``ids`` that exist: (the message's internal row id, its ``ThreadID``
+        as stored now, whether the indexer has done it). The row id never changes and is
+        never reused; the thread id is "" until the indexer has threaded the message (or
+        for good with threading off). IMAP's X-GM-MSGID and X-GM-THRID (docs/imap.md)."""
+        ...
+
 
 @runtime_checkable
 class IndexProgress(Protocol):

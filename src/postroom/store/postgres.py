@@ -364,3 +364,6 @@ class PostgresStore(Composed):
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         self.folder_view.imap_cache_put(kind, items)
+
+    def conversation_ids(self, ids: list[str]) -> dict[str, tuple[int, str, bool]]:
+        return self.folder_view.conversation_ids(ids)

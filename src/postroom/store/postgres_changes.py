@@ -534,6 +534,16 @@ class Folders:
                 )
             }
 
+    def conversation_ids(self, ids: list[str]) -> dict[str, tuple[int, str, bool]]:
+        """Public ID -> (row id, thread id, indexed) (:meth:`~.base.ImapStore.conversation_ids`)."""
+        with self.db.read() as conn:
+            return {
+                r[0]: (int(r[1]), r[2], r[3] == 1)
+                for r in conn.execute(
+                    "SELECT pid, id, thread_id, indexed FROM message WHERE pid = ANY(%s)", (ids,)
+                )
+            }
+
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         _kind(kind)
         if not items:

@@ -141,6 +141,12 @@ class SQLiteStore(Composed):
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         self.imap_cache.put(kind, items)
 
+    def conversation_ids(self, ids: list[str]) -> dict[str, tuple[int, str, bool]]:
+        got = self.imap_cache.conversation_ids(ids)
+        if not all(done for _, _, done in got.values()):
+            self.background.wake_indexer()  # a caller waiting for a thread id: it may be asleep
+        return got
+
     def delete_mailbox(self, mailbox: str) -> list[str]:
         return self.folder_view.delete_mailbox(mailbox)
 

@@ -75,6 +75,16 @@ class ImapCache:
         self.db.write(fn)
         self._imap_gc_ready = True
 
+    def conversation_ids(self, ids: list[str]) -> dict[str, tuple[int, str, bool]]:
+        """Public ID -> (row id, thread id, indexed) (:meth:`~.base.ImapStore.conversation_ids`)."""
+        conn = self.db.reader()
+        out: dict[str, tuple[int, str, bool]] = {}
+        for chunk in chunks(ids, CHUNK):
+            marks = ",".join("?" * len(chunk))
+            sql = f"SELECT pid, id, thread_id, indexed FROM message WHERE pid IN ({marks})"
+            out.update((r[0], (r[1], r[2], r[3] == 1)) for r in conn.execute(sql, chunk))
+        return out
+
 
 def _table(kind: str) -> str:
     try:

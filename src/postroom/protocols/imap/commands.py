@@ -124,6 +124,7 @@ BASE_CAPABILITIES: Final = (
     "THREAD=REFERENCES",
     "CONDSTORE",
     "APPENDLIMIT",
+    "X-GM-EXT-1",
 )
 
 

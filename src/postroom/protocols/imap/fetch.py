@@ -1,4 +1,5 @@
-"""FETCH data items (RFC 3501 section 6.4.5, RFC 3516 BINARY): parsing and section content.
+"""FETCH data items (RFC 3501 section 6.4.5, RFC 3516 BINARY, Gmail's X-GM-MSGID and
+X-GM-THRID): parsing and section content.
 
 :func:`parse_items` turns the FETCH argument into :class:`Item` objects; :func:`section_content`
 returns the octets a ``BODY[section]<partial>`` / ``BINARY[section]`` item refers to, from a
@@ -45,6 +46,8 @@ SIMPLE = frozenset(
         "BODYSTRUCTURE",
         "MODSEQ",
         "X-POSTROOM-ID",
+        "X-GM-MSGID",  # Gmail's X-GM-EXT-1 (servers/imap/gmail.py)
+        "X-GM-THRID",
     }
 )
 _SECTIONED = re.compile(

@@ -1,4 +1,5 @@
-"""SEARCH criteria (RFC 3501 section 6.4.4, RFC 5032 WITHIN, RFC 7162 MODSEQ): parse and match.
+"""SEARCH criteria (RFC 3501 section 6.4.4, RFC 5032 WITHIN, RFC 7162 MODSEQ, Gmail's
+X-GM-MSGID and X-GM-THRID): parse and match.
 
 :func:`parse_criteria` reads search keys from an :class:`~.args.Args` cursor into a tree
 of :class:`Key` nodes; :func:`matches` evaluates a tree against one message through the
@@ -33,6 +34,7 @@ __all__ = [
     "matches",
     "needs_message",
     "parse_criteria",
+    "uses_gm",
     "uses_headers",
     "uses_text",
 ]
@@ -82,6 +84,10 @@ class Target(Protocol):
         """Decoded header fields and body, case-folded."""
         ...
 
+    def gm_ids(self) -> tuple[int, int]:
+        """Gmail's (X-GM-MSGID, X-GM-THRID) of the message."""
+        ...
+
 
 @dataclass(slots=True)
 class Context:
@@ -109,6 +115,7 @@ _FLAG_KEYS = {
 }
 _HEADER_KEYS = {"BCC": "bcc", "CC": "cc", "FROM": "from", "SUBJECT": "subject", "TO": "to"}
 _DATE_KEYS = {"BEFORE", "ON", "SINCE", "SENTBEFORE", "SENTON", "SENTSINCE"}
+_GM_KEYS = ("X-GM-MSGID", "X-GM-THRID")  # X-GM-EXT-1: equal to the message's id / its thread's
 
 
 def parse_criteria(args: Args, charset: str = "UTF-8") -> Key:
@@ -178,6 +185,11 @@ def _key(args: Args, charset: str, depth: int) -> Key:
             args.next()
             args.atom("entry type")  # priv, shared or all
         return Key("MODSEQ", args.number("mod-sequence"))
+    if name in _GM_KEYS:
+        n = args.number(name)
+        if n >= 1 << 64:
+            raise ParseError(f"{name} is an unsigned 64-bit number")
+        return Key(name, n)
     if name == "NOT":
         return Key("NOT", children=(_key(args, charset, depth + 1),))
     if name == "OR":
@@ -268,6 +280,8 @@ def matches(key: Key, msg: Target, ctx: Context) -> bool:
         if name in _ADDRESS_FIELDS:  # the addresses without comments, quoting or folding
             return any(needle in fold(a) for v in values for a in _address_forms(v))
         return False
+    if op in _GM_KEYS:
+        return bool(msg.gm_ids()[_GM_KEYS.index(op)] == int(key.value))
     if op == "BODY":
         return str(key.value) in msg.body_text()
     if op == "TEXT":
@@ -295,6 +309,13 @@ def uses_headers(key: Key) -> bool:
     if key.op in ("HEADER", "SENTBEFORE", "SENTON", "SENTSINCE"):
         return True
     return any(uses_headers(k) for k in key.children)
+
+
+def uses_gm(key: Key) -> bool:
+    """Whether evaluating ``key`` reads X-GM-MSGID or X-GM-THRID (from the store)."""
+    if key.op in _GM_KEYS:
+        return True
+    return any(uses_gm(k) for k in key.children)
 
 
 def needs_message(key: Key) -> bool:

@@ -29,6 +29,7 @@ from ...protocols.imap.fetch import Section, decode_part, decode_qp
 from ...protocols.imap.search import fold
 from ...protocols.imap.sort import sort_key
 from ...store.base import Entry, ImapStore
+from .gmail import GmIds, conversation_ids, deadline
 from .persist import (
     HEAD,
     META,
@@ -44,7 +45,7 @@ from .persist import (
     meta_layout,
 )
 
-__all__ = ["Derived", "MessageCache", "MessageView", "index_blobs"]
+__all__ = ["Derived", "MessageCache", "MessageView", "index_blobs", "prefetch_gm"]
 
 # Raw bytes kept in memory for repeated FETCH BODY[...] of the same messages (our choice).
 RAW_CACHE_BYTES = 64 * 1024 * 1024
@@ -419,7 +420,19 @@ def _Single(part: mime.Part) -> mime.Part:
 class MessageView:
     """The :class:`~postroom.protocols.imap.search.Target` of one message in a session."""
 
-    __slots__ = ("_cache", "_d", "_t", "entry", "flags", "internaldate", "modseq", "seq", "size", "uid")
+    __slots__ = (
+        "_cache",
+        "_d",
+        "_gm",
+        "_t",
+        "entry",
+        "flags",
+        "internaldate",
+        "modseq",
+        "seq",
+        "size",
+        "uid",
+    )
 
     def __init__(self, seq: int, entry: Entry, flags: frozenset[str], cache: MessageCache) -> None:
         self.seq = seq
@@ -432,6 +445,7 @@ class MessageView:
         self._cache = cache
         self._d: Derived | None = None
         self._t: Text | None = None
+        self._gm: GmIds | None = None  # set by prefetch_gm
 
     def release(self) -> None:
         """Let go of the derived data and text loaded for this message (they are read
@@ -473,6 +487,20 @@ class MessageView:
 
     def full_text(self) -> str:
         return self._text()[0]
+
+    def gm_ids(self) -> GmIds:
+        if self._gm is None:
+            prefetch_gm(self._cache.store, [self], deadline())
+        assert self._gm is not None
+        return self._gm
+
+
+def prefetch_gm(store: ImapStore, views: list[MessageView], until: float) -> None:
+    """Load X-GM-MSGID and X-GM-THRID of ``views`` in one read (:mod:`.gmail`); a message
+    deleted meanwhile gets (0, 0), which no SEARCH value matches."""
+    got = conversation_ids(store, [v.entry.id for v in views], until)
+    for v in views:
+        v._gm = got.get(v.entry.id, (0, 0))
 
 
 def prefetch(cache: MessageCache, views: list[MessageView], *, headers: bool, text: bool) -> None:

@@ -31,13 +31,15 @@ from ...protocols.imap.search import (
     matches,
     needs_message,
     parse_criteria,
+    uses_gm,
     uses_headers,
     uses_text,
 )
 from ...protocols.imap.sort import parse_sort
 from ...store.base import Entry
 from .core import Selected, SessionBase
-from .messages import Derived, MessageView, prefetch
+from .gmail import GmIds, conversation_ids, deadline
+from .messages import Derived, MessageView, prefetch, prefetch_gm
 from .tracker import flag_list
 
 __all__ = ["SelectedCommands"]
@@ -61,6 +63,7 @@ INLINE_READ_MAX = 256 * 1024
 SEARCH_CHUNK = 1000
 _NEEDS_PART = frozenset({"RFC822.HEADER", "RFC822.TEXT"})
 _NEEDS_DERIVED = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
+_GM_ITEMS = frozenset({"X-GM-MSGID", "X-GM-THRID"})
 _WHOLE = Section()
 
 
@@ -89,7 +92,7 @@ def _parse_items(token: Token) -> list[Item]:
 class _Plan:
     """What a FETCH item list needs per message, worked out once per command."""
 
-    __slots__ = ("derived", "items", "names", "part", "raw")
+    __slots__ = ("derived", "gm", "items", "names", "part", "raw")
 
     def __init__(self, items: list[Item]) -> None:
         self.items = items
@@ -101,6 +104,8 @@ class _Plan:
         # the whole message (BODY[], BINARY[], RFC822) needs the bytes but no parse
         self.raw = self.part or any(i.section is not None or i.name == "RFC822" for i in items)
         self.derived = any(i.section is None and i.name in _NEEDS_DERIVED for i in items)
+        # X-GM-MSGID / X-GM-THRID: read from the store each time (a thread id changes on a merge)
+        self.gm = any(i.name in _GM_ITEMS for i in items)
 
 
 _PLANS: dict[tuple[Item, ...], _Plan] = {}
@@ -127,6 +132,7 @@ def _render(
     derived: Derived | None,
     extra_flags: bool,
     out: list[bytes],
+    gm: GmIds | None = None,
 ) -> None:
     """Append one ``* seq FETCH (...)`` response to ``out`` (message bodies are appended as
     their own chunks, not copied into the line)."""
@@ -156,6 +162,10 @@ def _render(
             out.append(b"MODSEQ (%d)" % entry.modseq)
         elif n == "X-POSTROOM-ID":
             out.append(b"X-POSTROOM-ID " + encode(entry.id))
+        elif gm is not None and n == "X-GM-MSGID":
+            out.append(b"X-GM-MSGID %d" % gm[0])
+        elif gm is not None and n == "X-GM-THRID":
+            out.append(b"X-GM-THRID %d" % gm[1])
         elif derived is not None and n == "ENVELOPE":
             out.append(b"ENVELOPE " + derived.envelope)
         elif derived is not None and n == "BODYSTRUCTURE":
@@ -281,6 +291,7 @@ class SelectedCommands(SessionBase):
             if u in t.entries
         ]
         batches = [todo[i : i + FETCH_BATCH] for i in range(0, len(todo), FETCH_BATCH)]
+        until = deadline() if plan.gm else 0.0
         ahead: asyncio.Future[list[bytes]] | None = None
         try:
             for i, batch in enumerate(batches):
@@ -291,10 +302,16 @@ class SelectedCommands(SessionBase):
                 else:
                     maybe = self._render_inline(batch, plan, read=len(todo) == 1)
                     threaded = maybe is None
-                    chunks = await self.blocking(self._render_batch, batch, plan) if maybe is None else maybe
+                    chunks = (
+                        await self.blocking(self._render_batch, batch, plan, until)
+                        if maybe is None
+                        else maybe
+                    )
                 if threaded and i + 1 < len(batches):
                     # the store is being read: prepare the next batch while this one is sent
-                    ahead = asyncio.ensure_future(self.blocking(self._render_batch, batches[i + 1], plan))
+                    ahead = asyncio.ensure_future(
+                        self.blocking(self._render_batch, batches[i + 1], plan, until)
+                    )
                 self.write_many(chunks)
                 await self.maybe_flush()
         finally:
@@ -310,6 +327,8 @@ class SelectedCommands(SessionBase):
     def _render_inline(self, batch: list[_Target], plan: _Plan, read: bool = False) -> list[bytes] | None:
         """Render on the event loop from memory (and with ``read``, a message of at most
         INLINE_READ_MAX bytes from the store); None if anything else must be read."""
+        if plan.gm:
+            return None  # the store is read for these
         cache = self.cache
         out: list[bytes] = []
         for seq, entry, flags, extra in batch:
@@ -330,10 +349,12 @@ class SelectedCommands(SessionBase):
             _render(seq, entry, flags, plan, raw, part, derived, extra, out)
         return out
 
-    def _render_batch(self, batch: list[_Target], plan: _Plan) -> list[bytes]:
-        """Render on a worker thread: read what is missing, in one batch where possible."""
+    def _render_batch(self, batch: list[_Target], plan: _Plan, until: float = 0.0) -> list[bytes]:
+        """Render on a worker thread: read what is missing, in one batch where possible
+        (``until``: how long X-GM-THRID may wait for the indexer, see :mod:`.gmail`)."""
         cache = self.cache
         derived = cache.derived_many(e.id for _, e, _, _ in batch) if plan.derived else {}
+        gms = conversation_ids(self.store, [e.id for _, e, _, _ in batch], until) if plan.gm else {}
         out: list[bytes] = []
         for seq, entry, flags, extra in batch:
             raw = part = d = None
@@ -347,7 +368,10 @@ class SelectedCommands(SessionBase):
                 d = derived.get(entry.id)
                 if d is None:
                     continue
-            _render(seq, entry, flags, plan, raw, part, d, extra, out)
+            gm = gms.get(entry.id)
+            if plan.gm and gm is None:
+                continue  # deleted meanwhile
+            _render(seq, entry, flags, plan, raw, part, d, extra, out, gm)
         return out
 
     # -- STORE (RFC 3501 6.4.6, RFC 7162 UNCHANGEDSINCE) ----------------------------------------------
@@ -428,7 +452,9 @@ class SelectedCommands(SessionBase):
         result's header fields are loaded too (SORT and THREAD read them)."""
         views = self._views(sel)
         ctx = Context(sel.tracker.exists, sel.tracker.largest_uid, self.saved)
-        if not needs_message(key):
+        gm = uses_gm(key)
+        until = deadline() if gm else 0.0
+        if not needs_message(key) and not gm:
             found = [v for v in views if matches(key, v, ctx)]
         else:
             # a chunk at a time, each chunk's text and header data let go once matched: the
@@ -439,6 +465,8 @@ class SelectedCommands(SessionBase):
             for start in range(0, len(views), SEARCH_CHUNK):
                 chunk = views[start : start + SEARCH_CHUNK]
                 prefetch(self.cache, chunk, headers=with_headers, text=with_text)
+                if gm:
+                    prefetch_gm(self.store, chunk, until)
                 found += [v for v in chunk if matches(key, v, ctx)]
                 for v in chunk:
                     v.release()

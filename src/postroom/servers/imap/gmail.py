@@ -1,0 +1,55 @@
+"""Gmail's IMAP extension (X-GM-EXT-1): the X-GM-MSGID and X-GM-THRID of messages.
+
+* X-GM-MSGID is the message's internal row id in the store (``message.id``): unique,
+  never reused, and the same in every folder holding the message (a COPY or MOVE within a
+  mailbox adds a delivery of the same message, as Gmail keeps the id across labels).
+* X-GM-THRID is the conversation's ``ThreadID`` as the store holds it at the time of the
+  command, the number the API shows: the row id of the conversation's first message, so
+  the first message's X-GM-THRID equals its X-GM-MSGID, as in Gmail. When a message joins
+  two conversations they merge and the younger one takes the older one's id (Gmail never
+  merges; docs/imap.md).
+
+The indexer threads a message a few milliseconds after delivery. A command that asks for
+the thread of a message it has not reached yet waits for it, up to :data:`THREAD_WAIT`
+seconds per command; after that (the indexer far behind a burst) the message's own
+X-GM-MSGID stands in, which is what it gets if it starts a conversation. With threading
+switched off every message is a conversation of its own.
+
+Blocking (reads the store, may sleep): call from a worker thread.
+"""
+
+from __future__ import annotations
+
+import time
+
+from ...store.base import ImapStore
+
+__all__ = ["THREAD_WAIT", "GmIds", "conversation_ids", "deadline"]
+
+# How long one command waits for the indexer to thread the messages it asks about (our
+# choice: the indexer takes milliseconds per message; a burst of thousands takes seconds).
+THREAD_WAIT = 5.0
+_POLL = 0.02
+
+GmIds = tuple[int, int]  # (X-GM-MSGID, X-GM-THRID)
+
+
+def deadline() -> float:
+    """The monotonic time until which one command waits for threading."""
+    return time.monotonic() + THREAD_WAIT
+
+
+def conversation_ids(store: ImapStore, ids: list[str], until: float) -> dict[str, GmIds]:
+    """(X-GM-MSGID, X-GM-THRID) of those of ``ids`` that still exist, waiting until
+    ``until`` (monotonic) for messages the indexer has not threaded yet."""
+    got = store.conversation_ids(ids)
+    pending = [pid for pid, (_, _, done) in got.items() if not done]
+    if pending:
+        while pending and time.monotonic() < until:
+            time.sleep(_POLL)
+            again = store.conversation_ids(pending)
+            pending = [pid for pid, (_, _, done) in again.items() if not done]
+        # read them all again, in one snapshot: threading what was pending may have merged
+        # the conversations of the others meanwhile
+        got = store.conversation_ids(ids)
+    return {pid: (row, int(thread) if thread.isdigit() else row) for pid, (row, thread, _) in got.items()}
