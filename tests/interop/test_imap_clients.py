@@ -237,6 +237,76 @@ def test_imapflow(srv: RunningServer) -> None:
     assert events["exists"]["count"] == 2
 
 
+def _conversation(s: RunningServer, to: str, tag: str) -> None:
+    """Three messages over SMTP: a root, an unrelated one, and a reply to the root."""
+    root = f"<root-{tag}@example.org>"
+    heads = [
+        (f"{tag} plans", root, ""),
+        (f"{tag} lunch", f"<other-{tag}@example.org>", ""),
+        (f"Re: {tag} plans", f"<reply-{tag}@example.org>", f"In-Reply-To: {root}\r\nReferences: {root}\r\n"),
+    ]
+    with smtplib.SMTP(*s.addr("smtp")) as smtp:
+        for subject, mid, refs in heads:
+            raw = (
+                f"From: Alice <alice@example.org>\r\nTo: {to}\r\nSubject: {subject}\r\nMessage-ID: {mid}\r\n"
+                f"{refs}Date: Tue, 02 Jan 2024 10:00:00 +0000\r\n\r\nbody\r\n"
+            )
+            smtp.sendmail("alice@example.org", [to], raw.encode())
+
+
+def test_imapclient_gmail_thread_and_message_ids(srv: RunningServer) -> None:
+    # X-GM-EXT-1 (docs/imap.md): IMAPClient reads X-GM-MSGID / X-GM-THRID as integers
+    user = "imapclient-gm@example.org"
+    _conversation(srv, user, "imapclient")
+    with IMAPClient(srv.addr("imap")[0], port=srv.addr("imap")[1], ssl=False) as c:
+        c.login(user, "x")
+        assert b"X-GM-EXT-1" in c.capabilities()
+        c.select_folder("INBOX")
+        got = c.fetch(c.search(), ["ENVELOPE", "X-GM-MSGID", "X-GM-THRID"])
+        ids = {d[b"ENVELOPE"].subject: (uid, d[b"X-GM-MSGID"], d[b"X-GM-THRID"]) for uid, d in got.items()}
+        root, other, reply = ids[b"imapclient plans"], ids[b"imapclient lunch"], ids[b"Re: imapclient plans"]
+        assert all(isinstance(v, int) for t in ids.values() for v in t)
+        assert root[2] == root[1] == reply[2] and other[2] == other[1] != root[2]
+        assert sorted(c.search(["X-GM-THRID", root[2]])) == sorted([root[0], reply[0]])
+        assert c.search(["X-GM-MSGID", other[1]]) == [other[0]]
+        # the same ids after a COPY, in the other folder
+        c.create_folder("Kept")
+        c.copy([reply[0]], "Kept")
+        c.select_folder("Kept")
+        [(_, kept)] = c.fetch(c.search(), ["X-GM-MSGID", "X-GM-THRID"]).items()
+        assert (kept[b"X-GM-MSGID"], kept[b"X-GM-THRID"]) == reply[1:]
+
+
+def test_imapflow_gmail_thread_and_email_ids(srv: RunningServer) -> None:
+    # imapflow fills emailId / threadId from X-GM-MSGID / X-GM-THRID once X-GM-EXT-1 is listed
+    node = require_tool("node", "nodejs")
+    npm = require_tool("npm", "npm")
+    if not (NODE_DIR / "node_modules" / "imapflow").is_dir():
+        subprocess.run(
+            [npm, "ci", "--no-audit", "--no-fund"], cwd=NODE_DIR, check=True, timeout=300, capture_output=True
+        )
+    user = "imapflow-gm@example.org"
+    _conversation(srv, user, "imapflow")
+    host, port = srv.addr("imap")
+    done = subprocess.run(
+        [node, "imapflow_gmail.mjs", host, str(port), user],
+        cwd=NODE_DIR,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode == 0, done.stderr
+    out = json.loads(done.stdout)
+    assert out["gm"] is True
+    by = {m["subject"]: m for m in out["messages"]}
+    root, other, reply = by["imapflow plans"], by["imapflow lunch"], by["Re: imapflow plans"]
+    assert root["threadId"] == root["emailId"] == reply["threadId"] != other["threadId"]
+    assert len({root["emailId"], other["emailId"], reply["emailId"]}) == 3
+    assert all(m["emailId"].isdigit() and m["threadId"].isdigit() for m in out["messages"])
+    assert sorted(out["byThread"]) == sorted([root["uid"], reply["uid"]])
+    assert out["byEmail"] == [out["messages"][1]["uid"]]
+
+
 def test_imaplib_over_starttls() -> None:
     import ssl
 
