@@ -1,10 +1,10 @@
 -- Every listing shows the store's message and unread counts; counting them read the whole
 -- message table (a sequential scan: ~30 ms at 10,000 messages, growing with the store). This
--- table keeps them, changed by statement triggers in the transaction of every insert,
--- deletion and update of message. A statement adds its change to the row of its backend's
--- slot (pg_backend_pid() % 16), so that concurrent ingest on several connections or nodes
--- rarely waits on one row; the counts are the sums over the slots. TRUNCATE fires no row or
--- statement trigger of these: emptying the store truncates this table with message.
+-- table keeps them, changed by triggers in the transaction of every insert and deletion
+-- (per statement) and change of read state (per row) of a message. A change is added to the
+-- row of its backend's slot (pg_backend_pid() % 16), so that concurrent ingest on several
+-- connections or nodes rarely waits on one row; the counts are the sums over the slots.
+-- TRUNCATE fires none of these triggers: emptying the store truncates this table too.
 CREATE TABLE message_count (
     slot      integer PRIMARY KEY,
     messages  bigint NOT NULL,
@@ -30,15 +30,11 @@ BEGIN
 END
 $$;
 
-CREATE FUNCTION message_count_update() RETURNS trigger LANGUAGE plpgsql AS $$
-DECLARE
-    delta bigint;
+-- a change of read state, row by row: the indexer's updates (which do not set read) fire
+-- nothing, and a statement trigger would have to copy every updated row (transition tables)
+CREATE FUNCTION message_count_read() RETURNS trigger LANGUAGE plpgsql AS $$
 BEGIN
-    SELECT (SELECT count(*) FILTER (WHERE NOT read) FROM new_rows)
-         - (SELECT count(*) FILTER (WHERE NOT read) FROM old_rows) INTO delta;
-    IF delta <> 0 THEN
-        PERFORM message_count_add(0, delta);
-    END IF;
+    PERFORM message_count_add(0, CASE WHEN NEW.read THEN -1 ELSE 1 END);
     RETURN NULL;
 END
 $$;
@@ -47,8 +43,8 @@ CREATE TRIGGER message_count_insert AFTER INSERT ON message REFERENCING NEW TABL
     FOR EACH STATEMENT EXECUTE FUNCTION message_count_insert();
 CREATE TRIGGER message_count_delete AFTER DELETE ON message REFERENCING OLD TABLE AS old_rows
     FOR EACH STATEMENT EXECUTE FUNCTION message_count_delete();
-CREATE TRIGGER message_count_update AFTER UPDATE ON message REFERENCING OLD TABLE AS old_rows NEW TABLE AS new_rows
-    FOR EACH STATEMENT EXECUTE FUNCTION message_count_update();
+CREATE TRIGGER message_count_read AFTER UPDATE OF read ON message
+    FOR EACH ROW WHEN (OLD.read <> NEW.read) EXECUTE FUNCTION message_count_read();
 
 INSERT INTO message_count (slot, messages, unread)
 SELECT 0, count(*), count(*) FILTER (WHERE NOT read) FROM message;
