@@ -231,7 +231,7 @@ class MessageCache:
                 d = derive(part)
                 assert d.headers is not None
                 self.writes.add(META, id, d.blob)
-                self.writes.add(HEAD, id, dump_head(d.headers))
+                self.writes.add(HEAD, id, d.headers)
             out[id] = d
             fresh.append((id, d))
         self.writes.kick()
@@ -257,7 +257,7 @@ class MessageCache:
                 headers = derive(part).headers if part is not None else {}
                 assert headers is not None
                 if part is not None:
-                    self.writes.add(HEAD, id, dump_head(headers))
+                    self.writes.add(HEAD, id, headers)
             d.headers = headers
         self.writes.kick()
 
