@@ -57,6 +57,7 @@ class Changes:
             mids = self._select_ids(conn, ids, mailbox, query)
             changed: list[str] = []
             touched: dict[int, tuple[str, str]] = {}
+            seen: list[tuple[int, int, str]] = []
             for chunk in chunks(mids, 500):
                 marks = ",".join("?" * len(chunk))
                 changed += [
@@ -65,12 +66,26 @@ class Changes:
                         f"SELECT pid FROM message WHERE id IN ({marks}) AND read != ?", [*chunk, int(read)]
                     )
                 ]
-                conn.execute(f"UPDATE message SET read = ? WHERE id IN ({marks})", [int(read), *chunk])
-                touched.update(self._set_seen(conn, chunk, read, mailbox))
+                # only the rows that change: an unchanged row would still be rewritten, with its
+                # entries in every index that holds the flag
+                conn.execute(
+                    f"UPDATE message SET read = ? WHERE id IN ({marks}) AND read != ?",
+                    [int(read), *chunk, int(read)],
+                )
+                seen += self._seen_flags(conn, chunk, read, mailbox, touched)
             # One change, one modification sequence per folder (RFC 7162 3.1.2): the deliveries
-            # changed above carry the folder's next MODSEQ, which the folder now takes. Bumping
+            # changed here carry the folder's next MODSEQ, which the folder then takes. Bumping
             # once per folder, not once per chunk, also keeps a change to 100,000 messages in
             # 1,000 mailboxes to 1,000 folder events.
+            nxt = self._next_modseqs(conn, list(touched))
+            # one prepared statement for all, in key order: the deliveries of a chunk of
+            # messages are spread over every folder, so in message order each row was in
+            # another part of the table (a Python call per row was once most of the time)
+            seen.sort()
+            conn.executemany(
+                "UPDATE delivery SET flags = ?, seen = ?, modseq = ? WHERE folder_id = ? AND uid = ?",
+                [(flags, int(read), nxt[fid], fid, uid) for fid, uid, flags in seen],
+            )
             for fid, (fname, mname) in touched.items():
                 conn.execute("UPDATE folder SET modseq = modseq + 1 WHERE id = ?", (fid,))
                 self.db.emit(FolderChanged(mname, fname, "flags"))
@@ -80,33 +95,42 @@ class Changes:
 
         return self.db.write(fn)  # type: ignore[no-any-return]
 
-    def _set_seen(
-        self, conn: sqlite3.Connection, mids: list[int], read: bool, mailbox: str | None
-    ) -> dict[int, tuple[str, str]]:
-        """Set or clear \\Seen on the deliveries of ``mids``; returns the folders touched."""
+    def _seen_flags(
+        self,
+        conn: sqlite3.Connection,
+        mids: list[int],
+        read: bool,
+        mailbox: str | None,
+        touched: dict[int, tuple[str, str]],
+    ) -> list[tuple[int, int, str]]:
+        """The deliveries of ``mids`` whose \\Seen changes, as (folder, uid, new flags); adds
+        their folders to ``touched``."""
         marks = ",".join("?" * len(mids))
         rows = conn.execute(
             f"SELECT d.folder_id, d.uid, d.flags, f.name, mb.name FROM delivery d JOIN folder f ON f.id = d.folder_id "
             f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message IN ({marks}) AND d.seen != ?",
             [*mids, int(read)],
         ).fetchall()
-        touched: dict[int, tuple[str, str]] = {}
-        updates = []
+        out: list[tuple[int, int, str]] = []
         for fid, uid, flags, fname, mname in rows:
             if mailbox and mname != mailbox.lower():
                 continue
             fl = set(flags.split())
             fl.add("\\Seen") if read else fl.discard("\\Seen")
-            updates.append((" ".join(sorted(fl)), int(read), fid, fid, uid))
+            out.append((fid, uid, " ".join(sorted(fl))))
             touched[fid] = (fname, mname)
-        # one prepared statement for the whole chunk (a Python call per row was most of the
-        # time of "mark all read" on a big store)
-        conn.executemany(
-            "UPDATE delivery SET flags = ?, seen = ?, modseq = (SELECT modseq + 1 FROM folder WHERE id = ?) "
-            "WHERE folder_id = ? AND uid = ?",
-            updates,
-        )
-        return touched
+        return out
+
+    @staticmethod
+    def _next_modseqs(conn: sqlite3.Connection, fids: list[int]) -> dict[int, int]:
+        """Each folder's next MODSEQ (its current one plus one)."""
+        out: dict[int, int] = {}
+        for chunk in chunks(fids, 500):
+            marks = ",".join("?" * len(chunk))
+            out.update(
+                conn.execute(f"SELECT id, modseq + 1 FROM folder WHERE id IN ({marks})", chunk).fetchall()
+            )
+        return out
 
     def delete_messages(
         self, ids: list[str] | None, *, mailbox: str | None = None, query: str | None = None

@@ -52,6 +52,7 @@ async function request(method, path, { params, body, as = "json", signal } = {})
 }
 
 const enc = encodeURIComponent;
+let webuiOnce = null; // the server's settings, asked once per page (three parts of the UI read them)
 
 export const api = {
   /** A page of message summaries, optionally for one mailbox, optionally a search. */
@@ -66,7 +67,16 @@ export const api = {
   envelope: (id) => request("GET", `api/v2/message/${enc(id)}/envelope`),
   mailboxes: () => request("GET", "api/v2/mailboxes"),
   tags: () => request("GET", "api/v1/tags"),
-  webui: () => request("GET", "api/v2/webui"),
+  /** The server's settings (GET /api/v2/webui), one request for the page; a failure is not kept. */
+  webui() {
+    if (!webuiOnce) {
+      webuiOnce = request("GET", "api/v2/webui");
+      webuiOnce.catch(() => {
+        webuiOnce = null;
+      });
+    }
+    return webuiOnce;
+  },
   setRead: (ids, read) => request("PUT", "api/v1/messages", { body: { IDs: ids, Read: read }, as: "none" }),
   markAllRead: () => request("PUT", "api/v1/messages", { body: { Read: true }, as: "none" }),
   markMailboxRead: (name) => request("PUT", `api/v2/mailbox/${enc(name)}/read`, { body: { Read: true }, as: "none" }),

@@ -60,9 +60,6 @@ const view = new MessageView(
   { root: $("message"), subject: $("msg-subject"), tags: $("msg-tags"), meta: $("msg-meta"), tabs: $("tabs"), panels: $("panels") },
   { openMessage: (id) => openMessage(id), toast, searchTag: (tag) => searchTag(tag) },
 );
-probeSpam(view);
-probeRelay(view);
-startFetchPanel();
 
 // ---- URL hash <-> state -------------------------------------------------------------
 
@@ -365,9 +362,10 @@ function closeMessage() {
 // ---- actions -------------------------------------------------------------------------
 
 function applyLocal(ids, patch) {
-  for (const id of ids) {
-    const m = state.messages.find((x) => x.ID === id);
-    if (m) {
+  // the rows on screen that are among ids (a bulk change names up to every message stored)
+  const wanted = new Set(ids);
+  for (const m of state.messages) {
+    if (wanted.has(m.ID)) {
       Object.assign(m, patch);
       list.update(m);
     }
@@ -1111,7 +1109,7 @@ function wire() {
   window.addEventListener("hashchange", () => navigate(readHash()));
 }
 
-/** Name the SMTP address in the empty screens (from /api/v1/webui's Listeners, if any). */
+/** Name the SMTP address in the empty screens (from /api/v2/webui's Listeners, if any). */
 async function loadListeners() {
   try {
     const info = await api.webui();
@@ -1155,9 +1153,19 @@ async function main() {
   if (state.grouped) view.threads = await api.hasThreads();
   syncGroupButton();
   // The list first, on its own, so the first page is on screen as soon as possible; the
-  // sidebar's counts follow (they are aggregate queries that would compete with it).
+  // sidebar's counts follow (they are aggregate queries that would compete with it), and so
+  // do the optional parts (the checks' and Release tabs, fetched accounts), which share one
+  // request for the server's settings with loadListeners.
   await loadList();
-  await Promise.all([loadMailboxes(), state.mailbox ? loadCounts() : null, loadTags(), loadListeners()]);
+  await Promise.all([
+    loadMailboxes(),
+    state.mailbox ? loadCounts() : null,
+    loadTags(),
+    loadListeners(),
+    probeSpam(view),
+    probeRelay(view),
+  ]);
+  startFetchPanel();
   if (initial.id) await openMessage(initial.id);
   new LiveEvents(api.eventsUrl(), onEvent, onConnState).start();
   document.body.dataset.ready = "1";

@@ -4,7 +4,7 @@
 // link check makes this server send requests to the message's links, so it runs only
 // when the person presses its button (as Mailpit does).
 
-import { url } from "./api.js";
+import { api, url } from "./api.js";
 import { registerTab } from "./view.js";
 import { el, setChildren } from "./util.js";
 
@@ -183,17 +183,18 @@ function addStyles() {
   document.head.append(el("link", { rel: "stylesheet", href: "checks.css", dataset: { checks: "1" } }));
 }
 
-addStyles();
 registerTab({ key: "checks", order: 62, label: "Checks", render: renderSummary });
 registerTab({ key: "htmlcheck", order: 64, label: "HTML Check", when: (msg) => Boolean(msg.HTML), render: renderHtmlCheck });
 registerTab({ key: "linkcheck", order: 66, label: "Link Check", render: renderLinkCheck });
 registerTab({ key: "spam", order: 67, label: "Spam", when: () => spamEnabled, render: renderSpam });
 registerTab({ key: "auth", order: 68, label: "Authentication", render: renderAuth });
 
-/** Learn whether the server has spamd (Mailpit's /api/v1/webui); the Spam tab shows then. */
+/** Add the tabs' styles and learn whether the server has spamd (/api/v2/webui's SpamAssassin,
+ * as Mailpit's); the Spam tab shows then. The UI calls it once its first list is on screen. */
 export async function probeSpam(view) {
+  addStyles();
   try {
-    spamEnabled = Boolean((await getJSON("api/v1/webui")).SpamAssassin);
+    spamEnabled = Boolean((await api.webui()).SpamAssassin);
   } catch {
     spamEnabled = false;
   }

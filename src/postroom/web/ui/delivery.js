@@ -3,7 +3,7 @@
 // the outbound queue, and watch each copy's delivery (attempts, replies, next try). Release
 // answers at once; the log refreshes itself while a copy is still queued or being sent.
 
-import { url } from "./api.js";
+import { api, url } from "./api.js";
 import { registerTab } from "./view.js";
 import { el, setChildren } from "./util.js";
 
@@ -86,7 +86,7 @@ registerTab({ key: "release", order: 69, label: "Release", when: () => Boolean(r
 /** Learn whether the server relays (Mailpit's /api/v1/webui); the Release tab shows then. */
 export async function probeRelay(view) {
   try {
-    relay = (await call("GET", "api/v1/webui")).MessageRelay || null;
+    relay = (await api.webui()).MessageRelay || null;
   } catch {
     relay = null;
   }

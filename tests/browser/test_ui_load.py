@@ -1,0 +1,91 @@
+"""The UI's first load asks for what the first page needs first (issue 21's speed figures:
+first page of All, of a mailbox, of a deep page).
+
+Every module the page imports is preloaded by index.html (none waits for app.js to be
+parsed), the listing is the first API request, and the server's settings, which three parts
+of the UI read (the SMTP address, the Spam tab, the Release tab), are asked once, after it.
+"""
+
+from __future__ import annotations
+
+import re
+from email.message import EmailMessage
+from typing import Any
+from urllib.parse import urlsplit
+
+import pytest
+
+from tests.browser.conftest import USE_MOCK, UIServer
+
+pytestmark = [
+    pytest.mark.browser,
+    pytest.mark.skipif(USE_MOCK, reason="the mock API serves no settings and no fetch accounts"),
+]
+pytest.importorskip("playwright.sync_api", reason="pip install playwright (the test extra)")
+
+
+def _mail(subject: str, to: str) -> EmailMessage:
+    msg = EmailMessage()
+    msg["From"] = "Shop <shop@example.com>"
+    msg["To"] = to
+    msg["Subject"] = subject
+    msg.set_content("Hello there.")
+    return msg
+
+
+def _path(url: str) -> str:
+    u = urlsplit(url)
+    return u.path + (f"?{u.query}" if u.query else "")
+
+
+def _load(chromium: Any, ui_server: UIServer, fragment: str = "") -> tuple[list[str], list[str]]:
+    """Open the UI; the paths of its API requests and of its scripts, in request order."""
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 860})
+    try:
+        page = ctx.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        seen: list[str] = []
+        page.on("request", lambda r: seen.append(_path(r.url)))
+        page.goto(ui_server.url + "/" + fragment)
+        page.wait_for_selector("body[data-ready] #list li.row")
+        page.wait_for_selector("#conn[data-state=open]")
+        page.wait_for_timeout(300)  # what the page asks for once it is ready
+        assert errors == [], errors
+        api = [p for p in seen if p.startswith("/api/")]
+        scripts = [p for p in seen if p.endswith(".js")]
+        return api, scripts
+    finally:
+        ctx.close()
+
+
+def test_every_module_is_preloaded(chromium: Any, ui_server: UIServer) -> None:
+    html = ui_server.api("GET", "/").decode()
+    preloaded = set(re.findall(r'<link rel="modulepreload" href="([^"]+)">', html))
+    entry = re.findall(r'<script type="module" src="([^"]+)">', html)
+    assert entry == ["app.js"]
+    ui_server.deliver(_mail("Hello", "alice@example.org"))
+    _, scripts = _load(chromium, ui_server)
+    assert scripts, "no script was loaded"
+    late = [s for s in scripts if s.lstrip("/") not in preloaded | {"app.js"}]
+    # a module found only by parsing another one costs a round trip before the list is asked for
+    assert late == [], f"imported but not preloaded by index.html: {late}"
+
+
+@pytest.mark.parametrize("fragment", ["", "#mailbox=bob%40example.org"])
+def test_the_listing_is_the_first_request_and_settings_are_asked_once(
+    chromium: Any, ui_server: UIServer, fragment: str
+) -> None:
+    ui_server.deliver(_mail("Hello Alice", "alice@example.org"))
+    ui_server.deliver(_mail("Hello Bob", "bob@example.org"))
+    api, _ = _load(chromium, ui_server, fragment)
+    assert api, "the UI asked the API for nothing"
+    first = api[0]
+    assert first.startswith("/api/v2/messages?"), f"asked first for {first}, not the list: {api}"
+    if fragment:
+        assert "mailbox=bob%40example.org" in first
+    settings = [p for p in api if re.match(r"/api/v[12]/webui", p)]
+    assert settings == ["/api/v2/webui"], f"the server's settings asked {len(settings)} times: {api}"
+    # the optional parts still ask, after the list: fetched accounts once, mailboxes once
+    assert api.count("/api/v2/fetch/accounts") == 1
+    assert api.count("/api/v2/mailboxes") == 1
