@@ -20,6 +20,7 @@ import sys
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable
+from functools import partial
 
 from ...charsets import date_fields, decode_text, decode_words
 from ...protocols.imap import bodystructure as bs
@@ -44,6 +45,7 @@ from .persist import (
     load_text,
     meta_layout,
 )
+from .sortorder import SortOrders
 
 __all__ = ["Derived", "MessageCache", "MessageView", "index_blobs", "prefetch_gm"]
 
@@ -64,6 +66,9 @@ TEXT_CACHE_BYTES = 24 * 1024 * 1024
 # computed once holds for good; without these a SORT of a mailbox larger than the derived
 # cache read and decoded the header fields of every message again.
 SORT_KEY_ITEMS = 200_000
+# Messages whose header fields a SORT holds at once while computing keys (our choice, as
+# SEARCH's chunk: the fields of 1,000 messages are a few MB).
+SORT_KEY_CHUNK = 1000
 # Criteria whose key comes from the listing alone (nothing to remember).
 _LISTING_KEYS = frozenset({"ARRIVAL", "SIZE"})
 SortKey = str | float | int
@@ -131,6 +136,7 @@ class MessageCache:
         self._text_bytes = 0
         self._sort_keys: dict[str, dict[str, SortKey]] = {}  # criterion -> message ID -> key
         self._sort_key_count = 0
+        self.orders = SortOrders()  # whole folders' SORT orders (.sortorder)
         self._lock = threading.Lock()
         self.writes = WriteBehind(store)
 
@@ -317,7 +323,9 @@ class MessageCache:
 
     def sort_keys(self, criterion: str, views: list[MessageView]) -> list[SortKey]:
         """The SORT key of ``criterion`` (RFC 5256) for each of ``views``, in order: from
-        memory, computing (with one batch load of header fields) only what is not there."""
+        memory, computing only what is not there from the header fields (the ``head`` rows
+        the indexer stored, read a chunk at a time and let go of: not the ENVELOPE and
+        BODYSTRUCTURE rows, nor the derived cache, which FETCH uses)."""
         if criterion in _LISTING_KEYS:
             return [sort_key(criterion, _no_header, v.size, v.internaldate) for v in views]
         with self._lock:
@@ -325,17 +333,21 @@ class MessageCache:
             got = [memo.get(v.entry.id) for v in views]
         todo = [i for i, k in enumerate(got) if k is None]
         out: list[SortKey] = got  # type: ignore[assignment]  # (the None entries are filled below)
+        for start in range(0, len(todo), SORT_KEY_CHUNK):
+            chunk = todo[start : start + SORT_KEY_CHUNK]
+            heads = self._heads([views[i].entry.id for i in chunk])
+            for i in chunk:
+                v = views[i]
+                header = partial(_first, heads.get(v.entry.id, {}))
+                out[i] = sort_key(criterion, header, v.size, v.internaldate)
         if not todo:
             return out
-        missing = [views[i] for i in todo]
-        prefetch(self, missing, headers=True, text=False)
-        for i, v in zip(todo, missing, strict=True):
-            out[i] = sort_key(criterion, v.raw_header, v.size, v.internaldate)
         with self._lock:
             memo = self._sort_keys.setdefault(criterion, {})
-            for i, v in zip(todo, missing, strict=True):
-                if v.entry.id not in memo:
-                    memo[v.entry.id] = out[i]
+            for i in todo:
+                id = views[i].entry.id
+                if id not in memo:
+                    memo[id] = out[i]
                     self._sort_key_count += 1
             while self._sort_key_count > SORT_KEY_ITEMS:  # drop the oldest keys first
                 crit = max(self._sort_keys, key=lambda c: len(self._sort_keys[c]))
@@ -344,6 +356,37 @@ class MessageCache:
                     del keys[old]
                     self._sort_key_count -= 1
         return out
+
+    def _heads(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
+        """The header fields of each of ``ids`` that still exists: a derived entry in
+        memory that has them, else the store's ``head`` row, else parsing (written behind)."""
+        out: dict[str, dict[str, list[str]]] = {}
+        with self._lock:
+            for id in ids:
+                d = self._derived.get(id)
+                if d is not None and d.headers is not None:
+                    out[id] = d.headers
+        rest = [id for id in ids if id not in out]
+        if not rest:
+            return out
+        blobs = self.store.imap_cache_get(HEAD, rest)
+        for id in rest:
+            blob = blobs.get(id)
+            headers = load_head(blob) if blob is not None else None
+            if headers is None:
+                part = self.part(id, keep=False)
+                if part is None:
+                    continue  # deleted meanwhile
+                headers = header_fields(part)
+                self.writes.add(HEAD, id, dump_head(headers))
+            out[id] = headers
+        self.writes.kick()
+        return out
+
+
+def _first(fields: dict[str, list[str]], name: str) -> str | None:
+    vals = fields.get(name)
+    return vals[0] if vals else None
 
 
 def _no_header(name: str) -> str | None:

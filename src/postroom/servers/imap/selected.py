@@ -40,6 +40,7 @@ from ...store.base import Entry
 from .core import Selected, SessionBase
 from .gmail import GmIds, conversation_ids, deadline
 from .messages import Derived, MessageView, prefetch, prefetch_gm
+from .sortorder import sort_line
 from .tracker import flag_list
 
 __all__ = ["SelectedCommands"]
@@ -529,16 +530,30 @@ class SelectedCommands(SessionBase):
         key = parse_criteria(args, charset)
         await self.sync_selected(allow_expunge=uid, with_uid=uid)
 
-        def run() -> list[MessageView]:
-            found = self._run_search(sel, key)  # in sequence order (the final tie-break)
-            for name, reverse in reversed(criteria):  # stable sorts, the last criterion first
-                keys = self.cache.sort_keys(name, found)
-                order = sorted(range(len(found)), key=keys.__getitem__, reverse=reverse)
-                found = [found[i] for i in order]
-            return found
+        def run() -> bytes:
+            t = sel.tracker
+            known = [u for u in t.uids if u in t.entries]  # what _views shows
+            found = known if key.op == "ALL" else [v.uid for v in self._run_search(sel, key)]
 
-        found = await self.blocking(run)
-        self.untagged("SORT", *[v.uid if uid else v.seq for v in found])
+            def compute(uids: list[int]) -> list[int]:
+                # stable sorts of the ascending UIDs (the sequence order: the final
+                # tie-break), the last criterion first
+                views = [MessageView(0, t.entries[u], t.flags[u], self.cache) for u in uids]
+                idx = list(range(len(views)))
+                for name, reverse in reversed(criteria):
+                    keys = self.cache.sort_keys(name, views)
+                    idx = sorted(idx, key=keys.__getitem__, reverse=reverse)
+                return [uids[i] for i in idx]
+
+            orders = self.cache.orders
+            order = orders.sorted_uids(sel.key, crit, found, lambda: known, compute)
+            if uid:
+                return orders.line(sel.key, crit, order)
+            seqs = {u: i for i, u in enumerate(t.uids, 1)}
+            return sort_line([seqs[u] for u in order])
+
+        crit = tuple(criteria)
+        self.write(await self.blocking(run))
         return "SORT completed", None
 
     # -- COPY / MOVE (RFC 3501 6.4.7, RFC 4315 COPYUID, RFC 6851) ---------------------------------
