@@ -139,3 +139,26 @@ def test_imap_cache_lives_and_dies_with_its_message(backend: Backend) -> None:
     assert backend.store.imap_cache_get("head", [a]) == {}
     backend.store.delete_messages([a])
     assert backend.store.imap_cache_get("meta", [a]) == {}
+
+
+def test_conversation_ids_give_row_ids_and_the_stored_thread(backend: Backend) -> None:
+    # IMAP's X-GM-MSGID / X-GM-THRID (servers/imap/gmail.py): a row id per message, the
+    # same for every delivery of it, and the ThreadID the summaries show once indexed
+    root = backend.deliver(message("plans", message_id="root@x"))
+    other = backend.deliver(message("lunch", message_id="other@x"))
+    reply = backend.deliver(message("Re: plans", message_id="reply@x", in_reply_to="root@x"))
+    assert backend.store.wait_indexed(30)
+    got = backend.store.conversation_ids([root, other, reply, "no-such-id"])
+    assert set(got) == {root, other, reply}
+    assert all(done for _, _, done in got.values())
+    rows = {pid: row for pid, (row, _, _) in got.items()}
+    assert len(set(rows.values())) == 3 and rows[root] < rows[other] < rows[reply]
+    for pid, (_, thread, _) in got.items():
+        s = backend.store.get_summary(pid)
+        assert s is not None and s.thread_id == thread
+    assert got[root][1] == got[reply][1] == str(rows[root]) and got[other][1] == str(rows[other])
+    backend.store.create_folder(BOX, "Kept")
+    backend.store.copy(BOX, INBOX, [3], "Kept")
+    [kept] = backend.store.folder_entries(BOX, "Kept")
+    assert backend.store.conversation_ids([kept.id]) == {reply: got[reply]}
+    assert backend.store.conversation_ids([]) == {}

@@ -235,3 +235,17 @@ def test_the_imap_pass_gives_way_to_new_mail(store: SQLiteStore, tmp_path: Path)
         assert ix.imap_batch() == []
     finally:
         conn.close()
+
+
+def test_kept_gmail_message_ids_are_bounded(store: SQLiteStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """X-GM-MSGIDs kept for inline FETCH (servers/imap/gmail.py): past MSGID_ITEMS the
+    oldest quarter goes, the newest stay."""
+    from postroom.servers.imap import messages
+
+    monkeypatch.setattr(messages, "MSGID_ITEMS", 100)
+    cache = messages.MessageCache(store)
+    for i in range(0, 300, 10):
+        cache.keep_msgids({f"id{j}": j for j in range(i, i + 10)})
+        assert len(cache._msgids) <= 100
+    assert cache.peek_msgid("id299") == 299 and cache.peek_msgid("id0") is None
+    assert len(cache._msgids) >= 75

@@ -24,7 +24,7 @@ import time
 
 from ...store.base import ImapStore
 
-__all__ = ["THREAD_WAIT", "GmIds", "conversation_ids", "deadline"]
+__all__ = ["THREAD_WAIT", "GmIds", "conversation_ids", "deadline", "message_ids"]
 
 # How long one command waits for the indexer to thread the messages it asks about (our
 # choice: the indexer takes milliseconds per message; a burst of thousands takes seconds).
@@ -53,3 +53,9 @@ def conversation_ids(store: ImapStore, ids: list[str], until: float) -> dict[str
         # the conversations of the others meanwhile
         got = store.conversation_ids(ids)
     return {pid: (row, int(thread) if thread.isdigit() else row) for pid, (row, thread, _) in got.items()}
+
+
+def message_ids(store: ImapStore, ids: list[str]) -> dict[str, GmIds]:
+    """(X-GM-MSGID, 0) of those of ``ids`` that still exist: no waiting (the id is there from
+    the delivery on)."""
+    return {pid: (row, 0) for pid, (row, _, _) in store.conversation_ids(ids).items()}

@@ -21,6 +21,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Iterable
 from functools import partial
+from itertools import islice
 
 from ...charsets import date_fields, decode_text, decode_words
 from ...protocols.imap import bodystructure as bs
@@ -69,6 +70,10 @@ SORT_KEY_ITEMS = 200_000
 # Messages whose header fields a SORT holds at once while computing keys (our choice, as
 # SEARCH's chunk: the fields of 1,000 messages are a few MB).
 SORT_KEY_CHUNK = 1000
+# X-GM-MSGIDs kept in memory (our choice: ~120 bytes each, so ~12 MB at the bound). A
+# message's id never changes, and imapflow asks for it in every FETCH once the server has
+# X-GM-EXT-1: kept, a FETCH of one message is rendered on the event loop as without it.
+MSGID_ITEMS = 100_000
 # Criteria whose key comes from the listing alone (nothing to remember).
 _LISTING_KEYS = frozenset({"ARRIVAL", "SIZE"})
 SortKey = str | float | int
@@ -137,6 +142,7 @@ class MessageCache:
         self._sort_keys: dict[str, dict[str, SortKey]] = {}  # criterion -> message ID -> key
         self._sort_key_count = 0
         self.orders = SortOrders()  # whole folders' SORT orders (.sortorder)
+        self._msgids: dict[str, int] = {}  # public ID -> X-GM-MSGID (servers/imap/gmail.py)
         self._lock = threading.Lock()
         self.writes = WriteBehind(store)
 
@@ -154,6 +160,19 @@ class MessageCache:
             if d is not None:
                 self._derived.move_to_end(id)
             return d
+
+    def peek_msgid(self, id: str) -> int | None:
+        return self._msgids.get(id)
+
+    def keep_msgids(self, ids: dict[str, int]) -> None:
+        """Remember X-GM-MSGIDs; past :data:`MSGID_ITEMS` the oldest quarter goes."""
+        if not ids:
+            return
+        with self._lock:
+            self._msgids.update(ids)
+            if len(self._msgids) > MSGID_ITEMS:
+                for old in list(islice(self._msgids, len(self._msgids) - MSGID_ITEMS * 3 // 4)):
+                    del self._msgids[old]
 
     # -- may read the store ---------------------------------------------------------------------
     def raw(self, id: str, keep: bool = True) -> bytes | None:

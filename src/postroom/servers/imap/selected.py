@@ -38,7 +38,7 @@ from ...protocols.imap.search import (
 from ...protocols.imap.sort import parse_sort
 from ...store.base import Entry
 from .core import Selected, SessionBase
-from .gmail import GmIds, conversation_ids, deadline
+from .gmail import GmIds, conversation_ids, deadline, message_ids
 from .messages import Derived, MessageView, prefetch, prefetch_gm
 from .sortorder import sort_line
 from .tracker import flag_list
@@ -93,7 +93,7 @@ def _parse_items(token: Token) -> list[Item]:
 class _Plan:
     """What a FETCH item list needs per message, worked out once per command."""
 
-    __slots__ = ("derived", "gm", "items", "names", "part", "raw")
+    __slots__ = ("derived", "gm", "items", "names", "part", "raw", "thread")
 
     def __init__(self, items: list[Item]) -> None:
         self.items = items
@@ -105,8 +105,10 @@ class _Plan:
         # the whole message (BODY[], BINARY[], RFC822) needs the bytes but no parse
         self.raw = self.part or any(i.section is not None or i.name == "RFC822" for i in items)
         self.derived = any(i.section is None and i.name in _NEEDS_DERIVED for i in items)
-        # X-GM-MSGID / X-GM-THRID: read from the store each time (a thread id changes on a merge)
+        # X-GM-MSGID / X-GM-THRID; the thread is read from the store each time (it changes on a
+        # merge), a message id never changes (kept in memory: imapflow asks for it every FETCH)
         self.gm = any(i.name in _GM_ITEMS for i in items)
+        self.thread = any(i.name == "X-GM-THRID" for i in items)
 
 
 _PLANS: dict[tuple[Item, ...], _Plan] = {}
@@ -292,7 +294,7 @@ class SelectedCommands(SessionBase):
             if u in t.entries
         ]
         batches = [todo[i : i + FETCH_BATCH] for i in range(0, len(todo), FETCH_BATCH)]
-        until = deadline() if plan.gm else 0.0
+        until = deadline() if plan.thread else 0.0
         ahead: asyncio.Future[list[bytes]] | None = None
         try:
             for i, batch in enumerate(batches):
@@ -328,7 +330,7 @@ class SelectedCommands(SessionBase):
     def _render_inline(self, batch: list[_Target], plan: _Plan, read: bool = False) -> list[bytes] | None:
         """Render on the event loop from memory (and with ``read``, a message of at most
         INLINE_READ_MAX bytes from the store); None if anything else must be read."""
-        if plan.gm:
+        if plan.thread:
             return None  # the store is read for these
         cache = self.cache
         out: list[bytes] = []
@@ -347,7 +349,13 @@ class SelectedCommands(SessionBase):
                 derived = cache.peek_derived(entry.id)
                 if derived is None:
                     return None
-            _render(seq, entry, flags, plan, raw, part, derived, extra, out)
+            gm = None
+            if plan.gm:
+                msgid = cache.peek_msgid(entry.id)
+                if msgid is None:
+                    return None
+                gm = (msgid, 0)
+            _render(seq, entry, flags, plan, raw, part, derived, extra, out, gm)
         return out
 
     def _render_batch(self, batch: list[_Target], plan: _Plan, until: float = 0.0) -> list[bytes]:
@@ -355,7 +363,11 @@ class SelectedCommands(SessionBase):
         (``until``: how long X-GM-THRID may wait for the indexer, see :mod:`.gmail`)."""
         cache = self.cache
         derived = cache.derived_many(e.id for _, e, _, _ in batch) if plan.derived else {}
-        gms = conversation_ids(self.store, [e.id for _, e, _, _ in batch], until) if plan.gm else {}
+        gms: dict[str, GmIds] = {}
+        if plan.gm:
+            ids = [e.id for _, e, _, _ in batch]
+            gms = conversation_ids(self.store, ids, until) if plan.thread else message_ids(self.store, ids)
+            cache.keep_msgids({pid: msgid for pid, (msgid, _) in gms.items()})
         out: list[bytes] = []
         for seq, entry, flags, extra in batch:
             raw = part = d = None
