@@ -237,14 +237,20 @@ def test_throwaway_stores_are_independent_copies() -> None:
 
 
 def test_a_server_stopped_without_waiting_leaves_the_next_one_nothing_of_its_mail() -> None:
-    """The mail fixture's teardown: stop(wait=False) returns at once, the store closes on the
-    loop thread, and the next server (which may take an earlier store's emptied database: a
-    throwaway SQLite store's) starts empty: no message, no search hit."""
+    """The mail fixture's teardown: stop(wait=False) returns at once and the next start stops
+    the old server (its port is closed once the next one has started); the next server
+    (which may take an earlier store's emptied database: a throwaway SQLite store's) starts
+    empty: no message, no search hit."""
     from postroom.store.sqlite import SQLiteStore
 
     paths = []
+    old_port = None
     for i in range(6):
         s = Server(lazy=True).start()
+        if old_port is not None:
+            with pytest.raises(OSError):
+                smtplib.SMTP("127.0.0.1", old_port, timeout=5).quit()
+        old_port = s.smtp_port
         try:
             assert s.messages() == [] and s.messages("zebra") == []
             _send(s.smtp_port, _email(f"u{i}@example.com", f"zebra {i}"))

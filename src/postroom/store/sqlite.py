@@ -424,6 +424,12 @@ class SQLiteStore(Composed):
         commit instead.
         """
         path = self.path + "-journal-postroom"
+        if self._kept is not None and not self.settings.fsync:
+            # an emptied database (sqlite_recycle): its store closed with everything applied
+            # and its journal emptied, and it had no SMTP worker journals: nothing to replay
+            self._journal = Journal(path, 0)
+            self._journal.reset()
+            return
         row = conn.execute("SELECT value FROM meta WHERE key = 'journal_seq'").fetchone()
         applied = int(row[0]) if row else 0
         records, damaged = read_journal(path)

@@ -131,7 +131,7 @@ def mail(request: pytest.FixtureRequest) -> Iterator[Mail]:
         yield server
         server.handlers.raise_errors()  # a handler that raised fails the test that owns it
     finally:
-        server.stop(wait=False)  # stops on its loop thread while pytest goes on to the next test
+        server.stop(wait=False)  # stopped by the next test's start (one hand-off to the loop), or at exit
 
 
 def _shared(request: pytest.FixtureRequest, options: dict[str, Any]) -> Generator[Mail, None, None]:

@@ -129,26 +129,39 @@ def _shared_loop() -> tuple[asyncio.AbstractEventLoop, int]:
         return loop, ident[0]
 
 
-# Stops left to run on the loop thread (Server.stop(wait=False), the mail fixture's): the
-# next start waits for them, and so does the interpreter's exit.
+# Servers stopped with Server.stop(wait=False) (the mail fixture's teardown): they are
+# stopped on the loop thread by the next Server.start() of the process, in the same hand-off
+# as that start, or at the interpreter's exit. Waking the loop thread at teardown would have
+# it take the interpreter lock from pytest for the whole stop.
 _stopping_lock = threading.Lock()
-_stopping: set[concurrent.futures.Future[None]] = set()
-_exit_waits = False  # _wait_stopping is an exit hook
+_stopping: list[tuple[int, App]] = []  # (pid, app): after a fork the parent's are not ours
+_exit_hook = False  # _stop_deferred is an exit hook
 
 
-def _stopped(fut: concurrent.futures.Future[None]) -> None:
+async def _stop_all(apps: list[App]) -> None:
+    for app in apps:
+        try:
+            await app.stop(blocking=True)
+        except Exception:
+            log.exception("postroom server stop failed")
+
+
+def _take_deferred() -> list[App]:
     with _stopping_lock:
-        _stopping.discard(fut)
-    if not fut.cancelled() and fut.exception() is not None:
-        log.error("postroom server stop failed", exc_info=fut.exception())
+        apps = [app for pid, app in _stopping if pid == os.getpid()]
+        _stopping.clear()
+    return apps
 
 
-def _wait_stopping(timeout: float = _START_TIMEOUT) -> None:
-    """Wait for the stops still running on the loop thread (their stores to be closed)."""
-    with _stopping_lock:
-        pending = list(_stopping)
-    if pending:
-        concurrent.futures.wait(pending, timeout)
+def _stop_deferred(timeout: float = _START_TIMEOUT) -> None:
+    """Stop the servers left by stop(wait=False) now (at exit)."""
+    apps = _take_deferred()
+    state = _loop_state
+    if apps and state is not None and state[0] == os.getpid():
+        try:
+            asyncio.run_coroutine_threadsafe(_stop_all(apps), state[1]).result(timeout)
+        except Exception:
+            log.exception("postroom servers did not stop at exit")
 
 
 def _iso(epoch: float) -> str:
@@ -386,13 +399,12 @@ class Server(_Base):
         loop, ident = _shared_loop()
         if threading.get_ident() == ident:
             raise RuntimeError("start() would block postroom's event loop: use `await server.start_async()`")
-        _wait_stopping()  # a server stopped with wait=False: its store is closed (and kept) first
         app = App(self.settings)
         self._loop_thread = ident
         try:
-            asyncio.run_coroutine_threadsafe(self._start_app(app, self._lazy, blocking=True), loop).result(
-                _START_TIMEOUT
-            )
+            # first stop the servers left by stop(wait=False): one hand-off for both
+            start = self._start_app(app, self._lazy, blocking=True, stop_first=_take_deferred())
+            asyncio.run_coroutine_threadsafe(start, loop).result(_START_TIMEOUT)
         except concurrent.futures.TimeoutError:
             raise RuntimeError(f"postroom did not start within {_START_TIMEOUT:g} s") from None
         except BaseException:
@@ -401,7 +413,11 @@ class Server(_Base):
         self._app, self._loop, self._owns_loop = app, loop, True
         return self
 
-    async def _start_app(self, app: App, lazy: bool = False, *, blocking: bool = False) -> None:
+    async def _start_app(
+        self, app: App, lazy: bool = False, *, blocking: bool = False, stop_first: list[App] | None = None
+    ) -> None:
+        if stop_first:
+            await _stop_all(stop_first)
         self._deferred = _LAZY if lazy else frozenset()
         await app.start(defer=self._deferred, blocking=blocking)
         if self._handler is not None:
@@ -411,9 +427,10 @@ class Server(_Base):
         """Stop the server and delete its throwaway store. Idempotent.
 
         Args:
-            wait: False returns at once, while the server stops on postroom's loop thread
-                (the ``mail`` fixture's teardown): the next :meth:`start` waits for it, and
-                so does the interpreter's exit; a failure is logged, not raised.
+            wait: False returns at once and leaves the stop to the next :meth:`start` of a
+                server in this process (in the same hand-off to the loop thread) or to the
+                interpreter's exit: the ``mail`` fixture's teardown. Until then the server's
+                listeners stay open; a failure to stop is logged, not raised.
         """
         app, loop = self._app, self._loop
         if app is None or loop is None:
@@ -421,21 +438,17 @@ class Server(_Base):
         if not self._owns_loop:
             raise RuntimeError("this server runs in your event loop: use `await server.stop_async()`")
         self._app = None
-        try:
-            fut = asyncio.run_coroutine_threadsafe(app.stop(blocking=True), loop)
-            if wait:
-                fut.result(_START_TIMEOUT)
-            else:
-                global _exit_waits
-                with _stopping_lock:
-                    _stopping.add(fut)
-                    if not _exit_waits:  # registered after the store's own exit hooks: runs before them
-                        atexit.register(_wait_stopping)
-                        _exit_waits = True
-                fut.add_done_callback(_stopped)
-        finally:
-            self._loop = self._loop_thread = None
-            self._cache.clear()
+        self._loop = self._loop_thread = None
+        self._cache.clear()
+        if not wait:
+            global _exit_hook
+            with _stopping_lock:
+                _stopping.append((os.getpid(), app))
+                if not _exit_hook:  # registered after the store's own exit hooks: runs before them
+                    atexit.register(_stop_deferred)
+                    _exit_hook = True
+            return
+        asyncio.run_coroutine_threadsafe(app.stop(blocking=True), loop).result(_START_TIMEOUT)
 
     async def start_async(self) -> Server:
         """Start inside the running event loop; returns self.
