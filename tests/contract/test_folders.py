@@ -162,3 +162,13 @@ def test_conversation_ids_give_row_ids_and_the_stored_thread(backend: Backend) -
     [kept] = backend.store.folder_entries(BOX, "Kept")
     assert backend.store.conversation_ids([kept.id]) == {reply: got[reply]}
     assert backend.store.conversation_ids([]) == {}
+
+
+def test_get_raws_reads_the_small_stored_ones(backend: Backend) -> None:
+    small = [backend.deliver(message(f"s{i}")) for i in range(3)]
+    big = backend.deliver(message("big", body="x" * 5000))
+    gone = backend.deliver(message("gone"))
+    backend.store.delete_messages([gone])
+    got = backend.store.get_raws([*small, big, gone, "nope"], 2000)
+    assert got == {i: backend.store.get_raw(i) for i in small}  # not the large one, nor the deleted
+    assert backend.store.get_raws([big], 10_000) == {big: backend.store.get_raw(big)}

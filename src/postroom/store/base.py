@@ -356,6 +356,12 @@ class Pop3Store(Protocol):
         on an event loop for one small message (IMAP and POP3 read a single body this way)."""
         ...
 
+    def get_raws(self, ids: list[str], max_size: int) -> dict[str, bytes]:
+        """The bytes of each of ``ids`` still stored and of at most ``max_size`` bytes, in
+        one read (IMAP derives ENVELOPE and BODYSTRUCTURE of new messages from them); at
+        most ``len(ids) * max_size`` bytes, the caller reads larger ones one at a time."""
+        ...
+
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]:

@@ -175,6 +175,15 @@ class Reader:
             ).fetchone()
         return unpack(bytes(row[0])) if row else None
 
+    def get_raws(self, ids: list[str], max_size: int) -> dict[str, bytes]:
+        with self.db.read() as conn:
+            rows = conn.execute(
+                "SELECT m.pid, r.data FROM raw r JOIN message m ON m.id = r.id WHERE m.pid = ANY(%s) "
+                "AND m.size <= %s",
+                (ids, max_size),
+            ).fetchall()
+        return {pid: unpack(bytes(data)) for pid, data in rows}
+
     def get_raw_stored(self, id: str) -> bytes | None:
         """As :meth:`get_raw` (every read sees every commit; there is nothing to wait for)."""
         return self.get_raw(id)

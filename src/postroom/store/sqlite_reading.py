@@ -15,7 +15,7 @@ from typing import Any
 
 from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .rows import SUMMARY_COLS, clamp_page, group_pairs, summaries_from_rows
-from .sqlite_db import SQLiteDb
+from .sqlite_db import SQLiteDb, chunks
 from .sqlite_search import compile_query, fulltext_listing, has_header_term, header_listing
 from .sqlite_threads import thread_listing
 
@@ -190,6 +190,19 @@ class Reader:
 
     def get_raw_stored(self, id: str) -> bytes | None:
         return self._raw(self.db.reader(wait=False), id)
+
+    def get_raws(self, ids: list[str], max_size: int) -> dict[str, bytes]:
+        conn = self.db.reader()
+        out: dict[str, bytes] = {}
+        for chunk in chunks(ids, 500):
+            marks = ",".join("?" * len(chunk))
+            for pid, data in conn.execute(
+                f"SELECT m.pid, r.data FROM raw r JOIN message m ON m.id = r.id WHERE m.pid IN ({marks}) "
+                "AND m.size <= ?",
+                [*chunk, max_size],
+            ):
+                out[pid] = self.db.decompress(data)
+        return out
 
     def _raw(self, conn: sqlite3.Connection, id: str) -> bytes | None:
         row = conn.execute(

@@ -52,6 +52,10 @@ __all__ = ["Derived", "MessageCache", "MessageView", "index_blobs", "prefetch_gm
 
 # Raw bytes kept in memory for repeated FETCH BODY[...] of the same messages (our choice).
 RAW_CACHE_BYTES = 64 * 1024 * 1024
+# new messages to derive are read RAW_GROUP at a time, those of at most RAW_GROUP_MAX bytes
+# (a read of at most 16 MB); a larger one is read on its own
+RAW_GROUP = 64
+RAW_GROUP_MAX = 256 * 1024
 # Derived entries (envelope, structure, header fields; text only when searched).
 DERIVED_CACHE_ITEMS = 50_000
 # Decoded text kept per message for SEARCH BODY/TEXT (longer text is cut; our choice).
@@ -245,12 +249,24 @@ class MessageCache:
         if not missing:
             return out
         blobs = self.store.imap_cache_get(META, missing)
+        loaded = {id: Derived.load(blob) for id, blob in blobs.items()}
+        # the bytes of what must be parsed: small ones a group per read, not one read each
+        need = [id for id in missing if loaded.get(id) is None and self.peek_raw(id) is None]
+        place = {id: i for i, id in enumerate(need)}
+        group: dict[str, bytes] = {}
         fresh: list[tuple[str, Derived]] = []
         for id in missing:
-            blob = blobs.get(id)
-            d = Derived.load(blob) if blob is not None else None
+            d = loaded.get(id)
             if d is None:
-                part = self.part(id)
+                i = place.get(id)
+                if i is not None and i % RAW_GROUP == 0 and len(need) > 1:
+                    group = self.store.get_raws(need[i : i + RAW_GROUP], RAW_GROUP_MAX)
+                raw = group.pop(id, None)
+                if raw is not None:
+                    self._keep(id, raw)
+                    part: mime.Part | None = self.parsed(id, raw)
+                else:  # a large one (or one gone meanwhile): read on its own
+                    part = self.part(id)
                 if part is None:
                     continue  # deleted meanwhile
                 d = derive(part)
