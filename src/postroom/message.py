@@ -387,8 +387,8 @@ def html_to_text(html: str, *, tidy: bool = True) -> str:
 
 
 _PARSERS = threading.local()  # an lxml parser must not be shared between threads
-# C0 controls other than tab, LF and CR (and DEL) become spaces: lxml refuses to set a text
-# holding one (found by tests/fuzz: "<p>\x1f" raised ValueError), and they show nothing.
+# C0 controls other than tab, LF and CR (and DEL) become spaces (and so do the non-characters
+# U+FFFE and U+FFFF): lxml refuses to set a text holding one (found by tests/fuzz: "<p>\x1f" raised ValueError), and they show nothing.
 # (On the UTF-8 bytes: a byte table is ~50x quicker than str.translate, and these bytes
 # never occur inside a multi-byte UTF-8 sequence.)
 _CONTROLS = bytes(32 if b in (*range(0, 9), 11, 12, *range(14, 32), 127) else b for b in range(256))
@@ -406,6 +406,8 @@ def _libxml2_text(html: str) -> str:
         )
     try:
         data = html.encode("utf-8", "surrogatepass").translate(_CONTROLS)
+        if b"\xef\xbf\xbe" in data or b"\xef\xbf\xbf" in data:  # U+FFFE, U+FFFF: refused as well
+            data = data.replace(b"\xef\xbf\xbe", b" ").replace(b"\xef\xbf\xbf", b" ")
         root = lxml.etree.fromstring(data, parser=parser)
     except (lxml.etree.LxmlError, ValueError):
         return ""

@@ -95,6 +95,14 @@ def test_control_characters_in_html() -> None:
     assert pm.text == "x"
 
 
+def test_non_characters_in_html() -> None:
+    # U+FFFE and U+FFFF are not XML characters either: lxml refused the line break added
+    # to a text holding one, so html_to_text raised and the indexer stored no text at all
+    assert html_to_text("<p>a\ufffeb</p><p>\uffffc</p>") == "a b\n\nc"
+    pm = parse_message("Content-Type: text/html; charset=utf-8\r\n\r\n<p>x\ufffe</p>y".encode())
+    assert pm.text == "x\ny"  # as for <p>x</p>y
+
+
 def test_deeply_nested_html_is_read_in_linear_time() -> None:
     # An HTML5 tree builder (lexbor) takes time quadratic in the depth: 50,000 levels took
     # minutes. libxml2 stops descending at 256 levels, so what is deeper is not read.
