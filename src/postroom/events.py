@@ -248,8 +248,10 @@ class Bus:
                 pass
 
     def publish_many(self, events: list[Event]) -> None:
-        """Publish a batch with one hop to the loop (the writer thread's path)."""
-        if not events:
+        """Publish a batch with one hop to the loop (the writer thread's path); none when
+        nobody subscribes (a subscriber reads what it watches after subscribing, and the
+        writer publishes after its commit: it sees these changes)."""
+        if not events or not self._subs:
             return
         loop = self._loop
         if loop is not None and not loop.is_closed():

@@ -237,14 +237,19 @@ class MailReader(ABC):
 
         ``poll``: without a subscription, look again every :data:`_POLL` seconds instead of
         waiting for new mail (indexing is not new mail: a long-poll would not end for it)."""
+        if ready():  # most waits end at the first look (it waits for the writer's commit)
+            return True
         changed = threading.Event()
-        unsubscribe = self._subscribe(changed.set)
+        unsubscribe = self._subscribe(changed.set)  # then look again: no change goes unseen
         deadline = time.monotonic() + timeout
+        looked = unsubscribe is None  # nothing to miss without a subscription: wait first
         try:
             while True:
-                changed.clear()
-                if ready():
-                    return True
+                if not looked:
+                    changed.clear()
+                    if ready():
+                        return True
+                looked = False
                 remaining = deadline - time.monotonic()
                 if remaining <= 0:
                     return False
