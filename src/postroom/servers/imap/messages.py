@@ -19,7 +19,7 @@ from __future__ import annotations
 import sys
 import threading
 from collections import OrderedDict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import islice
 
@@ -311,10 +311,14 @@ class MessageCache:
                 return k[0], k[0][k[1] :]
         return self.texts_many([id]).get(id, ("", ""))
 
-    def texts_many(self, ids: Iterable[str]) -> dict[str, Text]:
+    def texts_many(
+        self, ids: Iterable[str], excludes: Callable[[bytes], bool] | None = None
+    ) -> dict[str, Text]:
         """Search text of each of ``ids`` that still exists: memory, then one batch read of
         the store's cache, then decoding the message. Nothing but the text is kept from
-        that decoding (not its bytes, MIME tree or header fields)."""
+        that decoding (not its bytes, MIME tree or header fields). A message whose bytes
+        ``excludes`` rules out (:func:`~postroom.protocols.imap.prefilter.raw_excludes`) is
+        left out instead of decoded: the search cannot match it."""
         out: dict[str, Text] = {}
         missing: list[str] = []
         with self._lock:
@@ -337,9 +341,12 @@ class MessageCache:
             else:
                 out[id] = loaded
         for id in todo:
-            part = self.part(id, keep=False)
-            if part is None:
+            raw = self.raw(id, keep=False)
+            if raw is None:
                 continue  # deleted meanwhile
+            if excludes is not None and excludes(raw):
+                continue
+            part = self.parsed(id, raw)
             body = fold(body_text(part)[:MAX_TEXT])
             head = fold("\n".join(decode_words(v) for vs in header_fields(part).values() for v in vs))
             out[id] = (head + "\n" + body, body)
@@ -581,15 +588,24 @@ def prefetch_gm(store: ImapStore, views: list[MessageView], until: float) -> Non
         v._gm = got.get(v.entry.id, (0, 0))
 
 
-def prefetch(cache: MessageCache, views: list[MessageView], *, headers: bool, text: bool) -> None:
+def prefetch(
+    cache: MessageCache,
+    views: list[MessageView],
+    *,
+    headers: bool,
+    text: bool,
+    excludes: Callable[[bytes], bool] | None = None,
+) -> None:
     """Load the header fields and/or the search text of ``views`` in batches, so that
-    matching them does not read the store once per message."""
+    matching them does not read the store once per message. A message ``excludes`` rules
+    out (see :meth:`MessageCache.texts_many`) gets an empty text, which the search it was
+    made for does not match."""
     if headers:
         got = cache.derived_many(v.entry.id for v in views)
         for v in views:
             v._d = got.get(v.entry.id)
         cache.headers_many(list(got.items()))
     if text:
-        texts = cache.texts_many(v.entry.id for v in views)
+        texts = cache.texts_many((v.entry.id for v in views), excludes)
         for v in views:
             v._t = texts.get(v.entry.id, ("", ""))

@@ -23,6 +23,7 @@ from ...protocols.imap.fetch import (
 )
 from ...protocols.imap.mime import Part, SectionError
 from ...protocols.imap.numset import NumSet, format_numbers, format_pairs
+from ...protocols.imap.prefilter import raw_excludes
 from ...protocols.imap.search import (
     CHARSETS,
     BadCharset,
@@ -474,10 +475,11 @@ class SelectedCommands(SessionBase):
             # memory of a SEARCH TEXT stays that of one chunk, whatever the folder's size
             # (the text cache keeps what fits under its own bound)
             with_headers, with_text = uses_headers(key), uses_text(key)
+            excludes = raw_excludes(key) if with_text else None  # (prefilter.py)
             found = []
             for start in range(0, len(views), SEARCH_CHUNK):
                 chunk = views[start : start + SEARCH_CHUNK]
-                prefetch(self.cache, chunk, headers=with_headers, text=with_text)
+                prefetch(self.cache, chunk, headers=with_headers, text=with_text, excludes=excludes)
                 if gm:
                     prefetch_gm(self.store, chunk, until)
                 found += [v for v in chunk if matches(key, v, ctx)]

@@ -22,8 +22,9 @@ from collections.abc import Callable
 __all__ = ["ORDERS_KEPT", "Criteria", "FolderKey", "SortOrders"]
 
 # Orders kept over all folders and criteria (our choice: an order of 100,000 messages is
-# ~1 MB of UIDs, ~4 MB once a subset has been asked of it, plus its response line).
-ORDERS_KEPT = 16
+# ~2 MB of UID lists, ~4 MB more once a subset has been asked of it, and its ~0.6 MB
+# response line; so at most ~50 MB at that size).
+ORDERS_KEPT = 8
 
 FolderKey = tuple[str, str, int]  # mailbox, folder, UIDVALIDITY
 Criteria = tuple[tuple[str, bool], ...]  # (criterion, reverse), as parse_sort gives them
