@@ -46,7 +46,12 @@ def test_first_search_text_decodes_only_what_it_cannot_rule_out(monkeypatch: pyt
         w.ok('LOGIN "bob@example.org" x')
         w.ok("EXAMINE INBOX")
         parsed.clear()
+        single: list[str] = []  # messages read from the store one at a time
+        store = s.app.store
+        one = store.get_raw
+        monkeypatch.setattr(store, "get_raw", lambda id: single.append(id) or one(id))
         got = w.ok('UID SEARCH TEXT "zanzibar"')[0]
+        assert single == []  # read RAW_GROUP at a time (messages.py), not one by one
         assert got == b"* SEARCH " + " ".join(map(str, want)).encode() + b"\r\n"
         # every plain message without the word was ruled out from its bytes
         assert len(parsed) == n - len(plain_without)

@@ -340,8 +340,16 @@ class MessageCache:
                 todo.append(id)
             else:
                 out[id] = loaded
-        for id in todo:
-            raw = self.raw(id, keep=False)
+        group: dict[str, bytes] = {}
+        for i, id in enumerate(todo):
+            if i % RAW_GROUP == 0 and len(todo) - i > 1:
+                # RAW_GROUP messages per read of the store, not one (a first SEARCH TEXT
+                # reads every message); those not in memory, of at most RAW_GROUP_MAX bytes
+                ahead = [x for x in todo[i : i + RAW_GROUP] if self.peek_raw(x) is None]
+                group = self.store.get_raws(ahead, RAW_GROUP_MAX) if ahead else {}
+            raw = group.pop(id, None)
+            if raw is None:
+                raw = self.raw(id, keep=False)
             if raw is None:
                 continue  # deleted meanwhile
             if excludes is not None and excludes(raw):
