@@ -4,6 +4,7 @@ first page of All, of a mailbox, of a deep page).
 Every module the page imports is preloaded by index.html (none waits for app.js to be
 parsed), the listing is the first API request, and the server's settings, which three parts
 of the UI read (the SMTP address, the Spam tab, the Release tab), are asked once, after it.
+No Intl formatter (the first costs 15-90 ms) is made before the listing is asked for.
 """
 
 from __future__ import annotations
@@ -89,3 +90,40 @@ def test_the_listing_is_the_first_request_and_settings_are_asked_once(
     assert settings == ["/api/v2/webui"], f"the server's settings asked {len(settings)} times: {api}"
     # the optional parts and the sidebar still ask, after the list
     assert api.index("/api/v2/fetch/accounts") > 0 and api.index("/api/v2/mailboxes") > 0
+
+
+# Logs, in order, each fetch() and each Intl formatter made (the page's first one costs
+# 15-90 ms of ICU set-up in Chromium).
+ORDER_PROBE = """
+window.__order = [];
+const realFetch = window.fetch;
+window.fetch = function (input, ...rest) {
+  window.__order.push("fetch " + new URL(String(input), location.href).pathname);
+  return realFetch.call(this, input, ...rest);
+};
+for (const name of ["DateTimeFormat", "NumberFormat"]) {
+  const Real = Intl[name];
+  Intl[name] = new Proxy(Real, {
+    construct(target, args) { window.__order.push("Intl." + name); return Reflect.construct(target, args); },
+  });
+}
+"""
+
+
+def test_no_formatter_is_made_before_the_list_is_asked_for(chromium: Any, ui_server: UIServer) -> None:
+    ui_server.deliver(_mail("Hello", "alice@example.org"))
+    ui_server.settle()
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 860})
+    try:
+        page = ctx.new_page()
+        page.add_init_script(ORDER_PROBE)
+        page.goto(ui_server.url + "/")
+        page.wait_for_selector("body[data-ready] #list li.row")
+        order: list[str] = page.evaluate("window.__order")
+    finally:
+        ctx.close()
+    assert "fetch /api/v2/messages" in order, order
+    listing = order.index("fetch /api/v2/messages")
+    made = [i for i, what in enumerate(order) if what.startswith("Intl.")]
+    assert made, f"no formatter was made at all: {order}"
+    assert min(made) > listing, f"a formatter was made before the list was asked for: {order}"

@@ -7,7 +7,7 @@ import { api } from "./api.js";
 import { LiveEvents } from "./events.js";
 import { MessageList, pageLabel } from "./list.js";
 import { Sidebar } from "./sidebar.js";
-import { debounce, el, formatNumber, icon, setChildren, shortAddress } from "./util.js";
+import { debounce, el, formatNumber, icon, setChildren, shortAddress, warmFormats } from "./util.js";
 import { MessageView } from "./view.js";
 import { probeSpam } from "./checks.js"; // the checks' tabs (HTML Check, Link Check, Spam, Authentication)
 import { probeRelay } from "./delivery.js"; // the Release tab (docs/relay.md)
@@ -1156,7 +1156,9 @@ async function main() {
   // sidebar's counts follow (they are aggregate queries that would compete with it), and so
   // do the optional parts (the checks' and Release tabs, fetched accounts), which share one
   // request for the server's settings with loadListeners.
-  await loadList();
+  const listed = loadList();
+  warmFormats(); // while the first page is on its way (their first use costs tens of ms)
+  await listed;
   await Promise.all([
     loadMailboxes(),
     state.mailbox ? loadCounts() : null,
