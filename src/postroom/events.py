@@ -46,7 +46,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from .store.base import Summary
+from .store.base import Entry, Summary
 
 __all__ = [
     "Bus",
@@ -164,13 +164,19 @@ class FolderChanged:
     """Deliveries of ``mailbox``/``folder`` were added (``exists``), re-flagged (``flags``)
     or removed (``expunge``); ``uids`` names them when the publisher knows them.
 
+    ``entries`` (``flags`` only, or None): the re-flagged deliveries as the change left
+    them (flags and MODSEQ), when the publisher read them in the same transaction (the
+    SQLite store's IMAP STORE path; not carried between PostgreSQL nodes).
+
     IMAP sessions with that folder selected resynchronise (RFC 3501 section 7: untagged
-    EXISTS, EXPUNGE and FETCH responses; RFC 2177 IDLE)."""
+    EXISTS, EXPUNGE and FETCH responses; RFC 2177 IDLE): from the UIDs of an expunge and
+    the entries of a flag change when the event has them, else from a new listing."""
 
     mailbox: str
     folder: str
     change: FolderChange
     uids: tuple[int, ...] = ()
+    entries: tuple[Entry, ...] | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -263,8 +263,8 @@ class Folders:
                 )
             if changed_msgs:
                 self._sync_read(conn, sorted(changed_msgs))
-            self.db.emit(FolderChanged(mailbox, folder, "flags", tuple(uids)))
             entries.sort(key=lambda e: e.uid)
+            self.db.emit(FolderChanged(mailbox, folder, "flags", tuple(uids), tuple(entries)))
             return entries
 
         return fn

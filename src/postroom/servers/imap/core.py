@@ -16,7 +16,7 @@ from ...events import Event, FolderChanged
 from ...protocols.imap.commands import State
 from ...protocols.imap.encoder import Raw, untagged
 from ...protocols.imap.errors import No
-from ...store.base import ImapStore
+from ...store.base import Entry, ImapStore
 from .account import Account
 from .messages import MessageCache
 from .snapshots import Snapshots
@@ -37,6 +37,9 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 CACHE_KEY = "imap_message_cache"
 RECENT_KEY = "imap_recent_claims"
 SNAPSHOTS_KEY = "imap_folder_snapshots"
+# Changes held from events for the next sync (our bound: beyond it, a session that has not
+# synced for long reads the listing instead).
+MAX_HELD = 10_000
 
 
 @dataclass
@@ -75,7 +78,10 @@ class SessionBase:
     out: list[bytes]
     out_size: int
     dirty: bool
-    relist: bool  # a change other than new messages came: the next sync reads the listing
+    relist: bool  # a change the events do not describe came: the next sync reads the listing
+    grown: bool  # new messages came: the next sync reads those above the largest known UID
+    reflagged: dict[int, Entry]  # from flag-change events since the last sync, by UID
+    expunged: list[int]  # UIDs from expunge events since the last sync
     wake: asyncio.Event
     writer: asyncio.StreamWriter
 
@@ -105,6 +111,9 @@ class SessionBase:
         self.out_size = 0
         self.dirty = False
         self.relist = False
+        self.grown = False
+        self.reflagged = {}
+        self.expunged = []
         self.wake = asyncio.Event()
 
     # -- output ---------------------------------------------------------------------------
@@ -153,9 +162,32 @@ class SessionBase:
             return
         if event.mailbox == sel.mailbox and event.folder == sel.folder:
             self.dirty = True
-            if event.change != "exists":
+            change = event.change
+            if change == "exists":
+                self.grown = True
+            elif self.relist:
+                pass
+            elif change == "flags" and event.entries is not None:
+                held = self.reflagged
+                for e in event.entries:
+                    old = held.get(e.uid)
+                    if old is None or old.modseq < e.modseq:
+                        held[e.uid] = e
+            elif change == "expunge" and event.uids:
+                self.expunged.extend(event.uids)
+            else:  # not said which messages, or how (another node, the API): read the listing
                 self.relist = True
+            if self.relist or len(self.reflagged) + len(self.expunged) > MAX_HELD:
+                self.relist = True
+                self.reflagged = {}
+                self.expunged = []
             self.wake.set()
+
+    def forget_changes(self) -> None:
+        """Nothing heard of the selected folder is pending (SELECT, CLOSE, UNSELECT)."""
+        self.dirty = self.relist = self.grown = False
+        self.reflagged = {}
+        self.expunged = []
 
     def added_here(self, mailbox: str, folder: str) -> None:
         """This session added messages to the folder (APPEND, COPY, MOVE): listings read
@@ -164,23 +196,43 @@ class SessionBase:
         self.snapshots.changed(mailbox, folder)
         sel = self.selected
         if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
-            self.dirty = True
+            self.dirty = self.grown = True
 
     async def sync_selected(self, *, allow_expunge: bool, with_uid: bool, force: bool = False) -> None:
         """Send EXISTS/EXPUNGE/FETCH for changes made elsewhere (RFC 3501 section 7).
 
-        When only new messages came since the last sync (no flag change, no expunge, no
-        ``force``), just the deliveries above the highest UID the session knows are read
-        (:meth:`_sync_new`); else the folder's listing (shared by the sessions, see
-        :mod:`.snapshots`)."""
+        Without ``force`` (NOOP, CHECK), and when every change since the last sync came
+        with an event saying what changed, no listing is read: expunges and flag changes
+        are taken from the events (the expunged UIDs, the re-flagged entries as their
+        transaction left them: :meth:`.Tracker.apply`), and new messages are read as the
+        deliveries above the highest UID the session knows (:meth:`_sync_new`). Else
+        (another PostgreSQL node's flag change, an API change, too many held) the
+        folder's listing is read (shared by the sessions, see :mod:`.snapshots`)."""
         sel = self.selected
         if sel is None or not (self.dirty or force or sel.tracker.gone):
             return
-        relist = force or self.relist or bool(sel.tracker.gone)
-        self.dirty = self.relist = False
+        relist = force or self.relist
+        grown, reflagged, expunged = self.grown, self.reflagged, self.expunged
+        self.forget_changes()
         self.wake.clear()
         if not relist:
-            await self._sync_new(sel)
+            t = sel.tracker
+            if reflagged or expunged or (t.gone and allow_expunge):
+                changed = [reflagged[u] for u in sorted(reflagged)]
+                added_kw = {f for e in changed for f in e.flags if not f.startswith("\\")} - sel.keywords
+                if added_kw:  # * FLAGS before a FETCH could show the keyword (RFC 3501 7.2.6)
+                    sel.keywords |= added_kw
+                    self.write_flags(sel)
+                for line in t.apply(
+                    changed,
+                    expunged,
+                    allow_expunge=allow_expunge,
+                    with_uid=with_uid,
+                    condstore=self.condstore,
+                ):
+                    self.write(line)
+            if grown:
+                await self._sync_new(sel)
             return
         if force:
             self.snapshots.changed(sel.mailbox, sel.folder)

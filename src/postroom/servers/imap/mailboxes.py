@@ -138,7 +138,7 @@ class MailboxCommands(SessionBase):
                 "OK", Raw(b"[HIGHESTMODSEQ %d] Highest" % max(info.highestmodseq, snap.highest_modseq, 1))
             )
         self.selected = sel
-        self.dirty = self.relist = False
+        self.forget_changes()
         self.state = State.SELECTED
         return ("SELECT completed" if not readonly else "EXAMINE completed"), (
             "READ-ONLY" if readonly else "READ-WRITE"

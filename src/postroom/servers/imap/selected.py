@@ -681,7 +681,7 @@ class SelectedCommands(SessionBase):
     def _deselect(self) -> None:
         self.selected = None
         self.state = State.AUTHENTICATED
-        self.dirty = self.relist = False
+        self.forget_changes()
 
 
 def _uses_modseq(key: Key) -> bool:

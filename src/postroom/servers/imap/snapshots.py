@@ -14,7 +14,9 @@ anyway and reuses the snapshot only if all four match, so a change whose event h
 reached this process yet cannot hide behind a snapshot. Change events drop the
 folder's snapshot early, to free the memory. At most :data:`MAX_FOLDERS` are kept.
 
-After a change, every session with the folder selected brings its client up to date
+After a change its event does not describe (a STORE's event carries the entries it
+left on SQLite, an EXPUNGE's its UIDs: those are applied to each session's tracker without
+a read), every session with the folder selected brings its client up to date
 (RFC 3501 section 7) from a new listing: :meth:`Snapshots.current` reads it once for all
 of them (ten sessions each reading the listing after every STORE, EXPUNGE and APPEND
 were most of the server's work under imaptest's stress). It is keyed by the folder's

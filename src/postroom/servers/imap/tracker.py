@@ -157,27 +157,60 @@ class Tracker:
         # flag changes of messages the client knows
         for uid in self.uids:
             e = fresh.get(uid)
-            if e is None:
-                continue
-            known = self.entries.get(uid)
-            if known is not None and e.modseq < known.modseq:
-                continue  # a listing read before a change the client has seen (MODSEQ never goes down)
-            self.entries[uid] = e
-            shown = self.view(e)
-            if self.flags.get(uid) != shown:
-                self.flags[uid] = shown
-                self.modseq[uid] = e.modseq
-                parts: list[bytes] = []
-                if with_uid or condstore:
-                    parts.append(b"UID %d" % uid)
-                parts.append(b"FLAGS " + flag_list(shown).data)
-                if condstore:
-                    parts.append(b"MODSEQ (%d)" % e.modseq)
-                out.append(b"* %d FETCH (" % self.seq_of(uid) + b" ".join(parts) + b")\r\n")
+            if e is not None:
+                line = self._reflag(e, with_uid, condstore)
+                if line is not None:
+                    out.append(line)
         # new messages: UIDs only grow (RFC 3501 2.3.1.1)
         top = self.largest_uid
         out += self.extend([fresh[u] for u in snap.uids[bisect_right(snap.uids, top) :]], claim)
         return out
+
+    def apply(
+        self,
+        reflagged: list[Entry],
+        expunged: list[int],
+        *,
+        allow_expunge: bool,
+        with_uid: bool,
+        condstore: bool,
+    ) -> list[bytes]:
+        """Take in changes another session made, from their change events (the expunged
+        UIDs, the re-flagged entries as the change left them) without a listing; return
+        the untagged responses to send, as :meth:`sync` does. UIDs the client does not
+        know are left out: a message above the largest known UID is read (with its flags
+        as they are then) by the next :meth:`extend`; one below it is already gone."""
+        entries = self.entries
+        self.gone.update(u for u in expunged if u in entries)
+        out = self.flush_expunges() if allow_expunge and self.gone else []
+        gone = self.gone
+        for e in reflagged:
+            if e.uid in entries and e.uid not in gone:
+                line = self._reflag(e, with_uid, condstore)
+                if line is not None:
+                    out.append(line)
+        return out
+
+    def _reflag(self, e: Entry, with_uid: bool, condstore: bool) -> bytes | None:
+        """Take in ``e``, a known message as the store has it now; the ``FETCH`` response
+        telling the client of its new flags, or None if they are the ones it was shown."""
+        uid = e.uid
+        known = self.entries.get(uid)
+        if known is not None and e.modseq < known.modseq:
+            return None  # read before a change the client has seen (MODSEQ never goes down)
+        self.entries[uid] = e
+        shown = self.view(e)
+        if self.flags.get(uid) == shown:
+            return None
+        self.flags[uid] = shown
+        self.modseq[uid] = e.modseq
+        parts: list[bytes] = []
+        if with_uid or condstore:
+            parts.append(b"UID %d" % uid)
+        parts.append(b"FLAGS " + flag_list(shown).data)
+        if condstore:
+            parts.append(b"MODSEQ (%d)" % e.modseq)
+        return b"* %d FETCH (" % self.seq_of(uid) + b" ".join(parts) + b")\r\n"
 
     def extend(self, added: list[Entry], claim: Callable[[list[int]], set[int]] | None = None) -> list[bytes]:
         """Take in new messages (ascending; those not above the largest known UID are left
