@@ -86,6 +86,40 @@ def test_mail_sent_to_one_node_reaches_the_others_api_events_and_idle(nodes: tup
     assert [m["Subject"] for m in listing["messages"]] == ["from node A"]
 
 
+def test_store_and_expunge_on_one_node_reach_a_session_on_the_other(nodes: tuple[Server, Server]) -> None:
+    """A flag change on node A comes to node B without its entries (B's session reads the
+    listing), an expunge with its UIDs (B's session applies them): B's client gets the
+    new flags and the EXPUNGE in order, as with one node."""
+    a, b = nodes
+    for i in range(4):
+        _send(a.smtp_port, "alice@example.org", f"m{i}")
+    with (
+        IMAPClient("127.0.0.1", port=a.imap_port, ssl=False, timeout=10) as ia,
+        IMAPClient("127.0.0.1", port=b.imap_port, ssl=False, timeout=10) as ib,
+    ):
+        ia.login("alice@example.org", "any")
+        ib.login("alice@example.org", "any")
+        end = time.monotonic() + 10
+        while ia.select_folder(INBOX)[b"EXISTS"] < 4:
+            assert time.monotonic() < end
+            time.sleep(0.05)
+        assert ib.select_folder(INBOX)[b"EXISTS"] == 4
+        ib.idle()
+        ia.add_flags([2], [b"$Label3"])
+        ia.add_flags([1, 3], [b"\\Deleted"])
+        ia.expunge()
+        got: list[tuple[object, ...]] = []
+        end = time.monotonic() + 5
+        while sum(1 for r in got if r[1] == b"EXPUNGE") < 2 and time.monotonic() < end:
+            got += ib.idle_check(timeout=1)
+        ib.idle_done()
+        assert [r[0] for r in got if r[1] == b"EXPUNGE"] == [3, 1], got
+        assert ib.search(["ALL"]) == [2, 4]  # (UIDs)
+        assert set(ib.get_flags([2])[2]) - {b"\\Recent"} == {b"$Label3"}
+        ib.use_uid = False
+        assert ib.fetch([1, 2], ["UID"]) == {1: {b"SEQ": 1, b"UID": 2}, 2: {b"SEQ": 2, b"UID": 4}}
+
+
 def test_concurrent_deliveries_through_both_nodes_get_unique_increasing_uids(
     nodes: tuple[Server, Server],
 ) -> None:
