@@ -89,3 +89,32 @@ def test_a_change_without_its_entries_still_reaches_the_session() -> None:
         finally:
             b.close()
             a.logout()
+
+
+def test_a_store_reply_announces_a_keyword_another_session_added() -> None:
+    """A STORE's FETCH shows every flag of the message, also a keyword another session put
+    on it since this session last heard: * FLAGS lists it first (RFC 3501 7.2.6; imaptest's
+    "Keyword used without being in FLAGS")."""
+    with running_server() as s:
+        prefill(s, 3)
+        a = imaplib.IMAP4(*s.addr("imap"))
+        b = Wire(*s.addr("imap"))
+        try:
+            a.login(BOB, "x")
+            a.select("INBOX")
+            b.ok(f'LOGIN "{BOB}" x')
+            b.ok("SELECT INBOX")
+            assert a.store("1", "+FLAGS.SILENT", "($Other)")[0] == "OK"
+            got = b.ok("STORE 1 +FLAGS (\\Seen)")
+            fetch = got.index(b"* 1 FETCH (FLAGS ($Other \\Seen))\r\n")
+            flags = [i for i, x in enumerate(got) if x.startswith(b"* FLAGS (") and b"$Other" in x]
+            assert flags and flags[0] < fetch, got
+            # the \\Seen a FETCH BODY[] sets: the FETCH shows the flags, after * FLAGS
+            assert a.store("2", "+FLAGS.SILENT", "($Other2)")[0] == "OK"
+            got = b.ok("FETCH 2 (BODY[HEADER.FIELDS (SUBJECT)])")
+            fetch = next(i for i, x in enumerate(got) if x.startswith(b"* 2 FETCH"))
+            flags = [i for i, x in enumerate(got) if x.startswith(b"* FLAGS (") and b"$Other2" in x]
+            assert flags and flags[0] < fetch, got
+        finally:
+            b.close()
+            a.logout()

@@ -282,11 +282,17 @@ class SelectedCommands(SessionBase):
             want = [u for _, u in targets if t.live(u) and "\\Seen" not in t.flags.get(u, frozenset())]
             if want:
                 seen = frozenset({"\\Seen"})
-                for e in await self.store.update_flags_async(sel.mailbox, sel.folder, want, seen, "add"):
+                marked = await self.store.update_flags_async(sel.mailbox, sel.folder, want, seen, "add")
+                for e in marked:
                     t.flags[e.uid] = t.view(e)
                     t.entries[e.uid] = e
                     seen_now.add(e.uid)
                 self._own_write(sel)
+                # the flags now shown may hold a keyword another session added: * FLAGS first
+                others = {f for e in marked for f in e.flags if not f.startswith("\\")} - sel.keywords
+                if others:
+                    sel.keywords |= others
+                    self.write_flags(sel)
         has_flags = "FLAGS" in names
         plan = _plan(items)
         todo = [
@@ -428,6 +434,12 @@ class SelectedCommands(SessionBase):
             mode = modes[base]
             entries = await self.store.update_flags_async(sel.mailbox, sel.folder, uids, flags, mode)  # type: ignore[arg-type]
             self._own_write(sel)
+            # a keyword another session put on these messages since this one last synced:
+            # * FLAGS before the FETCH shows it (RFC 3501 7.2.6)
+            others = {f for e in entries for f in e.flags if not f.startswith("\\")} - sel.keywords
+            if others and (not silent or unchangedsince is not None):
+                sel.keywords |= others
+                self.write_flags(sel)
             for e in entries:
                 t.flags[e.uid] = t.view(e)
                 t.entries[e.uid] = e
