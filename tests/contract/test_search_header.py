@@ -104,11 +104,10 @@ def test_the_index_holds_the_same_rows(backend: Backend) -> None:
     assert sorted(_rows(backend)) == want
 
 
+@pytest.mark.parametrize("backend_name", ["postgresql"])  # PostgreSQL's migration only
 def test_postgres_rows_of_mail_stored_before_the_index(backend: Backend) -> None:
     """A PostgreSQL database from before 0016 (no header_field, the header lines' trigram
     index): the migration writes the rows from the stored header lines."""
-    if backend.name != "postgresql":
-        pytest.skip("PostgreSQL's migration 0016")
     _deliver_four(backend)
     before = _rows(backend)
     migration = resources.files("postroom.store").joinpath("migrations/postgres/0016_header_field.sql")

@@ -230,3 +230,41 @@ def test_kill_9_of_one_node_mid_burst_loses_no_acknowledged_message(database: st
         stored = {r[0] for r in conn.execute("SELECT message_id FROM message")}
     assert len(acked) >= 200
     assert acked <= stored, f"{len(acked - stored)} acknowledged messages lost"
+
+
+def test_a_started_store_hears_the_next_notification(database: str) -> None:
+    """Once start() returns, the node's LISTEN is in place: a notification another node sends
+    right then is heard (before, the listener thread could still be connecting, and a mail
+    delivered by the other node never reached a session in IDLE here)."""
+    import psycopg
+
+    from postroom.config import Settings
+    from postroom.events import Bus, ReadChanged
+    from postroom.store.postgres import PostgresStore
+    from postroom.store.postgres_events import CHANNEL, encode
+
+    pg.reset_schema(database)
+    bus = Bus()
+    heard: list[Event] = []
+    got = threading.Event()
+
+    def on_event(ev: Event) -> None:
+        heard.append(ev)
+        got.set()
+
+    bus.subscribe(on_event)
+    store = PostgresStore(database, Settings(db=database), bus)
+    with psycopg.connect(database, autocommit=True) as other:  # the other node, connected already
+        store.start()
+        try:
+            other.execute(
+                "SELECT pg_notify(%s, %s)", (CHANNEL, encode(ReadChanged(("1",), True), "other-node"))
+            )
+        except BaseException:
+            store.close()
+            raise
+    try:
+        assert got.wait(5.0)
+        assert heard == [ReadChanged(("1",), True)]
+    finally:
+        store.close()

@@ -285,6 +285,7 @@ def test_an_exit_right_after_stop_without_waiting_leaves_no_store_behind(tmp_pat
     assert not os.path.exists(os.path.dirname(path)), os.listdir(os.path.dirname(path))
 
 
+@pytest.mark.sqlite_only
 def test_test_servers_share_one_loop_thread_and_start_no_store_threads_but_the_writer() -> None:
     """Issue 20's per-test cost: servers of one process share an event-loop thread; a test
     server's store indexes on its writer (no indexer thread) and starts its checkpoint

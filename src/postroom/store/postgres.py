@@ -66,6 +66,7 @@ INDEX_BATCH = 200  # messages the indexer parses per transaction
 INDEX_POLL = 0.5  # seconds between looks for new messages when nobody woke the indexer
 LEADER_RETRY = 1.0  # seconds between attempts of a standby node to become the indexer
 PRUNE_INTERVAL = 60.0  # seconds between two --max-age passes
+LISTEN_START_LIMIT = 10.0  # seconds start() waits for the LISTEN of the event listener
 MAX_TSV_CHARS = 200_000  # text per message in the tsvector (PostgreSQL caps one at 1 MB)
 
 
@@ -90,6 +91,7 @@ class PostgresStore(Composed):
         self.db = Db(url, bus, self.node)
         self._stop = threading.Event()
         self._wake = threading.Event()
+        self._listening = threading.Event()  # the listener's LISTEN is in place
         self.reader = Reader(self.db)
         self.message_changes = Changes(self.db)  # typed as itself: delete_mailbox too
         self.folder_view = Folders(self.db)  # ... and the IMAP cache
@@ -122,6 +124,10 @@ class PostgresStore(Composed):
             t = threading.Thread(target=target, name=name, daemon=True)
             t.start()
             self._threads.append(t)
+        # Started means hearing the other nodes: a notification sent before this node's
+        # LISTEN is lost to it (a session in IDLE would never hear of that message).
+        if not self._listening.wait(LISTEN_START_LIMIT):
+            log.warning("not listening for other nodes' events after %.0f s; going on", LISTEN_START_LIMIT)
 
     def close(self) -> None:
         if self._stop.is_set():
@@ -328,6 +334,7 @@ class PostgresStore(Composed):
             try:
                 with psycopg.connect(self.url, autocommit=True) as conn:
                     conn.execute(f"LISTEN {CHANNEL}")
+                    self._listening.set()
                     while not self._stop.is_set():
                         for note in conn.notifies(timeout=0.25):
                             self._received(note.payload)
