@@ -4,7 +4,9 @@ first page of All, of a mailbox, of a deep page).
 Every module the page imports is preloaded by index.html (none waits for app.js to be
 parsed), the listing is the first API request, and the server's settings, which three parts
 of the UI read (the SMTP address, the Spam tab, the Release tab), are asked once, after it.
-No Intl formatter (the first costs 15-90 ms) is made before the listing is asked for.
+No Intl formatter (the first costs 15-90 ms) is made before the listing is asked for, and
+the listing itself is asked for by boot.js, a classic script in the head, while the modules
+load; app.js takes that answer over.
 """
 
 from __future__ import annotations
@@ -68,7 +70,9 @@ def test_every_module_is_preloaded(chromium: Any, ui_server: UIServer) -> None:
     ui_server.deliver(_mail("Hello", "alice@example.org"))
     _, scripts = _load(chromium, ui_server)
     assert scripts, "no script was loaded"
-    late = [s for s in scripts if s.lstrip("/") not in preloaded | {"app.js"}]
+    classic = set(re.findall(r'<script src="([^"]+)"></script>', html))
+    assert classic == {"boot.js"}  # asks for the first page while the modules load
+    late = [s for s in scripts if s.lstrip("/") not in preloaded | classic | {"app.js"}]
     # a module found only by parsing another one costs a round trip before the list is asked for
     assert late == [], f"imported but not preloaded by index.html: {late}"
 
@@ -127,3 +131,46 @@ def test_no_formatter_is_made_before_the_list_is_asked_for(chromium: Any, ui_ser
     made = [i for i, what in enumerate(order) if what.startswith("Intl.")]
     assert made, f"no formatter was made at all: {order}"
     assert min(made) > listing, f"a formatter was made before the list was asked for: {order}"
+
+
+# Logs each fetch() and the moment app.js's main() starts (its first step reads the stored
+# theme), both as they happen.
+EARLY_PROBE = """
+window.__order = [];
+const realFetch = window.fetch;
+window.fetch = function (input, ...rest) {
+  window.__order.push("fetch " + new URL(String(input), location.href).pathname);
+  return realFetch.call(this, input, ...rest);
+};
+const realGet = Storage.prototype.getItem;
+Storage.prototype.getItem = function (key) {
+  if (key === "postroom.theme" && !window.__order.includes("main")) window.__order.push("main");
+  return realGet.call(this, key);
+};
+"""
+
+
+@pytest.mark.parametrize("fragment", ["", "#mailbox=bob%40example.org"])
+def test_the_first_page_is_asked_for_before_the_modules_run_and_only_once(
+    chromium: Any, ui_server: UIServer, fragment: str
+) -> None:
+    """boot.js asks for the first page while the modules load; app.js takes that answer
+    (one listing request, made before main() runs), and shows it."""
+    ui_server.deliver(_mail("Hello Bob", "bob@example.org"))
+    ui_server.settle()
+    ctx = chromium.new_context(viewport={"width": 1400, "height": 860})
+    try:
+        page = ctx.new_page()
+        page.add_init_script(EARLY_PROBE)
+        page.goto(ui_server.url + "/" + fragment)
+        page.wait_for_selector("body[data-ready] #list li.row")
+        order: list[str] = page.evaluate("window.__order")
+        rows = page.locator("#list li.row").count()
+    finally:
+        ctx.close()
+    assert rows == 1
+    listings = [i for i, what in enumerate(order) if what == "fetch /api/v2/messages"]
+    assert listings and "main" in order, order
+    assert listings[0] < order.index("main"), f"the first page was asked for by app.js: {order}"
+    # the sidebar's unread probe (limit=1) is the only other listing
+    assert len(listings) <= 2, order
