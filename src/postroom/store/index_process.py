@@ -4,12 +4,9 @@ against bursts of SMTP, and its pipe protocol with the store. What it indexes, a
 
 The process runs at the lowest CPU priority (:data:`NICENESS`), and during a burst of SMTP
 (``index_worker.BURST_SPAN`` messages within ``BURST_WINDOW`` seconds) it takes one batch per
-:data:`MAX_DEFER` seconds, the first that long into the burst: nice 19 alone still took
-10-20% of the CPU from SMTP on a 2-core VM. It takes one sooner when the machine has CPU that
-nobody wants: at least :data:`IDLE_CORES` of a core idle (``/proc/stat``) over the last
-:data:`IDLE_WINDOW` seconds of its pause (:class:`BurstPacing`). Its helper processes (one
-fewer than the cores, at most :data:`MAX_HELPERS`) are forked at start, before any database
-connection.
+:data:`MAX_DEFER` seconds at most, the first that long into the burst: nice 19 alone still
+took 10-20% of the CPU from SMTP on a 2-core VM. Its helper processes (one fewer than the
+cores, at most :data:`MAX_HELPERS`) are forked at start, before any database connection.
 
 Process protocol: the store wakes the worker with a byte on its stdin after each commit
 (stdin closing means "stop"); after each transaction the worker prints one line with the
@@ -47,7 +44,7 @@ from .index_worker import (
 from .index_write import WRITE_CHUNK, defer_fts_merges, merge_fts, store_imap_rows, store_rows
 from .thread_index import DAY, SUBJECT_POLICIES
 
-__all__ = ["BurstPacing", "cpu_idle_seconds", "main"]
+__all__ = ["main"]
 
 MAX_HELPERS = 3  # helper processes at most (one fewer than the cores, up to this)
 MAX_DEFER = 2.0  # during a burst, seconds between batches (and before the first) at least
@@ -55,78 +52,6 @@ DEFER_STEP = 0.05  # ... looking again this often
 IDLE_POLL = 2.0  # seconds between checks when nobody wakes us
 NICENESS = 19  # the lowest priority: a burst of SMTP comes first (docs/performance.md)
 QUIET_CHUNK = BATCH  # rows per transaction after a burst (index_write.WRITE_CHUNK during one)
-# During a burst, a batch is also taken when this much of a core (summed over the cores) was
-# idle while the indexer paused, measured over IDLE_WINDOW seconds at least: CPU that SMTP
-# does not want. (One batch of 250 html messages is ~0.1 s of CPU; the CPU time /proc/stat
-# counts in 10 ms ticks, so shorter windows are too coarse.)
-IDLE_WINDOW = 0.1
-IDLE_CORES = 0.5
-
-
-def cpu_idle_seconds() -> float | None:
-    """Seconds the machine's CPUs have been idle (iowait included) since boot, summed over
-    the cores (``/proc/stat``); None where that cannot be read."""
-    try:
-        with open("/proc/stat", "rb") as f:
-            fields = f.readline().split()
-        return (int(fields[4]) + int(fields[5])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
-class BurstPacing:
-    """When the indexer takes its next batch (:meth:`take_batch`), given whether a burst of
-    SMTP is on (``Indexer.mail_arriving``).
-
-    No burst: at once. During a burst: :data:`MAX_DEFER` seconds after the burst was first
-    seen or after the last batch started, whichever is later; sooner when at least
-    :data:`IDLE_CORES` of a core was idle over the last :data:`IDLE_WINDOW` seconds or more
-    of the pause (``idle()``: :func:`cpu_idle_seconds`). The window starts after a batch, so
-    the CPU the indexer itself used does not count, only what nobody wanted while it waited.
-    """
-
-    def __init__(
-        self,
-        idle: Callable[[], float | None] = cpu_idle_seconds,
-        clock: Callable[[], float] = time.monotonic,
-    ) -> None:
-        self.idle = idle
-        self.clock = clock
-        self.burst = 0.0  # when the current burst of SMTP was first seen (0: none)
-        self.last = 0.0  # when the last batch started
-        self._mark: tuple[float, float] | None = None  # (clock, idle seconds) at the window's start
-
-    def take_batch(self, arriving: bool) -> bool:
-        """True: take a batch now (then call :meth:`started`); False: pause and ask again."""
-        now = self.clock()
-        if not arriving:
-            self.burst = 0.0
-            self._mark = None
-            return True
-        self.burst = self.burst or now
-        if now - max(self.burst, self.last) >= MAX_DEFER:
-            return True
-        idle = self.idle()
-        if idle is None:
-            return False
-        if self._mark is None:
-            self._mark = (now, idle)
-            return False
-        since, idle_then = self._mark
-        if now - since < IDLE_WINDOW:
-            return False
-        self._mark = (now, idle)
-        return (idle - idle_then) / (now - since) >= IDLE_CORES
-
-    def started(self) -> None:
-        """A batch starts now; the next idle window starts after it."""
-        self.last = self.clock()
-        self._mark = None
-
-    def caught_up(self) -> None:
-        """Nothing left to index: a burst seen from now on is a new one."""
-        self.burst = 0.0
-        self._mark = None
 
 
 def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None]:
@@ -218,27 +143,33 @@ def _serve(
     if not store_rows(wconn, out, indexer.start(), rules):
         return 0
     merges_due = True  # FTS5 segments may wait to be merged (merge_fts)
-    pacing = BurstPacing()
+    last = 0.0  # when the last batch started
+    burst = 0.0  # when the current burst of SMTP was first seen (0: none)
     while True:
         while True:
             # During a burst, SMTP gets the CPU: the first batch MAX_DEFER seconds into it, then
-            # one per MAX_DEFER seconds, so that a long flood is indexed a little as it goes,
-            # and more when CPU is idle; the rest after the burst, with the helpers.
-            if not pacing.take_batch(indexer.mail_arriving()):
-                if not _pause(stdin, DEFER_STEP):
-                    conn.close()
-                    return 0
-                continue
-            pacing.started()
+            # one per MAX_DEFER seconds, so that a long flood is indexed a little as it goes;
+            # the rest after the burst, with the helpers.
+            if indexer.mail_arriving():
+                now = time.monotonic()
+                burst = burst or now
+                if now - max(burst, last) < MAX_DEFER:
+                    if not _pause(stdin, DEFER_STEP):
+                        conn.close()
+                        return 0
+                    continue
+            else:
+                burst = 0.0
+            last = time.monotonic()
             rows = indexer.next_batch()
             if not rows:
                 # caught up: the IMAP data of what is indexed, a batch at a time (new mail first)
                 if imap := indexer.imap_batch(lambda: _woken(stdin)):
                     store_imap_rows(wconn, imap)
                     continue
-                pacing.caught_up()
+                burst = 0.0  # a burst seen from now on is a new one
                 break
-            if not store_rows(wconn, out, rows, rules, WRITE_CHUNK if pacing.burst else QUIET_CHUNK):
+            if not store_rows(wconn, out, rows, rules, WRITE_CHUNK if burst else QUIET_CHUNK):
                 return 0
             if indexer.announce:  # what the helpers wrote (after its conversations, above)
                 pids, indexer.announce = indexer.announce, []
