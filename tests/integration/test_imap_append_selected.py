@@ -34,6 +34,26 @@ def prefill(s: RunningServer, n: int) -> None:
         s.call(s.app.store.deliver(Envelope("alice@example.org", (BOB,)), msg(f"old {i}")))
 
 
+@contextmanager
+def two_sessions(s: RunningServer, n: int, *, enable: str = "") -> Iterator[tuple[imaplib.IMAP4, Wire]]:
+    """``n`` messages in bob's INBOX, then two sessions with it selected: ``a`` through
+    imaplib, ``b`` on the wire (``enable``: an extension ``b`` enables first)."""
+    prefill(s, n)
+    a = imaplib.IMAP4(*s.addr("imap"))
+    b = Wire(*s.addr("imap"))
+    try:
+        a.login(BOB, "x")
+        a.select("INBOX")
+        b.ok(f'LOGIN "{BOB}" x')
+        if enable:
+            b.ok(f"ENABLE {enable}")
+        b.ok("SELECT INBOX")
+        yield a, b
+    finally:
+        b.close()
+        a.logout()
+
+
 Reads = list[tuple[int, int]]  # (after_uid, rows returned) of each folder_entries call
 
 
@@ -109,47 +129,36 @@ def test_append_into_the_selected_folder_reads_only_the_new_rows(monkeypatch: py
 def test_other_sessions_see_appends_and_expunges_in_order(monkeypatch: pytest.MonkeyPatch) -> None:
     """A second session idling on the folder gets the new messages without a listing read,
     and an expunge between APPENDs reaches both sessions before the later EXISTS."""
-    with running_server() as s:
-        prefill(s, PREFILL)
-        a = imaplib.IMAP4(*s.addr("imap"))
-        b = Wire(*s.addr("imap"))
-        try:
-            a.login(BOB, "x")
-            a.select("INBOX")
-            b.ok(f'LOGIN "{BOB}" x')
-            b.ok("SELECT INBOX")
-            b.send(b"i1 IDLE\r\n")
-            assert b.read_line() == b"+ idling\r\n"
-            with counted_reads(s, monkeypatch) as reads:
-                for i in range(5):
-                    assert a.append("INBOX", None, None, msg(f"new {i}"))[0] == "OK"
-                seen = []
-                while (line := b.read_line()) != b"* %d EXISTS\r\n" % (PREFILL + 5):
-                    seen.append(line)
-                assert all(re.fullmatch(rb"\* \d+ (EXISTS|RECENT)\r\n", x) for x in seen), seen
-                assert all(after > 0 for after, _ in reads), reads  # new rows only
-            # the third message goes: * 3 EXPUNGE in both sessions, then the next APPEND
-            assert a.store("3", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
-            typ, data = a.expunge()
-            assert (typ, data) == ("OK", [b"3"])
-            assert a.append("INBOX", None, None, msg("after"))[0] == "OK"
-            assert a.response("EXISTS")[1][-1] == str(PREFILL + 5).encode()
-            lines = []
+    with running_server() as s, two_sessions(s, PREFILL) as (a, b):
+        b.send(b"i1 IDLE\r\n")
+        assert b.read_line() == b"+ idling\r\n"
+        with counted_reads(s, monkeypatch) as reads:
+            for i in range(5):
+                assert a.append("INBOX", None, None, msg(f"new {i}"))[0] == "OK"
+            seen = []
             while (line := b.read_line()) != b"* %d EXISTS\r\n" % (PREFILL + 5):
-                lines.append(line)
-            expunges = [x for x in lines if x.endswith(b" EXPUNGE\r\n")]
-            assert expunges == [b"* 3 EXPUNGE\r\n"], lines
-            b.send(b"DONE\r\n")
-            # (\Recent goes to whichever session syncs first: A's own or B's count varies)
-            recent, done = b.read_until("i1")
-            assert re.fullmatch(rb"\* \d RECENT\r\n", recent) and done == b"i1 OK IDLE terminated\r\n"
-            # both sessions number the messages alike
-            want = b"* %d FETCH (UID %d)\r\n" % (PREFILL + 5, PREFILL + 6)
-            assert b.ok(f"FETCH {PREFILL + 5} (UID)") == [want]
-            typ, data = a.fetch(str(PREFILL + 5), "(UID)")
-            assert data == [b"%d (UID %d)" % (PREFILL + 5, PREFILL + 6)]
-            typ, data = a.fetch("3", "(UID)")
-            assert data == [b"3 (UID 4)"]
-        finally:
-            b.close()
-            a.logout()
+                seen.append(line)
+            assert all(re.fullmatch(rb"\* \d+ (EXISTS|RECENT)\r\n", x) for x in seen), seen
+            assert all(after > 0 for after, _ in reads), reads  # new rows only
+        # the third message goes: * 3 EXPUNGE in both sessions, then the next APPEND
+        assert a.store("3", "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+        typ, data = a.expunge()
+        assert (typ, data) == ("OK", [b"3"])
+        assert a.append("INBOX", None, None, msg("after"))[0] == "OK"
+        assert a.response("EXISTS")[1][-1] == str(PREFILL + 5).encode()
+        lines = []
+        while (line := b.read_line()) != b"* %d EXISTS\r\n" % (PREFILL + 5):
+            lines.append(line)
+        expunges = [x for x in lines if x.endswith(b" EXPUNGE\r\n")]
+        assert expunges == [b"* 3 EXPUNGE\r\n"], lines
+        b.send(b"DONE\r\n")
+        # (\Recent goes to whichever session syncs first: A's own or B's count varies)
+        recent, done = b.read_until("i1")
+        assert re.fullmatch(rb"\* \d RECENT\r\n", recent) and done == b"i1 OK IDLE terminated\r\n"
+        # both sessions number the messages alike
+        want = b"* %d FETCH (UID %d)\r\n" % (PREFILL + 5, PREFILL + 6)
+        assert b.ok(f"FETCH {PREFILL + 5} (UID)") == [want]
+        typ, data = a.fetch(str(PREFILL + 5), "(UID)")
+        assert data == [b"%d (UID %d)" % (PREFILL + 5, PREFILL + 6)]
+        typ, data = a.fetch("3", "(UID)")
+        assert data == [b"3 (UID 4)"]
