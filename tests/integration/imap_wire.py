@@ -5,8 +5,13 @@ from __future__ import annotations
 import re
 import socket
 import ssl
+from typing import TYPE_CHECKING
 
 _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
+
+
+if TYPE_CHECKING:
+    from tests.helpers import RunningServer
 
 
 class Wire:
@@ -90,3 +95,10 @@ class Wire:
         assert cont.startswith(b"+"), cont
         self.send(message + b"\r\n")
         return self.read_until(t)
+
+
+def login(s: RunningServer, user: str) -> Wire:
+    """A wire session to ``s``'s IMAP, logged in as ``user`` (any password)."""
+    w = Wire(*s.addr("imap"))
+    w.ok(f"LOGIN {user} x")
+    return w

@@ -11,19 +11,13 @@ from collections.abc import Iterator
 import pytest
 
 from tests.helpers import RunningServer, running_server
-from tests.integration.imap_wire import Wire
+from tests.integration.imap_wire import Wire, login
 
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[RunningServer]:
     with running_server(smtp="off", http="off", pop3="off") as s:
         yield s
-
-
-def login(s: RunningServer, user: str) -> Wire:
-    w = Wire(*s.addr("imap"))
-    w.ok(f"LOGIN {user} x")
-    return w
 
 
 def mail(mid: str, subject: str, refs: str = "") -> bytes:
