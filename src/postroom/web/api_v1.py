@@ -15,6 +15,7 @@ SpamAssassin) live in :mod:`postroom.web.api_checks`, release in
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import io
 import logging
 import os
@@ -50,7 +51,7 @@ from .common import (
     str_list,
     summary_json,
 )
-from .indexwait import LISTING_WAIT, await_indexed
+from .indexwait import LISTING_WAIT, await_indexed, fill_unindexed
 from .send import SendError, build_message
 
 __all__ = ["add_routes", "memory_bytes", "message_json", "tag_counts"]
@@ -84,10 +85,13 @@ async def _page(request: web.Request, query: str | None, *, extended: bool) -> w
     mailbox = request.query.get("mailbox") or None
     page = await in_thread(store.list_messages, mailbox=mailbox, query=query, start=start, limit=limit)
     if not extended and page.messages:
-        # Mailpit's summaries are complete when listed: wait for the indexer's snippet and
-        # attachment count of just-arrived mail (usually none on the page), then re-read.
+        # Mailpit's summaries are complete when listed: fill in the snippet and attachment
+        # count of just-arrived mail (usually none on the page) or wait for the indexer's.
+        app = request.app[APP_KEY]
         fresh = await in_thread(_unindexed, store, [s.id for s in page.messages])
-        if fresh and await await_indexed(request.app[APP_KEY], fresh, LISTING_WAIT):
+        if fresh and (filled := await fill_unindexed(app, page.messages, fresh)) is not None:
+            page = dataclasses.replace(page, messages=filled)
+        elif fresh and await await_indexed(app, fresh, LISTING_WAIT):
             page = await in_thread(
                 store.list_messages, mailbox=mailbox, query=query, start=start, limit=limit
             )

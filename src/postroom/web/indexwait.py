@@ -1,4 +1,4 @@
-"""Waiting for the background indexer, where Mailpit's API shows a message complete at once.
+"""Closing the gap to the background indexer, where Mailpit's API shows a message complete at once.
 
 Mailpit parses a message while storing it, so a summary read right after ``POST
 /api/v1/send`` (or after an SMTP 250) already has its ``Snippet`` and ``Attachments``
@@ -6,22 +6,33 @@ count. postroom's ingest commits first and indexes moments later (10-150 ms, lon
 load). The Mailpit-compatible routes close that gap by waiting for the few messages
 concerned, on the bus (no polling), for at most :data:`INDEX_WAIT` seconds; after that
 they answer what the store has, which is never wrong for long.
+
+A listing does not wait when it can fill the gap itself (:func:`fill_unindexed`): the
+summaries of just-arrived small messages get the snippet and attachment count the indexer
+will write, from the same derivation (``store.indexer.extract``), parsed on a thread. During
+a burst the newest page is always just behind the indexer, and waiting made every listing
+then take up to :data:`LISTING_WAIT` (and SMTP ingest "visible through the API" a second
+later than stored: benchmarks/ingest.py, 5,000 messages). With tagging rules (config
+``[[tags]]``, which the indexer applies) a listing still waits, since only the indexer
+knows the tags.
 """
 
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from ..events import Event, MessagesIndexed
-from ..store.base import IndexProgress
+from ..parsepool import PARSE_INLINE_BYTES
+from ..store.base import IndexProgress, MessageReader, Summary
 from .common import in_thread
 
 if TYPE_CHECKING:
     from ..app import App
 
-__all__ = ["INDEX_WAIT", "LISTING_WAIT", "await_indexed"]
+__all__ = ["FILL_BYTES", "FILL_MAX", "INDEX_WAIT", "LISTING_WAIT", "await_indexed", "fill_unindexed"]
 
 # Longest a Mailpit-style read waits for indexing (seconds). The indexer takes 10-150 ms
 # per batch on a quiet machine; a burst of thousands can queue a message for seconds, and
@@ -32,6 +43,41 @@ INDEX_WAIT = 2.0
 # (benchmarks/soak.py: 6 of 1,155 listings at 2.0-2.2 s with a 2 s wait, 10 minutes at
 # ~65 msg/s).
 LISTING_WAIT = 1.0
+# A listing fills in the summaries of at most this many unindexed messages itself, each of at
+# most FILL_BYTES (parsed on a thread, as parsepool does below that size: ~0.3 ms for the 21 KB
+# HTML fixture, so a page of 50 costs ~15 ms); otherwise it waits for the indexer.
+FILL_MAX = 50
+FILL_BYTES = PARSE_INLINE_BYTES
+
+
+async def fill_unindexed(app: App, summaries: list[Summary], unindexed: list[str]) -> list[Summary] | None:
+    """``summaries`` with the ``snippet`` and ``attachments`` of those in ``unindexed`` filled
+    in as the indexer will store them; None when this cannot be done here (tagging rules
+    configured, too many or too large messages): then wait with :func:`await_indexed`."""
+    if app.settings.extra.get("tags") or len(unindexed) > FILL_MAX:
+        return None
+    wanted = set(unindexed)
+    fresh = [s for s in summaries if s.id in wanted]
+    if any(s.size > FILL_BYTES for s in fresh):
+        return None
+    store = app.store
+    filled = await in_thread(_derive, store, [s.id for s in fresh])
+    return [
+        dataclasses.replace(s, snippet=filled[s.id][0], attachments=filled[s.id][1]) if s.id in filled else s
+        for s in summaries
+    ]
+
+
+def _derive(store: MessageReader, ids: list[str]) -> dict[str, tuple[str, int]]:
+    from ..store.indexer import extract  # the indexer's own derivation of the two fields
+
+    out: dict[str, tuple[str, int]] = {}
+    for mid in ids:
+        raw = store.get_raw(mid)
+        if raw is not None and len(raw) <= FILL_BYTES:  # (deleted meanwhile: left as it is)
+            d = extract(raw)
+            out[mid] = (d.snippet, d.attachments)
+    return out
 
 
 async def await_indexed(app: App, ids: Iterable[str], timeout: float = INDEX_WAIT) -> bool:

@@ -1,0 +1,107 @@
+"""/api/v1 listings of mail the indexer has not reached yet (web/indexwait.py), in a real
+`postroom serve` whose indexer process is held (SIGSTOP)."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import smtplib
+import subprocess
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+from postroom.web.indexwait import LISTING_WAIT
+from tests.helpers import serve_process
+
+ATTACHED = (
+    "From: Ann <ann@test.example>\r\nTo: bob@test.example\r\nSubject: report\r\n"
+    "MIME-Version: 1.0\r\nContent-Type: multipart/mixed; boundary=b1\r\n\r\n"
+    "--b1\r\nContent-Type: text/html; charset=utf-8\r\n\r\n"
+    "<html><head><style>p{}</style></head><body><p>Quarterly <b>figures</b>&amp; notes</p></body></html>\r\n"
+    "--b1\r\nContent-Type: application/pdf\r\nContent-Disposition: attachment; filename=r.pdf\r\n\r\n"
+    "%PDF-1.4\r\n--b1--\r\n"
+)
+PLAIN = "From: c@test.example\r\nTo: d@test.example\r\nSubject: plain\r\n\r\nJust a line\r\nand another.\r\n"
+
+
+def _get(port: int, path: str) -> Any:
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return json.load(r)
+
+
+def _indexer(pid: int) -> int:
+    out = subprocess.run(["pgrep", "-P", str(pid)], capture_output=True, text=True).stdout.split()
+    [indexer] = [int(p) for p in out if b"index_worker" in Path(f"/proc/{p}/cmdline").read_bytes()]
+    return indexer
+
+
+@contextmanager
+def _held(pid: int) -> Iterator[None]:
+    os.kill(pid, signal.SIGSTOP)
+    try:
+        yield
+    finally:
+        os.kill(pid, signal.SIGCONT)
+
+
+def _send(port: int, *messages: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:
+        for msg in messages:
+            s.sendmail("a@test.example", ["b@test.example"], msg)
+
+
+def _fields(listing: Any) -> list[tuple[str, str, int]]:
+    return [(m["Subject"], m["Snippet"], m["Attachments"]) for m in listing["messages"]]
+
+
+def test_a_listing_fills_in_unindexed_mail_at_once_as_the_indexer_will(tmp_path: Path) -> None:
+    """Snippet and attachment count of mail not indexed yet are in the first listing, without
+    waiting for the indexer (a listing used to wait up to LISTING_WAIT, then answer without
+    them), and they are what the indexer then stores."""
+    with serve_process(tmp_path / "s.db", "--smtp-workers", "0") as (proc, smtp, http):
+        with _held(_indexer(proc.pid)):
+            _send(smtp, ATTACHED, PLAIN)
+            t0 = time.monotonic()
+            listed = _get(http, "/api/v1/messages")
+            took = time.monotonic() - t0
+            assert _get(http, "/api/v2/messages")["messages"][0]["Snippet"] == ""  # not indexed
+        assert listed["total"] == 2
+        assert _fields(listed) == [
+            ("plain", "Just a line and another.", 0),
+            ("report", "Quarterly figures& notes", 1),
+        ]
+        assert took < LISTING_WAIT / 2, took
+        deadline = time.monotonic() + 30
+        while any(m["Snippet"] == "" for m in _get(http, "/api/v2/messages")["messages"]):
+            assert time.monotonic() < deadline, "the indexer did not index the messages"
+            time.sleep(0.05)
+        assert _fields(_get(http, "/api/v1/messages")) == _fields(listed)
+
+
+def test_with_tagging_rules_a_listing_waits_for_the_indexer(tmp_path: Path) -> None:
+    """Tags from rules are the indexer's to apply: a listing of unindexed mail waits for it
+    (at most LISTING_WAIT) rather than answer without them."""
+    config = tmp_path / "postroom.toml"
+    config.write_text('[[tags]]\nquery = "subject:report"\ntags = ["reports"]\n')
+    with serve_process(tmp_path / "s.db", "--smtp-workers", "0", "--config", str(config)) as (
+        proc,
+        smtp,
+        http,
+    ):
+        indexer = _indexer(proc.pid)
+        with _held(indexer):
+            _send(smtp, ATTACHED)
+            t0 = time.monotonic()
+            listed = _get(http, "/api/v1/messages")
+            assert time.monotonic() - t0 >= LISTING_WAIT * 0.9
+            assert listed["messages"][0]["Tags"] == [] and listed["messages"][0]["Snippet"] == ""
+        deadline = time.monotonic() + 30
+        while not (m := _get(http, "/api/v1/messages")["messages"][0])["Tags"]:
+            assert time.monotonic() < deadline, "the indexer did not tag the message"
+            time.sleep(0.05)
+        assert m["Tags"] == ["reports"] and m["Snippet"] == "Quarterly figures& notes"
