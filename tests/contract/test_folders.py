@@ -176,3 +176,23 @@ def test_get_raws_reads_the_small_stored_ones(backend: Backend) -> None:
     got = backend.store.get_raws([*small, big, gone, "nope"], 2000)
     assert got == {i: backend.store.get_raw(i) for i in small}  # not the large one, nor the deleted
     assert backend.store.get_raws([big], 10_000) == {big: backend.store.get_raw(big)}
+
+
+def test_message_tags_read_back_what_set_tags_stored(backend: Backend) -> None:
+    # IMAP's X-GM-LABELS (servers/imap/labels.py): the tags of each message, sorted; a
+    # message without tags has [], an unknown ID is left out; one message in two folders
+    # has one set of tags
+    a = backend.deliver(message("one", message_id="a@x"))
+    b = backend.deliver(message("two", message_id="b@x"))
+    backend.store.set_tags([a], ["work", "Älter", "2026 plans"])
+    assert backend.store.message_tags([a, b, "no-such-id"]) == {
+        a: sorted(["work", "Älter", "2026 plans"]),
+        b: [],
+    }
+    backend.store.create_folder(BOX, "Kept")
+    backend.store.copy(BOX, INBOX, [1], "Kept")
+    [kept] = backend.store.folder_entries(BOX, "Kept")
+    assert backend.store.message_tags([kept.id])[kept.id] == sorted(["work", "Älter", "2026 plans"])
+    backend.store.set_tags([a], [])
+    assert backend.store.message_tags([a]) == {a: []}
+    assert backend.store.message_tags([]) == {}

@@ -435,6 +435,15 @@ class ImapStore(Pop3Store, Protocol):
         for good with threading off). IMAP's X-GM-MSGID and X-GM-THRID (docs/imap.md)."""
         ...
 
+    def message_tags(self, ids: list[str]) -> dict[str, list[str]]:
+        """The tags of those of ``ids`` that exist, each list sorted (a message without tags
+        maps to ``[]``). IMAP's X-GM-LABELS (docs/imap.md)."""
+        ...
+
+    def set_tags(self, ids: list[str], tags: list[str]) -> None:
+        """Replace the tags of ``ids`` by ``tags`` (IMAP's STORE X-GM-LABELS)."""
+        ...
+
 
 @runtime_checkable
 class IndexProgress(Protocol):

@@ -374,3 +374,6 @@ class PostgresStore(Composed):
 
     def conversation_ids(self, ids: list[str]) -> dict[str, tuple[int, str, bool]]:
         return self.folder_view.conversation_ids(ids)
+
+    def message_tags(self, ids: list[str]) -> dict[str, list[str]]:
+        return self.folder_view.message_tags(ids)

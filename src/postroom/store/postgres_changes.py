@@ -544,6 +544,20 @@ class Folders:
                 )
             }
 
+    def message_tags(self, ids: list[str]) -> dict[str, list[str]]:
+        """Public ID -> its tags, sorted (:meth:`~.base.ImapStore.message_tags`)."""
+        out: dict[str, list[str]] = {}
+        with self.db.read() as conn:
+            for pid, name in conn.execute(
+                "SELECT m.pid, t.name FROM message m LEFT JOIN message_tag mt ON mt.message = m.id "
+                "LEFT JOIN tag t ON t.id = mt.tag WHERE m.pid = ANY(%s)",
+                (ids,),
+            ):
+                got = out.setdefault(pid, [])
+                if name is not None:
+                    got.append(name)
+        return {pid: sorted(names) for pid, names in out.items()}
+
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         _kind(kind)
         if not items:

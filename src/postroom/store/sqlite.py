@@ -147,6 +147,9 @@ class SQLiteStore(Composed):
             self.background.wake_indexer()  # a caller waiting for a thread id: it may be asleep
         return got
 
+    def message_tags(self, ids: list[str]) -> dict[str, list[str]]:
+        return self.imap_cache.message_tags(ids)
+
     def delete_mailbox(self, mailbox: str) -> list[str]:
         return self.folder_view.delete_mailbox(mailbox)
 

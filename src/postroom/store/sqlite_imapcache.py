@@ -85,6 +85,22 @@ class ImapCache:
             out.update((r[0], (r[1], r[2], r[3] == 1)) for r in conn.execute(sql, chunk))
         return out
 
+    def message_tags(self, ids: list[str]) -> dict[str, list[str]]:
+        """Public ID -> its tags, sorted (:meth:`~.base.ImapStore.message_tags`)."""
+        conn = self.db.reader()
+        out: dict[str, list[str]] = {}
+        for chunk in chunks(ids, CHUNK):
+            marks = ",".join("?" * len(chunk))
+            sql = (
+                "SELECT m.pid, t.name FROM message m LEFT JOIN message_tag mt ON mt.message = m.id "
+                f"LEFT JOIN tag t ON t.id = mt.tag WHERE m.pid IN ({marks})"
+            )
+            for pid, name in conn.execute(sql, chunk):
+                got = out.setdefault(pid, [])
+                if name is not None:
+                    got.append(name)
+        return {pid: sorted(names) for pid, names in out.items()}
+
 
 def _table(kind: str) -> str:
     try:

@@ -48,6 +48,7 @@ SIMPLE = frozenset(
         "X-POSTROOM-ID",
         "X-GM-MSGID",  # Gmail's X-GM-EXT-1 (servers/imap/gmail.py)
         "X-GM-THRID",
+        "X-GM-LABELS",  # its labels: postroom's tags (servers/imap/labels.py)
     }
 )
 _SECTIONED = re.compile(

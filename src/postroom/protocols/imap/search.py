@@ -1,5 +1,5 @@
 """SEARCH criteria (RFC 3501 section 6.4.4, RFC 5032 WITHIN, RFC 7162 MODSEQ, Gmail's
-X-GM-MSGID and X-GM-THRID): parse and match.
+X-GM-MSGID, X-GM-THRID and X-GM-LABELS): parse and match.
 
 :func:`parse_criteria` reads search keys from an :class:`~.args.Args` cursor into a tree
 of :class:`Key` nodes; :func:`matches` evaluates a tree against one message through the
@@ -24,6 +24,7 @@ from .args import Args, normalize_flag, parse_date
 from .bodystructure import parse_addresses
 from .decoder import MAX_DEPTH, Atom, Group, String
 from .errors import LimitError, No, ParseError
+from .labels import parse_label
 from .numset import NumSet
 
 __all__ = [
@@ -36,6 +37,7 @@ __all__ = [
     "parse_criteria",
     "uses_gm",
     "uses_headers",
+    "uses_labels",
     "uses_text",
 ]
 
@@ -86,6 +88,10 @@ class Target(Protocol):
 
     def gm_ids(self) -> tuple[int, int]:
         """Gmail's (X-GM-MSGID, X-GM-THRID) of the message."""
+        ...
+
+    def gm_labels(self) -> frozenset[str]:
+        """Gmail's X-GM-LABELS of the message, case-folded."""
         ...
 
 
@@ -190,6 +196,8 @@ def _key(args: Args, charset: str, depth: int) -> Key:
         if n >= 1 << 64:
             raise ParseError(f"{name} is an unsigned 64-bit number")
         return Key(name, n)
+    if name == "X-GM-LABELS":
+        return Key(name, parse_label(args.next("label")).casefold())
     if name == "NOT":
         return Key("NOT", children=(_key(args, charset, depth + 1),))
     if name == "OR":
@@ -282,6 +290,8 @@ def matches(key: Key, msg: Target, ctx: Context) -> bool:
         return False
     if op in _GM_KEYS:
         return bool(msg.gm_ids()[_GM_KEYS.index(op)] == int(key.value))
+    if op == "X-GM-LABELS":
+        return key.value in msg.gm_labels()
     if op == "BODY":
         return str(key.value) in msg.body_text()
     if op == "TEXT":
@@ -316,6 +326,13 @@ def uses_gm(key: Key) -> bool:
     if key.op in _GM_KEYS:
         return True
     return any(uses_gm(k) for k in key.children)
+
+
+def uses_labels(key: Key) -> bool:
+    """Whether evaluating ``key`` reads X-GM-LABELS (the message's tags, from the store)."""
+    if key.op == "X-GM-LABELS":
+        return True
+    return any(uses_labels(k) for k in key.children)
 
 
 def needs_message(key: Key) -> bool:

@@ -517,6 +517,7 @@ class MessageView:
         "_cache",
         "_d",
         "_gm",
+        "_labels",
         "_t",
         "entry",
         "flags",
@@ -539,6 +540,7 @@ class MessageView:
         self._d: Derived | None = None
         self._t: Text | None = None
         self._gm: GmIds | None = None  # set by prefetch_gm
+        self._labels: frozenset[str] | None = None  # set by prefetch_labels (case-folded)
 
     def release(self) -> None:
         """Let go of the derived data and text loaded for this message (they are read
@@ -586,6 +588,20 @@ class MessageView:
             prefetch_gm(self._cache.store, [self], deadline())
         assert self._gm is not None
         return self._gm
+
+    def gm_labels(self) -> frozenset[str]:
+        if self._labels is None:
+            prefetch_labels(self._cache.store, [self])
+        assert self._labels is not None
+        return self._labels
+
+
+def prefetch_labels(store: ImapStore, views: list[MessageView]) -> None:
+    """Load the X-GM-LABELS (the tags, case-folded) of ``views`` in one read; a message
+    deleted meanwhile has none."""
+    got = store.message_tags([v.entry.id for v in views])
+    for v in views:
+        v._labels = frozenset(t.casefold() for t in got.get(v.entry.id, ()))
 
 
 def prefetch_gm(store: ImapStore, views: list[MessageView], until: float) -> None:

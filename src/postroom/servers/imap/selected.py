@@ -9,18 +9,17 @@ from bisect import bisect_left, bisect_right
 
 from ...protocols.imap.args import Args, format_datetime
 from ...protocols.imap.commands import State
-from ...protocols.imap.decoder import Group, Token
+from ...protocols.imap.decoder import Group
 from ...protocols.imap.encoder import Binary, Literal, Raw, encode
 from ...protocols.imap.errors import No, ParseError
 from ...protocols.imap.fetch import (
     Item,
-    Section,
     apply_partial,
     decode_part,
-    parse_items,
     section_content,
     was_decoded,
 )
+from ...protocols.imap.labels import format_labels, parse_labels
 from ...protocols.imap.mime import Part, SectionError
 from ...protocols.imap.numset import NumSet, format_numbers, format_pairs
 from ...protocols.imap.prefilter import raw_excludes
@@ -34,13 +33,16 @@ from ...protocols.imap.search import (
     parse_criteria,
     uses_gm,
     uses_headers,
+    uses_labels,
     uses_text,
 )
 from ...protocols.imap.sort import parse_sort
 from ...store.base import Entry
 from .core import Selected, SessionBase
+from .fetchplan import Plan, parse_items_memo, plan_of
 from .gmail import GmIds, conversation_ids, deadline, message_ids
-from .messages import Derived, MessageView, prefetch, prefetch_gm
+from .labels import LABEL_MODES, change_labels, check_labels
+from .messages import Derived, MessageView, prefetch, prefetch_gm, prefetch_labels
 from .sortorder import sort_line
 from .tracker import flag_list
 
@@ -63,80 +65,20 @@ INLINE_READ_MAX = 256 * 1024
 # Messages whose data one SEARCH holds at once (our choice: ~1,000 messages of text is a
 # few MB; fewer chunks cost one more batch read of the store each).
 SEARCH_CHUNK = 1000
-_NEEDS_PART = frozenset({"RFC822.HEADER", "RFC822.TEXT"})
-_NEEDS_DERIVED = frozenset({"ENVELOPE", "BODYSTRUCTURE", "BODY"})
-_GM_ITEMS = frozenset({"X-GM-MSGID", "X-GM-THRID"})
-_WHOLE = Section()
-
-
-# Parsed FETCH item lists, by their tokens: clients send the same few lists again and
-# again (UID FETCH n BODY.PEEK[] ...); a small bound keeps hostile variety harmless.
-_ITEMS_MEMO: dict[Token, list[Item]] = {}
-_ITEMS_MEMO_MAX = 256
-
-
-def _parse_items(token: Token) -> list[Item]:
-    """:func:`parse_items`, remembered (callers copy the list before changing it)."""
-    try:
-        return list(_ITEMS_MEMO[token])
-    except (KeyError, TypeError):  # TypeError: a token that cannot be hashed
-        pass
-    items = parse_items(token)
-    if len(_ITEMS_MEMO) >= _ITEMS_MEMO_MAX:
-        _ITEMS_MEMO.clear()
-    try:
-        _ITEMS_MEMO[token] = items
-    except TypeError:
-        pass
-    return list(items)
-
-
-class _Plan:
-    """What a FETCH item list needs per message, worked out once per command."""
-
-    __slots__ = ("derived", "gm", "items", "names", "part", "raw", "thread")
-
-    def __init__(self, items: list[Item]) -> None:
-        self.items = items
-        # the response name of each sectioned item, e.g. b"BODY[1.MIME]<0>"
-        self.names = [i.response_name().encode("utf-8") if i.section is not None else b"" for i in items]
-        self.part = any(
-            (i.section is not None and i.section != _WHOLE) or i.name in _NEEDS_PART for i in items
-        )
-        # the whole message (BODY[], BINARY[], RFC822) needs the bytes but no parse
-        self.raw = self.part or any(i.section is not None or i.name == "RFC822" for i in items)
-        self.derived = any(i.section is None and i.name in _NEEDS_DERIVED for i in items)
-        # X-GM-MSGID / X-GM-THRID; the thread is read from the store each time (it changes on a
-        # merge), a message id never changes (kept in memory: imapflow asks for it every FETCH)
-        self.gm = any(i.name in _GM_ITEMS for i in items)
-        self.thread = any(i.name == "X-GM-THRID" for i in items)
-
-
-_PLANS: dict[tuple[Item, ...], _Plan] = {}
-
-
-def _plan(items: list[Item]) -> _Plan:
-    """The :class:`_Plan` of an item list, remembered like :data:`_ITEMS_MEMO`."""
-    key = tuple(items)
-    plan = _PLANS.get(key)
-    if plan is None:
-        if len(_PLANS) >= _ITEMS_MEMO_MAX:
-            _PLANS.clear()
-        plan = _PLANS[key] = _Plan(items)
-    return plan
 
 
 def _render(
     seq: int,
     entry: Entry,
     flags: frozenset[str],
-    plan: _Plan,
+    plan: Plan,
     raw: bytes | None,
     part: Part | None,
     derived: Derived | None,
     extra_flags: bool,
     out: list[bytes],
     gm: GmIds | None = None,
+    labels: list[str] | None = None,
 ) -> None:
     """Append one ``* seq FETCH (...)`` response to ``out`` (message bodies are appended as
     their own chunks, not copied into the line)."""
@@ -170,6 +112,8 @@ def _render(
             out.append(b"X-GM-MSGID %d" % gm[0])
         elif gm is not None and n == "X-GM-THRID":
             out.append(b"X-GM-THRID %d" % gm[1])
+        elif labels is not None and n == "X-GM-LABELS":
+            out.append(b"X-GM-LABELS " + format_labels(labels))
         elif derived is not None and n == "ENVELOPE":
             out.append(b"ENVELOPE " + derived.envelope)
         elif derived is not None and n == "BODYSTRUCTURE":
@@ -251,7 +195,7 @@ class SelectedCommands(SessionBase):
     async def cmd_fetch(self, args: Args, uid: bool) -> Reply:
         sel = self.require_selected()
         ns = args.numset()
-        items = _parse_items(args.next("fetch items"))
+        items = parse_items_memo(args.next("fetch items"))
         changedsince: int | None = None
         if args.more():
             mods = Args(args.group("fetch modifiers"))
@@ -294,7 +238,7 @@ class SelectedCommands(SessionBase):
                     sel.keywords |= others
                     self.write_flags(sel)
         has_flags = "FLAGS" in names
-        plan = _plan(items)
+        plan = plan_of(items)
         todo = [
             (s, t.entries[u], t.flags[u], u in seen_now and not has_flags)
             for s, u in targets
@@ -334,10 +278,10 @@ class SelectedCommands(SessionBase):
             self.untagged("OK", Raw(b"[HIGHESTMODSEQ %d] Highest" % highest))
         return "FETCH completed", None
 
-    def _render_inline(self, batch: list[_Target], plan: _Plan, read: bool = False) -> list[bytes] | None:
+    def _render_inline(self, batch: list[_Target], plan: Plan, read: bool = False) -> list[bytes] | None:
         """Render on the event loop from memory (and with ``read``, a message of at most
         INLINE_READ_MAX bytes from the store); None if anything else must be read."""
-        if plan.thread:
+        if plan.thread or plan.labels:
             return None  # the store is read for these
         cache = self.cache
         out: list[bytes] = []
@@ -365,7 +309,7 @@ class SelectedCommands(SessionBase):
             _render(seq, entry, flags, plan, raw, part, derived, extra, out, gm)
         return out
 
-    def _render_batch(self, batch: list[_Target], plan: _Plan, until: float = 0.0) -> list[bytes]:
+    def _render_batch(self, batch: list[_Target], plan: Plan, until: float = 0.0) -> list[bytes]:
         """Render on a worker thread: read what is missing, in one batch where possible
         (``until``: how long X-GM-THRID may wait for the indexer, see :mod:`.gmail`)."""
         cache = self.cache
@@ -375,6 +319,7 @@ class SelectedCommands(SessionBase):
             ids = [e.id for _, e, _, _ in batch]
             gms = conversation_ids(self.store, ids, until) if plan.thread else message_ids(self.store, ids)
             cache.keep_msgids({pid: msgid for pid, (msgid, _) in gms.items()})
+        tags = self.store.message_tags([e.id for _, e, _, _ in batch]) if plan.labels else {}
         out: list[bytes] = []
         for seq, entry, flags, extra in batch:
             raw = part = d = None
@@ -389,9 +334,9 @@ class SelectedCommands(SessionBase):
                 if d is None:
                     continue
             gm = gms.get(entry.id)
-            if plan.gm and gm is None:
+            if (plan.gm and gm is None) or (plan.labels and entry.id not in tags):
                 continue  # deleted meanwhile
-            _render(seq, entry, flags, plan, raw, part, d, extra, out, gm)
+            _render(seq, entry, flags, plan, raw, part, d, extra, out, gm, tags.get(entry.id))
         return out
 
     # -- STORE (RFC 3501 6.4.6, RFC 7162 UNCHANGEDSINCE) ----------------------------------------------
@@ -409,6 +354,8 @@ class SelectedCommands(SessionBase):
         op = args.atom("store operation").upper()
         silent = op.endswith(".SILENT")
         base = op.removesuffix(".SILENT")
+        if base in LABEL_MODES:
+            return await self._store_labels(sel, ns, uid, args, base, silent, unchangedsince)
         modes = {"FLAGS": "set", "+FLAGS": "add", "-FLAGS": "remove"}
         if base not in modes:
             raise ParseError("expected FLAGS, +FLAGS or -FLAGS")
@@ -454,6 +401,28 @@ class SelectedCommands(SessionBase):
         code = f"MODIFIED {format_numbers(failed)}" if failed else None
         return "STORE completed", code
 
+    async def _store_labels(
+        self, sel: Selected, ns: NumSet, uid: bool, args: Args, base: str, silent: bool, since: int | None
+    ) -> Reply:
+        """STORE [+-]X-GM-LABELS (:mod:`.labels`): the tags of the messages."""
+        if since is not None:
+            raise ParseError("UNCHANGEDSINCE applies to flags, not X-GM-LABELS")
+        labels = parse_labels(args.next("label list"))
+        args.end()
+        check_labels(labels)
+        if sel.readonly:
+            raise No("mailbox is read-only", "READ-ONLY")
+        t = sel.tracker
+        targets = [(s, u) for s, u in self.targets(sel, ns, uid) if t.live(u)]
+        ids = [t.entries[u].id for _, u in targets]
+        now = await self.blocking(change_labels, self.store, ids, labels, LABEL_MODES[base])
+        if not silent:
+            for s, u in targets:
+                if (got := now.get(t.entries[u].id)) is not None:
+                    head = b"* %d FETCH (" % s + (b"UID %d " % u if uid else b"")
+                    self.write(head + b"X-GM-LABELS " + format_labels(got) + b")\r\n")
+        return "STORE completed", None
+
     # -- SEARCH / SORT (RFC 3501 6.4.4, RFC 4731 ESEARCH, RFC 5182 SEARCHRES, RFC 5256) ---------
     def _charset(self, args: Args, required: bool) -> str:
         if not required and args.peek_atom() != "CHARSET":
@@ -478,9 +447,9 @@ class SelectedCommands(SessionBase):
         result's header fields are loaded too (SORT and THREAD read them)."""
         views = self._views(sel)
         ctx = Context(sel.tracker.exists, sel.tracker.largest_uid, self.saved)
-        gm = uses_gm(key)
+        gm, labels = uses_gm(key), uses_labels(key)
         until = deadline() if gm else 0.0
-        if not needs_message(key) and not gm:
+        if not needs_message(key) and not gm and not labels:
             found = [v for v in views if matches(key, v, ctx)]
         else:
             # a chunk at a time, each chunk's text and header data let go once matched: the
@@ -494,6 +463,8 @@ class SelectedCommands(SessionBase):
                 prefetch(self.cache, chunk, headers=with_headers, text=with_text, excludes=excludes)
                 if gm:
                     prefetch_gm(self.store, chunk, until)
+                if labels:
+                    prefetch_labels(self.store, chunk)
                 found += [v for v in chunk if matches(key, v, ctx)]
                 for v in chunk:
                     v.release()
