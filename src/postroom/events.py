@@ -164,13 +164,16 @@ class FolderChanged:
     """Deliveries of ``mailbox``/``folder`` were added (``exists``), re-flagged (``flags``)
     or removed (``expunge``); ``uids`` names them when the publisher knows them.
 
-    ``entries`` (``flags`` only, or None): the re-flagged deliveries as the change left
+    ``entries`` (or None): for ``flags``, the re-flagged deliveries as the change left
     them (flags and MODSEQ), when the publisher read them in the same transaction (the
-    SQLite store's IMAP STORE path; not carried between PostgreSQL nodes).
+    SQLite store's IMAP STORE path); for ``exists``, every delivery the change added to
+    the folder, ascending (the SQLite store's ingest: deliveries, IMAP APPEND). Never
+    carried between PostgreSQL nodes.
 
     IMAP sessions with that folder selected resynchronise (RFC 3501 section 7: untagged
     EXISTS, EXPUNGE and FETCH responses; RFC 2177 IDLE): from the UIDs of an expunge and
-    the entries of a flag change when the event has them, else from a new listing."""
+    the entries of a flag change or of new messages when the event has them, else from
+    the store (a listing, or the deliveries above the highest UID the session knows)."""
 
     mailbox: str
     folder: str

@@ -9,11 +9,22 @@ A real server, real imaplib and raw-socket clients."""
 from __future__ import annotations
 
 import re
+import time
 
 import pytest
 
+from postroom.events import Event, FolderChanged
+from postroom.protocols.imap.args import format_datetime
+from postroom.store.base import Entry
 from tests.helpers import running_server
-from tests.integration.test_imap_append_selected import BOB, counted_reads, two_sessions
+from tests.integration.test_imap_append_selected import (
+    BOB,
+    counted_reads,
+    events_carry_new,
+    msg,
+    prefill,
+    two_sessions,
+)
 
 N = 30  # messages in the folder
 
@@ -80,3 +91,114 @@ def test_a_store_reply_announces_a_keyword_another_session_added() -> None:
         fetch = next(i for i, x in enumerate(got) if x.startswith(b"* 2 FETCH"))
         flags = [i for i, x in enumerate(got) if x.startswith(b"* FLAGS (") and b"$Other2" in x]
         assert flags and flags[0] < fetch, got
+
+
+def _entry_line(e: Entry, seq: int) -> bytes:
+    """A session's FETCH (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ) of ``e``."""
+    flags = " ".join(sorted(e.flags))
+    date = format_datetime(e.internaldate)
+    return b'* %d FETCH (UID %d FLAGS (%s) INTERNALDATE "%s" RFC822.SIZE %d MODSEQ (%d))\r\n' % (
+        seq,
+        e.uid,
+        flags.encode(),
+        date.encode(),
+        e.size,
+        e.modseq,
+    )
+
+
+def test_new_messages_of_another_session_come_from_their_events(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A's APPENDs reach B with UID, flags, size, date and MODSEQ as the store lists them,
+    on SQLite without any read of the folder (the new-message event carries the entries);
+    a flag change and an expunge that come before B hears of a new message apply to it."""
+    with running_server() as s, two_sessions(s, N, enable="CONDSTORE") as (a, b):
+        with counted_reads(s, monkeypatch) as reads:
+            date = '"05-Dec-2026 10:11:12 +0000"'
+            assert a.append("INBOX", "(\\Seen $Fresh)", date, msg("new 1"))[0] == "OK"
+            got = b.ok("UID FETCH 1 (UID)")
+            # the new keyword announced before the EXISTS of the message that has it
+            assert got[1].startswith(b"* FLAGS (") and b"$Fresh" in got[1], got
+            assert got[3] == b"* %d EXISTS\r\n" % (N + 1), got
+            # a new message re-flagged, another expunged, before B syncs
+            assert a.append("INBOX", None, None, msg("new 2"))[0] == "OK"
+            assert a.append("INBOX", None, None, msg("new 3"))[0] == "OK"
+            assert a.store(str(N + 2), "+FLAGS.SILENT", "(\\Flagged)")[0] == "OK"
+            assert a.store(str(N + 3), "+FLAGS.SILENT", "(\\Deleted)")[0] == "OK"
+            assert a.expunge()[0] == "OK"
+            got = b.ok("UID FETCH 1 (UID)")
+            assert b"* %d EXISTS\r\n" % (N + 2) in got and not [x for x in got if b"EXPUNGE" in x], got
+            shown = b.ok(f"FETCH {N + 1}:* (UID FLAGS INTERNALDATE RFC822.SIZE MODSEQ)")
+            assert reads == [] or not events_carry_new(s), reads
+        listed = s.app.store.folder_entries(BOB, "INBOX", N)
+        assert [e.uid for e in listed] == [N + 1, N + 2]
+        assert shown == [_entry_line(e, N + 1 + i) for i, e in enumerate(listed)], (shown, listed)
+        assert "\\Flagged" in listed[1].flags
+
+
+def test_a_missed_new_message_event_is_read_from_the_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """New-message events are applied only when they continue the UIDs a session knows: a
+    session that did not hear one (e.g. it came while SELECT read the listing) reads the new
+    rows above its highest UID instead of skipping a message."""
+    with running_server() as s, two_sessions(s, N, enable="CONDSTORE") as (a, b):
+        bus = s.app.bus
+        session_b = next(
+            o for f in bus._subs if getattr(o := getattr(f, "__self__", None), "condstore", False)
+        )
+        dropped: list[FolderChanged] = []
+
+        def deaf_once(event: Event) -> None:
+            if isinstance(event, FolderChanged) and event.change == "exists" and not dropped:
+                dropped.append(event)
+                return
+            session_b.on_event(event)
+
+        with bus._lock:
+            bus._subs = [deaf_once if getattr(f, "__self__", None) is session_b else f for f in bus._subs]
+        with counted_reads(s, monkeypatch) as reads:
+            assert a.append("INBOX", None, None, msg("unheard"))[0] == "OK"
+            assert a.append("INBOX", None, None, msg("heard"))[0] == "OK"
+            got = b.ok("UID FETCH 1 (UID)")
+            assert dropped and b"* %d EXISTS\r\n" % (N + 2) in got, got
+            assert reads == [(N, 2)], reads
+        assert b.ok(f"UID FETCH {N + 1}:* (UID)") == [
+            b"* %d FETCH (UID %d)\r\n" % (N + 1, N + 1),
+            b"* %d FETCH (UID %d)\r\n" % (N + 2, N + 2),
+        ]
+
+
+def test_new_message_events_carry_the_entries_a_listing_shows() -> None:
+    """The SQLite store's exists event: every new delivery of the folder, as folder_entries
+    lists it after the commit (deliveries and APPEND with flags and a date)."""
+    with running_server() as s:
+        heard: list[FolderChanged] = []
+        s.app.bus.subscribe(lambda e: heard.append(e) if isinstance(e, FolderChanged) else None)
+        prefill(s, 2)
+        s.call(s.app.store.append(BOB, "INBOX", msg("kept"), frozenset({"\\Seen", "$K"}), 1_700_000_000.5))
+        deadline = time.monotonic() + 10
+        while len(carried := [x for e in heard if e.change == "exists" for x in e.entries or ()]) < 3:
+            assert time.monotonic() < deadline, heard
+            time.sleep(0.01)
+        assert carried == s.app.store.folder_entries(BOB, "INBOX")
+        assert (
+            carried[-1].flags == frozenset({"\\Seen", "$K"}) and carried[-1].internaldate == 1_700_000_000.5
+        )
+
+
+def test_status_recent_reads_only_the_unclaimed_rows(monkeypatch: pytest.MonkeyPatch) -> None:
+    """STATUS (MESSAGES UNSEEN RECENT), imaptest's: RECENT counts the messages no session has
+    claimed, read as the rows above the highest claimed UID, not the folder's listing."""
+    with running_server() as s, two_sessions(s, N) as (_, b):
+        b.ok("UNSELECT")
+        with counted_reads(s, monkeypatch) as reads:
+            assert b.ok("STATUS INBOX (MESSAGES UNSEEN RECENT)") == [
+                b"* STATUS INBOX (MESSAGES %d UNSEEN %d RECENT 0)\r\n" % (N, N)
+            ]
+            assert reads == [(N, 0)], reads
+            prefill(s, 2)  # delivered, not yet claimed by a's session
+            assert b.ok("STATUS INBOX (RECENT MESSAGES)") == [
+                b"* STATUS INBOX (RECENT 2 MESSAGES %d)\r\n" % (N + 2)
+            ]
+            assert reads[1:] == [(N, 2)], reads
+            # SIZE needs every message: the listing
+            assert b.ok("STATUS INBOX (SIZE RECENT)")[0].startswith(b"* STATUS INBOX (SIZE ")
+            assert reads[2:] == [(0, N + 2)], reads

@@ -543,6 +543,15 @@ class SQLiteStore(Composed):
                 fut.set_exception(call_err)
             else:
                 fut.set_result(res)
+        extra = self.db.pending()
+        if extra:
+            events.extend(extra)
+            extra.clear()
+        if events:
+            self.bus.publish_many(events)
+        # after the events: on the loop, other sessions have heard of a change before the
+        # session that made it is answered (and its client can tell them to look); an IMAP
+        # session's own APPEND has its folder's event, with the new entry, before it goes on
         if ingests:
             self._resolve_ingests(ingests)
             self.background.wake_indexer()
@@ -553,14 +562,6 @@ class SQLiteStore(Composed):
                     self._applied_cond.notify_all()
                 if self._journal is not None:
                     self._journal.truncate_if_applied(top_seq)
-        extra = self.db.pending()
-        if extra:
-            events.extend(extra)
-            extra.clear()
-        if events:
-            self.bus.publish_many(events)
-        # after the events: on the loop, other sessions have heard of a change before the
-        # session that made it is answered (and its client can tell them to look)
         for loop, results in by_loop.items():
             if not loop.is_closed():
                 loop.call_soon_threadsafe(_resolve_calls, results)

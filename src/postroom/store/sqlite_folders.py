@@ -53,6 +53,10 @@ class Folders:
     def __init__(self, db: SQLiteDb, writes: Writes) -> None:
         self.db = db
         self.writes = writes
+        # UIDVALIDITY by folder, with the writer's cache entry it was read for: a folder
+        # created again, renamed or reloaded has a new entry (list), so a stale value is
+        # never served (APPEND asks for it on the event loop every time)
+        self._validities: dict[tuple[str, str], tuple[list[int], int]] = {}
 
     def _folder_id(self, mailbox: str, folder: str) -> int:
         """The id of an existing folder (inside a writer call). Raises NotFound."""
@@ -95,9 +99,16 @@ class Folders:
         know the folder (ask :meth:`folder_validity` on a worker thread)."""
         mailbox = mailbox.lower()
         folder = _norm(folder)
-        if (mailbox, folder) not in self.writes.folder_cache:
+        entry = self.writes.folder_cache.get((mailbox, folder))
+        if entry is None:
             return None
-        return self._validity(mailbox, folder, wait=False)
+        kept = self._validities.get((mailbox, folder))
+        if kept is not None and kept[0] is entry:
+            return kept[1]
+        validity = self._validity(mailbox, folder, wait=False)
+        if validity is not None and self.writes.folder_cache.get((mailbox, folder)) is entry:
+            self._validities[(mailbox, folder)] = (entry, validity)
+        return validity
 
     def _validity(self, mailbox: str, folder: str, *, wait: bool) -> int | None:
         row = (
@@ -169,7 +180,7 @@ class Folders:
                 conn.execute(
                     "UPDATE folder SET name = ?, uidvalidity = ? WHERE id = ?", (b, top + 1 + i, e[0])
                 )
-                self.writes.folder_cache[(mailbox, b)] = e
+                self.writes.folder_cache[(mailbox, b)] = [*e]  # a new entry: see _validities
 
         self.db.write(fn)
 

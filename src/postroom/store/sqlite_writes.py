@@ -16,7 +16,7 @@ import time
 
 from ..events import Event, FolderChanged, MessagesPruned, MessageStored, Placement
 from ..mailboxes import mailbox_for
-from .base import INBOX, Address, Summary
+from .base import INBOX, Address, Entry, Summary
 from .headers import scan_headers
 from .ids import new_id
 from .rawcodec import compress
@@ -140,11 +140,16 @@ class Writes:
             cur.execute("INSERT INTO raw(id, data) VALUES (?, ?)", (mid, data))
         deliveries = []
         touched: dict[tuple[str, str], list[int]] = {}
+        # the new deliveries of each folder as a listing shows them (a new row's MODSEQ is
+        # the column's default, 1): the folder's event carries them, so an IMAP session
+        # with the folder selected need not read them back (issue 19)
+        added: dict[tuple[str, str], list[Entry]] = {}
         tag_rows = []
         for (j, pid, h, bcc, tags, targets, created, size), mid in zip(plans, ids, strict=True):
             placed = []
             seen_flag = "\\Seen" in j.flags
             flag_text = " ".join(sorted(j.flags))
+            flag_set = frozenset(flag_text.split())  # as folder_entries reads the column
             for key in targets:
                 entry = self.folder(conn, *key)
                 uid = entry[1]
@@ -152,6 +157,7 @@ class Writes:
                 deliveries.append((entry[0], uid, mid, flag_text, int(seen_flag)))
                 placed.append(Placement(key[0], key[1], uid))
                 touched.setdefault(key, entry)
+                added.setdefault(key, []).append(Entry(uid, pid, flag_set, size, created, 1))
             for t in tags:
                 tag_rows.append((mid, self.tag_id(conn, t)))
             j.result = pid if j.folder is None else (placed[0].uid if placed else 0)
@@ -187,7 +193,7 @@ class Writes:
             )
         for (mailbox, folder), entry in touched.items():
             cur.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (entry[1], entry[0]))
-            events.append(FolderChanged(mailbox, folder, "exists"))
+            events.append(FolderChanged(mailbox, folder, "exists", entries=tuple(added[(mailbox, folder)])))
         self.count += len(jobs)
 
     def tag_id(self, conn: sqlite3.Connection, name: str) -> int:

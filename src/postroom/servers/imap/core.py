@@ -54,6 +54,9 @@ class Selected:
     tracker: Tracker
     keywords: set[str] = field(default_factory=set)
     listing: int = 0  # Snapshot.seq of the last listing the client was brought up to date from
+    # every delivery with a lower UID is known to the tracker (or was expunged): new messages
+    # whose events continue from here need no read of the store (see SessionBase._sync_new)
+    uidnext: int = 1
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -79,7 +82,8 @@ class SessionBase:
     out_size: int
     dirty: bool
     relist: bool  # a change the events do not describe came: the next sync reads the listing
-    grown: bool  # new messages came: the next sync reads those above the largest known UID
+    grown: bool  # new messages came unlisted: the next sync reads those above the largest known UID
+    added: dict[int, Entry]  # from new-message events since the last sync, by UID
     reflagged: dict[int, Entry]  # from flag-change events since the last sync, by UID
     expunged: list[int]  # UIDs from expunge events since the last sync
     wake: asyncio.Event
@@ -112,6 +116,7 @@ class SessionBase:
         self.dirty = False
         self.relist = False
         self.grown = False
+        self.added = {}
         self.reflagged = {}
         self.expunged = []
         self.wake = asyncio.Event()
@@ -164,7 +169,12 @@ class SessionBase:
             self.dirty = True
             change = event.change
             if change == "exists":
-                self.grown = True
+                if event.entries is None or self.grown:
+                    self.grown = True
+                    self.added = {}
+                else:
+                    for e in event.entries:
+                        self.added[e.uid] = e
             elif self.relist:
                 pass
             elif change == "flags" and event.entries is not None:
@@ -177,26 +187,34 @@ class SessionBase:
                 self.expunged.extend(event.uids)
             else:  # not said which messages, or how (another node, the API): read the listing
                 self.relist = True
-            if self.relist or len(self.reflagged) + len(self.expunged) > MAX_HELD:
+            if self.relist or len(self.reflagged) + len(self.expunged) + len(self.added) > MAX_HELD:
                 self.relist = True
                 self.reflagged = {}
                 self.expunged = []
+                self.added = {}
             self.wake.set()
 
     def forget_changes(self) -> None:
         """Nothing heard of the selected folder is pending (SELECT, CLOSE, UNSELECT)."""
         self.dirty = self.relist = self.grown = False
+        self.added = {}
         self.reflagged = {}
         self.expunged = []
 
-    def added_here(self, mailbox: str, folder: str) -> None:
-        """This session added messages to the folder (APPEND, COPY, MOVE): listings read
+    def added_here(self, mailbox: str, folder: str, uids: list[int]) -> None:
+        """This session added ``uids`` to the folder (APPEND, COPY, MOVE): listings read
         before are stale, and if it is the selected one, the client hears of the new
-        messages before the tagged OK (read without a listing: see :meth:`sync_selected`)."""
+        messages before the tagged OK (RFC 3501 6.3.11): from their change event if it has
+        come with them (the SQLite store publishes it before answering), else read without
+        a listing (see :meth:`sync_selected`)."""
         self.snapshots.changed(mailbox, folder)
         sel = self.selected
         if sel is not None and (sel.mailbox, sel.folder) == (mailbox, folder):
-            self.dirty = self.grown = True
+            self.dirty = True
+            top = max(uids, default=0)
+            if top not in self.added and top > sel.tracker.largest_uid:
+                self.grown = True
+                self.added = {}
 
     async def sync_selected(self, *, allow_expunge: bool, with_uid: bool, force: bool = False) -> None:
         """Send EXISTS/EXPUNGE/FETCH for changes made elsewhere (RFC 3501 section 7).
@@ -212,11 +230,15 @@ class SessionBase:
         if sel is None or not (self.dirty or force or sel.tracker.gone):
             return
         relist = force or self.relist
-        grown, reflagged, expunged = self.grown, self.reflagged, self.expunged
+        grown, added, reflagged, expunged = self.grown, self.added, self.reflagged, self.expunged
         self.forget_changes()
         self.wake.clear()
         if not relist:
             t = sel.tracker
+            # new messages from their events, as later events left them (taken in after the
+            # expunges and flag changes below, as a read of the new rows would be)
+            new = self._from_events(sel, added, reflagged, expunged) if added and not grown else None
+            grown = grown or (bool(added) and new is None)
             if reflagged or expunged or (t.gone and allow_expunge):
                 changed = [reflagged[u] for u in sorted(reflagged)]
                 added_kw = {f for e in changed for f in e.flags if not f.startswith("\\")} - sel.keywords
@@ -231,7 +253,9 @@ class SessionBase:
                     condstore=self.condstore,
                 ):
                     self.write(line)
-            if grown:
+            if new is not None:
+                self._extend(sel, new)
+            elif grown:
                 await self._sync_new(sel)
             return
         if force:
@@ -240,6 +264,8 @@ class SessionBase:
         if snap is None:  # the first session to sync after a change reads the listing
             snap = await self.blocking(self.snapshots.current, sel.mailbox, sel.folder, sel.listing)
         sel.listing = snap.seq
+        if snap.uids:
+            sel.uidnext = max(sel.uidnext, snap.uids[-1] + 1)
         # a keyword another session added: * FLAGS before any FETCH that shows it (RFC 3501 7.2.6)
         new_kw = snap.keywords - sel.keywords
         if new_kw:
@@ -259,11 +285,45 @@ class SessionBase:
         the store by UID range (an APPEND into a 20,000-message folder reads one row, not
         20,000). UIDs only grow and are given out in commit order (RFC 3501 2.3.1.1), so
         nothing can appear below that UID later; flag changes and expunges come with
-        events of their own, which take the listing path."""
+        events of their own, which take the listing path. Used when the new messages'
+        events did not carry them (another PostgreSQL node, a COPY) or left a gap."""
         t = sel.tracker
         # a shared listing whose read began before this one may lack what it finds
         sel.listing = max(sel.listing, self.snapshots.ticket())
         added = await self.blocking(self.store.folder_entries, sel.mailbox, sel.folder, t.largest_uid)
+        self._extend(sel, added)
+
+    @staticmethod
+    def _from_events(
+        sel: Selected, added: dict[int, Entry], reflagged: dict[int, Entry], expunged: list[int]
+    ) -> list[Entry] | None:
+        """The new messages of ``added`` (held from events) in UID order, each with a later
+        flag change applied; None unless they continue the UIDs the session knows without
+        a gap (UIDs are given out one by one, in commit order, and every new-message event
+        carries all of its folder's: a gap is an event this session did not hear, e.g. one
+        that came while SELECT read the listing). Those below :attr:`Selected.uidnext` are
+        known already, and one expunged before the session heard of it is left out (never
+        shown, never EXPUNGEd)."""
+        uids = sorted(added)
+        if uids[0] > sel.uidnext or uids[-1] - uids[0] + 1 != len(uids):
+            return None
+        gone = set(expunged)
+        new = []
+        for u in uids:
+            if u < sel.uidnext or u in gone:
+                continue
+            e = added[u]
+            later = reflagged.get(u)
+            new.append(later if later is not None and later.modseq >= e.modseq else e)
+        sel.uidnext = max(sel.uidnext, uids[-1] + 1)
+        return new
+
+    def _extend(self, sel: Selected, added: list[Entry]) -> None:
+        """Take in new messages (ascending): * FLAGS for a keyword new to the session, then
+        EXISTS and RECENT (:meth:`.Tracker.extend`)."""
+        t = sel.tracker
+        if added:
+            sel.uidnext = max(sel.uidnext, added[-1].uid + 1)
         new_kw = {f for e in added for f in e.flags if not f.startswith("\\")} - sel.keywords
         if new_kw:  # * FLAGS before a FETCH could show the keyword (RFC 3501 7.2.6)
             sel.keywords |= new_kw

@@ -124,6 +124,8 @@ class MailboxCommands(SessionBase):
         sel = Selected(
             name, info.mailbox, info.name, readonly, info.uidvalidity, tracker, set(snap.keywords), snap.seq
         )
+        # the listing, read after info, holds every delivery below info's UIDNEXT and its own top
+        sel.uidnext = max(info.uidnext, snap.uids[-1] + 1 if snap.uids else 1)
         recent = self.recent.claim_sorted(sel.key, snap.uids, readonly)
         tracker.set_recent(recent)
         self.write_flags(sel)
@@ -279,27 +281,35 @@ class MailboxCommands(SessionBase):
 
     async def _status(self, name: str, items: list[str]) -> None:
         account = self.require_account()
-        listed = bool({"SIZE", "DELETED", "HIGHESTMODSEQ", "RECENT"} & set(items))
+        listed = bool({"SIZE", "DELETED", "HIGHESTMODSEQ"} & set(items))
+        recent = "RECENT" in items
 
-        def read() -> tuple[FolderInfo | None, list[Entry] | None]:  # one trip to a worker thread
+        def read() -> tuple[FolderInfo | None, list[Entry] | None, int]:  # one trip to a worker thread
             info = account.info(name)
-            if info is None or not listed:
-                return info, None
-            return info, self.store.folder_entries(info.mailbox, info.name)
+            if info is None:
+                return info, None, 0
+            key = (info.mailbox, info.name, info.uidvalidity)
+            if listed:
+                entries = self.store.folder_entries(info.mailbox, info.name)
+                return info, entries, self.recent.unclaimed(key, [e.uid for e in entries])
+            if not recent:
+                return info, None, 0
+            # RECENT alone (imaptest's STATUS, Thunderbird's): only the rows above the highest
+            # UID a session has claimed (usually none), not the whole folder
+            above = self.store.folder_entries(info.mailbox, info.name, self.recent.mark(key))
+            return info, None, self.recent.unclaimed(key, [e.uid for e in above])
 
-        info, entries = await self.blocking(read)
+        info, entries, unclaimed = await self.blocking(read)
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
         values: dict[str, int] = {
             "MESSAGES": info.exists,
-            "RECENT": 0,
+            "RECENT": unclaimed,
             "UIDNEXT": info.uidnext,
             "UIDVALIDITY": info.uidvalidity,
             "UNSEEN": info.unseen,
         }
         if entries is not None:
-            key = (info.mailbox, info.name, info.uidvalidity)
-            values["RECENT"] = self.recent.unclaimed(key, [e.uid for e in entries])
             values["SIZE"] = sum(e.size for e in entries)
             values["DELETED"] = sum(1 for e in entries if "\\Deleted" in e.flags)
             values["HIGHESTMODSEQ"] = _highest(info, entries)
@@ -428,7 +438,7 @@ class MailboxCommands(SessionBase):
             if uids:  # RFC 3502: all of them or none
                 await self._undo_append(mailbox, folder, uids)
             raise
-        self.added_here(mailbox, folder)  # EXISTS before the tagged OK (RFC 3501 6.3.11)
+        self.added_here(mailbox, folder, uids)  # EXISTS before the tagged OK (RFC 3501 6.3.11)
         return "APPEND completed", f"APPENDUID {validity} {format_numbers(uids)}"
 
     async def _undo_append(self, mailbox: str, folder: str, uids: list[int]) -> None:

@@ -586,7 +586,9 @@ class SelectedCommands(SessionBase):
             validity, pairs = await self._copy_across(sel, uids, dmb, dfolder, move)
         if move:
             self._own_write(sel)
-        self.added_here(dmb, dfolder)  # into the selected folder: EXISTS before the tagged OK
+        self.added_here(
+            dmb, dfolder, [b for _, b in pairs]
+        )  # into the selected folder: EXISTS before the tagged OK
         code = None
         if pairs:
             code = f"COPYUID {validity} {format_pairs([a for a, _ in pairs])} {format_pairs([b for _, b in pairs])}"

@@ -54,6 +54,10 @@ class RecentClaims:
             self.marks[key] = uids[-1]
         return mine
 
+    def mark(self, key: tuple[str, str, int]) -> int:
+        """The highest UID claimed in the folder (every UID above it is unclaimed)."""
+        return self.marks.get(key, 0)
+
     def unclaimed(self, key: tuple[str, str, int], uids: list[int]) -> int:
         """How many of ``uids`` no session has claimed (STATUS RECENT)."""
         mark = self.marks.get(key, 0)
