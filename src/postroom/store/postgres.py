@@ -249,10 +249,9 @@ class PostgresStore(Composed):
             done = []
             for mid, pid, snippet, attachments, inline, text, thread, merged, fields in results:
                 got = conn.execute(
-                    "UPDATE message SET snippet = %s, attachments = %s, inline_parts = %s, "
-                    "tsv = to_tsvector('simple', %s), thread_id = %s, indexed = 1 "
-                    "WHERE id = %s AND indexed = 0 RETURNING id",
-                    (snippet, attachments, inline, text, thread, mid),
+                    "UPDATE message SET snippet = %s, attachments = %s, inline_parts = %s, thread_id = %s, "
+                    "indexed = 1 WHERE id = %s AND indexed = 0 RETURNING read",
+                    (snippet, attachments, inline, thread, mid),
                 ).fetchone()
                 if merged:
                     conn.execute(
@@ -260,6 +259,14 @@ class PostgresStore(Composed):
                     )
                 if got is None:
                     continue  # deleted meanwhile
+                # the full text and the read flag free text counts read (0020_message_text.sql);
+                # the message's row stays locked by the update above until the commit, so a
+                # change of its read state waits and then updates this row by its trigger
+                conn.execute(
+                    "INSERT INTO message_text (id, read, tsv) VALUES (%s, %s, to_tsvector('simple', %s)) "
+                    "ON CONFLICT (id) DO UPDATE SET read = excluded.read, tsv = excluded.tsv",
+                    (mid, got[0], text),
+                )
                 with conn.cursor() as cur:  # header: reads these once indexed = 1 (0016)
                     cur.executemany(
                         "INSERT INTO header_field (message, seq, name, value) VALUES (%s, %s, %s, %s) "

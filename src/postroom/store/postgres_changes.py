@@ -187,7 +187,8 @@ class Changes:
                     "SELECT mb.name, f.name FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id"
                 ).fetchall()
                 conn.execute(
-                    "TRUNCATE message, raw, delivery, message_tag, imap_cache, header_field, thread, message_count"
+                    "TRUNCATE message, message_text, raw, delivery, message_tag, imap_cache, header_field, thread, "
+                    "message_count"
                 )
                 events.append(StoreTruncated(None))
                 events.extend(FolderChanged(m, f, "expunge") for m, f in folders)

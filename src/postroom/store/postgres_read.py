@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .postgres_db import Conn, Db
-from .postgres_search import compile_query, header_ids
+from .postgres_search import compile_query, fulltext_query, header_ids
 from .rawcodec import unpack
 from .rows import (
     SUMMARY_COLS,
@@ -27,6 +27,9 @@ from .rows import (
 __all__ = ["Reader", "summaries", "where"]
 
 PARTICIPANT_ROWS = 50  # messages of a conversation read for its participants
+# A free-text page is read by walking the matches' ids newest first while that reads at most
+# this many rows; sparser matches are collected from the GIN index and sorted.
+WALK_ROWS = 2000
 
 _IN_MAILBOX = (
     "m.id IN (SELECT d.message FROM delivery d JOIN folder f ON f.id = d.folder_id "
@@ -100,6 +103,9 @@ class Reader:
             hits = header_ids(query) if query and query.strip() else None
             if hits is not None:
                 return self._header_page(conn, hits, mailbox, (total, unread), start, limit)
+            text = fulltext_query(query) if query and query.strip() else None
+            if text is not None:
+                return self._text_page(conn, text, mailbox, (total, unread), start, limit)
             if query and query.strip():
                 crow = conn.execute(
                     f"SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM message m WHERE {cond}", params
@@ -115,6 +121,48 @@ class Reader:
                     [*params, limit, start],
                 ).fetchall()
             return MessagePage(total, unread, count, count_unread, start, summaries(conn, rows))
+
+    def _text_page(
+        self, conn: Conn, text: str, mailbox: str | None, counts: tuple[int, int], start: int, limit: int
+    ) -> MessagePage:
+        """A listing whose query is free text only (``text``: its one ``tsquery``): counts
+        from ``message_text`` (0020_message_text.sql: narrow rows with the read flag, not
+        the wide message rows), then one page of its ids, newest first. ``counts``: as for
+        :meth:`_header_page`."""
+        within, wparams = "", []
+        if mailbox:
+            within = (
+                " AND t.id IN (SELECT d.message FROM delivery d JOIN folder f ON f.id = d.folder_id "
+                "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = %s)"
+            )
+            wparams = [mailbox.lower()]
+        match = f"FROM message_text t WHERE t.tsv @@ to_tsquery('simple', %s){within}"
+        row = conn.execute(
+            f"SELECT count(*), count(*) FILTER (WHERE NOT t.read) {match}", [text, *wparams]
+        ).fetchone()
+        assert row is not None
+        count, count_unread = int(row[0]), int(row[1])
+        rows: list[Any] = []
+        if count and start < count and limit:
+            # Walking the ids newest first reads about (start + limit) * messages / count rows
+            # to fill the page: fine when the matches are dense, not when they are few among
+            # many (a rare word: 50,000 rows read for 50 of 100 matches). Then the matches
+            # are sorted instead (``+ 0``: no index gives that order, so the planner collects
+            # the matches from the GIN index).
+            messages = counts[0] if not mailbox else self._messages(conn)
+            order = "t.id + 0" if (start + limit) * messages > WALK_ROWS * count else "t.id"
+            rows = conn.execute(
+                f"SELECT {SUMMARY_COLS} FROM message m WHERE m.id IN (SELECT t.id {match} "
+                f"ORDER BY {order} DESC LIMIT %s OFFSET %s) ORDER BY m.id DESC",
+                [text, *wparams, limit, start],
+            ).fetchall()
+        total, unread = counts
+        return MessagePage(total, unread, count, count_unread, start, summaries(conn, rows))
+
+    @staticmethod
+    def _messages(conn: Conn) -> int:
+        row = conn.execute("SELECT coalesce(sum(messages), 0) FROM message_count").fetchone()
+        return int(row[0]) if row else 0
 
     def _header_page(
         self,

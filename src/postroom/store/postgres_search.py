@@ -2,13 +2,16 @@
 
 The same language and the same answers as the SQLite backend (``sqlite_search.py``):
 
-* free text: ``message.tsv``, a ``tsvector`` with the language-neutral ``simple``
+* free text: ``message_text.tsv``, a ``tsvector`` with the language-neutral ``simple``
   configuration, written by the indexer from the subject, addresses, text and attachment
-  names. Text is cut into words the way SQLite's FTS5 ``unicode61`` tokenizer does (runs
+  names, in a narrow table of its own with the message's read flag (migration 0020: a
+  count of a common word's matches reads those rows, not the wide message rows). Text is cut into words the way SQLite's FTS5 ``unicode61`` tokenizer does (runs
   of letters and digits, diacritics removed: :func:`words`), on both sides, so a word is a
   prefix match (``invoi`` finds "invoice") and a phrase matches whole words in a row. The
   ``tsquery`` is built from those words only (no user text reaches ``to_tsquery``'s own
-  syntax). A term with no letters or digits searches the subject.
+  syntax). A term with no letters or digits searches the subject. A query of free text
+  only (words, phrases, AND/OR of them, negations next to a word) becomes one ``tsquery``
+  (:func:`fulltext_query`), answered by the GIN index alone without looking at the text.
 * from/to/cc/bcc/reply-to/addressed/subject: case-insensitive substring (``ILIKE``), with
   trigram indexes (``pg_trgm``) on subject and sender.
 * header:Name=value: the ``header_field`` table (migration 0016: one row per header field,
@@ -33,7 +36,7 @@ from ..search import And, Header, Node, Not, Or, Text
 from .headers import split_headers
 from .search_sql import Dialect, compile_term, decoded_value, header_fields, like_pattern, parse_query
 
-__all__ = ["compile_query", "header_ids", "header_lines", "tsquery", "words"]
+__all__ = ["compile_query", "fulltext_query", "header_ids", "header_lines", "tsquery", "words"]
 
 _WORDS = re.compile(r"[^\W_]+")
 # Header block read at ingest for header: search (RFC 5322 sets no limit; the same bound as
@@ -121,6 +124,44 @@ def header_ids(text: str, *, tz: str | tzinfo | None = None) -> tuple[str, list[
     return _header_ids(node, params), params
 
 
+def fulltext_query(text: str, *, tz: str | tzinfo | None = None) -> str | None:
+    """For a query of free text only, one ``to_tsquery('simple', ...)`` text matching the
+    same messages as :func:`compile_query`; for any other query None.
+
+    Free text (with letters or digits) and AND/OR groups of it convert; a negation only
+    inside an AND group with a positive term (as SQLite's FTS5 expression,
+    ``sqlite_search.fts_expression``). A message the indexer has not read yet matches
+    neither way (its text is not known).
+
+    Raises:
+        InvalidQuery: the query does not parse.
+    """
+    node = parse_query(text, tz=tz)
+    return _text_query(node) if node is not None else None
+
+
+def _text_query(node: Node) -> str | None:
+    if isinstance(node, Text):
+        return tsquery(node.value, phrase=node.phrase)
+    if isinstance(node, And):
+        positive: list[str] = []
+        negative: list[str] = []
+        for c in node.children:
+            q = _text_query(c.child if isinstance(c, Not) else c)
+            if q is None:
+                return None
+            (negative if isinstance(c, Not) else positive).append(q)
+        if not positive:
+            return None
+        return " & ".join([f"({q})" for q in positive] + [f"!({q})" for q in negative])
+    if isinstance(node, Or):
+        subs = [_text_query(c) for c in node.children]
+        if any(q is None for q in subs):
+            return None
+        return " | ".join(f"({q})" for q in subs)
+    return None
+
+
 def _regex_literal(value: str) -> str:
     # Every character that is not a letter or digit is escaped: it then stands for itself
     # in PostgreSQL's regular expressions (whose engine does not backtrack exponentially).
@@ -140,7 +181,7 @@ def _node(node: Node, params: list[Any]) -> str:
             params.append(like_pattern(node.value))
             return "m.subject ILIKE %s"
         params.append(q)
-        return "m.tsv @@ to_tsquery('simple', %s)"
+        return "m.id IN (SELECT t.id FROM message_text t WHERE t.tsv @@ to_tsquery('simple', %s))"
     if isinstance(node, Header):
         return f"m.id IN ({_header_ids(node, params)})"
     return compile_term(node, params, POSTGRES)

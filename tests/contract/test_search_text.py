@@ -1,0 +1,186 @@
+"""Free-text search on both backends: the same matches and the same exact counts
+(messages_count, messages_unread) through read changes, tags, deletion and mailboxes; on
+PostgreSQL the one-tsquery listing (postgres_read.Reader._text_page) against the plain plan,
+its narrow table's read flag (0020_message_text.sql) and that migration on older mail."""
+
+from __future__ import annotations
+
+from importlib import resources
+from typing import Any
+
+import pytest
+
+from postroom.store.base import MessagePage
+
+from .conftest import Backend, message
+
+# name -> (subject, body, recipient)
+MAIL = {
+    "a": ("Invoice 42", "please pay the invoice", "alice@example.org"),
+    "b": ("Invoice 43", "payment received, thanks", "alice@example.org"),
+    "c": ("Quarterly report", "the quarterly report is attached", "bob@example.org"),
+    "d": ("Lunch", "pizza or sushi, invoice later", "bob@example.org"),
+    "e": ("Report draft", "quarterly numbers, no invoices", "alice@example.org"),
+    "f": ("Zanzibar trip", "travel plans", "alice@example.org"),
+}
+
+QUERIES: list[tuple[str, set[str]]] = [
+    ("invoice", {"a", "b", "d", "e"}),  # a prefix: "invoices" too
+    ("invoic", {"a", "b", "d", "e"}),
+    ("INVOICE", {"a", "b", "d", "e"}),
+    ('"invoice"', {"a", "b", "d"}),  # a quoted phrase is whole words
+    ("quarterly report", {"c", "e"}),  # both words, anywhere
+    ('"quarterly report"', {"c"}),  # in a row
+    ("invoice -payment", {"a", "d", "e"}),
+    ("invoice -pay", {"d", "e"}),  # a negated word is a prefix too
+    ("invoice -(pizza OR numbers)", {"a", "b"}),
+    ("zanzibar OR pizza", {"d", "f"}),
+    ("(zanzibar OR pizza) invoice", {"d"}),
+    ("nonesuch", set()),
+    ("invoice nonesuch", set()),
+    ("-invoice", {"c", "f"}),  # no positive word: the plain plan
+    ("invoice OR -pizza", {"a", "b", "c", "d", "e", "f"}),
+    ("invoice subject:42", {"a"}),  # free text with another term: the plain plan
+    ("invoice is:unread", {"b", "d", "e"}),
+]
+
+
+def _deliver(backend: Backend) -> dict[str, str]:
+    ids = {
+        k: backend.deliver(message(subject, body=body, to=rcpt), rcpt)
+        for k, (subject, body, rcpt) in MAIL.items()
+    }
+    backend.store.set_read([ids["a"], ids["c"]], True)
+    assert backend.store.wait_indexed(30)
+    return ids
+
+
+def _names(page: MessagePage, ids: dict[str, str]) -> list[str]:
+    back = {v: k for k, v in ids.items()}
+    return [back[m.id] for m in page.messages]
+
+
+@pytest.mark.parametrize(("query", "expect"), QUERIES)
+def test_free_text_matches_and_counts(backend: Backend, query: str, expect: set[str]) -> None:
+    ids = _deliver(backend)
+    page = backend.store.list_messages(query=query)
+    assert set(_names(page, ids)) == expect
+    assert _names(page, ids) == sorted(expect, reverse=True)  # newest first
+    unread = expect - {"a", "c"}
+    assert (page.total, page.unread) == (6, 4)
+    assert (page.messages_count, page.messages_unread) == (len(expect), len(unread))
+
+
+def test_counts_follow_read_tags_and_deletion(backend: Backend) -> None:
+    ids = _deliver(backend)
+
+    def counts(query: str = "invoice", mailbox: str | None = None) -> tuple[int, int]:
+        page = backend.store.list_messages(query=query, mailbox=mailbox)
+        return page.messages_count, page.messages_unread
+
+    assert counts() == (4, 3)
+    backend.store.set_read([ids["b"], ids["d"]], True)
+    assert counts() == (4, 1) and counts("invoice -payment") == (3, 1)
+    backend.store.set_read([ids["a"], ids["b"], ids["c"], ids["d"], ids["e"]], False)
+    assert counts() == (4, 4) and counts("quarterly report") == (2, 2)
+    backend.store.set_tags([ids["a"]], ["billing"])
+    assert counts() == (4, 4)
+    backend.store.set_read([ids["e"]], True)
+    assert counts("invoice", "bob@example.org") == (1, 1)
+    assert counts("invoice", "alice@example.org") == (3, 2)
+    backend.store.delete_messages([ids["b"], ids["c"]])
+    assert counts() == (3, 2) and counts("quarterly report") == (1, 0)
+    assert counts("invoice", "alice@example.org") == (2, 1)
+    late = backend.deliver(message("late invoice", body="overdue"))
+    assert backend.store.wait_indexed(30)
+    assert counts() == (4, 3)
+    backend.store.set_read([late], True)
+    assert counts() == (4, 2)
+    backend.store.delete_messages(None)
+    assert counts() == (0, 0)
+
+
+def test_pages_of_a_free_text_listing(backend: Backend) -> None:
+    ids = _deliver(backend)
+    pages = [backend.store.list_messages(query="invoice", start=s, limit=2) for s in (0, 2, 4)]
+    assert [_names(p, ids) for p in pages] == [["e", "d"], ["b", "a"], []]
+    assert all(p.messages_count == 4 for p in pages)
+    page = backend.store.list_messages(query="invoice", mailbox="alice@example.org", start=1, limit=1)
+    assert _names(page, ids) == ["b"] and (page.messages_count, page.messages_unread) == (3, 2)
+
+
+@pytest.mark.parametrize("backend_name", ["postgresql"])
+@pytest.mark.parametrize("walk", [0, 10**9])
+def test_postgres_sparse_and_dense_pages_agree(
+    backend: Backend, walk: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whether a page walks the ids newest first or sorts the collected matches
+    (``WALK_ROWS``), it is the same page."""
+    from postroom.store import postgres_read
+
+    ids = _deliver(backend)
+    monkeypatch.setattr(postgres_read, "WALK_ROWS", walk)
+    for query, expect in QUERIES:
+        for start in range(len(expect) + 1):
+            page = backend.store.list_messages(query=query, start=start, limit=2)
+            assert _names(page, ids) == sorted(expect, reverse=True)[start : start + 2], (query, start)
+
+
+def _pg(backend: Backend, sql: str) -> list[tuple[Any, ...]]:
+    store: Any = backend.store
+    with store.db.read() as conn:
+        return [tuple(r) for r in conn.execute(sql)]
+
+
+@pytest.mark.parametrize("backend_name", ["postgresql"])
+def test_postgres_text_rows_keep_the_read_flag(backend: Backend) -> None:
+    """message_text holds one row per indexed message with the message's read flag, through
+    every way read state changes, and none of deleted mail."""
+    ids = _deliver(backend)
+    same = "SELECT count(*) FROM message m JOIN message_text t ON t.id = m.id WHERE t.read = m.read"
+    assert _pg(backend, same) == [(6,)] and _pg(backend, "SELECT count(*) FROM message_text") == [(6,)]
+    backend.store.set_read(None, True)  # all of them
+    assert _pg(backend, same) == [(6,)]
+    backend.store.set_read([ids["b"]], False)
+    backend.store.delete_messages([ids["f"]])
+    assert _pg(backend, same) == [(5,)] and _pg(backend, "SELECT count(*) FROM message_text") == [(5,)]
+    assert _pg(backend, "SELECT count(*) FROM message_text WHERE NOT read") == [(1,)]
+
+
+@pytest.mark.parametrize("backend_name", ["postgresql"])
+def test_postgres_migration_moves_the_text_of_older_mail(backend: Backend) -> None:
+    """A database from before 0020 (the tsvector in message): the migration moves it, with
+    the read flags, to message_text; the answers stay the same."""
+    ids = _deliver(backend)
+    before = {q: _names(backend.store.list_messages(query=q), ids) for q, _ in QUERIES}
+    migration = resources.files("postroom.store").joinpath("migrations/postgres/0020_message_text.sql")
+    store: Any = backend.store
+    store.db.write(
+        lambda c, events: (
+            c.execute("ALTER TABLE message ADD COLUMN tsv tsvector"),
+            c.execute("UPDATE message m SET tsv = t.tsv FROM message_text t WHERE t.id = m.id"),
+            c.execute("CREATE INDEX message_tsv ON message USING gin (tsv)"),
+            c.execute(
+                "DROP TABLE message_text; DROP FUNCTION message_text_read() CASCADE; "
+                "DROP INDEX message_attached; DROP INDEX message_to_trgm"
+            ),
+            c.execute(migration.read_text("utf-8").encode()),
+        )
+    )
+    assert _pg(backend, "SELECT count(*), count(*) FILTER (WHERE read) FROM message_text") == [(6, 2)]
+    assert {q: _names(backend.store.list_messages(query=q), ids) for q, _ in QUERIES} == before
+
+
+def test_postgres_takes_free_text_in_one_tsquery() -> None:
+    """A query of free text only becomes one tsquery (the listing counts from message_text);
+    any other query takes the plain plan."""
+    from postroom.store.base import InvalidQuery
+    from postroom.store.postgres_search import fulltext_query
+
+    assert fulltext_query("invoice") == "'invoice':*"
+    assert fulltext_query("invoice -payment") == "('invoice':*) & !('payment':*)"
+    assert fulltext_query('"quarterly report" OR zanzibar') == "('quarterly' <-> 'report') | ('zanzibar':*)"
+    for q in ("-invoice", "invoice OR -pizza", "invoice is:unread", "subject:x", "...", "  ", "header:a"):
+        assert fulltext_query(q) is None, q
+    with pytest.raises(InvalidQuery):
+        fulltext_query('"unclosed')
