@@ -23,6 +23,7 @@ re-run adds no duplicate.
 
 from __future__ import annotations
 
+import json
 import os
 import sqlite3
 import tomllib
@@ -163,6 +164,11 @@ CREATE TABLE IF NOT EXISTS pending (
 CREATE TABLE IF NOT EXISTS modseq (
     account TEXT NOT NULL, folder TEXT NOT NULL, highest INTEGER NOT NULL,
     PRIMARY KEY (account, folder));
+CREATE TABLE IF NOT EXISTS gmail (
+    account TEXT NOT NULL, folder TEXT NOT NULL, uid INTEGER NOT NULL,
+    msgid INTEGER NOT NULL, thrid INTEGER NOT NULL, labels TEXT NOT NULL,
+    PRIMARY KEY (account, folder, uid));
+CREATE INDEX IF NOT EXISTS gmail_msgid ON gmail (account, msgid);
 """
 
 
@@ -191,7 +197,7 @@ class State:
     ) -> None:
         with self.db:
             self.db.execute("BEGIN")
-            for table in ("message", "pending", "modseq"):
+            for table in ("message", "pending", "modseq", "gmail"):
                 self.db.execute(f"DELETE FROM {table} WHERE account=? AND folder=?", (account, folder))
             self.db.execute(
                 "INSERT OR REPLACE INTO folder VALUES (?, ?, ?, 0, ?, ?)",
@@ -221,7 +227,16 @@ class State:
     def set_highest_modseq(self, account: str, folder: str, highest: int) -> None:
         self.db.execute("INSERT OR REPLACE INTO modseq VALUES (?, ?, ?)", (account, folder, highest))
 
-    def fetched(self, account: str, folder: str, uid: int, local_uid: int, flags: str) -> None:
+    def fetched(
+        self,
+        account: str,
+        folder: str,
+        uid: int,
+        local_uid: int,
+        flags: str,
+        gmail: tuple[int, int, tuple[str, ...]] | None = None,
+    ) -> None:
+        """Record a copy made (with Gmail's X-GM-MSGID, X-GM-THRID and labels, if any)."""
         with self.db:
             self.db.execute("BEGIN")
             self.db.execute("DELETE FROM pending WHERE account=? AND folder=?", (account, folder))
@@ -233,6 +248,12 @@ class State:
                 "UPDATE folder SET last_uid = MAX(last_uid, ?) WHERE account=? AND folder=?",
                 (uid, account, folder),
             )
+            if gmail is not None:
+                msgid, thrid, labels = gmail
+                self.db.execute(
+                    "INSERT OR REPLACE INTO gmail VALUES (?, ?, ?, ?, ?, ?)",
+                    (account, folder, uid, msgid, thrid, json.dumps(list(labels))),
+                )
 
     def messages(self, account: str, folder: str) -> dict[int, tuple[int, str]]:
         rows = self.db.execute(
@@ -249,10 +270,36 @@ class State:
         """Drop the records of remote ``uids`` (expunged on the server, and locally)."""
         with self.db:
             self.db.execute("BEGIN")
-            self.db.executemany(
-                "DELETE FROM message WHERE account=? AND folder=? AND uid=?",
-                [(account, folder, u) for u in uids],
-            )
+            for table in ("message", "gmail"):
+                self.db.executemany(
+                    f"DELETE FROM {table} WHERE account=? AND folder=? AND uid=?",
+                    [(account, folder, u) for u in uids],
+                )
+
+    # -- Gmail (X-GM-EXT-1, fetch/gmail.py) -------------------------------------------------
+    def gmail_labels(self, account: str, folder: str) -> dict[int, tuple[str, ...]]:
+        rows = self.db.execute(
+            "SELECT uid, labels FROM gmail WHERE account=? AND folder=?", (account, folder)
+        )
+        return {int(u): tuple(json.loads(labels)) for u, labels in rows}
+
+    def gmail_set_labels(self, account: str, folder: str, uid: int, labels: tuple[str, ...]) -> None:
+        self.db.execute(
+            "UPDATE gmail SET labels=? WHERE account=? AND folder=? AND uid=?",
+            (json.dumps(list(labels)), account, folder, uid),
+        )
+
+    def gmail_copy(self, account: str, msgid: int, not_in: str) -> tuple[str, int] | None:
+        """(local folder, local UID) of a copy of Gmail message ``msgid`` made from another
+        remote folder than ``not_in``, or None."""
+        row = self.db.execute(
+            "SELECT f.local_folder, m.local_uid FROM gmail g "
+            "JOIN message m ON m.account = g.account AND m.folder = g.folder AND m.uid = g.uid "
+            "JOIN folder f ON f.account = g.account AND f.folder = g.folder "
+            "WHERE g.account=? AND g.msgid=? AND g.folder != ? AND m.local_uid > 0 LIMIT 1",
+            (account, msgid, not_in),
+        ).fetchone()
+        return None if row is None else (str(row[0]), int(row[1]))
 
     def pop3_seen(self, account: str) -> set[str]:
         return {str(r[0]) for r in self.db.execute("SELECT uidl FROM pop3 WHERE account=?", (account,))}

@@ -402,6 +402,7 @@ def fetch(args: argparse.Namespace) -> int:
         extra = f", {r.flags_mirrored} flag changes" if r.flags_mirrored else ""
         extra += f", {r.flags_pushed} flag changes sent to the server" if r.flags_pushed else ""
         extra += f", {r.expunged} expunged" if r.expunged else ""
+        extra += f", {r.labels_mirrored} label changes" if r.labels_mirrored else ""
         print(
             f"{r.account}: {r.fetched} new messages in {', '.join(r.folders) or 'no folder'}{extra}",
             flush=True,

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from . import gmail
 from .accounts import Account, State
 
 __all__ = ["FetchError", "LocalTarget", "Report", "sync_account"]
@@ -40,6 +41,7 @@ BATCH = 25
 # Flags that are session state, not message state (RFC 3501 2.3.2), never mirrored.
 _SESSION_FLAGS = {"\\recent"}
 _APPENDUID = re.compile(rb"APPENDUID (\d+) (\d+)")
+_COPYUID = re.compile(rb"COPYUID \d+ \S+ (\d+)")
 _FETCH_ITEM = re.compile(rb"UID (\d+)|FLAGS \(([^)]*)\)|INTERNALDATE \"([^\"]*)\"")
 _SPECIAL = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 
@@ -64,6 +66,7 @@ class Report:
     flags_mirrored: int = 0
     flags_read: int = 0  # flag states read from the server to find changes
     flags_pushed: int = 0  # local flag changes stored on the server (flags = "both")
+    labels_mirrored: int = 0  # Gmail label changes copied to the local tags (X-GM-EXT-1)
     expunged: int = 0  # local copies expunged because the server expunged theirs (expunge = true)
     folders: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
@@ -219,6 +222,12 @@ def _status_uidvalidity(conn: imaplib.IMAP4) -> int:
 
 def _parse_fetch(data: list[object]) -> Iterator[tuple[int, str, str, bytes]]:
     """(uid, flags, internaldate, body) of each message in a UID FETCH answer."""
+    for uid, flags, date, body, _ in _parse_fetch_meta(data):
+        yield uid, flags, date, body
+
+
+def _parse_fetch_meta(data: list[object]) -> Iterator[tuple[int, str, str, bytes, bytes]]:
+    """:func:`_parse_fetch` and the response data before the body (for the X-GM items)."""
     for part in data:
         if not isinstance(part, tuple) or len(part) != 2:
             continue
@@ -232,7 +241,7 @@ def _parse_fetch(data: list[object]) -> Iterator[tuple[int, str, str, bytes]]:
             elif m.group(3):
                 date = m.group(3).decode()
         if uid:
-            yield uid, flags, date, body
+            yield uid, flags, date, body, meta
 
 
 def _flags_of(text: str) -> str:
@@ -269,6 +278,7 @@ class _Folder:
     local_name: str
     local_next: int  # every later local APPEND gets at least this UID
     qresync: bool = False  # QRESYNC is enabled on the remote connection (RFC 7162)
+    gmail: bool = False  # the server offers X-GM-EXT-1 (fetch/gmail.py)
     # after a UIDVALIDITY change: SHA-256 of the bytes of the copies made before it -> their
     # local UIDs, so a message still on the server is matched to its copy, not copied again
     earlier: dict[bytes, list[int]] = field(default_factory=dict)
@@ -284,13 +294,46 @@ def _earlier_copies(local: imaplib.IMAP4, local_uids: list[int]) -> dict[bytes, 
     return out
 
 
-def _copy(f: _Folder, uid: int, flags: str, date: str, body: bytes, pending: tuple[int, int] | None) -> None:
-    kept = _flags_of(flags)
+def _copy_local(f: _Folder, uid: int, source: tuple[str, int], kept: str) -> int:
+    """COPY the local copy of the same Gmail message from the folder it was copied to
+    (one stored message, a delivery in each folder); its local UID here, 0 if it is gone."""
+    f.state.appending(f.acc.name, f.name, uid, f.local_next)
+    _check(*f.local.select(_quote(source[0]), readonly=True), f"local EXAMINE {source[0]}")
+    try:
+        f.local.response("COPYUID")  # (drop any earlier one)
+        typ, resp = f.local.uid("COPY", str(source[1]), _quote(f.local_name))
+        _check(typ, resp, f"local UID COPY to {f.local_name}")
+        # imaplib keeps the tagged OK's [COPYUID v src dst] (RFC 4315) as a response code
+        code = [r for r in f.local.response("COPYUID")[1] if isinstance(r, bytes)]
+    finally:
+        _check(*f.local.select(_quote(f.local_name)), f"local SELECT {f.local_name}")
+    m = _COPYUID.search(b"COPYUID " + code[-1]) if code else None
+    if m is None:
+        return 0  # the source copy was expunged locally: copy the message itself
+    local_uid = int(m.group(1))
+    f.local_next = max(f.local_next, local_uid + 1)
+    _check(*f.local.uid("STORE", str(local_uid), "FLAGS", f"({kept})"), "local UID STORE")
+    return local_uid
+
+
+def _copy(
+    f: _Folder,
+    uid: int,
+    flags: str,
+    date: str,
+    body: bytes,
+    pending: tuple[int, int] | None,
+    gm: gmail.GmMeta | None = None,
+) -> None:
+    kept = _flags_of(" ".join([flags, *gmail.flags_from(gm.labels if gm else ())]))
     local_uid = _local_copy(f.local, pending[1], body) if pending and pending[0] == uid else 0
     same = f.earlier.get(hashlib.sha256(body).digest()) if f.earlier and not local_uid else None
     if same:
         local_uid = same.pop(0)
         _check(*f.local.uid("STORE", str(local_uid), "FLAGS", f"({kept})"), "local UID STORE")
+    if not local_uid and gm is not None:
+        source = f.state.gmail_copy(f.acc.name, gm.msgid, f.name)
+        local_uid = _copy_local(f, uid, source, kept) if source else 0
     if not local_uid:
         f.state.appending(f.acc.name, f.name, uid, f.local_next)
         when = f'"{date}"' if date else None
@@ -299,7 +342,14 @@ def _copy(f: _Folder, uid: int, flags: str, date: str, body: bytes, pending: tup
         m = _APPENDUID.search(b" ".join(r for r in resp if isinstance(r, bytes)))
         local_uid = int(m.group(2)) if m else 0
         f.local_next = max(f.local_next, local_uid + 1)
-    f.state.fetched(f.acc.name, f.name, uid, local_uid, kept)
+    if gm is not None:
+        tags = gmail.tags_from(gm.labels)
+        if tags and local_uid:  # (tags belong to the message: a local COPY has them already)
+            _check(
+                *f.local.uid("STORE", str(local_uid), "X-GM-LABELS.SILENT", gmail.label_arg(tags)),
+                "local STORE",
+            )
+    f.state.fetched(f.acc.name, f.name, uid, local_uid, kept, (gm.msgid, gm.thrid, gm.labels) if gm else None)
 
 
 def _sync_folder(
@@ -310,6 +360,7 @@ def _sync_folder(
     folder: str,
     report: Report,
     qresync: bool = False,
+    gm: bool = False,
 ) -> None:
     # read-only (EXAMINE) unless local flag changes go back to the server
     _check(*remote.select(_quote(folder), readonly=not acc.push_flags), f"SELECT {folder}")
@@ -320,7 +371,7 @@ def _sync_folder(
         local.create(_quote(local_folder))  # NO [ALREADYEXISTS] is fine
     _check(*local.select(_quote(local_folder)), f"local SELECT {local_folder}")
     local_uv = _status_uidvalidity(local)
-    f = _Folder(acc, remote, local, state, folder, local_folder, _untagged_int(local, "UIDNEXT"), qresync)
+    f = _Folder(acc, remote, local, state, folder, local_folder, _untagged_int(local, "UIDNEXT"), qresync, gm)
     known = state.folder(acc.name, folder)
     if known is None or known[0] != uidvalidity or known[3] != local_uv:
         if known is not None:
@@ -339,11 +390,16 @@ def _sync_folder(
     uids = sorted(u for u in uids if u > last)  # "N:*" always matches the highest UID
     for i in range(0, len(uids), BATCH):
         batch = ",".join(str(u) for u in uids[i : i + BATCH])
-        typ, data = remote.uid("FETCH", batch, "(UID FLAGS INTERNALDATE BODY.PEEK[])")
-        for uid, flags, date, body in sorted(
-            _parse_fetch(_check(typ, data, "UID FETCH")), key=lambda t: t[0]
+        items = (
+            f"UID FLAGS INTERNALDATE {gmail.ITEMS} BODY.PEEK[]"
+            if gm
+            else "UID FLAGS INTERNALDATE BODY.PEEK[]"
+        )
+        typ, data = remote.uid("FETCH", batch, f"({items})")
+        for uid, flags, date, body, meta in sorted(
+            _parse_fetch_meta(_check(typ, data, "UID FETCH")), key=lambda t: t[0]
         ):
-            _copy(f, uid, flags, date, body, pending)
+            _copy(f, uid, flags, date, body, pending, gmail.parse_meta(meta) if gm else None)
             report.fetched += 1
     if acc.expunge and last:  # (after a first copy, or a new UIDVALIDITY, none can be gone)
         _mirror_expunges(f, highest_modseq, report)
@@ -425,8 +481,11 @@ def _mirror_flags(f: _Folder, highest_modseq: int, report: Report) -> None:
     since = state.highest_modseq(acc.name, folder) if highest_modseq else 0
     if not (since and since >= highest_modseq):
         modifier = f" (CHANGEDSINCE {since})" if since else ""
-        typ, data = f.remote.uid("FETCH", f"1:{max(known)}", f"(UID FLAGS){modifier}")
+        items = "UID FLAGS X-GM-LABELS" if f.gmail else "UID FLAGS"
+        typ, data = f.remote.uid("FETCH", f"1:{max(known)}", f"({items}){modifier}")
         current = _flags_by_uid(typ, data, "UID FETCH FLAGS")
+        if f.gmail:
+            _mirror_labels(f, gmail.labels_by_uid(data), known, report)
         report.flags_read += len(current)
         for uid, now in current.items():
             local_uid, flags = known.get(uid, (0, now))
@@ -439,6 +498,23 @@ def _mirror_flags(f: _Folder, highest_modseq: int, report: Report) -> None:
         _push_flags(f, report)
     if highest_modseq:
         state.set_highest_modseq(acc.name, folder, highest_modseq)
+
+
+def _mirror_labels(
+    f: _Folder, current: dict[int, tuple[str, ...]], known: dict[int, tuple[int, str]], report: Report
+) -> None:
+    """Copy Gmail label changes of messages fetched earlier to the local tags (Gmail raises
+    a message's MODSEQ when its labels change, so CHANGEDSINCE finds them as flag changes)."""
+    kept = f.state.gmail_labels(f.acc.name, f.name)
+    for uid, labels in current.items():
+        local_uid = known.get(uid, (0, ""))[0]
+        if uid not in kept or not local_uid or kept[uid] == labels:
+            continue
+        if gmail.tags_from(kept[uid]) != gmail.tags_from(labels):
+            arg = gmail.label_arg(gmail.tags_from(labels))
+            _check(*f.local.uid("STORE", str(local_uid), "X-GM-LABELS.SILENT", arg), "local UID STORE")
+            report.labels_mirrored += 1
+        f.state.gmail_set_labels(f.acc.name, f.name, uid, labels)
 
 
 def _push_flags(f: _Folder, report: Report) -> None:
@@ -465,8 +541,9 @@ def _sync_imap(acc: Account, target: LocalTarget, state: State, report: Report) 
             _check(*remote.enable("QRESYNC"), "ENABLE QRESYNC")
         elif "CONDSTORE" in caps and "ENABLE" in caps:
             remote.enable("CONDSTORE")  # EXAMINE then reports HIGHESTMODSEQ
+        gm = gmail.CAPABILITY in caps
         for folder in resolve_folders(remote, acc.folders):
-            _sync_folder(acc, remote, local, state, folder, report, qresync)
+            _sync_folder(acc, remote, local, state, folder, report, qresync, gm)
     except (imaplib.IMAP4.error, OSError) as e:
         lost = isinstance(e, (imaplib.IMAP4.abort, OSError))
         raise FetchError(
