@@ -272,6 +272,7 @@ class _Batch:
     rows: list[Any]
     assigned: list[tuple[int, tuple[int, ...]]]
     parts: list[tuple[int, int, Future[tuple[list[str], list[int]]]]]  # handed to helper processes
+    more: bool = True  # the fetch stopped at its limit (count or bytes): more may be pending
 
     @property
     def mine(self) -> int:
@@ -292,13 +293,16 @@ def _fetch(
     hand the helpers' share out (to be parsed and written by them in the database at ``path``)."""
     last = after
     total = 0
+    seen = 0
     for mid, size in conn.execute(
         "SELECT id, size FROM message WHERE indexed = 0 AND id > ? ORDER BY id LIMIT ?", (after, limit)
     ):
         last = mid
         total += size
+        seen += 1
         if total >= BATCH_BYTES:
             break
+    more = seen >= limit or total >= BATCH_BYTES
     rows = conn.execute(
         f"SELECT m.id, {', '.join('m.' + c.strip() for c in RECORD_COLUMNS.split(','))}, r.data "
         "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 AND m.id > ? AND m.id <= ? "
@@ -312,7 +316,8 @@ def _fetch(
         for row in rows:
             a = threads.add(record_from_row(row))
             assigned.append((a.thread_id, a.merged))
-    return _Batch(rows, assigned, _parallel_parts(pool, helpers, path, [(row[0], row[-1]) for row in rows]))
+    parts = _parallel_parts(pool, helpers, path, [(row[0], row[-1]) for row in rows])
+    return _Batch(rows, assigned, parts, more)
 
 
 _WRITTEN = object()  # a message whose text a helper process has written
@@ -407,6 +412,9 @@ class Indexer:
         self.after = 0
         self.threads: ConversationIndex | None = None
         self._check_at = COMPACT_SLACK  # index size at which idle() next looks at the store
+        # the last fetch stopped at its limit: more may be pending (false: every message
+        # that was waiting when it ran has been handed out)
+        self.more = True
         self.imap_after = 0  # imap_batch() has seen the messages up to this id
 
     def start(self) -> list[Row]:
@@ -427,6 +435,7 @@ class Indexer:
         """
         batch = self._ahead or self._fetch()
         self._ahead = None
+        self.more = batch.more
         if not batch.rows:
             return []
         if not batch.parts and self.pool is not None and self.helpers and not self.mail_arriving():
@@ -437,6 +446,7 @@ class Indexer:
         rows = _finish(batch, self.extract, self.announce)
         if self.pool is not None:
             self._ahead = self._fetch()
+            self.more = bool(self._ahead.rows) or self._ahead.more
         return rows
 
     def _fetch(self) -> _Batch:
@@ -495,6 +505,10 @@ class Indexer:
         now = time.time()
         newest, oldest = float(rows[0][0]), float(rows[-1][0])
         return now - newest <= QUIET_AFTER and now - oldest <= BURST_WINDOW
+
+    def idle_due(self) -> bool:
+        """Whether :meth:`idle` may have housekeeping to do (else it returns at once)."""
+        return self.threads is not None and self.threads.messages >= self._check_at
 
     def idle(self) -> list[Row]:
         """Housekeeping between bursts: rebuild an index that pruned messages bloated.

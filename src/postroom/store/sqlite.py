@@ -42,6 +42,7 @@ from .owner import StoreLock
 from .sqlite_background import ANALYZE_FROM, Background
 from .sqlite_changes import Changes
 from .sqlite_db import SQLiteDb
+from .sqlite_direct import DirectCommit
 from .sqlite_folders import Folders
 from .sqlite_imapcache import ImapCache
 from .sqlite_jobs import _INDEX, _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
@@ -124,6 +125,7 @@ class SQLiteStore(Composed):
         self._tail_reads_small = False  # the last read of the workers' journals found a little
         self._waiting = 0  # readers waiting for their writes (guarded by _applied_cond)
         self._applied_cond = threading.Condition()
+        self.direct = DirectCommit()  # the writer's lock; an in-process test server's mail (start)
         self._outbound: SQLiteOutbound | None = None
 
     @property
@@ -225,6 +227,8 @@ class SQLiteStore(Composed):
             conn.close()
             self._owner.release()
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {e}") from None
+        if self._tmpdir and self.background.index_inline and self._journal is not None:
+            self.direct.conn = conn  # an in-process test server's: sqlite_direct.py
         if self._tmpdir:  # a test's store: its writer thread is kept for the next (writer_pool.py)
             self._writer, self._writer_done = run_writer(lambda: self._pooled_write_loop(conn))
         else:
@@ -396,29 +400,46 @@ class SQLiteStore(Composed):
                     jobs.append(q.get_nowait())
                 except queue.Empty:
                     break
-            stop = any(j is _STOP for j in jobs)
-            tail = any(j is _TAIL for j in jobs)
-            index = any(j is _INDEX for j in jobs)
-            jobs = [j for j in jobs if j is not _STOP and j is not _TAIL and j is not _INDEX]
-            if tail:
-                if not stop and len(jobs) == 0 and self._tail_reads_small and not self._waiting:
-                    time.sleep(TAIL_PAUSE)  # let mail gather: fewer, larger transactions
-                got = self.workers.read(max(MAX_BATCH - len(jobs), 64))
-                self._tail_reads_small = 0 < len(got) < TAIL_BATCH
-                jobs += got
-            if jobs:
-                self._run_batch(conn, jobs)
-            if index and not stop:
-                self.background.index_now(conn)
-            if self.background.checkpointer is None and self.writes.count >= ANALYZE_FROM and not stop:
-                self.background.start_checkpointer()
-            if stop:
-                self._drain_after_stop(q)
-                if self._recyclable() and recycle.reset(conn, schema_template(self._connect_file)):
-                    self._keep_conn = conn  # the next throwaway store's (close)
-                else:
-                    conn.close()
-                return
+            with self.direct.lock:  # no direct commit (sqlite_direct.py) meanwhile
+                stop = any(j is _STOP for j in jobs)
+                tail = any(j is _TAIL for j in jobs)
+                index = any(j is _INDEX for j in jobs)
+                jobs = [j for j in jobs if j is not _STOP and j is not _TAIL and j is not _INDEX]
+                if tail:
+                    if not stop and len(jobs) == 0 and self._tail_reads_small and not self._waiting:
+                        time.sleep(TAIL_PAUSE)  # let mail gather: fewer, larger transactions
+                    got = self.workers.read(max(MAX_BATCH - len(jobs), 64))
+                    self._tail_reads_small = 0 < len(got) < TAIL_BATCH
+                    jobs += got
+                if jobs:
+                    self._run_batch(conn, jobs)
+                if index and not stop:
+                    self.background.index_now(conn)
+                if not stop:
+                    self._checkpoint_due()
+                if stop:
+                    self._drain_after_stop(q)
+                    self.direct.conn = None
+                    if self._recyclable() and recycle.reset(conn, schema_template(self._connect_file)):
+                        self._keep_conn = conn  # the next throwaway store's (close)
+                    else:
+                        conn.close()
+                    return
+
+    def _checkpoint_due(self) -> None:
+        """After a transaction: a throwaway store's checkpoint thread starts with its 1,000th message."""
+        if self.background.checkpointer is None and self.writes.count >= ANALYZE_FROM:
+            self.background.start_checkpointer()
+
+    def direct_ready(self) -> bool:
+        """Nothing waits for the writer: a message committed now keeps its order (sqlite_direct.py)."""
+        journal = self._journal
+        return (
+            not self._degraded
+            and not self._retry
+            and self.db.queue.empty()
+            and (journal is None or self._applied_seq >= journal.seq)
+        )
 
     def _open_journal(self, conn: sqlite3.Connection) -> None:
         """Apply what a previous run acknowledged but had not stored yet, then open the journal.
@@ -471,12 +492,13 @@ class SQLiteStore(Composed):
         done: list[tuple[Any, Any, BaseException | None]] = []
         ingests = [j for j in jobs if isinstance(j, _Ingest)]
         calls = [j for j in jobs if isinstance(j, _Call)]
+        indexed = False  # every new message indexed in this transaction (index_in_transaction)
         try:
             begin_immediate(conn)
             if ingests:
                 self.writes.ingest(conn, ingests, events)
                 if self.background.index_inline and not replay:  # one commit for both
-                    self.background.index_in_transaction(conn)
+                    indexed = self.background.index_in_transaction(conn)
             for c in calls:
                 sp = "sp"
                 conn.execute(f"SAVEPOINT {sp}")
@@ -554,7 +576,7 @@ class SQLiteStore(Composed):
         # session's own APPEND has its folder's event, with the new entry, before it goes on
         if ingests:
             self._resolve_ingests(ingests)
-            self.background.wake_indexer()
+            self.background.after_ingest(indexed)
             if top_seq or self.workers.tails:
                 with self._applied_cond:
                     self.workers.committed()
@@ -606,7 +628,8 @@ class SQLiteStore(Composed):
         Committed once the journal record is written (see journal.py); the writer applies it
         to SQLite right after, and readers wait for that (_reader), so a client that reads
         after its 250 always finds its message. Thread-safe, so importers and other
-        processes' forwarders can call it without an event loop.
+        processes' forwarders can call it without an event loop. An in-process test server's
+        store commits it to SQLite here instead when its writer is idle (sqlite_direct.py).
         """
         journal = self._journal
         if self.db.closed or journal is None:
@@ -615,6 +638,10 @@ class SQLiteStore(Composed):
             raise StoreError("the store cannot write at the moment (is the disk full?)")
         if not envelope.received_at:
             envelope = dataclasses.replace(envelope, received_at=time.time())
+        if self.direct.conn is not None:  # an in-process test server's store (sqlite_direct.py)
+            direct = self.direct.commit_now(self, envelope, raw, tags, self._checkpoint_due)
+            if direct is not None:
+                return direct
         pid = new_id()
         seq = journal.append(pid, envelope.dumps(), tags, raw)
         self.db.queue.put(_Ingest(envelope, raw, tags, None, pid=pid, seq=seq))

@@ -330,28 +330,40 @@ class Background:
                 apply(fixes[i : i + BATCH])
         return indexer
 
-    def index_in_transaction(self, conn: sqlite3.Connection) -> None:
+    def index_in_transaction(self, conn: sqlite3.Connection) -> bool:
         """The inline indexer inside the writer's open transaction, right after it stored new
         mail: the messages are committed indexed, in the same commit, and announced with
         their MessageStored. A failure here leaves the mail's transaction alone (its own
-        savepoint is rolled back) and the next index_now tries again."""
+        savepoint is rolled back) and the next index_now tries again.
+
+        Returns:
+            True when every new message is indexed and the indexer has nothing else to do
+            (no IMAP data to derive, no housekeeping due): no index_now needed after the
+            commit (:meth:`after_ingest`).
+        """
         from .index_worker import _extractor
 
         if _extractor() is None:
-            return
+            return False
         conn.execute("SAVEPOINT ix")
         mark = len(self.db.pending())
         try:
             indexer = self._inline(conn, lambda rows: self._index_job(rows)(conn))
             while rows := indexer.next_batch():
                 self._index_job(rows)(conn)
+                if not indexer.more:
+                    # nothing new can arrive inside the transaction: a fetch that stopped
+                    # short of its limit took every pending message (no look that finds none)
+                    break
             conn.execute("RELEASE ix")
+            return not self.imap_in_use and not indexer.idle_due()
         except Exception:
             log.exception("indexing failed (tried again after the commit)")
             conn.execute("ROLLBACK TO ix")
             conn.execute("RELEASE ix")
             del self.db.pending()[mark:]
             self._inline_indexer = None  # its conversation index may hold what was rolled back
+            return False
 
     def _index_receiver(self, spawned: list[BaseException], ready: threading.Event) -> None:
         """Start the worker process, then announce what it indexed (it writes its results
@@ -409,6 +421,13 @@ class Background:
                 log.exception("indexer stopped")
         finally:
             conn.close()
+
+    def after_ingest(self, indexed: bool) -> None:
+        """New mail was committed: have the indexer look, unless ``indexed`` (what
+        :meth:`index_in_transaction` returned for that transaction): a look that finds
+        nothing to do costs the writer another turn and a query per message."""
+        if not (indexed and self.index_inline):
+            self.wake_indexer()
 
     def wake_indexer(self) -> None:
         proc = self._index_proc

@@ -1,0 +1,74 @@
+"""An in-process test server commits a message before its 250 (store/sqlite_direct.py).
+
+When its writer is idle, the SMTP session's thread stores, indexes and commits the message
+itself: no hand-off to the writer between the 250 and the test's read. When the writer is
+busy the message takes the ingest journal, and mail is still stored in the order it was
+acknowledged.
+"""
+
+from __future__ import annotations
+
+import smtplib
+import sqlite3
+import time
+from collections.abc import Iterator
+from contextlib import closing
+from typing import Any
+
+import pytest
+
+from postroom.store import sqlite_writes
+from postroom.testing import Server
+
+
+def _send(port: int, to: str, subject: str) -> None:
+    with smtplib.SMTP("127.0.0.1", port) as c:
+        c.sendmail("app@example.com", [to], f"Subject: {subject}\r\n\r\nhello\r\n".encode())
+
+
+@pytest.fixture
+def mail() -> Iterator[Server]:
+    with Server(http=False, pop3=False, imap=False) as server:
+        if type(server.app.store).__name__ != "SQLiteStore":
+            pytest.skip("a throwaway SQLite store only (this run uses another backend)")
+        yield server
+
+
+def test_the_250_comes_after_the_message_is_committed_and_indexed(
+    mail: Server, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ingest = sqlite_writes.Writes.ingest
+
+    def slow_ingest(self: Any, *args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.05)  # a writer that applies journaled mail after the 250 is caught here
+        return ingest(self, *args, **kwargs)
+
+    monkeypatch.setattr(sqlite_writes.Writes, "ingest", slow_ingest)
+    _send(mail.smtp_port, "now@example.com", "Now")
+    # another connection, as a kill -9 right after the 250 would leave the file: no
+    # waiting for the writer, no journal to replay
+    with closing(sqlite3.connect(mail.app.store.path)) as conn:  # type: ignore[attr-defined]
+        rows = conn.execute("SELECT subject, indexed FROM message").fetchall()
+    assert rows == [("Now", 1)]
+
+
+def test_a_busy_writer_journals_the_message_and_order_is_kept(mail: Server) -> None:
+    store: Any = mail.app.store
+    with store.direct.lock:  # the writer is at work: the session does not wait for it
+        _send(mail.smtp_port, "a@example.com", "first")
+        assert not store.direct_ready()  # journaled, not stored yet: nothing may overtake it
+    _send(mail.smtp_port, "b@example.com", "second")
+    assert [m.subject for m in mail.wait_for(count=2)] == ["first", "second"]
+    assert [m.subject for m in mail.messages("hello")] == ["first", "second"]  # both indexed
+
+
+def test_mail_indexed_in_its_transaction_costs_the_writer_no_second_look(mail: Server) -> None:
+    store: Any = mail.app.store
+    looks: list[int] = []
+    index_now = store.background.index_now
+    store.background.index_now = lambda conn: (looks.append(1), index_now(conn))
+    for i in range(3):
+        _send(mail.smtp_port, f"u{i}@example.com", f"n{i}")
+    mail.wait_for(count=3)
+    store.write(lambda conn: None)  # a writer turn: anything queued before it is done
+    assert looks == []
