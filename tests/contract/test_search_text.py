@@ -1,7 +1,8 @@
 """Free-text search on both backends: the same matches and the same exact counts
 (messages_count, messages_unread) through read changes, tags, deletion and mailboxes; on
 PostgreSQL the one-tsquery listing (postgres_read.Reader._text_page) against the plain plan,
-its narrow table's read flag (0020_message_text.sql) and that migration on older mail."""
+its narrow table's read flag (0020_message_text.sql) and that migration on older mail. And
+has:attachment's counts (kept by triggers on PostgreSQL) through the same changes."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ import pytest
 from postroom.store.base import MessagePage
 
 from .conftest import Backend, message
+from .test_search_inline import _attached
 
 # name -> (subject, body, recipient)
 MAIL = {
@@ -100,6 +102,34 @@ def test_counts_follow_read_tags_and_deletion(backend: Backend) -> None:
     assert counts() == (0, 0)
 
 
+def test_attachment_counts_follow_changes(backend: Backend) -> None:
+    plain = backend.deliver(message("plain"))
+    files = [backend.deliver(_attached(f"file {i}"), "bob@example.org") for i in range(3)]
+    assert backend.store.wait_indexed(30)
+
+    def counts(query: str = "has:attachment", mailbox: str | None = None) -> tuple[int, int, list[str]]:
+        page = backend.store.list_messages(query=query, mailbox=mailbox, limit=2)
+        return page.messages_count, page.messages_unread, [m.id for m in page.messages]
+
+    assert counts() == (3, 3, [files[2], files[1]])
+    backend.store.set_read([files[0], plain], True)
+    assert counts() == (3, 2, [files[2], files[1]])
+    assert counts("has:attachment is:unread") == (2, 2, [files[2], files[1]])
+    backend.store.set_read(None, True)
+    assert counts()[:2] == (3, 0)
+    backend.store.set_read([files[1]], False)
+    assert counts()[:2] == (3, 1)
+    backend.store.delete_messages([files[1], plain])
+    assert counts() == (2, 0, [files[2], files[0]])
+    assert counts("has:attachment", "bob@example.org") == (2, 0, [files[2], files[0]])
+    assert backend.store.list_messages(query="has:attachment", start=1, limit=5).messages[0].id == files[0]
+    backend.store.delete_messages(None)
+    assert counts() == (0, 0, [])
+    again = backend.deliver(_attached("after emptying"))
+    assert backend.store.wait_indexed(30)
+    assert counts() == (1, 1, [again])
+
+
 def test_pages_of_a_free_text_listing(backend: Backend) -> None:
     ids = _deliver(backend)
     pages = [backend.store.list_messages(query="invoice", start=s, limit=2) for s in (0, 2, 4)]
@@ -149,11 +179,14 @@ def test_postgres_text_rows_keep_the_read_flag(backend: Backend) -> None:
 
 @pytest.mark.parametrize("backend_name", ["postgresql"])
 def test_postgres_migration_moves_the_text_of_older_mail(backend: Backend) -> None:
-    """A database from before 0020 (the tsvector in message): the migration moves it, with
-    the read flags, to message_text; the answers stay the same."""
+    """A database from before 0020 (the tsvector in message, message_count without the
+    attachment counts): the migration moves the text, with the read flags, to message_text
+    and counts the mail with attachments; the answers stay the same."""
     ids = _deliver(backend)
+    ids["g"] = backend.deliver(_attached("a file"))
+    assert backend.store.wait_indexed(30)
     before = {q: _names(backend.store.list_messages(query=q), ids) for q, _ in QUERIES}
-    migration = resources.files("postroom.store").joinpath("migrations/postgres/0020_message_text.sql")
+    migrations = resources.files("postroom.store").joinpath("migrations/postgres")
     store: Any = backend.store
     store.db.write(
         lambda c, events: (
@@ -162,13 +195,18 @@ def test_postgres_migration_moves_the_text_of_older_mail(backend: Backend) -> No
             c.execute("CREATE INDEX message_tsv ON message USING gin (tsv)"),
             c.execute(
                 "DROP TABLE message_text; DROP FUNCTION message_text_read() CASCADE; "
-                "DROP INDEX message_attached; DROP INDEX message_to_trgm"
+                "DROP INDEX message_attached; DROP INDEX message_to_trgm; DROP TABLE message_count; "
+                "DROP FUNCTION message_count_change() CASCADE; DROP FUNCTION message_count_insert() CASCADE; "
+                "DROP FUNCTION message_count_delete() CASCADE; DROP FUNCTION message_count_add(bigint, bigint, bigint, bigint)"
             ),
-            c.execute(migration.read_text("utf-8").encode()),
+            c.execute(migrations.joinpath("0018_message_counts.sql").read_text("utf-8").encode()),
+            c.execute(migrations.joinpath("0020_message_text.sql").read_text("utf-8").encode()),
         )
     )
-    assert _pg(backend, "SELECT count(*), count(*) FILTER (WHERE read) FROM message_text") == [(6, 2)]
+    assert _pg(backend, "SELECT count(*), count(*) FILTER (WHERE read) FROM message_text") == [(7, 2)]
     assert {q: _names(backend.store.list_messages(query=q), ids) for q, _ in QUERIES} == before
+    page = backend.store.list_messages(query="has:attachment")
+    assert (page.total, page.unread, page.messages_count, page.messages_unread) == (7, 5, 1, 1)
 
 
 def test_postgres_takes_free_text_in_one_tsquery() -> None:
@@ -184,3 +222,17 @@ def test_postgres_takes_free_text_in_one_tsquery() -> None:
         assert fulltext_query(q) is None, q
     with pytest.raises(InvalidQuery):
         fulltext_query('"unclosed')
+
+
+def test_postgres_counts_has_attachment_alone_from_kept_counts() -> None:
+    from postroom.store.postgres_search import attachment_only
+
+    assert attachment_only("has:attachment") and attachment_only("  HAS:ATTACHMENT ")
+    for q in (
+        "-has:attachment",
+        "has:attachment is:unread",
+        "has:inline",
+        "attachment",
+        "has:attachment OR x",
+    ):
+        assert not attachment_only(q), q

@@ -12,7 +12,7 @@ from typing import Any
 
 from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .postgres_db import Conn, Db
-from .postgres_search import compile_query, fulltext_query, header_ids
+from .postgres_search import attachment_only, compile_query, fulltext_query, header_ids
 from .rawcodec import unpack
 from .rows import (
     SUMMARY_COLS,
@@ -106,7 +106,14 @@ class Reader:
             text = fulltext_query(query) if query and query.strip() else None
             if text is not None:
                 return self._text_page(conn, text, mailbox, (total, unread), start, limit)
-            if query and query.strip():
+            if query and query.strip() and not mailbox and attachment_only(query):
+                # kept by the triggers of message_count (0020_message_text.sql)
+                crow = conn.execute(
+                    "SELECT coalesce(sum(attached), 0), coalesce(sum(attached_unread), 0) FROM message_count"
+                ).fetchone()
+                assert crow is not None
+                count, count_unread = int(crow[0]), int(crow[1])
+            elif query and query.strip():
                 crow = conn.execute(
                     f"SELECT count(*), count(*) FILTER (WHERE NOT m.read) FROM message m WHERE {cond}", params
                 ).fetchone()

@@ -32,11 +32,19 @@ import unicodedata
 from datetime import tzinfo
 from typing import Any
 
-from ..search import And, Header, Node, Not, Or, Text
+from ..search import And, Flag, Header, Node, Not, Or, Text
 from .headers import split_headers
 from .search_sql import Dialect, compile_term, decoded_value, header_fields, like_pattern, parse_query
 
-__all__ = ["compile_query", "fulltext_query", "header_ids", "header_lines", "tsquery", "words"]
+__all__ = [
+    "attachment_only",
+    "compile_query",
+    "fulltext_query",
+    "header_ids",
+    "header_lines",
+    "tsquery",
+    "words",
+]
 
 _WORDS = re.compile(r"[^\W_]+")
 # Header block read at ingest for header: search (RFC 5322 sets no limit; the same bound as
@@ -138,6 +146,15 @@ def fulltext_query(text: str, *, tz: str | tzinfo | None = None) -> str | None:
     """
     node = parse_query(text, tz=tz)
     return _text_query(node) if node is not None else None
+
+
+def attachment_only(text: str, *, tz: str | tzinfo | None = None) -> bool:
+    """Whether the query is ``has:attachment`` alone (its counts are kept: 0020_message_text.sql).
+
+    Raises:
+        InvalidQuery: the query does not parse.
+    """
+    return parse_query(text, tz=tz) == Flag("attachment")
 
 
 def _text_query(node: Node) -> str | None:

@@ -33,3 +33,58 @@ CREATE INDEX message_attached ON message (id) WHERE attachments > 0;
 -- to: searched the recipients by a scan of every message (a substring ILIKE): a trigram
 -- index, as subject and sender have (0001).
 CREATE INDEX message_to_trgm ON message USING gin (to_json gin_trgm_ops);
+
+-- has:attachment alone (the attachment filter of a client's listing) counts its matches and
+-- the unread among them from message_count (0018), as the store's counts: `attached` and
+-- `attached_unread` kept by the same triggers (the indexer sets the attachment count after
+-- ingest: only a change between none and some fires the row trigger).
+ALTER TABLE message_count ADD COLUMN attached bigint NOT NULL DEFAULT 0;
+ALTER TABLE message_count ADD COLUMN attached_unread bigint NOT NULL DEFAULT 0;
+
+CREATE FUNCTION message_count_add(m bigint, u bigint, a bigint, au bigint) RETURNS void LANGUAGE sql AS $$
+    INSERT INTO message_count AS c (slot, messages, unread, attached, attached_unread)
+    VALUES (pg_backend_pid() % 16, m, u, a, au)
+    ON CONFLICT (slot) DO UPDATE SET messages = c.messages + excluded.messages,
+        unread = c.unread + excluded.unread, attached = c.attached + excluded.attached,
+        attached_unread = c.attached_unread + excluded.attached_unread;
+$$;
+
+CREATE OR REPLACE FUNCTION message_count_insert() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM message_count_add(count(*), count(*) FILTER (WHERE NOT read),
+        count(*) FILTER (WHERE attachments > 0), count(*) FILTER (WHERE attachments > 0 AND NOT read))
+    FROM new_rows HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+
+CREATE OR REPLACE FUNCTION message_count_delete() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM message_count_add(-count(*), -count(*) FILTER (WHERE NOT read),
+        -count(*) FILTER (WHERE attachments > 0), -count(*) FILTER (WHERE attachments > 0 AND NOT read))
+    FROM old_rows HAVING count(*) > 0;
+    RETURN NULL;
+END
+$$;
+
+-- a change of read state or of having attachments, row by row (the old and new row give the
+-- change of each count, also when one statement changes both)
+DROP TRIGGER message_count_read ON message;
+DROP FUNCTION message_count_read();
+CREATE FUNCTION message_count_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    PERFORM message_count_add(0, (NOT NEW.read)::int - (NOT OLD.read)::int,
+        (NEW.attachments > 0)::int - (OLD.attachments > 0)::int,
+        (NEW.attachments > 0 AND NOT NEW.read)::int - (OLD.attachments > 0 AND NOT OLD.read)::int);
+    RETURN NULL;
+END
+$$;
+CREATE TRIGGER message_count_change AFTER UPDATE OF read, attachments ON message
+    FOR EACH ROW WHEN (OLD.read <> NEW.read OR (OLD.attachments > 0) <> (NEW.attachments > 0))
+    EXECUTE FUNCTION message_count_change();
+
+DROP FUNCTION message_count_add(bigint, bigint);
+UPDATE message_count SET attached = 0, attached_unread = 0;
+INSERT INTO message_count AS c (slot, messages, unread, attached, attached_unread)
+SELECT 0, 0, 0, count(*), count(*) FILTER (WHERE NOT read) FROM message WHERE attachments > 0
+ON CONFLICT (slot) DO UPDATE SET attached = excluded.attached, attached_unread = excluded.attached_unread;
