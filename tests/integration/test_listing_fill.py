@@ -111,19 +111,19 @@ def test_a_page_of_more_unindexed_mail_than_it_fills_waits(tmp_path: Path) -> No
     """Filling in costs the main process a parse a message: a page with more than FILL_MAX
     unindexed messages waits for the indexer instead (at most LISTING_WAIT), as does one
     whose unindexed messages take more than FILL_BYTES."""
-    with serve_process(tmp_path / "s.db", "--smtp-workers", "0") as (proc, smtp, http):
-        with _held(_indexer(proc.pid)):
-            _send(smtp, *[PLAIN] * (FILL_MAX + 1))
-            t0 = time.monotonic()
-            many = _get(http, "/api/v1/messages")
-            assert time.monotonic() - t0 >= LISTING_WAIT * 0.9
-            assert [m["Snippet"] for m in many["messages"]] == [""] * (FILL_MAX + 1)
-            assert (
-                _fields(_get(http, f"/api/v1/messages?limit={FILL_MAX}"))[0][1] == "Just a line and another."
-            )
-            big = PLAIN.replace("Subject: plain", "Subject: big") + "x" * (FILL_BYTES // 2) + "\r\n"
-            _send(smtp, big, big)
-            t0 = time.monotonic()
-            two = _get(http, "/api/v1/messages?limit=2")
-            assert time.monotonic() - t0 >= LISTING_WAIT * 0.9
-            assert [m["Snippet"] for m in two["messages"]] == ["", ""]
+    with (
+        serve_process(tmp_path / "s.db", "--smtp-workers", "0") as (proc, smtp, http),
+        _held(_indexer(proc.pid)),
+    ):
+        _send(smtp, *[PLAIN] * (FILL_MAX + 1))
+        t0 = time.monotonic()
+        many = _get(http, "/api/v1/messages")
+        assert time.monotonic() - t0 >= LISTING_WAIT * 0.9
+        assert [m["Snippet"] for m in many["messages"]] == [""] * (FILL_MAX + 1)
+        assert _fields(_get(http, f"/api/v1/messages?limit={FILL_MAX}"))[0][1] == "Just a line and another."
+        big = PLAIN.replace("Subject: plain", "Subject: big") + "x" * (FILL_BYTES // 2) + "\r\n"
+        _send(smtp, big, big)
+        t0 = time.monotonic()
+        two = _get(http, "/api/v1/messages?limit=2")
+        assert time.monotonic() - t0 >= LISTING_WAIT * 0.9
+        assert [m["Snippet"] for m in two["messages"]] == ["", ""]
