@@ -202,3 +202,22 @@ def test_status_recent_reads_only_the_unclaimed_rows(monkeypatch: pytest.MonkeyP
             # SIZE needs every message: the listing
             assert b.ok("STATUS INBOX (SIZE RECENT)")[0].startswith(b"* STATUS INBOX (SIZE ")
             assert reads[2:] == [(0, N + 2)], reads
+
+
+def test_a_new_message_is_fetched_from_the_bytes_its_append_sent(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The session that APPENDs into its selected folder keeps the bytes it stored: a FETCH
+    of the new message (by any session) reads nothing back from the store."""
+    with running_server() as s, two_sessions(s, 3) as (a, b):
+        calls: list[str] = []
+        for name in ("get_raw", "get_raw_stored", "get_raws"):
+            real = getattr(s.app.store, name)
+            monkeypatch.setattr(s.app.store, name, lambda *x, _n=name, _r=real: calls.append(_n) or _r(*x))
+        body = msg("kept in memory")
+        assert b.append("INBOX", body)[-1].split(b" ")[1] == b"OK"
+        assert events_carry_new(s)
+        got = b.ok("UID FETCH 4 (BODY.PEEK[])")
+        assert got[0] == b"* 4 FETCH (UID 4 BODY[] {%d}\r\n" % len(body) + body + b")\r\n", got
+        assert a.noop()[0] == "OK"  # (a hears of it)
+        typ, data = a.uid("FETCH", "4", "(BODY.PEEK[TEXT])")
+        assert typ == "OK" and isinstance(data[0], tuple) and data[0][1] == b"body of kept in memory\r\n"
+        assert calls == [], calls

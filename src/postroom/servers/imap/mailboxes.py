@@ -423,13 +423,14 @@ class MailboxCommands(SessionBase):
         if any(not message for message, _, _ in items):
             raise No("empty message")
         validity, uids = 0, []
+        stored: list[bytes] = []
         try:
             for message, flags_set, date in items:
                 # literal8 content (RFC 3516 4.4): see without_nul
-                validity, new_uid = await self.store.append(
-                    mailbox, folder, without_nul(message), flags_set, date
-                )
+                data = without_nul(message)
+                validity, new_uid = await self.store.append(mailbox, folder, data, flags_set, date)
                 uids.append(new_uid)
+                stored.append(data)
         except NotFound:
             if uids:  # the folder went away between two messages of one MULTIAPPEND
                 await self._undo_append(mailbox, folder, uids)
@@ -439,6 +440,12 @@ class MailboxCommands(SessionBase):
                 await self._undo_append(mailbox, folder, uids)
             raise
         self.added_here(mailbox, folder, uids)  # EXISTS before the tagged OK (RFC 3501 6.3.11)
+        # the bytes are at hand: a FETCH of the new message (any session's, clients do it at
+        # once) renders from memory, without a hop to a worker thread to read them back
+        for appended, data in zip(uids, stored, strict=True):
+            entry = self.added.get(appended)  # its change event has come (SQLite), with its ID
+            if entry is not None:
+                self.cache.keep_raw(entry.id, data)
         return "APPEND completed", f"APPENDUID {validity} {format_numbers(uids)}"
 
     async def _undo_append(self, mailbox: str, folder: str, uids: list[int]) -> None:

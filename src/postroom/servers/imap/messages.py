@@ -188,6 +188,10 @@ class MessageCache:
         data = self.store.get_raw(id)
         return self._keep(id, data) if keep else data
 
+    def keep_raw(self, id: str, data: bytes) -> None:
+        """Remember the bytes of message ``id`` (as stored) for the next FETCH."""
+        self._keep(id, data)
+
     def raw_stored(self, id: str) -> bytes | None:
         """:meth:`raw` of a message listed in a folder: one indexed read and no waiting, so a
         single small message may be read on the event loop (a thread hop costs more)."""
