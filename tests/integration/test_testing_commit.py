@@ -56,7 +56,7 @@ def test_a_busy_writer_journals_the_message_and_order_is_kept(mail: Server) -> N
     store: Any = mail.app.store
     with store.direct.lock:  # the writer is at work: the session does not wait for it
         _send(mail.smtp_port, "a@example.com", "first")
-        assert not store.direct_ready()  # journaled, not stored yet: nothing may overtake it
+        assert not store.direct.ready(store)  # journaled, not stored yet: nothing may overtake it
     _send(mail.smtp_port, "b@example.com", "second")
     assert [m.subject for m in mail.wait_for(count=2)] == ["first", "second"]
     assert [m.subject for m in mail.messages("hello")] == ["first", "second"]  # both indexed
@@ -72,3 +72,29 @@ def test_mail_indexed_in_its_transaction_costs_the_writer_no_second_look(mail: S
     mail.wait_for(count=3)
     store.write(lambda conn: None)  # a writer turn: anything queued before it is done
     assert looks == []
+
+
+def test_an_idle_writer_is_not_woken_to_close_a_test_servers_store(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The next test's start closes the old store: its writer, woken for that, would compete
+    with the start for the interpreter lock. The closing thread empties the database itself."""
+    import threading
+
+    from postroom.store import sqlite_recycle
+
+    where: list[str] = []
+    reset = sqlite_recycle.reset
+
+    def tracking_reset(conn: sqlite3.Connection, template: str) -> bool:
+        where.append(threading.current_thread().name)
+        return reset(conn, template)
+
+    monkeypatch.setattr(sqlite_recycle, "reset", tracking_reset)
+    server = Server(http=False, pop3=False, imap=False).start()
+    try:
+        if type(server.app.store).__name__ != "SQLiteStore":
+            pytest.skip("a throwaway SQLite store only (this run uses another backend)")
+        _send(server.smtp_port, "x@example.com", "x")
+        server.wait_for(to="x@example.com")
+    finally:
+        server.stop()
+    assert where == ["postroom-servers"]  # the loop thread that stopped it, not its writer

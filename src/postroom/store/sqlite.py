@@ -247,10 +247,12 @@ class SQLiteStore(Composed):
         if self._writer is not None:
             if self.workers.tails:
                 self.db.queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
+            elif self.direct.close_now(self):  # a test server's idle writer: closed here,
+                self.db.queue.put(_STOP)  # its loop just returns (back to the pool)
+                return self._finish_close()
             elif self._writer_done is not None:
-                # a throwaway store's pooled writer finishes the close itself after its last
-                # transaction (emptying the database to keep it takes ~0.25 ms): the caller
-                # goes on, and the next throwaway store waits for it (sqlite_recycle.take)
+                # else a throwaway store's pooled writer finishes the close itself after its
+                # last transaction: the caller goes on (the next store takes another database)
                 with self._close_lock:
                     if not self._writer_ended:
                         self._close_in_writer = True
@@ -419,11 +421,9 @@ class SQLiteStore(Composed):
                     self._checkpoint_due()
                 if stop:
                     self._drain_after_stop(q)
-                    self.direct.conn = None
-                    if self._recyclable() and recycle.reset(conn, schema_template(self._connect_file)):
-                        self._keep_conn = conn  # the next throwaway store's (close)
-                    else:
-                        conn.close()
+                    if not self.direct.closed_here:  # else close() did it (sqlite_direct.py)
+                        self.direct.conn = None
+                        self.keep_or_close(conn)
                     return
 
     def _checkpoint_due(self) -> None:
@@ -431,15 +431,12 @@ class SQLiteStore(Composed):
         if self.background.checkpointer is None and self.writes.count >= ANALYZE_FROM:
             self.background.start_checkpointer()
 
-    def direct_ready(self) -> bool:
-        """Nothing waits for the writer: a message committed now keeps its order (sqlite_direct.py)."""
-        journal = self._journal
-        return (
-            not self._degraded
-            and not self._retry
-            and self.db.queue.empty()
-            and (journal is None or self._applied_seq >= journal.seq)
-        )
+    def keep_or_close(self, conn: sqlite3.Connection) -> None:
+        """At the close: the writer's connection emptied and kept (sqlite_recycle.py), or closed."""
+        if self._recyclable() and recycle.reset(conn, schema_template(self._connect_file)):
+            self._keep_conn = conn  # the next throwaway store's (_finish_close)
+        else:
+            conn.close()
 
     def _open_journal(self, conn: sqlite3.Connection) -> None:
         """Apply what a previous run acknowledged but had not stored yet, then open the journal.

@@ -36,13 +36,45 @@ __all__ = ["DirectCommit"]
 class DirectCommit:
     """The writer's lock, and the connection a message may be committed on directly."""
 
-    __slots__ = ("conn", "lock")
+    __slots__ = ("closed_here", "conn", "lock")
 
     def __init__(self) -> None:
         # held by the writer thread while it works, and by a direct commit
         self.lock = threading.Lock()
         # the writer's connection when the store commits directly (set at start), else None
         self.conn: sqlite3.Connection | None = None
+        self.closed_here = False  # close_now() closed the database: the writer's loop only ends
+
+    @staticmethod
+    def ready(store: SQLiteStore) -> bool:
+        """Nothing waits for the writer: a message committed now keeps its order."""
+        journal = store._journal
+        return (
+            not store._degraded
+            and not store._retry
+            and store.db.queue.empty()
+            and (journal is None or store._applied_seq >= journal.seq)
+        )
+
+    def close_now(self, store: SQLiteStore) -> bool:
+        """At the store's close, with the writer idle and nothing queued: empty (and keep) or
+        close the database on this thread, as the writer's loop would at its stop; False when
+        the writer has work (it closes the store itself then).
+
+        A test server is closed by the next one's start: waking the old writer for this would
+        have it compete for the interpreter lock with that start and the next test."""
+        conn = self.conn
+        if conn is None or not self.lock.acquire(blocking=False):
+            return False
+        try:
+            if not store.db.queue.empty():
+                return False
+            self.conn = None
+            self.closed_here = True
+            store.keep_or_close(conn)
+            return True
+        finally:
+            self.lock.release()
 
     def commit_now(
         self,
@@ -66,7 +98,7 @@ class DirectCommit:
         try:
             if store.db.closed:
                 raise StoreClosed("store is closed")
-            if not store.direct_ready():
+            if not self.ready(store):
                 return None  # mail or changes ahead of this one: stored in their order
             pid = new_id()
             if not store._run_batch(conn, [_Ingest(envelope, raw, tags, None, pid=pid)]):

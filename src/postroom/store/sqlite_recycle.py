@@ -11,7 +11,9 @@ transaction (:func:`reset`: every table as in the template) and keeps its connec
 the store's read connections are kept with it, by thread. The next throwaway store of this
 process takes them (:func:`take`) instead of copying the template and connecting. The
 writer does that after ``close()`` has returned (``SQLiteStore.close``), so the next test
-does not wait for it: it takes the database emptied before, and the two take turns.
+does not wait for it: it takes the database emptied before, and the two take turns. (An
+in-process test server's store whose writer is idle at the close is emptied by the closing
+thread instead: store/sqlite_direct.py.)
 
 Only the database file and its connections are kept: every part of a store's state in
 memory (folders, UIDs, caches, its journal's position) is new with each store, and the
