@@ -19,8 +19,11 @@ the figure is the per-test cost, without the interpreter start. Tools alternate 
 round; the table gives the median over rounds.
 
 pytest start-up: ``pytest --collect-only`` of an empty directory, with no plugin and with
-each tool's plugin loaded, alternating, median of N runs: what a plugin adds to every
-pytest start (and to every xdist worker).
+each tool's plugin loaded, alternating, N rounds: what a plugin adds to every pytest start
+(and to every xdist worker). "Added" is the median over rounds of each run's time minus the
+plugin-less run of the same round (paired: the load of a shared machine changes between
+rounds more than within one), in wall time and in the CPU time of the pytest process (user +
+system, which another process's load inflates much less).
 """
 
 from __future__ import annotations
@@ -260,16 +263,22 @@ def start_shared(stored: int) -> tuple[subprocess.Popen[bytes], list[str]]:
     return proc, [f"--postroom-url=http://127.0.0.1:{http}", f"--postroom-smtp-port={smtp}"]
 
 
-def pytest_start(plugin: str, work: Path) -> float:
+def pytest_start(plugin: str, work: Path) -> tuple[float, float]:
+    """Wall and CPU seconds (user + system) of one ``pytest --collect-only`` run."""
+    import resource
+
     d = work / "empty"
     d.mkdir(exist_ok=True)
     args = [_python(), "-m", "pytest", "--collect-only", "-q", "-p", "no:cacheprovider"]
     if plugin:
         args += ["-p", plugin]
     env = {**os.environ, "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1"}
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
     started = time.perf_counter()
     subprocess.run(args, cwd=d, env=env, capture_output=True)
-    return time.perf_counter() - started
+    wall = time.perf_counter() - started
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return wall, (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
 
 
 def _load() -> str:
@@ -283,7 +292,7 @@ def suite(quick: bool) -> dict[str, Any]:
     ensure_venv()
     n = 50 if quick else 200
     rounds = 2 if quick else 3
-    starts_n = 6 if quick else 15
+    starts_n = 6 if quick else 25
     load_before = _load()
     per_test: dict[str, list[float]] = {t: [] for t in TESTS}
     phases: dict[str, list[dict[str, float]]] = {t: [] for t in TESTS}
@@ -316,9 +325,12 @@ def suite(quick: bool) -> dict[str, Any]:
                 proc.wait(30)
         start_plugins = {"no plugin": "", **{t: p for t, (p, _) in TESTS.items() if p}}
         starts: dict[str, list[float]] = {k: [] for k in start_plugins}
-        for _ in range(starts_n):
-            for name, plugin in start_plugins.items():
-                starts[name].append(pytest_start(plugin, work) * 1000)
+        cpu: dict[str, list[float]] = {k: [] for k in start_plugins}
+        for r in range(starts_n):
+            for name in list(start_plugins) if r % 2 == 0 else list(reversed(start_plugins)):
+                wall_s, cpu_s = pytest_start(start_plugins[name], work)
+                starts[name].append(wall_s * 1000)
+                cpu[name].append(cpu_s * 1000)
     load_after = _load()
     rows = []
     for t in TESTS:
@@ -334,12 +346,17 @@ def suite(quick: bool) -> dict[str, Any]:
                 "rounds_ms": [round(x, 2) for x in per_test[t]],
             }
         )
-    base = statistics.median(starts["no plugin"])
+
+    def added(runs: dict[str, list[float]], k: str) -> float:  # paired with the same round's
+        return statistics.median(a - b for a, b in zip(runs[k], runs["no plugin"], strict=True))
+
     start_rows = [
         {
             "plugin": k,
             "start_ms": round(statistics.median(v), 1),
-            "added_ms": round(statistics.median(v) - base, 1),
+            "added_ms": round(added(starts, k), 1),
+            "cpu_ms": round(statistics.median(cpu[k]), 1),
+            "added_cpu_ms": round(added(cpu, k), 1),
         }
         for k, v in starts.items()
     ]
@@ -365,12 +382,18 @@ def suite(quick: bool) -> dict[str, Any]:
         "",
         f"postroom / lightest peer ({lightest['tool']}): {ours['per_test_ms'] / lightest['per_test_ms']:.2f}x",
         "",
-        f"pytest start-up (`--collect-only` of an empty directory, median of {starts_n}):",
+        f"pytest start-up (`--collect-only` of an empty directory, {starts_n} alternating rounds; "
+        "start: median; added: median of the differences to the same round's run without a plugin; "
+        "CPU: user + system time of the pytest process):",
         "",
-        "| plugin loaded | start | added |",
-        "| --- | --- | --- |",
+        "| plugin loaded | start | added | CPU | added CPU |",
+        "| --- | --- | --- | --- | --- |",
     ]
-    lines += [f"| {r['plugin']} | {r['start_ms']:.1f} ms | {r['added_ms']:+.1f} ms |" for r in start_rows]
+    lines += [
+        f"| {r['plugin']} | {r['start_ms']:.1f} ms | {r['added_ms']:+.1f} ms | {r['cpu_ms']:.1f} ms "
+        f"| {r['added_cpu_ms']:+.1f} ms |"
+        for r in start_rows
+    ]
     empty, full = statistics.median(shared["empty"]), statistics.median(shared["5,000 stored"])
     lines += [
         "",
