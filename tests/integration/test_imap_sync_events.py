@@ -17,6 +17,7 @@ from postroom.events import Event, FolderChanged
 from postroom.protocols.imap.args import format_datetime
 from postroom.store.base import Entry
 from tests.helpers import running_server
+from tests.integration.imap_wire import Wire
 from tests.integration.test_imap_append_selected import (
     BOB,
     counted_reads,
@@ -221,3 +222,26 @@ def test_a_new_message_is_fetched_from_the_bytes_its_append_sent(monkeypatch: py
         typ, data = a.uid("FETCH", "4", "(BODY.PEEK[TEXT])")
         assert typ == "OK" and isinstance(data[0], tuple) and data[0][1] == b"body of kept in memory\r\n"
         assert calls == [], calls
+
+
+def test_a_new_message_is_derived_on_the_loop_from_its_append_bytes(monkeypatch: pytest.MonkeyPatch) -> None:
+    """ENVELOPE/BODYSTRUCTURE of a message just APPENDed (its bytes in memory, small) are
+    derived where the FETCH runs, without reading the store's derived cache on a worker
+    thread, and equal what a fresh derivation from the store gives."""
+    with running_server() as s, two_sessions(s, 3) as (_, b):
+        asked: list[object] = []
+        real = s.app.store.imap_cache_get
+        monkeypatch.setattr(s.app.store, "imap_cache_get", lambda *x: asked.append(x) or real(*x))
+        assert b.append("INBOX", msg("derived here"))[-1].split(b" ")[1] == b"OK"
+        got = b.ok("UID FETCH 4 (ENVELOPE BODYSTRUCTURE)")
+        assert asked == [], asked
+        assert b'"derived here"' in got[0] and b"BODYSTRUCTURE (" in got[0], got
+        monkeypatch.undo()
+        s.app.extras.pop("imap_message_cache")  # a new cache: derived from the store again
+        c = Wire(*s.addr("imap"))
+        try:
+            c.ok(f'LOGIN "{BOB}" x')
+            c.ok("EXAMINE INBOX")
+            assert c.ok("UID FETCH 4 (ENVELOPE BODYSTRUCTURE)") == got
+        finally:
+            c.close()

@@ -287,6 +287,21 @@ class MessageCache:
                 self._derived.popitem(last=False)
         return out
 
+    def derive_kept(self, id: str, data: bytes) -> Derived:
+        """Derived data of message ``id`` from its bytes ``data`` (in memory), parsed here:
+        for the event loop, a small message at a time (see INLINE_DERIVE in selected.py).
+        Kept and written behind as :meth:`derived_many` does."""
+        d = derive(self.parsed(id, data))
+        assert d.headers is not None
+        self.writes.add(META, id, d.blob)
+        self.writes.add(HEAD, id, d.headers)
+        self.writes.kick()
+        with self._lock:
+            d = self._derived.setdefault(id, d)
+            while len(self._derived) > self.max_derived:
+                self._derived.popitem(last=False)
+        return d
+
     def headers_many(self, items: list[tuple[str, Derived]]) -> None:
         """Fill ``headers`` of each (id, derived): one batch read of the store's cache,
         then parsing for what it lacks."""
