@@ -236,3 +236,41 @@ def test_postgres_counts_has_attachment_alone_from_kept_counts() -> None:
         "has:attachment OR x",
     ):
         assert not attachment_only(q), q
+
+
+@pytest.mark.parametrize("backend_name", ["postgresql"])
+def test_postgres_statistics_follow_the_store_size(backend: Backend, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The indexing node ANALYZEs the searched tables once it has caught up and the store
+    has doubled since their statistics were taken (the test server runs without autovacuum)."""
+    import time
+
+    from postroom.store import postgres
+
+    monkeypatch.setattr(postgres, "ANALYZE_FROM", 4)
+    tuples = "SELECT reltuples FROM pg_class WHERE oid = 'message_text'::regclass"
+
+    def analyzed(at_least: float, wait: float = 10) -> float:
+        """reltuples once it is at least ``at_least`` (or what it is after ``wait`` seconds)."""
+        deadline = time.monotonic() + wait
+        while (n := float(_pg(backend, tuples)[0][0])) < at_least and time.monotonic() < deadline:
+            time.sleep(0.1)
+        return n
+
+    count = 0
+
+    def deliver_up_to(n: int) -> None:
+        nonlocal count
+        while count < n:
+            backend.deliver(message(f"m{count}"))
+            count += 1
+        assert backend.store.wait_indexed(30)
+
+    deliver_up_to(3)
+    assert analyzed(3, 1.5) == -1  # below ANALYZE_FROM: never analyzed
+    deliver_up_to(5)
+    first = analyzed(4)  # at 4 or 5, as the indexer caught up
+    assert first in (4, 5)
+    deliver_up_to(int(2 * first) - 1)
+    assert analyzed(first + 1, 1.5) == first  # less than twice as many: the statistics stay
+    deliver_up_to(int(2 * first) + 1)
+    assert analyzed(2 * first) >= 2 * first
