@@ -64,8 +64,16 @@ export function removeLocal(ids) {
   const before = state.messages.length;
   list.remove(ids);
   state.messages = list.messages;
-  state.total = Math.max(0, state.total - (before - state.messages.length));
+  const removed = before - state.messages.length;
+  state.total = Math.max(0, state.total - removed);
   if (ids.includes(state.selectedId)) closeMessage();
+  if (!removed && !isGrouped()) {
+    // None of them is on screen: most often the WebSocket announcing what this page just
+    // deleted, while the page that replaces the emptied one is on its way. Asking for that
+    // page again would abort the first answer and wait for a second one.
+    refreshCounts();
+    return;
+  }
   renderList();
   refreshCounts();
   if (isGrouped()) refreshList(); // conversation counts changed
