@@ -106,6 +106,10 @@ class ThreadMessage:
     date: float | None = None
     internaldate: float = 0.0
     id: str = ""
+    # a conversation key from outside the headers (Gmail's X-GM-THRID, kept by postroom
+    # fetch): messages sharing one connect as if they shared a Message-ID; never a
+    # Message-ID itself (the store's keys hold white space, which no parsed id does)
+    thread_key: str = ""
 
     @property
     def sort_date(self) -> int:
@@ -482,7 +486,9 @@ class ThreadKeys:
 
 def thread_keys(message: ThreadMessage, options: ThreadingOptions = ThreadingOptions()) -> ThreadKeys:
     """Compute the lookup keys of a message (pure; what the store indexes)."""
-    ids = dict.fromkeys(x for x in (message.message_id, *message.references, message.in_reply_to) if x)
+    ids = dict.fromkeys(
+        x for x in (message.message_id, *message.references, message.in_reply_to, message.thread_key) if x
+    )
     key, eligible = "", False
     if options.subject_policy is not SubjectPolicy.OFF:
         bs = base_subject(message.subject, localized=options.localized)

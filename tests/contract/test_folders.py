@@ -196,3 +196,29 @@ def test_message_tags_read_back_what_set_tags_stored(backend: Backend) -> None:
     backend.store.set_tags([a], [])
     assert backend.store.message_tags([a]) == {a: []}
     assert backend.store.message_tags([]) == {}
+
+
+def test_appended_messages_with_one_thread_key_are_one_conversation(backend: Backend) -> None:
+    # IMAP APPEND's X-POSTROOM-THREAD (postroom fetch: Gmail's X-GM-THRID): the key joins
+    # messages whose headers do not, it is kept with the message (a restart rebuilds the
+    # conversations from the rows), and a later message with the key joins them then too
+    def put(mid: str, subject: str, key: str = "") -> str:
+        raw = message(subject, message_id=mid)
+        _, uid = backend.run(backend.store.append(BOX, INBOX, raw, frozenset(), None, key))
+        return next(e.id for e in backend.store.folder_entries(BOX, INBOX) if e.uid == uid)
+
+    def thread(pid: str) -> str:
+        s = backend.store.get_summary(pid)
+        assert s is not None
+        return s.thread_id
+
+    a = put("a@x", "plans", "ext gmail 1")
+    b = put("b@x", "lunch")
+    c = put("c@x", "something else", "ext gmail 1")
+    assert backend.store.wait_indexed(30)
+    assert thread(a) == thread(c) != thread(b)
+    backend.reopen()
+    d = put("d@x", "yet another", "ext gmail 1")
+    e = put("e@x", "plans again", "ext gmail 2")
+    assert backend.store.wait_indexed(30)
+    assert thread(a) == thread(c) == thread(d) and len({thread(a), thread(b), thread(e)}) == 3

@@ -136,3 +136,49 @@ def test_unknown_gmail_items_are_bad(srv: RunningServer) -> None:
         w.ok("SELECT INBOX")
         assert w.cmd('SEARCH X-GM-RAW "in:inbox"')[-1].split(b" ", 2)[1] == b"BAD"
         assert w.cmd("FETCH 1 (X-GM-RAW)")[-1].split(b" ", 2)[1] == b"BAD"
+
+
+def test_append_with_a_thread_key_joins_messages_no_header_links(srv: RunningServer) -> None:
+    # APPEND's X-POSTROOM-THREAD (postroom fetch gives Gmail's X-GM-THRID so): messages with
+    # one key are one conversation although nothing in their headers links them; the API's
+    # ThreadID agrees, and a message with another key (or none) stays apart
+    store = srv.app.store
+    with login(srv, "gmkey@example.org") as w:
+
+        def put(mid: str, subject: str, key: str = "") -> None:
+            raw = mail(mid, subject)
+            ext = f' X-POSTROOM-THREAD "{key}"' if key else ""
+            w.send(f"{w.tag()} APPEND INBOX{ext} {{{len(raw)}}}\r\n".encode())
+            assert w.read_line().startswith(b"+")
+            w.send(raw + b"\r\n")
+            assert w.read_until(f"t{w.n}")[-1].split(b" ", 2)[1] == b"OK"
+
+        put("k1@x", "quarterly plans", "gmail 1 alice 7001")
+        put("k2@x", "lunch?", "")
+        put("k3@x", "totally different", "gmail 1 alice 7001")
+        put("k4@x", "quarterly plans 2", "gmail 1 alice 7002")
+        w.ok("SELECT INBOX")
+        ids = gm(w)
+        assert ids[1][1] == ids[3][1] == ids[1][0]
+        assert len({ids[1][1], ids[2][1], ids[4][1]}) == 3
+        assert all(store.get_summary(p).thread_id == str(t) for _, t, p in ids.values())  # type: ignore[union-attr]
+        assert w.ok(f"SEARCH X-GM-THRID {ids[1][1]}") == [b"* SEARCH 1 3\r\n"]
+        # a later message with the key joins too (the key is kept with the message)
+        put("k5@x", "unrelated subject", "gmail 1 alice 7001")
+        w.ok("NOOP")
+        assert gm(w, "5")[5][1] == ids[1][1]
+
+
+@pytest.mark.parametrize(
+    "ext", ['X-POSTROOM-THREAD ""', "X-POSTROOM-THREAD", 'X-POSTROOM-THREAD "' + "k" * 257 + '"']
+)
+def test_a_bad_thread_key_is_bad(srv: RunningServer, ext: str) -> None:
+    with login(srv, "gmkeybad@example.org") as w:
+        tag = w.tag()
+        w.send(f"{tag} APPEND INBOX {ext} {{3}}\r\n".encode())
+        assert w.read_line().startswith(b"+")
+        w.send(b"x\r\n\r\n")
+        lines = w.read_until(tag)
+        assert lines[-1].split(b" ", 2)[1] == b"BAD", lines
+        w.ok("SELECT INBOX")
+        assert w.ok("SEARCH ALL") == [b"* SEARCH\r\n"]  # nothing stored

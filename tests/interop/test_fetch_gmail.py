@@ -144,6 +144,74 @@ def by_subject_of(
     return out
 
 
+def append_keyed(conn: imaplib.IMAP4, raw: bytes, key: str) -> None:
+    """APPEND with the source postroom's X-POSTROOM-THREAD: there, messages with one key
+    are one conversation whatever their headers say (as Gmail's threads are its own)."""
+    conn.literal = raw  # type: ignore[attr-defined]
+    typ, data = conn._simple_command("APPEND", "INBOX", "X-POSTROOM-THREAD", f'"{key}"')  # type: ignore[attr-defined]
+    assert typ == "OK", data
+
+
+def test_gmail_threads_become_conversations_without_linking_headers(
+    two: tuple[RunningServer, RunningServer], tmp_path: Path
+) -> None:
+    # On the source, "plans", "budget" and "minutes" are one thread (one X-GM-THRID) though
+    # no header links them and their subjects differ; "lunch" is another. Header threading
+    # alone would make four conversations here; X-GM-THRID must make two.
+    gmail, here = two
+    g = imaplib.IMAP4("127.0.0.1", gmail.addr("imap")[1], timeout=30)
+    g.login("gm3@example.org", "x")
+    append_keyed(g, mail("t1@x", "plans"), "project")
+    append_keyed(g, mail("t2@x", "lunch"), "food")
+    append_keyed(g, mail("t3@x", "budget"), "project")
+    g.create("Archive")
+    g.select("INBOX")
+    g.copy("3", "Archive")  # one of them also in a second folder: stored once, same thread
+    append_keyed(g, mail("t4@x", "minutes"), "project")
+    typ, data = g.fetch("1:4", "(X-GM-THRID)")
+    assert typ == "OK"
+    source = [int(d.split(b"X-GM-THRID ")[1].rstrip(b")")) for d in data if isinstance(d, bytes)]
+    assert source[0] == source[2] == source[3] != source[1]  # the source's own threads
+
+    acc = gmail_account(gmail.addr("imap")[1], ("INBOX", "Archive"), "gm3@example.org")
+    target = LocalTarget("127.0.0.1", here.addr("imap")[1])
+    state = State(tmp_path / "state.sqlite")
+    assert sync_account(acc, target, state).fetched == 5
+    store = here.app.store
+    assert store.wait_indexed(30)  # type: ignore[attr-defined]
+    inbox = by_subject(here, "INBOX")
+
+    def thread(subject: str) -> str:
+        s = store.get_summary(inbox[subject][0])
+        assert s is not None
+        return s.thread_id
+
+    assert thread("plans") == thread("budget") == thread("minutes") != thread("lunch")
+    # the API's conversation listing (GET /api/v2/threads) and its messages
+    listing = {t.thread_id: t.messages for t in store.list_threads(mailbox=ME).threads}
+    assert listing == {thread("plans"): 3, thread("lunch"): 1}
+    assert {m.subject for m in store.thread_messages(thread("plans"))} == {"plans", "budget", "minutes"}
+    # postroom's own IMAP: one X-GM-THRID, and THREAD-free SEARCH by it
+    c = imaplib.IMAP4("127.0.0.1", here.addr("imap")[1], timeout=30)
+    c.login(ME, "x")
+    c.select("INBOX")
+    typ, data = c.fetch("1:4", "(X-GM-THRID)")
+    assert typ == "OK"
+    local = [int(d.split(b"X-GM-THRID ")[1].rstrip(b")")) for d in data if isinstance(d, bytes)]
+    assert local[0] == local[2] == local[3] != local[1]
+    assert c.search(None, f"X-GM-THRID {local[0]}")[1] == [b"1 3 4"]
+    c.logout()
+    # a later message of the thread, fetched by a later run, joins it
+    append_keyed(g, mail("t5@x", "follow-up"), "project")
+    assert sync_account(acc, target, state).fetched == 1
+    assert store.wait_indexed(30)  # type: ignore[attr-defined]
+    new = by_subject(here, "INBOX")["follow-up"][0]
+    summary = store.get_summary(new)
+    assert summary is not None and summary.thread_id == thread("plans")
+    g.logout()
+    state.close()
+
+
 def test_a_copy_expunged_locally_is_fetched_again_not_lost(
     two: tuple[RunningServer, RunningServer], tmp_path: Path
 ) -> None:

@@ -63,13 +63,14 @@ def database(records: Sequence[ThreadMessage], tids: dict[int, int]) -> sqlite3.
     conn = sqlite3.connect(":memory:")
     conn.execute(
         "CREATE TABLE message (id INTEGER PRIMARY KEY, message_id TEXT, in_reply_to TEXT, refs TEXT, "
-        "subject TEXT, date REAL, created REAL, thread_id TEXT NOT NULL DEFAULT '', indexed INTEGER)"
+        "subject TEXT, date REAL, created REAL, thread_key TEXT NOT NULL DEFAULT '', "
+        "thread_id TEXT NOT NULL DEFAULT '', indexed INTEGER)"
     )
     conn.executemany(
-        "INSERT INTO message VALUES (?, ?, ?, ?, ?, ?, ?, ?, 1)",
+        "INSERT INTO message VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, 1)",
         [
             (m.uid, m.message_id, m.in_reply_to, " ".join(m.references), m.subject, m.date, m.internaldate,
-             str(tids[m.uid]) if m.uid in tids else "")
+             m.thread_key, str(tids[m.uid]) if m.uid in tids else "")
             for m in records
         ],
     )  # fmt: skip
@@ -156,3 +157,15 @@ def test_options_from_settings(subject: str, window: int, args: list[str]) -> No
     assert worker_args(options) == args
     assert options_from_settings(Settings(extra={"threading": False})) is None
     assert worker_args(None) == ["--no-threads"]
+
+
+def test_a_thread_key_connects_like_a_shared_message_id() -> None:
+    # Gmail's X-GM-THRID as kept by postroom fetch (message.thread_key): no header links
+    # these, the key does; it does not make a message less eligible for subject threading
+    index = ConversationIndex(ThreadingOptions(subject_policy=SubjectPolicy.ALL))
+    assert index.add(ThreadMessage(1, "a@x", subject="plans", thread_key="ext g 7")).thread_id == 1
+    assert index.add(ThreadMessage(2, "b@x", subject="lunch")).thread_id == 2
+    assert index.add(ThreadMessage(3, "c@x", subject="other", thread_key="ext g 7")).thread_id == 1
+    assert index.add(ThreadMessage(4, "d@x", subject="lunch", thread_key="ext g 8")).thread_id == 2
+    a = index.add(ThreadMessage(5, "e@x", subject="x", thread_key="ext g 8", references=("a@x",)))
+    assert (a.thread_id, a.merged) == (1, (2,))

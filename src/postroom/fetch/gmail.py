@@ -13,8 +13,10 @@ message is fetched with ``X-GM-MSGID X-GM-THRID X-GM-LABELS`` (docs/fetch.md):
   a folder per label). postroom keeps one stored message with a delivery per folder (as a
   ``COPY`` makes), so a message already copied from another folder of the account is
   ``COPY``-ed locally from there instead of stored again.
-* **X-GM-THRID** is kept in the state file with the message (for conversations: see
-  docs/fetch.md, "Not yet").
+* **X-GM-THRID** makes conversations: each message is APPENDed with postroom's
+  ``X-POSTROOM-THREAD`` key (:func:`thread_key`), so messages of one Gmail thread are one
+  postroom conversation (``ThreadID``, X-GM-THRID on postroom's IMAP) even when their
+  headers do not link them.
 
 Pure: parsing and mapping only, no I/O.
 """
@@ -37,6 +39,7 @@ __all__ = [
     "labels_by_uid",
     "parse_meta",
     "tags_from",
+    "thread_key",
 ]
 
 CAPABILITY = "X-GM-EXT-1"
@@ -124,6 +127,12 @@ def tags_from(labels: Iterable[str]) -> list[str]:
 def flags_from(labels: Iterable[str]) -> set[str]:
     """Flags the labels imply: ``\\Starred`` is ``\\Flagged``."""
     return {"\\Flagged"} if any(label.lower() == _STARRED for label in labels) else set()
+
+
+def thread_key(host: str, user: str, thrid: int) -> str:
+    """The conversation key of Gmail thread ``thrid`` of one account (a thread id is the
+    account's own, so two accounts' equal ids stay apart)."""
+    return f"gmail {host.lower()} {user.lower()} {thrid}"
 
 
 def label_arg(tags: list[str]) -> str:

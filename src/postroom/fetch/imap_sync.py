@@ -294,6 +294,19 @@ def _earlier_copies(local: imaplib.IMAP4, local_uids: list[int]) -> dict[bytes, 
     return out
 
 
+def _append(
+    local: imaplib.IMAP4, mailbox: str, flags: str | None, when: str | None, body: bytes, thread_key: str
+) -> tuple[str, list[Any]]:
+    """APPEND, with postroom's ``X-POSTROOM-THREAD key`` (docs/imap.md) when ``thread_key``
+    is set: imaplib's ``append`` takes no extension, so its command is built the same way."""
+    if not thread_key:
+        typ, resp = local.append(mailbox, flags, when, body)
+        return typ, list(resp)
+    local.literal = imaplib.MapCRLF.sub(imaplib.CRLF, body)  # type: ignore[attr-defined]  # as append() does
+    typ, resp = local._simple_command("APPEND", mailbox, flags, when, "X-POSTROOM-THREAD", _quote(thread_key))  # type: ignore[attr-defined]
+    return str(typ), list(resp)
+
+
 def _copy_local(f: _Folder, uid: int, source: tuple[str, int], kept: str) -> int:
     """COPY the local copy of the same Gmail message from the folder it was copied to
     (one stored message, a delivery in each folder); its local UID here, 0 if it is gone."""
@@ -337,7 +350,8 @@ def _copy(
     if not local_uid:
         f.state.appending(f.acc.name, f.name, uid, f.local_next)
         when = f'"{date}"' if date else None
-        typ, resp = f.local.append(_quote(f.local_name), f"({kept})" if kept else None, when, body)
+        key = gmail.thread_key(f.acc.host, f.acc.user, gm.thrid) if gm is not None else ""
+        typ, resp = _append(f.local, _quote(f.local_name), f"({kept})" if kept else None, when, body, key)
         _check(typ, resp, f"local APPEND to {f.local_name}")
         m = _APPENDUID.search(b" ".join(r for r in resp if isinstance(r, bytes)))
         local_uid = int(m.group(2)) if m else 0

@@ -415,8 +415,11 @@ class ImapStore(Pop3Store, Protocol):
         raw: bytes,
         flags: frozenset[str] = frozenset(),
         internaldate: float | None = None,
+        thread_key: str = "",
     ) -> tuple[int, int]:
-        """Store a message directly in a folder (IMAP APPEND). Returns (uidvalidity, uid)."""
+        """Store a message directly in a folder (IMAP APPEND). Returns (uidvalidity, uid).
+        ``thread_key``: messages stored with the same non-empty key are one conversation
+        whatever their headers say (IMAP APPEND's X-POSTROOM-THREAD; docs/threads.md)."""
         ...
 
     def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:

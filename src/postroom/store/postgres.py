@@ -161,13 +161,14 @@ class PostgresStore(Composed):
         raw: bytes,
         flags: frozenset[str] = frozenset(),
         internaldate: float | None = None,
+        thread_key: str = "",
     ) -> tuple[int, int]:
         info = await asyncio.to_thread(self.folder_info, mailbox, folder)
         if info is None:
             raise NotFound(f"no folder {folder!r}")
         env = Envelope(mail_from="", rcpt_to=(mailbox,), received_at=internaldate or time.time())
         _, uid = await asyncio.wrap_future(
-            self.ingester.submit(env, raw, (), (info.mailbox, info.name), flags)
+            self.ingester.submit(env, raw, (), (info.mailbox, info.name), flags, thread_key)
         )
         return info.uidvalidity, uid
 
@@ -198,10 +199,10 @@ class PostgresStore(Composed):
         if index is not None:
             with self.db.read() as conn:
                 for r in conn.execute(
-                    "SELECT id, message_id, in_reply_to, refs, subject, date, created, thread_id FROM message "
+                    "SELECT id, message_id, in_reply_to, refs, subject, date, created, thread_key, thread_id FROM message "
                     "WHERE indexed = 1 ORDER BY id"
                 ):
-                    index.add(record_from_row(r), int(r[7]) if r[7] and r[7].isdigit() else None)
+                    index.add(record_from_row(r), int(r[8]) if r[8] and r[8].isdigit() else None)
         last_prune = 0.0
         grown = True  # look at the statistics once at start, then after indexing
         while not self._stop.is_set():
@@ -246,7 +247,7 @@ class PostgresStore(Composed):
 
         with self.db.read() as conn:
             rows = conn.execute(
-                "SELECT m.id, m.message_id, m.in_reply_to, m.refs, m.subject, m.date, m.created, m.pid, r.data "
+                "SELECT m.id, m.message_id, m.in_reply_to, m.refs, m.subject, m.date, m.created, m.thread_key, m.pid, r.data "
                 "FROM message m JOIN raw r ON r.id = m.id WHERE m.indexed = 0 ORDER BY m.id LIMIT %s",
                 (INDEX_BATCH,),
             ).fetchall()
@@ -254,17 +255,17 @@ class PostgresStore(Composed):
             return self._count_inline()
         results = []
         for r in rows:
-            raw = unpack(bytes(r[8]))
+            raw = unpack(bytes(r[9]))
             data = extract(raw)
             text = " ".join(words(" ".join((data.subject, data.addresses, data.body, data.attachment_names))))
             thread, merged = "", tuple[str, ...]()
             if index is not None:
-                a = index.add(record_from_row(r[:7]))
+                a = index.add(record_from_row(r[:8]))
                 thread, merged = str(a.thread_id), tuple(str(m) for m in a.merged)
             results.append(
                 (
                     r[0],
-                    r[7],
+                    r[8],
                     data.snippet,
                     data.attachments,
                     data.inline,

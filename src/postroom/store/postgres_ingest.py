@@ -52,6 +52,7 @@ class _Job:
     tags: tuple[str, ...]
     into: tuple[str, str] | None
     flags: frozenset[str]
+    thread_key: str = ""  # IMAP APPEND's X-POSTROOM-THREAD (message.thread_key)
     future: concurrent.futures.Future[tuple[str, int]] = field(default_factory=concurrent.futures.Future)
     # prepared by the ingest thread
     pid: str = ""
@@ -94,11 +95,12 @@ class Ingester:
         tags: tuple[str, ...] = (),
         into: tuple[str, str] | None = None,
         flags: frozenset[str] = frozenset(),
+        thread_key: str = "",
     ) -> concurrent.futures.Future[tuple[str, int]]:
         """Queue a message; the future gives (message ID, UID of its first delivery)."""
         if self.db.closed or not self._thread.is_alive():
             raise StoreClosed("store is closed")
-        job = _Job(env, raw, tags, into, flags)
+        job = _Job(env, raw, tags, into, flags, thread_key=thread_key)
         self._queue.put(job)
         return job.future
 
@@ -165,6 +167,7 @@ class Ingester:
             j.pid, j.env.received_at, h.date, h.message_id, h.subject, f[0] if f else "", f[1] if f else "",
             _jaddr(h.to), _jaddr(h.cc), _jaddr(j.bcc), _jaddr(h.reply_to), h.in_reply_to, " ".join(h.references),
             len(j.raw), j.env.auth_user or "", j.env.dumps(), header_lines(j.raw), "\\Seen" in j.flags,
+            j.thread_key,
         )  # fmt: skip
 
     def _insert(self, conn: Conn, events: list[Event], batch: list[_Job]) -> list[tuple[str, int]]:
@@ -172,8 +175,9 @@ class Ingester:
         with conn.cursor() as cur:  # one pipelined statement for the batch, ids in order
             cur.executemany(
                 "INSERT INTO message (pid, created, date, message_id, subject, from_name, from_addr, to_json, "
-                "cc_json, bcc_json, reply_to_json, in_reply_to, refs, size, username, envelope, headers, read) "
-                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
+                "cc_json, bcc_json, reply_to_json, in_reply_to, refs, size, username, envelope, headers, read, "
+                "thread_key) "
+                "VALUES (%s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s, %s) RETURNING id",
                 [j.row for j in batch],
                 returning=True,
             )

@@ -651,6 +651,7 @@ class SQLiteStore(Composed):
         raw: bytes,
         flags: frozenset[str] = frozenset(),
         internaldate: float | None = None,
+        thread_key: str = "",
     ) -> tuple[int, int]:
         if self.db.closed:
             raise StoreClosed("store is closed")
@@ -664,7 +665,9 @@ class SQLiteStore(Composed):
             raise NotFound(f"no folder {folder!r}")
         env = Envelope(mail_from="", rcpt_to=(mailbox,), received_at=internaldate or time.time())
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.db.queue.put(_Ingest(env, raw, (), fut, folder=(mailbox, folder), flags=flags))
+        self.db.queue.put(
+            _Ingest(env, raw, (), fut, folder=(mailbox, folder), flags=flags, thread_key=thread_key)
+        )
         uid = await fut
         return validity, int(uid)
 

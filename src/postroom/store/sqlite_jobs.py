@@ -42,6 +42,7 @@ class _Ingest:
     head: HeaderSummary | None = None
     tail: JournalTail | None = None  # the worker journal it was read from
     envelope_json: str = ""  # the envelope as the worker serialized it
+    thread_key: str = ""  # IMAP APPEND's X-POSTROOM-THREAD (message.thread_key)
 
 
 @dataclass(slots=True)

@@ -122,6 +122,7 @@ class Writes:
                     size,
                     env.auth_user or "",
                     envelope_json,
+                    j.thread_key,
                 )
             )
             raw_rows.append(j.zraw if j.zraw is not None else compress(j.raw))
@@ -131,8 +132,8 @@ class Writes:
         for row, data in zip(msg_rows, raw_rows, strict=True):
             cur.execute(
                 "INSERT INTO message(pid, created, date, message_id, subject, from_name, from_addr, to_json, "
-                "cc_json, bcc_json, reply_to_json, in_reply_to, refs, size, username, envelope) "
-                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                "cc_json, bcc_json, reply_to_json, in_reply_to, refs, size, username, envelope, thread_key) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                 row,
             )
             mid = cur.lastrowid

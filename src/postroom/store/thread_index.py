@@ -52,7 +52,7 @@ SUBJECT_POLICIES: dict[str, SubjectPolicy] = {p.value: p for p in SubjectPolicy}
 DAY = 86400.0
 
 # Columns :func:`record_from_row` reads, in order (after the row id).
-RECORD_COLUMNS = "message_id, in_reply_to, refs, subject, date, created"
+RECORD_COLUMNS = "message_id, in_reply_to, refs, subject, date, created, thread_key"
 
 # (row id, thread id, merged thread ids): a stored message whose thread id must change.
 LoadResult = tuple[int, int, tuple[int, ...]]
@@ -85,7 +85,7 @@ def record_from_row(row: Sequence[Any], id: str = "") -> ThreadMessage:
     The store keeps Message-IDs normalized (without ``<>``) and the subject decoded, so no
     header parsing happens here.
     """
-    uid, message_id, in_reply_to, refs, subject, date, created = row[:7]
+    uid, message_id, in_reply_to, refs, subject, date, created, thread_key = row[:8]
     return ThreadMessage(
         uid=uid,
         message_id=message_id or "",
@@ -95,6 +95,7 @@ def record_from_row(row: Sequence[Any], id: str = "") -> ThreadMessage:
         date=date,
         internaldate=created or 0.0,
         id=id,
+        thread_key=thread_key or "",
     )
 
 
@@ -215,7 +216,7 @@ class ConversationIndex:
             f"SELECT id, {RECORD_COLUMNS}, thread_id FROM message WHERE indexed = 1 ORDER BY id"
         )
         for row in cur:
-            stored = row[7]
+            stored = row[8]
             tid = int(stored) if stored and stored.isdigit() else None
             a = self.add(record_from_row(row), tid)
             if a.merged or a.thread_id != tid:

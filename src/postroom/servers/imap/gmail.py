@@ -15,6 +15,11 @@ seconds per command; after that (the indexer far behind a burst) the message's o
 X-GM-MSGID stands in, which is what it gets if it starts a conversation. With threading
 switched off every message is a conversation of its own.
 
+A postroom extension goes the other way: APPEND's ``X-POSTROOM-THREAD key`` (an RFC 4466
+append-ext before the message literal) stores the message with a conversation key, and
+messages stored with the same key are one conversation whatever their headers say. postroom
+fetch gives Gmail's X-GM-THRID so (docs/fetch.md); :func:`thread_key_arg` reads it.
+
 Blocking (reads the store, may sleep): call from a worker thread.
 """
 
@@ -22,9 +27,24 @@ from __future__ import annotations
 
 import time
 
+from ...protocols.imap.errors import ParseError
 from ...store.base import ImapStore
 
-__all__ = ["THREAD_WAIT", "GmIds", "conversation_ids", "deadline", "message_ids"]
+__all__ = [
+    "MAX_THREAD_KEY",
+    "THREAD_EXT",
+    "THREAD_WAIT",
+    "GmIds",
+    "conversation_ids",
+    "deadline",
+    "message_ids",
+    "thread_key_arg",
+]
+
+THREAD_EXT = "X-POSTROOM-THREAD"
+# Longest conversation key APPEND takes (our choice: a Gmail key is ~60 bytes; the bound keeps
+# the key column and the indexer's key table small whatever a client sends).
+MAX_THREAD_KEY = 256
 
 # How long one command waits for the indexer to thread the messages it asks about (our
 # choice: the indexer takes milliseconds per message; a burst of thousands takes seconds).
@@ -32,6 +52,25 @@ THREAD_WAIT = 5.0
 _POLL = 0.02
 
 GmIds = tuple[int, int]  # (X-GM-MSGID, X-GM-THRID)
+
+
+def thread_key_arg(raw: bytes) -> str:
+    """The stored form of APPEND's ``X-POSTROOM-THREAD`` argument: ``"ext "`` and the key.
+    The space keeps it apart from every Message-ID (no parsed id holds white space).
+
+    Raises:
+        ParseError: an empty key, one over :data:`MAX_THREAD_KEY` bytes, not UTF-8, or with
+            control characters.
+    """
+    if not raw or len(raw) > MAX_THREAD_KEY:
+        raise ParseError(f"{THREAD_EXT} needs a key of 1 to {MAX_THREAD_KEY} bytes")
+    try:
+        key = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ParseError(f"{THREAD_EXT} key is not UTF-8") from None
+    if any(ord(c) < 0x20 or c == "\x7f" for c in key):
+        raise ParseError(f"{THREAD_EXT} key has control characters")
+    return "ext " + key
 
 
 def deadline() -> float:

@@ -18,6 +18,7 @@ from ...protocols.imap.numset import format_numbers
 from ...store.base import INBOX, Entry, FolderInfo, NotFound
 from .account import DELIMITER, Account
 from .core import Selected, SessionBase
+from .gmail import THREAD_EXT, thread_key_arg
 from .snapshots import Snapshot
 from .tracker import Tracker
 
@@ -397,10 +398,11 @@ class MailboxCommands(SessionBase):
     async def cmd_append(self, args: Args, uid: bool) -> Reply:
         """APPEND, with several messages in one command (RFC 3502 MULTIAPPEND)."""
         name = args.mailbox()
-        items: list[tuple[bytes, frozenset[str], float | None]] = []
+        items: list[tuple[bytes, frozenset[str], float | None, str]] = []
         while True:
             flags: list[str] = []
             date: float | None = None
+            thread_key = ""
             tok = args.peek()
             if isinstance(tok, Group):
                 flags = args.flags()
@@ -409,7 +411,10 @@ class MailboxCommands(SessionBase):
                 tok = args.peek()
             if isinstance(tok, String) and not tok.literal:
                 date = parse_datetime(args.string("date-time").decode("ascii", "replace"))
-            items.append((args.string("message literal"), frozenset(flags), date))
+            if args.peek_atom() == THREAD_EXT:  # append-ext (RFC 4466 section 2.1.1)
+                args.next()
+                thread_key = thread_key_arg(args.astring("thread key"))
+            items.append((args.string("message literal"), frozenset(flags), date, thread_key))
             if not args.more():
                 break
         args.end()
@@ -420,15 +425,15 @@ class MailboxCommands(SessionBase):
         # messages slowed to ~70/s). The all-mailboxes view's INBOX needs its own check.
         if account.all_view and folder == INBOX and await self.blocking(account.info, name) is None:
             raise No("mailbox does not exist", "TRYCREATE")
-        if any(not message for message, _, _ in items):
+        if any(not message for message, _, _, _ in items):
             raise No("empty message")
         validity, uids = 0, []
         stored: list[bytes] = []
         try:
-            for message, flags_set, date in items:
+            for message, flags_set, date, key in items:
                 # literal8 content (RFC 3516 4.4): see without_nul
                 data = without_nul(message)
-                validity, new_uid = await self.store.append(mailbox, folder, data, flags_set, date)
+                validity, new_uid = await self.store.append(mailbox, folder, data, flags_set, date, key)
                 uids.append(new_uid)
                 stored.append(data)
         except NotFound:
