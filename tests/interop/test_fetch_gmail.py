@@ -242,6 +242,37 @@ def test_a_copy_expunged_locally_is_fetched_again_not_lost(
     state.close()
 
 
+def test_a_local_copy_made_but_not_recorded_is_found_not_duplicated(
+    two: tuple[RunningServer, RunningServer], tmp_path: Path
+) -> None:
+    # kill -9 between the local COPY (X-GM-MSGID seen before) and the state file's record:
+    # the re-run finds the delivery it made (the state file noted it first) instead of
+    # adding a second one
+    gmail, here = two
+    g = imaplib.IMAP4("127.0.0.1", gmail.addr("imap")[1], timeout=30)
+    g.login("gm4@example.org", "x")
+    assert g.append("INBOX", None, None, mail("k@x", "kept"))[0] == "OK"
+    g.create("Work")
+    g.select("INBOX")
+    g.copy("1", "Work")
+    acc = gmail_account(gmail.addr("imap")[1], ("INBOX", "Work"), "gm4@example.org")
+    target = LocalTarget("127.0.0.1", here.addr("imap")[1])
+    state = State(tmp_path / "state.sqlite")
+    assert sync_account(acc, target, state).fetched == 2
+    # as if the run had died after the COPY of Work's message: not recorded, but pending
+    for table in ("message", "gmail"):
+        state.db.execute(f"DELETE FROM {table} WHERE folder = 'Work'")
+    state.db.execute("UPDATE folder SET last_uid = 0 WHERE folder = 'Work'")
+    state.appending("gm", "Work", 1, 1)
+    assert sync_account(acc, target, state).fetched == 1
+    assert state.pending("gm", "Work") is None
+    assert len(here.app.store.folder_entries(ME, "Work")) == 1
+    assert here.app.store.list_messages(mailbox=ME).total == 1
+    assert sync_account(acc, target, state).fetched == 0
+    g.logout()
+    state.close()
+
+
 def test_without_x_gm_ext_1_the_same_message_in_two_folders_is_two_messages(tmp_path: Path) -> None:
     # Dovecot offers no X-GM-EXT-1: nothing Gmail's is asked (Dovecot would answer BAD),
     # a copy in another folder is another message as before, and no tags appear
