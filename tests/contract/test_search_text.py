@@ -274,3 +274,26 @@ def test_postgres_statistics_follow_the_store_size(backend: Backend, monkeypatch
     assert analyzed(first + 1, 1.5) == first  # less than twice as many: the statistics stay
     deliver_up_to(int(2 * first) + 1)
     assert analyzed(2 * first) >= 2 * first
+
+
+@pytest.mark.parametrize("backend_name", ["postgresql"])
+def test_postgres_pending_gin_entries_are_merged(backend: Backend) -> None:
+    """Once the indexer has caught up, no GIN index of the searched tables keeps a pending
+    list (which every search would read whole; the test server runs without autovacuum)."""
+    import time
+
+    _deliver(backend)
+    store: Any = backend.store
+    with store.db.read() as conn:
+        conn.execute("CREATE EXTENSION IF NOT EXISTS pgstattuple")
+    pending = (
+        "SELECT c.relname, (pgstatginindex(c.oid)).pending_pages FROM pg_index i "
+        "JOIN pg_class c ON c.oid = i.indexrelid JOIN pg_am a ON a.oid = c.relam "
+        "WHERE a.amname = 'gin' AND i.indrelid IN ('message'::regclass, 'message_text'::regclass) ORDER BY 1"
+    )
+    deadline = time.monotonic() + 10
+    while any(n for _, n in _pg(backend, pending)) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    rows = _pg(backend, pending)
+    assert {name for name, _ in rows} >= {"message_text_tsv", "message_to_trgm", "message_subject_trgm"}
+    assert all(n == 0 for _, n in rows), rows
