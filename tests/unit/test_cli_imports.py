@@ -39,3 +39,25 @@ def test_the_full_parser_still_has_every_command() -> None:
         "print(' '.join(p._subparsers._group_actions[0].choices))\n"
     ).split()
     assert {"serve", "send", "check", "fetch"} <= set(listed)
+
+
+# what the HTTP listener's modules must not import until a route needs it: the checks (DKIM,
+# DNS), the relay (DNS) and the fetch service (its IMAP client) cost ~0.17 s of CPU, spent
+# while the SMTP port is already open and the first mail arrives (docs/performance.md)
+ON_FIRST_USE = (
+    "postroom.checks.report",
+    "postroom.outbound.service",
+    "postroom.fetch.service",
+    "dkim",
+    "dns.resolver",
+)
+
+
+def test_the_http_listener_loads_checks_relay_and_fetch_on_first_use() -> None:
+    loaded = _run(
+        "import sys\n"
+        "import postroom.servers.http\n"
+        "from postroom.web.app import create_app\n"
+        f"print(' '.join(m for m in {ON_FIRST_USE!r} if m in sys.modules))\n"
+    )
+    assert loaded.strip() == ""

@@ -21,12 +21,15 @@ from __future__ import annotations
 
 import io
 from email.utils import getaddresses
+from typing import TYPE_CHECKING
 
 from aiohttp import web
 
 from ..fetch.archive import ArchiveError, iter_mbox, mbox_entry
-from ..fetch.service import FetchService
 from ..store.base import Envelope
+
+if TYPE_CHECKING:
+    from ..fetch.service import FetchService
 from .common import APP_KEY, MAX_LIMIT, bad_request, in_thread, json_response, not_found, store_of
 
 __all__ = ["add_routes"]
@@ -34,6 +37,12 @@ __all__ = ["add_routes"]
 
 def _service(request: web.Request) -> FetchService | None:
     service = request.app[APP_KEY].extras.get("fetch")
+    if service is None:
+        return None
+    # a server with fetch accounts has imported the service (App._start_fetch); one without
+    # does not load its IMAP client modules for this route
+    from ..fetch.service import FetchService
+
     return service if isinstance(service, FetchService) else None
 
 

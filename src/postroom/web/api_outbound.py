@@ -15,11 +15,10 @@ from __future__ import annotations
 
 import base64
 import binascii
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..outbound.service import Outbound, ReleaseError
 from ..store.outbound import Delivery
 from .common import (
     APP_KEY,
@@ -35,7 +34,18 @@ from .common import (
     summary_or_404,
 )
 
+if TYPE_CHECKING:
+    from ..outbound.service import Outbound
+
 __all__ = ["add_routes", "delivery_json"]
+
+
+def _release_error() -> type[Exception]:
+    """The relay's refusal (outbound/service.py): imported only once a relay is configured,
+    which has imported it already (a server without one does not load its DNS modules)."""
+    from ..outbound.service import ReleaseError
+
+    return ReleaseError
 
 
 def _outbound(request: web.Request) -> Outbound:
@@ -80,7 +90,7 @@ async def release(request: web.Request) -> web.Response:
         raise bad_request("To must be a non-empty array of addresses")
     try:
         await in_thread(service.release, mid, to)
-    except ReleaseError as e:
+    except _release_error() as e:
         raise bad_request(str(e)) from None
     service.wake()
     return ok()
@@ -118,7 +128,7 @@ async def enqueue(request: web.Request) -> web.Response:
         raise bad_request("message larger than --smtp-max-size")
     try:
         ids = await in_thread(service.submit, sender, to, raw)
-    except ReleaseError as e:
+    except _release_error() as e:
         raise bad_request(str(e)) from None
     service.wake()
     return json_response({"IDs": ids})
