@@ -193,3 +193,49 @@ def test_the_main_process_greets_until_a_worker_serves_the_port(tmp_path: Path) 
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
         proc.wait(20)
+
+
+# A worker starts while the main process already answers SMTP, so its imports compete with the
+# first mail: it loads the SMTP session and the journal writer, not the web app, the IMAP or
+# POP3 servers, the checks, nor the parsers of a command line or a TOML file.
+NOT_IN_A_WORKER = ("aiohttp", "postroom.web", "postroom.servers.imap", "postroom.servers.pop3",
+                   "postroom.checks", "postroom.app", "argparse", "tomllib")  # fmt: skip
+
+
+def test_a_worker_process_imports_only_what_serving_smtp_needs(tmp_path: Path) -> None:
+    from dataclasses import asdict
+
+    from postroom.config import Settings
+
+    listen = socket.create_server(("127.0.0.1", 0))
+    mine, theirs = socket.socketpair()
+    code = (
+        "import sys\nfrom postroom.servers import smtp_workers\n"
+        "smtp_workers.main(sys.argv[1:])\nprint(' '.join(sorted(sys.modules)))\n"
+    )
+    settings = json.dumps({k: v for k, v in asdict(Settings()).items() if k != "extra"})
+    args = [str(listen.fileno()), str(theirs.fileno()), str(tmp_path / "worker-0")]
+    proc = subprocess.Popen(
+        [sys.executable, "-c", code, *args],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        pass_fds=(listen.fileno(), theirs.fileno()),
+    )
+    assert proc.stdin is not None and proc.stdout is not None
+    proc.stdin.write(settings.encode())
+    proc.stdin.close()
+    theirs.close()
+    mine.settimeout(60)
+    assert mine.recv(16) == b"R"  # serving: it accepts connections
+    port = listen.getsockname()[1]
+    with smtplib.SMTP("127.0.0.1", port, timeout=10) as s:  # and takes mail (into its journal)
+        s.sendmail("a@test.example", ["b@test.example"], "Subject: x\r\n\r\nbody\r\n")
+    mine.close()  # the main process is gone: the worker stops
+    out = proc.stdout.read()
+    assert proc.wait(30) == 0
+    listen.close()
+    loaded = out.decode().split()
+    assert "postroom.servers.smtp_session" in loaded
+    assert [
+        m for m in loaded if m in NOT_IN_A_WORKER or m.startswith(tuple(n + "." for n in NOT_IN_A_WORKER))
+    ] == []
