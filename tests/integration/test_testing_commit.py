@@ -98,3 +98,13 @@ def test_an_idle_writer_is_not_woken_to_close_a_test_servers_store(monkeypatch: 
     finally:
         server.stop()
     assert where == ["postroom-servers"]  # the loop thread that stopped it, not its writer
+
+
+def test_a_test_servers_writer_thread_starts_with_its_first_job(mail: Server) -> None:
+    store: Any = mail.app.store
+    _send(mail.smtp_port, "y@example.com", "y")
+    assert mail.wait_for(to="y@example.com").subject == "y"
+    assert store._writer is None  # committed by the session: no thread started, or woken
+    mail.clear()  # a change only the writer makes
+    assert store._writer is not None
+    assert mail.messages() == []

@@ -45,7 +45,17 @@ from .sqlite_db import SQLiteDb
 from .sqlite_direct import DirectCommit
 from .sqlite_folders import Folders
 from .sqlite_imapcache import ImapCache
-from .sqlite_jobs import _INDEX, _STOP, _TAIL, MAX_BATCH, _Call, _Ingest, _ingest_from_record
+from .sqlite_jobs import (
+    _INDEX,
+    _STOP,
+    _TAIL,
+    MAX_BATCH,
+    _Call,
+    _fail,
+    _Ingest,
+    _ingest_from_record,
+    drain_after_stop,
+)
 from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import Reader
 from .sqlite_schema import apply_migrations, schema_template
@@ -228,9 +238,10 @@ class SQLiteStore(Composed):
             self._owner.release()
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {e}") from None
         if self._tmpdir and self.background.index_inline and self._journal is not None:
-            self.direct.conn = conn  # an in-process test server's: sqlite_direct.py
-        if self._tmpdir:  # a test's store: its writer thread is kept for the next (writer_pool.py)
-            self._writer, self._writer_done = run_writer(lambda: self._pooled_write_loop(conn))
+            self.direct.conn = conn  # an in-process test server's (sqlite_direct.py): its
+            self.db.queue.start_with_first(lambda: self._start_pooled(conn))  # writer, if needed
+        elif self._tmpdir:
+            self._start_pooled(conn)
         else:
             self._writer = threading.Thread(
                 target=self._write_loop, args=(conn,), name="postroom-writer", daemon=True
@@ -244,12 +255,14 @@ class SQLiteStore(Composed):
         if self.db.closed:
             return
         self.db.closed = True
+        if not self.workers.tails and self.direct.close_now(self):  # no writer at work: closed here
+            if not self.db.queue.cancel_start():
+                self.db.queue.put(_STOP)  # its loop just returns (back to the pool)
+            return self._finish_close()
+        self.db.queue.start_writer()  # one that never started closes the store as any writer
         if self._writer is not None:
             if self.workers.tails:
                 self.db.queue.put(_TAIL)  # the workers have stopped: apply what they acknowledged
-            elif self.direct.close_now(self):  # a test server's idle writer: closed here,
-                self.db.queue.put(_STOP)  # its loop just returns (back to the pool)
-                return self._finish_close()
             elif self._writer_done is not None:
                 # else a throwaway store's pooled writer finishes the close itself after its
                 # last transaction: the caller goes on (the next store takes another database)
@@ -266,6 +279,10 @@ class SQLiteStore(Composed):
             else:
                 self._writer.join(30)
         self._finish_close()
+
+    def _start_pooled(self, conn: sqlite3.Connection) -> None:
+        """A test's store: its writer thread is kept for the next (writer_pool.py)."""
+        self._writer, self._writer_done = run_writer(lambda: self._pooled_write_loop(conn))
 
     def _finish_close(self) -> None:
         """What closing does once the writer has stopped (on the closing thread, or on a
@@ -420,7 +437,7 @@ class SQLiteStore(Composed):
                 if not stop:
                     self._checkpoint_due()
                 if stop:
-                    self._drain_after_stop(q)
+                    drain_after_stop(q)
                     if not self.direct.closed_here:  # else close() did it (sqlite_direct.py)
                         self.direct.conn = None
                         self.keep_or_close(conn)
@@ -472,15 +489,6 @@ class SQLiteStore(Composed):
             return
         self._journal = Journal(path, applied)
         self._journal.reset()
-
-    def _drain_after_stop(self, q: queue.SimpleQueue[Any]) -> None:
-        while True:
-            try:
-                j = q.get_nowait()
-            except queue.Empty:
-                return
-            if isinstance(j, _Ingest | _Call) and j.future is not None:
-                _fail(j.future, StoreClosed("store is closed"))
 
     def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool:
         """Apply ``jobs`` in one transaction; False if it failed (journaled mail in it is then
@@ -687,17 +695,3 @@ def _resolve_calls(results: list[tuple[asyncio.Future[Any], Any, BaseException |
             fut.set_exception(err)
         else:
             fut.set_result(res)
-
-
-def _set_exception(fut: asyncio.Future[Any], err: BaseException) -> None:
-    if not fut.done():
-        fut.set_exception(err)
-
-
-def _fail(fut: Any, err: BaseException) -> None:
-    if isinstance(fut, asyncio.Future):
-        loop = fut.get_loop()
-        if not loop.is_closed():
-            loop.call_soon_threadsafe(_set_exception, fut, err)
-    elif not fut.done():
-        fut.set_exception(err)

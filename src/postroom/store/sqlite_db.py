@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import queue
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -22,7 +21,7 @@ from typing import TYPE_CHECKING, Any
 from ..events import Event
 from .base import StoreClosed
 from .rawcodec import unpack
-from .sqlite_jobs import _Call
+from .sqlite_jobs import WriterQueue, _Call
 from .sqlite_search import register_functions
 
 if TYPE_CHECKING:
@@ -44,7 +43,7 @@ class SQLiteDb:
         self.settings = settings
         self.bus = bus
         self.throwaway = throwaway  # a ``:memory:`` store in a temporary directory
-        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()  # the writer's jobs
+        self.queue = WriterQueue()  # the writer's jobs
         self.closed = False
         # Read-your-writes: called before a read until every acknowledged message is stored
         # (the writer sets it once its journal is open).

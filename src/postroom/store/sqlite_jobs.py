@@ -11,16 +11,29 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import json
+import queue
 import sqlite3
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Envelope
+from .base import Envelope, StoreClosed
 from .headers import HeaderSummary, summary_from_fields
 from .journal import JournalTail, Record
 
-__all__ = ["MAX_BATCH", "_INDEX", "_STOP", "_TAIL", "_Call", "_Ingest", "_ingest_from_record"]
+__all__ = [
+    "MAX_BATCH",
+    "_INDEX",
+    "_STOP",
+    "_TAIL",
+    "WriterQueue",
+    "_Call",
+    "_Ingest",
+    "_fail",
+    "_ingest_from_record",
+    "drain_after_stop",
+]
 
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
 
@@ -77,3 +90,63 @@ def _ingest_from_record(rec: Record, tail: JournalTail | None) -> _Ingest:
         tail=tail,
         envelope_json=rec.envelope_json,
     )
+
+
+class WriterQueue(queue.SimpleQueue[Any]):
+    """The writer's queue. An in-process test server's store starts its writer thread with
+    the first job (:meth:`start_with_first`; store/sqlite_direct.py): such a store commits
+    mail itself while its writer is idle, and most never queue anything."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._lock = threading.Lock()
+        self._start: Callable[[], None] | None = None
+
+    def start_with_first(self, start: Callable[[], None]) -> None:
+        self._start = start
+
+    def start_writer(self) -> None:
+        """Start the writer now if it waits for its first job (once; thread-safe)."""
+        with self._lock:
+            start, self._start = self._start, None
+        if start is not None:
+            start()
+
+    def cancel_start(self) -> bool:
+        """At the close: True when the writer never started (nor will)."""
+        with self._lock:
+            start, self._start = self._start, None
+        return start is not None
+
+    def put(self, item: Any, block: bool = True, timeout: float | None = None) -> None:
+        super().put(item, block, timeout)
+        if self._start is not None:
+            self.start_writer()
+
+    def put_nowait(self, item: Any) -> None:
+        self.put(item)
+
+
+def drain_after_stop(q: queue.SimpleQueue[Any]) -> None:
+    """Fail what was queued after the writer's stop."""
+    while True:
+        try:
+            j = q.get_nowait()
+        except queue.Empty:
+            return
+        if isinstance(j, _Ingest | _Call) and j.future is not None:
+            _fail(j.future, StoreClosed("store is closed"))
+
+
+def _set_exception(fut: asyncio.Future[Any], err: BaseException) -> None:
+    if not fut.done():
+        fut.set_exception(err)
+
+
+def _fail(fut: Any, err: BaseException) -> None:
+    if isinstance(fut, asyncio.Future):
+        loop = fut.get_loop()
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_set_exception, fut, err)
+    elif not fut.done():
+        fut.set_exception(err)
