@@ -108,3 +108,36 @@ def test_a_test_servers_writer_thread_starts_with_its_first_job(mail: Server) ->
     mail.clear()  # a change only the writer makes
     assert store._writer is not None
     assert mail.messages() == []
+
+
+def test_each_start_runs_the_servers_loop_on_a_new_thread() -> None:
+    """A thread that ran every test server of a session waited for a core at most wake-ups
+    on a loaded machine (docs/performance.md): each start hands the one loop to a new thread,
+    and servers started before carry on there."""
+    import threading
+
+    first = Server(http=False, pop3=False, imap=False).start()
+    try:
+        second = Server(http=False, pop3=False, imap=False).start()
+        try:
+            assert first._loop_thread != second._loop_thread
+            assert first._loop_thread not in {t.ident for t in threading.enumerate()}  # ended
+            _send(first.smtp_port, "old@example.com", "still served")
+            assert first.wait_for(to="old@example.com").subject == "still served"
+            refused: list[BaseException] = []
+            done = threading.Event()
+
+            def on_loop() -> None:  # a blocking wait on the loop's (new) thread is refused
+                try:
+                    first.wait_for(to="old@example.com", timeout=0.1)
+                except BaseException as e:
+                    refused.append(e)
+                done.set()
+
+            first.loop.call_soon_threadsafe(on_loop)
+            assert done.wait(10)
+            assert [type(e) for e in refused] == [RuntimeError]
+        finally:
+            second.stop()
+    finally:
+        first.stop()

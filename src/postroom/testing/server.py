@@ -99,20 +99,38 @@ _CHANGES = (
 )
 
 
-# The event loop that in-process servers started with Server.start() run on: one daemon
-# thread per process (made again after a fork), never stopped.
+# The event loop that in-process servers started with Server.start() run on: one per
+# process (made again after a fork), never closed. Each start() hands it to a new daemon
+# thread (_shared_loop(fresh=True)): on a loaded machine the scheduler made a thread that had
+# run every test server of the session wait for a core at most wake-ups (whole runs of the
+# fixture benchmark at 10 ms a test instead of 2.5, docs/performance.md), a new one does not.
 _loop_lock = threading.Lock()
-_loop_state: tuple[int, asyncio.AbstractEventLoop, int] | None = None  # (pid, loop, thread ident)
+# (pid, loop, its thread's ident, its thread)
+_loop_state: tuple[int, asyncio.AbstractEventLoop, int, threading.Thread] | None = None
 
 
-def _shared_loop() -> tuple[asyncio.AbstractEventLoop, int]:
-    """The process's server loop and its thread's ident (started on first use)."""
+def _loop_ident() -> int | None:
+    """The ident of the thread running the process's server loop now."""
+    state = _loop_state
+    return state[2] if state is not None and state[0] == os.getpid() else None
+
+
+def _shared_loop(fresh: bool = False) -> tuple[asyncio.AbstractEventLoop, int]:
+    """The process's server loop and its thread's ident (started on first use); ``fresh``:
+    run it on a new thread from now on (its servers, tasks and callbacks carry on there)."""
     global _loop_state
     with _loop_lock:
         state = _loop_state
         if state is not None and state[0] == os.getpid():
-            return state[1], state[2]
-        loop = asyncio.new_event_loop()
+            loop = state[1]
+            if not fresh or threading.get_ident() == state[2]:
+                return loop, state[2]
+            loop.call_soon_threadsafe(loop.stop)  # run_forever returns between two callbacks
+            state[3].join(_START_TIMEOUT)
+            if state[3].is_alive():
+                return loop, state[2]  # still busy: keep that thread
+        else:
+            loop = asyncio.new_event_loop()
         running = threading.Event()
         ident: list[int] = []
 
@@ -122,10 +140,11 @@ def _shared_loop() -> tuple[asyncio.AbstractEventLoop, int]:
             loop.call_soon(running.set)
             loop.run_forever()
 
-        threading.Thread(target=run, name="postroom-servers", daemon=True).start()
+        thread = threading.Thread(target=run, name="postroom-servers", daemon=True)
+        thread.start()
         if not running.wait(_START_TIMEOUT):
             raise RuntimeError(f"postroom's event loop did not start within {_START_TIMEOUT:g} s")
-        _loop_state = (os.getpid(), loop, ident[0])
+        _loop_state = (os.getpid(), loop, ident[0], thread)
         return loop, ident[0]
 
 
@@ -324,8 +343,9 @@ class _Base(MailReader):
         return self._server.app.bus.subscribe(on_event)
 
     def _check_blocking_allowed(self) -> None:
-        loop = self._server._loop
-        if loop is not None and threading.get_ident() == self._server._loop_thread:
+        server = self._server
+        ident = _loop_ident() if server._owns_loop else server._loop_thread
+        if server._loop is not None and threading.get_ident() == ident:
             raise RuntimeError(
                 "this call would block the server's own event loop; "
                 "use `await ....wait_for_async(...)` in async code"
@@ -407,7 +427,7 @@ class Server(_Base):
             raise RuntimeError("the server is already running")
         from ..app import App
 
-        loop, ident = _shared_loop()
+        loop, ident = _shared_loop(fresh=True)
         if threading.get_ident() == ident:
             raise RuntimeError("start() would block postroom's event loop: use `await server.start_async()`")
         app = App(self.settings)
