@@ -8,7 +8,9 @@ transaction (``postgres_events.py``), so they are sent exactly when the change c
 
 Migrations (``store/migrations/postgres/NNNN_name.sql``) are applied at start in one
 transaction under an advisory lock, so nodes starting together apply each file once; the
-applied version is in ``schema_version``.
+applied versions are in ``schema_version``, one row each, and every file whose version is
+not there is applied in order (a file numbered below the newest applied one, as when two
+branches each took a number, is applied too, not skipped).
 
 Errors: psycopg's ``OperationalError`` for a database that cannot be reached becomes
 :class:`~postroom.store.base.StoreError` with one line naming the cause.
@@ -129,11 +131,10 @@ class Db:
         with self.pool.connection() as conn, conn.transaction():
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_MIGRATE,))
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
-            row = conn.execute("SELECT max(version) FROM schema_version").fetchone()
-            current = int(row[0]) if row and row[0] is not None else 0
+            applied = {int(v) for (v,) in conn.execute("SELECT version FROM schema_version")}
             for f in files:
                 version = int(f.name.split("_", 1)[0])
-                if version <= current:
+                if version in applied:
                     continue
                 conn.execute(f.read_text("utf-8").encode())
                 conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (version,))
