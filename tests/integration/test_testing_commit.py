@@ -116,12 +116,20 @@ def test_each_start_runs_the_servers_loop_on_a_new_thread() -> None:
     and servers started before carry on there."""
     import threading
 
+    from postroom.testing import server as server_module
+
+    def loop_thread() -> threading.Thread:
+        state = server_module._loop_state
+        assert state is not None
+        return state[3]
+
     first = Server(http=False, pop3=False, imap=False).start()
     try:
+        before = loop_thread()
         second = Server(http=False, pop3=False, imap=False).start()
         try:
-            assert first._loop_thread != second._loop_thread
-            assert first._loop_thread not in {t.ident for t in threading.enumerate()}  # ended
+            assert loop_thread() is not before  # (idents are reused once a thread has ended)
+            assert not before.is_alive()
             _send(first.smtp_port, "old@example.com", "still served")
             assert first.wait_for(to="old@example.com").subject == "still served"
             refused: list[BaseException] = []
