@@ -16,7 +16,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -29,6 +28,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures import write as write_fixture
+from procs import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 PEERS_DIR = Path(os.environ.get("PEERS_DIR", Path.home() / ".cache" / "postroom-peers"))
@@ -168,11 +168,7 @@ def run_one(
             "tree_peak_rss_mb": rss[1],
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

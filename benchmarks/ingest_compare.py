@@ -24,7 +24,6 @@ import argparse
 import json
 import os
 import shutil
-import signal
 import statistics
 import subprocess
 import sys
@@ -36,6 +35,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from fixtures import write as write_fixture
 from ingest import _count_api_v1, _descendants, _wait_port, free_port, smtp_source
+from procs import stop_group
 
 ROOT = Path(__file__).resolve().parent.parent
 TICK = os.sysconf("SC_CLK_TCK")
@@ -118,11 +118,7 @@ def run(tree: Path, n: int, msg: str, warm: bool = False, settle: float = 120) -
             "cpu_s_during_smtp": _by_role(at_smtp_end, before),
         }
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

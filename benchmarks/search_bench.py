@@ -43,7 +43,6 @@ import os
 import random
 import shutil
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -61,6 +60,7 @@ sys.path.append(str(HERE.parent))  # tests.pg: the PostgreSQL server the tests u
 
 from fixtures import write as write_fixture  # noqa: E402
 from ingest import ROOT, free_port  # noqa: E402
+from procs import stop_group, wait_greeting  # noqa: E402
 
 from postroom.config import Settings  # noqa: E402
 from postroom.events import Bus  # noqa: E402
@@ -109,16 +109,6 @@ def _message(rng: random.Random, i: int) -> bytes:
 
 def _loadavg() -> str:
     return " / ".join(f"{x:.1f}" for x in os.getloadavg())
-
-
-def _stop(proc: subprocess.Popen[bytes]) -> None:
-    """End a server started in its own process group: SIGTERM, SIGKILL after 15 s."""
-    os.killpg(proc.pid, signal.SIGTERM)
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
-        proc.wait()
 
 
 def _times(fn: Any, repeat: int = REPEAT) -> tuple[float, float]:
@@ -180,20 +170,6 @@ def _http_path(kind: str, kw: dict[str, Any]) -> str:
     return ("/api/v2/search?" if "query" in kw else "/api/v2/messages?") + urllib.parse.urlencode(params)
 
 
-def _greeting(port: int, deadline: float) -> None:
-    """Return once the SMTP listener on ``port`` sends its 220 greeting."""
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                if sock.recv(512).startswith(b"220"):
-                    return
-        except OSError:
-            pass
-        if time.monotonic() > deadline:
-            raise RuntimeError("postroom serve sent no SMTP greeting")
-        time.sleep(0.005)
-
-
 def _as_installed() -> None:
     """Byte-compile postroom's modules, as installing the package does (``pip`` compiles
     them): a start then reads them, also when PYTHONDONTWRITEBYTECODE is set."""
@@ -212,7 +188,7 @@ def greeting_time(path: str) -> float:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _greeting(smtp, time.monotonic() + 60)
+        wait_greeting(smtp, time.monotonic() + 60)
         return time.perf_counter() - t0
     finally:
         os.killpg(proc.pid, signal.SIGTERM)
@@ -231,7 +207,7 @@ def serve_and_query(path: str, n: int) -> tuple[float, list[dict[str, Any]]]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _greeting(smtp, time.monotonic() + 60)
+        wait_greeting(smtp, time.monotonic() + 60)
         greeting_s = time.perf_counter() - t0
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
 
@@ -262,7 +238,7 @@ def serve_and_query(path: str, n: int) -> tuple[float, list[dict[str, Any]]]:
         conn.close()
         return greeting_s, rows
     finally:
-        _stop(proc)
+        stop_group(proc, 15)
 
 
 def _row(label: str, kind: str, matches: int, p50: float, p90: float) -> dict[str, Any]:
@@ -380,7 +356,7 @@ def run_burst(n: int, sessions: int = 10, settle: float = 120.0) -> dict[str, An
                 if proc.poll() is not None or time.monotonic() > deadline:
                     raise RuntimeError("postroom serve did not start") from None
                 time.sleep(0.05)
-        _greeting(smtp, time.monotonic() + 30)  # SMTP may accept a moment after HTTP answers
+        wait_greeting(smtp, time.monotonic() + 30)  # SMTP may accept a moment after HTTP answers
         load_before = _loadavg()
         src = ["smtp-source", "-s", str(sessions), "-m", str(n), "-F", str(fixture),
                "-f", "sender@shop.example.com", "-t", "alice@example.org", f"127.0.0.1:{smtp}"]  # fmt: skip
@@ -416,7 +392,7 @@ def run_burst(n: int, sessions: int = 10, settle: float = 120.0) -> dict[str, An
             "ok": found == n and t_searchable - t_last_250 <= TARGET_BURST_S,
         }
     finally:
-        _stop(proc)
+        stop_group(proc, 15)
         log.close()
         shutil.rmtree(tmp, ignore_errors=True)
 

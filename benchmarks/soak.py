@@ -45,6 +45,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from procs import stop_group
 from soak_traffic import ORDINARY_LIMIT, Server, Stats, actors, http_get
 
 CHECK_GRACE = 300.0  # seconds after the traffic for stopping it, the checks and the restart
@@ -79,13 +80,7 @@ def serve(db: Path, log: Path) -> Iterator[Server]:
                     time.sleep(0.1)
         yield Server(proc, *ports)
     finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(30)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        stop_group(proc, 30)
 
 
 # -- checks -------------------------------------------------------------------------------

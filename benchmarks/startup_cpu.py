@@ -15,10 +15,7 @@ two). CPU seconds move far less than wall time on a shared machine.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -30,21 +27,9 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from ingest import free_port
 from ingest_compare import _by_role, _cpu
+from procs import stop_group, wait_greeting
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def _greeted(port: int, proc: subprocess.Popen[bytes]) -> None:
-    while True:
-        try:
-            with socket.create_connection(("127.0.0.1", port), timeout=5) as sock:
-                if sock.recv(512).startswith(b"220"):
-                    return
-        except OSError:
-            pass
-        if proc.poll() is not None:
-            raise RuntimeError("postroom serve exited")
-        time.sleep(0.002)
 
 
 def run(tree: Path) -> dict[str, Any]:
@@ -57,7 +42,7 @@ def run(tree: Path) -> dict[str, Any]:
     t0 = time.perf_counter()
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
     try:
-        _greeted(smtp, proc)
+        wait_greeting(smtp, time.monotonic() + 60, proc, interval=0.002)
         greeting = time.perf_counter() - t0
         at_greeting = _cpu(proc.pid)
         total = -1.0
@@ -71,11 +56,7 @@ def run(tree: Path) -> dict[str, Any]:
         return {"greeting_s": round(greeting, 3), "before_greeting": round(sum(t for _, t in at_greeting.values()), 2),
                 "after": after | {"total": round(sum(after.values()), 2)}}  # fmt: skip
     finally:
-        os.killpg(proc.pid, signal.SIGTERM)
-        try:
-            proc.wait(10)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)
+        stop_group(proc)
         shutil.rmtree(tmp, ignore_errors=True)
 
 
