@@ -340,3 +340,19 @@ def test_sessions_fetching_sections_of_one_message_parse_it_once(
         finally:
             for w in sessions:
                 w.close()
+
+
+@pytest.mark.parametrize("imap", ["127.0.0.1:0", "off"])
+def test_the_indexer_derives_imap_data_only_for_a_server_with_imap(tmp_path: Path, imap: str) -> None:
+    """After the text index, the indexer process derives the IMAP server's data of new mail,
+    unless the server has no IMAP listener (nobody would read it: both cores for seconds
+    after a large burst)."""
+    db = tmp_path / "store.db"
+    with running_server(db=str(db), imap=imap) as s:
+        for i in range(3):
+            deliver(s, msg(f"d{i}"))
+        assert s.app.store.wait_indexed(30)
+        deadline = time.monotonic() + (20 if imap != "off" else 2)
+        while rows(db, "imap_meta") < 3 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert rows(db, "imap_meta") == (3 if imap != "off" else 0)

@@ -54,17 +54,24 @@ NICENESS = 19  # the lowest priority: a burst of SMTP comes first (docs/performa
 QUIET_CHUNK = BATCH  # rows per transaction after a burst (index_write.WRITE_CHUNK during one)
 
 
-def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None]:
+def _parse_args(args: list[str]) -> tuple[str, ThreadingOptions | None, bool]:
+    """(database path, threading options, whether to derive the IMAP server's data)."""
     ap = argparse.ArgumentParser(prog="python -m postroom.store.index_worker")
     ap.add_argument("db")
+    ap.add_argument("--no-imap-data", action="store_true", help="the server has no IMAP listener")
     ap.add_argument("--threads-subject", choices=sorted(SUBJECT_POLICIES), default="replies")
     ap.add_argument("--threads-window", type=float, default=30.0, help="days; 0: no limit")
     ap.add_argument("--no-threads", action="store_true")
     a = ap.parse_args(args)
+    imap = not a.no_imap_data
     if a.no_threads:
-        return a.db, None
+        return a.db, None, imap
     window = a.threads_window * DAY if a.threads_window > 0 else None
-    return a.db, ThreadingOptions(subject_policy=SUBJECT_POLICIES[a.threads_subject], subject_window=window)
+    return (
+        a.db,
+        ThreadingOptions(subject_policy=SUBJECT_POLICIES[a.threads_subject], subject_window=window),
+        imap,
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -74,7 +81,7 @@ def main(argv: list[str] | None = None) -> int:
     extract = index_worker._extractor()
     if extract is None or not args:
         return 1
-    path, options = _parse_args(args)
+    path, options, imap = _parse_args(args)
     # end with postroom even when it is killed with -9 and this process is busy (issue 14)
     die_with_parent()
     start_parse_budget()
@@ -101,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
         for _ in range(helpers):  # start them now, not in the middle of the first burst
             pool.submit(_index_many, path, [])
     try:
-        return _open_and_serve(path, extract, options, pool, helpers)
+        return _open_and_serve(path, extract, options, pool, helpers, imap)
     finally:
         if pool is not None:
             # wait=True: the pool's manager thread must be gone before the interpreter exits,
@@ -116,6 +123,7 @@ def _open_and_serve(
     options: ThreadingOptions | None,
     pool: Executor | None,
     helpers: int,
+    imap: bool = True,
 ) -> int:
     conn = connect_readonly(path)
     wconn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
@@ -128,7 +136,9 @@ def _open_and_serve(
     stdin = sys.stdin.fileno()
     out = sys.stdout.buffer
     os.set_blocking(stdin, False)
-    return _serve(conn, wconn, out, stdin, Indexer(conn, extract, options, pool, helpers, path), rules)
+    indexer = Indexer(conn, extract, options, pool, helpers, path)
+    indexer.derive_imap = imap
+    return _serve(conn, wconn, out, stdin, indexer, rules)
 
 
 def _serve(

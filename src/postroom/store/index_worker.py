@@ -416,6 +416,7 @@ class Indexer:
         # that was waiting when it ran has been handed out)
         self.more = True
         self.imap_after = 0  # imap_batch() has seen the messages up to this id
+        self.derive_imap = True  # False: imap_batch() derives nothing (no IMAP listener)
 
     def start(self) -> list[Row]:
         """Build the conversation index from the stored messages; returns the rows to fix."""
@@ -467,6 +468,8 @@ class Indexer:
         A message still waiting for the indexer ends the batch (it comes next time), and so
         does ``interrupted()`` turning true before a message (new mail to index first)."""
         out: list[ImapRow] = []
+        if not self.derive_imap:
+            return out
         total = 0
         # everything below the first message waiting for the text index is indexed
         (bound,) = self.conn.execute(

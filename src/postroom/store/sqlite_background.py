@@ -33,6 +33,7 @@ from .sqlite_search import header_rows
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from ..config import Settings
     from .sqlite_db import SQLiteDb
     from .sqlite_writes import Writes
 
@@ -88,7 +89,11 @@ class Background:
         # a throwaway store's writer does once IMAP has read its cache (the first FETCH
         # derives on demand): most test servers never serve IMAP, and the derive costs about
         # as much again as the text index (~0.3-0.5 ms a message on the writer).
-        self.imap_in_use = not self.index_inline
+        # A server with no IMAP listener (--imap off --imaps off) has nobody to read it:
+        # none is derived after a burst (~0.14 ms a message, both cores for seconds after
+        # 100,000). If IMAP reads the cache after all (a store opened by another App), the
+        # first read turns it on; mail indexed before then is derived on demand.
+        self.imap_in_use = not self.index_inline and serves_imap(db.settings)
         self._index_queued = False
         self._stopping = threading.Event()  # set by stop(): background threads stop waiting
         self.analyzed_rows = -1  # messages at the last ANALYZE (-1: not looked up yet)
@@ -250,6 +255,7 @@ class Background:
                 "postroom.store.index_worker",
                 self.db.path,
                 *worker_args(options_from_settings(self.db.settings)),
+                *([] if self.imap_in_use else ["--no-imap-data"]),
             ],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
@@ -515,3 +521,8 @@ def _analyzed_rows(conn: sqlite3.Connection) -> int:
     except sqlite3.OperationalError:  # no sqlite_stat1 table yet
         return 0
     return int(row[0].split()[0]) if row and row[0] else 0
+
+
+def serves_imap(settings: Settings) -> bool:
+    """Whether the server has an IMAP listener (plain or implicit TLS)."""
+    return settings.imap != "off" or settings.imaps != "off"
