@@ -119,18 +119,24 @@ Storage.prototype.getItem = function (key) {
 """
 
 
-def test_no_formatter_is_made_before_the_list_is_asked_for(chromium: Any, ui_server: UIServer) -> None:
-    ui_server.deliver(_mail("Hello", "alice@example.org"))
-    ui_server.settle()
+def _probed_load(chromium: Any, ui_server: UIServer, fragment: str = "") -> tuple[list[str], int]:
+    """Load the UI with ORDER_PROBE: (what happened in order, rows shown once ready)."""
     ctx = chromium.new_context(viewport={"width": 1400, "height": 860})
     try:
         page = ctx.new_page()
         page.add_init_script(ORDER_PROBE)
-        page.goto(ui_server.url + "/")
+        page.goto(ui_server.url + "/" + fragment)
         page.wait_for_selector("body[data-ready] #list li.row")
         order: list[str] = page.evaluate("window.__order")
+        return order, page.locator("#list li.row").count()
     finally:
         ctx.close()
+
+
+def test_no_formatter_is_made_before_the_list_is_asked_for(chromium: Any, ui_server: UIServer) -> None:
+    ui_server.deliver(_mail("Hello", "alice@example.org"))
+    ui_server.settle()
+    order, _ = _probed_load(chromium, ui_server)
     assert "fetch /api/v2/messages" in order, order
     listing = order.index("fetch /api/v2/messages")
     made = [i for i, what in enumerate(order) if what.startswith("Intl.")]
@@ -146,16 +152,7 @@ def test_the_first_page_is_asked_for_before_the_modules_run_and_only_once(
     (one listing request, made before main() runs), and shows it."""
     ui_server.deliver(_mail("Hello Bob", "bob@example.org"))
     ui_server.settle()
-    ctx = chromium.new_context(viewport={"width": 1400, "height": 860})
-    try:
-        page = ctx.new_page()
-        page.add_init_script(ORDER_PROBE)
-        page.goto(ui_server.url + "/" + fragment)
-        page.wait_for_selector("body[data-ready] #list li.row")
-        order: list[str] = page.evaluate("window.__order")
-        rows = page.locator("#list li.row").count()
-    finally:
-        ctx.close()
+    order, rows = _probed_load(chromium, ui_server, fragment)
     assert rows == 1
     listings = [i for i, what in enumerate(order) if what == "fetch /api/v2/messages"]
     assert listings and "main" in order, order

@@ -62,13 +62,26 @@ export async function navigate({ mailbox = state.mailbox, query = state.query, s
   writeHash();
 }
 
-export async function loadList({ keepScroll = false } = {}) {
-  if (isGrouped()) return loadThreads({ keepScroll });
+/** Cancel the list request in flight and start a new one (its signal; the busy state shows). */
+function startListLoad() {
   listAbort?.abort();
   const abort = new AbortController();
   listAbort = abort;
-  const scroll = $("list").scrollTop;
   setBusy(abort);
+  return abort;
+}
+
+/** A page past the end (mail deleted meanwhile): move to the last page; true if it moved. */
+function clampStart() {
+  if (!(state.start && state.start >= state.total && state.total)) return false;
+  state.start = Math.max(0, Math.floor((state.total - 1) / state.limit) * state.limit);
+  return true;
+}
+
+export async function loadList({ keepScroll = false } = {}) {
+  if (isGrouped()) return loadThreads({ keepScroll });
+  const abort = startListLoad();
+  const scroll = $("list").scrollTop;
   try {
     const data = await api.messages({ query: state.query, mailbox: state.mailbox, start: state.start, limit: state.limit, signal: abort.signal });
     if (abort.signal.aborted) return;
@@ -80,10 +93,7 @@ export async function loadList({ keepScroll = false } = {}) {
       sidebar.setTotals(data.total, data.unread ?? 0);
       updateTitle();
     }
-    if (state.start && state.start >= state.total && state.total) {
-      state.start = Math.max(0, Math.floor((state.total - 1) / state.limit) * state.limit);
-      return loadList();
-    }
+    if (clampStart()) return loadList();
     renderList();
     if (keepScroll) $("list").scrollTop = scroll;
     if (data.tags) fillTagList(data.tags);
@@ -98,21 +108,15 @@ export async function loadList({ keepScroll = false } = {}) {
 
 /** The grouped list mode: one row per conversation, newest activity first. */
 async function loadThreads({ keepScroll = false } = {}) {
-  listAbort?.abort();
-  const abort = new AbortController();
-  listAbort = abort;
+  const abort = startListLoad();
   const scroll = $("list").scrollTop;
-  setBusy(abort);
   try {
     const data = await api.threads({ mailbox: state.mailbox, start: state.start, limit: state.limit, signal: abort.signal });
     if (abort.signal.aborted) return;
     state.threads = data.threads || [];
     state.messages = [];
     state.total = data.total ?? state.threads.length;
-    if (state.start && state.start >= state.total && state.total) {
-      state.start = Math.max(0, Math.floor((state.total - 1) / state.limit) * state.limit);
-      return loadThreads();
-    }
+    if (clampStart()) return loadThreads();
     renderList();
     if (keepScroll) $("list").scrollTop = scroll;
     setError(null);
