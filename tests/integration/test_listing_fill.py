@@ -127,3 +127,26 @@ def test_a_page_of_more_unindexed_mail_than_it_fills_waits(tmp_path: Path) -> No
         two = _get(http, "/api/v1/messages?limit=2")
         assert time.monotonic() - t0 >= LISTING_WAIT * 0.9
         assert [m["Snippet"] for m in two["messages"]] == ["", ""]
+
+
+def test_a_message_the_parser_cannot_take_is_left_unfilled_not_a_500(monkeypatch: Any) -> None:
+    """The fill derives on the main process's thread pool: a message whose parse raises (the
+    indexer logs and skips such a message) keeps the store's summary; the others are filled."""
+    import postroom.store.indexer as indexer
+    from postroom.store.base import Envelope
+    from postroom.web.indexwait import _derive
+    from tests.helpers import running_server
+
+    real = indexer.extract
+
+    def extract(raw: bytes) -> Any:
+        if b"Subject: report" in raw:
+            raise RecursionError("too deep")
+        return real(raw)
+
+    with running_server(smtp="off", pop3="off", imap="off") as s:
+        env = Envelope("a@test.example", ("b@test.example",))
+        bad = s.call(s.app.store.deliver(env, ATTACHED.encode()))
+        good = s.call(s.app.store.deliver(env, PLAIN.encode()))
+        monkeypatch.setattr(indexer, "extract", extract)
+        assert _derive(s.app.store, [bad, good]) == {good: ("Just a line and another.", 0)}

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
@@ -31,6 +32,8 @@ from .common import in_thread
 
 if TYPE_CHECKING:
     from ..app import App
+
+log = logging.getLogger(__name__)
 
 __all__ = ["FILL_BYTES", "FILL_MAX", "INDEX_WAIT", "LISTING_WAIT", "await_indexed", "fill_unindexed"]
 
@@ -75,9 +78,14 @@ def _derive(store: MessageReader, ids: list[str]) -> dict[str, tuple[str, int]]:
     out: dict[str, tuple[str, int]] = {}
     for mid in ids:
         raw = store.get_raw(mid)
-        if raw is not None:  # (deleted meanwhile: left as it is)
+        if raw is None:  # deleted meanwhile: left as it is
+            continue
+        try:
             d = extract(raw)
-            out[mid] = (d.snippet, d.attachments)
+        except Exception:  # a message the parser cannot take: left as the store has it,
+            log.debug("listing: message %s not filled in", mid, exc_info=True)  # as the indexer does
+            continue
+        out[mid] = (d.snippet, d.attachments)
     return out
 
 
