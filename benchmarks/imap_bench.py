@@ -146,10 +146,11 @@ def _wait_port(port: int, up: bool, timeout: float = 30) -> None:
 class Postroom:
     name = "postroom"
 
-    def __init__(self, tmp: Path) -> None:
+    def __init__(self, tmp: Path, http: bool = False) -> None:
         self.db = tmp / "bench.db"
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
+        self.http_port = free_port() if http else 0  # the HTTP API too (imap-scale's fill)
 
     def start(self) -> None:
         self.port = free_port()
@@ -158,7 +159,7 @@ class Postroom:
             "--smtp",
             "off",
             "--http",
-            "off",
+            f"127.0.0.1:{self.http_port}" if self.http_port else "off",
             "--pop3",
             "off",
             "--db",
@@ -217,12 +218,13 @@ class Dovecot:
 
 
 @contextlib.contextmanager
-def server_pair(prefix: str) -> Iterator[tuple[Path, Postroom, Dovecot]]:
-    """A scratch folder (``prefix`` names it), a postroom with its database there and a
-    Dovecot, neither started yet; on the way out both are stopped and their files removed.
-    Every IMAP benchmark (imap, imap-scale, imap-stress) runs inside one."""
+def server_pair(prefix: str, http: bool = False) -> Iterator[tuple[Path, Postroom, Dovecot]]:
+    """A scratch folder (``prefix`` names it), a postroom with its database there (and its
+    HTTP API on with ``http``) and a Dovecot, neither started yet; on the way out both are
+    stopped and their files removed. Every IMAP benchmark (imap, imap-scale, imap-stress)
+    runs inside one."""
     tmp = Path(tempfile.mkdtemp(prefix=prefix))
-    postroom = Postroom(tmp)
+    postroom = Postroom(tmp, http)
     dovecot = Dovecot()
     try:
         yield tmp, postroom, dovecot
