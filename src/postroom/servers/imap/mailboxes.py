@@ -22,10 +22,6 @@ from .gmail import THREAD_EXT, thread_key_arg
 from .snapshots import Snapshot
 from .tracker import Tracker
 
-# A folder listing this small is copied on the event loop when its snapshot is at hand
-# (copying 2,000 entries' tables takes well under the ~170 us of a hop to a worker thread).
-INLINE_LISTING = 2000
-
 __all__ = ["MailboxCommands"]
 
 Reply = tuple[str, str | None]
@@ -117,7 +113,9 @@ class MailboxCommands(SessionBase):
         info = await self.blocking(account.info, name)
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
-        kept = self.snapshots.peek(info) if info.exists <= INLINE_LISTING else None
+        # a kept listing is taken on the event loop whatever its size (the tracker shares
+        # its tables, see Tracker.from_snapshot); else it is read in a worker thread
+        kept = self.snapshots.peek(info)
         if kept is not None:
             snap, tracker = kept, Tracker.from_snapshot(kept)
         else:

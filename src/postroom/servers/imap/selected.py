@@ -233,8 +233,7 @@ class SelectedCommands(SessionBase):
                 seen = frozenset({"\\Seen"})
                 marked = await self.store.update_flags_async(sel.mailbox, sel.folder, want, seen, "add")
                 for e in marked:
-                    t.flags[e.uid] = t.view(e)
-                    t.entries[e.uid] = e
+                    t.take(e, modseq=False)
                     seen_now.add(e.uid)
                 self._own_write(sel)
                 # the flags now shown may hold a keyword another session added: * FLAGS first
@@ -400,9 +399,7 @@ class SelectedCommands(SessionBase):
                 sel.keywords |= others
                 self.write_flags(sel)
             for e in entries:
-                t.flags[e.uid] = t.view(e)
-                t.entries[e.uid] = e
-                t.modseq[e.uid] = e.modseq
+                t.take(e)
                 if not silent or unchangedsince is not None:
                     parts = [b"FLAGS " + flag_list(t.flags[e.uid]).data]
                     if uid:
