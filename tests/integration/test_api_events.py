@@ -3,7 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
+import logging
+import os
+import socket
 from typing import Any
 
 import aiohttp
@@ -175,3 +179,34 @@ def test_bulk_change_is_one_frame_and_keeps_the_client(
             assert new["Data"]["Subject"] == "after"
 
     _in_thread(run)
+
+
+def test_client_leaving_during_the_handshake_is_not_an_error(
+    server: RunningServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A client that sends the upgrade request and closes at once is normal: it is logged at
+    debug with its peer address, not as an error, and the server keeps serving."""
+    caplog.set_level(logging.DEBUG, logger="postroom")
+    host, port = server.addr("http")
+    for _ in range(10):
+        with socket.create_connection((host, port)) as s:
+            key = base64.b64encode(os.urandom(16)).decode()
+            s.sendall(
+                f"GET /api/events HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+            )
+    api = Api(server)
+    api.send(To=[{"Email": "x@example.com"}], Subject="after")  # ingest and the API still work
+    assert api.get("/api/v1/messages").json()["total"] == 1
+    url = server.http_url.replace("http", "ws", 1) + "/api/events"
+
+    async def run() -> None:  # and so do WebSockets
+        async with aiohttp.ClientSession() as session, session.ws_connect(url) as ws:
+            loop = asyncio.get_running_loop()
+            await loop.run_in_executor(None, lambda: api.request("DELETE", "/api/v1/messages"))
+            assert (await _collect(ws, 1, {"truncate"}))[0]["Data"] is None
+
+    _in_thread(run)
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
+    gone = [r.getMessage() for r in caplog.records if "went away" in r.getMessage()]
+    assert gone and "127.0.0.1" in gone[0]  # the case did happen (else this test proves nothing)

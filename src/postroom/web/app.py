@@ -56,9 +56,23 @@ async def _errors(request: web.Request, handler: Handler) -> web.StreamResponse:
         raise
     except StoreClosed:
         return web.Response(status=503, text="server is shutting down", content_type="text/plain")
+    except ConnectionError as e:
+        if not _client_gone(request):  # another connection of ours (a relay, a source) failed
+            log.exception("%s %s failed", request.method, request.path)
+            return web.Response(status=500, text="internal server error", content_type="text/plain")
+        # The client went away mid-response (a WebSocket closed during its handshake, a
+        # download abandoned): normal, nothing to answer. aiohttp drops the connection.
+        log.debug("%s %s: client %s went away (%s)", request.method, request.path, request.remote, e)
+        return web.Response(status=499, text="client closed request", content_type="text/plain")
     except Exception:
         log.exception("%s %s failed", request.method, request.path)
         return web.Response(status=500, text="internal server error", content_type="text/plain")
+
+
+def _client_gone(request: web.Request) -> bool:
+    """Whether the request's own connection is closed or closing (the client left)."""
+    transport = request.transport
+    return transport is None or transport.is_closing()
 
 
 @web.middleware
