@@ -101,6 +101,7 @@ class SessionBase:
         if not isinstance(cache, MessageCache):
             cache = MessageCache(app.store)
             app.extras[CACHE_KEY] = cache
+            app.bus.subscribe(cache.on_event)  # deleted messages leave memory with their rows
         self.cache = cache
         snapshots = app.extras.get(SNAPSHOTS_KEY)
         if not isinstance(snapshots, Snapshots):

@@ -24,6 +24,7 @@ from functools import partial
 from itertools import islice
 
 from ...charsets import date_fields, decode_text, decode_words
+from ...events import Event, MessagesDeleted, MessagesPruned, StoreTruncated
 from ...protocols.imap import bodystructure as bs
 from ...protocols.imap import mime
 from ...protocols.imap.encoder import encode
@@ -58,6 +59,10 @@ RAW_GROUP = 64
 RAW_GROUP_MAX = 256 * 1024
 # Derived entries (envelope, structure, header fields; text only when searched).
 DERIVED_CACHE_ITEMS = 50_000
+# Part trees kept with their bytes (our choice: a tree takes about as much memory as the
+# message, ~2.5 KB for imaptest's; the sessions that FETCH sections of a new message do so
+# within seconds of each other).
+PARTS_KEPT = 2000
 # Decoded text kept per message for SEARCH BODY/TEXT (longer text is cut; our choice).
 MAX_TEXT = 1024 * 1024
 # Search text kept in memory, in bytes of the strings over all messages (our choice; what
@@ -168,6 +173,37 @@ class MessageCache:
     def peek_msgid(self, id: str) -> int | None:
         return self._msgids.get(id)
 
+    def on_event(self, event: Event) -> None:
+        """Bus subscriber: let go of deleted messages (:meth:`forget`)."""
+        if isinstance(event, MessagesDeleted | MessagesPruned):
+            self.forget(event.ids)
+        elif isinstance(event, StoreTruncated):
+            self.forget(None)
+
+    def forget(self, ids: Iterable[str] | None) -> None:
+        """Drop what memory holds of the deleted messages ``ids`` (of every message with
+        None). A message ID is never used again, so nothing would read it back, but under
+        a stream of APPEND and EXPUNGE (imaptest's stress, issue 19) the caches filled up
+        to their bounds with the dead: ~300 MB."""
+        with self._lock:
+            if ids is None:
+                self._raws.clear()
+                self._raw_size = self._text_bytes = self._sort_key_count = 0
+                for kept in (self._parts, self._derived, self._texts, self._sort_keys, self._msgids):
+                    kept.clear()
+            else:
+                for id in ids:
+                    raw = self._raws.pop(id, None)
+                    self._raw_size -= 0 if raw is None else len(raw)
+                    self._parts.pop(id, None)
+                    self._derived.pop(id, None)
+                    text = self._texts.pop(id, None)
+                    self._text_bytes -= 0 if text is None else _size(text)
+                    for memo in self._sort_keys.values():
+                        self._sort_key_count -= memo.pop(id, None) is not None
+                    self._msgids.pop(id, None)
+        self.writes.forget(ids)
+
     def keep_msgids(self, ids: dict[str, int]) -> None:
         """Remember X-GM-MSGIDs; past :data:`MSGID_ITEMS` the oldest quarter goes."""
         if not ids:
@@ -231,6 +267,8 @@ class MessageCache:
             with self._lock:
                 if self._raws.get(id) is data:  # not pushed out meanwhile
                     self._parts[id] = part
+                    if len(self._parts) > PARTS_KEPT:  # the oldest tree goes
+                        del self._parts[next(iter(self._parts))]
         return part
 
     def derived(self, id: str) -> Derived | None:

@@ -38,6 +38,7 @@ import logging
 import struct
 import threading
 from collections import deque
+from collections.abc import Iterable
 from pathlib import Path
 
 import zstandard
@@ -191,6 +192,16 @@ class WriteBehind:
         (not changed afterwards)."""
         with self._cond:
             self._pending.setdefault(kind, {})[id] = blob
+
+    def forget(self, ids: Iterable[str] | None) -> None:
+        """Write nothing more for the deleted messages ``ids`` (for any, with None)."""
+        with self._cond:
+            for items in [*self._pending.values(), *(items for _, items in self._queue)]:
+                if ids is None:
+                    items.clear()
+                else:
+                    for id in ids:
+                        items.pop(id, None)
 
     def kick(self) -> None:
         """Hand what was added so far to the writing thread."""
