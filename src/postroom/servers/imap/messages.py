@@ -340,25 +340,6 @@ class MessageCache:
                 self._derived.popitem(last=False)
         return d
 
-    def headers_many(self, items: list[tuple[str, Derived]]) -> None:
-        """Fill ``headers`` of each (id, derived): one batch read of the store's cache,
-        then parsing for what it lacks."""
-        todo = [(id, d) for id, d in items if d.headers is None]
-        if not todo:
-            return
-        blobs = self.store.imap_cache_get(HEAD, [id for id, _ in todo])
-        for id, d in todo:
-            blob = blobs.get(id)
-            headers = load_head(blob) if blob is not None else None
-            if headers is None:
-                part = self.part(id)
-                headers = derive(part).headers if part is not None else {}
-                assert headers is not None
-                if part is not None:
-                    self.writes.add(HEAD, id, headers)
-            d.headers = headers
-        self.writes.kick()
-
     def text(self, id: str) -> Text:
         """The search text of a message (empty for a deleted one)."""
         with self._lock:
@@ -442,7 +423,7 @@ class MessageCache:
         out: list[SortKey] = got  # type: ignore[assignment]  # (the None entries are filled below)
         for start in range(0, len(todo), SORT_KEY_CHUNK):
             chunk = todo[start : start + SORT_KEY_CHUNK]
-            heads = self._heads([views[i].entry.id for i in chunk])
+            heads = self.heads([views[i].entry.id for i in chunk])
             for i in chunk:
                 v = views[i]
                 header = partial(_first, heads.get(v.entry.id, {}))
@@ -464,7 +445,7 @@ class MessageCache:
                     self._sort_key_count -= 1
         return out
 
-    def _heads(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
+    def heads(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
         """The header fields of each of ``ids`` that still exists: a derived entry in
         memory that has them, else the store's ``head`` row, else parsing (written behind)."""
         out: dict[str, dict[str, list[str]]] = {}
@@ -513,12 +494,18 @@ def header_fields(part: mime.Part) -> dict[str, list[str]]:
     return headers
 
 
+def sent_of(headers: dict[str, list[str]]) -> tuple[int, int, int] | None:
+    """The (y, m, d) of the first Date: field, as the ``meta`` blob keeps it (a year it
+    cannot hold reads as no date): SENTON and friends compare it."""
+    date = headers.get("date")
+    t = date_fields(date[0]) if date else None
+    return (t[0], t[1], t[2]) if t is not None and 0 < t[0] < 65536 else None
+
+
 def derive(part: mime.Part) -> Derived:
     """Parse what FETCH/SEARCH/SORT need out of a message's MIME tree."""
     headers = header_fields(part)
-    date = headers.get("date")
-    t = date_fields(date[0]) if date else None
-    sent = (t[0], t[1], t[2]) if t is not None else None
+    sent = sent_of(headers)
     blob = dump_meta(
         encode(bs.envelope(part)),
         encode(bs.body_structure(part, True)),
@@ -574,6 +561,7 @@ class MessageView:
         "_cache",
         "_d",
         "_gm",
+        "_h",
         "_labels",
         "_t",
         "entry",
@@ -595,6 +583,7 @@ class MessageView:
         self.modseq = entry.modseq
         self._cache = cache
         self._d: Derived | None = None
+        self._h: dict[str, list[str]] | None = None  # header fields (set by prefetch)
         self._t: Text | None = None
         self._gm: GmIds | None = None  # set by prefetch_gm
         self._labels: frozenset[str] | None = None  # set by prefetch_labels (case-folded)
@@ -603,6 +592,7 @@ class MessageView:
         """Let go of the derived data and text loaded for this message (they are read
         again, from the caches, if asked for)."""
         self._d = None
+        self._h = None
         self._t = None
 
     def _derived(self) -> Derived | None:
@@ -611,12 +601,9 @@ class MessageView:
         return self._d
 
     def _headers(self) -> dict[str, list[str]]:
-        d = self._derived()
-        if d is None:
-            return {}
-        if d.headers is None:
-            self._cache.headers_many([(self.entry.id, d)])
-        return d.headers or {}
+        if self._h is None:
+            self._h = self._cache.heads([self.entry.id]).get(self.entry.id, {})
+        return self._h
 
     def header(self, name: str) -> list[str]:
         return [decode_words(v) for v in self._headers().get(name, [])]
@@ -626,8 +613,9 @@ class MessageView:
         return vals[0] if vals else None
 
     def sent_date(self) -> tuple[int, int, int] | None:
-        d = self._derived()
-        return None if d is None else d.sent_date
+        if self._h is None and self._d is not None:
+            return self._d.sent_date
+        return sent_of(self._headers())
 
     def _text(self) -> Text:
         if self._t is None:
@@ -682,10 +670,12 @@ def prefetch(
     out (see :meth:`MessageCache.texts_many`) gets an empty text, which the search it was
     made for does not match."""
     if headers:
-        got = cache.derived_many(v.entry.id for v in views)
+        # the ``head`` rows alone (not ENVELOPE and BODYSTRUCTURE), held by the views until
+        # released: never kept in the derived cache, so a SEARCH FROM or THREAD over a
+        # large folder leaves no more behind than a FETCH would
+        heads = cache.heads([v.entry.id for v in views])
         for v in views:
-            v._d = got.get(v.entry.id)
-        cache.headers_many(list(got.items()))
+            v._h = heads.get(v.entry.id, {})
     if text:
         texts = cache.texts_many((v.entry.id for v in views), excludes)
         for v in views:

@@ -451,9 +451,9 @@ class SelectedCommands(SessionBase):
             if u in t.entries
         ]
 
-    def _run_search(self, sel: Selected, key: Key, *, headers: bool = False) -> list[MessageView]:
-        """The messages matching ``key`` (runs on a worker thread). With ``headers`` the
-        result's header fields are loaded too (SORT and THREAD read them)."""
+    def _run_search(self, sel: Selected, key: Key) -> list[MessageView]:
+        """The messages matching ``key`` (runs on a worker thread), holding nothing loaded
+        for the search (text, header fields)."""
         views = self._views(sel)
         ctx = Context(sel.tracker.exists, sel.tracker.largest_uid, self.saved)
         gm, labels = uses_gm(key), uses_labels(key)
@@ -477,8 +477,6 @@ class SelectedCommands(SessionBase):
                 found += [v for v in chunk if matches(key, v, ctx)]
                 for v in chunk:
                     v.release()
-        if headers:
-            prefetch(self.cache, found, headers=True, text=False)
         return found
 
     async def cmd_search(self, args: Args, uid: bool) -> Reply:

@@ -6,8 +6,8 @@ from ...protocols.imap.args import Args
 from ...protocols.imap.errors import ParseError
 from ...protocols.imap.search import CHARSETS, BadCharset, parse_criteria
 from ...threads import ThreadMessage, format_thread_response, thread_orderedsubject, thread_references
-from .messages import MessageView
-from .selected import SelectedCommands
+from .messages import MessageView, prefetch
+from .selected import SEARCH_CHUNK, SelectedCommands
 
 __all__ = ["ALGORITHMS", "ThreadCommands"]
 
@@ -44,9 +44,17 @@ class ThreadCommands(SelectedCommands):
         await self.sync_selected(allow_expunge=uid, with_uid=uid)
 
         def run() -> bytes:
-            found = self._run_search(sel, key, headers=True)
+            found = self._run_search(sel, key)
             seqs = {v.uid: v.seq for v in found}
-            records = [_record(v) for v in found]
+            # the header fields of a chunk at a time, let go once its records are made: a
+            # THREAD over a large folder holds the records, not every message's fields
+            records = []
+            for start in range(0, len(found), SEARCH_CHUNK):
+                chunk = found[start : start + SEARCH_CHUNK]
+                prefetch(self.cache, chunk, headers=True, text=False)
+                records += [_record(v) for v in chunk]
+                for v in chunk:
+                    v.release()
             trees = (
                 thread_references(records) if algorithm == "REFERENCES" else thread_orderedsubject(records)
             )
