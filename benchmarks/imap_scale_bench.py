@@ -6,7 +6,8 @@ timed (:mod:`imap_fill`: Dovecot's Maildir written directly, then ``doveadm inde
 postroom's HTTP import of mbox chunks, then its indexer). Then, alternating the servers
 so that machine load hits both alike:
 
-* ``SELECT`` of the big mailbox (median of several, each on a new connection);
+* ``SELECT`` of the big mailbox (median of several, each on a new connection), and
+  ``SELECT`` right after one new message was APPENDed (median of several);
 * ``UID SORT (DATE)`` and ``UID SORT (SUBJECT)``: the first run and the median of warm runs;
 * ``UID SEARCH TEXT`` of a word in 1% of the messages: first and warm, and the memory of
   the server's whole process tree (PSS, summed) just before and after it;
@@ -244,6 +245,13 @@ def suite(quick: bool, n: int | None = None) -> dict[str, Any]:
             res[s.name]["pss_after_mb"] = round(tree_pss_mb(server_pid(s)), 1)
         for w in conns.values():
             w.close()
+        # SELECT right after one new message arrived (its listing changed since the last)
+        extra = messages(WARM, seed=13)
+        for i, m in enumerate(extra, 1):
+            for s in order:
+                with _connect(s.port) as w:
+                    w.append(BIG, m)
+                res[s.name].setdefault("select_new", []).append(_select_ms(s.port, BIG, n + i))
         loads.append(load_average())
         for s in order[::-1]:
             res[s.name]["first_fetch"] = _fresh_fetch(s.port, "fresh", fresh)
@@ -264,6 +272,12 @@ def report(n: int, res: dict[str, dict[str, Any]], loads: list[str]) -> dict[str
         )  # fmt: skip
 
     add("SELECT (median)", statistics.median(p["select"]), statistics.median(d["select"]), "≤ 10 ms")
+    add(
+        "SELECT after one new message (median)",
+        statistics.median(p["select_new"]),
+        statistics.median(d["select_new"]),
+        "≤ 10 ms",
+    )
     for key in ("DATE", "SUBJECT"):
         add(f"UID SORT ({key}) first", p[f"sort_{key}"][0], d[f"sort_{key}"][0], "≤ 1x")
         add(
