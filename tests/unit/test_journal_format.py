@@ -80,6 +80,36 @@ def test_a_version_2_file_decodes_by_hand_as_documented(tmp_path: Path) -> None:
     assert payload[5 + n :] == MSG
 
 
+def test_record_metadata_is_the_compact_json_of_the_documented_object(tmp_path: Path) -> None:
+    """The writers put the metadata together without json.dumps (it runs before each 250):
+    the bytes are still exactly what json.dumps writes for the documented object, for
+    non-ASCII envelopes, quotes, tags and a worker's header scan."""
+    env = Envelope(mail_from='"o\'q"@x.org', rcpt_to=("bé@x.org", "☃@y.org"), received_at=1.5).dumps()
+    head = ['Subj "é"', ["N", "a@x.org"], [["B", "b@x.org"]], [], [], 1.25e9, "m@x", "", ["r@x"], ["t1"]]
+    path = str(tmp_path / "w")
+    w = SegmentedJournal(path)
+    w.append("Idé", env, ("a", 'b"c'), b"zz", 12345, head)
+    w.append("Id2", env, (), b"zz", 0, None)
+    w.close()
+    j = Journal(str(tmp_path / "m"), 6)
+    j.append("Id3", env, (), MSG)
+    j.close()
+    expected = [
+        {"seq": 1, "id": "Idé", "envelope": env, "tags": ["a", 'b"c'], "codec": "stored", "size": 12345,
+         "head": head},
+        {"seq": 2, "id": "Id2", "envelope": env, "tags": [], "codec": "stored", "size": 2, "head": None},
+        {"seq": 7, "id": "Id3", "envelope": env, "tags": [], "codec": "raw", "size": len(MSG), "head": None},
+    ]  # fmt: skip
+    metas = []
+    for p in (segment_path(path, 0), str(tmp_path / "m")):
+        data = Path(p).read_bytes()
+        for at in offsets(p):
+            payload = data[at + FRAME.size : at + FRAME.size + FRAME.unpack_from(data, at)[1]]
+            (n,) = struct.unpack_from(">I", payload, 1)
+            metas.append(payload[5 : 5 + n])
+    assert metas == [json.dumps(m, separators=(",", ":")).encode("ascii") for m in expected]
+
+
 def test_damaged_records_are_skipped_and_the_rest_recovered(tmp_path: Path) -> None:
     path = str(tmp_path / "j")
     j = Journal(path, 0)

@@ -46,23 +46,33 @@ def unnamed_recipients(head: bytes, rcpt_to: tuple[str, ...]) -> list[str]:
     """Those of ``rcpt_to`` that no To, Cc or Bcc field of ``head`` (the lowercased header
     block, after a leading CRLF) names.
 
-    An address counts as named when it appears in those fields as a whole address (not
-    the tail of a longer one, nor the start).
+    An address counts as named when it appears in the value of one of those fields as a
+    whole address (not the tail of a longer one, nor the start). Each recipient's address is
+    looked for in the whole block and each place it is found checked (the field it is in,
+    what stands around it): no per-field split (this runs before each 250).
     """
-    fields = b"\n".join(
-        value
-        for name, sep, value in (line.partition(b":") for line in _FIELD_START.split(head))
-        if sep and name.strip() in (b"to", b"cc", b"bcc")
-    )
     unnamed = []
     for rcpt in dict.fromkeys(rcpt_to):
         addr = rcpt.lower().encode("utf-8", "replace")
-        at = fields.find(addr)
-        while at >= 0 and not _whole(fields, at, at + len(addr)):
-            at = fields.find(addr, at + 1)
+        at = head.find(addr) if addr else -1
+        while at >= 0 and not (_whole(head, at, at + len(addr)) and _in_address_field(head, at)):
+            at = head.find(addr, at + 1)
         if at < 0:
             unnamed.append(rcpt)
     return unnamed
+
+
+_ADDRESS_FIELDS = frozenset((b"to", b"cc", b"bcc"))
+
+
+def _in_address_field(head: bytes, at: int) -> bool:
+    """Whether offset ``at`` of ``head`` is in the value of a To, Cc or Bcc field."""
+    start = head.rfind(b"\r\n", 0, at)
+    while start > 0 and head[start + 2 : start + 3] in (b" ", b"\t"):  # a folded line: its field's
+        start = head.rfind(b"\r\n", 0, start)
+    start = max(start, 0)
+    colon = head.find(b":", start, at)
+    return colon >= 0 and head[start:colon].strip() in _ADDRESS_FIELDS
 
 
 # What may stand around an address in a To/Cc field (besides its start and end): angle

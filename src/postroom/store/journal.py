@@ -123,19 +123,42 @@ END_OF_SEGMENT = EndOfSegment()
 
 def encode_message(rec: Record) -> bytes:
     """The payload of a message record (see the module docstring for the layout)."""
-    meta = json.dumps(
-        {
-            "seq": rec.seq,
-            "id": rec.pid,
-            "envelope": rec.envelope_json,
-            "tags": list(rec.tags),
-            "codec": "stored" if rec.compressed else "raw",
-            "size": rec.size or len(rec.body),
-            "head": rec.head,
-        },
-        separators=(",", ":"),
+    return _message_payload(
+        rec.seq,
+        rec.pid,
+        rec.envelope_json,
+        rec.tags,
+        rec.compressed,
+        rec.size or len(rec.body),
+        rec.head,
+        rec.body,
+    )
+
+
+# The metadata is what ``json.dumps({"seq": ..., "id": ..., ...}, separators=(",", ":"))``
+# writes, byte for byte (tests/unit/test_journal_format.py checks it), put together here
+# without that call's per-call encoder and dict: it runs before each SMTP worker's 250.
+_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
+_JSON_STR = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def _message_payload(
+    seq: int,
+    pid: str,
+    envelope_json: str,
+    tags: tuple[str, ...],
+    compressed: bool,
+    size: int,
+    head: Any,
+    body: bytes,
+) -> bytes:
+    codec = '"stored"' if compressed else '"raw"'
+    meta = (
+        f'{{"seq":{int(seq)},"id":{_JSON_STR(pid)},"envelope":{_JSON_STR(envelope_json)},'
+        f'"tags":{_JSON.encode(list(tags)) if tags else "[]"},"codec":{codec},"size":{int(size)},'
+        f'"head":{_JSON.encode(head)}}}'
     ).encode("ascii")
-    return b"".join((KIND_MESSAGE, META_LEN.pack(len(meta)), meta, rec.body))
+    return b"".join((KIND_MESSAGE, META_LEN.pack(len(meta)), meta, body))
 
 
 def _decode(payload: bytes) -> Record | EndOfSegment:
@@ -164,9 +187,13 @@ def _decode(payload: bytes) -> Record | EndOfSegment:
     )
 
 
+_FRAME_START = struct.Struct(">4sII")  # the first 12 bytes of FRAME
+_CRC = struct.Struct(">I")
+
+
 def _frame(tag: bytes, payload: bytes) -> bytes:
-    head = tag + struct.pack(">II", len(payload), zlib.crc32(payload))
-    return head + struct.pack(">I", zlib.crc32(head)) + payload
+    head = _FRAME_START.pack(tag, len(payload), zlib.crc32(payload))
+    return b"".join((head, _CRC.pack(zlib.crc32(head)), payload))
 
 
 def _file_header(tag: bytes) -> bytes:
@@ -401,8 +428,8 @@ class Journal:
         """
         with self._lock:
             seq = self.seq + 1
-            rec = Record(seq, pid, envelope_json, tags, raw)
-            self._file.write(_frame(self._file.tag, encode_message(rec)))
+            payload = _message_payload(seq, pid, envelope_json, tags, False, len(raw), None, raw)
+            self._file.write(_frame(self._file.tag, payload))
             self.seq = seq
             return seq
 
@@ -458,8 +485,10 @@ class SegmentedJournal:
         """
         if self._file.size >= self.rotate_at:
             self._rotate()
-        rec = Record(self.seq + 1, pid, envelope_json, tags, zraw, True, size, head)
-        self._file.write(_frame(self._file.tag, encode_message(rec)))
+        payload = _message_payload(
+            self.seq + 1, pid, envelope_json, tags, True, size or len(zraw), head, zraw
+        )
+        self._file.write(_frame(self._file.tag, payload))
         self.seq += 1
 
     def _rotate(self) -> None:
