@@ -6,8 +6,13 @@
 ``memfd`` the main process creates and hands to each worker): each process changes only
 its own slot, and admitting a connection (sum the slots, compare with the limit, count it)
 happens under a POSIX record lock (``lockf``), so the sum never passes the limit however
-the kernel spreads connections over the processes. Costs two system calls per connection.
-When a worker exits, the main process clears its slot (its connections are gone with it).
+the kernel spreads connections over the processes. A closed connection is taken off its
+process's own slot without the lock: a slot has one writer (its process, whose sessions
+share one thread), an aligned 8-byte store is seen whole, and an admission that reads a
+count not lowered yet only errs on the safe side (a refusal at the limit, as if it had
+come a moment earlier). So two system calls per connection, both at its admission. When
+a worker exits, the main process clears its slot (its connections are gone with it), under
+the lock.
 
 Without workers, :class:`LocalGate` counts in the process.
 """
@@ -74,6 +79,8 @@ class SharedGate:
         self.slots = slots
         self.limit = limit
         self._map = mmap.mmap(fd, _SLOT.size * slots)
+        self._all = struct.Struct(f"={slots}q")  # every slot at once
+        self._at = slot * _SLOT.size  # this process's slot
 
     @classmethod
     def create(cls, slots: int, limit: int) -> SharedGate:
@@ -85,35 +92,33 @@ class SharedGate:
         return cls(fd, 0, slots, limit)
 
     def _total(self) -> int:
-        return sum(_SLOT.unpack_from(self._map, i * _SLOT.size)[0] for i in range(self.slots))
-
-    def _add(self, slot: int, delta: int | None) -> None:
-        """Add ``delta`` to ``slot`` (None: set it to 0), under the lock."""
-        fcntl.lockf(self.fd, fcntl.LOCK_EX)
-        try:
-            at = slot * _SLOT.size
-            value = 0 if delta is None else max(0, _SLOT.unpack_from(self._map, at)[0] + delta)
-            _SLOT.pack_into(self._map, at, value)
-        finally:
-            fcntl.lockf(self.fd, fcntl.LOCK_UN)
+        return sum(self._all.unpack_from(self._map))
 
     def admit(self) -> bool:
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
             if self._total() >= self.limit:
                 return False
-            at = self.slot * _SLOT.size
+            at = self._at
             _SLOT.pack_into(self._map, at, _SLOT.unpack_from(self._map, at)[0] + 1)
             return True
         finally:
             fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
     def release(self) -> None:
-        self._add(self.slot, -1)
+        """Take one connection off this process's slot (no lock: see the module docstring)."""
+        at = self._at
+        value = _SLOT.unpack_from(self._map, at)[0]
+        if value > 0:
+            _SLOT.pack_into(self._map, at, value - 1)
 
     def clear(self, slot: int) -> None:
         """Forget the connections of ``slot`` (its process has exited)."""
-        self._add(slot, None)
+        fcntl.lockf(self.fd, fcntl.LOCK_EX)
+        try:
+            _SLOT.pack_into(self._map, slot * _SLOT.size, 0)
+        finally:
+            fcntl.lockf(self.fd, fcntl.LOCK_UN)
 
     @property
     def count(self) -> int:
