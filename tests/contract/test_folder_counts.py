@@ -5,6 +5,7 @@ them with the folder instead of counting its deliveries on each read (issue 19: 
 
 from __future__ import annotations
 
+from postroom.servers.imap.snapshots import Snapshot, Snapshots
 from postroom.store.base import INBOX
 
 from .conftest import Backend, message
@@ -81,3 +82,60 @@ def test_counts_after_deleting_a_mailbox_or_everything(backend: Backend) -> None
     assert counts(backend, INBOX) == (0, 0) and counts(backend, INBOX, "bob@example.org") == (0, 0)
     backend.deliver(message("after"))
     assert counts(backend, INBOX) == (1, 1)
+
+
+def test_folder_count_up_to_a_uid(backend: Backend) -> None:
+    for i in range(5):
+        backend.deliver(message(f"m{i}"))
+    backend.store.update_flags(BOX, INBOX, [2], frozenset({"\\Deleted"}), "add")
+    backend.store.expunge(BOX, INBOX)
+    counts = [backend.store.folder_count(BOX, "inbox", u, 0)[0] for u in (0, 1, 2, 3, 5, 99)]
+    assert counts == [0, 1, 1, 2, 4, 4]
+    backend.store.update_flags(BOX, INBOX, [4], frozenset({"\\Seen"}), "add")
+    (modseq,) = [e.modseq for e in backend.store.folder_entries(BOX, INBOX) if e.uid == 4]
+    assert backend.store.folder_count(BOX, INBOX, 5, modseq - 1) == (4, 1)
+    assert backend.store.folder_count(BOX, INBOX, 3, modseq - 1) == (2, 0)
+    assert backend.store.folder_count(BOX, INBOX, 5, modseq) == (4, 0)
+    assert backend.store.folder_count(BOX, "Missing", 9, 0) == (0, 0)
+
+
+def _tables(snap: Snapshot) -> tuple[object, ...]:
+    return (list(snap.uids), snap.entries, snap.flags, snap.modseq, snap.keywords, snap.first_unseen)
+
+
+def test_select_after_new_mail_grows_the_last_listing(backend: Backend) -> None:
+    """IMAP's shared listings (servers/imap/snapshots.py) on each backend: after new mail
+    alone, SELECT's listing is the last one grown by the new messages (its entries are
+    the very objects read before), and equal to reading the folder again; after an
+    expunge or a flag change it is read again."""
+    for i in range(4):
+        backend.deliver(message(f"m{i}"))
+    backend.store.update_flags(BOX, INBOX, [1], frozenset({"\\Seen"}), "add")
+    snaps = Snapshots(backend.store)
+
+    def select() -> Snapshot:
+        info = backend.store.folder_info(BOX, INBOX)
+        assert info is not None
+        return snaps.get(info)
+
+    first = select()
+    backend.deliver(message("new", extra="Keywords: x\r\n"))
+    backend.run(backend.store.append(BOX, INBOX, message("kw"), frozenset({"$Work"})))
+    snaps.changed(BOX, INBOX)
+    grown = select()
+    assert grown.entries[1] is first.entries[1] and grown.uids == [1, 2, 3, 4, 5, 6]
+    fresh = Snapshots(backend.store)
+    info = backend.store.folder_info(BOX, INBOX)
+    assert info is not None
+    assert _tables(grown) == _tables(fresh.get(info)) and grown.keywords == {"$Work"}
+    assert grown.first_unseen == 2 and snaps.peek_current(BOX, INBOX) is None  # not for a sync
+    # an expunge and a new message: the count is the same, the listing is not
+    backend.store.update_flags(BOX, INBOX, [2], frozenset({"\\Deleted"}), "add")
+    snaps.changed(BOX, INBOX)
+    flagged = select()
+    assert flagged.entries[1] is not grown.entries[1]  # a flag change: read again
+    backend.store.expunge(BOX, INBOX)
+    backend.deliver(message("after"))
+    snaps.changed(BOX, INBOX)
+    again = select()
+    assert again.uids == [1, 3, 4, 5, 6, 7] and again.entries[1] is not flagged.entries[1]

@@ -71,6 +71,9 @@ class FolderPart(Protocol):
     def rename_folder(self, mailbox: str, old: str, new: str) -> None: ...
     def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None: ...
     def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]: ...
+    def folder_count(
+        self, mailbox: str, folder: str, upto_uid: int, above_modseq: int
+    ) -> tuple[int, int]: ...
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]: ...
@@ -168,6 +171,9 @@ class Composed:
 
     def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
         return self.folders_.folder_entries(mailbox, folder, after_uid)
+
+    def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
+        return self.folders_.folder_count(mailbox, folder, upto_uid, above_modseq)
 
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode

@@ -420,6 +420,16 @@ class Folders:
             ).fetchall()
         return [Entry(int(r[0]), r[1], frozenset(r[2].split()), r[3], r[4], int(r[5])) for r in rows]
 
+    def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT count(*), count(*) FILTER (WHERE d.modseq > %s) FROM delivery d "
+                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
+                "WHERE mb.name = %s AND f.name = %s AND d.uid <= %s",
+                (above_modseq, mailbox.lower(), norm(folder), upto_uid),
+            ).fetchone()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]:

@@ -224,6 +224,18 @@ class Folders:
         )
         return [Entry(r[0], r[1], frozenset(r[2].split()), r[3], r[4], r[5]) for r in rows]
 
+    def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
+        row = (
+            self.db.reader()
+            .execute(
+                "SELECT count(*), coalesce(sum(d.modseq > ?), 0) FROM delivery d JOIN folder f ON f.id = d.folder_id "
+                "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ? AND f.name = ? AND d.uid <= ?",
+                (above_modseq, mailbox.lower(), _norm(folder), upto_uid),
+            )
+            .fetchone()
+        )
+        return int(row[0]), int(row[1])
+
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]:
