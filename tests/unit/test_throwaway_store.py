@@ -128,3 +128,53 @@ def test_a_throwaway_store_that_grew_is_deleted_not_kept(monkeypatch: pytest.Mon
         assert second.path != path and second.list_messages().total == 0
     finally:
         second.close()
+
+
+def _wal_size(path: str) -> int:
+    return os.path.getsize(path + "-wal") if os.path.exists(path + "-wal") else 0
+
+
+def test_a_throwaway_store_that_stored_nothing_is_kept_without_a_write() -> None:
+    """Emptying rewrites only what differs from the template: ``DELETE FROM`` an empty table
+    writes its pages and its indexes' all the same (42 WAL frames for a store that held nothing)."""
+    first = _throwaway()
+    try:
+        asyncio.run(first.deliver(Envelope("a@x", ("b@y",)), RAW))
+        assert first.wait_indexed(30)
+    finally:
+        first.close()
+    assert recycle.wait_closed(30)
+    second = _throwaway()  # takes the database the first emptied: it holds nothing now
+    path = second.path
+    before = _wal_size(path)
+    second.close()
+    assert recycle.wait_closed(30)
+    assert _wal_size(path) == before
+    third = _throwaway()
+    try:
+        assert third.path == path and _dump(path) == _dump(schema_template(third._connect_file))
+    finally:
+        third.close()
+
+
+def test_a_throwaway_store_whose_mail_was_deleted_has_its_index_emptied_too() -> None:
+    """No message row is left, but the full-text index still holds what was indexed (and
+    numbering would go on): the database is emptied back to the template all the same."""
+    first = _throwaway()
+    try:
+        for _ in range(2):
+            asyncio.run(first.deliver(Envelope("a@x", ("b@y",)), RAW))
+        assert first.wait_indexed(30)
+        first.delete_messages(None)
+        assert first.list_messages().total == 0
+        path = first.path
+    finally:
+        first.close()
+    assert recycle.wait_closed(30)
+    second = _throwaway()
+    try:
+        assert second.path == path
+        assert _dump(path) == _dump(schema_template(second._connect_file))
+        assert second.list_messages(query="hello").messages_count == 0
+    finally:
+        second.close()

@@ -7,7 +7,8 @@ runs afresh: a test's first message and first read cost about a millisecond more
 next ones, and copying, connecting and deleting another half.
 
 So when a throwaway store closes small and healthy, its writer empties the database in one
-transaction (:func:`reset`: every table as in the template) and keeps its connection open;
+transaction (:func:`reset`: every table as in the template; only the tables that hold
+rows are rewritten) and keeps its connection open;
 the store's read connections are kept with it, by thread. The next throwaway store of this
 process takes them (:func:`take`) instead of copying the template and connecting. The
 writer does that after ``close()`` has returned (``SQLiteStore.close``), so the next test
@@ -83,35 +84,48 @@ _kept: list[Kept] = []
 _closing = 0  # throwaway stores whose writer is still closing them (it may keep the database)
 # How long the interpreter's exit waits for the stores still closing (to delete their files).
 CLOSING_WAIT = 5.0
-_reset_sql: list[str] | None = None
-_config_sql: str | None = None  # reads the FTS5 configuration (kept by 'delete-all')
-_template_config: list[tuple[object, ...]] | None = None
 
 
-def _statements(conn: sqlite3.Connection) -> list[str]:
-    """What empties the database: the same for every throwaway store (one schema)."""
-    global _reset_sql, _config_sql
-    if _reset_sql is None:
-        rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
-        virtual = [n for n, sql in rows if str(sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
-        shadow = {n for n, _ in rows for v in virtual if n.startswith(v + "_")}
-        sql = [f'INSERT INTO "{v}"("{v}") VALUES (\'delete-all\')' for v in virtual]  # contentless FTS5
-        sql += [
-            f'DELETE FROM "{n}"'
-            for n, _ in rows
-            if n not in virtual
-            and n not in shadow
-            and (not n.startswith("sqlite_") or n == "sqlite_sequence")
+@dataclass(frozen=True)
+class _Plan:
+    """What empties a throwaway database: the same for every one (one schema)."""
+
+    probe: str  # one SELECT: sqlite_stat1 there?, each FTS5 table's settings and data, each table's rows
+    ftses: list[str]  # contentless FTS5 tables ('delete-all' empties them)
+    tables: list[str]  # every other table, sqlite_sequence included
+
+
+_plan: _Plan | None = None
+_template_probe: tuple[object, ...] | None = None  # the probe's answer on the template
+
+
+def _make_plan(conn: sqlite3.Connection) -> _Plan:
+    rows = conn.execute("SELECT name, sql FROM sqlite_master WHERE type = 'table'").fetchall()
+    ftses = [n for n, sql in rows if str(sql or "").upper().startswith("CREATE VIRTUAL TABLE")]
+    shadow = {n for n, _ in rows for v in ftses if n.startswith(v + "_")}
+    tables = [
+        n
+        for n, _ in rows
+        if n not in ftses and n not in shadow and (not n.startswith("sqlite_") or n == "sqlite_sequence")
+    ]
+    columns = ["EXISTS (SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1')"]
+    for v in ftses:
+        # its settings (an indexer process's differ: then not kept), then its content: the
+        # data records (the template's are an empty index's) and whether any row is elsewhere
+        columns.append(
+            f"(SELECT group_concat(quote(k) || '=' || quote(v), ',') FROM "
+            f'(SELECT * FROM "{v}_config" ORDER BY k))'
+        )
+        others = [
+            n for n in sorted(shadow) if n.startswith(v + "_") and n not in (v + "_config", v + "_data")
         ]
-        configs = sorted(n for n in shadow if n.endswith("_config"))
-        _config_sql = " UNION ALL ".join(f"SELECT '{n}', * FROM \"{n}\"" for n in configs) + " ORDER BY 1, 2"
-        _reset_sql = sql
-    return _reset_sql
-
-
-def _config(conn: sqlite3.Connection) -> list[tuple[object, ...]]:
-    assert _config_sql is not None
-    return conn.execute(_config_sql).fetchall() if _config_sql.startswith("SELECT") else []
+        columns.append(
+            f"(SELECT group_concat(id || ':' || hex(block), ',') FROM "
+            f'(SELECT id, block FROM "{v}_data" ORDER BY id))'
+            + "".join(f' || EXISTS (SELECT 1 FROM "{n}")' for n in others)
+        )
+    columns += [f'EXISTS (SELECT 1 FROM "{n}")' for n in tables]
+    return _Plan("SELECT " + ", ".join(columns), ftses, tables)
 
 
 def small(path: str) -> bool:
@@ -128,24 +142,38 @@ def small(path: str) -> bool:
 def reset(conn: sqlite3.Connection, template: str) -> bool:
     """Empty a throwaway database back to the template's contents (writer's thread, no
     transaction open); False if it cannot be kept: planner statistics, an FTS5 setting
-    that differs from the template's (an indexer process's), an error."""
-    global _template_config
+    that differs from the template's (an indexer process's), an error.
+
+    One query finds what differs from the template, and only that is emptied: an empty
+    table left alone is not rewritten (``DELETE FROM`` writes its pages, and its indexes',
+    even when it holds nothing), and a store that stored nothing costs no transaction."""
+    global _plan, _template_probe
     try:
-        if conn.execute("SELECT 1 FROM sqlite_master WHERE name = 'sqlite_stat1'").fetchone():
-            return False  # ANALYZE ran: the template has no statistics
-        statements = _statements(conn)
-        if _template_config is None:
+        if _plan is None:
+            _plan = _make_plan(conn)
+        plan = _plan
+        if _template_probe is None:
             with contextlib.closing(sqlite3.connect(template)) as t:
-                _template_config = _config(t)
-        if _config(conn) != _template_config:
-            return False
+                _template_probe = tuple(t.execute(plan.probe).fetchone())
         begin_immediate(conn)
         try:
-            for stmt in statements:
-                conn.execute(stmt)
+            found = tuple(conn.execute(plan.probe).fetchone())
+            if found[0] or any(
+                found[1 + 2 * i] != _template_probe[1 + 2 * i] for i in range(len(plan.ftses))
+            ):
+                conn.execute("ROLLBACK")
+                return False  # ANALYZE ran (the template has no statistics), or other FTS5 settings
+            for i, v in enumerate(plan.ftses):
+                if found[2 + 2 * i] != _template_probe[2 + 2 * i]:
+                    conn.execute(f'INSERT INTO "{v}"("{v}") VALUES (\'delete-all\')')  # contentless
+            rows = found[1 + 2 * len(plan.ftses) :]
+            for name, has in zip(plan.tables, rows, strict=True):
+                if has:
+                    conn.execute(f'DELETE FROM "{name}"')
             conn.execute("COMMIT")
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
     except sqlite3.Error:
         return False
