@@ -448,3 +448,33 @@ def test_envelope_only_recipients_are_named_in_a_bcc_header() -> None:
         raws = {m.subject: s.app.store.get_raw(m.id) or b"" for m in s.app.store.list_messages().messages}
         assert b"\r\nBcc: hidden@example.net\r\n" in raws["hidden"]
         assert b"Bcc:" not in raws["all"] and raws["own"].count(b"Bcc:") == 1
+
+
+def _ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6, socket.SOCK_STREAM) as s:
+            s.bind(("::1", 0))
+        return True
+    except OSError:
+        return False
+
+
+def test_a_listener_on_an_address_is_bound_as_asyncio_binds_it() -> None:
+    """A listener on an IP address binds its socket itself (no lookup, no task): it still
+    reuses addresses as asyncio's create_server does, and on IPv6 accepts IPv6 only."""
+    from postroom.testing import Server
+
+    with Server(http=False, pop3=False, imap=False) as s:
+        sock = s.app._servers[0].server.sockets[0]  # type: ignore[attr-defined]
+        assert sock.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR)
+        assert s.address("smtp")[0] == "127.0.0.1"
+    if not _ipv6_loopback():
+        pytest.skip("no IPv6 loopback here")
+    with Server(smtp="[::]:0", http=False, pop3=False, imap=False) as s:
+        sock = s.app._servers[0].server.sockets[0]  # type: ignore[attr-defined]
+        assert sock.family == socket.AF_INET6
+        assert sock.getsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY) == 1
+        with smtplib.SMTP("::1", s.smtp_port, timeout=10) as c:
+            assert c.noop()[0] == 250
+        with pytest.raises(OSError):
+            smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=5).quit()

@@ -124,6 +124,17 @@ async def start_server(app: App, host: str, port: int, *, implicit_tls: bool = F
         # duplicate of the socket: a restarted server greets without waiting for its workers.
         listener.early = await loop.create_server(listener.new_session, sock=sock.dup(), backlog=1024)
         listener.early_end = loop.create_task(listener.end_early(listener.pool))
+    elif _numeric(host):
+        # bound here, as asyncio would bind it: no address lookup (a task and two turns of
+        # the loop at every test server's start)
+        sock = _bind(host, port, v6only=True)
+        try:
+            listener.server = await loop.create_server(
+                listener.new_session, sock=sock, ssl=app.ssl_context if implicit_tls else None, backlog=1024
+            )
+        except BaseException:
+            sock.close()
+            raise
     else:
         listener.server = await loop.create_server(
             listener.new_session,
@@ -156,13 +167,27 @@ def _family(host: str) -> socket.AddressFamily:
     return socket.AF_INET6 if ":" in host else socket.AF_INET
 
 
-def _bind(host: str, port: int) -> socket.socket:
+def _numeric(host: str) -> bool:
+    """``host`` is an IPv4 or IPv6 address (no name to look up)."""
+    for family in (socket.AF_INET, socket.AF_INET6):
+        try:
+            socket.inet_pton(family, host.split("%", 1)[0])
+            return True
+        except OSError:
+            pass
+    return False
+
+
+def _bind(host: str, port: int, *, v6only: bool = False) -> socket.socket:
     """A TCP socket bound to ``host:port`` and not listening yet (as socket.create_server
-    would make it, without its listen())."""
+    would make it, without its listen(); ``v6only``: an IPv6 one accepts IPv6 only, as
+    asyncio's create_server makes it)."""
     sock = socket.socket(_family(host), socket.SOCK_STREAM)
     try:
         if os.name == "posix":  # as socket.create_server: elsewhere it lets others take the port
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if v6only and sock.family == socket.AF_INET6 and hasattr(socket, "IPPROTO_IPV6"):
+            sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
         sock.bind((host, port))
     except OSError:
         sock.close()

@@ -74,11 +74,12 @@ AUTO_WORKERS = 2
 def worker_count(app: App) -> int:
     """How many extra SMTP processes to start for ``app`` (0: serve SMTP in this process only)."""
     s = app.settings
+    if bool(app.smtp_hooks) or s.enable_chaos or bool(s.chaos):
+        return 0  # hooks are possible (a test server's case: decided before anything it costs)
     value = str(s.smtp_workers).strip() or "0"
     if value == "auto":
         value = str(AUTO_WORKERS) if (os.cpu_count() or 1) >= 2 else "0"
-    hooks_possible = bool(app.smtp_hooks) or s.enable_chaos or bool(s.chaos)
-    if hooks_possible or not value.isdigit() or int(value) == 0:
+    if not value.isdigit() or int(value) == 0:
         return 0  # (decided before the store's protocol checks, which cost a test server time)
     if ingest_paths(app.store).workers is None:
         return 0
