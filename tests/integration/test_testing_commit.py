@@ -149,3 +149,35 @@ def test_each_start_runs_the_servers_loop_on_a_new_thread() -> None:
             second.stop()
     finally:
         first.stop()
+
+
+def test_the_new_loop_thread_waits_for_the_old_one_not_the_starting_thread() -> None:
+    """The hand-over costs the starting thread two waits (the new thread's start, the start's
+    result): the old loop thread is joined by the new one, which then runs the start."""
+    import threading
+
+    from postroom.testing import server as server_module
+
+    first = Server(http=False, pop3=False, imap=False).start()
+    try:
+        state = server_module._loop_state
+        assert state is not None
+        old = state[3]
+        joined_by: list[str] = []
+        join = old.join
+
+        def tracking_join(timeout: float | None = None) -> None:
+            joined_by.append(threading.current_thread().name)
+            join(timeout)
+
+        old.join = tracking_join  # type: ignore[method-assign]
+        second = Server(http=False, pop3=False, imap=False).start()
+        try:
+            assert joined_by == ["postroom-servers"]
+            assert not old.is_alive()
+            _send(second.smtp_port, "new@example.com", "new")
+            assert second.wait_for(to="new@example.com").subject == "new"
+        finally:
+            second.stop()
+    finally:
+        first.stop()

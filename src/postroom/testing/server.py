@@ -101,9 +101,13 @@ _CHANGES = (
 
 # The event loop that in-process servers started with Server.start() run on: one per
 # process (made again after a fork), never closed. Each start() hands it to a new daemon
-# thread (_shared_loop(fresh=True)): on a loaded machine the scheduler made a thread that had
-# run every test server of the session wait for a core at most wake-ups (whole runs of the
+# thread (_on_new_loop_thread): on a loaded machine the scheduler made a thread that had run
+# every test server of the session wait for a core at most wake-ups (whole runs of the
 # fixture benchmark at 10 ms a test instead of 2.5, docs/performance.md), a new one does not.
+# The new thread waits for the old one to end and runs the start itself: the starting
+# thread waits for that thread's start and for the start's result, where joining the old
+# thread, starting the new one, waiting for it to run the loop and then for the start had it
+# wait four times for another thread.
 _loop_lock = threading.Lock()
 # (pid, loop, its thread's ident, its thread)
 _loop_state: tuple[int, asyncio.AbstractEventLoop, int, threading.Thread] | None = None
@@ -115,37 +119,50 @@ def _loop_ident() -> int | None:
     return state[2] if state is not None and state[0] == os.getpid() else None
 
 
-def _shared_loop(fresh: bool = False) -> tuple[asyncio.AbstractEventLoop, int]:
-    """The process's server loop and its thread's ident (started on first use); ``fresh``:
-    run it on a new thread from now on (its servers, tasks and callbacks carry on there)."""
+def _on_new_loop_thread(coro: Any) -> concurrent.futures.Future[Any]:
+    """Run ``coro`` on the process's server loop (made on first use), handed to a new thread
+    first (its servers, tasks and callbacks carry on there); its result as
+    :func:`asyncio.run_coroutine_threadsafe` gives it."""
     global _loop_state
+    done: concurrent.futures.Future[Any] = concurrent.futures.Future()
+
+    def work() -> None:
+        if not done.set_running_or_notify_cancel():
+            coro.close()
+            return
+        task = asyncio.ensure_future(coro)
+
+        def finished(t: asyncio.Future[Any]) -> None:
+            if t.cancelled():
+                done.set_exception(concurrent.futures.CancelledError())
+            elif (e := t.exception()) is not None:
+                done.set_exception(e)
+            else:
+                done.set_result(t.result())
+
+        task.add_done_callback(finished)
+
     with _loop_lock:
         state = _loop_state
+        old: threading.Thread | None = None
         if state is not None and state[0] == os.getpid():
-            loop = state[1]
-            if not fresh or threading.get_ident() == state[2]:
-                return loop, state[2]
+            loop, old = state[1], state[3]
             loop.call_soon_threadsafe(loop.stop)  # run_forever returns between two callbacks
-            state[3].join(_START_TIMEOUT)
-            if state[3].is_alive():
-                return loop, state[2]  # still busy: keep that thread
         else:
             loop = asyncio.new_event_loop()
-        running = threading.Event()
-        ident: list[int] = []
 
         def run() -> None:
+            if old is not None:
+                old.join()  # the loop runs on one thread at a time
             asyncio.set_event_loop(loop)
-            ident.append(threading.get_ident())
-            loop.call_soon(running.set)
+            loop.call_soon(work)
             loop.run_forever()
 
         thread = threading.Thread(target=run, name="postroom-servers", daemon=True)
         thread.start()
-        if not running.wait(_START_TIMEOUT):
-            raise RuntimeError(f"postroom's event loop did not start within {_START_TIMEOUT:g} s")
-        _loop_state = (os.getpid(), loop, ident[0], thread)
-        return loop, ident[0]
+        assert thread.ident is not None
+        _loop_state = (os.getpid(), loop, thread.ident, thread)
+    return done
 
 
 # Servers stopped with Server.stop(wait=False) (the mail fixture's teardown): they are
@@ -427,20 +444,18 @@ class Server(_Base):
             raise RuntimeError("the server is already running")
         from ..app import App
 
-        loop, ident = _shared_loop(fresh=True)
-        if threading.get_ident() == ident:
+        if threading.get_ident() == _loop_ident():
             raise RuntimeError("start() would block postroom's event loop: use `await server.start_async()`")
         app = App(self.settings)
-        self._loop_thread = ident
         try:
             # first stop the servers left by stop(wait=False): one hand-off for both
             start = self._start_app(app, self._lazy, blocking=True, stop_first=_take_deferred())
-            asyncio.run_coroutine_threadsafe(start, loop).result(_START_TIMEOUT)
+            _on_new_loop_thread(start).result(_START_TIMEOUT)
         except concurrent.futures.TimeoutError:
             raise RuntimeError(f"postroom did not start within {_START_TIMEOUT:g} s") from None
-        except BaseException:
-            self._loop_thread = None
-            raise
+        state = _loop_state
+        assert state is not None
+        loop, self._loop_thread = state[1], state[2]
         self._app, self._loop, self._owns_loop = app, loop, True
         return self
 
