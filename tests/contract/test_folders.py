@@ -140,6 +140,9 @@ def test_imap_cache_lives_and_dies_with_its_message(backend: Backend) -> None:
     # message after ours: the entry is there, for that message only
     assert set(backend.store.imap_cache_get("meta", [a, "missing"])) == {a}
     assert backend.store.imap_cache_get("head", [a]).get(a) != b"blob"  # kinds are apart
+    backend.store.imap_cache_put("text", {a: b"0123456789"})
+    assert backend.store.imap_cache_get("text", [a, "missing"], prefix=4) == {a: b"0123"}
+    assert backend.store.imap_cache_get("text", [a], prefix=40) == {a: b"0123456789"}
     backend.store.delete_messages([a])
     assert backend.store.imap_cache_get("meta", [a]) == {}
     assert backend.store.imap_cache_get("head", [a]) == {}

@@ -20,7 +20,9 @@ from postroom.servers.imap.persist import (
     dump_head,
     dump_meta,
     dump_text,
+    head_sort_keys,
     load_head,
+    load_sort_keys,
     load_text,
     meta_layout,
 )
@@ -44,6 +46,34 @@ def test_meta_and_head_round_trip() -> None:
     assert d.headers is not None
     assert load_head(dump_head(d.headers)) == d.headers
     assert d.headers["subject"] == ["café"]
+
+
+def test_head_blob_starts_with_the_sort_keys_of_its_fields() -> None:
+    """The SORT keys of HEAD_SORT, as sort_key computes them from the same fields (the DATE
+    key None without a Date: that parses); readable from a prefix that holds them."""
+    from postroom.protocols.imap.sort import sort_key
+
+    fields = {
+        "subject": ["=?utf-8?q?Re=3A_cafe=CC=81?= (fwd)"],
+        "from": ["=?utf-8?q?J=C3=B6rg?= <jorg@a.example>"],
+        "to": ['"Adam" <adam@c.example>, b@x'],
+        "date": ["Wed, 03 Jan 2024 10:00:00 +0100"],
+    }
+    blob = dump_head(fields)
+    keys = load_sort_keys(blob[:200]) or pytest.fail("no keys")
+    for name, key in zip(persist.HEAD_SORT, keys, strict=True):
+        assert key == sort_key(name, lambda n: (fields.get(n) or [None])[0], 0, -1.0), name
+    assert keys[1] == "CAFE\u0301" and keys[2] == "JORG"
+    assert load_head(blob) == fields
+    assert head_sort_keys({"date": ["not a date"]})[0] is None and head_sort_keys({})[0] is None
+    assert load_sort_keys(blob[: persist.HEAD_START + 5]) is None  # the prefix cuts the keys
+    assert load_sort_keys(b"\0" * 8 + blob[8:]) is None  # another format
+    # keys too long for the blob's length field: none kept, the fields still are
+    huge = {"subject": ["s" * 70_000]}
+    assert load_sort_keys(dump_head(huge)) is None and load_head(dump_head(huge)) == huge
+    # a key holding a NUL (an encoded word can decode to one): none kept either
+    nul = {"subject": ["=?utf-8?q?a=00b?="], "date": ["Wed, 03 Jan 2024 10:00:00 +0100"]}
+    assert load_sort_keys(dump_head(nul)) is None and load_head(dump_head(nul)) == nul
 
 
 def test_meta_without_a_date_and_damaged_blobs() -> None:

@@ -428,9 +428,10 @@ class ImapStore(Pop3Store, Protocol):
         whatever their headers say (IMAP APPEND's X-POSTROOM-THREAD; docs/threads.md)."""
         ...
 
-    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+    def imap_cache_get(self, kind: str, ids: list[str], prefix: int | None = None) -> dict[str, bytes]:
         """Blobs of ``kind`` ("meta", "head" or "text") for those of ``ids`` that have one
-        (never for deleted messages)."""
+        (never for deleted messages); with ``prefix``, only the first ``prefix`` bytes of
+        each (the IMAP layer keeps SORT keys at the start of a ``head`` blob)."""
         ...
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:

@@ -427,8 +427,8 @@ class PostgresStore(Composed):
     def delete_mailbox(self, mailbox: str) -> list[str]:
         return self.message_changes.delete_mailbox(mailbox)
 
-    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
-        return self.folder_view.imap_cache_get(kind, ids)
+    def imap_cache_get(self, kind: str, ids: list[str], prefix: int | None = None) -> dict[str, bytes]:
+        return self.folder_view.imap_cache_get(kind, ids, prefix)
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         self.folder_view.imap_cache_put(kind, items)

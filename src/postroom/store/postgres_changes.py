@@ -533,13 +533,14 @@ class Folders:
 
         return self.db.write(fn)
 
-    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+    def imap_cache_get(self, kind: str, ids: list[str], prefix: int | None = None) -> dict[str, bytes]:
         _kind(kind)
+        data = "c.data" if prefix is None else f"substring(c.data from 1 for {int(prefix)})"
         with self.db.read() as conn:
             return {
                 r[0]: bytes(r[1])
                 for r in conn.execute(
-                    "SELECT m.pid, c.data FROM message m JOIN imap_cache c ON c.message = m.id "
+                    f"SELECT m.pid, {data} FROM message m JOIN imap_cache c ON c.message = m.id "  # type: ignore[arg-type]
                     "WHERE c.kind = %s AND m.pid = ANY(%s)",
                     (kind, ids),
                 )

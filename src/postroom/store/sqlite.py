@@ -146,9 +146,9 @@ class SQLiteStore(Composed):
         return self._outbound
 
     # -- served by the parts themselves (composed.Composed) but for these -------------------------
-    def imap_cache_get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
+    def imap_cache_get(self, kind: str, ids: list[str], prefix: int | None = None) -> dict[str, bytes]:
         self.background.imap_in_use = True  # from now on the indexer derives it for new mail
-        return self.imap_cache.get(kind, ids)
+        return self.imap_cache.get(kind, ids, prefix)
 
     def imap_cache_put(self, kind: str, items: dict[str, bytes]) -> None:
         self.imap_cache.put(kind, items)

@@ -45,15 +45,17 @@ class ImapCache:
         self.db = db
         self._imap_gc_ready = False  # the trigger is known to exist
 
-    def get(self, kind: str, ids: list[str]) -> dict[str, bytes]:
-        """Cached blobs of ``kind`` for those of ``ids`` (public message IDs) that have one."""
+    def get(self, kind: str, ids: list[str], prefix: int | None = None) -> dict[str, bytes]:
+        """Cached blobs of ``kind`` for those of ``ids`` (public message IDs) that have one;
+        with ``prefix``, the first ``prefix`` bytes of each."""
         table = _table(kind)
         conn = self.db.reader()
         out: dict[str, bytes] = {}
+        data = "c.data" if prefix is None else f"substr(c.data, 1, {int(prefix)})"
         for chunk in chunks(ids, CHUNK):
             marks = ",".join("?" * len(chunk))
             sql = (
-                f"SELECT m.pid, c.data FROM message m JOIN {table} c ON c.id = m.id WHERE m.pid IN ({marks})"
+                f"SELECT m.pid, {data} FROM message m JOIN {table} c ON c.id = m.id WHERE m.pid IN ({marks})"
             )
             out.update(conn.execute(sql, chunk).fetchall())
         return out

@@ -26,9 +26,13 @@ Blocking (reads the store, may sleep): call from a worker thread.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from ...protocols.imap.errors import ParseError
 from ...store.base import ImapStore
+
+if TYPE_CHECKING:
+    from .messages import MessageView
 
 __all__ = [
     "MAX_THREAD_KEY",
@@ -38,6 +42,8 @@ __all__ = [
     "conversation_ids",
     "deadline",
     "message_ids",
+    "prefetch_gm",
+    "prefetch_labels",
     "thread_key_arg",
 ]
 
@@ -98,3 +104,19 @@ def message_ids(store: ImapStore, ids: list[str]) -> dict[str, GmIds]:
     """(X-GM-MSGID, 0) of those of ``ids`` that still exist: no waiting (the id is there from
     the delivery on)."""
     return {pid: (row, 0) for pid, (row, _, _) in store.conversation_ids(ids).items()}
+
+
+def prefetch_labels(store: ImapStore, views: list[MessageView]) -> None:
+    """Load the X-GM-LABELS (the tags, case-folded) of ``views`` in one read; a message
+    deleted meanwhile has none."""
+    got = store.message_tags([v.entry.id for v in views])
+    for v in views:
+        v._labels = frozenset(t.casefold() for t in got.get(v.entry.id, ()))
+
+
+def prefetch_gm(store: ImapStore, views: list[MessageView], until: float) -> None:
+    """Load X-GM-MSGID and X-GM-THRID of ``views`` in one read (:mod:`.gmail`); a message
+    deleted meanwhile gets (0, 0), which no SEARCH value matches."""
+    got = conversation_ids(store, [v.entry.id for v in views], until)
+    for v in views:
+        v._gm = got.get(v.entry.id, (0, 0))

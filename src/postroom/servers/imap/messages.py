@@ -32,9 +32,10 @@ from ...protocols.imap.fetch import Section, decode_part, decode_qp
 from ...protocols.imap.search import fold
 from ...protocols.imap.sort import sort_key
 from ...store.base import Entry, ImapStore
-from .gmail import GmIds, conversation_ids, deadline
+from .gmail import GmIds, deadline, prefetch_gm, prefetch_labels
 from .persist import (
     HEAD,
+    HEAD_SORT,
     META,
     META_START,
     TEXT,
@@ -44,12 +45,14 @@ from .persist import (
     dump_meta,
     dump_text,
     load_head,
+    load_sort_keys,
     load_text,
     meta_layout,
 )
+from .persist import SortKey as PersistedKey
 from .sortorder import SortOrders
 
-__all__ = ["Derived", "MessageCache", "MessageView", "index_blobs", "prefetch_gm"]
+__all__ = ["Derived", "MessageCache", "MessageView", "index_blobs", "prefetch"]
 
 # Raw bytes kept in memory for repeated FETCH BODY[...] of the same messages (our choice).
 RAW_CACHE_BYTES = 64 * 1024 * 1024
@@ -79,6 +82,9 @@ SORT_KEY_ITEMS = 200_000
 # Messages whose header fields a SORT holds at once while computing keys (our choice, as
 # SEARCH's chunk: the fields of 1,000 messages are a few MB).
 SORT_KEY_CHUNK = 1000
+# Bytes read of each ``head`` row for its SORT keys (our choice: the keys of a message with
+# a 100-character subject and addresses take ~250; longer ones are computed from the fields).
+SORT_PREFIX = 512
 # X-GM-MSGIDs kept in memory (our choice: ~120 bytes each, so ~12 MB at the bound). A
 # message's id never changes, and imapflow asks for it in every FETCH once the server has
 # X-GM-EXT-1: kept, a FETCH of one message is rendered on the event loop as without it.
@@ -411,9 +417,10 @@ class MessageCache:
 
     def sort_keys(self, criterion: str, views: list[MessageView]) -> list[SortKey]:
         """The SORT key of ``criterion`` (RFC 5256) for each of ``views``, in order: from
-        memory, computing only what is not there from the header fields (the ``head`` rows
-        the indexer stored, read a chunk at a time and let go of: not the ENVELOPE and
-        BODYSTRUCTURE rows, nor the derived cache, which FETCH uses)."""
+        memory, else the keys stored at the start of the ``head`` rows (only those bytes
+        are read), else computed from the header fields (a ``head`` row of an older format,
+        a message not derived yet); a chunk at a time, let go of once its keys are taken:
+        never the ENVELOPE and BODYSTRUCTURE rows, nor the derived cache, which FETCH uses."""
         if criterion in _LISTING_KEYS:
             return [sort_key(criterion, _no_header, v.size, v.internaldate) for v in views]
         with self._lock:
@@ -423,9 +430,14 @@ class MessageCache:
         out: list[SortKey] = got  # type: ignore[assignment]  # (the None entries are filled below)
         for start in range(0, len(todo), SORT_KEY_CHUNK):
             chunk = todo[start : start + SORT_KEY_CHUNK]
-            heads = self.heads([views[i].entry.id for i in chunk])
+            stored = self._stored_sort_keys([views[i].entry.id for i in chunk], HEAD_SORT.index(criterion))
+            heads = self.heads([views[i].entry.id for i in chunk if views[i].entry.id not in stored])
             for i in chunk:
                 v = views[i]
+                if v.entry.id in stored:
+                    k = stored[v.entry.id]
+                    out[i] = v.internaldate if k is None else k  # (only DATE's is ever None)
+                    continue
                 header = partial(_first, heads.get(v.entry.id, {}))
                 out[i] = sort_key(criterion, header, v.size, v.internaldate)
         if not todo:
@@ -443,6 +455,16 @@ class MessageCache:
                 for old in list(keys)[: max(1, self._sort_key_count - SORT_KEY_ITEMS)]:
                     del keys[old]
                     self._sort_key_count -= 1
+        return out
+
+    def _stored_sort_keys(self, ids: list[str], at: int) -> dict[str, PersistedKey]:
+        """Key number ``at`` of :data:`HEAD_SORT` of each of ``ids`` whose ``head`` row
+        holds its keys in the first :data:`SORT_PREFIX` bytes."""
+        out: dict[str, PersistedKey] = {}
+        for id, start in self.store.imap_cache_get(HEAD, ids, SORT_PREFIX).items():
+            keys = load_sort_keys(start)
+            if keys is not None:
+                out[id] = keys[at]
         return out
 
     def heads(self, ids: list[str]) -> dict[str, dict[str, list[str]]]:
@@ -639,22 +661,6 @@ class MessageView:
             prefetch_labels(self._cache.store, [self])
         assert self._labels is not None
         return self._labels
-
-
-def prefetch_labels(store: ImapStore, views: list[MessageView]) -> None:
-    """Load the X-GM-LABELS (the tags, case-folded) of ``views`` in one read; a message
-    deleted meanwhile has none."""
-    got = store.message_tags([v.entry.id for v in views])
-    for v in views:
-        v._labels = frozenset(t.casefold() for t in got.get(v.entry.id, ()))
-
-
-def prefetch_gm(store: ImapStore, views: list[MessageView], until: float) -> None:
-    """Load X-GM-MSGID and X-GM-THRID of ``views`` in one read (:mod:`.gmail`); a message
-    deleted meanwhile gets (0, 0), which no SEARCH value matches."""
-    got = conversation_ids(store, [v.entry.id for v in views], until)
-    for v in views:
-        v._gm = got.get(v.entry.id, (0, 0))
 
 
 def prefetch(

@@ -10,9 +10,12 @@ kinds of blob, both starting with :data:`FORMAT` (8 bytes):
               FORMAT | <IIIHBB lengths, date (year 0: none)> | envelope | bodystructure | body
 
 ``head``  the header fields as JSON (lower-case name -> unfolded values), for SEARCH
-          FROM/HEADER/SENT*, SORT and THREAD::
+          FROM/HEADER/SENT*, SORT and THREAD, after the message's SORT keys of the criteria
+          that read header fields (:data:`HEAD_SORT`; the DATE key null when the Date:
+          field does not parse), so that a SORT reads the start of each blob only
+          (``imap_cache_get(..., prefix)``) and neither decodes the fields nor parses a date::
 
-              FORMAT | utf-8 JSON
+              FORMAT | <H length of the keys> | keys as utf-8 JSON list | utf-8 JSON
 
 ``text``  the case-folded search text (filled by the first SEARCH TEXT or BODY over the
           message), zstd-compressed when long::
@@ -44,12 +47,14 @@ from pathlib import Path
 import zstandard
 
 from ... import __version__
+from ...charsets import date_timestamp
 from ...protocols.imap import bodystructure, encoder, fetch, mime, sort
 from ...store.base import ImapStore, StoreClosed
 
 __all__ = [
     "FORMAT",
     "HEAD",
+    "HEAD_SORT",
     "META",
     "META_START",
     "TEXT",
@@ -58,7 +63,9 @@ __all__ = [
     "dump_head",
     "dump_meta",
     "dump_text",
+    "head_sort_keys",
     "load_head",
+    "load_sort_keys",
     "load_text",
     "meta_layout",
 ]
@@ -83,7 +90,7 @@ def _fingerprint() -> bytes:
     """A digest of postroom's version and of the code whose output the blobs hold."""
     h = hashlib.blake2b(__version__.encode(), digest_size=8)
     files = [Path(m.__file__ or m.__name__) for m in (bodystructure, encoder, fetch, mime, sort)]
-    files.append(Path(__file__).with_name("messages.py"))
+    files += [Path(__file__).with_name("messages.py"), Path(__file__)]
     for path in files:
         try:
             h.update(path.read_bytes())
@@ -95,6 +102,12 @@ def _fingerprint() -> bytes:
 FORMAT = _fingerprint()
 _META_HEAD = struct.Struct("<IIIHBB")
 _TEXT_HEAD = struct.Struct("<IB")
+_HEAD_KEYS = struct.Struct("<H")
+HEAD_START = 8 + _HEAD_KEYS.size  # where the SORT keys start in a ``head`` blob
+# SORT criteria whose key depends on the header fields alone, in the order a ``head`` blob
+# keeps them (ARRIVAL and SIZE come from the folder listing)
+HEAD_SORT = ("DATE", "SUBJECT", "FROM", "TO", "CC", "DISPLAYFROM", "DISPLAYTO")
+SortKey = str | float | None
 _local = threading.local()
 
 # (end of envelope, end of bodystructure, end of body, sent date) as offsets into the blob
@@ -127,20 +140,67 @@ def meta_layout(blob: bytes) -> MetaLayout | None:
     return a, b, c, ((y, m, d) if y else None)
 
 
-def dump_head(headers: dict[str, list[str]]) -> bytes:
+def head_sort_keys(headers: Headers) -> list[SortKey]:
+    """The SORT keys of :data:`HEAD_SORT` (RFC 5256, :func:`~postroom.protocols.imap.sort.sort_key`)
+    of a message with these header fields; the DATE key is None when there is no Date:
+    field that parses (SORT then uses the arrival time, which is not in the headers)."""
+
+    def header(name: str) -> str | None:
+        vals = headers.get(name)
+        return vals[0] if vals else None
+
+    date = header("date")
+    out: list[SortKey] = [date_timestamp(date) if date else None]
+    return out + [sort.sort_key(c, header, 0, 0.0) for c in HEAD_SORT[1:]]
+
+
+def dump_head(headers: Headers) -> bytes:
     """The ``head`` blob."""
-    return FORMAT + json.dumps(headers, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    keys = _pack_keys(head_sort_keys(headers))
+    body = json.dumps(headers, ensure_ascii=False, separators=(",", ":")).encode("utf-8")
+    return b"".join((FORMAT, _HEAD_KEYS.pack(len(keys)), keys, body))
 
 
-def load_head(blob: bytes) -> dict[str, list[str]] | None:
+def _pack_keys(keys: list[SortKey]) -> bytes:
+    """The keys as UTF-8 joined by NUL (the DATE key as ``repr`` of the float, empty for
+    None): a SORT splits them apart, cheaper than decoding JSON. Empty (none kept: a SORT
+    computes them from the fields) when a key holds a NUL itself (an RFC 2047 word can
+    decode to one) or they do not fit the length field."""
+    date, rest = keys[0], keys[1:]
+    if any("\0" in str(k) for k in rest):
+        return b""
+    data = "\0".join([repr(date) if date is not None else "", *(str(k) for k in rest)]).encode("utf-8")
+    return data if len(data) <= 0xFFFF else b""
+
+
+def load_head(blob: bytes) -> Headers | None:
     """The header fields of a ``head`` blob; None for another format or a damaged blob."""
-    if blob[:8] != FORMAT:
+    if blob[:8] != FORMAT or len(blob) < HEAD_START:
         return None
+    (n,) = _HEAD_KEYS.unpack_from(blob, 8)
     try:
-        out = json.loads(blob[8:])
+        out = json.loads(blob[HEAD_START + n :])
     except ValueError:
         return None
     return out if isinstance(out, dict) else None
+
+
+def load_sort_keys(start: bytes) -> list[SortKey] | None:
+    """The SORT keys (:data:`HEAD_SORT`) at the start of a ``head`` blob, given its first
+    bytes; None for another format, a blob without them, or too few bytes to hold them."""
+    if start[:8] != FORMAT or len(start) < HEAD_START:
+        return None
+    (n,) = _HEAD_KEYS.unpack_from(start, 8)
+    if n == 0 or len(start) < HEAD_START + n:
+        return None
+    try:
+        parts = start[HEAD_START : HEAD_START + n].decode("utf-8").split("\0")
+        if len(parts) != len(HEAD_SORT):
+            return None
+        date: SortKey = float(parts[0]) if parts[0] else None
+    except ValueError:  # (UnicodeDecodeError too)
+        return None
+    return [date, *parts[1:]]
 
 
 def dump_text(text: str, head_chars: int) -> bytes:

@@ -40,9 +40,9 @@ from ...protocols.imap.sort import parse_sort
 from ...store.base import Entry
 from .core import Selected, SessionBase
 from .fetchplan import Plan, parse_items_memo, plan_of
-from .gmail import GmIds, conversation_ids, deadline, message_ids
+from .gmail import GmIds, conversation_ids, deadline, message_ids, prefetch_gm, prefetch_labels
 from .labels import LABEL_MODES, change_labels, check_labels
-from .messages import Derived, MessageView, prefetch, prefetch_gm, prefetch_labels
+from .messages import Derived, MessageView, prefetch
 from .sortorder import sort_line
 from .tracker import flag_list
 
