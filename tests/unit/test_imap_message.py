@@ -221,3 +221,34 @@ def test_sort_keys() -> None:
     assert sort_key("DISPLAYFROM", m.raw_header, m.size, 0) == "SMITH, JOHN (SALES)"
     assert sort_key("DATE", m.raw_header, m.size, 5.0) == 1704448800.0
     assert sort_key("DATE", lambda n: None, 0, 5.0) == 5.0
+
+
+def test_header_values_are_folded_once_and_only_short_ones_are_kept() -> None:
+    """SEARCH FROM/TO/CC remember the comparison forms of the header values they saw (a
+    folder's correspondents repeat), within MEMO_VALUES, and only of values of at most
+    MEMO_VALUE characters; the answers are those of folding every value afresh."""
+    from postroom.protocols.imap import search as s
+
+    s._folded_memo.cache_clear()
+    s._folded_addresses_memo.cache_clear()
+
+    class Repeated(Msg):
+        def __init__(self, seq: int, sender: str) -> None:
+            self.seq = self.uid = seq
+            self.sender = sender
+
+        def header(self, name: str) -> list[str]:
+            return [self.sender] if name == "from" else []
+
+    long_name = "x" * s.MEMO_VALUE + " <long@example.org>"
+    senders = ['"Smith, John" <john@example.org>', "Zoë <zoe@example.org>", "<user (c)@ (c) example.org>"]
+    msgs = [Repeated(i, senders[i % 3] if i % 10 else long_name) for i in range(1, 301)]
+    key = parse_criteria(Args(tokenize([b'FROM "user@example"'])))
+    ctx = Context(len(msgs), len(msgs))
+    assert [m.seq for m in msgs if matches(key, m, ctx)] == [
+        i for i in range(1, 301) if i % 3 == 2 and i % 10
+    ]
+    # three values folded and parsed once each (the long one every time, never kept)
+    assert s._folded_memo.cache_info().currsize == 3
+    assert s._folded_addresses_memo.cache_info().currsize == 3
+    assert s._folded_addresses_memo.cache_info().misses == 3

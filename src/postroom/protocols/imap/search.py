@@ -18,6 +18,7 @@ from __future__ import annotations
 import time
 import unicodedata
 from dataclasses import dataclass, field
+from functools import lru_cache
 from typing import Any, Protocol
 
 from .args import Args, normalize_flag, parse_date
@@ -225,6 +226,34 @@ def fold(text: str) -> str:
     return unicodedata.normalize("NFC", text).casefold()
 
 
+# Header values whose comparison forms are remembered (our choice): a folder's From, To and
+# Cc values repeat (the same correspondents), and a SEARCH FROM over 100,000 messages spent
+# most of its matching time folding them and parsing their addresses again. Only values of
+# at most MEMO_VALUE characters, so the memo holds at most a few MB.
+MEMO_VALUES = 4096
+MEMO_VALUE = 512
+
+
+def _folded(value: str) -> str:
+    return _folded_memo(value) if len(value) <= MEMO_VALUE else fold(value)
+
+
+def _folded_addresses(value: str) -> tuple[str, ...]:
+    if len(value) <= MEMO_VALUE:
+        return _folded_addresses_memo(value)
+    return tuple(fold(a) for a in _address_forms(value))
+
+
+@lru_cache(maxsize=MEMO_VALUES)
+def _folded_memo(value: str) -> str:
+    return fold(value)
+
+
+@lru_cache(maxsize=MEMO_VALUES)
+def _folded_addresses_memo(value: str) -> tuple[str, ...]:
+    return tuple(fold(a) for a in _address_forms(value))
+
+
 def _address_forms(value: str) -> list[str]:
     """``name <mailbox@host>`` for each address of a header value, so that
     ``FROM user@domain`` finds ``<user (comment)@ (comment) domain>`` (RFC 5322 3.4)."""
@@ -283,10 +312,10 @@ def matches(key: Key, msg: Target, ctx: Context) -> bool:
         values = msg.header(name)
         if not needle:
             return bool(values)  # HEADER field "" matches every message with the field
-        if any(needle in fold(v) for v in values):
+        if any(needle in _folded(v) for v in values):
             return True
         if name in _ADDRESS_FIELDS:  # the addresses without comments, quoting or folding
-            return any(needle in fold(a) for v in values for a in _address_forms(v))
+            return any(needle in a for v in values for a in _folded_addresses(v))
         return False
     if op in _GM_KEYS:
         return bool(msg.gm_ids()[_GM_KEYS.index(op)] == int(key.value))
