@@ -95,6 +95,10 @@ def _store_backend(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPat
 
     monkeypatch.setattr(server_module, "build_settings", on_postgres)
     yield
+    # The mail fixture leaves its server's stop to the next start (or the exit): stop it now,
+    # before its schema (or, after the last test, the run's database) is dropped under its
+    # indexer, which would log "indexing failed; retrying" for the missing tables.
+    server_module._stop_deferred()
     if schemas:
         with psycopg.connect(url, autocommit=True) as conn:
             for schema in schemas:
