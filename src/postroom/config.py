@@ -165,6 +165,10 @@ class Settings:
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
+        if self.auth_file:  # POP3 and IMAP read it at a login: a bad line is named now, at start
+            from .servers.auth import Authenticator
+
+            Authenticator(self.auth_file)
         tls = bool(self.tls_cert) or self.tls_self_signed
         for name in ("smtps", "pop3s", "imaps"):
             if getattr(self, name) != "off" and not tls:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -53,3 +54,32 @@ def test_bad_settings(args: tuple[str, ...], status: int, text: str) -> None:
 def test_version() -> None:
     r = run("--version")
     assert r.returncode == 0 and r.stdout.strip() == f"postroom {__version__}"
+
+
+@pytest.mark.parametrize(
+    ("option", "content", "text"),
+    [
+        ("--ui-auth-file", b"\xff\xfe:x\n", "--ui-auth-file: cannot read {path}: not UTF-8 text"),
+        ("--ui-auth-file", b"ok:x\n\nno-colon-here\n", "--ui-auth-file: {path}:3: expected user:hash"),
+        ("--send-api-auth-file", b"\xff:x\n", "--send-api-auth-file: cannot read {path}: not UTF-8"),
+        ("--smtp-auth-file", b"\xff:x\n", "cannot read credentials file {path}: not UTF-8"),
+        # POP3 and IMAP read it at the first login: a traceback and [SERVERBUG] there before
+        ("--auth-file", b"ok:x\nno-colon-here\n", "{path}:2: expected user:password"),
+        ("--auth-file", b"\xff:x\n", "cannot read credentials file {path}: not UTF-8"),
+    ],
+)
+def test_bad_credentials_file(tmp_path: Path, option: str, content: bytes, text: str) -> None:
+    path = tmp_path / "users"
+    path.write_bytes(content)
+    r = run("serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--imap", "127.0.0.1:0",
+            "--pop3", "off", "--db", ":memory:", option, str(path))  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("postroom: " + text.format(path=path)), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+def test_inline_ui_credentials_without_a_pair() -> None:
+    r = run("serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", *OFF[2:], "--db", ":memory:",
+            "--ui-auth", "nocolon")  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.strip() == "postroom: --ui-auth: no user:password pair in the inline credentials"

@@ -16,7 +16,8 @@ can be edited while the server runs. Passwords are never logged.
 
 Errors::
 
-    ConfigError (postroom.config)   the file cannot be read, or a line has no colon
+    ConfigError (postroom.config)   the file cannot be read (or is not UTF-8), or a line
+                                    has no colon
 """
 
 from __future__ import annotations
@@ -92,10 +93,15 @@ class Authenticator:
                 return
             with open(self.path, encoding="utf-8") as f:
                 users = parse_credentials(f.read(), self.path)
-        except OSError as e:
+        except (OSError, UnicodeDecodeError) as e:
+            why = (
+                f"not UTF-8 text (byte {e.start + 1})"
+                if isinstance(e, UnicodeDecodeError)
+                else e.strerror or str(e)
+            )
             if force:
-                raise ConfigError(f"cannot read credentials file {self.path}: {e.strerror or e}") from None
-            log.warning("cannot re-read credentials file %s: %s (keeping the old ones)", self.path, e)
+                raise ConfigError(f"cannot read credentials file {self.path}: {why}") from None
+            log.warning("cannot re-read credentials file %s: %s (keeping the old ones)", self.path, why)
             return
         except ConfigError as e:
             if force:

@@ -15,7 +15,9 @@ wrong password costs (no user enumeration by timing); failed logins are limited 
 client address (:mod:`postroom.authlimit`). ``/livez`` and ``/readyz`` stay open for
 health checks. Credentials are never logged.
 
-Errors: :class:`HtpasswdError` (a ``ValueError``) for a file that cannot be read.
+Errors: :class:`HtpasswdError` (a ``ValueError``) for a file that cannot be read, or (when
+the server starts) has a line that is not ``user:hash``; a line like that in a file edited
+while the server runs is skipped.
 """
 
 from __future__ import annotations
@@ -155,12 +157,15 @@ class Htpasswd:
         self._users: dict[str, str] = {}
         self._ok: dict[bytes, None] = {}
         self._dummy: str | None = None
+        self._malformed: list[int] = []  # numbers of the lines without a colon (skipped)
         if inline:
             self._users = dict(_pair(p) for p in inline.split() if ":" in p)
             if not self._users:
                 raise HtpasswdError("no user:password pair in the inline credentials")
         else:
             self.reload()
+            if self._malformed:  # at start a line that is not user:hash is a mistake to name
+                raise HtpasswdError(f"{path}:{self._malformed[0]}: expected user:hash")
 
     def reload(self) -> None:
         if not self.path:  # inline credentials never change
@@ -171,17 +176,22 @@ class Htpasswd:
                 return
             with open(self.path, encoding="utf-8") as f:
                 lines = f.read().splitlines()
-        except (OSError, UnicodeDecodeError) as e:
-            raise HtpasswdError(f"cannot read {self.path}: {e}") from None
+        except OSError as e:
+            raise HtpasswdError(f"cannot read {self.path}: {e.strerror or e}") from None
+        except UnicodeDecodeError as e:
+            raise HtpasswdError(f"cannot read {self.path}: not UTF-8 text (byte {e.start + 1})") from None
         users: dict[str, str] = {}
-        for line in lines:
+        malformed: list[int] = []
+        for n, line in enumerate(lines, 1):
             line = line.strip()
             if not line or line.startswith("#"):
                 continue
             user, sep, hashed = line.partition(":")
-            if sep:
+            if sep and user:
                 users[user] = hashed
-        self._users, self._mtime, self._ok = users, st.st_mtime, {}
+            else:
+                malformed.append(n)
+        self._users, self._mtime, self._ok, self._malformed = users, st.st_mtime, {}, malformed
         self._dummy = None
 
     def _dummy_hash(self) -> str:
