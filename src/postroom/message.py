@@ -254,6 +254,36 @@ def parse_message(raw: bytes, *, fast: bool = True, payloads: bool = True) -> Pa
     return pm
 
 
+# Parses an in-process test server's indexer made, for its reader (share_parse/take_parse):
+# the test's thread would parse the same bytes again (about a tenth of a millisecond for a
+# small message) while the test waits. Few and small: a reader takes each as it loads it.
+SHARED_PARSES = 32
+SHARED_PARSE_BYTES = 64 << 10
+_shared_lock = threading.Lock()
+_shared: dict[bytes, ParsedMessage] = {}  # (insertion order: the oldest first)
+
+
+def share_parse(raw: bytes, pm: ParsedMessage) -> None:
+    """Keep ``pm``, the parse of ``raw`` (with or without payloads), for :func:`take_parse`
+    when it is what ``parse_message(raw)`` gives: a small message parsed whole, no part but
+    its text and HTML bodies (whose payloads are there either way)."""
+    if pm.parts or pm.unparsed or len(raw) > SHARED_PARSE_BYTES:
+        return
+    with _shared_lock:
+        _shared.pop(raw, None)
+        _shared[raw] = pm
+        while len(_shared) > SHARED_PARSES:
+            del _shared[next(iter(_shared))]
+
+
+def take_parse(raw: bytes) -> ParsedMessage | None:
+    """``parse_message(raw)`` when :func:`share_parse` kept it (taken: given out once)."""
+    if not _shared:
+        return None
+    with _shared_lock:
+        return _shared.pop(raw, None)
+
+
 # Characters of a raw body shown as the text of a message that was not parsed.
 MAX_RAW_TEXT = 1_000_000
 

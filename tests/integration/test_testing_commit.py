@@ -181,3 +181,34 @@ def test_the_new_loop_thread_waits_for_the_old_one_not_the_starting_thread() -> 
             second.stop()
     finally:
         first.stop()
+
+
+def test_the_reader_takes_the_parse_the_indexer_made(mail: Server, monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the store indexed inline it parsed already: the test's thread, waiting for the
+    message, does not parse the same bytes again. A message with an attachment (the indexer
+    leaves attachment payloads out) is parsed whole by the reader."""
+    from email.message import EmailMessage
+
+    from postroom.runtime import models
+
+    parses: list[bytes] = []
+    parse = models.parse_message
+
+    def counting(raw: bytes, **kw: Any) -> Any:
+        parses.append(raw)
+        return parse(raw, **kw)
+
+    monkeypatch.setattr(models, "parse_message", counting)
+    _send(mail.smtp_port, "plain@example.com", "plain")
+    msg = mail.wait_for(to="plain@example.com")
+    assert (msg.subject, msg.text.strip(), msg.recipients) == ("plain", "hello", ["plain@example.com"])
+    assert parses == []
+    m = EmailMessage()
+    m["From"], m["To"], m["Subject"] = "app@example.com", "att@example.com", "with a file"
+    m.set_content("see attached")
+    m.add_attachment(b"PDF-BYTES", maintype="application", subtype="pdf", filename="a.pdf")
+    with smtplib.SMTP("127.0.0.1", mail.smtp_port) as c:
+        c.send_message(m)
+    got = mail.wait_for(to="att@example.com")
+    assert [(a.filename, a.content) for a in got.attachments] == [("a.pdf", b"PDF-BYTES")]
+    assert len(parses) == 1

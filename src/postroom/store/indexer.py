@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from ..message import ParsedMessage, html_to_text, make_snippet, parse_message, raw_view
+from ..message import ParsedMessage, html_to_text, make_snippet, parse_message, raw_view, share_parse
 from .base import InvalidQuery
 from .rawcodec import unpack
 
@@ -49,6 +49,14 @@ def extract(raw: bytes) -> IndexData:
     not handle, ``email``'s parser, with the same result.
     """
     return _index_data(parse_message(raw, payloads=False), _html_untidy)
+
+
+def extract_shared(raw: bytes) -> IndexData:
+    """:func:`extract`, keeping the parse for the reader of an in-process test server
+    (:func:`postroom.message.share_parse`): its inline indexer's."""
+    pm = parse_message(raw, payloads=False)
+    share_parse(raw, pm)
+    return _index_data(pm, _html_untidy)
 
 
 def extract_raw(raw: bytes, reason: str) -> IndexData:

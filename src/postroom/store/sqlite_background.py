@@ -324,8 +324,9 @@ class Background:
             from .index_worker import BATCH, Indexer, _extractor
             from .thread_index import options_from_settings
 
-            extract = _extractor()
-            assert extract is not None  # checked by _start_indexer
+            assert _extractor() is not None  # checked by _start_indexer
+            from .indexer import extract_shared as extract  # parses the reader may take
+
             # It reads through the writer's own connection, between the writer's
             # transactions (a connection of its own would parse the schema again, and
             # the store's copy of the schema template has FTS5's automerge set already).

@@ -51,6 +51,7 @@ from ..events import (
     TagRenamed,
     TagsChanged,
 )
+from ..message import take_parse
 from ..runtime.models import Message
 from ..store.base import IndexProgress, Summary
 from ..store.conforms import conforms
@@ -567,7 +568,8 @@ class Server(_Base):
                 raw = store.get_raw(mid)
                 if summary is None or raw is None:
                     continue
-                msg = Message(raw, summary=summary, envelope=store.get_envelope(mid))
+                # (parsed by the indexer of this server's store, when it indexed inline)
+                msg = Message(raw, summary=summary, envelope=store.get_envelope(mid), parsed=take_parse(raw))
                 with self._cache_lock:
                     self._cache[mid] = msg
                     while len(self._cache) > _CACHE_SIZE:
