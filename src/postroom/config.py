@@ -19,7 +19,15 @@ from .config_options import OPTIONS, Option, default_db
 if TYPE_CHECKING:
     import argparse  # (imported where a parser is built: an SMTP worker process builds none)
 
-__all__ = ["OPTIONS", "ConfigError", "Option", "Settings", "parse_dns_server", "parse_hostport"]
+__all__ = [
+    "OPTIONS",
+    "ConfigError",
+    "Option",
+    "Settings",
+    "parse_dns_server",
+    "parse_hostport",
+    "parse_http_url",
+]
 
 
 class ConfigError(ValueError):
@@ -277,6 +285,24 @@ def parse_hostport(value: str, name: str = "address") -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(f"--{name}: port out of range in {value!r}")
     return host, port
+
+
+def parse_http_url(value: str, name: str = "url") -> str:
+    """A running postroom's web address, ``http(s)://host[:port][/prefix]``, without the
+    trailing slash; anything else is a ConfigError naming ``--name`` (a password in it is
+    not repeated)."""
+    from urllib.parse import urlsplit
+
+    v = value.strip().rstrip("/")
+    parts = urlsplit(v)
+    shown = value if parts.password is None else value.replace(parts.password, "***")
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"--{name}: expected an http:// or https:// URL, got {shown!r}")
+    try:
+        parts.port  # noqa: B018 (validates it)
+    except ValueError:
+        raise ConfigError(f"--{name}: bad port in {shown!r}") from None
+    return v
 
 
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}

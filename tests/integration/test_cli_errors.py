@@ -83,3 +83,29 @@ def test_inline_ui_credentials_without_a_pair() -> None:
             "--ui-auth", "nocolon")  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert r.stderr.strip() == "postroom: --ui-auth: no user:password pair in the inline credentials"
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("export", "{dest}", "--url", "nonsense"), "--url: expected an http:// or https:// URL, got 'nonsense'"),
+        (("export", "{dest}", "--url", "http://u:secret@:99"), "--url: expected an http:// or https:// URL"),
+        (("export", "{dest}", "--url", "http://127.0.0.1:99999"), "--url: bad port in"),
+        (("dump", "{dest}", "--http", "127.0.0.1:8025"), "--http: expected an http:// or https:// URL"),
+        (("send", "--from", "a@example.com", "--to", "b@example.com", "--queue", "--url", "nonsense"),
+         "--url: expected an http:// or https:// URL"),
+        (("export", "{dest}", "--url", "http://127.0.0.1:1", "--user", "u", "--password-file", "/no/such"),
+         "--password-file /no/such: No such file"),
+    ],
+)  # fmt: skip
+def test_bad_url_or_password_file_is_one_line_and_leaves_nothing(
+    tmp_path: Path, args: tuple[str, ...], text: str
+) -> None:
+    """A URL urllib cannot use printed its traceback; export had created its destination by
+    then (an empty .zip was left behind after a missing --password-file)."""
+    dest = tmp_path / "out.zip"
+    r = run(*(a.format(dest=dest) for a in args))
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("postroom: " + text) and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert "secret" not in r.stderr
+    assert not dest.exists()

@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any
 
 from ..cli import command
-from ..config import ConfigError
+from ..config import ConfigError, parse_http_url
 from ..outbound.cli import local_postroom, split_hostport
 from .archive import ArchiveError, EmlDirWriter, Item, Writer, iter_path, open_writer
 from .deliver import ImapRefused, ImapSink, Progress, SmtpSink
@@ -198,9 +198,9 @@ def _export_setup(p: argparse.ArgumentParser) -> None:
     p.add_argument("--password-file", metavar="FILE", help="file whose first line is the HTTP password")
 
 
-def _base_url(arg: str | None) -> str:
+def _base_url(arg: str | None, option: str = "url") -> str:
     if arg:
-        return arg.rstrip("/")
+        return parse_http_url(arg, option)
     host, port = split_hostport(os.environ.get("POSTROOM_HTTP", "") or "127.0.0.1:8025", 8025)
     return f"http://{host}:{port}"
 
@@ -248,10 +248,10 @@ def _received(summary: dict[str, Any]) -> float:
         return 0.0
 
 
-def _export_to(args: argparse.Namespace, writer: Writer, by_id: bool) -> int:
-    """Page through the API into ``writer``; the count written."""
-    base = _base_url(args.url)
-    headers = _auth_header(args)
+def _export_to(
+    args: argparse.Namespace, base: str, headers: dict[str, str], writer: Writer, by_id: bool
+) -> int:
+    """Page through the API at ``base`` into ``writer``; the count written."""
     terms = [t for t in (args.query, f"mailbox:{args.mailbox}" if args.mailbox else None) if t]
     progress = Progress("exported")
     try:
@@ -285,8 +285,9 @@ def export(args: argparse.Namespace) -> int:
     fmt = args.format or (
         "zip" if dest.suffix == ".zip" else "mbox" if dest.suffix in (".mbox", ".mbx") else "maildir"
     )
+    base, headers = _base_url(args.url), _auth_header(args)  # before the destination is made
     try:
-        count = _export_to(args, open_writer(dest, fmt), by_id=False)
+        count = _export_to(args, base, headers, open_writer(dest, fmt), by_id=False)
     except ArchiveError as e:
         print(f"postroom export: {e}", file=sys.stderr)
         return 1
@@ -328,8 +329,9 @@ def dump(args: argparse.Namespace) -> int:
     """Mailpit's ``dump``: every message as ``OUTPUT-DIR/ID.eml``, files already there skipped."""
     if args.database:
         raise ConfigError("postroom dump reads a running server: give --http URL, not --database")
+    base, headers = _base_url(args.url, "http"), _auth_header(args)
     try:
-        count = _export_to(args, EmlDirWriter(Path(args.dest), by_id=True), by_id=True)
+        count = _export_to(args, base, headers, EmlDirWriter(Path(args.dest), by_id=True), by_id=True)
     except (ArchiveError, OSError) as e:
         print(f"postroom dump: {e}", file=sys.stderr)
         return 1

@@ -17,7 +17,7 @@ from typing import Any
 
 from .. import providers
 from ..cli import command
-from ..config import ConfigError
+from ..config import ConfigError, parse_http_url
 from .compose import Attachment, ComposeError, Draft, compose, parse_address, parse_addresses
 from .sendmail import run_sendmail
 from .smtp_client import DeliveryError, Mode, SmtpTarget, deliver
@@ -333,7 +333,7 @@ def _queue(args: argparse.Namespace, mail_from: str, rcpts: list[str], data: byt
     import urllib.request
 
     if args.url:
-        base = args.url.rstrip("/")
+        base = parse_http_url(args.url)
     else:
         host, port = split_hostport(os.environ.get("POSTROOM_HTTP", "") or "127.0.0.1:8025", 8025)
         base = f"http://{host}:{port}"
