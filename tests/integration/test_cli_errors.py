@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from postroom import __version__
+from tests.helpers import running_server
 
 
 def run(*args: str) -> subprocess.CompletedProcess[str]:
@@ -109,3 +111,48 @@ def test_bad_url_or_password_file_is_one_line_and_leaves_nothing(
     assert r.stderr.startswith("postroom: " + text) and len(r.stderr.strip().splitlines()) == 1, r.stderr
     assert "secret" not in r.stderr
     assert not dest.exists()
+
+
+def _fetch_config(tmp_path: Path, port: int, protocol: str = "imap") -> Path:
+    config = tmp_path / "fetch.toml"
+    config.write_text(
+        f'[fetch.accounts.work]\nprotocol = "{protocol}"\nhost = "127.0.0.1"\nport = {port}\n'
+        'user = "me"\npassword_env = "FETCH_TEST_PASSWORD"\ntls = "none"\n'
+    )
+    return config
+
+
+def _fetch(config: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "postroom", "fetch", "--all", "--config", str(config), *args],
+        capture_output=True, text=True, timeout=60, env={**os.environ, "FETCH_TEST_PASSWORD": "wrong"},
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("state", "text"),
+    [("not-a-database", "file is not a database"), ("/proc/no-such-dir/state", "cannot create /proc/no-such-dir")],
+)  # fmt: skip
+def test_fetch_state_file_that_cannot_be_used(tmp_path: Path, state: str, text: str) -> None:
+    if not state.startswith("/"):
+        (tmp_path / state).write_bytes(b"\xff" * 4096)  # a sqlite3.DatabaseError traceback before
+        state = str(tmp_path / state)
+    r = _fetch(_fetch_config(tmp_path, 1), "--state", state)
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith(f"postroom: sync state file {state}: {text}"), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+
+
+@pytest.mark.parametrize("protocol", ["imap", "pop3"])
+def test_fetch_with_a_wrong_password_says_what_the_server_said(tmp_path: Path, protocol: str) -> None:
+    users = tmp_path / "users"
+    users.write_text("me:right\n")
+    with running_server(auth_file=str(users)) as s:
+        r = _fetch(
+            _fetch_config(tmp_path, s.addr(protocol)[1], protocol),
+            "--into", "127.0.0.1:1", "--state", str(tmp_path / "state"),
+        )  # fmt: skip
+    assert r.returncode == 1, r.stderr
+    assert r.stderr.startswith(f"postroom fetch: login as 'me' refused by 127.0.0.1:{s.addr(protocol)[1]}: ")
+    assert "invalid user name or password" in r.stderr and "b'" not in r.stderr  # the reply, not its repr
+    assert len(r.stderr.strip().splitlines()) == 1, r.stderr

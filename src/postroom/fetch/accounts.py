@@ -176,14 +176,25 @@ class State:
     """The sync state file; every change is committed at once (a crash loses nothing)."""
 
     def __init__(self, path: Path) -> None:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        # a commit survives the process being killed at any point (WAL); only a power loss
-        # may drop the last few, which then are fetched again (two fsyncs a message cost
-        # more than the copy itself)
-        self.db.execute("PRAGMA synchronous=NORMAL")
-        self.db.executescript(_SCHEMA)
+        """Raises ConfigError (one line naming ``path``) when it cannot be the state file."""
+        try:
+            path.parent.mkdir(parents=True, exist_ok=True)
+        except OSError as e:
+            raise ConfigError(f"sync state file {path}: cannot create {e.filename}: {e.strerror}") from None
+        try:
+            self.db = sqlite3.connect(str(path), isolation_level=None, timeout=30)
+        except sqlite3.Error as e:
+            raise ConfigError(f"sync state file {path}: {e}") from None
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+            # a commit survives the process being killed at any point (WAL); only a power loss
+            # may drop the last few, which then are fetched again (two fsyncs a message cost
+            # more than the copy itself)
+            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db.executescript(_SCHEMA)
+        except sqlite3.Error as e:
+            self.db.close()
+            raise ConfigError(f"sync state file {path}: {e}") from None
 
     def folder(self, account: str, folder: str) -> tuple[int, int, str, int] | None:
         row = self.db.execute(

@@ -96,6 +96,12 @@ def _hint(acc: Account, reply: str) -> str:
     return ""
 
 
+def _reply(e: BaseException) -> str:
+    """The server's reply an imaplib or poplib error carries (as bytes), as text."""
+    arg = e.args[0] if e.args else ""
+    return arg.decode("utf-8", "replace") if isinstance(arg, bytes) else str(e)
+
+
 def _connect_error(acc: Account, e: BaseException) -> FetchError:
     where = f"{acc.host}:{acc.port}"
     if isinstance(e, ssl.SSLCertVerificationError):
@@ -139,7 +145,7 @@ def _remote_imap(acc: Account) -> imaplib.IMAP4:
         if typ == "OK" and dat and isinstance(dat[-1], bytes):
             conn.capabilities = tuple(dat[-1].decode("ascii", "replace").upper().split())
     except imaplib.IMAP4.error as e:
-        reply = str(e)
+        reply = _reply(e)
         conn.shutdown()
         raise FetchError(
             f"login as {acc.user!r} refused by {acc.host}:{acc.port}: {reply}{_hint(acc, reply)}"
@@ -163,7 +169,7 @@ def _local_imap(target: LocalTarget, mailbox: str) -> imaplib.IMAP4:
         conn.login(mailbox, target.password)
     except (OSError, imaplib.IMAP4.error) as e:
         raise FetchError(
-            f"cannot log in to postroom's IMAP at {target.host}:{target.port} as {mailbox}: {e}"
+            f"cannot log in to postroom's IMAP at {target.host}:{target.port} as {mailbox}: {_reply(e)}"
         ) from None
     return conn
 
@@ -587,7 +593,7 @@ def _sync_pop3(acc: Account, target: LocalTarget, state: State, report: Report) 
         pop.user(acc.user)
         pop.pass_(acc.password)
     except poplib.error_proto as e:
-        reply = e.args[0].decode("utf-8", "replace") if e.args and isinstance(e.args[0], bytes) else str(e)
+        reply = _reply(e)
         pop.close()
         raise FetchError(
             f"login as {acc.user!r} refused by {acc.host}:{acc.port}: {reply}{_hint(acc, reply)}"
