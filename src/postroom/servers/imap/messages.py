@@ -415,37 +415,38 @@ class MessageCache:
                 self._text_bytes -= _size(old)
         return out
 
-    def sort_keys(self, criterion: str, views: list[MessageView]) -> list[SortKey]:
-        """The SORT key of ``criterion`` (RFC 5256) for each of ``views``, in order: from
+    def sort_keys(self, criterion: str, entries: list[Entry]) -> list[SortKey]:
+        """The SORT key of ``criterion`` (RFC 5256) for each of ``entries`` (a folder's
+        listing), in order: from
         memory, else the keys stored at the start of the ``head`` rows (only those bytes
         are read), else computed from the header fields (a ``head`` row of an older format,
         a message not derived yet); a chunk at a time, let go of once its keys are taken:
         never the ENVELOPE and BODYSTRUCTURE rows, nor the derived cache, which FETCH uses."""
         if criterion in _LISTING_KEYS:
-            return [sort_key(criterion, _no_header, v.size, v.internaldate) for v in views]
+            return [sort_key(criterion, _no_header, e.size, e.internaldate) for e in entries]
         with self._lock:
             memo = self._sort_keys.setdefault(criterion, {})
-            got = [memo.get(v.entry.id) for v in views]
+            got = [memo.get(e.id) for e in entries]
         todo = [i for i, k in enumerate(got) if k is None]
         out: list[SortKey] = got  # type: ignore[assignment]  # (the None entries are filled below)
         for start in range(0, len(todo), SORT_KEY_CHUNK):
             chunk = todo[start : start + SORT_KEY_CHUNK]
-            stored = self._stored_sort_keys([views[i].entry.id for i in chunk], HEAD_SORT.index(criterion))
-            heads = self.heads([views[i].entry.id for i in chunk if views[i].entry.id not in stored])
+            stored = self._stored_sort_keys([entries[i].id for i in chunk], HEAD_SORT.index(criterion))
+            heads = self.heads([entries[i].id for i in chunk if entries[i].id not in stored])
             for i in chunk:
-                v = views[i]
-                if v.entry.id in stored:
-                    k = stored[v.entry.id]
-                    out[i] = v.internaldate if k is None else k  # (only DATE's is ever None)
+                e = entries[i]
+                if e.id in stored:
+                    k = stored[e.id]
+                    out[i] = e.internaldate if k is None else k  # (only DATE's is ever None)
                     continue
-                header = partial(_first, heads.get(v.entry.id, {}))
-                out[i] = sort_key(criterion, header, v.size, v.internaldate)
+                header = partial(_first, heads.get(e.id, {}))
+                out[i] = sort_key(criterion, header, e.size, e.internaldate)
         if not todo:
             return out
         with self._lock:
             memo = self._sort_keys.setdefault(criterion, {})
             for i in todo:
-                id = views[i].entry.id
+                id = entries[i].id
                 if id not in memo:
                     memo[id] = out[i]
                     self._sort_key_count += 1

@@ -542,10 +542,10 @@ class SelectedCommands(SessionBase):
             def compute(uids: list[int]) -> list[int]:
                 # stable sorts of the ascending UIDs (the sequence order: the final
                 # tie-break), the last criterion first
-                views = [MessageView(0, t.entries[u], t.flags[u], self.cache) for u in uids]
-                idx = list(range(len(views)))
+                entries = [t.entries[u] for u in uids]
+                idx = list(range(len(entries)))
                 for name, reverse in reversed(criteria):
-                    keys = self.cache.sort_keys(name, views)
+                    keys = self.cache.sort_keys(name, entries)
                     idx = sorted(idx, key=keys.__getitem__, reverse=reverse)
                 return [uids[i] for i in idx]
 
