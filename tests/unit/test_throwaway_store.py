@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import time
+from contextlib import closing
 
 import pytest
 
@@ -178,3 +179,26 @@ def test_a_throwaway_store_whose_mail_was_deleted_has_its_index_emptied_too() ->
         assert second.list_messages(query="hello").messages_count == 0
     finally:
         second.close()
+
+
+def test_throwaway_databases_have_small_pages_and_a_file_store_sqlites_default(tmp_path: object) -> None:
+    """A test's message and the emptying after it write a page per table and index they
+    touch, nearly all holding a row or two: 2 KB pages (sqlite_schema.TEMPLATE_PAGE_SIZE)
+    write half as much as SQLite's 4 KB. A store on disk keeps SQLite's default."""
+    from pathlib import Path
+
+    st = _throwaway()
+    try:
+        with closing(sqlite3.connect(st.path)) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone() == (2048,)
+    finally:
+        st.close()
+    settings = Settings(db=str(Path(str(tmp_path)) / "mail.db"), indexer="thread")
+    settings.validate()
+    disk = SQLiteStore(settings.db, settings, Bus())
+    disk.start()
+    try:
+        with closing(sqlite3.connect(disk.path)) as conn:
+            assert conn.execute("PRAGMA page_size").fetchone() == (4096,)
+    finally:
+        disk.close()

@@ -58,7 +58,7 @@ from .sqlite_jobs import (
 )
 from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import Reader
-from .sqlite_schema import apply_migrations, schema_template
+from .sqlite_schema import TEMPLATE_PAGE_SIZE, apply_migrations, schema_template
 from .sqlite_search import register_functions
 from .sqlite_tails import TAIL_BYTES, WorkerJournals
 from .sqlite_writes import Writes
@@ -204,7 +204,7 @@ class SQLiteStore(Composed):
                 conn, fresh = self._kept.writer, True
             else:
                 if self._tmpdir and not os.path.exists(self.path):
-                    shutil.copyfile(schema_template(self._connect_file), self.path)
+                    shutil.copyfile(self._template(), self.path)
                     fresh = True
                 conn = self._connect()
         except (OSError, sqlite3.Error) as e:
@@ -330,6 +330,9 @@ class SQLiteStore(Composed):
                 finally:
                     recycle.closed()
 
+    def _template(self) -> str:  # the empty database a throwaway store copies (small pages: a test server's)
+        return schema_template(self._connect_file, TEMPLATE_PAGE_SIZE if self.background.index_inline else 0)
+
     def _connect(self) -> sqlite3.Connection:
         return self._connect_file(self.path)
 
@@ -450,7 +453,7 @@ class SQLiteStore(Composed):
 
     def keep_or_close(self, conn: sqlite3.Connection) -> None:
         """At the close: the writer's connection emptied and kept (sqlite_recycle.py), or closed."""
-        if self._recyclable() and recycle.reset(conn, schema_template(self._connect_file)):
+        if self._recyclable() and recycle.reset(conn, self._template()):
             self._keep_conn = conn  # the next throwaway store's (_finish_close)
         else:
             conn.close()
