@@ -103,39 +103,53 @@ def _tables(snap: Snapshot) -> tuple[object, ...]:
     return (list(snap.uids), snap.entries, snap.flags, snap.modseq, snap.keywords, snap.first_unseen)
 
 
-def test_select_after_new_mail_grows_the_last_listing(backend: Backend) -> None:
+def test_select_after_new_mail_or_flag_changes_grows_the_last_listing(backend: Backend) -> None:
     """IMAP's shared listings (servers/imap/snapshots.py) on each backend: after new mail
-    alone, SELECT's listing is the last one grown by the new messages (its entries are
-    the very objects read before), and equal to reading the folder again; after an
-    expunge or a flag change it is read again."""
+    and flag changes, SELECT's listing is the last one grown by the new messages and the
+    re-flagged ones (the other entries are the very objects read before), and equal to
+    reading the folder again; after an expunge it is read again."""
     for i in range(4):
         backend.deliver(message(f"m{i}"))
-    backend.store.update_flags(BOX, INBOX, [1], frozenset({"\\Seen"}), "add")
+    backend.store.update_flags(BOX, INBOX, [1, 2], frozenset({"\\Seen"}), "add")
     snaps = Snapshots(backend.store)
 
     def select() -> Snapshot:
         info = backend.store.folder_info(BOX, INBOX)
         assert info is not None
-        return snaps.get(info)
+        grown = snaps.get(info)
+        assert _tables(grown) == _tables(Snapshots(backend.store).get(info))  # as read afresh
+        return grown
 
     first = select()
-    backend.deliver(message("new", extra="Keywords: x\r\n"))
+    assert first.first_unseen == 3
+    backend.deliver(message("new"))
     backend.run(backend.store.append(BOX, INBOX, message("kw"), frozenset({"$Work"})))
     snaps.changed(BOX, INBOX)
     grown = select()
     assert grown.entries[1] is first.entries[1] and grown.uids == [1, 2, 3, 4, 5, 6]
-    fresh = Snapshots(backend.store)
-    info = backend.store.folder_info(BOX, INBOX)
-    assert info is not None
-    assert _tables(grown) == _tables(fresh.get(info)) and grown.keywords == {"$Work"}
-    assert grown.first_unseen == 2 and snaps.peek_current(BOX, INBOX) is None  # not for a sync
+    assert grown.keywords == {"$Work"} and snaps.peek_current(BOX, INBOX) is None  # not for a sync
+    # flag changes: \Seen on the first unseen, a keyword, \Seen taken off the first
+    backend.store.update_flags(BOX, INBOX, [3], frozenset({"\\Seen", "$Late"}), "add")
+    backend.store.update_flags(BOX, INBOX, [1], frozenset({"\\Seen"}), "remove")
+    snaps.changed(BOX, INBOX)
+    reflagged = select()
+    assert reflagged.entries[2] is first.entries[2] and reflagged.entries[3] is not first.entries[3]
+    assert reflagged.first_unseen == 1 and reflagged.keywords == {"$Work", "$Late"}
+    assert reflagged.highest_modseq == max(e.modseq for e in reflagged.entries.values())
     # an expunge and a new message: the count is the same, the listing is not
     backend.store.update_flags(BOX, INBOX, [2], frozenset({"\\Deleted"}), "add")
-    snaps.changed(BOX, INBOX)
-    flagged = select()
-    assert flagged.entries[1] is not grown.entries[1]  # a flag change: read again
     backend.store.expunge(BOX, INBOX)
     backend.deliver(message("after"))
     snaps.changed(BOX, INBOX)
     again = select()
-    assert again.uids == [1, 3, 4, 5, 6, 7] and again.entries[1] is not flagged.entries[1]
+    assert again.uids == [1, 3, 4, 5, 6, 7] and again.entries[4] is not reflagged.entries[4]
+
+
+def test_folder_changed_lists_the_re_flagged(backend: Backend) -> None:
+    for i in range(4):
+        backend.deliver(message(f"m{i}"))
+    before = max(e.modseq for e in backend.store.folder_entries(BOX, INBOX))
+    backend.store.update_flags(BOX, INBOX, [2, 4], frozenset({"\\Flagged"}), "add")
+    assert [e.uid for e in backend.store.folder_changed(BOX, "inbox", 4, before)] == [2, 4]
+    assert [e.uid for e in backend.store.folder_changed(BOX, INBOX, 3, before)] == [2]
+    assert backend.store.folder_changed(BOX, INBOX, 4, before + 1) == []

@@ -74,6 +74,7 @@ class FolderPart(Protocol):
     def folder_count(
         self, mailbox: str, folder: str, upto_uid: int, above_modseq: int
     ) -> tuple[int, int]: ...
+    def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]: ...
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]: ...
@@ -174,6 +175,9 @@ class Composed:
 
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         return self.folders_.folder_count(mailbox, folder, upto_uid, above_modseq)
+
+    def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]:
+        return self.folders_.folder_changed(mailbox, folder, upto_uid, above_modseq)
 
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode

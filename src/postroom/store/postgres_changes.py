@@ -409,14 +409,19 @@ class Folders:
         )
 
     def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
-        mailbox, folder = mailbox.lower(), norm(folder)
+        return self._entries(mailbox, folder, "d.uid > %s", (after_uid,))
+
+    def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]:
+        return self._entries(mailbox, folder, "d.uid <= %s AND d.modseq > %s", (upto_uid, above_modseq))
+
+    def _entries(self, mailbox: str, folder: str, where: str, args: tuple[int, ...]) -> list[Entry]:
         with self.db.read() as conn:
             rows = conn.execute(
                 "SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq FROM delivery d "
                 "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
-                "JOIN message m ON m.id = d.message WHERE mb.name = %s AND f.name = %s AND d.uid > %s "
+                f"JOIN message m ON m.id = d.message WHERE mb.name = %s AND f.name = %s AND {where} "
                 "ORDER BY d.uid",
-                (mailbox, folder, after_uid),
+                (mailbox.lower(), norm(folder), *args),
             ).fetchall()
         return [Entry(int(r[0]), r[1], frozenset(r[2].split()), r[3], r[4], int(r[5])) for r in rows]
 

@@ -209,16 +209,20 @@ class Folders:
         self.db.write(fn)
 
     def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
-        mailbox = mailbox.lower()
-        folder = _norm(folder)
+        return self._entries(mailbox, folder, "d.uid > ?", (after_uid,))
+
+    def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]:
+        return self._entries(mailbox, folder, "d.uid <= ? AND d.modseq > ?", (upto_uid, above_modseq))
+
+    def _entries(self, mailbox: str, folder: str, where: str, args: tuple[int, ...]) -> list[Entry]:
         rows = (
             self.db.reader()
             .execute(
                 "SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq FROM delivery d "
                 "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
-                "JOIN message m ON m.id = d.message WHERE mb.name = ? AND f.name = ? AND d.uid > ? "
+                f"JOIN message m ON m.id = d.message WHERE mb.name = ? AND f.name = ? AND {where} "
                 "ORDER BY d.uid",
-                (mailbox, folder, after_uid),
+                (mailbox.lower(), _norm(folder), *args),
             )
             .fetchall()
         )

@@ -40,6 +40,7 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 from ...events import Event, FolderChanged
@@ -49,6 +50,9 @@ __all__ = ["MAX_FOLDERS", "Snapshot", "Snapshots"]
 
 # Folders whose listing is kept (our choice: a 100,000-message listing takes ~25 MB).
 MAX_FOLDERS = 4
+# Re-flagged messages a listing is grown by at most, instead of read again (our choice:
+# reading 1,000 entries costs a few ms, about what copying the tables costs).
+MAX_REFLAGGED = 1000
 
 Key = tuple[int, int, int, int]  # UIDVALIDITY, UIDNEXT, message count, highest MODSEQ
 
@@ -92,24 +96,35 @@ class Snapshot:
             max((e.modseq for e in listing), default=0),
         )
 
-    def grown(self, key: Key, gen: int, seq: int, added: list[Entry]) -> Snapshot:
-        """This listing with ``added`` (ascending, above its UIDs) after it: its tables
-        copied (a memory copy, ~10 ms at 100,000 entries), not read and built again."""
+    def grown(
+        self,
+        key: Key,
+        gen: int,
+        seq: int,
+        added: list[Entry],
+        reflagged: Sequence[Entry] = (),
+    ) -> Snapshot:
+        """This listing with ``added`` (ascending, above its UIDs) after it and its
+        messages in ``reflagged`` as they are now: its tables copied (a memory copy, tens
+        of ms at 100,000 entries), not read and built again."""
         uids = self.uids + [e.uid for e in added]
         entries = dict(self.entries)
         flags = dict(self.flags)
         modseq = dict(self.modseq)
-        for e in added:
+        for e in (*reflagged, *added):
             entries[e.uid] = e
             flags[e.uid] = e.flags
             modseq[e.uid] = e.modseq
-        first_unseen = self.first_unseen or next(
-            (len(self.uids) + i for i, e in enumerate(added, 1) if "\\Seen" not in e.flags), 0
-        )
-        added_kw = {f for e in added for f in e.flags if not f.startswith("\\")}
-        highest = max([self.highest_modseq, *(e.modseq for e in added)])
+        if any(("\\Seen" in e.flags) != ("\\Seen" in self.flags.get(e.uid, ())) for e in reflagged):
+            first_unseen = next((i for i, u in enumerate(uids, 1) if "\\Seen" not in flags[u]), 0)
+        else:
+            first_unseen = self.first_unseen or next(
+                (len(self.uids) + i for i, e in enumerate(added, 1) if "\\Seen" not in e.flags), 0
+            )
+        new_kw = {f for e in (*reflagged, *added) for f in e.flags if not f.startswith("\\")}
+        highest = max([self.highest_modseq, *(e.modseq for e in (*reflagged, *added))])
         return Snapshot(
-            key, gen, seq, uids, entries, flags, modseq, self.keywords | added_kw, first_unseen, highest
+            key, gen, seq, uids, entries, flags, modseq, self.keywords | new_kw, first_unseen, highest
         )
 
 
@@ -147,13 +162,15 @@ class Snapshots:
 
     def _grow(self, info: FolderInfo) -> Snapshot | None:
         """The folder's last listing before a change, with the messages added since read
-        after it (a range of UIDs): a SELECT after new mail in a 100,000-message folder
-        costs copying its tables instead of reading and building 100,000 entries (~1 s).
-        Only if nothing else changed: the same UIDVALIDITY, every message of that listing
-        still there (its count of UIDs up to its last is unchanged: UIDs are never
-        reused) and none with a MODSEQ above the listing's (every flag change gives the
-        message the folder's next MODSEQ), and the new ones make up ``info``'s count.
-        Else None (read the listing). Both counts are one indexed range in the database."""
+        after it (a range of UIDs) and those re-flagged since read again: a SELECT after
+        new mail or a flag change in a 100,000-message folder costs copying its tables
+        instead of reading and building 100,000 entries (~1 s). Only if nothing was
+        expunged: the same UIDVALIDITY and every message of that listing still there (its
+        count of UIDs up to its last is unchanged: UIDs are never reused); the messages
+        with a MODSEQ above the listing's are the re-flagged ones (every flag change gives
+        the message the folder's next MODSEQ), at most :data:`MAX_REFLAGGED`; the new ones
+        must make up ``info``'s count. Else None (read the listing). Both counts are one
+        indexed range in the database."""
         where = (info.mailbox, info.name)
         with self._lock:
             old = self._stale.get(where)
@@ -163,17 +180,19 @@ class Snapshots:
         if old is None or old.key is None or len(old.uids) != old.key[2]:
             return None
         validity, _, count, highest = old.key
-        if validity != info.uidvalidity or info.exists <= count:
+        if validity != info.uidvalidity or info.exists < count:
             return None
         top = old.uids[-1] if old.uids else 0
-        if self.store.folder_count(info.mailbox, info.name, top, highest) != (count, 0):
-            return None  # expunged or re-flagged since
+        kept, changed = self.store.folder_count(info.mailbox, info.name, top, highest)
+        if kept != count or changed > MAX_REFLAGGED:
+            return None  # expunged, or too much re-flagged, since
         added = self.store.folder_entries(info.mailbox, info.name, top)
         if count + len(added) != info.exists:
             return None  # changed again since info was read
+        reflagged = self.store.folder_changed(info.mailbox, info.name, top, highest) if changed else []
         # by its key only (generation -1): its older part is what the folder held when info
         # was read, not when the read began, so a sync (peek_current) must not take it
-        snap = old.grown(state_key(info), -1, seq, added)
+        snap = old.grown(state_key(info), -1, seq, added, reflagged)
         self._keep(where, gen, seq, snap)
         return snap
 
