@@ -7,7 +7,8 @@ postroom's HTTP import of mbox chunks, then its indexer). Then, alternating the 
 so that machine load hits both alike:
 
 * ``SELECT`` of the big mailbox (median of several, each on a new connection), and
-  ``SELECT`` right after one new message was APPENDed (median of several);
+  ``SELECT`` right after one new message was APPENDed, and right after another session's
+  ``STORE +FLAGS`` (median of several each);
 * ``UID SORT (DATE)`` and ``UID SORT (SUBJECT)``: the first run and the median of warm runs;
 * ``UID SEARCH TEXT`` of a word in 1% of the messages: first and warm, and the memory of
   the server's whole process tree (PSS, summed) just before and after it;
@@ -252,6 +253,13 @@ def suite(quick: bool, n: int | None = None) -> dict[str, Any]:
                 with _connect(s.port) as w:
                     w.append(BIG, m)
                 res[s.name].setdefault("select_new", []).append(_select_ms(s.port, BIG, n + i))
+        # ... and right after another session changed a message's flags
+        for i in range(1, WARM + 1):
+            for s in order:
+                with _connect(s.port) as w:
+                    w.ok(f"SELECT {BIG}")
+                    w.ok(f"STORE {i * 7} +FLAGS (\\Flagged)")
+                res[s.name].setdefault("select_flagged", []).append(_select_ms(s.port, BIG, n + WARM))
         loads.append(load_average())
         for s in order[::-1]:
             res[s.name]["first_fetch"] = _fresh_fetch(s.port, "fresh", fresh)
@@ -276,6 +284,12 @@ def report(n: int, res: dict[str, dict[str, Any]], loads: list[str]) -> dict[str
         "SELECT after one new message (median)",
         statistics.median(p["select_new"]),
         statistics.median(d["select_new"]),
+        "≤ 10 ms",
+    )
+    add(
+        "SELECT after a flag change (median)",
+        statistics.median(p["select_flagged"]),
+        statistics.median(d["select_flagged"]),
         "≤ 10 ms",
     )
     for key in ("DATE", "SUBJECT"):
