@@ -390,3 +390,22 @@ def test_append_to_a_known_folder_needs_no_worker_thread(tmp_path: Path) -> None
             pool.shutdown()
 
     asyncio.run(main())
+
+
+def test_closing_ends_the_indexer_process_and_closes_both_its_pipes(tmp_path: Path) -> None:
+    """The receiver read the worker's stdout to its end and left it open: an unclosed file
+    (ResourceWarning) per store with the process indexer."""
+
+    async def main() -> None:
+        store, _ = make(tmp_path, indexer="process")
+        try:
+            await store.deliver(env("alice@example.org"), MSG)
+            assert await asyncio.to_thread(store.wait_indexed, 30)
+            proc = store.background._index_proc
+            assert proc is not None and proc.stdin is not None and proc.stdout is not None
+        finally:
+            store.close()
+        assert proc.returncode is not None
+        assert proc.stdin.closed and proc.stdout.closed
+
+    asyncio.run(main())

@@ -386,10 +386,11 @@ class Background:
         finally:
             ready.set()
         assert proc.stdout is not None
-        for line in proc.stdout:
-            pids = line.decode("ascii", "replace").split()
-            if pids and not self.db.closed:
-                self.db.bus.publish(MessagesIndexed(tuple(pids)))
+        with proc.stdout:  # closed at its end (the worker exited), not left to the collector
+            for line in proc.stdout:
+                pids = line.decode("ascii", "replace").split()
+                if pids and not self.db.closed:
+                    self.db.bus.publish(MessagesIndexed(tuple(pids)))
 
     def _index_loop(self) -> None:
         from .index_worker import BATCH, Indexer, _extractor, connect_readonly
