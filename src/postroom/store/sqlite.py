@@ -36,7 +36,7 @@ from .base import (
 )
 from .composed import Composed
 from .ids import new_id
-from .index_write import TEXT_ONLY, begin_immediate
+from .index_write import TEXT_ONLY
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
 from .owner import StoreLock
 from .sqlite_background import ANALYZE_FROM, Background
@@ -502,7 +502,7 @@ class SQLiteStore(Composed):
         calls = [j for j in jobs if isinstance(j, _Call)]
         indexed = False  # every new message indexed in this transaction (index_in_transaction)
         try:
-            begin_immediate(conn)
+            self.writes.begin(conn, ingest_only=not calls)
             if ingests:
                 self.writes.ingest(conn, ingests, events)
                 if self.background.index_inline and not replay:  # one commit for both

@@ -19,6 +19,7 @@ from ..mailboxes import mailbox_for
 from .base import INBOX, Address, Entry, Summary
 from .headers import scan_headers
 from .ids import new_id
+from .index_write import begin_immediate
 from .rawcodec import compress
 from .sqlite_db import SQLiteDb, chunks
 from .sqlite_folders import next_uidvalidity
@@ -38,6 +39,25 @@ class Writes:
         self.tag_cache: dict[str, int] = {}
         self.count = 0  # messages stored
         self.last_prune = 0.0
+        self._subjournals_in_memory = False  # the writer connection's temp_store (begin)
+
+    def begin(self, conn: sqlite3.Connection, *, ingest_only: bool) -> None:
+        """Begin the writer's transaction (``begin_immediate``), its statement journals in
+        memory when it only stores new mail.
+
+        A statement that may stop halfway keeps the pages it changes in a statement journal,
+        which SQLite writes to a temporary file past 64 KiB; the INSERT of one message (13
+        indexes, the conversation triggers) passes that, and from then on every statement of
+        the transaction wrote the pages it touched to the file: ~37 more write system calls
+        per message (issue 15). ``temp_store=MEMORY`` keeps them in memory: one statement's
+        pages, a few hundred KiB at most. A batch with other changes (a delete of everything
+        runs in a savepoint, whose journal holds every page it changes) keeps SQLite's
+        default, a file. It is set between transactions (SQLite reads it at BEGIN).
+        """
+        if ingest_only != self._subjournals_in_memory and not conn.in_transaction:
+            conn.execute("PRAGMA temp_store=" + ("MEMORY" if ingest_only else "DEFAULT"))
+            self._subjournals_in_memory = ingest_only
+        begin_immediate(conn)
 
     def reset(self, conn: sqlite3.Connection) -> None:
         """Reload the caches from the database (after a rolled-back transaction)."""
