@@ -37,3 +37,22 @@ def test_a_second_serve_on_a_database_in_use_refuses_to_start(tmp_path: Path) ->
     # database can be opened again
     with serve_process(db, "--smtp-workers", "0"):
         pass
+
+
+def test_a_throwaway_database_takes_no_lock_file_a_database_file_does(tmp_path: Path) -> None:
+    """A throwaway store (``--db :memory:``, each in-process test server) lives in a
+    directory its process made for it: no lock file (five system calls per test server);
+    a database file still gets its lock."""
+    from postroom.config import Settings
+    from postroom.events import Bus
+    from postroom.store.owner import lock_path
+    from postroom.store.sqlite import SQLiteStore
+
+    for target in (":memory:", str(tmp_path / "store.db")):
+        store = SQLiteStore(target, Settings(db=target, indexer="thread", quiet=True), Bus())
+        store.start()
+        try:
+            locked = Path(lock_path(store.path)).exists()
+        finally:
+            store.close()
+        assert locked == (target != ":memory:"), target

@@ -121,7 +121,7 @@ class SQLiteStore(Composed):
         self.imap_cache = ImapCache(self.db)
         self.background = Background(self.db, self.writes, lambda conn, jobs: self._run_batch(conn, jobs))
         self.db.wait_applied = self._wait_applied
-        self._owner = StoreLock(target)
+        self._owner = StoreLock(target, private=self._tmpdir is not None)  # a throwaway's: no lock
         self._writer: threading.Thread | None = None
         self._writer_done: threading.Event | None = None  # set when a pooled writer's loop ended
         # writes are failing (disk full...): journaled mail waits in _retry, new mail is refused
