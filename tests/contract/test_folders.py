@@ -148,6 +148,26 @@ def test_imap_cache_lives_and_dies_with_its_message(backend: Backend) -> None:
     assert backend.store.imap_cache_get("head", [a]) == {}
 
 
+def test_imap_cache_by_uid_range_reads_the_folder_it_names(backend: Backend) -> None:
+    # SORT reads the start of each message's "head" row by UID range (servers/imap/messages.py)
+    ids = [backend.deliver(message(f"r{i}")) for i in range(3)]
+    assert backend.store.wait_indexed(30)
+    backend.store.imap_cache_put("text", {pid: b"text of %d" % i for i, pid in enumerate(ids)})
+    info = backend.store.folder_info(BOX, INBOX)
+    assert info is not None
+    by_uid = {e.id: e.uid for e in backend.store.folder_entries(BOX, INBOX)}
+    got = backend.store.imap_cache_range("text", BOX, "inbox", info.uidvalidity, (1, 2), 6)
+    assert got == {by_uid[ids[0]]: b"text o", by_uid[ids[1]]: b"text o"}
+    assert backend.store.imap_cache_range("text", BOX, INBOX, info.uidvalidity, (3, 9), 100) == {
+        by_uid[ids[2]]: b"text of 2"
+    }
+    # another UIDVALIDITY (the folder deleted and created again) or no such folder: None
+    assert backend.store.imap_cache_range("text", BOX, INBOX, info.uidvalidity + 1, (1, 3), 6) is None
+    assert backend.store.imap_cache_range("text", BOX, "Missing", info.uidvalidity, (1, 3), 6) is None
+    with pytest.raises((ValueError, KeyError)):
+        backend.store.imap_cache_range("nope", BOX, INBOX, info.uidvalidity, (1, 3), 6)
+
+
 def test_conversation_ids_give_row_ids_and_the_stored_thread(backend: Backend) -> None:
     # IMAP's X-GM-MSGID / X-GM-THRID (servers/imap/gmail.py): a row id per message, the
     # same for every delivery of it, and the ThreadID the summaries show once indexed

@@ -7,12 +7,13 @@ from __future__ import annotations
 import sqlite3
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from postroom.servers.imap.core import CACHE_KEY
 from postroom.servers.imap.messages import SORT_PREFIX, MessageCache
-from postroom.servers.imap.persist import HEAD
+from postroom.servers.imap.persist import HEAD, HEAD_SORT
 from postroom.store.base import Envelope
 from tests.helpers import running_server
 from tests.integration.imap_wire import Wire
@@ -71,15 +72,22 @@ def test_sort_after_a_restart_reads_only_the_keys_at_the_start_of_the_head_rows(
         assert s.app.store.wait_indexed(30)
         heads_derived(db, len(raws))
     with running_server(db=str(db)) as s:  # a restart: no key in memory
-        reads: list[tuple[int, int | None]] = []
-        real = s.app.store.imap_cache_get
+        reads: list[tuple[int, int | None]] = []  # (how many IDs, prefix) of each read by ID
+        ranges: list[tuple[int, int]] = []  # UID ranges read
+        real, real_range = s.app.store.imap_cache_get, s.app.store.imap_cache_range
 
         def spy(kind: str, ids: list[str], prefix: int | None = None) -> dict[str, bytes]:
             if kind == HEAD:
                 reads.append((len(ids), prefix))
             return real(kind, ids, prefix)
 
+        def spy_range(kind: str, *args: Any) -> dict[int, bytes] | None:
+            assert kind == HEAD and args[-1] == SORT_PREFIX
+            ranges.append(args[-2])
+            return real_range(kind, *args)
+
         monkeypatch.setattr(s.app.store, "imap_cache_get", spy)
+        monkeypatch.setattr(s.app.store, "imap_cache_range", spy_range)
         w = Wire(*s.addr("imap"))
         w.ok('LOGIN "bob@example.org" x')
         w.ok("SELECT INBOX")
@@ -92,8 +100,14 @@ def test_sort_after_a_restart_reads_only_the_keys_at_the_start_of_the_head_rows(
         w.close()
         cache = s.app.extras[CACHE_KEY]
         assert isinstance(cache, MessageCache)
-        assert reads, "no head row read"
-        # every criterion read the keys of all 24 (the prefix), and the whole rows only of
-        # the 3 messages whose 700-character subject does not fit in it
-        assert {r for r in reads if r[1] is not None} == {(24, SORT_PREFIX)}
-        assert {r for r in reads if r[1] is None} <= {(3, None)}
+        # every criterion read the keys of all 24 by their UID range, and the whole rows
+        # only of the 3 messages whose 700-character subject does not fit in the prefix
+        assert ranges == [(1, 24)] * len(HEAD_SORT)
+        assert set(reads) == {(3, None)}
+        # a folder whose UIDVALIDITY is not the session's (created again): read by ID
+        cache._sort_keys.clear()  # (nothing remembered: the keys are read again)
+        cache._sort_key_count = 0
+        got = cache.sort_keys(
+            "DATE", s.app.store.folder_entries("bob@example.org", "INBOX"), ("bob@example.org", "INBOX", -1)
+        )
+        assert len(got) == 24 and (24, SORT_PREFIX) in reads

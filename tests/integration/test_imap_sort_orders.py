@@ -6,6 +6,7 @@ mail. A real server over sockets; SQLite, or PostgreSQL with POSTROOM_TEST_DB=po
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 
@@ -97,9 +98,9 @@ def counted(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[str]]:
     calls: list[str] = []
     real = MessageCache.sort_keys
 
-    def spy(self: MessageCache, criterion: str, views: list) -> list:  # type: ignore[type-arg]
+    def spy(self: MessageCache, criterion: str, *args: Any) -> list:  # type: ignore[type-arg]
         calls.append(criterion)
-        return real(self, criterion, views)
+        return real(self, criterion, *args)
 
     monkeypatch.setattr(MessageCache, "sort_keys", spy)
     yield calls

@@ -443,6 +443,15 @@ class ImapStore(Pop3Store, Protocol):
         """Keep blobs by message ID (through the writer); they go when their message goes."""
         ...
 
+    def imap_cache_range(
+        self, kind: str, mailbox: str, folder: str, uidvalidity: int, uids: tuple[int, int], prefix: int
+    ) -> dict[int, bytes] | None:
+        """The first ``prefix`` bytes of the ``kind`` blobs of the folder's deliveries with a
+        UID in ``uids`` (inclusive bounds), by UID: one read of the folder's UID range (no
+        lookup by public ID). None when the folder's UIDVALIDITY is not ``uidvalidity``
+        (deleted, or created again: its UIDs then name other messages)."""
+        ...
+
     def conversation_ids(self, ids: list[str]) -> dict[str, tuple[int, str, bool]]:
         """For those of ``ids`` that exist: (the message's internal row id, its ``ThreadID``
         as stored now, whether the indexer has done it). The row id never changes and is

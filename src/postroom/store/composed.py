@@ -79,6 +79,9 @@ class FolderPart(Protocol):
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]: ...
     def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]: ...
+    def imap_cache_range(
+        self, kind: str, mailbox: str, folder: str, uidvalidity: int, uids: tuple[int, int], prefix: int
+    ) -> dict[int, bytes] | None: ...
     def copy(
         self, mailbox: str, folder: str, uids: list[int], dest: str, *, move: bool = False
     ) -> tuple[int, list[tuple[int, int]]]: ...
@@ -175,6 +178,11 @@ class Composed:
 
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         return self.folders_.folder_count(mailbox, folder, upto_uid, above_modseq)
+
+    def imap_cache_range(
+        self, kind: str, mailbox: str, folder: str, uidvalidity: int, uids: tuple[int, int], prefix: int
+    ) -> dict[int, bytes] | None:
+        return self.folders_.imap_cache_range(kind, mailbox, folder, uidvalidity, uids, prefix)
 
     def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]:
         return self.folders_.folder_changed(mailbox, folder, upto_uid, above_modseq)

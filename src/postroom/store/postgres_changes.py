@@ -425,6 +425,26 @@ class Folders:
             ).fetchall()
         return [Entry(int(r[0]), r[1], frozenset(r[2].split()), r[3], r[4], int(r[5])) for r in rows]
 
+    def imap_cache_range(
+        self, kind: str, mailbox: str, folder: str, uidvalidity: int, uids: tuple[int, int], prefix: int
+    ) -> dict[int, bytes] | None:
+        _kind(kind)
+        with self.db.read() as conn:
+            row = conn.execute(
+                "SELECT f.id, f.uidvalidity FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id "
+                "WHERE mb.name = %s AND f.name = %s",
+                (mailbox.lower(), norm(folder)),
+            ).fetchone()
+            if row is None or int(row[1]) != uidvalidity:
+                return None
+            rows = conn.execute(
+                "SELECT d.uid, substring(c.data from 1 for %s) FROM delivery d "
+                "JOIN imap_cache c ON c.message = d.message AND c.kind = %s "
+                "WHERE d.folder_id = %s AND d.uid BETWEEN %s AND %s",
+                (int(prefix), kind, row[0], uids[0], uids[1]),
+            ).fetchall()
+        return {int(r[0]): bytes(r[1]) for r in rows}
+
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         with self.db.read() as conn:
             row = conn.execute(

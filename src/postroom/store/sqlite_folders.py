@@ -228,6 +228,26 @@ class Folders:
         )
         return [Entry(r[0], r[1], frozenset(r[2].split()), r[3], r[4], r[5]) for r in rows]
 
+    def imap_cache_range(
+        self, kind: str, mailbox: str, folder: str, uidvalidity: int, uids: tuple[int, int], prefix: int
+    ) -> dict[int, bytes] | None:
+        from .sqlite_imapcache import TABLES
+
+        table = TABLES[kind]  # (KeyError: not a kind)
+        conn = self.db.reader()
+        row = conn.execute(
+            "SELECT f.id, f.uidvalidity FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id "
+            "WHERE mb.name = ? AND f.name = ?",
+            (mailbox.lower(), _norm(folder)),
+        ).fetchone()
+        if row is None or row[1] != uidvalidity:
+            return None
+        sql = (
+            f"SELECT d.uid, substr(c.data, 1, ?) FROM delivery d JOIN {table} c ON c.id = d.message "
+            "WHERE d.folder_id = ? AND d.uid BETWEEN ? AND ?"
+        )
+        return dict(conn.execute(sql, (int(prefix), row[0], uids[0], uids[1])).fetchall())
+
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         row = (
             self.db.reader()

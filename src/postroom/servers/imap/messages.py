@@ -82,8 +82,7 @@ SORT_KEY_ITEMS = 200_000
 # Messages whose header fields a SORT holds at once while computing keys (our choice, as
 # SEARCH's chunk: the fields of 1,000 messages are a few MB).
 SORT_KEY_CHUNK = 1000
-# Bytes read of each ``head`` row for its SORT keys (our choice: the keys of a message with
-# a 100-character subject and addresses take ~250; longer ones are computed from the fields).
+# Bytes read of a ``head`` row for its SORT keys (our choice: ~250 for a 100-character subject).
 SORT_PREFIX = 512
 # X-GM-MSGIDs kept in memory (our choice: ~120 bytes each, so ~12 MB at the bound). A
 # message's id never changes, and imapflow asks for it in every FETCH once the server has
@@ -415,13 +414,15 @@ class MessageCache:
                 self._text_bytes -= _size(old)
         return out
 
-    def sort_keys(self, criterion: str, entries: list[Entry]) -> list[SortKey]:
-        """The SORT key of ``criterion`` (RFC 5256) for each of ``entries`` (a folder's
-        listing), in order: from
-        memory, else the keys stored at the start of the ``head`` rows (only those bytes
-        are read), else computed from the header fields (a ``head`` row of an older format,
-        a message not derived yet); a chunk at a time, let go of once its keys are taken:
-        never the ENVELOPE and BODYSTRUCTURE rows, nor the derived cache, which FETCH uses."""
+    def sort_keys(
+        self, criterion: str, entries: list[Entry], folder: tuple[str, str, int] | None = None
+    ) -> list[SortKey]:
+        """The SORT key of ``criterion`` (RFC 5256) for each of ``entries`` (of ``folder``:
+        mailbox, name, UIDVALIDITY), in order: from memory, else the keys stored at the
+        start of the ``head`` rows (only those bytes are read; by UID range when the chunk's
+        UIDs are dense), else computed from the header fields (a ``head`` row of an older
+        format, a message not derived yet); a chunk at a time, let go of once its keys are
+        taken: never the ENVELOPE and BODYSTRUCTURE rows, nor the derived cache (FETCH's)."""
         if criterion in _LISTING_KEYS:
             return [sort_key(criterion, _no_header, e.size, e.internaldate) for e in entries]
         with self._lock:
@@ -431,7 +432,7 @@ class MessageCache:
         out: list[SortKey] = got  # type: ignore[assignment]  # (the None entries are filled below)
         for start in range(0, len(todo), SORT_KEY_CHUNK):
             chunk = todo[start : start + SORT_KEY_CHUNK]
-            stored = self._stored_sort_keys([entries[i].id for i in chunk], HEAD_SORT.index(criterion))
+            stored = self._stored_sort_keys([entries[i] for i in chunk], HEAD_SORT.index(criterion), folder)
             heads = self.heads([entries[i].id for i in chunk if entries[i].id not in stored])
             for i in chunk:
                 e = entries[i]
@@ -458,11 +459,21 @@ class MessageCache:
                     self._sort_key_count -= 1
         return out
 
-    def _stored_sort_keys(self, ids: list[str], at: int) -> dict[str, PersistedKey]:
-        """Key number ``at`` of :data:`HEAD_SORT` of each of ``ids`` whose ``head`` row
-        holds its keys in the first :data:`SORT_PREFIX` bytes."""
+    def _stored_sort_keys(
+        self, chunk: list[Entry], at: int, folder: tuple[str, str, int] | None
+    ) -> dict[str, PersistedKey]:
+        """Key ``at`` of :data:`HEAD_SORT` of each of ``chunk`` whose ``head`` row starts with
+        its keys: by UID range (3-6x faster than by ID) when the chunk is dense."""
+        got: dict[str, bytes] | None = None
+        lo, hi = min(e.uid for e in chunk), max(e.uid for e in chunk)
+        if folder is not None and hi - lo < 2 * len(chunk):
+            by_uid = self.store.imap_cache_range(HEAD, *folder, (lo, hi), SORT_PREFIX)
+            if by_uid is not None:  # (else the folder has another UIDVALIDITY now)
+                got = {e.id: by_uid[e.uid] for e in chunk if e.uid in by_uid}
+        if got is None:
+            got = self.store.imap_cache_get(HEAD, [e.id for e in chunk], SORT_PREFIX)
         out: dict[str, PersistedKey] = {}
-        for id, start in self.store.imap_cache_get(HEAD, ids, SORT_PREFIX).items():
+        for id, start in got.items():
             keys = load_sort_keys(start)
             if keys is not None:
                 out[id] = keys[at]

@@ -545,7 +545,7 @@ class SelectedCommands(SessionBase):
                 entries = [t.entries[u] for u in uids]
                 idx = list(range(len(entries)))
                 for name, reverse in reversed(criteria):
-                    keys = self.cache.sort_keys(name, entries)
+                    keys = self.cache.sort_keys(name, entries, sel.key)
                     idx = sorted(idx, key=keys.__getitem__, reverse=reverse)
                 return [uids[i] for i in idx]
 
