@@ -10,12 +10,14 @@ write system calls per message from a burst of SMTP mail, issue 15).
 from __future__ import annotations
 
 import asyncio
+import sqlite3
 from pathlib import Path
 
 from postroom.config import Settings
 from postroom.events import Bus
 from postroom.store.base import Envelope
 from postroom.store.sqlite import SQLiteStore
+from postroom.store.sqlite_writes import Writes
 
 BODY = ("<p>" + "lorem ipsum dolor sit amet " * 300 + "</p>\r\n").encode()
 
@@ -61,3 +63,26 @@ def test_an_ingest_batch_writes_no_temporary_statement_journal(tmp_path: Path) -
     per_message = asyncio.run(main())
     # the journal append and the WAL's frames (a header and a page each) take ~10
     assert per_message < 20, f"{per_message:.1f} write system calls per message"
+
+
+def test_a_batch_with_other_changes_keeps_the_file_on_a_connection_taken_over(tmp_path: Path) -> None:
+    """A throwaway store's writer may take over an earlier store's connection
+    (sqlite_recycle.py): the setting follows what the connection has, not what the store
+    last set on a connection of its own."""
+    conn = sqlite3.connect(str(tmp_path / "s.db"), isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA busy_timeout=0")
+
+    def temp_store() -> int:
+        value = conn.execute("PRAGMA temp_store").fetchone()[0]
+        conn.execute("COMMIT")
+        return int(value)
+
+    first = Writes(None)  # type: ignore[arg-type]  # begin() uses only the connection
+    first.begin(conn, ingest_only=True)
+    assert temp_store() == 2  # MEMORY
+    second = Writes(None)  # type: ignore[arg-type]
+    second.begin(conn, ingest_only=False)
+    assert temp_store() == 0  # SQLite's default: a file past 64 KiB
+    second.begin(conn, ingest_only=True)
+    assert temp_store() == 2
+    conn.close()

@@ -39,7 +39,10 @@ class Writes:
         self.tag_cache: dict[str, int] = {}
         self.count = 0  # messages stored
         self.last_prune = 0.0
-        self._subjournals_in_memory = False  # the writer connection's temp_store (begin)
+        # the temp_store this object last set (begin), and on which connection: a throwaway
+        # store's writer connection may come from an earlier store (sqlite_recycle.py)
+        self._subjournals_in_memory: bool | None = None
+        self._subjournal_conn: sqlite3.Connection | None = None
 
     def begin(self, conn: sqlite3.Connection, *, ingest_only: bool) -> None:
         """Begin the writer's transaction (``begin_immediate``), its statement journals in
@@ -54,6 +57,8 @@ class Writes:
         runs in a savepoint, whose journal holds every page it changes) keeps SQLite's
         default, a file. It is set between transactions (SQLite reads it at BEGIN).
         """
+        if conn is not self._subjournal_conn:
+            self._subjournal_conn, self._subjournals_in_memory = conn, None
         if ingest_only != self._subjournals_in_memory and not conn.in_transaction:
             conn.execute("PRAGMA temp_store=" + ("MEMORY" if ingest_only else "DEFAULT"))
             self._subjournals_in_memory = ingest_only
