@@ -419,6 +419,12 @@ def _read_toml(path: str) -> dict[str, Any]:
         name = k.replace("-", "_")
         if name in by_name:
             out[name] = _coerce(by_name[name], v, f"{path}: {k}")
-        else:
+        elif isinstance(v, dict) or (isinstance(v, list) and all(isinstance(t, dict) for t in v)):
             out.setdefault("extra", {})[name] = v  # sections for rules, webhooks, tagging...
+        else:  # a misspelt setting would otherwise be ignored without a word
+            import difflib
+
+            near = difflib.get_close_matches(name, by_name, n=1)
+            hint = f" (did you mean {near[0].replace('_', '-')}?)" if near else ""
+            raise ConfigError(f"{path}: {k}: not a setting{hint}")
     return out

@@ -79,3 +79,16 @@ def test_every_option_is_a_setting_with_the_same_default() -> None:
         - {"extra", "compat_notes", "smtp_relay_keys", "smtp_forward_keys"}
     )
     assert not missing, f"settings without a flag/env/TOML option: {sorted(missing)}"
+
+
+def test_a_misspelt_key_in_the_config_file_is_named_not_ignored(tmp_path: Path) -> None:
+    toml = tmp_path / "p.toml"
+    toml.write_text('smpt = "127.0.0.1:2525"\n')
+    with pytest.raises(cfg.ConfigError, match=r"p\.toml: smpt: not a setting \(did you mean smtp\?\)"):
+        cfg.load(parse("--config", str(toml)), env={})
+    # tables are other commands' sections and the tagging and threading rules: kept, as before
+    toml.write_text(
+        'smtp = "127.0.0.1:2525"\n[send]\nfrom = "a@example.com"\n[[tags]]\nmatch = "x"\ntags = "y"\n'
+    )
+    s = cfg.load(parse("--config", str(toml)), env={})
+    assert s.smtp == "127.0.0.1:2525" and s.extra["send"] == {"from": "a@example.com"}
