@@ -279,3 +279,28 @@ def test_kept_gmail_message_ids_are_bounded(store: SQLiteStore, monkeypatch: pyt
         assert len(cache._msgids) <= 100
     assert cache.peek_msgid("id299") == 299 and cache.peek_msgid("id0") is None
     assert len(cache._msgids) >= 75
+
+
+def test_write_behind_lets_blobs_gather_and_skips_what_was_forgotten_meanwhile(
+    store: SQLiteStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Blobs are written WRITE_DELAY after they are handed over (or at once by drain), so a
+    message deleted within that time (imaptest's APPEND ... EXPUNGE) is never written."""
+    monkeypatch.setattr(persist, "WRITE_DELAY", 60.0)
+    ids = [asyncio.run(store.deliver(Envelope("a@x", ("b@y",)), RAW)) for _ in range(3)]
+    wb = WriteBehind(store)
+    for i, pid in enumerate(ids):
+        wb.add("meta", pid, b"%d" % i)
+        wb.kick()
+    time.sleep(0.5)
+    assert store.imap_cache_get("meta", ids) == {}  # gathering
+    wb.forget([ids[1]])
+    assert wb.drain(30)
+    assert store.imap_cache_get("meta", ids) == {ids[0]: b"0", ids[2]: b"2"}
+    monkeypatch.setattr(persist, "WRITE_DELAY", 0.2)
+    wb.add("head", ids[0], b"h")
+    wb.kick()
+    deadline = time.monotonic() + 30
+    while not store.imap_cache_get("head", ids) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert store.imap_cache_get("head", ids) == {ids[0]: b"h"}  # written without a drain

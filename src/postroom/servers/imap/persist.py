@@ -40,7 +40,6 @@ import json
 import logging
 import struct
 import threading
-from collections import deque
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -82,6 +81,12 @@ TEXT_ZSTD_MIN = 4096
 TEXT_ZSTD_LEVEL = 3
 # Blobs per store write (one writer transaction each; our choice).
 WRITE_BATCH = 1000
+# Seconds the writing thread lets blobs gather before it writes them (our choice): a few
+# large transactions instead of one per FETCH of new mail, no thread woken per command
+# (under imaptest's stress, waking it and the writer's commit for every new message held
+# ~10% of the process's GIL time), and nothing written for a message deleted meanwhile
+# (WriteBehind.forget: imaptest expunges what it APPENDed within a second).
+WRITE_DELAY = 1.0
 
 Headers = dict[str, list[str]]  # a message's header fields by lower-case name (the ``head`` blob)
 
@@ -234,17 +239,21 @@ def load_text(blob: bytes) -> tuple[str, str] | None:
 
 class WriteBehind:
     """Collects blobs and stores them from one daemon thread, in batches, so that the
-    command that derived them does not wait for a commit. A daemon thread (not an
-    executor) so that an unwritten batch never holds up the process exiting."""
+    command that derived them does not wait for a commit: what was handed over
+    (:meth:`kick`) is written :data:`WRITE_DELAY` seconds later, or at once by
+    :meth:`drain`. A daemon thread (not an executor) so that an unwritten batch never
+    holds up the process exiting."""
 
     def __init__(self, store: ImapStore) -> None:
         self.store = store
         # a ``head`` blob may be added as its header fields: serialised on the writing
         # thread (a JSON dump per message was ~20% of a first FETCH ENVELOPE of new mail)
-        self._pending: dict[str, dict[str, bytes | Headers]] = {}
-        self._queue: deque[tuple[str, dict[str, bytes | Headers]]] = deque()
+        self._pending: dict[str, dict[str, bytes | Headers]] = {}  # added, not handed over
+        self._queued: dict[str, dict[str, bytes | Headers]] = {}  # handed over, by kind
         self._cond = threading.Condition()
         self._busy = False
+        self._idle = False  # the thread waits for something to write (kick wakes it)
+        self._hurry = False  # a drain waits: write what is queued now
         self._thread: threading.Thread | None = None
 
     def add(self, kind: str, id: str, blob: bytes | Headers) -> None:
@@ -256,7 +265,7 @@ class WriteBehind:
     def forget(self, ids: Iterable[str] | None) -> None:
         """Write nothing more for the deleted messages ``ids`` (for any, with None)."""
         with self._cond:
-            for items in [*self._pending.values(), *(items for _, items in self._queue)]:
+            for items in [*self._pending.values(), *self._queued.values()]:
                 if ids is None:
                     items.clear()
                 else:
@@ -269,36 +278,51 @@ class WriteBehind:
             if not self._pending:
                 return
             for kind, items in self._pending.items():
-                self._queue.append((kind, items))
+                self._queued.setdefault(kind, {}).update(items)
             self._pending = {}
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="postroom-imap-cache", daemon=True)
                 self._thread.start()
-            self._cond.notify_all()
+            if self._idle:  # else it is gathering or writing: it looks at the queue next
+                self._cond.notify_all()
 
     def drain(self, timeout: float) -> bool:
         """Wait until everything kicked is written; False on timeout."""
         self.kick()
         with self._cond:
-            return self._cond.wait_for(lambda: not self._queue and not self._busy, timeout)
+            self._hurry = True
+            self._cond.notify_all()
+            try:
+                return self._cond.wait_for(lambda: not self._queued and not self._busy, timeout)
+            finally:
+                self._hurry = False
 
     def _run(self) -> None:
         while True:
             with self._cond:
-                self._cond.wait_for(lambda: bool(self._queue))
-                kind, items = self._queue.popleft()
-                # merge queued batches of the same kind into one transaction
-                while self._queue and self._queue[0][0] == kind and len(items) < WRITE_BATCH:
-                    items = {**items, **self._queue.popleft()[1]}
+                self._idle = True
+                self._cond.wait_for(lambda: bool(self._queued))
+                self._idle = False
+                self._cond.wait_for(lambda: self._hurry, WRITE_DELAY)  # let more gather
+                by_kind, self._queued = self._queued, {}
                 self._busy = True
             try:
-                blobs = {k: v if isinstance(v, bytes) else dump_head(v) for k, v in items.items()}
-                self.store.imap_cache_put(kind, blobs)
-            except StoreClosed:
-                pass
-            except Exception:
-                log.warning("imap cache: %d %s blobs not stored", len(items), kind, exc_info=True)
+                for kind, items in by_kind.items():
+                    rows = list(items.items())
+                    for at in range(0, len(rows), WRITE_BATCH):
+                        self._write(kind, dict(rows[at : at + WRITE_BATCH]))
             finally:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _write(self, kind: str, items: dict[str, bytes | Headers]) -> None:
+        if not items:
+            return
+        try:
+            blobs = {k: v if isinstance(v, bytes) else dump_head(v) for k, v in items.items()}
+            self.store.imap_cache_put(kind, blobs)
+        except StoreClosed:
+            pass
+        except Exception:
+            log.warning("imap cache: %d %s blobs not stored", len(items), kind, exc_info=True)
