@@ -38,7 +38,10 @@ def use_everything(w: Wire) -> None:
     w.ok("SORT (SUBJECT) UTF-8 ALL")
 
 
-def test_a_deleted_message_leaves_the_caches(tmp_path: Path) -> None:
+def test_a_deleted_message_leaves_the_caches(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import postroom.servers.imap.messages as messages
+
+    monkeypatch.setattr(messages, "DELETED_GRACE", 0.0)
     with running_server(db=str(tmp_path / "store.db")) as s:
         ids = [deliver(s, msg(f"m{i}")) for i in range(4)] + [deliver(s, MIXED)]
         cache = cache_of_after(s, ids)
@@ -103,3 +106,25 @@ def test_the_part_trees_kept_are_bounded(tmp_path: Path, monkeypatch: pytest.Mon
             cache = cache_of(s)
             assert len(cache._raws) == 5 and len(cache._parts) == 2
             assert b"body 0" in b"".join(w.ok("FETCH 1 BODY.PEEK[1]"))  # parsed again
+
+
+def test_a_session_not_yet_told_of_an_expunge_still_searches_and_fetches_the_message(tmp_path: Path) -> None:
+    """imaptest's SEARCHes: another session expunged (and so deleted) a message this one
+    still shows; its data stays in memory DELETED_GRACE seconds for that."""
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        for i in range(3):
+            deliver(s, msg(f"m{i}", f"body {i}"))
+        with login(s) as a, login(s) as b:
+            a.ok("SELECT INBOX")
+            envelopes = a.ok("FETCH 1:* (ENVELOPE BODY.PEEK[TEXT])")
+            assert len(envelopes) == 3
+            b.ok("SELECT INBOX")
+            b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
+            assert b.ok("EXPUNGE") == [b"* 2 EXPUNGE\r\n"]
+            assert s.app.store.imap_cache_get("meta", []) == {}  # (the store no longer has it)
+            # FETCH, STORE and SEARCH do not report expunges (RFC 3501 7.4.1): 2 is still there
+            assert a.ok('SEARCH SUBJECT "m1"') == [b"* SEARCH 2\r\n"]
+            assert a.ok('SEARCH NOT SUBJECT "m1"') == [b"* SEARCH 1 3\r\n"]
+            assert a.ok('SEARCH BODY "body 1"') == [b"* SEARCH 2\r\n"]
+            assert a.ok("FETCH 2 (ENVELOPE BODY.PEEK[TEXT])") == envelopes[1:2]
+            assert b"* 2 EXPUNGE\r\n" in a.ok("NOOP")

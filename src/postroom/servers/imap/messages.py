@@ -18,7 +18,8 @@ from __future__ import annotations
 
 import sys
 import threading
-from collections import OrderedDict
+import time
+from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import islice
@@ -62,10 +63,10 @@ RAW_GROUP = 64
 RAW_GROUP_MAX = 256 * 1024
 # Derived entries (envelope, structure, header fields; text only when searched).
 DERIVED_CACHE_ITEMS = 50_000
-# Part trees kept with their bytes (our choice: a tree takes about as much memory as the
-# message, ~2.5 KB for imaptest's; the sessions that FETCH sections of a new message do so
-# within seconds of each other).
+# Part trees kept with their bytes (our choice: a tree takes about as much as its message).
 PARTS_KEPT = 2000
+# Seconds a deleted message stays in memory (ours): sessions not told of its EXPUNGE yet read it.
+DELETED_GRACE = 5.0
 # Decoded text kept per message for SEARCH BODY/TEXT (longer text is cut; our choice).
 MAX_TEXT = 1024 * 1024
 # Search text kept in memory, in bytes of the strings over all messages (our choice; what
@@ -157,6 +158,7 @@ class MessageCache:
         self._sort_key_count = 0
         self.orders = SortOrders()  # whole folders' SORT orders (.sortorder)
         self._msgids: dict[str, int] = {}  # public ID -> X-GM-MSGID (servers/imap/gmail.py)
+        self._dying: deque[tuple[float, tuple[str, ...]]] = deque()  # (when, IDs) deleted
         self._lock = threading.Lock()
         self.writes = WriteBehind(store)
 
@@ -179,17 +181,17 @@ class MessageCache:
         return self._msgids.get(id)
 
     def on_event(self, event: Event) -> None:
-        """Bus subscriber: let go of deleted messages (:meth:`forget`)."""
+        """Bus subscriber: :meth:`forget` deleted messages DELETED_GRACE seconds later."""
         if isinstance(event, MessagesDeleted | MessagesPruned):
-            self.forget(event.ids)
+            self.writes.forget(event.ids)  # the store would skip them anyway
+            self._dying.append((time.monotonic(), event.ids))
         elif isinstance(event, StoreTruncated):
             self.forget(None)
+        while self._dying and self._dying[0][0] <= time.monotonic() - DELETED_GRACE:
+            self.forget(self._dying.popleft()[1])
 
     def forget(self, ids: Iterable[str] | None) -> None:
-        """Drop what memory holds of the deleted messages ``ids`` (of every message with
-        None). A message ID is never used again, so nothing would read it back, but under
-        a stream of APPEND and EXPUNGE (imaptest's stress, issue 19) the caches filled up
-        to their bounds with the dead: ~300 MB."""
+        """Drop what memory holds of the deleted messages ``ids`` (of every one with None)."""
         with self._lock:
             if ids is None:
                 self._raws.clear()
@@ -198,14 +200,12 @@ class MessageCache:
                     kept.clear()
             else:
                 for id in ids:
-                    raw = self._raws.pop(id, None)
-                    self._raw_size -= 0 if raw is None else len(raw)
+                    self._raw_size -= len(self._raws.pop(id, b""))
                     self._parts.pop(id, None)
                     self._derived.pop(id, None)
                     text = self._texts.pop(id, None)
                     self._text_bytes -= 0 if text is None else _size(text)
-                    for memo in self._sort_keys.values():
-                        self._sort_key_count -= memo.pop(id, None) is not None
+                    self._sort_key_count -= sum(m.pop(id, None) is not None for m in self._sort_keys.values())
                     self._msgids.pop(id, None)
         self.writes.forget(ids)
 
