@@ -18,6 +18,7 @@ from ...protocols.imap.encoder import Raw, untagged
 from ...protocols.imap.errors import No
 from ...store.base import Entry, ImapStore
 from .account import Account
+from .derivesoon import DeriveSoon
 from .messages import MessageCache
 from .snapshots import Snapshots
 from .tracker import RecentClaims, Tracker
@@ -37,6 +38,7 @@ SYSTEM_FLAGS = ("\\Answered", "\\Flagged", "\\Deleted", "\\Seen", "\\Draft")
 CACHE_KEY = "imap_message_cache"
 RECENT_KEY = "imap_recent_claims"
 SNAPSHOTS_KEY = "imap_folder_snapshots"
+DERIVE_KEY = "imap_derive_soon"
 # Changes held from events for the next sync (our bound: beyond it, a session that has not
 # synced for long reads the listing instead).
 MAX_HELD = 10_000
@@ -76,6 +78,7 @@ class SessionBase:
     condstore: bool
     saved: frozenset[int]  # SEARCHRES result, as UIDs (RFC 5182)
     cache: MessageCache
+    derive_soon: DeriveSoon  # new messages' ENVELOPE/BODYSTRUCTURE, derived after their APPEND
     recent: RecentClaims
     snapshots: Snapshots
     out: list[bytes]
@@ -84,6 +87,8 @@ class SessionBase:
     relist: bool  # a change the events do not describe came: the next sync reads the listing
     grown: bool  # new messages came unlisted: the next sync reads those above the largest known UID
     added: dict[int, Entry]  # from new-message events since the last sync, by UID
+    appending: tuple[str, str] | None  # the folder an APPEND of this session is storing into
+    appended: dict[int, Entry]  # that APPEND's new messages, from their events, by UID
     reflagged: dict[int, Entry]  # from flag-change events since the last sync, by UID
     expunged: list[int]  # UIDs from expunge events since the last sync
     wake: asyncio.Event
@@ -103,6 +108,10 @@ class SessionBase:
             app.extras[CACHE_KEY] = cache
             app.bus.subscribe(cache.on_event)  # deleted messages leave memory with their rows
         self.cache = cache
+        soon = app.extras.get(DERIVE_KEY)
+        if not isinstance(soon, DeriveSoon):
+            soon = app.extras[DERIVE_KEY] = DeriveSoon(cache)
+        self.derive_soon = soon
         snapshots = app.extras.get(SNAPSHOTS_KEY)
         if not isinstance(snapshots, Snapshots):
             snapshots = app.extras[SNAPSHOTS_KEY] = Snapshots(app.store)
@@ -118,6 +127,8 @@ class SessionBase:
         self.relist = False
         self.grown = False
         self.added = {}
+        self.appending = None
+        self.appended = {}
         self.reflagged = {}
         self.expunged = []
         self.wake = asyncio.Event()
@@ -163,8 +174,19 @@ class SessionBase:
     # -- change notification ---------------------------------------------------------------
     def on_event(self, event: Event) -> None:
         """Bus subscriber (runs on the loop): note changes to the selected folder."""
+        if not isinstance(event, FolderChanged):
+            return
+        if (
+            event.change == "exists"
+            and event.entries is not None
+            and (event.mailbox, event.folder) == self.appending
+        ):
+            # an APPEND into a folder not selected here: its message IDs (the folder selected
+            # gets them through ``added`` below), so that its bytes are kept for the FETCH
+            for e in event.entries:
+                self.appended[e.uid] = e
         sel = self.selected
-        if sel is None or not isinstance(event, FolderChanged):
+        if sel is None:
             return
         if event.mailbox == sel.mailbox and event.folder == sel.folder:
             self.dirty = True

@@ -427,6 +427,7 @@ class MailboxCommands(SessionBase):
             raise No("empty message")
         validity, uids = 0, []
         stored: list[bytes] = []
+        self.appending, self.appended = (mailbox, folder), {}
         try:
             for message, flags_set, date, key in items:
                 # literal8 content (RFC 3516 4.4): see without_nul
@@ -442,13 +443,21 @@ class MailboxCommands(SessionBase):
             if uids:  # RFC 3502: all of them or none
                 await self._undo_append(mailbox, folder, uids)
             raise
+        finally:
+            self.appending = None
+        appended, self.appended = self.appended, {}
         self.added_here(mailbox, folder, uids)  # EXISTS before the tagged OK (RFC 3501 6.3.11)
         # the bytes are at hand: a FETCH of the new message (any session's, clients do it at
         # once) renders from memory, without a hop to a worker thread to read them back
-        for appended, data in zip(uids, stored, strict=True):
-            entry = self.added.get(appended)  # its change event has come (SQLite), with its ID
+        kept: list[tuple[str, bytes]] = []
+        for new_uid, data in zip(uids, stored, strict=True):
+            # its change event has come (SQLite), with its ID
+            entry = self.added.get(new_uid) or appended.get(new_uid)
             if entry is not None:
                 self.cache.keep_raw(entry.id, data)
+                kept.append((entry.id, data))
+        # ... and its ENVELOPE/BODYSTRUCTURE are derived in the background (the next FETCH's)
+        self.derive_soon.add(kept)
         return "APPEND completed", f"APPENDUID {validity} {format_numbers(uids)}"
 
     async def _undo_append(self, mailbox: str, folder: str, uids: list[int]) -> None:

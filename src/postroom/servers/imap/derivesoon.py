@@ -1,0 +1,55 @@
+"""ENVELOPE/BODYSTRUCTURE of just APPENDed messages, derived on a background thread before
+anyone asks: a client FETCHes them of what it APPENDed at once (issue 19: the first FETCH 1:*
+(ENVELOPE BODYSTRUCTURE) of 1,000 new messages), and the indexer stores them only after the
+text index. What is not done by then is derived by the FETCH as before.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import deque
+
+from .messages import MessageCache
+
+__all__ = ["DERIVE_SOON_ITEMS", "DERIVE_SOON_MAX", "DeriveSoon"]
+
+# messages waiting at most (our choice; past it a FETCH derives them), of at most
+# DERIVE_SOON_MAX bytes each (a larger one is parsed by the FETCH on a worker thread)
+DERIVE_SOON_ITEMS = 10_000
+DERIVE_SOON_MAX = 1024 * 1024
+
+
+class DeriveSoon:
+    """One daemon thread deriving new messages' data into ``cache`` (as
+    :meth:`MessageCache.derive_kept`: kept in memory and written behind). Thread-safe."""
+
+    def __init__(self, cache: MessageCache) -> None:
+        self.cache = cache
+        self._queue: deque[tuple[str, bytes]] = deque()
+        self._cond = threading.Condition()
+        self._thread: threading.Thread | None = None
+
+    def add(self, items: list[tuple[str, bytes]]) -> None:
+        """Derive the data of the messages ``items`` (ID, bytes as stored, kept in the cache)."""
+        with self._cond:
+            room = DERIVE_SOON_ITEMS - len(self._queue)
+            self._queue.extend([(id, data) for id, data in items if len(data) <= DERIVE_SOON_MAX][:room])
+            if self._thread is None:
+                self._thread = threading.Thread(target=self._run, name="postroom-imap-derive", daemon=True)
+                self._thread.start()
+            self._cond.notify()
+
+    def _run(self) -> None:
+        cache = self.cache
+        while True:
+            with self._cond:
+                while not self._queue:
+                    self._cond.wait()
+                id, data = self._queue.popleft()
+            # done already (a FETCH came first), or deleted meanwhile (its bytes are gone)
+            if cache.peek_derived(id) is not None or cache.peek_raw(id) is not data:
+                continue
+            try:
+                cache.derive_kept(id, data)
+            except Exception:  # a FETCH derives it again, and reports what fails
+                continue

@@ -1,0 +1,66 @@
+"""A message APPENDed has its ENVELOPE/BODYSTRUCTURE derived in the background from the
+bytes the APPEND brought, whichever folder the session has selected (issue 19: the first
+FETCH 1:* (ENVELOPE BODYSTRUCTURE) of 1,000 new messages). A real server over sockets."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import pytest
+
+import postroom.protocols.imap.mime as mime
+from postroom.servers.imap.core import CACHE_KEY
+from postroom.servers.imap.messages import MessageCache, derive
+from tests.helpers import running_server
+from tests.integration.imap_wire import Wire
+
+BOB = "bob@example.org"
+MIXED = (
+    b"From: =?utf-8?q?J=C3=B6rg?= <jorg@example.org>\r\nTo: bob@example.org\r\nSubject: parts\r\n"
+    b"Date: Tue, 02 Jan 2024 10:00:00 +0000\r\nMessage-ID: <parts@x>\r\nMIME-Version: 1.0\r\n"
+    b'Content-Type: multipart/mixed; boundary="b"\r\n\r\n--b\r\nContent-Type: text/plain\r\n\r\n'
+    b"the quetzal is green\r\n--b\r\nContent-Type: application/pdf\r\nContent-Transfer-Encoding: base64"
+    b"\r\n\r\nJVBERi0=\r\n--b--\r\n"
+)
+
+
+@pytest.mark.parametrize("selected", ["INBOX", "Sent"])
+def test_an_appended_message_is_derived_before_its_first_fetch(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, selected: str
+) -> None:
+    """APPEND into Sent, with INBOX or Sent itself selected: the bytes are kept and its data
+    derived without a FETCH; the FETCH then parses nothing, and answers the same bytes a
+    parse of the message gives."""
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        w = Wire(*s.addr("imap"))
+        try:
+            w.ok(f'LOGIN "{BOB}" x')
+            w.ok("CREATE Sent")
+            w.ok(f"SELECT {selected}")
+            w.append("Sent", MIXED)
+            cache = s.app.extras[CACHE_KEY]
+            assert isinstance(cache, MessageCache)
+            (entry,) = s.app.store.folder_entries(BOB, "Sent")
+            assert cache.peek_raw(entry.id) == MIXED  # kept, not read back
+            deadline = time.monotonic() + 10
+            while cache.peek_derived(entry.id) is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert cache.peek_derived(entry.id) is not None
+            parsed: list[bytes] = []
+            entity = mime._parse_entity
+
+            def counting(raw: bytes, start: int, end: int, *rest: object) -> mime.Part:
+                if start == 0:
+                    parsed.append(raw)
+                return entity(raw, start, end, *rest)  # type: ignore[arg-type]
+
+            monkeypatch.setattr(mime, "_parse_entity", counting)
+            w.ok("SELECT Sent")
+            got = b"".join(w.ok("FETCH 1 (ENVELOPE BODYSTRUCTURE)"))
+            assert parsed == []
+            monkeypatch.setattr(mime, "_parse_entity", entity)
+            want = derive(mime.parse(MIXED))
+            assert b"ENVELOPE " + want.envelope + b" BODYSTRUCTURE " + want.bodystructure + b")" in got
+        finally:
+            w.close()
