@@ -172,7 +172,7 @@ class Settings:
         ):
             path = getattr(self, name)
             if path and not os.path.isfile(path):
-                raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
+                raise ConfigError(f"--{name.replace('_', '-')}: {_not_a_file(path)}")
         if self.auth_file:  # POP3 and IMAP read it at a login: a bad line is named now, at start
             from .servers.auth import Authenticator
 
@@ -209,7 +209,7 @@ class Settings:
         for name in ("smtp_relay_config", "smtp_forward_config", "fetch_config"):
             path = getattr(self, name)
             if path and not os.path.isfile(path):
-                raise ConfigError(f"--{name.replace('_', '-')}: no such file: {path}")
+                raise ConfigError(f"--{name.replace('_', '-')}: {_not_a_file(path)}")
         if self.fetch_config and self.imap == "off":
             raise ConfigError(
                 "--fetch-config needs the IMAP listener (--imap): fetched mail is stored through it"
@@ -285,6 +285,15 @@ def parse_hostport(value: str, name: str = "address") -> tuple[str, int]:
     if not 0 <= port <= 65535:
         raise ConfigError(f"--{name}: port out of range in {value!r}")
     return host, port
+
+
+def _not_a_file(path: str) -> str:
+    """Why ``path`` is no file to read a setting from: missing, a directory, a pipe, ..."""
+    if not os.path.exists(path):
+        return f"no such file: {path}"
+    if os.path.isdir(path):
+        return f"{path} is a directory"
+    return f"{path} is not a regular file"
 
 
 def parse_http_url(value: str, name: str = "url") -> str:

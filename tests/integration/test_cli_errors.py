@@ -156,3 +156,12 @@ def test_fetch_with_a_wrong_password_says_what_the_server_said(tmp_path: Path, p
     assert r.stderr.startswith(f"postroom fetch: login as 'me' refused by 127.0.0.1:{s.addr(protocol)[1]}: ")
     assert "invalid user name or password" in r.stderr and "b'" not in r.stderr  # the reply, not its repr
     assert len(r.stderr.strip().splitlines()) == 1, r.stderr
+
+
+def test_a_settings_file_that_is_a_directory_or_a_pipe_is_not_called_missing(tmp_path: Path) -> None:
+    pipe = tmp_path / "users"
+    os.mkfifo(pipe)  # what `--ui-auth-file <(...)` hands over
+    for path, text in ((tmp_path, f"{tmp_path} is a directory"), (pipe, f"{pipe} is not a regular file")):
+        r = run("serve", "--smtp", "127.0.0.1:0", *OFF, "--db", ":memory:", "--smtp-auth-file", str(path))
+        assert r.returncode == 2
+        assert r.stderr.strip() == f"postroom: --smtp-auth-file: {text}"
