@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import threading
 from pathlib import Path
 
 from postroom.config import Settings
@@ -86,3 +87,43 @@ def test_a_batch_with_other_changes_keeps_the_file_on_a_connection_taken_over(tm
     second.begin(conn, ingest_only=True)
     assert temp_store() == 2
     conn.close()
+
+
+def test_mail_queued_with_other_changes_keeps_its_statement_journals_in_memory(tmp_path: Path) -> None:
+    """A batch of the writer that holds new mail and other changes (an API call, the thread
+    indexer's results) commits the mail in a transaction of its own: in one with the other
+    changes, every statement of the mail wrote its pages to the temporary file."""
+
+    async def main() -> float:
+        bus = Bus()
+        bus.bind(asyncio.get_running_loop())
+        store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread"), bus)
+        store.start()
+        try:
+            env = Envelope("shop@example.com", ("alice@example.org",))
+            await asyncio.gather(*(store.deliver(env, message(i)) for i in range(400)))
+            assert store.list_messages(limit=1).total == 400
+            held, release = threading.Event(), threading.Event()
+
+            def hold(_conn: sqlite3.Connection) -> None:  # the writer's current batch
+                held.set()
+                release.wait(10)
+
+            loop = asyncio.get_running_loop()
+            holding = loop.run_in_executor(None, store.db.write, hold)
+            await loop.run_in_executor(None, held.wait, 10)
+            # queued meanwhile, so the next batch takes them together: a change, then mail
+            change = asyncio.ensure_future(store.db.write_async(lambda c: c.execute("SELECT 1")))
+            mail = [asyncio.ensure_future(store.deliver(env, message(i))) for i in range(400, 700)]
+            await asyncio.sleep(0.2)  # the deliveries are queued (journaled, then handed over)
+            before = write_syscalls()
+            release.set()
+            await holding
+            await asyncio.gather(change, *mail)
+            assert store.list_messages(limit=1).total == 700
+            return (write_syscalls() - before) / 300
+        finally:
+            store.close()
+
+    per_message = asyncio.run(main())
+    assert per_message < 20, f"{per_message:.1f} write system calls per message"  # ~45 before

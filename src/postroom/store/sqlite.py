@@ -55,6 +55,7 @@ from .sqlite_jobs import (
     _Ingest,
     _ingest_from_record,
     drain_after_stop,
+    split_batch,
 )
 from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import Reader
@@ -433,8 +434,8 @@ class SQLiteStore(Composed):
                     got = self.workers.read(max(MAX_BATCH - len(jobs), 64))
                     self._tail_reads_small = 0 < len(got) < TAIL_BATCH
                     jobs += got
-                if jobs:
-                    self._run_batch(conn, jobs)
+                for part in split_batch(jobs):  # new mail in a transaction of its own
+                    self._run_batch(conn, part)
                 if index and not stop:
                     self.background.index_now(conn)
                 if not stop:
@@ -466,8 +467,7 @@ class SQLiteStore(Composed):
         """
         path = self.path + "-journal-postroom"
         if self._kept is not None and not self.settings.fsync:
-            # an emptied database (sqlite_recycle): its store closed with everything applied
-            # and its journal emptied, and it had no SMTP worker journals: nothing to replay
+            # an emptied database (sqlite_recycle), all applied, no worker journals: no replay
             self._journal = Journal(path, 0)
             self._journal.reset()
             return

@@ -33,6 +33,7 @@ __all__ = [
     "_fail",
     "_ingest_from_record",
     "drain_after_stop",
+    "split_batch",
 ]
 
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
@@ -125,6 +126,18 @@ class WriterQueue(queue.SimpleQueue[Any]):
 
     def put_nowait(self, item: Any) -> None:
         self.put(item)
+
+
+def split_batch(jobs: list[Any]) -> list[list[Any]]:
+    """The transactions of one writer batch: new mail apart from other changes when it has
+    both. A transaction of new mail alone keeps its statement journals in memory
+    (``Writes.begin``); one with other changes keeps SQLite's temporary file, and with mail in
+    it every statement of the mail wrote its pages there (~45 write system calls per message
+    instead of ~10, issue 15). The mail goes first, as it does in one transaction."""
+    ingests = [j for j in jobs if isinstance(j, _Ingest)]
+    if not ingests or len(ingests) == len(jobs):
+        return [jobs] if jobs else []
+    return [ingests, [j for j in jobs if not isinstance(j, _Ingest)]]
 
 
 def drain_after_stop(q: queue.SimpleQueue[Any]) -> None:
