@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import smtplib
 import socket
 import threading
@@ -478,3 +479,44 @@ def test_a_listener_on_an_address_is_bound_as_asyncio_binds_it() -> None:
             assert c.noop()[0] == 250
         with pytest.raises(OSError):
             smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=5).quit()
+
+
+def test_stopping_with_a_session_in_a_slow_step_leaves_no_task_pending(tmp_path: Path) -> None:
+    """A session whose message is in a slow hook when the server stops: its connection is
+    closed, and its task is cancelled and awaited, not left pending on a closing loop
+    ('Task was destroyed but it is pending'); a message acknowledged before is stored."""
+    in_hook = threading.Event()
+
+    class Slow(SMTPHook):
+        async def on_message(self, info: SessionInfo) -> Reply | None:
+            if b"slow" in info.data:
+                in_hook.set()
+                await asyncio.sleep(60)
+            return None
+
+    problems: list[str] = []
+    db = str(tmp_path / "store.db")
+    with smtp_server(db=db) as s:
+        s.loop.set_exception_handler(lambda loop, context: problems.append(str(context.get("message"))))
+        s.app.smtp_hooks[:] = [Slow()]
+        with smtplib.SMTP("127.0.0.1", s.smtp_port, timeout=20) as client:
+            client.sendmail("a@example.org", ["ok@example.org"], MESSAGE)
+        slow = socket.create_connection(("127.0.0.1", s.smtp_port), timeout=20)
+        slow.sendall(
+            b"HELO x\r\nMAIL FROM:<a@example.org>\r\nRCPT TO:<slow@example.org>\r\nDATA\r\n"
+            + MESSAGE
+            + b"slow\r\n.\r\n"
+        )
+        assert in_hook.wait(20)
+    loop = s.loop
+    try:
+        left = [t for t in asyncio.all_tasks(loop) if not t.done()]
+        assert left == []
+        del left
+        gc.collect()
+        assert not [p for p in problems if "Task was destroyed" in p]
+    finally:
+        slow.close()
+    with smtp_server(db=db) as again:
+        assert mailbox_subjects(again, "ok@example.org") == ["integration"]
+        assert mailbox_subjects(again, "slow@example.org") == []

@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 TAKEOVER_GRACE = 0.5
 # how long sessions may carry on once the server is stopping (a QUIT on its way gets 221)
 DRAIN_SECONDS = 1.0
+# after the drain, how long a closed session's pending step (a slow hook) may still run
+TASK_GRACE_SECONDS = 0.5
 # Seconds to wait at start for the first SMTP worker to accept connections (it usually takes
 # ~0.3 s: a new interpreter importing the SMTP server); past it, this process accepts too.
 WORKER_START_LIMIT = 15.0
@@ -237,6 +239,8 @@ class SMTPListener:
         self.early_end: asyncio.Task[None] | None = None
         self.loop = asyncio.get_running_loop()
         self._sweeper: asyncio.Task[None] | None = None
+        # the sessions' async steps (deliver, hook, AUTH, TLS) not finished yet
+        self.tasks: set[asyncio.Task[None]] = set()
         # How mail is committed, decided once (store/ingest.py): a store that commits at once
         # (its ingest journal) has messages stored without an asyncio task.
         self.ingest = ingest_paths(app.store)
@@ -307,6 +311,17 @@ class SMTPListener:
         # Open sessions carry on for a moment (wait_closed): a client that has just had its
         # 250 sends QUIT, and gets 221 rather than 421.
 
+    async def _end_tasks(self) -> None:
+        """Let the sessions' async steps finish for up to :data:`TASK_GRACE_SECONDS` (a
+        message being stored is stored), then cancel the rest and await them: none is left
+        pending on a loop that closes ('Task was destroyed but it is pending')."""
+        if not self.tasks:
+            return
+        _, pending = await asyncio.wait(set(self.tasks), timeout=TASK_GRACE_SECONDS)
+        for task in pending:
+            task.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+
     async def wait_closed(self) -> None:
         if self._sweeper is not None:
             try:
@@ -319,6 +334,7 @@ class SMTPListener:
         for session in list(self.sessions):
             if session.listener is self:
                 session.shutdown()
+        await self._end_tasks()
         if self.early_end is not None:
             await asyncio.gather(self.early_end, return_exceptions=True)
         if self.server is not None:

@@ -307,7 +307,12 @@ class SMTPSession(asyncio.Protocol):
 
     def _run(self, coro: Coroutine[Any, Any, None]) -> None:
         self.busy = True
-        self.task = self.loop.create_task(coro)
+        self.task = task = self.loop.create_task(coro)
+        # the listener awaits (or cancels) what is left when it stops, also for a session
+        # whose connection is already gone (SMTPListener.wait_closed)
+        tasks = self.listener.tasks
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
 
     def _resume(self, data: bytes) -> None:
         """Write the reply of an async step and carry on with buffered input."""
