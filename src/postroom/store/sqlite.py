@@ -7,8 +7,7 @@ whole batch with one hop to the event loop. So many SMTP sessions share one comm
 a 250 reply is only ever sent for a committed message.
 
 Readers use one connection per thread (WAL lets them read while the writer writes).
-Heavy work (MIME parse, full-text index) runs in the indexer thread after commit.
-"""
+Heavy work (MIME parse, full-text index) runs in the indexer thread after commit."""
 
 from __future__ import annotations
 
@@ -463,8 +462,7 @@ class SQLiteStore(Composed):
         """Apply what a previous run acknowledged but had not stored yet, then open the journal.
 
         With ``--fsync`` there is no journal: every message waits for SQLite's own fsynced
-        commit instead.
-        """
+        commit instead."""
         path = self.path + "-journal-postroom"
         if self._kept is not None and not self.settings.fsync:
             # an emptied database (sqlite_recycle), all applied, no worker journals: no replay
@@ -493,19 +491,21 @@ class SQLiteStore(Composed):
         self._journal = Journal(path, applied)
         self._journal.reset()
 
-    def _run_batch(self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False) -> bool:
+    def _run_batch(
+        self, conn: sqlite3.Connection, jobs: list[Any], *, replay: bool = False, index: bool = True
+    ) -> bool:
         """Apply ``jobs`` in one transaction; False if it failed (journaled mail in it is then
         kept for another attempt, unless ``replay``: the caller stops the start)."""
         events: list[Event] = []
         done: list[tuple[Any, Any, BaseException | None]] = []
         ingests = [j for j in jobs if isinstance(j, _Ingest)]
         calls = [j for j in jobs if isinstance(j, _Call)]
-        indexed = False  # every new message indexed in this transaction (index_in_transaction)
+        indexed = not index  # every new message indexed here (index_in_transaction), or on demand
         try:
             self.writes.begin(conn, ingest_only=not calls)
             if ingests:
                 self.writes.ingest(conn, ingests, events)
-                if self.background.index_inline and not replay:  # one commit for both
+                if self.background.index_inline and index and not replay:  # one commit for both
                     indexed = self.background.index_in_transaction(conn)
             for c in calls:
                 sp = "sp"

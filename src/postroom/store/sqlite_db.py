@@ -13,9 +13,10 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import sqlite3
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from typing import TYPE_CHECKING, Any
 
 from ..events import Event
@@ -48,6 +49,9 @@ class SQLiteDb:
         # Read-your-writes: called before a read until every acknowledged message is stored
         # (the writer sets it once its journal is open).
         self.wait_applied: Callable[[], None] = _no_wait
+        # Set while stored mail waits to be indexed on demand (sqlite_direct.py): called
+        # before a read, unless this thread reads in :meth:`unindexed_reads`.
+        self.before_read: Callable[[], None] | None = None
         self.stats_gen = 0  # bumped when the planner's statistics change (readers reload them)
         self._local = threading.local()
         self._readers: list[sqlite3.Connection] = []
@@ -65,6 +69,8 @@ class SQLiteDb:
             raise StoreClosed("store is closed")
         if wait:
             self.wait_applied()
+        if self.before_read is not None and not getattr(self._local, "unindexed_ok", False):
+            self.before_read()  # index what waits first: every query finds it
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             with self._readers_lock:
@@ -86,6 +92,17 @@ class SQLiteDb:
             conn.execute("ANALYZE sqlite_schema")  # only reads sqlite_stat1 into this connection
             conn.execute("PRAGMA query_only=1")
         return conn
+
+    @contextlib.contextmanager
+    def unindexed_reads(self) -> Iterator[None]:
+        """This thread's reads meanwhile do not index what waits (:attr:`before_read`): for a
+        reader that needs none of the index (a test server's listing without a query, and its
+        messages' bytes, parsed by the reader itself)."""
+        self._local.unindexed_ok = True
+        try:
+            yield
+        finally:
+            self._local.unindexed_ok = False
 
     def adopt_readers(self, readers: dict[int, sqlite3.Connection]) -> None:
         """Read connections (by thread ident) of a kept throwaway database, before start."""

@@ -18,6 +18,8 @@ writer. The writer holds :attr:`DirectCommit.lock` while it works.
 
 from __future__ import annotations
 
+import contextlib
+import functools
 import sqlite3
 import threading
 from collections.abc import Callable
@@ -36,14 +38,16 @@ __all__ = ["DirectCommit"]
 class DirectCommit:
     """The writer's lock, and the connection a message may be committed on directly."""
 
-    __slots__ = ("closed_here", "conn", "lock")
+    __slots__ = ("closed_here", "conn", "indexing", "lock")
 
     def __init__(self) -> None:
-        # held by the writer thread while it works, and by a direct commit
-        self.lock = threading.Lock()
+        # held by the writer thread while it works, by a direct commit, and by a reader
+        # indexing what waits (reentrant: a subscriber told of a commit may read on that thread)
+        self.lock = threading.RLock()
         # the writer's connection when the store commits directly (set at start), else None
         self.conn: sqlite3.Connection | None = None
         self.closed_here = False  # close_now() closed the database: the writer's loop only ends
+        self.indexing = False  # index_pending() at work (its own reads do not start it again)
 
     @staticmethod
     def ready(store: SQLiteStore) -> bool:
@@ -101,9 +105,55 @@ class DirectCommit:
             if not self.ready(store):
                 return None  # mail or changes ahead of this one: stored in their order
             pid = new_id()
-            if not store._run_batch(conn, [_Ingest(envelope, raw, tags, None, pid=pid)]):
+            background = store.background
+            # indexed by the first read that needs it, unless tagging rules (applied when
+            # indexing) or the IMAP server's data (derived after it) are wanted of new mail
+            lazy = not background.tag_rules and not background.imap_in_use
+            if lazy:
+                store.db.before_read = functools.partial(self.index_pending, store)
+            if not store._run_batch(conn, [_Ingest(envelope, raw, tags, None, pid=pid)], index=not lazy):
                 raise StoreError("the message could not be stored")
             after()
             return pid
         finally:
             self.lock.release()
+
+    def index_pending(self, store: SQLiteStore) -> None:
+        """Index the stored mail that waits for it (committed by :meth:`commit_now` without
+        its index), on this thread, before a read: whatever reads after finds it. A reader
+        that comes meanwhile waits for it (the lock; the hook is removed once it is done).
+        Nothing when the store's connection is in a transaction on this thread (a read by
+        the writer's own work: its next transaction indexes it)."""
+        with self.lock:
+            conn = self.conn
+            if self.indexing or store.db.before_read is None:
+                return
+            if conn is None or store.db.closed:
+                store.db.before_read = None
+                return
+            if conn.in_transaction:
+                return
+            self.indexing = True
+            try:
+                store.background.index_now(conn)
+                if conn.execute("SELECT EXISTS (SELECT 1 FROM message WHERE indexed = 0)").fetchone()[0]:
+                    # its index write failed (logged): a new indexer looks again, the writer's
+                    # (the readers that wait for indexing wake it: Background.unindexed)
+                    store.background._inline_indexer = None
+            finally:
+                self.indexing = False
+                store.db.before_read = None
+
+    @staticmethod
+    def indexed_before_reads(store: SQLiteStore) -> bool:
+        """Mail waits for its index, and the next read (but :meth:`unindexed_reads`) indexes
+        it first: every query finds every stored message."""
+        return store.db.before_read is not None
+
+    def unindexed_reads(self, store: SQLiteStore) -> contextlib.AbstractContextManager[None]:
+        """This thread's reads meanwhile leave the mail waiting for its index as it is: for
+        reads that need nothing of the index (a test server's listing without a query, whose
+        messages the reader parses itself), unless tagging rules give the index's tags."""
+        if store.background.tag_rules:
+            return contextlib.nullcontext()
+        return store.db.unindexed_reads()

@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
+import contextlib
 import logging
 import os
 import threading
@@ -55,6 +56,7 @@ from ..message import take_parse
 from ..runtime.models import Message
 from ..store.base import IndexProgress, Summary
 from ..store.conforms import conforms
+from ..store.sqlite_direct import DirectCommit
 from .reader import MailReader, plural
 
 if TYPE_CHECKING:
@@ -351,6 +353,11 @@ class _Base(MailReader):
         store = self._server.app.store
         if not conforms(store, IndexProgress):
             return []  # a backend that indexes as it stores
+        direct = getattr(store, "direct", None)
+        if ids is not None and isinstance(direct, DirectCommit) and direct.indexed_before_reads(store):  # type: ignore[arg-type]
+            # what wait_for returns: a query's reads index it first (store/sqlite_direct.py),
+            # and a query waits (ids None) for what that fails to index
+            return []
         return store.unindexed(self._scope_ids() if ids is None else ids)
 
     def _subscribe(self, wake: Callable[[], None]) -> Callable[[], None] | None:
@@ -578,8 +585,18 @@ class Server(_Base):
         return out
 
     def _fetch(self, mailbox: str | None, query: str | None) -> list[Message]:
-        found = self._listing(mailbox, query)
-        return self.load([s.id for s in found], {s.id: s for s in found})
+        with self._unindexed_reads(query):
+            found = self._listing(mailbox, query)
+            return self.load([s.id for s in found], {s.id: s for s in found})
+
+    def _unindexed_reads(self, query: str | None) -> contextlib.AbstractContextManager[None]:
+        """Reads without a query need nothing of the index (the messages are parsed here):
+        mail waiting for it (store/sqlite_direct.py) is not indexed for them."""
+        store = self.app.store
+        direct = getattr(store, "direct", None)
+        if query is not None or not isinstance(direct, DirectCommit):
+            return contextlib.nullcontext()
+        return direct.unindexed_reads(store)  # type: ignore[arg-type]
 
     def _delete(self, ids: list[str] | None) -> None:
         self.app.store.delete_messages(ids)
@@ -658,7 +675,8 @@ class MailView(_Base):
         if not mine:
             return []
         if mailbox is None and query is None:
-            return self._server.load(mine)
+            with self._server._unindexed_reads(None):
+                return self._server.load(mine)
         # only what arrived since the view was made: the cost does not grow with the store
         narrowed = f"after:{self._after}" + (f" ({query})" if query else "")
         listed = {s.id: s for s in self._listing(mailbox, narrowed)}
