@@ -5,10 +5,17 @@ A store's writer thread applies journaled mail after the SMTP session has answer
 ``postroom.Server`` and the pytest ``mail`` fixture make it) that hand-off costs more than
 the work: the SMTP session, the writer and the test's own thread then share the
 interpreter lock while the test waits for the message, and on a busy machine every switch
-between them waits for a core. So when its writer is idle, such a store stores, indexes and
-commits the message on the SMTP session's thread, in one transaction, before the 250
-(:func:`commit_now`): what the 250 acknowledges is committed to SQLite (its WAL), and
-indexed, when the test's client gets it.
+between them waits for a core. So when its writer is idle, such a store stores and commits
+the message on the SMTP session's thread, in one transaction, before the 250
+(:func:`commit_now`): what the 250 acknowledges is committed to SQLite (its WAL) when the
+test's client gets it.
+
+Its index waits for the first read that needs it (:meth:`DirectCommit.index_pending`, run
+by ``SQLiteDb.reader`` before any read but those in ``SQLiteDb.unindexed_reads``: a test
+server's reads without a query, which parse the message themselves). A test that waits for
+its message and reads it never pays for the index (nor for emptying it after), and any
+query, HTTP or IMAP read finds the message indexed. With tagging rules (their tags are the
+index's) or the IMAP server's data to derive, the message is indexed in its transaction.
 
 When the writer is busy (a batch, an IMAP derive, the close), or anything waits in its
 queue (journaled mail, a change), the message takes the journal as on any store, so mail

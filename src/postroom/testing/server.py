@@ -575,7 +575,7 @@ class Server(_Base):
                 raw = store.get_raw(mid)
                 if summary is None or raw is None:
                     continue
-                # (parsed by the indexer of this server's store, when it indexed inline)
+                # (parsed by the indexer of this server's store, when it indexed it first)
                 msg = Message(raw, summary=summary, envelope=store.get_envelope(mid), parsed=take_parse(raw))
                 with self._cache_lock:
                     self._cache[mid] = msg
