@@ -87,6 +87,11 @@ WRITE_BATCH = 1000
 # ~10% of the process's GIL time), and nothing written for a message deleted meanwhile
 # (WriteBehind.forget: imaptest expunges what it APPENDed within a second).
 WRITE_DELAY = 1.0
+# ... unless this many bytes of blobs are waiting (our choice; header fields count as
+# HEAD_GUESS bytes each) or a search text is: a SEARCH TEXT derives text a chunk at a time
+# and what waits is memory the command holds (written at once, its peak stays a chunk's).
+WRITE_GATHER_BYTES = 256 * 1024
+HEAD_GUESS = 1024
 
 Headers = dict[str, list[str]]  # a message's header fields by lower-case name (the ``head`` blob)
 
@@ -250,6 +255,7 @@ class WriteBehind:
         # thread (a JSON dump per message was ~20% of a first FETCH ENVELOPE of new mail)
         self._pending: dict[str, dict[str, bytes | Headers]] = {}  # added, not handed over
         self._queued: dict[str, dict[str, bytes | Headers]] = {}  # handed over, by kind
+        self._queued_bytes = 0  # about (see WRITE_GATHER_BYTES)
         self._cond = threading.Condition()
         self._busy = False
         self._idle = False  # the thread waits for something to write (kick wakes it)
@@ -279,11 +285,14 @@ class WriteBehind:
                 return
             for kind, items in self._pending.items():
                 self._queued.setdefault(kind, {}).update(items)
+                self._queued_bytes += sum(
+                    len(v) if isinstance(v, bytes) else HEAD_GUESS for v in items.values()
+                )
             self._pending = {}
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="postroom-imap-cache", daemon=True)
                 self._thread.start()
-            if self._idle:  # else it is gathering or writing: it looks at the queue next
+            if self._idle or self._urgent():  # else it looks at the queue later
                 self._cond.notify_all()
 
     def drain(self, timeout: float) -> bool:
@@ -303,8 +312,9 @@ class WriteBehind:
                 self._idle = True
                 self._cond.wait_for(lambda: bool(self._queued))
                 self._idle = False
-                self._cond.wait_for(lambda: self._hurry, WRITE_DELAY)  # let more gather
-                by_kind, self._queued = self._queued, {}
+                # let more gather
+                self._cond.wait_for(lambda: self._hurry or self._urgent(), WRITE_DELAY)
+                by_kind, self._queued, self._queued_bytes = self._queued, {}, 0
                 self._busy = True
             try:
                 for kind, items in by_kind.items():
@@ -315,6 +325,9 @@ class WriteBehind:
                 with self._cond:
                     self._busy = False
                     self._cond.notify_all()
+
+    def _urgent(self) -> bool:
+        return self._queued_bytes >= WRITE_GATHER_BYTES or TEXT in self._queued
 
     def _write(self, kind: str, items: dict[str, bytes | Headers]) -> None:
         if not items:
