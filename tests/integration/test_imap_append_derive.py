@@ -64,3 +64,31 @@ def test_an_appended_message_is_derived_before_its_first_fetch(
             assert b"ENVELOPE " + want.envelope + b" BODYSTRUCTURE " + want.bodystructure + b")" in got
         finally:
             w.close()
+
+
+def test_what_waits_to_be_derived_is_bounded(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The queue holds the bytes of what waits (even once the raw cache let go of them):
+    none over DERIVE_SOON_MAX bytes, at most DERIVE_SOON_BYTES together and at most
+    DERIVE_SOON_ITEMS messages; what does not fit is left to the FETCH."""
+    import postroom.servers.imap.derivesoon as ds
+
+    def sized(n: int) -> bytes:
+        head = b"From: a@example.org\r\nSubject: s\r\n\r\n"
+        return head + b"x" * (n - len(head))
+
+    monkeypatch.setattr(ds, "DERIVE_SOON_MAX", 1000)
+    monkeypatch.setattr(ds, "DERIVE_SOON_BYTES", 2500)
+    monkeypatch.setattr(ds, "DERIVE_SOON_ITEMS", 3)
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        cache = MessageCache(s.app.store)
+        # one add() on an empty queue: the thread takes nothing before it has decided
+        items = [("big", sized(1001)), ("a", sized(1000)), ("b", sized(1000)), ("c", sized(1000))]
+        items += [("d", sized(400)), ("e", sized(50))]
+        for id, data in items:
+            cache.keep_raw(id, data)
+        ds.DeriveSoon(cache).add(items)
+        deadline = time.monotonic() + 10
+        while any(cache.peek_derived(id) is None for id in "abd") and time.monotonic() < deadline:
+            time.sleep(0.01)
+        # "c" went over the bytes, "e" over the count; all that waited is done
+        assert [id for id, _ in items if cache.peek_derived(id) is not None] == ["a", "b", "d"]

@@ -11,12 +11,14 @@ from collections import deque
 
 from .messages import MessageCache
 
-__all__ = ["DERIVE_SOON_ITEMS", "DERIVE_SOON_MAX", "DeriveSoon"]
+__all__ = ["DERIVE_SOON_BYTES", "DERIVE_SOON_ITEMS", "DERIVE_SOON_MAX", "DeriveSoon"]
 
 # messages waiting at most (our choice; past it a FETCH derives them), of at most
-# DERIVE_SOON_MAX bytes each (a larger one is parsed by the FETCH on a worker thread)
+# DERIVE_SOON_MAX bytes each (a larger one is parsed by the FETCH on a worker thread) and
+# DERIVE_SOON_BYTES together (the queue holds their bytes even once the raw cache let go)
 DERIVE_SOON_ITEMS = 10_000
 DERIVE_SOON_MAX = 1024 * 1024
+DERIVE_SOON_BYTES = 32 * 1024 * 1024
 
 
 class DeriveSoon:
@@ -26,14 +28,21 @@ class DeriveSoon:
     def __init__(self, cache: MessageCache) -> None:
         self.cache = cache
         self._queue: deque[tuple[str, bytes]] = deque()
+        self._bytes = 0  # of the messages in the queue
         self._cond = threading.Condition()
         self._thread: threading.Thread | None = None
 
     def add(self, items: list[tuple[str, bytes]]) -> None:
         """Derive the data of the messages ``items`` (ID, bytes as stored, kept in the cache)."""
         with self._cond:
-            room = DERIVE_SOON_ITEMS - len(self._queue)
-            self._queue.extend([(id, data) for id, data in items if len(data) <= DERIVE_SOON_MAX][:room])
+            for id, data in items:
+                size = len(data)
+                if size > DERIVE_SOON_MAX or len(self._queue) >= DERIVE_SOON_ITEMS:
+                    continue
+                if self._bytes + size > DERIVE_SOON_BYTES:
+                    continue
+                self._queue.append((id, data))
+                self._bytes += size
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="postroom-imap-derive", daemon=True)
                 self._thread.start()
@@ -46,6 +55,7 @@ class DeriveSoon:
                 while not self._queue:
                     self._cond.wait()
                 id, data = self._queue.popleft()
+                self._bytes -= len(data)
             # done already (a FETCH came first), or deleted meanwhile (its bytes are gone)
             if cache.peek_derived(id) is not None or cache.peek_raw(id) is not data:
                 continue
