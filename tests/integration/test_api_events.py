@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import gc
 import json
 import logging
 import os
@@ -13,8 +14,9 @@ from typing import Any
 import aiohttp
 import pytest
 
+from postroom.events import ReadChanged
 from postroom.web import events as ws_events
-from tests.helpers import RunningServer
+from tests.helpers import RunningServer, running_server
 from tests.integration._api_client import Api
 
 
@@ -35,6 +37,10 @@ async def _read_update(ws: aiohttp.ClientWebSocketResponse) -> dict[str, Any]:
         [upd] = await _collect(ws, 1, {"update"})
         if "Subject" not in upd["Data"]:
             return upd
+
+
+def _qualname(task: asyncio.Task[Any]) -> str:
+    return str(getattr(task.get_coro(), "__qualname__", ""))
 
 
 def _in_thread(coro_fn: Any) -> Any:
@@ -210,3 +216,63 @@ def test_client_leaving_during_the_handshake_is_not_an_error(
     assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
     gone = [r.getMessage() for r in caplog.records if "went away" in r.getMessage()]
     assert gone and "127.0.0.1" in gone[0]  # the case did happen (else this test proves nothing)
+
+
+def test_stopping_with_a_client_being_dropped_leaves_no_hub_task_pending(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A client that reads nothing overflows its queue: the hub drops it (waiting up to
+    CLOSE_TIMEOUT for room for its close frame). The server stops meanwhile: the hub cancels and awaits that task,
+    none is left pending on the closed loop, nor reported destroyed."""
+    monkeypatch.setattr(ws_events, "CLOSE_TIMEOUT", 30.0)  # the drop outlasts the stop
+    problems: list[str] = []
+    with running_server(smtp="off", pop3="off", imap="off") as s:
+        s.loop.set_exception_handler(lambda loop, context: problems.append(str(context.get("message"))))
+        host, port = s.addr("http")
+        sock = socket.socket()
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)  # it fills at once
+        sock.settimeout(20)
+        sock.connect((host, port))
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            f"GET /api/events HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
+            f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n".encode()
+        )
+        head = b""
+        while b"\r\n\r\n" not in head:
+            head += sock.recv(4096)
+        assert head.startswith(b"HTTP/1.1 101 ")
+        bus = s.app.bus
+
+        def publish(i: int) -> None:
+            bus.publish(
+                ReadChanged(
+                    ids=tuple(f"{i}-{j}-" + "x" * 10_000 for j in range(ws_events.BULK_IDS)), read=True
+                )
+            )
+
+        def dropping() -> bool:
+            return any(_qualname(t) == "_Client._drop" for t in asyncio.all_tasks())
+
+        async def flood() -> bool:
+            # 10 KB frames the client never reads: the socket's buffers fill, then its queue
+            # overflows; the close frame of the drop waits for room (CLOSE_TIMEOUT)
+            for i in range(ws_events.QUEUE_SIZE * 3 // 4 // ws_events.BULK_IDS):
+                publish(i)
+            await asyncio.sleep(0.3)
+            for i in range(ws_events.QUEUE_SIZE // ws_events.BULK_IDS + 1):
+                publish(1000 + i)
+                if dropping():
+                    break
+            await asyncio.sleep(0.05)
+            return dropping()
+
+        assert s.call(flood())  # the drop is under way
+    try:
+        left = [t for t in asyncio.all_tasks(s.loop) if _qualname(t).startswith(("Hub.", "_Client."))]
+        assert left == []
+        del left
+        gc.collect()
+        assert not [p for p in problems if "Task was destroyed" in p]
+    finally:
+        sock.close()

@@ -37,6 +37,7 @@ import asyncio
 import contextlib
 import json
 import logging
+from collections.abc import Coroutine
 from typing import Any
 
 from aiohttp import WSCloseCode, WSMsgType, web
@@ -79,8 +80,9 @@ BULK_IDS = 100
 
 class _Client:
     def __init__(
-        self, ws: web.WebSocketResponse, request: web.Request, mailbox: str | None, extended: bool
+        self, hub: Hub, ws: web.WebSocketResponse, request: web.Request, mailbox: str | None, extended: bool
     ) -> None:
+        self.hub = hub
         self.ws = ws
         self.extended = extended
         self.request = request
@@ -96,7 +98,7 @@ class _Client:
         except asyncio.QueueFull:
             self.dropped = True
             log.info("events client too slow (%d queued); disconnecting it", QUEUE_SIZE)
-            asyncio.get_running_loop().create_task(self._drop())
+            self.hub.spawn(self._drop())
 
     async def _drop(self) -> None:
         try:
@@ -127,7 +129,11 @@ class Hub:
         self.clients: set[_Client] = set()
         self._unsubscribe: Any = None
         self._stats_due = False
+        # its own tasks (new events read back, stats, slow clients dropped): kept referenced
+        # while they run, cancelled and awaited by stop
         self._tasks: set[asyncio.Task[None]] = set()
+        self._stats_timer: asyncio.TimerHandle | None = None
+        self._stopped = False
         # message ID -> timer of a "new" event held back until the message is indexed
         self._pending: dict[str, asyncio.TimerHandle] = {}
 
@@ -156,9 +162,16 @@ class Hub:
         for i in ready:
             self._pending.pop(i).cancel()
         if ready and self.clients:
-            task = asyncio.get_running_loop().create_task(self._send_new(ready))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
+            self.spawn(self._send_new(ready))
+
+    def spawn(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task of the hub (none once it has stopped)."""
+        if self._stopped:
+            coro.close()
+            return
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
 
     def start(self) -> None:
         self._unsubscribe = self.app[APP_KEY].bus.subscribe(self.on_event)
@@ -169,11 +182,20 @@ class Hub:
         for held in self._pending.values():
             held.cancel()
         self._pending.clear()
+        if self._stats_timer is not None:
+            self._stats_timer.cancel()
+        self._stopped = True
         for c in list(self.clients):
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(
                     c.ws.close(code=WSCloseCode.GOING_AWAY, message=b"shutdown"), CLOSE_TIMEOUT
                 )
+        # what is still running (a slow client being dropped, a read-back) is cut short: none
+        # is left pending on a loop that closes ('Task was destroyed but it is pending')
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
 
     def on_event(self, ev: Event) -> None:
         """Bus callback (on the loop's thread): translate once, enqueue per client, never block."""
@@ -218,12 +240,13 @@ class Hub:
     def _schedule_stats(self) -> None:
         if not self._stats_due:
             self._stats_due = True
-            asyncio.get_running_loop().call_later(STATS_INTERVAL, self._send_stats)
+            self._stats_timer = asyncio.get_running_loop().call_later(STATS_INTERVAL, self._send_stats)
 
     def _send_stats(self) -> None:
         self._stats_due = False
+        self._stats_timer = None
         if self.clients:
-            asyncio.get_running_loop().create_task(self._stats())
+            self.spawn(self._stats())
 
     async def _stats(self) -> None:
         try:
@@ -249,7 +272,7 @@ class Hub:
         ws = web.WebSocketResponse(heartbeat=30, max_msg_size=64 * 1024)
         await ws.prepare(request)
         mailbox = (request.query.get("mailbox") or "").strip().lower() or None
-        client = _Client(ws, request, mailbox, extended)
+        client = _Client(self, ws, request, mailbox, extended)
         self.clients.add(client)
         sender = asyncio.get_running_loop().create_task(self._pump(client))
         try:
