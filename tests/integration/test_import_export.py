@@ -96,6 +96,29 @@ def test_import_errors_are_one_line(tmp_path: Path) -> None:
     assert r.returncode == 1 and r.stderr.decode().count("\n") == 1 and b"failed after 0 messages" in r.stderr
 
 
+def test_a_file_that_is_not_an_mbox_is_named_so_and_a_directory_import_goes_on(tmp_path: Path) -> None:
+    """A plain-text ``*.mbox``: the same line whether given directly or found in a
+    directory; the directory's other files are imported (each once), the exit status is 1."""
+    notes = tmp_path / "dir"
+    notes.mkdir()
+    (notes / "a.eml").write_bytes(msg(1))
+    (notes / "b-notes.mbox").write_bytes(b"To: someone@example.org\nSubject: notes\n\nnot mail\n")
+    (notes / "c.mbox").write_bytes(b"From a@b Sat Jan  3 01:05:34 1996\n" + msg(2) + b"\n")
+    (notes / "d.eml").write_bytes(msg(3))
+    line = "b-notes.mbox: not an mbox (no 'From ' line at the start)"
+    with running_server(pop3="off", imap="off") as s:
+        smtp = f"127.0.0.1:{s.smtp_port}"
+        r = run("import", "--smtp", smtp, str(notes / "b-notes.mbox"))
+        assert r.returncode == 1 and r.stderr.decode().strip().endswith(line), r.stderr
+        assert b"no recipient" not in r.stderr
+        r = run("import", "--smtp", smtp, str(notes))
+        assert r.returncode == 1, r.stderr
+        assert r.stderr.decode().strip().endswith(line), r.stderr
+        assert b"imported 3 messages, 1 file not read (see above)" in r.stdout, r.stdout
+        assert subjects(s, "alice@example.org") == ["message 1", "message 2", "message 3"]
+        assert subjects(s, "someone@example.org") == []
+
+
 @pytest.mark.parametrize(
     "fmt,name", [("maildir", "out"), ("mbox", "out.mbox"), ("eml", "emls"), ("zip", "out.zip")]
 )

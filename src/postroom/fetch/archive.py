@@ -28,7 +28,7 @@ import re
 import socket
 import time
 import zipfile
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO
@@ -159,7 +159,7 @@ def iter_mbox(stream: BinaryIO, source: str, folder: str) -> Iterator[Item]:
             continue
         if not started:
             if line.strip():
-                raise ArchiveError(f"{source}: not an mbox (no 'From ' line first)")
+                raise ArchiveError(f"{source}: not an mbox (no 'From ' line at the start)")
             continue
         if _ESCAPED_FROM.match(line):
             line = line[1:]
@@ -204,47 +204,72 @@ def _iter_zip(path: Path) -> Iterator[Item]:
                     yield Item(name, "", frozenset(), member.read())
 
 
-def iter_path(path: Path) -> Iterator[Item]:
+def _is_mbox_name(path: Path) -> bool:
+    return path.suffix.lower() in (".mbox", ".mbx")
+
+
+def _iter_eml(path: Path) -> Iterator[Item]:
+    yield Item(str(path), "", frozenset(), _read_file(path))
+
+
+def _iter_file(path: Path) -> Iterator[Item]:
+    """The messages of one file: a zip, an mbox (named ``*.mbox``/``*.mbx`` or starting with
+    ``From ``), else one message."""
+    if path.suffix.lower() == ".zip":
+        yield from _iter_zip(path)
+    elif _is_mbox_name(path) or _looks_like_mbox(path):
+        try:
+            stream = path.open("rb")
+        except OSError as e:
+            raise ArchiveError(f"{path}: {e.strerror or e}") from None
+        with stream:
+            yield from iter_mbox(stream, str(path), "")
+    else:
+        yield from _iter_eml(path)
+
+
+def iter_path(path: Path, on_error: Callable[[ArchiveError], None] | None = None) -> Iterator[Item]:
     """Every message under ``path`` (see the module docstring for the formats).
 
+    With ``on_error``, a file (or Maildir) under a directory that cannot be read is passed to
+    it and the others are read; without, its error ends the iteration.
+
     Raises:
-        ArchiveError: the path does not exist or holds no known format.
+        ArchiveError: the path does not exist or holds no known format (or, without
+            ``on_error``, a file under it cannot be read).
     """
     if path.is_dir():
         if _is_maildir(path):
             yield from _iter_maildir(path)
             return
         found = False
+        parts: list[tuple[Path, Callable[[Path], Iterator[Item]]]] = []
         for f in sorted(path.rglob("*")):
             if not f.is_file():
                 continue
             if _is_maildir(f.parent.parent) and f.parent.name in ("cur", "new", "tmp"):
                 continue  # inside a Maildir below: read as one
             if f.suffix.lower() == ".eml":
-                found = True
-                yield Item(str(f), "", frozenset(), _read_file(f))
-            elif f.suffix.lower() in (".mbox", ".mbx") or (f.suffix == "" and _looks_like_mbox(f)):
-                found = True
-                with f.open("rb") as stream:
-                    yield from iter_mbox(stream, str(f), "")
-            elif f.suffix.lower() == ".zip":
-                found = True
-                yield from _iter_zip(f)
-        for d in sorted(p for p in path.rglob("*") if p.is_dir() and _is_maildir(p)):
+                parts.append((f, _iter_eml))
+            elif f.suffix.lower() == ".zip" or _is_mbox_name(f) or (f.suffix == "" and _looks_like_mbox(f)):
+                parts.append((f, _iter_file))
+        parts += [
+            (d, _iter_maildir) for d in sorted(p for p in path.rglob("*") if p.is_dir() and _is_maildir(p))
+        ]
+        for part, read in parts:
             found = True
-            yield from _iter_maildir(d)
+            try:
+                yield from read(part)
+            except ArchiveError as e:
+                if on_error is None:
+                    raise
+                on_error(e)
         if not found:
             raise ArchiveError(f"{path}: no Maildir, mbox, .eml or .zip found")
         return
     if not path.exists():
         raise ArchiveError(f"{path}: no such file or directory")
-    if path.suffix.lower() == ".zip":
-        yield from _iter_zip(path)
-    elif _looks_like_mbox(path):
-        with path.open("rb") as stream:
-            yield from iter_mbox(stream, str(path), "")
-    else:
-        yield Item(str(path), "", frozenset(), _read_file(path))
+    yield from _iter_file(path)
 
 
 # -- writers ------------------------------------------------------------------------------

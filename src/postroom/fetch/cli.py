@@ -120,18 +120,23 @@ def import_(args: argparse.Namespace) -> int:
     newer = time.time() - args.recent * 86400 if args.recent > 0 else 0.0
     progress = Progress("imported")
     done = skipped = 0
+    unread: list[str] = []  # files (or PATHs) that could not be read: reported, the rest goes on
+
+    def bad(e: ArchiveError) -> None:
+        progress.done()
+        print(f"postroom import: {e}", file=sys.stderr)
+        unread.append(str(e))
+
     try:
         for path in args.paths:
             try:
-                for item in iter_path(Path(path)):
+                for item in iter_path(Path(path), on_error=bad):
                     if newer and _older(item, newer):
                         continue
                     done, skipped = _import_one(item, fixed, None if args.dry_run else sink, done, skipped)
                     progress.update(done)
             except ArchiveError as e:
-                progress.done()
-                print(f"postroom import: {e}", file=sys.stderr)
-                return 1
+                bad(e)
     except (OSError, smtplib.SMTPException, imaplib.IMAP4.error, ImapRefused) as e:
         progress.done()
         print(f"postroom import: delivery to {where} failed after {done} messages: {e}", file=sys.stderr)
@@ -140,8 +145,11 @@ def import_(args: argparse.Namespace) -> int:
         sink.close()
     progress.done()
     verb = "would import" if args.dry_run else "imported"
-    print(f"{verb} {done} messages" + (f", skipped {skipped} (see above)" if skipped else ""))
-    return 1 if skipped and not done else 0
+    summary = f"{verb} {done} messages" + (f", skipped {skipped} (see above)" if skipped else "")
+    if unread:
+        summary += f", {len(unread)} {'file' if len(unread) == 1 else 'files'} not read (see above)"
+    print(summary)
+    return 1 if unread or (skipped and not done) else 0
 
 
 def _older(item: Item, since: float) -> bool:
