@@ -25,7 +25,7 @@ import hashlib
 import re
 import threading
 from dataclasses import dataclass, field
-from email import policy
+from email._policybase import compat32  # not email.policy (see mimeparse.py)
 from email.message import EmailMessage, Message
 from email.parser import BytesParser
 from typing import Any
@@ -224,7 +224,7 @@ def parse_message(raw: bytes, *, fast: bool = True, payloads: bool = True) -> Pa
     msg: Message | None = parse_bytes(raw) if fast else None
     if msg is None:
         try:
-            msg = BytesParser(policy=policy.compat32).parsebytes(raw)
+            msg = BytesParser(policy=compat32).parsebytes(raw)
         except Exception:  # the email package is lenient; this is belt and braces
             msg = EmailMessage()
     pm = ParsedMessage(raw_headers=headers)

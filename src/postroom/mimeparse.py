@@ -25,7 +25,7 @@ Errors: none; this module never raises on malformed input (it returns ``None``).
 from __future__ import annotations
 
 import re
-from email import policy
+from email._policybase import compat32  # not email.policy: its header registry costs ~7 ms
 from email.message import Message
 
 __all__ = ["MAX_DEPTH", "parse_bytes"]
@@ -34,7 +34,7 @@ __all__ = ["MAX_DEPTH", "parse_bytes"]
 # limit; real mail rarely nests more than 4 (mixed > related > alternative).
 MAX_DEPTH = 16
 
-_COMPAT32 = policy.compat32
+_COMPAT32 = compat32
 # The stdlib feed parser's test for a header line (email/feedparser.py, headerRE).
 _HEADER_LINE = re.compile(r"From |[\041-\071\073-\176]*:|[\t ]")
 # What may follow "--boundary" on a boundary line (feedparser's boundaryendRE, read as one

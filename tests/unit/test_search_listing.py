@@ -261,11 +261,11 @@ def test_statistics_wait_for_the_indexer(tmp_path: Path, monkeypatch: pytest.Mon
     """ANALYZE does not replace statistics while messages wait for the indexer (their thread id
     is still empty), and statistics gathered while it lagged (there were none) are gathered
     again once it has caught up, even though the store has not grown."""
-    from postroom.store import index_worker, sqlite_background
+    from postroom.store import sqlite_background
 
     monkeypatch.setattr(sqlite_background, "ANALYZE_FROM", 50)
     monkeypatch.setattr(sqlite_background, "CHECKPOINT_INTERVAL", 3600.0)  # only this test analyzes
-    monkeypatch.setattr(index_worker, "_extractor", lambda: None)  # no indexer: mail stays pending
+    monkeypatch.setattr(sqlite_background, "_extractor", lambda: None)  # no indexer: mail stays pending
 
     async def main() -> None:
         bus = Bus()

@@ -56,7 +56,6 @@ from .sqlite_jobs import (
     drain_after_stop,
     split_batch,
 )
-from .sqlite_outbound import SQLiteOutbound
 from .sqlite_reading import Reader
 from .sqlite_schema import TEMPLATE_PAGE_SIZE, apply_migrations, schema_template
 from .sqlite_search import register_functions
@@ -67,6 +66,7 @@ from .writer_pool import run_writer
 if TYPE_CHECKING:
     from ..config import Settings
     from ..events import Bus
+    from .sqlite_outbound import SQLiteOutbound
 
 __all__ = ["TAIL_BYTES", "SQLiteStore"]
 
@@ -142,6 +142,8 @@ class SQLiteStore(Composed):
     def outbound(self) -> SQLiteOutbound:
         """The outbound queue kept in this database (:class:`postroom.store.outbound.HasOutbound`)."""
         if self._outbound is None:
+            from .sqlite_outbound import SQLiteOutbound  # on first use: a test server has no relay
+
             self._outbound = SQLiteOutbound(self.db)
         return self._outbound
 

@@ -67,6 +67,17 @@ INLINE_BACKFILL = 200  # messages per round whose inline parts the background pa
 ANALYZE_GROWTH = 2.0
 
 
+def _extractor() -> Callable[[bytes], Any] | None:
+    """The parser the indexer runs (None: it cannot run, the index stays empty). Checked
+    here, not through ``index_worker`` (the indexer process's twin): a store starts without
+    loading the indexer, which an in-process test server loads with its first search."""
+    try:
+        from .indexer import extract
+    except ImportError:
+        return None
+    return extract
+
+
 class Background:
     """The checkpoint thread and the indexer of one SQLite store (see the module docstring)."""
 
@@ -220,8 +231,6 @@ class Background:
 
     # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
     def start_indexer(self) -> None:
-        from .index_worker import _extractor
-
         if _extractor() is None:
             log.warning("indexer not available: snippets and full-text search stay empty")
             return
@@ -321,7 +330,7 @@ class Background:
         conversation fixes its start finds."""
         indexer = self._inline_indexer
         if indexer is None:
-            from .index_worker import BATCH, Indexer, _extractor
+            from .index_worker import BATCH, Indexer
             from .thread_index import options_from_settings
 
             assert _extractor() is not None  # checked by _start_indexer
@@ -348,8 +357,6 @@ class Background:
             (no IMAP data to derive, no housekeeping due): no index_now needed after the
             commit (:meth:`after_ingest`).
         """
-        from .index_worker import _extractor
-
         if _extractor() is None:
             return False
         conn.execute("SAVEPOINT ix")
@@ -393,7 +400,7 @@ class Background:
                     self.db.bus.publish(MessagesIndexed(tuple(pids)))
 
     def _index_loop(self) -> None:
-        from .index_worker import BATCH, Indexer, _extractor, connect_readonly
+        from .index_worker import BATCH, Indexer, connect_readonly
         from .thread_index import options_from_settings
 
         extract = _extractor()
