@@ -92,3 +92,27 @@ def test_what_waits_to_be_derived_is_bounded(tmp_path: Path, monkeypatch: pytest
             time.sleep(0.01)
         # "c" went over the bytes, "e" over the count; all that waited is done
         assert [id for id, _ in items if cache.peek_derived(id) is not None] == ["a", "b", "d"]
+
+
+def test_messages_added_in_a_burst_wake_the_thread_once_and_the_forgotten_are_skipped(tmp_path: Path) -> None:
+    """APPENDs in quick succession (imaptest's ~450/s) queue their messages without waking the
+    thread for each: once woken it lets them gather for DERIVE_SOON_GATHER, and derives all of
+    them then, but one deleted meanwhile (its bytes gone from the cache)."""
+    import postroom.servers.imap.derivesoon as ds
+
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        cache = MessageCache(s.app.store)
+        soon = ds.DeriveSoon(cache)
+        ids = [f"m{i}" for i in range(40)]
+        for id in ids:
+            cache.keep_raw(id, MIXED)
+        soon.add([(ids[0], MIXED)])
+        cache.forget([ids[0]])  # deleted before the thread's turn
+        for id in ids[1:]:  # one APPEND after another, faster than the gathering time
+            soon.add([(id, MIXED)])
+        deadline = time.monotonic() + 10
+        while any(cache.peek_derived(id) is None for id in ids[1:]) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert all(cache.peek_derived(id) is not None for id in ids[1:])
+        assert cache.peek_derived(ids[0]) is None
+        assert 1 <= soon.wakes <= 2  # was one per add() (40)

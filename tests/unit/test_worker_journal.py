@@ -332,3 +332,32 @@ def test_a_worker_with_large_mail_does_not_hold_back_another(tmp_path: Path) -> 
 
     assert sqlite.TAIL_BYTES < 3 * 3_000_000
     asyncio.run(main())
+
+
+def test_folder_rows_are_read_at_once_only_when_no_acknowledged_mail_waits(tmp_path: Path) -> None:
+    """IMAP's STATUS and LIST read the folder rows on the event loop (folder_info_now,
+    folders_now): a folder's counts are answered at once only with nothing journaled waiting
+    to be stored, else None (the caller waits on a worker thread, read-your-writes)."""
+
+    async def main() -> None:
+        store = make(tmp_path)
+        try:
+            alice = "alice@example.org"
+            assert store.folders_now(alice) is None  # no INBOX yet: the writer makes it
+            assert [f.name for f in store.folders(alice)] == ["INBOX"]
+            now = store.folder_info_now(alice, "inbox")
+            assert now is not None and now.exists == 0
+            assert store.folder_info_now(alice, "Nope") is None
+            writer = SegmentedJournal(store.open_worker_journal(0).base)
+            writer.append(*record(alice))  # acknowledged (no note sent): not yet stored
+            assert store.folder_info_now(alice, "INBOX") is None
+            listed = store.folders_now(alice)  # names do not wait for mail
+            assert listed is not None and [f.name for f in listed] == ["INBOX"]
+            info = store.folder_info(alice, "INBOX")  # waits for it
+            assert info is not None and info.exists == 1
+            assert store.folder_info_now(alice, "INBOX") == info
+            writer.close()
+        finally:
+            store.close()
+
+    asyncio.run(main())

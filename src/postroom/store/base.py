@@ -397,6 +397,16 @@ class ImapStore(Pop3Store, Protocol):
     def mailboxes(self) -> list[MailboxInfo]: ...
     def get_raw(self, id: str) -> bytes | None: ...
     def folders(self, mailbox: str) -> list[FolderInfo]: ...
+    def folders_now(self, mailbox: str) -> list[FolderInfo] | None:
+        """:meth:`folders` if it can be read at once on the event loop (the names current, the
+        counts perhaps without mail acknowledged but not yet stored), else None."""
+        ...
+
+    def folder_info_now(self, mailbox: str, folder: str) -> FolderInfo | None:
+        """:meth:`folder_info` of an existing folder if it can be read at once on the event
+        loop with current counts, else None (ask :meth:`folder_info` on a worker thread)."""
+        ...
+
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         """How many deliveries of the folder have a UID at or below ``upto_uid``, and how
         many of those a MODSEQ above ``above_modseq`` (counted in the database, no row

@@ -328,6 +328,12 @@ class Folders:
             rows = conn.execute(_INFO_SQL + " ORDER BY f.name <> 'INBOX', f.name", (mailbox,)).fetchall()
         return [_info(mailbox, r) for r in rows]
 
+    def folders_now(self, mailbox: str) -> list[FolderInfo] | None:
+        return None  # every read is a round trip to the server: on a worker thread
+
+    def folder_info_now(self, mailbox: str, folder: str) -> FolderInfo | None:
+        return None
+
     def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
         mailbox, folder = mailbox.lower(), norm(folder)
         if folder == INBOX:

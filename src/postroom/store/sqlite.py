@@ -26,13 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Event
 from . import sqlite_recycle as recycle
-from .base import (
-    Entry,
-    Envelope,
-    FlagMode,
-    StoreClosed,
-    StoreError,
-)
+from .base import Entry, Envelope, FlagMode, NotFound, StoreClosed, StoreError
 from .composed import Composed
 from .ids import new_id
 from .index_write import TEXT_ONLY
@@ -120,7 +114,7 @@ class SQLiteStore(Composed):
         super().__init__(reading, Changes(self.db, self.writes, reading), self.folder_view)
         self.imap_cache = ImapCache(self.db)
         self.background = Background(self.db, self.writes, lambda conn, jobs: self._run_batch(conn, jobs))
-        self.db.wait_applied = self._wait_applied
+        self.db.wait_applied, self.db.applied_now = self._wait_applied, self._applied_now
         self._owner = StoreLock(target, private=self._tmpdir is not None)  # a throwaway's: no lock
         self._writer: threading.Thread | None = None
         self._writer_done: threading.Event | None = None  # set when a pooled writer's loop ended
@@ -371,15 +365,10 @@ class SQLiteStore(Composed):
     def _wait_applied(self) -> None:
         """Read-your-writes: wait until every journaled message is in SQLite (usually at once)."""
         journal = self._journal
-        if journal is None:
-            return
-        if threading.current_thread() is self._writer:
-            return
-        target = journal.seq
-        marks = [(t, t.mark()) for t in self.workers.tails]
-        behind = [(t, m) for t, m in marks if t.applied < m]
-        if (self._applied_seq >= target and not behind) or self._degraded:
+        if journal is None or self._applied_now():
             return  # all there; or the writer cannot store anything now: read what is there
+        target = journal.seq
+        behind = [(t, m) for t, m in ((t, t.mark()) for t in self.workers.tails) if t.applied < m]
         if behind:
             self.workers.poke()  # in case the worker's note is still on its way
         deadline = time.monotonic() + READ_WAIT_LIMIT
@@ -402,6 +391,14 @@ class SQLiteStore(Composed):
                     self._applied_cond.wait(min(deadline - now, 1.0))
             finally:
                 self._waiting -= 1
+
+    def _applied_now(self) -> bool:
+        """A read would not wait (:meth:`_wait_applied`): every journaled message is in SQLite,
+        or the writer cannot store any now, or this is the writer."""
+        journal = self._journal
+        if journal is None or self._degraded or threading.current_thread() is self._writer:
+            return True
+        return self._applied_seq >= journal.seq and all(t.applied >= t.mark() for t in self.workers.tails)
 
     def _progress(self) -> tuple[Any, ...]:
         """What the writer has applied so far (changes whenever it commits journaled mail)."""
@@ -673,8 +670,6 @@ class SQLiteStore(Composed):
         if validity is None:
             validity = await asyncio.to_thread(self.folder_view.folder_validity, mailbox, folder)
         if validity is None:
-            from .base import NotFound
-
             raise NotFound(f"no folder {folder!r}")
         env = Envelope(mail_from="", rcpt_to=(mailbox,), received_at=internaldate or time.time())
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()

@@ -49,6 +49,7 @@ class SQLiteDb:
         # Read-your-writes: called before a read until every acknowledged message is stored
         # (the writer sets it once its journal is open).
         self.wait_applied: Callable[[], None] = _no_wait
+        self.applied_now: Callable[[], bool] = lambda: True  # would wait_applied return at once?
         # Set while stored mail waits to be indexed on demand (sqlite_direct.py): called
         # before a read, unless this thread reads in :meth:`unindexed_reads`.
         self.before_read: Callable[[], None] | None = None

@@ -82,6 +82,37 @@ class Folders:
         row = self.db.reader().execute(_FOLDER_INFO_SQL + " AND f.name = ?", (mailbox, folder)).fetchone()
         return _info(mailbox, row) if row else None
 
+    def folders_now(self, mailbox: str) -> list[FolderInfo] | None:
+        """:meth:`folders` without waiting, quick enough for the event loop (the folder rows,
+        their counts kept by triggers): None when the mailbox has no INBOX yet (ask
+        :meth:`folders` on a worker thread). Mail acknowledged but not yet stored is not
+        waited for: the names and attributes are current (folders are written through the
+        writer, whose commit comes before its caller goes on), the counts may lag them."""
+        mailbox = mailbox.lower()
+        if (mailbox, INBOX) not in self.writes.folder_cache:
+            return None
+        with self.db.unindexed_reads():  # folder rows need no index
+            rows = self.db.reader(False).execute(
+                _FOLDER_INFO_SQL + " ORDER BY f.name != 'INBOX', f.name", (mailbox,)
+            )
+            return [_info(mailbox, r) for r in rows]
+
+    def folder_info_now(self, mailbox: str, folder: str) -> FolderInfo | None:
+        """:meth:`folder_info` of a folder the writer knows, quick enough for the event loop
+        (one indexed row), when nothing acknowledged waits to be stored (its counts are then
+        current); None otherwise (ask :meth:`folder_info` on a worker thread)."""
+        mailbox = mailbox.lower()
+        folder = _norm(folder)
+        if (mailbox, folder) not in self.writes.folder_cache or not self.db.applied_now():
+            return None
+        with self.db.unindexed_reads():
+            row = (
+                self.db.reader(False)
+                .execute(_FOLDER_INFO_SQL + " AND f.name = ?", (mailbox, folder))
+                .fetchone()
+            )
+        return _info(mailbox, row) if row else None
+
     def folder_validity(self, mailbox: str, folder: str) -> int | None:
         """The UIDVALIDITY of an existing folder, None if there is none: what APPEND needs,
         without the message counts of :meth:`folder_info` (O(messages in the folder))."""

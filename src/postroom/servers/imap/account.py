@@ -23,7 +23,8 @@ ALL_LOGINS = frozenset({"all", "*"})
 
 @dataclass
 class Account:
-    """The folder namespace of one login (runs in worker threads: every method blocks)."""
+    """The folder namespace of one login (runs in worker threads: every method blocks, but
+    the ``*_now`` ones, which answer on the event loop or not at all)."""
 
     store: ImapStore
     user: str  # the mailbox (lower-cased address), or "all"
@@ -56,6 +57,14 @@ class Account:
             return None
         return self.store.folder_info(mailbox, folder)
 
+    def info_now(self, name: str) -> FolderInfo | None:
+        """:meth:`info` of an existing folder when the store can read it on the event loop
+        (see :meth:`ImapStore.folder_info_now`), else None: ask :meth:`info` on a worker thread."""
+        if self.all_view:
+            return None
+        mailbox, folder = self.resolve(name)
+        return self.store.folder_info_now(mailbox, folder)
+
     def _mailboxes(self) -> set[str]:
         return {m.name for m in self.store.mailboxes()}
 
@@ -68,6 +77,14 @@ class Account:
             for f in self.store.folders(mb):
                 out.append((self.imap_name(mb, f.name), f))
         return out
+
+    def folders_now(self) -> list[tuple[str, FolderInfo]] | None:
+        """:meth:`folders` when the store can read them on the event loop, else None (the
+        counts may lag mail acknowledged but not yet stored: for LIST, not STATUS)."""
+        if self.all_view:
+            return None
+        got = self.store.folders_now(self.user)
+        return None if got is None else [(f.name, f) for f in got]
 
     def create(self, name: str, special_use: str = "") -> None:
         mailbox, folder = self.resolve(name.rstrip(DELIMITER))

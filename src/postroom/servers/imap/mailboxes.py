@@ -208,7 +208,9 @@ class MailboxCommands(SessionBase):
             # RFC 3501 section 6.3.8: the hierarchy delimiter and root name
             self.untagged(verb, Raw(b"(\\Noselect)"), DELIMITER.encode(), b"")
             return
-        folders = await self.blocking(account.folders)
+        folders = account.folders_now()  # on the loop when the store can (no hop to a thread)
+        if folders is None:
+            folders = await self.blocking(account.folders)
         names = {n: f for n, f in folders}
         # parents that exist only as hierarchy levels
         implied: set[str] = set()
@@ -298,7 +300,12 @@ class MailboxCommands(SessionBase):
             above = self.store.folder_entries(info.mailbox, info.name, self.recent.mark(key))
             return info, None, self.recent.unclaimed(key, [e.uid for e in above])
 
-        info, entries, unclaimed = await self.blocking(read)
+        quick = None if listed else self._status_now(account, name, recent)
+        info: FolderInfo | None
+        if quick is not None:  # the folder row alone, read on the loop
+            (info, unclaimed), entries = quick, None
+        else:
+            info, entries, unclaimed = await self.blocking(read)
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
         values: dict[str, int] = {
@@ -314,6 +321,18 @@ class MailboxCommands(SessionBase):
             values["HIGHESTMODSEQ"] = _highest(info, entries)
         body = " ".join(f"{i} {values[i]}" for i in items)
         self.untagged("STATUS", Raw(_quote_name(name)), Raw(f"({body})".encode()))
+
+    def _status_now(self, account: Account, name: str, recent: bool) -> tuple[FolderInfo, int] | None:
+        """STATUS of the folder row alone, read on the event loop, when the store can (SQLite,
+        nothing acknowledged waiting to be stored) and RECENT needs no listing: no UID was
+        ever claimed (all are unclaimed) or the highest is claimed (none are). Else None."""
+        info = account.info_now(name)
+        if info is None or not recent:
+            return None if info is None else (info, 0)
+        mark = self.recent.mark((info.mailbox, info.name, info.uidvalidity))
+        if mark == 0:
+            return info, info.exists
+        return (info, 0) if mark >= info.uidnext - 1 else None
 
     # -- CREATE / DELETE / RENAME / SUBSCRIBE ---------------------------------------------------------
     async def cmd_create(self, args: Args, uid: bool) -> Reply:
