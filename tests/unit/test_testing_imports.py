@@ -1,8 +1,9 @@
 """The first test that asks for the ``mail`` fixture pays for the imports of the server it
 starts (issue 20): an in-process test server that receives mail over SMTP and hands it to the
 test must not load what only other features use. Each module named here was once loaded by
-that start (the relay's queue, the indexer with its conversation threading, the ``email``
-package's header registry) or belongs to a listener the test server does not start."""
+that start (the search language, the relay's queue, the indexer with its conversation
+threading, the ``email`` package's header registry) or belongs to a listener or a command
+the test server does not start."""
 
 from __future__ import annotations
 
@@ -11,6 +12,10 @@ import sys
 
 # loaded on first use only: a search, the relay, a listener or command of its own
 NOT_AT_FIRST_TEST = (
+    "postroom.search",
+    "postroom.store.sqlite_search",
+    "postroom.store.search_sql",
+    "postroom.store.indexer",
     "postroom.store.index_worker",
     "postroom.store.thread_index",
     "postroom.threads",

@@ -129,7 +129,7 @@ def _open_and_serve(
     wconn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
     wconn.execute("PRAGMA busy_timeout=0")  # see begin_immediate
     wconn.execute("PRAGMA synchronous=NORMAL")  # the index can always be rebuilt from the messages
-    from .sqlite_search import register_functions
+    from .header_scan import register_functions
 
     register_functions(wconn)  # tagging rules may use header: searches
     rules = load_rules(os.environ.get("POSTROOM_TAG_RULES"))

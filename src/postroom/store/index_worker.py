@@ -47,6 +47,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..threads import ThreadingOptions
+from .header_scan import header_rows
 from .index_write import (
     TEXT_ONLY,
     Row,
@@ -57,7 +58,6 @@ from .index_write import (
     write_index,
 )
 from .rawcodec import unpack
-from .sqlite_search import header_rows
 from .thread_index import (
     RECORD_COLUMNS,
     ConversationIndex,
@@ -116,7 +116,7 @@ _HELPER_DB: tuple[str, sqlite3.Connection, Any] | None = None
 def _helper_db(path: str) -> tuple[sqlite3.Connection, Any]:
     global _HELPER_DB
     if _HELPER_DB is None or _HELPER_DB[0] != path:
-        from .sqlite_search import register_functions
+        from .header_scan import register_functions
 
         conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         conn.execute("PRAGMA busy_timeout=0")  # see begin_immediate

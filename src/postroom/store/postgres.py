@@ -43,6 +43,7 @@ from .base import (
     StoreClosed,
 )
 from .composed import Composed
+from .header_scan import header_rows
 from .postgres_changes import Changes, Folders, delete_ids, tag_id
 from .postgres_db import ADVISORY_INDEXER, Conn, Db
 from .postgres_events import CHANNEL, StoredRef, decode
@@ -51,7 +52,6 @@ from .postgres_outbound import PostgresOutbound
 from .postgres_read import Reader
 from .postgres_search import compile_query, words
 from .rawcodec import unpack
-from .sqlite_search import header_rows
 
 if TYPE_CHECKING:
     from ..config import Settings

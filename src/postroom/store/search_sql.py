@@ -12,7 +12,6 @@ own way, stay in ``sqlite_search.py`` and ``postgres_search.py``.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import tzinfo
 from typing import Any
@@ -20,9 +19,9 @@ from typing import Any
 from .. import search
 from ..search import DateBound, Field, Flag, Node, Size
 from .base import InvalidQuery
-from .headers import decode_header_bytes
+from .header_scan import decoded_value, header_fields
 
-__all__ = ["Dialect", "compile_term", "header_fields", "like_pattern", "parse_query"]
+__all__ = ["Dialect", "compile_term", "decoded_value", "header_fields", "like_pattern", "parse_query"]
 
 
 @dataclass(frozen=True)
@@ -102,30 +101,3 @@ def _field(node: Field, params: list[Any], d: Dialect) -> str:
             f"JOIN mailbox mb ON mb.id = f.mailbox_id WHERE d.message = m.id AND mb.name = {p})"
         )
     raise AssertionError(f"unknown field {name}")  # pragma: no cover
-
-
-def header_fields(block: bytes) -> Iterator[tuple[bytes, bytes]]:
-    """``(name, unfolded raw value)`` of each field of a raw header block, in order.
-
-    Continuation lines join their field with one space; a line that is neither a field
-    nor a continuation of one ends the field before it and is skipped.
-    """
-    name: bytes | None = None
-    pieces: list[bytes] = []
-    for line in block.split(b"\n"):
-        line = line.rstrip(b"\r")
-        if line[:1] in (b" ", b"\t"):
-            if name is not None:
-                pieces.append(line.strip())
-            continue
-        if name is not None:
-            yield name, b" ".join(pieces)
-        k, sep, v = line.partition(b":")
-        name, pieces = (k.strip(), [v.strip()]) if sep and k.strip() else (None, [])
-    if name is not None:
-        yield name, b" ".join(pieces)
-
-
-def decoded_value(raw: bytes) -> str:
-    """A header value from :func:`header_fields` as lower-case text (RFC 2047 decoded)."""
-    return decode_header_bytes(raw).lower()

@@ -28,6 +28,7 @@ from ..events import Event
 from . import sqlite_recycle as recycle
 from .base import Entry, Envelope, FlagMode, NotFound, StoreClosed, StoreError
 from .composed import Composed
+from .header_scan import register_functions
 from .ids import new_id
 from .index_write import TEXT_ONLY
 from .journal import Journal, JournalTail, keep_damaged, read_journal, segment_path
@@ -52,7 +53,6 @@ from .sqlite_jobs import (
 )
 from .sqlite_reading import Reader
 from .sqlite_schema import TEMPLATE_PAGE_SIZE, apply_migrations, schema_template
-from .sqlite_search import register_functions
 from .sqlite_tails import TAIL_BYTES, WorkerJournals
 from .sqlite_writes import Writes
 from .writer_pool import run_writer
@@ -217,13 +217,14 @@ class SQLiteStore(Composed):
             # (TEXT_ONLY spelled out: the partial index message_text_only serves it)
             conn.execute(f"UPDATE message SET indexed = 1 WHERE indexed = {TEXT_ONLY:d}")
         self.writes.count = conn.execute("SELECT count(*) FROM message").fetchone()[0] if not fresh else 0
-        from .indexer import RuleError, TagRules
+        if rules := self.settings.extra.get("tags"):  # else None: the indexer loads with the first search
+            from .indexer import RuleError, TagRules
 
-        try:
-            self.background.tag_rules = TagRules(self.settings.extra.get("tags"))
-        except RuleError as e:
-            conn.close()
-            raise StoreError(str(e)) from None
+            try:
+                self.background.tag_rules = TagRules(rules)
+            except RuleError as e:
+                conn.close()
+                raise StoreError(str(e)) from None
         # the writer's state, made here before it starts (nothing else writes yet): the
         # start waits for no hand-off between threads
         self.writes.load_folders(conn)

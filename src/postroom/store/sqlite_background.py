@@ -26,9 +26,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import MessagesIndexed
 from .base import StoreClosed, StoreError
+from .header_scan import header_rows
 from .index_write import TEXT_ONLY, write_header_rows
 from .sqlite_jobs import _INDEX
-from .sqlite_search import header_rows
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -76,6 +76,16 @@ def _extractor() -> Callable[[bytes], Any] | None:
     except ImportError:
         return None
     return extract
+
+
+_said_unavailable = False
+
+
+def _unavailable() -> None:
+    global _said_unavailable
+    if not _said_unavailable:  # once per process: a test server's inline indexer asks per batch
+        _said_unavailable = True
+        log.warning("indexer not available: snippets and full-text search stay empty")
 
 
 class Background:
@@ -231,12 +241,12 @@ class Background:
 
     # -- the indexer (parsing in its own process by default, see index_worker.py) ---------
     def start_indexer(self) -> None:
-        if _extractor() is None:
-            log.warning("indexer not available: snippets and full-text search stay empty")
-            return
-        if self.index_inline:
+        if self.index_inline:  # the writer's, loaded with its first index (index_in_transaction)
             if self.writes.count:  # the writer indexes what the store holds already
                 self.wake_indexer()
+            return
+        if _extractor() is None:
+            log.warning("indexer not available: snippets and full-text search stay empty")
             return
         if self.db.settings.indexer == "process":
             spawned: list[BaseException] = []
@@ -358,6 +368,7 @@ class Background:
             commit (:meth:`after_ingest`).
         """
         if _extractor() is None:
+            _unavailable()
             return False
         conn.execute("SAVEPOINT ix")
         mark = len(self.db.pending())

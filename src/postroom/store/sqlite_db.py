@@ -21,9 +21,9 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import Event
 from .base import StoreClosed
+from .header_scan import register_functions
 from .rawcodec import unpack
 from .sqlite_jobs import WriterQueue, _Call
-from .sqlite_search import register_functions
 
 if TYPE_CHECKING:
     from ..config import Settings

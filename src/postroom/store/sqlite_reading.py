@@ -16,7 +16,6 @@ from typing import Any
 from .base import Envelope, MailboxInfo, MessagePage, StoreStats, Summary, ThreadPage
 from .rows import SUMMARY_COLS, clamp_page, group_pairs, summaries_from_rows
 from .sqlite_db import SQLiteDb, chunks
-from .sqlite_search import compile_query, fulltext_listing, has_header_term, header_listing
 from .sqlite_threads import thread_listing
 
 __all__ = ["Reader"]
@@ -52,6 +51,8 @@ class Reader:
             clauses.append(f"m.id IN (SELECT message FROM delivery WHERE folder_id IN ({marks}))")
             params.extend(fids)
         if query and query.strip():
+            from .sqlite_search import compile_query  # with the first search (header_scan.py)
+
             sql, qp = compile_query(query)
             if sql:
                 clauses.append(f"({sql})")
@@ -101,6 +102,8 @@ class Reader:
         if has_query and query is not None:
             # Free text alone, or one header: term (in a mailbox or not): page and counts from
             # the index itself.
+            from .sqlite_search import fulltext_listing, has_header_term, header_listing
+
             within = None
             if mailbox:
                 marks = ",".join("?" * len(fids)) or "NULL"

@@ -33,8 +33,8 @@ from datetime import tzinfo
 from typing import Any
 
 from ..search import And, Header, Node, Not, Or, Text
-from .rawcodec import header_prefix
-from .search_sql import Dialect, compile_term, decoded_value, header_fields, like_pattern, parse_query
+from .header_scan import header_matches, header_rows, register_functions
+from .search_sql import Dialect, compile_term, like_pattern, parse_query
 
 __all__ = [
     "compile_node",
@@ -45,12 +45,9 @@ __all__ = [
     "has_header_term",
     "header_listing",
     "header_matches",
+    "header_rows",
     "register_functions",
 ]
-
-# How much of a message is decompressed to find its header block. RFC 5322 sets no
-# limit on the header section; 256 KiB covers long DKIM/ARC chains and Received: trails.
-HEADER_SCAN_LIMIT = 256 * 1024
 
 _WORD = re.compile(r"\w")
 
@@ -370,62 +367,3 @@ def header_listing(
         (json.dumps(ids),),
     ).fetchone()
     return len(ids), int(row[0]), rows
-
-
-# -- header: support ---------------------------------------------------------------------
-
-
-def _header_block(data: bytes) -> bytes:
-    return _cut_header(header_prefix(data, HEADER_SCAN_LIMIT, _SCAN_CHUNK))
-
-
-# header_prefix() reads whole chunks: of a message without a separator in its first
-# HEADER_SCAN_LIMIT bytes it returns this many (header_rows(packed=False) cuts the same).
-_SCAN_CHUNK = 16384
-_SCAN_SPAN = -(-HEADER_SCAN_LIMIT // _SCAN_CHUNK) * _SCAN_CHUNK
-
-
-def _cut_header(out: bytes) -> bytes:
-    end = min((i for i in (out.find(b"\r\n\r\n"), out.find(b"\n\n")) if i >= 0), default=len(out))
-    return out[:end]
-
-
-def header_matches(block: bytes, name: str, value: str | None) -> bool:
-    """True when ``block`` (a raw header section) has header ``name`` containing ``value``.
-
-    Names compare case-insensitively; values are unfolded, RFC 2047-decoded and compared
-    case-insensitively as substrings. ``value`` None matches any occurrence of the header.
-    """
-    want = name.lower().encode("ascii", "replace")
-    needle = value.lower() if value is not None else None
-    return any(
-        k.lower() == want and (needle is None or needle in decoded_value(v)) for k, v in header_fields(block)
-    )
-
-
-def header_rows(data: bytes, *, packed: bool = True) -> list[tuple[str, int, str]]:
-    """``(name, position, value)`` of each header field of a stored message (compressed as
-    ``rawcodec`` stores it; ``packed=False``: the message itself, already decompressed), for
-    the ``header_field`` index: lower case, unfolded, decoded."""
-    try:
-        block = _header_block(data) if packed else _cut_header(data[:_SCAN_SPAN])
-    except Exception:  # a corrupt frame: no rows (a search then finds nothing in it, as before)
-        return []
-    return [
-        (k.decode("latin-1").lower(), seq, decoded_value(v).replace("\x00", ""))
-        for seq, (k, v) in enumerate(header_fields(block))
-    ]
-
-
-def _sql_header(data: bytes | None, name: str, value: str | None) -> int:
-    if data is None:
-        return 0
-    try:
-        return int(header_matches(_header_block(data), name, value))
-    except Exception:  # a corrupt frame must not abort the whole query
-        return 0
-
-
-def register_functions(conn: sqlite3.Connection) -> None:
-    """Register the SQL functions compiled queries may call (on every reader connection)."""
-    conn.create_function("postroom_header", 3, _sql_header, deterministic=True)
