@@ -23,6 +23,7 @@ NOT_AT_FIRST_TEST = (
     "postroom.store.sqlite_outbound",
     "email.policy",
     "email.headerregistry",
+    "html.parser",
     "aiohttp",
     "postroom.web",
     "postroom.servers.http",
@@ -52,4 +53,15 @@ print(" ".join(m for m in {NOT_AT_FIRST_TEST!r} if m in sys.modules))
 def test_a_test_servers_first_message_loads_nothing_it_does_not_use() -> None:
     out = subprocess.run([sys.executable, "-c", _SCRIPT], capture_output=True, text=True, timeout=60)
     assert out.returncode == 0, out.stderr
+    assert out.stdout.split() == []
+
+
+def test_chaos_loads_without_the_smtp_server() -> None:
+    """The app's fault injector (runtime.chaos, imported with every App) needs the SMTP
+    server's modules only to raise a disconnect, inside a session the server runs."""
+    code = (
+        "import sys\nimport postroom.runtime.chaos\n"
+        "print(' '.join(m for m in ('postroom.servers.smtp', 'postroom.servers.smtp_session') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
     assert out.stdout.split() == []

@@ -40,7 +40,6 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Literal
 
 from ..protocols.smtp import Reply
-from ..servers.smtp import HookDisconnect
 from ..servers.smtp_hooks import SMTPHook
 
 if TYPE_CHECKING:
@@ -487,6 +486,8 @@ class Chaos(SMTPHook):
         if picked.exhausted and not self.active:
             self._changed()  # the last use of the last fault: take the hook out
         if picked.action == "disconnect":
+            from ..servers.smtp_session import HookDisconnect  # loaded by the SMTP server that asks
+
             raise HookDisconnect(stage)
         if picked.action == "delay":
             await asyncio.sleep(picked.seconds)

@@ -15,10 +15,10 @@ failed expectation) naming what was looked for and what the message holds.
 
 from __future__ import annotations
 
+import functools
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from html.parser import HTMLParser
 from typing import Any
 
 from ..charsets import decode_words
@@ -121,16 +121,33 @@ class Headers:
         return f"Headers({self._items!r})"
 
 
-class _Hrefs(HTMLParser):
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.links: list[str] = []
+@functools.cache
+def _href_reader() -> Callable[[str], list[str]]:
+    """The links (``href`` of ``<a>``/``<area>``) of an HTML body, made on first use:
+    ``html.parser`` is not loaded by a test server whose test reads no links."""
+    from html.parser import HTMLParser
 
-    def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
-        if tag in ("a", "area"):
-            for name, value in attrs:
-                if name == "href" and value and value.strip():
-                    self.links.append(value.strip())
+    class Hrefs(HTMLParser):
+        def __init__(self) -> None:
+            super().__init__(convert_charrefs=True)
+            self.links: list[str] = []
+
+        def handle_starttag(self, tag: str, attrs: list[tuple[str, str | None]]) -> None:
+            if tag in ("a", "area"):
+                for name, value in attrs:
+                    if name == "href" and value and value.strip():
+                        self.links.append(value.strip())
+
+    def read(html: str) -> list[str]:
+        parser = Hrefs()
+        try:
+            parser.feed(html)
+            parser.close()
+        except Exception:  # lenient parser; what it found so far, and the text scan
+            pass
+        return parser.links
+
+    return read
 
 
 def extract_links(text: str = "", html: str = "") -> list[str]:
@@ -141,13 +158,7 @@ def extract_links(text: str = "", html: str = "") -> list[str]:
     """
     found: list[str] = []
     if html:
-        parser = _Hrefs()
-        try:
-            parser.feed(html)
-            parser.close()
-        except Exception:  # lenient parser; fall back to the text scan below
-            pass
-        found.extend(parser.links)
+        found.extend(_href_reader()(html))
         found.extend(m.group(0).rstrip(_TRAILING) for m in _URL.finditer(html_to_text(html)))
     if text:
         found.extend(m.group(0).rstrip(_TRAILING) for m in _URL.finditer(text))
