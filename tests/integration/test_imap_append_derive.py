@@ -94,11 +94,15 @@ def test_what_waits_to_be_derived_is_bounded(tmp_path: Path, monkeypatch: pytest
         assert [id for id, _ in items if cache.peek_derived(id) is not None] == ["a", "b", "d"]
 
 
-def test_messages_added_in_a_burst_wake_the_thread_once_and_the_forgotten_are_skipped(tmp_path: Path) -> None:
+def test_messages_added_in_a_burst_wake_the_thread_once_and_the_forgotten_are_skipped(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     """APPENDs in quick succession (imaptest's ~450/s) queue their messages without waking the
     thread for each: once woken it lets them gather for DERIVE_SOON_GATHER, and derives all of
     them then, but one deleted meanwhile (its bytes gone from the cache)."""
     import postroom.servers.imap.derivesoon as ds
+
+    monkeypatch.setattr(ds, "DERIVE_SOON_GATHER", 0.5)  # longer than this test's adds, even under load
 
     with running_server(db=str(tmp_path / "store.db")) as s:
         cache = MessageCache(s.app.store)

@@ -24,7 +24,7 @@ DERIVE_SOON_BYTES = 32 * 1024 * 1024
 # them: an APPEND meanwhile only queues its messages (waking a waiting thread costs the
 # APPENDing command a futex wake and a GIL hand-over: ~3% of the server's GIL time under
 # imaptest's ~450 APPENDs/s), and a message expunged meanwhile is skipped
-DERIVE_SOON_GATHER = 0.05
+DERIVE_SOON_GATHER = 0.01
 
 
 class DeriveSoon:
