@@ -18,6 +18,7 @@ import pytest
 
 from postroom.events import Event, FolderChanged
 from postroom.protocols.imap.args import format_datetime
+from postroom.servers.imap import mailboxes
 from postroom.servers.imap.core import SessionBase
 from postroom.store.base import Entry
 from tests.helpers import RunningServer, running_server
@@ -202,6 +203,14 @@ def test_status_recent_reads_only_the_unclaimed_rows(monkeypatch: pytest.MonkeyP
             ]
             assert reads == [] and hops == [], (reads, hops)  # every UID claimed: none recent
             prefill(s, 2)  # delivered, not yet claimed by a's session
+            deadline = time.monotonic() + 10  # stored (else STATUS waits for it on a worker thread)
+            while not s.app.store.db.applied_now() and time.monotonic() < deadline:  # type: ignore[attr-defined]
+                time.sleep(0.01)
+            assert b.ok("STATUS INBOX (RECENT MESSAGES)") == [
+                b"* STATUS INBOX (RECENT 2 MESSAGES %d)\r\n" % (N + 2)
+            ]
+            assert reads == [] and hops == [], (reads, hops)  # two above the highest claimed: counted
+            monkeypatch.setattr(mailboxes, "RECENT_NOW_SPAN", 1)  # too many: the rows, on a worker thread
             assert b.ok("STATUS INBOX (RECENT MESSAGES)") == [
                 b"* STATUS INBOX (RECENT 2 MESSAGES %d)\r\n" % (N + 2)
             ]

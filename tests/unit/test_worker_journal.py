@@ -351,11 +351,16 @@ def test_folder_rows_are_read_at_once_only_when_no_acknowledged_mail_waits(tmp_p
             writer = SegmentedJournal(store.open_worker_journal(0).base)
             writer.append(*record(alice))  # acknowledged (no note sent): not yet stored
             assert store.folder_info_now(alice, "INBOX") is None
+            assert store.count_above_now(alice, "INBOX", 0) is None
             listed = store.folders_now(alice)  # names do not wait for mail
             assert listed is not None and [f.name for f in listed] == ["INBOX"]
             info = store.folder_info(alice, "INBOX")  # waits for it
             assert info is not None and info.exists == 1
             assert store.folder_info_now(alice, "INBOX") == info
+            assert (store.count_above_now(alice, "INBOX", 0), store.count_above_now(alice, "INBOX", 1)) == (
+                1,
+                0,
+            )
             writer.close()
         finally:
             store.close()

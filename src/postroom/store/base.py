@@ -407,6 +407,11 @@ class ImapStore(Pop3Store, Protocol):
         loop with current counts, else None (ask :meth:`folder_info` on a worker thread)."""
         ...
 
+    def count_above_now(self, mailbox: str, folder: str, after_uid: int) -> int | None:
+        """How many deliveries of the folder have a UID above ``after_uid``, if that can be
+        counted at once on the event loop (nothing acknowledged waiting), else None."""
+        ...
+
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         """How many deliveries of the folder have a UID at or below ``upto_uid``, and how
         many of those a MODSEQ above ``above_modseq`` (counted in the database, no row

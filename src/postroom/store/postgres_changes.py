@@ -334,6 +334,9 @@ class Folders:
     def folder_info_now(self, mailbox: str, folder: str) -> FolderInfo | None:
         return None
 
+    def count_above_now(self, mailbox: str, folder: str, after_uid: int) -> int | None:
+        return None
+
     def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
         mailbox, folder = mailbox.lower(), norm(folder)
         if folder == INBOX:

@@ -113,6 +113,17 @@ class Folders:
             )
         return _info(mailbox, row) if row else None
 
+    def count_above_now(self, mailbox: str, folder: str, after_uid: int) -> int | None:
+        """How many deliveries of a folder the writer knows have a UID above ``after_uid``,
+        counted on the event loop (a range of the ``(folder_id, uid)`` key; the caller bounds
+        it) when nothing acknowledged waits to be stored; None otherwise."""
+        entry = self.writes.folder_cache.get((mailbox.lower(), _norm(folder)))
+        if entry is None or not self.db.applied_now():
+            return None
+        with self.db.unindexed_reads():
+            sql = "SELECT count(*) FROM delivery WHERE folder_id = ? AND uid > ?"
+            return int(self.db.reader(False).execute(sql, (entry[0], after_uid)).fetchone()[0])
+
     def folder_validity(self, mailbox: str, folder: str) -> int | None:
         """The UIDVALIDITY of an existing folder, None if there is none: what APPEND needs,
         without the message counts of :meth:`folder_info` (O(messages in the folder))."""

@@ -30,6 +30,9 @@ _SPECIAL_USE = {"\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent
 _STATUS_ITEMS = {"MESSAGES", "RECENT", "UIDNEXT", "UIDVALIDITY", "UNSEEN", "HIGHESTMODSEQ", "SIZE", "DELETED"}
 
 
+# STATUS RECENT counts the UIDs above the highest claimed on the event loop when at most this
+# many lie there (a range of the (folder_id, uid) key; a wider one is read on a worker thread)
+RECENT_NOW_SPAN = 1000
 _ATOM = re.compile(rb"[^\x00-\x20(){%*\"\\\]\x7f]+\Z")
 
 
@@ -325,14 +328,20 @@ class MailboxCommands(SessionBase):
     def _status_now(self, account: Account, name: str, recent: bool) -> tuple[FolderInfo, int] | None:
         """STATUS of the folder row alone, read on the event loop, when the store can (SQLite,
         nothing acknowledged waiting to be stored) and RECENT needs no listing: no UID was
-        ever claimed (all are unclaimed) or the highest is claimed (none are). Else None."""
+        ever claimed (all are unclaimed), the highest is claimed (none are), or at most
+        RECENT_NOW_SPAN UIDs lie above the highest claimed (a count of that range). Else None."""
         info = account.info_now(name)
         if info is None or not recent:
             return None if info is None else (info, 0)
         mark = self.recent.mark((info.mailbox, info.name, info.uidvalidity))
         if mark == 0:
             return info, info.exists
-        return (info, 0) if mark >= info.uidnext - 1 else None
+        if mark >= info.uidnext - 1:
+            return info, 0
+        if info.uidnext - 1 - mark > RECENT_NOW_SPAN:
+            return None
+        above = self.store.count_above_now(info.mailbox, info.name, mark)
+        return None if above is None else (info, above)
 
     # -- CREATE / DELETE / RENAME / SUBSCRIBE ---------------------------------------------------------
     async def cmd_create(self, args: Args, uid: bool) -> Reply:
