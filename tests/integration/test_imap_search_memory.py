@@ -125,4 +125,8 @@ def test_search_text_memory_is_bounded_by_its_chunk_and_the_text_cache(
                 finally:
                     tracemalloc.stop()
                 assert got == b"* SEARCH " + " ".join(str(i + 1) for i in range(7, n, 100)).encode() + b"\r\n"
-                assert peak < text_bytes / 3, (peak, text_bytes, time.perf_counter() - start)
+                # half the folder's text: the bounded search peaks at ~3 MB (tracemalloc also
+                # counts what the server's other threads allocate meanwhile, so it varies by a
+                # few hundred KB under load; a third was passed now and then), the unbounded one
+                # at ~9.6 MB
+                assert peak < text_bytes / 2, (peak, text_bytes, time.perf_counter() - start)
