@@ -62,6 +62,8 @@ log = logging.getLogger(__name__)
 
 # Messages buffered per client before it is considered too slow and disconnected.
 QUEUE_SIZE = 2000
+# Reads of the counts for one stats event when changes keep arriving during the read.
+STATS_REREADS = 3
 # Seconds between two stats events (they are coalesced after bursts of changes).
 STATS_INTERVAL = 0.25
 # Seconds a disconnecting client gets to accept the close frame before the socket is cut.
@@ -129,6 +131,7 @@ class Hub:
         self.clients: set[_Client] = set()
         self._unsubscribe: Any = None
         self._stats_due = False
+        self._changes = 0  # changes offered to clients so far (a stats read must not predate one)
         # its own tasks (new events read back, stats, slow clients dropped): kept referenced
         # while they run, cancelled and awaited by stop
         self._tasks: set[asyncio.Task[None]] = set()
@@ -238,6 +241,7 @@ class Hub:
         self._schedule_stats()
 
     def _schedule_stats(self) -> None:
+        self._changes += 1
         if not self._stats_due:
             self._stats_due = True
             self._stats_timer = asyncio.get_running_loop().call_later(STATS_INTERVAL, self._send_stats)
@@ -249,10 +253,18 @@ class Hub:
             self.spawn(self._stats())
 
     async def _stats(self) -> None:
-        try:
-            st = await asyncio.to_thread(self.app[APP_KEY].store.stats)
-        except Exception:  # store closing: no stats
-            return
+        # A change offered to the clients while the counts were read (a delete-all committed
+        # meanwhile) could make these counts older than an event the client already has:
+        # read again then, a few times at most (a burst keeps changing them; its own stats
+        # follow anyway).
+        for _ in range(STATS_REREADS):
+            seen = self._changes
+            try:
+                st = await asyncio.to_thread(self.app[APP_KEY].store.stats)
+            except Exception:  # store closing: no stats
+                return
+            if self._changes == seen:
+                break
         text = _envelope(
             "stats",
             {"Total": st.messages, "Unread": st.unread, "Version": f"v{__version__}"},
