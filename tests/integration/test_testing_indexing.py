@@ -137,27 +137,33 @@ def test_a_test_servers_mail_is_found_by_every_query_once_announced() -> None:
         assert [m.id for m in mail.messages("has:attachment")] == [msg.id]
 
 
-def test_indexing_that_fails_in_the_mail_transaction_keeps_the_mail_and_indexes_it_after() -> None:
+def _fail_the_next_index_write(mail: Server) -> list[bool]:
+    """Make the store's next index write raise (once); the list it returns gets True then."""
     import sqlite3
 
+    background = mail.app.store.background  # type: ignore[attr-defined]
+    job = background._index_job
+    failed: list[bool] = []
+
+    def flaky(rows: list[object]) -> object:
+        def fn(conn: sqlite3.Connection) -> None:
+            if not failed:
+                failed.append(True)
+                raise sqlite3.OperationalError("simulated failure")
+            job(rows)(conn)
+
+        return fn
+
+    background._index_job = flaky
+    return failed
+
+
+def test_indexing_that_fails_in_the_mail_transaction_keeps_the_mail_and_indexes_it_after() -> None:
     # indexed as stored (a tagging rule): in the mail's transaction, which fails here
     with Server(http=False, pop3=False, imap=False, extra=_TAG_RULE) as mail:
         if type(mail.app.store).__name__ != "SQLiteStore":
             pytest.skip("a throwaway SQLite store only (this run uses another backend)")
-        background = mail.app.store.background  # type: ignore[attr-defined]
-        job = background._index_job
-        failed: list[bool] = []
-
-        def flaky(rows: list[object]) -> object:
-            def fn(conn: sqlite3.Connection) -> None:
-                if not failed:
-                    failed.append(True)
-                    raise sqlite3.OperationalError("simulated failure")
-                job(rows)(conn)
-
-            return fn
-
-        background._index_job = flaky
+        failed = _fail_the_next_index_write(mail)
         _send(mail.smtp_port, _with_attachment("two@example.com", "Two"))
         msg = mail.wait_for(to="two@example.com")  # stored, and indexed by the writer after
         assert failed == [True]
@@ -165,24 +171,9 @@ def test_indexing_that_fails_in_the_mail_transaction_keeps_the_mail_and_indexes_
 
 
 def test_indexing_on_demand_that_fails_keeps_the_mail_and_indexes_it_after() -> None:
-    import sqlite3
-
     with Server(http=False, pop3=False, imap=False) as mail:
         _sqlite_test_server(mail)
-        background = mail.app.store.background  # type: ignore[attr-defined]
-        job = background._index_job
-        failed: list[bool] = []
-
-        def flaky(rows: list[object]) -> object:
-            def fn(conn: sqlite3.Connection) -> None:
-                if not failed:
-                    failed.append(True)
-                    raise sqlite3.OperationalError("simulated failure")
-                job(rows)(conn)
-
-            return fn
-
-        background._index_job = flaky
+        failed = _fail_the_next_index_write(mail)
         _send(mail.smtp_port, _with_attachment("three@example.com", "Three"))
         msg = mail.wait_for(to="three@example.com")
         assert failed == [] and _indexed(mail) == [0]
