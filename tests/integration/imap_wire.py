@@ -11,6 +11,8 @@ _LITERAL = re.compile(rb"\{(\d+)\+?\}\r\n\Z")
 
 
 if TYPE_CHECKING:
+    import pytest
+
     from tests.helpers import RunningServer
 
 
@@ -102,3 +104,20 @@ def login(s: RunningServer, user: str) -> Wire:
     w = Wire(*s.addr("imap"))
     w.ok(f"LOGIN {user} x")
     return w
+
+
+def count_parses(monkeypatch: pytest.MonkeyPatch) -> list[bytes]:
+    """Record each whole message the IMAP server parses (its MIME part tree from offset 0)
+    in the list returned, for tests that a message is parsed once, or not at all."""
+    import postroom.protocols.imap.mime as mime
+
+    parsed: list[bytes] = []
+    entity = mime._parse_entity
+
+    def counting(raw: bytes, start: int, end: int, *rest: object) -> mime.Part:
+        if start == 0:
+            parsed.append(raw)
+        return entity(raw, start, end, *rest)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(mime, "_parse_entity", counting)
+    return parsed

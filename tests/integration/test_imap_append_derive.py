@@ -13,7 +13,7 @@ import postroom.protocols.imap.mime as mime
 from postroom.servers.imap.core import CACHE_KEY
 from postroom.servers.imap.messages import MessageCache, derive
 from tests.helpers import running_server
-from tests.integration.imap_wire import Wire
+from tests.integration.imap_wire import Wire, count_parses
 
 BOB = "bob@example.org"
 MIXED = (
@@ -47,15 +47,8 @@ def test_an_appended_message_is_derived_before_its_first_fetch(
             while cache.peek_derived(entry.id) is None and time.monotonic() < deadline:
                 time.sleep(0.01)
             assert cache.peek_derived(entry.id) is not None
-            parsed: list[bytes] = []
             entity = mime._parse_entity
-
-            def counting(raw: bytes, start: int, end: int, *rest: object) -> mime.Part:
-                if start == 0:
-                    parsed.append(raw)
-                return entity(raw, start, end, *rest)  # type: ignore[arg-type]
-
-            monkeypatch.setattr(mime, "_parse_entity", counting)
+            parsed = count_parses(monkeypatch)
             w.ok("SELECT Sent")
             got = b"".join(w.ok("FETCH 1 (ENVELOPE BODYSTRUCTURE)"))
             assert parsed == []

@@ -15,7 +15,7 @@ from postroom.servers.imap.persist import FORMAT, HEAD, META, TEXT, dump_meta
 from postroom.servers.imap.sortorder import SortOrders
 from postroom.store.base import Envelope
 from tests.helpers import RunningServer, running_server
-from tests.integration.imap_wire import Wire
+from tests.integration.imap_wire import Wire, count_parses
 
 MIXED = (
     b"From: Alice <alice@example.org>\r\nTo: bob@example.org\r\nSubject: parts\r\n"
@@ -305,20 +305,10 @@ def test_sessions_fetching_sections_of_one_message_parse_it_once(
     """imaptest's FETCH mix: several sessions read sections of the same new message. Its
     part tree is kept with its bytes, so it is parsed once, not once per FETCH; a message
     pushed out of memory takes its tree with it."""
-    import postroom.protocols.imap.mime as mime
-
     with running_server(db=str(tmp_path / "store.db")) as s:
         deliver(s, MIXED)
         deliver(s, msg("other"))
-        parsed: list[bytes] = []
-        entity = mime._parse_entity
-
-        def counting(raw: bytes, start: int, end: int, *rest: object) -> mime.Part:
-            if start == 0:
-                parsed.append(raw)
-            return entity(raw, start, end, *rest)  # type: ignore[arg-type]
-
-        monkeypatch.setattr(mime, "_parse_entity", counting)
+        parsed = count_parses(monkeypatch)
         sessions = [login(s) for _ in range(3)]
         try:
             for w in sessions:
