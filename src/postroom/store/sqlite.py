@@ -49,7 +49,7 @@ from .sqlite_jobs import (
     _Ingest,
     _ingest_from_record,
     drain_after_stop,
-    split_batch,
+    run_split,
 )
 from .sqlite_reading import Reader
 from .sqlite_schema import TEMPLATE_PAGE_SIZE, apply_migrations, schema_template
@@ -433,8 +433,7 @@ class SQLiteStore(Composed):
                     got = self.workers.read(max(MAX_BATCH - len(jobs), 64))
                     self._tail_reads_small = 0 < len(got) < TAIL_BATCH
                     jobs += got
-                for part in split_batch(jobs):  # new mail in a transaction of its own
-                    self._run_batch(conn, part)
+                run_split(jobs, lambda part: self._run_batch(conn, part))  # new mail apart
                 if index and not stop:
                     self.background.index_now(conn)
                 if not stop:

@@ -70,8 +70,9 @@ class SQLiteDb:
             raise StoreClosed("store is closed")
         if wait:
             self.wait_applied()
-        if self.before_read is not None and not getattr(self._local, "unindexed_ok", False):
-            self.before_read()  # index what waits first: every query finds it
+        hook = self.before_read  # read once: another thread's indexing may clear it meanwhile
+        if hook is not None and not getattr(self._local, "unindexed_ok", False):
+            hook()  # index what waits first: every query finds it
         conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
         if conn is None:
             with self._readers_lock:

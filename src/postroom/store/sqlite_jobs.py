@@ -18,7 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from .base import Envelope, StoreClosed
+from .base import Envelope, StoreClosed, StoreError
 from .headers import HeaderSummary, summary_from_fields
 from .journal import JournalTail, Record
 
@@ -138,6 +138,21 @@ def split_batch(jobs: list[Any]) -> list[list[Any]]:
     if not ingests or len(ingests) == len(jobs):
         return [jobs] if jobs else []
     return [ingests, [j for j in jobs if not isinstance(j, _Ingest)]]
+
+
+def run_split(jobs: list[Any], run: Callable[[list[Any]], bool]) -> None:
+    """Run the transactions of :func:`split_batch` in order (``run`` returns False when one
+    failed). When the new mail's fails (it is kept for another attempt), the changes queued
+    with it fail too, as they did in one transaction: a delete of everything must not commit
+    before acknowledged mail it was queued after is stored."""
+    parts = split_batch(jobs)
+    for i, part in enumerate(parts):
+        if not run(part):
+            err = StoreError("write failed: the mail queued before this change could not be stored")
+            for j in (j for later in parts[i + 1 :] for j in later):
+                if j.future is not None:
+                    _fail(j.future, err)
+            return
 
 
 def drain_after_stop(q: queue.SimpleQueue[Any]) -> None:

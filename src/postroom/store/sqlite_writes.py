@@ -53,7 +53,9 @@ class Writes:
         indexes, the conversation triggers) passes that, and from then on every statement of
         the transaction wrote the pages it touched to the file: ~37 more write system calls
         per message (issue 15). ``temp_store=MEMORY`` keeps them in memory: one statement's
-        pages, a few hundred KiB at most. A batch with other changes (a delete of everything
+        pages, a few hundred KiB at most (the setting stays for what follows on the connection
+        until a batch with other changes: the indexer's transaction after mail-only batches
+        keeps its savepoint's pages in memory too, at most its batch of messages' index rows). A batch with other changes (a delete of everything
         runs in a savepoint, whose journal holds every page it changes) keeps SQLite's
         default, a file. It is set between transactions (SQLite reads it at BEGIN).
         """
