@@ -23,7 +23,8 @@ Every setting can be given five ways; the first that is present wins:
    (the list is in [mailpit.md](mailpit.md))
 4. a TOML file named by `--config FILE` (or `POSTROOM_CONFIG`), with the long flag names as keys:
    `smtp = "127.0.0.1:2525"` (dashes or underscores both work; a key that is not a setting is
-   an error, tables such as `[send]` are for other commands)
+   an error, tables such as `[send]` are for other commands; `threading = false` turns
+   conversation threading off)
 5. the default below.
 
 Listeners bind to 127.0.0.1 unless told otherwise; `off` disables one. Boolean flags also have a

@@ -412,6 +412,11 @@ def load(args: argparse.Namespace | None = None, env: dict[str, str] | None = No
     return settings
 
 
+# Top-level keys of a --config file that are not settings but switches read from
+# Settings.extra: threading = false (store/thread_index.py).
+EXTRA_SWITCHES = frozenset({"threading"})
+
+
 def _read_toml(path: str) -> dict[str, Any]:
     import tomllib  # (only for a --config file: ~14 ms of CPU for every process that imports config)
     from pathlib import Path  # (likewise: ~3 ms with urllib.parse)
@@ -420,6 +425,10 @@ def _read_toml(path: str) -> dict[str, Any]:
         data = tomllib.loads(Path(path).read_text())
     except FileNotFoundError:
         raise ConfigError(f"--config: no such file: {path}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(f"--config {path}: not UTF-8 text") from None
+    except OSError as e:  # a directory, no permission
+        raise ConfigError(f"--config {path}: {e.strerror or e}") from None
     except tomllib.TOMLDecodeError as e:
         raise ConfigError(f"--config {path}: {e}") from None
     by_name = {o.name: o for o in OPTIONS}
@@ -428,7 +437,11 @@ def _read_toml(path: str) -> dict[str, Any]:
         name = k.replace("-", "_")
         if name in by_name:
             out[name] = _coerce(by_name[name], v, f"{path}: {k}")
-        elif isinstance(v, dict) or (isinstance(v, list) and all(isinstance(t, dict) for t in v)):
+        elif (
+            name in EXTRA_SWITCHES
+            or isinstance(v, dict)
+            or (isinstance(v, list) and all(isinstance(t, dict) for t in v))
+        ):
             out.setdefault("extra", {})[name] = v  # sections for rules, webhooks, tagging...
         else:  # a misspelt setting would otherwise be ignored without a word
             import difflib

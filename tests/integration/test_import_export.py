@@ -297,3 +297,24 @@ def test_api_mbox_download_and_upload(tmp_path: Path) -> None:
         with urllib.request.urlopen(one, timeout=30) as r:
             assert json.loads(r.read())["Imported"] == 1
         assert subjects(b, "qa@example.org") == ["message 9"]
+
+
+def test_a_damaged_zip_member_is_named_and_the_directory_import_goes_on(tmp_path: Path) -> None:
+    """A zip whose directory reads but whose member's bytes are damaged (bad CRC): one line
+    naming the member, not a traceback, and the other files of the directory are read."""
+    import zipfile
+
+    d = tmp_path / "dir"
+    d.mkdir()
+    with zipfile.ZipFile(d / "a.zip", "w", zipfile.ZIP_STORED) as zf:
+        zf.writestr("m.eml", msg(1))
+    data = bytearray((d / "a.zip").read_bytes())
+    at = data.index(b"Subject: message 1")
+    data[at] ^= 0x20  # the member's bytes no longer match its CRC
+    (d / "a.zip").write_bytes(bytes(data))
+    (d / "b.eml").write_bytes(msg(2))
+    r = run("import", "--dry-run", str(d))
+    assert r.returncode == 1, r.stderr
+    err = r.stderr.decode()
+    assert "Traceback" not in err and "a.zip!m.eml: damaged" in err, err
+    assert b"1 file not read" in r.stdout, r.stdout

@@ -92,3 +92,10 @@ def test_a_misspelt_key_in_the_config_file_is_named_not_ignored(tmp_path: Path) 
     )
     s = cfg.load(parse("--config", str(toml)), env={})
     assert s.smtp == "127.0.0.1:2525" and s.extra["send"] == {"from": "a@example.com"}
+    toml.write_text("threading = false\n")  # a switch read from extra (store/thread_index.py)
+    assert cfg.load(parse("--config", str(toml)), env={}).extra["threading"] is False
+    toml.write_bytes(b'smtp = "\xff"\n')
+    with pytest.raises(cfg.ConfigError, match=r"p\.toml: not UTF-8 text"):
+        cfg.load(parse("--config", str(toml)), env={})
+    with pytest.raises(cfg.ConfigError, match=r"--config .*: Is a directory"):
+        cfg.load(parse("--config", str(tmp_path)), env={})

@@ -28,6 +28,7 @@ import re
 import socket
 import time
 import zipfile
+import zlib
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -193,15 +194,18 @@ def _iter_zip(path: Path) -> Iterator[Item]:
             if info.file_size > MAX_MESSAGE * 64:
                 raise ArchiveError(f"{path}!{info.filename}: too large")
             name = f"{path}!{info.filename}"
-            with zf.open(info) as member:
-                head = member.read(5)
-            with zf.open(info) as member:
-                if head == b"From ":
-                    yield from iter_mbox(member, name, "")  # type: ignore[arg-type]
-                elif info.filename.lower().endswith(".eml"):
-                    if info.file_size > MAX_MESSAGE:
-                        raise ArchiveError(f"{name}: larger than {MAX_MESSAGE // (1 << 20)} MiB")
-                    yield Item(name, "", frozenset(), member.read())
+            try:
+                with zf.open(info) as member:
+                    head = member.read(5)
+                with zf.open(info) as member:
+                    if head == b"From ":
+                        yield from iter_mbox(member, name, "")  # type: ignore[arg-type]
+                    elif info.filename.lower().endswith(".eml"):
+                        if info.file_size > MAX_MESSAGE:
+                            raise ArchiveError(f"{name}: larger than {MAX_MESSAGE // (1 << 20)} MiB")
+                        yield Item(name, "", frozenset(), member.read())
+            except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as e:  # a damaged member
+                raise ArchiveError(f"{name}: damaged ({e})") from None
 
 
 def _is_mbox_name(path: Path) -> bool:
