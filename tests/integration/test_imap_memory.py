@@ -112,8 +112,7 @@ def test_a_session_not_yet_told_of_an_expunge_still_searches_and_fetches_the_mes
     """imaptest's SEARCHes: another session expunged (and so deleted) a message this one
     still shows; its data stays in memory DELETED_GRACE seconds for that."""
     with running_server(db=str(tmp_path / "store.db")) as s:
-        for i in range(3):
-            deliver(s, msg(f"m{i}", f"body {i}"))
+        ids = [deliver(s, msg(f"m{i}", f"body {i}")) for i in range(3)]
         with login(s) as a, login(s) as b:
             a.ok("SELECT INBOX")
             envelopes = a.ok("FETCH 1:* (ENVELOPE BODY.PEEK[TEXT])")
@@ -121,7 +120,9 @@ def test_a_session_not_yet_told_of_an_expunge_still_searches_and_fetches_the_mes
             b.ok("SELECT INBOX")
             b.ok("STORE 2 +FLAGS.SILENT (\\Deleted)")
             assert b.ok("EXPUNGE") == [b"* 2 EXPUNGE\r\n"]
-            assert s.app.store.imap_cache_get("meta", []) == {}  # (the store no longer has it)
+            # the store no longer has it, nor its IMAP rows
+            assert s.app.store.get_summary(ids[1]) is None
+            assert s.app.store.imap_cache_get("meta", [ids[1]]) == {}
             # FETCH, STORE and SEARCH do not report expunges (RFC 3501 7.4.1): 2 is still there
             assert a.ok('SEARCH SUBJECT "m1"') == [b"* SEARCH 2\r\n"]
             assert a.ok('SEARCH NOT SUBJECT "m1"') == [b"* SEARCH 1 3\r\n"]

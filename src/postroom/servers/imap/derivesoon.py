@@ -16,7 +16,8 @@ __all__ = ["DERIVE_SOON_BYTES", "DERIVE_SOON_GATHER", "DERIVE_SOON_ITEMS", "DERI
 
 # messages waiting at most (our choice; past it a FETCH derives them), of at most
 # DERIVE_SOON_MAX bytes each (a larger one is parsed by the FETCH on a worker thread) and
-# DERIVE_SOON_BYTES together (the queue holds their bytes even once the raw cache let go)
+# DERIVE_SOON_BYTES together (the queue holds their bytes; one the raw cache let go of
+# meanwhile is skipped, its bytes counted until then)
 DERIVE_SOON_ITEMS = 10_000
 DERIVE_SOON_MAX = 1024 * 1024
 DERIVE_SOON_BYTES = 32 * 1024 * 1024

@@ -500,7 +500,7 @@ class MessageCache:
                 if part is None:
                     continue  # deleted meanwhile
                 headers = header_fields(part)
-                self.writes.add(HEAD, id, dump_head(headers))
+                self.writes.add(HEAD, id, headers)  # serialised on the write-behind thread
             out[id] = headers
         self.writes.kick()
         return out
