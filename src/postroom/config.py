@@ -303,7 +303,10 @@ def parse_http_url(value: str, name: str = "url") -> str:
 
     v = value.strip().rstrip("/")
     parts = urlsplit(v)
-    shown = value if parts.password is None else value.replace(parts.password, "***")
+    shown = value
+    if parts.password is not None:  # the userinfo's password only (it may be empty, or "t")
+        user, _, host = parts.netloc.rpartition("@")
+        shown = value.replace(parts.netloc, user.split(":", 1)[0] + ":***@" + host, 1)
     if parts.scheme not in ("http", "https") or not parts.hostname:
         raise ConfigError(f"--{name}: expected an http:// or https:// URL, got {shown!r}")
     try:

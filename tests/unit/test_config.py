@@ -99,3 +99,17 @@ def test_a_misspelt_key_in_the_config_file_is_named_not_ignored(tmp_path: Path) 
         cfg.load(parse("--config", str(toml)), env={})
     with pytest.raises(cfg.ConfigError, match=r"--config .*: Is a directory"):
         cfg.load(parse("--config", str(tmp_path)), env={})
+
+
+@pytest.mark.parametrize(
+    "url,shown",
+    [
+        ("http://u:@h:99999", "'http://u:***@h:99999'"),  # an empty password
+        ("http://u:t@host:99999", "'http://u:***@host:99999'"),  # a password found elsewhere in the URL
+        ("http://u:s3cret@h:99999", "'http://u:***@h:99999'"),
+    ],
+)
+def test_a_bad_url_is_shown_with_only_its_password_masked(url: str, shown: str) -> None:
+    with pytest.raises(cfg.ConfigError) as e:
+        cfg.parse_http_url(url)
+    assert str(e.value) == f"--url: bad port in {shown}"
