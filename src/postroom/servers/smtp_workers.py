@@ -32,6 +32,11 @@ the main process only.
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # a worker starting: Ctrl-C is the main process's to handle (main())
+    import signal
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # before the imports a Ctrl-C would interrupt
+
 import asyncio
 import json
 import logging
