@@ -172,10 +172,6 @@ class Settings:
             path = getattr(self, name)
             if path and not os.path.isfile(path):
                 raise ConfigError(f"--{name.replace('_', '-')}: {_not_a_file(path)}")
-        if self.auth_file:  # POP3 and IMAP read it at a login: a bad line is named now, at start
-            from .servers.auth import Authenticator
-
-            Authenticator(self.auth_file)
         tls = bool(self.tls_cert) or self.tls_self_signed
         for name in ("smtps", "pop3s", "imaps"):
             if getattr(self, name) != "off" and not tls:
@@ -244,6 +240,50 @@ class Settings:
                 parse_spec(self.chaos)
             except ChaosError as e:
                 raise ConfigError(f"--chaos: {e}") from None
+        self._read_files()
+
+    def _read_files(self) -> None:
+        """Read what the servers read when they start (credentials, webhook URLs, relay,
+        forward and fetch configurations), so that a bad one is one line (ConfigError)
+        before a store is opened or a port bound."""
+        if self.auth_file or self.smtp_auth_file or self.smtp_auth:
+            from .servers.auth import Authenticator  # POP3 and IMAP read --auth-file at a login
+
+            if self.auth_file:
+                Authenticator(self.auth_file)
+            if self.smtp_auth_file:
+                Authenticator(self.smtp_auth_file)
+            elif self.smtp_auth:
+                Authenticator.inline(self.smtp_auth, "--smtp-auth")
+        if self.ui_auth_file or self.ui_auth or self.send_api_auth_file:
+            from .web.auth import load_htpasswd
+
+            if self.ui_auth_file:
+                load_htpasswd("--ui-auth-file", self.ui_auth_file)
+            elif self.ui_auth:
+                load_htpasswd("--ui-auth", "", inline=self.ui_auth)
+            if self.send_api_auth_file and not self.send_api_auth_accept_any:
+                load_htpasswd("--send-api-auth-file", self.send_api_auth_file)
+        if self.webhook:
+            from .runtime.webhooks import checked_urls
+
+            try:
+                checked_urls(self.webhook.split(","))
+            except ValueError as e:
+                raise ConfigError(f"--webhook: {e}") from None
+        if (
+            self.smtp_relay_config
+            or self.smtp_relay_keys
+            or self.smtp_forward_config
+            or self.smtp_forward_keys
+        ):
+            from .outbound.service import read_configs
+
+            read_configs(self)
+        if self.fetch_config:
+            from .fetch.accounts import load_accounts
+
+            load_accounts(self.fetch_config)
 
     @property
     def tls_enabled(self) -> bool:

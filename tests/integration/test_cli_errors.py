@@ -73,11 +73,39 @@ def test_version() -> None:
 def test_bad_credentials_file(tmp_path: Path, option: str, content: bytes, text: str) -> None:
     path = tmp_path / "users"
     path.write_bytes(content)
+    db = tmp_path / "mail.db"
     r = run("serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--imap", "127.0.0.1:0",
-            "--pop3", "off", "--db", ":memory:", option, str(path))  # fmt: skip
+            "--pop3", "off", "--db", str(db), option, str(path))  # fmt: skip
     assert r.returncode == 2, r.stderr
     assert r.stderr.startswith("postroom: " + text.format(path=path)), r.stderr
     assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["users"]  # checked before the store opened
+
+
+@pytest.mark.parametrize(
+    ("args", "text"),
+    [
+        (("--ui-auth", "nocolon"), "--ui-auth: no user:password pair"),
+        (("--smtp-auth", "nocolon"), "--smtp-auth:1: expected user:password"),
+        (("--webhook", "http://127.0.0.1:9/ok,ftp://x"), "--webhook: a webhook URL must start with http://"),
+        (("--smtp-relay-config", "{bad}"), "{bad}: expected a YAML mapping of settings"),
+        (("--smtp-forward-config", "{bad}"), "{bad}: expected a YAML mapping of settings"),
+        (("--fetch-config", "{bad}"), "config file {bad}: "),
+        (("--tls-cert", "{bad}", "--tls-key", "{bad}"), "--tls-cert/--tls-key: cannot load {bad}"),
+    ],
+)
+def test_a_bad_setting_read_at_start_leaves_no_database(
+    tmp_path: Path, args: tuple[str, ...], text: str
+) -> None:
+    bad = tmp_path / "bad"
+    bad.write_text("not a mapping [[\n")
+    db = tmp_path / "mail.db"
+    r = run("serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", "--imap", "127.0.0.1:0",
+            "--pop3", "off", "--db", str(db), *(a.format(bad=bad) for a in args))  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.startswith("postroom: " + text.format(bad=bad)), r.stderr
+    assert len(r.stderr.strip().splitlines()) == 1 and "Traceback" not in r.stderr
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["bad"]  # checked before the store opened
 
 
 def test_inline_ui_credentials_without_a_pair() -> None:

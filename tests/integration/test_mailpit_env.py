@@ -110,11 +110,13 @@ def test_a_mailpit_style_environment_alone_configures_postroom(tmp_path: Path) -
     assert (tmp_path / "mailpit.db").exists()
 
 
-def test_postroom_flags_and_variables_win_over_mailpit_ones() -> None:
+def test_postroom_flags_and_variables_win_over_mailpit_ones(tmp_path: Path) -> None:
     s = load(None, env={"MP_SMTP_BIND_ADDR": "127.0.0.1:2525", "MP_MAX_MESSAGES": "7", "POSTROOM_MAX": "9"})
     assert s.smtp == "127.0.0.1:2525" and s.max == 9
-    s = load(None, env={"MP_SMTP_AUTH_FILE": __file__})
-    assert s.smtp_auth_file == __file__ and s.smtp_require_auth  # Mailpit: a password file requires AUTH
+    users = tmp_path / "users"
+    users.write_text("alice:secret\n")  # read by load(): a bad file is refused before the store opens
+    s = load(None, env={"MP_SMTP_AUTH_FILE": str(users)})
+    assert s.smtp_auth_file == str(users) and s.smtp_require_auth  # Mailpit: a password file requires AUTH
     s = load(None, env={"MP_VERBOSE": "1", "MP_ENABLE_CHAOS": "yes", "MP_QUIET": "0"})
     assert s.log_level == "debug" and s.enable_chaos and not s.quiet
     with pytest.raises(ConfigError, match="MP_MAX_MESSAGES"):

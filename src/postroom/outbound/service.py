@@ -29,7 +29,7 @@ from .relay_config import (
 )
 from .worker import Worker
 
-__all__ = ["Outbound", "ReleaseError", "build"]
+__all__ = ["Outbound", "ReleaseError", "build", "read_configs"]
 
 log = logging.getLogger("postroom.outbound")
 _C = TypeVar("_C", RelayConfig, ForwardConfig)
@@ -151,6 +151,17 @@ def _config(
     return from_keys(dict(keys)) if keys else None
 
 
+def read_configs(s: Settings) -> tuple[RelayConfig | None, ForwardConfig | None]:
+    """The relay and forward configurations of the settings (each None when not given).
+
+    Raises:
+        ConfigError: a configuration file or variable is wrong.
+    """
+    relay = _config(s.smtp_relay_config, s.smtp_relay_keys, load_relay, relay_from_keys)
+    forward = _config(s.smtp_forward_config, s.smtp_forward_keys, load_forward, forward_from_keys)
+    return relay, forward
+
+
 def build(settings: Settings, store: Store) -> Outbound | None:
     """The outbound service the settings ask for, or None.
 
@@ -165,8 +176,7 @@ def build(settings: Settings, store: Store) -> Outbound | None:
         raise ConfigError(
             "this store backend keeps no outbound queue: relay and forward need the SQLite store"
         )
-    relay = _config(s.smtp_relay_config, s.smtp_relay_keys, load_relay, relay_from_keys)
-    forward = _config(s.smtp_forward_config, s.smtp_forward_keys, load_forward, forward_from_keys)
+    relay, forward = read_configs(s)
     return Outbound(
         store, store.outbound, relay, forward, settings.smtp_relay_all, settings.smtp_relay_matching
     )

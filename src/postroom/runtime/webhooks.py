@@ -32,9 +32,23 @@ if TYPE_CHECKING:
 
     from ..app import App
 
-__all__ = ["LOG_SIZE", "MAX_BACKOFF", "Delivery", "Webhooks"]
+__all__ = ["LOG_SIZE", "MAX_BACKOFF", "Delivery", "Webhooks", "checked_urls"]
 
 log = logging.getLogger(__name__)
+
+
+def checked_urls(urls: list[str]) -> list[str]:
+    """The non-empty ``urls``, stripped.
+
+    Raises:
+        ValueError: a URL that is not http:// or https://.
+    """
+    clean = [u.strip() for u in urls if u.strip()]
+    for u in clean:
+        if not u.lower().startswith(("http://", "https://")):
+            raise ValueError(f"a webhook URL must start with http:// or https://, not {u!r}")
+    return clean
+
 
 #: Deliveries kept in the log (oldest dropped first).
 LOG_SIZE = 500
@@ -134,10 +148,7 @@ class Webhooks:
         Raises:
             ValueError: a URL that is not http:// or https://.
         """
-        clean = [u.strip() for u in urls if u.strip()]
-        for u in clean:
-            if not u.lower().startswith(("http://", "https://")):
-                raise ValueError(f"a webhook URL must start with http:// or https://, not {u!r}")
+        clean = checked_urls(urls)
         with self._lock:
             self._urls = clean
         loop = self._loop

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 
-from ..config import ConfigError, parse_hostport
+from ..config import parse_hostport
 from ..events import Event, MessagesDeleted, MessagesPruned, MessageStored
 from ..store.base import StoreClosed
 from . import (
@@ -34,7 +34,6 @@ from .security import body_deadline_middleware, policy_from_settings, security_m
 
 if TYPE_CHECKING:
     from ..app import App
-    from .auth import Htpasswd
 
 __all__ = ["create_app", "normalize_webroot"]
 
@@ -113,7 +112,7 @@ def _auth_middlewares(app: App, prefix: str) -> list[Any]:
     """Basic auth of the UI and API (``--ui-auth-file`` or inline ``--ui-auth``), and of
     ``POST /api/v1/send`` as Mailpit does it: its own credentials when
     ``--send-api-auth-file`` is given, none with ``--send-api-auth-accept-any``, else the UI's."""
-    from .auth import auth_middleware
+    from .auth import auth_middleware, load_htpasswd
 
     s = app.settings
     send = frozenset({prefix + "api/v1/send"})
@@ -123,24 +122,14 @@ def _auth_middlewares(app: App, prefix: str) -> list[Any]:
         if s.send_api_auth_file or s.send_api_auth_accept_any:
             open_paths |= send
         if s.ui_auth_file:
-            users = _htpasswd("--ui-auth-file", s.ui_auth_file)
+            users = load_htpasswd("--ui-auth-file", s.ui_auth_file)
         else:
-            users = _htpasswd("--ui-auth", "", inline=s.ui_auth)
+            users = load_htpasswd("--ui-auth", "", inline=s.ui_auth)
         out.append(auth_middleware(users, frozenset(open_paths), app.auth_limiter))
     if s.send_api_auth_file and not s.send_api_auth_accept_any:
-        send_users = _htpasswd("--send-api-auth-file", s.send_api_auth_file)
+        send_users = load_htpasswd("--send-api-auth-file", s.send_api_auth_file)
         out.append(auth_middleware(send_users, frozenset(), app.auth_limiter, only_paths=send))
     return out
-
-
-def _htpasswd(option: str, path: str, inline: str = "") -> Htpasswd:
-    """The credentials of ``option``; a file that cannot be used is a ConfigError naming it."""
-    from .auth import Htpasswd, HtpasswdError
-
-    try:
-        return Htpasswd(path, inline=inline)
-    except HtpasswdError as e:
-        raise ConfigError(f"{option}: {e}") from None
 
 
 def create_app(app: App) -> web.Application:

@@ -38,9 +38,18 @@ from collections.abc import Awaitable, Callable, Iterable
 from aiohttp import web
 
 from ..authlimit import AuthLimiter, client_address
+from ..config import ConfigError
 from .common import AUTH_USER_KEY
 
-__all__ = ["Htpasswd", "HtpasswdError", "apr1_md5", "auth_middleware", "dummy_hash", "verify_password"]
+__all__ = [
+    "Htpasswd",
+    "HtpasswdError",
+    "apr1_md5",
+    "auth_middleware",
+    "dummy_hash",
+    "load_htpasswd",
+    "verify_password",
+]
 
 log = logging.getLogger(__name__)
 
@@ -220,6 +229,15 @@ class Htpasswd:
                 self._ok.pop(next(iter(self._ok)))
             self._ok[key] = None
         return good
+
+
+def load_htpasswd(option: str, path: str, inline: str = "") -> Htpasswd:
+    """The credentials of ``option`` (a file, or ``inline`` pairs); one that cannot be used
+    is a ConfigError naming it."""
+    try:
+        return Htpasswd(path, inline=inline)
+    except HtpasswdError as e:
+        raise ConfigError(f"{option}: {e}") from None
 
 
 def _pair(text: str) -> tuple[str, str]:
