@@ -5,10 +5,13 @@ and the part trees kept are bounded. A real server over sockets, a real SQLite f
 from __future__ import annotations
 
 import asyncio
+import time
+from itertools import pairwise
 from pathlib import Path
 
 import pytest
 
+from postroom.events import MessagesPruned
 from postroom.servers.imap.core import CACHE_KEY
 from postroom.servers.imap.messages import MessageCache
 from tests.helpers import RunningServer, running_server
@@ -129,3 +132,48 @@ def test_a_session_not_yet_told_of_an_expunge_still_searches_and_fetches_the_mes
             assert a.ok('SEARCH BODY "body 1"') == [b"* SEARCH 2\r\n"]
             assert a.ok("FETCH 2 (ENVELOPE BODY.PEEK[TEXT])") == envelopes[1:2]
             assert b"* 2 EXPUNGE\r\n" in a.ok("NOOP")
+
+
+def test_a_deleted_message_is_forgotten_when_its_grace_ends_on_an_idle_server(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The grace ends by a timer: no later event is needed (it waited for the next one)."""
+    import postroom.servers.imap.messages as messages
+
+    monkeypatch.setattr(messages, "DELETED_GRACE", 0.3)
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        ids = [deliver(s, msg(f"m{i}")) for i in range(3)]
+        cache = cache_of_after(s, ids)
+        s.app.store.delete_messages([ids[0]])
+        s.call(asyncio.sleep(0))  # the event is on the loop before this runs
+        assert held(cache) == set(ids)  # within its grace
+        deadline = time.monotonic() + 20
+        while held(cache) != set(ids[1:]) and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert held(cache) == set(ids[1:])
+
+
+def test_deleted_messages_are_forgotten_a_chunk_a_turn_of_the_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A prune of 100,000 messages does not hold the loop while all of them are forgotten."""
+    import postroom.servers.imap.messages as messages
+
+    monkeypatch.setattr(messages, "DELETED_GRACE", 0.0)
+    with running_server(db=str(tmp_path / "store.db")) as s:
+        ids = [deliver(s, msg(f"m{i}")) for i in range(5)]
+        cache = cache_of_after(s, ids)
+        cache.dying.chunk = 2
+
+        async def prune_and_watch() -> list[int]:
+            cache.on_event(MessagesPruned(tuple(ids)))
+            seen = [len(held(cache))]
+            while held(cache):
+                await asyncio.sleep(0)
+                seen.append(len(held(cache)))
+            return seen
+
+        seen = s.call(prune_and_watch())
+        assert seen[0] == 3 and seen[-1] == 0 and len(seen) >= 3, seen  # 2, then the rest later
+        assert all(a - b <= 2 for a, b in pairwise(seen)), seen
+        assert len(cache.dying) == 0

@@ -18,8 +18,7 @@ from __future__ import annotations
 
 import sys
 import threading
-import time
-from collections import OrderedDict, deque
+from collections import OrderedDict
 from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import islice
@@ -33,6 +32,7 @@ from ...protocols.imap.fetch import Section, decode_part, decode_qp
 from ...protocols.imap.search import fold
 from ...protocols.imap.sort import sort_key
 from ...store.base import Entry, ImapStore
+from .expiry import Expiry
 from .gmail import GmIds, deadline, prefetch_gm, prefetch_labels
 from .persist import (
     HEAD,
@@ -158,7 +158,7 @@ class MessageCache:
         self._sort_key_count = 0
         self.orders = SortOrders()  # whole folders' SORT orders (.sortorder)
         self._msgids: dict[str, int] = {}  # public ID -> X-GM-MSGID (servers/imap/gmail.py)
-        self._dying: deque[tuple[float, tuple[str, ...]]] = deque()  # (when, IDs) deleted
+        self.dying = Expiry(self.forget, DELETED_GRACE)  # deleted: forgotten after a grace
         self._lock = threading.Lock()
         self.writes = WriteBehind(store)
 
@@ -181,14 +181,12 @@ class MessageCache:
         return self._msgids.get(id)
 
     def on_event(self, event: Event) -> None:
-        """Bus subscriber: :meth:`forget` deleted messages DELETED_GRACE seconds later."""
+        """Bus subscriber: :meth:`forget` deleted messages DELETED_GRACE seconds later (.expiry)."""
         if isinstance(event, MessagesDeleted | MessagesPruned):
             self.writes.forget(event.ids)  # the store would skip them anyway
-            self._dying.append((time.monotonic(), event.ids))
+            self.dying.add(event.ids)
         elif isinstance(event, StoreTruncated):
             self.forget(None)
-        while self._dying and self._dying[0][0] <= time.monotonic() - DELETED_GRACE:
-            self.forget(self._dying.popleft()[1])
 
     def forget(self, ids: Iterable[str] | None) -> None:
         """Drop what memory holds of the deleted messages ``ids`` (of every one with None)."""
