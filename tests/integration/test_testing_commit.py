@@ -61,6 +61,22 @@ def test_a_busy_writer_journals_the_message_and_order_is_kept(mail: Server) -> N
     assert [m.subject for m in mail.messages("hello")] == ["first", "second"]  # both indexed
 
 
+def test_a_thread_that_holds_the_writers_lock_does_not_find_the_writer_idle(mail: Server) -> None:
+    """The writer's lock is reentrant (a subscriber told of a commit reads on the writer's
+    thread): taken again by its holder, it must not pass for "the writer is idle", or that
+    thread would commit mail, or close the store, in the middle of the writer's work."""
+    from postroom.store.base import Envelope
+
+    store: Any = mail.app.store
+    raw = b"Subject: nested\r\n\r\nhello\r\n"
+    with store.direct.lock:  # as the writer at work, on this thread
+        pid = store.deliver_journaled(Envelope("app@example.com", ("n@example.com",)), raw)
+        assert not store.direct.ready(store)  # journaled for the writer, not committed here
+        assert not store.direct.close_now(store)  # nor closed under the writer's feet
+        assert store.direct.conn is not None
+    assert [m.id for m in mail.wait_for(count=1)] == [pid]
+
+
 def test_mail_indexed_in_its_transaction_costs_the_writer_no_second_look(mail: Server) -> None:
     store: Any = mail.app.store
     looks: list[int] = []

@@ -39,7 +39,44 @@ from .sqlite_jobs import _Ingest
 if TYPE_CHECKING:
     from .sqlite import SQLiteStore
 
-__all__ = ["DirectCommit"]
+__all__ = ["DirectCommit", "WriterLock"]
+
+
+class WriterLock:
+    """A reentrant lock that tells "no thread holds it" from "this thread holds it already".
+
+    The writer holds it while it works, and a subscriber told of its commit may read on that
+    thread (a reader indexing what waits takes it again). A non-blocking acquire of a plain
+    RLock succeeds for that thread too, so it cannot say the writer is idle:
+    :meth:`acquire_idle` can.
+    """
+
+    __slots__ = ("_depth", "_lock")
+
+    def __init__(self) -> None:
+        self._lock = threading.RLock()
+        self._depth = 0  # nested holds by its owner (changed only while holding it)
+
+    def __enter__(self) -> None:
+        self._lock.acquire()
+        self._depth += 1
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def acquire_idle(self) -> bool:
+        """Take the lock if no thread holds it, this one included; False (not taken) else."""
+        if not self._lock.acquire(blocking=False):
+            return False
+        if self._depth:  # this thread holds it already: at work further up its stack
+            self._lock.release()
+            return False
+        self._depth = 1
+        return True
+
+    def release(self) -> None:
+        self._depth -= 1
+        self._lock.release()
 
 
 class DirectCommit:
@@ -50,7 +87,7 @@ class DirectCommit:
     def __init__(self) -> None:
         # held by the writer thread while it works, by a direct commit, and by a reader
         # indexing what waits (reentrant: a subscriber told of a commit may read on that thread)
-        self.lock = threading.RLock()
+        self.lock = WriterLock()
         # the writer's connection when the store commits directly (set at start), else None
         self.conn: sqlite3.Connection | None = None
         self.closed_here = False  # close_now() closed the database: the writer's loop only ends
@@ -75,7 +112,7 @@ class DirectCommit:
         A test server is closed by the next one's start: waking the old writer for this would
         have it compete for the interpreter lock with that start and the next test."""
         conn = self.conn
-        if conn is None or not self.lock.acquire(blocking=False):
+        if conn is None or not self.lock.acquire_idle():
             return False
         try:
             if not store.db.queue.empty():
@@ -104,7 +141,7 @@ class DirectCommit:
             StoreError: the transaction failed (nothing of the message is kept: answer 451).
         """
         conn = self.conn
-        if conn is None or not self.lock.acquire(blocking=False):
+        if conn is None or not self.lock.acquire_idle():
             return None
         try:
             if store.db.closed:
