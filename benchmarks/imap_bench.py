@@ -146,8 +146,9 @@ def _wait_port(port: int, up: bool, timeout: float = 30) -> None:
 class Postroom:
     name = "postroom"
 
-    def __init__(self, tmp: Path, http: bool = False) -> None:
-        self.db = tmp / "bench.db"
+    def __init__(self, tmp: Path, http: bool = False, src: Path | None = None, db: str = "bench.db") -> None:
+        self.db = tmp / db
+        self.src = src or ROOT / "src"  # another build's source tree (imap-stress-ab)
         self.proc: subprocess.Popen[bytes] | None = None
         self.port = 0
         self.http_port = free_port() if http else 0  # the HTTP API too (imap-scale's fill)
@@ -168,7 +169,7 @@ class Postroom:
             "0",
             "--quiet",
         ]
-        env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+        env = {**os.environ, "PYTHONPATH": str(self.src)}
         self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
         try:
             _wait_port(self.port, up=True)
