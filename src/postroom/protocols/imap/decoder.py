@@ -49,6 +49,8 @@ __all__ = [
     "Rejected",
     "String",
     "Token",
+    "parse_command",
+    "parse_line",
     "tokenize",
 ]
 
@@ -305,7 +307,7 @@ class Decoder:
         if not segments:
             return
         try:
-            self._pending.append(parse_command(segments))
+            self._pending.append(parse_line(segments[0]) if len(segments) == 1 else parse_command(segments))
         except ImapError as e:
             self._pending.append(Rejected(tag, str(e)))
 
@@ -320,6 +322,51 @@ def _guess_tag(line: bytes) -> str:
 def _command_name(line: bytes) -> bytes:
     parts = line.split(b" ", 2)
     return parts[1].upper() if len(parts) > 1 else b""
+
+
+# Commands without literals whose arguments (the line after the tag) were tokenized before
+# are taken from this memo: under many clients most lines repeat but for the tag (imaptest:
+# EXPUNGE, STATUS "INBOX" (...), LIST "" *, FETCH 3 (UID BODY.PEEK[]) ...). Only the
+# commands below, whose arguments carry no secret and no free text (no LOGIN, no SEARCH),
+# and lines of at most MEMO_LINE octets; the memo is emptied when it reaches MEMO_SIZE.
+MEMO_SIZE: Final = 1024
+MEMO_LINE: Final = 200
+_MEMO_NAMES: Final = frozenset(
+    {"FETCH", "STORE", "EXPUNGE", "STATUS", "LIST", "LSUB", "NOOP", "CHECK", "SELECT", "EXAMINE",
+     "CLOSE", "UNSELECT", "IDLE", "CAPABILITY", "COPY", "MOVE", "NAMESPACE"}
+)  # fmt: skip
+_MEMO_UID: Final = frozenset({"FETCH", "STORE", "EXPUNGE", "COPY", "MOVE"})
+_memo: dict[bytes, tuple[str, tuple[Token, ...]]] = {}
+
+
+def parse_line(line: bytes) -> Command:
+    """:func:`parse_command` of a command without literals, through the memo (tokens are
+    immutable, so a repeated line shares them).
+
+    Raises:
+        ParseError, LimitError: as :func:`parse_command`.
+    """
+    m = _TAG_CHARS.match(line)
+    if m is not None and m.end() < len(line) and line[m.end()] == 0x20:
+        rest = line[m.end() + 1 :]
+        hit = _memo.get(rest)
+        if hit is not None:
+            return Command(m.group().decode("ascii"), hit[0], hit[1])
+    else:
+        rest = b""
+    cmd = parse_command([line])
+    if rest and len(rest) <= MEMO_LINE and _memoable(cmd):
+        if len(_memo) >= MEMO_SIZE:
+            _memo.clear()
+        _memo[rest] = (cmd.name, cmd.args)
+    return cmd
+
+
+def _memoable(cmd: Command) -> bool:
+    if cmd.name == "UID":
+        first = cmd.args[0] if cmd.args else None
+        return isinstance(first, Atom) and first.value.upper() in _MEMO_UID
+    return cmd.name in _MEMO_NAMES
 
 
 def parse_command(segments: list[bytes]) -> Command:
@@ -358,6 +405,10 @@ def tokenize(segments: list[bytes]) -> tuple[Token, ...]:
 _ATOM_STOP = frozenset(b' (){"\r\n')
 # Characters of an atom up to the first stop, control character or "[" (see _atom).
 _ATOM_RUN = re.compile(rb'[^\x00-\x20\x7f(){"\[]+')
+# An atom with one "[...]" (spaces and parentheses inside, no control character, no nested
+# bracket), then atom characters; what follows must be the end or one of _BRACKET_END.
+_BRACKET_RUN = re.compile(rb'[^\x00-\x20\x7f(){"\[]*\[[^\x00-\x1f\x7f\[\]]*\][^\x00-\x20\x7f(){"\[]*')
+_BRACKET_END = frozenset(b' (){"')
 # An atom with "[" taken as an ordinary character (an unterminated bracket).
 _PLAIN_ATOM = re.compile(rb'[^\x00-\x20\x7f(){"]*')
 
@@ -466,6 +517,26 @@ class _Tokenizer:
     def _bracketed_atom(self) -> Atom:
         t = self.text
         i = self.i
+        m = _BRACKET_RUN.match(t, i)
+        if m is not None and (m.end() == len(t) or t[m.end()] in _BRACKET_END):
+            # one pair of brackets with nothing nested or unusual (BODY.PEEK[HEADER]<0.10>):
+            # where the scan below would end, with the same atom
+            i = m.end()
+        else:
+            i = self._bracket_scan()
+        if i == self.i:
+            raise ParseError("empty atom")
+        raw = t[self.i : i]
+        self.i = i
+        try:
+            return Atom(raw.decode("utf-8"))
+        except UnicodeDecodeError:
+            raise ParseError("invalid UTF-8 in atom") from None
+
+    def _bracket_scan(self) -> int:
+        """Where an atom holding "[" ends (see _bracketed_atom), scanned octet by octet."""
+        t = self.text
+        i = self.i
         depth = 0
         while i < len(t):
             c = t[i]
@@ -484,11 +555,4 @@ class _Tokenizer:
             m = _PLAIN_ATOM.match(t, self.i)
             assert m is not None
             i = m.end()
-        if i == self.i:
-            raise ParseError("empty atom")
-        raw = t[self.i : i]
-        self.i = i
-        try:
-            return Atom(raw.decode("utf-8"))
-        except UnicodeDecodeError:
-            raise ParseError("invalid UTF-8 in atom") from None
+        return i

@@ -15,6 +15,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import lru_cache
 
 from .errors import ParseError
 
@@ -41,19 +42,8 @@ class NumSet:
         Raises:
             ParseError: not a sequence set, or a number 0 or above 2^32-1.
         """
-        if text == "$":
-            return cls((), saved=True)
-        ranges: list[tuple[int, int]] = []
-        if not text:
-            raise ParseError("empty sequence set")
-        for part in text.split(","):
-            m = _RANGE.match(part)
-            if m is None:
-                raise ParseError(f"invalid sequence set {text[:40]!r}")
-            lo = _num(m.group(1))
-            hi = _num(m.group(2)) if m.group(2) is not None else lo
-            ranges.append((lo, hi))
-        return cls(tuple(ranges))
+        # a set is immutable, and under many clients the same short ones recur
+        return _parse_short(text) if len(text) <= MEMO_TEXT else _parse(text)
 
     def resolve(self, largest: int) -> list[tuple[int, int]]:
         """Ranges as ordered (lo, hi) pairs with ``*`` replaced by ``largest``."""
@@ -84,6 +74,28 @@ class NumSet:
 
     def has_star(self) -> bool:
         return any(STAR in r for r in self.ranges)
+
+
+def _parse(text: str) -> NumSet:
+    if text == "$":
+        return NumSet((), saved=True)
+    ranges: list[tuple[int, int]] = []
+    if not text:
+        raise ParseError("empty sequence set")
+    for part in text.split(","):
+        m = _RANGE.match(part)
+        if m is None:
+            raise ParseError(f"invalid sequence set {text[:40]!r}")
+        lo = _num(m.group(1))
+        hi = _num(m.group(2)) if m.group(2) is not None else lo
+        ranges.append((lo, hi))
+    return NumSet(tuple(ranges))
+
+
+# Sets of at most MEMO_TEXT characters are parsed once each, MEMO_SETS at most kept (LRU).
+MEMO_TEXT = 100
+MEMO_SETS = 1024
+_parse_short = lru_cache(maxsize=MEMO_SETS)(_parse)
 
 
 def _num(s: str) -> int:
