@@ -23,7 +23,7 @@ from dataclasses import dataclass
 
 from .decoder import Atom, Group, String, Token, tokenize
 from .errors import No, ParseError
-from .mime import Part, SectionError, header_fields
+from .mime import Part, SectionError, select_fields
 
 __all__ = ["Item", "Section", "UnknownCTE", "parse_items", "section_content"]
 
@@ -212,7 +212,7 @@ def section_content(top: Part, section: Section) -> bytes:
         return msg.header
     if spec == "TEXT":
         return msg.body
-    return header_fields(msg.header, list(section.fields), exclude=spec == "HEADER.FIELDS.NOT")
+    return select_fields(msg.field_blocks(), section.fields, exclude=spec == "HEADER.FIELDS.NOT")
 
 
 def decode_part(top: Part, section: Section) -> bytes:

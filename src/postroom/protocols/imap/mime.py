@@ -24,7 +24,17 @@ from dataclasses import dataclass, field
 
 from .errors import ParseError
 
-__all__ = ["MAX_MIME_DEPTH", "MAX_PARTS", "Part", "SectionError", "header_fields", "parse", "without_nul"]
+__all__ = [
+    "MAX_MIME_DEPTH",
+    "MAX_PARTS",
+    "Part",
+    "SectionError",
+    "field_blocks",
+    "header_fields",
+    "parse",
+    "select_fields",
+    "without_nul",
+]
 
 # Dovecot limits MIME nesting to 100 (mail_max_mime_parts/mime depth); deeper parts are
 # treated as opaque bodies. Keeps recursion bounded for hostile input.
@@ -53,10 +63,19 @@ class Part:
     children: list[Part] = field(default_factory=list)
     message: Part | None = None  # the embedded message of message/rfc822
     closed_at: int | None = None  # multipart: where the close delimiter ends
+    # field_blocks(self.header), kept with the part (each FETCH of HEADER.FIELDS reuses it)
+    blocks: list[tuple[str, bytes]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def header(self) -> bytes:
         return self.raw[self.start : self.body_start]
+
+    def field_blocks(self) -> list[tuple[str, bytes]]:
+        """:func:`field_blocks` of this part's header, computed once."""
+        blocks = self.blocks
+        if blocks is None:
+            blocks = self.blocks = field_blocks(self.header)
+        return blocks
 
     @property
     def body(self) -> bytes:
@@ -333,26 +352,42 @@ def _split_multipart(
 
 def header_fields(header: bytes, names: list[str], exclude: bool) -> bytes:
     """HEADER.FIELDS / HEADER.FIELDS.NOT: matching fields in message order, then CRLF."""
+    return select_fields(field_blocks(header), names, exclude)
+
+
+def select_fields(
+    blocks: list[tuple[str, bytes]], names: list[str] | tuple[str, ...], exclude: bool
+) -> bytes:
+    """:func:`header_fields` from the header's :func:`field_blocks`."""
     wanted = {n.lower() for n in names}
-    out: list[bytes] = []
-    keep = False
+    out = [octets for name, octets in blocks if (name in wanted) != exclude]
+    out.append(b"\r\n")
+    return b"".join(out)
+
+
+def field_blocks(header: bytes) -> list[tuple[str, bytes]]:
+    """The header's fields up to its blank line, in order: (lower-case name, the field's
+    octets with its continuation lines). A line that starts no field (no name and colon),
+    and the continuation lines after it, are left out, as are continuation lines before
+    the first field."""
+    blocks: list[tuple[str, bytes]] = []
+    name: str | None = None
+    lines: list[bytes] = []
     for line in header.splitlines(keepends=True):
         if line in (b"\r\n", b"\n"):
             break
         if line[:1] in (b" ", b"\t"):
-            if keep:
-                out.append(line)
+            if name is not None:
+                lines.append(line)
             continue
+        if name is not None:
+            blocks.append((name, b"".join(lines)))
         m = _FIELD_NAME.match(line)
-        if m is None:
-            keep = False
-            continue
-        name = m.group(1).decode("ascii").lower()
-        keep = (name in wanted) != exclude
-        if keep:
-            out.append(line)
-    out.append(b"\r\n")
-    return b"".join(out)
+        name = None if m is None else m.group(1).decode("ascii").lower()
+        lines = [line]
+    if name is not None:
+        blocks.append((name, b"".join(lines)))
+    return blocks
 
 
 def without_nul(raw: bytes) -> bytes:
