@@ -22,6 +22,7 @@ from ..events import (
     TagsChanged,
 )
 from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
+from .folder_sql import FolderSQL
 from .postgres_db import Conn, Db, chunks
 from .postgres_read import where
 
@@ -29,11 +30,7 @@ __all__ = ["CACHE_KINDS", "Changes", "Folders", "folder_id", "norm", "tag_id"]
 
 CACHE_KINDS = frozenset({"meta", "head", "text"})
 
-_INFO_SQL = (
-    "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq, "
-    "f.messages, f.unseen "  # kept by triggers (migration 0021)
-    "FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = %s"
-)
+SQL = FolderSQL.of("%s")
 
 
 def norm(folder: str) -> str:
@@ -325,7 +322,7 @@ class Folders:
         mailbox = mailbox.lower()
         self._ensure_inbox(mailbox)
         with self.db.read() as conn:
-            rows = conn.execute(_INFO_SQL + " ORDER BY f.name <> 'INBOX', f.name", (mailbox,)).fetchall()
+            rows = conn.execute(SQL.infos, (mailbox,)).fetchall()
         return [_info(mailbox, r) for r in rows]
 
     def folders_now(self, mailbox: str) -> list[FolderInfo] | None:
@@ -342,7 +339,7 @@ class Folders:
         if folder == INBOX:
             self._ensure_inbox(mailbox)
         with self.db.read() as conn:
-            row = conn.execute(_INFO_SQL + " AND f.name = %s", (mailbox, folder)).fetchone()
+            row = conn.execute(SQL.info, (mailbox, folder)).fetchone()
         return _info(mailbox, row) if row else None
 
     def create_folder(self, mailbox: str, folder: str, special_use: str = "") -> FolderInfo:
@@ -418,20 +415,14 @@ class Folders:
         )
 
     def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
-        return self._entries(mailbox, folder, "d.uid > %s", (after_uid,))
+        return self._entries(SQL.entries_after, mailbox, folder, (after_uid,))
 
     def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]:
-        return self._entries(mailbox, folder, "d.uid <= %s AND d.modseq > %s", (upto_uid, above_modseq))
+        return self._entries(SQL.entries_changed, mailbox, folder, (upto_uid, above_modseq))
 
-    def _entries(self, mailbox: str, folder: str, where: str, args: tuple[int, ...]) -> list[Entry]:
+    def _entries(self, sql: str, mailbox: str, folder: str, args: tuple[int, ...]) -> list[Entry]:
         with self.db.read() as conn:
-            rows = conn.execute(
-                "SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq FROM delivery d "
-                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
-                f"JOIN message m ON m.id = d.message WHERE mb.name = %s AND f.name = %s AND {where} "
-                "ORDER BY d.uid",
-                (mailbox.lower(), norm(folder), *args),
-            ).fetchall()
+            rows = conn.execute(sql, (mailbox.lower(), norm(folder), *args)).fetchall()
         return [Entry(int(r[0]), r[1], frozenset(r[2].split()), r[3], r[4], int(r[5])) for r in rows]
 
     def imap_cache_range(
@@ -439,11 +430,7 @@ class Folders:
     ) -> dict[int, bytes] | None:
         _kind(kind)
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT f.id, f.uidvalidity FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id "
-                "WHERE mb.name = %s AND f.name = %s",
-                (mailbox.lower(), norm(folder)),
-            ).fetchone()
+            row = conn.execute(SQL.folder, (mailbox.lower(), norm(folder))).fetchone()
             if row is None or int(row[1]) != uidvalidity:
                 return None
             rows = conn.execute(
@@ -456,12 +443,7 @@ class Folders:
 
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         with self.db.read() as conn:
-            row = conn.execute(
-                "SELECT count(*), count(*) FILTER (WHERE d.modseq > %s) FROM delivery d "
-                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
-                "WHERE mb.name = %s AND f.name = %s AND d.uid <= %s",
-                (above_modseq, mailbox.lower(), norm(folder), upto_uid),
-            ).fetchone()
+            row = conn.execute(SQL.count, (above_modseq, mailbox.lower(), norm(folder), upto_uid)).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def update_flags(

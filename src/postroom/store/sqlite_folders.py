@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from ..events import FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
 from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
+from .folder_sql import FolderSQL
 from .sqlite_db import SQLiteDb, chunks
 
 if TYPE_CHECKING:
@@ -20,11 +21,7 @@ if TYPE_CHECKING:
 
 __all__ = ["Folders", "next_uidvalidity"]
 
-_FOLDER_INFO_SQL = (
-    "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq, "
-    "f.messages, f.unseen "  # kept by triggers (migration 0019)
-    "FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ?"
-)
+SQL = FolderSQL.of("?")
 
 
 def next_uidvalidity(conn: sqlite3.Connection, now: float, count: int = 1) -> int:
@@ -71,7 +68,7 @@ class Folders:
     def folders(self, mailbox: str) -> list[FolderInfo]:
         mailbox = mailbox.lower()
         self._ensure_inbox(mailbox)
-        rows = self.db.reader().execute(_FOLDER_INFO_SQL + " ORDER BY f.name != 'INBOX', f.name", (mailbox,))
+        rows = self.db.reader().execute(SQL.infos, (mailbox,))
         return [_info(mailbox, r) for r in rows]
 
     def folder_info(self, mailbox: str, folder: str) -> FolderInfo | None:
@@ -79,7 +76,7 @@ class Folders:
         folder = _norm(folder)
         if folder == INBOX:
             self._ensure_inbox(mailbox)
-        row = self.db.reader().execute(_FOLDER_INFO_SQL + " AND f.name = ?", (mailbox, folder)).fetchone()
+        row = self.db.reader().execute(SQL.info, (mailbox, folder)).fetchone()
         return _info(mailbox, row) if row else None
 
     def folders_now(self, mailbox: str) -> list[FolderInfo] | None:
@@ -92,9 +89,7 @@ class Folders:
         if (mailbox, INBOX) not in self.writes.folder_cache:
             return None
         with self.db.unindexed_reads():  # folder rows need no index
-            rows = self.db.reader(False).execute(
-                _FOLDER_INFO_SQL + " ORDER BY f.name != 'INBOX', f.name", (mailbox,)
-            )
+            rows = self.db.reader(False).execute(SQL.infos, (mailbox,))
             return [_info(mailbox, r) for r in rows]
 
     def folder_info_now(self, mailbox: str, folder: str) -> FolderInfo | None:
@@ -106,11 +101,7 @@ class Folders:
         if (mailbox, folder) not in self.writes.folder_cache or not self.db.applied_now():
             return None
         with self.db.unindexed_reads():
-            row = (
-                self.db.reader(False)
-                .execute(_FOLDER_INFO_SQL + " AND f.name = ?", (mailbox, folder))
-                .fetchone()
-            )
+            row = self.db.reader(False).execute(SQL.info, (mailbox, folder)).fetchone()
         return _info(mailbox, row) if row else None
 
     def count_above_now(self, mailbox: str, folder: str, after_uid: int) -> int | None:
@@ -251,23 +242,13 @@ class Folders:
         self.db.write(fn)
 
     def folder_entries(self, mailbox: str, folder: str, after_uid: int = 0) -> list[Entry]:
-        return self._entries(mailbox, folder, "d.uid > ?", (after_uid,))
+        return self._entries(SQL.entries_after, mailbox, folder, (after_uid,))
 
     def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]:
-        return self._entries(mailbox, folder, "d.uid <= ? AND d.modseq > ?", (upto_uid, above_modseq))
+        return self._entries(SQL.entries_changed, mailbox, folder, (upto_uid, above_modseq))
 
-    def _entries(self, mailbox: str, folder: str, where: str, args: tuple[int, ...]) -> list[Entry]:
-        rows = (
-            self.db.reader()
-            .execute(
-                "SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq FROM delivery d "
-                "JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
-                f"JOIN message m ON m.id = d.message WHERE mb.name = ? AND f.name = ? AND {where} "
-                "ORDER BY d.uid",
-                (mailbox.lower(), _norm(folder), *args),
-            )
-            .fetchall()
-        )
+    def _entries(self, sql: str, mailbox: str, folder: str, args: tuple[int, ...]) -> list[Entry]:
+        rows = self.db.reader().execute(sql, (mailbox.lower(), _norm(folder), *args)).fetchall()
         return [Entry(r[0], r[1], frozenset(r[2].split()), r[3], r[4], r[5]) for r in rows]
 
     def imap_cache_range(
@@ -277,11 +258,7 @@ class Folders:
 
         table = TABLES[kind]  # (KeyError: not a kind)
         conn = self.db.reader()
-        row = conn.execute(
-            "SELECT f.id, f.uidvalidity FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id "
-            "WHERE mb.name = ? AND f.name = ?",
-            (mailbox.lower(), _norm(folder)),
-        ).fetchone()
+        row = conn.execute(SQL.folder, (mailbox.lower(), _norm(folder))).fetchone()
         if row is None or row[1] != uidvalidity:
             return None
         sql = (
@@ -291,15 +268,8 @@ class Folders:
         return dict(conn.execute(sql, (int(prefix), row[0], uids[0], uids[1])).fetchall())
 
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
-        row = (
-            self.db.reader()
-            .execute(
-                "SELECT count(*), coalesce(sum(d.modseq > ?), 0) FROM delivery d JOIN folder f ON f.id = d.folder_id "
-                "JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = ? AND f.name = ? AND d.uid <= ?",
-                (above_modseq, mailbox.lower(), _norm(folder), upto_uid),
-            )
-            .fetchone()
-        )
+        args = (above_modseq, mailbox.lower(), _norm(folder), upto_uid)
+        row = self.db.reader().execute(SQL.count, args).fetchone()
         return int(row[0]), int(row[1])
 
     def update_flags(

@@ -1,0 +1,60 @@
+"""The SQL of the IMAP folder reads that SQLite and PostgreSQL write alike.
+
+The folders' rows (``folders``, ``folder_info``), a folder's listing (``folder_entries``,
+``folder_changed``), its counts (``folder_count``) and the folder row ``imap_cache_range``
+checks first are the same statements on both
+backends but for the bound parameter (``?`` or ``%s``), as :mod:`.search_sql` shares the
+search language's conditions. The cached data's own read by UID range stays in each
+backend: SQLite keeps a table per kind, PostgreSQL one table with a ``kind`` column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["FolderSQL"]
+
+
+@dataclass(frozen=True)
+class FolderSQL:
+    """The statements in one backend's spelling (:meth:`of` its placeholder)."""
+
+    infos: str  # (mailbox,) -> its folders' rows (as FolderInfo), INBOX first, then by name
+    info: str  # (mailbox, folder) -> the folder's row
+    entries_after: str  # (mailbox, folder, after_uid) -> Entry columns, by UID
+    entries_changed: str  # (mailbox, folder, upto_uid, above_modseq) -> the same
+    count: str  # (above_modseq, mailbox, folder, upto_uid) -> (deliveries, of them changed)
+    folder: str  # (mailbox, folder) -> (id, uidvalidity)
+
+    @classmethod
+    def of(cls, p: str) -> FolderSQL:
+        in_folder = (
+            "FROM delivery d JOIN folder f ON f.id = d.folder_id JOIN mailbox mb ON mb.id = f.mailbox_id "
+        )
+
+        def entries(where: str) -> str:
+            return (
+                f"SELECT d.uid, m.pid, d.flags, m.size, m.created, d.modseq {in_folder}"
+                f"JOIN message m ON m.id = d.message WHERE mb.name = {p} AND f.name = {p} AND {where} "
+                "ORDER BY d.uid"
+            )
+
+        info = (
+            "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq, "
+            "f.messages, f.unseen "  # kept by triggers (migrations: SQLite's 0019, PostgreSQL's 0021)
+            f"FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = {p}"
+        )
+        return cls(
+            infos=info + " ORDER BY f.name <> 'INBOX', f.name",
+            info=info + f" AND f.name = {p}",
+            entries_after=entries(f"d.uid > {p}"),
+            entries_changed=entries(f"d.uid <= {p} AND d.modseq > {p}"),
+            count=(
+                f"SELECT count(*), count(*) FILTER (WHERE d.modseq > {p}) {in_folder}"
+                f"WHERE mb.name = {p} AND f.name = {p} AND d.uid <= {p}"
+            ),
+            folder=(
+                "SELECT f.id, f.uidvalidity FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id "
+                f"WHERE mb.name = {p} AND f.name = {p}"
+            ),
+        )
