@@ -100,7 +100,7 @@ def test_folder_count_up_to_a_uid(backend: Backend) -> None:
 
 
 def _tables(snap: Snapshot) -> tuple[object, ...]:
-    return (list(snap.uids), snap.entries, snap.flags, snap.modseq, snap.keywords, snap.first_unseen)
+    return (list(snap.uids), snap.as_dict(), snap.keywords, snap.first_unseen, snap.highest_modseq)
 
 
 def test_select_after_new_mail_or_flag_changes_grows_the_last_listing(backend: Backend) -> None:
@@ -126,23 +126,25 @@ def test_select_after_new_mail_or_flag_changes_grows_the_last_listing(backend: B
     backend.run(backend.store.append(BOX, INBOX, message("kw"), frozenset({"$Work"})))
     snaps.changed(BOX, INBOX)
     grown = select()
-    assert grown.entries[1] is first.entries[1] and grown.uids == [1, 2, 3, 4, 5, 6]
+    assert grown.entry(1) is first.entry(1) and grown.uids == [1, 2, 3, 4, 5, 6]
+    assert grown.uids.arr is first.uids.arr  # appended to, not copied
     assert grown.keywords == {"$Work"} and snaps.peek_current(BOX, INBOX) is None  # not for a sync
     # flag changes: \Seen on the first unseen, a keyword, \Seen taken off the first
     backend.store.update_flags(BOX, INBOX, [3], frozenset({"\\Seen", "$Late"}), "add")
     backend.store.update_flags(BOX, INBOX, [1], frozenset({"\\Seen"}), "remove")
     snaps.changed(BOX, INBOX)
     reflagged = select()
-    assert reflagged.entries[2] is first.entries[2] and reflagged.entries[3] is not first.entries[3]
+    assert reflagged.entry(2) is first.entry(2) and reflagged.entry(3) is not first.entry(3)
     assert reflagged.first_unseen == 1 and reflagged.keywords == {"$Work", "$Late"}
-    assert reflagged.highest_modseq == max(e.modseq for e in reflagged.entries.values())
+    assert reflagged.highest_modseq == max(e.modseq for e in reflagged.as_dict().values())
+    assert reflagged.base is first.base and reflagged.uids.arr is first.uids.arr
     # an expunge and a new message: the count is the same, the listing is not
     backend.store.update_flags(BOX, INBOX, [2], frozenset({"\\Deleted"}), "add")
     backend.store.expunge(BOX, INBOX)
     backend.deliver(message("after"))
     snaps.changed(BOX, INBOX)
     again = select()
-    assert again.uids == [1, 3, 4, 5, 6, 7] and again.entries[4] is not reflagged.entries[4]
+    assert again.uids == [1, 3, 4, 5, 6, 7] and again.entry(4) is not reflagged.entry(4)
 
 
 def test_folder_changed_lists_the_re_flagged(backend: Backend) -> None:

@@ -288,7 +288,7 @@ class SessionBase:
             snap = await self.blocking(self.snapshots.current, sel.mailbox, sel.folder, sel.listing)
         sel.listing = snap.seq
         if snap.uids:
-            sel.uidnext = max(sel.uidnext, snap.uids[-1] + 1)
+            sel.uidnext = max(sel.uidnext, snap.uids.top + 1)
         # a keyword another session added: * FLAGS before any FETCH that shows it (RFC 3501 7.2.6)
         new_kw = snap.keywords - sel.keywords
         if new_kw:

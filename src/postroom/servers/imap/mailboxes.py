@@ -117,7 +117,8 @@ class MailboxCommands(SessionBase):
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
         # a kept listing is taken on the event loop whatever its size (the tracker shares
-        # its tables, see Tracker.from_snapshot); else it is read in a worker thread
+        # its tables and holds its \Recent as a range, see Tracker.from_snapshot); else it
+        # is read (or grown by the changes since) in a worker thread
         kept = self.snapshots.peek(info)
         if kept is not None:
             snap, tracker = kept, Tracker.from_snapshot(kept)
@@ -127,12 +128,11 @@ class MailboxCommands(SessionBase):
             name, info.mailbox, info.name, readonly, info.uidvalidity, tracker, set(snap.keywords), snap.seq
         )
         # the listing, read after info, holds every delivery below info's UIDNEXT and its own top
-        sel.uidnext = max(info.uidnext, snap.uids[-1] + 1 if snap.uids else 1)
-        recent = self.recent.claim_sorted(sel.key, snap.uids, readonly)
-        tracker.set_recent(recent)
+        sel.uidnext = max(info.uidnext, snap.uids.top + 1)
+        tracker.set_recent(self.recent.claim_above(sel.key, snap.uids.top, readonly))
         self.write_flags(sel)
         self.untagged(tracker.exists, "EXISTS")
-        self.untagged(len(recent), "RECENT")
+        self.untagged(tracker.recent_count, "RECENT")
         if snap.first_unseen:
             self.untagged("OK", Raw(b"[UNSEEN %d] First unseen." % snap.first_unseen))
         self.untagged("OK", Raw(b"[UIDVALIDITY %d] UIDs valid" % info.uidvalidity))

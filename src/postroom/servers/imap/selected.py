@@ -5,7 +5,6 @@ CLOSE, UNSELECT, CHECK (RFC 3501 section 6.4, RFC 4315, 6851, 5256, 3516, 7162 b
 from __future__ import annotations
 
 import asyncio
-from bisect import bisect_left, bisect_right
 
 from ...protocols.imap.args import Args, format_datetime
 from ...protocols.imap.commands import State
@@ -172,17 +171,19 @@ class SelectedCommands(SessionBase):
         t = sel.tracker
         if ns.saved:
             return [(t.seq_of(u), u) for u in sorted(self.saved) if t.seq_of(u)]
+        uids = t.uids
         if uid:
             # UIDs are sorted: find each range by bisection (UID FETCH n must not scan the folder)
             ranges = ns.resolve(t.largest_uid)
             if len(ranges) == 1:
                 lo, hi = ranges[0]
-                a, b = bisect_left(t.uids, lo), bisect_right(t.uids, hi)
-                return [(i + 1, t.uids[i]) for i in range(a, b)]
+                a, b = uids.bisect_left(lo), uids.bisect_right(hi)
+                return list(zip(range(a + 1, b + 1), uids.slice(a, b), strict=True))
             picked: set[int] = set()
             for lo, hi in ns.resolve(t.largest_uid):
-                picked.update(range(bisect_left(t.uids, lo), bisect_right(t.uids, hi)))
-            return [(i + 1, t.uids[i]) for i in sorted(picked)]
+                picked.update(range(uids.bisect_left(lo), uids.bisect_right(hi)))
+            arr = uids.arr  # (positions below uids.n: this tracker's)
+            return [(i + 1, arr[i]) for i in sorted(picked)]
         if not t.exists:
             if ns.has_star():
                 return []
@@ -193,8 +194,9 @@ class SelectedCommands(SessionBase):
         ranges = ns.resolve(t.exists)
         if len(ranges) == 1:  # 1:*, n, n:m: a slice (the set is checked above)
             lo, hi = ranges[0]
-            return list(zip(range(lo, hi + 1), t.uids[lo - 1 : hi], strict=True))
-        return [(s, t.uids[s - 1]) for s in ns.expand(t.exists)]
+            return list(zip(range(lo, hi + 1), uids.slice(lo - 1, hi), strict=True))
+        arr = uids.arr
+        return [(s, arr[s - 1]) for s in ns.expand(t.exists)]
 
     # -- FETCH (RFC 3501 6.4.5) -----------------------------------------------------------------
     async def cmd_fetch(self, args: Args, uid: bool) -> Reply:
@@ -225,10 +227,10 @@ class SelectedCommands(SessionBase):
         targets = self.targets(sel, ns, uid)
         t = sel.tracker
         if changedsince is not None:
-            targets = [(s, u) for s, u in targets if t.entries[u].modseq > changedsince]
+            targets = [(s, u) for s, u in targets if t.entry(u).modseq > changedsince]
         seen_now: set[int] = set()
         if not sel.readonly and any(i.sets_seen for i in items):
-            want = [u for _, u in targets if t.live(u) and "\\Seen" not in t.flags.get(u, frozenset())]
+            want = [u for _, u in targets if t.live(u) and "\\Seen" not in t.entry(u).flags]
             if want:
                 seen = frozenset({"\\Seen"})
                 marked = await self.store.update_flags_async(sel.mailbox, sel.folder, want, seen, "add")
@@ -243,10 +245,10 @@ class SelectedCommands(SessionBase):
                     self.write_flags(sel)
         has_flags = "FLAGS" in names
         plan = plan_of(items)
+        entries = t.entries_of([u for _, u in targets])
         todo = [
-            (s, t.entries[u], t.flags[u], u in seen_now and not has_flags)
-            for s, u in targets
-            if u in t.entries
+            (s, e, f, e.uid in seen_now and not has_flags)
+            for (s, _), e, f in zip(targets, entries, t.views(entries), strict=True)
         ]
         batches = [todo[i : i + FETCH_BATCH] for i in range(0, len(todo), FETCH_BATCH)]
         until = deadline() if plan.thread else 0.0
@@ -278,7 +280,7 @@ class SelectedCommands(SessionBase):
         if enabling:
             # RFC 7162 3.1: the first CONDSTORE-enabling command on a selected mailbox
             # reports the mailbox's HIGHESTMODSEQ
-            highest = max([1, *t.modseq.values()])
+            highest = max(1, t.highest)
             self.untagged("OK", Raw(b"[HIGHESTMODSEQ %d] Highest" % highest))
         return "FETCH completed", None
 
@@ -380,8 +382,8 @@ class SelectedCommands(SessionBase):
         t = sel.tracker
         failed: list[int] = []
         if unchangedsince is not None:
-            ok = [(s, u) for s, u in targets if t.entries[u].modseq <= unchangedsince]
-            failed = [u if uid else s for s, u in targets if t.entries[u].modseq > unchangedsince]
+            ok = [(s, u) for s, u in targets if t.entry(u).modseq <= unchangedsince]
+            failed = [u if uid else s for s, u in targets if t.entry(u).modseq > unchangedsince]
             targets = ok
         uids = [u for _, u in targets if t.live(u)]
         if uids:
@@ -401,7 +403,7 @@ class SelectedCommands(SessionBase):
             for e in entries:
                 t.take(e)
                 if not silent or unchangedsince is not None:
-                    parts = [b"FLAGS " + flag_list(t.flags[e.uid]).data]
+                    parts = [b"FLAGS " + flag_list(t.view(e)).data]
                     if uid:
                         parts.insert(0, b"UID %d" % e.uid)
                     if self.condstore:
@@ -423,11 +425,11 @@ class SelectedCommands(SessionBase):
             raise No("mailbox is read-only", "READ-ONLY")
         t = sel.tracker
         targets = [(s, u) for s, u in self.targets(sel, ns, uid) if t.live(u)]
-        ids = [t.entries[u].id for _, u in targets]
+        ids = [t.entry(u).id for _, u in targets]
         now = await self.blocking(change_labels, self.store, ids, labels, LABEL_MODES[base])
         if not silent:
             for s, u in targets:
-                if (got := now.get(t.entries[u].id)) is not None:
+                if (got := now.get(t.entry(u).id)) is not None:
                     head = b"* %d FETCH (" % s + (b"UID %d " % u if uid else b"")
                     self.write(head + b"X-GM-LABELS " + format_labels(got) + b")\r\n")
         return "STORE completed", None
@@ -445,11 +447,10 @@ class SelectedCommands(SessionBase):
 
     def _views(self, sel: Selected) -> list[MessageView]:
         t = sel.tracker
-        return [
-            MessageView(i, t.entries[u], t.flags[u], self.cache)
-            for i, u in enumerate(t.uids, 1)
-            if u in t.entries
-        ]
+        entries = t.entries_of(t.uids)
+        cache = self.cache
+        flags = t.views(entries)
+        return [MessageView(i, e, f, cache) for i, (e, f) in enumerate(zip(entries, flags, strict=True), 1)]
 
     def _run_search(self, sel: Selected, key: Key) -> list[MessageView]:
         """The messages matching ``key`` (runs on a worker thread), holding nothing loaded
@@ -536,13 +537,13 @@ class SelectedCommands(SessionBase):
 
         def run() -> bytes:
             t = sel.tracker
-            known = [u for u in t.uids if u in t.entries]  # what _views shows
+            known = t.uids.tolist()  # what _views shows
             found = known if key.op == "ALL" else [v.uid for v in self._run_search(sel, key)]
 
             def compute(uids: list[int]) -> list[int]:
                 # stable sorts of the ascending UIDs (the sequence order: the final
                 # tie-break), the last criterion first
-                entries = [t.entries[u] for u in uids]
+                entries = t.entries_of(uids)
                 idx = list(range(len(entries)))
                 for name, reverse in reversed(criteria):
                     keys = self.cache.sort_keys(name, entries, sel.key)
@@ -615,7 +616,7 @@ class SelectedCommands(SessionBase):
         validity = 0
         t = sel.tracker
         for u in uids:
-            e = t.entries[u]
+            e = t.entry(u)
             raw = await self.blocking(self.cache.raw, e.id)
             if raw is None:
                 continue

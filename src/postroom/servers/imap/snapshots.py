@@ -3,18 +3,20 @@ store read per message).
 
 A SELECT needs each message's UID, flags and MODSEQ. Reading and converting them costs
 time in proportion to the folder (~1 s at 100,000 messages), so the last listing of a
-folder is kept as a :class:`Snapshot` and a SELECT's tracker shares its tables (copying
-them only when the session changes something, see
-:meth:`~.tracker.Tracker.from_snapshot`) instead of reading the store again.
+folder is kept as a :class:`Snapshot` and a SELECT's tracker shares its tables (see
+:meth:`~.tracker.Tracker.from_snapshot` and :mod:`.listing`: nothing is copied, and a
+change later costs in proportion to the change) instead of reading the store again.
 
 A snapshot is valid for the folder state it was read in: UIDVALIDITY, UIDNEXT, the
 message count and the folder's highest MODSEQ (every flag change raises it; an APPEND
 raises UIDNEXT; an EXPUNGE lowers the count). SELECT reads those four from the store
 anyway (the counts are kept with the folder: no count per SELECT) and reuses the snapshot
 only if all four match, so a change whose event has not reached this process yet cannot
-hide behind a snapshot. Change events retire the folder's snapshot; when only messages
-were added since, the next SELECT grows the retired one by them (a copy of its tables and
-a read of the new rows) instead of reading the whole listing (:meth:`Snapshots._grow`).
+hide behind a snapshot. Change events retire the folder's snapshot; when messages were
+only added or re-flagged since, the next SELECT grows the retired one by them (a read of
+those rows; the new UIDs appended to the shared UID array, the entries in a new small
+patch over the shared base: nothing per message of the folder) instead of reading the
+whole listing (:meth:`Snapshots._grow`, :meth:`Snapshot.grown`).
 At most :data:`MAX_FOLDERS` are kept (and as many retired).
 
 After a change its event does not describe (a STORE's event carries the entries it
@@ -45,14 +47,17 @@ from dataclasses import dataclass
 
 from ...events import Event, FolderChanged
 from ...store.base import Entry, FolderInfo, ImapStore
+from .listing import Uids
 
 __all__ = ["MAX_FOLDERS", "Snapshot", "Snapshots"]
 
 # Folders whose listing is kept (our choice: a 100,000-message listing takes ~25 MB).
 MAX_FOLDERS = 4
 # Re-flagged messages a listing is grown by at most, instead of read again (our choice:
-# reading 1,000 entries costs a few ms, about what copying the tables costs).
+# reading 1,000 entries costs a few ms; more is a bulk change, read the listing afresh).
 MAX_REFLAGGED = 1000
+# Entries a listing's patch holds at least before it is merged into its base (see patch_limit).
+MIN_PATCH = 1024
 
 Key = tuple[int, int, int, int]  # UIDVALIDITY, UIDNEXT, message count, highest MODSEQ
 
@@ -63,16 +68,16 @@ def state_key(info: FolderInfo) -> Key:
 
 @dataclass(frozen=True, slots=True)
 class Snapshot:
-    """A folder's listing in the tables a session's tracker keeps (treat as read-only:
-    sessions copy them)."""
+    """A folder's listing in the tables a session's tracker shares (:mod:`.listing`;
+    treat as read-only). Its entries are :attr:`patch` over :attr:`base`: exactly the
+    messages in :attr:`uids`."""
 
     key: Key | None  # the folder state it was read in (None: read for a sync, by generation)
     gen: int  # the folder's generation when the read began
     seq: int  # when the read began, among all reads (a later read never shows less)
-    uids: list[int]  # ascending
-    entries: dict[int, Entry]
-    flags: dict[int, frozenset[str]]
-    modseq: dict[int, int]
+    uids: Uids  # ascending (a prefix of an array later listings append to)
+    base: dict[int, Entry]  # as read from the store (never changed: shared by trackers)
+    patch: dict[int, Entry]  # added or re-flagged since that read (never changed once built)
     keywords: frozenset[str]  # every keyword (non-system flag) in use
     first_unseen: int  # sequence number of the first message without \Seen, or 0
     highest_modseq: int  # the highest MODSEQ of a message (0 for an empty folder)
@@ -87,14 +92,31 @@ class Snapshot:
             key,
             gen,
             seq,
-            uids,
+            Uids(uids),
             dict(zip(uids, listing, strict=True)),
-            {e.uid: e.flags for e in listing},
-            {e.uid: e.modseq for e in listing},
+            {},
             keywords,
             first_unseen,
             max((e.modseq for e in listing), default=0),
         )
+
+    def get(self, uid: int) -> Entry | None:
+        """The entry of ``uid``, or None if it is not in this listing."""
+        e = self.patch.get(uid)
+        return e if e is not None else self.base.get(uid)
+
+    def entry(self, uid: int) -> Entry:
+        """The entry of ``uid`` (one of :attr:`uids`)."""
+        return self.patch.get(uid) or self.base[uid]
+
+    def as_dict(self) -> dict[int, Entry]:
+        """Every entry by UID (a copy: for checks, not for a hot path)."""
+        return {**self.base, **self.patch}
+
+    def above(self, uid: int) -> list[Entry]:
+        """The entries above ``uid``, ascending."""
+        get, base = self.patch.get, self.base
+        return [get(u) or base[u] for u in self.uids.slice(self.uids.bisect_right(uid), self.uids.n)]
 
     def grown(
         self,
@@ -105,27 +127,57 @@ class Snapshot:
         reflagged: Sequence[Entry] = (),
     ) -> Snapshot:
         """This listing with ``added`` (ascending, above its UIDs) after it and its
-        messages in ``reflagged`` as they are now: its tables copied (a memory copy, tens
-        of ms at 100,000 entries), not read and built again."""
-        uids = self.uids + [e.uid for e in added]
-        entries = dict(self.entries)
-        flags = dict(self.flags)
-        modseq = dict(self.modseq)
+        messages in ``reflagged`` as they are now, in time and memory proportional to
+        those (and to the patch so far): the UIDs appended to the shared array (copied
+        only if another holder appended to it first), the base shared, a new patch. A
+        patch past :func:`patch_limit` is merged into a new base (a copy of the folder's
+        entries once per that many changes)."""
+        uids = self.uids.share()
+        uids.extend(e.uid for e in added)
+        patch = dict(self.patch)
         for e in (*reflagged, *added):
-            entries[e.uid] = e
-            flags[e.uid] = e.flags
-            modseq[e.uid] = e.modseq
-        if any(("\\Seen" in e.flags) != ("\\Seen" in self.flags.get(e.uid, ())) for e in reflagged):
-            first_unseen = next((i for i, u in enumerate(uids, 1) if "\\Seen" not in flags[u]), 0)
-        else:
-            first_unseen = self.first_unseen or next(
-                (len(self.uids) + i for i, e in enumerate(added, 1) if "\\Seen" not in e.flags), 0
-            )
+            patch[e.uid] = e
+        base = self.base
+        if len(patch) > patch_limit(len(base)):
+            base = {**base, **patch}
+            patch = {}
+        first_unseen = self._first_unseen(uids, base, patch, reflagged, added)
         new_kw = {f for e in (*reflagged, *added) for f in e.flags if not f.startswith("\\")}
         highest = max([self.highest_modseq, *(e.modseq for e in (*reflagged, *added))])
-        return Snapshot(
-            key, gen, seq, uids, entries, flags, modseq, self.keywords | new_kw, first_unseen, highest
-        )
+        return Snapshot(key, gen, seq, uids, base, patch, self.keywords | new_kw, first_unseen, highest)
+
+    def _first_unseen(
+        self,
+        uids: Uids,
+        base: dict[int, Entry],
+        patch: dict[int, Entry],
+        reflagged: Sequence[Entry],
+        added: list[Entry],
+    ) -> int:
+        """The first unseen of the grown listing, from this one's: the lowest re-flagged
+        message that lost \\Seen before it, else (if that message got \\Seen) the next
+        unseen after it, looked for from there on."""
+        first = self.first_unseen
+        for e in reflagged:
+            s = uids.seq_of(e.uid)
+            if "\\Seen" not in e.flags and s and (not first or s < first):
+                first = s
+        if first and "\\Seen" in (patch.get(uids[first - 1]) or base[uids[first - 1]]).flags:
+            get, arr = patch.get, uids.arr
+            first = next(
+                (i + 1 for i in range(first, uids.n) if "\\Seen" not in (get(arr[i]) or base[arr[i]]).flags),
+                0,
+            )
+        if not first:
+            n = len(self.uids)
+            first = next((n + i for i, e in enumerate(added, 1) if "\\Seen" not in e.flags), 0)
+        return first
+
+
+def patch_limit(base: int) -> int:
+    """Entries a listing's patch holds before it is merged into a new base (our choice:
+    an eighth of the folder, so the copy is paid once per that many changes)."""
+    return max(MIN_PATCH, base // 8)
 
 
 class Snapshots:
@@ -163,8 +215,8 @@ class Snapshots:
     def _grow(self, info: FolderInfo) -> Snapshot | None:
         """The folder's last listing before a change, with the messages added since read
         after it (a range of UIDs) and those re-flagged since read again: a SELECT after
-        new mail or a flag change in a 100,000-message folder costs copying its tables
-        instead of reading and building 100,000 entries (~1 s). Only if nothing was
+        new mail or a flag change in a 100,000-message folder costs those rows instead of
+        reading and building 100,000 entries (~1 s). Only if nothing was
         expunged: the same UIDVALIDITY and every message of that listing still there (its
         count of UIDs up to its last is unchanged: UIDs are never reused); the messages
         with a MODSEQ above the listing's are the re-flagged ones (every flag change gives
@@ -182,7 +234,7 @@ class Snapshots:
         validity, _, count, highest = old.key
         if validity != info.uidvalidity or info.exists < count:
             return None
-        top = old.uids[-1] if old.uids else 0
+        top = old.uids.top
         kept, changed = self.store.folder_count(info.mailbox, info.name, top, highest)
         if kept != count or changed > MAX_REFLAGGED:
             return None  # expunged, or too much re-flagged, since

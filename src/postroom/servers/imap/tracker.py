@@ -9,7 +9,8 @@ into the untagged updates that bring the client up to date.
 session that first selects its folder read-write after it arrived (or that has the folder
 selected when it arrives). :class:`RecentClaims` is the server-wide record of which UIDs
 have been claimed; the tracker adds ``\\Recent`` to the flags of the UIDs its session
-claimed, so FETCH FLAGS and SEARCH RECENT/NEW/OLD see it like any other flag. The record
+claimed (a range from its SELECT and a set of those claimed since: :class:`.listing.Recent`),
+so FETCH FLAGS and SEARCH RECENT/NEW/OLD see it like any other flag. The record
 lives in memory: after a restart the first session to select a folder gets all of it as
 recent, as after a first login. Expunges are held back
 during FETCH, STORE and SEARCH (RFC 3501 section 7.4.1) and reported at the next
@@ -18,17 +19,14 @@ command that allows them.
 
 from __future__ import annotations
 
-from bisect import bisect_left, bisect_right
-from collections.abc import Callable
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable
 
 from ...protocols.imap.encoder import Raw, untagged
 from ...store.base import Entry
+from .listing import RECENT, Recent, Uids, with_recent
 from .snapshots import Snapshot
 
 __all__ = ["RECENT", "RecentClaims", "Tracker"]
-
-RECENT = frozenset({"\\Recent"})
 
 
 class RecentClaims:
@@ -46,13 +44,17 @@ class RecentClaims:
             self.marks[key] = max(mine)
         return mine
 
-    def claim_sorted(self, key: tuple[str, str, int], uids: list[int], readonly: bool) -> set[int]:
-        """:meth:`claim` of ascending ``uids`` (only the tail above the mark is looked at)."""
+    def claim_above(self, key: tuple[str, str, int], top: int, readonly: bool) -> Recent:
+        """The recent UIDs of a folder whose highest UID is ``top``, for a session that
+        selects it: all above the mark, as a range (nothing per message: a SELECT after
+        only EXAMINEs claims a whole 100,000-message folder); a read-write session takes
+        them."""
         mark = self.marks.get(key, 0)
-        mine = set(uids[bisect_right(uids, mark) :])
-        if mine and not readonly:
-            self.marks[key] = uids[-1]
-        return mine
+        if top <= mark:
+            return Recent()
+        if not readonly:
+            self.marks[key] = top
+        return Recent(mark, top)
 
     def mark(self, key: tuple[str, str, int]) -> int:
         """The highest UID claimed in the folder (every UID above it is unclaimed)."""
@@ -82,88 +84,112 @@ _FLAG_LISTS: dict[frozenset[str], Raw] = {}
 _FLAG_LISTS_MAX = 1024
 
 
-@dataclass
 class Tracker:
-    """UIDs in sequence order, with what the client knows about each."""
+    """UIDs in sequence order, with what the client knows about each.
 
-    uids: list[int] = field(default_factory=list)
-    flags: dict[int, frozenset[str]] = field(default_factory=dict)
-    entries: dict[int, Entry] = field(default_factory=dict)
-    gone: set[int] = field(default_factory=set)  # expunged in the store, not yet reported
-    modseq: dict[int, int] = field(default_factory=dict)
-    recent: set[int] = field(default_factory=set)  # UIDs this session holds as \Recent
-    # uids, flags, entries and modseq are a shared snapshot's tables (read-only) until the
-    # first change, which copies them (:meth:`own`)
-    shared: bool = False
+    Its tables start as a shared :class:`~.snapshots.Snapshot`'s (:mod:`.listing`): the
+    UID array (a prefix of it), the base entries (never changed) and the patch (the
+    tracker's overlay, copied at its first change: :meth:`_own`). A message's flags as the
+    client was shown them are its entry's, with ``\\Recent`` if :attr:`recent` holds it.
+    """
 
-    @classmethod
-    def from_entries(cls, entries: list[Entry], recent: set[int] | None = None) -> Tracker:
-        t = cls()
-        t.recent = recent or set()
-        for e in entries:
-            t.uids.append(e.uid)
-            t.flags[e.uid] = t.view(e)
-            t.entries[e.uid] = e
-            t.modseq[e.uid] = e.modseq
-        return t
+    __slots__ = ("_shared", "base", "gone", "highest", "over", "recent", "uids")
+
+    def __init__(
+        self,
+        uids: Uids | None = None,
+        base: dict[int, Entry] | None = None,
+        over: dict[int, Entry] | None = None,
+        highest: int = 0,
+        shared: bool = False,
+    ) -> None:
+        self.uids = uids if uids is not None else Uids()
+        self.base: dict[int, Entry] = base if base is not None else {}
+        self.over: dict[int, Entry] = over if over is not None else {}
+        self._shared = shared  # over is the snapshot's patch: copy before changing it
+        self.gone: set[int] = set()  # expunged in the store, not yet reported
+        self.recent = Recent()  # UIDs this session holds as \Recent
+        self.highest = highest  # the highest MODSEQ the client was shown (HIGHESTMODSEQ)
 
     @classmethod
     def from_snapshot(cls, snap: Snapshot) -> Tracker:
         """A tracker starting from a shared :class:`~.snapshots.Snapshot`, then
-        :meth:`set_recent`. Its tables are the snapshot's, not copies: a SELECT costs the
-        same whatever the folder's size (copying them took ~30 ms at 100,000 messages), and
-        a session that only reads never copies them; the first change does (:meth:`own`)."""
-        return cls(snap.uids, snap.flags, snap.entries, modseq=snap.modseq, shared=True)
+        :meth:`set_recent`. Nothing is copied: a SELECT costs the same whatever the
+        folder's size, and a change later costs in proportion to the change."""
+        return cls(snap.uids.share(), snap.base, snap.patch, snap.highest_modseq, shared=True)
 
-    def own(self) -> None:
-        """Copy the shared tables before this session changes them (every change to
-        uids, flags, entries or modseq goes through a method that calls this first)."""
-        if self.shared:
-            self.uids = list(self.uids)
-            self.flags = dict(self.flags)
-            self.entries = dict(self.entries)
-            self.modseq = dict(self.modseq)
-            self.shared = False
+    def _own(self) -> None:
+        """Copy the shared overlay (the snapshot's patch, small) before changing it."""
+        if self._shared:
+            self.over = dict(self.over)
+            self._shared = False
+
+    def entry(self, uid: int) -> Entry:
+        """The entry of ``uid``, one of :attr:`uids`."""
+        return self.over.get(uid) or self.base[uid]
+
+    def get(self, uid: int) -> Entry | None:
+        """The entry of ``uid``, or None if it is not in the sequence."""
+        return self.entry(uid) if self.uids.seq_of(uid) else None
+
+    def entries_of(self, uids: Iterable[int]) -> list[Entry]:
+        """The entries of ``uids`` (each one of :attr:`uids`), in one pass."""
+        over, base = self.over, self.base
+        if not over:
+            return list(map(base.__getitem__, uids))
+        get = over.get
+        return [get(u) or base[u] for u in uids]
+
+    def flags_of(self, uid: int) -> frozenset[str]:
+        """The flags of ``uid`` (one of :attr:`uids`) as this session shows them."""
+        return self.view(self.entry(uid))
 
     def take(self, e: Entry, modseq: bool = True) -> None:
         """``e`` as the store has it now (after this session's STORE or FETCH that set
         \\Seen): its flags as shown, its entry and (with ``modseq``) its MODSEQ."""
-        self.own()
-        self.flags[e.uid] = self.view(e)
-        self.entries[e.uid] = e
-        if modseq:
-            self.modseq[e.uid] = e.modseq
+        self._own()
+        self.over[e.uid] = e
+        if modseq and e.modseq > self.highest:
+            self.highest = e.modseq
 
-    def set_recent(self, recent: set[int]) -> None:
-        """The UIDs this session holds as \\Recent (from :meth:`RecentClaims.claim_sorted`)."""
+    def set_recent(self, recent: Recent) -> None:
+        """The UIDs this session holds as \\Recent (from :meth:`RecentClaims.claim_above`):
+        a range, not a table of them."""
         self.recent = recent
-        if recent:
-            self.own()
-        for uid in recent:
-            self.flags[uid] = self.flags[uid] | RECENT
 
     def view(self, e: Entry) -> frozenset[str]:
         """The flags of ``e`` as this session shows them (with its \\Recent)."""
-        return e.flags | RECENT if e.uid in self.recent else e.flags
+        return with_recent(e.flags) if e.uid in self.recent else e.flags
+
+    def views(self, entries: list[Entry]) -> list[frozenset[str]]:
+        """:meth:`view` of each of ``entries``."""
+        if not self.recent:
+            return [e.flags for e in entries]
+        recent = self.recent
+        return [with_recent(e.flags) if e.uid in recent else e.flags for e in entries]
 
     @property
     def exists(self) -> int:
         return len(self.uids)
 
     @property
+    def recent_count(self) -> int:
+        return self.recent.count(self.uids)
+
+    @property
     def largest_uid(self) -> int:
-        return self.uids[-1] if self.uids else 0
+        return self.uids.top
 
     def seq_of(self, uid: int) -> int:
         """Sequence number of ``uid`` (0 if unknown)."""
-        i = bisect_left(self.uids, uid)
-        return i + 1 if i < len(self.uids) and self.uids[i] == uid else 0
+        return self.uids.seq_of(uid)
 
     def uid_at(self, seq: int) -> int:
         return self.uids[seq - 1]
 
     def live(self, uid: int) -> bool:
-        return uid not in self.gone and uid in self.entries
+        """``uid`` (one of :attr:`uids`) is not expunged."""
+        return uid not in self.gone
 
     def sync(
         self,
@@ -179,21 +205,20 @@ class Tracker:
         ``claim`` takes the new UIDs and returns those that are recent in this session.
         """
         out: list[bytes] = []
-        fresh = snap.entries
-        gone_now = [u for u in self.uids if u not in fresh]
-        self.gone.update(gone_now)
+        sbase, spatch = snap.base, snap.patch
+        self.gone.update(u for u in self.uids if u not in spatch and u not in sbase)
         if allow_expunge and self.gone:
             out += self.flush_expunges()
-        # flag changes of messages the client knows
+        # flag changes of messages the client knows (the same entry object: unchanged)
+        fresh, base = spatch.get, sbase.get
         for uid in self.uids:
-            e = fresh.get(uid)
-            if e is not None:
+            e = fresh(uid) or base(uid)
+            if e is not None and e is not (self.over.get(uid) or self.base[uid]):
                 line = self._reflag(e, with_uid, condstore)
                 if line is not None:
                     out.append(line)
         # new messages: UIDs only grow (RFC 3501 2.3.1.1)
-        top = self.largest_uid
-        out += self.extend([fresh[u] for u in snap.uids[bisect_right(snap.uids, top) :]], claim)
+        out += self.extend(snap.above(self.largest_uid), claim)
         return out
 
     def apply(
@@ -210,11 +235,11 @@ class Tracker:
         the untagged responses to send, as :meth:`sync` does. UIDs the client does not
         know are left out: a message above the largest known UID is read (with its flags
         as they are then) by the next :meth:`extend`; one below it is already gone."""
-        self.gone.update(u for u in expunged if u in self.entries)
+        self.gone.update(u for u in expunged if self.uids.seq_of(u))
         out = self.flush_expunges() if allow_expunge and self.gone else []
-        entries, gone = self.entries, self.gone  # after the flush: it may have copied them (own)
+        gone = self.gone
         for e in reflagged:
-            if e.uid in entries and e.uid not in gone:
+            if e.uid not in gone and self.uids.seq_of(e.uid):
                 line = self._reflag(e, with_uid, condstore)
                 if line is not None:
                     out.append(line)
@@ -224,23 +249,18 @@ class Tracker:
         """Take in ``e``, a known message as the store has it now; the ``FETCH`` response
         telling the client of its new flags, or None if they are the ones it was shown."""
         uid = e.uid
-        known = self.entries.get(uid)
-        if known is not None and e.modseq < known.modseq:
+        known = self.entry(uid)
+        if e.modseq < known.modseq:
             return None  # read before a change the client has seen (MODSEQ never goes down)
-        shown = self.view(e)
-        if (
-            known is not None
-            and known.modseq == e.modseq
-            and known.flags == e.flags
-            and self.flags.get(uid) == shown
-        ):
+        if known.modseq == e.modseq and known.flags == e.flags:
             return None  # unchanged (not taken in: a shared table is copied on change only)
-        self.own()
-        self.entries[uid] = e
-        if self.flags.get(uid) == shown:
+        self._own()
+        self.over[uid] = e
+        if known.flags == e.flags:
             return None
-        self.flags[uid] = shown
-        self.modseq[uid] = e.modseq
+        if e.modseq > self.highest:
+            self.highest = e.modseq
+        shown = self.view(e)
         parts: list[bytes] = []
         if with_uid or condstore:
             parts.append(b"UID %d" % uid)
@@ -252,36 +272,37 @@ class Tracker:
     def extend(self, added: list[Entry], claim: Callable[[list[int]], set[int]] | None = None) -> list[bytes]:
         """Take in new messages (ascending; those not above the largest known UID are left
         out) without a listing of the folder; return ``* n EXISTS`` and ``* n RECENT``, or
-        nothing if none is new. ``claim`` as in :meth:`sync`."""
+        nothing if none is new. ``claim`` as in :meth:`sync`. The UIDs are appended to the
+        shared array when nobody has appended past this tracker's end (:class:`.Uids`)."""
         top = self.largest_uid
         added = [e for e in added if e.uid > top]
         if not added:
             return []
         if claim is not None:
-            self.recent |= claim([e.uid for e in added])
-        self.own()
+            self.recent.extra |= claim([e.uid for e in added])
+        self._own()
+        over = self.over
         for e in added:
-            self.uids.append(e.uid)
-            self.flags[e.uid] = self.view(e)
-            self.entries[e.uid] = e
-            self.modseq[e.uid] = e.modseq
+            over[e.uid] = e
+            if e.modseq > self.highest:
+                self.highest = e.modseq
+        self.uids.extend(e.uid for e in added)
         # RFC 3501 7.3.2: RECENT with EXISTS
-        return [untagged(self.exists, "EXISTS"), untagged(len(self.recent), "RECENT")]
+        return [untagged(self.exists, "EXISTS"), untagged(self.recent_count, "RECENT")]
 
     def flush_expunges(self) -> list[bytes]:
-        """Report held-back expunges (highest sequence number first, so numbers stay valid)."""
-        out: list[bytes] = []
-        if self.gone:
-            self.own()
-        for uid in sorted(self.gone, reverse=True):
-            seq = self.seq_of(uid)
-            if seq:
-                out.append(untagged(seq, "EXPUNGE"))
-                del self.uids[seq - 1]
-            self.flags.pop(uid, None)
+        """Report held-back expunges (highest sequence number first, so numbers stay valid:
+        removing a higher one leaves the lower ones' numbers as they were)."""
+        if not self.gone:
+            return []
+        uids = self.uids
+        positions = sorted(s - 1 for s in map(uids.seq_of, self.gone) if s)
+        out = [untagged(p + 1, "EXPUNGE") for p in reversed(positions)]
+        uids.without(positions)
+        self._own()
+        for uid in self.gone:
+            self.over.pop(uid, None)
             self.recent.discard(uid)
-            self.entries.pop(uid, None)
-            self.modseq.pop(uid, None)
         self.gone.clear()
         return out
 

@@ -1,0 +1,138 @@
+"""The listing tables that change in proportion to the change (servers/imap/listing.py,
+issue 19: SELECT after one new message or one flag change copied every table of a
+100,000-message folder). Structural checks, not timings: which objects are shared."""
+
+from __future__ import annotations
+
+import random
+
+from postroom.servers.imap.listing import Recent, Uids
+from postroom.servers.imap.snapshots import Snapshot, patch_limit
+from postroom.servers.imap.tracker import RecentClaims, Tracker
+from postroom.store.base import Entry
+
+
+def entry(uid: int, flags: set[str] | frozenset[str] = frozenset(), modseq: int = 1) -> Entry:
+    return Entry(uid, f"id{uid}", frozenset(flags), 100, 0.0, modseq)
+
+
+def big(n: int) -> Snapshot:
+    return Snapshot.build((1, n + 1, n, 1), 0, 1, [entry(u, {"\\Seen"}) for u in range(1, n + 1)])
+
+
+def test_new_mail_is_appended_to_the_shared_uid_array_not_copied() -> None:
+    """A listing grown by one new message shares the array (appended in place) and the
+    base entries; the older listing and a tracker of it still see only their own UIDs."""
+    old = big(10_000)
+    seen_by = Tracker.from_snapshot(old)
+    grown = old.grown((1, 10_002, 10_001, 2), -1, 2, [entry(10_001, modseq=2)])
+    assert grown.uids.arr is old.uids.arr and grown.base is old.base
+    assert len(grown.uids) == 10_001 and grown.uids.top == 10_001 and grown.get(10_001) is not None
+    assert len(old.uids) == 10_000 and old.uids.top == 10_000 and old.get(10_001) is None
+    assert seen_by.exists == 10_000 and seen_by.get(10_001) is None and list(seen_by.uids)[-1] == 10_000
+    assert grown.patch == {10_001: entry(10_001, modseq=2)} and old.patch == {}
+    assert grown.first_unseen == 10_001 and grown.highest_modseq == 2
+    # a flag change: a new patch of one entry, the array and base shared still
+    again = grown.grown((1, 10_002, 10_001, 3), -1, 3, [], [entry(5, set(), 3)])
+    assert again.uids.arr is old.uids.arr and again.base is old.base
+    assert again.patch.keys() == {5, 10_001} and again.first_unseen == 5
+    assert again.entry(5).flags == frozenset() and grown.entry(5).flags == {"\\Seen"}
+
+
+def test_select_of_a_grown_listing_copies_nothing_even_with_every_message_recent() -> None:
+    """SELECT after new mail: the tracker shares the grown listing's tables, and \\Recent
+    for the whole folder (a SELECT after only EXAMINEs) is a range, not a table."""
+    old = big(10_000)
+    grown = old.grown((1, 10_002, 10_001, 2), -1, 2, [entry(10_001, modseq=2)])
+    claims = RecentClaims()
+    key = ("box", "INBOX", 1)
+    t = Tracker.from_snapshot(grown)
+    t.set_recent(claims.claim_above(key, grown.uids.top, readonly=False))
+    assert t.uids.arr is old.uids.arr and t.base is old.base and t.over is grown.patch
+    assert t.recent_count == 10_001 and t.flags_of(1) == {"\\Seen", "\\Recent"}
+    assert grown.entry(1).flags == {"\\Seen"}  # the shared entry has no \Recent
+    # \Recent is given to one session only: the next SELECT gets none, an EXAMINE none
+    other = Tracker.from_snapshot(grown)
+    other.set_recent(claims.claim_above(key, grown.uids.top, readonly=False))
+    assert other.recent_count == 0 and other.flags_of(1) == {"\\Seen"}
+    # an expunge of a recent message leaves the range, one claimed later the extra set
+    assert t.remove([3]) == [b"* 3 EXPUNGE\r\n"] and t.recent_count == 10_000
+    assert t.extend([entry(10_002, modseq=3)], lambda uids: set(uids)) == [
+        b"* 10001 EXISTS\r\n",
+        b"* 10001 RECENT\r\n",
+    ]
+    assert t.remove([10_002]) == [b"* 10001 EXPUNGE\r\n"] and t.recent_count == 10_000
+    assert t.base is old.base
+
+
+def test_a_tracker_that_appended_first_makes_the_listing_copy_its_array() -> None:
+    """Two holders of one array both add the same next UID: the first appends in place,
+    the second copies its prefix (it must not see the first's entries or UIDs)."""
+    old = big(100)
+    t = Tracker.from_snapshot(old)
+    t.set_recent(Recent())
+    t.extend([entry(101, {"$mine"}, 5)])
+    assert t.uids.arr is old.uids.arr and t.uids == list(range(1, 102))
+    grown = old.grown((1, 103, 102, 6), -1, 2, [entry(101, set(), 6), entry(102, set(), 6)])
+    assert grown.uids.arr is not old.uids.arr and grown.uids == list(range(1, 103))
+    assert t.uids == list(range(1, 102)) and t.flags_of(101) == {"$mine"}
+    assert grown.entry(101).flags == frozenset() and len(old.uids) == 100
+    # a second growth of the same (older) listing also copies: the array's tail is taken
+    branch = old.grown((1, 102, 101, 7), -1, 3, [entry(101, {"$b"}, 7)])
+    assert branch.uids.arr is not old.uids.arr and branch.entry(101).flags == {"$b"}
+    assert t.flags_of(101) == {"$mine"} and grown.entry(101).flags == frozenset()
+
+
+def test_uids_extend_in_place_only_at_the_arrays_end() -> None:
+    a = Uids([1, 2, 3])
+    b = a.share()
+    a.extend([4])
+    assert a.arr is b.arr and a == [1, 2, 3, 4] and b == [1, 2, 3] and len(b) == 3
+    b.extend([7])
+    assert b.arr is not a.arr and b == [1, 2, 3, 7] and a == [1, 2, 3, 4]
+    c = a.share()
+    c.without([0, 2])
+    assert c == [2, 4] and a == [1, 2, 3, 4] and c.arr is not a.arr
+    assert list(b) == [1, 2, 3, 7] and b.seq_of(7) == 4 and b.seq_of(4) == 0 and b.slice(1, 99) == [2, 3, 7]
+
+
+def test_a_long_patch_is_merged_into_a_new_base_once() -> None:
+    """Flag changes accumulate in the patch; past patch_limit it is merged into a new base
+    (a copy once per that many changes), and the older listings keep theirs."""
+    snap = first = big(2000)
+    limit = patch_limit(2000)
+    for i in range(limit + 1):
+        snap = snap.grown((1, 2001, 2000, i + 2), -1, i + 2, [], [entry(1 + i, {"$k"}, i + 2)])
+        if i < limit:
+            assert snap.base is first.base and len(snap.patch) == i + 1
+    assert snap.base is not first.base and snap.patch == {} and first.entry(1).flags == {"\\Seen"}
+    assert snap.entry(1).flags == {"$k"} and snap.entry(limit + 2).flags == {"\\Seen"}
+    assert snap.uids.arr is first.uids.arr and snap.keywords == {"$k"} and snap.first_unseen == 1
+
+
+def test_a_grown_listing_is_what_a_new_read_would_be() -> None:
+    """Random new messages and flag changes: each grown listing equals one built from the
+    folder as it is then (UIDs, entries, first unseen, keywords, highest MODSEQ)."""
+    rng = random.Random(19)
+    flags_pool = [set(), {"\\Seen"}, {"\\Seen", "$a"}, {"\\Flagged"}, {"$b"}]
+    folder = {u: entry(u, rng.choice(flags_pool), 1) for u in range(1, 41)}
+    snap = Snapshot.build(None, 0, 1, list(folder.values()))
+    modseq, top = 1, 40
+    for step in range(300):
+        added: list[Entry] = []
+        reflagged: list[Entry] = []
+        for _ in range(rng.randrange(3)):
+            top += 1
+            modseq += 1
+            added.append(folder.setdefault(top, entry(top, rng.choice(flags_pool), modseq)))
+        for u in rng.sample(sorted(folder), rng.randrange(4)):
+            if u in {e.uid for e in added}:
+                continue
+            modseq += 1
+            folder[u] = entry(u, rng.choice(flags_pool), modseq)
+            reflagged.append(folder[u])
+        snap = snap.grown((1, top + 1, len(folder), modseq), -1, step + 2, added, reflagged)
+        fresh = Snapshot.build(None, 0, 0, [folder[u] for u in sorted(folder)])
+        assert snap.uids == fresh.uids and snap.as_dict() == fresh.as_dict(), step
+        assert snap.first_unseen == fresh.first_unseen, step
+        assert snap.keywords >= fresh.keywords and snap.highest_modseq == fresh.highest_modseq
