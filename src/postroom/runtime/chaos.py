@@ -37,7 +37,7 @@ import re
 import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, Literal, TypeVar
 
 from ..protocols.smtp import Reply
 from ..servers.smtp_hooks import SMTPHook
@@ -51,6 +51,7 @@ __all__ = [
     "Chaos",
     "ChaosError",
     "Fault",
+    "FaultBuilder",
     "parse_spec",
 ]
 
@@ -68,6 +69,7 @@ MAILPIT_DEFAULT_CODES = {"Sender": 451, "Recipient": 451, "Authentication": 535}
 MAX_DELAY = 300.0
 
 Action = Literal["reject", "delay", "disconnect"]
+H = TypeVar("H")  # what a FaultBuilder's add returns
 
 
 class ChaosError(ValueError):
@@ -263,7 +265,56 @@ def parse_spec(spec: str) -> list[Fault]:
     return faults
 
 
-class Chaos(SMTPHook):
+class FaultBuilder(Generic[H]):
+    """:meth:`reject`, :meth:`delay` and :meth:`disconnect` make a :class:`Fault` and give
+    it to :meth:`add`: :class:`Chaos` sets it in this process, ``postroom.testing``'s
+    remote chaos posts it to a server; ``H`` is what their ``add`` returns."""
+
+    def add(self, fault: Fault) -> H:
+        raise NotImplementedError
+
+    def reject(
+        self,
+        stage: str,
+        reply: str | int | Reply = 451,
+        *,
+        probability: float = 1.0,
+        times: int | None = None,
+        recipients: str | None = None,
+        sender: str | None = None,
+    ) -> H:
+        """Answer ``stage`` with ``reply`` (e.g. ``"550 5.7.1 no"``) instead of going on."""
+        return self.add(Fault(stage, "reject", _reply(reply), 0.0, probability, times, recipients, sender))
+
+    def delay(
+        self,
+        stage: str,
+        seconds: float,
+        *,
+        reply: str | int | Reply | None = None,
+        probability: float = 1.0,
+        times: int | None = None,
+        recipients: str | None = None,
+        sender: str | None = None,
+    ) -> H:
+        """Hold the answer to ``stage`` for ``seconds`` (then send ``reply`` if given)."""
+        r = _reply(reply) if reply is not None else None
+        return self.add(Fault(stage, "delay", r, seconds, probability, times, recipients, sender))
+
+    def disconnect(
+        self,
+        stage: str,
+        *,
+        probability: float = 1.0,
+        times: int | None = None,
+        recipients: str | None = None,
+        sender: str | None = None,
+    ) -> H:
+        """Close the connection at ``stage`` without a reply."""
+        return self.add(Fault(stage, "disconnect", None, 0.0, probability, times, recipients, sender))
+
+
+class Chaos(SMTPHook, FaultBuilder[Fault]):
     """The fault-injection state of one server (``app.chaos``).
 
     Thread-safe: tests change it from their own thread while the server's loop reads it.
@@ -312,46 +363,6 @@ class Chaos(SMTPHook):
         with self._lock:
             self._faults = [f for f in self._faults if f.id not in ids]
         self._changed()
-
-    def reject(
-        self,
-        stage: str,
-        reply: str | int | Reply = 451,
-        *,
-        probability: float = 1.0,
-        times: int | None = None,
-        recipients: str | None = None,
-        sender: str | None = None,
-    ) -> Fault:
-        """Answer ``stage`` with ``reply`` (e.g. ``"550 5.7.1 no"``) instead of going on."""
-        return self.add(Fault(stage, "reject", _reply(reply), 0.0, probability, times, recipients, sender))
-
-    def delay(
-        self,
-        stage: str,
-        seconds: float,
-        *,
-        reply: str | int | Reply | None = None,
-        probability: float = 1.0,
-        times: int | None = None,
-        recipients: str | None = None,
-        sender: str | None = None,
-    ) -> Fault:
-        """Hold the answer to ``stage`` for ``seconds`` (then send ``reply`` if given)."""
-        r = _reply(reply) if reply is not None else None
-        return self.add(Fault(stage, "delay", r, seconds, probability, times, recipients, sender))
-
-    def disconnect(
-        self,
-        stage: str,
-        *,
-        probability: float = 1.0,
-        times: int | None = None,
-        recipients: str | None = None,
-        sender: str | None = None,
-    ) -> Fault:
-        """Close the connection at ``stage`` without a reply."""
-        return self.add(Fault(stage, "disconnect", None, 0.0, probability, times, recipients, sender))
 
     def load(self, spec: str) -> list[Fault]:
         """Add the faults of a ``--chaos`` spec (see :func:`parse_spec`)."""

@@ -26,8 +26,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-from ..protocols.smtp import Reply
-from ..runtime.chaos import Fault, _reply
+from ..runtime.chaos import Fault, FaultBuilder
 from ..runtime.webhooks import Delivery
 
 __all__ = ["HTTPCaller", "RemoteChaos", "RemoteFault", "RemoteUnsupported", "RemoteWebhooks"]
@@ -67,7 +66,7 @@ class RemoteFault:
         return f"<RemoteFault {self.id} {self.spec!r}>"
 
 
-class RemoteChaos:
+class RemoteChaos(FaultBuilder[RemoteFault]):
     """Fault injection on a remote postroom (started with ``--enable-chaos`` or ``--chaos``).
 
     Faults apply to every SMTP client of that server: on a server shared by parallel
@@ -91,46 +90,6 @@ class RemoteChaos:
         fault.id = int(added["ID"])
         self._mine.append(fault.id)
         return RemoteFault(self._http, fault)
-
-    def reject(
-        self,
-        stage: str,
-        reply: str | int | Reply = 451,
-        *,
-        probability: float = 1.0,
-        times: int | None = None,
-        recipients: str | None = None,
-        sender: str | None = None,
-    ) -> RemoteFault:
-        """Answer ``stage`` with ``reply`` instead of going on (see ``Chaos.reject``)."""
-        return self.add(Fault(stage, "reject", _reply(reply), 0.0, probability, times, recipients, sender))
-
-    def delay(
-        self,
-        stage: str,
-        seconds: float,
-        *,
-        reply: str | int | Reply | None = None,
-        probability: float = 1.0,
-        times: int | None = None,
-        recipients: str | None = None,
-        sender: str | None = None,
-    ) -> RemoteFault:
-        """Hold the answer to ``stage`` for ``seconds`` (see ``Chaos.delay``)."""
-        r = _reply(reply) if reply is not None else None
-        return self.add(Fault(stage, "delay", r, seconds, probability, times, recipients, sender))
-
-    def disconnect(
-        self,
-        stage: str,
-        *,
-        probability: float = 1.0,
-        times: int | None = None,
-        recipients: str | None = None,
-        sender: str | None = None,
-    ) -> RemoteFault:
-        """Close the connection at ``stage`` without a reply (see ``Chaos.disconnect``)."""
-        return self.add(Fault(stage, "disconnect", None, 0.0, probability, times, recipients, sender))
 
     def load(self, spec: str) -> list[RemoteFault]:
         """Add the faults of a ``--chaos`` spec."""
