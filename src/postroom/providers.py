@@ -8,14 +8,25 @@ it) instead of the account password, and a one-line hint shown when a login is r
 from __future__ import annotations
 
 import json
+import ssl
 from dataclasses import dataclass
 from functools import cache
 from importlib import resources
 from typing import Literal
 
-__all__ = ["Endpoint", "Provider", "TlsMode", "UnknownProvider", "get", "names"]
+__all__ = ["Endpoint", "Provider", "TlsMode", "UnknownProvider", "client_context", "get", "names"]
 
 TlsMode = Literal["tls", "starttls", "none"]
+
+
+def client_context(cafile: str, verify: bool) -> ssl.SSLContext:
+    """The TLS context of a connection to a mail server (``postroom send``'s SMTP, fetching's
+    IMAP and POP3): the system's CAs, or ``cafile``'s; no verification when not ``verify``."""
+    ctx = ssl.create_default_context(cafile=cafile or None)
+    if not verify:
+        ctx.check_hostname = False
+        ctx.verify_mode = ssl.CERT_NONE
+    return ctx
 
 
 class UnknownProvider(KeyError):

@@ -31,6 +31,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..providers import client_context
 from . import gmail
 from .accounts import Account, State
 
@@ -73,11 +74,7 @@ class Report:
 
 
 def _ctx(acc: Account) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=acc.cafile or None)
-    if not acc.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return client_context(acc.cafile, acc.verify)
 
 
 def _hint(acc: Account, reply: str) -> str:

@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Literal
 
-from ..providers import Provider
+from ..providers import Provider, client_context
 
 __all__ = ["DeliveryError", "SmtpTarget", "deliver"]
 
@@ -90,11 +90,7 @@ def _is_loopback(host: str) -> bool:
 
 
 def _context(t: SmtpTarget) -> ssl.SSLContext:
-    ctx = ssl.create_default_context(cafile=t.cafile or None)
-    if not t.verify:
-        ctx.check_hostname = False
-        ctx.verify_mode = ssl.CERT_NONE
-    return ctx
+    return client_context(t.cafile, t.verify)
 
 
 def _text(resp: bytes | str) -> str:
