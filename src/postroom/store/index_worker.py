@@ -226,11 +226,12 @@ def extract_bounded(extract: Callable[[bytes], Any], raw: bytes, fallback: bool 
         return extract_raw(raw, f"time budget exceeded ({_budget:g} s)")
 
 
-def imap_blobs(raw: bytes) -> tuple[bytes, bytes] | None:
-    """The IMAP server's ``meta`` and ``head`` blobs of a message (ENVELOPE, BODYSTRUCTURE,
-    BODY, sent date, and the header fields SEARCH, SORT and THREAD read; the format is
-    ``servers.imap.persist``'s). None when that fails or overruns the parse budget: the IMAP
-    server then derives them on demand, as it does for a message not indexed yet."""
+def imap_blobs(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
+    """The IMAP server's ``meta``, ``head`` and ``text`` blobs of a message (ENVELOPE,
+    BODYSTRUCTURE, BODY, sent date; the header fields SEARCH, SORT and THREAD read; the
+    search text SEARCH TEXT and BODY read; the format is ``servers.imap.persist``'s). None
+    when that fails or overruns the parse budget: the IMAP server then derives them on
+    demand, as it does for a message not indexed yet."""
     try:
         from ..servers.imap.messages import index_blobs
     except ImportError:
@@ -244,8 +245,8 @@ def imap_blobs(raw: bytes) -> tuple[bytes, bytes] | None:
     return None
 
 
-# What imap_batch() returns: (message id, (meta, head) or None when it could not be derived).
-ImapRow = tuple[int, tuple[bytes, bytes] | None]
+# What imap_batch() returns: (message id, (meta, head, text) or None when it could not be derived).
+ImapRow = tuple[int, tuple[bytes, bytes, bytes] | None]
 IMAP_BATCH = 100  # messages per IMAP batch (a transaction of its own; ~40 ms of parsing)
 
 

@@ -19,6 +19,7 @@ __all__ = [
     "IMAP_GC_TRIGGER",
     "TEXT_ONLY",
     "WRITE_CHUNK",
+    "ImapBlobs",
     "Row",
     "begin_immediate",
     "defer_fts_merges",
@@ -114,8 +115,11 @@ IMAP_GC_TRIGGER = (
 )
 
 
-def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, tuple[bytes, bytes] | None]]) -> None:
-    """The IMAP server's ``meta`` and ``head`` cache rows derived by the indexer
+ImapBlobs = tuple[bytes, bytes, bytes]  # (meta, head, text): see index_worker.imap_blobs
+
+
+def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, ImapBlobs | None]]) -> None:
+    """The IMAP server's ``meta``, ``head`` and ``text`` cache rows derived by the indexer
     (``index_worker.Indexer.imap_batch``; the format is ``servers.imap.persist``'s), inside
     the caller's transaction. A message deleted meanwhile gets none; one whose data could
     not be derived neither (the IMAP server derives it on demand)."""
@@ -125,15 +129,19 @@ def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, tuple[bytes,
     conn.execute(IMAP_GC_TRIGGER)
     conn.executemany(
         "INSERT OR REPLACE INTO imap_meta(id, data) SELECT id, ? FROM message WHERE id = ?",
-        [(meta, mid) for mid, (meta, _) in items],
+        [(meta, mid) for mid, (meta, _, _) in items],
     )
     conn.executemany(
         "INSERT OR REPLACE INTO imap_head(id, data) SELECT id, ? FROM message WHERE id = ?",
-        [(head, mid) for mid, (_, head) in items],
+        [(head, mid) for mid, (_, head, _) in items],
+    )
+    conn.executemany(
+        "INSERT OR REPLACE INTO imap_text(id, data) SELECT id, ? FROM message WHERE id = ?",
+        [(text, mid) for mid, (_, _, text) in items],
     )
 
 
-def store_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, tuple[bytes, bytes] | None]]) -> None:
+def store_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, ImapBlobs | None]]) -> None:
     """:func:`write_imap_rows` in a transaction of its own (the worker process)."""
     begin_immediate(conn)
     try:

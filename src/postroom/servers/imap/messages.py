@@ -23,13 +23,11 @@ from collections.abc import Callable, Iterable
 from functools import partial
 from itertools import islice
 
-from ...charsets import date_fields, decode_text, decode_words
+from ...charsets import date_fields, decode_words
 from ...events import Event, MessagesDeleted, MessagesPruned, StoreTruncated
 from ...protocols.imap import bodystructure as bs
 from ...protocols.imap import mime
 from ...protocols.imap.encoder import encode
-from ...protocols.imap.fetch import Section, decode_part, decode_qp
-from ...protocols.imap.search import fold
 from ...protocols.imap.sort import sort_key
 from ...store.base import Entry, ImapStore
 from .expiry import Expiry
@@ -51,9 +49,10 @@ from .persist import (
     meta_layout,
 )
 from .persist import SortKey as PersistedKey
+from .searchtext import body_text, header_fields, search_text
 from .sortorder import SortOrders
 
-__all__ = ["Derived", "MessageCache", "MessageView", "index_blobs", "prefetch"]
+__all__ = ["Derived", "MessageCache", "MessageView", "body_text", "header_fields", "index_blobs", "prefetch"]
 
 # Raw bytes kept in memory for repeated FETCH BODY[...] of the same messages (our choice).
 RAW_CACHE_BYTES = 64 * 1024 * 1024
@@ -67,8 +66,6 @@ DERIVED_CACHE_ITEMS = 50_000
 PARTS_KEPT = 2000
 # Seconds a deleted message stays in memory (ours): sessions not told of its EXPUNGE yet read it.
 DELETED_GRACE = 5.0
-# Decoded text kept per message for SEARCH BODY/TEXT (longer text is cut; our choice).
-MAX_TEXT = 1024 * 1024
 # Search text kept in memory, in bytes of the strings over all messages (our choice; what
 # does not fit is read back from the store's cache at the next search, ~20 ms per 1,000
 # messages). It was 64M characters, counted as characters: with the body text a copy of
@@ -395,11 +392,9 @@ class MessageCache:
                 continue  # deleted meanwhile
             if excludes is not None and excludes(raw):
                 continue
-            part = self.parsed(id, raw)
-            body = fold(body_text(part)[:MAX_TEXT])
-            head = fold("\n".join(decode_words(v) for vs in header_fields(part).values() for v in vs))
-            out[id] = (head + "\n" + body, body)
-            self.writes.add(TEXT, id, dump_text(out[id][0], len(head)))
+            text, head = search_text(self.parsed(id, raw))
+            out[id] = (text, text[head + 1 :])
+            self.writes.add(TEXT, id, dump_text(text, head))
         self.writes.kick()
         with self._lock:
             for id in missing:
@@ -518,14 +513,6 @@ def _size(k: _Kept) -> int:
     return sys.getsizeof(k[0])
 
 
-def header_fields(part: mime.Part) -> dict[str, list[str]]:
-    """Lower-case name -> unfolded values (as the ``head`` blob holds them)."""
-    headers: dict[str, list[str]] = {}
-    for name, value in part.fields:
-        headers.setdefault(name, []).append(mime.unfold(value).decode("utf-8", "replace").strip())
-    return headers
-
-
 def sent_of(headers: dict[str, list[str]]) -> tuple[int, int, int] | None:
     """The (y, m, d) of the first Date: field, as the ``meta`` blob keeps it (a year it
     cannot hold reads as no date): SENTON and friends compare it."""
@@ -550,40 +537,16 @@ def derive(part: mime.Part) -> Derived:
     return d
 
 
-def index_blobs(raw: bytes) -> tuple[bytes, bytes]:
-    """The ``meta`` and ``head`` blobs of a message (:mod:`.persist`), which the indexer
-    stores in the same pass that indexes it, so that the first FETCH ENVELOPE/BODYSTRUCTURE
-    or SORT after delivery reads them instead of parsing (``store.index_worker``)."""
-    d = derive(mime.parse(raw))
+def index_blobs(raw: bytes) -> tuple[bytes, bytes, bytes]:
+    """The ``meta``, ``head`` and ``text`` blobs of a message (:mod:`.persist`), which the
+    indexer stores after it indexes the message, so that the first FETCH ENVELOPE/
+    BODYSTRUCTURE, SORT or SEARCH TEXT after delivery reads them instead of parsing and
+    decoding (``store.index_worker``). One parse for the three."""
+    part = mime.parse(raw)
+    d = derive(part)
     assert d.headers is not None
-    return d.blob, dump_head(d.headers)
-
-
-def body_text(part: mime.Part, depth: int = 0) -> str:
-    """Decoded text of every text/* and message/* leaf (what SEARCH BODY looks at)."""
-    if depth > mime.MAX_MIME_DEPTH:
-        return ""
-    if part.is_multipart:
-        return "\n".join(body_text(c, depth + 1) for c in part.children)
-    if part.is_message and part.message is not None:
-        return body_text(part.message, depth + 1)  # the embedded body; its header is not body text
-    if part.type.lower() != "text":
-        return ""
-    enc = (part.get("content-transfer-encoding") or b"").decode("latin-1").strip().lower()
-    data = part.body
-    try:
-        if enc == "base64":
-            data = decode_part(_Single(part), Section((1,)))
-        elif enc == "quoted-printable":
-            data = decode_qp(data)
-    except Exception:
-        data = part.body
-    return decode_text(data, part.param("charset"))  # unusable charsets read as UTF-8
-
-
-def _Single(part: mime.Part) -> mime.Part:
-    """A stand-in top whose part 1 is ``part`` (to reuse fetch.decode_part)."""
-    return mime.Part(part.raw, part.start, part.start, part.end, [], "multipart", "mixed", children=[part])
+    text, head = search_text(part, d.headers)
+    return d.blob, dump_head(d.headers), dump_text(text, head)
 
 
 class MessageView:
