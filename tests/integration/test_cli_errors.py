@@ -141,6 +141,24 @@ def test_bad_url_or_password_file_is_one_line_and_leaves_nothing(
     assert not dest.exists()
 
 
+@pytest.mark.parametrize("name", ["out.zip", "out.mbox", "maildir", "dumped"])
+def test_an_export_from_a_server_that_cannot_be_reached_leaves_nothing(tmp_path: Path, name: str) -> None:
+    """The destination is made once the first page is read: an empty .zip, an empty mbox or
+    a Maildir tree was left behind by a server that was down (or refused the login)."""
+    with socket.socket() as s:  # bound, not listening: connection refused
+        s.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{s.getsockname()[1]}"
+        dest = tmp_path / name
+        r = (
+            run("dump", str(dest), "--http", url)
+            if name == "dumped"
+            else run("export", str(dest), "--url", url)
+        )
+    assert r.returncode == 1, r.stderr
+    assert "cannot reach" in r.stderr and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
 def _fetch_config(tmp_path: Path, port: int, protocol: str = "imap") -> Path:
     config = tmp_path / "fetch.toml"
     config.write_text(

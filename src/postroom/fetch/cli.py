@@ -26,6 +26,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from collections.abc import Callable
 from email.utils import getaddresses, parseaddr
 from pathlib import Path
 from typing import Any
@@ -257,11 +258,14 @@ def _received(summary: dict[str, Any]) -> float:
 
 
 def _export_to(
-    args: argparse.Namespace, base: str, headers: dict[str, str], writer: Writer, by_id: bool
+    args: argparse.Namespace, base: str, headers: dict[str, str], make: Callable[[], Writer], by_id: bool
 ) -> int:
-    """Page through the API at ``base`` into ``writer``; the count written."""
+    """Page through the API at ``base`` into the writer ``make`` gives once the first page
+    is read (a server that cannot be reached, or refuses, leaves nothing behind); the count
+    written."""
     terms = [t for t in (args.query, f"mailbox:{args.mailbox}" if args.mailbox else None) if t]
     progress = Progress("exported")
+    writer: Writer | None = None
     try:
         start = 0
         while True:
@@ -270,6 +274,8 @@ def _export_to(
                 q["query"] = " ".join(terms)
             where = "search" if terms else "messages"
             page = json.loads(_get(f"{base}/api/v1/{where}?{urllib.parse.urlencode(q)}", headers))
+            if writer is None:
+                writer = make()
             messages = page.get("messages") or []
             for m in messages:
                 if by_id and writer.has(m["ID"]):
@@ -283,7 +289,9 @@ def _export_to(
                 break
     finally:
         progress.done()
-        writer.close()
+        if writer is not None:
+            writer.close()
+    assert writer is not None  # made with the first page
     return writer.count
 
 
@@ -295,7 +303,7 @@ def export(args: argparse.Namespace) -> int:
     )
     base, headers = _base_url(args.url), _auth_header(args)  # before the destination is made
     try:
-        count = _export_to(args, base, headers, open_writer(dest, fmt), by_id=False)
+        count = _export_to(args, base, headers, lambda: open_writer(dest, fmt), by_id=False)
     except ArchiveError as e:
         print(f"postroom export: {e}", file=sys.stderr)
         return 1
@@ -339,7 +347,7 @@ def dump(args: argparse.Namespace) -> int:
         raise ConfigError("postroom dump reads a running server: give --http URL, not --database")
     base, headers = _base_url(args.url, "http"), _auth_header(args)
     try:
-        count = _export_to(args, base, headers, EmlDirWriter(Path(args.dest), by_id=True), by_id=True)
+        count = _export_to(args, base, headers, lambda: EmlDirWriter(Path(args.dest), by_id=True), by_id=True)
     except (ArchiveError, OSError) as e:
         print(f"postroom dump: {e}", file=sys.stderr)
         return 1
