@@ -18,8 +18,12 @@ so that machine load hits both alike:
   (:data:`SETTLE` seconds later: it stores their IMAP data after their text index, so
   this is the usual case of mail fetched some time after delivery).
 
+With ``--select-only`` only the SELECT phases run (no SORT, SEARCH or first FETCH);
+with ``--base REV`` a second postroom, built from git revision REV (``git archive``) on a
+copy of the filled database, is timed in the same SELECT phases, interleaved (A/B).
+
   python benchmarks/run.py imap-scale [--quick]
-  python benchmarks/imap_scale_bench.py [--quick] [--n N]
+  python benchmarks/imap_scale_bench.py [--quick] [--n N] [--select-only] [--base REV]
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ import argparse
 import datetime as dt
 import os
 import random
+import shutil
 import socket
 import sqlite3
 import statistics
@@ -205,93 +210,168 @@ def _fresh_fetch(port: int, folder: str, msgs: list[bytes], settle: float = 0.0)
     return ms
 
 
-def suite(quick: bool, n: int | None = None) -> dict[str, Any]:
+def _base_build(tmp: Path, postroom: Postroom, rev: str) -> Postroom:
+    """A postroom built from git revision ``rev`` on a copy of ``postroom``'s database
+    (stopped for the copy and started again)."""
+    from imap_stress_ab import export_src  # (it imports this module)
+
+    postroom.stop()
+    for f in tmp.glob(postroom.db.name + "*"):
+        shutil.copy(f, tmp / ("base" + f.name[len(postroom.db.name) :]))
+    base = Postroom(tmp, src=export_src(rev, tmp / "base-src"), db="base")
+    base.name = "base"  # type: ignore[misc]
+    postroom.start()
+    base.start()
+    return base
+
+
+def suite(
+    quick: bool, n: int | None = None, select_only: bool = False, rev: str | None = None
+) -> dict[str, Any]:
     n = n or (1000 if quick else 100_000)
     big = messages(n)
     fresh = messages(FRESH, seed=11)
     settled = messages(FRESH, seed=12)
     res: dict[str, dict[str, Any]] = {"postroom": {}, "dovecot": {}}
-    loads = []
-    with server_pair("postroom-imap-scale-", http=True) as (_, postroom, dovecot):
+    loads: list[str] = []
+    with server_pair("postroom-imap-scale-", http=True) as (tmp, postroom, dovecot):
         servers: list[Postroom | Dovecot] = [postroom, dovecot]
         for s in servers:
             s.start()
-        # each server filled through its own fastest path (imap_fill.py), then indexed:
-        # postroom's indexer works through new mail in the background (the text index, then
-        # the IMAP data), so it must finish before SEARCH and SORT are timed
-        t0 = time.perf_counter()
-        fill_postroom(postroom.http_port, big)
-        res["postroom"]["load_s"] = round(time.perf_counter() - t0, 1)
-        _wait_indexed(postroom.db)
-        res["postroom"]["indexed_s"] = round(time.perf_counter() - t0, 1)
-        t0 = time.perf_counter()
-        fill_dovecot(dovecot, big)
-        res["dovecot"]["load_s"] = res["dovecot"]["indexed_s"] = round(time.perf_counter() - t0, 1)
-        for s in servers:
-            same_bytes(s.port, big)
-        loads.append(load_average())
-        order = servers
-        for s in order:
-            res[s.name]["select"] = [_select_ms(s.port, BIG, n) for _ in range(WARM + 2)]
-        conns = {s.name: _connect(s.port) for s in servers}
-        for w in conns.values():
-            w.ok(f"SELECT {BIG}")
-        for key in ("DATE", "SUBJECT"):
-            for s in order:
-                res[s.name][f"sort_{key}"] = [_sort(conns[s.name], key, n) for _ in range(WARM + 1)]
-            order = order[::-1]
-        for s in order:
-            res[s.name]["pss_before_mb"] = round(tree_pss_mb(server_pid(s)), 1)
-            res[s.name]["search"] = [_search(conns[s.name], n) for _ in range(WARM + 1)]
-            res[s.name]["pss_after_mb"] = round(tree_pss_mb(server_pid(s)), 1)
-        for w in conns.values():
-            w.close()
-        # SELECT right after one new message arrived (its listing changed since the last)
-        extra = messages(WARM, seed=13)
-        for i, m in enumerate(extra, 1):
-            for s in order:
-                with _connect(s.port) as w:
-                    w.append(BIG, m)
-                res[s.name].setdefault("select_new", []).append(_select_ms(s.port, BIG, n + i))
-        # ... and right after another session changed a message's flags
-        for i in range(1, WARM + 1):
-            for s in order:
-                with _connect(s.port) as w:
-                    w.ok(f"SELECT {BIG}")
-                    w.ok(f"STORE {i * 7} +FLAGS (\\Flagged)")
-                res[s.name].setdefault("select_flagged", []).append(_select_ms(s.port, BIG, n + WARM))
-        loads.append(load_average())
-        for s in order[::-1]:
-            res[s.name]["first_fetch"] = _fresh_fetch(s.port, "fresh", fresh)
-        for s in order:
-            res[s.name]["first_fetch_settled"] = _fresh_fetch(s.port, "settled", settled, SETTLE)
-        loads.append(load_average())
-    return report(n, res, loads)
+        try:
+            _suite(n, big, fresh, settled, res, loads, tmp, servers, select_only, rev)
+        finally:
+            for s in servers[2:]:
+                s.stop()
+    return report(n, res, loads, rev)
 
 
-def report(n: int, res: dict[str, dict[str, Any]], loads: list[str]) -> dict[str, Any]:
-    p, d = res["postroom"], res["dovecot"]
+def _suite(
+    n: int,
+    big: list[bytes],
+    fresh: list[bytes],
+    settled: list[bytes],
+    res: dict[str, dict[str, Any]],
+    loads: list[str],
+    tmp: Path,
+    servers: list[Postroom | Dovecot],
+    select_only: bool,
+    rev: str | None,
+) -> None:
+    postroom, dovecot = servers
+    assert isinstance(postroom, Postroom) and isinstance(dovecot, Dovecot)
+    # each server filled through its own fastest path (imap_fill.py), then indexed:
+    # postroom's indexer works through new mail in the background (the text index, then
+    # the IMAP data), so it must finish before SEARCH and SORT are timed
+    t0 = time.perf_counter()
+    fill_postroom(postroom.http_port, big)
+    res["postroom"]["load_s"] = round(time.perf_counter() - t0, 1)
+    _wait_indexed(postroom.db)
+    res["postroom"]["indexed_s"] = round(time.perf_counter() - t0, 1)
+    t0 = time.perf_counter()
+    fill_dovecot(dovecot, big)
+    res["dovecot"]["load_s"] = res["dovecot"]["indexed_s"] = round(time.perf_counter() - t0, 1)
+    for s in servers:
+        same_bytes(s.port, big)
+    if rev is not None:
+        base = _base_build(tmp, postroom, rev)
+        _wait_indexed(base.db)
+        servers.append(base)
+        res["base"] = {}
+    loads.append(load_average())
+    for s in servers:
+        res[s.name]["select"] = [_select_ms(s.port, BIG, n) for _ in range(WARM + 2)]
+    if select_only:
+        _selects_after_changes(n, res, servers[::-1])
+        loads.append(load_average())
+        return
+    order = servers[:2]  # (the base build takes part in the SELECTs only)
+    conns = {s.name: _connect(s.port) for s in order}
+    for w in conns.values():
+        w.ok(f"SELECT {BIG}")
+    for key in ("DATE", "SUBJECT"):
+        for s in order:
+            res[s.name][f"sort_{key}"] = [_sort(conns[s.name], key, n) for _ in range(WARM + 1)]
+        order = order[::-1]
+    for s in order:
+        res[s.name]["pss_before_mb"] = round(tree_pss_mb(server_pid(s)), 1)
+        res[s.name]["search"] = [_search(conns[s.name], n) for _ in range(WARM + 1)]
+        res[s.name]["pss_after_mb"] = round(tree_pss_mb(server_pid(s)), 1)
+    for w in conns.values():
+        w.close()
+    _selects_after_changes(n, res, [*order, *servers[2:]])
+    loads.append(load_average())
+    for s in order[::-1]:
+        res[s.name]["first_fetch"] = _fresh_fetch(s.port, "fresh", fresh)
+    for s in order:
+        res[s.name]["first_fetch_settled"] = _fresh_fetch(s.port, "settled", settled, SETTLE)
+    loads.append(load_average())
+
+
+def _selects_after_changes(n: int, res: dict[str, dict[str, Any]], order: list[Postroom | Dovecot]) -> None:
+    """SELECT right after one new message arrived (its listing changed since the last),
+    and right after another session changed a message's flags: each server in turn."""
+    extra = messages(WARM, seed=13)
+    for i, m in enumerate(extra, 1):
+        for s in order:
+            with _connect(s.port) as w:
+                w.append(BIG, m)
+            res[s.name].setdefault("select_new", []).append(_select_ms(s.port, BIG, n + i))
+    for i in range(1, WARM + 1):
+        for s in order:
+            with _connect(s.port) as w:
+                w.ok(f"SELECT {BIG}")
+                w.ok(f"STORE {i * 7} +FLAGS (\\Flagged)")
+            res[s.name].setdefault("select_flagged", []).append(_select_ms(s.port, BIG, n + WARM))
+
+
+def report(
+    n: int, res: dict[str, dict[str, Any]], loads: list[str], rev: str | None = None
+) -> dict[str, Any]:
+    p, d, b = res["postroom"], res["dovecot"], res.get("base")
     rows: list[dict[str, Any]] = []
 
-    def add(op: str, pv: float, dv: float, target: str, unit: str = "ms") -> None:
+    def add(op: str, pv: float, dv: float, target: str, unit: str = "ms", bv: float | None = None) -> None:
         rows.append(
             {"operation": op, "postroom": round(pv, 1), "dovecot": round(dv, 1),
-             "ratio": round(pv / dv, 2) if dv else None, "unit": unit, "target": target}
+             "ratio": round(pv / dv, 2) if dv else None, "unit": unit, "target": target,
+             "base": None if bv is None else round(bv, 1)}
         )  # fmt: skip
 
-    add("SELECT (median)", statistics.median(p["select"]), statistics.median(d["select"]), "≤ 10 ms")
-    add(
-        "SELECT after one new message (median)",
-        statistics.median(p["select_new"]),
-        statistics.median(d["select_new"]),
-        "≤ 10 ms",
-    )
-    add(
-        "SELECT after a flag change (median)",
-        statistics.median(p["select_flagged"]),
-        statistics.median(d["select_flagged"]),
-        "≤ 10 ms",
-    )
+    for key, op in (
+        ("select", "SELECT (median)"),
+        ("select_new", "SELECT after one new message (median)"),
+        ("select_flagged", "SELECT after a flag change (median)"),
+    ):
+        bv = statistics.median(b[key]) if b is not None else None
+        add(op, statistics.median(p[key]), statistics.median(d[key]), "≤ 10 ms", bv=bv)
+    if "search" in p:
+        _full_rows(p, d, add)
+    add("fill (not a target)", p["load_s"], d["load_s"], "", "s")
+    add("fill + indexed (not a target)", p["indexed_s"], d["indexed_s"], "", "s")
+    head = "| operation | postroom | Dovecot | ratio | target |"
+    if b is not None:
+        head = f"| operation | postroom | postroom {rev} | Dovecot | ratio | target |"
+    lines = [
+        f"{n:,} messages in one mailbox, the same bytes in both servers; milliseconds unless "
+        f"marked. First = first run after loading; warm = median of {WARM}. PSS = the whole "
+        f"process tree. Load average at each phase: {', '.join(loads)}.",
+        "",
+        head,
+        "| --- | ---: | " + ("---: | " if b is not None else "") + "---: | ---: | --- |",
+    ]
+    for r in rows:
+        u = "" if r["unit"] == "ms" else f" {r['unit']}"
+        base = "" if b is None else (f" {r['base']}{u} |" if r["base"] is not None else " |")
+        lines.append(
+            f"| {r['operation']} | {r['postroom']}{u} |{base} {r['dovecot']}{u} | {r['ratio']}x | {r['target']} |"
+        )
+    return {"title": f"IMAP at {n:,} messages: postroom vs Dovecot", "rows": rows,
+            "markdown": "\n".join(lines), "loads": loads, "raw": res}  # fmt: skip
+
+
+def _full_rows(p: dict[str, Any], d: dict[str, Any], add: Any) -> None:
+    """The rows of the phases after SELECT (not with --select-only)."""
     for key in ("DATE", "SUBJECT"):
         add(f"UID SORT ({key}) first", p[f"sort_{key}"][0], d[f"sort_{key}"][0], "≤ 1x")
         add(
@@ -318,23 +398,6 @@ def report(n: int, res: dict[str, dict[str, Any]], loads: list[str]) -> dict[str
     )
     add("PSS before SEARCH TEXT", p["pss_before_mb"], d["pss_before_mb"], "", "MB")
     add("PSS after SEARCH TEXT", p["pss_after_mb"], d["pss_after_mb"], "≤ before + 100 MB", "MB")
-    add("fill (not a target)", p["load_s"], d["load_s"], "", "s")
-    add("fill + indexed (not a target)", p["indexed_s"], d["indexed_s"], "", "s")
-    lines = [
-        f"{n:,} messages in one mailbox, the same bytes in both servers; milliseconds unless "
-        f"marked. First = first run after loading; warm = median of {WARM}. PSS = the whole "
-        f"process tree. Load average at each phase: {', '.join(loads)}.",
-        "",
-        "| operation | postroom | Dovecot | ratio | target |",
-        "| --- | ---: | ---: | ---: | --- |",
-    ]
-    for r in rows:
-        u = "" if r["unit"] == "ms" else f" {r['unit']}"
-        lines.append(
-            f"| {r['operation']} | {r['postroom']}{u} | {r['dovecot']}{u} | {r['ratio']}x | {r['target']} |"
-        )
-    return {"title": f"IMAP at {n:,} messages: postroom vs Dovecot", "rows": rows,
-            "markdown": "\n".join(lines), "loads": loads, "raw": res}  # fmt: skip
 
 
 def main() -> None:
@@ -342,8 +405,12 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="1,000 messages")
     ap.add_argument("--n", type=int, help="messages in the big mailbox (default 100,000)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
+    ap.add_argument("--select-only", action="store_true", help="only the SELECT phases")
+    ap.add_argument(
+        "--base", metavar="REV", help="also time a postroom built from git revision REV (SELECTs)"
+    )
     a = ap.parse_args()
-    result = suite(a.quick, a.n)
+    result = suite(a.quick, a.n, a.select_only, a.base)
     emit(result, a.json, {"rows": result["rows"], "raw": result["raw"]})
 
 

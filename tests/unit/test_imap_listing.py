@@ -77,10 +77,12 @@ def test_a_tracker_that_appended_first_makes_the_listing_copy_its_array() -> Non
     assert grown.uids.arr is not old.uids.arr and grown.uids == list(range(1, 103))
     assert t.uids == list(range(1, 102)) and t.flags_of(101) == {"$mine"}
     assert grown.entry(101).flags == frozenset() and len(old.uids) == 100
-    # a second growth of the same (older) listing also copies: the array's tail is taken
-    branch = old.grown((1, 102, 101, 7), -1, 3, [entry(101, {"$b"}, 7)])
-    assert branch.uids.arr is not old.uids.arr and branch.entry(101).flags == {"$b"}
-    assert t.flags_of(101) == {"$mine"} and grown.entry(101).flags == frozenset()
+    # a growth by the very UIDs the tracker appended takes them as they are (no copy);
+    # the entries are each holder's own
+    same = old.grown((1, 102, 101, 7), -1, 3, [entry(101, {"$b"}, 7)])
+    assert same.uids.arr is old.uids.arr and same.uids == list(range(1, 102))
+    assert same.entry(101).flags == {"$b"} and t.flags_of(101) == {"$mine"}
+    assert grown.entry(101).flags == frozenset() and len(old.uids) == 100
 
 
 def test_uids_extend_in_place_only_at_the_arrays_end() -> None:
@@ -90,6 +92,13 @@ def test_uids_extend_in_place_only_at_the_arrays_end() -> None:
     assert a.arr is b.arr and a == [1, 2, 3, 4] and b == [1, 2, 3] and len(b) == 3
     b.extend([7])
     assert b.arr is not a.arr and b == [1, 2, 3, 7] and a == [1, 2, 3, 4]
+    d = Uids([1, 2, 3])
+    d.arr = a.arr  # a holder of a's first three whose next UID is the one a appended
+    d.extend([4])
+    assert d.arr is a.arr and d == [1, 2, 3, 4]
+    d.n = 3
+    d.extend([5])  # not the one appended there: a copy
+    assert d.arr is not a.arr and d == [1, 2, 3, 5] and a == [1, 2, 3, 4]
     c = a.share()
     c.without([0, 2])
     assert c == [2, 4] and a == [1, 2, 3, 4] and c.arr is not a.arr

@@ -5,8 +5,10 @@ messages after one new message or one flag change copied every table, ~30 ms).
 * :class:`Uids`: the UIDs in sequence order, a prefix of a compact ``array('I')`` that
   any number of listings and trackers share. New mail only appends higher UIDs, so a
   holder that adds UIDs appends them to the shared array itself when nobody has appended
-  past its own end (the others see only their own prefix); else it copies its prefix
-  first (4 bytes a UID). Nothing shared is ever changed below a holder's end.
+  past its own end (the others see only their own prefix), or takes them as they are if
+  another holder appended the same ones there (a session in IDLE heard of the new mail
+  first); else it copies its prefix first (4 bytes a UID). Nothing shared is ever
+  changed below a holder's end.
 * A listing's entries are an immutable *base* dict (as read from the store) and a small
   *patch* dict (entries added or re-flagged since, newer than the base's); a tracker looks
   a message up in its own overlay (the patch it started from, copied at its first change)
@@ -103,12 +105,17 @@ class Uids:
 
     def extend(self, uids: Iterable[int]) -> None:
         """Append higher UIDs: in place if nobody has appended past this holder's end
-        (the array is shared, the appended part is this holder's alone), else to a copy."""
+        (the array is shared, the appended part is this holder's alone); if another
+        holder appended these very UIDs there already (new mail is the same for every
+        session), take them as they are; else append to a copy of this holder's prefix."""
+        new = array(_CODE, uids)
         with _APPEND:
-            if len(self.arr) != self.n:
-                self.arr = self.arr[: self.n]
-            self.arr.extend(uids)
-            self.n = len(self.arr)
+            arr, n, k = self.arr, self.n, len(new)
+            if len(arr) == n:
+                arr.extend(new)
+            elif arr[n : n + k] != new:
+                self.arr = arr[:n] + new
+            self.n = n + k
 
     def without(self, positions: list[int]) -> None:
         """Drop the UIDs at ``positions`` (ascending, distinct): a new array of its own

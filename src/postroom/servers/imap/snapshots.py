@@ -292,7 +292,10 @@ class Snapshots:
             if gen == self._gens.get(where, 0) and (kept is None or kept.seq < seq):
                 self._kept[where] = snap
                 self._kept.move_to_end(where)
-                self._stale.pop(where, None)
+                if snap.key is not None:
+                    # the new growth base; a listing read for a sync (NOOP's) has no state
+                    # key to grow from, so the last one with a key stays for the next SELECT
+                    self._stale.pop(where, None)
                 while len(self._kept) > self.max_folders:
                     self._kept.popitem(last=False)
 
