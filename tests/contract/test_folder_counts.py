@@ -155,3 +155,45 @@ def test_folder_changed_lists_the_re_flagged(backend: Backend) -> None:
     assert [e.uid for e in backend.store.folder_changed(BOX, "inbox", 4, before)] == [2, 4]
     assert [e.uid for e in backend.store.folder_changed(BOX, INBOX, 3, before)] == [2]
     assert backend.store.folder_changed(BOX, INBOX, 4, before + 1) == []
+
+
+def test_the_count_after_new_mail_does_not_read_the_folders_deliveries(backend: Backend) -> None:
+    """folder_count for a listing up to its last UID, with no flag changed since, costs the
+    same in a folder of 40 or of 400 deliveries (SQLite's virtual machine steps; a timing
+    would not be a test): the kept count less a range above the UID, no scan for MODSEQ."""
+    db = getattr(backend.store, "db", None)
+    if db is None or not hasattr(db, "reader"):
+        return  # (PostgreSQL: the same statement; the steps are counted on SQLite)
+
+    def steps(upto: int) -> tuple[int, tuple[int, int]]:
+        info = backend.store.folder_info(BOX, INBOX)
+        assert info is not None
+        n = [0]
+
+        def tick() -> int:
+            n[0] += 1
+            return 0
+
+        conn = db.reader()
+        conn.set_progress_handler(tick, 1)
+        try:
+            got = backend.store.folder_count(BOX, INBOX, upto, info.highestmodseq)
+        finally:
+            conn.set_progress_handler(None, 1)
+        return n[0], got
+
+    for i in range(40):
+        backend.deliver(message(f"s{i}"))
+    backend.deliver(message("new"))
+    small, got = steps(40)
+    assert got == (40, 0)
+    for i in range(360):
+        backend.deliver(message(f"b{i}"))
+    backend.deliver(message("new2"))
+    large, got = steps(400)
+    assert got == (400, 0)
+    assert large < small * 2, (small, large)
+    backend.store.update_flags(BOX, INBOX, [7], frozenset({"\\Seen"}), "add")
+    info = backend.store.folder_info(BOX, INBOX)
+    assert info is not None
+    assert backend.store.folder_count(BOX, INBOX, 400, info.highestmodseq - 1) == (400, 1)

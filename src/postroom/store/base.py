@@ -415,7 +415,11 @@ class ImapStore(Pop3Store, Protocol):
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         """How many deliveries of the folder have a UID at or below ``upto_uid``, and how
         many of those a MODSEQ above ``above_modseq`` (counted in the database, no row
-        read into Python: is a listing read up to that UID at that MODSEQ still current?)."""
+        read into Python: is a listing read up to that UID at that MODSEQ still current?).
+        The first is the folder's kept count less the deliveries above ``upto_uid``, and
+        the second is 0 without a look at the deliveries when the folder's MODSEQ is not
+        above ``above_modseq`` (no delivery's MODSEQ is above its folder's): new mail
+        alone costs its own rows, whatever the folder's size (issue 19)."""
         ...
 
     def folder_changed(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> list[Entry]:

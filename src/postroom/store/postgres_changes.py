@@ -443,7 +443,8 @@ class Folders:
 
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
         with self.db.read() as conn:
-            row = conn.execute(SQL.count, (above_modseq, mailbox.lower(), norm(folder), upto_uid)).fetchone()
+            args = (upto_uid, above_modseq, upto_uid, above_modseq, mailbox.lower(), norm(folder))
+            row = conn.execute(SQL.count, args).fetchone()
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def update_flags(

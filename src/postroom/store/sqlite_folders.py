@@ -268,9 +268,9 @@ class Folders:
         return dict(conn.execute(sql, (int(prefix), row[0], uids[0], uids[1])).fetchall())
 
     def folder_count(self, mailbox: str, folder: str, upto_uid: int, above_modseq: int) -> tuple[int, int]:
-        args = (above_modseq, mailbox.lower(), _norm(folder), upto_uid)
+        args = (upto_uid, above_modseq, upto_uid, above_modseq, mailbox.lower(), _norm(folder))
         row = self.db.reader().execute(SQL.count, args).fetchone()
-        return int(row[0]), int(row[1])
+        return (int(row[0]), int(row[1])) if row else (0, 0)
 
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
