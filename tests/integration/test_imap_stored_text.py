@@ -234,3 +234,19 @@ def test_stored_and_derived_text_give_the_same_answers(
                     if how == "derived on demand":
                         assert cache.writes.drain(30)
                         cache.forget(None)  # derived again by the next search
+
+
+def test_the_indexer_stores_the_text_of_mail_that_has_other_imap_data_already(tmp_path: Path) -> None:
+    """Mail whose ENVELOPE and header fields the IMAP server derived (a client APPENDed or
+    FETCHed it before the indexer got to it), or that a store written before holds with
+    such rows and no search text, gets its search text from the indexer too: here after a
+    restart, which walks the store again."""
+    db = tmp_path / "store.db"
+    with running_server(db=str(db)) as s:
+        deliver_all(s, CORPUS)
+        wait_stored(db, len(CORPUS))
+    with sqlite3.connect(db) as c:
+        c.execute("DELETE FROM imap_text")
+        assert c.execute("SELECT count(*) FROM imap_meta").fetchone() == (len(CORPUS),)
+    with running_server(db=str(db)) as s:
+        wait_stored(db, len(CORPUS))

@@ -461,11 +461,16 @@ class Indexer:
 
     def imap_batch(self, interrupted: Callable[[], bool] | None = None) -> list[ImapRow]:
         """The IMAP server's data (:func:`imap_blobs`) of the next indexed messages that have
-        none stored yet, in id order; empty when there are none.
+        no search text stored yet, in id order; empty when there are none. (Not "no data":
+        the IMAP server derives the ENVELOPE and header fields of mail a client APPENDs, or
+        FETCHes before the indexer got to it, and not its search text, which it derives
+        only when searched; such a message is derived again here, its rows replaced by the
+        same bytes.)
 
         Called once the text index has caught up, so that a burst is searchable as soon as
         before (parsing for IMAP costs about as much again as for the index); the first
-        FETCH ENVELOPE/BODYSTRUCTURE or SORT after that reads the rows instead of parsing.
+        FETCH ENVELOPE/BODYSTRUCTURE, SORT or SEARCH TEXT after that reads the rows instead
+        of parsing.
         A message still waiting for the indexer ends the batch (it comes next time), and so
         does ``interrupted()`` turning true before a message (new mail to index first)."""
         out: list[ImapRow] = []
@@ -478,7 +483,7 @@ class Indexer:
         ).fetchone()
         rows = self.conn.execute(
             "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id WHERE m.id > ? AND m.id < ? "
-            "AND NOT EXISTS (SELECT 1 FROM imap_meta c WHERE c.id = m.id) ORDER BY m.id LIMIT ?",
+            "AND NOT EXISTS (SELECT 1 FROM imap_text c WHERE c.id = m.id) ORDER BY m.id LIMIT ?",
             (self.imap_after, bound, IMAP_BATCH),
         )
         for mid, data in rows:
