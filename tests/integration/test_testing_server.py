@@ -302,6 +302,11 @@ def test_test_servers_share_one_loop_thread_and_start_no_store_threads_but_the_w
         bg = a.app.store.background  # type: ignore[attr-defined]
         assert bg.index_inline and bg.checkpointer is None
 
+        def autocheckpoint() -> int:  # the writer's: SQLite's own until the thread does it
+            return int(a.app.store.write(lambda c: c.execute("PRAGMA wal_autocheckpoint").fetchone()[0]))  # type: ignore[attr-defined]
+
+        assert autocheckpoint() == 1000
+
         async def fill() -> None:
             raw = b"From: s@example.com\r\nSubject: bulk\r\n\r\nx\r\n"
             env = Envelope("s@example.com", ("bulk@example.com",))
@@ -314,4 +319,5 @@ def test_test_servers_share_one_loop_thread_and_start_no_store_threads_but_the_w
         while bg.checkpointer is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the writer starts it after its next batch
         assert bg.checkpointer is not None and bg.checkpointer.is_alive()
+        assert autocheckpoint() == 0
         assert b.messages() == []

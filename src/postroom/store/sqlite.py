@@ -234,6 +234,8 @@ class SQLiteStore(Composed):
             conn.close()
             self._owner.release()
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {e}") from None
+        if not self._tmpdir:  # its checkpoint thread starts below (a throwaway's: _checkpoint_due)
+            self.background.checkpoints_off_the_writer(conn)
         if self._tmpdir and self.background.index_inline and self._journal is not None:
             self.direct.conn = conn  # an in-process test server's (sqlite_direct.py): its
             self.db.queue.start_with_first(lambda: self._start_pooled(conn))  # writer, if needed
@@ -437,7 +439,7 @@ class SQLiteStore(Composed):
                 if index and not stop:
                     self.background.index_now(conn)
                 if not stop:
-                    self._checkpoint_due()
+                    self._checkpoint_due(conn)
                 if stop:
                     drain_after_stop(q)
                     if not self.direct.closed_here:  # else close() did it (sqlite_direct.py)
@@ -445,9 +447,11 @@ class SQLiteStore(Composed):
                         self.keep_or_close(conn)
                     return
 
-    def _checkpoint_due(self) -> None:
-        """After a transaction: a throwaway store's checkpoint thread starts with its 1,000th message."""
+    def _checkpoint_due(self, conn: sqlite3.Connection) -> None:
+        """After a transaction, on the thread that has the writer's connection ``conn``: a
+        throwaway store's checkpoint thread starts with its 1,000th message."""
         if self.background.checkpointer is None and self.writes.count >= ANALYZE_FROM:
+            self.background.checkpoints_off_the_writer(conn)
             self.background.start_checkpointer()
 
     def keep_or_close(self, conn: sqlite3.Connection) -> None:

@@ -130,7 +130,7 @@ class DirectCommit:
         envelope: Envelope,
         raw: bytes,
         tags: tuple[str, ...],
-        after: Callable[[], None],
+        after: Callable[[sqlite3.Connection], None],
     ) -> str | None:
         """Store, index and commit one message on this thread; its ID, or None when the
         writer is busy or has work queued (then journal it). ``after``: the writer's checks
@@ -157,7 +157,7 @@ class DirectCommit:
                 store.db.before_read = functools.partial(self.index_pending, store)
             if not store._run_batch(conn, [_Ingest(envelope, raw, tags, None, pid=pid)], index=not lazy):
                 raise StoreError("the message could not be stored")
-            after()
+            after(conn)
             return pid
         finally:
             self.lock.release()
