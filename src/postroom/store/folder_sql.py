@@ -41,7 +41,7 @@ class FolderSQL:
 
         info = (
             "SELECT f.id, f.name, f.uidvalidity, f.uidnext, f.subscribed, f.special_use, f.modseq, "
-            "f.messages, f.unseen "  # kept by triggers (migrations: SQLite's 0019, PostgreSQL's 0021)
+            "f.messages, f.unseen "  # kept in each change: SQLite 0019 and 0021 (advance_folder), PostgreSQL 0021
             f"FROM folder f JOIN mailbox mb ON mb.id = f.mailbox_id WHERE mb.name = {p}"
         )
         return cls(

@@ -19,9 +19,23 @@ from .sqlite_db import SQLiteDb, chunks
 if TYPE_CHECKING:
     from .sqlite_writes import Writes
 
-__all__ = ["Folders", "next_uidvalidity"]
+__all__ = ["Folders", "advance_folder", "next_uidvalidity"]
 
 SQL = FolderSQL.of("?")
+
+
+def advance_folder(conn: sqlite3.Connection, entry: list[int], added: int, unseen: int) -> None:
+    """After deliveries were inserted into the folder of ``entry`` ([folder id, uidnext], the
+    writer's cache): store its uidnext and add the ``added`` deliveries, ``unseen`` of them
+    without \\Seen, to its counts (inside the writer's transaction).
+
+    Every statement that inserts deliveries calls this once per folder (migration 0021:
+    no trigger counts an INSERT; deletions and \\Seen changes are still counted by triggers).
+    """
+    conn.execute(
+        "UPDATE folder SET uidnext = ?, messages = messages + ?, unseen = unseen + ? WHERE id = ?",
+        (entry[1], added, unseen, entry[0]),
+    )
 
 
 def next_uidvalidity(conn: sqlite3.Connection, now: float, count: int = 1) -> int:
@@ -227,7 +241,7 @@ class Folders:
             )
             dest[1] += 1
         conn.execute("DELETE FROM delivery WHERE folder_id = ?", (src[0],))
-        conn.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (dest[1], dest[0]))
+        advance_folder(conn, dest, len(rows), sum(1 for *_, seen in rows if not seen))
 
     def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
         mailbox = mailbox.lower()
@@ -459,7 +473,7 @@ class Folders:
                 )
                 pairs.append((uid, dst[1]))
                 dst[1] += 1
-            conn.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (dst[1], dst[0]))
+            advance_folder(conn, dst, len(rows), sum(1 for *_, seen in rows if not seen))
             if move and rows:
                 for chunk in chunks([r[0] for r in rows], 500):
                     marks = ",".join("?" * len(chunk))

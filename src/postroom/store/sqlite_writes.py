@@ -22,7 +22,7 @@ from .ids import new_id
 from .index_write import begin_immediate
 from .rawcodec import compress
 from .sqlite_db import SQLiteDb, chunks
-from .sqlite_folders import next_uidvalidity
+from .sqlite_folders import advance_folder, next_uidvalidity
 from .sqlite_jobs import _Ingest
 
 __all__ = ["PRUNE_INTERVAL", "Writes"]
@@ -220,8 +220,9 @@ class Writes:
                 [(mid,) for (j, *_), mid in zip(plans, ids, strict=True) if "\\Seen" in j.flags],
             )
         for (mailbox, folder), entry in touched.items():
-            cur.execute("UPDATE folder SET uidnext = ? WHERE id = ?", (entry[1], entry[0]))
-            events.append(FolderChanged(mailbox, folder, "exists", entries=tuple(added[(mailbox, folder)])))
+            new = added[(mailbox, folder)]
+            advance_folder(conn, entry, len(new), sum(1 for e in new if "\\Seen" not in e.flags))
+            events.append(FolderChanged(mailbox, folder, "exists", entries=tuple(new)))
         self.count += len(jobs)
 
     def tag_id(self, conn: sqlite3.Connection, name: str) -> int:
