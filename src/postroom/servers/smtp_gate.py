@@ -97,7 +97,7 @@ class SharedGate:
     def admit(self) -> bool:
         fcntl.lockf(self.fd, fcntl.LOCK_EX)
         try:
-            if self._total() >= self.limit:
+            if sum(self._all.unpack_from(self._map)) >= self.limit:  # (_total, inline: per connection)
                 return False
             at = self._at
             _SLOT.pack_into(self._map, at, _SLOT.unpack_from(self._map, at)[0] + 1)

@@ -27,12 +27,13 @@ def delivery_headers(
     """The lines to put above ``data`` (the message as received), ``received`` among them."""
     end = data.find(b"\r\n\r\n")
     head = b"\r\n" + (data[: end + 2] if end >= 0 else data).lower()
-    out = b""
-    if b"\r\nreturn-path:" not in head:
-        out += b"Return-Path: <" + mail_from.encode("utf-8", "replace") + b">\r\n"
-    out += received
+    out = (
+        received
+        if b"\r\nreturn-path:" in head
+        else b"".join((b"Return-Path: <", mail_from.encode("utf-8", "replace"), b">\r\n", received))
+    )
     if b"\r\nmessage-id:" not in head:
-        out += f"Message-ID: <{message_id}>\r\n".encode()
+        out += b"Message-ID: <" + message_id.encode() + b">\r\n"
     if b"\r\nbcc:" not in head and (hidden := unnamed_recipients(head, rcpt_to)):
         out += b"Bcc: " + ", ".join(hidden).encode("utf-8", "replace") + b"\r\n"
     return out
@@ -52,11 +53,12 @@ def unnamed_recipients(head: bytes, rcpt_to: tuple[str, ...]) -> list[str]:
     what stands around it): no per-field split (this runs before each 250).
     """
     unnamed = []
-    for rcpt in dict.fromkeys(rcpt_to):
+    find = head.find
+    for rcpt in rcpt_to if len(rcpt_to) == 1 else dict.fromkeys(rcpt_to):
         addr = rcpt.lower().encode("utf-8", "replace")
-        at = head.find(addr) if addr else -1
+        at = find(addr) if addr else -1
         while at >= 0 and not (_whole(head, at, at + len(addr)) and _in_address_field(head, at)):
-            at = head.find(addr, at + 1)
+            at = find(addr, at + 1)
         if at < 0:
             unnamed.append(rcpt)
     return unnamed
@@ -68,13 +70,14 @@ _ADDRESS_FIELDS = frozenset((b"to", b"cc", b"bcc"))
 def _in_address_field(head: bytes, at: int) -> bool:
     """Whether offset ``at`` of ``head`` is in the value of a To, Cc or Bcc field."""
     start = head.rfind(b"\r\n", 0, at)
-    while start > 0 and head[start + 2 : start + 3] in (b" ", b"\t"):  # a folded line: its field's
+    while start > 0 and head[start + 2 : start + 3] in _FOLD:  # a folded line: its field's
         start = head.rfind(b"\r\n", 0, start)
     start = max(start, 0)
     colon = head.find(b":", start, at)
     return colon >= 0 and head[start:colon].strip() in _ADDRESS_FIELDS
 
 
+_FOLD = frozenset((b" ", b"\t"))
 # What may stand around an address in a To/Cc field (besides its start and end): angle
 # brackets, spaces, commas, a group's colon and semicolon, quotes, line breaks, comments.
 _ADDRESS_BEFORE = frozenset((b"<", b" ", b"\t", b",", b":", b'"', b"\n", b"\r", b"("))

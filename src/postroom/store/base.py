@@ -27,9 +27,10 @@ Errors (all subclasses of :class:`StoreError`)::
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
+
+from .compactjson import compact
 
 __all__ = [
     "Address",
@@ -82,10 +83,6 @@ class StoreClosed(StoreError):
     """The store has been closed."""
 
 
-# json.dumps(..., separators=...) builds a new encoder at every call; this one is built once
-_COMPACT = json.JSONEncoder(separators=(",", ":")).encode
-
-
 @dataclass(frozen=True, slots=True)
 class Address:
     name: str
@@ -134,7 +131,7 @@ class Envelope:
         )
 
     def dumps(self) -> str:
-        return _COMPACT(self.to_json())
+        return compact(self.to_json())
 
 
 @dataclass(slots=True)

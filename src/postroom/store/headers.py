@@ -17,6 +17,7 @@ __all__ = [
     "HeaderSummary",
     "decode_header_bytes",
     "scan_headers",
+    "scan_summary",
     "split_headers",
     "summary_fields",
     "summary_from_fields",
@@ -113,6 +114,12 @@ MAX_DECODED_SUBJECT = 16 * 1024
 
 def scan_headers(raw: bytes) -> HeaderSummary:
     """Read the summary fields from a raw message's header block (never raises)."""
+    return HeaderSummary(*scan_summary(raw))
+
+
+def scan_summary(raw: bytes) -> tuple[Any, ...]:
+    """What ``summary_fields(scan_headers(raw))`` returns, without the :class:`HeaderSummary`
+    in between: an SMTP worker journals it (store/ingest.py), before the message's 250."""
     block, _ = split_headers(raw)
     # Each wanted field's pieces, joined once at the end: adding each continuation line to a
     # bytes value made 100,000 folded lines take seconds on the SMTP path (issue 14 item 6).
@@ -134,31 +141,34 @@ def scan_headers(raw: bytes) -> HeaderSummary:
         else:
             name = b""
     fields = {k: b" ".join(v)[:MAX_SUMMARY_FIELD] for k, v in parts.items()}
-    h = HeaderSummary()
-    if b"subject" in fields:
-        h.subject = decode_header_bytes(fields[b"subject"][:MAX_DECODED_SUBJECT]).rstrip("\r")
-    if b"from" in fields:
-        f = address_list(_header_text(fields[b"from"]))
-        h.from_ = f[0] if f else None
-    if b"to" in fields:
-        h.to = address_list(_header_text(fields[b"to"]))
-    if b"cc" in fields:
-        h.cc = address_list(_header_text(fields[b"cc"]))
-    if b"reply-to" in fields:
-        h.reply_to = address_list(_header_text(fields[b"reply-to"]))
-    if b"date" in fields:
-        h.date = _date(fields[b"date"])
-    if b"message-id" in fields:
-        ids = _msgids(fields[b"message-id"].decode("latin-1"))
-        h.message_id = ids[0] if ids else ""
-    if b"in-reply-to" in fields:
-        ids = _msgids(fields[b"in-reply-to"].decode("latin-1"))
-        h.in_reply_to = ids[0] if ids else ""
-    if b"references" in fields:
-        h.references = _msgids(fields[b"references"].decode("latin-1"))
-    if b"x-tags" in fields:
-        h.tags = [t.strip() for t in decode_header_bytes(fields[b"x-tags"]).split(",") if t.strip()]
-    return h
+    get = fields.get
+    value = get(b"subject")
+    subject = "" if value is None else decode_header_bytes(value[:MAX_DECODED_SUBJECT]).rstrip("\r")
+    value = get(b"from")
+    from_ = None
+    if value is not None and (f := address_list(_header_text(value))):
+        from_ = f[0]
+    value = get(b"to")
+    to = [] if value is None else address_list(_header_text(value))
+    value = get(b"cc")
+    cc = [] if value is None else address_list(_header_text(value))
+    value = get(b"reply-to")
+    reply_to = [] if value is None else address_list(_header_text(value))
+    value = get(b"date")
+    date = None if value is None else _date(value)
+    value = get(b"message-id")
+    message_id = ""
+    if value is not None and (ids := _msgids(value.decode("latin-1"))):
+        message_id = ids[0]
+    value = get(b"in-reply-to")
+    in_reply_to = ""
+    if value is not None and (ids := _msgids(value.decode("latin-1"))):
+        in_reply_to = ids[0]
+    value = get(b"references")
+    references = [] if value is None else _msgids(value.decode("latin-1"))
+    value = get(b"x-tags")
+    tags = [] if value is None else [t.strip() for t in decode_header_bytes(value).split(",") if t.strip()]
+    return (subject, from_, to, cc, reply_to, date, message_id, in_reply_to, references, tags)
 
 
 def summary_fields(h: HeaderSummary) -> tuple[Any, ...]:

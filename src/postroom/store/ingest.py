@@ -31,7 +31,7 @@ from typing import Protocol, runtime_checkable
 
 from .base import Envelope, Ingest
 from .conforms import conforms
-from .headers import scan_headers, summary_fields
+from .headers import scan_summary
 from .ids import new_id
 from .journal import SegmentedJournal
 from .rawcodec import compress
@@ -118,7 +118,7 @@ class WorkerJournalWriter:
             OSError: it could not be written (a full disk): nothing of it is kept.
         """
         pid = new_id()
-        head = summary_fields(scan_headers(raw))
+        head = scan_summary(raw)
         self._journal.append(pid, envelope.dumps(), tuple(tags), compress(raw), len(raw), head)
         return pid
 

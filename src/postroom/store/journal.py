@@ -56,6 +56,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any
 
+from .compactjson import compact
+
 __all__ = [
     "END_OF_SEGMENT",
     "FORMAT_VERSION",
@@ -138,8 +140,20 @@ def encode_message(rec: Record) -> bytes:
 # The metadata is what ``json.dumps({"seq": ..., "id": ..., ...}, separators=(",", ":"))``
 # writes, byte for byte (tests/unit/test_journal_format.py checks it), put together here
 # without that call's per-call encoder and dict: it runs before each SMTP worker's 250.
-_JSON = json.JSONEncoder(separators=(",", ":"), check_circular=False)
 _JSON_STR = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+
+
+def _message_meta(
+    seq: int, pid: str, envelope_json: str, tags: tuple[str, ...], compressed: bool, size: int, head: Any
+) -> bytes:
+    """The kind byte, length and JSON metadata that start a message record's payload."""
+    codec = '"stored"' if compressed else '"raw"'
+    meta = (
+        f'{{"seq":{int(seq)},"id":{_JSON_STR(pid)},"envelope":{_JSON_STR(envelope_json)},'
+        f'"tags":{compact(list(tags)) if tags else "[]"},"codec":{codec},"size":{int(size)},'
+        f'"head":{compact(head)}}}'
+    ).encode("ascii")
+    return KIND_MESSAGE + META_LEN.pack(len(meta)) + meta
 
 
 def _message_payload(
@@ -152,13 +166,14 @@ def _message_payload(
     head: Any,
     body: bytes,
 ) -> bytes:
-    codec = '"stored"' if compressed else '"raw"'
-    meta = (
-        f'{{"seq":{int(seq)},"id":{_JSON_STR(pid)},"envelope":{_JSON_STR(envelope_json)},'
-        f'"tags":{_JSON.encode(list(tags)) if tags else "[]"},"codec":{codec},"size":{int(size)},'
-        f'"head":{_JSON.encode(head)}}}'
-    ).encode("ascii")
-    return b"".join((KIND_MESSAGE, META_LEN.pack(len(meta)), meta, body))
+    return _message_meta(seq, pid, envelope_json, tags, compressed, size, head) + body
+
+
+def _message_frame(tag: bytes, start: bytes, body: bytes) -> bytes:
+    """``_frame(tag, start + body)``, with the message's bytes copied once (into the frame)."""
+    size = len(start) + len(body)
+    head = _FRAME_START.pack(tag, size, zlib.crc32(body, zlib.crc32(start)))
+    return b"".join((head, _CRC.pack(zlib.crc32(head)), start, body))
 
 
 def _decode(payload: bytes) -> Record | EndOfSegment:
@@ -428,8 +443,8 @@ class Journal:
         """
         with self._lock:
             seq = self.seq + 1
-            payload = _message_payload(seq, pid, envelope_json, tags, False, len(raw), None, raw)
-            self._file.write(_frame(self._file.tag, payload))
+            start = _message_meta(seq, pid, envelope_json, tags, False, len(raw), None)
+            self._file.write(_message_frame(self._file.tag, start, raw))
             self.seq = seq
             return seq
 
@@ -485,10 +500,8 @@ class SegmentedJournal:
         """
         if self._file.size >= self.rotate_at:
             self._rotate()
-        payload = _message_payload(
-            self.seq + 1, pid, envelope_json, tags, True, size or len(zraw), head, zraw
-        )
-        self._file.write(_frame(self._file.tag, payload))
+        start = _message_meta(self.seq + 1, pid, envelope_json, tags, True, size or len(zraw), head)
+        self._file.write(_message_frame(self._file.tag, start, zraw))
         self.seq += 1
 
     def _rotate(self) -> None:

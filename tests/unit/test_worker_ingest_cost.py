@@ -1,0 +1,143 @@
+"""What an SMTP worker process runs for one message, counted in calls (issue 15: ingest on
+SQLite must cost no more than before the storage renovation).
+
+A worker's CPU per message is Python's: the session (servers/smtp_session.py), the protocol
+core, the trace lines (servers/smtp_trace.py), the header scan (store/headers.py,
+charsets.py) and the journal record (store/ingest.py, store/journal.py). Timing it in a test
+would measure the machine; the number of calls it makes does not move with the machine, and
+each one costs CPU. The budgets are what the path costs now (2026-12-05, Python 3.11): a
+change that adds calls on it has to raise them, and say why in its commit. Before this test,
+the path made 179 Python calls and 448 in all for this message (benchmarks/worker_cpu.py
+measures the CPU).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+from postroom.config import Settings
+from postroom.servers import smtp, smtp_workers
+from postroom.servers.smtp_gate import GATE_KEY, SharedGate
+from postroom.store.compactjson import compact
+from postroom.store.ingest import WorkerJournalWriter
+
+PYTHON_CALLS = 170
+ALL_CALLS = 430
+
+_HTML = "".join(
+    f"<p>line {i} of the message <a href='https://shop.example.com/t/{i}'>link</a></p>\r\n"
+    for i in range(200)
+)
+MESSAGE = (
+    "From: Shop <noreply@shop.example.com>\r\nTo: Alice <alice@example.org>\r\n"
+    "Subject: Your order #12345 has shipped\r\nDate: Sun, 01 Nov 2026 12:00:00 +0000\r\n"
+    "Message-ID: <bench-2@shop.example.com>\r\nMIME-Version: 1.0\r\n"
+    'Content-Type: text/html; charset="utf-8"\r\nList-Unsubscribe: <https://shop.example.com/unsub>\r\n'
+    "\r\n" + _HTML + ".\r\n"
+).encode()
+READS = [
+    b"EHLO client.example\r\n",
+    b"MAIL FROM:<sender@shop.example.com>\r\n",
+    b"RCPT TO:<alice@example.org>\r\n",
+    b"DATA\r\n",
+    *(MESSAGE[i : i + 4096] for i in range(0, len(MESSAGE), 4096)),
+    b"QUIT\r\n",
+]
+
+
+class _Transport:
+    def __init__(self) -> None:
+        self.out: list[bytes] = []
+
+    def write(self, data: bytes) -> None:
+        self.out.append(data)
+
+    def close(self) -> None:
+        pass
+
+    def is_closing(self) -> bool:
+        return False
+
+    def get_extra_info(self, name: str, default: Any = None) -> Any:
+        return ("127.0.0.1", 40000) if name == "peername" else default
+
+
+class _Pipe:
+    def write(self, data: bytes) -> None:
+        pass
+
+
+async def _count_one_message(tmp: Path) -> Counter[str]:
+    settings = Settings()
+    writer = WorkerJournalWriter(str(tmp / "w"))
+    store = smtp_workers._JournalStore(writer, _Pipe())  # type: ignore[arg-type]
+    app = smtp_workers._WorkerApp(settings, store)
+    gate = SharedGate.create(3, settings.smtp_max_connections)
+    app.extras[GATE_KEY] = SharedGate(gate.fd, 1, 3, settings.smtp_max_connections)
+    listener = smtp.SMTPListener(app, False)
+
+    def one() -> list[bytes]:
+        session = listener.new_session()
+        transport = _Transport()
+        session.connection_made(transport)  # type: ignore[arg-type]
+        for data in READS:
+            session.data_received(data)
+        session.connection_lost(None)
+        return transport.out
+
+    for _ in range(3):  # caches warm (dates, field names, the journal file)
+        one()
+    counts: Counter[str] = Counter()
+
+    def count(frame: Any, event: str, arg: Any) -> None:
+        if event == "call":
+            counts[f"{frame.f_code.co_filename.rsplit('/', 1)[-1]}:{frame.f_code.co_name}"] += 1
+        elif event == "c_call":
+            counts[f"C:{getattr(arg, '__qualname__', arg)}"] += 1
+
+    sys.setprofile(count)
+    try:
+        out = one()
+    finally:
+        sys.setprofile(None)
+    assert any(o.startswith(b"250 2.0.0 Ok: queued as ") for o in out), out
+    writer.close()
+    gate.close()
+    return counts
+
+
+def test_a_worker_message_stays_within_its_call_budget(tmp_path: Path) -> None:
+    counts = asyncio.run(_count_one_message(tmp_path))
+    counts.pop("C:setprofile", None)
+    python = sum(n for name, n in counts.items() if not name.startswith("C:"))
+    every = sum(counts.values())
+    assert python <= PYTHON_CALLS and every <= ALL_CALLS, (python, every, counts.most_common(25))
+
+
+def test_a_record_is_encoded_without_building_an_encoder() -> None:
+    """``json.JSONEncoder.encode`` builds a C encoder per call: the journal's metadata and
+    the envelope use one built once (store/compactjson.py), with the same text."""
+    import json.encoder
+
+    values: list[Any] = [
+        ("Subject", ("Shop", "s@x"), [("A", "a@x")], [], [], 1.5, "id@x", "", [], ["t"]),
+        {"MailFrom": "s@x", "RcptTo": ["a@x"], "TLS": False, "AuthUser": "", "Received": 1796461234.123456},
+        ["ü", float("nan"), None, True, 10**20, -0.0],
+    ]
+    made: list[Any] = []
+
+    def watch(frame: Any, event: str, arg: Any) -> None:
+        if event == "c_call" and arg is json.encoder.c_make_encoder:
+            made.append(arg)
+
+    sys.setprofile(watch)
+    try:
+        got = [compact(v) for v in values]
+    finally:
+        sys.setprofile(None)
+    assert got == [json.dumps(v, separators=(",", ":")) for v in values]
+    assert not made
