@@ -9,7 +9,7 @@ import asyncio
 from ...protocols.imap.args import Args, format_datetime
 from ...protocols.imap.commands import State
 from ...protocols.imap.decoder import Group
-from ...protocols.imap.encoder import Binary, Literal, Raw, encode
+from ...protocols.imap.encoder import Binary, Raw, encode
 from ...protocols.imap.errors import No, ParseError
 from ...protocols.imap.fetch import (
     Item,
@@ -99,7 +99,7 @@ def _render(
                 assert raw is not None
                 _whole_value(raw, item, out)
             else:
-                out.append(_section_value(part, item))
+                _section_value(part, item, out)
         elif n == "UID":
             out.append(b"UID %d" % entry.uid)
         elif n == "FLAGS":
@@ -128,9 +128,11 @@ def _render(
             out.append(b"RFC822 {%d}\r\n" % len(raw))
             out.append(raw)
         elif part is not None and n == "RFC822.HEADER":
-            out.append(b"RFC822.HEADER " + encode(Literal(part.header)))
+            out.append(b"RFC822.HEADER {%d}\r\n" % len(part.header))
+            out.append(part.header)
         elif part is not None and n == "RFC822.TEXT":
-            out.append(b"RFC822.TEXT " + encode(Literal(part.body)))
+            out.append(b"RFC822.TEXT {%d}\r\n" % len(part.body))
+            out.append(part.body)
     if extra_flags:
         out.append(b" FLAGS " + flag_list(flags).data)
     out.append(b")\r\n")
@@ -148,18 +150,27 @@ def _whole_value(raw: bytes, item: Item, out: list[bytes]) -> None:
     out.append(data)
 
 
-def _section_value(part: Part, item: Item) -> bytes:
+def _section_value(part: Part, item: Item, out: list[bytes]) -> None:
+    """BODY[section], BINARY[section] or BINARY.SIZE[section] of a parsed message, appended
+    to ``out`` (a literal's octets as a chunk of their own, not copied)."""
     assert item.section is not None
     try:
         if item.name == "BODY":
-            return encode(Literal(apply_partial(section_content(part, item.section), item.partial)))
+            data = section_content(part, item.section)
+            if item.partial is not None:
+                data = apply_partial(data, item.partial)
+            out.append(b"{%d}\r\n" % len(data))
+            out.append(data)
+            return
         data = decode_part(part, item.section)
     except SectionError:
         # a part that does not exist reads as empty, as in Dovecot
-        return b"0" if item.name == "BINARY.SIZE" else b"{0}\r\n"
+        out.append(b"0" if item.name == "BINARY.SIZE" else b"{0}\r\n")
+        return
     if item.name == "BINARY.SIZE":
-        return b"%d" % len(data)
-    return encode(Binary(apply_partial(data, item.partial), was_decoded(part, item.section)))
+        out.append(b"%d" % len(data))
+        return
+    out.append(encode(Binary(apply_partial(data, item.partial), was_decoded(part, item.section))))
 
 
 class SelectedCommands(SessionBase):

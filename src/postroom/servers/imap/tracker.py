@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from ...protocols.imap.encoder import Raw, untagged
+from ...protocols.imap.encoder import Raw
 from ...store.base import Entry
 from .listing import RECENT, Recent, Uids, with_recent
 from .snapshots import Snapshot
@@ -287,8 +287,9 @@ class Tracker:
             if e.modseq > self.highest:
                 self.highest = e.modseq
         self.uids.extend(e.uid for e in added)
-        # RFC 3501 7.3.2: RECENT with EXISTS
-        return [untagged(self.exists, "EXISTS"), untagged(self.recent_count, "RECENT")]
+        # RFC 3501 7.3.2: RECENT with EXISTS (formatted here: every session sends these for
+        # every new message, as untagged() would)
+        return [b"* %d EXISTS\r\n" % self.exists, b"* %d RECENT\r\n" % self.recent_count]
 
     def flush_expunges(self) -> list[bytes]:
         """Report held-back expunges (highest sequence number first, so numbers stay valid:
@@ -297,7 +298,7 @@ class Tracker:
             return []
         uids = self.uids
         positions = sorted(s - 1 for s in map(uids.seq_of, self.gone) if s)
-        out = [untagged(p + 1, "EXPUNGE") for p in reversed(positions)]
+        out = [b"* %d EXPUNGE\r\n" % (p + 1) for p in reversed(positions)]
         uids.without(positions)
         self._own()
         for uid in self.gone:
