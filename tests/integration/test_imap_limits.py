@@ -162,6 +162,39 @@ def test_idle_before_login_is_logged_out_soon(monkeypatch: pytest.MonkeyPatch) -
         assert user.cmd("NOOP") == [b"t2 OK NOOP completed\r\n"]  # 30 minutes once logged in
 
 
+def test_idle_logged_in_sessions_are_logged_out_and_busy_ones_are_not(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """AUTOLOGOUT (one idle timer per session, moved on by each read): a session that says
+    nothing is logged out; one that sends a command now and then, or waits in IDLE (which
+    has its own, longer timeout), is not, however long it lasts."""
+    monkeypatch.setattr(imap_session, "AUTOLOGOUT", 1.0)
+    with (
+        running_server(smtp="off", http="off", pop3="off") as s,
+        Wire(*s.addr("imap")) as quiet,
+        Wire(*s.addr("imap")) as busy,
+        Wire(*s.addr("imap")) as idling,
+    ):
+        for w in (quiet, busy, idling):
+            w.ok("LOGIN kept@example.org x")
+        idling.ok("SELECT INBOX")
+        idling.send(b"i1 IDLE\r\n")
+        assert idling.read_line().startswith(b"+ ")
+        started = time.monotonic()
+        for _ in range(8):  # 2.4 s, well past AUTOLOGOUT
+            time.sleep(0.3)
+            assert busy.cmd("NOOP")[-1].endswith(b" OK NOOP completed\r\n")
+        assert quiet.read_line() == b"* BYE Autologout; idle for too long\r\n"
+        with pytest.raises(ConnectionError):
+            quiet.read_line()
+        assert time.monotonic() - started > 2
+        idling.send(b"DONE\r\n")
+        assert idling.read_until("i1")[-1] == b"i1 OK IDLE terminated\r\n"
+        assert busy.cmd("NOOP")[-1].endswith(b" OK NOOP completed\r\n")
+        time.sleep(1.6)  # now busy is quiet too
+        assert busy.read_line() == b"* BYE Autologout; idle for too long\r\n"
+
+
 def greeting(s: RunningServer) -> tuple[socket.socket, bytes]:
     sock = socket.create_connection(s.addr("imap"), timeout=10)
     data = b""

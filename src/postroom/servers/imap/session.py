@@ -111,6 +111,13 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         self.closing = False  # evicted or ending: no longer counts against the caps
         self._sock = writer.get_extra_info("socket")
         self._read_task: asyncio.Task[bytes] | None = None
+        # AUTOLOGOUT of a logged-in session: one timer checks the time of the read under
+        # way and moves itself on (an asyncio.timeout per read cost ~10 us a command)
+        self._reading = False
+        self._idle_at = 0.0
+        self._idle_timer: asyncio.TimerHandle | None = None
+        self._idle_expired = False
+        self._task: asyncio.Task[None] | None = None
 
     @staticmethod
     def _preauth_decoder() -> Decoder:
@@ -132,6 +139,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
 
     # -- the loop -------------------------------------------------------------------------------------
     async def run(self) -> None:
+        self._task = asyncio.current_task()  # type: ignore[assignment]
         self._unsubscribe = self.app.bus.subscribe(self.on_event)
         try:
             self.write(
@@ -157,6 +165,8 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             pass
         finally:
             self.closing = True
+            if self._idle_timer is not None:
+                self._idle_timer.cancel()
             self._unsubscribe()
             self.decoder = self._preauth_decoder()  # drop whatever was buffered now
             if self._read_task is not None:
@@ -172,8 +182,10 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
         if not self.authenticated and asyncio.get_running_loop().time() >= self.login_deadline:
             return await self._logout_unauthenticated()
         try:
-            if self._read_task is None:
+            if self._read_task is None and self.authenticated:
                 # the common case: read in this task (no task or wait() per command)
+                data = await self._read_watched(timeout)
+            elif self._read_task is None:
                 async with asyncio.timeout(timeout):
                     data = await self.reader.read(READ_CHUNK)
             else:  # a read IDLE started and left pending
@@ -192,6 +204,39 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             return False
         self._received(data)
         return True
+
+    async def _read_watched(self, timeout: float) -> bytes:
+        """The next chunk, or TimeoutError after ``timeout`` seconds without one: the idle
+        timer (:meth:`_check_idle`) ends the read as an end of stream would."""
+        loop = asyncio.get_running_loop()
+        self._idle_at = loop.time() + timeout
+        if self._idle_timer is None:
+            self._idle_timer = loop.call_at(self._idle_at, self._check_idle)
+        self._reading = True
+        try:
+            return await self.reader.read(READ_CHUNK)
+        except asyncio.CancelledError:
+            task = asyncio.current_task()
+            if not self._idle_expired or task is None or task.uncancel():
+                raise  # cancelled from outside (the server stops)
+            raise TimeoutError from None
+        finally:
+            self._reading = False
+
+    def _check_idle(self) -> None:
+        """The idle timer: end a read that has waited past its deadline, else come back at
+        the deadline of the read under way (or, between reads, a whole timeout later)."""
+        self._idle_timer = None
+        if self.closing:
+            return
+        loop = asyncio.get_running_loop()
+        now = loop.time()
+        if self._reading and self._task is not None and now >= self._idle_at:
+            self._idle_expired = True
+            self._task.cancel()  # the read (the only await while _reading) raises TimeoutError
+            return
+        self._idle_at = max(self._idle_at, now) if self._reading else now + AUTOLOGOUT
+        self._idle_timer = loop.call_at(self._idle_at, self._check_idle)
 
     async def _logout_unauthenticated(self) -> bool:
         """The login deadline has passed (a trickle of bytes, or commands but no login)."""
