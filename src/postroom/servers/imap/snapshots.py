@@ -17,7 +17,11 @@ only added or re-flagged since, the next SELECT grows the retired one by them (a
 those rows; the new UIDs appended to the shared UID array, the entries in a new small
 patch over the shared base: nothing per message of the folder) instead of reading the
 whole listing (:meth:`Snapshots._grow`, :meth:`Snapshot.grown`).
-At most :data:`MAX_FOLDERS` are kept (and as many retired).
+The re-flagged messages are those a STORE's change events carried since (kept per folder
+while they describe every change: :class:`_Heard`), used when they account for the
+folder's highest MODSEQ exactly; else they are looked for in the database (a scan of the
+folder's deliveries: there is no index on MODSEQ). At most :data:`MAX_FOLDERS` are kept
+(and as many retired).
 
 After a change its event does not describe (a STORE's event carries the entries it
 left on SQLite, an EXPUNGE's its UIDs: those are applied to each session's tracker without
@@ -191,6 +195,10 @@ class Snapshots:
         # alone when nothing else changed (:meth:`_grow`)
         self._stale: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
         self._gens: dict[tuple[str, str], int] = {}  # raised by each change event
+        # flag changes heard from events since the folder's last keyed listing was kept
+        # (the growth base): a SELECT grows it by these instead of looking for them in
+        # the database (no index on MODSEQ: a scan of the folder), see _grow
+        self._heard: dict[tuple[str, str], _Heard] = {}
         self._seq = 0
         self._lock = threading.Lock()
 
@@ -229,19 +237,35 @@ class Snapshots:
             gen = self._gens.get(where, 0)
             self._seq += 1
             seq = self._seq
+            heard = self._heard.get(where)
+            pending = dict(heard.entries) if heard is not None and heard.complete else None
         if old is None or old.key is None or len(old.uids) != old.key[2]:
             return None
         validity, _, count, highest = old.key
         if validity != info.uidvalidity or info.exists < count:
             return None
         top = old.uids.top
-        kept, changed = self.store.folder_count(info.mailbox, info.name, top, highest)
+        if (
+            pending is not None
+            and max([highest, *(e.modseq for e in pending.values())]) == info.highestmodseq
+        ):
+            # every flag change up to info's state came with its event (each raises the
+            # folder's MODSEQ to its messages' new one, and events come in commit order:
+            # one not heard yet, or heard from after info, makes the two differ)
+            reflagged = sorted((e for e in pending.values() if e.uid <= top), key=lambda e: e.uid)
+            kept = self.store.folder_count(info.mailbox, info.name, top, info.highestmodseq)[0]
+            changed = -1
+        else:
+            kept, changed = self.store.folder_count(info.mailbox, info.name, top, highest)
         if kept != count or changed > MAX_REFLAGGED:
             return None  # expunged, or too much re-flagged, since
         added = self.store.folder_entries(info.mailbox, info.name, top)
         if count + len(added) != info.exists:
             return None  # changed again since info was read
-        reflagged = self.store.folder_changed(info.mailbox, info.name, top, highest) if changed else []
+        if changed > 0:
+            reflagged = self.store.folder_changed(info.mailbox, info.name, top, highest)
+        elif changed == 0:
+            reflagged = []
         # by its key only (generation -1): its older part is what the folder held when info
         # was read, not when the read began, so a sync (peek_current) must not take it
         snap = old.grown(state_key(info), -1, seq, added, reflagged)
@@ -296,23 +320,58 @@ class Snapshots:
                     # the new growth base; a listing read for a sync (NOOP's) has no state
                     # key to grow from, so the last one with a key stays for the next SELECT
                     self._stale.pop(where, None)
+                    self._heard[where] = _Heard()  # (no event came since its read began)
                 while len(self._kept) > self.max_folders:
-                    self._kept.popitem(last=False)
+                    gone, _ = self._kept.popitem(last=False)
+                    if gone not in self._stale:
+                        self._heard.pop(gone, None)
 
     def on_event(self, event: Event) -> None:
-        """Bus subscriber: a changed folder's snapshot is stale, drop it now."""
+        """Bus subscriber: a changed folder's snapshot is stale, drop it now (and note the
+        flag changes the event carries for the next SELECT's growth)."""
         if isinstance(event, FolderChanged):
-            self.changed(event.mailbox, event.folder)
+            self.changed(event.mailbox, event.folder, event)
 
-    def changed(self, mailbox: str, folder: str) -> None:
+    def changed(self, mailbox: str, folder: str, event: FolderChanged | None = None) -> None:
         """The folder changed (an event, or a session's own write whose event is still on
         its way): what was read before is stale."""
         where = (mailbox, folder)
         with self._lock:
+            heard = self._heard.get(where)
+            if heard is not None and event is not None:
+                heard.hear(event)
             snap = self._kept.pop(where, None)
             if snap is not None and snap.key is not None:
                 self._stale[where] = snap
                 self._stale.move_to_end(where)
                 while len(self._stale) > self.max_folders:
-                    self._stale.popitem(last=False)
+                    gone, _ = self._stale.popitem(last=False)
+                    if gone not in self._kept:
+                        self._heard.pop(gone, None)
             self._gens[where] = self._gens.get(where, 0) + 1
+
+
+class _Heard:
+    """The flag changes of one folder heard from events since its growth base was kept,
+    each message as its latest change left it; not :attr:`complete` once an event did
+    not say which messages changed or how (another node, the API), an expunge came (a
+    SELECT then reads; the database finds the expunge), or more than MAX_REFLAGGED."""
+
+    __slots__ = ("complete", "entries")
+
+    def __init__(self) -> None:
+        self.entries: dict[int, Entry] = {}
+        self.complete = True
+
+    def hear(self, event: FolderChanged) -> None:
+        if event.change == "exists" or not self.complete:
+            return  # new messages are read by UID range
+        if event.change == "flags" and event.entries is not None:
+            for e in event.entries:
+                old = self.entries.get(e.uid)
+                if old is None or old.modseq < e.modseq:
+                    self.entries[e.uid] = e
+            if len(self.entries) <= MAX_REFLAGGED:
+                return
+        self.complete = False
+        self.entries = {}
