@@ -76,10 +76,13 @@ def _settle(pid: int, http: int, proc: subprocess.Popen[bytes]) -> None:
 def run(tree: Path, n: int, msg: str, warm: bool = False, settle: float = 120) -> dict[str, Any]:
     """One ``postroom serve`` of ``tree`` taking ``n`` messages: rates and CPU seconds."""
     tmp = tempfile.mkdtemp(prefix="postroom-compare-")
-    ports = {"smtp": free_port(), "http": free_port()}
+    # POP3 and IMAP on ports of their own too: on their defaults, a run failed whenever another
+    # postroom (another benchmark on a shared machine) held them
+    ports = {"smtp": free_port(), "http": free_port(), "pop3": free_port(), "imap": free_port()}
     fixture = write_fixture(msg, Path(tmp))
     cmd = [str(tree / ".venv/bin/postroom"), "serve", "--smtp", f"127.0.0.1:{ports['smtp']}",
-           "--http", f"127.0.0.1:{ports['http']}", "--db", f"{tmp}/store.db", "--quiet"]  # fmt: skip
+           "--http", f"127.0.0.1:{ports['http']}", "--pop3", f"127.0.0.1:{ports['pop3']}",
+           "--imap", f"127.0.0.1:{ports['imap']}", "--db", f"{tmp}/store.db", "--quiet"]  # fmt: skip
     log = open(os.path.join(tmp, "server.log"), "w")  # noqa: SIM115
     proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:

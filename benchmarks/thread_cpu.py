@@ -66,10 +66,13 @@ def run(tree: Path, n: int, msg: str = "html") -> dict[str, float]:
     """µs of CPU per message of each thread (by name; ``main`` for the loop's) of one burst."""
     tmp = tempfile.mkdtemp(prefix="postroom-threads-")
     Path(tmp, "sitecustomize.py").write_text(NAMING)
-    ports = {"smtp": free_port(), "http": free_port()}
+    # POP3 and IMAP on ports of their own too: on their defaults, a run failed whenever another
+    # postroom (another benchmark on a shared machine) held them
+    ports = {"smtp": free_port(), "http": free_port(), "pop3": free_port(), "imap": free_port()}
     fixture = write_fixture(msg, Path(tmp))
     cmd = [str(tree / ".venv/bin/postroom"), "serve", "--smtp", f"127.0.0.1:{ports['smtp']}",
-           "--http", f"127.0.0.1:{ports['http']}", "--db", f"{tmp}/store.db", "--quiet"]  # fmt: skip
+           "--http", f"127.0.0.1:{ports['http']}", "--pop3", f"127.0.0.1:{ports['pop3']}",
+           "--imap", f"127.0.0.1:{ports['imap']}", "--db", f"{tmp}/store.db", "--quiet"]  # fmt: skip
     env = {**os.environ, "PYTHONPATH": tmp}
     proc = subprocess.Popen(
         cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True

@@ -309,3 +309,39 @@ def test_a_damaged_main_journal_is_replayed_around_the_damage_and_kept(
     assert len(said) == 1 and "2 records recovered" in said[0] and path + ".damaged" in said[0]
     assert with_store(db, message_ids) == ["MainId0", "MainId2"]  # the next start replays nothing twice
     assert not os.path.exists(path + ".damaged.2")
+
+
+def test_a_record_whose_checked_payload_does_not_decode_is_skipped(tmp_path: Path) -> None:
+    """A payload whose CRC checks out but whose metadata is not one JSON object (data after
+    it, a length past the record) is damage: skipped, and what follows recovered; whitespace
+    around it is JSON as ``json.loads`` reads it. The writer reads the metadata in place with
+    ``json_text``."""
+    path = str(tmp_path / "j")
+    j = Journal(path, 0)
+    j.append("Id0", ENV, (), MSG)
+    j.close()
+    data = Path(path).read_bytes()
+    tag = data[12:16]
+    meta = {
+        "seq": 9,
+        "id": "Id9",
+        "envelope": ENV,
+        "tags": [],
+        "codec": "raw",
+        "size": len(MSG),
+        "head": None,
+    }
+    good = json.dumps(meta, separators=(",", ":")).encode()
+
+    def frame(meta_bytes: bytes, declared: int | None = None) -> bytes:
+        n = len(meta_bytes) if declared is None else declared
+        payload = b"M" + struct.pack(">I", n) + meta_bytes + MSG
+        head = struct.pack(">4sII", tag, len(payload), zlib.crc32(payload))
+        return head + struct.pack(">I", zlib.crc32(head)) + payload
+
+    bad = [frame(good + b" {}"), frame(good, declared=len(good) + len(MSG) + 1), frame(good[:-1])]
+    meta["id"], meta["seq"] = "Id10", 10
+    spaced = frame(b" " + json.dumps(meta).encode() + b"\n")
+    Path(path).write_bytes(data + b"".join(bad) + spaced)
+    records = read_records(path)
+    assert [(r.pid, r.body) for r in records] == [("Id0", MSG), ("Id10", MSG)]

@@ -176,26 +176,46 @@ def _message_frame(tag: bytes, start: bytes, body: bytes) -> bytes:
     return b"".join((head, _CRC.pack(zlib.crc32(head)), start, body))
 
 
-def _decode(payload: bytes) -> Record | EndOfSegment:
-    """A checked payload as a record; ValueError if it is not one (a damaged file)."""
-    kind = payload[:1]
+_JSON_DECODE = json.JSONDecoder().raw_decode
+
+
+def json_text(text: str) -> Any:
+    """``json.loads(text)`` (ValueError for anything but one JSON value), without its two
+    scans for whitespace when there is none around the value, as postroom writes the
+    journal's metadata and an envelope (~0.5 µs of the writer's per message each)."""
+    try:
+        value, end = _JSON_DECODE(text)
+    except ValueError:
+        end = -1
+    if end != len(text):
+        return json.loads(text)  # whitespace around it, or not JSON: as json.loads says
+    return value
+
+
+def _decode(data: bytes, start: int = 0, end: int | None = None) -> Record | EndOfSegment:
+    """The checked payload ``data[start:end]`` as a record (read in place: the message's
+    bytes are the one copy made); ValueError if it is not one (a damaged file)."""
+    end = len(data) if end is None else end
+    kind = data[start : start + 1]
     if kind == KIND_END:
         return END_OF_SEGMENT
-    if kind != KIND_MESSAGE or len(payload) < 1 + META_LEN.size:
+    if kind != KIND_MESSAGE or end - start < 1 + META_LEN.size:
         raise ValueError("unknown journal record kind")
-    (n,) = META_LEN.unpack_from(payload, 1)
-    start = 1 + META_LEN.size
-    meta = json.loads(payload[start : start + n])
-    body = bytes(payload[start + n :])
+    (n,) = META_LEN.unpack_from(data, start + 1)
+    first = start + 1 + META_LEN.size
+    if first + n > end:
+        raise ValueError("journal metadata past its record")
+    meta = json_text(data[first : first + n].decode())
     codec = meta["codec"]
     if codec not in ("raw", "stored"):
         raise ValueError(f"unknown journal codec {codec!r}")
+    tags = meta["tags"]
     return Record(
         seq=int(meta["seq"]),
         pid=str(meta["id"]),
         envelope_json=str(meta["envelope"]),
-        tags=tuple(str(t) for t in meta["tags"]),
-        body=body,
+        tags=tuple(map(str, tags)) if tags else (),
+        body=bytes(data[first + n : end]),  # bytes of bytes: no copy
         compressed=codec == "stored",
         size=int(meta["size"]),
         head=meta["head"],
@@ -257,7 +277,7 @@ class Scan:
                     return  # being written, or past this buffer: the rest comes later
                 if end <= n and zlib.crc32(view[pos + FRAME.size : end]) == crc:
                     try:
-                        rec = _decode(data[pos + FRAME.size : end])
+                        rec = _decode(data, pos + FRAME.size, end)
                     except (ValueError, KeyError, TypeError, UnicodeDecodeError):
                         pass  # checks out but does not decode: damaged beyond what CRC-32 sees
                     else:

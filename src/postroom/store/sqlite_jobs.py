@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-import json
 import queue
 import sqlite3
 import threading
@@ -20,7 +19,7 @@ from typing import Any
 
 from .base import Envelope, StoreClosed, StoreError
 from .headers import HeaderSummary, summary_from_fields
-from .journal import JournalTail, Record
+from .journal import JournalTail, Record, json_text
 
 __all__ = [
     "MAX_BATCH",
@@ -76,7 +75,7 @@ def _ingest_from_record(rec: Record, tail: JournalTail | None) -> _Ingest:
     """A journal record (store/journal.py: the main process's or an SMTP worker's) as a
     writer job; ``tail`` is the worker journal it was read from, None for the main one or
     a replay."""
-    envelope = Envelope.from_json(json.loads(rec.envelope_json))
+    envelope = Envelope.from_json(json_text(rec.envelope_json))
     if not rec.compressed:  # as received: the writer scans and compresses it
         return _Ingest(envelope, rec.body, rec.tags, None, pid=rec.pid, seq=rec.seq)
     return _Ingest(
