@@ -165,3 +165,17 @@ def test_short_sequence_sets_are_parsed_once_and_bad_ones_refused_every_time() -
     long = ",".join(str(i) for i in range(1, 200))
     assert NumSet.parse(long).ranges == tuple((i, i) for i in range(1, 200))
     assert NumSet.parse("$").saved
+
+
+@FAST
+@given(
+    st.lists(st.tuples(st.integers(0, 40), st.integers(0, 40)), min_size=1, max_size=6),
+    st.integers(0, 35),
+)
+def test_expanded_sets_are_every_member_once_ascending(ranges: list[tuple[int, int]], largest: int) -> None:
+    text = ",".join(
+        ("*" if a == 0 else str(a)) + ("" if b == a else ":" + ("*" if b == 0 else str(b))) for a, b in ranges
+    )
+    ns = NumSet.parse(text)
+    members = {n for lo, hi in ns.resolve(largest) for n in range(max(lo, 1), min(hi, largest) + 1)}
+    assert list(ns.expand(largest)) == sorted(members)

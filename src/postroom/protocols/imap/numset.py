@@ -65,12 +65,12 @@ class NumSet:
 
     def expand(self, largest: int) -> Iterator[int]:
         """Every number in the set from 1..largest, ascending, without duplicates."""
-        seen: set[int] = set()
+        done = 0  # every number up to here is out already
         for lo, hi in sorted(self.resolve(largest)):
-            for n in range(max(lo, 1), min(hi, largest) + 1):
-                if n not in seen:
-                    seen.add(n)
-                    yield n
+            lo, hi = max(lo, done + 1), min(hi, largest)
+            if lo <= hi:
+                yield from range(lo, hi + 1)
+                done = hi
 
     def has_star(self) -> bool:
         return any(STAR in r for r in self.ranges)

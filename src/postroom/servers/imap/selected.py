@@ -195,19 +195,20 @@ class SelectedCommands(SessionBase):
                 picked.update(range(uids.bisect_left(lo), uids.bisect_right(hi)))
             arr = uids.arr  # (positions below uids.n: this tracker's)
             return [(i + 1, arr[i]) for i in sorted(picked)]
-        if not t.exists:
+        exists = len(uids)
+        if not exists:
             if ns.has_star():
                 return []
             raise ParseError("invalid message sequence number (mailbox is empty)")
-        for _lo, hi in ns.resolve(t.exists):
-            if hi > t.exists:
+        ranges = ns.resolve(exists)
+        for _lo, hi in ranges:
+            if hi > exists:
                 raise ParseError(f"invalid message sequence number {hi}")
-        ranges = ns.resolve(t.exists)
         if len(ranges) == 1:  # 1:*, n, n:m: a slice (the set is checked above)
             lo, hi = ranges[0]
             return list(zip(range(lo, hi + 1), uids.slice(lo - 1, hi), strict=True))
         arr = uids.arr
-        return [(s, arr[s - 1]) for s in ns.expand(t.exists)]
+        return [(s, arr[s - 1]) for s in ns.expand(exists)]
 
     # -- FETCH (RFC 3501 6.4.5) -----------------------------------------------------------------
     async def cmd_fetch(self, args: Args, uid: bool) -> Reply:
