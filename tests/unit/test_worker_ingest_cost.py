@@ -26,7 +26,7 @@ from postroom.store.compactjson import compact
 from postroom.store.ingest import WorkerJournalWriter
 
 PYTHON_CALLS = 170
-ALL_CALLS = 430
+ALL_CALLS = 420
 
 _HTML = "".join(
     f"<p>line {i} of the message <a href='https://shop.example.com/t/{i}'>link</a></p>\r\n"

@@ -141,33 +141,25 @@ def scan_summary(raw: bytes) -> tuple[Any, ...]:
         else:
             name = b""
     fields = {k: b" ".join(v)[:MAX_SUMMARY_FIELD] for k, v in parts.items()}
-    get = fields.get
-    value = get(b"subject")
-    subject = "" if value is None else decode_header_bytes(value[:MAX_DECODED_SUBJECT]).rstrip("\r")
-    value = get(b"from")
+    subject = ""
+    if b"subject" in fields:
+        subject = decode_header_bytes(fields[b"subject"][:MAX_DECODED_SUBJECT]).rstrip("\r")
     from_ = None
-    if value is not None and (f := address_list(_header_text(value))):
+    if b"from" in fields and (f := address_list(_header_text(fields[b"from"]))):
         from_ = f[0]
-    value = get(b"to")
-    to = [] if value is None else address_list(_header_text(value))
-    value = get(b"cc")
-    cc = [] if value is None else address_list(_header_text(value))
-    value = get(b"reply-to")
-    reply_to = [] if value is None else address_list(_header_text(value))
-    value = get(b"date")
-    date = None if value is None else _date(value)
-    value = get(b"message-id")
-    message_id = ""
-    if value is not None and (ids := _msgids(value.decode("latin-1"))):
+    to = address_list(_header_text(fields[b"to"])) if b"to" in fields else []
+    cc = address_list(_header_text(fields[b"cc"])) if b"cc" in fields else []
+    reply_to = address_list(_header_text(fields[b"reply-to"])) if b"reply-to" in fields else []
+    date = _date(fields[b"date"]) if b"date" in fields else None
+    message_id = in_reply_to = ""
+    if b"message-id" in fields and (ids := _msgids(fields[b"message-id"].decode("latin-1"))):
         message_id = ids[0]
-    value = get(b"in-reply-to")
-    in_reply_to = ""
-    if value is not None and (ids := _msgids(value.decode("latin-1"))):
+    if b"in-reply-to" in fields and (ids := _msgids(fields[b"in-reply-to"].decode("latin-1"))):
         in_reply_to = ids[0]
-    value = get(b"references")
-    references = [] if value is None else _msgids(value.decode("latin-1"))
-    value = get(b"x-tags")
-    tags = [] if value is None else [t.strip() for t in decode_header_bytes(value).split(",") if t.strip()]
+    references = _msgids(fields[b"references"].decode("latin-1")) if b"references" in fields else []
+    tags = []
+    if b"x-tags" in fields:
+        tags = [t.strip() for t in decode_header_bytes(fields[b"x-tags"]).split(",") if t.strip()]
     return (subject, from_, to, cc, reply_to, date, message_id, in_reply_to, references, tags)
 
 
