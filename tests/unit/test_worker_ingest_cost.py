@@ -25,8 +25,8 @@ from postroom.servers.smtp_gate import GATE_KEY, SharedGate
 from postroom.store.compactjson import compact
 from postroom.store.ingest import WorkerJournalWriter
 
-PYTHON_CALLS = 170
-ALL_CALLS = 420
+PYTHON_CALLS = 165
+ALL_CALLS = 405
 
 _HTML = "".join(
     f"<p>line {i} of the message <a href='https://shop.example.com/t/{i}'>link</a></p>\r\n"

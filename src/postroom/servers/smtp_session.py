@@ -33,7 +33,7 @@ import ssl
 import time
 from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any
 
 from ..authlimit import FAILURES_PER_CONNECTION, client_address
 from ..protocols.smtp import (
@@ -187,8 +187,9 @@ class SMTPSession(asyncio.Protocol):
 
     # -- asyncio.Protocol ---------------------------------------------------------------
 
-    def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        transport = cast(asyncio.Transport, transport)  # uvloop's is not a subclass
+    def connection_made(self, base: asyncio.BaseTransport) -> None:
+        # uvloop's transport is not a subclass of asyncio.Transport (typing.cast is a call)
+        transport: asyncio.Transport = base  # type: ignore[assignment]
         self.transport = transport
         listener = self.listener
         if not listener.gate.admit():

@@ -28,9 +28,12 @@ class Reply:
         prefix = f"{self.enhanced} " if self.enhanced else ""
         lines = self.lines or ("",)
         last = len(lines) - 1
-        wire = "".join(
-            f"{self.code}{'-' if i < last else ' '}{prefix}{line}\r\n" for i, line in enumerate(lines)
-        )
+        if last == 0:  # one line, as nearly every reply (a 250 per message): no generator
+            wire = f"{self.code} {prefix}{lines[0]}\r\n"
+        else:
+            wire = "".join(
+                f"{self.code}{'-' if i < last else ' '}{prefix}{line}\r\n" for i, line in enumerate(lines)
+            )
         object.__setattr__(self, "data", wire.encode("utf-8"))
 
     @classmethod

@@ -75,6 +75,11 @@ class State(enum.Enum):
     AUTH = "auth"  # in a SASL exchange, waiting for the client's response line
     CLOSED = "closed"  # after QUIT or a 421: input is ignored
 
+    # Each command checks its state against a set (COMMANDS): Enum's own __hash__ is a
+    # Python call (hash of the name). A member is only ever equal to itself, so its identity
+    # hash agrees with equality, and costs no call.
+    __hash__ = object.__hash__
+
 
 _CMD_STATES = frozenset({State.CONNECTED, State.READY, State.MAIL, State.RCPT, State.CHUNKING})
 
