@@ -27,6 +27,8 @@ Errors (all subclasses of :class:`StoreError`)::
 
 from __future__ import annotations
 
+import json.encoder
+import sys
 from dataclasses import dataclass, field
 from typing import Any, Literal, Protocol, runtime_checkable
 
@@ -92,6 +94,11 @@ class Address:
         return {"Name": self.name, "Address": self.address}
 
 
+_JSON_STR = json.encoder.encode_basestring_ascii  # type: ignore[attr-defined]
+_FINITE_MAX = sys.float_info.max
+_FINITE_MIN = -_FINITE_MAX
+
+
 @dataclass(frozen=True, slots=True)
 class Envelope:
     """What the SMTP transaction said, as opposed to what the headers say."""
@@ -131,7 +138,26 @@ class Envelope:
         )
 
     def dumps(self) -> str:
-        return compact(self.to_json())
+        """:meth:`to_json` as compact JSON text. Written out for the types the SMTP session
+        gives (one per message, before its 250), with the same text; anything else goes
+        through the encoder."""
+        at = self.received_at
+        if (
+            at.__class__ is not float
+            or not _FINITE_MIN <= at <= _FINITE_MAX  # NaN and the infinities: JSON's words
+            or self.tls.__class__ is not bool
+            or self.smtputf8.__class__ is not bool
+            or self.rcpt_to.__class__ is not tuple
+            or len(self.rcpt_to) != 1
+        ):
+            return compact(self.to_json())
+        s = _JSON_STR
+        return (
+            f'{{"MailFrom":{s(self.mail_from)},"RcptTo":[{s(self.rcpt_to[0])}],"Peer":{s(self.peer)},'
+            f'"Helo":{s(self.helo)},"TLS":{"true" if self.tls else "false"},'
+            f'"AuthUser":{s(self.auth_user or "")},"SMTPUTF8":{"true" if self.smtputf8 else "false"},'
+            f'"Received":{at!r}}}'
+        )
 
 
 @dataclass(slots=True)
