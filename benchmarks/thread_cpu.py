@@ -81,7 +81,9 @@ def run(tree: Path, n: int, msg: str = "html") -> dict[str, float]:
         _wait_port(ports["smtp"], proc)
         _settle(proc.pid, ports["http"], proc)
         before = threads(proc.pid)
-        subprocess.run(smtp_source(ports["smtp"], 10, n, fixture), capture_output=True, check=True)
+        sent = subprocess.run(smtp_source(ports["smtp"], 10, n, fixture), capture_output=True, text=True)
+        if sent.returncode:
+            raise RuntimeError(f"smtp-source failed ({tree}): {sent.stderr.strip()[-500:]}")
         total = -1.0
         while True:  # until the process has been idle for a second
             time.sleep(1.0)
