@@ -123,6 +123,7 @@ HEAD_START = 8 + _HEAD_KEYS.size  # where the SORT keys start in a ``head`` blob
 # keeps them (ARRIVAL and SIZE come from the folder listing)
 HEAD_SORT = ("DATE", "SUBJECT", "FROM", "TO", "CC", "DISPLAYFROM", "DISPLAYTO")
 SortKey = str | float | None
+
 # (end of envelope, end of bodystructure, end of body, sent date) as offsets into the blob
 MetaLayout = tuple[int, int, int, tuple[int, int, int] | None]
 
