@@ -145,3 +145,53 @@ def test_a_grown_listing_is_what_a_new_read_would_be() -> None:
         assert snap.uids == fresh.uids and snap.as_dict() == fresh.as_dict(), step
         assert snap.first_unseen == fresh.first_unseen, step
         assert snap.keywords >= fresh.keywords and snap.highest_modseq == fresh.highest_modseq
+
+
+def test_shared_arrays_never_show_one_holder_anothers_changes() -> None:
+    """Random new mail, expunges and flag changes over a lineage of listings and several
+    sessions' trackers, all sharing one UID array where they can: each holder's UIDs,
+    entries and EXPUNGE numbers are those of a plain model of its own history."""
+    rng = random.Random(1919)
+    folder = {u: entry(u, {"\\Seen"} if u % 3 else set(), 1) for u in range(1, 31)}
+    snap = Snapshot.build((1, 31, 30, 1), 0, 1, list(folder.values()))
+    holders: list[tuple[Tracker, dict[int, Entry]]] = []  # a tracker and its model
+    kept: list[tuple[Snapshot, list[int], dict[int, Entry]]] = [(snap, sorted(folder), dict(folder))]
+    top, modseq = 30, 1
+    for step in range(400):
+        op = rng.randrange(5)
+        if op == 0 or not holders:  # a session selects the newest listing
+            t = Tracker.from_snapshot(snap)
+            holders.append((t, snap.as_dict()))
+        elif op == 1:  # new mail: the listing grows; some sessions hear of it first
+            top += 1
+            modseq += 1
+            new = entry(top, rng.choice([set(), {"$n"}]), modseq)
+            folder[top] = new
+            for t, model in rng.sample(holders, rng.randrange(len(holders) + 1)):
+                if t.largest_uid == top - 1 or rng.random() < 0.5:
+                    t.extend([new])
+                    model[top] = new
+            snap = snap.grown((1, top + 1, len(folder), modseq), -1, step + 2, [new])
+            kept.append((snap, sorted(folder), dict(folder)))
+        elif op == 2:  # a session expunges some of what it knows
+            t, model = rng.choice(holders)
+            gone = rng.sample(sorted(model), min(len(model), rng.randrange(3)))
+            expected = [
+                b"* %d EXPUNGE\r\n" % (sorted(model).index(u) + 1) for u in sorted(gone, reverse=True)
+            ]
+            assert t.remove(gone) == expected, step
+            for u in gone:
+                del model[u]
+        else:  # a session changes a flag
+            t, model = rng.choice(holders)
+            if model:
+                modseq += 1
+                u = rng.choice(sorted(model))
+                e = entry(u, {"$k"}, modseq)
+                t.take(e)
+                model[u] = e
+        for t, model in holders:
+            assert list(t.uids) == sorted(model), step
+            assert t.entries_of(t.uids) == [model[u] for u in sorted(model)], step
+        for s, uids, entries in kept:
+            assert list(s.uids) == uids and s.as_dict() == entries, step
