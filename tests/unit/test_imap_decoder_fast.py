@@ -179,3 +179,18 @@ def test_expanded_sets_are_every_member_once_ascending(ranges: list[tuple[int, i
     ns = NumSet.parse(text)
     members = {n for lo, hi in ns.resolve(largest) for n in range(max(lo, 1), min(hi, largest) + 1)}
     assert list(ns.expand(largest)) == sorted(members)
+
+
+@pytest.mark.usefixtures("empty_memo")
+def test_one_line_commands_blank_lines_and_braces_without_a_literal() -> None:
+    d = Decoder()
+    d.receive_data(b"\r\n  \r\na1 NOOP\r\n\t\r\na2 SEARCH SUBJECT }\r\na3 SEARCH SUBJECT {x}\r\nb@d FETCH 1 (UID\r\n")
+    events = []
+    while (ev := d.next_event()) is not NEED_DATA:
+        events.append(ev)
+    assert events == [
+        Command("a1", "NOOP", ()),
+        Command("a2", "SEARCH", (Atom("SUBJECT"), Atom("}"))),
+        Rejected("a3", "malformed literal"),
+        Rejected("b@d", "unbalanced '('"),
+    ]

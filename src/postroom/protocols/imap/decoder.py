@@ -245,9 +245,15 @@ class Decoder:
     def _on_line(self, line: bytes) -> None:
         first = not self._segments
         if first:
+            if not line.endswith(b"}"):
+                # a whole command on one line (most of them): no literal, nothing pending
+                if line.strip():  # an empty line between commands is ignored, as most servers do
+                    try:
+                        self._pending.append(parse_line(line))
+                    except ImapError as e:
+                        self._pending.append(Rejected(_guess_tag(line), str(e)))
+                return
             self._tag = _guess_tag(line)
-            if not line.strip():
-                return  # an empty line between commands: ignore it, as most servers do
         self._size += len(line) + 2
         m = _LITERAL_AT_END.search(line)
         if m is None:
