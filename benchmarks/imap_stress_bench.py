@@ -16,7 +16,10 @@ and the ratio to Dovecot's in the same round. Memory (PSS of the whole process t
 read after each run.
 
   python benchmarks/run.py imap-stress [--quick]
-  python benchmarks/imap_stress_bench.py [--quick] [--secs S] [--clients N] [--rounds R]
+  python benchmarks/imap_stress_bench.py [--quick] [--secs S] [--clients N] [--rounds R] [--mix M]
+
+One mix only, e.g. ``--mix logout=0 --secs 10 --rounds 3``; two builds of postroom against
+each other (CPU per command, no Dovecot): ``benchmarks/imap_stress_ab.py``.
 """
 
 from __future__ import annotations
@@ -89,12 +92,17 @@ def _prepare(s: Postroom | Dovecot) -> None:
 
 
 def suite(
-    quick: bool, secs: int | None = None, clients: int = 10, rounds: int | None = None
+    quick: bool,
+    secs: int | None = None,
+    clients: int = 10,
+    rounds: int | None = None,
+    mixes: list[str] | None = None,
 ) -> dict[str, Any]:
     secs = secs or (10 if quick else 30)
     rounds = rounds or (1 if quick else 2)
     binary = imaptest_binary()
-    res: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"postroom": [], "dovecot": []} for m in MIXES}
+    chosen = {m: MIXES[m] for m in mixes or MIXES}
+    res: dict[str, dict[str, list[dict[str, Any]]]] = {m: {"postroom": [], "dovecot": []} for m in chosen}
     loads = []
     with server_pair("postroom-imap-stress-") as (tmp, postroom, dovecot):
         mbox = tmp / "source.mbox"
@@ -104,7 +112,7 @@ def suite(
             s.start()
             _prepare(s)
         for r in range(rounds):
-            for mix, args in MIXES.items():
+            for mix, args in chosen.items():
                 for s in servers if r % 2 == 0 else servers[::-1]:
                     run = run_imaptest(binary, s.port, mbox, clients, secs, args)
                     run["pss_mb"] = round(tree_pss_mb(server_pid(s)), 1)
@@ -150,9 +158,10 @@ def main() -> None:
     ap.add_argument("--secs", type=int, help="seconds per run (default 30)")
     ap.add_argument("--clients", type=int, default=10)
     ap.add_argument("--rounds", type=int, help="rounds (default 2)")
+    ap.add_argument("--mix", action="append", choices=list(MIXES), help="only this mix (repeatable)")
     ap.add_argument("--json", type=Path, help="also write the raw figures here")
     a = ap.parse_args()
-    emit(suite(a.quick, a.secs, a.clients, a.rounds), a.json)
+    emit(suite(a.quick, a.secs, a.clients, a.rounds, a.mix), a.json)
 
 
 if __name__ == "__main__":
