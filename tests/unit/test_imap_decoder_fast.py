@@ -184,7 +184,9 @@ def test_expanded_sets_are_every_member_once_ascending(ranges: list[tuple[int, i
 @pytest.mark.usefixtures("empty_memo")
 def test_one_line_commands_blank_lines_and_braces_without_a_literal() -> None:
     d = Decoder()
-    d.receive_data(b"\r\n  \r\na1 NOOP\r\n\t\r\na2 SEARCH SUBJECT }\r\na3 SEARCH SUBJECT {x}\r\nb@d FETCH 1 (UID\r\n")
+    d.receive_data(
+        b"\r\n  \r\na1 NOOP\r\n\t\r\na2 SEARCH SUBJECT }\r\na3 SEARCH SUBJECT {x}\r\nb@d FETCH 1 (UID\r\n"
+    )
     events = []
     while (ev := d.next_event()) is not NEED_DATA:
         events.append(ev)
