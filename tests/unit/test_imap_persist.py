@@ -205,7 +205,8 @@ def test_search_text_is_bounded_by_bytes_and_keeps_no_raw(
 
 
 def test_the_imap_pass_takes_what_lacks_data_and_moves_on(store: SQLiteStore, tmp_path: Path) -> None:
-    """Indexer.imap_batch derives only what has no IMAP data yet, and once it has seen every
+    """Indexer.imap_batch derives only what has no search text stored yet (the IMAP server
+    derives the other data of APPENDed mail, not its text), and once it has seen every
     indexed message it starts after them (no rescan of the whole table at each wake-up)."""
     import sqlite3
 
@@ -219,7 +220,7 @@ def test_the_imap_pass_takes_what_lacks_data_and_moves_on(store: SQLiteStore, tm
         time.sleep(0.05)
     db = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     (first, last) = db.execute("SELECT min(id), max(id) FROM message").fetchone()
-    db.execute("DELETE FROM imap_meta WHERE id = ?", (first,))
+    db.execute("DELETE FROM imap_text WHERE id = ?", (first,))
     db.close()
     conn = connect_readonly(str(tmp_path / "s.db"))
     try:
@@ -227,6 +228,8 @@ def test_the_imap_pass_takes_what_lacks_data_and_moves_on(store: SQLiteStore, tm
         [(mid, blobs)] = ix.imap_batch()
         assert mid == first and blobs is not None
         assert blobs[0] == derive(mime.parse(RAW)).blob
+        text = load_text(blobs[2])
+        assert text is not None and text[1].strip() == "body"  # and its search text
         assert ix.imap_after == last  # it saw the others have theirs
         assert ix.imap_batch() == []
     finally:
@@ -248,7 +251,7 @@ def test_the_imap_pass_gives_way_to_new_mail(store: SQLiteStore, tmp_path: Path)
         time.sleep(0.05)
     db = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
     mids = [r[0] for r in db.execute("SELECT id FROM message ORDER BY id")]
-    db.execute("DELETE FROM imap_meta")
+    db.execute("DELETE FROM imap_text")
     db.close()
     conn = connect_readonly(str(tmp_path / "s.db"))
     try:
