@@ -5,11 +5,12 @@ them with the folder instead of counting its deliveries on each read (issue 19: 
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from typing import TypeVar
 
 from postroom.servers.imap.snapshots import Snapshot, Snapshots
-from postroom.store.base import INBOX
+from postroom.store.base import INBOX, Envelope
 
 from .conftest import Backend, message
 
@@ -50,6 +51,30 @@ def test_counts_follow_deliveries_flags_and_expunges(backend: Backend) -> None:
     assert counts(backend, INBOX) == (1, 1)
     backend.reopen()
     assert counts(backend, INBOX) == (1, 1)
+
+
+def test_counts_of_mail_stored_together(backend: Backend) -> None:
+    """New mail that the store takes in one transaction (SQLite's writer counts a batch's
+    deliveries once per folder, 0021): SMTP mail to several mailboxes and APPENDs with and
+    without \\Seen, all queued at once."""
+    backend.store.create_folder(BOX, "Sent")
+
+    async def together() -> None:
+        envelope = Envelope("sender@example.com", (BOX, "bob@example.org", "carol@example.org"))
+        await asyncio.gather(
+            *(backend.store.append(BOX, "Sent", message(f"a{i}"), frozenset({"\\Seen"}) if i % 3 else frozenset())
+              for i in range(9)),
+            *(backend.store.deliver(envelope, message(f"m{i}")) for i in range(6)),
+        )  # fmt: skip
+
+    backend.run(together())
+    assert counts(backend, "Sent") == (9, 3)
+    assert counts(backend, INBOX) == (6, 6)
+    assert counts(backend, INBOX, "bob@example.org") == (6, 6)
+    backend.store.update_flags(BOX, "Sent", list(range(1, 10)), frozenset(), "set")
+    assert counts(backend, "Sent") == (9, 9)
+    backend.reopen()
+    assert counts(backend, "Sent") == (9, 9) and counts(backend, INBOX, "carol@example.org") == (6, 6)
 
 
 def test_counts_follow_append_copy_move_and_folder_changes(backend: Backend) -> None:
