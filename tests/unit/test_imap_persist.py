@@ -26,6 +26,7 @@ from postroom.servers.imap.persist import (
     load_text,
     meta_layout,
 )
+from postroom.servers.imap.searchtext import search_text
 from postroom.store.base import Envelope
 from postroom.store.sqlite import SQLiteStore
 
@@ -205,32 +206,40 @@ def test_search_text_is_bounded_by_bytes_and_keeps_no_raw(
 
 
 def test_the_imap_pass_takes_what_lacks_data_and_moves_on(store: SQLiteStore, tmp_path: Path) -> None:
-    """Indexer.imap_batch derives only what has no search text stored yet (the IMAP server
-    derives the other data of APPENDed mail, not its text), and once it has seen every
-    indexed message it starts after them (no rescan of the whole table at each wake-up)."""
+    """Indexer.imap_batch derives only what has no search text stored yet, the text alone
+    for a message whose other IMAP data is stored (the IMAP server derives that of APPENDed
+    mail, not its text), and once it has seen every indexed message it starts after them
+    (no rescan of the whole table at each wake-up)."""
     import sqlite3
 
     from postroom.store.index_worker import Indexer, connect_readonly
     from postroom.store.indexer import extract
 
-    ids = [asyncio.run(store.deliver(Envelope("a@x", ("b@y",)), raw)) for raw in (RAW, MULTIPART, RAW)]
+    ids = [
+        asyncio.run(store.deliver(Envelope("a@x", ("b@y",)), raw)) for raw in (RAW, MULTIPART, MULTIPART, RAW)
+    ]
     assert store.wait_indexed(30)
     deadline = time.monotonic() + 30
-    while len(store.imap_cache_get("meta", ids)) < 3 and time.monotonic() < deadline:
+    while len(store.imap_cache_get("meta", ids)) < 4 and time.monotonic() < deadline:
         time.sleep(0.05)
     db = sqlite3.connect(tmp_path / "s.db", isolation_level=None)
-    (first, last) = db.execute("SELECT min(id), max(id) FROM message").fetchone()
-    db.execute("DELETE FROM imap_text WHERE id = ?", (first,))
+    mids = [r[0] for r in db.execute("SELECT id FROM message ORDER BY id")]
+    db.execute("DELETE FROM imap_text WHERE id IN (?, ?)", (mids[0], mids[2]))
+    db.execute("DELETE FROM imap_meta WHERE id = ?", (mids[2],))
     db.close()
     conn = connect_readonly(str(tmp_path / "s.db"))
     try:
         ix = Indexer(conn, extract, None)
-        [(mid, blobs)] = ix.imap_batch()
-        assert mid == first and blobs is not None
-        assert blobs[0] == derive(mime.parse(RAW)).blob
-        text = load_text(blobs[2])
-        assert text is not None and text[1].strip() == "body"  # and its search text
-        assert ix.imap_after == last  # it saw the others have theirs
+        [(first, text_only), (third, full)] = ix.imap_batch()
+        assert (first, third) == (mids[0], mids[2]) and text_only is not None and full is not None
+        part = mime.parse(MULTIPART)
+        d = derive(part)
+        assert d.headers is not None
+        assert full == (d.blob, dump_head(d.headers), dump_text(*search_text(part)))
+        assert text_only == (None, None, dump_text(*search_text(mime.parse(RAW))))
+        text = load_text(text_only[2])
+        assert text is not None and text[1].strip() == "body"
+        assert ix.imap_after == mids[-1]  # it saw the others have theirs
         assert ix.imap_batch() == []
     finally:
         conn.close()

@@ -50,6 +50,7 @@ from ..threads import ThreadingOptions
 from .header_scan import header_rows
 from .index_write import (
     TEXT_ONLY,
+    ImapBlobs,
     Row,
     begin_immediate,
     defer_fts_merges,
@@ -226,18 +227,20 @@ def extract_bounded(extract: Callable[[bytes], Any], raw: bytes, fallback: bool 
         return extract_raw(raw, f"time budget exceeded ({_budget:g} s)")
 
 
-def imap_blobs(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
+def imap_blobs(raw: bytes, text_only: bool = False) -> ImapBlobs | None:
     """The IMAP server's ``meta``, ``head`` and ``text`` blobs of a message (ENVELOPE,
     BODYSTRUCTURE, BODY, sent date; the header fields SEARCH, SORT and THREAD read; the
-    search text SEARCH TEXT and BODY read; the format is ``servers.imap.persist``'s). None
-    when that fails or overruns the parse budget: the IMAP server then derives them on
-    demand, as it does for a message not indexed yet."""
+    search text SEARCH TEXT and BODY read; the format is ``servers.imap.persist``'s), or
+    with ``text_only`` the last alone (None, None, text): a quarter of the work, for a
+    message whose other data the IMAP server derived. None when that fails or overruns the
+    parse budget: the IMAP server then derives them on demand, as it does for a message
+    not indexed yet."""
     try:
-        from ..servers.imap.messages import index_blobs
+        from ..servers.imap.messages import index_blobs, index_text
     except ImportError:
         return None
     try:
-        return extract_bounded(index_blobs, raw, fallback=False)  # type: ignore[no-any-return]
+        return extract_bounded(index_text if text_only else index_blobs, raw, fallback=False)  # type: ignore[no-any-return]
     except _Overrun:
         log.warning("a message of %d bytes took over %g s to derive its IMAP data", len(raw), _budget)
     except Exception:
@@ -245,8 +248,9 @@ def imap_blobs(raw: bytes) -> tuple[bytes, bytes, bytes] | None:
     return None
 
 
-# What imap_batch() returns: (message id, (meta, head, text) or None when it could not be derived).
-ImapRow = tuple[int, tuple[bytes, bytes, bytes] | None]
+# What imap_batch() returns: (message id, (meta, head, text) or None when it could not be
+# derived; meta and head None when the message had them already).
+ImapRow = tuple[int, ImapBlobs | None]
 IMAP_BATCH = 100  # messages per IMAP batch (a transaction of its own; ~40 ms of parsing)
 
 
@@ -464,8 +468,7 @@ class Indexer:
         no search text stored yet, in id order; empty when there are none. (Not "no data":
         the IMAP server derives the ENVELOPE and header fields of mail a client APPENDs, or
         FETCHes before the indexer got to it, and not its search text, which it derives
-        only when searched; such a message is derived again here, its rows replaced by the
-        same bytes.)
+        only when searched; such a message gets its text alone here.)
 
         Called once the text index has caught up, so that a burst is searchable as soon as
         before (parsing for IMAP costs about as much again as for the index); the first
@@ -482,15 +485,16 @@ class Indexer:
             "SELECT coalesce((SELECT min(id) FROM message WHERE indexed = 0), 1 << 62)"
         ).fetchone()
         rows = self.conn.execute(
-            "SELECT m.id, r.data FROM message m JOIN raw r ON r.id = m.id WHERE m.id > ? AND m.id < ? "
+            "SELECT m.id, r.data, EXISTS (SELECT 1 FROM imap_meta c WHERE c.id = m.id) "
+            "FROM message m JOIN raw r ON r.id = m.id WHERE m.id > ? AND m.id < ? "
             "AND NOT EXISTS (SELECT 1 FROM imap_text c WHERE c.id = m.id) ORDER BY m.id LIMIT ?",
             (self.imap_after, bound, IMAP_BATCH),
         )
-        for mid, data in rows:
+        for mid, data, derived in rows:
             if interrupted is not None and interrupted():
                 return out
             self.imap_after = mid
-            out.append((mid, imap_blobs(unpack(data))))
+            out.append((mid, imap_blobs(unpack(data), text_only=bool(derived))))
             total += len(data)
             if total >= BATCH_BYTES:
                 return out

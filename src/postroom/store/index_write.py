@@ -115,7 +115,8 @@ IMAP_GC_TRIGGER = (
 )
 
 
-ImapBlobs = tuple[bytes, bytes, bytes]  # (meta, head, text): see index_worker.imap_blobs
+# (meta, head, text), meta and head None when not derived: see index_worker.imap_blobs
+ImapBlobs = tuple[bytes | None, bytes | None, bytes]
 
 
 def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, ImapBlobs | None]]) -> None:
@@ -129,11 +130,11 @@ def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, ImapBlobs | 
     conn.execute(IMAP_GC_TRIGGER)
     conn.executemany(
         "INSERT OR REPLACE INTO imap_meta(id, data) SELECT id, ? FROM message WHERE id = ?",
-        [(meta, mid) for mid, (meta, _, _) in items],
+        [(meta, mid) for mid, (meta, _, _) in items if meta is not None],
     )
     conn.executemany(
         "INSERT OR REPLACE INTO imap_head(id, data) SELECT id, ? FROM message WHERE id = ?",
-        [(head, mid) for mid, (_, head, _) in items],
+        [(head, mid) for mid, (_, head, _) in items if head is not None],
     )
     conn.executemany(
         "INSERT OR REPLACE INTO imap_text(id, data) SELECT id, ? FROM message WHERE id = ?",

@@ -52,7 +52,16 @@ from .persist import SortKey as PersistedKey
 from .searchtext import body_text, header_fields, search_text
 from .sortorder import SortOrders
 
-__all__ = ["Derived", "MessageCache", "MessageView", "body_text", "header_fields", "index_blobs", "prefetch"]
+__all__ = [
+    "Derived",
+    "MessageCache",
+    "MessageView",
+    "body_text",
+    "header_fields",
+    "index_blobs",
+    "index_text",
+    "prefetch",
+]
 
 # Raw bytes kept in memory for repeated FETCH BODY[...] of the same messages (our choice).
 RAW_CACHE_BYTES = 64 * 1024 * 1024
@@ -547,6 +556,13 @@ def index_blobs(raw: bytes) -> tuple[bytes, bytes, bytes]:
     assert d.headers is not None
     text, head = search_text(part, d.headers)
     return d.blob, dump_head(d.headers), dump_text(text, head)
+
+
+def index_text(raw: bytes) -> tuple[None, None, bytes]:
+    """The ``text`` blob alone (as :func:`index_blobs` gives it), for the indexer: of a
+    message whose other data the IMAP server derived (APPENDed or FETCHed early)."""
+    text, head = search_text(mime.parse(raw))
+    return None, None, dump_text(text, head)
 
 
 class MessageView:
