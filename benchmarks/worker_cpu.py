@@ -8,11 +8,13 @@ loop turns: what is left is the Python work per message, which the process CPU o
 ``ingest_compare.py``'s ``smtp`` role cannot resolve below a clock tick per process.
 
     .venv/bin/python benchmarks/worker_cpu.py [-n 3000] [--rounds 5] [--msg html] [--profile]
-                                              [TREE ...]
+                                              [--no-store] [TREE ...]
 
 With trees (checkouts with their ``.venv``, such as ``/tmp/pre`` for ``git worktree add
 /tmp/pre 1ba8b6b^``), each is run in turn with its own interpreter, rounds interleaved, and
-the medians are printed; without, this tree. ``--profile`` prints cProfile's top entries.
+the medians are printed; without, this tree. ``--profile`` prints cProfile's top entries
+(``PROFILE_TOP``, 30); ``--no-store`` leaves out the store (the session and the protocol
+alone). The running workers: ``worker_proc_cpu.py``.
 """
 
 from __future__ import annotations
