@@ -69,6 +69,7 @@ __all__ = [
     "SessionInfo",
 ]
 
+_CLOSED = State.CLOSED  # a global: an Enum class's attributes cost a __getattr__ hook each
 log = logging.getLogger("postroom.servers.smtp")  # one logger for the listener and its sessions
 
 #: Where hooks are called: on connect (instead of the greeting), then for each command.
@@ -290,7 +291,7 @@ class SMTPSession(asyncio.Protocol):
                     transport.pause_reading()
                     self._run(self._start_tls())
                     break
-                if conn.state is State.CLOSED:
+                if conn.state is _CLOSED:
                     transport.write(b"".join(out))
                     out = []
                     transport.close()
@@ -324,7 +325,7 @@ class SMTPSession(asyncio.Protocol):
         if transport is None or conn is None or transport.is_closing():
             return
         transport.write(data)
-        if conn.state is State.CLOSED:
+        if conn.state is _CLOSED:
             transport.close()
             return
         if self.held:
