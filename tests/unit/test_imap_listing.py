@@ -6,8 +6,11 @@ from __future__ import annotations
 
 import random
 
+import pytest
+
+from postroom.servers.imap import snapshots
 from postroom.servers.imap.listing import Recent, Uids
-from postroom.servers.imap.snapshots import Snapshot, patch_limit
+from postroom.servers.imap.snapshots import MIN_PATCH, Snapshot, patch_limit
 from postroom.servers.imap.tracker import RecentClaims, Tracker
 from postroom.store.base import Entry
 
@@ -119,9 +122,13 @@ def test_a_long_patch_is_merged_into_a_new_base_once() -> None:
     assert snap.uids.arr is first.uids.arr and snap.keywords == {"$k"} and snap.first_unseen == 1
 
 
-def test_a_grown_listing_is_what_a_new_read_would_be() -> None:
-    """Random new messages and flag changes: each grown listing equals one built from the
-    folder as it is then (UIDs, entries, first unseen, keywords, highest MODSEQ)."""
+@pytest.mark.parametrize("min_patch", [MIN_PATCH, 8])
+def test_a_grown_listing_is_what_a_new_read_would_be(min_patch: int, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Random new messages, flag changes and expunges: each grown listing equals one built
+    from the folder as it is then (UIDs, entries, first unseen, keywords in use, highest
+    MODSEQ; a keyword of an expunged message may stay); with a small patch limit, merged
+    into new bases many times."""
+    monkeypatch.setattr(snapshots, "MIN_PATCH", min_patch)
     rng = random.Random(19)
     flags_pool = [set(), {"\\Seen"}, {"\\Seen", "$a"}, {"\\Flagged"}, {"$b"}]
     folder = {u: entry(u, rng.choice(flags_pool), 1) for u in range(1, 41)}
@@ -140,11 +147,16 @@ def test_a_grown_listing_is_what_a_new_read_would_be() -> None:
             modseq += 1
             folder[u] = entry(u, rng.choice(flags_pool), modseq)
             reflagged.append(folder[u])
-        snap = snap.grown((1, top + 1, len(folder), modseq), -1, step + 2, added, reflagged)
+        expunged = rng.sample(sorted(u for u in folder if u <= snap.uids.top), rng.randrange(3) // 2)
+        for u in expunged:
+            del folder[u]
+        reflagged = [e for e in reflagged if e.uid not in expunged]
+        snap = snap.grown((1, top + 1, len(folder), modseq), -1, step + 2, added, reflagged, expunged)
         fresh = Snapshot.build(None, 0, 0, [folder[u] for u in sorted(folder)])
         assert snap.uids == fresh.uids and snap.as_dict() == fresh.as_dict(), step
         assert snap.first_unseen == fresh.first_unseen, step
-        assert snap.keywords >= fresh.keywords and snap.highest_modseq == fresh.highest_modseq
+        assert snap.keywords >= fresh.keywords and snap.highest_modseq >= fresh.highest_modseq
+        assert [snap.get(u) for u in range(1, top + 2)] == [folder.get(u) for u in range(1, top + 2)]
 
 
 def test_shared_arrays_never_show_one_holder_anothers_changes() -> None:

@@ -73,8 +73,8 @@ def state_key(info: FolderInfo) -> Key:
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     """A folder's listing in the tables a session's tracker shares (:mod:`.listing`;
-    treat as read-only). Its entries are :attr:`patch` over :attr:`base`: exactly the
-    messages in :attr:`uids`."""
+    treat as read-only). Its entries are :attr:`patch` over :attr:`base`, less
+    :attr:`gone`: exactly the messages in :attr:`uids`."""
 
     key: Key | None  # the folder state it was read in (None: read for a sync, by generation)
     gen: int  # the folder's generation when the read began
@@ -82,9 +82,10 @@ class Snapshot:
     uids: Uids  # ascending (a prefix of an array later listings append to)
     base: dict[int, Entry]  # as read from the store (never changed: shared by trackers)
     patch: dict[int, Entry]  # added or re-flagged since that read (never changed once built)
-    keywords: frozenset[str]  # every keyword (non-system flag) in use
+    keywords: frozenset[str]  # every keyword (non-system flag) in use (or once in use)
     first_unseen: int  # sequence number of the first message without \Seen, or 0
     highest_modseq: int  # the highest MODSEQ of a message (0 for an empty folder)
+    gone: frozenset[int] = frozenset()  # in base but expunged since
 
     @classmethod
     def build(cls, key: Key | None, gen: int, seq: int, listing: list[Entry]) -> Snapshot:
@@ -107,7 +108,9 @@ class Snapshot:
     def get(self, uid: int) -> Entry | None:
         """The entry of ``uid``, or None if it is not in this listing."""
         e = self.patch.get(uid)
-        return e if e is not None else self.base.get(uid)
+        if e is not None:
+            return e
+        return None if uid in self.gone else self.base.get(uid)
 
     def entry(self, uid: int) -> Entry:
         """The entry of ``uid`` (one of :attr:`uids`)."""
@@ -115,7 +118,7 @@ class Snapshot:
 
     def as_dict(self) -> dict[int, Entry]:
         """Every entry by UID (a copy: for checks, not for a hot path)."""
-        return {**self.base, **self.patch}
+        return {u: e for u, e in {**self.base, **self.patch}.items() if u not in self.gone}
 
     def above(self, uid: int) -> list[Entry]:
         """The entries above ``uid``, ascending."""
@@ -129,26 +132,34 @@ class Snapshot:
         seq: int,
         added: list[Entry],
         reflagged: Sequence[Entry] = (),
+        expunged: Sequence[int] = (),
     ) -> Snapshot:
-        """This listing with ``added`` (ascending, above its UIDs) after it and its
-        messages in ``reflagged`` as they are now, in time and memory proportional to
-        those (and to the patch so far): the UIDs appended to the shared array (copied
-        only if another holder appended to it first), the base shared, a new patch. A
-        patch past :func:`patch_limit` is merged into a new base (a copy of the folder's
-        entries once per that many changes)."""
+        """This listing without ``expunged`` (some of its UIDs), with ``added``
+        (ascending, above its UIDs) after it and its messages in ``reflagged`` as they are
+        now, in time and memory proportional to those (and to the patch so far): the UIDs
+        appended to the shared array (copied only if another holder appended to it first,
+        or for an expunge: 4 bytes a UID), the base shared, a new patch. A patch (with the
+        expunged) past :func:`patch_limit` is merged into a new base (a copy of the
+        folder's entries once per that many changes)."""
         uids = self.uids.share()
+        removed = sorted(u for u in set(expunged) if uids.seq_of(u))
+        uids.without([uids.seq_of(u) - 1 for u in removed])
         uids.extend(e.uid for e in added)
         patch = dict(self.patch)
+        for u in removed:
+            patch.pop(u, None)
+        reflagged = [e for e in reflagged if uids.seq_of(e.uid)]
         for e in (*reflagged, *added):
             patch[e.uid] = e
-        base = self.base
-        if len(patch) > patch_limit(len(base)):
-            base = {**base, **patch}
-            patch = {}
-        first_unseen = self._first_unseen(uids, base, patch, reflagged, added)
+        base, gone = self.base, self.gone | {u for u in removed if u in self.base}
+        if len(patch) + len(gone) > patch_limit(len(base)):
+            base = {u: e for u, e in {**base, **patch}.items() if u not in gone}
+            patch, gone = {}, frozenset()
+        first_unseen = self._first_unseen(uids, base, patch, reflagged, added, removed)
         new_kw = {f for e in (*reflagged, *added) for f in e.flags if not f.startswith("\\")}
         highest = max([self.highest_modseq, *(e.modseq for e in (*reflagged, *added))])
-        return Snapshot(key, gen, seq, uids, base, patch, self.keywords | new_kw, first_unseen, highest)
+        kw = self.keywords | new_kw
+        return Snapshot(key, gen, seq, uids, base, patch, kw, first_unseen, highest, frozenset(gone))
 
     def _first_unseen(
         self,
@@ -157,25 +168,33 @@ class Snapshot:
         patch: dict[int, Entry],
         reflagged: Sequence[Entry],
         added: list[Entry],
+        removed: list[int],
     ) -> int:
-        """The first unseen of the grown listing, from this one's: the lowest re-flagged
-        message that lost \\Seen before it, else (if that message got \\Seen) the next
-        unseen after it, looked for from there on."""
-        first = self.first_unseen
-        for e in reflagged:
-            s = uids.seq_of(e.uid)
-            if "\\Seen" not in e.flags and s and (not first or s < first):
-                first = s
-        if first and "\\Seen" in (patch.get(uids[first - 1]) or base[uids[first - 1]]).flags:
-            get, arr = patch.get, uids.arr
-            first = next(
-                (i + 1 for i in range(first, uids.n) if "\\Seen" not in (get(arr[i]) or base[arr[i]]).flags),
-                0,
-            )
-        if not first:
-            n = len(self.uids)
-            first = next((n + i for i, e in enumerate(added, 1) if "\\Seen" not in e.flags), 0)
-        return first
+        """The first unseen of the grown listing, from this one's: the lowest of the
+        re-flagged messages that lost \\Seen and the old first unseen if it is still there
+        and unseen, else the next unseen after it, looked for from there on (every message
+        before it was seen)."""
+        get = patch.get
+        old = self.uids[self.first_unseen - 1] if self.first_unseen else 0
+        found = [e.uid for e in reflagged if "\\Seen" not in e.flags]
+        if old and uids.seq_of(old) and "\\Seen" not in (get(old) or base[old]).flags:
+            found.append(old)
+        elif old:
+            arr = uids.arr
+            found += [
+                next(
+                    (
+                        arr[i]
+                        for i in range(uids.bisect_right(old), uids.n)
+                        if "\\Seen" not in (get(arr[i]) or base[arr[i]]).flags
+                    ),
+                    0,
+                )
+            ]
+        else:
+            found += [next((e.uid for e in added if "\\Seen" not in e.flags), 0)]
+        found = [u for u in found if u]
+        return uids.seq_of(min(found)) if found else 0
 
 
 def patch_limit(base: int) -> int:
@@ -239,12 +258,14 @@ class Snapshots:
             seq = self._seq
             heard = self._heard.get(where)
             pending = dict(heard.entries) if heard is not None and heard.complete else None
+            expunged = sorted(heard.expunged) if heard is not None and heard.complete else []
         if old is None or old.key is None or len(old.uids) != old.key[2]:
             return None
         validity, _, count, highest = old.key
-        if validity != info.uidvalidity or info.exists < count:
+        if validity != info.uidvalidity:
             return None
         top = old.uids.top
+        removed: list[int] = []
         if (
             pending is not None
             and max([highest, *(e.modseq for e in pending.values())]) == info.highestmodseq
@@ -252,15 +273,18 @@ class Snapshots:
             # every flag change up to info's state came with its event (each raises the
             # folder's MODSEQ to its messages' new one, and events come in commit order:
             # one not heard yet, or heard from after info, makes the two differ)
+            # and the expunges heard: the UIDs gone are those (the store's count of the
+            # old listing's UIDs still there says no other is missing)
+            removed = [u for u in expunged if old.uids.seq_of(u)]
             reflagged = sorted((e for e in pending.values() if e.uid <= top), key=lambda e: e.uid)
             kept = self.store.folder_count(info.mailbox, info.name, top, info.highestmodseq)[0]
             changed = -1
         else:
             kept, changed = self.store.folder_count(info.mailbox, info.name, top, highest)
-        if kept != count or changed > MAX_REFLAGGED:
-            return None  # expunged, or too much re-flagged, since
+        if kept != count - len(removed) or changed > MAX_REFLAGGED:
+            return None  # expunged (without an event heard), or too much re-flagged, since
         added = self.store.folder_entries(info.mailbox, info.name, top)
-        if count + len(added) != info.exists:
+        if kept + len(added) != info.exists:
             return None  # changed again since info was read
         if changed > 0:
             reflagged = self.store.folder_changed(info.mailbox, info.name, top, highest)
@@ -268,7 +292,7 @@ class Snapshots:
             reflagged = []
         # by its key only (generation -1): its older part is what the folder held when info
         # was read, not when the read began, so a sync (peek_current) must not take it
-        snap = old.grown(state_key(info), -1, seq, added, reflagged)
+        snap = old.grown(state_key(info), -1, seq, added, reflagged, removed)
         self._keep(where, gen, seq, snap)
         return snap
 
@@ -352,15 +376,16 @@ class Snapshots:
 
 
 class _Heard:
-    """The flag changes of one folder heard from events since its growth base was kept,
-    each message as its latest change left it; not :attr:`complete` once an event did
-    not say which messages changed or how (another node, the API), an expunge came (a
-    SELECT then reads; the database finds the expunge), or more than MAX_REFLAGGED."""
+    """The flag changes and expunges of one folder heard from events since its growth
+    base was kept, each message as its latest change left it; not :attr:`complete` once
+    an event did not say which messages changed or how (another node, the API), or more
+    than MAX_REFLAGGED of either came."""
 
-    __slots__ = ("complete", "entries")
+    __slots__ = ("complete", "entries", "expunged")
 
     def __init__(self) -> None:
         self.entries: dict[int, Entry] = {}
+        self.expunged: set[int] = set()
         self.complete = True
 
     def hear(self, event: FolderChanged) -> None:
@@ -373,5 +398,10 @@ class _Heard:
                     self.entries[e.uid] = e
             if len(self.entries) <= MAX_REFLAGGED:
                 return
+        elif event.change == "expunge" and event.uids:
+            self.expunged.update(event.uids)
+            if len(self.expunged) <= MAX_REFLAGGED:
+                return
         self.complete = False
         self.entries = {}
+        self.expunged = set()

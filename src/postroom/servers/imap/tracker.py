@@ -205,12 +205,12 @@ class Tracker:
         ``claim`` takes the new UIDs and returns those that are recent in this session.
         """
         out: list[bytes] = []
-        sbase, spatch = snap.base, snap.patch
-        self.gone.update(u for u in self.uids if u not in spatch and u not in sbase)
+        sbase, spatch, sgone = snap.base, snap.patch, snap.gone
+        self.gone.update(u for u in self.uids if u not in spatch and (u not in sbase or u in sgone))
         if allow_expunge and self.gone:
             out += self.flush_expunges()
         # flag changes of messages the client knows (the same entry object: unchanged)
-        fresh, base = spatch.get, sbase.get
+        fresh, base = (spatch.get, sbase.get) if not sgone else (snap.get, snap.get)
         for uid in self.uids:
             e = fresh(uid) or base(uid)
             if e is not None and e is not (self.over.get(uid) or self.base[uid]):
