@@ -10,13 +10,13 @@ inside their writer calls.
 
 from __future__ import annotations
 
-import json
 import sqlite3
 import time
 
 from ..events import Event, FolderChanged, MessagesPruned, MessageStored, Placement
 from ..mailboxes import mailbox_for
 from .base import INBOX, Address, Entry, Summary
+from .compactjson import compact_text
 from .headers import scan_headers
 from .ids import new_id
 from .index_write import begin_immediate
@@ -280,8 +280,6 @@ class Writes:
         return pids
 
 
-_JSON_TEXT = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
 def _jaddr(addrs: list[tuple[str, str]]) -> str:
-    return _JSON_TEXT([[n, a] for n, a in addrs]) if addrs else "[]"
+    """An address list as the message table's columns hold it: ``[["name","addr"],...]``."""
+    return compact_text(addrs) if addrs else "[]"  # a (name, addr) tuple is a JSON array
