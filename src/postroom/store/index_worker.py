@@ -227,20 +227,24 @@ def extract_bounded(extract: Callable[[bytes], Any], raw: bytes, fallback: bool 
         return extract_raw(raw, f"time budget exceeded ({_budget:g} s)")
 
 
-def imap_blobs(raw: bytes, text_only: bool = False) -> ImapBlobs | None:
+def imap_blobs(raw: bytes, meta: bool = True, text: bool = True) -> ImapBlobs | None:
     """The IMAP server's ``meta``, ``head`` and ``text`` blobs of a message (ENVELOPE,
     BODYSTRUCTURE, BODY, sent date; the header fields SEARCH, SORT and THREAD read; the
-    search text SEARCH TEXT and BODY read; the format is ``servers.imap.persist``'s), or
-    with ``text_only`` the last alone (None, None, text): a quarter of the work, for a
-    message whose other data the IMAP server derived. None when that fails or overruns the
-    parse budget: the IMAP server then derives them on demand, as it does for a message
-    not indexed yet."""
+    search text SEARCH TEXT and BODY read; the format is ``servers.imap.persist``'s): the
+    first two only with ``meta``, the last only with ``text`` (None for what is left out;
+    the text alone is a quarter of the work), for a message whose other data is stored in
+    the current format already. None when that fails or overruns the parse budget: the
+    IMAP server then derives them on demand, as it does for a message not indexed yet."""
     try:
-        from ..servers.imap.messages import index_blobs, index_text
+        from ..servers.imap.messages import index_blobs
     except ImportError:
         return None
+
+    def derive(data: bytes) -> ImapBlobs:
+        return index_blobs(data, meta=meta, text=text)
+
     try:
-        return extract_bounded(index_text if text_only else index_blobs, raw, fallback=False)  # type: ignore[no-any-return]
+        return extract_bounded(derive, raw, fallback=False)  # type: ignore[no-any-return]
     except _Overrun:
         log.warning("a message of %d bytes took over %g s to derive its IMAP data", len(raw), _budget)
     except Exception:
@@ -249,9 +253,11 @@ def imap_blobs(raw: bytes, text_only: bool = False) -> ImapBlobs | None:
 
 
 # What imap_batch() returns: (message id, (meta, head, text) or None when it could not be
-# derived; meta and head None when the message had them already).
+# derived; meta and head None when the message had both in the current format already,
+# text None when it had that).
 ImapRow = tuple[int, ImapBlobs | None]
 IMAP_BATCH = 100  # messages per IMAP batch (a transaction of its own; ~40 ms of parsing)
+IMAP_SCAN = 5000  # messages imap_batch() checks per query (~50 ms of reading rows; our choice)
 
 
 def _parse_one(extract: Callable[[bytes], Any], row: Any) -> tuple[Any, list[tuple[str, int, str]]]:
@@ -464,11 +470,13 @@ class Indexer:
         return batch
 
     def imap_batch(self, interrupted: Callable[[], bool] | None = None) -> list[ImapRow]:
-        """The IMAP server's data (:func:`imap_blobs`) of the next indexed messages that have
-        no search text stored yet, in id order; empty when there are none. (Not "no data":
-        the IMAP server derives the ENVELOPE and header fields of mail a client APPENDs, or
-        FETCHes before the indexer got to it, and not its search text, which it derives
-        only when searched; such a message gets its text alone here.)
+        """The IMAP server's data (:func:`imap_blobs`) of the next indexed messages that lack
+        any of their ``meta``, ``head`` and ``text`` rows in the current format
+        (``servers.imap.persist.FORMAT``), in id order; empty when there are none. Each gets
+        what it lacks only: the IMAP server derives the ENVELOPE and header fields of mail a
+        client APPENDs, or FETCHes before the indexer got to it, and the search text of mail
+        searched before that (a message with only one of these gets the other here); a row
+        an older postroom wrote is derived again (after an upgrade).
 
         Called once the text index has caught up, so that a burst is searchable as soon as
         before (parsing for IMAP costs about as much again as for the index); the first
@@ -484,24 +492,46 @@ class Indexer:
         (bound,) = self.conn.execute(
             "SELECT coalesce((SELECT min(id) FROM message WHERE indexed = 0), 1 << 62)"
         ).fetchone()
-        rows = self.conn.execute(
-            "SELECT m.id, r.data, EXISTS (SELECT 1 FROM imap_meta c WHERE c.id = m.id) "
-            "FROM message m JOIN raw r ON r.id = m.id WHERE m.id > ? AND m.id < ? "
-            "AND NOT EXISTS (SELECT 1 FROM imap_text c WHERE c.id = m.id) ORDER BY m.id LIMIT ?",
-            (self.imap_after, bound, IMAP_BATCH),
+        try:
+            from ..servers.imap.persist import FORMAT
+        except ImportError:
+            return out
+        # A row of another FORMAT (an older postroom's) is as good as none: the IMAP server
+        # reads it as a miss. Rows are written separately (the IMAP server stores meta and
+        # head in separate transactions, text only when searched), so each kind is checked.
+        current = "EXISTS (SELECT 1 FROM {} c WHERE c.id = m.id AND substr(c.data, 1, :n) = :fmt)"
+        sql = (
+            "SELECT id, data, has_meta, has_text FROM (SELECT m.id AS id, r.data AS data, "
+            f"{current.format('imap_meta')} AND {current.format('imap_head')} AS has_meta, "
+            f"{current.format('imap_text')} AS has_text "
+            "FROM message m JOIN raw r ON r.id = m.id WHERE m.id > :after AND m.id < :bound) "
+            "WHERE NOT (has_meta AND has_text) ORDER BY id LIMIT :limit"
         )
-        for mid, data, derived in rows:
-            if interrupted is not None and interrupted():
+        # IMAP_SCAN messages at a time, ``interrupted()`` asked between them: checking the
+        # rows' formats reads their first bytes (~1 s per 100,000 messages on the busy
+        # shared machine, once per start), which new mail should not wait for.
+        while True:
+            (edge,) = self.conn.execute(
+                "SELECT (SELECT id FROM message WHERE id > ? AND id < ? ORDER BY id LIMIT 1 OFFSET ?)",
+                (self.imap_after, bound, IMAP_SCAN - 1),
+            ).fetchone()
+            params = {"n": len(FORMAT), "fmt": FORMAT, "after": self.imap_after}
+            params |= {"bound": bound if edge is None else edge + 1, "limit": IMAP_BATCH}
+            for mid, data, has_meta, has_text in self.conn.execute(sql, params):
+                if interrupted is not None and interrupted():
+                    return out
+                self.imap_after = mid
+                out.append((mid, imap_blobs(unpack(data), meta=not has_meta, text=not has_text)))
+                total += len(data)
+                if total >= BATCH_BYTES or len(out) >= IMAP_BATCH:
+                    return out
+            if edge is None:  # seen all up to the bound: the next call starts there
+                (last,) = self.conn.execute("SELECT max(id) FROM message WHERE id < ?", (bound,)).fetchone()
+                self.imap_after = max(self.imap_after, last or 0)
                 return out
-            self.imap_after = mid
-            out.append((mid, imap_blobs(unpack(data), text_only=bool(derived))))
-            total += len(data)
-            if total >= BATCH_BYTES:
+            self.imap_after = edge
+            if out or (interrupted is not None and interrupted()):
                 return out
-        if len(out) < IMAP_BATCH:  # seen all up to the bound: the next call starts there
-            (last,) = self.conn.execute("SELECT max(id) FROM message WHERE id < ?", (bound,)).fetchone()
-            self.imap_after = max(self.imap_after, last or 0)
-        return out
 
     def mail_arriving(self) -> bool:
         """True during a burst of SMTP: the newest message is less than QUIET_AFTER seconds

@@ -115,8 +115,8 @@ IMAP_GC_TRIGGER = (
 )
 
 
-# (meta, head, text), meta and head None when not derived: see index_worker.imap_blobs
-ImapBlobs = tuple[bytes | None, bytes | None, bytes]
+# (meta, head, text), None for what was not derived: see index_worker.imap_blobs
+ImapBlobs = tuple[bytes | None, bytes | None, bytes | None]
 
 
 def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, ImapBlobs | None]]) -> None:
@@ -138,7 +138,7 @@ def write_imap_rows(conn: sqlite3.Connection, rows: list[tuple[int, ImapBlobs | 
     )
     conn.executemany(
         "INSERT OR REPLACE INTO imap_text(id, data) SELECT id, ? FROM message WHERE id = ?",
-        [(text, mid) for mid, (_, _, text) in items],
+        [(text, mid) for mid, (_, _, text) in items if text is not None],
     )
 
 

@@ -59,7 +59,6 @@ __all__ = [
     "body_text",
     "header_fields",
     "index_blobs",
-    "index_text",
     "prefetch",
 ]
 
@@ -546,23 +545,24 @@ def derive(part: mime.Part) -> Derived:
     return d
 
 
-def index_blobs(raw: bytes) -> tuple[bytes, bytes, bytes]:
+def index_blobs(
+    raw: bytes, meta: bool = True, text: bool = True
+) -> tuple[bytes | None, bytes | None, bytes | None]:
     """The ``meta``, ``head`` and ``text`` blobs of a message (:mod:`.persist`), which the
     indexer stores after it indexes the message, so that the first FETCH ENVELOPE/
     BODYSTRUCTURE, SORT or SEARCH TEXT after delivery reads them instead of parsing and
-    decoding (``store.index_worker``). One parse for the three."""
+    decoding (``store.index_worker``). One parse for the three. Without ``meta`` the first
+    two are None, without ``text`` the last: for a message whose other data is stored (the
+    IMAP server derived it: APPENDed, FETCHed or searched early)."""
     part = mime.parse(raw)
+    if not meta:
+        return None, None, dump_text(*search_text(part)) if text else None
     d = derive(part)
     assert d.headers is not None
-    text, head = search_text(part, d.headers)
-    return d.blob, dump_head(d.headers), dump_text(text, head)
-
-
-def index_text(raw: bytes) -> tuple[None, None, bytes]:
-    """The ``text`` blob alone (as :func:`index_blobs` gives it), for the indexer: of a
-    message whose other data the IMAP server derived (APPENDed or FETCHed early)."""
-    text, head = search_text(mime.parse(raw))
-    return None, None, dump_text(text, head)
+    if not text:
+        return d.blob, dump_head(d.headers), None
+    body, head = search_text(part, d.headers)
+    return d.blob, dump_head(d.headers), dump_text(body, head)
 
 
 class MessageView:
