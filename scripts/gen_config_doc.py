@@ -30,6 +30,15 @@ Every setting can be given five ways; the first that is present wins:
 Listeners bind to 127.0.0.1 unless told otherwise; `off` disables one. Boolean flags also have a
 `--no-...` form. This page is generated from the option table in `src/postroom/config_options.py`
 (`python scripts/gen_config_doc.py`); a test fails when it is out of date.
+
+Files and values the servers read when they start (credentials, webhook URLs, relay, forward and
+fetch configurations) are read before the store is opened or a port bound: one that cannot be
+used stops `postroom serve` with one line naming it (exit status 2). Credentials are read only
+for a listener that is on: `--smtp-auth-file` and `--smtp-auth` when `--smtp` or `--smtps` is,
+`--pop3-auth` when `--pop3` or `--pop3s` is (and no `--auth-file`), `--ui-auth-file`,
+`--ui-auth` and `--send-api-auth-file` when `--http` is. So `MP_SMTP_AUTH`, `MP_POP3_AUTH` and
+`MP_UI_AUTH*` set for every container are not refused where their listener is `off`.
+`--auth-file` (POP3 and IMAP) is always read.
 """
 
 

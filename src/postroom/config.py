@@ -245,17 +245,23 @@ class Settings:
     def _read_files(self) -> None:
         """Read what the servers read when they start (credentials, webhook URLs, relay,
         forward and fetch configurations), so that a bad one is one line (ConfigError)
-        before a store is opened or a port bound."""
-        if self.auth_file or self.smtp_auth_file or self.smtp_auth:
+        before a store is opened or a port bound. Credentials of a listener that is off
+        are not read (nor refused): Mailpit-style containers set ``MP_*`` for every
+        listener whichever runs."""
+        smtp, http = self.listening("smtp", "smtps"), self.listening("http")
+        pop3 = self.listening("pop3", "pop3s")
+        if self.auth_file or (smtp and (self.smtp_auth_file or self.smtp_auth)) or (pop3 and self.pop3_auth):
             from .servers.auth import Authenticator  # POP3 and IMAP read --auth-file at a login
 
             if self.auth_file:
                 Authenticator(self.auth_file)
-            if self.smtp_auth_file:
+            if smtp and self.smtp_auth_file:
                 Authenticator(self.smtp_auth_file)
-            elif self.smtp_auth:
+            elif smtp and self.smtp_auth:
                 Authenticator.inline(self.smtp_auth, "--smtp-auth")
-        if self.ui_auth_file or self.ui_auth or self.send_api_auth_file:
+            if pop3 and self.pop3_auth and not self.auth_file:  # (--auth-file wins, as in pop3.py)
+                Authenticator.inline(self.pop3_auth, "--pop3-auth")
+        if http and (self.ui_auth_file or self.ui_auth or self.send_api_auth_file):
             from .web.auth import load_htpasswd
 
             if self.ui_auth_file:
@@ -284,6 +290,10 @@ class Settings:
             from .fetch.accounts import load_accounts
 
             load_accounts(self.fetch_config)
+
+    def listening(self, *names: str) -> bool:
+        """Whether any of the listeners ``names`` (``smtp``, ``http``, ...) is on."""
+        return any(getattr(self, name) != "off" for name in names)
 
     @property
     def tls_enabled(self) -> bool:

@@ -113,3 +113,40 @@ def test_a_bad_url_is_shown_with_only_its_password_masked(url: str, shown: str) 
     with pytest.raises(cfg.ConfigError) as e:
         cfg.parse_http_url(url)
     assert str(e.value) == f"--url: bad port in {shown}"
+
+
+BAD_AUTH = {  # setting -> (the listener that reads it, what is said when it cannot be used)
+    "smtp_auth": ("smtp", "--smtp-auth:1: expected user:password"),
+    "smtp_auth_file": ("smtp", "cannot read credentials file .*: not UTF-8"),
+    "pop3_auth": ("pop3", "--pop3-auth:1: expected user:password"),
+    "ui_auth": ("http", "--ui-auth: no user:password pair"),
+    "ui_auth_file": ("http", "--ui-auth-file: cannot read .*: not UTF-8"),
+    "send_api_auth_file": ("http", "--send-api-auth-file: cannot read .*: not UTF-8"),
+}
+LISTENING = {"smtp": "127.0.0.1:0", "http": "127.0.0.1:0", "pop3": "127.0.0.1:0", "imap": "127.0.0.1:0"}
+
+
+@pytest.mark.parametrize("name", sorted(BAD_AUTH))
+def test_credentials_are_checked_when_their_listener_is_on_only(tmp_path: Path, name: str) -> None:
+    """A listener's credentials that cannot be used are refused at start when it is on, and
+    not read when it is off (Mailpit-style containers set MP_SMTP_AUTH and friends for
+    every listener, and a postroom.testing server may run without HTTP)."""
+    listener, message = BAD_AUTH[name]
+    bad = "nocolon"
+    if name.endswith("_file"):
+        (tmp_path / "users").write_bytes(b"\xff:x\n")
+        bad = str(tmp_path / "users")
+    cfg.Settings(**{**LISTENING, listener: "off", name: bad}).validate()  # the others on
+    with pytest.raises(cfg.ConfigError, match=message):
+        cfg.Settings(**{**LISTENING, name: bad}).validate()
+
+
+def test_mailpit_credentials_of_a_listener_that_is_off_are_not_refused() -> None:
+    s = cfg.load(None, env={"MP_SMTP_AUTH": "nocolon", "POSTROOM_SMTP": "off"})
+    assert s.smtp == "off" and s.smtp_auth == "nocolon"
+    s = cfg.load(None, env={"MP_POP3_AUTH": "nocolon", "POSTROOM_POP3": "off"})
+    assert s.pop3 == "off" and s.pop3_auth == "nocolon"
+    with pytest.raises(cfg.ConfigError, match="--pop3-auth:1: expected user:password"):
+        cfg.load(None, env={"MP_POP3_AUTH": "nocolon"})
+    with pytest.raises(cfg.ConfigError, match="--smtp-auth:1: expected user:password"):
+        cfg.load(None, env={"MP_SMTP_AUTH": "nocolon"})
