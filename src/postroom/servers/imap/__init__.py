@@ -106,11 +106,16 @@ class IMAPListener:
         )
 
     def close(self) -> None:
-        """Stop listening and end every session."""
+        """Stop listening and end every session, and the message cache's timer (a pending
+        grace would keep the cache, up to RAW_CACHE_BYTES of it, alive after the server:
+        postroom.testing runs one loop for a process's servers)."""
         if self.server is not None:
             self.server.close()
         for t in list(self.tasks):
             t.cancel()
+        cache = self.app.extras.get(CACHE_KEY)
+        if isinstance(cache, MessageCache):
+            cache.dying.close()
 
     async def wait_closed(self) -> None:
         if self.tasks:
