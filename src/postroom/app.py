@@ -214,7 +214,9 @@ async def _starter(module: str) -> Any:
 
     name = f"postroom.servers.{module}"
     loaded = sys.modules.get(name)
-    if loaded is None:
+    # (a module another thread is importing is in sys.modules already, half made: the
+    # store's indexer imports servers.imap's modules; import_module waits for it)
+    if loaded is None or getattr(getattr(loaded, "__spec__", None), "_initializing", False):
         loaded = await asyncio.to_thread(importlib.import_module, name)
     return loaded.start_server
 
