@@ -337,3 +337,25 @@ def test_write_behind_writes_search_text_at_once(store: SQLiteStore, monkeypatch
     while not store.imap_cache_get("text", [pid]) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert store.imap_cache_get("text", [pid]) == {pid: b"t"}
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["protocols/imap/search.py", "charsets.py", "servers/imap/searchtext.py", "protocols/imap/mime.py"],
+)
+def test_format_changes_with_the_code_that_shapes_the_search_text(
+    module: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """FORMAT digests the modules whose output the blobs hold, the search text's folding
+    (search.fold) and decoding (charsets.decode_text, decode_words) included: a postroom
+    whose folding changed reads an older text row as a miss."""
+    assert persist._fingerprint() == FORMAT
+    read = Path.read_bytes
+    changed = str(Path(persist.__file__).parents[2] / module)
+
+    def edited(self: Path) -> bytes:
+        data = read(self)
+        return data + b"\n# changed\n" if str(self) == changed else data
+
+    monkeypatch.setattr(Path, "read_bytes", edited)
+    assert persist._fingerprint() != FORMAT

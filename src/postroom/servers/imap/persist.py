@@ -47,7 +47,7 @@ from pathlib import Path
 
 import lz4.block
 
-from ... import __version__
+from ... import __version__, charsets
 from ...charsets import date_timestamp
 from ...protocols.imap import bodystructure, encoder, fetch, mime, sort
 from ...store.base import ImapStore, StoreClosed
@@ -101,9 +101,13 @@ Headers = dict[str, list[str]]  # a message's header fields by lower-case name (
 
 
 def _fingerprint() -> bytes:
-    """A digest of postroom's version and of the code whose output the blobs hold."""
+    """A digest of postroom's version and of the code whose output the blobs hold (the
+    search text's folding and decoding too: search.fold, charsets.decode_text and
+    decode_words; search.py by its path: persist does not need it imported). Computed at
+    import: ~0.2 ms for the ten files (~135 KB; ~0.17 ms for the eight before)."""
     h = hashlib.blake2b(__version__.encode(), digest_size=8)
-    files = [Path(m.__file__ or m.__name__) for m in (bodystructure, encoder, fetch, mime, sort)]
+    files = [Path(m.__file__ or m.__name__) for m in (bodystructure, charsets, encoder, fetch, mime, sort)]
+    files.append(Path(mime.__file__ or "mime.py").with_name("search.py"))
     files += [Path(__file__).with_name(name) for name in ("messages.py", "searchtext.py")] + [Path(__file__)]
     for path in files:
         try:
