@@ -186,6 +186,22 @@ def parse_datetime(text: str) -> float:
     return float(timegm((year, month, day, hh, mm, ss, 0, 0, 0)) - offset)
 
 
+def internaldate_item(ts: float) -> bytes:
+    """``INTERNALDATE "..."`` of a FETCH response, kept by timestamp: every session FETCHes
+    each new message's (gmtime and the formatting ~2 us, a hit ~0.1 us); the memo is
+    emptied when full (a folder of many distinct dates)."""
+    item = _DATES.get(ts)
+    if item is None:
+        if len(_DATES) >= _DATES_MAX:
+            _DATES.clear()
+        item = _DATES[ts] = b'INTERNALDATE "' + format_datetime(ts).encode() + b'"'
+    return item
+
+
+_DATES: dict[float, bytes] = {}
+_DATES_MAX = 4096
+
+
 def format_datetime(ts: float) -> str:
     """Epoch seconds -> ``07-Jul-1996 02:44:25 +0000`` (RFC 3501 date-time in UTC; the day
     zero-padded, which date-day-fixed allows and Dovecot writes)."""

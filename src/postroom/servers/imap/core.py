@@ -21,7 +21,7 @@ from .account import Account
 from .derivesoon import DeriveSoon
 from .messages import MessageCache
 from .snapshots import Snapshots
-from .tracker import RecentClaims, Tracker
+from .tracker import RecentClaims, Tracker, new_keywords
 
 if TYPE_CHECKING:
     from ...app import App
@@ -146,12 +146,17 @@ class SessionBase:
         self.write(untagged(*parts))
 
     async def flush(self) -> None:
+        """Send what the commands wrote, in one write; wait only when the transport holds
+        unsent bytes or is closing (StreamWriter.drain would return at once otherwise: a
+        coroutine call per command saved)."""
+        transport = self.writer.transport
         if self.out:
             data = b"".join(self.out)
             self.out.clear()
             self.out_size = 0
-            self.writer.write(data)
-        await self.writer.drain()
+            transport.write(data)
+        if transport.get_write_buffer_size() or transport.is_closing():
+            await self.writer.drain()
 
     async def maybe_flush(self) -> None:
         if self.out_size >= FLUSH_BYTES:
@@ -264,7 +269,7 @@ class SessionBase:
             grown = grown or (bool(added) and new is None)
             if reflagged or expunged or (t.gone and allow_expunge):
                 changed = [reflagged[u] for u in sorted(reflagged)]
-                added_kw = {f for e in changed for f in e.flags if not f.startswith("\\")} - sel.keywords
+                added_kw = new_keywords(changed, sel.keywords)
                 if added_kw:  # * FLAGS before a FETCH could show the keyword (RFC 3501 7.2.6)
                     sel.keywords |= added_kw
                     self.write_flags(sel)
@@ -347,7 +352,7 @@ class SessionBase:
         t = sel.tracker
         if added:
             sel.uidnext = max(sel.uidnext, added[-1].uid + 1)
-        new_kw = {f for e in added for f in e.flags if not f.startswith("\\")} - sel.keywords
+        new_kw = new_keywords(added, sel.keywords)
         if new_kw:  # * FLAGS before a FETCH could show the keyword (RFC 3501 7.2.6)
             sel.keywords |= new_kw
             self.write_flags(sel)

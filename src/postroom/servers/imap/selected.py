@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 
-from ...protocols.imap.args import Args, format_datetime
+from ...protocols.imap.args import Args, internaldate_item
 from ...protocols.imap.commands import State
 from ...protocols.imap.decoder import Group
 from ...protocols.imap.encoder import Binary, Raw, encode
@@ -43,7 +43,7 @@ from .gmail import GmIds, conversation_ids, deadline, message_ids, prefetch_gm, 
 from .labels import LABEL_MODES, change_labels, check_labels
 from .messages import Derived, MessageView, prefetch
 from .sortorder import sort_line
-from .tracker import flag_list
+from .tracker import flag_list, new_keywords
 
 __all__ = ["SelectedCommands"]
 
@@ -105,7 +105,7 @@ def _render(
         elif n == "FLAGS":
             out.append(b"FLAGS " + flag_list(flags).data)
         elif n == "INTERNALDATE":
-            out.append(b'INTERNALDATE "' + format_datetime(entry.internaldate).encode() + b'"')
+            out.append(internaldate_item(entry.internaldate))
         elif n == "RFC822.SIZE":
             out.append(b"RFC822.SIZE %d" % entry.size)
         elif n == "MODSEQ":
@@ -251,7 +251,7 @@ class SelectedCommands(SessionBase):
                     seen_now.add(e.uid)
                 self._own_write(sel)
                 # the flags now shown may hold a keyword another session added: * FLAGS first
-                others = {f for e in marked for f in e.flags if not f.startswith("\\")} - sel.keywords
+                others = new_keywords(marked, sel.keywords)
                 if others:
                     sel.keywords |= others
                     self.write_flags(sel)
@@ -408,7 +408,7 @@ class SelectedCommands(SessionBase):
             self._own_write(sel)
             # a keyword another session put on these messages since this one last synced:
             # * FLAGS before the FETCH shows it (RFC 3501 7.2.6)
-            others = {f for e in entries for f in e.flags if not f.startswith("\\")} - sel.keywords
+            others = new_keywords(entries, sel.keywords)
             if others and (not silent or unchangedsince is not None):
                 sel.keywords |= others
                 self.write_flags(sel)

@@ -26,7 +26,7 @@ from ...store.base import Entry
 from .listing import RECENT, Recent, Uids, with_recent
 from .snapshots import Snapshot
 
-__all__ = ["RECENT", "RecentClaims", "Tracker"]
+__all__ = ["RECENT", "RecentClaims", "Tracker", "new_keywords"]
 
 
 class RecentClaims:
@@ -82,6 +82,26 @@ def flag_list(flags: frozenset[str] | set[str]) -> Raw:
 # one per message (bounded against clients that invent keywords).
 _FLAG_LISTS: dict[frozenset[str], Raw] = {}
 _FLAG_LISTS_MAX = 1024
+
+
+def new_keywords(entries: Iterable[Entry], known: set[str]) -> set[str]:
+    """The keywords (flags without a backslash) of ``entries`` that are not in ``known``:
+    each session asks this of every change it hears of, nearly always of a few flag sets
+    without a new keyword (their keywords are kept by flag set, not split per call)."""
+    out: set[str] = set()
+    for e in entries:
+        kw = _KEYWORDS.get(e.flags)
+        if kw is None:
+            if len(_KEYWORDS) >= _FLAG_LISTS_MAX:
+                _KEYWORDS.clear()
+            kw = _KEYWORDS[e.flags] = frozenset(f for f in e.flags if not f.startswith("\\"))
+        if kw and not kw <= known:
+            out |= kw - known
+    return out
+
+
+# the keywords of each flag set (bounded as _FLAG_LISTS)
+_KEYWORDS: dict[frozenset[str], frozenset[str]] = {}
 
 
 class Tracker:
