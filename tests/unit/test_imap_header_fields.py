@@ -71,3 +71,18 @@ def test_a_parts_fields_are_split_once_and_nested_messages_have_their_own() -> N
     assert section_content(top, parse_section("1.HEADER.FIELDS (Subject From)")) == (
         b"Subject: inner\r\nFrom: c@example.org\r\n\r\n"
     )
+
+
+@FAST
+@given(LINES, st.lists(st.sampled_from(["From", "TO", "subject", "x-a", "Received", "none"]), max_size=3),
+       st.booleans())  # fmt: skip
+def test_a_sections_field_list_is_lowered_once_and_selects_as_the_scan(
+    header: bytes, names: list[str], exclude: bool
+) -> None:
+    """A parsed section's names (a tuple) are lowered once per list, kept for the next
+    message of the FETCH: the same fields as the line scan, the first time and after."""
+    blocks = mime.field_blocks(header)
+    for _ in range(2):
+        assert mime.select_fields(blocks, tuple(names), exclude) == scanned(header, names, exclude)
+        assert mime._WANTED.get(tuple(names)) == {n.lower() for n in names}
+    assert len(mime._WANTED) <= mime._WANTED_MAX
