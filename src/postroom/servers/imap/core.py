@@ -91,6 +91,9 @@ class SessionBase:
     appended: dict[int, Entry]  # that APPEND's new messages, from their events, by UID
     reflagged: dict[int, Entry]  # from flag-change events since the last sync, by UID
     expunged: list[int]  # UIDs from expunge events since the last sync
+    # change events heard while a SELECT/EXAMINE is under way (None when none is): replayed
+    # once the folder is selected (see hold_changes)
+    selecting: list[FolderChanged] | None
     wake: asyncio.Event
     writer: asyncio.StreamWriter
 
@@ -131,6 +134,7 @@ class SessionBase:
         self.appended = {}
         self.reflagged = {}
         self.expunged = []
+        self.selecting = None
         self.wake = asyncio.Event()
 
     # -- output ---------------------------------------------------------------------------
@@ -192,6 +196,9 @@ class SessionBase:
                 self.appended[e.uid] = e
         sel = self.selected
         if sel is None:
+            holding = self.selecting
+            if holding is not None and len(holding) <= MAX_HELD:
+                holding.append(event)  # past the bound, replay_held() marks the folder for a read
             return
         if event.mailbox == sel.mailbox and event.folder == sel.folder:
             self.dirty = True
@@ -221,6 +228,30 @@ class SessionBase:
                 self.expunged = []
                 self.added = {}
             self.wake.set()
+
+    def hold_changes(self) -> None:
+        """A SELECT/EXAMINE begins: hold every change event from now until
+        :meth:`replay_held` (its folder's state and listing are read on worker threads while
+        events keep coming; one that came in between, for a change the listing was read
+        before, would be lost: no FETCH, EXISTS or EXPUNGE for it ever)."""
+        self.selecting = []
+
+    def replay_held(self) -> None:
+        """The folder is selected (and its pending changes forgotten): take in the events
+        held since :meth:`hold_changes` as if they came now. One for a change the listing
+        already holds is harmless: an older or equal MODSEQ is not shown again
+        (:meth:`.Tracker._reflag`), a UID below :attr:`Selected.uidnext` is not new, an
+        unknown UID is not expunged. Past :data:`MAX_HELD`, the next sync reads the listing."""
+        held, self.selecting = self.selecting, None
+        sel = self.selected
+        if held is None or sel is None:
+            return
+        if len(held) > MAX_HELD:
+            self.dirty = self.relist = True
+            self.wake.set()
+            return
+        for event in held:
+            self.on_event(event)
 
     def forget_changes(self) -> None:
         """Nothing heard of the selected folder is pending (SELECT, CLOSE, UNSELECT)."""

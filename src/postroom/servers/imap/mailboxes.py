@@ -113,6 +113,14 @@ class MailboxCommands(SessionBase):
             self.untagged("OK", Raw(b"[CLOSED] Previous mailbox closed."))
             self.selected = None
             self.state = State.AUTHENTICATED
+            self.forget_changes()
+        self.hold_changes()  # events from here on are taken in once selected (replay_held)
+        try:
+            return await self._open(name, readonly, account)
+        finally:
+            self.selecting = None
+
+    async def _open(self, name: str, readonly: bool, account: Account) -> Reply:
         info = await self.blocking(account.info, name)
         if info is None:
             raise No("mailbox does not exist", "NONEXISTENT")
@@ -143,6 +151,7 @@ class MailboxCommands(SessionBase):
             )
         self.selected = sel
         self.forget_changes()
+        self.replay_held()  # what changed while info and the listing were read
         self.state = State.SELECTED
         return ("SELECT completed" if not readonly else "EXAMINE completed"), (
             "READ-ONLY" if readonly else "READ-WRITE"
