@@ -59,6 +59,10 @@ class Selected:
     # every delivery with a lower UID is known to the tracker (or was expunged): new messages
     # whose events continue from here need no read of the store (see SessionBase._sync_new)
     uidnext: int = 1
+    # the folder's highest MODSEQ as far as the session knows it (SELECT's, the events' and
+    # listings' entries, a check's folder row): a NOOP's check against the folder's row
+    # (see SessionBase._check_folder)
+    modseq: int = 0
 
     @property
     def key(self) -> tuple[str, str, int]:
@@ -203,6 +207,8 @@ class SessionBase:
         if event.mailbox == sel.mailbox and event.folder == sel.folder:
             self.dirty = True
             change = event.change
+            if event.entries:
+                sel.modseq = max(sel.modseq, max(e.modseq for e in event.entries))
             if change == "exists":
                 if event.entries is None or self.grown:
                     self.grown = True
@@ -275,20 +281,56 @@ class SessionBase:
                 self.grown = True
                 self.added = {}
 
-    async def sync_selected(self, *, allow_expunge: bool, with_uid: bool, force: bool = False) -> None:
+    async def sync_selected(self, *, allow_expunge: bool, with_uid: bool, check: bool = False) -> None:
         """Send EXISTS/EXPUNGE/FETCH for changes made elsewhere (RFC 3501 section 7).
 
-        Without ``force`` (NOOP, CHECK), and when every change since the last sync came
-        with an event saying what changed, no listing is read: expunges and flag changes
-        are taken from the events (the expunged UIDs, the re-flagged entries as their
-        transaction left them: :meth:`.Tracker.apply`), and new messages are read as the
-        deliveries above the highest UID the session knows (:meth:`_sync_new`). Else
-        (another PostgreSQL node's flag change, an API change, too many held) the
-        folder's listing is read (shared by the sessions, see :mod:`.snapshots`)."""
+        When every change since the last sync came with an event saying what changed, no
+        listing is read: expunges and flag changes are taken from the events (the
+        expunged UIDs, the re-flagged entries as their transaction left them:
+        :meth:`.Tracker.apply`), and new messages are read as the deliveries above the
+        highest UID the session knows (:meth:`_sync_new`). Else (another PostgreSQL
+        node's flag change, an API change, too many held) the folder's listing is read
+        (shared by the sessions, see :mod:`.snapshots`). With ``check`` (NOOP, CHECK),
+        the folder's row is compared with what the session knows too, for a change whose
+        event never came (:meth:`_check_folder`)."""
         sel = self.selected
-        if sel is None or not (self.dirty or force or sel.tracker.gone):
+        if sel is None:
             return
-        relist = force or self.relist
+        if self.dirty or sel.tracker.gone:
+            await self._sync_heard(sel, allow_expunge=allow_expunge, with_uid=with_uid)
+        if check and self.selected is sel:
+            await self._check_folder(sel, allow_expunge=allow_expunge, with_uid=with_uid)
+
+    async def _check_folder(self, sel: Selected, *, allow_expunge: bool, with_uid: bool) -> None:
+        """NOOP's and CHECK's look for a change no event told of (a write by another
+        process on the same SQLite file, a PostgreSQL notification lost with its
+        connection): the folder's row (its kept message count, UIDNEXT and highest MODSEQ,
+        which every change moves: one indexed row, on the event loop when the store can)
+        against what the session knows. Only when they disagree is the listing read (as
+        after a change whose event did not say what changed); a NOOP costs the changes
+        heard, not the folder (it read the whole listing each time: ~1 s at 100,000
+        messages). A disagreement from a change whose event is on its way only costs a
+        read too early."""
+        info = self.store.folder_info_now(sel.mailbox, sel.folder)
+        if info is None:
+            info = await self.blocking(self.store.folder_info, sel.mailbox, sel.folder)
+            if info is None or self.selected is not sel:
+                return  # deleted meanwhile (its events will tell), or another SELECT began
+        t = sel.tracker
+        if info.uidvalidity == sel.uidvalidity and (
+            info.exists != t.exists - len(t.gone)
+            or info.uidnext > sel.uidnext
+            or info.highestmodseq > max(sel.modseq, t.highest)
+        ):
+            self.snapshots.changed(sel.mailbox, sel.folder)  # a kept listing may lack it
+            await self._relist(sel, allow_expunge=allow_expunge, with_uid=with_uid)
+        # the listing (read after info, or the changes heard) holds info's state
+        sel.modseq = max(sel.modseq, info.highestmodseq)
+        sel.uidnext = max(sel.uidnext, info.uidnext)
+
+    async def _sync_heard(self, sel: Selected, *, allow_expunge: bool, with_uid: bool) -> None:
+        """The changes heard since the last sync (see :meth:`sync_selected`)."""
+        relist = self.relist
         grown, added, reflagged, expunged = self.grown, self.added, self.reflagged, self.expunged
         self.forget_changes()
         self.wake.clear()
@@ -317,12 +359,17 @@ class SessionBase:
             elif grown:
                 await self._sync_new(sel)
             return
-        if force:
-            self.snapshots.changed(sel.mailbox, sel.folder)
+        await self._relist(sel, allow_expunge=allow_expunge, with_uid=with_uid)
+
+    async def _relist(self, sel: Selected, *, allow_expunge: bool, with_uid: bool) -> None:
+        """Bring the client up to date from a listing with every change heard of."""
+        self.forget_changes()
+        self.wake.clear()
         snap = self.snapshots.peek_current(sel.mailbox, sel.folder, sel.listing)
         if snap is None:  # the first session to sync after a change reads the listing
             snap = await self.blocking(self.snapshots.current, sel.mailbox, sel.folder, sel.listing)
         sel.listing = snap.seq
+        sel.modseq = max(sel.modseq, snap.highest_modseq)
         if snap.uids:
             sel.uidnext = max(sel.uidnext, snap.uids.top + 1)
         # a keyword another session added: * FLAGS before any FETCH that shows it (RFC 3501 7.2.6)
@@ -383,6 +430,7 @@ class SessionBase:
         t = sel.tracker
         if added:
             sel.uidnext = max(sel.uidnext, added[-1].uid + 1)
+            sel.modseq = max(sel.modseq, max(e.modseq for e in added))
         new_kw = new_keywords(added, sel.keywords)
         if new_kw:  # * FLAGS before a FETCH could show the keyword (RFC 3501 7.2.6)
             sel.keywords |= new_kw

@@ -137,6 +137,7 @@ class MailboxCommands(SessionBase):
         )
         # the listing, read after info, holds every delivery below info's UIDNEXT and its own top
         sel.uidnext = max(info.uidnext, snap.uids.top + 1)
+        sel.modseq = max(info.highestmodseq, snap.highest_modseq)
         tracker.set_recent(self.recent.claim_above(sel.key, snap.uids.top, readonly))
         self.write_flags(sel)
         self.untagged(tracker.exists, "EXISTS")

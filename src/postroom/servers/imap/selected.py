@@ -680,7 +680,7 @@ class SelectedCommands(SessionBase):
 
     async def cmd_check(self, args: Args, uid: bool) -> Reply:
         args.end()
-        await self.sync_selected(allow_expunge=True, with_uid=False, force=True)
+        await self.sync_selected(allow_expunge=True, with_uid=False, check=True)
         return "CHECK completed", None
 
     def _deselect(self) -> None:

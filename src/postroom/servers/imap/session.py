@@ -320,7 +320,7 @@ class Session(MailboxCommands, ThreadCommands, SessionBase):
             await self.sync_selected(
                 allow_expunge=uid or name not in ("FETCH", "STORE", "SEARCH", "SORT", "THREAD"),
                 with_uid=uid,
-                force=name == "NOOP",
+                check=name == "NOOP",
             )
         except (ParseError, LimitError, StateError) as e:
             status, text, code = "BAD", str(e), e.code
