@@ -291,7 +291,7 @@ def test_test_servers_share_one_loop_thread_and_start_no_store_threads_but_the_w
     server's store indexes on its writer (no indexer thread) and starts its checkpoint
     thread only once it holds many messages."""
     from postroom.store.base import Envelope
-    from postroom.store.sqlite_background import ANALYZE_FROM
+    from postroom.store.sqlite_background import ANALYZE_FROM, WRITER_CHECKPOINT_PAGES
 
     with Server(lazy=True) as a, Server(lazy=True) as b:
         assert a.loop is b.loop
@@ -319,5 +319,5 @@ def test_test_servers_share_one_loop_thread_and_start_no_store_threads_but_the_w
         while bg.checkpointer is None and time.monotonic() < deadline:
             time.sleep(0.05)  # the writer starts it after its next batch
         assert bg.checkpointer is not None and bg.checkpointer.is_alive()
-        assert autocheckpoint() == 0
+        assert autocheckpoint() == WRITER_CHECKPOINT_PAGES
         assert b.messages() == []

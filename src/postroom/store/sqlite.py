@@ -235,7 +235,7 @@ class SQLiteStore(Composed):
             self._owner.release()
             raise StoreError(f"cannot replay the ingest journal of {self.path}: {e}") from None
         if not self._tmpdir:  # its checkpoint thread starts below (a throwaway's: _checkpoint_due)
-            self.background.checkpoints_off_the_writer(conn)
+            self.background.writer_checkpoints(conn)
         if self._tmpdir and self.background.index_inline and self._journal is not None:
             self.direct.conn = conn  # an in-process test server's (sqlite_direct.py): its
             self.db.queue.start_with_first(lambda: self._start_pooled(conn))  # writer, if needed
@@ -451,7 +451,7 @@ class SQLiteStore(Composed):
         """After a transaction, on the thread that has the writer's connection ``conn``: a
         throwaway store's checkpoint thread starts with its 1,000th message."""
         if self.background.checkpointer is None and self.writes.count >= ANALYZE_FROM:
-            self.background.checkpoints_off_the_writer(conn)
+            self.background.writer_checkpoints(conn)
             self.background.start_checkpointer()
 
     def keep_or_close(self, conn: sqlite3.Connection) -> None:

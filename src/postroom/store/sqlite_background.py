@@ -37,7 +37,7 @@ if TYPE_CHECKING:
     from .sqlite_db import SQLiteDb
     from .sqlite_writes import Writes
 
-__all__ = ["ANALYZE_FROM", "Background"]
+__all__ = ["ANALYZE_FROM", "WRITER_CHECKPOINT_PAGES", "Background"]
 
 log = logging.getLogger("postroom.store.sqlite")
 
@@ -48,6 +48,9 @@ INDEXER_STOP_GRACE = 2.0
 
 CHECKPOINT_INTERVAL = 0.5  # seconds between background WAL checkpoints
 WAL_RESTART_BYTES = 64 * 1024 * 1024  # truncate the WAL past this size, when idle
+# The writer's COMMIT checkpoints once the WAL holds this many pages (~16 MB): what the
+# checkpoint thread has not copied yet (Background.writer_checkpoints).
+WRITER_CHECKPOINT_PAGES = 4000
 # The query planner's statistics (sqlite_stat1) of the message table are gathered once it
 # holds this many messages, and again whenever it has since grown (or shrunk) twofold. Without
 # them SQLite takes "read = 0" for a selective condition and walks the unread index with a
@@ -129,18 +132,21 @@ class Background:
             self.checkpointer.join(10)
 
     @staticmethod
-    def checkpoints_off_the_writer(conn: sqlite3.Connection) -> None:
-        """No automatic checkpoint in the writer's commits (``conn``, on the thread that has
-        it, before the checkpoint thread starts): the checkpoint thread copies the WAL.
+    def writer_checkpoints(conn: sqlite3.Connection) -> None:
+        """The writer's own checkpoints bound the WAL (``conn``, on the thread that has it,
+        before the checkpoint thread starts): its COMMIT that takes the WAL past
+        WRITER_CHECKPOINT_PAGES copies what the checkpoint thread has not yet, and so the
+        next transaction writes the WAL from its start again.
 
-        SQLite's default runs a checkpoint inside the COMMIT that takes the WAL past 1,000
-        pages, and with it an ``fdatasync``: during a burst (~40 pages per commit of ten
-        messages) the writer copied pages into the database every ~25 transactions, each
-        page again for every checkpoint that found it rewritten (an index's last leaf), while
-        the checkpoint thread copies them once per CHECKPOINT_INTERVAL (issue 15: ~5 µs of
-        the writer's CPU per message). A throwaway store keeps SQLite's checkpoints until its
+        The checkpoint thread's PASSIVE checkpoints run while the writer commits: during a
+        burst each ends with frames written after it began, so the WAL never restarts and
+        grew without end (issue 15: 360 MB after 15,500 html messages, then a TRUNCATE of
+        it at idle; the writer appending to a new file). A checkpoint on the writer's thread
+        completes: SQLite's default (1,000 pages) did so every ~25 transactions of a burst,
+        copying an index's last leaves again each time; at 4,000 pages the checkpoint thread
+        has copied most of it by then. A throwaway store keeps SQLite's 1,000 until its
         checkpoint thread starts (its 1,000th message)."""
-        conn.execute("PRAGMA wal_autocheckpoint=0")
+        conn.execute(f"PRAGMA wal_autocheckpoint={WRITER_CHECKPOINT_PAGES:d}")
 
     def start_checkpointer(self) -> None:
         self.checkpointer = threading.Thread(
