@@ -259,7 +259,14 @@ class Bus:
     def publish_many(self, events: list[Event]) -> None:
         """Publish a batch with one hop to the loop (the writer thread's path); none when
         nobody subscribes (a subscriber reads what it watches after subscribing, and the
-        writer publishes after its commit: it sees these changes)."""
+        writer publishes after its commit: it sees these changes).
+
+        Ordering requirement: a store publishes each commit's events in one call, from one
+        thread, in commit order, and subscribers get them in that order (one FIFO hop to
+        the loop). IMAP's shared listings rely on it: a folder's flag changes heard up to
+        the one whose MODSEQ is the folder's highest are all of them (see
+        ``servers/imap/snapshots.py``, ``Snapshots._grow``). A second publishing thread,
+        or a commit published in parts, breaks that."""
         if not events or not self._subs:
             return
         loop = self._loop

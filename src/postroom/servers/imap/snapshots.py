@@ -46,7 +46,8 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 from ...events import Event, FolderChanged
@@ -213,7 +214,14 @@ class Snapshots:
         # the last listing of a folder that changed since, to be grown by the new messages
         # alone when nothing else changed (:meth:`_grow`)
         self._stale: OrderedDict[tuple[str, str], Snapshot] = OrderedDict()
-        self._gens: dict[tuple[str, str], int] = {}  # raised by each change event
+        # each change gives its folder a new generation, never given before (a count of
+        # the changes of all folders): a read that began at one serves while it is the
+        # folder's. Only folders with a listing kept (either table) or being read have an
+        # entry (any other's is 0, and its next change gives it one never seen), so the
+        # table stays bounded by those
+        self._gens: dict[tuple[str, str], int] = {}
+        self._changes = 0
+        self._reading: dict[tuple[str, str], int] = {}  # reads under way, by folder
         # flag changes heard from events since the folder's last keyed listing was kept
         # (the growth base): a SELECT grows it by these instead of looking for them in
         # the database (no index on MODSEQ: a scan of the folder), see _grow
@@ -235,9 +243,26 @@ class Snapshots:
         the kept one if it matches, else the last one grown by the new messages if only
         messages were added since (:meth:`_grow`), else read from the store (and kept)."""
         snap = self.peek(info)
-        if snap is None:
+        if snap is not None:
+            return snap
+        with self._read_of((info.mailbox, info.name)):
             snap = self._grow(info)
-        return snap if snap is not None else self._read(info.mailbox, info.name, state_key(info))
+            return snap if snap is not None else self._read(info.mailbox, info.name, state_key(info))
+
+    @contextmanager
+    def _read_of(self, where: tuple[str, str]) -> Iterator[None]:
+        """A read of the folder is under way (its generation is kept meanwhile)."""
+        with self._lock:
+            self._reading[where] = self._reading.get(where, 0) + 1
+        try:
+            yield
+        finally:
+            with self._lock:
+                left = self._reading.pop(where) - 1
+                if left:
+                    self._reading[where] = left
+                else:
+                    self._forget_unkept(where)
 
     def _grow(self, info: FolderInfo) -> Snapshot | None:
         """The folder's last listing before a change, with the messages added since read
@@ -253,7 +278,7 @@ class Snapshots:
         where = (info.mailbox, info.name)
         with self._lock:
             old = self._stale.get(where)
-            gen = self._gens.get(where, 0)
+            gen = self._gen(where)
             self._seq += 1
             seq = self._seq
             heard = self._heard.get(where)
@@ -272,7 +297,9 @@ class Snapshots:
         ):
             # every flag change up to info's state came with its event (each raises the
             # folder's MODSEQ to its messages' new one, and events come in commit order:
-            # one not heard yet, or heard from after info, makes the two differ)
+            # one not heard yet, or heard from after info, makes the two differ). Sound
+            # only under that order (one writer thread, one Bus.publish_many per commit:
+            # see there); a later change heard before an earlier one would hide it
             # and the expunges heard: the UIDs gone are those (the store's count of the
             # old listing's UIDs still there says no other is missing)
             removed = [u for u in expunged if old.uids.seq_of(u)]
@@ -303,7 +330,7 @@ class Snapshots:
         where = (mailbox, folder)
         with self._lock:
             snap = self._kept.get(where)
-            if snap is None or snap.gen != self._gens.get(where, 0) or snap.seq < since:
+            if snap is None or snap.gen != self._gen(where) or snap.seq < since:
                 return None
             self._kept.move_to_end(where)
             return snap
@@ -312,7 +339,10 @@ class Snapshots:
         """A listing with every change whose event has arrived: :meth:`peek_current`, else
         read from the store (and kept)."""
         snap = self.peek_current(mailbox, folder, since)
-        return snap if snap is not None else self._read(mailbox, folder, None)
+        if snap is not None:
+            return snap
+        with self._read_of((mailbox, folder)):
+            return self._read(mailbox, folder, None)
 
     def ticket(self) -> int:
         """A place among the reads, for a session about to read part of a folder itself
@@ -326,7 +356,7 @@ class Snapshots:
     def _read(self, mailbox: str, folder: str, key: Key | None) -> Snapshot:
         where = (mailbox, folder)
         with self._lock:
-            gen = self._gens.get(where, 0)
+            gen = self._gen(where)
             self._seq += 1
             seq = self._seq
         snap = Snapshot.build(key, gen, seq, self.store.folder_entries(mailbox, folder))
@@ -337,7 +367,7 @@ class Snapshots:
         with self._lock:
             kept = self._kept.get(where)
             # not kept if a change came in meanwhile, or a read that began later is kept
-            if gen == self._gens.get(where, 0) and (kept is None or kept.seq < seq):
+            if gen == self._gen(where) and (kept is None or kept.seq < seq):
                 self._kept[where] = snap
                 self._kept.move_to_end(where)
                 if snap.key is not None:
@@ -347,8 +377,7 @@ class Snapshots:
                     self._heard[where] = _Heard()  # (no event came since its read began)
                 while len(self._kept) > self.max_folders:
                     gone, _ = self._kept.popitem(last=False)
-                    if gone not in self._stale:
-                        self._heard.pop(gone, None)
+                    self._forget_unkept(gone)
 
     def on_event(self, event: Event) -> None:
         """Bus subscriber: a changed folder's snapshot is stale, drop it now (and note the
@@ -370,9 +399,25 @@ class Snapshots:
                 self._stale.move_to_end(where)
                 while len(self._stale) > self.max_folders:
                     gone, _ = self._stale.popitem(last=False)
-                    if gone not in self._kept:
-                        self._heard.pop(gone, None)
-            self._gens[where] = self._gens.get(where, 0) + 1
+                    self._forget_unkept(gone)
+            self._changes += 1
+            self._gens[where] = self._changes
+            self._forget_unkept(where)
+
+    def _gen(self, where: tuple[str, str]) -> int:
+        """The folder's generation (under the lock)."""
+        return self._gens.get(where, 0)
+
+    def _forget_unkept(self, where: tuple[str, str]) -> None:
+        """Under the lock: drop what is kept for a folder beside its listings once it has
+        no growth base (a keyed listing, kept or stale: the heard changes describe what
+        came since it), and its generation once it has no listing and no read under way
+        (nothing holds it to compare: its next change gives it a generation never given)."""
+        kept = self._kept.get(where)
+        if where not in self._stale and (kept is None or kept.key is None):
+            self._heard.pop(where, None)
+        if kept is None and where not in self._stale and where not in self._reading:
+            self._gens.pop(where, None)
 
 
 class _Heard:
