@@ -15,7 +15,11 @@ it, per message: no sockets, no SMTP, none of the other threads' work, so far st
 With trees (checkouts with their ``.venv``, such as ``/tmp/pre`` for ``git worktree add
 /tmp/pre 1ba8b6b^``), each runs in its own interpreter, rounds interleaved, and the medians
 are printed; without, this tree once. ``WRITER_CPU_IMAP=off`` opens the store as a server
-with no IMAP listener (the indexer then derives no IMAP data).
+with no IMAP listener (the indexer then derives no IMAP data). ``WRITER_CPU_CHECKPOINTS=off``
+runs no checkpoint at all (neither the writer's nor the checkpoint thread's) and no indexer,
+and also prints the WAL frames written per message (its 500 warm-up messages included): the writer's own work, the same in every
+tree (before the renovation the writer's COMMIT checkpointed every ~1,000 pages, now the
+checkpoint thread copies most of it, so the writer figures of the two trees differ in that).
 """
 
 from __future__ import annotations
@@ -75,9 +79,14 @@ def _measure(n: int, batch: int, msg: str) -> dict[str, float]:
     raw = build(msg).replace(b"\n", b"\r\n")  # as smtp-source sends it (thread_cpu.py)
     tmp = tempfile.mkdtemp(prefix="postroom-writer-cpu-")
     imap = {} if os.environ.get("WRITER_CPU_IMAP", "on") == "on" else {"imap": "off", "imaps": "off"}
+    checkpoints = os.environ.get("WRITER_CPU_CHECKPOINTS", "on") == "on"
+    if not checkpoints:
+        _no_checkpoints()
     store: Any = open_store(Settings(db=f"{tmp}/store.db", **imap), Bus())
     try:
         store.start()
+        if not checkpoints:
+            store.write(lambda c: c.execute("PRAGMA wal_autocheckpoint=0"))
         tail = store.open_worker_journal(0)
         writer = _worker_writer(getattr(tail, "location", None) or tail.base)
         wait = store.db.wait_applied if hasattr(store, "db") else store._wait_applied
@@ -104,10 +113,29 @@ def _measure(n: int, batch: int, msg: str) -> dict[str, float]:
         time.sleep(1.2)  # the checkpoint thread's next rounds: it copies what the burst wrote
         c1 = cpu(checkpointer)
         writer.close()
-        return {"writer": (w1 - w0) * 1e6 / n, "checkpoint": (c1 - c0) * 1e6 / n}
+        row = {"writer": (w1 - w0) * 1e6 / n, "checkpoint": (c1 - c0) * 1e6 / n}
+        if not checkpoints:  # the WAL was never restarted: its header counts every frame
+            with open(f"{tmp}/store.db-shm", "rb") as f:
+                row["frames"] = int.from_bytes(f.read(20)[16:20], sys.byteorder) / (n + 500)
+        return row
     finally:
         store.close()
         shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _no_checkpoints() -> None:
+    """No checkpoint thread (it waits a day) and no indexer (its commits checkpoint), in this
+    tree or the one before the renovation."""
+    from postroom.store import sqlite_background
+
+    sqlite_background.CHECKPOINT_INTERVAL = 86400.0  # type: ignore[misc]
+    background = getattr(sqlite_background, "Background", None)
+    if background is not None:
+        background.start_indexer = lambda self: None
+    else:
+        from postroom.store.sqlite import SQLiteStore
+
+        SQLiteStore._start_indexer = lambda self: None  # type: ignore[attr-defined]
 
 
 def main(argv: list[str] | None = None) -> int:
