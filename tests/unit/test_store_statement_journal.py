@@ -10,6 +10,7 @@ write system calls per message from a burst of SMTP mail, issue 15).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import sqlite3
 import threading
 from pathlib import Path
@@ -18,6 +19,7 @@ from postroom.config import Settings
 from postroom.events import Bus
 from postroom.store.base import Envelope
 from postroom.store.sqlite import SQLiteStore
+from postroom.store.sqlite_jobs import _Call
 from postroom.store.sqlite_writes import Writes
 
 BODY = ("<p>" + "lorem ipsum dolor sit amet " * 300 + "</p>\r\n").encode()
@@ -78,13 +80,14 @@ def test_a_batch_with_other_changes_keeps_the_file_on_a_connection_taken_over(tm
         conn.execute("COMMIT")
         return int(value)
 
+    bulk = [_Call(lambda c: None, concurrent.futures.Future())]  # rows not said: taken as many
     first = Writes(None)  # type: ignore[arg-type]  # begin() uses only the connection
-    first.begin(conn, ingest_only=True)
+    first.begin(conn, [])
     assert temp_store() == 2  # MEMORY
     second = Writes(None)  # type: ignore[arg-type]
-    second.begin(conn, ingest_only=False)
+    second.begin(conn, bulk)
     assert temp_store() == 0  # SQLite's default: a file past 64 KiB
-    second.begin(conn, ingest_only=True)
+    second.begin(conn, [])
     assert temp_store() == 2
     conn.close()
 

@@ -505,7 +505,7 @@ class SQLiteStore(Composed):
         calls = [j for j in jobs if isinstance(j, _Call)]
         indexed = not index  # every new message indexed here (index_in_transaction), or on demand
         try:
-            self.writes.begin(conn, ingest_only=not calls)
+            self.writes.begin(conn, calls)
             if ingests:
                 self.writes.ingest(conn, ingests, events)
                 if self.background.index_inline and index and not replay:  # one commit for both

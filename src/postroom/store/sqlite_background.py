@@ -331,7 +331,7 @@ class Background:
 
     def write_index(self, rows: list[Any]) -> None:
         """Hand parsed results to the writer (its next group commit); announce them after."""
-        self.db.write(self._index_job(rows))
+        self.db.write(self._index_job(rows), rows=len(rows))  # a row a message (_Call.rows)
 
     def index_now(self, conn: sqlite3.Connection) -> None:
         """The inline indexer (writer thread only): parse and store what is not indexed yet."""
@@ -342,14 +342,14 @@ class Background:
         self._index_queued = False
 
         def apply(rows: list[Any]) -> None:
-            self._run_batch(conn, [_Call(self._index_job(rows), concurrent.futures.Future())])
+            self._run_batch(conn, [_Call(self._index_job(rows), concurrent.futures.Future(), len(rows))])
 
         try:
             indexer = self._inline(conn, apply)
             while not self.db.closed and (rows := indexer.next_batch()):
                 apply(rows)
             while self.imap_in_use and not self.db.closed and (imap := indexer.imap_batch()):
-                self._run_batch(conn, [_Call(self._imap_job(imap), concurrent.futures.Future())])
+                self._run_batch(conn, [_Call(self._imap_job(imap), concurrent.futures.Future(), len(imap))])
             if not self.db.closed and (rows := indexer.idle()):
                 apply(rows)
         except sqlite3.Error:
@@ -457,7 +457,7 @@ class Background:
                     and not self._index_wakeup.is_set()
                     and (imap := indexer.imap_batch(self._index_wakeup.is_set))
                 ):
-                    self.db.write(self._imap_job(imap))
+                    self.db.write(self._imap_job(imap), rows=len(imap))
                 if not self.db.closed and (rows := indexer.idle()):
                     self.write_index(rows)
         except StoreClosed:

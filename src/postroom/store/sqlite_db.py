@@ -23,7 +23,7 @@ from ..events import Event
 from .base import StoreClosed
 from .header_scan import register_functions
 from .rawcodec import unpack
-from .sqlite_jobs import WriterQueue, _Call
+from .sqlite_jobs import RowsHint, WriterQueue, _Call
 
 if TYPE_CHECKING:
     from ..config import Settings
@@ -133,22 +133,25 @@ class SQLiteDb:
             self._adopted.clear()
             self._reader_threads.clear()
 
-    def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any:
-        """Run ``fn(conn)`` in the writer's next transaction and wait for the commit."""
+    def write(
+        self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60, *, rows: RowsHint = None
+    ) -> Any:
+        """Run ``fn(conn)`` in the writer's next transaction and wait for the commit.
+        ``rows``: how many rows it changes at most (``_Call.rows``; None: not known)."""
         if self.closed:
             raise StoreClosed("store is closed")
         fut: concurrent.futures.Future[Any] = concurrent.futures.Future()
-        self.queue.put(_Call(fn, fut))
+        self.queue.put(_Call(fn, fut, rows))
         return fut.result(timeout)
 
-    async def write_async(self, fn: Callable[[sqlite3.Connection], Any]) -> Any:
+    async def write_async(self, fn: Callable[[sqlite3.Connection], Any], *, rows: RowsHint = None) -> Any:
         """:meth:`write` for an event loop: no thread waits for the commit. Calls that come
         while the writer commits share its next transaction and commit; each is resolved
         only after that commit (one hop to the loop for all of a batch's)."""
         if self.closed:
             raise StoreClosed("store is closed")
         fut: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self.queue.put(_Call(fn, fut))
+        self.queue.put(_Call(fn, fut, rows))
         return await fut
 
     def pending(self) -> list[Event]:

@@ -15,6 +15,7 @@ from ..events import FolderChanged, MessagesDeleted, ReadChanged, StoreTruncated
 from .base import INBOX, AlreadyExists, Entry, FlagMode, FolderInfo, NotFound, StoreError
 from .folder_sql import FolderSQL
 from .sqlite_db import SQLiteDb, chunks
+from .sqlite_jobs import SMALL_WRITE_ROWS, RowsHint
 
 if TYPE_CHECKING:
     from .sqlite_writes import Writes
@@ -289,12 +290,13 @@ class Folders:
     def update_flags(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]:
-        return self.db.write(self._flags_call(mailbox, folder, uids, flags, mode))  # type: ignore[no-any-return]
+        return self.db.write(self._flags_call(mailbox, folder, uids, flags, mode), rows=len(uids))  # type: ignore[no-any-return]
 
     async def update_flags_async(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
     ) -> list[Entry]:
-        return await self.db.write_async(self._flags_call(mailbox, folder, uids, flags, mode))  # type: ignore[no-any-return]
+        call = self._flags_call(mailbox, folder, uids, flags, mode)
+        return await self.db.write_async(call, rows=len(uids))  # type: ignore[no-any-return]
 
     def _flags_call(
         self, mailbox: str, folder: str, uids: list[int], flags: frozenset[str], mode: FlagMode
@@ -362,10 +364,30 @@ class Folders:
                 self.db.emit(ReadChanged(tuple(p for _, p in flip), read_state))
 
     def expunge(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
-        return self.db.write(self._expunge_call(mailbox, folder, uids))  # type: ignore[no-any-return]
+        call = self._expunge_call(mailbox, folder, uids)
+        return self.db.write(call, rows=self._expunge_rows(mailbox, folder, uids))  # type: ignore[no-any-return]
 
     async def expunge_async(self, mailbox: str, folder: str, uids: list[int] | None = None) -> list[int]:
-        return await self.db.write_async(self._expunge_call(mailbox, folder, uids))  # type: ignore[no-any-return]
+        call = self._expunge_call(mailbox, folder, uids)
+        return await self.db.write_async(call, rows=self._expunge_rows(mailbox, folder, uids))  # type: ignore[no-any-return]
+
+    def _expunge_rows(self, mailbox: str, folder: str, uids: list[int] | None) -> RowsHint:
+        """How many deliveries an expunge removes at most (``_Call.rows``): with no UIDs,
+        the folder's \\Deleted ones, counted on the writer before its transaction (up to
+        past the bound of a small transaction)."""
+        if uids is not None:
+            return len(uids)
+        mailbox, folder = mailbox.lower(), _norm(folder)
+
+        def count(conn: sqlite3.Connection) -> int:
+            row = conn.execute(
+                "SELECT count(*) FROM (SELECT 1 FROM delivery WHERE folder_id = ? "
+                "AND (' ' || flags || ' ') LIKE '% \\Deleted %' LIMIT ?)",
+                (self._folder_id(mailbox, folder), SMALL_WRITE_ROWS + 1),
+            ).fetchone()
+            return int(row[0])
+
+        return count
 
     def _expunge_call(
         self, mailbox: str, folder: str, uids: list[int] | None

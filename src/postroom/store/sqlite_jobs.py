@@ -23,19 +23,28 @@ from .journal import JournalTail, Record, json_text
 
 __all__ = [
     "MAX_BATCH",
+    "SMALL_WRITE_ROWS",
     "_INDEX",
     "_STOP",
     "_TAIL",
+    "RowsHint",
     "WriterQueue",
     "_Call",
     "_Ingest",
     "_fail",
     "_ingest_from_record",
     "drain_after_stop",
+    "small_transaction",
     "split_batch",
 ]
 
+RowsHint = int | Callable[[sqlite3.Connection], int] | None
+
 MAX_BATCH = 512  # jobs per transaction; bounds commit latency under heavy load
+# rows the calls of a transaction change at most for it to keep its statement journals in
+# memory (Writes.begin): a savepoint's journal holds each page its call changes, a few dozen
+# pages per expunged message at worst (its deliveries, raw, header fields, the indexes)
+SMALL_WRITE_ROWS = 100
 
 
 @dataclass(slots=True)
@@ -64,6 +73,10 @@ class _Call:
     # a thread's (SQLiteDb.write) or an event loop's (SQLiteDb.write_async); resolved after
     # the commit, a loop's all at once per batch
     future: concurrent.futures.Future[Any] | asyncio.Future[Any]
+    # the rows it changes at most (``Writes.begin``: a small transaction keeps its statement
+    # journals in memory), a function that counts them on the writer before its transaction,
+    # or None: not known, taken as many
+    rows: RowsHint = None
 
 
 _STOP = object()
@@ -125,6 +138,26 @@ class WriterQueue(queue.SimpleQueue[Any]):
 
     def put_nowait(self, item: Any) -> None:
         self.put(item)
+
+
+def small_transaction(conn: sqlite3.Connection, calls: list[_Call]) -> bool:
+    """True when ``calls`` change at most SMALL_WRITE_ROWS rows together, each by its
+    ``rows`` (a count runs on the writer's connection, before its transaction). A call that
+    does not say, or whose count fails (its own call then reports why), makes it bulk."""
+    total = 0
+    for c in calls:
+        rows = c.rows
+        if rows is None:
+            return False
+        if not isinstance(rows, int):
+            try:
+                rows = rows(conn)
+            except Exception:  # e.g. its folder is gone: the call fails in the transaction
+                return False
+        total += rows
+        if total > SMALL_WRITE_ROWS:
+            return False
+    return True
 
 
 def split_batch(jobs: list[Any]) -> list[list[Any]]:

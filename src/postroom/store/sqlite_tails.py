@@ -115,6 +115,7 @@ class WorkerJournals:
             _Call(
                 lambda c: c.execute("INSERT OR REPLACE INTO meta(key, value) VALUES (?, ?)", (key, value)),
                 mark,
+                1,  # one row: the replay's mail keeps its statement journals in memory
             )
         )
         if not self._run_batch(conn, jobs, replay=True) or not mark.done() or mark.exception() is not None:

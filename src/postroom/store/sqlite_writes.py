@@ -23,7 +23,7 @@ from .index_write import begin_immediate
 from .rawcodec import compress
 from .sqlite_db import SQLiteDb, chunks
 from .sqlite_folders import advance_folder, next_uidvalidity
-from .sqlite_jobs import _Ingest
+from .sqlite_jobs import _Call, _Ingest, small_transaction
 
 __all__ = ["PRUNE_INTERVAL", "Writes"]
 
@@ -44,26 +44,30 @@ class Writes:
         self._subjournals_in_memory: bool | None = None
         self._subjournal_conn: sqlite3.Connection | None = None
 
-    def begin(self, conn: sqlite3.Connection, *, ingest_only: bool) -> None:
+    def begin(self, conn: sqlite3.Connection, calls: list[_Call]) -> None:
         """Begin the writer's transaction (``begin_immediate``), its statement journals in
-        memory when it only stores new mail.
+        memory unless its calls change many rows (``small_transaction``).
 
         A statement that may stop halfway keeps the pages it changes in a statement journal,
-        which SQLite writes to a temporary file past 64 KiB; the INSERT of one message (13
-        indexes, the conversation triggers) passes that, and from then on every statement of
-        the transaction wrote the pages it touched to the file: ~37 more write system calls
-        per message (issue 15). ``temp_store=MEMORY`` keeps them in memory: one statement's
-        pages, a few hundred KiB at most (the setting stays for what follows on the connection
-        until a batch with other changes: the indexer's transaction after mail-only batches
-        keeps its savepoint's pages in memory too, at most its batch of messages' index rows). A batch with other changes (a delete of everything
-        runs in a savepoint, whose journal holds every page it changes) keeps SQLite's
-        default, a file. It is set between transactions (SQLite reads it at BEGIN).
+        and a call's savepoint keeps every page the call changes in it; SQLite writes them to
+        a temporary file past 64 KiB. The INSERT of one message (13 indexes, the conversation
+        triggers) passes that, and from then on every statement of the transaction wrote the
+        pages it touched to the file: ~37 more write system calls per message (issue 15). An
+        IMAP STORE or EXPUNGE of a few messages passed it too: a file created, written and
+        unlinked per transaction (issue 19). ``temp_store=MEMORY`` keeps them in memory: one
+        statement's pages, a few hundred KiB at most for new mail (also for the indexer's
+        transaction after it: its batch of messages' index rows), and at most
+        SMALL_WRITE_ROWS rows' pages for calls. A transaction whose calls change more rows or
+        do not say how many (a delete of a folder or of everything) keeps SQLite's default, a
+        file. It is set between transactions (SQLite reads it at BEGIN; it refuses to change
+        it inside one) and only when it changes.
         """
+        in_memory = small_transaction(conn, calls) if calls else True
         if conn is not self._subjournal_conn:
             self._subjournal_conn, self._subjournals_in_memory = conn, None
-        if ingest_only != self._subjournals_in_memory and not conn.in_transaction:
-            conn.execute("PRAGMA temp_store=" + ("MEMORY" if ingest_only else "DEFAULT"))
-            self._subjournals_in_memory = ingest_only
+        if in_memory != self._subjournals_in_memory and not conn.in_transaction:
+            conn.execute("PRAGMA temp_store=" + ("MEMORY" if in_memory else "DEFAULT"))
+            self._subjournals_in_memory = in_memory
         begin_immediate(conn)
 
     def reset(self, conn: sqlite3.Connection) -> None:
