@@ -163,7 +163,8 @@ def small_transaction(conn: sqlite3.Connection, calls: list[_Call]) -> bool:
 def split_batch(jobs: list[Any]) -> list[list[Any]]:
     """The transactions of one writer batch: new mail apart from other changes when it has
     both. A transaction of new mail alone keeps its statement journals in memory
-    (``Writes.begin``); one with other changes keeps SQLite's temporary file, and with mail in
+    (``Writes.begin``); one with other changes keeps SQLite's temporary file unless they
+    change few rows (``small_transaction``), and with mail in
     it every statement of the mail wrote its pages there (~45 write system calls per message
     instead of ~10, issue 15). The mail goes first, as it does in one transaction."""
     ingests = [j for j in jobs if isinstance(j, _Ingest)]
