@@ -15,8 +15,11 @@ import sqlite3
 import threading
 from pathlib import Path
 
+import pytest
+
 from postroom.config import Settings
 from postroom.events import Bus
+from postroom.store import sqlite_background
 from postroom.store.base import Envelope
 from postroom.store.sqlite import SQLiteStore
 from postroom.store.sqlite_jobs import _Call
@@ -34,19 +37,32 @@ def message(i: int) -> bytes:
 
 
 def write_syscalls() -> int:
-    """Write system calls of this process so far (all its threads)."""
-    for line in Path("/proc/self/io").read_text().splitlines():
+    """Write system calls of the store's writer thread so far (not the checkpoint's or the
+    indexer's: a checkpoint that happened to run during the burst copied thousands of WAL
+    pages, ~10 more a message, and failed the bound now and then under load)."""
+    (tid,) = [t.native_id for t in threading.enumerate() if t.name == "postroom-writer"]
+    for line in Path(f"/proc/self/task/{tid}/io").read_text().splitlines():
         if line.startswith("syscw:"):
             return int(line.split()[1])
-    raise AssertionError("no syscw in /proc/self/io")
+    raise AssertionError("no syscw in /proc/self/task/*/io")
 
 
-def test_an_ingest_batch_writes_no_temporary_statement_journal(tmp_path: Path) -> None:
+def test_an_ingest_batch_writes_no_temporary_statement_journal(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # the writer's own checkpoints (past WRITER_CHECKPOINT_PAGES) copy pages: not counted
+    monkeypatch.setattr(sqlite_background, "WRITER_CHECKPOINT_PAGES", 1_000_000)
+
     async def main() -> float:
         bus = Bus()
         bus.bind(asyncio.get_running_loop())
         store = SQLiteStore(str(tmp_path / "s.db"), Settings(indexer="thread"), bus)
         store.start()
+        # since SQLite 0021 a delivery's INSERT fires no trigger, and an INSERT of one row
+        # with none keeps no statement journal: a trigger of its own makes it keep one again
+        # (any trigger added later would), so the journal's place is what is measured here
+        with sqlite3.connect(str(tmp_path / "s.db")) as conn:
+            conn.execute("CREATE TRIGGER journaled AFTER INSERT ON message BEGIN SELECT 1; END")
         try:
 
             async def burst(first: int, n: int) -> None:
@@ -65,6 +81,7 @@ def test_an_ingest_batch_writes_no_temporary_statement_journal(tmp_path: Path) -
 
     per_message = asyncio.run(main())
     # the journal append and the WAL's frames (a header and a page each) take ~10
+    print("PER", per_message)
     assert per_message < 20, f"{per_message:.1f} write system calls per message"
 
 
@@ -129,4 +146,5 @@ def test_mail_queued_with_other_changes_keeps_its_statement_journals_in_memory(t
             store.close()
 
     per_message = asyncio.run(main())
+    print("PER", per_message)
     assert per_message < 20, f"{per_message:.1f} write system calls per message"  # ~45 before
