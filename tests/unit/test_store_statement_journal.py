@@ -81,7 +81,6 @@ def test_an_ingest_batch_writes_no_temporary_statement_journal(
 
     per_message = asyncio.run(main())
     # the journal append and the WAL's frames (a header and a page each) take ~10
-    print("PER", per_message)
     assert per_message < 20, f"{per_message:.1f} write system calls per message"
 
 
@@ -146,5 +145,4 @@ def test_mail_queued_with_other_changes_keeps_its_statement_journals_in_memory(t
             store.close()
 
     per_message = asyncio.run(main())
-    print("PER", per_message)
     assert per_message < 20, f"{per_message:.1f} write system calls per message"  # ~45 before
