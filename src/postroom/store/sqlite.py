@@ -49,6 +49,8 @@ from .sqlite_jobs import (
     _Ingest,
     _ingest_from_record,
     drain_after_stop,
+    resolve_calls,
+    resolve_ingests,
     run_split,
 )
 from .sqlite_reading import Reader
@@ -586,7 +588,7 @@ class SQLiteStore(Composed):
         # session that made it is answered (and its client can tell them to look); an IMAP
         # session's own APPEND has its folder's event, with the new entry, before it goes on
         if ingests:
-            self._resolve_ingests(ingests)
+            resolve_ingests(ingests)
             self.background.after_ingest(indexed)
             if top_seq or self.workers.tails:
                 with self._applied_cond:
@@ -597,22 +599,8 @@ class SQLiteStore(Composed):
                     self._journal.truncate_if_applied(top_seq)
         for loop, results in by_loop.items():
             if not loop.is_closed():
-                loop.call_soon_threadsafe(_resolve_calls, results)
+                loop.call_soon_threadsafe(resolve_calls, results)
         return True
-
-    def _resolve_ingests(self, ingests: list[_Ingest]) -> None:
-        by_loop: dict[asyncio.AbstractEventLoop, list[_Ingest]] = {}
-        for j in ingests:
-            fut = j.future
-            if fut is None:
-                continue
-            if isinstance(fut, asyncio.Future):
-                by_loop.setdefault(fut.get_loop(), []).append(j)
-            else:
-                fut.set_result(j.result)
-        for loop, items in by_loop.items():
-            if not loop.is_closed():
-                loop.call_soon_threadsafe(_resolve_async, items)
 
     def write(self, fn: Callable[[sqlite3.Connection], Any], timeout: float = 60) -> Any:
         """Run ``fn(conn)`` in the writer's next transaction and wait for the commit."""
@@ -682,20 +670,3 @@ class SQLiteStore(Composed):
         )
         uid = await fut
         return validity, int(uid)
-
-
-def _resolve_async(items: list[_Ingest]) -> None:
-    for j in items:
-        fut = j.future
-        if fut is not None and not fut.done():
-            fut.set_result(j.result)
-
-
-def _resolve_calls(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
-    for fut, res, err in results:
-        if fut.done():  # its caller was cancelled (a client gone): the change is committed anyway
-            continue
-        if err is not None:
-            fut.set_exception(err)
-        else:
-            fut.set_result(res)

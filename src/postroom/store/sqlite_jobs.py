@@ -34,6 +34,8 @@ __all__ = [
     "_fail",
     "_ingest_from_record",
     "drain_after_stop",
+    "resolve_calls",
+    "resolve_ingests",
     "small_transaction",
     "split_batch",
 ]
@@ -211,3 +213,36 @@ def _fail(fut: Any, err: BaseException) -> None:
             loop.call_soon_threadsafe(_set_exception, fut, err)
     elif not fut.done():
         fut.set_exception(err)
+
+
+def resolve_ingests(ingests: list[_Ingest]) -> None:
+    """Answer each committed ingest's waiter: a plain future at once, an asyncio one on its loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[_Ingest]] = {}
+    for j in ingests:
+        fut = j.future
+        if fut is None:
+            continue
+        if isinstance(fut, asyncio.Future):
+            by_loop.setdefault(fut.get_loop(), []).append(j)
+        else:
+            fut.set_result(j.result)
+    for loop, items in by_loop.items():
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_resolve_async, items)
+
+
+def _resolve_async(items: list[_Ingest]) -> None:
+    for j in items:
+        fut = j.future
+        if fut is not None and not fut.done():
+            fut.set_result(j.result)
+
+
+def resolve_calls(results: list[tuple[asyncio.Future[Any], Any, BaseException | None]]) -> None:
+    for fut, res, err in results:
+        if fut.done():  # its caller was cancelled (a client gone): the change is committed anyway
+            continue
+        if err is not None:
+            fut.set_exception(err)
+        else:
+            fut.set_result(res)
