@@ -180,6 +180,9 @@ class FolderChanged:
     change: FolderChange
     uids: tuple[int, ...] = ()
     entries: tuple[Entry, ...] | None = None
+    # the folder's MODSEQ the change took (a flag change with entries: every flag change
+    # raises it by one, whether or not a message changed), else 0
+    modseq: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -261,12 +264,12 @@ class Bus:
         nobody subscribes (a subscriber reads what it watches after subscribing, and the
         writer publishes after its commit: it sees these changes).
 
-        Ordering requirement: a store publishes each commit's events in one call, from one
+        Order: a store publishes each commit's events in one call, from its one writer
         thread, in commit order, and subscribers get them in that order (one FIFO hop to
-        the loop). IMAP's shared listings rely on it: a folder's flag changes heard up to
-        the one whose MODSEQ is the folder's highest are all of them (see
-        ``servers/imap/snapshots.py``, ``Snapshots._grow``). A second publishing thread,
-        or a commit published in parts, breaks that."""
+        the loop). IMAP's shared listings do not depend on it (a flag change's event says
+        which folder MODSEQ it took: ``Snapshots._grow`` checks that every one was heard);
+        an IMAP session's new messages from events do only for speed (a gap in the UIDs
+        they carry is read from the store, ``SessionBase._from_events``)."""
         if not events or not self._subs:
             return
         loop = self._loop

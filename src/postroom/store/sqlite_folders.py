@@ -338,7 +338,7 @@ class Folders:
             if changed_msgs:
                 self._sync_read(conn, sorted(changed_msgs))
             entries.sort(key=lambda e: e.uid)
-            self.db.emit(FolderChanged(mailbox, folder, "flags", tuple(uids), tuple(entries)))
+            self.db.emit(FolderChanged(mailbox, folder, "flags", tuple(uids), tuple(entries), modseq))
             return entries
 
         return fn

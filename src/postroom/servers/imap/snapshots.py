@@ -282,8 +282,10 @@ class Snapshots:
             self._seq += 1
             seq = self._seq
             heard = self._heard.get(where)
-            pending = dict(heard.entries) if heard is not None and heard.complete else None
-            expunged = sorted(heard.expunged) if heard is not None and heard.complete else []
+            complete = heard is not None and heard.complete
+            pending = dict(heard.entries) if heard is not None and complete else None
+            expunged = sorted(heard.expunged) if heard is not None and complete else []
+            txns = frozenset(heard.txns) if heard is not None and complete else frozenset()
         if old is None or old.key is None or len(old.uids) != old.key[2]:
             return None
         validity, _, count, highest = old.key
@@ -291,19 +293,18 @@ class Snapshots:
             return None
         top = old.uids.top
         removed: list[int] = []
-        if (
-            pending is not None
-            and max([highest, *(e.modseq for e in pending.values())]) == info.highestmodseq
-        ):
-            # every flag change up to info's state came with its event (each raises the
-            # folder's MODSEQ to its messages' new one, and events come in commit order:
-            # one not heard yet, or heard from after info, makes the two differ). Sound
-            # only under that order (one writer thread, one Bus.publish_many per commit:
-            # see there); a later change heard before an earlier one would hide it
+        if pending is not None and _all_heard(txns, highest, info.highestmodseq):
+            # every flag change between the listing's state and info's came with its event,
+            # and none after info's: each raises the folder's MODSEQ by one (the event says
+            # to what), so the MODSEQs heard are each of those, whatever order the events
+            # came in (a commit published late, or events shuffled, only sends this to the
+            # database). Entries at or below the listing's MODSEQ are in it already
             # and the expunges heard: the UIDs gone are those (the store's count of the
             # old listing's UIDs still there says no other is missing)
             removed = [u for u in expunged if old.uids.seq_of(u)]
-            reflagged = sorted((e for e in pending.values() if e.uid <= top), key=lambda e: e.uid)
+            reflagged = sorted(
+                (e for e in pending.values() if e.uid <= top and e.modseq > highest), key=lambda e: e.uid
+            )
             kept = self.store.folder_count(info.mailbox, info.name, top, info.highestmodseq)[0]
             changed = -1
         else:
@@ -420,28 +421,39 @@ class Snapshots:
             self._gens.pop(where, None)
 
 
+def _all_heard(txns: frozenset[int], since: int, upto: int) -> bool:
+    """``txns`` (the MODSEQs flag changes took) holds every one above ``since`` up to
+    ``upto`` and none above (in time proportional to those: they are at most MAX_REFLAGGED)."""
+    if any(m > upto for m in txns):
+        return False
+    need = upto - since
+    return need <= len(txns) and all(m in txns for m in range(since + 1, upto + 1))
+
+
 class _Heard:
     """The flag changes and expunges of one folder heard from events since its growth
     base was kept, each message as its latest change left it; not :attr:`complete` once
     an event did not say which messages changed or how (another node, the API), or more
     than MAX_REFLAGGED of either came."""
 
-    __slots__ = ("complete", "entries", "expunged")
+    __slots__ = ("complete", "entries", "expunged", "txns")
 
     def __init__(self) -> None:
         self.entries: dict[int, Entry] = {}
         self.expunged: set[int] = set()
+        self.txns: set[int] = set()  # the MODSEQs the flag changes heard took
         self.complete = True
 
     def hear(self, event: FolderChanged) -> None:
         if event.change == "exists" or not self.complete:
             return  # new messages are read by UID range
-        if event.change == "flags" and event.entries is not None:
+        if event.change == "flags" and event.entries is not None and event.modseq:
+            self.txns.add(event.modseq)
             for e in event.entries:
                 old = self.entries.get(e.uid)
                 if old is None or old.modseq < e.modseq:
                     self.entries[e.uid] = e
-            if len(self.entries) <= MAX_REFLAGGED:
+            if len(self.entries) <= MAX_REFLAGGED and len(self.txns) <= MAX_REFLAGGED:
                 return
         elif event.change == "expunge" and event.uids:
             self.expunged.update(event.uids)
@@ -450,3 +462,4 @@ class _Heard:
         self.complete = False
         self.entries = {}
         self.expunged = set()
+        self.txns = set()
