@@ -9,6 +9,7 @@ so that machine load hits both alike:
 * ``SELECT`` of the big mailbox (median of several, each on a new connection), and
   ``SELECT`` right after one new message was APPENDed, and right after another session's
   ``STORE +FLAGS`` (median of several each);
+* ``NOOP`` on the selected big mailbox with nothing changed (median of five per connection);
 * ``UID SORT (DATE)`` and ``UID SORT (SUBJECT)``: the first run and the median of warm runs;
 * ``UID SEARCH TEXT`` of a word in 1% of the messages: first and warm, and the memory of
   the server's whole process tree (PSS, summed) just before and after it;
@@ -163,6 +164,19 @@ def _select_ms(port: int, folder: str, n: int) -> float:
     return ms
 
 
+def _noop_ms(port: int, folder: str) -> float:
+    """A NOOP on the selected big mailbox with nothing changed (median of five)."""
+    with _connect(port) as w:
+        w.ok(f"SELECT {folder}")
+        w.ok("NOOP")  # (what the SELECT's own sync left)
+        times = []
+        for _ in range(5):
+            t0 = time.perf_counter()
+            w.ok("NOOP")
+            times.append(_ms(t0))
+    return statistics.median(times)
+
+
 def _sort(w: FastWire, key: str, n: int) -> float:
     t0 = time.perf_counter()
     [line] = [x for x in w.ok(f"UID SORT ({key}) UTF-8 ALL") if x.startswith(b"* SORT")]
@@ -281,6 +295,8 @@ def _suite(
     loads.append(load_average())
     for s in servers:
         res[s.name]["select"] = [_select_ms(s.port, BIG, n) for _ in range(WARM + 2)]
+    for s in servers[::-1]:
+        res[s.name]["noop"] = [_noop_ms(s.port, BIG) for _ in range(WARM)]
     if select_only:
         _selects_after_changes(n, res, servers[::-1])
         loads.append(load_average())
@@ -342,6 +358,7 @@ def report(
         ("select", "SELECT (median)"),
         ("select_new", "SELECT after one new message (median)"),
         ("select_flagged", "SELECT after a flag change (median)"),
+        ("noop", "NOOP, nothing changed (median)"),
     ):
         bv = statistics.median(b[key]) if b is not None else None
         add(op, statistics.median(p[key]), statistics.median(d[key]), "≤ 10 ms", bv=bv)
