@@ -317,7 +317,9 @@ class SessionBase:
             if info is None or self.selected is not sel:
                 return  # deleted meanwhile (its events will tell), or another SELECT began
         t = sel.tracker
-        if info.uidvalidity == sel.uidvalidity and (
+        if info.uidvalidity != sel.uidvalidity:
+            return  # another folder of that name now: its events tell the session
+        if (
             info.exists != t.exists - len(t.gone)
             or info.uidnext > sel.uidnext
             or info.highestmodseq > max(sel.modseq, t.highest)
