@@ -105,3 +105,18 @@ def test_noop_reports_api_changes_and_another_sessions() -> None:
         assert a.store("1", "+FLAGS.SILENT", "($Tag)")[0] == "OK"
         until(lambda: b.ok("NOOP"), b"* 1 FETCH (FLAGS ($Tag))\r\n")
         assert b.ok("NOOP") == []
+
+
+def test_noop_reports_the_expunges_of_a_selected_folder_another_session_deleted() -> None:
+    """Deleting (or renaming away) a folder tells its sessions nothing by event: NOOP's
+    look at the folder's row finds none, and the session's messages are all expunged (as
+    when NOOP read the listing each time), not kept on show for good."""
+    with running_server() as s, two_sessions(s, 0) as (a, b):
+        assert a.create("Archive")[0] == "OK"
+        for i in range(3):
+            assert a.append("Archive", "", None, msg(f"kept {i}"))[0] == "OK"
+        b.ok("SELECT Archive")
+        assert a.delete("Archive")[0] == "OK"
+        lines = b.ok("NOOP")
+        assert sorted(lines) == [b"* 1 EXPUNGE\r\n", b"* 2 EXPUNGE\r\n", b"* 3 EXPUNGE\r\n"], lines
+        assert b.ok("NOOP") == []

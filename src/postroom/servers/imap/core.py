@@ -314,11 +314,16 @@ class SessionBase:
         info = self.store.folder_info_now(sel.mailbox, sel.folder)
         if info is None:
             info = await self.blocking(self.store.folder_info, sel.mailbox, sel.folder)
-            if info is None or self.selected is not sel:
-                return  # deleted meanwhile (its events will tell), or another SELECT began
+            if self.selected is not sel:
+                return  # another SELECT began
         t = sel.tracker
-        if info.uidvalidity != sel.uidvalidity:
-            return  # another folder of that name now: its events tell the session
+        if info is None or info.uidvalidity != sel.uidvalidity:
+            # deleted or renamed away by another session (which sends no event for the
+            # folder), or another folder of that name since: what the session shows is gone,
+            # and only a read tells it so (an empty listing: every message expunged)
+            self.snapshots.changed(sel.mailbox, sel.folder)
+            await self._relist(sel, allow_expunge=allow_expunge, with_uid=with_uid)
+            return
         if (
             info.exists != t.exists - len(t.gone)
             or info.uidnext > sel.uidnext
