@@ -10,6 +10,7 @@ import pytest
 from postroom.config import Settings
 from postroom.events import Bus
 from postroom.store import open_store
+from postroom.store.base import StoreError
 
 from .. import pg
 
@@ -44,3 +45,16 @@ def test_a_migration_numbered_below_the_newest_applied_is_still_applied(pg_datab
     with psycopg.connect(pg_database) as conn:
         again = [v for (v,) in conn.execute("SELECT version FROM schema_version ORDER BY version")]
     assert again == versions  # each applied once, none twice
+
+
+@pytest.mark.timeout(120)
+def test_a_database_a_newer_postroom_migrated_is_refused(pg_database: str) -> None:
+    """An older postroom writing a newer schema could keep it wrong for good (as folder
+    counts would be): it refuses the database with one line instead."""
+    pg.reset_schema(pg_database)
+    _open_close(pg_database)
+    with psycopg.connect(pg_database, autocommit=True) as conn:
+        (newest,) = conn.execute("SELECT max(version) FROM schema_version").fetchone() or (0,)
+        conn.execute("INSERT INTO schema_version (version) VALUES (%s)", (newest + 1,))
+    with pytest.raises(StoreError, match=f"schema is version {newest + 1}, newer than this postroom knows"):
+        _open_close(pg_database)

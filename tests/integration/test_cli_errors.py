@@ -211,3 +211,24 @@ def test_a_settings_file_that_is_a_directory_or_a_pipe_is_not_called_missing(tmp
         r = run("serve", "--smtp", "127.0.0.1:0", *OFF, "--db", ":memory:", "--smtp-auth-file", str(path))
         assert r.returncode == 2
         assert r.stderr.strip() == f"postroom: --smtp-auth-file: {text}"
+
+
+def test_a_database_written_by_a_newer_postroom_is_refused_in_one_line(tmp_path: Path) -> None:
+    """Since SQLite 0021 the writer keeps the folder counts (no trigger does): an older
+    postroom writing such a file would leave them wrong for good, so it refuses the file."""
+    import sqlite3
+
+    from postroom.store.sqlite_schema import apply_migrations
+
+    db = tmp_path / "mail.db"
+    conn = sqlite3.connect(str(db), isolation_level=None)
+    apply_migrations(conn)
+    newest = conn.execute("PRAGMA user_version").fetchone()[0]
+    conn.execute(f"PRAGMA user_version={newest + 1}")
+    conn.close()
+    r = run("serve", "--smtp", "127.0.0.1:0", "--http", "127.0.0.1:0", *OFF[2:], "--db", str(db))
+    assert r.returncode != 0
+    assert r.stderr.strip() == (
+        f"postroom: the database's schema is version {newest + 1}, newer than this postroom knows "
+        f"({newest}): it was written by a newer postroom; run that one (or a copy of the file)"
+    ), r.stderr

@@ -132,6 +132,12 @@ class Db:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", (ADVISORY_MIGRATE,))
             conn.execute("CREATE TABLE IF NOT EXISTS schema_version (version integer NOT NULL)")
             applied = {int(v) for (v,) in conn.execute("SELECT version FROM schema_version")}
+            newest = max(int(f.name.split("_", 1)[0]) for f in files)
+            if applied and max(applied) > newest:
+                raise StoreError(
+                    f"the database's schema is version {max(applied)}, newer than this postroom "
+                    f"knows ({newest}): it was written by a newer postroom; run that one"
+                )
             for f in files:
                 version = int(f.name.split("_", 1)[0])
                 if version in applied:

@@ -16,6 +16,7 @@ import threading
 from collections.abc import Callable
 from importlib import resources
 
+from .base import StoreError
 from .index_write import begin_immediate
 
 __all__ = ["apply_migrations", "schema_template"]
@@ -54,6 +55,14 @@ def apply_migrations(conn: sqlite3.Connection, upto: int | None = None) -> None:
             if f.name.endswith(".sql")
         ),
     )
+    newest = max(int(name.split("_", 1)[0]) for name in files)
+    if version > newest:
+        # a newer postroom migrated it: this code would write rows that schema no longer
+        # expects (e.g. since 0021 the writer keeps the folder counts, no trigger does)
+        raise StoreError(
+            f"the database's schema is version {version}, newer than this postroom knows "
+            f"({newest}): it was written by a newer postroom; run that one (or a copy of the file)"
+        )
     for name in files:
         num = int(name.split("_", 1)[0])
         if num <= version or (upto is not None and num > upto):
