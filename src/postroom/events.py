@@ -183,6 +183,9 @@ class FolderChanged:
     # the folder's MODSEQ the change took (a flag change with entries: every flag change
     # raises it by one, whether or not a message changed), else 0
     modseq: int = 0
+    # the UIDVALIDITY of the folder the change was made in (0: not said): a folder deleted
+    # and made again under the name is another folder, whose UIDs the old ones' are not
+    uidvalidity: int = 0
 
 
 @dataclass(frozen=True, slots=True)

@@ -99,7 +99,8 @@ def test_expunge_only_deleted_and_drops_orphans(backend: Backend) -> None:
     assert backend.store.expunge(BOX, INBOX, uids=[2]) == [2]  # restricted (UID EXPUNGE)
     assert backend.store.get_summary(own) is None  # no delivery left: the message goes
     assert backend.events(MessagesDeleted) == [MessagesDeleted((own,))]
-    assert FolderChanged(BOX, INBOX, "expunge", (2,)) in backend.events(FolderChanged)
+    changed = [(e.mailbox, e.folder, e.change, e.uids) for e in backend.events(FolderChanged)]
+    assert (BOX, INBOX, "expunge", (2,)) in changed
     assert backend.store.expunge(BOX, INBOX) == [1]
     assert backend.store.get_summary(shared) is not None  # still in bob's INBOX
     assert backend.store.folder_entries(BOX, INBOX) == []
@@ -245,3 +246,16 @@ def test_appended_messages_with_one_thread_key_are_one_conversation(backend: Bac
     e = put("e@x", "plans again", "ext gmail 2")
     assert backend.store.wait_indexed(30)
     assert thread(a) == thread(c) == thread(d) and len({thread(a), thread(b), thread(e)}) == 3
+
+
+def test_rename_inbox_announces_the_expunge_of_its_messages(backend: Backend) -> None:
+    """RFC 3501 6.3.5: RENAME INBOX moves its messages; sessions with INBOX selected learn
+    it from an ``expunge`` event with the moved UIDs (as after a MOVE), not only at a NOOP."""
+    for i in range(2):
+        backend.deliver(message(f"m{i}"), BOX)
+    backend.clear_events()
+    backend.store.rename_folder(BOX, INBOX, "Old")
+    changed = [(e.mailbox, e.folder, e.change, e.uids) for e in backend.events(FolderChanged)]
+    assert (BOX, INBOX, "expunge", (1, 2)) in changed
+    old = backend.store.folder_info(BOX, "Old")
+    assert old is not None and old.exists == 2

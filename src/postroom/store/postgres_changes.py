@@ -388,8 +388,10 @@ class Folders:
             if old == INBOX:
                 # RFC 3501 6.3.5: renaming INBOX moves its messages to the new name; INBOX stays.
                 dest = folder_id(conn, mailbox, new, create=True)
-                self._copy_rows(conn, src, dest, None, events)
+                pairs = self._copy_rows(conn, src, dest, None, events)
                 conn.execute("DELETE FROM delivery WHERE folder_id = %s", (src,))
+                if pairs:  # sessions with INBOX selected see the expunges (as after a MOVE)
+                    events.append(FolderChanged(mailbox, INBOX, "expunge", tuple(p[0] for p in pairs)))
                 return
             # children move with their parent (hierarchy delimiter "/"); a new name must not
             # look like the folder that had it before: new UIDVALIDITY

@@ -20,7 +20,7 @@ from .sqlite_jobs import SMALL_WRITE_ROWS, RowsHint
 if TYPE_CHECKING:
     from .sqlite_writes import Writes
 
-__all__ = ["Folders", "advance_folder", "next_uidvalidity"]
+__all__ = ["Folders", "advance_folder", "next_uidvalidity", "uidvalidity_of"]
 
 SQL = FolderSQL.of("?")
 
@@ -37,6 +37,11 @@ def advance_folder(conn: sqlite3.Connection, entry: list[int], added: int, unsee
         "UPDATE folder SET uidnext = ?, messages = messages + ?, unseen = unseen + ? WHERE id = ?",
         (entry[1], added, unseen, entry[0]),
     )
+
+
+def uidvalidity_of(conn: sqlite3.Connection, folder_id: int) -> int:
+    """The UIDVALIDITY of a folder (inside the writer's transaction), for its change events."""
+    return int(conn.execute("SELECT uidvalidity FROM folder WHERE id = ?", (folder_id,)).fetchone()[0])
 
 
 def next_uidvalidity(conn: sqlite3.Connection, now: float, count: int = 1) -> int:
@@ -212,7 +217,10 @@ class Folders:
             if old == INBOX:
                 # RFC 3501 6.3.5: renaming INBOX moves its messages to the new name and leaves INBOX empty.
                 dest = self.writes.folder(conn, mailbox, new)
-                self._move_all(conn, entry, dest)
+                moved = self._move_all(conn, entry, dest)
+                if moved:  # sessions with INBOX selected see the expunges (as after a MOVE)
+                    validity = uidvalidity_of(conn, entry[0])
+                    self.db.emit(FolderChanged(mailbox, INBOX, "expunge", tuple(moved), uidvalidity=validity))
                 return
             # children move with their parent (hierarchy delimiter "/")
             renames = [
@@ -231,7 +239,8 @@ class Folders:
 
         self.db.write(fn)
 
-    def _move_all(self, conn: sqlite3.Connection, src: list[int], dest: list[int]) -> None:
+    def _move_all(self, conn: sqlite3.Connection, src: list[int], dest: list[int]) -> list[int]:
+        """Every delivery of ``src`` moved to ``dest``; returns their UIDs in ``src``."""
         rows = conn.execute(
             "SELECT uid, message, flags, seen FROM delivery WHERE folder_id = ? ORDER BY uid", (src[0],)
         ).fetchall()
@@ -243,6 +252,7 @@ class Folders:
             dest[1] += 1
         conn.execute("DELETE FROM delivery WHERE folder_id = ?", (src[0],))
         advance_folder(conn, dest, len(rows), sum(1 for *_, seen in rows if not seen))
+        return [r[0] for r in rows]
 
     def set_subscribed(self, mailbox: str, folder: str, subscribed: bool) -> None:
         mailbox = mailbox.lower()
@@ -338,7 +348,10 @@ class Folders:
             if changed_msgs:
                 self._sync_read(conn, sorted(changed_msgs))
             entries.sort(key=lambda e: e.uid)
-            self.db.emit(FolderChanged(mailbox, folder, "flags", tuple(uids), tuple(entries), modseq))
+            validity = uidvalidity_of(conn, fid)
+            self.db.emit(
+                FolderChanged(mailbox, folder, "flags", tuple(uids), tuple(entries), modseq, validity)
+            )
             return entries
 
         return fn
@@ -410,7 +423,10 @@ class Folders:
                 conn.execute(f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [fid, *chunk])
             if rows:
                 self._drop_orphans(conn, [r[1] for r in rows])
-                self.db.emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
+                gone = tuple(r[0] for r in rows)
+                self.db.emit(
+                    FolderChanged(mailbox, folder, "expunge", gone, uidvalidity=uidvalidity_of(conn, fid))
+                )
             return [r[0] for r in rows]
 
         return fn
@@ -423,8 +439,8 @@ class Folders:
             if row is None:
                 return []
             mids: list[int] = []
-            for fid, fname in conn.execute(
-                "SELECT id, name FROM folder WHERE mailbox_id = ?", (row[0],)
+            for fid, fname, validity in conn.execute(
+                "SELECT id, name, uidvalidity FROM folder WHERE mailbox_id = ?", (row[0],)
             ).fetchall():
                 rows = conn.execute(
                     "SELECT uid, message FROM delivery WHERE folder_id = ?", (fid,)
@@ -434,7 +450,8 @@ class Folders:
                 self.writes.folder_cache.pop((mailbox, fname), None)
                 mids += [r[1] for r in rows]
                 if rows:  # sessions with the folder selected see the expunges
-                    self.db.emit(FolderChanged(mailbox, fname, "expunge", tuple(r[0] for r in rows)))
+                    gone = tuple(r[0] for r in rows)
+                    self.db.emit(FolderChanged(mailbox, fname, "expunge", gone, uidvalidity=validity))
             conn.execute("DELETE FROM mailbox WHERE id = ?", (row[0],))
             # Only what no other mailbox holds leaves the store; shared messages keep their
             # other deliveries (and their read state follows those).
@@ -502,11 +519,13 @@ class Folders:
                     conn.execute(
                         f"DELETE FROM delivery WHERE folder_id = ? AND uid IN ({marks})", [src[0], *chunk]
                     )
-                self.db.emit(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
+                gone = tuple(r[0] for r in rows)
+                validity = uidvalidity_of(conn, src[0])
+                self.db.emit(FolderChanged(mailbox, folder, "expunge", gone, uidvalidity=validity))
+            uidvalidity = uidvalidity_of(conn, dst[0])
             if rows:
-                self.db.emit(FolderChanged(mailbox, dest, "exists"))
-            uidvalidity = conn.execute("SELECT uidvalidity FROM folder WHERE id = ?", (dst[0],)).fetchone()[0]
-            return int(uidvalidity), pairs
+                self.db.emit(FolderChanged(mailbox, dest, "exists", uidvalidity=uidvalidity))
+            return uidvalidity, pairs
 
         return self.db.write(fn)  # type: ignore[no-any-return]
 

@@ -22,7 +22,7 @@ from .ids import new_id
 from .index_write import begin_immediate
 from .rawcodec import compress
 from .sqlite_db import SQLiteDb, chunks
-from .sqlite_folders import advance_folder, next_uidvalidity
+from .sqlite_folders import advance_folder, next_uidvalidity, uidvalidity_of
 from .sqlite_jobs import _Call, _Ingest, small_transaction
 
 __all__ = ["PRUNE_INTERVAL", "Writes"]
@@ -226,7 +226,8 @@ class Writes:
         for (mailbox, folder), entry in touched.items():
             new = added[(mailbox, folder)]
             advance_folder(conn, entry, len(new), sum(1 for e in new if "\\Seen" not in e.flags))
-            events.append(FolderChanged(mailbox, folder, "exists", entries=tuple(new)))
+            validity = uidvalidity_of(conn, entry[0])
+            events.append(FolderChanged(mailbox, folder, "exists", entries=tuple(new), uidvalidity=validity))
         self.count += len(jobs)
 
     def tag_id(self, conn: sqlite3.Connection, name: str) -> int:

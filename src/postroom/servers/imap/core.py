@@ -98,6 +98,7 @@ class SessionBase:
     # change events heard while a SELECT/EXAMINE is under way (None when none is): replayed
     # once the folder is selected (see hold_changes)
     selecting: list[FolderChanged] | None
+    selecting_for: tuple[str, str]  # the (mailbox, folder) that SELECT/EXAMINE is reading
     wake: asyncio.Event
     writer: asyncio.StreamWriter
 
@@ -139,6 +140,7 @@ class SessionBase:
         self.reflagged = {}
         self.expunged = []
         self.selecting = None
+        self.selecting_for = ("", "")
         self.wake = asyncio.Event()
 
     # -- output ---------------------------------------------------------------------------
@@ -201,12 +203,22 @@ class SessionBase:
         sel = self.selected
         if sel is None:
             holding = self.selecting
-            if holding is not None and len(holding) <= MAX_HELD:
+            if (
+                holding is not None
+                and (event.mailbox, event.folder) == self.selecting_for
+                and len(holding) <= MAX_HELD
+            ):
                 holding.append(event)  # past the bound, replay_held() marks the folder for a read
             return
         if event.mailbox == sel.mailbox and event.folder == sel.folder:
+            if event.uidvalidity and event.uidvalidity < sel.uidvalidity:
+                return  # a change to the folder of that name before this one (UIDVALIDITY grows)
             self.dirty = True
             change = event.change
+            if event.uidvalidity > sel.uidvalidity:
+                # made again since it was selected: its UIDs are not the session's (the
+                # listing read tells the client what is gone, as NOOP's check would)
+                self.relist = True
             if event.entries:
                 sel.modseq = max(sel.modseq, max(e.modseq for e in event.entries))
             if change == "exists":
@@ -235,19 +247,24 @@ class SessionBase:
                 self.added = {}
             self.wake.set()
 
-    def hold_changes(self) -> None:
-        """A SELECT/EXAMINE begins: hold every change event from now until
-        :meth:`replay_held` (its folder's state and listing are read on worker threads while
-        events keep coming; one that came in between, for a change the listing was read
-        before, would be lost: no FETCH, EXISTS or EXPUNGE for it ever)."""
+    def hold_changes(self, mailbox: str, folder: str) -> None:
+        """A SELECT/EXAMINE of ``mailbox``/``folder`` begins: hold that folder's change
+        events from now until :meth:`replay_held` (its state and listing are read on worker
+        threads while events keep coming; one that came in between, for a change the
+        listing was read before, would be lost: no FETCH, EXISTS or EXPUNGE for it ever).
+        Other folders' events are not held (a burst to them during a slow SELECT would fill
+        :data:`MAX_HELD` and cost a second read of the listing)."""
         self.selecting = []
+        self.selecting_for = (mailbox, folder)
 
     def replay_held(self) -> None:
         """The folder is selected (and its pending changes forgotten): take in the events
         held since :meth:`hold_changes` as if they came now. One for a change the listing
         already holds is harmless: an older or equal MODSEQ is not shown again
         (:meth:`.Tracker._reflag`), a UID below :attr:`Selected.uidnext` is not new, an
-        unknown UID is not expunged. Past :data:`MAX_HELD`, the next sync reads the listing."""
+        unknown UID is not expunged; one from a folder of that name deleted before (a lower
+        UIDVALIDITY than SELECT read) is dropped (:meth:`on_event`): its ``expunge`` of UID 1
+        is not the new folder's UID 1. Past :data:`MAX_HELD`, the next sync reads the listing."""
         held, self.selecting = self.selecting, None
         sel = self.selected
         if held is None or sel is None:

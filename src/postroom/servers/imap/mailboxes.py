@@ -114,8 +114,10 @@ class MailboxCommands(SessionBase):
             self.selected = None
             self.state = State.AUTHENTICATED
             self.forget_changes()
-        self.hold_changes()  # events from here on are taken in once selected (replay_held)
         try:
+            mailbox, folder = account.resolve(name)
+            # its events from here on are taken in once selected (replay_held)
+            self.hold_changes(mailbox, INBOX if folder.upper() == INBOX else folder)
             return await self._open(name, readonly, account)
         finally:
             self.selecting = None
