@@ -253,9 +253,32 @@ def test_rename_inbox_announces_the_expunge_of_its_messages(backend: Backend) ->
     it from an ``expunge`` event with the moved UIDs (as after a MOVE), not only at a NOOP."""
     for i in range(2):
         backend.deliver(message(f"m{i}"), BOX)
+    inbox = backend.store.folder_info(BOX, INBOX)
+    assert inbox is not None
     backend.clear_events()
     backend.store.rename_folder(BOX, INBOX, "Old")
     changed = [(e.mailbox, e.folder, e.change, e.uids) for e in backend.events(FolderChanged)]
     assert (BOX, INBOX, "expunge", (1, 2)) in changed
-    old = backend.store.folder_info(BOX, "Old")
-    assert old is not None and old.exists == 2
+    moved = backend.store.folder_info(BOX, "Old")
+    assert moved is not None and moved.exists == 2
+    # which folder of that name it was (a session drops the events of one deleted before)
+    assert [e.uidvalidity for e in backend.events(FolderChanged) if e.folder == INBOX] == [inbox.uidvalidity]
+
+
+def test_expunge_events_say_which_folder_of_the_name(backend: Backend) -> None:
+    """An expunge's event carries the folder's UIDVALIDITY: the old folder's expunge of UID 1
+    is not taken for one of a folder made again under the name (IMAP SELECT's held events)."""
+    backend.store.create_folder(BOX, "Work")
+    backend.run(backend.store.append(BOX, "Work", message("w1"), frozenset({"\\Deleted"})))
+    old = backend.store.folder_info(BOX, "Work")
+    assert old is not None
+    backend.clear_events()
+    assert backend.store.expunge(BOX, "Work") == [1]
+    backend.store.delete_folder(BOX, "Work")
+    backend.store.create_folder(BOX, "Work")
+    backend.run(backend.store.append(BOX, "Work", message("w2"), frozenset({"\\Deleted"})))
+    new = backend.store.folder_info(BOX, "Work")
+    assert new is not None and new.uidvalidity > old.uidvalidity
+    assert backend.store.expunge(BOX, "Work") == [1]
+    expunges = [(e.uids, e.uidvalidity) for e in backend.events(FolderChanged) if e.change == "expunge"]
+    assert expunges == [((1,), old.uidvalidity), ((1,), new.uidvalidity)]

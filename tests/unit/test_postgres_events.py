@@ -36,6 +36,7 @@ EVENTS: list[Event] = [
     StoreTruncated("b@x"),
     MessagesIndexed(("c",)),
     FolderChanged("b@x", "INBOX", "expunge", (1, 2)),
+    FolderChanged("b@x", "Work", "expunge", (1,), uidvalidity=1796469805),  # the folder incarnation
 ]
 
 

@@ -78,6 +78,13 @@ def folder_id(conn: Conn, mailbox: str, folder: str, *, create: bool = False, sp
     return int(frow[0])
 
 
+def uidvalidity_of(conn: Conn, fid: int) -> int:
+    """The UIDVALIDITY of a folder (inside the caller's transaction), for its change events."""
+    row = conn.execute("SELECT uidvalidity FROM folder WHERE id = %s", (fid,)).fetchone()
+    assert row is not None
+    return int(row[0])
+
+
 def _next_uidvalidity(conn: Conn) -> int:
     # RFC 3501 2.3.1.1: clock-based and above every value handed out before (shared row).
     row = conn.execute(
@@ -205,15 +212,16 @@ class Changes:
             if row is None:
                 return []
             mids: list[int] = []
-            for fid, fname in conn.execute(
-                "SELECT id, name FROM folder WHERE mailbox_id = %s", (row[0],)
+            for fid, fname, validity in conn.execute(
+                "SELECT id, name, uidvalidity FROM folder WHERE mailbox_id = %s", (row[0],)
             ).fetchall():
                 gone = conn.execute(
                     "DELETE FROM delivery WHERE folder_id = %s RETURNING uid, message", (fid,)
                 ).fetchall()
                 mids += [g[1] for g in gone]
                 if gone:
-                    events.append(FolderChanged(mailbox, fname, "expunge", tuple(sorted(g[0] for g in gone))))
+                    uids = tuple(sorted(g[0] for g in gone))
+                    events.append(FolderChanged(mailbox, fname, "expunge", uids, uidvalidity=int(validity)))
             conn.execute("DELETE FROM mailbox WHERE id = %s", (row[0],))  # folders go with it
             pids = drop_orphans(conn, mids, events)
             events.append(StoreTruncated(mailbox))
@@ -391,7 +399,9 @@ class Folders:
                 pairs = self._copy_rows(conn, src, dest, None, events)
                 conn.execute("DELETE FROM delivery WHERE folder_id = %s", (src,))
                 if pairs:  # sessions with INBOX selected see the expunges (as after a MOVE)
-                    events.append(FolderChanged(mailbox, INBOX, "expunge", tuple(p[0] for p in pairs)))
+                    gone = tuple(p[0] for p in pairs)
+                    validity = uidvalidity_of(conn, src)
+                    events.append(FolderChanged(mailbox, INBOX, "expunge", gone, uidvalidity=validity))
                 return
             # children move with their parent (hierarchy delimiter "/"); a new name must not
             # look like the folder that had it before: new UIDVALIDITY
@@ -500,7 +510,9 @@ class Folders:
             rows.sort()
             if rows:
                 drop_orphans(conn, [r[1] for r in rows], events)
-                events.append(FolderChanged(mailbox, folder, "expunge", tuple(r[0] for r in rows)))
+                gone = tuple(r[0] for r in rows)
+                validity = uidvalidity_of(conn, fid)
+                events.append(FolderChanged(mailbox, folder, "expunge", gone, uidvalidity=validity))
             return [int(r[0]) for r in rows]
 
         return self.db.write(fn)
@@ -543,7 +555,9 @@ class Folders:
                     "DELETE FROM delivery WHERE folder_id = %s AND uid = ANY(%s)",
                     (src, [p[0] for p in pairs]),
                 )
-                events.append(FolderChanged(mailbox, folder, "expunge", tuple(p[0] for p in pairs)))
+                gone = tuple(p[0] for p in pairs)
+                validity = uidvalidity_of(conn, src)
+                events.append(FolderChanged(mailbox, folder, "expunge", gone, uidvalidity=validity))
             if pairs:
                 events.append(FolderChanged(mailbox, dest, "exists"))
             row = conn.execute("SELECT uidvalidity FROM folder WHERE id = %s", (dst,)).fetchone()

@@ -117,8 +117,8 @@ def encode(event: Event, node: str) -> str:
             d["ids"] = list(ids)
         case StoreTruncated(mailbox=mailbox):
             d["mailbox"] = mailbox
-        case FolderChanged(mailbox=mailbox, folder=folder, change=change, uids=uids):
-            d.update(mailbox=mailbox, folder=folder, change=change, uids=list(uids))
+        case FolderChanged(mailbox=mailbox, folder=folder, change=change, uids=uids, uidvalidity=validity):
+            d.update(mailbox=mailbox, folder=folder, change=change, uids=list(uids), v=validity)
     return json.dumps(d, separators=(",", ":"))
 
 
@@ -132,7 +132,7 @@ def split_ids(event: Event) -> list[Event]:
         case TagsChanged(ids=ids, tags=tags) if len(ids) > 100:
             return [TagsChanged(ids[i : i + 100], tags) for i in range(0, len(ids), 100)]
         case FolderChanged(uids=uids) if len(uids) > 500:
-            return [FolderChanged(event.mailbox, event.folder, event.change)]
+            return [FolderChanged(event.mailbox, event.folder, event.change, uidvalidity=event.uidvalidity)]
     return [event]
 
 
@@ -168,7 +168,9 @@ def decode(payload: str) -> tuple[str, Event | StoredRef]:
         elif kind == "StoreTruncated":
             ev = StoreTruncated(d["mailbox"])
         elif kind == "FolderChanged":
-            ev = FolderChanged(d["mailbox"], d["folder"], d["change"], tuple(d["uids"]))
+            ev = FolderChanged(
+                d["mailbox"], d["folder"], d["change"], tuple(d["uids"]), uidvalidity=int(d.get("v", 0))
+            )
         else:
             raise ValueError(f"unknown event {kind!r}")
         return node, ev
