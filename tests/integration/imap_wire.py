@@ -99,6 +99,16 @@ class Wire:
         return self.read_until(t)
 
 
+def deliver(s: RunningServer, user: str, n: int) -> None:
+    """``n`` small messages ("Subject: m0" ...) to ``user``, through the store."""
+    from postroom.store.base import Envelope
+
+    for i in range(n):
+        s.call(
+            s.app.store.deliver(Envelope("a@example.org", (user,)), f"Subject: m{i}\r\n\r\nbody\r\n".encode())
+        )
+
+
 def login(s: RunningServer, user: str) -> Wire:
     """A wire session to ``s``'s IMAP, logged in as ``user`` (any password)."""
     w = Wire(*s.addr("imap"))

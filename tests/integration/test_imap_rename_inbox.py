@@ -9,22 +9,14 @@ from collections.abc import Iterator
 
 import pytest
 
-from postroom.store.base import Envelope
 from tests.helpers import RunningServer, running_server
-from tests.integration.imap_wire import login
+from tests.integration.imap_wire import deliver, login
 
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[RunningServer]:
     with running_server(smtp="off", http="off", pop3="off") as s:
         yield s
-
-
-def deliver(s: RunningServer, user: str, n: int) -> None:
-    for i in range(n):
-        s.call(
-            s.app.store.deliver(Envelope("a@example.org", (user,)), f"Subject: m{i}\r\n\r\nbody\r\n".encode())
-        )
 
 
 def test_rename_inbox_expunges_for_a_session_with_inbox_selected(srv: RunningServer) -> None:

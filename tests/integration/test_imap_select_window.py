@@ -19,22 +19,15 @@ from postroom.servers.imap import core
 from postroom.servers.imap.account import Account
 from postroom.servers.imap.core import SNAPSHOTS_KEY
 from postroom.servers.imap.snapshots import Snapshot, Snapshots
-from postroom.store.base import Envelope, FolderInfo
+from postroom.store.base import FolderInfo
 from tests.helpers import RunningServer, running_server
-from tests.integration.imap_wire import Wire, login
+from tests.integration.imap_wire import Wire, deliver, login
 
 
 @pytest.fixture(scope="module")
 def srv() -> Iterator[RunningServer]:
     with running_server(smtp="off", http="off", pop3="off") as s:
         yield s
-
-
-def deliver(s: RunningServer, user: str, n: int) -> None:
-    for i in range(n):
-        s.call(
-            s.app.store.deliver(Envelope("a@example.org", (user,)), f"Subject: m{i}\r\n\r\nbody\r\n".encode())
-        )
 
 
 def during_listing(
