@@ -65,6 +65,9 @@ export class MessageView {
     nodes.tabs.addEventListener("keydown", (ev) => this.onTabKey(ev));
     nodes.tabs.addEventListener("scroll", () => this.syncTabScroll(), { passive: true });
     window.addEventListener("resize", () => this.syncTabScroll());
+    // the strip gets its size only once the view is shown and laid out, which may come after
+    // the frame renderTabButtons waits for (a slow machine): mark it again when it does
+    new ResizeObserver(() => this.syncTabScroll()).observe(nodes.tabs);
   }
 
   /** Whether `msg` is still the message on screen (for async tab renderers). */
